@@ -1,0 +1,16 @@
+//! detcd-core: every decision detcd takes, as pure deterministic state machines.
+//!
+//! Nothing in this crate reads a clock, draws OS randomness, touches files, sockets
+//! or threads, or lets hash-map iteration order reach an output. Time arrives as a
+//! parameter (`now_ms`, raft ticks as counts) and randomness from a seeded
+//! [`rng::Rng`] owned by each state machine. The tidy test (`tests/tidy.rs`) keeps it
+//! that way. The same code runs under the production driver (`detcd-io`) and the simulator
+//! (`detcd-sim`).
+
+pub mod lease;
+pub mod mvcc;
+pub mod node;
+pub mod raft;
+pub mod rng;
+pub mod wal;
+pub mod watch;

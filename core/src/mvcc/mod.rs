@@ -1,0 +1,1 @@
+//! The multi-version key-value store: revisions, the key index, range, put, delete, txn, compact, hash.

@@ -1,0 +1,1 @@
+//! The etcd member: raft plus apply, pending client requests, reads and snapshots.

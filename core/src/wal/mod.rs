@@ -1,0 +1,1 @@
+//! The write-ahead-log record codec and the recovery scan over bytes.

@@ -1,0 +1,1 @@
+//! The watcher hub: synced and unsynced watchers, filters, prev_kv, progress and compaction.

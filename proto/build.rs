@@ -1,0 +1,20 @@
+//! Compiles the .proto files under `proto/` with protox (a pure-Rust protobuf
+//! compiler, so no `protoc` is needed) and generates Rust with tonic-prost-build.
+//! gRPC service code is generated only with the `grpc` feature.
+
+use std::path::PathBuf;
+
+const PROTO_FILES: &[&str] = &["raftpb.proto", "walpb.proto"];
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("proto");
+    let grpc = std::env::var_os("CARGO_FEATURE_GRPC").is_some();
+    println!("cargo:rerun-if-changed={}", root.display());
+    let files: Vec<PathBuf> = PROTO_FILES.iter().map(|f| root.join(f)).collect();
+    let descriptors = protox::compile(&files, [&root])?;
+    tonic_prost_build::configure()
+        .build_server(grpc)
+        .build_client(grpc)
+        .compile_fds(descriptors)?;
+    Ok(())
+}

@@ -1,0 +1,2 @@
+//! detcd-sim: the deterministic discrete-event simulator that drives whole clusters of
+//! `core::node` through partitions, crashes and disk faults. Filled by the simulator issue.
