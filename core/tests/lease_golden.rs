@@ -65,10 +65,7 @@ impl Cluster {
     }
 
     /// Applies a replicated operation everywhere; members must agree on the result.
-    fn replicate<T: PartialEq + std::fmt::Debug>(
-        &mut self,
-        mut op: impl FnMut(&mut Lessor) -> T,
-    ) -> T {
+    fn replicate<T: PartialEq + std::fmt::Debug>(&mut self, mut op: impl FnMut(&mut Lessor) -> T) -> T {
         let mut results = self.members.values_mut().map(&mut op);
         let first = results.next().expect("a cluster has members");
         for other in results {
@@ -117,13 +114,8 @@ impl Cluster {
             "attach" | "detach" => {
                 let id = args.i64("id")?;
                 let key = args.get("key").ok_or("missing key")?.as_bytes().to_vec();
-                let result = self.replicate(|l| {
-                    if cmd == "attach" {
-                        l.attach(id, &key)
-                    } else {
-                        l.detach(id, &key)
-                    }
-                });
+                let result =
+                    self.replicate(|l| if cmd == "attach" { l.attach(id, &key) } else { l.detach(id, &key) });
                 match result {
                     Ok(()) => "ok".to_string(),
                     Err(e) => format!("error: {e}"),
@@ -148,8 +140,7 @@ impl Cluster {
                 let id = args.i64("id")?;
                 match self.member(args)?.time_to_live(id, args.has("keys"), now) {
                     Ok(t) => {
-                        let mut out =
-                            format!("id={} ttl={}s granted={}s", t.id, t.ttl_s, t.granted_ttl_s);
+                        let mut out = format!("id={} ttl={}s granted={}s", t.id, t.ttl_s, t.granted_ttl_s);
                         if args.has("keys") {
                             write!(out, " keys={}", render_keys(&t.keys)).unwrap();
                         }
@@ -166,9 +157,8 @@ impl Cluster {
                 let to = args.get("to").ok_or("missing to")?.to_string();
                 let source = self.members.get(from).ok_or("no such member")?;
                 let bytes = source.to_bytes();
-                let restored =
-                    Lessor::from_bytes(source.config().clone(), Rng::new(7), &bytes)
-                        .map_err(|e| e.to_string())?;
+                let restored = Lessor::from_bytes(source.config().clone(), Rng::new(7), &bytes)
+                    .map_err(|e| e.to_string())?;
                 assert_eq!(restored.to_bytes(), bytes, "snapshot round trip");
                 self.members.insert(to.clone(), restored);
                 format!("{to} restored from {from} ({} bytes)", bytes.len())
@@ -309,7 +299,11 @@ fn parse(text: &str, file: &Path) -> Vec<Block> {
         while let Some((_, out)) = lines.next_if(|(_, l)| !l.is_empty()) {
             expected.push(out);
         }
-        blocks.push(Block { comments: std::mem::take(&mut comments), command, expected: expected.join("\n") });
+        blocks.push(Block {
+            comments: std::mem::take(&mut comments),
+            command,
+            expected: expected.join("\n"),
+        });
     }
     blocks
 }

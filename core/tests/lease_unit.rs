@@ -3,8 +3,7 @@
 
 use detcd_core::error;
 use detcd_core::lease::{
-    ttl_min_s, Checkpoint, Lessor, LessorConfig, SnapshotError, LEASE_TTL_MAX_S, NO_LEASE,
-    SNAPSHOT_VERSION,
+    ttl_min_s, Checkpoint, Lessor, LessorConfig, SnapshotError, LEASE_TTL_MAX_S, NO_LEASE, SNAPSHOT_VERSION,
 };
 use detcd_core::rng::Rng;
 use proptest::prelude::*;
@@ -230,7 +229,10 @@ fn snapshot_rejections() {
 
     let mut huge = bytes.clone();
     huge[1..5].copy_from_slice(&u32::MAX.to_le_bytes());
-    assert_eq!(decode_error(&huge), SnapshotError { offset: 1, reason: "count larger than the remaining bytes" });
+    assert_eq!(
+        decode_error(&huge),
+        SnapshotError { offset: 1, reason: "count larger than the remaining bytes" }
+    );
 
     // Leases are written -4 then 1; the first ID is at byte 5.
     let mut unordered = bytes.clone();
@@ -284,4 +286,51 @@ proptest! {
             l.check_invariants();
         }
     }
+}
+
+#[test]
+fn checkpoints_are_bounded_per_call_and_skip_fresh_leases() {
+    let mut c = config();
+    c.checkpoints_per_call_max = 2;
+    let mut l = Lessor::new(c, Rng::new(1));
+    l.promote(0, 0);
+    for id in 1..=3 {
+        l.grant(id, 60, 0).unwrap();
+    }
+    let first = l.checkpoints_due(5_000);
+    assert_eq!(
+        first,
+        vec![Checkpoint { id: 1, remaining_ttl_s: 55 }, Checkpoint { id: 2, remaining_ttl_s: 55 }]
+    );
+    assert_eq!(l.checkpoints_due(5_000), vec![Checkpoint { id: 3, remaining_ttl_s: 55 }]);
+    assert!(l.checkpoints_due(5_000).is_empty());
+    // A lease renewed just before its check has lost nothing worth recording.
+    l.renew(1, 9_999).unwrap();
+    l.renew(2, 9_000).unwrap();
+    let due = l.checkpoints_due(14_999);
+    // Earliest due first: lease 3 was due at 10 s, lease 2 at 14 s.
+    assert_eq!(
+        due,
+        vec![Checkpoint { id: 3, remaining_ttl_s: 46 }, Checkpoint { id: 2, remaining_ttl_s: 55 }]
+    );
+    l.check_invariants();
+}
+
+#[test]
+fn a_renewal_asks_for_a_full_checkpoint_only_after_a_partial_one() {
+    let mut l = primary();
+    l.grant(1, 60, 0).unwrap();
+    assert_eq!(l.renew(1, 1_000).unwrap().checkpoint, None);
+    let cp = l.checkpoints_due(6_000);
+    assert_eq!(cp, vec![Checkpoint { id: 1, remaining_ttl_s: 55 }]);
+    // Proposed but not yet applied: the renewal must still override it.
+    let renewal = l.renew(1, 7_000).unwrap();
+    assert_eq!(renewal.checkpoint, Some(Checkpoint { id: 1, remaining_ttl_s: 60 }));
+    // The older checkpoint commits first, then the renewal's.
+    l.apply_checkpoint(cp[0]);
+    l.apply_checkpoint(renewal.checkpoint.unwrap());
+    assert_eq!(l.ttls_s(1), Some((60, 60)));
+    // Applying the stale one made the next renewal ask again; after that, none.
+    assert!(l.renew(1, 8_000).unwrap().checkpoint.is_some());
+    assert_eq!(l.renew(1, 9_000).unwrap().checkpoint, None);
 }

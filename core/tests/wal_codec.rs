@@ -11,12 +11,7 @@ use detcd_proto::walpb::Snapshot;
 use proptest::prelude::*;
 
 fn entry(index: u64, term: u64, data_len: usize) -> Entry {
-    Entry {
-        r#type: 0,
-        term,
-        index,
-        data: (0..data_len).map(|i| (i % 251) as u8 + 1).collect(),
-    }
+    Entry { r#type: 0, term, index, data: (0..data_len).map(|i| (i % 251) as u8 + 1).collect() }
 }
 
 /// A segment's worth of records, the kinds mixed, payload sizes varied so that
@@ -235,10 +230,7 @@ fn a_crc_record_must_carry_the_running_crc() {
     lying.extend_from_slice(&crc.to_le_bytes());
     lying.extend_from_slice(&carried);
     lying.extend_from_slice(&[0; 4]);
-    assert_eq!(
-        scan(&lying, start).end,
-        ScanEnd::Corrupt { offset: 0, reason: Defect::CrcRecordMismatch }
-    );
+    assert_eq!(scan(&lying, start).end, ScanEnd::Corrupt { offset: 0, reason: Defect::CrcRecordMismatch });
     assert_eq!(scan(&bytes, 0).end, ScanEnd::Clean);
 }
 
@@ -251,10 +243,7 @@ fn a_zero_length_word_followed_by_data() {
     let mut damaged = bytes.clone();
     let victim = offsets[8];
     damaged[victim..victim + 8].fill(0);
-    assert_eq!(
-        scan(&damaged, 0).end,
-        ScanEnd::Corrupt { offset: victim, reason: Defect::DataAfterEnd }
-    );
+    assert_eq!(scan(&damaged, 0).end, ScanEnd::Corrupt { offset: victim, reason: Defect::DataAfterEnd });
     // A whole unwritten sector followed by a later one that did reach the disk
     // (writeback out of order): a torn tail at the first unwritten frame.
     let mut padded = bytes.clone();
@@ -283,10 +272,7 @@ fn a_record_with_an_unwritten_sector_is_torn_even_with_data_after() {
     // The same record with one flipped byte instead is corruption.
     let mut flipped = bytes.clone();
     flipped[SECTOR_BYTES + 3] ^= 0x10;
-    assert_eq!(
-        scan(&flipped, 0).end,
-        ScanEnd::Corrupt { offset: big_at, reason: Defect::CrcMismatch }
-    );
+    assert_eq!(scan(&flipped, 0).end, ScanEnd::Corrupt { offset: big_at, reason: Defect::CrcMismatch });
 }
 
 #[test]

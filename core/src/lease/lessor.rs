@@ -363,8 +363,7 @@ impl Lessor {
         let ids: Vec<LeaseId> = self.leases.keys().copied().collect();
         for id in ids {
             let lease = self.leases.get_mut(&id).expect("listed above");
-            lease.partial_checkpoint =
-                lease.remaining_ttl_s > 0 && lease.remaining_ttl_s < lease.ttl_s;
+            lease.partial_checkpoint = lease.remaining_ttl_s > 0 && lease.remaining_ttl_s < lease.ttl_s;
             let ttl_s = lease.restored_ttl_s();
             self.start_countdown(id, ttl_s, now_ms.saturating_add(extend_ms));
         }
@@ -414,12 +413,7 @@ impl Lessor {
     /// attached keys.
     ///
     /// Errors: not primary ⇒ NOT_LEADER (the node forwards it to the leader).
-    pub fn time_to_live(
-        &self,
-        id: LeaseId,
-        with_keys: bool,
-        now_ms: u64,
-    ) -> Result<TimeToLive, EtcdError> {
+    pub fn time_to_live(&self, id: LeaseId, with_keys: bool, now_ms: u64) -> Result<TimeToLive, EtcdError> {
         if !self.primary {
             return Err(error::NOT_LEADER);
         }
@@ -479,8 +473,7 @@ impl Lessor {
                 // Expired: its revoke is on the way; nothing to preserve.
                 continue;
             }
-            let remaining_s = i64::try_from((expiry - now_ms).div_ceil(MS_PER_S))
-                .unwrap_or(LEASE_TTL_MAX_S);
+            let remaining_s = i64::try_from((expiry - now_ms).div_ceil(MS_PER_S)).unwrap_or(LEASE_TTL_MAX_S);
             if remaining_s < lease.ttl_s {
                 lease.partial_checkpoint = true;
                 due.push(Checkpoint { id, remaining_ttl_s: remaining_s });

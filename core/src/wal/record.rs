@@ -76,17 +76,16 @@ impl Record {
             RecordType::Entry => {
                 Record::Entry(Entry::decode(payload).map_err(|_| Defect::Undecodable(record_type))?)
             }
-            RecordType::HardState => Record::HardState(
-                HardState::decode(payload).map_err(|_| Defect::Undecodable(record_type))?,
-            ),
+            RecordType::HardState => {
+                Record::HardState(HardState::decode(payload).map_err(|_| Defect::Undecodable(record_type))?)
+            }
             RecordType::Crc => {
-                let bytes: [u8; 4] =
-                    payload.try_into().map_err(|_| Defect::Undecodable(record_type))?;
+                let bytes: [u8; 4] = payload.try_into().map_err(|_| Defect::Undecodable(record_type))?;
                 Record::Crc(u32::from_le_bytes(bytes))
             }
-            RecordType::Snapshot => Record::Snapshot(
-                Snapshot::decode(payload).map_err(|_| Defect::Undecodable(record_type))?,
-            ),
+            RecordType::Snapshot => {
+                Record::Snapshot(Snapshot::decode(payload).map_err(|_| Defect::Undecodable(record_type))?)
+            }
         })
     }
 }
