@@ -13,7 +13,11 @@ fn encoded(message: &impl Message) -> Vec<u8> {
 
 #[test]
 fn range_request_key_and_limit() {
-    let request = pb::RangeRequest { key: b"a".to_vec(), limit: 5, ..Default::default() };
+    let request = pb::RangeRequest {
+        key: b"a".to_vec(),
+        limit: 5,
+        ..Default::default()
+    };
     // key = field 1 (0x0a, len 1, 'a'); limit = field 3 varint (0x18, 5).
     assert_eq!(encoded(&request), [0x0a, 0x01, 0x61, 0x18, 0x05]);
 }
@@ -29,7 +33,10 @@ fn range_request_sort_and_revision_filters() {
     };
     // sort_order = 5 (0x28), sort_target = 6 (0x30), serializable = 7 (0x38),
     // max_create_revision = 13 (0x68).
-    assert_eq!(encoded(&request), [0x28, 0x02, 0x30, 0x03, 0x38, 0x01, 0x68, 0x09]);
+    assert_eq!(
+        encoded(&request),
+        [0x28, 0x02, 0x30, 0x03, 0x38, 0x01, 0x68, 0x09]
+    );
 }
 
 #[test]
@@ -71,7 +78,10 @@ fn event_type_values_and_prev_kv() {
     let event = mvccpb::Event {
         r#type: mvccpb::event::EventType::Delete as i32,
         kv: None,
-        prev_kv: Some(mvccpb::KeyValue { lease: 1, ..Default::default() }),
+        prev_kv: Some(mvccpb::KeyValue {
+            lease: 1,
+            ..Default::default()
+        }),
     };
     // type = field 1 (0x08, 1); prev_kv = field 3 (0x1a, len 2, {lease: 1}).
     assert_eq!(encoded(&event), [0x08, 0x01, 0x1a, 0x02, 0x30, 0x01]);
@@ -94,7 +104,9 @@ fn watch_create_request_watch_id_is_field_7() {
     // Outer: create_request = field 1. Inner: key = 1, filters = 5 (packed:
     // 0x2a, len 1, NODELETE), prev_kv = 6 (0x30), watch_id = 7 (0x38),
     // fragment = 8 (0x40).
-    let inner = [0x0a, 0x01, b'a', 0x2a, 0x01, 0x01, 0x30, 0x01, 0x38, 0x07, 0x40, 0x01];
+    let inner = [
+        0x0a, 0x01, b'a', 0x2a, 0x01, 0x01, 0x30, 0x01, 0x38, 0x07, 0x40, 0x01,
+    ];
     let mut expected = vec![0x0a, inner.len() as u8];
     expected.extend_from_slice(&inner);
     assert_eq!(encoded(&request), expected);
@@ -161,7 +173,10 @@ fn compare_zero_in_target_union_is_still_sent() {
         target_union: Some(pb::compare::TargetUnion::ModRevision(0)),
         ..Default::default()
     };
-    assert_eq!(encoded(&compare), [0x10, 0x02, 0x1a, 0x01, b'k', 0x30, 0x00]);
+    assert_eq!(
+        encoded(&compare),
+        [0x10, 0x02, 0x1a, 0x01, b'k', 0x30, 0x00]
+    );
     let lease = pb::Compare {
         target: pb::compare::CompareTarget::Lease as i32,
         target_union: Some(pb::compare::TargetUnion::Lease(9)),
@@ -201,7 +216,12 @@ fn txn_with_nested_txn_round_trips() {
 #[test]
 fn response_header_and_range_response() {
     let response = pb::RangeResponse {
-        header: Some(pb::ResponseHeader { cluster_id: 1, member_id: 2, revision: 3, raft_term: 4 }),
+        header: Some(pb::ResponseHeader {
+            cluster_id: 1,
+            member_id: 2,
+            revision: 3,
+            raft_term: 4,
+        }),
         kvs: vec![],
         more: true,
         count: 7,
@@ -230,22 +250,34 @@ fn lease_messages() {
     expected.extend_from_slice(&[0x20, 0x05, 0x2a, 0x01, b'k']);
     assert_eq!(encoded(&ttl), expected);
     let checkpoint = pb::LeaseCheckpointRequest {
-        checkpoints: vec![pb::LeaseCheckpoint { id: 1, remaining_ttl: 2 }],
+        checkpoints: vec![pb::LeaseCheckpoint {
+            id: 1,
+            remaining_ttl: 2,
+        }],
     };
     assert_eq!(encoded(&checkpoint), [0x0a, 0x04, 0x08, 0x01, 0x10, 0x02]);
 }
 
 #[test]
 fn maintenance_fields_added_in_3_6() {
-    let hash = pb::HashKvResponse { hash_revision: 8, ..Default::default() };
+    let hash = pb::HashKvResponse {
+        hash_revision: 8,
+        ..Default::default()
+    };
     assert_eq!(encoded(&hash), [0x20, 0x08]);
-    let snapshot = pb::SnapshotResponse { version: "3".to_owned(), ..Default::default() };
+    let snapshot = pb::SnapshotResponse {
+        version: "3".to_owned(),
+        ..Default::default()
+    };
     assert_eq!(encoded(&snapshot), [0x22, 0x01, b'3']);
     let status = pb::StatusResponse {
         is_learner: true,
         storage_version: "s".to_owned(),
         db_size_quota: 1,
-        downgrade_info: Some(pb::DowngradeInfo { enabled: true, target_version: String::new() }),
+        downgrade_info: Some(pb::DowngradeInfo {
+            enabled: true,
+            target_version: String::new(),
+        }),
         ..Default::default()
     };
     assert_eq!(
@@ -302,13 +334,20 @@ fn auth_messages() {
         encoded(&grant),
         [0x0a, 0x01, b'r', 0x12, 0x08, 0x08, 0x02, 0x12, 0x01, b'a', 0x1a, 0x01, b'b']
     );
-    let status = pb::AuthStatusResponse { header: None, enabled: true, auth_revision: 3 };
+    let status = pb::AuthStatusResponse {
+        header: None,
+        enabled: true,
+        auth_revision: 3,
+    };
     assert_eq!(encoded(&status), [0x10, 0x01, 0x18, 0x03]);
 }
 
 #[test]
 fn lock_and_election_messages() {
-    let lock = v3lockpb::LockRequest { name: b"n".to_vec(), lease: 2 };
+    let lock = v3lockpb::LockRequest {
+        name: b"n".to_vec(),
+        lease: 2,
+    };
     assert_eq!(encoded(&lock), [0x0a, 0x01, b'n', 0x10, 0x02]);
     let leader = v3electionpb::LeaderKey {
         name: b"n".to_vec(),
@@ -320,14 +359,20 @@ fn lock_and_election_messages() {
         encoded(&leader),
         [0x0a, 0x01, b'n', 0x12, 0x01, b'k', 0x18, 0x03, 0x20, 0x04]
     );
-    let campaign = v3electionpb::CampaignRequest { name: vec![], lease: 1, value: b"v".to_vec() };
+    let campaign = v3electionpb::CampaignRequest {
+        name: vec![],
+        lease: 1,
+        value: b"v".to_vec(),
+    };
     assert_eq!(encoded(&campaign), [0x10, 0x01, 0x1a, 0x01, b'v']);
 }
 
 #[test]
 fn health_status_values() {
     use health::health_check_response::ServingStatus;
-    let response = health::HealthCheckResponse { status: ServingStatus::NotServing as i32 };
+    let response = health::HealthCheckResponse {
+        status: ServingStatus::NotServing as i32,
+    };
     assert_eq!(encoded(&response), [0x08, 0x02]);
     assert_eq!(ServingStatus::ServiceUnknown as i32, 3);
 }
@@ -356,10 +401,16 @@ mod grpc {
         assert_eq!(pb::watch_server::SERVICE_NAME, "etcdserverpb.Watch");
         assert_eq!(pb::lease_server::SERVICE_NAME, "etcdserverpb.Lease");
         assert_eq!(pb::cluster_server::SERVICE_NAME, "etcdserverpb.Cluster");
-        assert_eq!(pb::maintenance_server::SERVICE_NAME, "etcdserverpb.Maintenance");
+        assert_eq!(
+            pb::maintenance_server::SERVICE_NAME,
+            "etcdserverpb.Maintenance"
+        );
         assert_eq!(pb::auth_server::SERVICE_NAME, "etcdserverpb.Auth");
         assert_eq!(v3lockpb::lock_server::SERVICE_NAME, "v3lockpb.Lock");
-        assert_eq!(v3electionpb::election_server::SERVICE_NAME, "v3electionpb.Election");
+        assert_eq!(
+            v3electionpb::election_server::SERVICE_NAME,
+            "v3electionpb.Election"
+        );
         assert_eq!(health::health_server::SERVICE_NAME, "grpc.health.v1.Health");
     }
 
@@ -399,7 +450,10 @@ mod grpc {
                 Err(tonic::Status::unimplemented("compact"))
             }
         }
-        assert_eq!(service_name::<pb::kv_server::KvServer<NoKv>>(), "etcdserverpb.KV");
+        assert_eq!(
+            service_name::<pb::kv_server::KvServer<NoKv>>(),
+            "etcdserverpb.KV"
+        );
         let type_name = std::any::type_name::<pb::kv_client::KvClient<()>>();
         assert!(type_name.contains("KvClient"), "{type_name}");
         let _ = std::any::type_name::<pb::watch_client::WatchClient<()>>();
