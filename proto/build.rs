@@ -1,10 +1,22 @@
 //! Compiles the .proto files under `proto/` with protox (a pure-Rust protobuf
 //! compiler, so no `protoc` is needed) and generates Rust with tonic-prost-build.
 //! gRPC service code is generated only with the `grpc` feature.
+//!
+//! The etcd files sit at the same relative paths that etcd's own imports use
+//! (`etcd/api/mvccpb/kv.proto`, ...), so file names in the descriptors match etcd's.
 
 use std::path::PathBuf;
 
-const PROTO_FILES: &[&str] = &["raftpb.proto", "walpb.proto"];
+const PROTO_FILES: &[&str] = &[
+    "raftpb.proto",
+    "walpb.proto",
+    "etcd/api/mvccpb/kv.proto",
+    "etcd/api/authpb/auth.proto",
+    "etcd/api/etcdserverpb/rpc.proto",
+    "etcd/server/etcdserver/api/v3lock/v3lockpb/v3lock.proto",
+    "etcd/server/etcdserver/api/v3election/v3electionpb/v3election.proto",
+    "grpc/health/v1/health.proto",
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("proto");
