@@ -19,6 +19,9 @@ fn lease_exists(id: i64) -> bool {
     LEASES_GRANTED.contains(&id)
 }
 
+/// A delete's `(key, range_end)`.
+type Span = (Vec<u8>, Vec<u8>);
+
 #[derive(Clone, Debug)]
 struct Write {
     main: i64,
@@ -258,11 +261,11 @@ impl Model {
     /// The keys a branch may put and the deletes it may do, rejecting duplicates:
     /// a key put twice (except once in each branch of one nested txn) or put and
     /// deleted. A delete with end "\0" is invisible to the rule, as in etcd.
-    fn branch_keys(ops: &[RequestOp]) -> Result<(Vec<Vec<u8>>, Vec<(Vec<u8>, Vec<u8>)>), EtcdError> {
-        let deleted = |dels: &[(Vec<u8>, Vec<u8>)], k: &[u8]| {
+    fn branch_keys(ops: &[RequestOp]) -> Result<(Vec<Vec<u8>>, Vec<Span>), EtcdError> {
+        let deleted = |dels: &[Span], k: &[u8]| {
             dels.iter().any(|(key, end)| if end.is_empty() { key == k } else { key.as_slice() <= k && k < end.as_slice() })
         };
-        let mut dels: Vec<(Vec<u8>, Vec<u8>)> = ops
+        let mut dels: Vec<Span> = ops
             .iter()
             .filter_map(|op| match op.request.as_ref().unwrap() {
                 Request::RequestDeleteRange(d) => Some((d.key.clone(), d.range_end.clone())),

@@ -65,7 +65,6 @@ fn covers(key: &[u8], end: &[u8], k: &[u8]) -> bool {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
     #[test]
     fn every_watcher_sees_exactly_its_events(ops in prop::collection::vec(op(), 1..60)) {
         let mut store = Store::new(StoreConfig::default());

@@ -47,6 +47,9 @@ impl KeyIndex {
         let g = self.generations.last_mut().expect("a key index always has a generation");
         if g.revs.is_empty() {
             g.created = rev;
+            // Most keys keep one revision after compaction: do not let the first push
+            // allocate room for four.
+            g.revs.reserve_exact(1);
         }
         g.revs.push(rev);
         g.version += 1;

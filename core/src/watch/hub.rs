@@ -130,10 +130,9 @@ impl Hub {
             });
             None
         };
-        if req.range_end.len() > 1 || req.range_end.first().is_some_and(|&b| b != 0) {
-            if req.key.as_slice() >= req.range_end.as_slice() {
-                return refuse(s, super::EMPTY_RANGE_REASON);
-            }
+        let bounded = req.range_end.len() > 1 || req.range_end.first().is_some_and(|&b| b != 0);
+        if bounded && req.key.as_slice() >= req.range_end.as_slice() {
+            return refuse(s, super::EMPTY_RANGE_REASON);
         }
         if s.watchers >= self.config.watchers_per_stream_max {
             return refuse(s, super::TOO_MANY_WATCHERS_REASON);
