@@ -272,7 +272,7 @@ fn corrupted_snapshots_are_refused_without_panicking() {
     let mut bad = bytes.clone();
     bad[8] = 9;
     let n = bad.len() - 4;
-    let crc = detcd_core::mvcc::crc32c::crc32c(&bad[..n]);
+    let crc = detcd_core::crc32c::checksum(&bad[..n]);
     bad[n..].copy_from_slice(&crc.to_le_bytes());
     assert_eq!(Store::from_snapshot(&bad).unwrap_err(), SnapshotError::UnsupportedVersion(9));
 }

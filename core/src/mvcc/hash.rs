@@ -9,7 +9,7 @@ use detcd_proto::etcdserverpb::HashKvResponse;
 use detcd_proto::mvccpb::KeyValue;
 use prost::Message;
 
-use super::crc32c::Crc32c;
+use crate::crc32c::Crc32c;
 use super::revision::Revision;
 use super::store::{header, Store};
 use crate::error::{self, EtcdError};

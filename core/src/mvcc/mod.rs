@@ -10,7 +10,6 @@
 //!   DeleteRange, Compact, history for watchers; the store's revision counters.
 //! * [`txn`]: Txn validation (op limit, duplicate keys), compares, nested execution.
 //! * [`hash`]: HashKV, bit-compatible with etcd's.
-//! * [`crc32c`]: the CRC-32C that HashKV and snapshots use.
 //! * [`snapshot`]: the store to checksummed bytes and back.
 //!
 //! Requests and responses are etcd's wire types. Responses carry only
@@ -19,7 +18,6 @@
 //! [`crate::error::EtcdError`] values with etcd's code and message, and a call that
 //! returns one has changed nothing.
 
-pub mod crc32c;
 pub mod hash;
 pub mod key_index;
 pub mod key_range;

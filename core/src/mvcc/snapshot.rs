@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use super::crc32c::crc32c;
+use crate::crc32c::checksum as crc32c;
 use super::key_index::{Generation, KeyIndex};
 use super::revision::Revision;
 use super::store::{Record, Store, StoreConfig};

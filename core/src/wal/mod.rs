@@ -7,13 +7,14 @@
 //! on byte slices only; the production driver maps segment files and the simulator
 //! keeps them in a simulated disk, and both run this same code.
 //!
-//! - [`crc32c`]: CRC-32C (Castagnoli), table-driven.
+//! - [`crc32c`]: CRC-32C (Castagnoli), re-exported from the crate root.
 //! - [`record`]: record types, payloads, and the typed [`Defect`]s.
 //! - [`frame`]: the [`Encoder`] and [`scan`], with the frame layout and the
 //!   torn-versus-corrupt rules in its documentation.
 //! - [`recover`](mod@recover): segments in order to a [`RecoveredLog`].
 
-pub mod crc32c;
+/// The WAL's checksum lives at the crate root; re-exported where WAL readers look.
+pub use crate::crc32c;
 pub mod frame;
 pub mod record;
 pub mod recover;
