@@ -7,6 +7,8 @@
 #![allow(dead_code)]
 
 pub mod datadriven;
+pub mod random;
+pub mod script;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt::Write;
