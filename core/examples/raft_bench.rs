@@ -67,22 +67,22 @@ fn main() {
 fn pump(nodes: &mut [Node], queues: &mut [VecDeque<Message>]) {
     loop {
         let mut moved = false;
-        for i in 0..nodes.len() {
-            while nodes[i].raw.has_ready() {
+        for node in nodes.iter_mut() {
+            while node.raw.has_ready() {
                 moved = true;
-                let rd = nodes[i].raw.ready();
-                nodes[i].persisted_entries += rd.entries.len() as u64;
-                nodes[i].applied += rd.committed_entries.iter().filter(|e| !e.data.is_empty()).count() as u64;
+                let rd = node.raw.ready();
+                node.persisted_entries += rd.entries.len() as u64;
+                node.applied += rd.committed_entries.iter().filter(|e| !e.data.is_empty()).count() as u64;
                 for m in rd.messages {
                     queues[m.to as usize].push_back(m);
                 }
-                nodes[i].raw.advance(rd.number);
+                node.raw.advance(rd.number);
             }
         }
-        for i in 0..nodes.len() {
+        for (i, node) in nodes.iter_mut().enumerate() {
             while let Some(m) = queues[i + 1].pop_front() {
                 moved = true;
-                nodes[i].raw.step(m).expect("step");
+                node.raw.step(m).expect("step");
             }
         }
         if !moved {

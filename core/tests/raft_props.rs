@@ -12,13 +12,13 @@ fn shape(nodes: u64, steps: u64, flags: u8) -> RunShape {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
     /// Safety holds on every schedule (`random_run` asserts election safety, log
     /// matching, leader completeness, committed-entry stability and state machine
     /// safety after every action).
     #[test]
-    fn random_schedules_stay_safe(seed in any::<u64>(), nodes in 3u64..=5, steps in 200u64..800, flags in 0u8..4) {
+    fn random_schedules_stay_safe(seed in any::<u64>(), nodes in 3u64..=5, steps in 500u64..2500, flags in 0u8..4) {
         let c = random_run(seed, shape(nodes, steps, flags));
         for n in c.nodes.values() {
             n.raw.check_invariants();
@@ -28,8 +28,8 @@ proptest! {
     /// The same seed gives the same transcript, byte for byte.
     #[test]
     fn same_seed_same_transcript(seed in any::<u64>(), nodes in 3u64..=5, flags in 0u8..4) {
-        let a = random_run(seed, shape(nodes, 400, flags));
-        let b = random_run(seed, shape(nodes, 400, flags));
+        let a = random_run(seed, shape(nodes, 1000, flags));
+        let b = random_run(seed, shape(nodes, 1000, flags));
         prop_assert!(!a.out.is_empty());
         prop_assert_eq!(a.out, b.out);
     }

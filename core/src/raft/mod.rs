@@ -342,7 +342,7 @@ impl RawNode {
         let soft_state = (soft != self.prev_soft).then_some(soft);
         self.prev_soft = soft;
         let hard = self.raft.hard_state();
-        let hard_state = (hard != self.prev_hard).then_some(hard.clone());
+        let hard_state = (hard != self.prev_hard).then_some(hard);
         let (entries, snapshot, committed_entries) = self.raft.log.hand_out();
         let must_sync = !entries.is_empty()
             || snapshot.is_some()

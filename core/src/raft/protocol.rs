@@ -526,11 +526,9 @@ impl Raft {
                 self.lead = m.from;
                 self.handle_snapshot(m);
             }
-            MessageType::MsgTransferLeader => {
-                if self.lead != 0 {
-                    m.to = self.lead;
-                    self.send(m);
-                }
+            MessageType::MsgTransferLeader if self.lead != 0 => {
+                m.to = self.lead;
+                self.send(m);
             }
             MessageType::MsgTimeoutNow => self.hup(CampaignKind::Transfer),
             MessageType::MsgReadIndex => {

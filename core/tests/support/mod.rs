@@ -47,7 +47,7 @@ impl Storage {
             self.entries.extend(rd.entries.iter().cloned());
         }
         if let Some(hs) = &rd.hard_state {
-            self.hard_state = hs.clone();
+            self.hard_state = *hs;
         }
     }
 
@@ -148,7 +148,7 @@ impl Cluster {
         let node = self.nodes.remove(&id).expect("known node");
         let st = node.storage.clone();
         let recovered = RecoveredState {
-            hard_state: st.hard_state.clone(),
+            hard_state: st.hard_state,
             snapshot: st.snapshot.clone(),
             entries: st.entries.clone(),
             conf_state: st.conf_state.clone(),
