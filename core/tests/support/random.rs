@@ -1,0 +1,140 @@
+//! Randomized runs of the simulated cluster, decided entirely by a seed: which
+//! node ticks, which message is delivered, dropped or duplicated, who proposes.
+//! Used by the paper tests and the property tests, with the Raft paper's safety
+//! properties checked after every action.
+
+use detcd_core::raft::{Role, Start};
+use detcd_core::rng::Rng;
+use detcd_proto::raftpb::Entry;
+
+use super::{conf_state, test_config, Cluster};
+
+/// How a random run is shaped.
+#[derive(Clone, Copy, Debug)]
+pub struct RunShape {
+    pub nodes: u64,
+    pub steps: u64,
+    pub pre_vote: bool,
+    pub check_quorum: bool,
+}
+
+/// Runs `shape` from `seed`; panics on any safety violation. Returns the cluster
+/// (transcript in `out`).
+pub fn random_run(seed: u64, shape: RunShape) -> Cluster {
+    let mut rng = Rng::new(seed);
+    let mut c = Cluster::new();
+    let ids: Vec<u64> = (1..=shape.nodes).collect();
+    for &id in &ids {
+        let mut cfg = test_config(id);
+        cfg.seed = seed.wrapping_mul(31).wrapping_add(id);
+        cfg.pre_vote = shape.pre_vote;
+        cfg.check_quorum = shape.check_quorum;
+        cfg.inflight_msgs_max = 4;
+        c.add_node(cfg, Start::Bootstrap(conf_state(&ids, &[])));
+    }
+    let mut proposal = 0u64;
+    for _ in 0..shape.steps {
+        let id = ids[rng.range(0, ids.len() as u64) as usize];
+        match rng.range(0, 100) {
+            0..=19 => c.nodes.get_mut(&id).expect("node").raw.tick(),
+            20..=59 => {
+                // Deliver one message to `id`, usually the oldest, sometimes a
+                // later one (reordering).
+                let Some(q) = c.queues.get_mut(&id) else { continue };
+                if q.is_empty() {
+                    continue;
+                }
+                let pos = if rng.chance(1, 4) { rng.range(0, q.len() as u64) as usize } else { 0 };
+                let m = q.remove(pos).expect("in range");
+                let _ = c.nodes.get_mut(&id).expect("node").raw.step(m);
+                c.check_safety();
+            }
+            60..=62 => {
+                if let Some(q) = c.queues.get_mut(&id) {
+                    if !q.is_empty() {
+                        let pos = rng.range(0, q.len() as u64) as usize;
+                        q.remove(pos);
+                    }
+                }
+            }
+            63..=64 => {
+                if let Some(q) = c.queues.get_mut(&id) {
+                    if let Some(m) = q.front().cloned() {
+                        q.push_back(m);
+                    }
+                }
+            }
+            65..=66 => {
+                // Isolate one node for a while, or heal everything.
+                if rng.chance(1, 2) {
+                    let others: Vec<u64> = ids.iter().copied().filter(|&o| o != id).collect();
+                    c.partition(&[id], &others);
+                } else {
+                    c.heal();
+                }
+            }
+            67..=76 => {
+                proposal += 1;
+                let _ = c.nodes.get_mut(&id).expect("node").raw.propose(format!("p{proposal}").into_bytes());
+            }
+            _ => {
+                if c.nodes[&id].raw.has_ready() {
+                    c.process_ready(id);
+                }
+            }
+        }
+        check_log_matching(&c);
+        check_leader_completeness(&c);
+    }
+    c
+}
+
+/// Log Matching: if two logs hold an entry with the same index and term, they are
+/// identical up to it. Checked on durable logs.
+pub fn check_log_matching(c: &Cluster) {
+    let logs: Vec<(u64, &Vec<Entry>)> = c.nodes.iter().map(|(&id, n)| (id, &n.storage.entries)).collect();
+    for (i, (a_id, a)) in logs.iter().enumerate() {
+        for (b_id, b) in &logs[i + 1..] {
+            // Highest index where both have an entry with the same term.
+            let mut same_at = None;
+            for ea in a.iter().rev() {
+                if let Some(eb) = b.iter().find(|e| e.index == ea.index) {
+                    if eb.term == ea.term {
+                        same_at = Some(ea.index);
+                        break;
+                    }
+                }
+            }
+            let Some(top) = same_at else { continue };
+            for ea in a.iter().filter(|e| e.index <= top) {
+                if let Some(eb) = b.iter().find(|e| e.index == ea.index) {
+                    assert_eq!(ea, eb, "log matching broken between {a_id} and {b_id} at {}", ea.index);
+                }
+            }
+        }
+    }
+}
+
+/// Leader Completeness: a leader's log holds every entry committed so far.
+pub fn check_leader_completeness(c: &Cluster) {
+    for (&id, n) in &c.nodes {
+        let st = n.raw.status();
+        if st.role != Role::Leader {
+            continue;
+        }
+        let snap = n.storage.snapshot.metadata.as_ref().map_or(0, |m| m.index);
+        for (&index, &term) in &c.committed_at {
+            if index <= snap {
+                continue;
+            }
+            // The claim is about leaders of later terms; a deposed leader that
+            // has not yet heard of newer terms may hold anything. The durable log
+            // may lag the in-memory one only by entries of the leader's own term.
+            if term >= st.term {
+                continue;
+            }
+            let held = n.storage.entries.iter().find(|e| e.index == index).map(|e| e.term);
+            assert_eq!(held, Some(term), "leader {id} (term {}) lacks committed entry {index}", st.term);
+        }
+    }
+}
