@@ -216,6 +216,13 @@ fn run(
             sync_seq += 1;
         }
         let requests = batch.len() as u64;
+        {
+            let mut shared = stats.lock().unwrap_or_else(|p| p.into_inner());
+            shared.requests += requests;
+            shared.batches += 1;
+            shared.requests_per_batch_max = shared.requests_per_batch_max.max(requests);
+            shared.wal = wal.stats().clone();
+        }
         let mut outcomes = outcomes.into_iter();
         for request in batch.drain(..) {
             let answer = match (outcomes.next(), &synced) {
@@ -229,11 +236,6 @@ fn run(
             };
             let _ = request.reply.send(answer);
         }
-        let mut shared = stats.lock().unwrap_or_else(|p| p.into_inner());
-        shared.requests += requests;
-        shared.batches += 1;
-        shared.requests_per_batch_max = shared.requests_per_batch_max.max(requests);
-        shared.wal = wal.stats().clone();
     }
     wal
 }

@@ -456,9 +456,13 @@ impl Wal {
         if let Some(state) = self.hard_state {
             header.push(Record::HardState(state));
         }
+        let (unsynced, appended) = (self.unsynced_records, self.stats.records_appended);
         for record in &header {
             self.append_record(record)?;
         }
+        // The stats count callers' records only.
+        self.unsynced_records = unsynced;
+        self.stats.records_appended = appended;
         Ok(())
     }
 
@@ -587,6 +591,10 @@ fn list_segments(dir: &Path, warnings: &mut Vec<Warning>) -> Result<Vec<(u64, u6
     let mut segments = Vec::new();
     for name in fsutil::list_dir(dir)? {
         let path = dir.join(&name);
+        if name == PREALLOCATED_NAME {
+            // The next segment being zero-filled: rewritten from scratch below.
+            continue;
+        }
         if name.ends_with(".tmp") {
             fs::remove_file(&path).map_err(io_err(&path, "remove temp file"))?;
             warnings.push(Warning::TempFileRemoved { path });
