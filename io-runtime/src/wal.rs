@@ -91,6 +91,9 @@ impl WalStats {
 struct SealedSegment {
     path: PathBuf,
     first_index: u64,
+    /// The lowest snapshot-marker index in the segment: `Some(None)` for none,
+    /// `None` when not known yet (segments found at open; read on demand).
+    min_marker: Option<Option<u64>>,
 }
 
 /// An open write-ahead log: the single writer of one WAL directory.
@@ -109,6 +112,8 @@ pub struct Wal {
     /// Segments before the active one, oldest first.
     sealed: Vec<SealedSegment>,
     active: MappedSegment,
+    /// [`SealedSegment::min_marker`] of the active segment.
+    active_min_marker: Option<Option<u64>>,
     /// Where the next frame goes in the active segment.
     offset: usize,
     /// Everything in the active segment before this offset is durable.
@@ -193,6 +198,7 @@ impl Wal {
             .map(|s| SealedSegment {
                 path: s.path.clone(),
                 first_index: s.first_index,
+                min_marker: None,
             })
             .collect();
         let offset = *log.valid_lens.last().expect("one length per segment");
@@ -215,6 +221,7 @@ impl Wal {
             segment_bytes,
             sealed,
             active,
+            active_min_marker: None,
             offset,
             synced_offset: offset,
             encoder: Encoder::new(log.end_crc),
@@ -309,6 +316,12 @@ impl Wal {
     /// snapshot at `index`), as etcd's `ReleaseLockTo`: the last segment whose
     /// first index is at most `index` is kept, since it may hold entries after it,
     /// and so is everything after it. Returns how many files were deleted.
+    ///
+    /// One more rule, from `core::wal::recover`: at a snapshot marker it requires
+    /// the entries it holds to continue right after the marker's index. A kept
+    /// segment holding an old marker whose next entries were released would fail
+    /// recovery, so the release stops early enough to keep them (such a segment
+    /// goes with a later release).
     pub fn release_to(&mut self, index: u64) -> Result<usize, StorageError> {
         self.check_usable()?;
         let firsts: Vec<u64> = self
@@ -317,9 +330,17 @@ impl Wal {
             .map(|s| s.first_index)
             .chain(std::iter::once(self.active.first_index))
             .collect();
-        let Some(keep_from) = firsts.iter().rposition(|&first| first <= index) else {
+        let Some(mut keep_from) = firsts.iter().rposition(|&first| first <= index) else {
             return Ok(0);
         };
+        while keep_from > 0 {
+            let oldest_marker = self.oldest_marker_from(keep_from)?;
+            if oldest_marker.is_some_and(|m| m.saturating_add(1) < firsts[keep_from]) {
+                keep_from -= 1;
+            } else {
+                break;
+            }
+        }
         let released: Vec<SealedSegment> = self.sealed.drain(..keep_from).collect();
         for segment in &released {
             fs::remove_file(&segment.path).map_err(io_err(&segment.path, "remove segment"))?;
@@ -329,6 +350,36 @@ impl Wal {
         }
         self.stats.segments_released += released.len() as u64;
         Ok(released.len())
+    }
+
+    /// The lowest snapshot-marker index in the segments from `position` (into
+    /// sealed, then the active one) on, reading segments whose markers are not
+    /// known yet.
+    fn oldest_marker_from(&mut self, position: usize) -> Result<Option<u64>, StorageError> {
+        for at in position..self.sealed.len() {
+            let known = match self.sealed[at].min_marker {
+                Some(known) => known,
+                None => {
+                    let path = &self.sealed[at].path;
+                    let bytes = fs::read(path).map_err(io_err(path, "read segment"))?;
+                    let found = min_marker(&bytes);
+                    self.sealed[at].min_marker = Some(found);
+                    found
+                }
+            };
+            if known.is_some() {
+                return Ok(known);
+            }
+        }
+        let active = match self.active_min_marker {
+            Some(known) => known,
+            None => {
+                let found = min_marker(&self.active.bytes()[..self.offset]);
+                self.active_min_marker = Some(found);
+                found
+            }
+        };
+        Ok(active)
     }
 
     /// Checks that `records` could be appended: no reserved types, each fits in a
@@ -426,7 +477,12 @@ impl Wal {
         self.stats.records_appended += 1;
         match record {
             Record::Entry(entry) => self.last_index = entry.index,
-            Record::Snapshot(snapshot) => self.last_index = self.last_index.max(snapshot.index),
+            Record::Snapshot(snapshot) => {
+                self.last_index = self.last_index.max(snapshot.index);
+                if let Some(known) = &mut self.active_min_marker {
+                    *known = Some(known.map_or(snapshot.index, |m| m.min(snapshot.index)));
+                }
+            }
             Record::HardState(state) => self.hard_state = Some(*state),
             Record::Crc(_) | Record::Metadata(_) => {}
         }
@@ -494,7 +550,9 @@ impl Wal {
         self.sealed.push(SealedSegment {
             path: previous.path.clone(),
             first_index: previous.first_index,
+            min_marker: self.active_min_marker,
         });
+        self.active_min_marker = Some(None);
         drop(previous);
         self.offset = 0;
         self.synced_offset = 0;
@@ -569,6 +627,19 @@ fn write_frame(map: &mut [u8], offset: usize, frame: &[u8]) {
     compiler_fence(Ordering::SeqCst);
     dest_body.copy_from_slice(body);
     compiler_fence(Ordering::SeqCst);
+}
+
+/// The lowest snapshot-marker index among the valid records of a segment.
+fn min_marker(bytes: &[u8]) -> Option<u64> {
+    let start = detcd_core::wal::leading_crc(bytes).unwrap_or(0);
+    detcd_core::wal::scan(bytes, start)
+        .records
+        .iter()
+        .filter_map(|r| match &r.record {
+            Record::Snapshot(s) => Some(s.index),
+            _ => None,
+        })
+        .min()
 }
 
 /// Zeros a torn tail from `offset` up to the last nonzero byte and syncs it, so
