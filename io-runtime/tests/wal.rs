@@ -239,9 +239,11 @@ fn store_order(before: &[u8], after: &[u8], from: usize, to: usize) -> Vec<(usiz
         let body = (word & ((1 << 56) - 1)) as usize;
         let frame = detcd_core::wal::frame_bytes(body - 8);
         stores.push((offset, after[offset..offset + 8].to_vec()));
-        for at in offset + 8..offset + frame {
-            stores.push((at, vec![after[at]]));
-        }
+        stores.extend(
+            (offset + 8..offset + frame)
+                .zip(&after[offset + 8..offset + frame])
+                .map(|(at, &b)| (at, vec![b])),
+        );
         offset += frame;
     }
     assert!(before[from..to].iter().all(|&b| b == 0));
