@@ -1,0 +1,226 @@
+//! A member's durable state: the WAL and the snapshots of one data directory, and
+//! the start-up that puts them back together.
+
+use std::path::{Path, PathBuf};
+
+use detcd_core::wal::SEGMENT_BYTES_DEFAULT;
+use detcd_proto::raftpb::{Entry, HardState, Snapshot};
+use detcd_proto::walpb;
+
+use crate::error::{StorageError, Warning};
+use crate::snap::{Snapshotter, MAX_SNAPSHOTS_DEFAULT};
+use crate::wal::{Wal, WalOptions};
+
+/// Options of [`Storage::open`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StorageOptions {
+    /// WAL segment size (etcd: 64,000,000 bytes).
+    pub segment_bytes: usize,
+    /// Snapshot files kept (etcd's `--max-snapshots`, default 5).
+    pub max_snapshots: usize,
+    /// Metadata written into every segment of a new WAL (member and cluster IDs);
+    /// ignored when the WAL exists (its own metadata is returned).
+    pub metadata: Vec<u8>,
+}
+
+impl Default for StorageOptions {
+    fn default() -> Self {
+        StorageOptions {
+            segment_bytes: SEGMENT_BYTES_DEFAULT,
+            max_snapshots: MAX_SNAPSHOTS_DEFAULT,
+            metadata: Vec::new(),
+        }
+    }
+}
+
+/// What a member restarts from.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Recovered {
+    /// The snapshot to restore state from (None: start from an empty state).
+    pub snapshot: Option<Snapshot>,
+    /// The last hard state (term, vote, commit).
+    pub hard_state: Option<HardState>,
+    /// The log after the snapshot, contiguous from its index + 1.
+    pub entries: Vec<Entry>,
+    /// The WAL's metadata.
+    pub metadata: Vec<u8>,
+    /// What recovery repaired or skipped.
+    pub warnings: Vec<Warning>,
+}
+
+/// The WAL and snapshot files of `<data-dir>/member/`.
+#[derive(Debug)]
+pub struct Storage {
+    wal: Wal,
+    snapshotter: Snapshotter,
+}
+
+impl Storage {
+    /// Opens (or creates) `<data_dir>/member/{wal,snap}` and recovers: the newest
+    /// valid snapshot the WAL agrees with, then the WAL entries after it.
+    ///
+    /// Snapshot choice follows etcd (`LoadNewestAvailable`): a snapshot file that
+    /// fails its checksum is renamed `.broken` and an older one is tried; a valid
+    /// one ahead of the WAL's last index is skipped with a warning, since saving a
+    /// snapshot writes the file before the WAL marker and a crash between leaves
+    /// such an orphan. Start-up fails, naming the files, when no snapshot fits: the
+    /// WAL's last snapshot marker has no valid file, the WAL's entry at the
+    /// snapshot's index has another term, the WAL starts after the snapshot (or
+    /// after index 1 with no snapshot), or every snapshot is ahead of the WAL.
+    pub fn open(data_dir: &Path, options: &StorageOptions) -> Result<(Storage, Recovered), StorageError> {
+        let member = data_dir.join("member");
+        let wal_options = WalOptions {
+            segment_bytes: options.segment_bytes,
+        };
+        let (wal, log, mut warnings) = Wal::open(&member.join("wal"), &options.metadata, &wal_options)?;
+        let (snapshotter, snap_warnings) = Snapshotter::new(&member.join("snap"), options.max_snapshots)?;
+        warnings.extend(snap_warnings);
+
+        let marker = log.snapshot.as_ref().map(|m| (m.index, m.term));
+        let wal_last_index = log
+            .entries
+            .last()
+            .map(|e| e.index)
+            .or(marker.map(|m| m.0))
+            .unwrap_or(0);
+        let term_at = |index: u64| -> Option<u64> {
+            if marker.is_some_and(|m| m.0 == index) {
+                return marker.map(|m| m.1);
+            }
+            let first = log.entries.first()?.index;
+            log.entries
+                .get(usize::try_from(index.checked_sub(first)?).ok()?)
+                .map(|e| e.term)
+        };
+        let wal_first_path = wal.segment_paths().swap_remove(0);
+
+        let mut chosen: Option<(PathBuf, Snapshot)> = None;
+        let mut ahead: Option<(PathBuf, u64)> = None;
+        for file in snapshotter.list()? {
+            if marker.is_some_and(|m| file.index < m.0) {
+                // The WAL dropped the entries between this snapshot and the marker.
+                break;
+            }
+            let snapshot = match snapshotter.read(&file)? {
+                Ok(snapshot) => snapshot,
+                Err(reason) => {
+                    warnings.push(snapshotter.mark_broken(&file, reason)?);
+                    continue;
+                }
+            };
+            if file.index > wal_last_index {
+                warnings.push(Warning::SnapshotAheadOfWal {
+                    path: file.path.clone(),
+                    snapshot_index: file.index,
+                    wal_last_index,
+                });
+                ahead.get_or_insert((file.path.clone(), file.index));
+                continue;
+            }
+            match term_at(file.index) {
+                Some(term) if term == file.term => {}
+                Some(term) => {
+                    return Err(StorageError::SnapshotMismatch {
+                        path: file.path,
+                        snapshot_index: file.index,
+                        snapshot_term: file.term,
+                        wal: format!("the WAL has term {term} at index {}", file.index),
+                    })
+                }
+                None => {
+                    let first = log.entries.first().map_or(0, |e| e.index);
+                    return Err(StorageError::SnapshotMismatch {
+                        path: file.path,
+                        snapshot_index: file.index,
+                        snapshot_term: file.term,
+                        wal: format!("the WAL's entries start at index {first}, after the snapshot"),
+                    });
+                }
+            }
+            chosen = Some((file.path, snapshot));
+            break;
+        }
+
+        if chosen.is_none() {
+            if let Some((index, term)) = marker {
+                return Err(StorageError::SnapshotMissing {
+                    dir: member.join("snap"),
+                    index,
+                    term,
+                });
+            }
+        }
+        let base_index = chosen
+            .as_ref()
+            .and_then(|(_, s)| s.metadata.as_ref())
+            .map_or(0, |m| m.index);
+        let entries: Vec<Entry> = log.entries.into_iter().filter(|e| e.index > base_index).collect();
+        if let Some(first) = entries.first() {
+            if first.index != base_index + 1 {
+                if let (None, Some((path, snapshot_index))) = (&chosen, ahead) {
+                    return Err(StorageError::SnapshotAfterWalEnd {
+                        path,
+                        snapshot_index,
+                        wal_last_index,
+                    });
+                }
+                return Err(StorageError::WalStartsLate {
+                    path: wal_first_path,
+                    first_index: first.index,
+                });
+            }
+        }
+        let recovered = Recovered {
+            snapshot: chosen.map(|(_, s)| s),
+            hard_state: log.hard_state,
+            entries,
+            metadata: wal.metadata().to_vec(),
+            warnings,
+        };
+        Ok((Storage { wal, snapshotter }, recovered))
+    }
+
+    /// etcd's `Save`: entries, then the hard state; synced when `must_sync`.
+    pub fn save(
+        &mut self,
+        hard_state: Option<&HardState>,
+        entries: &[Entry],
+        must_sync: bool,
+    ) -> Result<(), StorageError> {
+        self.wal.save(hard_state, entries, must_sync)
+    }
+
+    /// Persists a snapshot the way etcd's `storage.SaveSnap` does, then releases
+    /// what it covers: the snapshot file (durably), then the WAL marker (synced),
+    /// then WAL segments wholly at or below its index. The file goes first so a
+    /// crash leaves at worst an orphan file, never a marker without its file.
+    pub fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {
+        let metadata = snapshot.metadata.clone().unwrap_or_default();
+        self.snapshotter.save(snapshot)?;
+        self.wal.save_snapshot_marker(&walpb::Snapshot {
+            index: metadata.index,
+            term: metadata.term,
+            conf_state: metadata.conf_state,
+        })?;
+        self.wal.release_to(metadata.index)?;
+        Ok(())
+    }
+
+    pub fn wal(&self) -> &Wal {
+        &self.wal
+    }
+
+    pub fn wal_mut(&mut self) -> &mut Wal {
+        &mut self.wal
+    }
+
+    pub fn snapshotter(&self) -> &Snapshotter {
+        &self.snapshotter
+    }
+
+    /// Gives up the snapshotter and returns the WAL, e.g. to hand it to a
+    /// [`crate::group_commit::GroupCommitter`].
+    pub fn into_wal(self) -> Wal {
+        self.wal
+    }
+}

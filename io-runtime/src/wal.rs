@@ -1,0 +1,727 @@
+//! The write-ahead log on disk: preallocated segment files mapped into memory,
+//! records appended through `core::wal`'s [`Encoder`], made durable by `msync`.
+//!
+//! # Life of a record
+//!
+//! 1. [`Wal::append_batch`] (or [`Wal::save`]) encodes each record and copies its
+//!    frame into the active segment's map at the write offset. Nothing is durable
+//!    yet: the kernel may write those pages back at any time, in any order, or not
+//!    at all before a power loss.
+//! 2. [`Wal::sync`] msyncs the dirty range (from the last synced offset to the write
+//!    offset). When it returns, every record appended before it is durable; only
+//!    then may a caller acknowledge them (reply to a client, send a vote).
+//! 3. When a record does not fit in the rest of the active segment, the WAL cuts:
+//!    it syncs the full segment, takes the next preallocated file (zero-filled in a
+//!    background thread, like etcd's file pipeline), writes the segment header (a
+//!    CRC record carrying the running CRC, the metadata, the last hard state),
+//!    syncs it, renames it to its final name and fsyncs the directory.
+//!
+//! The remainder of a cut segment stays zero, which `core::wal::scan` reads as a
+//! clean end. A torn record can therefore only ever be in the last segment, which
+//! is the one place `core::wal::recover` accepts one.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{compiler_fence, Ordering};
+use std::thread::JoinHandle;
+use std::time::Instant;
+use std::{fmt, fs};
+
+use detcd_core::wal::{
+    frame_bytes, recover, Encoder, Record, RecordType, RecoveredLog, LENGTH_WORD_BYTES, SEGMENT_BYTES_DEFAULT,
+};
+use detcd_proto::raftpb::{Entry, HardState};
+use detcd_proto::walpb;
+
+use crate::error::{io_err, StorageError, Warning};
+use crate::fsutil::{self, DirLock};
+use crate::segment::{parse_segment_name, segment_file_name, MappedSegment};
+
+/// The name of the file the next segment is preallocated in.
+const PREALLOCATED_NAME: &str = "segment.wal.tmp";
+
+/// How the WAL lays out its files.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WalOptions {
+    /// Size of every segment file, preallocated in full (etcd: 64,000,000).
+    pub segment_bytes: usize,
+}
+
+impl Default for WalOptions {
+    fn default() -> Self {
+        WalOptions {
+            segment_bytes: SEGMENT_BYTES_DEFAULT,
+        }
+    }
+}
+
+/// Counters for how well appends are being batched into syncs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WalStats {
+    /// Records appended (entries, hard states, snapshot markers).
+    pub records_appended: u64,
+    /// Syncs that had something to make durable.
+    pub syncs: u64,
+    /// Records made durable by those syncs.
+    pub records_synced: u64,
+    /// The most records one sync made durable.
+    pub records_per_sync_max: u64,
+    /// Bytes made durable (frames, not whole pages).
+    pub bytes_synced: u64,
+    /// Time spent in sync, in total and the longest one.
+    pub sync_nanos_total: u64,
+    pub sync_nanos_max: u64,
+    /// Segments started after the first.
+    pub segments_cut: u64,
+    /// Segments deleted by [`Wal::release_to`].
+    pub segments_released: u64,
+}
+
+impl WalStats {
+    /// Mean records per sync (0 before the first sync).
+    pub fn records_per_sync(&self) -> f64 {
+        if self.syncs == 0 {
+            0.0
+        } else {
+            self.records_synced as f64 / self.syncs as f64
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct SealedSegment {
+    path: PathBuf,
+    first_index: u64,
+    /// The lowest snapshot-marker index in the segment: `Some(None)` for none,
+    /// `None` when not known yet (segments found at open; read on demand).
+    min_marker: Option<Option<u64>>,
+}
+
+/// An open write-ahead log: the single writer of one WAL directory.
+///
+/// Method families: [`Wal::open`] recovers (and creates an empty WAL in an empty
+/// directory); [`Wal::save`], [`Wal::append_batch`] and
+/// [`Wal::save_snapshot_marker`] append; [`Wal::sync`] makes what was appended
+/// durable; [`Wal::release_to`] deletes segments a snapshot covers.
+///
+/// After any sync failure every later call returns [`StorageError::Poisoned`]:
+/// Linux may mark pages clean after a failed writeback ("fsyncgate"), so retrying
+/// could report success for data that never reached the disk.
+pub struct Wal {
+    dir: PathBuf,
+    segment_bytes: usize,
+    /// Segments before the active one, oldest first.
+    sealed: Vec<SealedSegment>,
+    active: MappedSegment,
+    /// [`SealedSegment::min_marker`] of the active segment.
+    active_min_marker: Option<Option<u64>>,
+    /// Where the next frame goes in the active segment.
+    offset: usize,
+    /// Everything in the active segment before this offset is durable.
+    synced_offset: usize,
+    encoder: Encoder,
+    metadata: Vec<u8>,
+    hard_state: Option<HardState>,
+    /// Index of the last entry written (etcd's `enti`): names the next segment.
+    last_index: u64,
+    preallocating: Option<JoinHandle<Result<fs::File, StorageError>>>,
+    unsynced_records: u64,
+    poisoned: bool,
+    stats: WalStats,
+    scratch: Vec<u8>,
+    // Declared last so it is dropped last: the lock outlives the maps.
+    _lock: DirLock,
+}
+
+impl fmt::Debug for Wal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Wal")
+            .field("dir", &self.dir)
+            .field("active", &self.active.path)
+            .field("offset", &self.offset)
+            .field("synced_offset", &self.synced_offset)
+            .field("last_index", &self.last_index)
+            .field("poisoned", &self.poisoned)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Wal {
+    /// Opens the WAL in `dir`, creating the directory and a first segment
+    /// (`0000000000000000-0000000000000000.wal`, carrying `metadata`) when there is
+    /// none, and recovers it: the records of every segment, a torn tail of the last
+    /// one zeroed (reported as a [`Warning`]), anything else damaged an error that
+    /// names the file and offset. The returned [`RecoveredLog`] is what raft
+    /// restarts from; appends continue after its last record.
+    pub fn open(
+        dir: &Path,
+        metadata: &[u8],
+        options: &WalOptions,
+    ) -> Result<(Wal, RecoveredLog, Vec<Warning>), StorageError> {
+        let segment_bytes = options.segment_bytes;
+        assert!(
+            segment_bytes % detcd_core::wal::FRAME_ALIGN_BYTES == 0 && segment_bytes >= 4096,
+            "segment_bytes must be a multiple of 8 and at least 4096"
+        );
+        fsutil::create_dir_all(dir)?;
+        let lock = DirLock::acquire(dir)?;
+        let mut warnings = Vec::new();
+        let mut segments = list_segments(dir, &mut warnings)?;
+        if segments.is_empty() {
+            create_first_segment(dir, metadata, segment_bytes)?;
+            segments = list_segments(dir, &mut warnings)?;
+        }
+        for pair in segments.windows(2) {
+            let (expected, found) = (pair[0].0 + 1, &pair[1]);
+            if found.0 != expected {
+                return Err(StorageError::MissingSegment {
+                    path: found.2.clone(),
+                    expected_seq: expected,
+                    found_seq: found.0,
+                });
+            }
+        }
+        let mut mapped = Vec::with_capacity(segments.len());
+        for (seq, first_index, path) in &segments {
+            mapped.push(MappedSegment::open(path, *seq, *first_index)?);
+        }
+        let log = {
+            let slices: Vec<&[u8]> = mapped.iter().map(MappedSegment::bytes).collect();
+            recover(&slices).map_err(|e| StorageError::Corrupt {
+                path: mapped[e.segment].path.clone(),
+                offset: e.offset,
+                reason: e.reason,
+            })?
+        };
+        let mut active = mapped.pop().expect("at least one segment");
+        let sealed = mapped
+            .into_iter()
+            .map(|s| SealedSegment {
+                path: s.path.clone(),
+                first_index: s.first_index,
+                min_marker: None,
+            })
+            .collect();
+        let offset = *log.valid_lens.last().expect("one length per segment");
+        if let Some(torn) = log.torn_tail {
+            let zeroed = zero_tail(&mut active, torn)?;
+            warnings.push(Warning::TornTailTruncated {
+                path: active.path.clone(),
+                offset: torn,
+                bytes_zeroed: zeroed,
+            });
+        }
+        let last_index = log
+            .entries
+            .last()
+            .map(|e| e.index)
+            .or(log.snapshot.as_ref().map(|s| s.index))
+            .unwrap_or(active.first_index.saturating_sub(1));
+        let mut wal = Wal {
+            dir: dir.to_path_buf(),
+            segment_bytes,
+            sealed,
+            active,
+            active_min_marker: None,
+            offset,
+            synced_offset: offset,
+            encoder: Encoder::new(log.end_crc),
+            metadata: log.metadata.clone().unwrap_or_else(|| metadata.to_vec()),
+            hard_state: log.hard_state,
+            last_index,
+            preallocating: None,
+            unsynced_records: 0,
+            poisoned: false,
+            stats: WalStats::default(),
+            scratch: Vec::new(),
+            _lock: lock,
+        };
+        if offset == 0 {
+            // An all-zero last segment (created outside a cut): give it its header.
+            wal.write_segment_header()?;
+            wal.sync()?;
+        }
+        wal.start_preallocation();
+        Ok((wal, log, warnings))
+    }
+
+    /// etcd's `Save`: appends `entries`, then `hard_state`, and syncs when
+    /// `must_sync` (raft's `MustSync`: new entries, or a term or vote change).
+    pub fn save(
+        &mut self,
+        hard_state: Option<&HardState>,
+        entries: &[Entry],
+        must_sync: bool,
+    ) -> Result<(), StorageError> {
+        self.check_usable()?;
+        for entry in entries {
+            self.append_record(&Record::Entry(entry.clone()))?;
+        }
+        if let Some(state) = hard_state {
+            self.append_record(&Record::HardState(*state))?;
+        }
+        if must_sync {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    /// Appends `records` without syncing; a later [`Wal::sync`] covers them all.
+    /// The batch is checked first, so a refused batch appends nothing.
+    pub fn append_batch(&mut self, records: &[Record]) -> Result<(), StorageError> {
+        self.check(records)?;
+        for record in records {
+            self.append_record(record)?;
+        }
+        Ok(())
+    }
+
+    /// Records that a snapshot was taken at `snapshot`'s index and syncs. Write
+    /// the snapshot file first (see [`crate::storage::Storage::save_snapshot`]): a
+    /// crash in between leaves an orphan file, which start-up skips, never a
+    /// marker without its file.
+    pub fn save_snapshot_marker(&mut self, snapshot: &walpb::Snapshot) -> Result<(), StorageError> {
+        self.check_usable()?;
+        self.append_record(&Record::Snapshot(snapshot.clone()))?;
+        self.sync()
+    }
+
+    /// Makes every record appended so far durable (msync of the dirty range).
+    pub fn sync(&mut self) -> Result<(), StorageError> {
+        self.check_usable()?;
+        if self.offset == self.synced_offset {
+            return Ok(());
+        }
+        let started = Instant::now();
+        if let Err(error) = self
+            .active
+            .sync_range(self.synced_offset, self.offset - self.synced_offset)
+        {
+            self.poisoned = true;
+            return Err(error);
+        }
+        let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let stats = &mut self.stats;
+        stats.syncs += 1;
+        stats.records_synced += self.unsynced_records;
+        stats.records_per_sync_max = stats.records_per_sync_max.max(self.unsynced_records);
+        stats.bytes_synced += (self.offset - self.synced_offset) as u64;
+        stats.sync_nanos_total += nanos;
+        stats.sync_nanos_max = stats.sync_nanos_max.max(nanos);
+        self.synced_offset = self.offset;
+        self.unsynced_records = 0;
+        Ok(())
+    }
+
+    /// Deletes the segments whose every entry is at or below `index` (covered by a
+    /// snapshot at `index`), as etcd's `ReleaseLockTo`: the last segment whose
+    /// first index is at most `index` is kept, since it may hold entries after it,
+    /// and so is everything after it. Returns how many files were deleted.
+    ///
+    /// One more rule, from `core::wal::recover`: at a snapshot marker it requires
+    /// the entries it holds to continue right after the marker's index. A kept
+    /// segment holding an old marker whose next entries were released would fail
+    /// recovery, so the release stops early enough to keep them (such a segment
+    /// goes with a later release).
+    pub fn release_to(&mut self, index: u64) -> Result<usize, StorageError> {
+        self.check_usable()?;
+        let firsts: Vec<u64> = self
+            .sealed
+            .iter()
+            .map(|s| s.first_index)
+            .chain(std::iter::once(self.active.first_index))
+            .collect();
+        let Some(mut keep_from) = firsts.iter().rposition(|&first| first <= index) else {
+            return Ok(0);
+        };
+        while keep_from > 0 {
+            let oldest_marker = self.oldest_marker_from(keep_from)?;
+            if oldest_marker.is_some_and(|m| m.saturating_add(1) < firsts[keep_from]) {
+                keep_from -= 1;
+            } else {
+                break;
+            }
+        }
+        let released: Vec<SealedSegment> = self.sealed.drain(..keep_from).collect();
+        for segment in &released {
+            fs::remove_file(&segment.path).map_err(io_err(&segment.path, "remove segment"))?;
+        }
+        if !released.is_empty() {
+            fsutil::sync_dir(&self.dir)?;
+        }
+        self.stats.segments_released += released.len() as u64;
+        Ok(released.len())
+    }
+
+    /// The lowest snapshot-marker index in the segments from `position` (into
+    /// sealed, then the active one) on, reading segments whose markers are not
+    /// known yet.
+    fn oldest_marker_from(&mut self, position: usize) -> Result<Option<u64>, StorageError> {
+        for at in position..self.sealed.len() {
+            let known = match self.sealed[at].min_marker {
+                Some(known) => known,
+                None => {
+                    let path = &self.sealed[at].path;
+                    let bytes = fs::read(path).map_err(io_err(path, "read segment"))?;
+                    let found = min_marker(&bytes);
+                    self.sealed[at].min_marker = Some(found);
+                    found
+                }
+            };
+            if known.is_some() {
+                return Ok(known);
+            }
+        }
+        let active = match self.active_min_marker {
+            Some(known) => known,
+            None => {
+                let found = min_marker(&self.active.bytes()[..self.offset]);
+                self.active_min_marker = Some(found);
+                found
+            }
+        };
+        Ok(active)
+    }
+
+    /// Checks that `records` could be appended: no reserved types, each fits in a
+    /// segment. Appending a checked batch can then fail only on I/O.
+    pub fn check(&self, records: &[Record]) -> Result<(), StorageError> {
+        self.check_usable()?;
+        let room = self.segment_bytes - self.segment_header_bytes();
+        for record in records {
+            let record_type = record.record_type();
+            if matches!(record_type, RecordType::Crc | RecordType::Metadata) {
+                return Err(StorageError::ReservedRecord(record_type));
+            }
+            let frame = frame_bytes(record.payload().len());
+            if frame > room {
+                return Err(StorageError::RecordTooLarge {
+                    frame_bytes: frame,
+                    segment_bytes: self.segment_bytes,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The directory this WAL lives in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Index of the last entry (or snapshot marker) written.
+    pub fn last_index(&self) -> u64 {
+        self.last_index
+    }
+
+    /// The metadata every segment carries.
+    pub fn metadata(&self) -> &[u8] {
+        &self.metadata
+    }
+
+    /// Whether everything appended has been synced.
+    pub fn is_synced(&self) -> bool {
+        self.offset == self.synced_offset
+    }
+
+    /// Paths of the live segment files, oldest first.
+    pub fn segment_paths(&self) -> Vec<PathBuf> {
+        self.sealed
+            .iter()
+            .map(|s| s.path.clone())
+            .chain(std::iter::once(self.active.path.clone()))
+            .collect()
+    }
+
+    /// The active segment and the offsets of its write and sync points (for tests
+    /// that simulate power loss after the last sync).
+    pub fn write_position(&self) -> (PathBuf, usize, usize) {
+        (self.active.path.clone(), self.synced_offset, self.offset)
+    }
+
+    pub fn stats(&self) -> &WalStats {
+        &self.stats
+    }
+
+    fn check_usable(&self) -> Result<(), StorageError> {
+        if self.poisoned {
+            Err(StorageError::Poisoned)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn append_record(&mut self, record: &Record) -> Result<(), StorageError> {
+        let mut encoder = self.encoder.clone();
+        self.scratch.clear();
+        encoder
+            .append(record, &mut self.scratch)
+            .map_err(StorageError::Encode)?;
+        if self.offset + self.scratch.len() > self.active.len() {
+            self.cut()?;
+            encoder = self.encoder.clone();
+            self.scratch.clear();
+            encoder
+                .append(record, &mut self.scratch)
+                .map_err(StorageError::Encode)?;
+            if self.offset + self.scratch.len() > self.active.len() {
+                return Err(StorageError::RecordTooLarge {
+                    frame_bytes: self.scratch.len(),
+                    segment_bytes: self.active.len(),
+                });
+            }
+        }
+        write_frame(self.active.bytes_mut(), self.offset, &self.scratch);
+        self.offset += self.scratch.len();
+        self.encoder = encoder;
+        self.unsynced_records += 1;
+        self.stats.records_appended += 1;
+        match record {
+            Record::Entry(entry) => self.last_index = entry.index,
+            Record::Snapshot(snapshot) => {
+                self.last_index = self.last_index.max(snapshot.index);
+                if let Some(known) = &mut self.active_min_marker {
+                    *known = Some(known.map_or(snapshot.index, |m| m.min(snapshot.index)));
+                }
+            }
+            Record::HardState(state) => self.hard_state = Some(*state),
+            Record::Crc(_) | Record::Metadata(_) => {}
+        }
+        Ok(())
+    }
+
+    /// Bytes of the records every segment starts with.
+    fn segment_header_bytes(&self) -> usize {
+        let crc = frame_bytes(4);
+        let metadata = frame_bytes(self.metadata.len());
+        let state = self
+            .hard_state
+            .map_or(0, |s| frame_bytes(prost::Message::encoded_len(&s)));
+        // A hard state written later may be larger than the current one; three
+        // varints of at most 10 bytes each bound it.
+        crc + metadata + state.max(frame_bytes(3 * 11))
+    }
+
+    /// Writes the CRC, metadata and hard-state records a segment starts with at
+    /// the write offset (0) of the active segment.
+    fn write_segment_header(&mut self) -> Result<(), StorageError> {
+        debug_assert_eq!(self.offset, 0);
+        let mut header = vec![
+            Record::Crc(self.encoder.crc()),
+            Record::Metadata(self.metadata.clone()),
+        ];
+        if let Some(state) = self.hard_state {
+            header.push(Record::HardState(state));
+        }
+        let (unsynced, appended) = (self.unsynced_records, self.stats.records_appended);
+        for record in &header {
+            self.append_record(record)?;
+        }
+        // The stats count callers' records only.
+        self.unsynced_records = unsynced;
+        self.stats.records_appended = appended;
+        Ok(())
+    }
+
+    /// Starts the next segment. See the module documentation for the order of
+    /// steps and why the full segment is synced first.
+    fn cut(&mut self) -> Result<(), StorageError> {
+        // Recovery accepts a torn record only in the last segment, so the full one
+        // must be wholly durable before a later one can exist.
+        self.sync()?;
+        let result = self.cut_synced();
+        if result.is_err() {
+            // Half a cut (a file renamed or not, a header written or not) is not a
+            // state to keep appending in; restart and recover instead.
+            self.poisoned = true;
+        }
+        result
+    }
+
+    fn cut_synced(&mut self) -> Result<(), StorageError> {
+        let tmp = self.dir.join(PREALLOCATED_NAME);
+        let file = match self.preallocating.take() {
+            Some(handle) => handle.join().expect("the preallocation thread does not panic")?,
+            None => fsutil::create_zeroed(&tmp, self.segment_bytes)?,
+        };
+        let seq = self.active.seq + 1;
+        let first_index = self.last_index + 1;
+        let next = MappedSegment::from_file(tmp.clone(), file, seq, first_index)?;
+        let previous = std::mem::replace(&mut self.active, next);
+        self.sealed.push(SealedSegment {
+            path: previous.path.clone(),
+            first_index: previous.first_index,
+            min_marker: self.active_min_marker,
+        });
+        self.active_min_marker = Some(None);
+        drop(previous);
+        self.offset = 0;
+        self.synced_offset = 0;
+        self.write_segment_header()?;
+        self.sync()?;
+        let path = self.dir.join(segment_file_name(seq, first_index));
+        fs::rename(&tmp, &path).map_err(io_err(&path, "rename segment"))?;
+        self.active.path = path;
+        fsutil::sync_dir(&self.dir)?;
+        self.stats.segments_cut += 1;
+        self.start_preallocation();
+        Ok(())
+    }
+
+    /// Zero-fills the next segment's file in the background (etcd's file
+    /// pipeline), so a cut costs a rename rather than writing a whole segment.
+    fn start_preallocation(&mut self) {
+        if self.preallocating.is_some() {
+            return;
+        }
+        let tmp = self.dir.join(PREALLOCATED_NAME);
+        let bytes = self.segment_bytes;
+        let spawned = std::thread::Builder::new()
+            .name("detcd-wal-prealloc".into())
+            .spawn(move || fsutil::create_zeroed(&tmp, bytes));
+        // If no thread can be spawned the cut preallocates in line instead.
+        self.preallocating = spawned.ok();
+    }
+}
+
+impl Drop for Wal {
+    fn drop(&mut self) {
+        // The preallocation thread writes into this directory; it must finish
+        // before the lock is released, or it could clobber the next owner's file.
+        if let Some(handle) = self.preallocating.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// Copies one frame into the map at `offset`: the length word first, then the
+/// rest of the frame.
+///
+/// The order is chosen for what a crash leaves behind. A process killed mid-copy
+/// leaves a prefix of these stores in the page cache (which survives it), and
+/// `core::wal::scan` must read that prefix as a torn tail, never as corruption:
+/// - length word written, body partly written: the CRC fails and only zeros
+///   follow, which scan classifies as a torn tail;
+/// - body written before the length word (the other order) would leave a zero
+///   length word with nonzero bytes after it in the same sector, which scan
+///   rightly calls corruption (`DataAfterEnd`): a sector is written whole, so on a
+///   disk that state means damage. Writing the payload first would turn every kill
+///   between the two stores into a refused start-up.
+///
+/// A reader therefore can see a length word whose payload is not yet there; the
+/// chained CRC is what tells it so, and is what every reader checks. The length
+/// word is 8 bytes at an 8-aligned offset of a page-aligned map, so it is one
+/// aligned store and never half-written. The fences keep the compiler from moving
+/// the body's stores (or the next frame's) ahead of this length word; the CPU
+/// keeps a single thread's stores in program order for a crash of that process.
+/// Power loss is different: the kernel writes dirty pages back in any order, and
+/// the scan's zero-sector rule plus the sync-before-acknowledge rule cover that.
+fn write_frame(map: &mut [u8], offset: usize, frame: &[u8]) {
+    debug_assert_eq!(offset % LENGTH_WORD_BYTES, 0);
+    let dest = &mut map[offset..offset + frame.len()];
+    debug_assert!(dest.iter().all(|&b| b == 0), "frames are only written over zeros");
+    let (word, body) = frame.split_at(LENGTH_WORD_BYTES);
+    let (dest_word, dest_body) = dest.split_at_mut(LENGTH_WORD_BYTES);
+    compiler_fence(Ordering::SeqCst);
+    let word: [u8; LENGTH_WORD_BYTES] = word.try_into().expect("8 bytes");
+    dest_word.copy_from_slice(&word);
+    compiler_fence(Ordering::SeqCst);
+    dest_body.copy_from_slice(body);
+    compiler_fence(Ordering::SeqCst);
+}
+
+/// The lowest snapshot-marker index among the valid records of a segment.
+fn min_marker(bytes: &[u8]) -> Option<u64> {
+    let start = detcd_core::wal::leading_crc(bytes).unwrap_or(0);
+    detcd_core::wal::scan(bytes, start)
+        .records
+        .iter()
+        .filter_map(|r| match &r.record {
+            Record::Snapshot(s) => Some(s.index),
+            _ => None,
+        })
+        .min()
+}
+
+/// Zeros a torn tail from `offset` up to the last nonzero byte and syncs it, so
+/// the next append starts over zeros. Returns the bytes zeroed.
+fn zero_tail(segment: &mut MappedSegment, offset: usize) -> Result<usize, StorageError> {
+    let bytes = segment.bytes_mut();
+    let end = bytes
+        .iter()
+        .rposition(|&b| b != 0)
+        .map_or(offset, |last| last + 1)
+        .max(offset);
+    bytes[offset..end].fill(0);
+    segment.sync_range(offset, end - offset)?;
+    Ok(end - offset)
+}
+
+/// The segment files of `dir` as (seq, first index, path), by sequence; removes
+/// leftover temp files.
+fn list_segments(dir: &Path, warnings: &mut Vec<Warning>) -> Result<Vec<(u64, u64, PathBuf)>, StorageError> {
+    let mut segments = Vec::new();
+    for name in fsutil::list_dir(dir)? {
+        let path = dir.join(&name);
+        if name == PREALLOCATED_NAME {
+            // The next segment being zero-filled: rewritten from scratch below.
+            continue;
+        }
+        if name.ends_with(".tmp") {
+            fs::remove_file(&path).map_err(io_err(&path, "remove temp file"))?;
+            warnings.push(Warning::TempFileRemoved { path });
+            continue;
+        }
+        match parse_segment_name(&name) {
+            None => {}
+            Some(Ok((seq, first_index))) => segments.push((seq, first_index, path)),
+            Some(Err(())) => return Err(StorageError::BadSegmentName { path }),
+        }
+    }
+    segments.sort();
+    Ok(segments)
+}
+
+/// Creates `0000000000000000-0000000000000000.wal` with its header, durably: the
+/// header is written in a temp file that is fsynced and renamed, then the
+/// directory is fsynced.
+fn create_first_segment(dir: &Path, metadata: &[u8], segment_bytes: usize) -> Result<(), StorageError> {
+    let tmp = dir.join(PREALLOCATED_NAME);
+    let file = fsutil::create_zeroed(&tmp, segment_bytes)?;
+    let mut segment = MappedSegment::from_file(tmp.clone(), file, 0, 0)?;
+    let mut encoder = Encoder::new(0);
+    let mut header = Vec::new();
+    encoder.begin_segment(&mut header);
+    encoder
+        .append(&Record::Metadata(metadata.to_vec()), &mut header)
+        .map_err(StorageError::Encode)?;
+    if header.len() > segment.len() {
+        return Err(StorageError::RecordTooLarge {
+            frame_bytes: header.len(),
+            segment_bytes,
+        });
+    }
+    let mut offset = 0;
+    for frame_len in frame_lengths(&header) {
+        write_frame(segment.bytes_mut(), offset, &header[offset..offset + frame_len]);
+        offset += frame_len;
+    }
+    segment.sync_range(0, header.len())?;
+    drop(segment);
+    let path = dir.join(segment_file_name(0, 0));
+    fs::rename(&tmp, &path).map_err(io_err(&path, "rename segment"))?;
+    fsutil::sync_dir(dir)
+}
+
+/// The lengths of the frames laid end to end in `bytes` (written by an Encoder).
+fn frame_lengths(bytes: &[u8]) -> Vec<usize> {
+    let mut lengths = Vec::new();
+    let mut offset = 0;
+    while offset + LENGTH_WORD_BYTES <= bytes.len() {
+        let word = u64::from_le_bytes(bytes[offset..offset + 8].try_into().expect("8 bytes"));
+        let body = (word & ((1 << 56) - 1)) as usize;
+        let len = frame_bytes(body - detcd_core::wal::HEADER_BYTES);
+        lengths.push(len);
+        offset += len;
+    }
+    lengths
+}
