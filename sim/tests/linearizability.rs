@@ -11,13 +11,27 @@ fn k(s: &str) -> Vec<u8> {
 }
 
 fn put(h: &mut History, client: u64, key: &str, value: &str, span: (u64, u64), revision: i64) -> OpId {
-    let id = h.invoke(client, KvOp::Put { key: k(key), value: k(value) }, span.0);
+    let id = h.invoke(
+        client,
+        KvOp::Put {
+            key: k(key),
+            value: k(value),
+        },
+        span.0,
+    );
     h.complete(id, KvResult::PutOk { revision }, span.1);
     id
 }
 
 fn put_lost(h: &mut History, client: u64, key: &str, value: &str, invoked: u64, lost: u64) -> OpId {
-    let id = h.invoke(client, KvOp::Put { key: k(key), value: k(value) }, invoked);
+    let id = h.invoke(
+        client,
+        KvOp::Put {
+            key: k(key),
+            value: k(value),
+        },
+        invoked,
+    );
     h.fail_unknown(id, lost);
     id
 }
@@ -36,7 +50,16 @@ fn get(
         Some((v, m, ver)) => (Some(k(v)), m, ver),
         None => (None, 0, 0),
     };
-    h.complete(id, KvResult::GetOk { value, mod_revision, version, revision }, span.1);
+    h.complete(
+        id,
+        KvResult::GetOk {
+            value,
+            mod_revision,
+            version,
+            revision,
+        },
+        span.1,
+    );
     id
 }
 
@@ -53,10 +76,13 @@ fn cas(
     expected_mod_revision: i64,
     new_value: &str,
     span: (u64, u64),
-    succeeded: bool,
-    revision: i64,
+    (succeeded, revision): (bool, i64),
 ) -> OpId {
-    let op = KvOp::CompareAndSwap { key: k(key), expected_mod_revision, new_value: k(new_value) };
+    let op = KvOp::CompareAndSwap {
+        key: k(key),
+        expected_mod_revision,
+        new_value: k(new_value),
+    };
     let id = h.invoke(client, op, span.0);
     h.complete(id, KvResult::TxnOk { succeeded, revision }, span.1);
     id
@@ -79,9 +105,15 @@ fn assert_linearizable(h: &History) {
 #[track_caller]
 fn assert_not_linearizable(h: &History, key: &str, deadline: OpId) -> String {
     let report = check(h);
-    let v = report.violation().unwrap_or_else(|| panic!("expected a violation, got {:?}", report.outcome));
+    let v = report
+        .violation()
+        .unwrap_or_else(|| panic!("expected a violation, got {:?}", report.outcome));
     match &v.kind {
-        ViolationKind::NotLinearizable { key: bad, deadline: d, .. } => {
+        ViolationKind::NotLinearizable {
+            key: bad,
+            deadline: d,
+            ..
+        } => {
             assert_eq!((bad.as_slice(), *d), (key.as_bytes(), deadline), "{v}");
         }
         other => panic!("expected NotLinearizable, got {other:?}\n{v}"),
@@ -187,7 +219,14 @@ fn unknown_outcome_put_cannot_be_seen_then_unseen() {
 #[test]
 fn in_flight_operation_at_the_end_counts_as_unknown() {
     let mut h = History::new();
-    h.invoke(1, KvOp::Put { key: k("k1"), value: k("v1") }, 0);
+    h.invoke(
+        1,
+        KvOp::Put {
+            key: k("k1"),
+            value: k("v1"),
+        },
+        0,
+    );
     get(&mut h, 2, "k1", (20, 30), Some(("v1", 2, 1)), 2);
     assert_linearizable(&h);
 }
@@ -195,7 +234,14 @@ fn in_flight_operation_at_the_end_counts_as_unknown() {
 #[test]
 fn definitely_failed_put_is_dropped_and_cannot_be_read() {
     let mut h = History::new();
-    let id = h.invoke(1, KvOp::Put { key: k("k1"), value: k("v1") }, 0);
+    let id = h.invoke(
+        1,
+        KvOp::Put {
+            key: k("k1"),
+            value: k("v1"),
+        },
+        0,
+    );
     h.fail_definite(id);
     get(&mut h, 2, "k1", (20, 30), None, 1);
     assert_linearizable(&h);
@@ -222,22 +268,22 @@ fn value_written_to_another_key_is_not_readable_here() {
 #[test]
 fn compare_and_swap_follows_mod_revision() {
     let mut h = History::new();
-    cas(&mut h, 1, "k1", 0, "v1", (0, 10), true, 2); // create if absent
-    cas(&mut h, 2, "k1", 0, "x", (20, 30), false, 2); // no longer absent
-    cas(&mut h, 1, "k1", 2, "v2", (40, 50), true, 3);
-    cas(&mut h, 2, "k1", 2, "y", (60, 70), false, 3); // stale expectation
+    cas(&mut h, 1, "k1", 0, "v1", (0, 10), (true, 2)); // create if absent
+    cas(&mut h, 2, "k1", 0, "x", (20, 30), (false, 2)); // no longer absent
+    cas(&mut h, 1, "k1", 2, "v2", (40, 50), (true, 3));
+    cas(&mut h, 2, "k1", 2, "y", (60, 70), (false, 3)); // stale expectation
     get(&mut h, 3, "k1", (80, 90), Some(("v2", 3, 2)), 3);
     assert_linearizable(&h);
 
     let mut h = History::new();
     put(&mut h, 1, "k1", "v1", (0, 10), 2);
     put(&mut h, 1, "k1", "v2", (20, 30), 3);
-    let wrong = cas(&mut h, 2, "k1", 2, "v3", (40, 50), true, 4);
+    let wrong = cas(&mut h, 2, "k1", 2, "v3", (40, 50), (true, 4));
     assert_not_linearizable(&h, "k1", wrong);
 
     let mut h = History::new();
     put(&mut h, 1, "k1", "v1", (0, 10), 2);
-    let wrong = cas(&mut h, 2, "k1", 2, "v3", (40, 50), false, 2);
+    let wrong = cas(&mut h, 2, "k1", 2, "v3", (40, 50), (false, 2));
     assert_not_linearizable(&h, "k1", wrong);
 }
 
@@ -245,18 +291,20 @@ fn compare_and_swap_follows_mod_revision() {
 fn concurrent_compare_and_swaps_only_one_wins() {
     let mut h = History::new();
     put(&mut h, 1, "k1", "v1", (0, 10), 2);
-    cas(&mut h, 2, "k1", 2, "a", (20, 60), true, 3);
-    cas(&mut h, 3, "k1", 2, "b", (25, 65), false, 3);
+    cas(&mut h, 2, "k1", 2, "a", (20, 60), (true, 3));
+    cas(&mut h, 3, "k1", 2, "b", (25, 65), (false, 3));
     get(&mut h, 1, "k1", (70, 80), Some(("a", 3, 2)), 3);
     assert_linearizable(&h);
 
     let mut h = History::new();
     put(&mut h, 1, "k1", "v1", (0, 10), 2);
-    cas(&mut h, 2, "k1", 2, "a", (20, 60), true, 3);
-    let second = cas(&mut h, 3, "k1", 2, "b", (25, 65), true, 4);
+    cas(&mut h, 2, "k1", 2, "a", (20, 60), (true, 3));
+    let second = cas(&mut h, 3, "k1", 2, "b", (25, 65), (true, 4));
     // Whichever took effect first, the other's expectation was stale.
     let report = check(&h);
-    let Some(v) = report.violation() else { panic!("both swaps won") };
+    let Some(v) = report.violation() else {
+        panic!("both swaps won")
+    };
     assert!(
         matches!(&v.kind, ViolationKind::NotLinearizable { candidates, .. } if candidates.contains(&second)),
         "{v}"
@@ -268,7 +316,11 @@ fn unknown_outcome_compare_and_swap_is_applied_only_if_its_compare_can_hold() {
     let mut h = History::new();
     put(&mut h, 1, "k1", "v1", (0, 10), 2);
     put(&mut h, 1, "k1", "v2", (20, 30), 3);
-    let op = KvOp::CompareAndSwap { key: k("k1"), expected_mod_revision: 3, new_value: k("v3") };
+    let op = KvOp::CompareAndSwap {
+        key: k("k1"),
+        expected_mod_revision: 3,
+        new_value: k("v3"),
+    };
     let id = h.invoke(2, op, 40);
     h.fail_unknown(id, 50);
     get(&mut h, 3, "k1", (60, 70), Some(("v3", 4, 3)), 4);
@@ -277,7 +329,11 @@ fn unknown_outcome_compare_and_swap_is_applied_only_if_its_compare_can_hold() {
     let mut h = History::new();
     put(&mut h, 1, "k1", "v1", (0, 10), 2);
     put(&mut h, 1, "k1", "v2", (20, 30), 3);
-    let op = KvOp::CompareAndSwap { key: k("k1"), expected_mod_revision: 2, new_value: k("v3") };
+    let op = KvOp::CompareAndSwap {
+        key: k("k1"),
+        expected_mod_revision: 2,
+        new_value: k("v3"),
+    };
     let id = h.invoke(2, op, 40);
     h.fail_unknown(id, 50);
     let impossible = get(&mut h, 3, "k1", (60, 70), Some(("v3", 4, 3)), 4);
@@ -328,7 +384,11 @@ fn revision_going_backwards_across_keys_is_rejected() {
     let later = get(&mut h, 2, "k2", (20, 30), None, 3);
     let report = check(&h);
     let v = report.violation().expect("revision went backwards");
-    assert_eq!(v.kind, ViolationKind::RevisionWentBackwards { earlier, later }, "{v}");
+    assert_eq!(
+        v.kind,
+        ViolationKind::RevisionWentBackwards { earlier, later },
+        "{v}"
+    );
     assert!(v.explanation.starts_with("revision went backwards"), "{v}");
 }
 
@@ -339,7 +399,11 @@ fn write_after_a_read_must_create_a_higher_revision() {
     let later = put(&mut h, 2, "k2", "v1", (20, 30), 5);
     let report = check(&h);
     let v = report.violation().expect("write reused a read revision");
-    assert_eq!(v.kind, ViolationKind::RevisionWentBackwards { earlier, later }, "{v}");
+    assert_eq!(
+        v.kind,
+        ViolationKind::RevisionWentBackwards { earlier, later },
+        "{v}"
+    );
 }
 
 #[test]
@@ -359,7 +423,15 @@ fn two_writes_cannot_create_the_same_revision() {
     let second = put(&mut h, 2, "k2", "v2", (0, 10), 5);
     let report = check(&h);
     let v = report.violation().expect("duplicate revision");
-    assert_eq!(v.kind, ViolationKind::DuplicateWriteRevision { revision: 5, first, second }, "{v}");
+    assert_eq!(
+        v.kind,
+        ViolationKind::DuplicateWriteRevision {
+            revision: 5,
+            first,
+            second
+        },
+        "{v}"
+    );
 }
 
 #[test]
@@ -367,7 +439,12 @@ fn exhausted_search_budget_is_unknown_not_a_verdict() {
     let mut h = History::new();
     put(&mut h, 1, "k1", "v1", (0, 10), 2);
     get(&mut h, 2, "k1", (20, 30), Some(("v1", 2, 1)), 2);
-    let report = check_kv(&h, &CheckConfig { search_steps_max_per_key: 1 });
+    let report = check_kv(
+        &h,
+        &CheckConfig {
+            search_steps_max_per_key: 1,
+        },
+    );
     assert_eq!(report.outcome, CheckOutcome::Unknown { keys: vec![k("k1")] });
 }
 
@@ -376,7 +453,14 @@ fn same_history_gives_the_same_report() {
     let mut h = History::new();
     for i in 0..20u64 {
         let key = format!("k{}", i % 3);
-        put(&mut h, i % 4, &key, &format!("v{i}"), (i * 10, i * 10 + 25), i as i64 + 2);
+        put(
+            &mut h,
+            i % 4,
+            &key,
+            &format!("v{i}"),
+            (i * 10, i * 10 + 25),
+            i as i64 + 2,
+        );
     }
     get(&mut h, 9, "k0", (500, 510), Some(("v3", 5, 2)), 21);
     let first = check(&h);

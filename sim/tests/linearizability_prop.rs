@@ -70,7 +70,10 @@ fn build(plans: &[Plan]) -> Built {
         let value = format!("v{i}").into_bytes();
         let current = store.get(&key).cloned();
         let op = match p.kind {
-            0 => KvOp::Put { key: key.clone(), value: value.clone() },
+            0 => KvOp::Put {
+                key: key.clone(),
+                value: value.clone(),
+            },
             1 => KvOp::Get { key: key.clone() },
             2 => KvOp::Delete { key: key.clone() },
             _ => {
@@ -79,10 +82,18 @@ fn build(plans: &[Plan]) -> Built {
                 } else {
                     i64::from(p.expect / 2)
                 };
-                KvOp::CompareAndSwap { key: key.clone(), expected_mod_revision, new_value: value.clone() }
+                KvOp::CompareAndSwap {
+                    key: key.clone(),
+                    expected_mod_revision,
+                    new_value: value.clone(),
+                }
             }
         };
-        let id = history.invoke(u64::from(p.client), op.clone(), instant - u64::from(p.widen_before));
+        let id = history.invoke(
+            u64::from(p.client),
+            op.clone(),
+            instant - u64::from(p.widen_before),
+        );
         let returned_at = instant + u64::from(p.widen_after);
         if p.fate == 9 {
             if op.is_write() && i % 2 == 0 {
@@ -99,7 +110,12 @@ fn build(plans: &[Plan]) -> Built {
         };
         // `Some(new)`: the operation writes and leaves the key as `new` (None: deleted).
         let (result, written) = match op {
-            KvOp::Put { .. } => (KvResult::PutOk { revision: revision + 1 }, Some(Some(next_stored()))),
+            KvOp::Put { .. } => (
+                KvResult::PutOk {
+                    revision: revision + 1,
+                },
+                Some(Some(next_stored())),
+            ),
             KvOp::Get { .. } => {
                 let result = match &current {
                     Some(s) => KvResult::GetOk {
@@ -108,19 +124,45 @@ fn build(plans: &[Plan]) -> Built {
                         version: s.version,
                         revision,
                     },
-                    None => KvResult::GetOk { value: None, mod_revision: 0, version: 0, revision },
+                    None => KvResult::GetOk {
+                        value: None,
+                        mod_revision: 0,
+                        version: 0,
+                        revision,
+                    },
                 };
                 (result, None)
             }
             KvOp::Delete { .. } => match current {
-                Some(_) => (KvResult::DeleteOk { deleted: 1, revision: revision + 1 }, Some(None)),
+                Some(_) => (
+                    KvResult::DeleteOk {
+                        deleted: 1,
+                        revision: revision + 1,
+                    },
+                    Some(None),
+                ),
                 None => (KvResult::DeleteOk { deleted: 0, revision }, None),
             },
-            KvOp::CompareAndSwap { expected_mod_revision, .. } => {
+            KvOp::CompareAndSwap {
+                expected_mod_revision,
+                ..
+            } => {
                 if current.as_ref().map_or(0, |s| s.mod_revision) == expected_mod_revision {
-                    (KvResult::TxnOk { succeeded: true, revision: revision + 1 }, Some(Some(next_stored())))
+                    (
+                        KvResult::TxnOk {
+                            succeeded: true,
+                            revision: revision + 1,
+                        },
+                        Some(Some(next_stored())),
+                    )
                 } else {
-                    (KvResult::TxnOk { succeeded: false, revision }, None)
+                    (
+                        KvResult::TxnOk {
+                            succeeded: false,
+                            revision,
+                        },
+                        None,
+                    )
                 }
             }
         };
@@ -138,7 +180,10 @@ fn build(plans: &[Plan]) -> Built {
             history.complete(id, result, returned_at);
         }
     }
-    Built { history, applied_writes }
+    Built {
+        history,
+        applied_writes,
+    }
 }
 
 /// A completed read changed to return a value no execution lets it return, if the history has
@@ -155,8 +200,15 @@ fn mutate(built: &Built, pick: usize, future: bool) -> Option<History> {
     let read = *reads.get(pick % reads.len().max(1))?;
     let key = ops[read].op.key();
     let (read_from, read_to) = (ops[read].invoked_at, ops[read].returned_at()?);
-    let Some(KvResult::GetOk { revision, .. }) = ops[read].result().cloned() else { unreachable!() };
-    let writes_here = || built.applied_writes.iter().filter(|(_, (k, _))| k.as_slice() == key);
+    let Some(KvResult::GetOk { revision, .. }) = ops[read].result().cloned() else {
+        unreachable!()
+    };
+    let writes_here = || {
+        built
+            .applied_writes
+            .iter()
+            .filter(|(_, (k, _))| k.as_slice() == key)
+    };
     let replacement: Stored = if future {
         // Unapplied and unknown writes qualify too: they were not even sent yet.
         let later = (0..ops.len()).find(|&i| {
@@ -167,8 +219,15 @@ fn mutate(built: &Built, pick: usize, future: bool) -> Option<History> {
         let (KvOp::Put { value, .. } | KvOp::CompareAndSwap { new_value: value, .. }) = &ops[later].op else {
             unreachable!()
         };
-        let applied = built.applied_writes.get(&OpId(later)).and_then(|(_, s)| s.clone());
-        applied.unwrap_or(Stored { value: value.clone(), mod_revision: revision, version: 1 })
+        let applied = built
+            .applied_writes
+            .get(&OpId(later))
+            .and_then(|(_, s)| s.clone());
+        applied.unwrap_or(Stored {
+            value: value.clone(),
+            mod_revision: revision,
+            version: 1,
+        })
     } else {
         let newest_before = writes_here()
             .filter(|(id, _)| ops[id.0].returned_at().is_some_and(|t| t < read_from))
@@ -202,7 +261,10 @@ fn mutate(built: &Built, pick: usize, future: bool) -> Option<History> {
 }
 
 fn config() -> ProptestConfig {
-    ProptestConfig { cases: 256, ..ProptestConfig::default() }
+    ProptestConfig {
+        cases: 256,
+        ..ProptestConfig::default()
+    }
 }
 
 proptest! {

@@ -30,7 +30,11 @@ pub enum KvOp {
     Delete { key: Vec<u8> },
     /// `Txn { compare: [mod_revision(key) == expected_mod_revision], success: [put key
     /// new_value], failure: [] }`. `expected_mod_revision == 0` means "key absent".
-    CompareAndSwap { key: Vec<u8>, expected_mod_revision: i64, new_value: Vec<u8> },
+    CompareAndSwap {
+        key: Vec<u8>,
+        expected_mod_revision: i64,
+        new_value: Vec<u8>,
+    },
 }
 
 impl KvOp {
@@ -60,7 +64,12 @@ pub enum KvResult {
     PutOk { revision: i64 },
     /// Answer to [`KvOp::Get`]. When `value` is `None`, `mod_revision` and `version` are 0.
     /// `version` is the key's `version` field (puts since creation); it is checked too.
-    GetOk { value: Option<Vec<u8>>, mod_revision: i64, version: i64, revision: i64 },
+    GetOk {
+        value: Option<Vec<u8>>,
+        mod_revision: i64,
+        version: i64,
+        revision: i64,
+    },
     /// Answer to [`KvOp::Delete`]: `deleted` is 0 or 1 for a one-key delete.
     DeleteOk { deleted: i64, revision: i64 },
     /// Answer to [`KvOp::CompareAndSwap`].
@@ -157,7 +166,11 @@ impl fmt::Display for Operation {
             KvOp::Put { key, value } => write!(f, " Put({}, {})", Bytes(key), Bytes(value))?,
             KvOp::Get { key } => write!(f, " Get({})", Bytes(key))?,
             KvOp::Delete { key } => write!(f, " Delete({})", Bytes(key))?,
-            KvOp::CompareAndSwap { key, expected_mod_revision, new_value } => write!(
+            KvOp::CompareAndSwap {
+                key,
+                expected_mod_revision,
+                new_value,
+            } => write!(
                 f,
                 " Cas({}, if mod_rev == {expected_mod_revision}, {})",
                 Bytes(key),
@@ -167,8 +180,17 @@ impl fmt::Display for Operation {
         match self.result() {
             None => write!(f, " -> ?"),
             Some(KvResult::PutOk { revision }) => write!(f, " -> Ok@rev {revision}"),
-            Some(KvResult::GetOk { value: None, revision, .. }) => write!(f, " -> None@rev {revision}"),
-            Some(KvResult::GetOk { value: Some(v), mod_revision, version, revision }) => write!(
+            Some(KvResult::GetOk {
+                value: None,
+                revision,
+                ..
+            }) => write!(f, " -> None@rev {revision}"),
+            Some(KvResult::GetOk {
+                value: Some(v),
+                mod_revision,
+                version,
+                revision,
+            }) => write!(
                 f,
                 " -> Some({})@rev {revision} (mod_rev {mod_revision}, version {version})",
                 Bytes(v)
@@ -215,7 +237,12 @@ impl History {
 
     /// Records that `client` sent `op` at `at`.
     pub fn invoke(&mut self, client: ClientId, op: KvOp, at: u64) -> OpId {
-        self.ops.push(Operation { client, op, invoked_at: at, outcome: Outcome::Pending });
+        self.ops.push(Operation {
+            client,
+            op,
+            invoked_at: at,
+            outcome: Outcome::Pending,
+        });
         OpId(self.ops.len() - 1)
     }
 
@@ -262,7 +289,10 @@ impl History {
     fn pending_mut(&mut self, id: OpId, at: u64) -> &mut Operation {
         let op = &mut self.ops[id.0];
         assert_eq!(op.outcome, Outcome::Pending, "operation {id:?} already ended");
-        assert!(at >= op.invoked_at, "operation {id:?} ends at {at} before its invocation");
+        assert!(
+            at >= op.invoked_at,
+            "operation {id:?} ends at {at} before its invocation"
+        );
         op
     }
 }

@@ -31,7 +31,9 @@ pub struct CheckConfig {
 
 impl Default for CheckConfig {
     fn default() -> Self {
-        CheckConfig { search_steps_max_per_key: 1_000_000 }
+        CheckConfig {
+            search_steps_max_per_key: 1_000_000,
+        }
     }
 }
 
@@ -42,7 +44,9 @@ pub enum CheckOutcome {
     /// The first violation found: cross-key revision checks first, then keys in byte order.
     Violation(Violation),
     /// No violation found, but these keys ran out of search budget, in byte order.
-    Unknown { keys: Vec<Vec<u8>> },
+    Unknown {
+        keys: Vec<Vec<u8>>,
+    },
 }
 
 /// The verdict with the work it took.
@@ -88,7 +92,11 @@ pub enum ViolationKind {
     /// write, one not above it).
     RevisionWentBackwards { earlier: OpId, later: OpId },
     /// Two writes claim to have created the same revision.
-    DuplicateWriteRevision { revision: i64, first: OpId, second: OpId },
+    DuplicateWriteRevision {
+        revision: i64,
+        first: OpId,
+        second: OpId,
+    },
     /// No order of `key`'s operations is consistent with the model and real time.
     NotLinearizable {
         key: Vec<u8>,
@@ -161,14 +169,19 @@ fn check_revision_order(ops: &[Operation]) -> Option<Violation> {
     let mut completed: Vec<(u64, i64, OpId)> = Vec::new();
     let mut created: BTreeMap<i64, OpId> = BTreeMap::new();
     for (i, op) in ops.iter().enumerate() {
-        let Outcome::Completed { result, at } = &op.outcome else { continue };
+        let Outcome::Completed { result, at } = &op.outcome else {
+            continue;
+        };
         completed.push((*at, result.revision(), OpId(i)));
         if !result.created_revision() {
             continue;
         }
         if let Some(&first) = created.get(&result.revision()) {
-            let kind =
-                ViolationKind::DuplicateWriteRevision { revision: result.revision(), first, second: OpId(i) };
+            let kind = ViolationKind::DuplicateWriteRevision {
+                revision: result.revision(),
+                first,
+                second: OpId(i),
+            };
             let explanation = format!(
                 "two writes created revision {}:\n  {}\n  {}\n",
                 result.revision(),
@@ -180,8 +193,10 @@ fn check_revision_order(ops: &[Operation]) -> Option<Violation> {
         created.insert(result.revision(), OpId(i));
     }
     completed.sort_unstable();
-    let mut by_invocation: Vec<OpId> =
-        (0..ops.len()).map(OpId).filter(|id| ops[id.0].result().is_some()).collect();
+    let mut by_invocation: Vec<OpId> = (0..ops.len())
+        .map(OpId)
+        .filter(|id| ops[id.0].result().is_some())
+        .collect();
     by_invocation.sort_by_key(|id| (ops[id.0].invoked_at, *id));
     // Sweep invocations in time order, folding in every response received strictly before.
     let mut seen_max: Option<(i64, OpId)> = None;
@@ -212,7 +227,10 @@ fn check_revision_order(ops: &[Operation]) -> Option<Violation> {
                 ops[earlier.0],
                 op
             );
-            return Some(Violation { kind: ViolationKind::RevisionWentBackwards { earlier, later }, explanation });
+            return Some(Violation {
+                kind: ViolationKind::RevisionWentBackwards { earlier, later },
+                explanation,
+            });
         }
     }
     None
@@ -230,15 +248,31 @@ enum KeyInput {
     Put(ValueId),
     Get,
     Delete,
-    CompareAndSwap { expected_mod_revision: i64, new_value: ValueId },
+    CompareAndSwap {
+        expected_mod_revision: i64,
+        new_value: ValueId,
+    },
 }
 
 #[derive(Debug)]
 enum KeyOutput {
-    Put { revision: i64 },
-    Get { value: Option<ValueId>, mod_revision: i64, version: i64, revision: i64 },
-    Delete { deleted: i64, revision: i64 },
-    Txn { succeeded: bool, revision: i64 },
+    Put {
+        revision: i64,
+    },
+    Get {
+        value: Option<ValueId>,
+        mod_revision: i64,
+        version: i64,
+        revision: i64,
+    },
+    Delete {
+        deleted: i64,
+        revision: i64,
+    },
+    Txn {
+        succeeded: bool,
+        revision: i64,
+    },
 }
 
 /// One key's operations as calls of [`KeyModel`], and the values interned for them.
@@ -262,27 +296,43 @@ fn key_calls(ops: &[Operation], ids: &[OpId]) -> (Vec<Call<KeyInput, KeyOutput>>
                 KvOp::Put { value, .. } => KeyInput::Put(lookup(value)),
                 KvOp::Get { .. } => KeyInput::Get,
                 KvOp::Delete { .. } => KeyInput::Delete,
-                KvOp::CompareAndSwap { expected_mod_revision, new_value, .. } => KeyInput::CompareAndSwap {
+                KvOp::CompareAndSwap {
+                    expected_mod_revision,
+                    new_value,
+                    ..
+                } => KeyInput::CompareAndSwap {
                     expected_mod_revision: *expected_mod_revision,
                     new_value: lookup(new_value),
                 },
             };
             let output = op.result().map(|r| match r {
                 KvResult::PutOk { revision } => KeyOutput::Put { revision: *revision },
-                KvResult::GetOk { value, mod_revision, version, revision } => KeyOutput::Get {
+                KvResult::GetOk {
+                    value,
+                    mod_revision,
+                    version,
+                    revision,
+                } => KeyOutput::Get {
                     value: value.as_deref().map(lookup),
                     mod_revision: *mod_revision,
                     version: *version,
                     revision: *revision,
                 },
-                KvResult::DeleteOk { deleted, revision } => {
-                    KeyOutput::Delete { deleted: *deleted, revision: *revision }
-                }
-                KvResult::TxnOk { succeeded, revision } => {
-                    KeyOutput::Txn { succeeded: *succeeded, revision: *revision }
-                }
+                KvResult::DeleteOk { deleted, revision } => KeyOutput::Delete {
+                    deleted: *deleted,
+                    revision: *revision,
+                },
+                KvResult::TxnOk { succeeded, revision } => KeyOutput::Txn {
+                    succeeded: *succeeded,
+                    revision: *revision,
+                },
             });
-            Call { input, output, invoked_at: op.invoked_at, returned_at: op.returned_at() }
+            Call {
+                input,
+                output,
+                invoked_at: op.invoked_at,
+                returned_at: op.returned_at(),
+            }
         })
         .collect();
     (calls, values)
@@ -317,7 +367,10 @@ impl KeyState {
     /// A write whose revision nobody reported: it is above every revision seen so far.
     fn written_unreported(&self, value: ValueId) -> KeyState {
         let least = self.revision_floor + 1;
-        KeyState { mod_revision_max: i64::MAX, ..self.written(value, least) }
+        KeyState {
+            mod_revision_max: i64::MAX,
+            ..self.written(value, least)
+        }
     }
 
     fn deleted(&self, revision: i64) -> KeyState {
@@ -331,7 +384,10 @@ impl KeyState {
     }
 
     fn observed(&self, revision: i64) -> KeyState {
-        KeyState { revision_floor: revision, ..self.clone() }
+        KeyState {
+            revision_floor: revision,
+            ..self.clone()
+        }
     }
 
     fn compare_may_hold(&self, expected_mod_revision: i64) -> bool {
@@ -345,7 +401,8 @@ impl KeyState {
         match self.value {
             None => expected_mod_revision != 0,
             Some(_) => {
-                self.mod_revision_min != self.mod_revision_max || self.mod_revision_min != expected_mod_revision
+                self.mod_revision_min != self.mod_revision_max
+                    || self.mod_revision_min != expected_mod_revision
             }
         }
     }
@@ -357,7 +414,13 @@ impl Model for KeyModel {
     type State = KeyState;
 
     fn init(&self) -> KeyState {
-        KeyState { value: None, mod_revision_min: 0, mod_revision_max: 0, version: 0, revision_floor: 0 }
+        KeyState {
+            value: None,
+            mod_revision_min: 0,
+            mod_revision_max: 0,
+            version: 0,
+            revision_floor: 0,
+        }
     }
 
     fn step(&self, s: &KeyState, input: &KeyInput, output: Option<&KeyOutput>) -> Option<KeyState> {
@@ -367,15 +430,23 @@ impl Model for KeyModel {
                 (revision > floor).then(|| s.written(*v, revision))
             }
             (KeyInput::Put(v), None) => Some(s.written_unreported(*v)),
-            (KeyInput::Get, Some(&KeyOutput::Get { value, mod_revision, version, revision })) => {
+            (
+                KeyInput::Get,
+                Some(&KeyOutput::Get {
+                    value,
+                    mod_revision,
+                    version,
+                    revision,
+                }),
+            ) => {
                 if revision < floor || value != s.value {
                     return None;
                 }
                 if value.is_none() {
                     return (mod_revision == 0 && version == 0).then(|| s.observed(revision));
                 }
-                let mod_revision_possible =
-                    (s.mod_revision_min..=s.mod_revision_max).contains(&mod_revision) && mod_revision <= revision;
+                let mod_revision_possible = (s.mod_revision_min..=s.mod_revision_max).contains(&mod_revision)
+                    && mod_revision <= revision;
                 (mod_revision_possible && version == s.version).then(|| KeyState {
                     mod_revision_min: mod_revision,
                     mod_revision_max: mod_revision,
@@ -391,7 +462,10 @@ impl Model for KeyModel {
             },
             (KeyInput::Delete, None) => s.value.is_some().then(|| s.deleted(floor + 1)),
             (
-                &KeyInput::CompareAndSwap { expected_mod_revision, new_value },
+                &KeyInput::CompareAndSwap {
+                    expected_mod_revision,
+                    new_value,
+                },
                 Some(&KeyOutput::Txn { succeeded, revision }),
             ) => {
                 if succeeded {
@@ -403,9 +477,15 @@ impl Model for KeyModel {
                 }
             }
             // A failed swap changes nothing, the same as leaving the operation out.
-            (&KeyInput::CompareAndSwap { expected_mod_revision, new_value }, None) => {
-                s.compare_may_hold(expected_mod_revision).then(|| s.written_unreported(new_value))
-            }
+            (
+                &KeyInput::CompareAndSwap {
+                    expected_mod_revision,
+                    new_value,
+                },
+                None,
+            ) => s
+                .compare_may_hold(expected_mod_revision)
+                .then(|| s.written_unreported(new_value)),
             // `History::complete` rejects a result of the wrong kind.
             (_, Some(_)) => None,
         }
@@ -429,18 +509,31 @@ fn explain(
     let candidates: Vec<OpId> = c.candidates.iter().map(|&i| ids[i]).collect();
     let mut text = String::new();
     // Writing into a String cannot fail.
-    let _ = writeln!(text, "not linearizable: key {} ({} operations)", Bytes(key), ids.len());
+    let _ = writeln!(
+        text,
+        "not linearizable: key {} ({} operations)",
+        Bytes(key),
+        ids.len()
+    );
     let _ = writeln!(
         text,
         "longest linearizable prefix: {} of {} operations{}",
         longest_prefix.len(),
         ids.len(),
-        if longest_prefix.len() > PREFIX_SHOWN_MAX { ", last ones shown" } else { "" },
+        if longest_prefix.len() > PREFIX_SHOWN_MAX {
+            ", last ones shown"
+        } else {
+            ""
+        },
     );
     for id in &longest_prefix[longest_prefix.len().saturating_sub(PREFIX_SHOWN_MAX)..] {
         let _ = writeln!(text, "  {}", history.operation(*id));
     }
-    let _ = writeln!(text, "state after it: {}", describe_state(&c.state_after_prefix, values));
+    let _ = writeln!(
+        text,
+        "state after it: {}",
+        describe_state(&c.state_after_prefix, values)
+    );
     let _ = writeln!(
         text,
         "must take effect next, by t={}, and cannot: {}",
@@ -449,7 +542,10 @@ fn explain(
     );
     let others: Vec<&OpId> = candidates.iter().filter(|id| **id != deadline).collect();
     if !others.is_empty() {
-        let _ = writeln!(text, "no order of the other operations that could go first helps:");
+        let _ = writeln!(
+            text,
+            "no order of the other operations that could go first helps:"
+        );
         for id in others.iter().take(CANDIDATES_SHOWN_MAX) {
             let _ = writeln!(text, "  {}", history.operation(**id));
         }
@@ -457,8 +553,16 @@ fn explain(
             let _ = writeln!(text, "  ... and {} more", others.len() - CANDIDATES_SHOWN_MAX);
         }
     }
-    let kind = ViolationKind::NotLinearizable { key: key.to_vec(), longest_prefix, deadline, candidates };
-    Violation { kind, explanation: text }
+    let kind = ViolationKind::NotLinearizable {
+        key: key.to_vec(),
+        longest_prefix,
+        deadline,
+        candidates,
+    };
+    Violation {
+        kind,
+        explanation: text,
+    }
 }
 
 fn describe_state(s: &KeyState, values: &[Vec<u8>]) -> String {

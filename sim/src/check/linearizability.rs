@@ -57,7 +57,9 @@ pub struct Call<I, O> {
 pub enum Verdict<S> {
     /// `order` is a linearization: every returned call and the unknown-outcome calls that had
     /// to take effect, in the order they took effect.
-    Linearizable { order: Vec<usize> },
+    Linearizable {
+        order: Vec<usize>,
+    },
     NotLinearizable(Counterexample<S>),
     /// The search ran out of its step budget before deciding.
     Unknown,
@@ -109,7 +111,10 @@ pub fn check<M: Model>(
 
     while remaining_returns > 0 {
         if steps == steps_max {
-            return SearchResult { verdict: Verdict::Unknown, steps };
+            return SearchResult {
+                verdict: Verdict::Unknown,
+                steps,
+            };
         }
         steps += 1;
         // A return entry of an unlinearized call is always ahead while any remain.
@@ -144,7 +149,10 @@ pub fn check<M: Model>(
         }
         let Some((undone, previous)) = stack.pop() else {
             let counterexample = best.expect("recorded just above");
-            return SearchResult { verdict: Verdict::NotLinearizable(counterexample), steps };
+            return SearchResult {
+                verdict: Verdict::NotLinearizable(counterexample),
+                steps,
+            };
         };
         state = previous;
         linearized.clear(undone);
@@ -155,7 +163,10 @@ pub fn check<M: Model>(
         node = list.next[list.call_node[undone]];
     }
     let order = stack.into_iter().map(|(c, _)| c).collect();
-    SearchResult { verdict: Verdict::Linearizable { order }, steps }
+    SearchResult {
+        verdict: Verdict::Linearizable { order },
+        steps,
+    }
 }
 
 /// The time-sorted call and return entries as a doubly linked list over indices, so that
@@ -299,13 +310,21 @@ mod tests {
     }
 
     fn call(input: Op, output: u8, invoked_at: u64, returned_at: u64) -> Call<Op, u8> {
-        Call { input, output: Some(output), invoked_at, returned_at: Some(returned_at) }
+        Call {
+            input,
+            output: Some(output),
+            invoked_at,
+            returned_at: Some(returned_at),
+        }
     }
 
     #[test]
     fn concurrent_write_and_read_may_go_either_way() {
-        let calls =
-            [call(Op::Write(1), 0, 0, 10), call(Op::Read, 0, 1, 5), call(Op::Read, 1, 2, 6)];
+        let calls = [
+            call(Op::Write(1), 0, 0, 10),
+            call(Op::Read, 0, 1, 5),
+            call(Op::Read, 1, 2, 6),
+        ];
         let result = check(&Register, &calls, 1000);
         assert_eq!(result.verdict, Verdict::Linearizable { order: vec![1, 0, 2] });
     }
@@ -324,17 +343,34 @@ mod tests {
 
     #[test]
     fn unknown_call_may_be_left_out_or_applied_late() {
-        let lost = Call { input: Op::Write(7), output: None, invoked_at: 0, returned_at: None };
+        let lost = Call {
+            input: Op::Write(7),
+            output: None,
+            invoked_at: 0,
+            returned_at: None,
+        };
         let late = [lost.clone(), call(Op::Read, 0, 5, 6), call(Op::Read, 7, 8, 9)];
-        assert!(matches!(check(&Register, &late, 1000).verdict, Verdict::Linearizable { .. }));
+        assert!(matches!(
+            check(&Register, &late, 1000).verdict,
+            Verdict::Linearizable { .. }
+        ));
         let never = [lost, call(Op::Read, 0, 5, 6)];
-        assert_eq!(check(&Register, &never, 1000).verdict, Verdict::Linearizable { order: vec![1] });
+        assert_eq!(
+            check(&Register, &never, 1000).verdict,
+            Verdict::Linearizable { order: vec![1] }
+        );
     }
 
     #[test]
     fn budget_exhaustion_is_unknown_not_a_verdict() {
         let calls = [call(Op::Write(1), 0, 0, 10), call(Op::Read, 0, 11, 12)];
         let result = check(&Register, &calls, 1);
-        assert_eq!(result, SearchResult { verdict: Verdict::Unknown, steps: 1 });
+        assert_eq!(
+            result,
+            SearchResult {
+                verdict: Verdict::Unknown,
+                steps: 1
+            }
+        );
     }
 }
