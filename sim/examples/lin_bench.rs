@@ -1,10 +1,10 @@
 //! Times the KV linearizability check on a workload-shaped history: 10,000 operations from
-//! 8 clients over 50 keys, each client sequential with random latencies, about 5% of writes
-//! losing their response. The history comes from a real sequential execution, so it must be
+//! 8 clients over 50 keys, each client sequential with random latencies, 5% of writes (by
+//! default) losing their response. The history comes from a real sequential execution, so it must be
 //! accepted; then one read is changed to return a value overwritten before it was sent, which
 //! must be rejected (the failing key's search is exhaustive, so it is timed too).
 //!
-//! `cargo run -p detcd-sim --example lin_bench [ops] [clients] [keys] [seed]`
+//! `cargo run -p detcd-sim --example lin_bench [ops] [clients] [keys] [seed] [lost_percent]`
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -45,6 +45,7 @@ fn arg(i: usize, default: u64) -> u64 {
 
 fn main() {
     let (ops, clients, keys, seed) = (arg(1, 10_000), arg(2, 8), arg(3, 50), arg(4, 1));
+    let lost_percent = arg(5, 5);
     let mut rng = Rng(seed);
 
     // Each client: invoke, take effect after 0..2 ms, answer after 0..2 ms more, think 0..1 ms
@@ -69,7 +70,7 @@ fn main() {
                 new_value: value,
             },
         };
-        let response_lost = op.is_write() && rng.below(20) == 0;
+        let response_lost = op.is_write() && rng.below(100) < lost_percent;
         planned.push(Planned {
             client,
             op,
@@ -184,7 +185,9 @@ fn main() {
     let started = Instant::now();
     let report = check_kv(&mutated, &config);
     let elapsed = started.elapsed();
-    let violation = report.violation().expect("impossible read accepted");
+    let Some(violation) = report.violation() else {
+        panic!("impossible read not rejected: {:?}", report.outcome);
+    };
     println!(
         "one stale read injected: violation found, {} search steps, {:.1} ms\n{violation}",
         report.search_steps,
