@@ -4,7 +4,9 @@
 //! accepted; then one read is changed to return a value overwritten before it was sent, which
 //! must be rejected (the failing key's search is exhaustive, so it is timed too).
 //!
-//! `cargo run -p detcd-sim --example lin_bench [ops] [clients] [keys] [seed] [lost_percent]`
+//! `cargo run -p detcd-sim --example lin_bench [ops] [clients] [keys] [seed] [lost_percent]
+//! [resolve]`: with `resolve` = 1, lost writes are resolved as the simulator would from the
+//! committed log (`History::resolve_unknown`).
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -46,6 +48,7 @@ fn arg(i: usize, default: u64) -> u64 {
 fn main() {
     let (ops, clients, keys, seed) = (arg(1, 10_000), arg(2, 8), arg(3, 50), arg(4, 1));
     let lost_percent = arg(5, 5);
+    let resolve = arg(6, 0) == 1;
     let mut rng = Rng(seed);
 
     // Each client: invoke, take effect after 0..2 ms, answer after 0..2 ms more, think 0..1 ms
@@ -158,6 +161,10 @@ fn main() {
         let id = history.invoke(p.client, p.op.clone(), p.invoked_at);
         if p.response_lost {
             history.fail_unknown(id, p.returned_at);
+            if resolve {
+                let result = results[i].take().expect("every op ran");
+                history.resolve_unknown(id, result.created_revision().then(|| result.revision()));
+            }
         } else {
             history.complete(id, results[i].take().expect("every op ran"), p.returned_at);
         }
@@ -239,6 +246,10 @@ fn overwritten_read(history: &History) -> Option<History> {
             }
             Outcome::Completed { result, at } => mutated.complete(id, result.clone(), *at),
             Outcome::Unknown { at } => mutated.fail_unknown(id, *at),
+            Outcome::AppliedUnanswered { at, revision } => {
+                mutated.fail_unknown(id, *at);
+                mutated.resolve_unknown(id, Some(*revision));
+            }
             Outcome::FailedDefinite => mutated.fail_definite(id),
             Outcome::Pending => {}
         }

@@ -467,3 +467,57 @@ fn same_history_gives_the_same_report() {
     assert!(first.violation().is_some());
     assert_eq!(first, check(&h));
 }
+
+#[test]
+fn lost_write_resolved_as_applied_must_take_effect_with_its_revision() {
+    let mut h = History::new();
+    let lost = put_lost(&mut h, 1, "k1", "v1", 0, 10);
+    h.resolve_unknown(lost, Some(2));
+    get(&mut h, 2, "k1", (20, 30), None, 1);
+    get(&mut h, 2, "k1", (40, 50), Some(("v1", 2, 1)), 2);
+    assert_linearizable(&h);
+
+    // The log says it applied, so it cannot be missing for ever.
+    let mut h = History::new();
+    let lost = put_lost(&mut h, 1, "k1", "v1", 0, 10);
+    h.resolve_unknown(lost, Some(2));
+    get(&mut h, 2, "k1", (20, 30), None, 1);
+    put(&mut h, 3, "k1", "v2", (40, 50), 3);
+    let skipped = get(&mut h, 2, "k1", (60, 70), Some(("v2", 3, 1)), 3);
+    assert_not_linearizable(&h, "k1", skipped);
+
+    // And its revision is fixed: a read may not report another.
+    let mut h = History::new();
+    let lost = put_lost(&mut h, 1, "k1", "v1", 0, 10);
+    h.resolve_unknown(lost, Some(2));
+    let wrong = get(&mut h, 2, "k1", (20, 30), Some(("v1", 3, 1)), 3);
+    assert_not_linearizable(&h, "k1", wrong);
+}
+
+#[test]
+fn lost_write_resolved_as_not_applied_cannot_be_read() {
+    let mut h = History::new();
+    let lost = put_lost(&mut h, 1, "k1", "v1", 0, 10);
+    h.resolve_unknown(lost, None);
+    let phantom = get(&mut h, 2, "k1", (20, 30), Some(("v1", 2, 1)), 2);
+    assert_not_linearizable(&h, "k1", phantom);
+}
+
+#[test]
+fn resolved_write_revision_takes_part_in_cross_key_checks() {
+    let mut h = History::new();
+    let first = put(&mut h, 1, "k1", "v1", (0, 10), 2);
+    let lost = put_lost(&mut h, 2, "k2", "w1", 20, 30);
+    h.resolve_unknown(lost, Some(2));
+    let report = check(&h);
+    let v = report.violation().expect("duplicate revision");
+    assert_eq!(
+        v.kind,
+        ViolationKind::DuplicateWriteRevision {
+            revision: 2,
+            first,
+            second: lost
+        },
+        "{v}"
+    );
+}

@@ -22,7 +22,8 @@ struct Plan {
     /// How far the interval reaches before and after the instant it took effect.
     widen_before: u8,
     widen_after: u8,
-    /// 0..=6 completed, 7..=8 took effect but the response was lost, 9 never took effect.
+    /// 0..=6 completed, 7..=8 took effect but the response was lost (8: and the log
+    /// resolved it), 9 never took effect.
     fate: u8,
     client: u8,
 }
@@ -176,6 +177,10 @@ fn build(plans: &[Plan]) -> Built {
         }
         if p.fate >= 7 {
             history.fail_unknown(id, returned_at);
+            // As the simulator would, from the committed log.
+            if p.fate == 8 && op.is_write() {
+                history.resolve_unknown(id, result.created_revision().then(|| result.revision()));
+            }
         } else {
             history.complete(id, result, returned_at);
         }
@@ -253,6 +258,10 @@ fn mutate(built: &Built, pick: usize, future: bool) -> Option<History> {
             }
             Outcome::Completed { result, at } => mutated.complete(id, result.clone(), *at),
             Outcome::Unknown { at } => mutated.fail_unknown(id, *at),
+            Outcome::AppliedUnanswered { at, revision } => {
+                mutated.fail_unknown(id, *at);
+                mutated.resolve_unknown(id, Some(*revision));
+            }
             Outcome::FailedDefinite => mutated.fail_definite(id),
             Outcome::Pending => {}
         }

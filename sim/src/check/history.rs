@@ -120,6 +120,10 @@ pub enum Outcome {
     /// Timed out or lost its connection at `at`: it may take effect at any time after its
     /// invocation, even after operations invoked later, or never. Its return time is infinite.
     Unknown { at: u64 },
+    /// Its response was lost at `at`, but the run's committed log shows the write applied and
+    /// creating `revision` (see [`History::resolve_unknown`]). It must take effect, at any time
+    /// after its invocation, with that revision.
+    AppliedUnanswered { at: u64, revision: i64 },
     /// Rejected with an error that proves it was never applied (e.g. refused before proposal).
     /// Dropped from checking.
     FailedDefinite,
@@ -158,7 +162,9 @@ impl fmt::Display for Operation {
         write!(f, "client {} [t={}..", self.client, self.invoked_at)?;
         match &self.outcome {
             Outcome::Completed { at, .. } => write!(f, "{at}]")?,
-            Outcome::Unknown { at } => write!(f, "? (lost at {at})]")?,
+            Outcome::Unknown { at } | Outcome::AppliedUnanswered { at, .. } => {
+                write!(f, "? (lost at {at})]")?
+            }
             Outcome::Pending => write!(f, "? (in flight)]")?,
             Outcome::FailedDefinite => write!(f, "x (not applied)]")?,
         }
@@ -176,6 +182,9 @@ impl fmt::Display for Operation {
                 Bytes(key),
                 Bytes(new_value)
             )?,
+        }
+        if let Outcome::AppliedUnanswered { revision, .. } = self.outcome {
+            return write!(f, " -> ? (applied at rev {revision}, per the log)");
         }
         match self.result() {
             None => write!(f, " -> ?"),
@@ -261,6 +270,27 @@ impl History {
     pub fn fail_unknown(&mut self, id: OpId, at: u64) {
         let op = self.pending_mut(id, at);
         op.outcome = Outcome::Unknown { at };
+    }
+
+    /// Narrows a lost write (`fail_unknown`) after the run, from the cluster's committed log,
+    /// as etcd's robustness tests patch their history with the requests found persisted:
+    /// `None` if the request never applied (it is then dropped like a definite failure),
+    /// `Some(revision)` if it applied and created `revision` (a compare-and-swap whose compare
+    /// failed, or a delete of an absent key, created none: pass `None`). Resolving turns an
+    /// exponential part of the search into a fixed constraint; unresolved lost writes remain
+    /// correct but costly.
+    ///
+    /// Panics unless `id` is a write that ended with `fail_unknown`.
+    pub fn resolve_unknown(&mut self, id: OpId, applied_at_revision: Option<i64>) {
+        let op = &mut self.ops[id.0];
+        let Outcome::Unknown { at } = op.outcome else {
+            panic!("operation {id:?} is not a lost request: {:?}", op.outcome);
+        };
+        assert!(op.op.is_write(), "a lost read has nothing to resolve: {id:?}");
+        op.outcome = match applied_at_revision {
+            Some(revision) => Outcome::AppliedUnanswered { at, revision },
+            None => Outcome::FailedDefinite,
+        };
     }
 
     /// Records that `id` failed with an error that proves it was never applied.

@@ -126,7 +126,8 @@ pub fn check_kv(history: &History, config: &CheckConfig) -> CheckReport {
     }
     let mut undecided = Vec::new();
     for (key, ids) in &partitions {
-        let (calls, values) = key_calls(ops, ids);
+        let (mut calls, values) = key_calls(ops, ids);
+        tighten_by_revision(&mut calls);
         let result = linearizability::check(&KeyModel, &calls, config.search_steps_max_per_key);
         report.search_steps += result.steps;
         match result.verdict {
@@ -150,7 +151,7 @@ fn partition(ops: &[Operation]) -> BTreeMap<&[u8], Vec<OpId>> {
     let mut partitions: BTreeMap<&[u8], Vec<OpId>> = BTreeMap::new();
     for (i, op) in ops.iter().enumerate() {
         let keep = match op.outcome {
-            Outcome::Completed { .. } => true,
+            Outcome::Completed { .. } | Outcome::AppliedUnanswered { .. } => true,
             Outcome::Unknown { .. } | Outcome::Pending => op.op.is_write(),
             Outcome::FailedDefinite => false,
         };
@@ -166,37 +167,41 @@ fn partition(ops: &[Operation]) -> BTreeMap<&[u8], Vec<OpId>> {
 /// request; a write's must be strictly above it. Also, one-key writes each create their own
 /// revision.
 fn check_revision_order(ops: &[Operation]) -> Option<Violation> {
+    // (revision, whether the operation created it) for every operation whose revision is known.
+    let revision_of = |op: &Operation| match &op.outcome {
+        Outcome::Completed { result, .. } => Some((result.revision(), result.created_revision())),
+        Outcome::AppliedUnanswered { revision, .. } => Some((*revision, true)),
+        _ => None,
+    };
     let mut completed: Vec<(u64, i64, OpId)> = Vec::new();
     let mut created: BTreeMap<i64, OpId> = BTreeMap::new();
+    let mut by_invocation: Vec<OpId> = Vec::new();
     for (i, op) in ops.iter().enumerate() {
-        let Outcome::Completed { result, at } = &op.outcome else {
+        let Some((revision, creates)) = revision_of(op) else {
             continue;
         };
-        completed.push((*at, result.revision(), OpId(i)));
-        if !result.created_revision() {
+        by_invocation.push(OpId(i));
+        if let Some(at) = op.returned_at() {
+            completed.push((at, revision, OpId(i)));
+        }
+        if !creates {
             continue;
         }
-        if let Some(&first) = created.get(&result.revision()) {
+        if let Some(&first) = created.get(&revision) {
             let kind = ViolationKind::DuplicateWriteRevision {
-                revision: result.revision(),
+                revision,
                 first,
                 second: OpId(i),
             };
             let explanation = format!(
-                "two writes created revision {}:\n  {}\n  {}\n",
-                result.revision(),
-                ops[first.0],
-                op
+                "two writes created revision {revision}:\n  {}\n  {}\n",
+                ops[first.0], op
             );
             return Some(Violation { kind, explanation });
         }
-        created.insert(result.revision(), OpId(i));
+        created.insert(revision, OpId(i));
     }
     completed.sort_unstable();
-    let mut by_invocation: Vec<OpId> = (0..ops.len())
-        .map(OpId)
-        .filter(|id| ops[id.0].result().is_some())
-        .collect();
     by_invocation.sort_by_key(|id| (ops[id.0].invoked_at, *id));
     // Sweep invocations in time order, folding in every response received strictly before.
     let mut seen_max: Option<(i64, OpId)> = None;
@@ -213,19 +218,13 @@ fn check_revision_order(ops: &[Operation]) -> Option<Violation> {
             next_completed += 1;
         }
         let Some((max, earlier)) = seen_max else { continue };
-        let result = op.result().expect("filtered to completed operations");
-        let backwards = if result.created_revision() {
-            result.revision() <= max
-        } else {
-            result.revision() < max
-        };
+        let (revision, creates) = revision_of(op).expect("filtered to known revisions");
+        let backwards = if creates { revision <= max } else { revision < max };
         if backwards {
             let explanation = format!(
-                "revision went backwards: an operation reports revision {} but was invoked after \
-                 another had returned revision {max}:\n  earlier: {}\n  later:   {}\n",
-                result.revision(),
-                ops[earlier.0],
-                op
+                "revision went backwards: an operation reports revision {revision} but was invoked \
+                 after another had returned revision {max}:\n  earlier: {}\n  later:   {}\n",
+                ops[earlier.0], op
             );
             return Some(Violation {
                 kind: ViolationKind::RevisionWentBackwards { earlier, later },
@@ -273,6 +272,10 @@ enum KeyOutput {
         succeeded: bool,
         revision: i64,
     },
+    /// A lost write the log shows applied at `revision`.
+    Applied {
+        revision: i64,
+    },
 }
 
 /// One key's operations as calls of [`KeyModel`], and the values interned for them.
@@ -305,6 +308,16 @@ fn key_calls(ops: &[Operation], ids: &[OpId]) -> (Vec<Call<KeyInput, KeyOutput>>
                     new_value: lookup(new_value),
                 },
             };
+            if let Outcome::AppliedUnanswered { revision, .. } = op.outcome {
+                // It must be linearized, but by no deadline: its return is at the end of time.
+                let output = Some(KeyOutput::Applied { revision });
+                return Call {
+                    input,
+                    output,
+                    invoked_at: op.invoked_at,
+                    returned_at: Some(u64::MAX),
+                };
+            }
             let output = op.result().map(|r| match r {
                 KvResult::PutOk { revision } => KeyOutput::Put { revision: *revision },
                 KvResult::GetOk {
@@ -336,6 +349,51 @@ fn key_calls(ops: &[Operation], ids: &[OpId]) -> (Vec<Call<KeyInput, KeyOutput>>
         })
         .collect();
     (calls, values)
+}
+
+/// Where an operation with a known revision must sit in any order the model accepts: sorted
+/// by revision, a write before the reads of its own revision, reads of one revision in any
+/// order.
+fn revision_rank(output: &KeyOutput) -> (i64, bool) {
+    match *output {
+        KeyOutput::Put { revision } | KeyOutput::Applied { revision } => (revision, false),
+        KeyOutput::Get { revision, .. } => (revision, true),
+        KeyOutput::Delete { deleted, revision } => (revision, deleted == 0),
+        KeyOutput::Txn { succeeded, revision } => (revision, !succeeded),
+    }
+}
+
+/// Narrows the intervals of operations with known revisions to what their revision order
+/// implies: if `a` must precede `b`, `b` takes effect after `a` was invoked and `a` before
+/// `b` returned. The model rejects every order that breaks revision order anyway, so this
+/// removes no accepted linearization; it only stops the search from trying them. It matters
+/// most for lost writes resolved from the log, which would otherwise have no deadline.
+fn tighten_by_revision(calls: &mut [Call<KeyInput, KeyOutput>]) {
+    let mut ranked: Vec<((i64, bool), usize)> = calls
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| c.output.as_ref().map(|o| (revision_rank(o), i)))
+        .collect();
+    ranked.sort_unstable();
+    // Ranks group equal keys; a group is constrained only by groups strictly before/after it.
+    let groups: Vec<&[((i64, bool), usize)]> = ranked.chunk_by(|a, b| a.0 == b.0).collect();
+    let mut invoked_floor = 0;
+    for group in &groups {
+        let floor_before = invoked_floor;
+        for &(_, i) in *group {
+            invoked_floor = invoked_floor.max(calls[i].invoked_at);
+            calls[i].invoked_at = calls[i].invoked_at.max(floor_before);
+        }
+    }
+    let mut returned_ceiling = u64::MAX;
+    for group in groups.iter().rev() {
+        let ceiling_after = returned_ceiling;
+        for &(_, i) in *group {
+            let returned = calls[i].returned_at.expect("known outputs have return entries");
+            returned_ceiling = returned_ceiling.min(returned);
+            calls[i].returned_at = Some(returned.min(ceiling_after));
+        }
+    }
 }
 
 /// One key of an etcd store, as far as one key can tell.
@@ -430,6 +488,9 @@ impl Model for KeyModel {
                 (revision > floor).then(|| s.written(*v, revision))
             }
             (KeyInput::Put(v), None) => Some(s.written_unreported(*v)),
+            (KeyInput::Put(v), Some(&KeyOutput::Applied { revision })) => {
+                (revision > floor).then(|| s.written(*v, revision))
+            }
             (
                 KeyInput::Get,
                 Some(&KeyOutput::Get {
@@ -461,6 +522,17 @@ impl Model for KeyModel {
                 _ => None,
             },
             (KeyInput::Delete, None) => s.value.is_some().then(|| s.deleted(floor + 1)),
+            (KeyInput::Delete, Some(&KeyOutput::Applied { revision })) => {
+                (s.value.is_some() && revision > floor).then(|| s.deleted(revision))
+            }
+            (
+                &KeyInput::CompareAndSwap {
+                    expected_mod_revision,
+                    new_value,
+                },
+                Some(&KeyOutput::Applied { revision }),
+            ) => (s.compare_may_hold(expected_mod_revision) && revision > floor)
+                .then(|| s.written(new_value, revision)),
             (
                 &KeyInput::CompareAndSwap {
                     expected_mod_revision,
@@ -536,8 +608,11 @@ fn explain(
     );
     let _ = writeln!(
         text,
-        "must take effect next, by t={}, and cannot: {}",
-        history.operation(deadline).returned_at().unwrap_or(u64::MAX),
+        "must take effect next, by {}, and cannot: {}",
+        history
+            .operation(deadline)
+            .returned_at()
+            .map_or("the end".to_string(), |t| format!("t={t}")),
         history.operation(deadline)
     );
     let others: Vec<&OpId> = candidates.iter().filter(|id| **id != deadline).collect();
