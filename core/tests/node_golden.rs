@@ -154,6 +154,10 @@ impl Cluster {
             };
             match out {
                 Output::Persist { ready_number, snapshot, entries, hard_state, .. } => {
+                    let index = snapshot.as_ref().and_then(|s| s.metadata.as_ref()).map_or(0, |m| m.index);
+                    if index > 1 {
+                        lines.push(format!("n{id}: installing the leader's snapshot at index {index}"));
+                    }
                     member.disk.persist(snapshot, entries, hard_state);
                     acks.push_back(Input::Persisted { ready_number });
                 }
@@ -595,7 +599,12 @@ fn run(c: &mut Cluster, cmd: &Command) -> String {
         }
         other => panic!("line {}: unknown command {other}", cmd.line),
     }
-    std::mem::take(&mut c.out)
+    // Added members' IDs are drawn from a seed; transcripts call the last one NEW.
+    let out = std::mem::take(&mut c.out);
+    if c.last_added == 0 {
+        return out;
+    }
+    out.replace(&c.last_added.to_string(), "NEW")
 }
 
 fn golden_files() -> Vec<PathBuf> {
