@@ -17,10 +17,11 @@ use std::path::PathBuf;
 use datadriven::{run_file, Command};
 use detcd_core::node::{Input, Node, NodeConfig, NodeStart, Output, PeerMessage, Request, Response};
 use detcd_proto::etcdserverpb::{
-    alarm_request::AlarmAction, compare, request_op, AlarmRequest, AlarmType, Compare, CompactionRequest,
+    alarm_request::AlarmAction, compare, request_op, AlarmRequest, AlarmType, CompactionRequest, Compare,
     DeleteRangeRequest, HashKvRequest, LeaseGrantRequest, LeaseKeepAliveRequest, LeaseRevokeRequest,
-    LeaseTimeToLiveRequest, Member, MemberAddRequest, MemberListRequest, MemberPromoteRequest, MemberRemoveRequest,
-    MoveLeaderRequest, PutRequest, RangeRequest, RequestOp, ResponseHeader, TxnRequest, WatchCreateRequest,
+    LeaseTimeToLiveRequest, Member, MemberAddRequest, MemberListRequest, MemberPromoteRequest,
+    MemberRemoveRequest, MoveLeaderRequest, PutRequest, RangeRequest, RequestOp, ResponseHeader, TxnRequest,
+    WatchCreateRequest,
 };
 use detcd_proto::raftpb::{Entry, HardState, Snapshot};
 
@@ -122,14 +123,23 @@ impl Cluster {
             _ => Disk::default(),
         };
         let node = Node::new(config.clone(), start).expect("node starts");
-        self.members.insert(id, Host { node: Some(node), config, disk });
+        self.members.insert(
+            id,
+            Host {
+                node: Some(node),
+                config,
+                disk,
+            },
+        );
         self.drain(id);
     }
 
     /// Feeds one input to `id` and carries out everything it asks, acknowledging
     /// persistence at once (the in-memory disk is durable when written).
     fn input(&mut self, id: u64, input: Input) {
-        let Some(node) = self.members.get_mut(&id).and_then(|m| m.node.as_mut()) else { return };
+        let Some(node) = self.members.get_mut(&id).and_then(|m| m.node.as_mut()) else {
+            return;
+        };
         node.handle(input);
         self.drain(id);
     }
@@ -145,7 +155,9 @@ impl Cluster {
     fn drain_into(&mut self, id: u64, lines: &mut Vec<String>) {
         let mut acks = VecDeque::new();
         loop {
-            let Some(member) = self.members.get_mut(&id) else { return };
+            let Some(member) = self.members.get_mut(&id) else {
+                return;
+            };
             let Some(node) = member.node.as_mut() else { return };
             let Some(out) = node.poll() else {
                 let Some(ack) = acks.pop_front() else { return };
@@ -153,10 +165,21 @@ impl Cluster {
                 continue;
             };
             match out {
-                Output::Persist { ready_number, snapshot, entries, hard_state, .. } => {
-                    let index = snapshot.as_ref().and_then(|s| s.metadata.as_ref()).map_or(0, |m| m.index);
+                Output::Persist {
+                    ready_number,
+                    snapshot,
+                    entries,
+                    hard_state,
+                    ..
+                } => {
+                    let index = snapshot
+                        .as_ref()
+                        .and_then(|s| s.metadata.as_ref())
+                        .map_or(0, |m| m.index);
                     if index > 1 {
-                        lines.push(format!("n{id}: installing the leader's snapshot at index {index}"));
+                        lines.push(format!(
+                            "n{id}: installing the leader's snapshot at index {index}"
+                        ));
                     }
                     member.disk.persist(snapshot, entries, hard_state);
                     acks.push_back(Input::Persisted { ready_number });
@@ -217,7 +240,9 @@ impl Cluster {
     /// Delivers network messages until none is left.
     fn deliver(&mut self) {
         for _ in 0..100_000 {
-            let Some((from, to, message)) = self.net.pop_front() else { return };
+            let Some((from, to, message)) = self.net.pop_front() else {
+                return;
+            };
             if self.cut.contains(&(from, to)) {
                 continue;
             }
@@ -234,7 +259,12 @@ impl Cluster {
             let d = left.min(step);
             left -= d;
             self.now_ms += d;
-            let ids: Vec<u64> = self.members.keys().copied().filter(|id| only.is_empty() || only.contains(id)).collect();
+            let ids: Vec<u64> = self
+                .members
+                .keys()
+                .copied()
+                .filter(|id| only.is_empty() || only.contains(id))
+                .collect();
             for id in ids {
                 self.input(id, Input::Tick { now_ms: self.now_ms });
             }
@@ -256,15 +286,22 @@ impl Cluster {
 }
 
 fn header(h: &Option<ResponseHeader>) -> String {
-    let h = h.clone().unwrap_or_default();
-    format!("[cluster={:x} member={} rev={} term={}]", h.cluster_id, h.member_id, h.revision, h.raft_term)
+    let h = h.unwrap_or_default();
+    format!(
+        "[cluster={:x} member={} rev={} term={}]",
+        h.cluster_id, h.member_id, h.revision, h.raft_term
+    )
 }
 
 fn kvs(kvs: &[detcd_proto::mvccpb::KeyValue]) -> String {
     let parts: Vec<String> = kvs
         .iter()
         .map(|kv| {
-            let lease = if kv.lease != 0 { format!(" lease={}", kv.lease) } else { String::new() };
+            let lease = if kv.lease != 0 {
+                format!(" lease={}", kv.lease)
+            } else {
+                String::new()
+            };
             format!(
                 "{}={} c={} m={} v={}{lease}",
                 String::from_utf8_lossy(&kv.key),
@@ -297,7 +334,13 @@ fn members(ms: &[Member]) -> String {
 
 fn render(r: &Response) -> String {
     match r {
-        Response::Range(r) => format!("range {} count={} more={} kvs={}", header(&r.header), r.count, r.more, kvs(&r.kvs)),
+        Response::Range(r) => format!(
+            "range {} count={} more={} kvs={}",
+            header(&r.header),
+            r.count,
+            r.more,
+            kvs(&r.kvs)
+        ),
         Response::Put(r) => format!("put {} prev={}", header(&r.header), kvs(r.prev_kv.as_slice())),
         Response::DeleteRange(r) => format!("delete {} deleted={}", header(&r.header), r.deleted),
         Response::Txn(r) => {
@@ -307,7 +350,9 @@ fn render(r: &Response) -> String {
                     Some(detcd_proto::etcdserverpb::response_op::Response::ResponseRange(rr)) => {
                         let _ = write!(s, " range{}", kvs(&rr.kvs));
                     }
-                    Some(detcd_proto::etcdserverpb::response_op::Response::ResponsePut(_)) => s.push_str(" put"),
+                    Some(detcd_proto::etcdserverpb::response_op::Response::ResponsePut(_)) => {
+                        s.push_str(" put")
+                    }
                     _ => s.push_str(" op"),
                 }
             }
@@ -318,8 +363,18 @@ fn render(r: &Response) -> String {
         Response::LeaseRevoke(r) => format!("lease-revoke {}", header(&r.header)),
         Response::LeaseKeepAlive(r) => format!("keepalive {} id={} ttl={}", header(&r.header), r.id, r.ttl),
         Response::LeaseTimeToLive(r) => {
-            let keys: Vec<String> = r.keys.iter().map(|k| String::from_utf8_lossy(k).into_owned()).collect();
-            format!("ttl {} id={} ttl={} granted={} keys={keys:?}", header(&r.header), r.id, r.ttl, r.granted_ttl)
+            let keys: Vec<String> = r
+                .keys
+                .iter()
+                .map(|k| String::from_utf8_lossy(k).into_owned())
+                .collect();
+            format!(
+                "ttl {} id={} ttl={} granted={} keys={keys:?}",
+                header(&r.header),
+                r.id,
+                r.ttl,
+                r.granted_ttl
+            )
         }
         Response::LeaseLeases(r) => {
             let ids: Vec<i64> = r.leases.iter().map(|l| l.id).collect();
@@ -331,10 +386,26 @@ fn render(r: &Response) -> String {
             members(r.member.as_slice()),
             members(&r.members)
         ),
-        Response::MemberRemove(r) => format!("member-remove {} members={}", header(&r.header), members(&r.members)),
-        Response::MemberUpdate(r) => format!("member-update {} members={}", header(&r.header), members(&r.members)),
-        Response::MemberList(r) => format!("member-list {} members={}", header(&r.header), members(&r.members)),
-        Response::MemberPromote(r) => format!("member-promote {} members={}", header(&r.header), members(&r.members)),
+        Response::MemberRemove(r) => format!(
+            "member-remove {} members={}",
+            header(&r.header),
+            members(&r.members)
+        ),
+        Response::MemberUpdate(r) => format!(
+            "member-update {} members={}",
+            header(&r.header),
+            members(&r.members)
+        ),
+        Response::MemberList(r) => format!(
+            "member-list {} members={}",
+            header(&r.header),
+            members(&r.members)
+        ),
+        Response::MemberPromote(r) => format!(
+            "member-promote {} members={}",
+            header(&r.header),
+            members(&r.members)
+        ),
         Response::Status(r) => format!(
             "status {} leader={} raft_index={} raft_term={} applied={} learner={} errors={:?}",
             header(&r.header),
@@ -346,10 +417,19 @@ fn render(r: &Response) -> String {
             r.errors
         ),
         Response::HashKv(r) => {
-            format!("hashkv {} hash={} compact_revision={}", header(&r.header), r.hash, r.compact_revision)
+            format!(
+                "hashkv {} hash={} compact_revision={}",
+                header(&r.header),
+                r.hash,
+                r.compact_revision
+            )
         }
         Response::Alarm(r) => {
-            let a: Vec<String> = r.alarms.iter().map(|a| format!("{}:{}", a.member_id, a.alarm)).collect();
+            let a: Vec<String> = r
+                .alarms
+                .iter()
+                .map(|a| format!("{}:{}", a.member_id, a.alarm))
+                .collect();
             format!("alarm {} {a:?}", header(&r.header))
         }
         Response::MoveLeader(r) => format!("move-leader {}", header(&r.header)),
@@ -432,7 +512,11 @@ fn run(c: &mut Cluster, cmd: &Command) -> String {
             c.client(n(cmd), Request::Range(req));
         }
         "del" => {
-            let req = DeleteRangeRequest { key: bytes(cmd, "key"), range_end: range_end(cmd), ..Default::default() };
+            let req = DeleteRangeRequest {
+                key: bytes(cmd, "key"),
+                range_end: range_end(cmd),
+                ..Default::default()
+            };
             c.client(n(cmd), Request::DeleteRange(req));
         }
         "cas" => {
@@ -453,9 +537,16 @@ fn run(c: &mut Cluster, cmd: &Command) -> String {
                 })),
             };
             let get = RequestOp {
-                request: Some(request_op::Request::RequestRange(RangeRequest { key, ..Default::default() })),
+                request: Some(request_op::Request::RequestRange(RangeRequest {
+                    key,
+                    ..Default::default()
+                })),
             };
-            let req = TxnRequest { compare: vec![cmp], success: vec![put], failure: vec![get] };
+            let req = TxnRequest {
+                compare: vec![cmp],
+                success: vec![put],
+                failure: vec![get],
+            };
             c.client(n(cmd), Request::Txn(req));
         }
         "read-txn" => {
@@ -465,10 +556,20 @@ fn run(c: &mut Cluster, cmd: &Command) -> String {
                     ..Default::default()
                 })),
             };
-            c.client(n(cmd), Request::Txn(TxnRequest { compare: vec![], success: vec![get], failure: vec![] }));
+            c.client(
+                n(cmd),
+                Request::Txn(TxnRequest {
+                    compare: vec![],
+                    success: vec![get],
+                    failure: vec![],
+                }),
+            );
         }
         "compact" => {
-            let req = CompactionRequest { revision: i64_arg(cmd, "rev"), physical: false };
+            let req = CompactionRequest {
+                revision: i64_arg(cmd, "rev"),
+                physical: false,
+            };
             c.client(n(cmd), Request::Compact(req));
         }
         "watch" => {
@@ -482,13 +583,29 @@ fn run(c: &mut Cluster, cmd: &Command) -> String {
             c.client(n(cmd), Request::WatchCreate { stream, request });
         }
         "lease-grant" => {
-            let req = LeaseGrantRequest { ttl: i64_arg(cmd, "ttl"), id: i64_arg(cmd, "id") };
+            let req = LeaseGrantRequest {
+                ttl: i64_arg(cmd, "ttl"),
+                id: i64_arg(cmd, "id"),
+            };
             c.client(n(cmd), Request::LeaseGrant(req));
         }
-        "lease-revoke" => c.client(n(cmd), Request::LeaseRevoke(LeaseRevokeRequest { id: i64_arg(cmd, "id") })),
-        "keepalive" => c.client(n(cmd), Request::LeaseKeepAlive(LeaseKeepAliveRequest { id: i64_arg(cmd, "id") })),
+        "lease-revoke" => c.client(
+            n(cmd),
+            Request::LeaseRevoke(LeaseRevokeRequest {
+                id: i64_arg(cmd, "id"),
+            }),
+        ),
+        "keepalive" => c.client(
+            n(cmd),
+            Request::LeaseKeepAlive(LeaseKeepAliveRequest {
+                id: i64_arg(cmd, "id"),
+            }),
+        ),
         "lease-ttl" => {
-            let req = LeaseTimeToLiveRequest { id: i64_arg(cmd, "id"), keys: true };
+            let req = LeaseTimeToLiveRequest {
+                id: i64_arg(cmd, "id"),
+                keys: true,
+            };
             c.client(n(cmd), Request::LeaseTimeToLive(req));
         }
         "leases" => c.client(n(cmd), Request::LeaseLeases),
@@ -544,13 +661,20 @@ fn run(c: &mut Cluster, cmd: &Command) -> String {
             let req = AlarmRequest {
                 action: action as i32,
                 member_id: cmd.u64_arg("member").unwrap_or(0),
-                alarm: if cmd.get("alarm") == Some("nospace") { AlarmType::Nospace as i32 } else { 0 },
+                alarm: if cmd.get("alarm") == Some("nospace") {
+                    AlarmType::Nospace as i32
+                } else {
+                    0
+                },
             };
             c.client(n(cmd), Request::Alarm(req));
         }
         "move-leader" => {
             let target = cmd.u64_arg("target").expect("target");
-            c.client(n(cmd), Request::MoveLeader(MoveLeaderRequest { target_id: target }));
+            c.client(
+                n(cmd),
+                Request::MoveLeader(MoveLeaderRequest { target_id: target }),
+            );
         }
         "crash" => {
             for id in cmd.ids() {

@@ -8,8 +8,9 @@
 
 use detcd_proto::detcdpb::{raft_request, ConfChangeContext, RaftRequest};
 use detcd_proto::etcdserverpb::{
-    alarm_request::AlarmAction, AlarmMember, AlarmResponse, AlarmType, LeaseGrantResponse, LeaseRevokeResponse,
-    Member, MemberAddResponse, MemberPromoteResponse, MemberRemoveResponse, MemberUpdateResponse,
+    alarm_request::AlarmAction, AlarmMember, AlarmResponse, AlarmType, LeaseGrantResponse,
+    LeaseRevokeResponse, Member, MemberAddResponse, MemberPromoteResponse, MemberRemoveResponse,
+    MemberUpdateResponse,
 };
 use detcd_proto::mvccpb::{event::EventType, Event};
 use detcd_proto::raftpb::{ConfChange, ConfChangeType, ConfChangeV2, Entry, EntryType};
@@ -37,7 +38,10 @@ impl Node {
                         self.answer(p.origin, result);
                     }
                 }
-                Err(e) => panic!("member {:x}: committed entry {} does not decode: {e}", self.config.member_id, entry.index),
+                Err(e) => panic!(
+                    "member {:x}: committed entry {} does not decode: {e}",
+                    self.config.member_id, entry.index
+                ),
             },
             EntryType::EntryConfChange => {
                 let cc = ConfChange::decode(entry.data.as_slice()).expect("committed conf change decodes");
@@ -60,7 +64,7 @@ impl Node {
     /// requests that nobody waits for.
     fn apply_request(&mut self, request: RaftRequest) -> Option<Result<Response, EtcdError>> {
         let rev = self.store.revision();
-        let Some(request) = request.request else { return None };
+        let request = request.request?;
         let result = match request {
             raft_request::Request::Put(p) => {
                 if self.nospace_active() {
@@ -118,11 +122,16 @@ impl Node {
                     revision = after;
                     self.after_write(&events);
                 }
-                Response::LeaseRevoke(LeaseRevokeResponse { header: self.header(revision) })
+                Response::LeaseRevoke(LeaseRevokeResponse {
+                    header: self.header(revision),
+                })
             }),
             raft_request::Request::LeaseCheckpoint(c) => {
                 for cp in c.checkpoints {
-                    self.lessor.apply_checkpoint(crate::lease::Checkpoint { id: cp.id, remaining_ttl_s: cp.remaining_ttl });
+                    self.lessor.apply_checkpoint(crate::lease::Checkpoint {
+                        id: cp.id,
+                        remaining_ttl_s: cp.remaining_ttl,
+                    });
                 }
                 return None;
             }
@@ -156,7 +165,10 @@ impl Node {
             }
             _ => Vec::new(),
         };
-        AlarmResponse { header: self.header(self.store.revision()), alarms }
+        AlarmResponse {
+            header: self.header(self.store.revision()),
+            alarms,
+        }
     }
 
     /// After a store write: keep key-lease attachments, the size estimate and the
@@ -171,7 +183,9 @@ impl Node {
                 let _ = self.lessor.detach(prev_lease, &kv.key);
             }
             if new_lease != 0 {
-                self.lessor.attach(new_lease, &kv.key).expect("the store checked the lease exists");
+                self.lessor
+                    .attach(new_lease, &kv.key)
+                    .expect("the store checked the lease exists");
             }
             self.db_size_bytes += kv.key.len() as u64 + kv.value.len() as u64 + RECORD_OVERHEAD_BYTES;
         }
@@ -198,7 +212,10 @@ impl Node {
             let _ = self.raft.apply_conf_change(cc);
             return;
         };
-        let kind = cc.changes.first().map_or(ConfChangeType::ConfChangeUpdateNode, |c| c.r#type());
+        let kind = cc
+            .changes
+            .first()
+            .map_or(ConfChangeType::ConfChangeUpdateNode, |c| c.r#type());
         let waiter = self.proposals.remove(&ctx.request_id);
         let result = self.validate_member_change(kind, &member);
         if let Err(e) = result {
@@ -209,7 +226,10 @@ impl Node {
         }
         if kind != ConfChangeType::ConfChangeUpdateNode {
             if let Err(e) = self.raft.apply_conf_change(cc) {
-                panic!("member {:x}: committed conf change refused by raft: {e}", self.config.member_id);
+                panic!(
+                    "member {:x}: committed conf change refused by raft: {e}",
+                    self.config.member_id
+                );
             }
         }
         let promote = kind == ConfChangeType::ConfChangeAddNode
@@ -234,10 +254,18 @@ impl Node {
         let response = match kind {
             _ if promote => Response::MemberPromote(MemberPromoteResponse { header, members }),
             ConfChangeType::ConfChangeAddNode | ConfChangeType::ConfChangeAddLearnerNode => {
-                Response::MemberAdd(MemberAddResponse { header, member: Some(member.clone()), members })
+                Response::MemberAdd(MemberAddResponse {
+                    header,
+                    member: Some(member.clone()),
+                    members,
+                })
             }
-            ConfChangeType::ConfChangeRemoveNode => Response::MemberRemove(MemberRemoveResponse { header, members }),
-            ConfChangeType::ConfChangeUpdateNode => Response::MemberUpdate(MemberUpdateResponse { header, members }),
+            ConfChangeType::ConfChangeRemoveNode => {
+                Response::MemberRemove(MemberRemoveResponse { header, members })
+            }
+            ConfChangeType::ConfChangeUpdateNode => {
+                Response::MemberUpdate(MemberUpdateResponse { header, members })
+            }
         };
         if let Some(p) = waiter {
             self.answer(p.origin, Ok(response));
@@ -249,7 +277,9 @@ impl Node {
 
     fn validate_member_change(&self, kind: ConfChangeType, member: &Member) -> Result<(), EtcdError> {
         let url_taken = |m: &Member| {
-            self.members.values().any(|o| o.id != m.id && o.peer_ur_ls.iter().any(|u| m.peer_ur_ls.contains(u)))
+            self.members
+                .values()
+                .any(|o| o.id != m.id && o.peer_ur_ls.iter().any(|u| m.peer_ur_ls.contains(u)))
         };
         match kind {
             ConfChangeType::ConfChangeAddNode | ConfChangeType::ConfChangeAddLearnerNode => {

@@ -155,7 +155,11 @@ pub enum NodeStart {
     /// Restarts from what was persisted: the latest saved snapshot (its data the
     /// node's state, or empty for the bootstrap snapshot), the hard state, and every
     /// WAL entry after the snapshot.
-    Recover { snapshot: Snapshot, hard_state: HardState, entries: Vec<Entry> },
+    Recover {
+        snapshot: Snapshot,
+        hard_state: HardState,
+        entries: Vec<Entry>,
+    },
 }
 
 /// Why a node could not start.

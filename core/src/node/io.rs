@@ -4,13 +4,14 @@
 //! between gRPC and the node; every decision about them is taken in the node.
 
 use detcd_proto::etcdserverpb::{
-    AlarmRequest, AlarmResponse, CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse,
-    HashKvRequest, HashKvResponse, LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest,
-    LeaseKeepAliveResponse, LeaseLeasesResponse, LeaseRevokeRequest, LeaseRevokeResponse, LeaseTimeToLiveRequest,
-    LeaseTimeToLiveResponse, MemberAddRequest, MemberAddResponse, MemberListRequest, MemberListResponse,
-    MemberPromoteRequest, MemberPromoteResponse, MemberRemoveRequest, MemberRemoveResponse, MemberUpdateRequest,
-    MemberUpdateResponse, MoveLeaderRequest, MoveLeaderResponse, PutRequest, PutResponse, RangeRequest,
-    RangeResponse, StatusResponse, TxnRequest, TxnResponse, WatchCreateRequest, WatchResponse,
+    AlarmRequest, AlarmResponse, CompactionRequest, CompactionResponse, DeleteRangeRequest,
+    DeleteRangeResponse, HashKvRequest, HashKvResponse, LeaseGrantRequest, LeaseGrantResponse,
+    LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseLeasesResponse, LeaseRevokeRequest,
+    LeaseRevokeResponse, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse, MemberAddRequest,
+    MemberAddResponse, MemberListRequest, MemberListResponse, MemberPromoteRequest, MemberPromoteResponse,
+    MemberRemoveRequest, MemberRemoveResponse, MemberUpdateRequest, MemberUpdateResponse, MoveLeaderRequest,
+    MoveLeaderResponse, PutRequest, PutResponse, RangeRequest, RangeResponse, StatusResponse, TxnRequest,
+    TxnResponse, WatchCreateRequest, WatchResponse,
 };
 use detcd_proto::raftpb::{Entry, HardState, Message, Snapshot};
 
@@ -62,9 +63,15 @@ pub enum Output {
     /// Deliver `message` to member `to` (best effort: raft retries).
     Send { to: u64, message: PeerMessage },
     /// The answer to the client request `id`.
-    Respond { id: ClientRequestId, result: Result<Response, EtcdError> },
+    Respond {
+        id: ClientRequestId,
+        result: Result<Response, EtcdError>,
+    },
     /// A response for a client watch stream, in stream order.
-    Watch { stream: StreamId, response: WatchResponse },
+    Watch {
+        stream: StreamId,
+        response: WatchResponse,
+    },
     /// Save this application snapshot durably (its `data` is the node's versioned,
     /// checksummed state), then answer [`Input::SnapshotSaved`].
     SaveSnapshot { snapshot: Snapshot },
@@ -85,8 +92,15 @@ pub enum PeerMessage {
     Raft(Message),
     /// A follower asks the leader to serve `request`; the answer comes back as
     /// [`PeerMessage::ForwardReply`] with the same `forward_id` (chosen by `from`).
-    Forward { from: u64, forward_id: u64, request: ForwardRequest },
-    ForwardReply { forward_id: u64, result: Result<Response, EtcdError> },
+    Forward {
+        from: u64,
+        forward_id: u64,
+        request: ForwardRequest,
+    },
+    ForwardReply {
+        forward_id: u64,
+        result: Result<Response, EtcdError>,
+    },
 }
 
 /// Requests a follower forwards to the leader (etcd's peer `/leases`,
@@ -123,9 +137,17 @@ pub enum Request {
     MoveLeader(MoveLeaderRequest),
     /// A watch create on the driver's stream `stream`; the created/canceled answer
     /// and the events arrive as [`Output::Watch`].
-    WatchCreate { stream: StreamId, request: WatchCreateRequest },
-    WatchCancel { stream: StreamId, watch_id: i64 },
-    WatchProgress { stream: StreamId },
+    WatchCreate {
+        stream: StreamId,
+        request: WatchCreateRequest,
+    },
+    WatchCancel {
+        stream: StreamId,
+        watch_id: i64,
+    },
+    WatchProgress {
+        stream: StreamId,
+    },
 }
 
 /// A successful answer, one variant per [`Request`] variant.

@@ -145,7 +145,11 @@ impl Node {
                 (raft::Start::Bootstrap(cs), None)
             }
             NodeStart::Join => (raft::Start::Bootstrap(ConfState::default()), None),
-            NodeStart::Recover { snapshot, hard_state, entries } => {
+            NodeStart::Recover {
+                snapshot,
+                hard_state,
+                entries,
+            } => {
                 let meta = snapshot.metadata.clone().unwrap_or_default();
                 let recovered = RecoveredState {
                     hard_state,
@@ -163,12 +167,15 @@ impl Node {
         // start drawn from the seed and the recovered log position below, so a
         // restarted member does not reuse the IDs of entries still in its log.
         let request_id_base = (config.member_id & 0xffff) << 48;
-        let request_seq = (rng.next_u64() ^ status.commit.wrapping_mul(0x9e37_79b9_7f4a_7c15)) & 0xffff_ffff_0000;
+        let request_seq =
+            (rng.next_u64() ^ status.commit.wrapping_mul(0x9e37_79b9_7f4a_7c15)) & 0xffff_ffff_0000;
         let lessor_config = LessorConfig {
             checkpoint_interval_ms: config.lease_checkpoint_interval_ms,
             ..LessorConfig::new(config.election_timeout_ms())
         };
-        let store_config = StoreConfig { txn_ops_max: config.txn_ops_max };
+        let store_config = StoreConfig {
+            txn_ops_max: config.txn_ops_max,
+        };
         let mut node = Node {
             raft,
             store: Store::new(store_config),
@@ -187,7 +194,10 @@ impl Node {
             rng,
             request_id_base,
             request_seq,
-            soft: SoftState { leader: status.leader, role: status.role },
+            soft: SoftState {
+                leader: status.leader,
+                role: status.role,
+            },
             term: status.term,
             commit: status.commit,
             leader_since_ms: 0,
@@ -297,7 +307,10 @@ impl Node {
     pub fn check_invariants(&self) {
         self.raft.check_invariants();
         if let Err(why) = self.store.check_invariants() {
-            panic!("mvcc invariant broken on member {:x}: {why}", self.config.member_id);
+            panic!(
+                "mvcc invariant broken on member {:x}: {why}",
+                self.config.member_id
+            );
         }
         self.lessor.check_invariants();
         let status = self.raft.status();
@@ -307,19 +320,41 @@ impl Node {
             self.applied_index,
             status.commit
         );
-        assert!(self.snapshot_index <= self.applied_index, "snapshot beyond applied");
+        assert!(
+            self.snapshot_index <= self.applied_index,
+            "snapshot beyond applied"
+        );
         let late = |deadline: u64| deadline < self.now_ms;
-        assert!(!self.proposals.values().any(|p| late(p.deadline_ms)), "a proposal outlived its deadline");
-        assert!(!self.forwards.values().any(|f| late(f.deadline_ms)), "a forward outlived its deadline");
-        assert!(!self.reads.any_deadline_before(self.now_ms), "a read outlived its deadline");
-        assert!(self.move_leader.as_ref().is_none_or(|m| !late(m.deadline_ms)), "a transfer outlived its deadline");
+        assert!(
+            !self.proposals.values().any(|p| late(p.deadline_ms)),
+            "a proposal outlived its deadline"
+        );
+        assert!(
+            !self.forwards.values().any(|f| late(f.deadline_ms)),
+            "a forward outlived its deadline"
+        );
+        assert!(
+            !self.reads.any_deadline_before(self.now_ms),
+            "a read outlived its deadline"
+        );
+        assert!(
+            self.move_leader.as_ref().is_none_or(|m| !late(m.deadline_ms)),
+            "a transfer outlived its deadline"
+        );
         if !self.removed {
             let cs = &status.conf_state;
             for id in cs.voters.iter().chain(&cs.learners) {
-                assert!(self.members.contains_key(id), "raft member {id:x} missing from the member list");
+                assert!(
+                    self.members.contains_key(id),
+                    "raft member {id:x} missing from the member list"
+                );
             }
         }
-        assert_eq!(self.lessor.is_primary(), self.soft.role == Role::Leader, "lessor primary iff raft leader");
+        assert_eq!(
+            self.lessor.is_primary(),
+            self.soft.role == Role::Leader,
+            "lessor primary iff raft leader"
+        );
     }
 
     fn after_input(&self) {
@@ -331,14 +366,26 @@ impl Node {
     /// the members its configuration names, described by `initial_members` where
     /// they appear there. Names and client URLs come later, published through raft.
     fn reset_members(&mut self, conf: Option<&ConfState>) {
-        let initial: BTreeMap<u64, Member> =
-            self.config.initial_members.iter().map(|m| (m.id, m.clone())).collect();
+        let initial: BTreeMap<u64, Member> = self
+            .config
+            .initial_members
+            .iter()
+            .map(|m| (m.id, m.clone()))
+            .collect();
         self.members = match conf {
             None => initial,
             Some(cs) => {
                 let mut members = BTreeMap::new();
-                for (&id, learner) in cs.voters.iter().map(|id| (id, false)).chain(cs.learners.iter().map(|id| (id, true))) {
-                    let mut m = initial.get(&id).cloned().unwrap_or(Member { id, ..Default::default() });
+                for (&id, learner) in cs
+                    .voters
+                    .iter()
+                    .map(|id| (id, false))
+                    .chain(cs.learners.iter().map(|id| (id, true)))
+                {
+                    let mut m = initial.get(&id).cloned().unwrap_or(Member {
+                        id,
+                        ..Default::default()
+                    });
                     m.is_learner = learner;
                     members.insert(id, m);
                 }
@@ -376,9 +423,14 @@ impl Node {
                     s.cluster_id, self.config.cluster_id
                 )));
             }
-            debug_assert_eq!(s.applied_term, meta.term, "state and snapshot metadata agree on the term");
+            debug_assert_eq!(
+                s.applied_term, meta.term,
+                "state and snapshot metadata agree on the term"
+            );
             self.store = s.store;
-            self.store.config = StoreConfig { txn_ops_max: self.config.txn_ops_max };
+            self.store.config = StoreConfig {
+                txn_ops_max: self.config.txn_ops_max,
+            };
             self.lessor = s.lessor;
             self.members = s.members;
             self.removed_members = s.removed;
@@ -386,7 +438,8 @@ impl Node {
             self.db_size_bytes = s.db_size_bytes;
         }
         if self.soft.role == Role::Leader {
-            self.lessor.promote(self.now_ms, self.config.election_timeout_ms());
+            self.lessor
+                .promote(self.now_ms, self.config.election_timeout_ms());
         }
         self.applied_index = meta.index;
         self.applied_term = meta.term;
@@ -415,7 +468,9 @@ impl Node {
     }
 
     fn is_learner(&self) -> bool {
-        self.members.get(&self.config.member_id).is_some_and(|m| m.is_learner)
+        self.members
+            .get(&self.config.member_id)
+            .is_some_and(|m| m.is_learner)
     }
 
     fn on_tick(&mut self, now_ms: u64) {
@@ -458,7 +513,11 @@ impl Node {
                 // Errors here are stale or foreign messages; raft already ignored them.
                 let _ = self.raft.step(m);
             }
-            PeerMessage::Forward { from, forward_id, request } => self.on_forward(from, forward_id, request),
+            PeerMessage::Forward {
+                from,
+                forward_id,
+                request,
+            } => self.on_forward(from, forward_id, request),
             PeerMessage::ForwardReply { forward_id, result } => self.on_forward_reply(forward_id, result),
         }
     }
@@ -468,7 +527,10 @@ impl Node {
         while self.held.front().is_some_and(|(n, _)| *n <= ready_number) {
             let (_, messages) = self.held.pop_front().expect("checked");
             for m in messages {
-                self.outputs.push_back(Output::Send { to: m.to, message: PeerMessage::Raft(m) });
+                self.outputs.push_back(Output::Send {
+                    to: m.to,
+                    message: PeerMessage::Raft(m),
+                });
             }
         }
         self.drive();
@@ -490,7 +552,10 @@ impl Node {
                 let index = snapshot.metadata.as_ref().map_or(0, |m| m.index);
                 if index > self.applied_index {
                     if let Err(e) = self.install_snapshot(snapshot) {
-                        panic!("member {:x}: snapshot from the leader: {e}", self.config.member_id);
+                        panic!(
+                            "member {:x}: snapshot from the leader: {e}",
+                            self.config.member_id
+                        );
                     }
                 }
             }
@@ -529,7 +594,8 @@ impl Node {
         let was_leader = before.role == Role::Leader;
         let is_leader = soft.role == Role::Leader;
         if is_leader && !was_leader {
-            self.lessor.promote(self.now_ms, self.config.election_timeout_ms());
+            self.lessor
+                .promote(self.now_ms, self.config.election_timeout_ms());
         }
         if was_leader && !is_leader {
             self.lessor.demote();
@@ -540,11 +606,17 @@ impl Node {
                 let header = self.header(self.store.revision());
                 self.respond(
                     ml.client,
-                    Ok(Response::MoveLeader(detcd_proto::etcdserverpb::MoveLeaderResponse { header })),
+                    Ok(Response::MoveLeader(
+                        detcd_proto::etcdserverpb::MoveLeaderResponse { header },
+                    )),
                 );
             }
         }
-        self.outputs.push_back(Output::RoleChanged { leader: soft.leader, role: soft.role, term: self.term });
+        self.outputs.push_back(Output::RoleChanged {
+            leader: soft.leader,
+            role: soft.role,
+            term: self.term,
+        });
     }
 
     /// Takes an application snapshot every `snapshot_count` applied entries, once
@@ -570,7 +642,9 @@ impl Node {
         );
         if self.raft.compact(self.applied_index, data).is_ok() {
             self.snapshot_index = self.applied_index;
-            self.outputs.push_back(Output::SaveSnapshot { snapshot: self.raft.snapshot().clone() });
+            self.outputs.push_back(Output::SaveSnapshot {
+                snapshot: self.raft.snapshot().clone(),
+            });
         }
     }
 

@@ -57,7 +57,10 @@ impl Reads {
     }
 
     fn all(&self) -> impl Iterator<Item = &PendingRead> {
-        self.queued.iter().chain(self.round.iter().flat_map(|r| r.reads.iter())).chain(self.confirmed.iter().map(|(_, r)| r))
+        self.queued
+            .iter()
+            .chain(self.round.iter().flat_map(|r| r.reads.iter()))
+            .chain(self.confirmed.iter().map(|(_, r)| r))
     }
 
     pub(crate) fn any_deadline_before(&self, now_ms: u64) -> bool {
@@ -69,14 +72,18 @@ impl Reads {
         for rs in states {
             if self.round.as_ref().is_some_and(|r| r.ctx == rs.request_ctx) {
                 let round = self.round.take().expect("checked");
-                self.confirmed.extend(round.reads.into_iter().map(|r| (rs.index, r)));
+                self.confirmed
+                    .extend(round.reads.into_iter().map(|r| (rs.index, r)));
             }
         }
     }
 
     /// The leader changed: the round in flight fails (its reads are returned).
     pub(crate) fn on_leader_change(&mut self) -> Vec<ClientRequestId> {
-        self.round.take().map(|r| r.reads.into_iter().map(|r| r.client).collect()).unwrap_or_default()
+        self.round
+            .take()
+            .map(|r| r.reads.into_iter().map(|r| r.client).collect())
+            .unwrap_or_default()
     }
 
     /// Removes and returns the reads whose deadline has come.
@@ -105,7 +112,11 @@ impl Reads {
 impl Node {
     pub(crate) fn enqueue_read(&mut self, client: ClientRequestId, kind: ReadKind) {
         let deadline_ms = self.now_ms + self.config.request_timeout_ms;
-        self.reads.queued.push(PendingRead { client, kind, deadline_ms });
+        self.reads.queued.push(PendingRead {
+            client,
+            kind,
+            deadline_ms,
+        });
         self.start_read_round();
     }
 
@@ -118,13 +129,21 @@ impl Node {
         self.reads.next_ctx += 1;
         if self.raft.read_index(ctx.clone()).is_ok() {
             let reads = std::mem::take(&mut self.reads.queued);
-            self.reads.round = Some(Round { ctx, reads, sent_ms: self.now_ms });
+            self.reads.round = Some(Round {
+                ctx,
+                reads,
+                sent_ms: self.now_ms,
+            });
         }
     }
 
     /// On a tick: resend a round left unanswered, or start one that could not start.
     pub(crate) fn retry_reads(&mut self) {
-        let stale = self.reads.round.as_ref().is_some_and(|r| r.sent_ms + READ_INDEX_RETRY_MS <= self.now_ms);
+        let stale = self
+            .reads
+            .round
+            .as_ref()
+            .is_some_and(|r| r.sent_ms + READ_INDEX_RETRY_MS <= self.now_ms);
         if stale {
             let ctx = self.reads.next_ctx.to_be_bytes().to_vec();
             if self.raft.read_index(ctx.clone()).is_ok() {
@@ -140,8 +159,9 @@ impl Node {
     /// Serves every confirmed read whose index is applied, then starts the next round.
     pub(crate) fn serve_confirmed_reads(&mut self) {
         let applied = self.applied_index;
-        let (ready, waiting): (Vec<_>, Vec<_>) =
-            std::mem::take(&mut self.reads.confirmed).into_iter().partition(|(index, _)| *index <= applied);
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.reads.confirmed)
+            .into_iter()
+            .partition(|(index, _)| *index <= applied);
         self.reads.confirmed = waiting;
         for (_, read) in ready {
             let result = self.serve_read(&read.kind);

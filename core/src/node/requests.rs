@@ -2,7 +2,9 @@
 //! size, quota), proposals and their waiters, requests only the leader serves
 //! (forwarded by followers), leadership transfer, and every deadline.
 
-use detcd_proto::detcdpb::{self, raft_request, ConfChangeContext, LeaseCheckpoint, LeaseCheckpointRequest, RaftRequest};
+use detcd_proto::detcdpb::{
+    self, raft_request, ConfChangeContext, LeaseCheckpoint, LeaseCheckpointRequest, RaftRequest,
+};
 use detcd_proto::etcdserverpb::{
     alarm_request::AlarmAction, request_op, AlarmRequest, AlarmType, HashKvResponse, LeaseKeepAliveResponse,
     LeaseLeasesResponse, LeaseRevokeRequest, LeaseStatus, LeaseTimeToLiveResponse, Member,
@@ -23,7 +25,10 @@ use crate::raft::{ProposeError, Role};
 pub(crate) enum Origin {
     Client(ClientRequestId),
     /// A follower forwarded the request; the result goes back to it.
-    Peer { member: u64, forward_id: u64 },
+    Peer {
+        member: u64,
+        forward_id: u64,
+    },
     /// The member itself (lease expiry, checkpoints, publish, alarms): nobody waits.
     Internal,
 }
@@ -82,19 +87,25 @@ fn supported_on_learner(request: &Request) -> bool {
 }
 
 pub(crate) fn txn_is_read_only(txn: &TxnRequest) -> bool {
-    txn.success.iter().chain(&txn.failure).all(|op| match &op.request {
-        Some(request_op::Request::RequestRange(_)) | None => true,
-        Some(request_op::Request::RequestTxn(t)) => txn_is_read_only(t),
-        _ => false,
-    })
+    txn.success
+        .iter()
+        .chain(&txn.failure)
+        .all(|op| match &op.request {
+            Some(request_op::Request::RequestRange(_)) | None => true,
+            Some(request_op::Request::RequestTxn(t)) => txn_is_read_only(t),
+            _ => false,
+        })
 }
 
 fn txn_is_serializable(txn: &TxnRequest) -> bool {
-    txn.success.iter().chain(&txn.failure).all(|op| match &op.request {
-        Some(request_op::Request::RequestRange(r)) => r.serializable,
-        Some(request_op::Request::RequestTxn(t)) => txn_is_serializable(t),
-        _ => true,
-    })
+    txn.success
+        .iter()
+        .chain(&txn.failure)
+        .all(|op| match &op.request {
+            Some(request_op::Request::RequestRange(r)) => r.serializable,
+            Some(request_op::Request::RequestTxn(t)) => txn_is_serializable(t),
+            _ => true,
+        })
 }
 
 /// Approximate bytes a write adds to the backend (key, value, revision key and
@@ -152,9 +163,17 @@ impl Node {
             Request::LeaseTimeToLive(t) => self.leader_or_forward(id, ForwardRequest::LeaseTimeToLive(t)),
             Request::MemberPromote(p) => self.leader_or_forward(id, ForwardRequest::MemberPromote(p)),
             Request::LeaseLeases => {
-                let leases = self.lessor.leases().into_iter().map(|id| LeaseStatus { id }).collect();
+                let leases = self
+                    .lessor
+                    .leases()
+                    .into_iter()
+                    .map(|id| LeaseStatus { id })
+                    .collect();
                 let header = self.header(rev);
-                self.respond(id, Ok(Response::LeaseLeases(LeaseLeasesResponse { header, leases })));
+                self.respond(
+                    id,
+                    Ok(Response::LeaseLeases(LeaseLeasesResponse { header, leases })),
+                );
             }
             Request::MemberAdd(a) => {
                 if a.peer_ur_ls.is_empty() {
@@ -185,7 +204,10 @@ impl Node {
                 let Some(member) = self.members.get(&r.id).cloned() else {
                     return self.respond(id, Err(error::MEMBER_NOT_FOUND));
                 };
-                if self.config.strict_reconfig_check && !member.is_learner && !self.ready_to_remove_voter(r.id) {
+                if self.config.strict_reconfig_check
+                    && !member.is_learner
+                    && !self.ready_to_remove_voter(r.id)
+                {
                     return self.respond(id, Err(error::NOT_ENOUGH_STARTED_MEMBERS));
                 }
                 self.propose_conf_change(Origin::Client(id), ConfChangeType::ConfChangeRemoveNode, member);
@@ -233,14 +255,18 @@ impl Node {
         if started == 1 && members == 2 {
             return true;
         }
-        started >= members / 2 + 1
+        started > members / 2
     }
 
     /// etcd's `IsReadyToRemoveVotingMember`: the started voters left must be a quorum.
     fn ready_to_remove_voter(&self, id: u64) -> bool {
-        let voters: Vec<&Member> = self.members.values().filter(|m| !m.is_learner && m.id != id).collect();
+        let voters: Vec<&Member> = self
+            .members
+            .values()
+            .filter(|m| !m.is_learner && m.id != id)
+            .collect();
         let started = voters.iter().filter(|m| !m.name.is_empty()).count();
-        started >= voters.len() / 2 + 1
+        started > voters.len() / 2
     }
 
     fn status_response(&self) -> StatusResponse {
@@ -291,7 +317,11 @@ impl Node {
             return self.respond(id, Err(error::NO_SPACE));
         }
         let request_id = self.next_request_id();
-        let data = RaftRequest { id: request_id, request: Some(request) }.encode_to_vec();
+        let data = RaftRequest {
+            id: request_id,
+            request: Some(request),
+        }
+        .encode_to_vec();
         if data.len() as u64 > self.config.request_bytes_max {
             return self.respond(id, Err(error::REQUEST_TOO_LARGE));
         }
@@ -301,17 +331,29 @@ impl Node {
     /// Proposes a request of the member itself (nobody waits for it).
     pub(crate) fn propose_request(&mut self, origin: Origin, request: raft_request::Request) {
         let request_id = self.next_request_id();
-        let data = RaftRequest { id: request_id, request: Some(request) }.encode_to_vec();
+        let data = RaftRequest {
+            id: request_id,
+            request: Some(request),
+        }
+        .encode_to_vec();
         self.propose(request_id, origin, Payload::Normal(data));
     }
 
     fn propose_conf_change(&mut self, origin: Origin, kind: ConfChangeType, member: Member) {
         let request_id = self.next_request_id();
         let node_id = member.id;
-        let context = ConfChangeContext { request_id, member: Some(member) }.encode_to_vec();
+        let context = ConfChangeContext {
+            request_id,
+            member: Some(member),
+        }
+        .encode_to_vec();
         let mut single = ConfChangeSingle { r#type: 0, node_id };
         single.set_type(kind);
-        let mut cc = ConfChangeV2 { transition: 0, changes: vec![single], context };
+        let mut cc = ConfChangeV2 {
+            transition: 0,
+            changes: vec![single],
+            context,
+        };
         cc.set_transition(ConfChangeTransition::Auto);
         self.propose(request_id, origin, Payload::ConfChange(cc));
     }
@@ -366,7 +408,15 @@ impl Node {
         let forward_id = self.next_forward_id;
         self.next_forward_id += 1;
         let deadline_ms = self.now_ms + self.config.request_timeout_ms;
-        self.forwards.insert(forward_id, Forwarded { client: id, request, deadline_ms, sent: false });
+        self.forwards.insert(
+            forward_id,
+            Forwarded {
+                client: id,
+                request,
+                deadline_ms,
+                sent: false,
+            },
+        );
         self.send_forwards();
     }
 
@@ -379,7 +429,11 @@ impl Node {
         let mut sends = Vec::new();
         for (&forward_id, f) in self.forwards.iter_mut().filter(|(_, f)| !f.sent) {
             f.sent = true;
-            sends.push(PeerMessage::Forward { from, forward_id, request: f.request.clone() });
+            sends.push(PeerMessage::Forward {
+                from,
+                forward_id,
+                request: f.request.clone(),
+            });
         }
         for message in sends {
             self.outputs.push_back(Output::Send { to: leader, message });
@@ -388,26 +442,40 @@ impl Node {
 
     /// The leader's side of a leader-only request. `None` when the answer comes
     /// later (a promote waits for its conf change to apply).
-    fn serve_on_leader(&mut self, origin: Origin, request: ForwardRequest) -> Option<Result<Response, EtcdError>> {
+    fn serve_on_leader(
+        &mut self,
+        origin: Origin,
+        request: ForwardRequest,
+    ) -> Option<Result<Response, EtcdError>> {
         let rev = self.store.revision();
         match request {
             ForwardRequest::LeaseKeepAlive(k) => Some(self.lessor.renew(k.id, self.now_ms).map(|renewal| {
                 if let Some(cp) = renewal.checkpoint {
-                    let checkpoints = vec![LeaseCheckpoint { id: cp.id, remaining_ttl: cp.remaining_ttl_s }];
-                    let request = raft_request::Request::LeaseCheckpoint(LeaseCheckpointRequest { checkpoints });
+                    let checkpoints = vec![LeaseCheckpoint {
+                        id: cp.id,
+                        remaining_ttl: cp.remaining_ttl_s,
+                    }];
+                    let request =
+                        raft_request::Request::LeaseCheckpoint(LeaseCheckpointRequest { checkpoints });
                     self.propose_request(Origin::Internal, request);
                 }
-                Response::LeaseKeepAlive(LeaseKeepAliveResponse { header: self.header(rev), id: k.id, ttl: renewal.ttl_s })
-            })),
-            ForwardRequest::LeaseTimeToLive(t) => Some(self.lessor.time_to_live(t.id, t.keys, self.now_ms).map(|ttl| {
-                Response::LeaseTimeToLive(LeaseTimeToLiveResponse {
+                Response::LeaseKeepAlive(LeaseKeepAliveResponse {
                     header: self.header(rev),
-                    id: ttl.id,
-                    ttl: ttl.ttl_s,
-                    granted_ttl: ttl.granted_ttl_s,
-                    keys: ttl.keys,
+                    id: k.id,
+                    ttl: renewal.ttl_s,
                 })
             })),
+            ForwardRequest::LeaseTimeToLive(t) => {
+                Some(self.lessor.time_to_live(t.id, t.keys, self.now_ms).map(|ttl| {
+                    Response::LeaseTimeToLive(LeaseTimeToLiveResponse {
+                        header: self.header(rev),
+                        id: ttl.id,
+                        ttl: ttl.ttl_s,
+                        granted_ttl: ttl.granted_ttl_s,
+                        keys: ttl.keys,
+                    })
+                }))
+            }
             ForwardRequest::MemberPromote(p) => {
                 let Some(member) = self.members.get(&p.id).cloned() else {
                     return Some(Err(error::MEMBER_NOT_FOUND));
@@ -418,7 +486,10 @@ impl Node {
                 if !self.learner_ready(p.id) {
                     return Some(Err(error::LEARNER_NOT_READY));
                 }
-                let promoted = Member { is_learner: false, ..member };
+                let promoted = Member {
+                    is_learner: false,
+                    ..member
+                };
                 self.propose_conf_change(origin, ConfChangeType::ConfChangeAddNode, promoted);
                 None
             }
@@ -429,17 +500,26 @@ impl Node {
     /// leader's.
     fn learner_ready(&self, id: u64) -> bool {
         let status = self.raft.status();
-        let leader_match = status.progress.get(&self.config.member_id).map_or(0, |p| p.matched);
+        let leader_match = status
+            .progress
+            .get(&self.config.member_id)
+            .map_or(0, |p| p.matched);
         let learner_match = status.progress.get(&id).map_or(0, |p| p.matched);
         learner_match * 100 >= leader_match * LEARNER_READY_PERCENT
     }
 
     pub(crate) fn on_forward(&mut self, from: u64, forward_id: u64, request: ForwardRequest) {
         if self.soft.role != Role::Leader {
-            let message = PeerMessage::ForwardReply { forward_id, result: Err(error::NOT_LEADER) };
+            let message = PeerMessage::ForwardReply {
+                forward_id,
+                result: Err(error::NOT_LEADER),
+            };
             return self.outputs.push_back(Output::Send { to: from, message });
         }
-        let origin = Origin::Peer { member: from, forward_id };
+        let origin = Origin::Peer {
+            member: from,
+            forward_id,
+        };
         if let Some(result) = self.serve_on_leader(origin, request) {
             self.answer(origin, result);
         }
@@ -486,7 +566,7 @@ impl Node {
         if self.soft.role != Role::Leader {
             return self.respond(id, Err(error::NOT_LEADER));
         }
-        if !self.members.get(&target).is_some_and(|m| !m.is_learner) {
+        if self.members.get(&target).is_none_or(|m| m.is_learner) {
             return self.respond(id, Err(error::BAD_LEADER_TRANSFEREE));
         }
         if target == self.config.member_id {
@@ -496,7 +576,11 @@ impl Node {
         if let Some(previous) = self.move_leader.take() {
             self.respond(previous.client, Err(error::LEADER_CHANGED));
         }
-        self.move_leader = Some(MoveLeader { client: id, target, deadline_ms: self.now_ms + self.config.request_timeout_ms });
+        self.move_leader = Some(MoveLeader {
+            client: id,
+            target,
+            deadline_ms: self.now_ms + self.config.request_timeout_ms,
+        });
         self.raft.transfer_leader(target);
     }
 
@@ -506,20 +590,33 @@ impl Node {
             return;
         }
         for id in self.lessor.expired(self.now_ms) {
-            self.propose_request(Origin::Internal, raft_request::Request::LeaseRevoke(LeaseRevokeRequest { id }));
+            self.propose_request(
+                Origin::Internal,
+                raft_request::Request::LeaseRevoke(LeaseRevokeRequest { id }),
+            );
         }
         let due = self.lessor.checkpoints_due(self.now_ms);
         if !due.is_empty() {
-            let checkpoints =
-                due.iter().map(|c| LeaseCheckpoint { id: c.id, remaining_ttl: c.remaining_ttl_s }).collect();
-            self.propose_request(Origin::Internal, raft_request::Request::LeaseCheckpoint(LeaseCheckpointRequest { checkpoints }));
+            let checkpoints = due
+                .iter()
+                .map(|c| LeaseCheckpoint {
+                    id: c.id,
+                    remaining_ttl: c.remaining_ttl_s,
+                })
+                .collect();
+            self.propose_request(
+                Origin::Internal,
+                raft_request::Request::LeaseCheckpoint(LeaseCheckpointRequest { checkpoints }),
+            );
         }
     }
 
     /// etcd's `publish`: once there is a leader, replicate this member's name and
     /// client URLs until the member list shows them.
     pub(crate) fn publish_attributes(&mut self) {
-        let Some(me) = self.members.get(&self.config.member_id) else { return };
+        let Some(me) = self.members.get(&self.config.member_id) else {
+            return;
+        };
         if me.name == self.config.name && me.client_ur_ls == self.config.client_urls {
             return;
         }
@@ -532,13 +629,20 @@ impl Node {
             name: self.config.name.clone(),
             client_urls: self.config.client_urls.clone(),
         };
-        self.propose_request(Origin::Internal, raft_request::Request::MemberAttributes(attributes));
+        self.propose_request(
+            Origin::Internal,
+            raft_request::Request::MemberAttributes(attributes),
+        );
     }
 
     /// Proposals, reads and forwards that could not go out before get another try.
     pub(crate) fn retry_pending(&mut self) {
-        let waiting: Vec<u64> =
-            self.proposals.iter().filter(|(_, p)| p.unproposed.is_some()).map(|(id, _)| *id).collect();
+        let waiting: Vec<u64> = self
+            .proposals
+            .iter()
+            .filter(|(_, p)| p.unproposed.is_some())
+            .map(|(id, _)| *id)
+            .collect();
         for request_id in waiting {
             let payload = self.proposals[&request_id].unproposed.clone().expect("filtered");
             if self.try_propose(&payload).is_ok() {
@@ -552,7 +656,12 @@ impl Node {
     /// Answers everything whose deadline passed, with etcd's error for the case.
     pub(crate) fn expire_deadlines(&mut self) {
         let now = self.now_ms;
-        let late: Vec<u64> = self.proposals.iter().filter(|(_, p)| p.deadline_ms <= now).map(|(id, _)| *id).collect();
+        let late: Vec<u64> = self
+            .proposals
+            .iter()
+            .filter(|(_, p)| p.deadline_ms <= now)
+            .map(|(id, _)| *id)
+            .collect();
         for request_id in late {
             let p = self.proposals.remove(&request_id).expect("listed");
             // etcd's parseProposeCtxErr: a leader elected since the request started
@@ -564,11 +673,20 @@ impl Node {
             };
             self.answer(p.origin, Err(e));
         }
-        let late: Vec<u64> = self.forwards.iter().filter(|(_, f)| f.deadline_ms <= now).map(|(id, _)| *id).collect();
+        let late: Vec<u64> = self
+            .forwards
+            .iter()
+            .filter(|(_, f)| f.deadline_ms <= now)
+            .map(|(id, _)| *id)
+            .collect();
         for forward_id in late {
             let f = self.forwards.remove(&forward_id).expect("listed");
             // etcd's waitLeader: no leader to forward to is NO_LEADER.
-            let e = if self.soft.leader == 0 { error::NO_LEADER } else { error::TIMEOUT };
+            let e = if self.soft.leader == 0 {
+                error::NO_LEADER
+            } else {
+                error::TIMEOUT
+            };
             self.respond(f.client, Err(e));
         }
         if self.move_leader.as_ref().is_some_and(|m| m.deadline_ms <= now) {

@@ -95,7 +95,9 @@ struct Reader<'a> {
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
         let end = self.at.checked_add(n).filter(|&e| e <= self.bytes.len());
-        let Some(end) = end else { return Err(format!("truncated at byte {}", self.at)) };
+        let Some(end) = end else {
+            return Err(format!("truncated at byte {}", self.at));
+        };
         let s = &self.bytes[self.at..end];
         self.at = end;
         Ok(s)
@@ -129,7 +131,10 @@ pub(crate) fn decode(bytes: &[u8], lessor_config: LessorConfig, rng: Rng) -> Res
     if crc32c::checksum(body) != sum {
         return Err("checksum mismatch".to_string());
     }
-    let mut r = Reader { bytes: body, at: MAGIC.len() };
+    let mut r = Reader {
+        bytes: body,
+        at: MAGIC.len(),
+    };
     let version = r.u32()? as u32;
     if version != STATE_FORMAT_VERSION {
         return Err(format!("unknown format version {version}"));
@@ -161,5 +166,15 @@ pub(crate) fn decode(bytes: &[u8], lessor_config: LessorConfig, rng: Rng) -> Res
     }
     let store = Store::from_snapshot(store_bytes).map_err(|e| format!("mvcc: {e}"))?;
     let lessor = Lessor::from_bytes(lessor_config, rng, lessor_bytes).map_err(|e| format!("lease: {e}"))?;
-    Ok(State { applied_index, applied_term, cluster_id, db_size_bytes, members, removed, alarms, store, lessor })
+    Ok(State {
+        applied_index,
+        applied_term,
+        cluster_id,
+        db_size_bytes,
+        members,
+        removed,
+        alarms,
+        store,
+        lessor,
+    })
 }
