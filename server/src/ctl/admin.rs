@@ -94,7 +94,10 @@ pub async fn lease_grant(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
             print::fields_header(&mut s, &r.header);
             s + &format!("\"ID\" : {}\n\"TTL\" : {}\n", r.id, r.ttl)
         }
-        Format::Protobuf => return Ok(out_bytes(&r.encode_to_vec())),
+        Format::Protobuf => {
+            out_bytes(&r.encode_to_vec());
+            return Ok(());
+        }
         Format::Table => return Err(Format::Table.unsupported()),
     };
     out(&s);
@@ -121,7 +124,10 @@ pub async fn lease_revoke(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
             print::fields_header(&mut s, &r.header);
             s
         }
-        Format::Protobuf => return Ok(out_bytes(&r.encode_to_vec())),
+        Format::Protobuf => {
+            out_bytes(&r.encode_to_vec());
+            return Ok(());
+        }
         Format::Table => return Err(Format::Table.unsupported()),
     };
     out(&s);
@@ -176,7 +182,10 @@ pub async fn lease_timetolive(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError>
             }
             s
         }
-        Format::Protobuf => return Ok(out_bytes(&r.encode_to_vec())),
+        Format::Protobuf => {
+            out_bytes(&r.encode_to_vec());
+            return Ok(());
+        }
         Format::Table => return Err(Format::Table.unsupported()),
     };
     out(&s);
@@ -213,7 +222,10 @@ pub async fn lease_list(ctx: &mut Ctx, _p: &Parsed) -> Result<(), CtlError> {
             }
             s
         }
-        Format::Protobuf => return Ok(out_bytes(&r.encode_to_vec())),
+        Format::Protobuf => {
+            out_bytes(&r.encode_to_vec());
+            return Ok(());
+        }
         Format::Table => return Err(Format::Table.unsupported()),
     };
     out(&s);
@@ -439,7 +451,10 @@ pub async fn member_list(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
             print::fields_members(&mut s, &r.header, &r.members);
             s
         }
-        Format::Protobuf => return Ok(out_bytes(&r.encode_to_vec())),
+        Format::Protobuf => {
+            out_bytes(&r.encode_to_vec());
+            return Ok(());
+        }
     };
     out(&s);
     Ok(())

@@ -136,8 +136,8 @@ pub fn parse(
         } else {
             // One or more shorthands: `-i`, `-wjson`, `-w json`, `-w=json`.
             let body = &arg[1..];
-            let mut chars = body.char_indices();
-            while let Some((at, c)) = chars.next() {
+            let chars = body.char_indices();
+            for (at, c) in chars {
                 let spec = specs
                     .iter()
                     .find(|s| s.short == Some(c))

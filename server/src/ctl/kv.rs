@@ -252,7 +252,10 @@ pub async fn put(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
         }
         Format::Json => s = print::put_json(&r) + "\n",
         Format::Fields => print::fields_put(&mut s, &r),
-        Format::Protobuf => return Ok(out_bytes(&r.encode_to_vec())),
+        Format::Protobuf => {
+            out_bytes(&r.encode_to_vec());
+            return Ok(());
+        }
         Format::Table => return Err(Format::Table.unsupported()),
     }
     out(&s);
@@ -285,7 +288,10 @@ pub async fn get(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
         }
         Format::Json => s = print::range_json(&r) + "\n",
         Format::Fields => print::fields_range(&mut s, &r),
-        Format::Protobuf => return Ok(out_bytes(&r.encode_to_vec())),
+        Format::Protobuf => {
+            out_bytes(&r.encode_to_vec());
+            return Ok(());
+        }
         Format::Table => return Err(Format::Table.unsupported()),
     }
     out(&s);
@@ -306,7 +312,10 @@ pub async fn del(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
         }
         Format::Json => s = print::del_json(&r) + "\n",
         Format::Fields => print::fields_del(&mut s, &r),
-        Format::Protobuf => return Ok(out_bytes(&r.encode_to_vec())),
+        Format::Protobuf => {
+            out_bytes(&r.encode_to_vec());
+            return Ok(());
+        }
         Format::Table => return Err(Format::Table.unsupported()),
     }
     out(&s);
@@ -405,7 +414,10 @@ pub async fn txn(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
         Format::Simple => print::simple_txn(&mut s, style(ctx), &r),
         Format::Json => s = print::txn_json(&r) + "\n",
         Format::Fields => print::fields_txn(&mut s, &r),
-        Format::Protobuf => return Ok(out_bytes(&r.encode_to_vec())),
+        Format::Protobuf => {
+            out_bytes(&r.encode_to_vec());
+            return Ok(());
+        }
         Format::Table => return Err(Format::Table.unsupported()),
     }
     out(&s);
@@ -543,10 +555,7 @@ fn print_watch_response(format: Format, style: KvStyle, resp: &WatchResponse) {
         Format::Json => {
             let events: Vec<String> = resp.events.iter().map(print::event_json).collect();
             let line = JsonObject::new()
-                .raw(
-                    "Header",
-                    &print::header_json(&resp.header.clone().unwrap_or_default()),
-                )
+                .raw("Header", &print::header_json(&resp.header.unwrap_or_default()))
                 .raw(
                     "Events",
                     &if events.is_empty() {

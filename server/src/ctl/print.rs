@@ -249,7 +249,7 @@ pub fn bytes_list_json(items: &[Vec<u8>]) -> String {
 // ---- fields -----------------------------------------------------------------------------
 
 pub fn fields_header(out: &mut String, h: &Option<ResponseHeader>) {
-    let h = h.clone().unwrap_or_default();
+    let h = (*h).unwrap_or_default();
     out.push_str(&format!(
         "\"ClusterID\" : {}\n\"MemberID\" : {}\n\"Revision\" : {}\n\"RaftTerm\" : {}\n",
         h.cluster_id, h.member_id, h.revision, h.raft_term
