@@ -1,0 +1,233 @@
+//! Command-line parsing with the rules of spf13/pflag, which etcdctl uses: long flags as
+//! `--name=value` or `--name value`, boolean flags as `--name` or `--name=false`, shorthands
+//! (`-w json`, `-wjson`, `-i`), flags anywhere among the positional arguments, and `--` ending
+//! the flags. Parsing is a separate step from running so that the exact etcdctl messages
+//! ("unknown flag: --x") come from one place.
+
+use std::collections::BTreeMap;
+
+use super::error::{CtlError, EXIT_BAD_ARGS};
+
+/// One flag a command accepts.
+#[derive(Debug, Clone, Copy)]
+pub struct FlagSpec {
+    pub long: &'static str,
+    pub short: Option<char>,
+    /// `false` for boolean flags, which take no separate value.
+    pub takes_value: bool,
+}
+
+/// Shorthand for a boolean flag spec.
+pub const fn bool_flag(long: &'static str) -> FlagSpec {
+    FlagSpec {
+        long,
+        short: None,
+        takes_value: false,
+    }
+}
+
+/// Shorthand for a flag that takes a value.
+pub const fn value_flag(long: &'static str) -> FlagSpec {
+    FlagSpec {
+        long,
+        short: None,
+        takes_value: true,
+    }
+}
+
+/// The flags given on the command line (last one wins) and the positional arguments.
+#[derive(Debug, Default, Clone)]
+pub struct Parsed {
+    pub flags: BTreeMap<String, String>,
+    pub args: Vec<String>,
+}
+
+impl Parsed {
+    pub fn is_set(&self, long: &str) -> bool {
+        self.flags.contains_key(long)
+    }
+
+    pub fn value(&self, long: &str) -> Option<&str> {
+        self.flags.get(long).map(String::as_str)
+    }
+
+    /// A boolean flag: absent is `false`; pflag accepts Go's `strconv.ParseBool` spellings.
+    pub fn bool(&self, long: &str) -> Result<bool, CtlError> {
+        match self.flags.get(long).map(String::as_str) {
+            None => Ok(false),
+            Some(v) => parse_go_bool(v).ok_or_else(|| {
+                CtlError::new(
+                    EXIT_BAD_ARGS,
+                    format!("invalid argument {v:?} for \"--{long}\" flag: strconv.ParseBool: parsing {v:?}: invalid syntax"),
+                )
+            }),
+        }
+    }
+}
+
+/// Go's `strconv.ParseBool`.
+pub fn parse_go_bool(v: &str) -> Option<bool> {
+    match v {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// Splits `args` into the command path (a prefix of the leading positional words that
+/// `is_command` accepts), flags and positional arguments.
+///
+/// `specs_for` gives the flags valid for a command path (global flags included); it is
+/// consulted again each time the path grows, so a command's own flags are known from the
+/// moment its name has been read.
+pub fn parse(
+    args: &[String],
+    is_command: impl Fn(&[String]) -> bool,
+    specs_for: impl Fn(&[String]) -> Vec<FlagSpec>,
+) -> Result<(Vec<String>, Parsed), CtlError> {
+    let mut path: Vec<String> = Vec::new();
+    let mut path_done = false;
+    let mut parsed = Parsed::default();
+    let mut i = 0;
+    let mut only_positional = false;
+    while i < args.len() {
+        let arg = &args[i];
+        i += 1;
+        if only_positional || arg == "-" || !arg.starts_with('-') {
+            if !path_done && !only_positional {
+                let mut candidate = path.clone();
+                candidate.push(arg.clone());
+                if is_command(&candidate) {
+                    path = candidate;
+                    continue;
+                }
+            }
+            path_done = true;
+            parsed.args.push(arg.clone());
+            continue;
+        }
+        if arg == "--" {
+            only_positional = true;
+            path_done = true;
+            continue;
+        }
+        let specs = specs_for(&path);
+        if let Some(body) = arg.strip_prefix("--") {
+            let (name, inline) = match body.split_once('=') {
+                Some((n, v)) => (n, Some(v.to_string())),
+                None => (body, None),
+            };
+            let spec = specs
+                .iter()
+                .find(|s| s.long == name)
+                .ok_or_else(|| CtlError::new(1, format!("unknown flag: --{name}")))?;
+            let value = match (inline, spec.takes_value) {
+                (Some(v), _) => v,
+                (None, false) => "true".to_string(),
+                (None, true) => {
+                    let v = args
+                        .get(i)
+                        .ok_or_else(|| CtlError::new(1, format!("flag needs an argument: --{name}")))?;
+                    i += 1;
+                    v.clone()
+                }
+            };
+            parsed.flags.insert(spec.long.to_string(), value);
+        } else {
+            // One or more shorthands: `-i`, `-wjson`, `-w json`, `-w=json`.
+            let body = &arg[1..];
+            let chars = body.char_indices();
+            for (at, c) in chars {
+                let spec = specs
+                    .iter()
+                    .find(|s| s.short == Some(c))
+                    .ok_or_else(|| CtlError::new(1, format!("unknown shorthand flag: '{c}' in {arg}")))?;
+                if !spec.takes_value {
+                    parsed.flags.insert(spec.long.to_string(), "true".to_string());
+                    continue;
+                }
+                let rest = &body[at + c.len_utf8()..];
+                let value = if let Some(v) = rest.strip_prefix('=') {
+                    v.to_string()
+                } else if !rest.is_empty() {
+                    rest.to_string()
+                } else {
+                    let v = args
+                        .get(i)
+                        .ok_or_else(|| CtlError::new(1, format!("flag needs an argument: '{c}' in -{c}")))?;
+                    i += 1;
+                    v.clone()
+                };
+                parsed.flags.insert(spec.long.to_string(), value);
+                break;
+            }
+        }
+    }
+    Ok((path, parsed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    fn specs(_: &[String]) -> Vec<FlagSpec> {
+        vec![
+            FlagSpec {
+                long: "write-out",
+                short: Some('w'),
+                takes_value: true,
+            },
+            FlagSpec {
+                long: "interactive",
+                short: Some('i'),
+                takes_value: false,
+            },
+            bool_flag("prefix"),
+            value_flag("rev"),
+        ]
+    }
+
+    fn is_cmd(p: &[String]) -> bool {
+        matches!(
+            p.iter().map(String::as_str).collect::<Vec<_>>().as_slice(),
+            ["get"] | ["lease"] | ["lease", "grant"]
+        )
+    }
+
+    #[test]
+    fn flags_anywhere_and_command_path() {
+        let (path, p) = parse(
+            &s(&["-w", "json", "lease", "grant", "--rev=3", "10", "--prefix"]),
+            is_cmd,
+            specs,
+        )
+        .unwrap();
+        assert_eq!(path, s(&["lease", "grant"]));
+        assert_eq!(p.args, s(&["10"]));
+        assert_eq!(p.value("write-out"), Some("json"));
+        assert_eq!(p.value("rev"), Some("3"));
+        assert!(p.bool("prefix").unwrap());
+    }
+
+    #[test]
+    fn shorthand_forms_and_double_dash() {
+        let (_, p) = parse(&s(&["get", "-wfields", "-i", "--", "--prefix"]), is_cmd, specs).unwrap();
+        assert_eq!(p.value("write-out"), Some("fields"));
+        assert!(p.bool("interactive").unwrap());
+        assert_eq!(p.args, s(&["--prefix"]));
+    }
+
+    #[test]
+    fn unknown_and_missing_values_are_errors() {
+        let e = parse(&s(&["get", "--count"]), is_cmd, specs).unwrap_err();
+        assert_eq!(e.message, "unknown flag: --count");
+        let e = parse(&s(&["get", "--rev"]), is_cmd, specs).unwrap_err();
+        assert_eq!(e.message, "flag needs an argument: --rev");
+        let (_, p) = parse(&s(&["get", "--prefix=maybe"]), is_cmd, specs).unwrap();
+        assert!(p.bool("prefix").is_err());
+    }
+}

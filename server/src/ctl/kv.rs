@@ -1,0 +1,669 @@
+//! The key-value commands: `put`, `get`, `del`, `txn`, `compaction` and `watch`, with
+//! etcdctl 3.4's argument checks and messages (`etcdctl/ctlv3/command/*_command.go`).
+
+use std::io::{BufRead, Read};
+
+use detcd_proto::etcdserverpb::kv_client::KvClient;
+use detcd_proto::etcdserverpb::watch_client::WatchClient;
+use detcd_proto::etcdserverpb::{
+    range_request, request_op, watch_request, CompactionRequest, DeleteRangeRequest, PutRequest,
+    RangeRequest, RequestOp, TxnRequest, WatchCreateRequest, WatchRequest, WatchResponse,
+};
+use prost::Message;
+use tonic::codegen::tokio_stream::Stream;
+
+use super::args::{bool_flag, value_flag, FlagSpec, Parsed};
+use super::error::{CtlError, EXIT_BAD_FEATURE, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_INVALID_INPUT};
+use super::format::JsonObject;
+use super::print::{self, Format, KvStyle};
+use super::{err_line, out, out_bytes, Ctx};
+
+pub const PUT_FLAGS: &[FlagSpec] = &[
+    bool_flag("prev-kv"),
+    value_flag("lease"),
+    bool_flag("ignore-value"),
+    bool_flag("ignore-lease"),
+];
+pub const GET_FLAGS: &[FlagSpec] = &[
+    value_flag("consistency"),
+    value_flag("order"),
+    value_flag("sort-by"),
+    value_flag("limit"),
+    bool_flag("prefix"),
+    bool_flag("from-key"),
+    value_flag("rev"),
+    bool_flag("keys-only"),
+    bool_flag("count-only"),
+    bool_flag("print-value-only"),
+];
+pub const DEL_FLAGS: &[FlagSpec] = &[bool_flag("prefix"), bool_flag("prev-kv"), bool_flag("from-key")];
+
+/// The end of the range holding every key with `prefix` (clientv3 `GetPrefixRangeEnd`).
+pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
+}
+
+fn parse_i64(v: &str, radix: u32) -> Result<i64, String> {
+    i64::from_str_radix(v, radix).map_err(|_| format!("strconv.ParseInt: parsing {v:?}: invalid syntax"))
+}
+
+fn int_flag(p: &Parsed, name: &str) -> Result<i64, CtlError> {
+    match p.value(name) {
+        None => Ok(0),
+        Some(v) => v.parse().map_err(|_| {
+            CtlError::bad_args(format!(
+                "invalid argument {v:?} for \"--{name}\" flag: strconv.ParseInt: parsing {v:?}: invalid syntax"
+            ))
+        }),
+    }
+}
+
+/// `getPutOp`. `stdin` supplies the value when only the key is given.
+pub fn put_request(p: &Parsed, stdin: &mut dyn FnMut() -> Option<String>) -> Result<PutRequest, CtlError> {
+    let usage = "put command needs 1 argument and input from stdin or 2 arguments";
+    let key = p.args.first().ok_or_else(|| CtlError::bad_args(usage))?;
+    let ignore_value = p.bool("ignore-value")?;
+    if ignore_value && p.args.len() > 1 {
+        return Err(CtlError::bad_args(
+            "put command needs only 1 argument when 'ignore-value' is set",
+        ));
+    }
+    let value = if ignore_value {
+        String::new()
+    } else if let Some(v) = p.args.get(1) {
+        v.clone()
+    } else {
+        stdin()
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| CtlError::bad_args(usage))?
+    };
+    let lease = parse_i64(p.value("lease").unwrap_or("0"), 16)
+        .map_err(|e| CtlError::bad_args(format!("bad lease ID ({e}), expecting ID in Hex")))?;
+    Ok(PutRequest {
+        key: key.clone().into_bytes(),
+        value: value.into_bytes(),
+        lease,
+        prev_kv: p.bool("prev-kv")?,
+        ignore_value,
+        ignore_lease: p.bool("ignore-lease")?,
+    })
+}
+
+/// `getGetOp`.
+pub fn get_request(p: &Parsed) -> Result<RangeRequest, CtlError> {
+    if p.args.is_empty() {
+        return Err(CtlError::bad_args(
+            "get command needs one argument as key and an optional argument as range_end",
+        ));
+    }
+    let (prefix, from_key) = (p.bool("prefix")?, p.bool("from-key")?);
+    if prefix && from_key {
+        return Err(CtlError::bad_args(
+            "`--prefix` and `--from-key` cannot be set at the same time, choose one",
+        ));
+    }
+    if p.bool("keys-only")? && p.bool("count-only")? {
+        return Err(CtlError::bad_args(
+            "`--keys-only` and `--count-only` cannot be set at the same time, choose one",
+        ));
+    }
+    let serializable = match p.value("consistency").unwrap_or("l") {
+        "l" => false,
+        "s" => true,
+        other => {
+            return Err(CtlError::new(
+                EXIT_BAD_FEATURE,
+                format!("unknown consistency flag {other:?}"),
+            ))
+        }
+    };
+    let mut req = RangeRequest {
+        key: p.args[0].clone().into_bytes(),
+        serializable,
+        ..Default::default()
+    };
+    if let Some(end) = p.args.get(1) {
+        if prefix || from_key {
+            return Err(CtlError::bad_args(
+                "too many arguments, only accept one argument when `--prefix` or `--from-key` is set",
+            ));
+        }
+        req.range_end = end.clone().into_bytes();
+    }
+    req.limit = int_flag(p, "limit")?;
+    req.revision = int_flag(p, "rev")?.max(0);
+    let order_name = p.value("order").unwrap_or("");
+    let mut order = match order_name.to_uppercase().as_str() {
+        "ASCEND" => range_request::SortOrder::Ascend,
+        "DESCEND" => range_request::SortOrder::Descend,
+        "" => range_request::SortOrder::None,
+        _ => {
+            return Err(CtlError::new(
+                EXIT_BAD_FEATURE,
+                format!("bad sort order {order_name}"),
+            ))
+        }
+    };
+    let target_name = p.value("sort-by").unwrap_or("");
+    let target = match target_name.to_uppercase().as_str() {
+        "CREATE" => range_request::SortTarget::Create,
+        "KEY" | "" => range_request::SortTarget::Key,
+        "MODIFY" => range_request::SortTarget::Mod,
+        "VALUE" => range_request::SortTarget::Value,
+        "VERSION" => range_request::SortTarget::Version,
+        _ => {
+            return Err(CtlError::new(
+                EXIT_BAD_FEATURE,
+                format!("bad sort target {target_name}"),
+            ))
+        }
+    };
+    // clientv3.WithSort: ascending by key is the natural order, so it is not sent.
+    if target == range_request::SortTarget::Key && order == range_request::SortOrder::Ascend {
+        order = range_request::SortOrder::None;
+    }
+    req.sort_order = order as i32;
+    req.sort_target = target as i32;
+    apply_range_flags(&mut req.key, &mut req.range_end, prefix, from_key);
+    req.keys_only = p.bool("keys-only")?;
+    req.count_only = p.bool("count-only")?;
+    Ok(req)
+}
+
+/// clientv3's `WithPrefix` / `WithFromKey` on an op's key and range end.
+fn apply_range_flags(key: &mut Vec<u8>, end: &mut Vec<u8>, prefix: bool, from_key: bool) {
+    if prefix {
+        if key.is_empty() {
+            *key = vec![0];
+            *end = vec![0];
+        } else {
+            *end = prefix_end(key);
+        }
+    }
+    if from_key {
+        if key.is_empty() {
+            *key = vec![0];
+        }
+        *end = vec![0];
+    }
+}
+
+/// `getDelOp`.
+pub fn del_request(p: &Parsed) -> Result<DeleteRangeRequest, CtlError> {
+    if p.args.is_empty() || p.args.len() > 2 {
+        return Err(CtlError::bad_args(
+            "del command needs one argument as key and an optional argument as range_end",
+        ));
+    }
+    let (prefix, from_key) = (p.bool("prefix")?, p.bool("from-key")?);
+    if prefix && from_key {
+        return Err(CtlError::bad_args(
+            "`--prefix` and `--from-key` cannot be set at the same time, choose one",
+        ));
+    }
+    let mut req = DeleteRangeRequest {
+        key: p.args[0].clone().into_bytes(),
+        ..Default::default()
+    };
+    if let Some(end) = p.args.get(1) {
+        if prefix || from_key {
+            return Err(CtlError::bad_args(
+                "too many arguments, only accept one argument when `--prefix` or `--from-key` is set",
+            ));
+        }
+        req.range_end = end.clone().into_bytes();
+    }
+    apply_range_flags(&mut req.key, &mut req.range_end, prefix, from_key);
+    req.prev_kv = p.bool("prev-kv")?;
+    Ok(req)
+}
+
+fn read_stdin_all() -> Option<String> {
+    let mut s = String::new();
+    std::io::stdin().read_to_string(&mut s).ok()?;
+    Some(s)
+}
+
+fn style(ctx: &Ctx) -> KvStyle {
+    KvStyle {
+        hex: ctx.globals.hex,
+        value_only: false,
+    }
+}
+
+pub async fn put(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
+    let req = put_request(p, &mut read_stdin_all)?;
+    let mut kv = KvClient::new(ctx.channel().await?);
+    let r = ctx.call(kv.put(req)).await?;
+    let mut s = String::new();
+    match ctx.globals.format {
+        Format::Simple => {
+            s.push_str("OK\n");
+            if let Some(kv) = &r.prev_kv {
+                print::simple_kv(&mut s, style(ctx), kv);
+            }
+        }
+        Format::Json => s = print::put_json(&r) + "\n",
+        Format::Fields => print::fields_put(&mut s, &r),
+        Format::Protobuf => {
+            out_bytes(&r.encode_to_vec());
+            return Ok(());
+        }
+        Format::Table => return Err(Format::Table.unsupported()),
+    }
+    out(&s);
+    Ok(())
+}
+
+pub async fn get(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
+    let req = get_request(p)?;
+    let value_only = p.bool("print-value-only")?;
+    if value_only && ctx.globals.format != Format::Simple {
+        return Err(CtlError::bad_args(
+            "print-value-only is only for `--write-out=simple`",
+        ));
+    }
+    if req.count_only && ctx.globals.format != Format::Fields {
+        return Err(CtlError::bad_args(
+            "--count-only is only for `--write-out=fields`",
+        ));
+    }
+    let mut kv = KvClient::new(ctx.channel().await?);
+    let r = ctx.call(kv.range(req)).await?;
+    let mut s = String::new();
+    match ctx.globals.format {
+        Format::Simple => {
+            let st = KvStyle {
+                hex: ctx.globals.hex,
+                value_only,
+            };
+            r.kvs.iter().for_each(|kv| print::simple_kv(&mut s, st, kv));
+        }
+        Format::Json => s = print::range_json(&r) + "\n",
+        Format::Fields => print::fields_range(&mut s, &r),
+        Format::Protobuf => {
+            out_bytes(&r.encode_to_vec());
+            return Ok(());
+        }
+        Format::Table => return Err(Format::Table.unsupported()),
+    }
+    out(&s);
+    Ok(())
+}
+
+pub async fn del(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
+    let req = del_request(p)?;
+    let mut kv = KvClient::new(ctx.channel().await?);
+    let r = ctx.call(kv.delete_range(req)).await?;
+    let mut s = String::new();
+    match ctx.globals.format {
+        Format::Simple => {
+            s.push_str(&format!("{}\n", r.deleted));
+            r.prev_kvs
+                .iter()
+                .for_each(|kv| print::simple_kv(&mut s, style(ctx), kv));
+        }
+        Format::Json => s = print::del_json(&r) + "\n",
+        Format::Fields => print::fields_del(&mut s, &r),
+        Format::Protobuf => {
+            out_bytes(&r.encode_to_vec());
+            return Ok(());
+        }
+        Format::Table => return Err(Format::Table.unsupported()),
+    }
+    out(&s);
+    Ok(())
+}
+
+/// Reads a `txn` request from `input` in etcdctl's grammar.
+pub fn read_txn(input: &mut dyn BufRead, interactive: bool) -> Result<TxnRequest, CtlError> {
+    let eof = || CtlError::new(EXIT_INVALID_INPUT, "EOF");
+    let read_line = |input: &mut dyn BufRead| -> Result<String, CtlError> {
+        let mut line = String::new();
+        match input.read_line(&mut line) {
+            Ok(_) if line.ends_with('\n') => Ok(line.trim().to_string()),
+            Ok(_) => Err(eof()),
+            Err(e) => Err(CtlError::new(EXIT_INVALID_INPUT, e.to_string())),
+        }
+    };
+    let mut req = TxnRequest::default();
+    if interactive {
+        out("compares:\n");
+    }
+    loop {
+        let line = read_line(input)?;
+        if line.is_empty() {
+            break;
+        }
+        req.compare.push(super::txn_parse::parse_compare(&line)?);
+    }
+    for (i, prompt) in [
+        "success requests (get, put, del):\n",
+        "failure requests (get, put, del):\n",
+    ]
+    .iter()
+    .enumerate()
+    {
+        if interactive {
+            out(prompt);
+        }
+        loop {
+            let line = read_line(input)?;
+            if line.is_empty() {
+                break;
+            }
+            let op = parse_request_op(&line)?;
+            if i == 0 {
+                req.success.push(op);
+            } else {
+                req.failure.push(op);
+            }
+        }
+    }
+    Ok(req)
+}
+
+/// `parseRequestUnion`: one `get`/`put`/`del` line inside a txn.
+fn parse_request_op(line: &str) -> Result<RequestOp, CtlError> {
+    let words = super::txn_parse::argify(line)?;
+    if words.len() < 2 {
+        return Err(CtlError::new(
+            EXIT_INVALID_INPUT,
+            format!("invalid txn compare request: {line}"),
+        ));
+    }
+    let invalid = || CtlError::new(EXIT_INVALID_INPUT, format!("invalid txn request: {line}"));
+    let flags: &[FlagSpec] = match words[0].as_str() {
+        "get" => GET_FLAGS,
+        "put" => PUT_FLAGS,
+        "del" => DEL_FLAGS,
+        _ => return Err(invalid()),
+    };
+    let (_, parsed) =
+        super::args::parse(&words[1..], |_| false, |_| flags.to_vec()).map_err(|_| invalid())?;
+    let request = match words[0].as_str() {
+        "get" => request_op::Request::RequestRange(get_request(&parsed)?),
+        "put" => request_op::Request::RequestPut(put_request(&parsed, &mut || None)?),
+        _ => request_op::Request::RequestDeleteRange(del_request(&parsed)?),
+    };
+    Ok(RequestOp {
+        request: Some(request),
+    })
+}
+
+pub async fn txn(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
+    if !p.args.is_empty() {
+        return Err(CtlError::bad_args("txn command does not accept argument"));
+    }
+    let req = {
+        let stdin = std::io::stdin();
+        let mut lock = stdin.lock();
+        read_txn(&mut lock, p.bool("interactive")?)?
+    };
+    let mut kv = KvClient::new(ctx.channel().await?);
+    let r = ctx.call(kv.txn(req)).await?;
+    let mut s = String::new();
+    match ctx.globals.format {
+        Format::Simple => print::simple_txn(&mut s, style(ctx), &r),
+        Format::Json => s = print::txn_json(&r) + "\n",
+        Format::Fields => print::fields_txn(&mut s, &r),
+        Format::Protobuf => {
+            out_bytes(&r.encode_to_vec());
+            return Ok(());
+        }
+        Format::Table => return Err(Format::Table.unsupported()),
+    }
+    out(&s);
+    Ok(())
+}
+
+pub async fn compaction(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
+    if p.args.len() != 1 {
+        return Err(CtlError::bad_args("compaction command needs 1 argument"));
+    }
+    let revision = parse_i64(&p.args[0], 10).map_err(|e| CtlError::new(EXIT_ERROR, e))?;
+    let mut kv = KvClient::new(ctx.channel().await?);
+    ctx.call(kv.compact(CompactionRequest {
+        revision,
+        physical: p.bool("physical")?,
+    }))
+    .await?;
+    out(&format!("compacted revision {revision}\n"));
+    Ok(())
+}
+
+/// Keeps the watch request stream open for as long as the command runs.
+struct RequestStream(tokio::sync::mpsc::Receiver<WatchRequest>);
+
+impl Stream for RequestStream {
+    type Item = WatchRequest;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<WatchRequest>> {
+        self.0.poll_recv(cx)
+    }
+}
+
+pub async fn watch(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
+    if p.bool("interactive")? {
+        return Err(CtlError::new(
+            EXIT_BAD_FEATURE,
+            "interactive watch is not supported by detcdctl",
+        ));
+    }
+    if p.args.is_empty() || p.args.len() > 2 {
+        return Err(CtlError::bad_args("bad number of arguments"));
+    }
+    let prefix = p.bool("prefix")?;
+    let mut key = p.args[0].clone().into_bytes();
+    let mut range_end = Vec::new();
+    if let Some(end) = p.args.get(1) {
+        if prefix {
+            return Err(CtlError::bad_args("unexpected range_end with --prefix"));
+        }
+        range_end = end.clone().into_bytes();
+    }
+    apply_range_flags(&mut key, &mut range_end, prefix, false);
+    let create = WatchCreateRequest {
+        key,
+        range_end,
+        start_revision: int_flag(p, "rev")?,
+        progress_notify: p.bool("progress-notify")?,
+        prev_kv: p.bool("prev-kv")?,
+        ..Default::default()
+    };
+    let format = ctx.globals.format;
+    if format == Format::Table {
+        return Err(Format::Table.unsupported());
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tx.send(WatchRequest {
+        request_union: Some(watch_request::RequestUnion::CreateRequest(create)),
+    })
+    .await
+    .map_err(|_| CtlError::new(EXIT_ERROR, "watch request channel closed"))?;
+    let mut client = WatchClient::new(ctx.channel().await?);
+    let mut stream = client
+        .watch(RequestStream(rx))
+        .await
+        .map_err(|s| CtlError::from_status(&s))?
+        .into_inner();
+    let style = style(ctx);
+    loop {
+        let resp = match stream.message().await {
+            Ok(Some(r)) => r,
+            Ok(None) => break,
+            Err(status) => {
+                err_line(&format!(
+                    "watch was canceled ({})\n",
+                    CtlError::from_status(&status).message
+                ));
+                break;
+            }
+        };
+        // clientv3 consumes the creation acknowledgement itself.
+        if resp.created && !resp.canceled && resp.events.is_empty() {
+            continue;
+        }
+        print_watch_response(format, style, &resp);
+        if resp.canceled {
+            let reason = if resp.compact_revision != 0 {
+                "etcdserver: mvcc: required revision has been compacted".to_string()
+            } else {
+                resp.cancel_reason.clone()
+            };
+            err_line(&format!("watch was canceled ({reason})\n"));
+            break;
+        }
+    }
+    drop(tx);
+    Err(CtlError::new(EXIT_INTERRUPTED, "watch is canceled by the server"))
+}
+
+fn print_watch_response(format: Format, style: KvStyle, resp: &WatchResponse) {
+    let progress = resp.events.is_empty()
+        && !resp.canceled
+        && !resp.created
+        && resp.compact_revision == 0
+        && resp.header.as_ref().is_some_and(|h| h.revision != 0);
+    let mut s = String::new();
+    if progress {
+        s.push_str(&format!(
+            "progress notify: {}\n",
+            resp.header.as_ref().map_or(0, |h| h.revision)
+        ));
+    }
+    match format {
+        Format::Simple => {
+            for e in &resp.events {
+                s.push_str(if e.r#type == 1 { "DELETE\n" } else { "PUT\n" });
+                if let Some(kv) = &e.prev_kv {
+                    print::simple_kv(&mut s, style, kv);
+                }
+                print::simple_kv(&mut s, style, &e.kv.clone().unwrap_or_default());
+            }
+        }
+        Format::Json => {
+            let events: Vec<String> = resp.events.iter().map(print::event_json).collect();
+            let line = JsonObject::new()
+                .raw("Header", &print::header_json(&resp.header.unwrap_or_default()))
+                .raw(
+                    "Events",
+                    &if events.is_empty() {
+                        "null".to_string()
+                    } else {
+                        super::format::json_array(&events)
+                    },
+                )
+                .int("CompactRevision", resp.compact_revision)
+                .boolean("Canceled", resp.canceled)
+                .boolean("Created", resp.created)
+                .finish();
+            s.push_str(&line);
+            s.push('\n');
+        }
+        Format::Fields => {
+            print::fields_header(&mut s, &resp.header);
+            for e in &resp.events {
+                s.push_str(if e.r#type == 1 {
+                    "\"Type\" : DELETE\n"
+                } else {
+                    "\"Type\" : PUT\n"
+                });
+                if let Some(kv) = &e.prev_kv {
+                    print::fields_kv(&mut s, "Prev", kv);
+                }
+                print::fields_kv(&mut s, "", &e.kv.clone().unwrap_or_default());
+            }
+        }
+        Format::Protobuf => {
+            out_bytes(&resp.encode_to_vec());
+        }
+        Format::Table => {}
+    }
+    out(&s);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::error::EXIT_BAD_ARGS;
+    use super::*;
+    use detcd_proto::etcdserverpb::compare;
+
+    fn parsed(flags: &[FlagSpec], args: &[&str]) -> Parsed {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        super::super::args::parse(&args, |_| false, |_| flags.to_vec())
+            .unwrap()
+            .1
+    }
+
+    #[test]
+    fn prefix_end_increments_last_byte() {
+        assert_eq!(prefix_end(b"a"), b"b");
+        assert_eq!(prefix_end(b"a\xff"), b"b");
+        assert_eq!(prefix_end(b"\xff"), b"\x00");
+    }
+
+    #[test]
+    fn get_builds_clientv3_ranges() {
+        let r = get_request(&parsed(GET_FLAGS, &["", "--prefix"])).unwrap();
+        assert_eq!((r.key, r.range_end), (vec![0], vec![0]));
+        let r = get_request(&parsed(GET_FLAGS, &["a", "--from-key", "--limit", "2"])).unwrap();
+        assert_eq!((r.key, r.range_end, r.limit), (b"a".to_vec(), vec![0], 2));
+        let r = get_request(&parsed(GET_FLAGS, &["a", "--sort-by=KEY", "--order=ASCEND"])).unwrap();
+        assert_eq!(r.sort_order, 0);
+        assert_eq!(
+            get_request(&parsed(GET_FLAGS, &["a", "--consistency=x"]))
+                .unwrap_err()
+                .message,
+            "unknown consistency flag \"x\""
+        );
+        assert_eq!(
+            get_request(&parsed(GET_FLAGS, &["a", "--sort-by=FOO"]))
+                .unwrap_err()
+                .message,
+            "bad sort target FOO"
+        );
+        assert_eq!(
+            get_request(&parsed(GET_FLAGS, &[])).unwrap_err().code,
+            EXIT_BAD_ARGS
+        );
+    }
+
+    #[test]
+    fn put_reads_lease_in_hex() {
+        let r = put_request(&parsed(PUT_FLAGS, &["k", "v", "--lease=1f"]), &mut || None).unwrap();
+        assert_eq!(r.lease, 0x1f);
+        let e = put_request(&parsed(PUT_FLAGS, &["k", "v", "--lease=zz"]), &mut || None).unwrap_err();
+        assert_eq!(
+            e.message,
+            "bad lease ID (strconv.ParseInt: parsing \"zz\": invalid syntax), expecting ID in Hex"
+        );
+        assert!(put_request(&parsed(PUT_FLAGS, &["k"]), &mut || None).is_err());
+    }
+
+    #[test]
+    fn txn_grammar_reads_three_sections() {
+        let input = "mod(\"k1\") > \"0\"\n\nput k1 \"v 2\"\nget k1\n\nput k1 f\n\n";
+        let req = read_txn(&mut input.as_bytes(), false).unwrap();
+        assert_eq!(req.compare.len(), 1);
+        assert_eq!(req.compare[0].result, compare::CompareResult::Greater as i32);
+        assert_eq!(req.success.len(), 2);
+        assert_eq!(req.failure.len(), 1);
+        let e = read_txn(&mut "\n\nput k1 f\n".as_bytes(), false).unwrap_err();
+        assert_eq!((e.code, e.message.as_str()), (EXIT_INVALID_INPUT, "EOF"));
+        let e = read_txn(&mut "\nput\n\n\n".as_bytes(), false).unwrap_err();
+        assert_eq!(e.message, "invalid txn compare request: put");
+        let e = read_txn(&mut "\nfoo x\n\n\n".as_bytes(), false).unwrap_err();
+        assert_eq!(e.message, "invalid txn request: foo x");
+    }
+}

@@ -1,0 +1,442 @@
+//! detcdctl: an etcdctl-compatible command-line client for etcd's v3 gRPC API.
+//!
+//! It speaks to detcd or to etcd itself and reproduces etcdctl 3.4's commands, flags, exit
+//! codes and output formats byte for byte, so scripts written for etcdctl keep working.
+//! `args` parses the command line with pflag's rules; `print` and `format` hold the output
+//! encodings; `kv` and `admin` hold the commands; `txn_parse` reads the `txn` grammar.
+
+pub mod admin;
+pub mod args;
+pub mod error;
+pub mod format;
+pub mod kv;
+pub mod print;
+pub mod txn_parse;
+
+use std::future::Future;
+use std::io::Write;
+use std::time::Duration;
+
+use tonic::transport::{Channel, Endpoint};
+
+use args::{bool_flag, value_flag, FlagSpec, Parsed};
+use error::{CtlError, EXIT_BAD_ARGS, EXIT_ERROR};
+use print::Format;
+
+/// The version `detcdctl version` reports as its API version: the etcd API it speaks.
+pub const API_VERSION: &str = "3.6";
+
+/// Dial timeout when `--dial-timeout` is not given (etcdctl's default).
+pub const DIAL_TIMEOUT_DEFAULT: Duration = Duration::from_secs(2);
+/// Per-request timeout when `--command-timeout` is not given (etcdctl's default).
+pub const COMMAND_TIMEOUT_DEFAULT: Duration = Duration::from_secs(5);
+
+const GLOBAL_FLAGS: &[FlagSpec] = &[
+    value_flag("endpoints"),
+    value_flag("dial-timeout"),
+    value_flag("command-timeout"),
+    value_flag("keepalive-time"),
+    value_flag("keepalive-timeout"),
+    FlagSpec {
+        long: "write-out",
+        short: Some('w'),
+        takes_value: true,
+    },
+    bool_flag("hex"),
+    bool_flag("debug"),
+    bool_flag("insecure-transport"),
+    bool_flag("insecure-skip-tls-verify"),
+    bool_flag("insecure-discovery"),
+    value_flag("cert"),
+    value_flag("key"),
+    value_flag("cacert"),
+    value_flag("user"),
+    value_flag("password"),
+    FlagSpec {
+        long: "discovery-srv",
+        short: Some('d'),
+        takes_value: true,
+    },
+    value_flag("discovery-srv-name"),
+    FlagSpec {
+        long: "help",
+        short: Some('h'),
+        takes_value: false,
+    },
+];
+
+/// Every command path and its own flags. Parent paths (`lease`) have none.
+const COMMANDS: &[(&[&str], &[FlagSpec])] = &[
+    (&["put"], kv::PUT_FLAGS),
+    (&["get"], kv::GET_FLAGS),
+    (&["del"], kv::DEL_FLAGS),
+    (
+        &["txn"],
+        &[FlagSpec {
+            long: "interactive",
+            short: Some('i'),
+            takes_value: false,
+        }],
+    ),
+    (&["compaction"], &[bool_flag("physical")]),
+    (
+        &["watch"],
+        &[
+            FlagSpec {
+                long: "interactive",
+                short: Some('i'),
+                takes_value: false,
+            },
+            bool_flag("prefix"),
+            value_flag("rev"),
+            bool_flag("prev-kv"),
+            bool_flag("progress-notify"),
+        ],
+    ),
+    (&["lease"], &[]),
+    (&["lease", "grant"], &[]),
+    (&["lease", "revoke"], &[]),
+    (&["lease", "timetolive"], &[bool_flag("keys")]),
+    (&["lease", "list"], &[]),
+    (&["lease", "keep-alive"], &[bool_flag("once")]),
+    (&["member"], &[]),
+    (
+        &["member", "add"],
+        &[value_flag("peer-urls"), bool_flag("learner")],
+    ),
+    (&["member", "remove"], &[]),
+    (&["member", "update"], &[value_flag("peer-urls")]),
+    (&["member", "list"], &[value_flag("consistency")]),
+    (&["member", "promote"], &[]),
+    (&["endpoint"], &[bool_flag("cluster")]),
+    (&["endpoint", "health"], &[bool_flag("cluster")]),
+    (&["endpoint", "status"], &[bool_flag("cluster")]),
+    (&["snapshot"], &[]),
+    (&["snapshot", "save"], &[]),
+    (&["move-leader"], &[]),
+    (&["alarm"], &[]),
+    (&["alarm", "list"], &[]),
+    (&["alarm", "disarm"], &[]),
+    (&["version"], &[]),
+];
+
+fn is_command(path: &[String]) -> bool {
+    COMMANDS
+        .iter()
+        .any(|(p, _)| p.len() == path.len() && p.iter().zip(path).all(|(a, b)| a == b))
+}
+
+fn specs_for(path: &[String]) -> Vec<FlagSpec> {
+    let mut specs = GLOBAL_FLAGS.to_vec();
+    // A command's flags, and those of its parents (`endpoint --cluster`).
+    for (p, flags) in COMMANDS {
+        if p.len() <= path.len() && p.iter().zip(path).all(|(a, b)| a == b) {
+            specs.extend_from_slice(flags);
+        }
+    }
+    specs
+}
+
+/// The global options every command shares.
+#[derive(Debug, Clone)]
+pub struct Globals {
+    /// Endpoints as the user wrote them (etcdctl prints them that way).
+    pub endpoints: Vec<String>,
+    pub dial_timeout: Duration,
+    pub command_timeout: Duration,
+    pub format: Format,
+    pub hex: bool,
+}
+
+impl Globals {
+    /// Reads the global flags, falling back to `ETCDCTL_*` variables for flags not given.
+    /// A variable and a flag both set is an error, as in etcd's `pkg/flags`.
+    pub fn from_parsed(parsed: &Parsed, env: &[(String, String)]) -> Result<Self, CtlError> {
+        let mut values = parsed.flags.clone();
+        for spec in GLOBAL_FLAGS {
+            let key = format!("ETCDCTL_{}", spec.long.to_uppercase().replace('-', "_"));
+            let Some((_, v)) = env.iter().find(|(k, v)| *k == key && !v.is_empty()) else {
+                continue;
+            };
+            if parsed.is_set(spec.long) {
+                return Err(CtlError::new(
+                    EXIT_ERROR,
+                    format!(
+                        "conflicting environment variable {key:?} is shadowed by corresponding command-line flag (either unset environment variable or disable flag)"
+                    ),
+                ));
+            }
+            values.insert(spec.long.to_string(), v.clone());
+        }
+        let merged = Parsed {
+            flags: values,
+            args: Vec::new(),
+        };
+        for unsupported in ["cert", "key", "cacert", "user", "password", "discovery-srv"] {
+            if merged.value(unsupported).is_some_and(|v| !v.is_empty()) {
+                return Err(CtlError::new(
+                    EXIT_BAD_ARGS,
+                    format!(
+                        "--{unsupported} is not supported by detcdctl yet (no TLS, auth or DNS discovery)"
+                    ),
+                ));
+            }
+        }
+        let endpoints = merged
+            .value("endpoints")
+            .unwrap_or("127.0.0.1:2379")
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+        let duration = |name: &str, default: Duration| -> Result<Duration, CtlError> {
+            match merged.value(name) {
+                None => Ok(default),
+                Some(v) => parse_go_duration(v).ok_or_else(|| {
+                    CtlError::bad_args(format!(
+                        "invalid argument {v:?} for \"--{name}\" flag: time: invalid duration {}",
+                        format::go_quote(v.as_bytes())
+                    ))
+                }),
+            }
+        };
+        let format_name = merged.value("write-out").unwrap_or("simple");
+        let format = Format::parse(format_name)
+            .ok_or_else(|| CtlError::new(EXIT_BAD_ARGS, format!("unknown output format {format_name:?}")))?;
+        Ok(Self {
+            endpoints,
+            dial_timeout: duration("dial-timeout", DIAL_TIMEOUT_DEFAULT)?,
+            command_timeout: duration("command-timeout", COMMAND_TIMEOUT_DEFAULT)?,
+            format,
+            hex: merged.bool("hex")?,
+        })
+    }
+}
+
+/// Go's `time.ParseDuration` for the forms people type: `2s`, `500ms`, `1m30s`, `1.5s`.
+pub fn parse_go_duration(s: &str) -> Option<Duration> {
+    if s == "0" {
+        return Some(Duration::ZERO);
+    }
+    let mut rest = s;
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+        let number: f64 = rest[..num_end].parse().ok()?;
+        rest = &rest[num_end..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_end] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        total += number * scale;
+        rest = &rest[unit_end..];
+    }
+    Some(Duration::from_secs_f64(total))
+}
+
+/// A connection to the cluster plus the options that shape requests and output.
+#[derive(Debug)]
+pub struct Ctx {
+    pub globals: Globals,
+    channel: Option<Channel>,
+}
+
+impl Ctx {
+    pub fn new(globals: Globals) -> Self {
+        Self {
+            globals,
+            channel: None,
+        }
+    }
+
+    /// A channel to the first endpoint that answers within the dial timeout.
+    pub async fn channel(&mut self) -> Result<Channel, CtlError> {
+        if let Some(c) = &self.channel {
+            return Ok(c.clone());
+        }
+        let mut last = CtlError::new(EXIT_ERROR, "context deadline exceeded");
+        for ep in self.globals.endpoints.clone() {
+            match connect(&ep, self.globals.dial_timeout).await {
+                Ok(c) => {
+                    self.channel = Some(c.clone());
+                    return Ok(c);
+                }
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    /// Runs one unary call under `--command-timeout`.
+    pub async fn call<T>(
+        &self,
+        fut: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    ) -> Result<T, CtlError> {
+        match tokio::time::timeout(self.globals.command_timeout, fut).await {
+            Err(_) => Err(CtlError::new(EXIT_ERROR, "context deadline exceeded")),
+            Ok(Err(status)) => Err(CtlError::from_status(&status)),
+            Ok(Ok(r)) => Ok(r.into_inner()),
+        }
+    }
+}
+
+/// Dials one endpoint (`host:port` or `http://host:port`).
+pub async fn connect(endpoint: &str, dial_timeout: Duration) -> Result<Channel, CtlError> {
+    let url = if endpoint.contains("://") {
+        endpoint.to_string()
+    } else {
+        format!("http://{endpoint}")
+    };
+    if !url.starts_with("http://") {
+        return Err(CtlError::new(
+            EXIT_BAD_ARGS,
+            format!("unsupported endpoint {endpoint:?} (only http)"),
+        ));
+    }
+    let ep = Endpoint::from_shared(url)
+        .map_err(|e| CtlError::new(EXIT_BAD_ARGS, format!("bad endpoint {endpoint:?}: {e}")))?
+        .connect_timeout(dial_timeout);
+    match tokio::time::timeout(dial_timeout, ep.connect()).await {
+        Ok(Ok(c)) => Ok(c),
+        _ => Err(CtlError::new(EXIT_ERROR, "context deadline exceeded")),
+    }
+}
+
+/// Writes to stdout, ignoring a closed pipe (as a Go program killed by SIGPIPE would stop).
+pub fn out(s: &str) {
+    out_bytes(s.as_bytes());
+}
+
+pub fn out_bytes(b: &[u8]) {
+    let mut so = std::io::stdout().lock();
+    let _ = so.write_all(b);
+    let _ = so.flush();
+}
+
+pub fn err_line(s: &str) {
+    let mut se = std::io::stderr().lock();
+    let _ = se.write_all(s.as_bytes());
+    let _ = se.flush();
+}
+
+/// Runs detcdctl with `args` (without the program name) and returns the exit status.
+pub fn main(args: Vec<String>) -> i32 {
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            err_line(&format!("Error: {e}\n"));
+            return error::EXIT_IO;
+        }
+    };
+    match runtime.block_on(run(args, env)) {
+        Ok(()) => error::EXIT_SUCCESS,
+        Err(e) => {
+            if !e.message.is_empty() {
+                err_line(&format!("Error: {}\n", e.message));
+            }
+            e.code
+        }
+    }
+}
+
+async fn run(args: Vec<String>, env: Vec<(String, String)>) -> Result<(), CtlError> {
+    let (path, parsed) = args::parse(&args, is_command, specs_for)?;
+    let globals = Globals::from_parsed(&parsed, &env)?;
+    let path: Vec<&str> = path.iter().map(String::as_str).collect();
+    if parsed.bool("help")? || path.is_empty() {
+        out(&usage());
+        return Ok(());
+    }
+    let mut ctx = Ctx::new(globals);
+    match path.as_slice() {
+        ["put"] => kv::put(&mut ctx, &parsed).await,
+        ["get"] => kv::get(&mut ctx, &parsed).await,
+        ["del"] => kv::del(&mut ctx, &parsed).await,
+        ["txn"] => kv::txn(&mut ctx, &parsed).await,
+        ["compaction"] => kv::compaction(&mut ctx, &parsed).await,
+        ["watch"] => kv::watch(&mut ctx, &parsed).await,
+        ["lease", "grant"] => admin::lease_grant(&mut ctx, &parsed).await,
+        ["lease", "revoke"] => admin::lease_revoke(&mut ctx, &parsed).await,
+        ["lease", "timetolive"] => admin::lease_timetolive(&mut ctx, &parsed).await,
+        ["lease", "list"] => admin::lease_list(&mut ctx, &parsed).await,
+        ["lease", "keep-alive"] => admin::lease_keep_alive(&mut ctx, &parsed).await,
+        ["member", "add"] => admin::member_add(&mut ctx, &parsed).await,
+        ["member", "remove"] => admin::member_remove(&mut ctx, &parsed).await,
+        ["member", "update"] => admin::member_update(&mut ctx, &parsed).await,
+        ["member", "list"] => admin::member_list(&mut ctx, &parsed).await,
+        ["member", "promote"] => admin::member_promote(&mut ctx, &parsed).await,
+        ["endpoint", "health"] => admin::endpoint_health(&mut ctx, &parsed).await,
+        ["endpoint", "status"] => admin::endpoint_status(&mut ctx, &parsed).await,
+        ["snapshot", "save"] => admin::snapshot_save(&mut ctx, &parsed).await,
+        ["move-leader"] => admin::move_leader(&mut ctx, &parsed).await,
+        ["alarm", "list"] => admin::alarm_list(&mut ctx, &parsed).await,
+        ["alarm", "disarm"] => admin::alarm_disarm(&mut ctx, &parsed).await,
+        ["version"] => {
+            out(&format!(
+                "detcdctl version: {}\nAPI version: {API_VERSION}\n",
+                env!("CARGO_PKG_VERSION")
+            ));
+            Ok(())
+        }
+        _ => {
+            out(&usage());
+            Ok(())
+        }
+    }
+}
+
+fn usage() -> String {
+    let mut s =
+        String::from("NAME:\n\tdetcdctl - an etcdctl-compatible client for etcd's v3 API\n\nCOMMANDS:\n");
+    for (path, flags) in COMMANDS {
+        if path.len() == 1 && COMMANDS.iter().any(|(p, _)| p.len() == 2 && p[0] == path[0]) {
+            continue;
+        }
+        let names: Vec<String> = flags.iter().map(|f| format!("--{}", f.long)).collect();
+        s.push_str(&format!("\t{}\t{}\n", path.join(" "), names.join(" ")));
+    }
+    s.push_str("\nGLOBAL OPTIONS:\n\t--endpoints --dial-timeout --command-timeout -w/--write-out --hex\n");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(args: &[&str]) -> Parsed {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        args::parse(&args, is_command, specs_for).unwrap().1
+    }
+
+    #[test]
+    fn durations_parse_like_go() {
+        assert_eq!(parse_go_duration("2s"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_go_duration("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_go_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_go_duration("5"), None);
+    }
+
+    #[test]
+    fn env_fills_unset_flags_and_conflicts_are_errors() {
+        let env = vec![("ETCDCTL_ENDPOINTS".to_string(), "a:1,b:2".to_string())];
+        let g = Globals::from_parsed(&parsed(&["get", "k"]), &env).unwrap();
+        assert_eq!(g.endpoints, vec!["a:1", "b:2"]);
+        let e = Globals::from_parsed(&parsed(&["--endpoints=c:3", "get", "k"]), &env).unwrap_err();
+        assert!(e
+            .message
+            .starts_with("conflicting environment variable \"ETCDCTL_ENDPOINTS\""));
+        let g = Globals::from_parsed(&parsed(&["get", "k", "-w", "json", "--hex"]), &[]).unwrap();
+        assert_eq!(g.format, Format::Json);
+        assert!(g.hex);
+        assert_eq!(g.endpoints, vec!["127.0.0.1:2379"]);
+    }
+}
