@@ -276,20 +276,17 @@ impl Driver {
                 if leader != self.metrics.leader_id && leader != 0 {
                     self.metrics.leader_changes_seen += 1;
                 }
-                let was_leader = self.metrics.is_leader;
                 self.metrics.leader_id = leader;
                 self.metrics.has_leader = leader != 0;
                 self.metrics.is_leader = role == Role::Leader;
                 self.metrics.term = term;
-                if was_leader != self.metrics.is_leader || leader == 0 {
-                    crate::log!(
-                        Level::Info,
-                        "driver",
-                        "member {:x} is {} at term {term}, leader {leader:x}",
-                        self.node.member_id(),
-                        role.name()
-                    );
-                }
+                crate::log!(
+                    Level::Info,
+                    "driver",
+                    "member {:x}: {} at term {term}, leader {leader:x}",
+                    self.node.member_id(),
+                    role.name()
+                );
             }
             Output::Removed => {
                 crate::log!(

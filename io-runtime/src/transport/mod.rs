@@ -285,7 +285,8 @@ async fn read_loop(
         crate::log!(
             Level::Error,
             "transport",
-            "refused peer connection from {addr}: {why}"
+            "member {:x}: refused peer connection from {addr}: {why}",
+            identity.member_id
         );
         return;
     }
@@ -304,7 +305,8 @@ async fn read_loop(
                 crate::log!(
                     Level::Warn,
                     "transport",
-                    "closing the connection from peer {from:x}: {e}"
+                    "member {:x}: closing the connection from peer {from:x}: {e}",
+                    identity.member_id
                 );
                 return;
             }
@@ -313,7 +315,8 @@ async fn read_loop(
             crate::log!(
                 Level::Warn,
                 "transport",
-                "peer {from:x} sent an empty or unknown envelope"
+                "member {:x}: peer {from:x} sent an empty or unknown envelope",
+                identity.member_id
             );
             continue;
         };
@@ -389,27 +392,47 @@ async fn write_loop(
         match dial(identity, to, &urls).await {
             Ok(stream) => {
                 if failures > 0 {
-                    crate::log!(Level::Info, "transport", "peer {to:x} reachable again");
+                    crate::log!(
+                        Level::Info,
+                        "transport",
+                        "member {:x}: peer {to:x} reachable again",
+                        identity.member_id
+                    );
                 }
                 failures = 0;
                 backoff_ms = RECONNECT_BACKOFF_MS_MIN;
                 match pump(stream, &mut queue, to, &reports).await {
                     Pumped::QueueClosed => return,
                     Pumped::Broken(e) => {
-                        crate::log!(Level::Warn, "transport", "connection to peer {to:x} lost: {e}");
+                        crate::log!(
+                            Level::Warn,
+                            "transport",
+                            "member {:x}: connection to peer {to:x} lost: {e}",
+                            identity.member_id
+                        );
                         let _ = reports.send(Internal::PeerUnreachable(to));
                     }
                 }
             }
             Err(DialError::Refused(why)) => {
-                crate::log!(Level::Error, "transport", "peer {to:x}: handshake refused: {why}");
+                crate::log!(
+                    Level::Error,
+                    "transport",
+                    "member {:x}: peer {to:x}: handshake refused: {why}",
+                    identity.member_id
+                );
                 backoff_ms = RECONNECT_BACKOFF_MS_MAX;
                 failures += 1;
             }
             Err(DialError::Failed(why)) => {
                 // The first failure is worth a line; the retries that follow are not.
                 let level = if failures == 0 { Level::Warn } else { Level::Debug };
-                crate::log!(level, "transport", "cannot reach peer {to:x}: {why}");
+                crate::log!(
+                    level,
+                    "transport",
+                    "member {:x}: cannot reach peer {to:x}: {why}",
+                    identity.member_id
+                );
                 failures += 1;
             }
         }
