@@ -17,8 +17,8 @@ use detcd_io::driver::{
 use detcd_io::transport::{wire, PEER_PROTOCOL_VERSION};
 use detcd_proto::detcdpb::{PeerHello, PeerHelloReply};
 use detcd_proto::etcdserverpb::{
-    compare, request_op, Compare, DeleteRangeRequest, Member as PbMember, PutRequest, RangeRequest,
-    RequestOp, TxnRequest, WatchCreateRequest,
+    compare, request_op, Compare, DeleteRangeRequest, LeaseGrantRequest, LeaseKeepAliveRequest,
+    Member as PbMember, PutRequest, RangeRequest, RequestOp, TxnRequest, WatchCreateRequest,
 };
 use tokio::io::AsyncWriteExt;
 use tokio::time::{sleep, timeout, Instant};
@@ -329,6 +329,25 @@ async fn three_members_elect_replicate_survive_leader_loss_and_catch_up() {
     let reader = *handles.keys().find(|&&id| id != follower).expect("another");
     assert_eq!(get(&handles[&reader], "x", false).await.as_deref(), Some("1"));
 
+    // A keepalive on a follower is forwarded to the leader over the peer wire
+    // (PeerMessage::Forward and ForwardReply), and so is its error.
+    let granted = handles[&follower]
+        .call(Request::LeaseGrant(LeaseGrantRequest { ttl: 30, id: 0 }))
+        .await
+        .expect("lease granted");
+    let Response::LeaseGrant(granted) = granted else {
+        panic!("grant answered {granted:?}")
+    };
+    let renewed = handles[&follower]
+        .call(Request::LeaseKeepAlive(LeaseKeepAliveRequest { id: granted.id }))
+        .await
+        .expect("keepalive forwarded");
+    assert!(matches!(renewed, Response::LeaseKeepAlive(r) if r.id == granted.id && r.ttl > 0));
+    let missing = handles[&follower]
+        .call(Request::LeaseKeepAlive(LeaseKeepAliveRequest { id: 12345 }))
+        .await;
+    assert_eq!(missing.unwrap_err(), error::LEASE_NOT_FOUND);
+
     // Lose the leader: the other two elect a new one and keep serving writes.
     members.remove(&leader).expect("leader").shutdown().await;
     let survivors: Vec<&MemberHandle> = handles
@@ -436,5 +455,56 @@ async fn the_handshake_refuses_another_cluster_member_or_version() {
     // The member is unharmed.
     leader_of(&[&h]).await;
     put(&h, "still", "fine").await;
+    member.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_stream_that_falls_behind_is_dropped_without_stalling_the_member() {
+    let (dir, ports) = one_member("driver-slow-watch");
+    let (member, h) = start(options(&dir, 1, &ports, 10_000)).await;
+    leader_of(&[&h]).await;
+    let mut slow = h.open_watch_stream().await;
+    slow.send(WatchStreamRequest::Create(WatchCreateRequest {
+        key: b"s".to_vec(),
+        range_end: b"t".to_vec(),
+        ..Default::default()
+    }))
+    .await
+    .expect("watch created");
+    // More responses than the stream's channel holds, never read meanwhile.
+    let writers_n = 8;
+    let per_writer = driver::WATCH_STREAM_RESPONSES_MAX / writers_n + 16;
+    let mut writers = Vec::new();
+    for w in 0..writers_n {
+        let h = h.clone();
+        writers.push(tokio::spawn(async move {
+            for i in 0..per_writer {
+                put(&h, &format!("s{w}-{i}"), "v").await;
+            }
+        }));
+    }
+    for w in writers {
+        w.await.expect("writer");
+    }
+    assert!(slow.overflowed());
+    let mut received = 0;
+    while timeout(Duration::from_secs(5), slow.recv())
+        .await
+        .expect("the dropped stream ends")
+        .is_some()
+    {
+        received += 1;
+    }
+    assert_eq!(received, driver::WATCH_STREAM_RESPONSES_MAX);
+    // The member kept serving, and new streams work.
+    let mut fresh = h.open_watch_stream().await;
+    fresh
+        .send(WatchStreamRequest::Create(WatchCreateRequest {
+            key: b"s0-0".to_vec(),
+            ..Default::default()
+        }))
+        .await
+        .expect("watch created");
+    assert!(fresh.recv().await.expect("created").created);
     member.shutdown().await;
 }
