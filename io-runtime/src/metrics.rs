@@ -88,6 +88,9 @@ pub struct Metrics {
     pub entries_synced: u64,
     /// Persist outputs written (each is one raft Ready).
     pub persists: u64,
+    /// `etcd_network_peer_sent_failures_total`: messages dropped because a peer's
+    /// queue was full or no URL was known for it.
+    pub peer_sends_dropped: u64,
 }
 
 impl Default for Metrics {
@@ -107,6 +110,7 @@ impl Default for Metrics {
             syncs: 0,
             entries_synced: 0,
             persists: 0,
+            peer_sends_dropped: 0,
         }
     }
 }

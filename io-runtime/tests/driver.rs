@@ -374,6 +374,15 @@ async fn three_members_elect_replicate_survive_leader_loss_and_catch_up() {
     })
     .await;
     assert_eq!(get(&caught_up, "y39", true).await.as_deref(), Some("39"));
+    // Its data dir holds a snapshot with data beyond the bootstrap one at index 1
+    // (installed from the leader, which compacted past what the member had, or
+    // taken after catching up: the test does not tell the two apart).
+    let snaps: Vec<String> = std::fs::read_dir(dir.join(format!("n{leader}/member/snap")))
+        .expect("snap dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".snap") && !n.ends_with("-0000000000000001.snap"))
+        .collect();
+    assert!(!snaps.is_empty(), "no snapshot saved: {snaps:?}");
     assert_eq!(get(&caught_up, "x", true).await.as_deref(), Some("1"));
     assert_eq!(get(&caught_up, "y0", false).await.as_deref(), Some("0"));
 

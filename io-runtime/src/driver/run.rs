@@ -306,6 +306,7 @@ impl Driver {
         };
         let urls = self.node.members().get(&to).map(|m| m.peer_ur_ls.as_slice());
         if let Sent::Dropped { snapshot } = transport.send(to, message, urls) {
+            self.metrics.peer_sends_dropped += 1;
             if snapshot {
                 self.deferred.push(Input::SnapshotReport {
                     peer: to,

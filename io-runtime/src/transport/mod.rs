@@ -33,7 +33,12 @@
 //!   each snapshot), so stale heartbeats do not pile up.
 //! - **Snapshots**: a raft `MsgSnap` travels as an ordinary frame (frames up to
 //!   [`wire::PEER_FRAME_BYTES_MAX`]); once it is written the node is told
-//!   `SnapshotReport { delivered: true }`, on failure `delivered: false`.
+//!   `SnapshotReport { delivered: true }`, on failure `delivered: false`. Unlike
+//!   etcd, which sends snapshots on a separate pipeline connection, a large
+//!   snapshot here delays the messages queued behind it for that one peer.
+//! - **Dead peers**: a batch write has [`WRITE_TIMEOUT_MS`]. Inbound connections
+//!   have no read timeout (raft traffic between two followers may be idle); a
+//!   reader whose dialer vanished without a FIN stays until the member stops.
 
 pub mod wire;
 
@@ -66,6 +71,11 @@ pub const RECONNECT_BACKOFF_MS_MIN: u64 = 50;
 pub const RECONNECT_BACKOFF_MS_MAX: u64 = 2000;
 /// A dial plus handshake that takes longer fails.
 pub const DIAL_TIMEOUT_MS: u64 = 1000;
+/// A batch write that takes longer breaks the connection (etcd's
+/// `ConnWriteTimeout`): a peer that stopped reading without closing is found
+/// out in seconds instead of TCP's minutes. Batches holding a snapshot are
+/// exempt, since they may legitimately take longer.
+pub const WRITE_TIMEOUT_MS: u64 = 5000;
 
 /// Who this member is, as its hello says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -505,7 +515,19 @@ async fn pump(
                 );
             }
         }
-        if let Err(e) = stream.write_all(&buf).await {
+        let written = if snapshots > 0 {
+            stream.write_all(&buf).await
+        } else {
+            tokio::time::timeout(Duration::from_millis(WRITE_TIMEOUT_MS), stream.write_all(&buf))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "write timed out",
+                    ))
+                })
+        };
+        if let Err(e) = written {
             for _ in 0..snapshots {
                 let _ = reports.send(Internal::SnapshotReport {
                     peer: to,
