@@ -18,7 +18,8 @@ use detcd_io::transport::{wire, PEER_PROTOCOL_VERSION};
 use detcd_proto::detcdpb::{PeerHello, PeerHelloReply};
 use detcd_proto::etcdserverpb::{
     compare, request_op, Compare, DeleteRangeRequest, LeaseGrantRequest, LeaseKeepAliveRequest,
-    Member as PbMember, PutRequest, RangeRequest, RequestOp, TxnRequest, WatchCreateRequest,
+    Member as PbMember, MemberAddRequest, PutRequest, RangeRequest, RequestOp, TxnRequest,
+    WatchCreateRequest,
 };
 use tokio::io::AsyncWriteExt;
 use tokio::time::{sleep, timeout, Instant};
@@ -516,4 +517,39 @@ async fn a_watch_stream_that_falls_behind_is_dropped_without_stalling_the_member
         .expect("watch created");
     assert!(fresh.recv().await.expect("created").created);
     member.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_added_at_runtime_joins_with_start_mode_existing() {
+    let (dir, ports) = one_member("driver-join");
+    let (m1, h1) = start(options(&dir, 1, &ports, 10_000)).await;
+    leader_of(&[&h1]).await;
+    put(&h1, "before", "1").await;
+    let port2 = free_port();
+    let added = h1
+        .call(Request::MemberAdd(MemberAddRequest {
+            peer_ur_ls: vec![url(port2)],
+            is_learner: false,
+        }))
+        .await
+        .expect("member added");
+    let Response::MemberAdd(added) = added else {
+        panic!("member add answered {added:?}")
+    };
+    let new_id = added.member.expect("the new member").id;
+
+    // The new member knows the cluster from the member list; member 1 learns its
+    // URL from its own applied member list (not from its options).
+    let mut all_ports = ports.clone();
+    all_ports.insert(new_id, port2);
+    let mut o = options(&dir, new_id, &all_ports, 10_000);
+    o.node.initial_members = added.members;
+    o.start = StartMode::Existing;
+    let (m2, h2) = start(o).await;
+    leader_of(&[&h1, &h2]).await;
+    assert_eq!(get(&h2, "before", false).await.as_deref(), Some("1"));
+    put(&h2, "after", "2").await;
+    assert_eq!(get(&h1, "after", false).await.as_deref(), Some("2"));
+    m2.shutdown().await;
+    m1.shutdown().await;
 }
