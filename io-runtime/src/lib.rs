@@ -27,7 +27,7 @@
 //! - [`driver`]: [`driver::start`] runs a member: the node's task, its
 //!   [`driver::MemberHandle`] for the gRPC services, storage and transport work.
 //! - [`transport`]: framed TCP between members (handshake, batching, backoff).
-//! - [`metrics`]: the member's counters; [`log`]: leveled stderr lines.
+//! - [`metrics`]: the member's counters; [`mod@log`]: leveled stderr lines.
 //! - [`storage`]: [`Storage::open`] (recovery of snapshot + WAL) and the write
 //!   calls a node driver makes.
 //! - [`wal`]: segments, appends, sync, cuts, release.

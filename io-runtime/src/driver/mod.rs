@@ -9,7 +9,7 @@
 //! once, feed everything that is ready, then drain [`Node::poll`] completely and
 //! carry out each output in the order it came out:
 //!
-//! - `Persist` goes to the storage thread ([`persist`]): Persists that come out
+//! - `Persist` goes to the storage thread (module `persist`): Persists that come out
 //!   while a write is in flight queue up and go to disk together, one append pass
 //!   and one sync, then one `Persisted { n }` for the newest (the node accepts a
 //!   cumulative answer). That is the group commit: client proposals of one turn

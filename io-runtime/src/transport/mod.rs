@@ -129,7 +129,7 @@ pub struct Transport {
     tasks: JoinSet<()>,
 }
 
-/// What happened to one [`Transport::send`].
+/// What happened to one `Transport::send`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Sent {
     Queued,
