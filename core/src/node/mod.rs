@@ -293,6 +293,17 @@ impl Node {
         self.removed
     }
 
+    /// The estimated size of the key space in bytes, as Status reports it.
+    pub fn db_size_bytes(&self) -> u64 {
+        self.db_size_bytes
+    }
+
+    /// The application state as of the applied index, in the snapshot encoding
+    /// (what Maintenance/Snapshot streams and what a restart restores from).
+    pub fn app_snapshot(&self) -> Vec<u8> {
+        self.encode_state()
+    }
+
     /// Client requests waiting for an answer (proposals, reads, forwards, transfer).
     pub fn pending_requests(&self) -> usize {
         self.proposals.values().filter(|p| p.origin.is_client()).count()
@@ -626,10 +637,17 @@ impl Node {
         if self.applied_index < self.snapshot_index + self.config.snapshot_count {
             return;
         }
-        if self.raft.status().applied != self.applied_index {
-            return;
+        let data = self.encode_state();
+        if self.raft.compact(self.applied_index, data).is_ok() {
+            self.snapshot_index = self.applied_index;
+            self.outputs.push_back(Output::SaveSnapshot {
+                snapshot: self.raft.snapshot().clone(),
+            });
         }
-        let data = state::encode(
+    }
+
+    fn encode_state(&self) -> Vec<u8> {
+        state::encode(
             self.applied_index,
             self.applied_term,
             self.config.cluster_id,
@@ -639,13 +657,7 @@ impl Node {
             &self.alarms,
             &self.store,
             &self.lessor,
-        );
-        if self.raft.compact(self.applied_index, data).is_ok() {
-            self.snapshot_index = self.applied_index;
-            self.outputs.push_back(Output::SaveSnapshot {
-                snapshot: self.raft.snapshot().clone(),
-            });
-        }
+        )
     }
 
     /// Moves every queued watch response out, with the member's header.

@@ -46,9 +46,16 @@ pub fn classify(cc: &ConfChangeV2) -> ConfChangeKind {
 
 /// The single-change v1 form as a v2 change.
 pub fn v1_to_v2(cc: &ConfChange) -> ConfChangeV2 {
-    let mut single = ConfChangeSingle { r#type: 0, node_id: cc.node_id };
+    let mut single = ConfChangeSingle {
+        r#type: 0,
+        node_id: cc.node_id,
+    };
     single.set_type(cc.r#type());
-    ConfChangeV2 { transition: ConfChangeTransition::Auto as i32, changes: vec![single], context: cc.context.clone() }
+    ConfChangeV2 {
+        transition: ConfChangeTransition::Auto as i32,
+        changes: vec![single],
+        context: cc.context.clone(),
+    }
 }
 
 /// Parameters for the progress of members a change adds.
@@ -149,7 +156,11 @@ impl Changer {
         Ok((cfg, prs))
     }
 
-    fn leave_joint(&self, cfg: &mut TrackerConfig, prs: &mut BTreeMap<u64, Progress>) -> Result<(), ConfChangeError> {
+    fn leave_joint(
+        &self,
+        cfg: &mut TrackerConfig,
+        prs: &mut BTreeMap<u64, Progress>,
+    ) -> Result<(), ConfChangeError> {
         if !cfg.voters.is_joint() {
             return Err(ConfChangeError::NotJoint);
         }
@@ -201,7 +212,12 @@ impl Changer {
     }
 
     fn new_progress(&self, is_learner: bool) -> Progress {
-        Progress::new(self.last_index, self.inflight_msgs_max, self.inflight_bytes_max, is_learner)
+        Progress::new(
+            self.last_index,
+            self.inflight_msgs_max,
+            self.inflight_bytes_max,
+            is_learner,
+        )
     }
 
     fn make_voter(&self, cfg: &mut TrackerConfig, prs: &mut BTreeMap<u64, Progress>, id: u64) {

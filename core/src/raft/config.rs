@@ -86,10 +86,37 @@ mod tests {
     #[test]
     fn default_is_valid_and_each_bound_is_checked() {
         assert_eq!(Config::new(1).validate(), Ok(()));
-        assert_eq!(Config { id: 0, ..Config::new(1) }.validate(), Err(ConfigError::ZeroId));
-        assert!(Config { heartbeat_ticks: 10, ..Config::new(1) }.validate().is_err());
-        assert!(Config { heartbeat_ticks: 0, ..Config::new(1) }.validate().is_err());
-        assert!(Config { inflight_msgs_max: 0, ..Config::new(1) }.validate().is_err());
-        assert!(Config { append_bytes_max: 0, ..Config::new(1) }.validate().is_err());
+        assert_eq!(
+            Config {
+                id: 0,
+                ..Config::new(1)
+            }
+            .validate(),
+            Err(ConfigError::ZeroId)
+        );
+        assert!(Config {
+            heartbeat_ticks: 10,
+            ..Config::new(1)
+        }
+        .validate()
+        .is_err());
+        assert!(Config {
+            heartbeat_ticks: 0,
+            ..Config::new(1)
+        }
+        .validate()
+        .is_err());
+        assert!(Config {
+            inflight_msgs_max: 0,
+            ..Config::new(1)
+        }
+        .validate()
+        .is_err());
+        assert!(Config {
+            append_bytes_max: 0,
+            ..Config::new(1)
+        }
+        .validate()
+        .is_err());
     }
 }

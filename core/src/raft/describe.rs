@@ -6,7 +6,9 @@
 
 use std::fmt::Write;
 
-use detcd_proto::raftpb::{ConfChange, ConfChangeType, ConfChangeV2, ConfState, Entry, EntryType, HardState, Message, Snapshot};
+use detcd_proto::raftpb::{
+    ConfChange, ConfChangeType, ConfChangeV2, ConfState, Entry, EntryType, HardState, Message, Snapshot,
+};
 use prost::Message as _;
 
 use super::conf_change::v1_to_v2;

@@ -15,7 +15,10 @@ pub enum ConfigError {
     HeartbeatTicksZero,
     /// Heartbeats must be more frequent than elections or followers time out
     /// under a healthy leader.
-    ElectionNotAboveHeartbeat { election_ticks: u64, heartbeat_ticks: u64 },
+    ElectionNotAboveHeartbeat {
+        election_ticks: u64,
+        heartbeat_ticks: u64,
+    },
     /// Without any inflight message the leader could never send an append.
     InflightMsgsZero,
     /// An append must be allowed to carry at least one byte of entries.
@@ -158,7 +161,10 @@ pub enum CompactError {
 impl fmt::Display for CompactError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CompactError::AlreadyCompacted { index, snapshot_index } => write!(
+            CompactError::AlreadyCompacted {
+                index,
+                snapshot_index,
+            } => write!(
                 f,
                 "raft: requested index {index} is out of date (snapshot at {snapshot_index})"
             ),
@@ -197,9 +203,15 @@ pub enum InitError {
     /// The recovered configuration is not a valid configuration.
     ConfState(ConfChangeError),
     /// Recovered entries do not follow the snapshot contiguously.
-    EntriesNotContiguous { expected: u64, found: u64 },
+    EntriesNotContiguous {
+        expected: u64,
+        found: u64,
+    },
     /// The recovered commit index lies outside the recovered log.
-    CommitOutOfRange { commit: u64, last_index: u64 },
+    CommitOutOfRange {
+        commit: u64,
+        last_index: u64,
+    },
 }
 
 impl fmt::Display for InitError {
@@ -211,7 +223,10 @@ impl fmt::Display for InitError {
                 write!(f, "raft: recovered entry has index {found}, expected {expected}")
             }
             InitError::CommitOutOfRange { commit, last_index } => {
-                write!(f, "raft: recovered commit {commit} beyond last index {last_index}")
+                write!(
+                    f,
+                    "raft: recovered commit {commit} beyond last index {last_index}"
+                )
             }
         }
     }

@@ -152,13 +152,20 @@ impl RawNode {
     pub fn new(config: Config, start: Start) -> Result<RawNode, InitError> {
         config.validate().map_err(InitError::Config)?;
         let (log, term, vote, conf) = match start {
-            Start::Bootstrap(cs) if cs.voters.is_empty() && cs.learners.is_empty() => {
-                (RaftLog::recovered(Snapshot::default(), Vec::new(), 0, 0), 0, 0, cs)
-            }
+            Start::Bootstrap(cs) if cs.voters.is_empty() && cs.learners.is_empty() => (
+                RaftLog::recovered(Snapshot::default(), Vec::new(), 0, 0),
+                0,
+                0,
+                cs,
+            ),
             Start::Bootstrap(cs) => {
                 let snapshot = Snapshot {
                     data: Vec::new(),
-                    metadata: Some(SnapshotMetadata { conf_state: Some(cs.clone()), index: 1, term: 1 }),
+                    metadata: Some(SnapshotMetadata {
+                        conf_state: Some(cs.clone()),
+                        index: 1,
+                        term: 1,
+                    }),
                 };
                 (RaftLog::bootstrap(snapshot), 1, 0, cs)
             }
@@ -167,21 +174,36 @@ impl RawNode {
                 for (i, e) in state.entries.iter().enumerate() {
                     let expected = snap_index + 1 + i as u64;
                     if e.index != expected {
-                        return Err(InitError::EntriesNotContiguous { expected, found: e.index });
+                        return Err(InitError::EntriesNotContiguous {
+                            expected,
+                            found: e.index,
+                        });
                     }
                 }
                 let last_index = snap_index + state.entries.len() as u64;
                 if state.hard_state.commit > last_index {
-                    return Err(InitError::CommitOutOfRange { commit: state.hard_state.commit, last_index });
+                    return Err(InitError::CommitOutOfRange {
+                        commit: state.hard_state.commit,
+                        last_index,
+                    });
                 }
                 let applied = state.applied.min(state.hard_state.commit.max(snap_index));
                 let log = RaftLog::recovered(state.snapshot, state.entries, state.hard_state.commit, applied);
-                (log, state.hard_state.term, state.hard_state.vote, state.conf_state)
+                (
+                    log,
+                    state.hard_state.term,
+                    state.hard_state.vote,
+                    state.conf_state,
+                )
             }
         };
         let bootstrapping = log.unhanded_snapshot().is_some();
         let raft = Raft::new(config, log, term, vote, &conf).map_err(InitError::ConfState)?;
-        let prev_hard = if bootstrapping { HardState::default() } else { raft.hard_state() };
+        let prev_hard = if bootstrapping {
+            HardState::default()
+        } else {
+            raft.hard_state()
+        };
         let node = RawNode {
             prev_soft: raft.soft_state(),
             prev_hard,
@@ -202,7 +224,11 @@ impl RawNode {
 
     /// Starts an election now (with PreVote first when configured).
     pub fn campaign(&mut self) {
-        let kind = if self.raft.cfg.pre_vote { CampaignKind::PreElection } else { CampaignKind::Election };
+        let kind = if self.raft.cfg.pre_vote {
+            CampaignKind::PreElection
+        } else {
+            CampaignKind::Election
+        };
         self.raft.hup(kind);
         self.after_input();
     }
@@ -211,8 +237,11 @@ impl RawNode {
     pub fn step(&mut self, m: Message) -> Result<(), StepError> {
         if matches!(
             m.r#type(),
-            MessageType::MsgHup | MessageType::MsgBeat | MessageType::MsgCheckQuorum
-                | MessageType::MsgUnreachable | MessageType::MsgSnapStatus
+            MessageType::MsgHup
+                | MessageType::MsgBeat
+                | MessageType::MsgCheckQuorum
+                | MessageType::MsgUnreachable
+                | MessageType::MsgSnapStatus
         ) {
             return Err(StepError::LocalMessageFromNetwork);
         }
@@ -223,31 +252,49 @@ impl RawNode {
 
     /// Proposes `data` as a normal entry (forwarded to the leader on followers).
     pub fn propose(&mut self, data: Vec<u8>) -> Result<(), ProposeError> {
-        self.propose_entries(vec![Entry { data, ..Default::default() }])
+        self.propose_entries(vec![Entry {
+            data,
+            ..Default::default()
+        }])
     }
 
     /// Proposes several normal entries at once (one append, one broadcast).
     pub fn propose_batch(&mut self, batch: Vec<Vec<u8>>) -> Result<(), ProposeError> {
-        let entries = batch.into_iter().map(|data| Entry { data, ..Default::default() }).collect();
+        let entries = batch
+            .into_iter()
+            .map(|data| Entry {
+                data,
+                ..Default::default()
+            })
+            .collect();
         self.propose_entries(entries)
     }
 
     /// Proposes a membership change (joint or simple, see `conf_change::classify`).
     pub fn propose_conf_change(&mut self, cc: ConfChangeV2) -> Result<(), ProposeError> {
-        let mut e = Entry { data: cc.encode_to_vec(), ..Default::default() };
+        let mut e = Entry {
+            data: cc.encode_to_vec(),
+            ..Default::default()
+        };
         e.set_type(EntryType::EntryConfChangeV2);
         self.propose_entries(vec![e])
     }
 
     /// Proposes a single-step membership change in etcd's v1 form.
     pub fn propose_conf_change_v1(&mut self, cc: ConfChange) -> Result<(), ProposeError> {
-        let mut e = Entry { data: cc.encode_to_vec(), ..Default::default() };
+        let mut e = Entry {
+            data: cc.encode_to_vec(),
+            ..Default::default()
+        };
         e.set_type(EntryType::EntryConfChange);
         self.propose_entries(vec![e])
     }
 
     fn propose_entries(&mut self, entries: Vec<Entry>) -> Result<(), ProposeError> {
-        let mut m = Message { entries, ..Default::default() };
+        let mut m = Message {
+            entries,
+            ..Default::default()
+        };
         m.set_type(MessageType::MsgProp);
         let result = self.raft.step(m).map_err(|e| match e {
             StepError::Proposal(p) => p,
@@ -260,7 +307,13 @@ impl RawNode {
     /// Requests a linearizable read point; the answer arrives as a [`ReadState`]
     /// with the same `context` in a later Ready.
     pub fn read_index(&mut self, context: Vec<u8>) -> Result<(), ReadIndexError> {
-        let mut m = Message { entries: vec![Entry { data: context, ..Default::default() }], ..Default::default() };
+        let mut m = Message {
+            entries: vec![Entry {
+                data: context,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
         m.set_type(MessageType::MsgReadIndex);
         let result = match self.raft.role {
             Role::Candidate | Role::PreCandidate => Err(ReadIndexError::NoLeader),
@@ -272,7 +325,10 @@ impl RawNode {
 
     /// Asks the leader to hand leadership to `to` (forwarded from followers).
     pub fn transfer_leader(&mut self, to: u64) {
-        let mut m = Message { from: to, ..Default::default() };
+        let mut m = Message {
+            from: to,
+            ..Default::default()
+        };
         m.set_type(MessageType::MsgTransferLeader);
         // Unknown targets are ignored, as etcd does.
         let _ = self.raft.step(m);
@@ -293,13 +349,26 @@ impl RawNode {
     pub fn compact(&mut self, index: u64, data: Vec<u8>) -> Result<(), CompactError> {
         let log = &self.raft.log;
         if index <= log.snapshot_index() {
-            return Err(CompactError::AlreadyCompacted { index, snapshot_index: log.snapshot_index() });
+            return Err(CompactError::AlreadyCompacted {
+                index,
+                snapshot_index: log.snapshot_index(),
+            });
         }
-        if index > log.applied {
-            return Err(CompactError::NotApplied { index, applied: log.applied });
+        // Entries handed out to apply count: the application calls this with the
+        // state it has built, which may run ahead of the Readies it has advanced
+        // (persistence is pipelined), and waiting for the two to meet would starve
+        // snapshots under sustained load.
+        if index > log.applying {
+            return Err(CompactError::NotApplied {
+                index,
+                applied: log.applying,
+            });
         }
         if self.conf_applied_index > index {
-            return Err(CompactError::ConfChangeAfterIndex { index, conf_index: self.conf_applied_index });
+            return Err(CompactError::ConfChangeAfterIndex {
+                index,
+                conf_index: self.conf_applied_index,
+            });
         }
         self.raft.compact(index, data);
         self.after_input();
@@ -308,7 +377,10 @@ impl RawNode {
 
     /// The transport failed to deliver to `id`.
     pub fn report_unreachable(&mut self, id: u64) {
-        let mut m = Message { from: id, ..Default::default() };
+        let mut m = Message {
+            from: id,
+            ..Default::default()
+        };
         m.set_type(MessageType::MsgUnreachable);
         let _ = self.raft.step(m);
         self.after_input();
@@ -316,7 +388,11 @@ impl RawNode {
 
     /// A snapshot sent to `id` was (`ok`) or was not delivered.
     pub fn report_snapshot(&mut self, id: u64, ok: bool) {
-        let mut m = Message { from: id, reject: !ok, ..Default::default() };
+        let mut m = Message {
+            from: id,
+            reject: !ok,
+            ..Default::default()
+        };
         m.set_type(MessageType::MsgSnapStatus);
         let _ = self.raft.step(m);
         self.after_input();
@@ -349,7 +425,8 @@ impl RawNode {
             || hard.term != self.prev_hard.term
             || hard.vote != self.prev_hard.vote;
         self.prev_hard = hard;
-        self.raft.reduce_uncommitted(committed_entries.iter().map(payload_bytes).sum());
+        self.raft
+            .reduce_uncommitted(committed_entries.iter().map(payload_bytes).sum());
         let last_conf_index = committed_entries
             .iter()
             .rev()
@@ -358,7 +435,10 @@ impl RawNode {
         self.handed.push_back(Handed {
             number,
             last_entry: entries.last().map(|e| (e.index, e.term)),
-            snapshot: snapshot.as_ref().and_then(|s| s.metadata.as_ref()).map(|m| (m.index, m.term)),
+            snapshot: snapshot
+                .as_ref()
+                .and_then(|s| s.metadata.as_ref())
+                .map(|m| (m.index, m.term)),
             applying: self.raft.log.applying,
             last_conf_index,
         });
@@ -383,7 +463,10 @@ impl RawNode {
     /// # Panics
     /// If `number` was never handed out: that is a driver bug.
     pub fn advance(&mut self, number: u64) {
-        assert!(number < self.next_number, "advance({number}) of a Ready never handed out");
+        assert!(
+            number < self.next_number,
+            "advance({number}) of a Ready never handed out"
+        );
         while self.handed.front().is_some_and(|h| h.number <= number) {
             let h = self.handed.pop_front().expect("checked");
             if let Some((index, term)) = h.snapshot {

@@ -40,14 +40,22 @@ pub struct Inflights {
 impl Inflights {
     /// An empty window of `msgs_max` messages and `bytes_max` bytes (0: unbounded).
     pub fn new(msgs_max: usize, bytes_max: u64) -> Inflights {
-        Inflights { sent: VecDeque::new(), bytes: 0, msgs_max, bytes_max }
+        Inflights {
+            sent: VecDeque::new(),
+            bytes: 0,
+            msgs_max,
+            bytes_max,
+        }
     }
 
     /// Records an append whose last entry is `last_index`.
     pub fn add(&mut self, last_index: u64, bytes: u64) {
         assert!(!self.full(), "inflight window overflow");
         if let Some(&(prev, _)) = self.sent.back() {
-            assert!(last_index > prev, "inflight indexes must increase: {prev} then {last_index}");
+            assert!(
+                last_index > prev,
+                "inflight indexes must increase: {prev} then {last_index}"
+            );
         }
         self.sent.push_back((last_index, bytes));
         self.bytes += bytes;

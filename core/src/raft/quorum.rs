@@ -74,7 +74,11 @@ pub struct JointConfig {
 impl JointConfig {
     /// All voters of either half, ascending.
     pub fn ids(&self) -> BTreeSet<u64> {
-        self.incoming.voters.union(&self.outgoing.voters).copied().collect()
+        self.incoming
+            .voters
+            .union(&self.outgoing.voters)
+            .copied()
+            .collect()
     }
 
     /// True when in joint consensus.
@@ -84,7 +88,9 @@ impl JointConfig {
 
     /// The index committed by both halves.
     pub fn committed_index(&self, acked: &impl Fn(u64) -> Option<u64>) -> u64 {
-        self.incoming.committed_index(acked).min(self.outgoing.committed_index(acked))
+        self.incoming
+            .committed_index(acked)
+            .min(self.outgoing.committed_index(acked))
     }
 
     /// Won only if both halves won; lost if either lost.
@@ -104,7 +110,9 @@ mod tests {
     use super::*;
 
     fn majority(ids: &[u64]) -> MajorityConfig {
-        MajorityConfig { voters: ids.iter().copied().collect() }
+        MajorityConfig {
+            voters: ids.iter().copied().collect(),
+        }
     }
 
     #[test]
@@ -116,7 +124,10 @@ mod tests {
         assert_eq!(majority(&[1, 2, 3, 4]).committed_index(&acked), 3);
         assert_eq!(majority(&[1, 2, 3, 4, 5]).committed_index(&acked), 5);
         assert_eq!(majority(&[]).committed_index(&acked), u64::MAX);
-        let joint = JointConfig { incoming: majority(&[1, 2, 3]), outgoing: majority(&[2, 4]) };
+        let joint = JointConfig {
+            incoming: majority(&[1, 2, 3]),
+            outgoing: majority(&[2, 4]),
+        };
         assert_eq!(joint.committed_index(&acked), 1);
     }
 
@@ -127,7 +138,10 @@ mod tests {
         assert_eq!(majority(&[1, 3, 4]).vote_result(&votes), VoteResult::Pending);
         assert_eq!(majority(&[3, 4, 5]).vote_result(&votes), VoteResult::Pending);
         assert_eq!(majority(&[3]).vote_result(&votes), VoteResult::Lost);
-        let joint = JointConfig { incoming: majority(&[1, 2]), outgoing: majority(&[3]) };
+        let joint = JointConfig {
+            incoming: majority(&[1, 2]),
+            outgoing: majority(&[3]),
+        };
         assert_eq!(joint.vote_result(&votes), VoteResult::Lost);
     }
 }

@@ -42,7 +42,14 @@ impl ReadOnly {
         if self.pending.contains_key(&ctx) {
             return;
         }
-        self.pending.insert(ctx.clone(), ReadIndexStatus { req, index, acks: BTreeSet::new() });
+        self.pending.insert(
+            ctx.clone(),
+            ReadIndexStatus {
+                req,
+                index,
+                acks: BTreeSet::new(),
+            },
+        );
         self.queue.push_back(ctx);
     }
 
