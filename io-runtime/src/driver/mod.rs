@@ -61,9 +61,6 @@ pub const WATCH_STREAM_RESPONSES_MAX: usize = 1024;
 /// Events one turn takes from its queues before it drains the node, so a flood
 /// of input cannot starve the outputs.
 pub const TURN_EVENTS_MAX: usize = 1024;
-/// How often the driver asks the node for its size (the node exposes it only in
-/// its Status answer).
-pub const DB_SIZE_REFRESH_MS: u64 = 1000;
 
 /// How a member starts when its data directory is empty (etcd's
 /// `--initial-cluster-state`). A directory with data always recovers from it.
@@ -263,11 +260,6 @@ pub async fn start(options: MemberOptions) -> Result<(Member, MemberHandle), Sta
     }
     let has_data =
         recovered.snapshot.is_some() || recovered.hard_state.is_some() || !recovered.entries.is_empty();
-    let snapshot_data = recovered
-        .snapshot
-        .as_ref()
-        .map(|s| s.data.clone())
-        .unwrap_or_default();
     let node_start = if has_data {
         NodeStart::Recover {
             snapshot: recovered.snapshot.unwrap_or_else(Snapshot::default),
@@ -306,14 +298,7 @@ pub async fn start(options: MemberOptions) -> Result<(Member, MemberHandle), Sta
         internal_tx.clone(),
     );
     let persister = persist::Persister::start(storage, internal_tx.clone());
-    let driver = run::Driver::new(
-        node,
-        persister,
-        transport,
-        metrics.clone(),
-        options.tick_ms,
-        snapshot_data,
-    );
+    let driver = run::Driver::new(node, persister, transport, metrics.clone(), options.tick_ms);
     let task = tokio::spawn(driver.run(commands_rx, internal_rx, peer_rx, shutdown_rx, stopped_tx));
     crate::log!(
         crate::log::Level::Info,
@@ -474,11 +459,9 @@ impl MemberHandle {
         self.shared.cluster_id
     }
 
-    /// The member's newest application snapshot (the node's versioned,
-    /// checksummed state, as saved for `--snapshot-count`), for the Maintenance
-    /// Snapshot stream. It describes the state at the last snapshot index, not
-    /// the latest applied one: the node does not expose its state encoder. Empty
-    /// before the first snapshot with data.
+    /// The member's application state as of its applied index, in the node's
+    /// versioned, checksummed snapshot encoding, for the Maintenance Snapshot
+    /// stream.
     pub async fn snapshot_bytes(&self) -> Result<Vec<u8>, EtcdError> {
         let (reply, answer) = oneshot::channel();
         self.shared

@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::MissedTickBehavior;
 
 use super::persist::{Done, Job, Persister};
-use super::{Command, Internal, StopReason, StreamSink, DB_SIZE_REFRESH_MS, TURN_EVENTS_MAX};
+use super::{Command, Internal, StopReason, StreamSink, TURN_EVENTS_MAX};
 use crate::log::Level;
 use crate::metrics::{Metrics, SharedMetrics};
 use crate::transport::{Sent, Transport};
@@ -25,14 +25,10 @@ enum Event {
     Peer(PeerMessage),
 }
 
-/// Who is waiting for a client request's answer.
-enum Waiter {
-    Caller {
-        reply: oneshot::Sender<Result<Response, EtcdError>>,
-        write: bool,
-    },
-    /// The driver's own Status request (for the db size metric).
-    DbSize,
+/// A client waiting for its request's answer.
+struct Waiter {
+    reply: oneshot::Sender<Result<Response, EtcdError>>,
+    write: bool,
 }
 
 pub(crate) struct Driver {
@@ -52,9 +48,6 @@ pub(crate) struct Driver {
     deferred: Vec<Input>,
     metrics: Metrics,
     shared_metrics: SharedMetrics,
-    next_db_size_ms: u64,
-    /// The newest application snapshot's data (for `snapshot_bytes`).
-    snapshot_data: Vec<u8>,
     stop: Option<StopReason>,
 }
 
@@ -65,7 +58,6 @@ impl Driver {
         transport: Transport,
         shared_metrics: SharedMetrics,
         tick_ms: u64,
-        snapshot_data: Vec<u8>,
     ) -> Driver {
         Driver {
             node,
@@ -81,8 +73,6 @@ impl Driver {
             deferred: Vec::new(),
             metrics: Metrics::default(),
             shared_metrics,
-            next_db_size_ms: 0,
-            snapshot_data,
             stop: None,
         }
     }
@@ -129,15 +119,6 @@ impl Driver {
                 };
                 self.feed(event, now_ms);
             }
-            if now_ms >= self.next_db_size_ms {
-                self.next_db_size_ms = now_ms + DB_SIZE_REFRESH_MS;
-                let id = self.client_id();
-                self.waiters.insert(id, Waiter::DbSize);
-                self.node.handle(Input::Client {
-                    id,
-                    request: Request::Status,
-                });
-            }
             self.drain();
             self.after_turn();
         }
@@ -157,14 +138,14 @@ impl Driver {
             Event::Command(Command::Call { request, reply }) => {
                 let id = self.client_id();
                 let write = is_write(&request);
-                self.waiters.insert(id, Waiter::Caller { reply, write });
+                self.waiters.insert(id, Waiter { reply, write });
                 self.node.handle(Input::Client { id, request });
             }
             Event::Command(Command::OpenStream { stream, sink }) => {
                 self.streams.insert(stream, sink);
             }
             Event::Command(Command::SnapshotBytes { reply }) => {
-                let _ = reply.send(self.snapshot_data.clone());
+                let _ = reply.send(self.node.app_snapshot());
             }
             Event::Internal(Internal::StreamClosed(stream)) => {
                 self.streams.remove(&stream);
@@ -235,11 +216,6 @@ impl Driver {
                 hard_state,
                 must_sync,
             } => {
-                if let Some(s) = &snapshot {
-                    if !s.data.is_empty() {
-                        self.snapshot_data.clone_from(&s.data);
-                    }
-                }
                 self.jobs.push_back(Job::Persist {
                     ready_number,
                     snapshot,
@@ -267,10 +243,7 @@ impl Driver {
                     self.deferred.push(Input::StreamClosed { stream });
                 }
             }
-            Output::SaveSnapshot { snapshot } => {
-                self.snapshot_data.clone_from(&snapshot.data);
-                self.jobs.push_back(Job::SaveSnapshot(snapshot));
-            }
+            Output::SaveSnapshot { snapshot } => self.jobs.push_back(Job::SaveSnapshot(snapshot)),
             Output::ReleaseWal { index } => self.jobs.push_back(Job::ReleaseWal(index)),
             Output::RoleChanged { leader, role, term } => {
                 if leader != self.metrics.leader_id && leader != 0 {
@@ -321,19 +294,11 @@ impl Driver {
     }
 
     fn respond(&mut self, id: ClientRequestId, result: Result<Response, EtcdError>) {
-        match self.waiters.remove(&id) {
-            Some(Waiter::Caller { reply, write }) => {
-                if write && result.is_err() {
-                    self.metrics.proposals_failed += 1;
-                }
-                let _ = reply.send(result);
+        if let Some(Waiter { reply, write }) = self.waiters.remove(&id) {
+            if write && result.is_err() {
+                self.metrics.proposals_failed += 1;
             }
-            Some(Waiter::DbSize) => {
-                if let Ok(Response::Status(s)) = result {
-                    self.metrics.db_size_bytes = u64::try_from(s.db_size).unwrap_or(0);
-                }
-            }
-            None => {}
+            let _ = reply.send(result);
         }
     }
 
@@ -353,6 +318,7 @@ impl Driver {
         self.metrics.proposals_committed = status.commit;
         self.metrics.proposals_applied = self.node.applied_index();
         self.metrics.proposals_pending = self.node.pending_requests() as u64;
+        self.metrics.db_size_bytes = self.node.db_size_bytes();
         self.shared_metrics.set(&self.metrics);
     }
 
@@ -370,9 +336,7 @@ impl Driver {
             }
         }
         for (_, waiter) in std::mem::take(&mut self.waiters) {
-            if let Waiter::Caller { reply, .. } = waiter {
-                let _ = reply.send(Err(etcd_error::STOPPED));
-            }
+            let _ = waiter.reply.send(Err(etcd_error::STOPPED));
         }
         self.streams.clear();
         if let Some(transport) = self.transport.take() {
