@@ -20,6 +20,7 @@ use super::io::{Output, Response};
 use super::requests::{txn_is_read_only, RECORD_OVERHEAD_BYTES};
 use super::Node;
 use crate::error::{self, EtcdError};
+use crate::mutation::{is_active, Mutation};
 use crate::raft::conf_change::v1_to_v2;
 
 impl Node {
@@ -117,7 +118,8 @@ impl Node {
             }
             raft_request::Request::LeaseRevoke(r) => self.lessor.revoke(r.id).map(|keys| {
                 let mut revision = rev;
-                if !keys.is_empty() {
+                // (Planted bug: the lease goes, its keys stay.)
+                if !keys.is_empty() && !is_active(Mutation::LeaseRevokeKeepsKeys) {
                     let (after, events) = self.store.delete_keys(&keys);
                     revision = after;
                     self.after_write(&events);

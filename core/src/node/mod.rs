@@ -38,6 +38,7 @@ use detcd_proto::etcdserverpb::{Member, ResponseHeader};
 use detcd_proto::raftpb::{ConfState, Message, Snapshot};
 
 use crate::lease::{Lessor, LessorConfig};
+use crate::mutation::{is_active, Mutation};
 use crate::mvcc::{Store, StoreConfig};
 use crate::raft::{self, RawNode, RecoveredState, Role, SoftState};
 use crate::rng::Rng;
@@ -132,6 +133,8 @@ impl Node {
             ..raft::Config::new(config.member_id)
         };
         let lessor_rng = rng.fork();
+        // Only filled under the planted bug `ApplyTwiceAfterRestart`.
+        let mut replay = Vec::new();
         let (raft_start, snapshot) = match start {
             NodeStart::Found => {
                 let mut cs = ConfState::default();
@@ -151,6 +154,9 @@ impl Node {
                 entries,
             } => {
                 let meta = snapshot.metadata.clone().unwrap_or_default();
+                if is_active(Mutation::ApplyTwiceAfterRestart) {
+                    replay = entries.iter().filter(|e| e.index <= hard_state.commit).cloned().collect();
+                }
                 let recovered = RecoveredState {
                     hard_state,
                     snapshot: snapshot.clone(),
@@ -215,6 +221,17 @@ impl Node {
         node.reset_members(None);
         if let Some(snapshot) = snapshot {
             node.install_snapshot(&snapshot)?;
+            if !replay.is_empty() {
+                // Planted bug: the committed WAL tail is replayed into the restored
+                // state here, but the applied index is left at the snapshot's, so
+                // raft hands the same entries out again and they apply twice.
+                for entry in replay {
+                    node.apply_entry(entry);
+                }
+                let meta = snapshot.metadata.clone().unwrap_or_default();
+                node.applied_index = meta.index;
+                node.applied_term = meta.term;
+            }
         }
         node.drive();
         node.after_input();
@@ -559,6 +576,21 @@ impl Node {
                     }
                 }
             }
+            let mut messages = rd.messages;
+            if is_active(Mutation::VoteBeforePersist) {
+                // Planted bug: a vote reply is taken for a plain reply and leaves
+                // at once, before the hard state holding the vote is durable.
+                let (votes, rest): (Vec<Message>, Vec<Message>) = messages
+                    .into_iter()
+                    .partition(|m| m.r#type() == detcd_proto::raftpb::MessageType::MsgVoteResp);
+                for m in votes {
+                    self.outputs.push_back(Output::Send {
+                        to: m.to,
+                        message: PeerMessage::Raft(m),
+                    });
+                }
+                messages = rest;
+            }
             self.outputs.push_back(Output::Persist {
                 ready_number: rd.number,
                 snapshot: rd.snapshot,
@@ -566,8 +598,8 @@ impl Node {
                 hard_state: rd.hard_state,
                 must_sync: rd.must_sync,
             });
-            if !rd.messages.is_empty() {
-                self.held.push_back((rd.number, rd.messages));
+            if !messages.is_empty() {
+                self.held.push_back((rd.number, messages));
             }
             for entry in rd.committed_entries {
                 self.apply_entry(entry);

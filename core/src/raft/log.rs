@@ -13,6 +13,8 @@
 
 use detcd_proto::raftpb::{ConfState, Entry, Snapshot, SnapshotMetadata};
 
+use crate::mutation::{is_active, Mutation};
+
 /// Payload bytes of an entry, the unit of every byte limit in raft.
 pub fn payload_bytes(e: &Entry) -> u64 {
     e.data.len() as u64
@@ -174,7 +176,11 @@ impl RaftLog {
         let conflict = self.find_conflict(&ents);
         if conflict != 0 {
             assert!(conflict > self.committed, "entry {conflict} conflicts with committed {}", self.committed);
-            let offset = (conflict - prev_index - 1) as usize;
+            let mut offset = (conflict - prev_index - 1) as usize;
+            if is_active(Mutation::ConflictTruncationOffByOne) && conflict <= self.last_index() {
+                // Planted bug: the cut starts after the conflicting entry, keeping it.
+                offset = (offset + 1).min(ents.len());
+            }
             self.append(ents.split_off(offset));
         }
         self.commit_to(committed.min(last_new));
@@ -210,7 +216,10 @@ impl RaftLog {
     /// Raises the commit index to `index` if its entry is from `term`: the leader
     /// commits by counting replicas only entries of its own term (Raft 5.4.2).
     pub fn maybe_commit(&mut self, index: u64, term: u64) -> bool {
-        if index > self.committed && self.term(index) == Some(term) {
+        let counts = self.term(index) == Some(term)
+            // Planted bug: any term counts (Raft figure 8).
+            || (is_active(Mutation::CommitPreviousTerm) && self.term(index).is_some());
+        if index > self.committed && counts {
             self.commit_to(index);
             return true;
         }

@@ -16,6 +16,7 @@ use detcd_proto::raftpb::{
 };
 use prost::Message as _;
 
+use crate::mutation::{is_active, Mutation};
 use crate::rng::Rng;
 
 use super::config::Config;
@@ -371,6 +372,14 @@ impl Raft {
                 _ => self.become_follower(m.term, 0),
             }
         } else if m.term < self.term {
+            let stale_append = t == MessageType::MsgApp && self.role == Role::Follower;
+            if stale_append && is_active(Mutation::AcceptStaleTermAppend) {
+                // Planted bug: the term check forgot appends; a deposed leader's
+                // entries are taken as if it still led.
+                self.lead = m.from;
+                self.handle_append(m);
+                return Ok(());
+            }
             if (self.cfg.check_quorum || self.cfg.pre_vote)
                 && matches!(t, MessageType::MsgHeartbeat | MessageType::MsgApp)
             {
@@ -410,7 +419,9 @@ impl Raft {
         let can_vote = self.vote == m.from
             || (self.vote == 0 && self.lead == 0)
             || (pre && m.term > self.term);
-        if can_vote && self.log.is_up_to_date(m.index, m.log_term) {
+        let up_to_date = self.log.is_up_to_date(m.index, m.log_term)
+            || (pre && is_active(Mutation::PrevoteIgnoresLog));
+        if can_vote && up_to_date {
             let mut resp = msg(resp_type, m.from);
             // Granting answers in the candidate's term, so it counts the grant even
             // though (for PreVote) we never entered that term.
@@ -656,6 +667,11 @@ impl Raft {
     // ----- replication ----------------------------------------------------------------
 
     fn maybe_commit(&mut self) -> bool {
+        if is_active(Mutation::CommitWithoutQuorum) {
+            // Planted bug: the leader's own log taken as committed, matches uncounted.
+            let index = self.log.last_index();
+            return self.log.maybe_commit(index, self.term);
+        }
         let index = self.trk.committed();
         self.log.maybe_commit(index, self.term)
     }
@@ -951,13 +967,14 @@ impl Raft {
         if m.entries.len() != 1 {
             return;
         }
-        if self.trk.is_singleton() {
+        if self.trk.is_singleton() || is_active(Mutation::ReadIndexWithoutQuorum) {
             // Nobody else can have committed anything: our commit index is current.
+            // (Planted bug: also without being alone, skipping the quorum round.)
             let index = self.log.committed;
             self.answer_read(m, index);
             return;
         }
-        if !self.committed_entry_in_current_term() {
+        if !self.committed_entry_in_current_term() && !is_active(Mutation::ReadIndexBeforeFirstCommit) {
             self.pending_read_index.push(m);
             return;
         }
@@ -976,7 +993,7 @@ impl Raft {
     }
 
     fn release_pending_read_index(&mut self) {
-        if !self.committed_entry_in_current_term() {
+        if !self.committed_entry_in_current_term() && !is_active(Mutation::ReadIndexBeforeFirstCommit) {
             return;
         }
         for m in std::mem::take(&mut self.pending_read_index) {

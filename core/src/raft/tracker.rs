@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use detcd_proto::raftpb::ConfState;
 
 use super::progress::Progress;
+use crate::mutation::{is_active, Mutation};
 use super::quorum::{JointConfig, VoteResult};
 
 /// A membership configuration.
@@ -82,6 +83,12 @@ impl ProgressTracker {
     /// The highest index a quorum of voters holds.
     pub fn committed(&self) -> u64 {
         let progress = &self.progress;
+        if is_active(Mutation::LearnerCountsTowardCommit) && !self.config.learners.is_empty() {
+            // Planted bug: learners are counted as voters of the incoming half.
+            let mut voters = self.config.voters.clone();
+            voters.incoming.voters.extend(self.config.learners.iter().copied());
+            return voters.committed_index(&|id| progress.get(&id).map(|p| p.matched));
+        }
         self.config.voters.committed_index(&|id| progress.get(&id).map(|p| p.matched))
     }
 
