@@ -32,11 +32,23 @@ impl Node {
         match entry.r#type() {
             EntryType::EntryNormal if entry.data.is_empty() => {}
             EntryType::EntryNormal => match RaftRequest::decode(entry.data.as_slice()) {
+                Ok(request) if !self.applied_requests.insert(request.id, entry.index) => {
+                    // The same request appended twice (a duplicated forward): it
+                    // was applied, and its waiter answered, the first time.
+                }
                 Ok(request) => {
                     let id = request.id;
                     let result = self.apply_request(request);
-                    if let (Some(result), Some(p)) = (result, self.proposals.remove(&id)) {
-                        self.answer(p.origin, result);
+                    match (result, self.proposals.remove(&id)) {
+                        (Some(result), Some(p)) => self.answer(p.origin, result),
+                        // Answered once its entry applied (a keepalive's checkpoint);
+                        // nobody waits for the member's other own requests.
+                        (None, Some(p)) => {
+                            if let Some(reply) = p.reply {
+                                self.answer(p.origin, Ok(reply));
+                            }
+                        }
+                        (_, None) => {}
                     }
                 }
                 Err(e) => panic!(

@@ -19,14 +19,15 @@
 //! Simplifications against etcd, each deliberate:
 //! - Every raft message of a Ready waits for that Ready's persistence, the leader's
 //!   appends included (etcd lets a leader send appends in parallel with its write).
-//! - A keepalive is answered as soon as the leader renews; a full-TTL checkpoint it
-//!   needs is proposed alongside, not waited for.
+//! - A keepalive that needs a full-TTL checkpoint (so that the renewal survives a
+//!   leader change) is answered once that checkpoint is applied; others at once.
 //! - Members publish name and client URLs through raft after start, as etcd does;
 //!   until then the member list shows them with empty name and client URLs.
 
 pub mod config;
 pub mod io;
 
+mod applied_requests;
 mod apply;
 mod reads;
 mod requests;
@@ -46,8 +47,10 @@ use crate::watch::{Hub, HubConfig};
 
 pub use config::{NodeConfig, NodeError, NodeStart};
 pub use io::{ClientRequestId, ForwardRequest, Input, Output, PeerMessage, Request, Response};
+pub use applied_requests::{APPLIED_REQUEST_IDS_PER_PROPOSER_MAX, APPLIED_REQUEST_PROPOSERS_MAX};
 pub use state::STATE_FORMAT_VERSION;
 
+use applied_requests::AppliedRequests;
 use reads::Reads;
 use requests::{Forwarded, MoveLeader, Proposal};
 
@@ -90,6 +93,8 @@ pub struct Node {
     members: BTreeMap<u64, Member>,
     removed_members: BTreeSet<u64>,
     alarms: BTreeSet<(u64, i32)>,
+    /// Request IDs applied recently, so a request appended twice applies once.
+    applied_requests: AppliedRequests,
     applied_index: u64,
     applied_term: u64,
     /// Index of the latest application snapshot (saved, installed or recovered).
@@ -190,6 +195,7 @@ impl Node {
             members: BTreeMap::new(),
             removed_members: BTreeSet::new(),
             alarms: BTreeSet::new(),
+            applied_requests: AppliedRequests::default(),
             applied_index: 0,
             applied_term: 0,
             snapshot_index: 0,
@@ -223,11 +229,14 @@ impl Node {
             node.install_snapshot(&snapshot)?;
             if !replay.is_empty() {
                 // Planted bug: the committed WAL tail is replayed into the restored
-                // state here, but the applied index is left at the snapshot's, so
-                // raft hands the same entries out again and they apply twice.
+                // state here, but the applied index (and its request window) is
+                // left at the snapshot's, so raft hands the same entries out again
+                // and they apply twice.
+                let window = node.applied_requests.clone();
                 for entry in replay {
                     node.apply_entry(entry);
                 }
+                node.applied_requests = window;
                 let meta = snapshot.metadata.clone().unwrap_or_default();
                 node.applied_index = meta.index;
                 node.applied_term = meta.term;
@@ -298,6 +307,12 @@ impl Node {
     /// The member's lessor (read-only), for checkers and tests.
     pub fn lessor(&self) -> &Lessor {
         &self.lessor
+    }
+
+    /// Request IDs the member remembers as applied (bounded; see
+    /// [`APPLIED_REQUEST_IDS_PER_PROPOSER_MAX`]).
+    pub fn applied_request_ids(&self) -> usize {
+        self.applied_requests.len()
     }
 
     /// The cluster's members as this member has applied them, by ID.
@@ -424,6 +439,7 @@ impl Node {
             self.reset_members(meta.conf_state.as_ref());
             self.removed_members.clear();
             self.alarms.clear();
+            self.applied_requests = AppliedRequests::default();
             self.db_size_bytes = 0;
         } else {
             let s = state::decode(&snapshot.data, self.lessor.config().clone(), self.rng.fork())
@@ -452,6 +468,7 @@ impl Node {
             self.members = s.members;
             self.removed_members = s.removed;
             self.alarms = s.alarms;
+            self.applied_requests = s.applied_requests;
             self.db_size_bytes = s.db_size_bytes;
         }
         if self.soft.role == Role::Leader {
@@ -461,7 +478,9 @@ impl Node {
         self.applied_index = meta.index;
         self.applied_term = meta.term;
         self.snapshot_index = meta.index;
-        self.hub.sync(&self.store);
+        // Synced watchers were fed up to the old store's revision: they catch up
+        // from the restored store's history (or are canceled if it is compacted).
+        self.hub.restore(&self.store);
         Ok(())
     }
 
@@ -671,6 +690,7 @@ impl Node {
             &self.alarms,
             &self.store,
             &self.lessor,
+            &self.applied_requests,
         );
         if self.raft.compact(self.applied_index, data).is_ok() {
             self.snapshot_index = self.applied_index;

@@ -250,6 +250,22 @@ impl Hub {
         }
     }
 
+    /// The store was replaced by a snapshot's (a member installing the leader's
+    /// snapshot): synced watchers were fed up to the old store's revision and would
+    /// miss every revision between it and the restored one. Each whose next
+    /// revision the restored store holds goes unsynced there, so [`Hub::sync`]
+    /// replays it from the restored history, or cancels it with `compact_revision`
+    /// when that revision is compacted. Then syncs.
+    pub fn restore(&mut self, store: &Store) {
+        let rev = store.revision();
+        for w in self.watchers.values_mut() {
+            if w.synced && w.next_rev <= rev {
+                w.synced = false;
+            }
+        }
+        self.sync(store);
+    }
+
     /// True when some watcher is behind and [`Hub::sync`] has work.
     pub fn needs_sync(&self) -> bool {
         self.watchers.values().any(|w| !w.synced)
