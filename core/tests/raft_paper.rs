@@ -9,7 +9,7 @@ use support::script::run_script;
 use support::{Cluster, FIGURE8_SCRIPT};
 
 fn shape(nodes: u64) -> RunShape {
-    RunShape { nodes, steps: 3000, pre_vote: false, check_quorum: false }
+    RunShape { nodes, steps: 3000, pre_vote: false, check_quorum: false, churn: false }
 }
 
 /// Election Safety: at most one leader can be elected in a given term.
