@@ -10,6 +10,7 @@
 pub mod crc32c;
 pub mod error;
 pub mod lease;
+pub mod mutation;
 pub mod mvcc;
 pub mod node;
 pub mod raft;

@@ -78,6 +78,8 @@ struct Cluster {
     last_added: u64,
     out: String,
     snapshot_count: u64,
+    /// Raft message types the network delivers twice (e.g. "MsgProp").
+    duplicate: BTreeSet<String>,
 }
 
 fn member(id: u64, learner: bool) -> Member {
@@ -109,6 +111,7 @@ impl Cluster {
             last_added: 0,
             out: String::new(),
             snapshot_count: 10_000,
+            duplicate: BTreeSet::new(),
         }
     }
 
@@ -186,6 +189,12 @@ impl Cluster {
                 }
                 Output::Send { to, message } => {
                     if !self.cut.contains(&(id, to)) {
+                        if let PeerMessage::Raft(m) = &message {
+                            if self.duplicate.contains(&format!("{:?}", m.r#type())) {
+                                lines.push(format!("net: duplicating {:?} n{id} -> n{to}", m.r#type()));
+                                self.net.push_back((id, to, message.clone()));
+                            }
+                        }
                         self.net.push_back((id, to, message));
                     }
                 }
@@ -491,6 +500,15 @@ fn run(c: &mut Cluster, cmd: &Command) -> String {
             }
         }
         "heal" => c.cut.clear(),
+        "duplicate" => {
+            // duplicate type=MsgProp | duplicate off
+            match cmd.get("type") {
+                Some(t) => {
+                    c.duplicate.insert(t.to_string());
+                }
+                None => c.duplicate.clear(),
+            }
+        }
         "put" => {
             let req = PutRequest {
                 key: bytes(cmd, "key"),

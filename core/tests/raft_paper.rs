@@ -6,10 +6,10 @@ mod support;
 use detcd_core::raft::Role;
 use support::random::{check_leader_completeness, check_log_matching, random_run, RunShape};
 use support::script::run_script;
-use support::Cluster;
+use support::{Cluster, FIGURE8_SCRIPT};
 
 fn shape(nodes: u64) -> RunShape {
-    RunShape { nodes, steps: 3000, pre_vote: false, check_quorum: false }
+    RunShape { nodes, steps: 3000, pre_vote: false, check_quorum: false, churn: false }
 }
 
 /// Election Safety: at most one leader can be elected in a given term.
@@ -69,50 +69,7 @@ fn state_machine_safety() {
 fn current_term_commit_rule_figure8() {
     let mut c = Cluster::new();
     c.quiet = true;
-    run_script(
-        &mut c,
-        "add-nodes 5 voters=(1,2,3,4,5) append-bytes-max=1 inflight-msgs-max=1
-         campaign 1
-         stabilize
-         partition 1 2 / 3 4 5
-         propose 1 old
-         stabilize 1 2
-         campaign 5
-         process-ready 5
-         deliver from=5
-         process-ready 3 4
-         deliver to=5
-         process-ready 5
-         drop from=5
-         restart 1
-         heal
-         partition 5 / 1 2 3 4
-         campaign 1
-         stabilize 1 2 3 4
-         campaign 1
-         process-ready 1
-         deliver from=1
-         process-ready 2 3 4
-         deliver to=1
-         process-ready 1
-         partition 4 / 1 2 3
-         drop from=1 to=3
-         drop from=1 to=4
-         stabilize 1 2
-         tick 1
-         process-ready 1
-         deliver from=1 to=3
-         process-ready 3
-         deliver from=3 to=1
-         process-ready 1
-         deliver from=1 to=3
-         process-ready 3
-         deliver from=3 to=1
-         process-ready 1
-         deliver from=1 to=3
-         process-ready 3
-         deliver from=3 to=1",
-    );
+    run_script(&mut c, FIGURE8_SCRIPT);
     let leader = c.nodes[&1].raw.status();
     assert_eq!((leader.role, leader.term), (Role::Leader, 4));
     // "old" (index 3, term 2) is on 1, 2 and 3: a majority of five.

@@ -20,6 +20,7 @@ use super::io::{Output, Response};
 use super::requests::{txn_is_read_only, RECORD_OVERHEAD_BYTES};
 use super::Node;
 use crate::error::{self, EtcdError};
+use crate::mutation::{is_active, Mutation};
 use crate::raft::conf_change::v1_to_v2;
 
 impl Node {
@@ -31,11 +32,23 @@ impl Node {
         match entry.r#type() {
             EntryType::EntryNormal if entry.data.is_empty() => {}
             EntryType::EntryNormal => match RaftRequest::decode(entry.data.as_slice()) {
+                Ok(request) if !self.applied_requests.insert(request.id, entry.index) => {
+                    // The same request appended twice (a duplicated forward): it
+                    // was applied, and its waiter answered, the first time.
+                }
                 Ok(request) => {
                     let id = request.id;
                     let result = self.apply_request(request);
-                    if let (Some(result), Some(p)) = (result, self.proposals.remove(&id)) {
-                        self.answer(p.origin, result);
+                    match (result, self.proposals.remove(&id)) {
+                        (Some(result), Some(p)) => self.answer(p.origin, result),
+                        // Answered once its entry applied (a keepalive's checkpoint);
+                        // nobody waits for the member's other own requests.
+                        (None, Some(p)) => {
+                            if let Some(reply) = p.reply {
+                                self.answer(p.origin, Ok(reply));
+                            }
+                        }
+                        (_, None) => {}
                     }
                 }
                 Err(e) => panic!(
@@ -117,7 +130,8 @@ impl Node {
             }
             raft_request::Request::LeaseRevoke(r) => self.lessor.revoke(r.id).map(|keys| {
                 let mut revision = rev;
-                if !keys.is_empty() {
+                // (Planted bug: the lease goes, its keys stay.)
+                if !keys.is_empty() && !is_active(Mutation::LeaseRevokeKeepsKeys) {
                     let (after, events) = self.store.delete_keys(&keys);
                     revision = after;
                     self.after_write(&events);

@@ -19,14 +19,15 @@
 //! Simplifications against etcd, each deliberate:
 //! - Every raft message of a Ready waits for that Ready's persistence, the leader's
 //!   appends included (etcd lets a leader send appends in parallel with its write).
-//! - A keepalive is answered as soon as the leader renews; a full-TTL checkpoint it
-//!   needs is proposed alongside, not waited for.
+//! - A keepalive that needs a full-TTL checkpoint (so that the renewal survives a
+//!   leader change) is answered once that checkpoint is applied; others at once.
 //! - Members publish name and client URLs through raft after start, as etcd does;
 //!   until then the member list shows them with empty name and client URLs.
 
 pub mod config;
 pub mod io;
 
+mod applied_requests;
 mod apply;
 mod reads;
 mod requests;
@@ -38,6 +39,7 @@ use detcd_proto::etcdserverpb::{Member, ResponseHeader};
 use detcd_proto::raftpb::{ConfState, Message, Snapshot};
 
 use crate::lease::{Lessor, LessorConfig};
+use crate::mutation::{is_active, Mutation};
 use crate::mvcc::{Store, StoreConfig};
 use crate::raft::{self, RawNode, RecoveredState, Role, SoftState};
 use crate::rng::Rng;
@@ -45,8 +47,10 @@ use crate::watch::{Hub, HubConfig};
 
 pub use config::{NodeConfig, NodeError, NodeStart};
 pub use io::{ClientRequestId, ForwardRequest, Input, Output, PeerMessage, Request, Response};
+pub use applied_requests::{APPLIED_REQUEST_IDS_PER_PROPOSER_MAX, APPLIED_REQUEST_PROPOSERS_MAX};
 pub use state::STATE_FORMAT_VERSION;
 
+use applied_requests::AppliedRequests;
 use reads::Reads;
 use requests::{Forwarded, MoveLeader, Proposal};
 
@@ -89,6 +93,8 @@ pub struct Node {
     members: BTreeMap<u64, Member>,
     removed_members: BTreeSet<u64>,
     alarms: BTreeSet<(u64, i32)>,
+    /// Request IDs applied recently, so a request appended twice applies once.
+    applied_requests: AppliedRequests,
     applied_index: u64,
     applied_term: u64,
     /// Index of the latest application snapshot (saved, installed or recovered).
@@ -132,6 +138,8 @@ impl Node {
             ..raft::Config::new(config.member_id)
         };
         let lessor_rng = rng.fork();
+        // Only filled under the planted bug `ApplyTwiceAfterRestart`.
+        let mut replay = Vec::new();
         let (raft_start, snapshot) = match start {
             NodeStart::Found => {
                 let mut cs = ConfState::default();
@@ -151,6 +159,9 @@ impl Node {
                 entries,
             } => {
                 let meta = snapshot.metadata.clone().unwrap_or_default();
+                if is_active(Mutation::ApplyTwiceAfterRestart) {
+                    replay = entries.iter().filter(|e| e.index <= hard_state.commit).cloned().collect();
+                }
                 let recovered = RecoveredState {
                     hard_state,
                     snapshot: snapshot.clone(),
@@ -184,6 +195,7 @@ impl Node {
             members: BTreeMap::new(),
             removed_members: BTreeSet::new(),
             alarms: BTreeSet::new(),
+            applied_requests: AppliedRequests::default(),
             applied_index: 0,
             applied_term: 0,
             snapshot_index: 0,
@@ -215,6 +227,20 @@ impl Node {
         node.reset_members(None);
         if let Some(snapshot) = snapshot {
             node.install_snapshot(&snapshot)?;
+            if !replay.is_empty() {
+                // Planted bug: the committed WAL tail is replayed into the restored
+                // state here, but the applied index (and its request window) is
+                // left at the snapshot's, so raft hands the same entries out again
+                // and they apply twice.
+                let window = node.applied_requests.clone();
+                for entry in replay {
+                    node.apply_entry(entry);
+                }
+                node.applied_requests = window;
+                let meta = snapshot.metadata.clone().unwrap_or_default();
+                node.applied_index = meta.index;
+                node.applied_term = meta.term;
+            }
         }
         node.drive();
         node.after_input();
@@ -281,6 +307,12 @@ impl Node {
     /// The member's lessor (read-only), for checkers and tests.
     pub fn lessor(&self) -> &Lessor {
         &self.lessor
+    }
+
+    /// Request IDs the member remembers as applied (bounded; see
+    /// [`APPLIED_REQUEST_IDS_PER_PROPOSER_MAX`]).
+    pub fn applied_request_ids(&self) -> usize {
+        self.applied_requests.len()
     }
 
     /// The cluster's members as this member has applied them, by ID.
@@ -418,6 +450,7 @@ impl Node {
             self.reset_members(meta.conf_state.as_ref());
             self.removed_members.clear();
             self.alarms.clear();
+            self.applied_requests = AppliedRequests::default();
             self.db_size_bytes = 0;
         } else {
             let s = state::decode(&snapshot.data, self.lessor.config().clone(), self.rng.fork())
@@ -446,6 +479,7 @@ impl Node {
             self.members = s.members;
             self.removed_members = s.removed;
             self.alarms = s.alarms;
+            self.applied_requests = s.applied_requests;
             self.db_size_bytes = s.db_size_bytes;
         }
         if self.soft.role == Role::Leader {
@@ -455,7 +489,9 @@ impl Node {
         self.applied_index = meta.index;
         self.applied_term = meta.term;
         self.snapshot_index = meta.index;
-        self.hub.sync(&self.store);
+        // Synced watchers were fed up to the old store's revision: they catch up
+        // from the restored store's history (or are canceled if it is compacted).
+        self.hub.restore(&self.store);
         Ok(())
     }
 
@@ -570,6 +606,21 @@ impl Node {
                     }
                 }
             }
+            let mut messages = rd.messages;
+            if is_active(Mutation::VoteBeforePersist) {
+                // Planted bug: a vote reply is taken for a plain reply and leaves
+                // at once, before the hard state holding the vote is durable.
+                let (votes, rest): (Vec<Message>, Vec<Message>) = messages
+                    .into_iter()
+                    .partition(|m| m.r#type() == detcd_proto::raftpb::MessageType::MsgVoteResp);
+                for m in votes {
+                    self.outputs.push_back(Output::Send {
+                        to: m.to,
+                        message: PeerMessage::Raft(m),
+                    });
+                }
+                messages = rest;
+            }
             self.outputs.push_back(Output::Persist {
                 ready_number: rd.number,
                 snapshot: rd.snapshot,
@@ -577,8 +628,8 @@ impl Node {
                 hard_state: rd.hard_state,
                 must_sync: rd.must_sync,
             });
-            if !rd.messages.is_empty() {
-                self.held.push_back((rd.number, rd.messages));
+            if !messages.is_empty() {
+                self.held.push_back((rd.number, messages));
             }
             for entry in rd.committed_entries {
                 self.apply_entry(entry);
@@ -657,6 +708,7 @@ impl Node {
             &self.alarms,
             &self.store,
             &self.lessor,
+            &self.applied_requests,
         )
     }
 

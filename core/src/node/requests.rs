@@ -56,6 +56,9 @@ pub(crate) struct Proposal {
     /// Kept until raft accepts it (no leader yet, transfer under way, a conf change
     /// pending): retried on every tick until the deadline.
     pub(crate) unproposed: Option<Payload>,
+    /// The answer to give once the entry applies, for requests whose apply has
+    /// none of its own (a keepalive waiting for its lease checkpoint).
+    pub(crate) reply: Option<Response>,
 }
 
 /// A request forwarded to the leader, waiting for its reply.
@@ -330,6 +333,26 @@ impl Node {
 
     /// Proposes a request of the member itself (nobody waits for it).
     pub(crate) fn propose_request(&mut self, origin: Origin, request: raft_request::Request) {
+        self.propose_request_inner(origin, request, None);
+    }
+
+    /// Proposes a request whose apply answers nothing itself; `origin` gets
+    /// `reply` once it is applied (or a timeout error at its deadline).
+    fn propose_request_with_reply(
+        &mut self,
+        origin: Origin,
+        request: raft_request::Request,
+        reply: Response,
+    ) {
+        self.propose_request_inner(origin, request, Some(reply));
+    }
+
+    fn propose_request_inner(
+        &mut self,
+        origin: Origin,
+        request: raft_request::Request,
+        reply: Option<Response>,
+    ) {
         let request_id = self.next_request_id();
         let data = RaftRequest {
             id: request_id,
@@ -337,6 +360,9 @@ impl Node {
         }
         .encode_to_vec();
         self.propose(request_id, origin, Payload::Normal(data));
+        if let Some(p) = self.proposals.get_mut(&request_id) {
+            p.reply = reply;
+        }
     }
 
     fn propose_conf_change(&mut self, origin: Origin, kind: ConfChangeType, member: Member) {
@@ -364,6 +390,7 @@ impl Node {
             deadline_ms: self.now_ms + self.config.request_timeout_ms,
             leader_at_start: self.soft.leader,
             unproposed: None,
+            reply: None,
         };
         if let Err(e) = self.try_propose(&payload) {
             match e {
@@ -441,7 +468,8 @@ impl Node {
     }
 
     /// The leader's side of a leader-only request. `None` when the answer comes
-    /// later (a promote waits for its conf change to apply).
+    /// later (a promote waits for its conf change to apply, a keepalive that needs a
+    /// full-TTL checkpoint for that checkpoint).
     fn serve_on_leader(
         &mut self,
         origin: Origin,
@@ -449,22 +477,30 @@ impl Node {
     ) -> Option<Result<Response, EtcdError>> {
         let rev = self.store.revision();
         match request {
-            ForwardRequest::LeaseKeepAlive(k) => Some(self.lessor.renew(k.id, self.now_ms).map(|renewal| {
-                if let Some(cp) = renewal.checkpoint {
-                    let checkpoints = vec![LeaseCheckpoint {
-                        id: cp.id,
-                        remaining_ttl: cp.remaining_ttl_s,
-                    }];
-                    let request =
-                        raft_request::Request::LeaseCheckpoint(LeaseCheckpointRequest { checkpoints });
-                    self.propose_request(Origin::Internal, request);
-                }
-                Response::LeaseKeepAlive(LeaseKeepAliveResponse {
+            ForwardRequest::LeaseKeepAlive(k) => {
+                let renewal = match self.lessor.renew(k.id, self.now_ms) {
+                    Ok(renewal) => renewal,
+                    Err(e) => return Some(Err(e)),
+                };
+                let reply = Response::LeaseKeepAlive(LeaseKeepAliveResponse {
                     header: self.header(rev),
                     id: k.id,
                     ttl: renewal.ttl_s,
-                })
-            })),
+                });
+                let Some(cp) = renewal.checkpoint else {
+                    return Some(Ok(reply));
+                };
+                // An earlier partial checkpoint would shorten the lease at the next
+                // leader change: the renewal is only certain once its full-TTL
+                // checkpoint is applied, so that is when the client hears of it.
+                let checkpoints = vec![LeaseCheckpoint {
+                    id: cp.id,
+                    remaining_ttl: cp.remaining_ttl_s,
+                }];
+                let request = raft_request::Request::LeaseCheckpoint(LeaseCheckpointRequest { checkpoints });
+                self.propose_request_with_reply(origin, request, reply);
+                None
+            }
             ForwardRequest::LeaseTimeToLive(t) => {
                 Some(self.lessor.time_to_live(t.id, t.keys, self.now_ms).map(|ttl| {
                     Response::LeaseTimeToLive(LeaseTimeToLiveResponse {

@@ -3,7 +3,9 @@
 //!
 //! Layout (little-endian): the magic `detcdsnp`, a `u32` format version, then
 //! length-prefixed (`u32`) sections: metadata, the MVCC store (its own checksummed
-//! codec), the lessor (its own codec); last a CRC-32C of every byte before it.
+//! codec), the lessor (its own codec), the applied request IDs (version 2 on;
+//! see `applied_requests`); last a CRC-32C of every byte before it. Version 1
+//! (without the last section) still decodes, with no request IDs remembered.
 //! Metadata: applied index, applied term, cluster ID, approximate database size,
 //! the members (each a length-prefixed `etcdserverpb.Member`), the removed member
 //! IDs and the active alarms. Decoding checks the magic, version and checksum
@@ -14,6 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use detcd_proto::etcdserverpb::Member;
 use prost::Message;
 
+use super::applied_requests::AppliedRequests;
 use crate::crc32c;
 use crate::lease::{Lessor, LessorConfig};
 use crate::mvcc::Store;
@@ -21,7 +24,9 @@ use crate::rng::Rng;
 
 const MAGIC: &[u8; 8] = b"detcdsnp";
 /// Version of this layout; bumped on any change.
-pub const STATE_FORMAT_VERSION: u32 = 1;
+pub const STATE_FORMAT_VERSION: u32 = 2;
+/// The oldest version [`decode`] still reads.
+const STATE_FORMAT_VERSION_MIN: u32 = 1;
 
 /// The replicated state of a member at one applied index.
 #[derive(Clone, Debug)]
@@ -36,6 +41,7 @@ pub(crate) struct State {
     pub(crate) alarms: BTreeSet<(u64, i32)>,
     pub(crate) store: Store,
     pub(crate) lessor: Lessor,
+    pub(crate) applied_requests: AppliedRequests,
 }
 
 fn put_u32(out: &mut Vec<u8>, n: usize) {
@@ -59,6 +65,7 @@ pub(crate) fn encode(
     alarms: &BTreeSet<(u64, i32)>,
     store: &Store,
     lessor: &Lessor,
+    applied_requests: &AppliedRequests,
 ) -> Vec<u8> {
     let mut meta = Vec::new();
     for n in [applied_index, applied_term, cluster_id, db_size_bytes] {
@@ -82,6 +89,9 @@ pub(crate) fn encode(
     put_section(&mut out, &meta);
     put_section(&mut out, &store.to_snapshot());
     put_section(&mut out, &lessor.to_bytes());
+    let mut requests = Vec::new();
+    applied_requests.encode(&mut requests);
+    put_section(&mut out, &requests);
     let sum = crc32c::checksum(&out);
     out.extend_from_slice(&sum.to_le_bytes());
     out
@@ -136,12 +146,13 @@ pub(crate) fn decode(bytes: &[u8], lessor_config: LessorConfig, rng: Rng) -> Res
         at: MAGIC.len(),
     };
     let version = r.u32()? as u32;
-    if version != STATE_FORMAT_VERSION {
+    if !(STATE_FORMAT_VERSION_MIN..=STATE_FORMAT_VERSION).contains(&version) {
         return Err(format!("unknown format version {version}"));
     }
     let meta = r.section()?;
     let store_bytes = r.section()?;
     let lessor_bytes = r.section()?;
+    let requests_bytes = if version >= 2 { Some(r.section()?) } else { None };
     if r.at != body.len() {
         return Err("trailing bytes".to_string());
     }
@@ -166,6 +177,10 @@ pub(crate) fn decode(bytes: &[u8], lessor_config: LessorConfig, rng: Rng) -> Res
     }
     let store = Store::from_snapshot(store_bytes).map_err(|e| format!("mvcc: {e}"))?;
     let lessor = Lessor::from_bytes(lessor_config, rng, lessor_bytes).map_err(|e| format!("lease: {e}"))?;
+    let applied_requests = match requests_bytes {
+        Some(bytes) => AppliedRequests::decode(bytes)?,
+        None => AppliedRequests::default(),
+    };
     Ok(State {
         applied_index,
         applied_term,
@@ -176,5 +191,6 @@ pub(crate) fn decode(bytes: &[u8], lessor_config: LessorConfig, rng: Rng) -> Res
         alarms,
         store,
         lessor,
+        applied_requests,
     })
 }

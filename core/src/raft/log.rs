@@ -13,6 +13,8 @@
 
 use detcd_proto::raftpb::{ConfState, Entry, Snapshot, SnapshotMetadata};
 
+use crate::mutation::{is_active, Mutation};
+
 /// Payload bytes of an entry, the unit of every byte limit in raft.
 pub fn payload_bytes(e: &Entry) -> u64 {
     e.data.len() as u64
@@ -166,25 +168,19 @@ impl RaftLog {
 
     /// Appends a leader's entries following (`prev_index`, `prev_term`). Returns the
     /// index of the last new entry, or None when the previous entry does not match.
-    pub fn maybe_append(
-        &mut self,
-        prev_index: u64,
-        prev_term: u64,
-        committed: u64,
-        mut ents: Vec<Entry>,
-    ) -> Option<u64> {
+    pub fn maybe_append(&mut self, prev_index: u64, prev_term: u64, committed: u64, mut ents: Vec<Entry>) -> Option<u64> {
         if !self.match_term(prev_index, prev_term) {
             return None;
         }
         let last_new = prev_index + ents.len() as u64;
         let conflict = self.find_conflict(&ents);
         if conflict != 0 {
-            assert!(
-                conflict > self.committed,
-                "entry {conflict} conflicts with committed {}",
-                self.committed
-            );
-            let offset = (conflict - prev_index - 1) as usize;
+            assert!(conflict > self.committed, "entry {conflict} conflicts with committed {}", self.committed);
+            let mut offset = (conflict - prev_index - 1) as usize;
+            if is_active(Mutation::ConflictTruncationOffByOne) && conflict <= self.last_index() {
+                // Planted bug: the cut starts after the conflicting entry, keeping it.
+                offset = (offset + 1).min(ents.len());
+            }
             self.append(ents.split_off(offset));
         }
         self.commit_to(committed.min(last_new));
@@ -195,16 +191,8 @@ impl RaftLog {
     pub fn append(&mut self, ents: Vec<Entry>) {
         let Some(first) = ents.first() else { return };
         let after = first.index - 1;
-        assert!(
-            after >= self.committed,
-            "truncating committed entry: after={after} committed={}",
-            self.committed
-        );
-        assert!(
-            after >= self.snapshot_index() && after <= self.last_index(),
-            "gap appending at {}",
-            first.index
-        );
+        assert!(after >= self.committed, "truncating committed entry: after={after} committed={}", self.committed);
+        assert!(after >= self.snapshot_index() && after <= self.last_index(), "gap appending at {}", first.index);
         self.entries.truncate((after - self.snapshot_index()) as usize);
         // Entries beyond the cut are gone: neither handed out nor durable in this log.
         self.handed_out = self.handed_out.min(after);
@@ -220,11 +208,7 @@ impl RaftLog {
 
     pub fn commit_to(&mut self, index: u64) {
         if index > self.committed {
-            assert!(
-                index <= self.last_index(),
-                "commit {index} beyond last index {}",
-                self.last_index()
-            );
+            assert!(index <= self.last_index(), "commit {index} beyond last index {}", self.last_index());
             self.committed = index;
         }
     }
@@ -232,7 +216,10 @@ impl RaftLog {
     /// Raises the commit index to `index` if its entry is from `term`: the leader
     /// commits by counting replicas only entries of its own term (Raft 5.4.2).
     pub fn maybe_commit(&mut self, index: u64, term: u64) -> bool {
-        if index > self.committed && self.term(index) == Some(term) {
+        let counts = self.term(index) == Some(term)
+            // Planted bug: any term counts (Raft figure 8).
+            || (is_active(Mutation::CommitPreviousTerm) && self.term(index).is_some());
+        if index > self.committed && counts {
             self.commit_to(index);
             return true;
         }
@@ -264,11 +251,7 @@ impl RaftLog {
         self.applied = self.applied.max(index);
         self.snapshot = Snapshot {
             data,
-            metadata: Some(SnapshotMetadata {
-                conf_state: Some(conf_state),
-                index,
-                term,
-            }),
+            metadata: Some(SnapshotMetadata { conf_state: Some(conf_state), index, term }),
         };
     }
 
@@ -331,11 +314,7 @@ impl RaftLog {
 
     pub fn applied_to(&mut self, index: u64) {
         if index > self.applied {
-            assert!(
-                index <= self.committed,
-                "applied {index} beyond committed {}",
-                self.committed
-            );
+            assert!(index <= self.committed, "applied {index} beyond committed {}", self.committed);
             self.applied = index;
         }
     }
@@ -350,18 +329,12 @@ impl RaftLog {
             ));
         }
         if self.committed > self.last_index() {
-            return Err(format!(
-                "committed {} beyond last index {}",
-                self.committed,
-                self.last_index()
-            ));
+            return Err(format!("committed {} beyond last index {}", self.committed, self.last_index()));
         }
         if self.handed_out > self.last_index() || self.persisted > self.handed_out {
             return Err(format!(
                 "persistence cursors broken: persisted={} handed_out={} last={}",
-                self.persisted,
-                self.handed_out,
-                self.last_index()
+                self.persisted, self.handed_out, self.last_index()
             ));
         }
         let mut prev_term = self.snapshot_term();
@@ -370,10 +343,7 @@ impl RaftLog {
                 return Err(format!("entry at position {i} has index {}", e.index));
             }
             if e.term < prev_term {
-                return Err(format!(
-                    "term decreases at index {}: {} after {prev_term}",
-                    e.index, e.term
-                ));
+                return Err(format!("term decreases at index {}: {} after {prev_term}", e.index, e.term));
             }
             prev_term = e.term;
         }

@@ -41,6 +41,7 @@ pub use progress::ProgressState;
 pub use read_only::ReadState;
 pub use status::{ProgressStatus, Role, SoftState, Status};
 
+use crate::mutation::{is_active, Mutation};
 use log::{payload_bytes, RaftLog};
 use protocol::{CampaignKind, Raft};
 
@@ -420,10 +421,10 @@ impl RawNode {
         let hard = self.raft.hard_state();
         let hard_state = (hard != self.prev_hard).then_some(hard);
         let (entries, snapshot, committed_entries) = self.raft.log.hand_out();
-        let must_sync = !entries.is_empty()
-            || snapshot.is_some()
-            || hard.term != self.prev_hard.term
-            || hard.vote != self.prev_hard.vote;
+        // (Planted bug: a term or vote change alone is taken for a commit-only change.)
+        let vote_changed = (hard.term != self.prev_hard.term || hard.vote != self.prev_hard.vote)
+            && !is_active(Mutation::SkipMustSyncOnTermChange);
+        let must_sync = !entries.is_empty() || snapshot.is_some() || vote_changed;
         self.prev_hard = hard;
         self.raft
             .reduce_uncommitted(committed_entries.iter().map(payload_bytes).sum());

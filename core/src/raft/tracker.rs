@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use detcd_proto::raftpb::ConfState;
 
 use super::progress::Progress;
+use crate::mutation::{is_active, Mutation};
 use super::quorum::{JointConfig, VoteResult};
 
 /// A membership configuration.
@@ -51,10 +52,8 @@ impl TrackerConfig {
         if let Some(id) = self.learners.iter().find(|id| self.voters.ids().contains(id)) {
             return Err(format!("{id} is both learner and voter"));
         }
-        if let Some(id) = self
-            .learners_next
-            .iter()
-            .find(|id| !self.voters.outgoing.voters.contains(id))
+        if let Some(id) =
+            self.learners_next.iter().find(|id| !self.voters.outgoing.voters.contains(id))
         {
             return Err(format!("{id} is in learners_next but not an outgoing voter"));
         }
@@ -78,19 +77,19 @@ pub struct ProgressTracker {
 
 impl ProgressTracker {
     pub fn new() -> ProgressTracker {
-        ProgressTracker {
-            config: TrackerConfig::default(),
-            progress: BTreeMap::new(),
-            votes: BTreeMap::new(),
-        }
+        ProgressTracker { config: TrackerConfig::default(), progress: BTreeMap::new(), votes: BTreeMap::new() }
     }
 
     /// The highest index a quorum of voters holds.
     pub fn committed(&self) -> u64 {
         let progress = &self.progress;
-        self.config
-            .voters
-            .committed_index(&|id| progress.get(&id).map(|p| p.matched))
+        if is_active(Mutation::LearnerCountsTowardCommit) && !self.config.learners.is_empty() {
+            // Planted bug: learners are counted as voters of the incoming half.
+            let mut voters = self.config.voters.clone();
+            voters.incoming.voters.extend(self.config.learners.iter().copied());
+            return voters.committed_index(&|id| progress.get(&id).map(|p| p.matched));
+        }
+        self.config.voters.committed_index(&|id| progress.get(&id).map(|p| p.matched))
     }
 
     /// True when exactly one voter and no joint state: that voter decides alone.

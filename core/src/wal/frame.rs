@@ -43,6 +43,7 @@
 //! the record size bound catches most such flips.
 
 use super::crc32c;
+use crate::mutation::{is_active, Mutation};
 use super::record::{Defect, Record, RecordType};
 
 /// Bytes of the length word.
@@ -262,6 +263,14 @@ fn read_frame(bytes: &[u8], offset: usize, crc: u32) -> Step {
     let computed = crc32c::extend(crc32c::extend(crc, &type_bytes), payload);
     if computed != stored_crc {
         let torn = all_zero(&rest[frame_len..]) || has_unwritten_sector(bytes, offset, frame_len);
+        if torn && is_active(Mutation::AcceptTornWalTail) {
+            // Planted bug: a torn tail whose payload still decodes is taken as written.
+            let record = RecordType::from_u32(u32::from_le_bytes(type_bytes))
+                .and_then(|t| Record::decode(t, payload).ok());
+            if let Some(record) = record {
+                return Step::Record { record, next: offset + frame_len, crc: computed };
+            }
+        }
         return if torn { Step::Torn } else { Step::Corrupt(Defect::CrcMismatch) };
     }
     // From here the record is checksummed: it was written whole, so any further

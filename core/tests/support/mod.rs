@@ -452,6 +452,51 @@ fn matches_filter(m: &Message, from: Option<u64>, kind: Option<&str>) -> bool {
     from.is_none_or(|f| f == m.from) && kind.is_none_or(|k| format!("{:?}", m.r#type()) == k)
 }
 
+/// The Raft paper's figure 8 as a script (see `current_term_commit_rule_figure8`
+/// in `raft_paper.rs`): at its end leader 1 (term 4) holds the term-2 entry at
+/// index 3 on a majority (1, 2, 3) and must not have committed it.
+pub const FIGURE8_SCRIPT: &str = "add-nodes 5 voters=(1,2,3,4,5) append-bytes-max=1 inflight-msgs-max=1
+    campaign 1
+    stabilize
+    partition 1 2 / 3 4 5
+    propose 1 old
+    stabilize 1 2
+    campaign 5
+    process-ready 5
+    deliver from=5
+    process-ready 3 4
+    deliver to=5
+    process-ready 5
+    drop from=5
+    restart 1
+    heal
+    partition 5 / 1 2 3 4
+    campaign 1
+    stabilize 1 2 3 4
+    campaign 1
+    process-ready 1
+    deliver from=1
+    process-ready 2 3 4
+    deliver to=1
+    process-ready 1
+    partition 4 / 1 2 3
+    drop from=1 to=3
+    drop from=1 to=4
+    stabilize 1 2
+    tick 1
+    process-ready 1
+    deliver from=1 to=3
+    process-ready 3
+    deliver from=3 to=1
+    process-ready 1
+    deliver from=1 to=3
+    process-ready 3
+    deliver from=3 to=1
+    process-ready 1
+    deliver from=1 to=3
+    process-ready 3
+    deliver from=3 to=1";
+
 /// A test config: etcd's ratios, small windows so flow control shows in transcripts.
 pub fn test_config(id: u64) -> Config {
     Config {

@@ -16,11 +16,37 @@ pub struct RunShape {
     pub steps: u64,
     pub pre_vote: bool,
     pub check_quorum: bool,
+    /// Leader churn on top of the base schedule: the current leader is isolated
+    /// now and then, nodes restart from their storage (volatile state lost), and
+    /// nodes take bursts of ticks (election timeouts expire more often).
+    pub churn: bool,
+}
+
+/// How busy a run was, to prove a test did not pass vacuously.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Activity {
+    /// Terms that had a leader.
+    pub leaders: usize,
+    /// Indexes seen committed.
+    pub committed: usize,
+    pub restarts: usize,
+    pub leader_isolations: usize,
+}
+
+impl Activity {
+    pub fn of(c: &Cluster, restarts: usize, leader_isolations: usize) -> Activity {
+        Activity { leaders: c.leaders.len(), committed: c.committed_at.len(), restarts, leader_isolations }
+    }
 }
 
 /// Runs `shape` from `seed`; panics on any safety violation. Returns the cluster
 /// (transcript in `out`).
 pub fn random_run(seed: u64, shape: RunShape) -> Cluster {
+    random_run_with_activity(seed, shape).0
+}
+
+/// [`random_run`], also saying how busy the run was.
+pub fn random_run_with_activity(seed: u64, shape: RunShape) -> (Cluster, Activity) {
     let mut rng = Rng::new(seed);
     let mut c = Cluster::new();
     let ids: Vec<u64> = (1..=shape.nodes).collect();
@@ -33,9 +59,41 @@ pub fn random_run(seed: u64, shape: RunShape) -> Cluster {
         c.add_node(cfg, Start::Bootstrap(conf_state(&ids, &[])));
     }
     let mut proposal = 0u64;
+    let (mut restarts, mut isolations) = (0, 0);
+    // With churn, a few more action slots (100..106) than the base schedule.
+    let actions = if shape.churn { 106 } else { 100 };
     for _ in 0..shape.steps {
         let id = ids[rng.range(0, ids.len() as u64) as usize];
-        match rng.range(0, 100) {
+        match rng.range(0, actions) {
+            100 if rng.chance(1, 2) => {
+                // Cut the current leader off, forcing an election among the rest.
+                let leader = c
+                    .nodes
+                    .iter()
+                    .filter(|(_, n)| n.raw.status().role == Role::Leader)
+                    .max_by_key(|(_, n)| n.raw.status().term)
+                    .map(|(&l, _)| l);
+                if let Some(leader) = leader {
+                    c.heal();
+                    let others: Vec<u64> = ids.iter().copied().filter(|&o| o != leader).collect();
+                    c.partition(&[leader], &others);
+                    isolations += 1;
+                }
+            }
+            101 => {
+                // Crash and restart (rarely: each costs an election when it hits
+                // the leader): only what the node persisted survives.
+                if rng.chance(1, 8) {
+                    c.restart(id);
+                    restarts += 1;
+                }
+            }
+            102..=105 => {
+                let node = &mut c.nodes.get_mut(&id).expect("node").raw;
+                for _ in 0..10 {
+                    node.tick();
+                }
+            }
             0..=19 => c.nodes.get_mut(&id).expect("node").raw.tick(),
             20..=59 => {
                 // Deliver one message to `id`, usually the oldest, sometimes a
@@ -86,7 +144,8 @@ pub fn random_run(seed: u64, shape: RunShape) -> Cluster {
         check_log_matching(&c);
         check_leader_completeness(&c);
     }
-    c
+    let activity = Activity::of(&c, restarts, isolations);
+    (c, activity)
 }
 
 /// Log Matching: if two logs hold an entry with the same index and term, they are
