@@ -49,6 +49,11 @@ pub mod v3electionpb {
     include!(concat!(env!("OUT_DIR"), "/v3electionpb.rs"));
 }
 
+/// detcd's internal replicated-request format (what members propose through raft).
+pub mod detcdpb {
+    include!(concat!(env!("OUT_DIR"), "/detcdpb.rs"));
+}
+
 /// The `grpc` protobuf namespace; holds the standard health package.
 pub mod grpc {
     /// The `grpc.health` namespace.

@@ -1,1 +1,588 @@
-//! The etcd member: raft plus apply, pending client requests, reads and snapshots.
+//! The etcd member: raft plus apply, pending client requests, reads and snapshots,
+//! as one deterministic state machine ([`Node`]).
+//!
+//! What it owns and why it exists: every decision etcd's `etcdserver` takes (what to
+//! propose, when a client is answered and with which error, which reads are safe,
+//! when to snapshot, which member may lead, when a lease expires) lives here, so
+//! the production driver (`detcd-io`) and the simulator (`detcd-sim`) run the same
+//! decisions and the simulator can check them.
+//!
+//! Parts, one concept per file:
+//! - [`io`]: the [`Input`] and [`Output`] enums, client [`Request`]/[`Response`],
+//!   [`PeerMessage`].
+//! - [`config`]: [`NodeConfig`], [`NodeStart`], [`NodeError`].
+//! - `requests`: client requests: checks, proposals, forwarding, deadlines.
+//! - `reads`: linearizable reads by batched ReadIndex rounds.
+//! - `apply`: applying committed entries (KV, leases, alarms, membership).
+//! - `state`: the application snapshot codec.
+//!
+//! Simplifications against etcd, each deliberate:
+//! - Every raft message of a Ready waits for that Ready's persistence, the leader's
+//!   appends included (etcd lets a leader send appends in parallel with its write).
+//! - A keepalive is answered as soon as the leader renews; a full-TTL checkpoint it
+//!   needs is proposed alongside, not waited for.
+//! - Members publish name and client URLs through raft after start, as etcd does;
+//!   until then the member list shows them with empty name and client URLs.
+
+pub mod config;
+pub mod io;
+
+mod apply;
+mod reads;
+mod requests;
+mod state;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use detcd_proto::etcdserverpb::{Member, ResponseHeader};
+use detcd_proto::raftpb::{ConfState, Message, Snapshot};
+
+use crate::lease::{Lessor, LessorConfig};
+use crate::mvcc::{Store, StoreConfig};
+use crate::raft::{self, RawNode, RecoveredState, Role, SoftState};
+use crate::rng::Rng;
+use crate::watch::{Hub, HubConfig};
+
+pub use config::{NodeConfig, NodeError, NodeStart};
+pub use io::{ClientRequestId, ForwardRequest, Input, Output, PeerMessage, Request, Response};
+pub use state::STATE_FORMAT_VERSION;
+
+use reads::Reads;
+use requests::{Forwarded, MoveLeader, Proposal};
+
+/// How often idle watchers with `progress_notify` get a progress response
+/// (etcd's `--watch-progress-notify-interval` default, 10 minutes).
+pub const WATCH_PROGRESS_NOTIFY_INTERVAL_MS_DEFAULT: u64 = 10 * 60 * 1000;
+
+/// One etcd member.
+///
+/// # Driving it
+///
+/// After [`Node::new`] and after every [`Node::handle`], the driver calls
+/// [`Node::poll`] until it returns `None`, and carries out each [`Output`] in the
+/// order it came out. The order is binding:
+///
+/// 1. [`Output::Persist`] numbered `n` must be durable (synced when `must_sync`)
+///    before the driver answers [`Input::Persisted`]` { ready_number: n }`. Outputs
+///    that depend on it (the raft messages of the same Ready) only come out after
+///    that answer, so a driver that sends every [`Output::Send`] as soon as it sees
+///    it never sends ahead of its disk. Persists may be pipelined: answering `n`
+///    acknowledges every Persist numbered `<= n`.
+/// 2. [`Output::Send`], [`Output::Respond`], [`Output::Watch`]: in order per
+///    destination (watch responses of one stream in order).
+/// 3. [`Output::SaveSnapshot`]: saved durably, then answered with
+///    [`Input::SnapshotSaved`]; [`Output::ReleaseWal`] follows.
+/// 4. [`Output::Removed`]: the driver stops the member.
+///
+/// Every [`Input::Client`] is answered by exactly one [`Output::Respond`], at the
+/// latest when `request_timeout_ms` has passed on the ticks the driver delivers.
+///
+/// Time enters only as [`Input::Tick`]`{ now_ms }`. Given the same config (seed
+/// included) and the same inputs, a node produces the same outputs, byte for byte.
+#[derive(Debug)]
+pub struct Node {
+    config: NodeConfig,
+    raft: RawNode,
+    store: Store,
+    lessor: Lessor,
+    hub: Hub,
+    members: BTreeMap<u64, Member>,
+    removed_members: BTreeSet<u64>,
+    alarms: BTreeSet<(u64, i32)>,
+    applied_index: u64,
+    applied_term: u64,
+    /// Index of the latest application snapshot (saved, installed or recovered).
+    snapshot_index: u64,
+    db_size_bytes: u64,
+    now_ms: u64,
+    next_tick_ms: Option<u64>,
+    next_progress_ms: u64,
+    rng: Rng,
+    request_id_base: u64,
+    request_seq: u64,
+    soft: SoftState,
+    term: u64,
+    commit: u64,
+    /// When the current leader (or lack of one) was first seen.
+    leader_since_ms: u64,
+    proposals: BTreeMap<u64, Proposal>,
+    reads: Reads,
+    forwards: BTreeMap<u64, Forwarded>,
+    next_forward_id: u64,
+    move_leader: Option<MoveLeader>,
+    /// Raft messages of handed-out Readies, released once that Ready is persisted.
+    held: VecDeque<(u64, Vec<Message>)>,
+    /// When the next attempt to publish this member's attributes may be made.
+    publish_retry_ms: u64,
+    removed: bool,
+    outputs: VecDeque<Output>,
+}
+
+impl Node {
+    /// Builds a member from a valid config and how it starts.
+    pub fn new(config: NodeConfig, start: NodeStart) -> Result<Node, NodeError> {
+        config.validate()?;
+        let mut rng = Rng::new(config.seed);
+        let raft_config = raft::Config {
+            election_ticks: config.election_ticks,
+            heartbeat_ticks: config.heartbeat_ticks,
+            pre_vote: config.pre_vote,
+            check_quorum: config.check_quorum,
+            seed: rng.next_u64(),
+            ..raft::Config::new(config.member_id)
+        };
+        let lessor_rng = rng.fork();
+        let (raft_start, snapshot) = match start {
+            NodeStart::Found => {
+                let mut cs = ConfState::default();
+                for m in &config.initial_members {
+                    if m.is_learner {
+                        cs.learners.push(m.id);
+                    } else {
+                        cs.voters.push(m.id);
+                    }
+                }
+                (raft::Start::Bootstrap(cs), None)
+            }
+            NodeStart::Join => (raft::Start::Bootstrap(ConfState::default()), None),
+            NodeStart::Recover { snapshot, hard_state, entries } => {
+                let meta = snapshot.metadata.clone().unwrap_or_default();
+                let recovered = RecoveredState {
+                    hard_state,
+                    snapshot: snapshot.clone(),
+                    entries,
+                    conf_state: meta.conf_state.clone().unwrap_or_default(),
+                    applied: meta.index,
+                };
+                (raft::Start::Recovered(recovered), Some(snapshot))
+            }
+        };
+        let raft = RawNode::new(raft_config, raft_start).map_err(NodeError::Raft)?;
+        let status = raft.status();
+        // Request IDs: the member ID's low 16 bits on top (as etcd's idutil), a
+        // start drawn from the seed and the recovered log position below, so a
+        // restarted member does not reuse the IDs of entries still in its log.
+        let request_id_base = (config.member_id & 0xffff) << 48;
+        let request_seq = (rng.next_u64() ^ status.commit.wrapping_mul(0x9e37_79b9_7f4a_7c15)) & 0xffff_ffff_0000;
+        let lessor_config = LessorConfig {
+            checkpoint_interval_ms: config.lease_checkpoint_interval_ms,
+            ..LessorConfig::new(config.election_timeout_ms())
+        };
+        let store_config = StoreConfig { txn_ops_max: config.txn_ops_max };
+        let mut node = Node {
+            raft,
+            store: Store::new(store_config),
+            lessor: Lessor::new(lessor_config, lessor_rng),
+            hub: Hub::new(HubConfig::default()),
+            members: BTreeMap::new(),
+            removed_members: BTreeSet::new(),
+            alarms: BTreeSet::new(),
+            applied_index: 0,
+            applied_term: 0,
+            snapshot_index: 0,
+            db_size_bytes: 0,
+            now_ms: 0,
+            next_tick_ms: None,
+            next_progress_ms: WATCH_PROGRESS_NOTIFY_INTERVAL_MS_DEFAULT,
+            rng,
+            request_id_base,
+            request_seq,
+            soft: SoftState { leader: status.leader, role: status.role },
+            term: status.term,
+            commit: status.commit,
+            leader_since_ms: 0,
+            proposals: BTreeMap::new(),
+            reads: Reads::default(),
+            forwards: BTreeMap::new(),
+            next_forward_id: 1,
+            move_leader: None,
+            held: VecDeque::new(),
+            publish_retry_ms: 0,
+            removed: false,
+            outputs: VecDeque::new(),
+            config,
+        };
+        node.reset_members(None);
+        if let Some(snapshot) = snapshot {
+            node.install_snapshot(&snapshot)?;
+        }
+        node.drive();
+        node.after_input();
+        Ok(node)
+    }
+
+    /// Handles one input; then drain [`Node::poll`].
+    pub fn handle(&mut self, input: Input) {
+        if self.removed {
+            if let Input::Client { id, .. } = input {
+                self.respond(id, Err(crate::error::STOPPED));
+            }
+            return;
+        }
+        match input {
+            Input::Tick { now_ms } => self.on_tick(now_ms),
+            Input::Peer(message) => self.on_peer(message),
+            Input::Client { id, request } => self.on_client(id, request),
+            Input::Persisted { ready_number } => self.on_persisted(ready_number),
+            Input::SnapshotSaved { index } => self.outputs.push_back(Output::ReleaseWal { index }),
+            Input::StreamClosed { stream } => self.hub.close_stream(stream),
+            Input::PeerUnreachable { peer } => self.raft.report_unreachable(peer),
+            Input::SnapshotReport { peer, delivered } => self.raft.report_snapshot(peer, delivered),
+        }
+        self.drive();
+        self.after_input();
+    }
+
+    /// The next output, or `None` when there is nothing left to do.
+    pub fn poll(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// This member's ID.
+    pub fn member_id(&self) -> u64 {
+        self.config.member_id
+    }
+
+    /// The configuration this member runs with.
+    pub fn config(&self) -> &NodeConfig {
+        &self.config
+    }
+
+    /// The index of the last applied entry.
+    pub fn applied_index(&self) -> u64 {
+        self.applied_index
+    }
+
+    /// The known leader (0 when none) and this member's role.
+    pub fn soft_state(&self) -> SoftState {
+        self.soft
+    }
+
+    /// Raft's picture of this member.
+    pub fn raft_status(&self) -> raft::Status {
+        self.raft.status()
+    }
+
+    /// The member's key-value store (read-only), for checkers and tests.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The member's lessor (read-only), for checkers and tests.
+    pub fn lessor(&self) -> &Lessor {
+        &self.lessor
+    }
+
+    /// The cluster's members as this member has applied them, by ID.
+    pub fn members(&self) -> &BTreeMap<u64, Member> {
+        &self.members
+    }
+
+    /// True once this member applied its own removal.
+    pub fn is_removed(&self) -> bool {
+        self.removed
+    }
+
+    /// Client requests waiting for an answer (proposals, reads, forwards, transfer).
+    pub fn pending_requests(&self) -> usize {
+        self.proposals.values().filter(|p| p.origin.is_client()).count()
+            + self.reads.len()
+            + self.forwards.len()
+            + usize::from(self.move_leader.is_some())
+    }
+
+    /// Panics with a description if any invariant is broken: raft's, the store's,
+    /// the lessor's, and the node's own (applied within committed, no client
+    /// waiting past its deadline, members and raft configuration agree).
+    pub fn check_invariants(&self) {
+        self.raft.check_invariants();
+        if let Err(why) = self.store.check_invariants() {
+            panic!("mvcc invariant broken on member {:x}: {why}", self.config.member_id);
+        }
+        self.lessor.check_invariants();
+        let status = self.raft.status();
+        assert!(
+            self.applied_index <= status.commit.max(self.snapshot_index),
+            "applied {} beyond commit {}",
+            self.applied_index,
+            status.commit
+        );
+        assert!(self.snapshot_index <= self.applied_index, "snapshot beyond applied");
+        let late = |deadline: u64| deadline < self.now_ms;
+        assert!(!self.proposals.values().any(|p| late(p.deadline_ms)), "a proposal outlived its deadline");
+        assert!(!self.forwards.values().any(|f| late(f.deadline_ms)), "a forward outlived its deadline");
+        assert!(!self.reads.any_deadline_before(self.now_ms), "a read outlived its deadline");
+        assert!(self.move_leader.as_ref().is_none_or(|m| !late(m.deadline_ms)), "a transfer outlived its deadline");
+        if !self.removed {
+            let cs = &status.conf_state;
+            for id in cs.voters.iter().chain(&cs.learners) {
+                assert!(self.members.contains_key(id), "raft member {id:x} missing from the member list");
+            }
+        }
+        assert_eq!(self.lessor.is_primary(), self.soft.role == Role::Leader, "lessor primary iff raft leader");
+    }
+
+    fn after_input(&self) {
+        #[cfg(debug_assertions)]
+        self.check_invariants();
+    }
+
+    /// The membership of an empty-data snapshot (the bootstrap snapshot at index 1):
+    /// the members its configuration names, described by `initial_members` where
+    /// they appear there. Names and client URLs come later, published through raft.
+    fn reset_members(&mut self, conf: Option<&ConfState>) {
+        let initial: BTreeMap<u64, Member> =
+            self.config.initial_members.iter().map(|m| (m.id, m.clone())).collect();
+        self.members = match conf {
+            None => initial,
+            Some(cs) => {
+                let mut members = BTreeMap::new();
+                for (&id, learner) in cs.voters.iter().map(|id| (id, false)).chain(cs.learners.iter().map(|id| (id, true))) {
+                    let mut m = initial.get(&id).cloned().unwrap_or(Member { id, ..Default::default() });
+                    m.is_learner = learner;
+                    members.insert(id, m);
+                }
+                members
+            }
+        };
+        for m in self.members.values_mut() {
+            m.name.clear();
+            m.client_ur_ls.clear();
+        }
+    }
+
+    /// Replaces the application state by a snapshot's (from the leader, or at restart).
+    fn install_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), NodeError> {
+        let meta = snapshot.metadata.clone().unwrap_or_default();
+        if snapshot.data.is_empty() {
+            self.store = Store::new(self.store.config());
+            self.lessor = Lessor::new(self.lessor.config().clone(), self.rng.fork());
+            self.reset_members(meta.conf_state.as_ref());
+            self.removed_members.clear();
+            self.alarms.clear();
+            self.db_size_bytes = 0;
+        } else {
+            let s = state::decode(&snapshot.data, self.lessor.config().clone(), self.rng.fork())
+                .map_err(NodeError::Snapshot)?;
+            if s.applied_index != meta.index {
+                return Err(NodeError::Snapshot(format!(
+                    "state applied index {} differs from snapshot index {}",
+                    s.applied_index, meta.index
+                )));
+            }
+            if s.cluster_id != self.config.cluster_id {
+                return Err(NodeError::Snapshot(format!(
+                    "snapshot of cluster {:x}, member of cluster {:x}",
+                    s.cluster_id, self.config.cluster_id
+                )));
+            }
+            debug_assert_eq!(s.applied_term, meta.term, "state and snapshot metadata agree on the term");
+            self.store = s.store;
+            self.store.config = StoreConfig { txn_ops_max: self.config.txn_ops_max };
+            self.lessor = s.lessor;
+            self.members = s.members;
+            self.removed_members = s.removed;
+            self.alarms = s.alarms;
+            self.db_size_bytes = s.db_size_bytes;
+        }
+        if self.soft.role == Role::Leader {
+            self.lessor.promote(self.now_ms, self.config.election_timeout_ms());
+        }
+        self.applied_index = meta.index;
+        self.applied_term = meta.term;
+        self.snapshot_index = meta.index;
+        self.hub.sync(&self.store);
+        Ok(())
+    }
+
+    fn header(&self, revision: i64) -> Option<ResponseHeader> {
+        Some(ResponseHeader {
+            cluster_id: self.config.cluster_id,
+            member_id: self.config.member_id,
+            revision,
+            raft_term: self.term,
+        })
+    }
+
+    /// A new cluster-unique request ID.
+    fn next_request_id(&mut self) -> u64 {
+        self.request_seq = (self.request_seq + 1) & ((1 << 48) - 1);
+        self.request_id_base | self.request_seq
+    }
+
+    fn respond(&mut self, id: ClientRequestId, result: Result<Response, crate::error::EtcdError>) {
+        self.outputs.push_back(Output::Respond { id, result });
+    }
+
+    fn is_learner(&self) -> bool {
+        self.members.get(&self.config.member_id).is_some_and(|m| m.is_learner)
+    }
+
+    fn on_tick(&mut self, now_ms: u64) {
+        self.now_ms = self.now_ms.max(now_ms);
+        let tick_ms = self.config.tick_ms;
+        match self.next_tick_ms {
+            None => {
+                self.raft.tick();
+                self.next_tick_ms = Some(self.now_ms + tick_ms);
+            }
+            Some(mut next) => {
+                // A late driver catches up, but a clock jump fires at most one
+                // election timeout of ticks.
+                let mut ticks = 0;
+                while next <= self.now_ms && ticks < self.config.election_ticks {
+                    self.raft.tick();
+                    next += tick_ms;
+                    ticks += 1;
+                }
+                if next <= self.now_ms {
+                    next = self.now_ms + tick_ms;
+                }
+                self.next_tick_ms = Some(next);
+            }
+        }
+        self.drive();
+        self.lease_duties();
+        self.publish_attributes();
+        self.retry_pending();
+        self.expire_deadlines();
+        if self.now_ms >= self.next_progress_ms {
+            self.hub.progress_tick();
+            self.next_progress_ms = self.now_ms + WATCH_PROGRESS_NOTIFY_INTERVAL_MS_DEFAULT;
+        }
+    }
+
+    fn on_peer(&mut self, message: PeerMessage) {
+        match message {
+            PeerMessage::Raft(m) => {
+                // Errors here are stale or foreign messages; raft already ignored them.
+                let _ = self.raft.step(m);
+            }
+            PeerMessage::Forward { from, forward_id, request } => self.on_forward(from, forward_id, request),
+            PeerMessage::ForwardReply { forward_id, result } => self.on_forward_reply(forward_id, result),
+        }
+    }
+
+    fn on_persisted(&mut self, ready_number: u64) {
+        self.raft.advance(ready_number);
+        while self.held.front().is_some_and(|(n, _)| *n <= ready_number) {
+            let (_, messages) = self.held.pop_front().expect("checked");
+            for m in messages {
+                self.outputs.push_back(Output::Send { to: m.to, message: PeerMessage::Raft(m) });
+            }
+        }
+        self.drive();
+        self.maybe_snapshot();
+    }
+
+    /// Takes every Ready raft has, applies what it can, and queues the outputs.
+    fn drive(&mut self) {
+        while !self.removed && self.raft.has_ready() {
+            let rd = self.raft.ready();
+            if let Some(hs) = &rd.hard_state {
+                self.term = hs.term;
+                self.commit = hs.commit;
+            }
+            if let Some(soft) = rd.soft_state {
+                self.on_soft_state(soft);
+            }
+            if let Some(snapshot) = &rd.snapshot {
+                let index = snapshot.metadata.as_ref().map_or(0, |m| m.index);
+                if index > self.applied_index {
+                    if let Err(e) = self.install_snapshot(snapshot) {
+                        panic!("member {:x}: snapshot from the leader: {e}", self.config.member_id);
+                    }
+                }
+            }
+            self.outputs.push_back(Output::Persist {
+                ready_number: rd.number,
+                snapshot: rd.snapshot,
+                entries: rd.entries,
+                hard_state: rd.hard_state,
+                must_sync: rd.must_sync,
+            });
+            if !rd.messages.is_empty() {
+                self.held.push_back((rd.number, rd.messages));
+            }
+            for entry in rd.committed_entries {
+                self.apply_entry(entry);
+                if self.removed {
+                    return;
+                }
+            }
+            self.reads.on_read_states(rd.read_states);
+            self.serve_confirmed_reads();
+        }
+        self.flush_watch();
+    }
+
+    fn on_soft_state(&mut self, soft: SoftState) {
+        let before = self.soft;
+        self.soft = soft;
+        if before.leader != soft.leader {
+            self.leader_since_ms = self.now_ms;
+            let failed = self.reads.on_leader_change();
+            for id in failed {
+                self.respond(id, Err(crate::error::LEADER_CHANGED));
+            }
+        }
+        let was_leader = before.role == Role::Leader;
+        let is_leader = soft.role == Role::Leader;
+        if is_leader && !was_leader {
+            self.lessor.promote(self.now_ms, self.config.election_timeout_ms());
+        }
+        if was_leader && !is_leader {
+            self.lessor.demote();
+        }
+        if let Some(ml) = &self.move_leader {
+            if soft.leader == ml.target {
+                let ml = self.move_leader.take().expect("checked");
+                let header = self.header(self.store.revision());
+                self.respond(
+                    ml.client,
+                    Ok(Response::MoveLeader(detcd_proto::etcdserverpb::MoveLeaderResponse { header })),
+                );
+            }
+        }
+        self.outputs.push_back(Output::RoleChanged { leader: soft.leader, role: soft.role, term: self.term });
+    }
+
+    /// Takes an application snapshot every `snapshot_count` applied entries, once
+    /// raft has acknowledged everything applied (the snapshot must describe exactly
+    /// the state at its index).
+    fn maybe_snapshot(&mut self) {
+        if self.applied_index < self.snapshot_index + self.config.snapshot_count {
+            return;
+        }
+        if self.raft.status().applied != self.applied_index {
+            return;
+        }
+        let data = state::encode(
+            self.applied_index,
+            self.applied_term,
+            self.config.cluster_id,
+            self.db_size_bytes,
+            &self.members,
+            &self.removed_members,
+            &self.alarms,
+            &self.store,
+            &self.lessor,
+        );
+        if self.raft.compact(self.applied_index, data).is_ok() {
+            self.snapshot_index = self.applied_index;
+            self.outputs.push_back(Output::SaveSnapshot { snapshot: self.raft.snapshot().clone() });
+        }
+    }
+
+    /// Moves every queued watch response out, with the member's header.
+    fn flush_watch(&mut self) {
+        if self.hub.needs_sync() {
+            self.hub.sync(&self.store);
+        }
+        while let Some((stream, mut response)) = self.hub.poll_any() {
+            let revision = response.header.as_ref().map_or(0, |h| h.revision);
+            response.header = self.header(revision);
+            self.outputs.push_back(Output::Watch { stream, response });
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! What goes into a [`Node`](super::Node) and what comes out of it.
+//!
+//! Requests and responses are etcd's wire types, so the server only moves them
+//! between gRPC and the node; every decision about them is taken in the node.
+
+use detcd_proto::etcdserverpb::{
+    AlarmRequest, AlarmResponse, CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse,
+    HashKvRequest, HashKvResponse, LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest,
+    LeaseKeepAliveResponse, LeaseLeasesResponse, LeaseRevokeRequest, LeaseRevokeResponse, LeaseTimeToLiveRequest,
+    LeaseTimeToLiveResponse, MemberAddRequest, MemberAddResponse, MemberListRequest, MemberListResponse,
+    MemberPromoteRequest, MemberPromoteResponse, MemberRemoveRequest, MemberRemoveResponse, MemberUpdateRequest,
+    MemberUpdateResponse, MoveLeaderRequest, MoveLeaderResponse, PutRequest, PutResponse, RangeRequest,
+    RangeResponse, StatusResponse, TxnRequest, TxnResponse, WatchCreateRequest, WatchResponse,
+};
+use detcd_proto::raftpb::{Entry, HardState, Message, Snapshot};
+
+use crate::error::EtcdError;
+use crate::raft::Role;
+use crate::watch::StreamId;
+
+/// The driver's name for one client request, unique per node while it is pending.
+/// Every [`Input::Client`] is answered by exactly one [`Output::Respond`] with it.
+pub type ClientRequestId = u64;
+
+/// Everything that can happen to a node.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Input {
+    /// The driver's monotonic clock, delivered about every `tick_ms`. Raft ticks,
+    /// request deadlines, lease expiry and checkpoints all run from it.
+    Tick { now_ms: u64 },
+    /// A message from another member.
+    Peer(PeerMessage),
+    /// A client request.
+    Client { id: ClientRequestId, request: Request },
+    /// The writes of [`Output::Persist`] numbered `ready_number` (and all before it)
+    /// are durable (synced when `must_sync` said so).
+    Persisted { ready_number: u64 },
+    /// The snapshot of [`Output::SaveSnapshot`] at `index` is durable.
+    SnapshotSaved { index: u64 },
+    /// A client watch stream is gone; its watchers are dropped.
+    StreamClosed { stream: StreamId },
+    /// The transport could not deliver to `peer` (optional; speeds up probing).
+    PeerUnreachable { peer: u64 },
+    /// A raft snapshot message to `peer` was (`delivered`) or was not delivered.
+    SnapshotReport { peer: u64, delivered: bool },
+}
+
+/// Everything a node asks its driver to do, drained with [`Node::poll`](super::Node::poll).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Output {
+    /// Write `snapshot` (if any), then `entries` (replacing stored entries at the same
+    /// or later indexes), then `hard_state` (if any); sync when `must_sync`; then
+    /// answer [`Input::Persisted`] with `ready_number`. Messages that depend on these
+    /// writes are only released after that answer.
+    Persist {
+        ready_number: u64,
+        snapshot: Option<Snapshot>,
+        entries: Vec<Entry>,
+        hard_state: Option<HardState>,
+        must_sync: bool,
+    },
+    /// Deliver `message` to member `to` (best effort: raft retries).
+    Send { to: u64, message: PeerMessage },
+    /// The answer to the client request `id`.
+    Respond { id: ClientRequestId, result: Result<Response, EtcdError> },
+    /// A response for a client watch stream, in stream order.
+    Watch { stream: StreamId, response: WatchResponse },
+    /// Save this application snapshot durably (its `data` is the node's versioned,
+    /// checksummed state), then answer [`Input::SnapshotSaved`].
+    SaveSnapshot { snapshot: Snapshot },
+    /// The snapshot at `index` is durable: WAL records of entries up to `index` may
+    /// be released.
+    ReleaseWal { index: u64 },
+    /// Leader, role or term changed (for metrics and logs).
+    RoleChanged { leader: u64, role: Role, term: u64 },
+    /// This member was removed from the cluster: the driver stops it. The node
+    /// answers nothing further.
+    Removed,
+}
+
+/// What members say to each other: raft messages plus requests that only the
+/// leader can serve, forwarded by followers.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PeerMessage {
+    Raft(Message),
+    /// A follower asks the leader to serve `request`; the answer comes back as
+    /// [`PeerMessage::ForwardReply`] with the same `forward_id` (chosen by `from`).
+    Forward { from: u64, forward_id: u64, request: ForwardRequest },
+    ForwardReply { forward_id: u64, result: Result<Response, EtcdError> },
+}
+
+/// Requests a follower forwards to the leader (etcd's peer `/leases`,
+/// `/leases/internal` and `/members/promote` endpoints).
+#[derive(Clone, Debug, PartialEq)]
+pub enum ForwardRequest {
+    LeaseKeepAlive(LeaseKeepAliveRequest),
+    LeaseTimeToLive(LeaseTimeToLiveRequest),
+    MemberPromote(MemberPromoteRequest),
+}
+
+/// A client request (the etcd RPC it comes from in each variant's name).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Request {
+    Range(RangeRequest),
+    Put(PutRequest),
+    DeleteRange(DeleteRangeRequest),
+    Txn(TxnRequest),
+    Compact(CompactionRequest),
+    LeaseGrant(LeaseGrantRequest),
+    LeaseRevoke(LeaseRevokeRequest),
+    /// One renewal of a keepalive stream.
+    LeaseKeepAlive(LeaseKeepAliveRequest),
+    LeaseTimeToLive(LeaseTimeToLiveRequest),
+    LeaseLeases,
+    MemberAdd(MemberAddRequest),
+    MemberRemove(MemberRemoveRequest),
+    MemberUpdate(MemberUpdateRequest),
+    MemberList(MemberListRequest),
+    MemberPromote(MemberPromoteRequest),
+    Status,
+    HashKv(HashKvRequest),
+    Alarm(AlarmRequest),
+    MoveLeader(MoveLeaderRequest),
+    /// A watch create on the driver's stream `stream`; the created/canceled answer
+    /// and the events arrive as [`Output::Watch`].
+    WatchCreate { stream: StreamId, request: WatchCreateRequest },
+    WatchCancel { stream: StreamId, watch_id: i64 },
+    WatchProgress { stream: StreamId },
+}
+
+/// A successful answer, one variant per [`Request`] variant.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Response {
+    Range(RangeResponse),
+    Put(PutResponse),
+    DeleteRange(DeleteRangeResponse),
+    Txn(TxnResponse),
+    Compact(CompactionResponse),
+    LeaseGrant(LeaseGrantResponse),
+    LeaseRevoke(LeaseRevokeResponse),
+    LeaseKeepAlive(LeaseKeepAliveResponse),
+    LeaseTimeToLive(LeaseTimeToLiveResponse),
+    LeaseLeases(LeaseLeasesResponse),
+    MemberAdd(MemberAddResponse),
+    MemberRemove(MemberRemoveResponse),
+    MemberUpdate(MemberUpdateResponse),
+    MemberList(MemberListResponse),
+    MemberPromote(MemberPromoteResponse),
+    Status(StatusResponse),
+    HashKv(HashKvResponse),
+    Alarm(AlarmResponse),
+    MoveLeader(MoveLeaderResponse),
+    /// A watch request was taken; its answers arrive as [`Output::Watch`].
+    Watch,
+}
