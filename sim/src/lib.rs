@@ -11,4 +11,5 @@ pub mod disk;
 pub mod mutations;
 pub mod options;
 pub mod queue;
+pub mod storage;
 pub mod trace;
