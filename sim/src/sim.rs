@@ -105,6 +105,8 @@ pub(crate) struct Host {
     serializable_rev_max: i64,
     founder: bool,
     pub removed: bool,
+    /// The log index acknowledged durable when the member last crashed.
+    durable_at_crash: u64,
 }
 
 /// Where a client request's answer goes.
@@ -144,6 +146,9 @@ pub struct Sim {
     pub(crate) workload: Workload,
     /// Whether fault injection is on (the safety phase of a seeded run).
     faults_on: bool,
+    verbose: bool,
+    /// Per member, when the last answer to a client arrives (FIFO links).
+    client_links: BTreeMap<u64, u64>,
 }
 
 impl Sim {
@@ -172,6 +177,8 @@ impl Sim {
             next_stream: 1,
             scenario_results: BTreeMap::new(),
             faults_on: false,
+            verbose: std::env::var_os("DETCD_SIM_LOG").is_some(),
+            client_links: BTreeMap::new(),
         };
         for &id in &ids {
             let config = sim.node_config(id, initial.clone());
@@ -197,6 +204,7 @@ impl Sim {
                 serializable_rev_max: 0,
                 founder: true,
                 removed: false,
+                durable_at_crash: 0,
             };
             sim.hosts.insert(id, host);
             sim.start_node(id, NodeStart::Found);
@@ -264,6 +272,13 @@ impl Sim {
         let first_tick = self.now_us + self.rng.range(0, self.opts.tick_ms * 1000);
         self.queue.push(first_tick, Event::Tick { member: id, inc });
         self.drain(id);
+    }
+
+    /// Prints a line of the run's log when `DETCD_SIM_LOG` is set.
+    pub fn log(&self, line: std::fmt::Arguments<'_>) {
+        if self.verbose {
+            eprintln!("[{:>10} us] {line}", self.now_us);
+        }
     }
 
     pub fn fail(&mut self, why: String) {
@@ -355,11 +370,11 @@ impl Sim {
                         host.serializable_rev_max = rev;
                     }
                 }
-                let at = self.now_us + self.rng.range(CLIENT_LATENCY_US_MIN, CLIENT_LATENCY_US_MAX);
+                let at = self.client_link_at(id);
                 self.queue.push(at, Event::ToClient { request_id, result });
             }
             Output::Watch { stream, response } => {
-                let at = self.now_us + self.rng.range(CLIENT_LATENCY_US_MIN, CLIENT_LATENCY_US_MAX);
+                let at = self.client_link_at(id);
                 self.queue.push(at, Event::WatchToClient { member: id, stream, response: Box::new(response) });
             }
             Output::SaveSnapshot { snapshot } => {
@@ -390,6 +405,15 @@ impl Sim {
                 self.streams.retain(|(m, _), _| *m != member);
             }
         }
+    }
+
+    /// When an answer leaving member `id` now reaches its client: client
+    /// connections are streams, so answers from one member arrive in order.
+    fn client_link_at(&mut self, id: u64) -> u64 {
+        let at = self.now_us + self.rng.range(CLIENT_LATENCY_US_MIN, CLIENT_LATENCY_US_MAX);
+        let link = self.client_links.entry(id).or_default();
+        *link = (*link).max(at);
+        *link
     }
 
     fn check_persist_before_send(&mut self, id: u64, m: &detcd_proto::raftpb::Message) {
@@ -440,7 +464,18 @@ impl Sim {
             delay += self.rng.range(0, self.opts.delay_spike_max_us + 1);
             self.counters.messages_delayed += 1;
         }
-        if self.faults_on && f.has(FaultKind::Duplicate) && self.rng.chance(self.opts.duplicate_per_mille, 1000) {
+        // Raft's own messages are idempotent and may be replayed; a forwarded
+        // proposal is not (etcd's stream transport never duplicates one, and a
+        // replayed MsgProp would apply a client's write twice), so it never is.
+        let replayable = match &message {
+            PeerMessage::Raft(m) => m.r#type != MessageType::MsgProp as i32,
+            _ => false,
+        };
+        if replayable
+            && self.faults_on
+            && f.has(FaultKind::Duplicate)
+            && self.rng.chance(self.opts.duplicate_per_mille, 1000)
+        {
             self.counters.messages_duplicated += 1;
             let again = delay + self.rng.range(0, 10 * self.opts.delay_mean_us + 1);
             self.queue.push(self.now_us + again, Event::Deliver { from, to, message: message.clone() });
@@ -610,10 +645,17 @@ impl Sim {
         }
         self.counters.crashes += 1;
         self.trace.event("crash", &id.to_le_bytes());
+        if self.verbose {
+            eprintln!("[{:>10} us] crash member {id:x}", self.now_us);
+        }
         let mut disk = host.storage.take().expect("storage").disk;
         let policy = CrashPolicy { lose_unsynced: true, tear: torn, garbage: torn };
         disk.crash(&mut self.rng, policy, &Storage::accepts_garbage);
         host.parked_disk = Some(disk);
+        host.durable_at_crash = host.durable_last_index;
+        if self.verbose {
+            eprintln!("[{:>10} us] member {id:x} crashed with durable log to {}, commit {}", self.now_us, host.durable_last_index, host.cursors.commit);
+        }
         host.inc += 1; // outstanding events of the old incarnation are void
         self.streams.retain(|(m, _), _| *m != id);
         self.workload.member_crashed(id);
@@ -635,6 +677,21 @@ impl Sim {
                 if recovered.torn_tail {
                     self.counters.torn_tails_recovered += 1;
                 }
+                if let Some(NodeStart::Recover { snapshot, hard_state, entries }) = &start {
+                    let index = snapshot.metadata.as_ref().map_or(0, |m| m.index);
+                    let last = entries.last().map_or(index, |e| e.index);
+                    let durable = self.hosts[&id].durable_at_crash;
+                    if last < durable && !self.mutations_lose_durability() {
+                        self.fail(format!(
+                            "member {id:x} recovered its log to {last}, but {durable} was acknowledged durable before the crash"
+                        ));
+                        return;
+                    }
+                    self.log(format_args!(
+                        "restart member {id:x}: snapshot {index}, hard state term {} commit {}, entries to {last}, torn tail {}",
+                        hard_state.term, hard_state.commit, recovered.torn_tail
+                    ));
+                }
                 let host = self.hosts.get_mut(&id).expect("host");
                 host.storage = Some(storage);
                 host.disk_free_at_us = self.now_us;
@@ -643,6 +700,14 @@ impl Sim {
             }
             Err(e) => self.fail(format!("member {id:x} cannot restart: {e}")),
         }
+    }
+
+    /// Whether a planted bug is allowed to lose acknowledged writes (the sim's own
+    /// durability self-check then stands aside and lets the cluster checks find it).
+    fn mutations_lose_durability(&self) -> bool {
+        ["disk-sync-lies", "persisted-before-sync", "restart-forgets-unsynced-entries-late"]
+            .iter()
+            .any(|m| self.mutations.is(m))
     }
 
     fn crash_random(&mut self) {

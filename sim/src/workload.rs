@@ -183,7 +183,8 @@ impl Sim {
     }
 
     fn think(&mut self, client: usize) {
-        let think = self.rng().range(0, self.opts.think_ms_max * 1000 + 1);
+        let think_max = self.opts.think_ms_max * 1000 + 1;
+        let think = self.rng().range(0, think_max);
         let c = &mut self.workload.clients[client];
         c.token += 1;
         let token = c.token;
@@ -506,4 +507,14 @@ fn header_revision(response: &Response) -> i64 {
         _ => return 0,
     };
     header.as_ref().map_or(0, |h| h.revision)
+}
+
+impl Sim {
+    /// Wakes `client` now (used to start the final reader).
+    pub fn schedule_wake_now(&mut self, client: usize) {
+        let c = &mut self.workload.clients[client];
+        c.token += 1;
+        let token = c.token;
+        self.schedule_wake(client, self.now_us, token);
+    }
 }
