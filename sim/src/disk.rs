@@ -91,7 +91,10 @@ impl Disk {
     pub fn write(&mut self, name: &str, offset: usize, bytes: &[u8]) {
         let file = self.files.entry(name.to_string()).or_default();
         apply(&mut file.content, offset, bytes);
-        file.unsynced.push(PendingWrite { offset, bytes: bytes.to_vec() });
+        file.unsynced.push(PendingWrite {
+            offset,
+            bytes: bytes.to_vec(),
+        });
         self.stats.writes += 1;
         self.stats.bytes_written += bytes.len() as u64;
     }
@@ -99,7 +102,10 @@ impl Disk {
     /// Starts a sync of `name`: it covers the writes made so far.
     pub fn sync_begin(&mut self, name: &str) -> SyncToken {
         let file = self.files.entry(name.to_string()).or_default();
-        SyncToken { name: name.to_string(), upto: file.synced_count + file.unsynced.len() as u64 }
+        SyncToken {
+            name: name.to_string(),
+            upto: file.synced_count + file.unsynced.len() as u64,
+        }
     }
 
     /// Completes a sync: the writes it covers become durable.
@@ -108,7 +114,9 @@ impl Disk {
         if self.sync_lies {
             return;
         }
-        let Some(file) = self.files.get_mut(&token.name) else { return };
+        let Some(file) = self.files.get_mut(&token.name) else {
+            return;
+        };
         file.exists_durably = true;
         let covered = token.upto.saturating_sub(file.synced_count) as usize;
         let covered = covered.min(file.unsynced.len());
@@ -140,7 +148,11 @@ impl Disk {
 
     /// Names starting with `prefix`, in order.
     pub fn list(&self, prefix: &str) -> Vec<String> {
-        self.files.keys().filter(|n| n.starts_with(prefix)).cloned().collect()
+        self.files
+            .keys()
+            .filter(|n| n.starts_with(prefix))
+            .cloned()
+            .collect()
     }
 
     /// Bytes held (volatile view), for memory accounting.
@@ -150,14 +162,23 @@ impl Disk {
 
     /// Power loss. `accepts_garbage(name, bytes)` says whether the reader of `name`
     /// would recognise the crashed file as a torn tail rather than corruption.
-    pub fn crash(&mut self, rng: &mut Rng, policy: CrashPolicy, accepts_garbage: &dyn Fn(&str, &[u8]) -> bool) {
+    pub fn crash(
+        &mut self,
+        rng: &mut Rng,
+        policy: CrashPolicy,
+        accepts_garbage: &dyn Fn(&str, &[u8]) -> bool,
+    ) {
         self.stats.crashes += 1;
         let names: Vec<String> = self.files.keys().cloned().collect();
         for name in names {
             let file = self.files.get_mut(&name).expect("listed");
             let pending = std::mem::take(&mut file.unsynced);
             let mut content = file.durable.clone();
-            let survive = if policy.lose_unsynced { rng.range(0, pending.len() as u64 + 1) as usize } else { pending.len() };
+            let survive = if policy.lose_unsynced {
+                rng.range(0, pending.len() as u64 + 1) as usize
+            } else {
+                pending.len()
+            };
             self.stats.unsynced_writes_lost += (pending.len() - survive) as u64;
             for write in &pending[..survive] {
                 apply(&mut content, write.offset, &write.bytes);
@@ -174,7 +195,8 @@ impl Disk {
                     self.stats.writes_torn += 1;
                     if policy.garbage && kept_end < end && rng.chance(1, 2) {
                         let garbage_end = (kept_end + SECTOR_BYTES).min(end);
-                        let garbage: Vec<u8> = (kept_end..garbage_end).map(|_| rng.next_u64() as u8).collect();
+                        let garbage: Vec<u8> =
+                            (kept_end..garbage_end).map(|_| rng.next_u64() as u8).collect();
                         let mut with_garbage = content.clone();
                         apply(&mut with_garbage, kept_end, &garbage);
                         if accepts_garbage(&name, &with_garbage) {
@@ -211,7 +233,11 @@ fn apply(target: &mut Vec<u8>, offset: usize, bytes: &[u8]) {
 mod tests {
     use super::*;
 
-    const ALL: CrashPolicy = CrashPolicy { lose_unsynced: true, tear: true, garbage: true };
+    const ALL: CrashPolicy = CrashPolicy {
+        lose_unsynced: true,
+        tear: true,
+        garbage: true,
+    };
 
     #[test]
     fn synced_writes_survive_a_crash() {
@@ -238,7 +264,15 @@ mod tests {
         let token = disk.sync_begin("f");
         disk.write("f", 1, b"b");
         disk.sync_complete(&token);
-        disk.crash(&mut Rng::new(1), CrashPolicy { lose_unsynced: true, tear: false, garbage: false }, &|_, _| true);
+        disk.crash(
+            &mut Rng::new(1),
+            CrashPolicy {
+                lose_unsynced: true,
+                tear: false,
+                garbage: false,
+            },
+            &|_, _| true,
+        );
         // Either "a" or "ab" is legal; "b" alone never is.
         assert!(disk.read("f").unwrap().starts_with(b"a"));
     }
@@ -253,9 +287,20 @@ mod tests {
             let token = disk.sync_begin("f");
             disk.sync_complete(&token);
             disk.write("f", 8, &write);
-            disk.crash(&mut Rng::new(seed), CrashPolicy { lose_unsynced: true, tear: true, garbage: false }, &|_, _| true);
+            disk.crash(
+                &mut Rng::new(seed),
+                CrashPolicy {
+                    lose_unsynced: true,
+                    tear: true,
+                    garbage: false,
+                },
+                &|_, _| true,
+            );
             let len = disk.read("f").unwrap().len();
-            assert!(len == 8 || len == 8 + write.len() || len % SECTOR_BYTES == 0, "len {len}");
+            assert!(
+                len == 8 || len == 8 + write.len() || len % SECTOR_BYTES == 0,
+                "len {len}"
+            );
             saw_torn |= len != 8 && len != 8 + write.len();
         }
         assert!(saw_torn);
@@ -263,20 +308,42 @@ mod tests {
 
     #[test]
     fn lying_syncs_lose_acknowledged_data() {
-        let mut disk = Disk { sync_lies: true, ..Disk::new() };
+        let mut disk = Disk {
+            sync_lies: true,
+            ..Disk::new()
+        };
         disk.write("f", 0, b"acked");
         let token = disk.sync_begin("f");
         disk.sync_complete(&token);
-        disk.crash(&mut Rng::new(3), CrashPolicy { lose_unsynced: true, tear: false, garbage: false }, &|_, _| true);
+        disk.crash(
+            &mut Rng::new(3),
+            CrashPolicy {
+                lose_unsynced: true,
+                tear: false,
+                garbage: false,
+            },
+            &|_, _| true,
+        );
         let survived = disk.read("f").map(<[u8]>::to_vec);
         // With some seed the write is gone although its sync "completed".
         let mut lost = survived.is_none();
         for seed in 0..32 {
-            let mut d = Disk { sync_lies: true, ..Disk::new() };
+            let mut d = Disk {
+                sync_lies: true,
+                ..Disk::new()
+            };
             d.write("f", 0, b"acked");
             let t = d.sync_begin("f");
             d.sync_complete(&t);
-            d.crash(&mut Rng::new(seed), CrashPolicy { lose_unsynced: true, tear: false, garbage: false }, &|_, _| true);
+            d.crash(
+                &mut Rng::new(seed),
+                CrashPolicy {
+                    lose_unsynced: true,
+                    tear: false,
+                    garbage: false,
+                },
+                &|_, _| true,
+            );
             lost |= d.read("f").is_none();
         }
         assert!(lost);

@@ -38,12 +38,20 @@ impl LogMirror {
         let Some(first) = entries.first() else { return };
         if first.index <= self.snapshot_index {
             // Raft never hands out entries at or below its snapshot.
-            panic!("entry {} handed out at or below the snapshot {}", first.index, self.snapshot_index);
+            panic!(
+                "entry {} handed out at or below the snapshot {}",
+                first.index, self.snapshot_index
+            );
         }
         let keep = (first.index - self.snapshot_index - 1) as usize;
-        assert!(keep <= self.entries.len(), "entries handed out with a gap after {}", self.last_index());
+        assert!(
+            keep <= self.entries.len(),
+            "entries handed out with a gap after {}",
+            self.last_index()
+        );
         self.entries.truncate(keep);
-        self.entries.extend(entries.iter().map(|e| (e.term, crc32c::checksum(&e.data))));
+        self.entries
+            .extend(entries.iter().map(|e| (e.term, crc32c::checksum(&e.data))));
     }
 
     pub fn last_index(&self) -> u64 {
@@ -54,7 +62,9 @@ impl LogMirror {
         if index <= self.snapshot_index {
             return None;
         }
-        self.entries.get((index - self.snapshot_index - 1) as usize).copied()
+        self.entries
+            .get((index - self.snapshot_index - 1) as usize)
+            .copied()
     }
 }
 
@@ -96,21 +106,33 @@ impl Invariants {
         let id = view.id;
         let term_max = self.terms.entry(id).or_default();
         if view.term < *term_max {
-            return Err(format!("member {id:x}: term went back from {} to {}", term_max, view.term));
+            return Err(format!(
+                "member {id:x}: term went back from {} to {}",
+                term_max, view.term
+            ));
         }
         *term_max = view.term;
         if view.commit < cursors.commit {
-            return Err(format!("member {id:x}: commit went back from {} to {}", cursors.commit, view.commit));
+            return Err(format!(
+                "member {id:x}: commit went back from {} to {}",
+                cursors.commit, view.commit
+            ));
         }
         if view.applied < cursors.applied {
-            return Err(format!("member {id:x}: applied went back from {} to {}", cursors.applied, view.applied));
+            return Err(format!(
+                "member {id:x}: applied went back from {} to {}",
+                cursors.applied, view.applied
+            ));
         }
         cursors.commit = view.commit;
         cursors.applied = view.applied;
         if view.is_leader {
             let leader = self.leaders.entry(view.term).or_insert(id);
             if *leader != id {
-                return Err(format!("two leaders in term {}: {:x} and {id:x}", view.term, *leader));
+                return Err(format!(
+                    "two leaders in term {}: {:x} and {id:x}",
+                    view.term, *leader
+                ));
             }
         }
         // Committed entries: record new ones, compare known ones.

@@ -17,7 +17,10 @@ use detcd_sim::options::{FaultSet, Options};
 use detcd_sim::run::{render, run};
 
 #[derive(Debug, Parser)]
-#[command(name = "detcd-sim", about = "Deterministic simulation of a detcd cluster under faults")]
+#[command(
+    name = "detcd-sim",
+    about = "Deterministic simulation of a detcd cluster under faults"
+)]
 struct Args {
     /// The seed of the (first) run.
     #[arg(long, default_value_t = 0)]
@@ -88,7 +91,10 @@ fn main() -> ExitCode {
         if args.quiet || count > 1 {
             print!("seed {seed}: ");
         }
-        print!("{}", render(&opts, mutations, &report, verbose || report.failure.is_some()));
+        print!(
+            "{}",
+            render(&opts, mutations, &report, verbose || report.failure.is_some())
+        );
         if let Some(why) = &report.failure {
             println!("FAILED seed {seed}: {why}");
             println!("replay: {}", replay_command(&args, seed));

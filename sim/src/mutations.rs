@@ -25,7 +25,9 @@ use std::fmt;
 pub enum Layer {
     Sim,
     /// In core, at the named place (file and rule).
-    Core { hook: &'static str },
+    Core {
+        hook: &'static str,
+    },
 }
 
 /// One planted bug.
@@ -168,14 +170,19 @@ impl Mutations {
     /// Selects `name`. Fails when the build has no mutations, the name is unknown,
     /// or the mutation needs a core hook that core does not have yet.
     pub fn select(name: &str) -> Result<Mutations, String> {
-        let mutation = find(name).ok_or_else(|| format!("unknown mutation {name:?} (see --list-mutations)"))?;
+        let mutation =
+            find(name).ok_or_else(|| format!("unknown mutation {name:?} (see --list-mutations)"))?;
         if !cfg!(feature = "mutations") {
             return Err("this build has no mutations: rebuild with `--features mutations`".to_string());
         }
         if let Layer::Core { hook } = mutation.layer {
-            return Err(format!("mutation {name:?} needs a hook in detcd-core that core does not have yet: {hook}"));
+            return Err(format!(
+                "mutation {name:?} needs a hook in detcd-core that core does not have yet: {hook}"
+            ));
         }
-        Ok(Mutations { active: Some(mutation) })
+        Ok(Mutations {
+            active: Some(mutation),
+        })
     }
 
     /// Whether the named mutation is active. Always false without the feature.

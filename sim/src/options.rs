@@ -110,7 +110,11 @@ impl FaultSet {
 
 impl fmt::Display for FaultSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names: Vec<_> = FaultKind::ALL.iter().filter(|k| self.has(**k)).map(|k| k.name()).collect();
+        let names: Vec<_> = FaultKind::ALL
+            .iter()
+            .filter(|k| self.has(**k))
+            .map(|k| k.name())
+            .collect();
         if names.is_empty() {
             f.write_str("none")
         } else {
@@ -278,7 +282,11 @@ impl fmt::Display for Options {
             "cluster:     {} members, tick {} ms, election {} ticks, snapshot every {} entries, WAL segment {} bytes",
             self.nodes, self.tick_ms, self.election_ticks, self.snapshot_count, self.wal_segment_bytes
         )?;
-        writeln!(f, "phases:      safety {} ms, liveness {} ms", self.safety_ms, self.liveness_ms)?;
+        writeln!(
+            f,
+            "phases:      safety {} ms, liveness {} ms",
+            self.safety_ms, self.liveness_ms
+        )?;
         writeln!(f, "faults:      {}", self.faults)?;
         writeln!(
             f,
@@ -331,7 +339,10 @@ mod tests {
 
     #[test]
     fn same_seed_same_options() {
-        assert_eq!(Options::from_seed(7, None, None), Options::from_seed(7, None, None));
+        assert_eq!(
+            Options::from_seed(7, None, None),
+            Options::from_seed(7, None, None)
+        );
     }
 
     #[test]

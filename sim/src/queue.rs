@@ -44,13 +44,25 @@ impl<T> EventQueue<T> {
     /// A queue that panics if it ever holds more than `len_max` events: an
     /// unbounded queue in a simulation is a bug (a message storm or a timer leak).
     pub fn new(len_max: usize) -> Self {
-        EventQueue { heap: BinaryHeap::new(), seq: 0, len_max }
+        EventQueue {
+            heap: BinaryHeap::new(),
+            seq: 0,
+            len_max,
+        }
     }
 
     pub fn push(&mut self, at_us: u64, item: T) {
         self.seq += 1;
-        self.heap.push(Reverse(Slot { at_us, seq: self.seq, item }));
-        assert!(self.heap.len() <= self.len_max, "event queue over {} events", self.len_max);
+        self.heap.push(Reverse(Slot {
+            at_us,
+            seq: self.seq,
+            item,
+        }));
+        assert!(
+            self.heap.len() <= self.len_max,
+            "event queue over {} events",
+            self.len_max
+        );
     }
 
     /// The earliest event, if it is due at or before `until_us`.

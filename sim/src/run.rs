@@ -73,7 +73,9 @@ pub fn run(opts: &Options, mutations: Mutations) -> Report {
                 .cloned()
                 .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_else(|| "panic".to_string());
-            report.failure.get_or_insert(format!("at {} ms: panic: {why}", sim.now_ms()));
+            report
+                .failure
+                .get_or_insert(format!("at {} ms: panic: {why}", sim.now_ms()));
         }
         Ok((lin_steps, liveness_ms)) => {
             report.lin_steps = lin_steps;
@@ -110,7 +112,8 @@ fn phases(sim: &mut Sim) -> (u64, Option<u64>) {
     sim.run_until((heal_us + opts.liveness_ms * 1000).max(sim.now_us));
     // Stop new operations, let the ones in flight end, then read everything back.
     sim.workload.active = false;
-    let drain_until = sim.now_us + 4 * opts.request_timeout_ms.max(opts.election_timeout_ms()) * 1000 + 4 * election_us;
+    let drain_until =
+        sim.now_us + 4 * opts.request_timeout_ms.max(opts.election_timeout_ms()) * 1000 + 4 * election_us;
     while sim.failure.is_none() && sim.workload.inflight() > 0 && sim.now_us < drain_until {
         let step = sim.now_us + election_us;
         sim.run_until(step);
@@ -126,7 +129,10 @@ fn phases(sim: &mut Sim) -> (u64, Option<u64>) {
         return (0, liveness_ms);
     }
     if sim.workload.finals_left() > 0 {
-        sim.fail(format!("final reads: {} keys not read back", sim.workload.finals_left()));
+        sim.fail(format!(
+            "final reads: {} keys not read back",
+            sim.workload.finals_left()
+        ));
         return (0, liveness_ms);
     }
     sim.phase = crate::sim::Phase::Done;
@@ -140,17 +146,25 @@ fn phases(sim: &mut Sim) -> (u64, Option<u64>) {
         }
         CheckOutcome::Unknown { keys } => {
             // Out of search budget is not a verdict; say so without failing.
-            eprintln!("seed {}: linearizability check ran out of budget on {} keys", opts.seed, keys.len());
+            eprintln!(
+                "seed {}: linearizability check ran out of budget on {} keys",
+                opts.seed,
+                keys.len()
+            );
         }
     }
     let mut writes = BTreeMap::new();
     for op in sim.workload.history.operations() {
-        let Outcome::Completed { result, .. } = &op.outcome else { continue };
+        let Outcome::Completed { result, .. } = &op.outcome else {
+            continue;
+        };
         if !result.created_revision() {
             continue;
         }
         let entry = match (&op.op, result) {
-            (KvOp::Put { key, value }, KvResult::PutOk { revision }) => (*revision, (key.clone(), Some(value.clone()))),
+            (KvOp::Put { key, value }, KvResult::PutOk { revision }) => {
+                (*revision, (key.clone(), Some(value.clone())))
+            }
             (KvOp::Delete { key }, KvResult::DeleteOk { revision, .. }) => (*revision, (key.clone(), None)),
             (KvOp::CompareAndSwap { key, new_value, .. }, KvResult::TxnOk { revision, .. }) => {
                 (*revision, (key.clone(), Some(new_value.clone())))
@@ -201,7 +215,9 @@ pub fn render(opts: &Options, mutations: Mutations, report: &Report, verbose: bo
         out.push_str(&format!(
             "checks:      {} invariant checks; liveness after heal {}\n",
             c.invariant_checks,
-            report.liveness_ms.map_or("-".to_string(), |ms| format!("{ms} ms"))
+            report
+                .liveness_ms
+                .map_or("-".to_string(), |ms| format!("{ms} ms"))
         ));
         out.push_str(&format!(
             "speed:       {:.1} simulated s in {:.3} s real = {:.0}x\n",

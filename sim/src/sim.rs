@@ -66,17 +66,54 @@ pub struct Counters {
 /// A scheduled happening.
 #[derive(Debug)]
 pub(crate) enum Event {
-    Tick { member: u64, inc: u64 },
-    Deliver { from: u64, to: u64, message: PeerMessage },
-    PersistDone { member: u64, inc: u64, ready_number: u64, tokens: Vec<SyncToken> },
-    SyncDone { member: u64, inc: u64, tokens: Vec<SyncToken> },
-    SnapshotDone { member: u64, inc: u64, snapshot: Box<detcd_proto::raftpb::Snapshot>, tokens: Vec<SyncToken> },
-    ToMember { member: u64, request_id: u64, request: Request },
-    ToClient { request_id: u64, result: Result<Response, EtcdError> },
-    WatchToClient { member: u64, stream: u64, response: Box<WatchResponse> },
-    ClientWake { client: usize, token: u64 },
+    Tick {
+        member: u64,
+        inc: u64,
+    },
+    Deliver {
+        from: u64,
+        to: u64,
+        message: PeerMessage,
+    },
+    PersistDone {
+        member: u64,
+        inc: u64,
+        ready_number: u64,
+        tokens: Vec<SyncToken>,
+    },
+    SyncDone {
+        member: u64,
+        inc: u64,
+        tokens: Vec<SyncToken>,
+    },
+    SnapshotDone {
+        member: u64,
+        inc: u64,
+        snapshot: Box<detcd_proto::raftpb::Snapshot>,
+        tokens: Vec<SyncToken>,
+    },
+    ToMember {
+        member: u64,
+        request_id: u64,
+        request: Request,
+    },
+    ToClient {
+        request_id: u64,
+        result: Result<Response, EtcdError>,
+    },
+    WatchToClient {
+        member: u64,
+        stream: u64,
+        response: Box<WatchResponse>,
+    },
+    ClientWake {
+        client: usize,
+        token: u64,
+    },
     Crash,
-    Restart { member: u64 },
+    Restart {
+        member: u64,
+    },
     PartitionChange,
     ClockJump,
     Heal,
@@ -245,7 +282,12 @@ impl Sim {
         let mut config = host.config.clone();
         config.seed ^= host.inc.wrapping_mul(0x51_7cc1_b727_220a);
         host.mirror = LogMirror::default();
-        if let NodeStart::Recover { snapshot, entries, hard_state } = &start {
+        if let NodeStart::Recover {
+            snapshot,
+            entries,
+            hard_state,
+        } = &start
+        {
             let index = snapshot.metadata.as_ref().map_or(0, |m| m.index);
             host.mirror.reset(index);
             host.mirror.append(entries);
@@ -289,7 +331,9 @@ impl Sim {
 
     /// Feeds one input to a running member and carries out everything it asks.
     pub(crate) fn feed(&mut self, id: u64, input: Input) {
-        let Some(host) = self.hosts.get_mut(&id) else { return };
+        let Some(host) = self.hosts.get_mut(&id) else {
+            return;
+        };
         let Some(node) = host.node.as_mut() else { return };
         let now_ms = self.now_us / 1000 + host.clock_offset_ms;
         self.counters.inputs += 1;
@@ -304,7 +348,9 @@ impl Sim {
 
     fn drain(&mut self, id: u64) {
         loop {
-            let Some(host) = self.hosts.get_mut(&id) else { return };
+            let Some(host) = self.hosts.get_mut(&id) else {
+                return;
+            };
             let Some(node) = host.node.as_mut() else { return };
             let Some(output) = node.poll() else { break };
             self.counters.outputs += 1;
@@ -316,7 +362,13 @@ impl Sim {
 
     fn carry_out(&mut self, id: u64, output: Output) {
         match output {
-            Output::Persist { ready_number, snapshot, entries, hard_state, must_sync } => {
+            Output::Persist {
+                ready_number,
+                snapshot,
+                entries,
+                hard_state,
+                must_sync,
+            } => {
                 self.counters.persists += 1;
                 let drop_hs = self.mutations.is("wal-drops-hard-state");
                 let host = self.hosts.get_mut(&id).expect("host");
@@ -336,19 +388,47 @@ impl Sim {
                 if let Some(hs) = &hard_state {
                     host.latest_hs = hs.clone();
                 }
-                host.persists.push_back((ready_number, host.mirror.last_index(), host.latest_hs.clone()));
+                host.persists
+                    .push_back((ready_number, host.mirror.last_index(), host.latest_hs.clone()));
                 let latency = if must_sync { self.fsync_latency_us() } else { 0 };
                 let host = self.hosts.get_mut(&id).expect("host");
                 let storage = host.storage.as_mut().expect("storage");
-                let tokens = if must_sync { storage.sync_begin(&files) } else { Vec::new() };
+                let tokens = if must_sync {
+                    storage.sync_begin(&files)
+                } else {
+                    Vec::new()
+                };
                 let done = host.disk_free_at_us.max(self.now_us + latency);
                 host.disk_free_at_us = done;
                 let inc = host.inc;
                 if self.mutations.is("persisted-before-sync") {
-                    self.queue.push(done, Event::SyncDone { member: id, inc, tokens });
-                    self.queue.push(self.now_us, Event::PersistDone { member: id, inc, ready_number, tokens: Vec::new() });
+                    self.queue.push(
+                        done,
+                        Event::SyncDone {
+                            member: id,
+                            inc,
+                            tokens,
+                        },
+                    );
+                    self.queue.push(
+                        self.now_us,
+                        Event::PersistDone {
+                            member: id,
+                            inc,
+                            ready_number,
+                            tokens: Vec::new(),
+                        },
+                    );
                 } else {
-                    self.queue.push(done, Event::PersistDone { member: id, inc, ready_number, tokens });
+                    self.queue.push(
+                        done,
+                        Event::PersistDone {
+                            member: id,
+                            inc,
+                            ready_number,
+                            tokens,
+                        },
+                    );
                 }
             }
             Output::Send { to, message } => {
@@ -357,15 +437,24 @@ impl Sim {
                 }
                 self.send(id, to, message);
             }
-            Output::Respond { id: request_id, result } => {
+            Output::Respond {
+                id: request_id,
+                result,
+            } => {
                 let host = self.hosts.get_mut(&id).expect("host");
-                if let (Some(Route::Client { serializable: true, .. }), Ok(Response::Range(r))) =
-                    (self.routes.get(&request_id), &result)
+                if let (
+                    Some(Route::Client {
+                        serializable: true, ..
+                    }),
+                    Ok(Response::Range(r)),
+                ) = (self.routes.get(&request_id), &result)
                 {
                     let rev = r.header.as_ref().map_or(0, |h| h.revision);
                     if rev < host.serializable_rev_max {
                         let max = host.serializable_rev_max;
-                        self.fail(format!("serializable read on member {id:x} went back from revision {max} to {rev}"));
+                        self.fail(format!(
+                            "serializable read on member {id:x} went back from revision {max} to {rev}"
+                        ));
                     } else {
                         host.serializable_rev_max = rev;
                     }
@@ -375,7 +464,14 @@ impl Sim {
             }
             Output::Watch { stream, response } => {
                 let at = self.client_link_at(id);
-                self.queue.push(at, Event::WatchToClient { member: id, stream, response: Box::new(response) });
+                self.queue.push(
+                    at,
+                    Event::WatchToClient {
+                        member: id,
+                        stream,
+                        response: Box::new(response),
+                    },
+                );
             }
             Output::SaveSnapshot { snapshot } => {
                 self.counters.snapshots_saved += 1;
@@ -388,11 +484,31 @@ impl Sim {
                 let done = host.disk_free_at_us.max(self.now_us + latency);
                 host.disk_free_at_us = done;
                 if self.mutations.is("snapshot-saved-before-sync") {
-                    self.queue.push(done, Event::SyncDone { member: id, inc, tokens });
-                    let event = Event::SnapshotDone { member: id, inc, snapshot: Box::new(snapshot), tokens: Vec::new() };
+                    self.queue.push(
+                        done,
+                        Event::SyncDone {
+                            member: id,
+                            inc,
+                            tokens,
+                        },
+                    );
+                    let event = Event::SnapshotDone {
+                        member: id,
+                        inc,
+                        snapshot: Box::new(snapshot),
+                        tokens: Vec::new(),
+                    };
                     self.queue.push(self.now_us, event);
                 } else {
-                    self.queue.push(done, Event::SnapshotDone { member: id, inc, snapshot: Box::new(snapshot), tokens });
+                    self.queue.push(
+                        done,
+                        Event::SnapshotDone {
+                            member: id,
+                            inc,
+                            snapshot: Box::new(snapshot),
+                            tokens,
+                        },
+                    );
                 }
             }
             Output::ReleaseWal { .. } => {}
@@ -421,7 +537,8 @@ impl Sim {
         let kind = MessageType::try_from(m.r#type).unwrap_or(MessageType::MsgHup);
         let broken = match kind {
             MessageType::MsgVoteResp if !m.reject => {
-                host.durable_hs.term < m.term || (host.durable_hs.term == m.term && host.durable_hs.vote != m.to)
+                host.durable_hs.term < m.term
+                    || (host.durable_hs.term == m.term && host.durable_hs.vote != m.to)
             }
             MessageType::MsgAppResp if !m.reject => host.durable_last_index < m.index,
             _ => false,
@@ -460,7 +577,8 @@ impl Sim {
         }
         let spread = 2 * self.opts.delay_mean_us.saturating_sub(self.opts.delay_min_us) + 1;
         let mut delay = self.opts.delay_min_us + self.rng.range(0, spread);
-        if self.faults_on && f.has(FaultKind::Delay) && self.rng.chance(self.opts.delay_spike_per_mille, 1000) {
+        if self.faults_on && f.has(FaultKind::Delay) && self.rng.chance(self.opts.delay_spike_per_mille, 1000)
+        {
             delay += self.rng.range(0, self.opts.delay_spike_max_us + 1);
             self.counters.messages_delayed += 1;
         }
@@ -478,13 +596,23 @@ impl Sim {
         {
             self.counters.messages_duplicated += 1;
             let again = delay + self.rng.range(0, 10 * self.opts.delay_mean_us + 1);
-            self.queue.push(self.now_us + again, Event::Deliver { from, to, message: message.clone() });
+            self.queue.push(
+                self.now_us + again,
+                Event::Deliver {
+                    from,
+                    to,
+                    message: message.clone(),
+                },
+            );
         }
-        self.queue.push(self.now_us + delay, Event::Deliver { from, to, message });
+        self.queue
+            .push(self.now_us + delay, Event::Deliver { from, to, message });
     }
 
     fn check_member(&mut self, id: u64) {
-        let Some(host) = self.hosts.get_mut(&id) else { return };
+        let Some(host) = self.hosts.get_mut(&id) else {
+            return;
+        };
         let Some(node) = host.node.as_ref() else { return };
         let status = node.raft_status();
         let is_leader = status.role == Role::Leader;
@@ -507,7 +635,9 @@ impl Sim {
     /// Processes events due up to `until_us`; stops early on a failure.
     pub fn run_until(&mut self, until_us: u64) {
         while self.failure.is_none() {
-            let Some((at, event)) = self.queue.pop_until(until_us) else { break };
+            let Some((at, event)) = self.queue.pop_until(until_us) else {
+                break;
+            };
             debug_assert!(at >= self.now_us, "time went back");
             self.now_us = at;
             self.handle(event);
@@ -520,9 +650,16 @@ impl Sim {
     fn handle(&mut self, event: Event) {
         match event {
             Event::Tick { member, inc } => {
-                if self.hosts.get(&member).is_some_and(|h| h.inc == inc && h.node.is_some()) {
+                if self
+                    .hosts
+                    .get(&member)
+                    .is_some_and(|h| h.inc == inc && h.node.is_some())
+                {
                     self.feed(member, Input::Tick { now_ms: 0 });
-                    self.queue.push(self.now_us + self.opts.tick_ms * 1000, Event::Tick { member, inc });
+                    self.queue.push(
+                        self.now_us + self.opts.tick_ms * 1000,
+                        Event::Tick { member, inc },
+                    );
                 }
             }
             Event::Deliver { from, to, message } => {
@@ -533,8 +670,17 @@ impl Sim {
                     self.feed(to, Input::Peer(message));
                 }
             }
-            Event::PersistDone { member, inc, ready_number, tokens } => {
-                let Some(host) = self.hosts.get_mut(&member).filter(|h| h.inc == inc && h.node.is_some()) else {
+            Event::PersistDone {
+                member,
+                inc,
+                ready_number,
+                tokens,
+            } => {
+                let Some(host) = self
+                    .hosts
+                    .get_mut(&member)
+                    .filter(|h| h.inc == inc && h.node.is_some())
+                else {
                     return;
                 };
                 let storage = host.storage.as_mut().expect("storage");
@@ -557,8 +703,17 @@ impl Sim {
                     }
                 }
             }
-            Event::SnapshotDone { member, inc, snapshot, tokens } => {
-                let Some(host) = self.hosts.get_mut(&member).filter(|h| h.inc == inc && h.node.is_some()) else {
+            Event::SnapshotDone {
+                member,
+                inc,
+                snapshot,
+                tokens,
+            } => {
+                let Some(host) = self
+                    .hosts
+                    .get_mut(&member)
+                    .filter(|h| h.inc == inc && h.node.is_some())
+                else {
                     return;
                 };
                 let storage = host.storage.as_mut().expect("storage");
@@ -570,7 +725,11 @@ impl Sim {
                 let index = snapshot.metadata.as_ref().map_or(0, |m| m.index);
                 self.feed(member, Input::SnapshotSaved { index });
             }
-            Event::ToMember { member, request_id, request } => {
+            Event::ToMember {
+                member,
+                request_id,
+                request,
+            } => {
                 if !self.is_up(member) {
                     return; // lost with the connection; the client times out
                 }
@@ -582,18 +741,26 @@ impl Sim {
                         }
                     }
                 }
-                self.feed(member, Input::Client { id: request_id, request });
+                self.feed(
+                    member,
+                    Input::Client {
+                        id: request_id,
+                        request,
+                    },
+                );
             }
-            Event::ToClient { request_id, result } => {
-                match self.routes.remove(&request_id) {
-                    Some(Route::Scenario) => {
-                        self.scenario_results.insert(request_id, result);
-                    }
-                    Some(Route::Client { client, .. }) => self.client_response(client, request_id, result),
-                    None => {}
+            Event::ToClient { request_id, result } => match self.routes.remove(&request_id) {
+                Some(Route::Scenario) => {
+                    self.scenario_results.insert(request_id, result);
                 }
-            }
-            Event::WatchToClient { member, stream, response } => {
+                Some(Route::Client { client, .. }) => self.client_response(client, request_id, result),
+                None => {}
+            },
+            Event::WatchToClient {
+                member,
+                stream,
+                response,
+            } => {
                 if let Some(&(client, session)) = self.streams.get(&(member, stream)) {
                     if response.canceled {
                         self.streams.remove(&(member, stream));
@@ -616,7 +783,14 @@ impl Sim {
         self.next_request_id += 1;
         self.routes.insert(request_id, route);
         let at = self.now_us + self.rng.range(CLIENT_LATENCY_US_MIN, CLIENT_LATENCY_US_MAX);
-        self.queue.push(at, Event::ToMember { member, request_id, request });
+        self.queue.push(
+            at,
+            Event::ToMember {
+                member,
+                request_id,
+                request,
+            },
+        );
         request_id
     }
 
@@ -639,7 +813,9 @@ impl Sim {
     /// synced (maybe tearing the last write).
     pub fn crash(&mut self, id: u64) {
         let torn = self.faults_on && self.opts.faults.has(FaultKind::TornWrite);
-        let Some(host) = self.hosts.get_mut(&id) else { return };
+        let Some(host) = self.hosts.get_mut(&id) else {
+            return;
+        };
         if host.node.take().is_none() {
             return;
         }
@@ -649,12 +825,19 @@ impl Sim {
             eprintln!("[{:>10} us] crash member {id:x}", self.now_us);
         }
         let mut disk = host.storage.take().expect("storage").disk;
-        let policy = CrashPolicy { lose_unsynced: true, tear: torn, garbage: torn };
+        let policy = CrashPolicy {
+            lose_unsynced: true,
+            tear: torn,
+            garbage: torn,
+        };
         disk.crash(&mut self.rng, policy, &Storage::accepts_garbage);
         host.parked_disk = Some(disk);
         host.durable_at_crash = host.durable_last_index;
         if self.verbose {
-            eprintln!("[{:>10} us] member {id:x} crashed with durable log to {}, commit {}", self.now_us, host.durable_last_index, host.cursors.commit);
+            eprintln!(
+                "[{:>10} us] member {id:x} crashed with durable log to {}, commit {}",
+                self.now_us, host.durable_last_index, host.cursors.commit
+            );
         }
         host.inc += 1; // outstanding events of the old incarnation are void
         self.streams.retain(|(m, _), _| *m != id);
@@ -663,21 +846,37 @@ impl Sim {
 
     /// Restarts a crashed member from its disk.
     pub fn restart(&mut self, id: u64) {
-        let Some(host) = self.hosts.get_mut(&id) else { return };
+        let Some(host) = self.hosts.get_mut(&id) else {
+            return;
+        };
         if host.node.is_some() || host.removed {
             return;
         }
-        let Some(disk) = host.parked_disk.take() else { return };
+        let Some(disk) = host.parked_disk.take() else {
+            return;
+        };
         self.counters.restarts += 1;
         self.trace.event("restart", &id.to_le_bytes());
         let keep_torn = self.mutations.is("wal-keeps-torn-tail");
         let drop_last = self.mutations.is("restart-forgets-unsynced-entries-late");
-        match Storage::recover(disk, id, CLUSTER_ID, self.opts.wal_segment_bytes, keep_torn, drop_last) {
+        match Storage::recover(
+            disk,
+            id,
+            CLUSTER_ID,
+            self.opts.wal_segment_bytes,
+            keep_torn,
+            drop_last,
+        ) {
             Ok((storage, start, recovered)) => {
                 if recovered.torn_tail {
                     self.counters.torn_tails_recovered += 1;
                 }
-                if let Some(NodeStart::Recover { snapshot, hard_state, entries }) = &start {
+                if let Some(NodeStart::Recover {
+                    snapshot,
+                    hard_state,
+                    entries,
+                }) = &start
+                {
                     let index = snapshot.metadata.as_ref().map_or(0, |m| m.index);
                     let last = entries.last().map_or(index, |e| e.index);
                     let durable = self.hosts[&id].durable_at_crash;
@@ -695,7 +894,11 @@ impl Sim {
                 let host = self.hosts.get_mut(&id).expect("host");
                 host.storage = Some(storage);
                 host.disk_free_at_us = self.now_us;
-                let start = start.unwrap_or(if host.founder { NodeStart::Found } else { NodeStart::Join });
+                let start = start.unwrap_or(if host.founder {
+                    NodeStart::Found
+                } else {
+                    NodeStart::Join
+                });
                 self.start_node(id, start);
             }
             Err(e) => self.fail(format!("member {id:x} cannot restart: {e}")),
@@ -705,13 +908,22 @@ impl Sim {
     /// Whether a planted bug is allowed to lose acknowledged writes (the sim's own
     /// durability self-check then stands aside and lets the cluster checks find it).
     fn mutations_lose_durability(&self) -> bool {
-        ["disk-sync-lies", "persisted-before-sync", "restart-forgets-unsynced-entries-late"]
-            .iter()
-            .any(|m| self.mutations.is(m))
+        [
+            "disk-sync-lies",
+            "persisted-before-sync",
+            "restart-forgets-unsynced-entries-late",
+        ]
+        .iter()
+        .any(|m| self.mutations.is(m))
     }
 
     fn crash_random(&mut self) {
-        let up: Vec<u64> = self.hosts.values().filter(|h| h.node.is_some()).map(|h| h.id).collect();
+        let up: Vec<u64> = self
+            .hosts
+            .values()
+            .filter(|h| h.node.is_some())
+            .map(|h| h.id)
+            .collect();
         if !up.is_empty() {
             let id = up[self.rng.range(0, up.len() as u64) as usize];
             self.crash(id);
@@ -863,14 +1075,23 @@ impl Sim {
     pub fn disk_bytes(&self) -> usize {
         self.hosts
             .values()
-            .map(|h| h.storage.as_ref().map(|s| s.disk.bytes()).or(h.parked_disk.as_ref().map(Disk::bytes)).unwrap_or(0))
+            .map(|h| {
+                h.storage
+                    .as_ref()
+                    .map(|s| s.disk.bytes())
+                    .or(h.parked_disk.as_ref().map(Disk::bytes))
+                    .unwrap_or(0)
+            })
             .sum()
     }
 }
 
 /// Whether an error leaves the outcome of a request unknown (it may still apply).
 pub fn outcome_unknown(e: &EtcdError) -> bool {
-    matches!(e.code, Code::Unavailable | Code::DeadlineExceeded | Code::Unknown | Code::Internal | Code::Cancelled)
+    matches!(
+        e.code,
+        Code::Unavailable | Code::DeadlineExceeded | Code::Unknown | Code::Internal | Code::Cancelled
+    )
 }
 
 fn member(id: u64) -> Member {
@@ -897,13 +1118,22 @@ fn hash_input(trace: &mut TraceHash, id: u64, input: &Input) {
 
 fn hash_output(trace: &mut TraceHash, id: u64, output: &Output) {
     match output {
-        Output::Send { to, message: PeerMessage::Raft(m) } => {
+        Output::Send {
+            to,
+            message: PeerMessage::Raft(m),
+        } => {
             let mut bytes = id.to_le_bytes().to_vec();
             bytes.extend_from_slice(&to.to_le_bytes());
             bytes.extend_from_slice(&m.encode_to_vec());
             trace.event("send", &bytes);
         }
-        Output::Persist { ready_number, entries, hard_state, snapshot, must_sync } => {
+        Output::Persist {
+            ready_number,
+            entries,
+            hard_state,
+            snapshot,
+            must_sync,
+        } => {
             let mut bytes = id.to_le_bytes().to_vec();
             bytes.extend_from_slice(&ready_number.to_le_bytes());
             bytes.push(u8::from(*must_sync));

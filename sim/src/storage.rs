@@ -114,10 +114,14 @@ impl Storage {
             }
             if !self.segment_started {
                 self.encoder.begin_segment(&mut buf);
-                self.encoder.append(&Record::Metadata(self.metadata.clone()), &mut buf).expect("metadata fits");
+                self.encoder
+                    .append(&Record::Metadata(self.metadata.clone()), &mut buf)
+                    .expect("metadata fits");
                 self.segment_started = true;
             }
-            self.encoder.append(record, &mut buf).expect("records fit a frame");
+            self.encoder
+                .append(record, &mut buf)
+                .expect("records fit a frame");
         }
         self.flush(&mut buf, &mut touched);
         touched
@@ -151,7 +155,11 @@ impl Storage {
     /// The WAL marker record for `snapshot`.
     pub fn marker(snapshot: &Snapshot) -> Record {
         let meta = snapshot.metadata.clone().unwrap_or_default();
-        Record::Snapshot(walpb::Snapshot { index: meta.index, term: meta.term, conf_state: meta.conf_state })
+        Record::Snapshot(walpb::Snapshot {
+            index: meta.index,
+            term: meta.term,
+            conf_state: meta.conf_state,
+        })
     }
 
     pub fn sync_begin(&mut self, names: &[String]) -> Vec<SyncToken> {
@@ -175,8 +183,10 @@ impl Storage {
         if names.is_empty() {
             return Ok((storage, None, Recovered::default()));
         }
-        let segments: Vec<Vec<u8>> =
-            names.iter().map(|n| storage.disk.read(n).expect("listed").to_vec()).collect();
+        let segments: Vec<Vec<u8>> = names
+            .iter()
+            .map(|n| storage.disk.read(n).expect("listed").to_vec())
+            .collect();
         let slices: Vec<&[u8]> = segments.iter().map(Vec::as_slice).collect();
         let mut log = wal::recover(&slices).map_err(|e| RecoverError::Wal(e.to_string()))?;
         if drop_last_record {
@@ -185,13 +195,22 @@ impl Storage {
         let last = names.len() - 1;
         let valid_len = *log.valid_lens.last().expect("one per segment");
         if log.torn_tail.is_some() && !keep_torn_tail {
-            storage.disk.replace_durable(&names[last], segments[last][..valid_len].to_vec());
+            storage
+                .disk
+                .replace_durable(&names[last], segments[last][..valid_len].to_vec());
         }
         storage.encoder = Encoder::new(log.end_crc);
         storage.segment = last;
-        storage.offset = if keep_torn_tail { segments[last].len().max(valid_len) } else { valid_len };
+        storage.offset = if keep_torn_tail {
+            segments[last].len().max(valid_len)
+        } else {
+            valid_len
+        };
         storage.segment_started = valid_len > 0;
-        let recovered = Recovered { torn_tail: log.torn_tail.is_some(), segments: names.len() };
+        let recovered = Recovered {
+            torn_tail: log.torn_tail.is_some(),
+            segments: names.len(),
+        };
         let Some(marker) = log.snapshot else {
             // Nothing but metadata made it: the member never persisted its first
             // Ready and starts as new.
@@ -207,7 +226,10 @@ impl Storage {
     }
 
     fn load_snapshot(&self, index: u64) -> Result<Snapshot, RecoverError> {
-        let bytes = self.disk.read(&Self::snapshot_name(index)).ok_or(RecoverError::SnapshotMissing { index })?;
+        let bytes = self
+            .disk
+            .read(&Self::snapshot_name(index))
+            .ok_or(RecoverError::SnapshotMissing { index })?;
         let corrupt = RecoverError::SnapshotCorrupt { index };
         if bytes.len() < 12 {
             return Err(corrupt);
@@ -259,7 +281,12 @@ mod tests {
     use detcd_proto::raftpb::SnapshotMetadata;
 
     fn entry(index: u64) -> Entry {
-        Entry { index, term: 1, data: vec![index as u8; 100], ..Default::default() }
+        Entry {
+            index,
+            term: 1,
+            data: vec![index as u8; 100],
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -267,7 +294,11 @@ mod tests {
         for seed in 0..40 {
             let mut s = Storage::create(Disk::new(), 1, 9, 1024);
             let snap = Snapshot {
-                metadata: Some(SnapshotMetadata { index: 1, term: 1, ..Default::default() }),
+                metadata: Some(SnapshotMetadata {
+                    index: 1,
+                    term: 1,
+                    ..Default::default()
+                }),
                 ..Default::default()
             };
             let file = s.write_snapshot(&snap);
@@ -286,11 +317,22 @@ mod tests {
                 }
             }
             let mut disk = std::mem::take(&mut s.disk);
-            let policy = CrashPolicy { lose_unsynced: true, tear: true, garbage: true };
+            let policy = CrashPolicy {
+                lose_unsynced: true,
+                tear: true,
+                garbage: true,
+            };
             disk.crash(&mut Rng::new(seed), policy, &Storage::accepts_garbage);
             let (_, start, _) = Storage::recover(disk, 1, 9, 1024, false, false).expect("recovers");
-            let Some(NodeStart::Recover { entries, .. }) = start else { panic!("has a snapshot") };
-            assert!(entries.len() as u64 >= synced - 1, "seed {seed}: {} < {}", entries.len(), synced - 1);
+            let Some(NodeStart::Recover { entries, .. }) = start else {
+                panic!("has a snapshot")
+            };
+            assert!(
+                entries.len() as u64 >= synced - 1,
+                "seed {seed}: {} < {}",
+                entries.len(),
+                synced - 1
+            );
             for (k, e) in entries.iter().enumerate() {
                 assert_eq!(e.index, k as u64 + 2);
             }

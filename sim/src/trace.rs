@@ -16,7 +16,10 @@ pub struct TraceHash {
 
 impl Default for TraceHash {
     fn default() -> Self {
-        TraceHash { state: FNV_OFFSET_BASIS, events: 0 }
+        TraceHash {
+            state: FNV_OFFSET_BASIS,
+            events: 0,
+        }
     }
 }
 

@@ -33,22 +33,36 @@ pub struct WatchSession {
 
 /// Checks every session; `writes` maps revision -> the acknowledged write
 /// (key, value or None for delete) that created it.
-pub fn check(sessions: &[WatchSession], writes: &BTreeMap<i64, (Vec<u8>, Option<Vec<u8>>)>) -> Result<(), String> {
+pub fn check(
+    sessions: &[WatchSession],
+    writes: &BTreeMap<i64, (Vec<u8>, Option<Vec<u8>>)>,
+) -> Result<(), String> {
     let mut seen: BTreeMap<i64, WatchEvent> = BTreeMap::new();
     for (n, s) in sessions.iter().enumerate() {
-        let who = format!("watch session {n} on member {:x} from revision {}", s.member, s.start_revision);
+        let who = format!(
+            "watch session {n} on member {:x} from revision {}",
+            s.member, s.start_revision
+        );
         if let Some(compact) = s.compact_revision {
             if s.start_revision > 0 && compact <= s.start_revision {
-                return Err(format!("{who}: canceled with compact_revision {compact} not above its start"));
+                return Err(format!(
+                    "{who}: canceled with compact_revision {compact} not above its start"
+                ));
             }
         }
         let mut last = 0;
         for e in &s.events {
             if e.revision <= last {
-                return Err(format!("{who}: event at revision {} after revision {last}", e.revision));
+                return Err(format!(
+                    "{who}: event at revision {} after revision {last}",
+                    e.revision
+                ));
             }
             if s.start_revision > 0 && e.revision < s.start_revision {
-                return Err(format!("{who}: event at revision {} below the start revision", e.revision));
+                return Err(format!(
+                    "{who}: event at revision {} below the start revision",
+                    e.revision
+                ));
             }
             if !e.key.starts_with(&s.prefix) {
                 return Err(format!("{who}: event for a key outside the watched prefix"));
@@ -56,7 +70,10 @@ pub fn check(sessions: &[WatchSession], writes: &BTreeMap<i64, (Vec<u8>, Option<
             last = e.revision;
             match seen.get(&e.revision) {
                 Some(other) if other != e => {
-                    return Err(format!("{who}: revision {} is {:?} here and {:?} elsewhere", e.revision, e, other));
+                    return Err(format!(
+                        "{who}: revision {} is {:?} here and {:?} elsewhere",
+                        e.revision, e, other
+                    ));
                 }
                 _ => {
                     seen.insert(e.revision, e.clone());
@@ -64,7 +81,10 @@ pub fn check(sessions: &[WatchSession], writes: &BTreeMap<i64, (Vec<u8>, Option<
             }
             if let Some((key, value)) = writes.get(&e.revision) {
                 if *key != e.key || *value != e.value {
-                    return Err(format!("{who}: revision {} delivered {e:?}, but the write was {key:?}={value:?}", e.revision));
+                    return Err(format!(
+                        "{who}: revision {} delivered {e:?}, but the write was {key:?}={value:?}",
+                        e.revision
+                    ));
                 }
             }
         }
@@ -87,7 +107,11 @@ mod tests {
     use super::*;
 
     fn ev(revision: i64, key: &str, value: &str) -> WatchEvent {
-        WatchEvent { revision, key: key.into(), value: Some(value.into()) }
+        WatchEvent {
+            revision,
+            key: key.into(),
+            value: Some(value.into()),
+        }
     }
 
     #[test]
@@ -103,11 +127,20 @@ mod tests {
             ..Default::default()
         };
         assert!(check(std::slice::from_ref(&ok), &writes).is_ok());
-        let gap = WatchSession { events: vec![ev(2, "k1", "a"), ev(4, "k1", "c")], ..ok.clone() };
+        let gap = WatchSession {
+            events: vec![ev(2, "k1", "a"), ev(4, "k1", "c")],
+            ..ok.clone()
+        };
         assert!(check(&[gap], &writes).unwrap_err().contains("gap"));
-        let disorder = WatchSession { events: vec![ev(3, "k1", "b"), ev(2, "k1", "a")], ..ok.clone() };
+        let disorder = WatchSession {
+            events: vec![ev(3, "k1", "b"), ev(2, "k1", "a")],
+            ..ok.clone()
+        };
         assert!(check(&[disorder], &writes).is_err());
-        let wrong = WatchSession { events: vec![ev(2, "k1", "z")], ..ok };
+        let wrong = WatchSession {
+            events: vec![ev(2, "k1", "z")],
+            ..ok
+        };
         assert!(check(&[wrong], &writes).is_err());
     }
 }

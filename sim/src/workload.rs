@@ -16,8 +16,8 @@ use detcd_core::error::EtcdError;
 use detcd_core::node::{Request, Response};
 use detcd_core::rng::Rng;
 use detcd_proto::etcdserverpb::{
-    compare, request_op, CompactionRequest, Compare, DeleteRangeRequest, LeaseGrantRequest, LeaseRevokeRequest,
-    PutRequest, RangeRequest, RequestOp, TxnRequest, WatchCreateRequest, WatchResponse,
+    compare, request_op, CompactionRequest, Compare, DeleteRangeRequest, LeaseGrantRequest,
+    LeaseRevokeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest, WatchCreateRequest, WatchResponse,
 };
 use detcd_proto::mvccpb::event::EventType;
 
@@ -95,7 +95,12 @@ impl Workload {
     pub fn new(opts: &Options, rng: Rng) -> Workload {
         Workload {
             rng,
-            clients: (0..opts.clients).map(|i| Client { target: i, ..Default::default() }).collect(),
+            clients: (0..opts.clients)
+                .map(|i| Client {
+                    target: i,
+                    ..Default::default()
+                })
+                .collect(),
             history: History::new(),
             sessions: Vec::new(),
             lease_failures: Vec::new(),
@@ -132,7 +137,11 @@ impl Workload {
         for e in &response.events {
             let kv = e.kv.clone().unwrap_or_default();
             let value = (e.r#type() == EventType::Put).then_some(kv.value);
-            s.events.push(WatchEvent { revision: kv.mod_revision, key: kv.key, value });
+            s.events.push(WatchEvent {
+                revision: kv.mod_revision,
+                key: kv.key,
+                value,
+            });
         }
         if response.canceled {
             if response.compact_revision > 0 {
@@ -152,8 +161,15 @@ impl Workload {
 
     /// Adds a final client that reads every key linearizably (with retries).
     pub fn add_final_reader(&mut self, keys: usize) -> usize {
-        let finals = (0..keys).map(|k| format!("k{k}").into_bytes()).chain([b"kprobe".to_vec()]).collect();
-        self.clients.push(Client { target: self.clients.len(), finals, ..Default::default() });
+        let finals = (0..keys)
+            .map(|k| format!("k{k}").into_bytes())
+            .chain([b"kprobe".to_vec()])
+            .collect();
+        self.clients.push(Client {
+            target: self.clients.len(),
+            finals,
+            ..Default::default()
+        });
         self.clients.len() - 1
     }
 
@@ -171,7 +187,9 @@ impl Sim {
         if self.workload.clients[client].probe {
             return 2 * self.opts.election_timeout_ms() * 1000;
         }
-        (self.opts.request_timeout_ms.max(self.opts.election_timeout_ms()) + 2 * self.opts.election_timeout_ms()) * 1000
+        (self.opts.request_timeout_ms.max(self.opts.election_timeout_ms())
+            + 2 * self.opts.election_timeout_ms())
+            * 1000
     }
 
     /// Starts every client.
@@ -225,8 +243,18 @@ impl Sim {
             }
         } else if is_final {
             let key = self.workload.clients[client].finals[0].clone();
-            let id = self.workload.history.invoke(client as u64, KvOp::Get { key: key.clone() }, self.now_us);
-            (Request::Range(RangeRequest { key, ..Default::default() }), Pending::Kv(id), false)
+            let id = self
+                .workload
+                .history
+                .invoke(client as u64, KvOp::Get { key: key.clone() }, self.now_us);
+            (
+                Request::Range(RangeRequest {
+                    key,
+                    ..Default::default()
+                }),
+                Pending::Kv(id),
+                false,
+            )
         } else {
             self.next_op(client)
         };
@@ -242,7 +270,11 @@ impl Sim {
         let request_id = self.submit(member, request, route);
         let timeout = self.client_timeout_us(client);
         let c = &mut self.workload.clients[client];
-        c.inflight = Some(InFlight { request_id, member, pending });
+        c.inflight = Some(InFlight {
+            request_id,
+            member,
+            pending,
+        });
         c.token += 1;
         let token = c.token;
         self.schedule_wake(client, self.now_us + timeout, token);
@@ -270,28 +302,69 @@ impl Sim {
         let now = self.now_us;
         if take(mix.put) {
             let key = w.key(keys);
-            let id = w.history.invoke(client as u64, KvOp::Put { key: key.clone(), value: value.clone() }, now);
-            return (Request::Put(PutRequest { key, value, ..Default::default() }), Pending::Kv(id), false);
+            let id = w.history.invoke(
+                client as u64,
+                KvOp::Put {
+                    key: key.clone(),
+                    value: value.clone(),
+                },
+                now,
+            );
+            return (
+                Request::Put(PutRequest {
+                    key,
+                    value,
+                    ..Default::default()
+                }),
+                Pending::Kv(id),
+                false,
+            );
         }
         if take(mix.get_linearizable) {
             let key = w.key(keys);
-            let id = w.history.invoke(client as u64, KvOp::Get { key: key.clone() }, now);
-            return (Request::Range(RangeRequest { key, ..Default::default() }), Pending::Kv(id), false);
+            let id = w
+                .history
+                .invoke(client as u64, KvOp::Get { key: key.clone() }, now);
+            return (
+                Request::Range(RangeRequest {
+                    key,
+                    ..Default::default()
+                }),
+                Pending::Kv(id),
+                false,
+            );
         }
         if take(mix.get_serializable) {
             let key = w.key(keys);
-            let req = RangeRequest { key, serializable: true, ..Default::default() };
+            let req = RangeRequest {
+                key,
+                serializable: true,
+                ..Default::default()
+            };
             return (Request::Range(req), Pending::Serializable, true);
         }
         if take(mix.delete) {
             let key = w.key(keys);
-            let id = w.history.invoke(client as u64, KvOp::Delete { key: key.clone() }, now);
-            return (Request::DeleteRange(DeleteRangeRequest { key, ..Default::default() }), Pending::Kv(id), false);
+            let id = w
+                .history
+                .invoke(client as u64, KvOp::Delete { key: key.clone() }, now);
+            return (
+                Request::DeleteRange(DeleteRangeRequest {
+                    key,
+                    ..Default::default()
+                }),
+                Pending::Kv(id),
+                false,
+            );
         }
         if take(mix.txn_cas) {
             let key = w.key(keys);
             let expected = w.clients[client].mod_revs.get(&key).copied().unwrap_or(0);
-            let op = KvOp::CompareAndSwap { key: key.clone(), expected_mod_revision: expected, new_value: value.clone() };
+            let op = KvOp::CompareAndSwap {
+                key: key.clone(),
+                expected_mod_revision: expected,
+                new_value: value.clone(),
+            };
             let id = w.history.invoke(client as u64, op, now);
             let txn = TxnRequest {
                 compare: vec![Compare {
@@ -302,7 +375,11 @@ impl Sim {
                     ..Default::default()
                 }],
                 success: vec![RequestOp {
-                    request: Some(request_op::Request::RequestPut(PutRequest { key, value, ..Default::default() })),
+                    request: Some(request_op::Request::RequestPut(PutRequest {
+                        key,
+                        value,
+                        ..Default::default()
+                    })),
                 }],
                 failure: Vec::new(),
             };
@@ -312,20 +389,41 @@ impl Sim {
             let c = &mut w.clients[client];
             if let Some(key) = c.lease_key.take() {
                 let lease = c.lease.take().unwrap_or(0);
-                return (Request::LeaseRevoke(LeaseRevokeRequest { id: lease }), Pending::LeaseRevoke { key }, false);
+                return (
+                    Request::LeaseRevoke(LeaseRevokeRequest { id: lease }),
+                    Pending::LeaseRevoke { key },
+                    false,
+                );
             }
             if let Some(lease) = c.lease {
                 let key = format!("lease/{client}-{c_seq}").into_bytes();
-                let put = PutRequest { key: key.clone(), value, lease, ..Default::default() };
+                let put = PutRequest {
+                    key: key.clone(),
+                    value,
+                    lease,
+                    ..Default::default()
+                };
                 return (Request::Put(put), Pending::LeasePut { lease, key }, false);
             }
             let ttl = w.rng.range(2, 20) as i64;
-            return (Request::LeaseGrant(LeaseGrantRequest { ttl, id: 0 }), Pending::LeaseGrant, false);
+            return (
+                Request::LeaseGrant(LeaseGrantRequest { ttl, id: 0 }),
+                Pending::LeaseGrant,
+                false,
+            );
         }
         if take(mix.watch) && w.clients[client].watch.is_none() {
             let last = w.clients[client].last_revision;
-            let start_revision = if last > 0 && w.rng.chance(1, 2) { (last - w.rng.range(0, 10) as i64).max(1) } else { 0 };
-            w.sessions.push(WatchSession { start_revision, prefix: PREFIX.to_vec(), ..Default::default() });
+            let start_revision = if last > 0 && w.rng.chance(1, 2) {
+                (last - w.rng.range(0, 10) as i64).max(1)
+            } else {
+                0
+            };
+            w.sessions.push(WatchSession {
+                start_revision,
+                prefix: PREFIX.to_vec(),
+                ..Default::default()
+            });
             let session = w.sessions.len() - 1;
             let stream = self.new_stream();
             let request = WatchCreateRequest {
@@ -334,11 +432,22 @@ impl Sim {
                 start_revision,
                 ..Default::default()
             };
-            return (Request::WatchCreate { stream, request }, Pending::WatchCreate { session }, false);
+            return (
+                Request::WatchCreate { stream, request },
+                Pending::WatchCreate { session },
+                false,
+            );
         }
         let last = self.workload.clients[client].last_revision;
         let revision = (last - self.workload.rng.range(0, 20) as i64).max(1);
-        (Request::Compact(CompactionRequest { revision, physical: false }), Pending::Compact, false)
+        (
+            Request::Compact(CompactionRequest {
+                revision,
+                physical: false,
+            }),
+            Pending::Compact,
+            false,
+        )
     }
 
     fn settle_unknown(&mut self, pending: &Pending) {
@@ -356,8 +465,16 @@ impl Sim {
         }
     }
 
-    pub(crate) fn client_response(&mut self, client: usize, request_id: u64, result: Result<Response, EtcdError>) {
-        let Some(inflight) = self.workload.clients[client].inflight.take_if(|f| f.request_id == request_id) else {
+    pub(crate) fn client_response(
+        &mut self,
+        client: usize,
+        request_id: u64,
+        result: Result<Response, EtcdError>,
+    ) {
+        let Some(inflight) = self.workload.clients[client]
+            .inflight
+            .take_if(|f| f.request_id == request_id)
+        else {
             return;
         };
         let pending = inflight.pending.clone();
@@ -404,8 +521,14 @@ impl Sim {
                             revision,
                         }
                     }
-                    (KvOp::Delete { .. }, Response::DeleteRange(r)) => KvResult::DeleteOk { deleted: r.deleted, revision },
-                    (KvOp::CompareAndSwap { .. }, Response::Txn(r)) => KvResult::TxnOk { succeeded: r.succeeded, revision },
+                    (KvOp::Delete { .. }, Response::DeleteRange(r)) => KvResult::DeleteOk {
+                        deleted: r.deleted,
+                        revision,
+                    },
+                    (KvOp::CompareAndSwap { .. }, Response::Txn(r)) => KvResult::TxnOk {
+                        succeeded: r.succeeded,
+                        revision,
+                    },
                     (op, other) => {
                         self.fail(format!("response {other:?} does not answer {op:?}"));
                         return;
@@ -423,7 +546,9 @@ impl Sim {
                 }
             }
             (Pending::Serializable, _) => {}
-            (Pending::LeaseGrant, Response::LeaseGrant(r)) => self.workload.clients[client].lease = Some(r.id),
+            (Pending::LeaseGrant, Response::LeaseGrant(r)) => {
+                self.workload.clients[client].lease = Some(r.id)
+            }
             (Pending::LeasePut { lease, key }, _) => {
                 let c = &mut self.workload.clients[client];
                 c.lease = Some(lease);
@@ -431,11 +556,25 @@ impl Sim {
             }
             (Pending::LeaseRevoke { key }, _) => {
                 // Revoked: the key must be gone for every later linearizable read.
-                let request = Request::Range(RangeRequest { key: key.clone(), ..Default::default() });
-                let request_id = self.submit(inflight.member, request, Route::Client { client, serializable: false });
+                let request = Request::Range(RangeRequest {
+                    key: key.clone(),
+                    ..Default::default()
+                });
+                let request_id = self.submit(
+                    inflight.member,
+                    request,
+                    Route::Client {
+                        client,
+                        serializable: false,
+                    },
+                );
                 let timeout = self.client_timeout_us(client);
                 let c = &mut self.workload.clients[client];
-                c.inflight = Some(InFlight { request_id, member: inflight.member, pending: Pending::LeaseCheck { key } });
+                c.inflight = Some(InFlight {
+                    request_id,
+                    member: inflight.member,
+                    pending: Pending::LeaseCheck { key },
+                });
                 c.token += 1;
                 let token = c.token;
                 self.schedule_wake(client, self.now_us + timeout, token);
@@ -464,8 +603,14 @@ impl Sim {
     /// Starts the liveness probe: a put then a linearizable read of `kprobe`,
     /// retried across members, which must both succeed within ten election timeouts.
     pub fn start_probe(&mut self) {
-        self.workload.probe = Some(ProbeState { started_us: self.now_us, ..Default::default() });
-        self.workload.clients.push(Client { probe: true, ..Default::default() });
+        self.workload.probe = Some(ProbeState {
+            started_us: self.now_us,
+            ..Default::default()
+        });
+        self.workload.clients.push(Client {
+            probe: true,
+            ..Default::default()
+        });
         let client = self.workload.clients.len() - 1;
         self.schedule_wake(client, self.now_us, 0);
     }
@@ -479,13 +624,34 @@ impl Sim {
         c.seq += 1;
         if probe.put_ok_us.is_none() {
             let value = format!("probe-{}", c.seq).into_bytes();
-            let op = KvOp::Put { key: key.clone(), value: value.clone() };
+            let op = KvOp::Put {
+                key: key.clone(),
+                value: value.clone(),
+            };
             let id = self.workload.history.invoke(client as u64, op, now);
-            return Some((Request::Put(PutRequest { key, value, ..Default::default() }), Pending::Kv(id), false));
+            return Some((
+                Request::Put(PutRequest {
+                    key,
+                    value,
+                    ..Default::default()
+                }),
+                Pending::Kv(id),
+                false,
+            ));
         }
         if probe.get_ok_us.is_none() {
-            let id = self.workload.history.invoke(client as u64, KvOp::Get { key: key.clone() }, now);
-            return Some((Request::Range(RangeRequest { key, ..Default::default() }), Pending::Kv(id), false));
+            let id = self
+                .workload
+                .history
+                .invoke(client as u64, KvOp::Get { key: key.clone() }, now);
+            return Some((
+                Request::Range(RangeRequest {
+                    key,
+                    ..Default::default()
+                }),
+                Pending::Kv(id),
+                false,
+            ));
         }
         None
     }
