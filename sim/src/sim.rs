@@ -292,8 +292,8 @@ impl Sim {
             host.mirror.reset(index);
             host.mirror.append(entries);
             host.durable_last_index = host.mirror.last_index();
-            host.durable_hs = hard_state.clone();
-            host.latest_hs = hard_state.clone();
+            host.durable_hs = *hard_state;
+            host.latest_hs = *hard_state;
         } else {
             host.durable_last_index = 0;
             host.durable_hs = HardState::default();
@@ -386,10 +386,10 @@ impl Sim {
                 let records = persist_records(snapshot.as_ref(), &entries, hard_state.as_ref(), drop_hs);
                 files.extend(storage.append(&records));
                 if let Some(hs) = &hard_state {
-                    host.latest_hs = hs.clone();
+                    host.latest_hs = *hs;
                 }
                 host.persists
-                    .push_back((ready_number, host.mirror.last_index(), host.latest_hs.clone()));
+                    .push_back((ready_number, host.mirror.last_index(), host.latest_hs));
                 let latency = if must_sync { self.fsync_latency_us() } else { 0 };
                 let host = self.hosts.get_mut(&id).expect("host");
                 let storage = host.storage.as_mut().expect("storage");
@@ -544,7 +544,7 @@ impl Sim {
             _ => false,
         };
         if broken {
-            let (hs, last) = (host.durable_hs.clone(), host.durable_last_index);
+            let (hs, last) = (host.durable_hs, host.durable_last_index);
             self.fail(format!(
                 "persist before send: member {id:x} sent {kind:?} (term {}, index {}) to {:x} ahead of its durable state (term {}, vote {:x}, last index {last})",
                 m.term, m.index, m.to, hs.term, hs.vote

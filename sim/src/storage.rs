@@ -268,7 +268,7 @@ pub fn persist_records(
     }
     records.extend(entries.iter().cloned().map(Record::Entry));
     if let (Some(hs), false) = (hard_state, drop_hard_state) {
-        records.push(Record::HardState(hs.clone()));
+        records.push(Record::HardState(*hs));
     }
     records
 }
