@@ -1,5 +1,29 @@
 //! detcd-sim: the deterministic discrete-event simulator that drives whole clusters of
-//! `core::node` through partitions, crashes and disk faults. Filled by the simulator issue.
+//! `core::node` through partitions, crashes and disk faults.
+//!
+//! - [`options`]: everything a run derives from its seed (swarm fault selection).
+//! - [`sim`]: the cluster driver: members, network, disks, faults, in virtual time.
+//! - [`workload`]: simulated clients recording into the checker's history.
+//! - [`run`]: one seeded run through its phases and checks, and its report.
+//! - [`storage`]: a member's WAL (real codec) and snapshot files on the simulated disk.
+//! - [`disk`]: a disk that separates written from durable bytes and tears on crash.
+//! - [`invariants`]: raft invariants across the cluster after every step.
+//! - [`watch_check`]: watch guarantees against the acknowledged writes.
+//! - [`check`]: the history recorder and the linearizability checker.
+//! - [`queue`]: the virtual-time event queue.
+//! - [`trace`]: the trace hash that proves determinism.
+//! - [`mutations`]: the catalogue of planted bugs.
 
 /// Client-history checkers: the history recorder and the linearizability check of KV histories.
 pub mod check;
+pub mod disk;
+pub mod invariants;
+pub mod mutations;
+pub mod options;
+pub mod queue;
+pub mod run;
+pub mod sim;
+pub mod storage;
+pub mod trace;
+pub mod watch_check;
+pub mod workload;

@@ -1,0 +1,231 @@
+//! One seeded run: build the cluster, run the faulty safety phase with the
+//! workload, heal, require progress within ten election timeouts (the liveness
+//! probe), let the workload run on, stop it, read every key back linearizably,
+//! then check the history and the watches. The report carries everything `main`
+//! prints.
+
+use std::collections::BTreeMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::{Duration, Instant};
+
+use crate::check::history::{KvOp, KvResult, Outcome};
+use crate::check::kv::{check_kv, CheckConfig, CheckOutcome};
+use crate::mutations::Mutations;
+use crate::options::Options;
+use crate::sim::{Counters, Sim};
+use crate::watch_check;
+
+/// Election timeouts within which a healed cluster must serve a write and a read.
+pub const LIVENESS_ELECTION_TIMEOUTS: u64 = 10;
+
+/// What a run did and found.
+#[derive(Clone, Debug)]
+pub struct Report {
+    pub seed: u64,
+    pub trace_hash: u64,
+    pub trace_events: u64,
+    pub counters: Counters,
+    pub sim_ms: u64,
+    pub wall: Duration,
+    pub ops: usize,
+    pub ops_ok: u64,
+    pub ops_unknown: u64,
+    pub ops_failed: u64,
+    pub watch_sessions: usize,
+    pub watch_events: usize,
+    pub lin_steps: u64,
+    pub liveness_ms: Option<u64>,
+    pub failure: Option<String>,
+}
+
+impl Report {
+    pub fn sim_per_real(&self) -> f64 {
+        self.sim_ms as f64 / 1000.0 / self.wall.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Runs `opts` to the end (or the first failure).
+pub fn run(opts: &Options, mutations: Mutations) -> Report {
+    let started = Instant::now();
+    let mut sim = Sim::new(opts.clone(), mutations);
+    let outcome = catch_unwind(AssertUnwindSafe(|| phases(&mut sim)));
+    let mut report = Report {
+        seed: opts.seed,
+        trace_hash: sim.trace.value(),
+        trace_events: sim.trace.events(),
+        counters: sim.counters.clone(),
+        sim_ms: sim.now_ms(),
+        wall: started.elapsed(),
+        ops: sim.workload.history.len(),
+        ops_ok: sim.workload.ops_ok,
+        ops_unknown: sim.workload.ops_unknown,
+        ops_failed: sim.workload.ops_failed,
+        watch_sessions: sim.workload.sessions.len(),
+        watch_events: sim.workload.sessions.iter().map(|s| s.events.len()).sum(),
+        lin_steps: 0,
+        liveness_ms: None,
+        failure: sim.failure.clone(),
+    };
+    match outcome {
+        Err(panic) => {
+            let why = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "panic".to_string());
+            report
+                .failure
+                .get_or_insert(format!("at {} ms: panic: {why}", sim.now_ms()));
+        }
+        Ok((lin_steps, liveness_ms)) => {
+            report.lin_steps = lin_steps;
+            report.liveness_ms = liveness_ms;
+            report.failure = sim.failure.clone();
+        }
+    }
+    report
+}
+
+fn phases(sim: &mut Sim) -> (u64, Option<u64>) {
+    let opts = sim.opts.clone();
+    let election_us = opts.election_timeout_ms() * 1000;
+    sim.start_faults();
+    sim.start_workload();
+    let heal_us = opts.safety_ms * 1000;
+    sim.run_until(heal_us);
+    sim.heal();
+    sim.start_probe();
+    sim.run_until(heal_us + LIVENESS_ELECTION_TIMEOUTS * election_us);
+    if sim.failure.is_some() {
+        return (0, None);
+    }
+    let probe = sim.workload.probe.clone().unwrap_or_default();
+    let liveness_ms = probe.get_ok_us.map(|t| (t - probe.started_us) / 1000);
+    if liveness_ms.is_none() {
+        sim.fail(format!(
+            "liveness: no write and linearizable read within {LIVENESS_ELECTION_TIMEOUTS} election timeouts ({} ms) after healing (write acknowledged: {})",
+            LIVENESS_ELECTION_TIMEOUTS * opts.election_timeout_ms(),
+            probe.put_ok_us.is_some()
+        ));
+        return (0, None);
+    }
+    sim.run_until((heal_us + opts.liveness_ms * 1000).max(sim.now_us));
+    // Stop new operations, let the ones in flight end, then read everything back.
+    sim.workload.active = false;
+    let drain_until =
+        sim.now_us + 4 * opts.request_timeout_ms.max(opts.election_timeout_ms()) * 1000 + 4 * election_us;
+    while sim.failure.is_none() && sim.workload.inflight() > 0 && sim.now_us < drain_until {
+        let step = sim.now_us + election_us;
+        sim.run_until(step);
+    }
+    let reader = sim.workload.add_final_reader(opts.keys);
+    sim.schedule_wake_now(reader);
+    let final_until = sim.now_us + 20 * election_us + 4 * opts.request_timeout_ms * 1000;
+    while sim.failure.is_none() && sim.workload.finals_left() > 0 && sim.now_us < final_until {
+        let step = sim.now_us + election_us;
+        sim.run_until(step);
+    }
+    if sim.failure.is_some() {
+        return (0, liveness_ms);
+    }
+    if sim.workload.finals_left() > 0 {
+        sim.fail(format!(
+            "final reads: {} keys not read back",
+            sim.workload.finals_left()
+        ));
+        return (0, liveness_ms);
+    }
+    sim.phase = crate::sim::Phase::Done;
+    let report = check_kv(&sim.workload.history, &CheckConfig::default());
+    let steps = report.search_steps;
+    match report.outcome {
+        CheckOutcome::Linearizable => {}
+        CheckOutcome::Violation(v) => {
+            sim.fail(format!("linearizability violation:\n{v}"));
+            return (steps, liveness_ms);
+        }
+        CheckOutcome::Unknown { keys } => {
+            // Out of search budget is not a verdict; say so without failing.
+            eprintln!(
+                "seed {}: linearizability check ran out of budget on {} keys",
+                opts.seed,
+                keys.len()
+            );
+        }
+    }
+    let mut writes = BTreeMap::new();
+    for op in sim.workload.history.operations() {
+        let Outcome::Completed { result, .. } = &op.outcome else {
+            continue;
+        };
+        if !result.created_revision() {
+            continue;
+        }
+        let entry = match (&op.op, result) {
+            (KvOp::Put { key, value }, KvResult::PutOk { revision }) => {
+                (*revision, (key.clone(), Some(value.clone())))
+            }
+            (KvOp::Delete { key }, KvResult::DeleteOk { revision, .. }) => (*revision, (key.clone(), None)),
+            (KvOp::CompareAndSwap { key, new_value, .. }, KvResult::TxnOk { revision, .. }) => {
+                (*revision, (key.clone(), Some(new_value.clone())))
+            }
+            _ => continue,
+        };
+        writes.insert(entry.0, entry.1);
+    }
+    if let Err(why) = watch_check::check(&sim.workload.sessions, &writes) {
+        sim.fail(format!("watch guarantee broken: {why}"));
+    }
+    (steps, liveness_ms)
+}
+
+/// The report as `detcd-sim` prints it.
+pub fn render(opts: &Options, mutations: Mutations, report: &Report, verbose: bool) -> String {
+    let mut out = String::new();
+    if verbose {
+        out.push_str(&format!("{opts}\n"));
+        out.push_str(&format!("mutation:    {mutations}\n"));
+        let c = &report.counters;
+        out.push_str(&format!(
+            "network:     sent {} delivered {} dropped {} partitioned {} duplicated {} delayed {}; partitions {} one-way cuts {}\n",
+            c.messages_sent,
+            c.messages_delivered,
+            c.messages_dropped,
+            c.messages_partitioned,
+            c.messages_duplicated,
+            c.messages_delayed,
+            c.partitions,
+            c.one_way_cuts
+        ));
+        out.push_str(&format!(
+            "members:     crashes {} restarts {} torn tails recovered {} slow fsyncs {} clock jumps {} persists {} snapshots saved {} installed {} role changes {}\n",
+            c.crashes, c.restarts, c.torn_tails_recovered, c.slow_fsyncs, c.clock_jumps, c.persists, c.snapshots_saved,
+            c.snapshots_installed, c.leader_changes
+        ));
+        out.push_str(&format!(
+            "workload:    {} KV ops recorded; ok {} unknown {} failed {}; watch sessions {} events {}; lin search steps {}\n",
+            report.ops,
+            report.ops_ok,
+            report.ops_unknown,
+            report.ops_failed,
+            report.watch_sessions,
+            report.watch_events,
+            report.lin_steps
+        ));
+        out.push_str(&format!(
+            "checks:      {} invariant checks; liveness after heal {}\n",
+            c.invariant_checks,
+            report
+                .liveness_ms
+                .map_or("-".to_string(), |ms| format!("{ms} ms"))
+        ));
+        out.push_str(&format!(
+            "speed:       {:.1} simulated s in {:.3} s real = {:.0}x\n",
+            report.sim_ms as f64 / 1000.0,
+            report.wall.as_secs_f64(),
+            report.sim_per_real()
+        ));
+    }
+    out.push_str(&format!("trace-hash: {:016x}\n", report.trace_hash));
+    out
+}

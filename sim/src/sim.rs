@@ -1,0 +1,1153 @@
+//! The simulator: members of `core::node` on simulated disks and a simulated
+//! network, driven one event at a time in virtual time.
+//!
+//! One [`Sim`] is one run. Everything it does is decided by its [`Options`] (hence
+//! by the seed) and by the order of the event queue, so a seed replays exactly.
+//!
+//! The driver contract, as `core::node::Node` documents it: after each input the
+//! driver drains every output and carries them out in order. A Persist is written
+//! through the WAL codec onto the member's disk; when `must_sync` it becomes
+//! durable after a simulated fsync latency, and only then is `Persisted` fed back.
+//! The simulator also checks persist-before-send itself: a vote granted or an
+//! append acknowledged must already be covered by a Persist the member was told
+//! is durable.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use detcd_core::error::{Code, EtcdError};
+use detcd_core::node::{Input, Node, NodeConfig, NodeStart, Output, PeerMessage, Request, Response};
+use detcd_core::raft::Role;
+use detcd_core::rng::Rng;
+use detcd_proto::etcdserverpb::{Member, WatchResponse};
+use detcd_proto::raftpb::{HardState, MessageType};
+use prost::Message as _;
+
+use crate::disk::{CrashPolicy, Disk, SyncToken};
+use crate::invariants::{Cursors, Invariants, LogMirror, MemberView};
+use crate::mutations::Mutations;
+use crate::options::{FaultKind, Options};
+use crate::queue::EventQueue;
+use crate::storage::{persist_records, Storage};
+use crate::trace::TraceHash;
+use crate::workload::Workload;
+
+/// Events the queue holds beyond this many mean a leak or a storm.
+const EVENTS_MAX: usize = 2_000_000;
+/// Client <-> member latency bounds.
+const CLIENT_LATENCY_US_MIN: u64 = 100;
+const CLIENT_LATENCY_US_MAX: u64 = 1_000;
+const CLUSTER_ID: u64 = 0xdc_5eed;
+
+/// Counters printed at the end of a run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub inputs: u64,
+    pub outputs: u64,
+    pub messages_sent: u64,
+    pub messages_delivered: u64,
+    pub messages_dropped: u64,
+    pub messages_partitioned: u64,
+    pub messages_duplicated: u64,
+    pub messages_delayed: u64,
+    pub partitions: u64,
+    pub one_way_cuts: u64,
+    pub crashes: u64,
+    pub restarts: u64,
+    pub torn_tails_recovered: u64,
+    pub slow_fsyncs: u64,
+    pub clock_jumps: u64,
+    pub persists: u64,
+    pub snapshots_saved: u64,
+    pub snapshots_installed: u64,
+    pub leader_changes: u64,
+    pub invariant_checks: u64,
+}
+
+/// A scheduled happening.
+#[derive(Debug)]
+pub(crate) enum Event {
+    Tick {
+        member: u64,
+        inc: u64,
+    },
+    Deliver {
+        from: u64,
+        to: u64,
+        message: PeerMessage,
+    },
+    PersistDone {
+        member: u64,
+        inc: u64,
+        ready_number: u64,
+        tokens: Vec<SyncToken>,
+    },
+    SyncDone {
+        member: u64,
+        inc: u64,
+        tokens: Vec<SyncToken>,
+    },
+    SnapshotDone {
+        member: u64,
+        inc: u64,
+        snapshot: Box<detcd_proto::raftpb::Snapshot>,
+        tokens: Vec<SyncToken>,
+    },
+    ToMember {
+        member: u64,
+        request_id: u64,
+        request: Request,
+    },
+    ToClient {
+        request_id: u64,
+        result: Result<Response, EtcdError>,
+    },
+    WatchToClient {
+        member: u64,
+        stream: u64,
+        response: Box<WatchResponse>,
+    },
+    ClientWake {
+        client: usize,
+        token: u64,
+    },
+    Crash,
+    Restart {
+        member: u64,
+    },
+    PartitionChange,
+    ClockJump,
+    Heal,
+}
+
+/// One member slot: its disk survives crashes; its node does not.
+#[derive(Debug)]
+pub(crate) struct Host {
+    pub id: u64,
+    config: NodeConfig,
+    pub node: Option<Node>,
+    storage: Option<Storage>,
+    /// The disk while the member is down.
+    parked_disk: Option<Disk>,
+    pub inc: u64,
+    clock_offset_ms: u64,
+    disk_free_at_us: u64,
+    mirror: LogMirror,
+    cursors: Cursors,
+    was_leader: bool,
+    /// Persists handed out and not yet acknowledged: (ready, last index, hard state).
+    persists: VecDeque<(u64, u64, HardState)>,
+    durable_last_index: u64,
+    durable_hs: HardState,
+    latest_hs: HardState,
+    serializable_rev_max: i64,
+    founder: bool,
+    pub removed: bool,
+    /// The log index acknowledged durable when the member last crashed.
+    durable_at_crash: u64,
+}
+
+/// Where a client request's answer goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Route {
+    Client { client: usize, serializable: bool },
+    Scenario,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    Safety,
+    Liveness,
+    Done,
+}
+
+/// One simulation run.
+#[derive(Debug)]
+pub struct Sim {
+    pub opts: Options,
+    pub mutations: Mutations,
+    rng: Rng,
+    pub now_us: u64,
+    queue: EventQueue<Event>,
+    pub(crate) hosts: BTreeMap<u64, Host>,
+    cuts: BTreeSet<(u64, u64)>,
+    pub trace: TraceHash,
+    pub counters: Counters,
+    invariants: Invariants,
+    pub failure: Option<String>,
+    pub phase: Phase,
+    pub(crate) routes: BTreeMap<u64, Route>,
+    next_request_id: u64,
+    pub(crate) streams: BTreeMap<(u64, u64), (usize, usize)>,
+    next_stream: u64,
+    pub(crate) scenario_results: BTreeMap<u64, Result<Response, EtcdError>>,
+    pub(crate) workload: Workload,
+    /// Whether fault injection is on (the safety phase of a seeded run).
+    faults_on: bool,
+    verbose: bool,
+    /// Per member, when the last answer to a client arrives (FIFO links).
+    client_links: BTreeMap<u64, u64>,
+}
+
+impl Sim {
+    /// A cluster of `opts.nodes` founding members, nothing scheduled but ticks.
+    pub fn new(opts: Options, mutations: Mutations) -> Sim {
+        let mut rng = Rng::new(opts.seed);
+        let ids: Vec<u64> = (1..=opts.nodes as u64).collect();
+        let initial: Vec<Member> = ids.iter().map(|&id| member(id)).collect();
+        let mut sim = Sim {
+            workload: Workload::new(&opts, rng.fork()),
+            opts,
+            mutations,
+            rng,
+            now_us: 0,
+            queue: EventQueue::new(EVENTS_MAX),
+            hosts: BTreeMap::new(),
+            cuts: BTreeSet::new(),
+            trace: TraceHash::new(),
+            counters: Counters::default(),
+            invariants: Invariants::default(),
+            failure: None,
+            phase: Phase::Safety,
+            routes: BTreeMap::new(),
+            next_request_id: 1,
+            streams: BTreeMap::new(),
+            next_stream: 1,
+            scenario_results: BTreeMap::new(),
+            faults_on: false,
+            verbose: std::env::var_os("DETCD_SIM_LOG").is_some(),
+            client_links: BTreeMap::new(),
+        };
+        for &id in &ids {
+            let config = sim.node_config(id, initial.clone());
+            let mut disk = Disk::new();
+            disk.sync_lies = sim.mutations.is("disk-sync-lies");
+            let storage = Storage::create(disk, id, CLUSTER_ID, sim.opts.wal_segment_bytes);
+            let host = Host {
+                id,
+                config,
+                node: None,
+                storage: Some(storage),
+                parked_disk: None,
+                inc: 0,
+                clock_offset_ms: 0,
+                disk_free_at_us: 0,
+                mirror: LogMirror::default(),
+                cursors: Cursors::default(),
+                was_leader: false,
+                persists: VecDeque::new(),
+                durable_last_index: 0,
+                durable_hs: HardState::default(),
+                latest_hs: HardState::default(),
+                serializable_rev_max: 0,
+                founder: true,
+                removed: false,
+                durable_at_crash: 0,
+            };
+            sim.hosts.insert(id, host);
+            sim.start_node(id, NodeStart::Found);
+        }
+        sim
+    }
+
+    fn node_config(&self, id: u64, initial: Vec<Member>) -> NodeConfig {
+        let mut c = NodeConfig::new(id, CLUSTER_ID, &format!("m{id}"), initial);
+        c.client_urls = vec![format!("http://m{id}:2379")];
+        c.tick_ms = self.opts.tick_ms;
+        c.election_ticks = self.opts.election_ticks;
+        c.snapshot_count = self.opts.snapshot_count;
+        c.request_timeout_ms = self.opts.request_timeout_ms.max(self.opts.election_timeout_ms());
+        c.seed = self.opts.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ id;
+        c
+    }
+
+    pub fn member_ids(&self) -> Vec<u64> {
+        self.hosts.keys().copied().collect()
+    }
+
+    pub fn is_up(&self, id: u64) -> bool {
+        self.hosts.get(&id).is_some_and(|h| h.node.is_some())
+    }
+
+    pub fn node(&self, id: u64) -> Option<&Node> {
+        self.hosts.get(&id).and_then(|h| h.node.as_ref())
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        self.now_us / 1000
+    }
+
+    fn start_node(&mut self, id: u64, start: NodeStart) {
+        let host = self.hosts.get_mut(&id).expect("host");
+        host.inc += 1;
+        let mut config = host.config.clone();
+        config.seed ^= host.inc.wrapping_mul(0x51_7cc1_b727_220a);
+        host.mirror = LogMirror::default();
+        if let NodeStart::Recover {
+            snapshot,
+            entries,
+            hard_state,
+        } = &start
+        {
+            let index = snapshot.metadata.as_ref().map_or(0, |m| m.index);
+            host.mirror.reset(index);
+            host.mirror.append(entries);
+            host.durable_last_index = host.mirror.last_index();
+            host.durable_hs = *hard_state;
+            host.latest_hs = *hard_state;
+        } else {
+            host.durable_last_index = 0;
+            host.durable_hs = HardState::default();
+            host.latest_hs = HardState::default();
+        }
+        host.cursors = Cursors::default();
+        host.was_leader = false;
+        host.persists.clear();
+        host.serializable_rev_max = 0;
+        let inc = host.inc;
+        match Node::new(config, start) {
+            Ok(node) => host.node = Some(node),
+            Err(e) => {
+                self.fail(format!("member {id:x} failed to start: {e}"));
+                return;
+            }
+        }
+        let first_tick = self.now_us + self.rng.range(0, self.opts.tick_ms * 1000);
+        self.queue.push(first_tick, Event::Tick { member: id, inc });
+        self.drain(id);
+    }
+
+    /// Prints a line of the run's log when `DETCD_SIM_LOG` is set.
+    pub fn log(&self, line: std::fmt::Arguments<'_>) {
+        if self.verbose {
+            eprintln!("[{:>10} us] {line}", self.now_us);
+        }
+    }
+
+    pub fn fail(&mut self, why: String) {
+        if self.failure.is_none() {
+            self.failure = Some(format!("at {} ms: {why}", self.now_ms()));
+        }
+    }
+
+    /// Feeds one input to a running member and carries out everything it asks.
+    pub(crate) fn feed(&mut self, id: u64, input: Input) {
+        let Some(host) = self.hosts.get_mut(&id) else {
+            return;
+        };
+        let Some(node) = host.node.as_mut() else { return };
+        let now_ms = self.now_us / 1000 + host.clock_offset_ms;
+        self.counters.inputs += 1;
+        hash_input(&mut self.trace, id, &input);
+        let input = match input {
+            Input::Tick { .. } => Input::Tick { now_ms },
+            other => other,
+        };
+        node.handle(input);
+        self.drain(id);
+    }
+
+    fn drain(&mut self, id: u64) {
+        loop {
+            let Some(host) = self.hosts.get_mut(&id) else {
+                return;
+            };
+            let Some(node) = host.node.as_mut() else { return };
+            let Some(output) = node.poll() else { break };
+            self.counters.outputs += 1;
+            hash_output(&mut self.trace, id, &output);
+            self.carry_out(id, output);
+        }
+        self.check_member(id);
+    }
+
+    fn carry_out(&mut self, id: u64, output: Output) {
+        match output {
+            Output::Persist {
+                ready_number,
+                snapshot,
+                entries,
+                hard_state,
+                must_sync,
+            } => {
+                self.counters.persists += 1;
+                let drop_hs = self.mutations.is("wal-drops-hard-state");
+                let host = self.hosts.get_mut(&id).expect("host");
+                let storage = host.storage.as_mut().expect("running member has storage");
+                let mut files = Vec::new();
+                if let Some(s) = &snapshot {
+                    let index = s.metadata.as_ref().map_or(0, |m| m.index);
+                    host.mirror.reset(index);
+                    files.push(storage.write_snapshot(s));
+                    if index > 1 {
+                        self.counters.snapshots_installed += 1;
+                    }
+                }
+                host.mirror.append(&entries);
+                let records = persist_records(snapshot.as_ref(), &entries, hard_state.as_ref(), drop_hs);
+                files.extend(storage.append(&records));
+                if let Some(hs) = &hard_state {
+                    host.latest_hs = *hs;
+                }
+                host.persists
+                    .push_back((ready_number, host.mirror.last_index(), host.latest_hs));
+                let latency = if must_sync { self.fsync_latency_us() } else { 0 };
+                let host = self.hosts.get_mut(&id).expect("host");
+                let storage = host.storage.as_mut().expect("storage");
+                let tokens = if must_sync {
+                    storage.sync_begin(&files)
+                } else {
+                    Vec::new()
+                };
+                let done = host.disk_free_at_us.max(self.now_us + latency);
+                host.disk_free_at_us = done;
+                let inc = host.inc;
+                if self.mutations.is("persisted-before-sync") {
+                    self.queue.push(
+                        done,
+                        Event::SyncDone {
+                            member: id,
+                            inc,
+                            tokens,
+                        },
+                    );
+                    self.queue.push(
+                        self.now_us,
+                        Event::PersistDone {
+                            member: id,
+                            inc,
+                            ready_number,
+                            tokens: Vec::new(),
+                        },
+                    );
+                } else {
+                    self.queue.push(
+                        done,
+                        Event::PersistDone {
+                            member: id,
+                            inc,
+                            ready_number,
+                            tokens,
+                        },
+                    );
+                }
+            }
+            Output::Send { to, message } => {
+                if let PeerMessage::Raft(m) = &message {
+                    self.check_persist_before_send(id, m);
+                }
+                self.send(id, to, message);
+            }
+            Output::Respond {
+                id: request_id,
+                result,
+            } => {
+                let host = self.hosts.get_mut(&id).expect("host");
+                if let (
+                    Some(Route::Client {
+                        serializable: true, ..
+                    }),
+                    Ok(Response::Range(r)),
+                ) = (self.routes.get(&request_id), &result)
+                {
+                    let rev = r.header.as_ref().map_or(0, |h| h.revision);
+                    if rev < host.serializable_rev_max {
+                        let max = host.serializable_rev_max;
+                        self.fail(format!(
+                            "serializable read on member {id:x} went back from revision {max} to {rev}"
+                        ));
+                    } else {
+                        host.serializable_rev_max = rev;
+                    }
+                }
+                let at = self.client_link_at(id);
+                self.queue.push(at, Event::ToClient { request_id, result });
+            }
+            Output::Watch { stream, response } => {
+                let at = self.client_link_at(id);
+                self.queue.push(
+                    at,
+                    Event::WatchToClient {
+                        member: id,
+                        stream,
+                        response: Box::new(response),
+                    },
+                );
+            }
+            Output::SaveSnapshot { snapshot } => {
+                self.counters.snapshots_saved += 1;
+                let latency = self.fsync_latency_us();
+                let host = self.hosts.get_mut(&id).expect("host");
+                let storage = host.storage.as_mut().expect("storage");
+                let file = storage.write_snapshot(&snapshot);
+                let tokens = storage.sync_begin(&[file]);
+                let inc = host.inc;
+                let done = host.disk_free_at_us.max(self.now_us + latency);
+                host.disk_free_at_us = done;
+                if self.mutations.is("snapshot-saved-before-sync") {
+                    self.queue.push(
+                        done,
+                        Event::SyncDone {
+                            member: id,
+                            inc,
+                            tokens,
+                        },
+                    );
+                    let event = Event::SnapshotDone {
+                        member: id,
+                        inc,
+                        snapshot: Box::new(snapshot),
+                        tokens: Vec::new(),
+                    };
+                    self.queue.push(self.now_us, event);
+                } else {
+                    self.queue.push(
+                        done,
+                        Event::SnapshotDone {
+                            member: id,
+                            inc,
+                            snapshot: Box::new(snapshot),
+                            tokens,
+                        },
+                    );
+                }
+            }
+            Output::ReleaseWal { .. } => {}
+            Output::RoleChanged { .. } => self.counters.leader_changes += 1,
+            Output::Removed => {
+                let host = self.hosts.get_mut(&id).expect("host");
+                host.removed = true;
+                host.node = None;
+                let member = id;
+                self.streams.retain(|(m, _), _| *m != member);
+            }
+        }
+    }
+
+    /// When an answer leaving member `id` now reaches its client: client
+    /// connections are streams, so answers from one member arrive in order.
+    fn client_link_at(&mut self, id: u64) -> u64 {
+        let at = self.now_us + self.rng.range(CLIENT_LATENCY_US_MIN, CLIENT_LATENCY_US_MAX);
+        let link = self.client_links.entry(id).or_default();
+        *link = (*link).max(at);
+        *link
+    }
+
+    fn check_persist_before_send(&mut self, id: u64, m: &detcd_proto::raftpb::Message) {
+        let host = &self.hosts[&id];
+        let kind = MessageType::try_from(m.r#type).unwrap_or(MessageType::MsgHup);
+        let broken = match kind {
+            MessageType::MsgVoteResp if !m.reject => {
+                host.durable_hs.term < m.term
+                    || (host.durable_hs.term == m.term && host.durable_hs.vote != m.to)
+            }
+            MessageType::MsgAppResp if !m.reject => host.durable_last_index < m.index,
+            _ => false,
+        };
+        if broken {
+            let (hs, last) = (host.durable_hs, host.durable_last_index);
+            self.fail(format!(
+                "persist before send: member {id:x} sent {kind:?} (term {}, index {}) to {:x} ahead of its durable state (term {}, vote {:x}, last index {last})",
+                m.term, m.index, m.to, hs.term, hs.vote
+            ));
+        }
+    }
+
+    fn fsync_latency_us(&mut self) -> u64 {
+        let mut us = self.rng.range(self.opts.fsync_min_us, self.opts.fsync_max_us + 1);
+        if self.faults_on
+            && self.opts.faults.has(FaultKind::SlowFsync)
+            && self.rng.chance(self.opts.slow_fsync_per_mille, 1000)
+        {
+            us += self.rng.range(0, self.opts.slow_fsync_max_us);
+            self.counters.slow_fsyncs += 1;
+        }
+        us
+    }
+
+    fn send(&mut self, from: u64, to: u64, message: PeerMessage) {
+        self.counters.messages_sent += 1;
+        let f = self.opts.faults;
+        if self.cuts.contains(&(from, to)) {
+            self.counters.messages_partitioned += 1;
+            return;
+        }
+        if self.faults_on && f.has(FaultKind::Drop) && self.rng.chance(self.opts.drop_per_mille, 1000) {
+            self.counters.messages_dropped += 1;
+            return;
+        }
+        let spread = 2 * self.opts.delay_mean_us.saturating_sub(self.opts.delay_min_us) + 1;
+        let mut delay = self.opts.delay_min_us + self.rng.range(0, spread);
+        if self.faults_on && f.has(FaultKind::Delay) && self.rng.chance(self.opts.delay_spike_per_mille, 1000)
+        {
+            delay += self.rng.range(0, self.opts.delay_spike_max_us + 1);
+            self.counters.messages_delayed += 1;
+        }
+        // Raft's own messages are idempotent and may be replayed; a forwarded
+        // proposal is not (etcd's stream transport never duplicates one, and a
+        // replayed MsgProp would apply a client's write twice), so it never is.
+        let replayable = match &message {
+            PeerMessage::Raft(m) => m.r#type != MessageType::MsgProp as i32,
+            _ => false,
+        };
+        if replayable
+            && self.faults_on
+            && f.has(FaultKind::Duplicate)
+            && self.rng.chance(self.opts.duplicate_per_mille, 1000)
+        {
+            self.counters.messages_duplicated += 1;
+            let again = delay + self.rng.range(0, 10 * self.opts.delay_mean_us + 1);
+            self.queue.push(
+                self.now_us + again,
+                Event::Deliver {
+                    from,
+                    to,
+                    message: message.clone(),
+                },
+            );
+        }
+        self.queue
+            .push(self.now_us + delay, Event::Deliver { from, to, message });
+    }
+
+    fn check_member(&mut self, id: u64) {
+        let Some(host) = self.hosts.get_mut(&id) else {
+            return;
+        };
+        let Some(node) = host.node.as_ref() else { return };
+        let status = node.raft_status();
+        let is_leader = status.role == Role::Leader;
+        let view = MemberView {
+            id,
+            term: status.term,
+            commit: status.commit,
+            applied: node.applied_index(),
+            is_leader,
+            became_leader: is_leader && !host.was_leader,
+            log: &host.mirror,
+        };
+        host.was_leader = is_leader;
+        self.counters.invariant_checks += 1;
+        if let Err(why) = self.invariants.check(view, &mut host.cursors) {
+            self.fail(why);
+        }
+    }
+
+    /// Processes events due up to `until_us`; stops early on a failure.
+    pub fn run_until(&mut self, until_us: u64) {
+        while self.failure.is_none() {
+            let Some((at, event)) = self.queue.pop_until(until_us) else {
+                break;
+            };
+            debug_assert!(at >= self.now_us, "time went back");
+            self.now_us = at;
+            self.handle(event);
+        }
+        if self.failure.is_none() {
+            self.now_us = self.now_us.max(until_us);
+        }
+    }
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::Tick { member, inc } => {
+                if self
+                    .hosts
+                    .get(&member)
+                    .is_some_and(|h| h.inc == inc && h.node.is_some())
+                {
+                    self.feed(member, Input::Tick { now_ms: 0 });
+                    self.queue.push(
+                        self.now_us + self.opts.tick_ms * 1000,
+                        Event::Tick { member, inc },
+                    );
+                }
+            }
+            Event::Deliver { from, to, message } => {
+                if self.cuts.contains(&(from, to)) {
+                    self.counters.messages_partitioned += 1;
+                } else if self.is_up(to) {
+                    self.counters.messages_delivered += 1;
+                    self.feed(to, Input::Peer(message));
+                }
+            }
+            Event::PersistDone {
+                member,
+                inc,
+                ready_number,
+                tokens,
+            } => {
+                let Some(host) = self
+                    .hosts
+                    .get_mut(&member)
+                    .filter(|h| h.inc == inc && h.node.is_some())
+                else {
+                    return;
+                };
+                let storage = host.storage.as_mut().expect("storage");
+                for t in &tokens {
+                    storage.disk.sync_complete(t);
+                }
+                while host.persists.front().is_some_and(|p| p.0 <= ready_number) {
+                    let (_, last, hs) = host.persists.pop_front().expect("front");
+                    host.durable_last_index = last;
+                    host.durable_hs = hs;
+                }
+                self.feed(member, Input::Persisted { ready_number });
+            }
+            Event::SyncDone { member, inc, tokens } => {
+                if let Some(host) = self.hosts.get_mut(&member).filter(|h| h.inc == inc) {
+                    if let Some(storage) = host.storage.as_mut() {
+                        for t in &tokens {
+                            storage.disk.sync_complete(t);
+                        }
+                    }
+                }
+            }
+            Event::SnapshotDone {
+                member,
+                inc,
+                snapshot,
+                tokens,
+            } => {
+                let Some(host) = self
+                    .hosts
+                    .get_mut(&member)
+                    .filter(|h| h.inc == inc && h.node.is_some())
+                else {
+                    return;
+                };
+                let storage = host.storage.as_mut().expect("storage");
+                for t in &tokens {
+                    storage.disk.sync_complete(t);
+                }
+                // The marker goes into the WAL only once the file is durable.
+                storage.append(&[Storage::marker(&snapshot)]);
+                let index = snapshot.metadata.as_ref().map_or(0, |m| m.index);
+                self.feed(member, Input::SnapshotSaved { index });
+            }
+            Event::ToMember {
+                member,
+                request_id,
+                request,
+            } => {
+                if !self.is_up(member) {
+                    return; // lost with the connection; the client times out
+                }
+                if let Request::WatchCreate { stream, .. } = &request {
+                    if let Some(Route::Client { client, .. }) = self.routes.get(&request_id) {
+                        let session = self.workload.pending_watch_session(*client);
+                        if let Some(session) = session {
+                            self.streams.insert((member, *stream), (*client, session));
+                        }
+                    }
+                }
+                self.feed(
+                    member,
+                    Input::Client {
+                        id: request_id,
+                        request,
+                    },
+                );
+            }
+            Event::ToClient { request_id, result } => match self.routes.remove(&request_id) {
+                Some(Route::Scenario) => {
+                    self.scenario_results.insert(request_id, result);
+                }
+                Some(Route::Client { client, .. }) => self.client_response(client, request_id, result),
+                None => {}
+            },
+            Event::WatchToClient {
+                member,
+                stream,
+                response,
+            } => {
+                if let Some(&(client, session)) = self.streams.get(&(member, stream)) {
+                    if response.canceled {
+                        self.streams.remove(&(member, stream));
+                    }
+                    self.workload.watch_response(client, session, &response);
+                }
+            }
+            Event::ClientWake { client, token } => self.client_wake(client, token),
+            Event::Crash => self.crash_random(),
+            Event::Restart { member } => self.restart(member),
+            Event::PartitionChange => self.partition_change(),
+            Event::ClockJump => self.clock_jump(),
+            Event::Heal => self.heal(),
+        }
+    }
+
+    /// Sends a request to `member` on behalf of a client or scenario; returns its id.
+    pub(crate) fn submit(&mut self, member: u64, request: Request, route: Route) -> u64 {
+        let request_id = self.next_request_id;
+        self.next_request_id += 1;
+        self.routes.insert(request_id, route);
+        let at = self.now_us + self.rng.range(CLIENT_LATENCY_US_MIN, CLIENT_LATENCY_US_MAX);
+        self.queue.push(
+            at,
+            Event::ToMember {
+                member,
+                request_id,
+                request,
+            },
+        );
+        request_id
+    }
+
+    pub(crate) fn new_stream(&mut self) -> u64 {
+        self.next_stream += 1;
+        self.next_stream
+    }
+
+    pub(crate) fn schedule_wake(&mut self, client: usize, at_us: u64, token: u64) {
+        self.queue.push(at_us, Event::ClientWake { client, token });
+    }
+
+    pub(crate) fn rng(&mut self) -> &mut Rng {
+        &mut self.rng
+    }
+
+    // ---- faults ----
+
+    /// Crashes `id` (power loss): the node is gone, its disk loses what was not
+    /// synced (maybe tearing the last write).
+    pub fn crash(&mut self, id: u64) {
+        let torn = self.faults_on && self.opts.faults.has(FaultKind::TornWrite);
+        let Some(host) = self.hosts.get_mut(&id) else {
+            return;
+        };
+        if host.node.take().is_none() {
+            return;
+        }
+        self.counters.crashes += 1;
+        self.trace.event("crash", &id.to_le_bytes());
+        if self.verbose {
+            eprintln!("[{:>10} us] crash member {id:x}", self.now_us);
+        }
+        let mut disk = host.storage.take().expect("storage").disk;
+        let policy = CrashPolicy {
+            lose_unsynced: true,
+            tear: torn,
+            garbage: torn,
+        };
+        disk.crash(&mut self.rng, policy, &Storage::accepts_garbage);
+        host.parked_disk = Some(disk);
+        host.durable_at_crash = host.durable_last_index;
+        if self.verbose {
+            eprintln!(
+                "[{:>10} us] member {id:x} crashed with durable log to {}, commit {}",
+                self.now_us, host.durable_last_index, host.cursors.commit
+            );
+        }
+        host.inc += 1; // outstanding events of the old incarnation are void
+        self.streams.retain(|(m, _), _| *m != id);
+        self.workload.member_crashed(id);
+    }
+
+    /// Restarts a crashed member from its disk.
+    pub fn restart(&mut self, id: u64) {
+        let Some(host) = self.hosts.get_mut(&id) else {
+            return;
+        };
+        if host.node.is_some() || host.removed {
+            return;
+        }
+        let Some(disk) = host.parked_disk.take() else {
+            return;
+        };
+        self.counters.restarts += 1;
+        self.trace.event("restart", &id.to_le_bytes());
+        let keep_torn = self.mutations.is("wal-keeps-torn-tail");
+        let drop_last = self.mutations.is("restart-forgets-unsynced-entries-late");
+        match Storage::recover(
+            disk,
+            id,
+            CLUSTER_ID,
+            self.opts.wal_segment_bytes,
+            keep_torn,
+            drop_last,
+        ) {
+            Ok((storage, start, recovered)) => {
+                if recovered.torn_tail {
+                    self.counters.torn_tails_recovered += 1;
+                }
+                if let Some(NodeStart::Recover {
+                    snapshot,
+                    hard_state,
+                    entries,
+                }) = &start
+                {
+                    let index = snapshot.metadata.as_ref().map_or(0, |m| m.index);
+                    let last = entries.last().map_or(index, |e| e.index);
+                    let durable = self.hosts[&id].durable_at_crash;
+                    if last < durable && !self.mutations_lose_durability() {
+                        self.fail(format!(
+                            "member {id:x} recovered its log to {last}, but {durable} was acknowledged durable before the crash"
+                        ));
+                        return;
+                    }
+                    self.log(format_args!(
+                        "restart member {id:x}: snapshot {index}, hard state term {} commit {}, entries to {last}, torn tail {}",
+                        hard_state.term, hard_state.commit, recovered.torn_tail
+                    ));
+                }
+                let host = self.hosts.get_mut(&id).expect("host");
+                host.storage = Some(storage);
+                host.disk_free_at_us = self.now_us;
+                let start = start.unwrap_or(if host.founder {
+                    NodeStart::Found
+                } else {
+                    NodeStart::Join
+                });
+                self.start_node(id, start);
+            }
+            Err(e) => self.fail(format!("member {id:x} cannot restart: {e}")),
+        }
+    }
+
+    /// Whether a planted bug is allowed to lose acknowledged writes (the sim's own
+    /// durability self-check then stands aside and lets the cluster checks find it).
+    fn mutations_lose_durability(&self) -> bool {
+        [
+            "disk-sync-lies",
+            "persisted-before-sync",
+            "restart-forgets-unsynced-entries-late",
+        ]
+        .iter()
+        .any(|m| self.mutations.is(m))
+    }
+
+    fn crash_random(&mut self) {
+        let up: Vec<u64> = self
+            .hosts
+            .values()
+            .filter(|h| h.node.is_some())
+            .map(|h| h.id)
+            .collect();
+        if !up.is_empty() {
+            let id = up[self.rng.range(0, up.len() as u64) as usize];
+            self.crash(id);
+            let down = self.rng.range(1, self.opts.down_ms_max + 1) * 1000;
+            self.queue.push(self.now_us + down, Event::Restart { member: id });
+        }
+        let next = self.rng.range(1, 2 * self.opts.crash_interval_ms + 1) * 1000;
+        self.queue.push(self.now_us + next, Event::Crash);
+    }
+
+    fn partition_change(&mut self) {
+        if !self.faults_on {
+            return;
+        }
+        let f = self.opts.faults;
+        if !self.cuts.is_empty() {
+            self.cuts.clear();
+            let next = self.rng.range(1, 2 * self.opts.partition_interval_ms + 1) * 1000;
+            self.queue.push(self.now_us + next, Event::PartitionChange);
+            return;
+        }
+        let ids = self.member_ids();
+        let symmetric = f.has(FaultKind::Partition) && (!f.has(FaultKind::OneWay) || self.rng.chance(1, 2));
+        if symmetric {
+            self.counters.partitions += 1;
+            let side: Vec<u64> = ids.iter().copied().filter(|_| self.rng.chance(1, 2)).collect();
+            for &a in &side {
+                for &b in ids.iter().filter(|b| !side.contains(b)) {
+                    self.cuts.insert((a, b));
+                    self.cuts.insert((b, a));
+                }
+            }
+        } else {
+            for &a in &ids {
+                for &b in &ids {
+                    if a != b && self.rng.chance(1, 4) {
+                        self.cuts.insert((a, b));
+                        self.counters.one_way_cuts += 1;
+                    }
+                }
+            }
+        }
+        let length = self.rng.range(100, self.opts.partition_length_ms_max + 101) * 1000;
+        self.queue.push(self.now_us + length, Event::PartitionChange);
+    }
+
+    fn clock_jump(&mut self) {
+        if !self.faults_on {
+            return;
+        }
+        let ids = self.member_ids();
+        let id = ids[self.rng.range(0, ids.len() as u64) as usize];
+        let jump = self.rng.range(1, self.opts.clock_jump_ms_max + 1);
+        self.hosts.get_mut(&id).expect("host").clock_offset_ms += jump;
+        self.counters.clock_jumps += 1;
+        let next = self.rng.range(1, 2 * self.opts.clock_jump_interval_ms + 1) * 1000;
+        self.queue.push(self.now_us + next, Event::ClockJump);
+    }
+
+    /// Schedules the faults the options enable; they stop at the heal.
+    pub fn start_faults(&mut self) {
+        self.faults_on = true;
+        let f = self.opts.faults;
+        if f.has(FaultKind::Crash) {
+            let at = self.rng.range(1, 2 * self.opts.crash_interval_ms + 1) * 1000;
+            self.queue.push(at, Event::Crash);
+        }
+        if f.has(FaultKind::Partition) || f.has(FaultKind::OneWay) {
+            let at = self.rng.range(1, 2 * self.opts.partition_interval_ms + 1) * 1000;
+            self.queue.push(at, Event::PartitionChange);
+        }
+        if f.has(FaultKind::ClockJump) {
+            let at = self.rng.range(1, 2 * self.opts.clock_jump_interval_ms + 1) * 1000;
+            self.queue.push(at, Event::ClockJump);
+        }
+    }
+
+    /// Ends the faulty phase: links healed, every member up, no more faults.
+    pub fn heal(&mut self) {
+        self.faults_on = false;
+        self.phase = Phase::Liveness;
+        self.cuts.clear();
+        for id in self.member_ids() {
+            self.restart(id);
+        }
+    }
+
+    pub fn schedule_heal(&mut self, at_us: u64) {
+        self.queue.push(at_us, Event::Heal);
+    }
+
+    /// Cuts every link to and from `id` (both directions).
+    pub fn isolate(&mut self, id: u64) {
+        for other in self.member_ids() {
+            if other != id {
+                self.cuts.insert((id, other));
+                self.cuts.insert((other, id));
+            }
+        }
+    }
+
+    pub fn reconnect_all(&mut self) {
+        self.cuts.clear();
+    }
+
+    /// Scenario API: sends `request` to `member`; the answer appears in
+    /// [`Sim::result`] under the returned id.
+    pub fn request(&mut self, member: u64, request: Request) -> u64 {
+        self.submit(member, request, Route::Scenario)
+    }
+
+    pub fn result(&self, request_id: u64) -> Option<&Result<Response, EtcdError>> {
+        self.scenario_results.get(&request_id)
+    }
+
+    /// Runs until `request_id` is answered or `timeout_ms` passes.
+    pub fn wait(&mut self, request_id: u64, timeout_ms: u64) -> Option<Result<Response, EtcdError>> {
+        let deadline = self.now_us + timeout_ms * 1000;
+        while self.failure.is_none() && self.now_us < deadline {
+            if let Some(r) = self.scenario_results.remove(&request_id) {
+                return Some(r);
+            }
+            let step = (self.now_us + 1000).min(deadline);
+            self.run_until(step);
+        }
+        self.scenario_results.remove(&request_id)
+    }
+
+    /// The current leader that every running member agrees on, if any.
+    pub fn leader(&self) -> Option<u64> {
+        let leaders: BTreeSet<u64> = self
+            .hosts
+            .values()
+            .filter_map(|h| h.node.as_ref())
+            .filter(|n| n.soft_state().role == Role::Leader)
+            .map(|n| n.member_id())
+            .collect();
+        if leaders.len() == 1 {
+            leaders.into_iter().next()
+        } else {
+            None
+        }
+    }
+
+    pub fn invariant_checks(&self) -> u64 {
+        self.invariants.checks
+    }
+
+    pub fn disk_bytes(&self) -> usize {
+        self.hosts
+            .values()
+            .map(|h| {
+                h.storage
+                    .as_ref()
+                    .map(|s| s.disk.bytes())
+                    .or(h.parked_disk.as_ref().map(Disk::bytes))
+                    .unwrap_or(0)
+            })
+            .sum()
+    }
+}
+
+/// Whether an error leaves the outcome of a request unknown (it may still apply).
+pub fn outcome_unknown(e: &EtcdError) -> bool {
+    matches!(
+        e.code,
+        Code::Unavailable | Code::DeadlineExceeded | Code::Unknown | Code::Internal | Code::Cancelled
+    )
+}
+
+fn member(id: u64) -> Member {
+    Member {
+        id,
+        name: format!("m{id}"),
+        peer_ur_ls: vec![format!("http://m{id}:2380")],
+        client_ur_ls: vec![format!("http://m{id}:2379")],
+        is_learner: false,
+    }
+}
+
+fn hash_input(trace: &mut TraceHash, id: u64, input: &Input) {
+    match input {
+        Input::Tick { .. } => trace.event("tick", &id.to_le_bytes()),
+        Input::Peer(PeerMessage::Raft(m)) => {
+            let mut bytes = id.to_le_bytes().to_vec();
+            bytes.extend_from_slice(&m.encode_to_vec());
+            trace.event("raft", &bytes);
+        }
+        other => trace.event("input", format!("{id}:{other:?}").as_bytes()),
+    }
+}
+
+fn hash_output(trace: &mut TraceHash, id: u64, output: &Output) {
+    match output {
+        Output::Send {
+            to,
+            message: PeerMessage::Raft(m),
+        } => {
+            let mut bytes = id.to_le_bytes().to_vec();
+            bytes.extend_from_slice(&to.to_le_bytes());
+            bytes.extend_from_slice(&m.encode_to_vec());
+            trace.event("send", &bytes);
+        }
+        Output::Persist {
+            ready_number,
+            entries,
+            hard_state,
+            snapshot,
+            must_sync,
+        } => {
+            let mut bytes = id.to_le_bytes().to_vec();
+            bytes.extend_from_slice(&ready_number.to_le_bytes());
+            bytes.push(u8::from(*must_sync));
+            for e in entries {
+                bytes.extend_from_slice(&e.encode_to_vec());
+            }
+            if let Some(hs) = hard_state {
+                bytes.extend_from_slice(&hs.encode_to_vec());
+            }
+            if let Some(s) = snapshot {
+                bytes.extend_from_slice(&s.encode_to_vec());
+            }
+            trace.event("persist", &bytes);
+        }
+        other => trace.event("output", format!("{id}:{other:?}").as_bytes()),
+    }
+}

@@ -1,0 +1,686 @@
+//! Simulated clients: each issues one request at a time, waits for the answer or
+//! its own timeout, and on an error or timeout switches to another member, as
+//! etcd's clientv3 balancer does. Every single-key KV operation is recorded in the
+//! checker's [`History`] with its invoke and complete times (virtual
+//! microseconds); timeouts and Unavailable errors are unknown outcomes, other
+//! errors definite failures.
+//!
+//! Lease keys (`lease/...`) and watches are kept out of the KV history (a revoke
+//! deletes keys the single-key model cannot see) and checked on their own: a key
+//! put with a lease that was then revoked must be gone on a linearizable read;
+//! watch sessions go to the watch checker.
+
+use std::collections::BTreeMap;
+
+use detcd_core::error::EtcdError;
+use detcd_core::node::{Request, Response};
+use detcd_core::rng::Rng;
+use detcd_proto::etcdserverpb::{
+    compare, request_op, CompactionRequest, Compare, DeleteRangeRequest, LeaseGrantRequest,
+    LeaseRevokeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest, WatchCreateRequest, WatchResponse,
+};
+use detcd_proto::mvccpb::event::EventType;
+
+use crate::check::history::{History, KvOp, KvResult, OpId};
+use crate::options::Options;
+use crate::sim::{outcome_unknown, Phase, Route, Sim};
+use crate::watch_check::{WatchEvent, WatchSession};
+
+/// What a client is waiting for.
+#[derive(Clone, Debug)]
+enum Pending {
+    Kv(OpId),
+    Serializable,
+    LeaseGrant,
+    LeasePut { lease: i64, key: Vec<u8> },
+    LeaseRevoke { key: Vec<u8> },
+    LeaseCheck { key: Vec<u8> },
+    Compact,
+    WatchCreate { session: usize },
+}
+
+#[derive(Clone, Debug)]
+struct InFlight {
+    request_id: u64,
+    member: u64,
+    pending: Pending,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Client {
+    target: usize,
+    inflight: Option<InFlight>,
+    token: u64,
+    seq: u64,
+    mod_revs: BTreeMap<Vec<u8>, i64>,
+    last_revision: i64,
+    lease: Option<i64>,
+    lease_key: Option<Vec<u8>>,
+    watch: Option<(u64, usize)>,
+    /// Keys still to read in the final phase (final client only).
+    finals: Vec<Vec<u8>>,
+    /// The liveness probe client.
+    probe: bool,
+}
+
+/// All clients and what they recorded.
+#[derive(Debug)]
+pub struct Workload {
+    rng: Rng,
+    clients: Vec<Client>,
+    pub history: History,
+    pub sessions: Vec<WatchSession>,
+    pub lease_failures: Vec<String>,
+    /// Whether clients start new operations.
+    pub active: bool,
+    pub ops_started: u64,
+    pub ops_ok: u64,
+    pub ops_unknown: u64,
+    pub ops_failed: u64,
+    /// The liveness probe: (put acknowledged at, read acknowledged at).
+    pub probe: Option<ProbeState>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ProbeState {
+    pub started_us: u64,
+    pub put_ok_us: Option<u64>,
+    pub get_ok_us: Option<u64>,
+}
+
+const PREFIX: &[u8] = b"k";
+const PREFIX_END: &[u8] = b"l";
+
+impl Workload {
+    pub fn new(opts: &Options, rng: Rng) -> Workload {
+        Workload {
+            rng,
+            clients: (0..opts.clients)
+                .map(|i| Client {
+                    target: i,
+                    ..Default::default()
+                })
+                .collect(),
+            history: History::new(),
+            sessions: Vec::new(),
+            lease_failures: Vec::new(),
+            active: true,
+            ops_started: 0,
+            ops_ok: 0,
+            ops_unknown: 0,
+            ops_failed: 0,
+            probe: None,
+        }
+    }
+
+    pub fn clients(&self) -> usize {
+        self.clients.len()
+    }
+
+    pub(crate) fn pending_watch_session(&self, client: usize) -> Option<usize> {
+        match self.clients.get(client)?.inflight.as_ref()?.pending {
+            Pending::WatchCreate { session } => Some(session),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn member_crashed(&mut self, member: u64) {
+        for c in &mut self.clients {
+            if c.watch.is_some_and(|(m, _)| m == member) {
+                c.watch = None;
+            }
+        }
+    }
+
+    pub(crate) fn watch_response(&mut self, client: usize, session: usize, response: &WatchResponse) {
+        let s = &mut self.sessions[session];
+        for e in &response.events {
+            let kv = e.kv.clone().unwrap_or_default();
+            let value = (e.r#type() == EventType::Put).then_some(kv.value);
+            s.events.push(WatchEvent {
+                revision: kv.mod_revision,
+                key: kv.key,
+                value,
+            });
+        }
+        if response.canceled {
+            if response.compact_revision > 0 {
+                s.compact_revision = Some(response.compact_revision);
+            }
+            if let Some(c) = self.clients.get_mut(client) {
+                if c.watch.is_some_and(|(_, sess)| sess == session) {
+                    c.watch = None;
+                }
+            }
+        }
+    }
+
+    fn key(&mut self, keys: usize) -> Vec<u8> {
+        format!("k{}", self.rng.range(0, keys as u64)).into_bytes()
+    }
+
+    /// Adds a final client that reads every key linearizably (with retries).
+    pub fn add_final_reader(&mut self, keys: usize) -> usize {
+        let finals = (0..keys)
+            .map(|k| format!("k{k}").into_bytes())
+            .chain([b"kprobe".to_vec()])
+            .collect();
+        self.clients.push(Client {
+            target: self.clients.len(),
+            finals,
+            ..Default::default()
+        });
+        self.clients.len() - 1
+    }
+
+    pub fn finals_left(&self) -> usize {
+        self.clients.iter().map(|c| c.finals.len()).sum()
+    }
+
+    pub fn inflight(&self) -> usize {
+        self.clients.iter().filter(|c| c.inflight.is_some()).count()
+    }
+}
+
+impl Sim {
+    fn client_timeout_us(&self, client: usize) -> u64 {
+        if self.workload.clients[client].probe {
+            return 2 * self.opts.election_timeout_ms() * 1000;
+        }
+        (self.opts.request_timeout_ms.max(self.opts.election_timeout_ms())
+            + 2 * self.opts.election_timeout_ms())
+            * 1000
+    }
+
+    /// Starts every client.
+    pub fn start_workload(&mut self) {
+        for c in 0..self.workload.clients() {
+            let at = self.now_us + self.rng().range(0, 10_000);
+            self.schedule_wake(c, at, 0);
+        }
+    }
+
+    fn think(&mut self, client: usize) {
+        let think_max = self.opts.think_ms_max * 1000 + 1;
+        let think = self.rng().range(0, think_max);
+        let c = &mut self.workload.clients[client];
+        c.token += 1;
+        let token = c.token;
+        self.schedule_wake(client, self.now_us + think, token);
+    }
+
+    fn rotate(&mut self, client: usize) {
+        self.workload.clients[client].target += 1;
+    }
+
+    pub(crate) fn client_wake(&mut self, client: usize, token: u64) {
+        if self.workload.clients[client].token != token {
+            return;
+        }
+        if let Some(inflight) = self.workload.clients[client].inflight.take() {
+            // Timed out.
+            self.routes.remove(&inflight.request_id);
+            self.settle_unknown(&inflight.pending);
+            self.rotate(client);
+            self.think(client);
+            return;
+        }
+        let is_final = !self.workload.clients[client].finals.is_empty();
+        let is_probe = self.workload.clients[client].probe;
+        if !self.workload.active && !is_final && !is_probe {
+            return;
+        }
+        let ids = self.member_ids();
+        let live: Vec<u64> = ids.iter().copied().filter(|id| !self.hosts[id].removed).collect();
+        if live.is_empty() {
+            return;
+        }
+        let member = live[self.workload.clients[client].target % live.len()];
+        let (request, pending, serializable) = if is_probe {
+            match self.probe_op(client) {
+                Some(op) => op,
+                None => return,
+            }
+        } else if is_final {
+            let key = self.workload.clients[client].finals[0].clone();
+            let id = self
+                .workload
+                .history
+                .invoke(client as u64, KvOp::Get { key: key.clone() }, self.now_us);
+            (
+                Request::Range(RangeRequest {
+                    key,
+                    ..Default::default()
+                }),
+                Pending::Kv(id),
+                false,
+            )
+        } else {
+            self.next_op(client)
+        };
+        self.workload.ops_started += 1;
+        if !self.is_up(member) {
+            // Connection refused: the request never left the client.
+            self.settle_definite(&pending);
+            self.rotate(client);
+            self.think(client);
+            return;
+        }
+        let route = Route::Client { client, serializable };
+        let request_id = self.submit(member, request, route);
+        let timeout = self.client_timeout_us(client);
+        let c = &mut self.workload.clients[client];
+        c.inflight = Some(InFlight {
+            request_id,
+            member,
+            pending,
+        });
+        c.token += 1;
+        let token = c.token;
+        self.schedule_wake(client, self.now_us + timeout, token);
+    }
+
+    fn next_op(&mut self, client: usize) -> (Request, Pending, bool) {
+        let mix = self.opts.mix;
+        let keys = self.opts.keys;
+        let w = &mut self.workload;
+        let c_seq = {
+            let c = &mut w.clients[client];
+            c.seq += 1;
+            c.seq
+        };
+        let value = format!("c{client}-{c_seq}").into_bytes();
+        let mut pick = w.rng.range(0, u64::from(mix.total().max(1))) as u32;
+        let mut take = |weight: u32| {
+            if pick < weight {
+                true
+            } else {
+                pick -= weight;
+                false
+            }
+        };
+        let now = self.now_us;
+        if take(mix.put) {
+            let key = w.key(keys);
+            let id = w.history.invoke(
+                client as u64,
+                KvOp::Put {
+                    key: key.clone(),
+                    value: value.clone(),
+                },
+                now,
+            );
+            return (
+                Request::Put(PutRequest {
+                    key,
+                    value,
+                    ..Default::default()
+                }),
+                Pending::Kv(id),
+                false,
+            );
+        }
+        if take(mix.get_linearizable) {
+            let key = w.key(keys);
+            let id = w
+                .history
+                .invoke(client as u64, KvOp::Get { key: key.clone() }, now);
+            return (
+                Request::Range(RangeRequest {
+                    key,
+                    ..Default::default()
+                }),
+                Pending::Kv(id),
+                false,
+            );
+        }
+        if take(mix.get_serializable) {
+            let key = w.key(keys);
+            let req = RangeRequest {
+                key,
+                serializable: true,
+                ..Default::default()
+            };
+            return (Request::Range(req), Pending::Serializable, true);
+        }
+        if take(mix.delete) {
+            let key = w.key(keys);
+            let id = w
+                .history
+                .invoke(client as u64, KvOp::Delete { key: key.clone() }, now);
+            return (
+                Request::DeleteRange(DeleteRangeRequest {
+                    key,
+                    ..Default::default()
+                }),
+                Pending::Kv(id),
+                false,
+            );
+        }
+        if take(mix.txn_cas) {
+            let key = w.key(keys);
+            let expected = w.clients[client].mod_revs.get(&key).copied().unwrap_or(0);
+            let op = KvOp::CompareAndSwap {
+                key: key.clone(),
+                expected_mod_revision: expected,
+                new_value: value.clone(),
+            };
+            let id = w.history.invoke(client as u64, op, now);
+            let txn = TxnRequest {
+                compare: vec![Compare {
+                    result: compare::CompareResult::Equal as i32,
+                    target: compare::CompareTarget::Mod as i32,
+                    key: key.clone(),
+                    target_union: Some(compare::TargetUnion::ModRevision(expected)),
+                    ..Default::default()
+                }],
+                success: vec![RequestOp {
+                    request: Some(request_op::Request::RequestPut(PutRequest {
+                        key,
+                        value,
+                        ..Default::default()
+                    })),
+                }],
+                failure: Vec::new(),
+            };
+            return (Request::Txn(txn), Pending::Kv(id), false);
+        }
+        if take(mix.lease) {
+            let c = &mut w.clients[client];
+            if let Some(key) = c.lease_key.take() {
+                let lease = c.lease.take().unwrap_or(0);
+                return (
+                    Request::LeaseRevoke(LeaseRevokeRequest { id: lease }),
+                    Pending::LeaseRevoke { key },
+                    false,
+                );
+            }
+            if let Some(lease) = c.lease {
+                let key = format!("lease/{client}-{c_seq}").into_bytes();
+                let put = PutRequest {
+                    key: key.clone(),
+                    value,
+                    lease,
+                    ..Default::default()
+                };
+                return (Request::Put(put), Pending::LeasePut { lease, key }, false);
+            }
+            let ttl = w.rng.range(2, 20) as i64;
+            return (
+                Request::LeaseGrant(LeaseGrantRequest { ttl, id: 0 }),
+                Pending::LeaseGrant,
+                false,
+            );
+        }
+        if take(mix.watch) && w.clients[client].watch.is_none() {
+            let last = w.clients[client].last_revision;
+            let start_revision = if last > 0 && w.rng.chance(1, 2) {
+                (last - w.rng.range(0, 10) as i64).max(1)
+            } else {
+                0
+            };
+            w.sessions.push(WatchSession {
+                start_revision,
+                prefix: PREFIX.to_vec(),
+                ..Default::default()
+            });
+            let session = w.sessions.len() - 1;
+            let stream = self.new_stream();
+            let request = WatchCreateRequest {
+                key: PREFIX.to_vec(),
+                range_end: PREFIX_END.to_vec(),
+                start_revision,
+                ..Default::default()
+            };
+            return (
+                Request::WatchCreate { stream, request },
+                Pending::WatchCreate { session },
+                false,
+            );
+        }
+        let last = self.workload.clients[client].last_revision;
+        let revision = (last - self.workload.rng.range(0, 20) as i64).max(1);
+        (
+            Request::Compact(CompactionRequest {
+                revision,
+                physical: false,
+            }),
+            Pending::Compact,
+            false,
+        )
+    }
+
+    fn settle_unknown(&mut self, pending: &Pending) {
+        self.workload.ops_unknown += 1;
+        if let Pending::Kv(id) = pending {
+            let at = self.now_us;
+            self.workload.history.fail_unknown(*id, at);
+        }
+    }
+
+    fn settle_definite(&mut self, pending: &Pending) {
+        self.workload.ops_failed += 1;
+        if let Pending::Kv(id) = pending {
+            self.workload.history.fail_definite(*id);
+        }
+    }
+
+    pub(crate) fn client_response(
+        &mut self,
+        client: usize,
+        request_id: u64,
+        result: Result<Response, EtcdError>,
+    ) {
+        let Some(inflight) = self.workload.clients[client]
+            .inflight
+            .take_if(|f| f.request_id == request_id)
+        else {
+            return;
+        };
+        let pending = inflight.pending.clone();
+        let response = match result {
+            Ok(r) => r,
+            Err(e) => {
+                if outcome_unknown(&e) {
+                    self.settle_unknown(&pending);
+                } else {
+                    self.settle_definite(&pending);
+                }
+                if let Pending::WatchCreate { session } = pending {
+                    self.workload.sessions[session].events.clear();
+                }
+                if let Pending::LeasePut { .. } = pending {
+                    self.workload.clients[client].lease = None;
+                }
+                self.rotate(client);
+                self.think(client);
+                return;
+            }
+        };
+        self.workload.ops_ok += 1;
+        let now = self.now_us;
+        let revision = header_revision(&response);
+        let c = &mut self.workload.clients[client];
+        c.last_revision = c.last_revision.max(revision);
+        match (pending, response) {
+            (Pending::Kv(id), response) => {
+                let op = self.workload.history.operation(id).op.clone();
+                let result = match (&op, response) {
+                    (KvOp::Put { .. }, Response::Put(_)) => KvResult::PutOk { revision },
+                    (KvOp::Get { key }, Response::Range(r)) => {
+                        let kv = r.kvs.first();
+                        let c = &mut self.workload.clients[client];
+                        c.mod_revs.insert(key.clone(), kv.map_or(0, |kv| kv.mod_revision));
+                        if c.finals.first() == Some(key) {
+                            c.finals.remove(0);
+                        }
+                        KvResult::GetOk {
+                            value: kv.map(|kv| kv.value.clone()),
+                            mod_revision: kv.map_or(0, |kv| kv.mod_revision),
+                            version: kv.map_or(0, |kv| kv.version),
+                            revision,
+                        }
+                    }
+                    (KvOp::Delete { .. }, Response::DeleteRange(r)) => KvResult::DeleteOk {
+                        deleted: r.deleted,
+                        revision,
+                    },
+                    (KvOp::CompareAndSwap { .. }, Response::Txn(r)) => KvResult::TxnOk {
+                        succeeded: r.succeeded,
+                        revision,
+                    },
+                    (op, other) => {
+                        self.fail(format!("response {other:?} does not answer {op:?}"));
+                        return;
+                    }
+                };
+                self.workload.history.complete(id, result, now);
+                if let Some(p) = self.workload.probe.as_mut() {
+                    if op.key() == b"kprobe" {
+                        if op.is_write() {
+                            p.put_ok_us.get_or_insert(now);
+                        } else if p.put_ok_us.is_some() {
+                            p.get_ok_us.get_or_insert(now);
+                        }
+                    }
+                }
+            }
+            (Pending::Serializable, _) => {}
+            (Pending::LeaseGrant, Response::LeaseGrant(r)) => {
+                self.workload.clients[client].lease = Some(r.id)
+            }
+            (Pending::LeasePut { lease, key }, _) => {
+                let c = &mut self.workload.clients[client];
+                c.lease = Some(lease);
+                c.lease_key = Some(key);
+            }
+            (Pending::LeaseRevoke { key }, _) => {
+                // Revoked: the key must be gone for every later linearizable read.
+                let request = Request::Range(RangeRequest {
+                    key: key.clone(),
+                    ..Default::default()
+                });
+                let request_id = self.submit(
+                    inflight.member,
+                    request,
+                    Route::Client {
+                        client,
+                        serializable: false,
+                    },
+                );
+                let timeout = self.client_timeout_us(client);
+                let c = &mut self.workload.clients[client];
+                c.inflight = Some(InFlight {
+                    request_id,
+                    member: inflight.member,
+                    pending: Pending::LeaseCheck { key },
+                });
+                c.token += 1;
+                let token = c.token;
+                self.schedule_wake(client, self.now_us + timeout, token);
+                return;
+            }
+            (Pending::LeaseCheck { key }, Response::Range(r)) => {
+                if !r.kvs.is_empty() {
+                    let why = format!(
+                        "key {} of a revoked lease still present at revision {revision}",
+                        String::from_utf8_lossy(&key)
+                    );
+                    self.workload.lease_failures.push(why.clone());
+                    self.fail(why);
+                }
+            }
+            (Pending::Compact, _) => {}
+            (Pending::WatchCreate { session }, _) => {
+                self.workload.sessions[session].member = inflight.member;
+                self.workload.clients[client].watch = Some((inflight.member, session));
+            }
+            (pending, response) => self.fail(format!("response {response:?} does not answer {pending:?}")),
+        }
+        self.think(client);
+    }
+
+    /// Starts the liveness probe: a put then a linearizable read of `kprobe`,
+    /// retried across members, which must both succeed within ten election timeouts.
+    pub fn start_probe(&mut self) {
+        self.workload.probe = Some(ProbeState {
+            started_us: self.now_us,
+            ..Default::default()
+        });
+        self.workload.clients.push(Client {
+            probe: true,
+            ..Default::default()
+        });
+        let client = self.workload.clients.len() - 1;
+        self.schedule_wake(client, self.now_us, 0);
+    }
+
+    /// The probe's next request, or None when it is done.
+    fn probe_op(&mut self, client: usize) -> Option<(Request, Pending, bool)> {
+        let probe = self.workload.probe.clone().unwrap_or_default();
+        let key = b"kprobe".to_vec();
+        let now = self.now_us;
+        let c = &mut self.workload.clients[client];
+        c.seq += 1;
+        if probe.put_ok_us.is_none() {
+            let value = format!("probe-{}", c.seq).into_bytes();
+            let op = KvOp::Put {
+                key: key.clone(),
+                value: value.clone(),
+            };
+            let id = self.workload.history.invoke(client as u64, op, now);
+            return Some((
+                Request::Put(PutRequest {
+                    key,
+                    value,
+                    ..Default::default()
+                }),
+                Pending::Kv(id),
+                false,
+            ));
+        }
+        if probe.get_ok_us.is_none() {
+            let id = self
+                .workload
+                .history
+                .invoke(client as u64, KvOp::Get { key: key.clone() }, now);
+            return Some((
+                Request::Range(RangeRequest {
+                    key,
+                    ..Default::default()
+                }),
+                Pending::Kv(id),
+                false,
+            ));
+        }
+        None
+    }
+
+    pub fn phase_is_done(&self) -> bool {
+        self.phase == Phase::Done
+    }
+}
+
+fn header_revision(response: &Response) -> i64 {
+    let header = match response {
+        Response::Range(r) => &r.header,
+        Response::Put(r) => &r.header,
+        Response::DeleteRange(r) => &r.header,
+        Response::Txn(r) => &r.header,
+        Response::Compact(r) => &r.header,
+        Response::LeaseGrant(r) => &r.header,
+        Response::LeaseRevoke(r) => &r.header,
+        _ => return 0,
+    };
+    header.as_ref().map_or(0, |h| h.revision)
+}
+
+impl Sim {
+    /// Wakes `client` now (used to start the final reader).
+    pub fn schedule_wake_now(&mut self, client: usize) {
+        let c = &mut self.workload.clients[client];
+        c.token += 1;
+        let token = c.token;
+        self.schedule_wake(client, self.now_us, token);
+    }
+}
