@@ -967,15 +967,24 @@ impl Raft {
         if m.entries.len() != 1 {
             return;
         }
+        // Before its first commit in this term a leader's commit index may trail
+        // what an earlier leader (or this member before a restart, when commit-only
+        // hard states were not yet synced) acknowledged: hold the read until then.
+        // This comes first even for a lone voter (the simulator found a stale read
+        // after a single-member restart when it did not).
+        if !self.committed_entry_in_current_term() && !is_active(Mutation::ReadIndexBeforeFirstCommit) {
+            self.pending_read_index.push(m);
+            return;
+        }
+        self.serve_read_index(m);
+    }
+
+    fn serve_read_index(&mut self, m: Message) {
         if self.trk.is_singleton() || is_active(Mutation::ReadIndexWithoutQuorum) {
             // Nobody else can have committed anything: our commit index is current.
             // (Planted bug: also without being alone, skipping the quorum round.)
             let index = self.log.committed;
             self.answer_read(m, index);
-            return;
-        }
-        if !self.committed_entry_in_current_term() && !is_active(Mutation::ReadIndexBeforeFirstCommit) {
-            self.pending_read_index.push(m);
             return;
         }
         self.start_read_round(m);
@@ -997,7 +1006,7 @@ impl Raft {
             return;
         }
         for m in std::mem::take(&mut self.pending_read_index) {
-            self.start_read_round(m);
+            self.serve_read_index(m);
         }
     }
 

@@ -169,6 +169,16 @@ pub fn run(c: &mut Cluster, cmd: &Command) -> String {
             c.nodes.get_mut(&id).expect("node").raw.report_snapshot(peer, ok);
         }
         "restart" => c.restart(first()),
+        "lose-commit" => {
+            // A crash lost the last commit-only HardState (it needs no sync) and the
+            // state machine's progress past `commit=`.
+            let id = first();
+            let commit = cmd.u64_arg("commit").expect("commit=");
+            let st = &mut c.nodes.get_mut(&id).expect("node").storage;
+            st.hard_state.commit = commit;
+            st.applied = st.applied.min(commit);
+            c.line_pub(format!("{id} lost commit past {commit}"));
+        }
         "status" => c.render_status(first()),
         "log" => c.render_log(first()),
         "raft-state" => c.raft_state(),
