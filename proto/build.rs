@@ -17,6 +17,7 @@ const PROTO_FILES: &[&str] = &[
     "etcd/server/etcdserver/api/v3election/v3electionpb/v3election.proto",
     "grpc/health/v1/health.proto",
     "detcd/raft_request.proto",
+    "detcd/peer.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -3,8 +3,8 @@
 //! log, snapshot files, and the recovery that reads them back. The decisions
 //! about bytes (record framing, CRC chaining, torn-versus-corrupt) are made by
 //! `detcd_core::wal`, which the simulator runs too; this crate maps files, orders
-//! writes and syncs. The tokio node driver and the peer transport will live here
-//! once `core::node` exists.
+//! writes and syncs. It also holds the tokio driver of `core::node` ([`driver`])
+//! and the peer transport ([`transport`]).
 //!
 //! # Data directory layout
 //!
@@ -24,6 +24,10 @@
 //!
 //! # Modules
 //!
+//! - [`driver`]: [`driver::start`] runs a member: the node's task, its
+//!   [`driver::MemberHandle`] for the gRPC services, storage and transport work.
+//! - [`transport`]: framed TCP between members (handshake, batching, backoff).
+//! - [`metrics`]: the member's counters; [`log`]: leveled stderr lines.
 //! - [`storage`]: [`Storage::open`] (recovery of snapshot + WAL) and the write
 //!   calls a node driver makes.
 //! - [`wal`]: segments, appends, sync, cuts, release.
@@ -42,11 +46,15 @@
 //!   stops start-up with [`StorageError`] naming the file and offset.
 //! - A failed sync poisons the WAL: restart and recover, never retry.
 
+pub mod driver;
 pub mod error;
 pub mod fuzz_support;
 pub mod group_commit;
+pub mod log;
+pub mod metrics;
 pub mod snap;
 pub mod storage;
+pub mod transport;
 pub mod wal;
 
 mod fsutil;

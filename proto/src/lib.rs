@@ -49,7 +49,8 @@ pub mod v3electionpb {
     include!(concat!(env!("OUT_DIR"), "/v3electionpb.rs"));
 }
 
-/// detcd's internal replicated-request format (what members propose through raft).
+/// detcd's internal formats: the replicated-request format (what members propose
+/// through raft) and the peer wire format (what members send each other).
 pub mod detcdpb {
     include!(concat!(env!("OUT_DIR"), "/detcdpb.rs"));
 }

@@ -1,0 +1,413 @@
+//! The driver task: one turn at a time, read the clock, feed, drain, act.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use detcd_core::error::{self as etcd_error, EtcdError};
+use detcd_core::node::{ClientRequestId, Input, Node, Output, PeerMessage, Request, Response};
+use detcd_core::raft::Role;
+use detcd_core::watch::StreamId;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::MissedTickBehavior;
+
+use super::persist::{Done, Job, Persister};
+use super::{Command, Internal, StopReason, StreamSink, DB_SIZE_REFRESH_MS, TURN_EVENTS_MAX};
+use crate::log::Level;
+use crate::metrics::{Metrics, SharedMetrics};
+use crate::transport::{Sent, Transport};
+
+/// One thing that happened, before it becomes node input.
+enum Event {
+    Tick,
+    Command(Command),
+    Internal(Internal),
+    Peer(PeerMessage),
+}
+
+/// Who is waiting for a client request's answer.
+enum Waiter {
+    Caller {
+        reply: oneshot::Sender<Result<Response, EtcdError>>,
+        write: bool,
+    },
+    /// The driver's own Status request (for the db size metric).
+    DbSize,
+}
+
+pub(crate) struct Driver {
+    node: Node,
+    started: Instant,
+    tick_ms: u64,
+    persister: Option<Persister>,
+    /// Disk work not yet handed to the storage thread, in node order.
+    jobs: VecDeque<Job>,
+    storing: bool,
+    transport: Option<Transport>,
+    waiters: BTreeMap<ClientRequestId, Waiter>,
+    next_client_id: ClientRequestId,
+    streams: BTreeMap<StreamId, StreamSink>,
+    /// Inputs the driver itself produced while acting (transport drops), fed
+    /// before the turn ends.
+    deferred: Vec<Input>,
+    metrics: Metrics,
+    shared_metrics: SharedMetrics,
+    next_db_size_ms: u64,
+    /// The newest application snapshot's data (for `snapshot_bytes`).
+    snapshot_data: Vec<u8>,
+    stop: Option<StopReason>,
+}
+
+impl Driver {
+    pub(crate) fn new(
+        node: Node,
+        persister: Persister,
+        transport: Transport,
+        shared_metrics: SharedMetrics,
+        tick_ms: u64,
+        snapshot_data: Vec<u8>,
+    ) -> Driver {
+        Driver {
+            node,
+            started: Instant::now(),
+            tick_ms,
+            persister: Some(persister),
+            jobs: VecDeque::new(),
+            storing: false,
+            transport: Some(transport),
+            waiters: BTreeMap::new(),
+            next_client_id: 1,
+            streams: BTreeMap::new(),
+            deferred: Vec::new(),
+            metrics: Metrics::default(),
+            shared_metrics,
+            next_db_size_ms: 0,
+            snapshot_data,
+            stop: None,
+        }
+    }
+
+    pub(crate) async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        mut internal: mpsc::UnboundedReceiver<Internal>,
+        mut peers: mpsc::Receiver<PeerMessage>,
+        mut shutdown: oneshot::Receiver<()>,
+        stopped: watch::Sender<Option<StopReason>>,
+    ) {
+        let mut ticker = tokio::time::interval(Duration::from_millis(self.tick_ms));
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // Node::new may already have outputs (the bootstrap Persist).
+        self.drain();
+        self.after_turn();
+        while self.stop.is_none() {
+            let first = tokio::select! {
+                biased;
+                _ = &mut shutdown => {
+                    self.stop = Some(StopReason::Shutdown);
+                    break;
+                }
+                Some(event) = internal.recv() => Event::Internal(event),
+                _ = ticker.tick() => Event::Tick,
+                Some(message) = peers.recv() => Event::Peer(message),
+                Some(command) = commands.recv() => Event::Command(command),
+            };
+            // The one clock read of this turn.
+            let now_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            self.feed(first, now_ms);
+            // Take what else is ready now, so this turn's proposals share a Ready
+            // and its Persist.
+            for _ in 0..TURN_EVENTS_MAX {
+                let event = if let Ok(e) = internal.try_recv() {
+                    Event::Internal(e)
+                } else if let Ok(m) = peers.try_recv() {
+                    Event::Peer(m)
+                } else if let Ok(c) = commands.try_recv() {
+                    Event::Command(c)
+                } else {
+                    break;
+                };
+                self.feed(event, now_ms);
+            }
+            if now_ms >= self.next_db_size_ms {
+                self.next_db_size_ms = now_ms + DB_SIZE_REFRESH_MS;
+                let id = self.client_id();
+                self.waiters.insert(id, Waiter::DbSize);
+                self.node.handle(Input::Client {
+                    id,
+                    request: Request::Status,
+                });
+            }
+            self.drain();
+            self.after_turn();
+        }
+        self.finish(&stopped, &mut commands).await;
+    }
+
+    fn client_id(&mut self) -> ClientRequestId {
+        let id = self.next_client_id;
+        self.next_client_id += 1;
+        id
+    }
+
+    fn feed(&mut self, event: Event, now_ms: u64) {
+        match event {
+            Event::Tick => self.node.handle(Input::Tick { now_ms }),
+            Event::Peer(message) => self.node.handle(Input::Peer(message)),
+            Event::Command(Command::Call { request, reply }) => {
+                let id = self.client_id();
+                let write = is_write(&request);
+                self.waiters.insert(id, Waiter::Caller { reply, write });
+                self.node.handle(Input::Client { id, request });
+            }
+            Event::Command(Command::OpenStream { stream, sink }) => {
+                self.streams.insert(stream, sink);
+            }
+            Event::Command(Command::SnapshotBytes { reply }) => {
+                let _ = reply.send(self.snapshot_data.clone());
+            }
+            Event::Internal(Internal::StreamClosed(stream)) => {
+                self.streams.remove(&stream);
+                self.node.handle(Input::StreamClosed { stream });
+            }
+            Event::Internal(Internal::Stored(done)) => self.on_stored(done),
+            Event::Internal(Internal::PeerUnreachable(peer)) => {
+                self.node.handle(Input::PeerUnreachable { peer });
+            }
+            Event::Internal(Internal::SnapshotReport { peer, delivered }) => {
+                self.node.handle(Input::SnapshotReport { peer, delivered });
+            }
+        }
+    }
+
+    fn on_stored(&mut self, done: Done) {
+        self.storing = false;
+        if let Some(error) = done.error {
+            crate::log!(
+                Level::Error,
+                "driver",
+                "member {:x}: storage failed, stopping: {error}",
+                self.node.member_id()
+            );
+            self.stop = Some(StopReason::Failed(error));
+            return;
+        }
+        if let Some(seconds) = done.sync_seconds {
+            self.metrics.wal_fsync.observe(seconds);
+            self.metrics.syncs += 1;
+            self.metrics.entries_synced += done.entries;
+            if seconds > 1.0 {
+                // etcd's warnSyncDuration.
+                crate::log!(Level::Warn, "driver", "slow WAL sync: {seconds:.3} s");
+            }
+        }
+        self.metrics.persists += done.persists;
+        if let Some(ready_number) = done.persisted {
+            self.node.handle(Input::Persisted { ready_number });
+        }
+        for index in done.snapshots_saved {
+            self.node.handle(Input::SnapshotSaved { index });
+        }
+    }
+
+    /// Drains the node completely and carries out each output in order; inputs
+    /// the acting produced are fed and drained in turn.
+    fn drain(&mut self) {
+        loop {
+            while let Some(output) = self.node.poll() {
+                self.act(output);
+            }
+            if self.deferred.is_empty() {
+                break;
+            }
+            for input in std::mem::take(&mut self.deferred) {
+                self.node.handle(input);
+            }
+        }
+    }
+
+    fn act(&mut self, output: Output) {
+        match output {
+            Output::Persist {
+                ready_number,
+                snapshot,
+                entries,
+                hard_state,
+                must_sync,
+            } => {
+                if let Some(s) = &snapshot {
+                    if !s.data.is_empty() {
+                        self.snapshot_data.clone_from(&s.data);
+                    }
+                }
+                self.jobs.push_back(Job::Persist {
+                    ready_number,
+                    snapshot,
+                    entries,
+                    hard_state,
+                    must_sync,
+                });
+            }
+            Output::Send { to, message } => self.send(to, message),
+            Output::Respond { id, result } => self.respond(id, result),
+            Output::Watch { stream, response } => {
+                let Some(sink) = self.streams.get(&stream) else {
+                    return;
+                };
+                if sink.responses.try_send(response).is_err() {
+                    // Full (or the receiver is gone): drop the stream rather than
+                    // block the member. See `WatchStream`.
+                    sink.overflowed.store(true, Ordering::Relaxed);
+                    crate::log!(
+                        Level::Warn,
+                        "driver",
+                        "watch stream {stream} fell behind; dropping it"
+                    );
+                    self.streams.remove(&stream);
+                    self.deferred.push(Input::StreamClosed { stream });
+                }
+            }
+            Output::SaveSnapshot { snapshot } => {
+                self.snapshot_data.clone_from(&snapshot.data);
+                self.jobs.push_back(Job::SaveSnapshot(snapshot));
+            }
+            Output::ReleaseWal { index } => self.jobs.push_back(Job::ReleaseWal(index)),
+            Output::RoleChanged { leader, role, term } => {
+                if leader != self.metrics.leader_id && leader != 0 {
+                    self.metrics.leader_changes_seen += 1;
+                }
+                let was_leader = self.metrics.is_leader;
+                self.metrics.leader_id = leader;
+                self.metrics.has_leader = leader != 0;
+                self.metrics.is_leader = role == Role::Leader;
+                self.metrics.term = term;
+                if was_leader != self.metrics.is_leader || leader == 0 {
+                    crate::log!(
+                        Level::Info,
+                        "driver",
+                        "member {:x} is {} at term {term}, leader {leader:x}",
+                        self.node.member_id(),
+                        role.name()
+                    );
+                }
+            }
+            Output::Removed => {
+                crate::log!(
+                    Level::Warn,
+                    "driver",
+                    "member {:x} was removed from the cluster; stopping",
+                    self.node.member_id()
+                );
+                self.stop = Some(StopReason::Removed);
+            }
+        }
+    }
+
+    fn send(&mut self, to: u64, message: PeerMessage) {
+        let Some(transport) = self.transport.as_mut() else {
+            return;
+        };
+        let urls = self.node.members().get(&to).map(|m| m.peer_ur_ls.as_slice());
+        if let Sent::Dropped { snapshot } = transport.send(to, message, urls) {
+            if snapshot {
+                self.deferred.push(Input::SnapshotReport {
+                    peer: to,
+                    delivered: false,
+                });
+            }
+            let unreachable = Input::PeerUnreachable { peer: to };
+            if !self.deferred.contains(&unreachable) {
+                self.deferred.push(unreachable);
+            }
+        }
+    }
+
+    fn respond(&mut self, id: ClientRequestId, result: Result<Response, EtcdError>) {
+        match self.waiters.remove(&id) {
+            Some(Waiter::Caller { reply, write }) => {
+                if write && result.is_err() {
+                    self.metrics.proposals_failed += 1;
+                }
+                let _ = reply.send(result);
+            }
+            Some(Waiter::DbSize) => {
+                if let Ok(Response::Status(s)) = result {
+                    self.metrics.db_size_bytes = u64::try_from(s.db_size).unwrap_or(0);
+                }
+            }
+            None => {}
+        }
+    }
+
+    /// Hands queued disk work to the storage thread (one batch in flight) and
+    /// publishes the counters.
+    fn after_turn(&mut self) {
+        if !self.storing && !self.jobs.is_empty() {
+            let batch: Vec<Job> = self.jobs.drain(..).collect();
+            let submitted = self.persister.as_ref().is_some_and(|p| p.submit(batch));
+            if submitted {
+                self.storing = true;
+            } else if self.stop.is_none() {
+                self.stop = Some(StopReason::Failed("the storage thread is gone".into()));
+            }
+        }
+        let status = self.node.raft_status();
+        self.metrics.proposals_committed = status.commit;
+        self.metrics.proposals_applied = self.node.applied_index();
+        self.metrics.proposals_pending = self.node.pending_requests() as u64;
+        self.shared_metrics.set(&self.metrics);
+    }
+
+    /// Stops everything the driver started: callers answered STOPPED, streams
+    /// ended, the transport closed, the storage thread joined (after its batch).
+    async fn finish(
+        mut self,
+        stopped: &watch::Sender<Option<StopReason>>,
+        commands: &mut mpsc::Receiver<Command>,
+    ) {
+        commands.close();
+        while let Ok(command) = commands.try_recv() {
+            if let Command::Call { reply, .. } = command {
+                let _ = reply.send(Err(etcd_error::STOPPED));
+            }
+        }
+        for (_, waiter) in std::mem::take(&mut self.waiters) {
+            if let Waiter::Caller { reply, .. } = waiter {
+                let _ = reply.send(Err(etcd_error::STOPPED));
+            }
+        }
+        self.streams.clear();
+        if let Some(transport) = self.transport.take() {
+            transport.stop().await;
+        }
+        if let Some(persister) = self.persister.take() {
+            persister.stop().await;
+        }
+        let reason = self.stop.take().unwrap_or(StopReason::Shutdown);
+        crate::log!(
+            Level::Info,
+            "driver",
+            "member {:x} stopped: {reason:?}",
+            self.node.member_id()
+        );
+        let _ = stopped.send(Some(reason));
+    }
+}
+
+/// Requests that change replicated state: their errors count as failed proposals.
+fn is_write(request: &Request) -> bool {
+    match request {
+        Request::Put(_)
+        | Request::DeleteRange(_)
+        | Request::Compact(_)
+        | Request::LeaseGrant(_)
+        | Request::LeaseRevoke(_)
+        | Request::MemberAdd(_)
+        | Request::MemberRemove(_)
+        | Request::MemberUpdate(_)
+        | Request::MemberPromote(_)
+        | Request::Alarm(_) => true,
+        Request::Txn(t) => !t.success.is_empty() || !t.failure.is_empty(),
+        _ => false,
+    }
+}
