@@ -20,6 +20,19 @@ use crate::config::{ClusterState, Config};
 
 /// WAL segment size (etcd's `SegmentSizeBytes`).
 pub const WAL_SEGMENT_BYTES: usize = 64_000_000;
+/// Environment variable that overrides [`WAL_SEGMENT_BYTES`] (a multiple of 8, at least
+/// 4096). Not an etcd setting: the end-to-end tests use small segments, because every
+/// member start writes and syncs two zero-filled segments.
+pub const WAL_SEGMENT_BYTES_ENV: &str = "DETCD_WAL_SEGMENT_BYTES";
+
+/// The WAL segment size: [`WAL_SEGMENT_BYTES_ENV`] when set and valid, else etcd's.
+pub fn wal_segment_bytes() -> usize {
+    std::env::var(WAL_SEGMENT_BYTES_ENV)
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|b| b % 8 == 0 && *b >= 4096)
+        .unwrap_or(WAL_SEGMENT_BYTES)
+}
 
 /// A member's place in its cluster.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -134,7 +147,7 @@ fn has_data(dir: &Path) -> bool {
 /// ID then cluster ID, 8 bytes little-endian each).
 fn recorded_identity(dir: &Path) -> Result<Identity, StartupError> {
     let options = detcd_io::StorageOptions {
-        segment_bytes: WAL_SEGMENT_BYTES,
+        segment_bytes: wal_segment_bytes(),
         ..detcd_io::StorageOptions::default()
     };
     let (storage, recovered) = detcd_io::Storage::open(dir, &options)
@@ -192,7 +205,7 @@ pub async fn start(config: &Config) -> Result<(driver::Member, MemberHandle), St
     let node = node_config(config, identity, members);
     let mut options = MemberOptions::new(data_dir, node, mode);
     options.listen_peer_urls = config.listen_peer_urls.iter().map(ToString::to_string).collect();
-    options.segment_bytes = WAL_SEGMENT_BYTES;
+    options.segment_bytes = wal_segment_bytes();
     options.max_snapshots = config.max_snapshots as usize;
     driver::start(options).await.map_err(StartupError::Start)
 }
