@@ -7,7 +7,7 @@
 //!   driver's options); [`join`]: how a member added with `member add` learns its ID.
 //! - [`grpc`]: etcd's gRPC services over the member's handle; [`http`]: `/health`,
 //!   `/version`, `/metrics`; [`serve`]: both on the client listeners.
-//! - [`ctl`]: detcdctl.
+//! - [`ctl`]: the detcdctl client.
 
 pub mod cli;
 pub mod config;
