@@ -1,12 +1,27 @@
 //! detcd-server: the etcd v3 gRPC services, HTTP endpoints and configuration, and the
 //! `detcd` and `detcdctl` binaries.
 //!
-//! So far it holds the configuration (`config`: etcd's flags, `ETCD_*` variables and YAML
-//! file, validated and turned into member and cluster IDs) and the client (`ctl`:
-//! detcdctl). The services arrive with `core::node`.
+//! - [`config`]: etcd's flags, `ETCD_*` variables and YAML file, validated and turned
+//!   into member and cluster IDs.
+//! - [`member`]: from a configuration to a running member (data dir, identity, the
+//!   driver's options); [`join`]: how a member added with `member add` learns its ID.
+//! - [`grpc`]: etcd's gRPC services over the member's handle; [`http`]: `/health`,
+//!   `/version`, `/metrics`; [`serve`]: both on the client listeners.
+//! - [`ctl`]: the detcdctl client.
 
+pub mod cli;
 pub mod config;
 pub mod ctl;
+pub mod grpc;
+pub mod http;
+pub mod join;
+pub mod member;
+pub mod serve;
 pub mod sha1;
 pub mod sha256;
 pub mod urls;
+
+/// One informational line in the driver's log format (`INFO detcd: ...` on stderr).
+pub fn log(message: &str) {
+    detcd_io::log::write(detcd_io::log::Level::Info, "detcd", format_args!("{message}"));
+}

@@ -1,0 +1,123 @@
+//! The `detcd` command: reads the configuration exactly as etcd would (flags, `ETCD_*`
+//! variables, `--config-file`), starts the member, serves etcd's gRPC API and HTTP
+//! endpoints on the client URLs, and shuts down cleanly on SIGTERM or SIGINT.
+//!
+//! It lives in the library so that the end-to-end tests (crate detcd-tests) can build
+//! the very same program as a binary of their own package.
+//!
+//! Exit status: 0 after a clean shutdown (or removal from the cluster), 1 when the
+//! member cannot start or fails, 2 for a malformed command line.
+
+use detcd_io::driver::StopReason;
+
+use crate::config::{Config, ConfigError, Invocation};
+use crate::grpc::Services;
+use crate::{log, member, serve};
+
+/// Runs `detcd` with this process's arguments and environment; returns the exit status.
+pub fn detcd_main() -> i32 {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let read = |path: &str| std::fs::read_to_string(path).map_err(|e| e.to_string());
+    let code = match Config::load(&args, &env, &read) {
+        Ok(Invocation::Help) => {
+            println!("usage: detcd [flags]\n\nflags, ETCD_* variables and --config-file as etcd's (see `etcd --help`).");
+            0
+        }
+        Ok(Invocation::Version) => {
+            println!("detcd Version: {}\nAPI version: 3.6", env!("CARGO_PKG_VERSION"));
+            0
+        }
+        Ok(Invocation::Run(config)) => run(*config),
+        Err(ConfigError::Flag(msg)) => {
+            eprintln!("{msg}\nusage: detcd [flags] (see `detcd --help`)");
+            2
+        }
+        Err(e) => {
+            eprintln!("detcd: error verifying flags, {e}. See 'detcd --help'.");
+            1
+        }
+    };
+    code
+}
+
+fn run(config: Config) -> i32 {
+    for w in &config.warnings {
+        detcd_io::log!(detcd_io::log::Level::Warn, "detcd", "{w}");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("detcd: cannot start the runtime: {e}");
+            return 1;
+        }
+    };
+    match runtime.block_on(serve_member(config)) {
+        Ok(()) => 0,
+        Err(e) => {
+            detcd_io::log!(detcd_io::log::Level::Error, "detcd", "{e}");
+            eprintln!("detcd: {e}");
+            1
+        }
+    }
+}
+
+async fn serve_member(config: Config) -> Result<(), String> {
+    let urls = |v: &[crate::urls::Url]| v.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
+    log(&format!(
+        "starting detcd {} as member {:?}: data dir {}, client URLs {}, peer URLs {}, initial cluster {}",
+        env!("CARGO_PKG_VERSION"),
+        config.name,
+        config.data_dir,
+        urls(&config.listen_client_urls),
+        urls(&config.listen_peer_urls),
+        config.initial_cluster_string()
+    ));
+    let listeners = serve::bind_client_urls(&config.listen_client_urls).await?;
+    let (member, handle) = member::start(&config).await.map_err(|e| e.to_string())?;
+    let routes = serve::routes(Services::new(handle.clone()), config.max_request_bytes);
+    let addrs: Vec<String> = listeners
+        .iter()
+        .filter_map(|l| l.local_addr().ok())
+        .map(|a| a.to_string())
+        .collect();
+    let servers = serve::ClientServers::start(listeners, routes);
+    log(&format!(
+        "member {:x} of cluster {:x} serving client requests on {}",
+        handle.member_id(),
+        handle.cluster_id(),
+        addrs.join(", ")
+    ));
+    let outcome = tokio::select! {
+        signal = termination() => {
+            log(&format!("received {signal}, shutting down"));
+            Ok(())
+        }
+        reason = member.stopped() => match reason {
+            StopReason::Removed => {
+                log("this member was removed from the cluster, shutting down");
+                Ok(())
+            }
+            StopReason::Shutdown => Ok(()),
+            StopReason::Failed(why) => Err(format!("the member failed: {why}")),
+        },
+    };
+    servers.shutdown(member.shutdown()).await;
+    log("shutdown complete");
+    outcome
+}
+
+/// Resolves with the name of the first SIGTERM or SIGINT.
+async fn termination() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+    else {
+        // Without signal handlers the process still ends on the default action.
+        std::future::pending::<()>().await;
+        unreachable!()
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    }
+}

@@ -1,0 +1,135 @@
+//! `etcdserverpb.Maintenance`: Status, Alarm, HashKV, Hash, the Snapshot stream,
+//! MoveLeader, Defragment (and Downgrade, which detcd does not support).
+//!
+//! - Snapshot streams the member's newest application snapshot (the driver's
+//!   `snapshot_bytes`: the state at the last `--snapshot-count` snapshot, not at the
+//!   latest applied index) in 32 KiB chunks, then etcd's trailer: one more message whose
+//!   blob is the SHA-256 of everything before it, `remaining_bytes` counting it.
+//! - Defragment is a successful no-op: detcd's store is in memory with no free pages to
+//!   give back (the WAL and snapshot files are rewritten by compaction of the log).
+//! - Hash answers the HashKV hash at the latest revision: detcd has no bbolt file whose
+//!   bytes etcd's Hash would cover, and the call is documented as "for testing only".
+
+use std::pin::Pin;
+
+use detcd_core::node::Request;
+use detcd_proto::etcdserverpb::maintenance_server::Maintenance;
+use detcd_proto::etcdserverpb::{
+    AlarmRequest, AlarmResponse, DefragmentRequest, DefragmentResponse, DowngradeRequest, DowngradeResponse,
+    HashKvRequest, HashKvResponse, HashRequest, HashResponse, MoveLeaderRequest, MoveLeaderResponse,
+    ResponseHeader, SnapshotRequest, SnapshotResponse, StatusRequest, StatusResponse,
+};
+use tonic::codegen::tokio_stream::Stream;
+use tonic::{Request as Rpc, Response as Reply, Status};
+
+use super::{mismatch, unwrap_response, Services};
+
+/// Blob bytes per Snapshot message (etcd's `snapshotSendBufferSize`).
+pub const SNAPSHOT_CHUNK_BYTES: usize = 32 * 1024;
+
+type SnapshotStream = Pin<Box<dyn Stream<Item = Result<SnapshotResponse, Status>> + Send>>;
+
+impl Services {
+    /// The header of a Status answer: this member's view right now.
+    async fn status_header(&self) -> Result<(ResponseHeader, String), Status> {
+        match self.call(Request::Status).await? {
+            detcd_core::node::Response::Status(s) => Ok((s.header.unwrap_or_default(), s.version)),
+            _ => Err(mismatch("Status")),
+        }
+    }
+}
+
+/// The Snapshot stream's messages for `data`: 32 KiB chunks, then the SHA-256 trailer;
+/// `header` and `version` on the first message only.
+pub fn snapshot_messages(data: &[u8], header: ResponseHeader, version: String) -> Vec<SnapshotResponse> {
+    let digest = crate::sha256::sha256(data);
+    let total = data.len() + digest.len();
+    let mut sent = 0;
+    let mut messages = Vec::with_capacity(data.len() / SNAPSHOT_CHUNK_BYTES + 2);
+    for blob in data
+        .chunks(SNAPSHOT_CHUNK_BYTES)
+        .chain(std::iter::once(&digest[..]))
+    {
+        sent += blob.len();
+        messages.push(SnapshotResponse {
+            header: None,
+            remaining_bytes: (total - sent) as u64,
+            blob: blob.to_vec(),
+            version: String::new(),
+        });
+    }
+    messages[0].header = Some(header);
+    messages[0].version = version;
+    messages
+}
+
+#[tonic::async_trait]
+impl Maintenance for Services {
+    async fn alarm(&self, r: Rpc<AlarmRequest>) -> Result<Reply<AlarmResponse>, Status> {
+        unwrap_response!(self.call(Request::Alarm(r.into_inner())).await, Alarm)
+    }
+
+    async fn status(&self, _r: Rpc<StatusRequest>) -> Result<Reply<StatusResponse>, Status> {
+        unwrap_response!(self.call(Request::Status).await, Status)
+    }
+
+    async fn defragment(&self, _r: Rpc<DefragmentRequest>) -> Result<Reply<DefragmentResponse>, Status> {
+        let (header, _) = self.status_header().await?;
+        Ok(Reply::new(DefragmentResponse { header: Some(header) }))
+    }
+
+    async fn hash(&self, _r: Rpc<HashRequest>) -> Result<Reply<HashResponse>, Status> {
+        match self.call(Request::HashKv(HashKvRequest { revision: 0 })).await? {
+            detcd_core::node::Response::HashKv(h) => Ok(Reply::new(HashResponse {
+                header: h.header,
+                hash: h.hash,
+            })),
+            _ => Err(mismatch("HashKv")),
+        }
+    }
+
+    async fn hash_kv(&self, r: Rpc<HashKvRequest>) -> Result<Reply<HashKvResponse>, Status> {
+        unwrap_response!(self.call(Request::HashKv(r.into_inner())).await, HashKv)
+    }
+
+    type SnapshotStream = SnapshotStream;
+
+    async fn snapshot(&self, _r: Rpc<SnapshotRequest>) -> Result<Reply<SnapshotStream>, Status> {
+        let (header, version) = self.status_header().await?;
+        let data = self.handle.snapshot_bytes().await.map_err(super::status)?;
+        let messages = snapshot_messages(&data, header, version);
+        let stream = tonic::codegen::tokio_stream::iter(messages.into_iter().map(Ok));
+        Ok(Reply::new(Box::pin(stream)))
+    }
+
+    async fn move_leader(&self, r: Rpc<MoveLeaderRequest>) -> Result<Reply<MoveLeaderResponse>, Status> {
+        unwrap_response!(self.call(Request::MoveLeader(r.into_inner())).await, MoveLeader)
+    }
+
+    async fn downgrade(&self, _r: Rpc<DowngradeRequest>) -> Result<Reply<DowngradeResponse>, Status> {
+        Err(Status::unimplemented("detcd: cluster downgrade is not supported"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_stream_is_chunks_then_the_sha256_trailer() {
+        let data = vec![7u8; SNAPSHOT_CHUNK_BYTES * 2 + 5];
+        let messages = snapshot_messages(&data, ResponseHeader::default(), "3.6.0".into());
+        assert_eq!(messages.len(), 4);
+        assert_eq!(messages[0].blob.len(), SNAPSHOT_CHUNK_BYTES);
+        assert_eq!(
+            messages[0].remaining_bytes as usize,
+            SNAPSHOT_CHUNK_BYTES + 5 + 32
+        );
+        assert!(messages[0].header.is_some() && messages[1].header.is_none());
+        assert_eq!(messages[3].blob, crate::sha256::sha256(&data).to_vec());
+        assert_eq!(messages[3].remaining_bytes, 0);
+        let empty = snapshot_messages(&[], ResponseHeader::default(), String::new());
+        assert_eq!(empty.len(), 1);
+        assert_eq!(empty[0].blob, crate::sha256::sha256(&[]).to_vec());
+    }
+}

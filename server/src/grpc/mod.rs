@@ -1,0 +1,98 @@
+//! etcd's gRPC services on top of a running member ([`MemberHandle`]).
+//!
+//! What it owns and why it exists: moving requests and responses between tonic and the
+//! driver. Every decision about a request (checks, errors, learner rules, forwarding) is
+//! taken by `core::node`; the services only pick the [`Request`] variant, unwrap the
+//! matching [`Response`] variant and turn an [`EtcdError`] into a `tonic::Status` with the
+//! same code and message. The streaming RPCs (Watch, LeaseKeepAlive, Snapshot) are the
+//! only places with logic of their own: how a gRPC stream maps onto driver calls.
+//!
+//! One file per etcd service: [`kv`], [`watch`], [`lease`], [`cluster`], [`maintenance`],
+//! and the standard [`health`] service.
+
+pub mod cluster;
+pub mod health;
+pub mod kv;
+pub mod lease;
+pub mod maintenance;
+pub mod watch;
+
+use detcd_core::error::{self as etcd_error, EtcdError};
+use detcd_core::node::{Request, Response};
+use detcd_io::driver::MemberHandle;
+use detcd_proto::etcdserverpb::ResponseHeader;
+
+/// Bytes a gRPC message may exceed `--max-request-bytes` by (etcd's `grpcOverheadBytes`).
+pub const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
+
+/// The services' shared state: the member they serve.
+#[derive(Clone, Debug)]
+pub struct Services {
+    handle: MemberHandle,
+}
+
+impl Services {
+    pub fn new(handle: MemberHandle) -> Services {
+        Services { handle }
+    }
+
+    pub fn handle(&self) -> &MemberHandle {
+        &self.handle
+    }
+
+    /// Serves `request`, turning an etcd error into its gRPC status.
+    async fn call(&self, request: Request) -> Result<Response, tonic::Status> {
+        self.handle.call(request).await.map_err(status)
+    }
+
+    /// A header for answers the node does not make itself (keepalive of an unknown
+    /// lease, Defragment): this member, the last term it saw, no revision.
+    fn header(&self) -> ResponseHeader {
+        ResponseHeader {
+            cluster_id: self.handle.cluster_id(),
+            member_id: self.handle.member_id(),
+            revision: 0,
+            raft_term: self.handle.metrics().term,
+        }
+    }
+
+    /// etcd's `hasleader` check (clients' `WithRequireLeader`, which etcdctl's watch
+    /// uses): a stream that asks for a leader fails at once without one.
+    fn check_require_leader<T>(&self, request: &tonic::Request<T>) -> Result<(), tonic::Status> {
+        let wants_leader = request
+            .metadata()
+            .get(REQUIRE_LEADER_KEY)
+            .is_some_and(|v| v.as_bytes() == b"true");
+        if wants_leader && !self.handle.metrics().has_leader {
+            return Err(status(etcd_error::NO_LEADER));
+        }
+        Ok(())
+    }
+}
+
+/// gRPC metadata key of etcd's `WithRequireLeader` (`rpctypes.MetadataRequireLeaderKey`).
+const REQUIRE_LEADER_KEY: &str = "hasleader";
+
+/// An etcd error as the gRPC status etcd sends: same code, same message.
+pub fn status(e: EtcdError) -> tonic::Status {
+    tonic::Status::new(tonic::Code::from_i32(e.code as i32), e.message)
+}
+
+/// The status for a response variant that does not match its request: a broken
+/// invariant between the driver and the node, reported instead of panicking a task.
+fn mismatch(rpc: &str) -> tonic::Status {
+    tonic::Status::internal(format!(
+        "detcd: the member answered {rpc} with another response type"
+    ))
+}
+
+/// `Ok(tonic::Response)` of variant `$variant` of a node [`Response`].
+macro_rules! unwrap_response {
+    ($result:expr, $variant:ident) => {
+        match $result? {
+            detcd_core::node::Response::$variant(r) => Ok(tonic::Response::new(r)),
+            _ => Err($crate::grpc::mismatch(stringify!($variant))),
+        }
+    };
+}
+pub(crate) use unwrap_response;

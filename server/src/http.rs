@@ -1,0 +1,202 @@
+//! The plain HTTP endpoints etcd serves on its client port beside gRPC: `/health`,
+//! `/livez`, `/readyz`, `/version` and `/metrics`.
+//!
+//! `/health` follows etcd's `checkHealth`: unhealthy with an active alarm, without a
+//! leader, or when a read fails (linearizable unless `?serializable=true`); answered
+//! with 503 and the reason then. `/version` names the version the node reports in
+//! Status (3.6.0), so `endpoint status` and `/version` agree; clients only parse the
+//! JSON keys. `/metrics` is the Prometheus text format with etcd's metric names.
+
+use std::fmt::Write as _;
+
+use axum::extract::RawQuery;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use detcd_core::node::{Request, Response as NodeResponse};
+use detcd_io::metrics::Metrics;
+use detcd_proto::etcdserverpb::{alarm_request::AlarmAction, AlarmRequest, AlarmType, RangeRequest};
+
+use crate::grpc::Services;
+
+/// The server version `/version` reports (the node's Status version).
+pub const SERVER_VERSION: &str = "3.6.0";
+/// The cluster version `/version` reports (etcd writes major.minor.0).
+pub const CLUSTER_VERSION: &str = "3.6.0";
+
+/// Adds the HTTP endpoints to `router` (the gRPC services' router).
+pub fn routes(router: axum::Router, services: Services) -> axum::Router {
+    let (s1, s2, s3, s4) = (services.clone(), services.clone(), services.clone(), services);
+    router
+        .route("/health", get(move |q: RawQuery| health(s1, q.0)))
+        .route("/livez", get(move |q: RawQuery| probe(s2, q.0, true)))
+        .route("/readyz", get(move |q: RawQuery| probe(s3, q.0, false)))
+        .route("/version", get(version))
+        .route("/metrics", get(move || metrics(s4)))
+}
+
+/// etcd's `checkHealth`: `Ok(())` or the reason the member is unhealthy.
+async fn check_health(services: &Services, query: Option<&str>, serializable: bool) -> Result<(), String> {
+    let excluded = |name: &str| query.is_some_and(|q| q.split('&').any(|kv| kv == format!("exclude={name}")));
+    let alarms = services
+        .handle()
+        .call(Request::Alarm(AlarmRequest {
+            action: AlarmAction::Get as i32,
+            member_id: 0,
+            alarm: AlarmType::None as i32,
+        }))
+        .await;
+    if let Ok(NodeResponse::Alarm(a)) = alarms {
+        for alarm in a.alarms {
+            let name = AlarmType::try_from(alarm.alarm)
+                .map(|t| t.as_str_name())
+                .unwrap_or("UNKNOWN");
+            if !excluded(name) {
+                return Err(format!("ALARM {name}"));
+            }
+        }
+    }
+    if !services.handle().metrics().has_leader {
+        return Err("RAFT NO LEADER".to_string());
+    }
+    let read = RangeRequest {
+        key: b"health".to_vec(),
+        keys_only: true,
+        limit: 1,
+        serializable,
+        ..RangeRequest::default()
+    };
+    match services.handle().call(Request::Range(read)).await {
+        Ok(_) => Ok(()),
+        Err(_) => Err(if serializable { "RANGE ERROR" } else { "QGET ERROR" }.to_string()),
+    }
+}
+
+fn wants_serializable(query: Option<&str>) -> bool {
+    query.is_some_and(|q| q.split('&').any(|kv| kv == "serializable=true"))
+}
+
+async fn health(services: Services, query: Option<String>) -> Response {
+    let q = query.as_deref();
+    let (code, body) = match check_health(&services, q, wants_serializable(q)).await {
+        Ok(()) => (StatusCode::OK, r#"{"health":"true","reason":""}"#.to_string()),
+        Err(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(r#"{{"health":"false","reason":"{reason}"}}"#),
+        ),
+    };
+    (code, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// `/livez` (a local read answers) and `/readyz` (a linearizable read answers).
+async fn probe(services: Services, query: Option<String>, live: bool) -> Response {
+    let q = query.as_deref();
+    match check_health(&services, q, live).await {
+        Ok(()) => (StatusCode::OK, "ok\n".to_string()).into_response(),
+        Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("{reason}\n")).into_response(),
+    }
+}
+
+async fn version() -> Response {
+    let body = format!(r#"{{"etcdserver":"{SERVER_VERSION}","etcdcluster":"{CLUSTER_VERSION}"}}"#);
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+async fn metrics(services: Services) -> Response {
+    let text = render_metrics(&services.handle().metrics());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+/// The member's counters in the Prometheus text format, with etcd's names.
+pub fn render_metrics(m: &Metrics) -> String {
+    let mut s = String::new();
+    let mut one = |name: &str, kind: &str, help: &str, value: String| {
+        let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+    };
+    one(
+        "etcd_server_has_leader",
+        "gauge",
+        "Whether or not a leader exists. 1 is existence, 0 is not.",
+        u8::from(m.has_leader).to_string(),
+    );
+    one(
+        "etcd_server_is_leader",
+        "gauge",
+        "Whether or not this member is a leader. 1 if is, 0 otherwise.",
+        u8::from(m.is_leader).to_string(),
+    );
+    one(
+        "etcd_server_leader_changes_seen_total",
+        "counter",
+        "The number of leader changes seen.",
+        m.leader_changes_seen.to_string(),
+    );
+    one(
+        "etcd_server_proposals_committed_total",
+        "gauge",
+        "The total number of consensus proposals committed.",
+        m.proposals_committed.to_string(),
+    );
+    one(
+        "etcd_server_proposals_applied_total",
+        "gauge",
+        "The total number of consensus proposals applied.",
+        m.proposals_applied.to_string(),
+    );
+    one(
+        "etcd_server_proposals_pending",
+        "gauge",
+        "The current number of pending proposals to commit.",
+        m.proposals_pending.to_string(),
+    );
+    one(
+        "etcd_server_proposals_failed_total",
+        "counter",
+        "The total number of failed proposals seen.",
+        m.proposals_failed.to_string(),
+    );
+    one(
+        "etcd_mvcc_db_total_size_in_bytes",
+        "gauge",
+        "Total size of the underlying database physically allocated in bytes.",
+        m.db_size_bytes.to_string(),
+    );
+    let h = &m.wal_fsync;
+    let name = "etcd_disk_wal_fsync_duration_seconds";
+    let _ = writeln!(
+        s,
+        "# HELP {name} The latency distributions of fsync called by WAL.\n# TYPE {name} histogram"
+    );
+    let cumulative = h.cumulative();
+    for (bound, count) in h.bounds_seconds.iter().zip(&cumulative) {
+        let _ = writeln!(s, "{name}_bucket{{le=\"{bound}\"}} {count}");
+    }
+    let _ = writeln!(s, "{name}_bucket{{le=\"+Inf\"}} {}", h.count);
+    let _ = writeln!(s, "{name}_sum {}\n{name}_count {}", h.sum_seconds, h.count);
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_use_etcd_names_and_a_cumulative_histogram() {
+        let mut m = Metrics {
+            has_leader: true,
+            proposals_committed: 7,
+            ..Metrics::default()
+        };
+        m.wal_fsync.observe(0.0005);
+        m.wal_fsync.observe(10.0);
+        let text = render_metrics(&m);
+        assert!(text.contains("\netcd_server_has_leader 1\n"), "{text}");
+        assert!(text.contains("\netcd_server_proposals_committed_total 7\n"));
+        assert!(
+            text.contains("etcd_disk_wal_fsync_duration_seconds_bucket{le=\"0.001\"} 1\n"),
+            "{text}"
+        );
+        assert!(text.contains("etcd_disk_wal_fsync_duration_seconds_bucket{le=\"+Inf\"} 2\n"));
+        assert!(text.contains("etcd_disk_wal_fsync_duration_seconds_count 2\n"));
+    }
+}

@@ -1,0 +1,12 @@
+//! End-to-end tests: real `detcd` processes on loopback ports (see the crate docs).
+
+mod e2e {
+    pub mod harness;
+
+    mod crash;
+    mod etcdctl;
+    mod failover;
+    mod learner;
+    mod rpcs;
+    mod startup;
+}

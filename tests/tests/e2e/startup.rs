@@ -1,0 +1,132 @@
+//! Start-up and shutdown: etcd's defaults with no flags, clear errors and non-zero exits
+//! for bad flags, a port in use, an unusable data directory and another cluster's data
+//! directory; SIGTERM shuts down cleanly and the member restarts from its data.
+
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use super::harness::{free_port, http_get, signal, test_dir, Cluster, DETCD};
+
+fn run(args: &[&str]) -> Output {
+    Command::new(DETCD)
+        .env(
+            "DETCD_WAL_SEGMENT_BYTES",
+            super::harness::WAL_SEGMENT_BYTES.to_string(),
+        )
+        .args(args)
+        .output()
+        .expect("run detcd")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn member_args(name: &str, dir: &std::path::Path, client: u16, peer: u16) -> Vec<String> {
+    let (c, p) = (
+        format!("http://127.0.0.1:{client}"),
+        format!("http://127.0.0.1:{peer}"),
+    );
+    vec![
+        "--name".into(),
+        name.into(),
+        "--data-dir".into(),
+        dir.display().to_string(),
+        "--listen-client-urls".into(),
+        c.clone(),
+        "--advertise-client-urls".into(),
+        c,
+        "--listen-peer-urls".into(),
+        p.clone(),
+        "--initial-advertise-peer-urls".into(),
+        p.clone(),
+        "--initial-cluster".into(),
+        format!("{name}={p}"),
+    ]
+}
+
+#[test]
+fn bad_flags_port_in_use_and_unusable_data_dirs_fail_clearly() {
+    let o = run(&["--no-such-flag"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let o = run(&["--election-timeout", "10"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+
+    let dir = test_dir("startup");
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let busy_port = busy.local_addr().expect("addr").port();
+    let args = member_args("a", &dir.join("a"), busy_port, free_port());
+    let o = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("Address already in use"), "{}", stderr(&o));
+
+    std::fs::write(dir.join("file"), b"").expect("file");
+    let args = member_args("a", &dir.join("file"), free_port(), free_port());
+    let o = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("cannot use data directory"), "{}", stderr(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_shuts_down_cleanly_and_another_clusters_data_dir_is_refused() {
+    let mut cluster = Cluster::start("sigterm", 1).await;
+    let mut c = cluster.client(0).await;
+    c.put("kept", "1", None).await.expect("put");
+    let status = cluster.members[0].terminate();
+    assert!(status.success(), "exit status {status:?}\n{}", cluster.logs());
+    let log = super::harness::read(&cluster.members[0].log);
+    assert!(
+        log.contains("received SIGTERM") && log.contains("shutdown complete"),
+        "{log}"
+    );
+
+    // The same data directory under another cluster's flags is refused.
+    let m = &cluster.members[0];
+    let mut args = member_args("other", &m.data_dir, free_port(), free_port());
+    args.extend(["--initial-cluster-token".into(), "another".into()]);
+    let o = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("belongs to member"), "{}", stderr(&o));
+
+    // And under its own flags it restarts with its data.
+    cluster.members[0].spawn();
+    cluster.wait_leader().await;
+    let mut c = cluster.client(0).await;
+    assert_eq!(c.get("kept", None).await.expect("get").count(), 1);
+}
+
+#[test]
+fn no_flags_starts_a_single_member_on_etcds_defaults() {
+    let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+    if !free(2379) || !free(2380) {
+        eprintln!("skipped: ports 2379/2380 are in use on this machine");
+        return;
+    }
+    let dir = test_dir("defaults");
+    let mut child = Command::new(DETCD)
+        .env(
+            "DETCD_WAL_SEGMENT_BYTES",
+            super::harness::WAL_SEGMENT_BYTES.to_string(),
+        )
+        .current_dir(&dir)
+        .stderr(std::fs::File::create(dir.join("log")).expect("log"))
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if std::net::TcpStream::connect("127.0.0.1:2379").is_ok() && http_get(2379, "/health").0 == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            super::harness::read(&dir.join("log"))
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(dir.join("default.detcd/member/wal").is_dir());
+    signal(child.id(), "INT");
+    assert!(child.wait().expect("wait").success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
