@@ -158,3 +158,60 @@ fn cancel_of_unknown_id_is_ignored_and_cancel_is_acknowledged() {
     let rs = drain(&mut hub, 1);
     assert!(rs[1].canceled && rs[1].watch_id == id);
 }
+
+/// A member's store replaced by the leader's snapshot (`Hub::restore`): a synced
+/// watcher was fed up to the old revision and gets every revision in between from
+/// the restored history, each once, then follows live writes; an unsynced one
+/// catches up as before. (The simulator found the gap before `restore` existed:
+/// seeds 5, 201, 301, 303, 304.)
+#[test]
+fn restore_replays_the_revisions_a_snapshot_skipped() {
+    let (mut follower, mut leader) = (Store::default(), Store::default());
+    let mut hub = Hub::default();
+    let mut scratch = Hub::default();
+    put(&mut follower, &mut hub, "a", "1"); // 2
+    let live = hub.create(1, &watch("a", 0), follower.revision()).unwrap();
+    let past = hub.create(2, &watch("a", 1), follower.revision()).unwrap();
+    for (k, v) in [("a", "1"), ("b", "1"), ("a", "2"), ("a", "3")] {
+        put(&mut leader, &mut scratch, k, v); // 2..=5
+    }
+    hub.restore(&leader);
+    put(&mut leader, &mut hub, "a", "4"); // 6
+    hub.sync(&leader);
+    let revisions = |rs: &[WatchResponse], id: i64| -> Vec<i64> {
+        rs.iter()
+            .filter(|r| r.watch_id == id)
+            .flat_map(|r| r.events.iter().map(|e| e.kv.as_ref().unwrap().mod_revision))
+            .collect()
+    };
+    assert_eq!(revisions(&drain(&mut hub, 1), live), vec![4, 5, 6]);
+    assert_eq!(revisions(&drain(&mut hub, 2), past), vec![2, 4, 5, 6]);
+}
+
+/// The restored store is compacted past a synced watcher's next revision: the
+/// watcher is canceled with `compact_revision`, never silently moved on.
+#[test]
+fn restore_past_a_compaction_cancels_with_compact_revision() {
+    let (mut follower, mut leader) = (Store::default(), Store::default());
+    let mut hub = Hub::default();
+    let mut scratch = Hub::default();
+    put(&mut follower, &mut hub, "a", "1"); // 2
+    let id = hub.create(1, &watch("a", 0), follower.revision()).unwrap();
+    for v in ["1", "2", "3", "4"] {
+        put(&mut leader, &mut scratch, "a", v); // 2..=5
+    }
+    leader
+        .compact(&CompactionRequest {
+            revision: 4,
+            physical: false,
+        })
+        .unwrap();
+    hub.restore(&leader);
+    let rs = drain(&mut hub, 1);
+    assert!(rs[0].created);
+    assert_eq!(
+        (rs[1].watch_id, rs[1].canceled, rs[1].compact_revision),
+        (id, true, 4)
+    );
+    assert_eq!(hub.watchers(1), 0);
+}
