@@ -1,6 +1,8 @@
-//! One WAL segment file: its name, and its bytes mapped into memory.
+//! One WAL segment file: its name, its bytes mapped into memory for reading, and
+//! positioned writes plus fdatasync for appending.
 
 use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use memmap2::MmapMut;
@@ -30,15 +32,22 @@ pub(crate) fn parse_segment_name(name: &str) -> Option<Result<(u64, u64), ()>> {
     Some(parsed.ok_or(()))
 }
 
-/// A segment file and its writable map.
+/// A segment file and its map.
+///
+/// Appends go through the descriptor ([`MappedSegment::write_at`], then
+/// [`MappedSegment::sync_data`]), not through the map: a store into a shared
+/// map takes a write fault (`page_mkwrite`) on every page that the previous sync
+/// made clean again, and msync costs more than fdatasync; etcd writes with
+/// write(2) and fdatasync too. The map stays for reading (recovery, marker scans)
+/// and for the start-up repairs of `wal.rs`; Linux keeps one page cache behind
+/// both, so the map sees every positioned write at once.
 #[derive(Debug)]
 pub(crate) struct MappedSegment {
     pub(crate) path: PathBuf,
     pub(crate) seq: u64,
     pub(crate) first_index: u64,
-    /// Kept open for the lifetime of the map (the map does not need it, but the
-    /// descriptor documents ownership and serves fdatasync if ever needed).
-    _file: File,
+    /// The segment, opened for reading and writing.
+    file: File,
     /// `None` for an empty file, which cannot be mapped.
     map: Option<MmapMut>,
 }
@@ -70,7 +79,7 @@ impl MappedSegment {
             path,
             seq,
             first_index,
-            _file: file,
+            file,
             map,
         })
     }
@@ -85,6 +94,29 @@ impl MappedSegment {
 
     pub(crate) fn len(&self) -> usize {
         self.bytes().len()
+    }
+
+    /// Writes `bytes` at `offset` with pwrite(2) (into the page cache; durable
+    /// after [`MappedSegment::sync_data`]). The kernel copies in ascending order,
+    /// so a process killed mid-write leaves a prefix of `bytes`: the frame's
+    /// length word before its body, which `core::wal::scan` reads as a torn tail.
+    pub(crate) fn write_at(&self, offset: usize, bytes: &[u8]) -> Result<(), StorageError> {
+        let end = offset.checked_add(bytes.len()).filter(|&end| end <= self.len());
+        assert!(
+            end.is_some(),
+            "write beyond the end of segment {}",
+            self.path.display()
+        );
+        self.file
+            .write_all_at(bytes, offset as u64)
+            .map_err(io_err(&self.path, "write segment"))
+    }
+
+    /// fdatasync: returns once every write to this segment is on stable storage
+    /// (the drive's write cache flushed too). The file is preallocated with real
+    /// zeros and never changes size, so no metadata rides along.
+    pub(crate) fn sync_data(&self) -> Result<(), StorageError> {
+        self.file.sync_data().map_err(io_err(&self.path, "fdatasync"))
     }
 
     /// msync(MS_SYNC) of `offset..offset + len` (memmap2 widens it to whole

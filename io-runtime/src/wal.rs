@@ -1,15 +1,17 @@
-//! The write-ahead log on disk: preallocated segment files mapped into memory,
-//! records appended through `core::wal`'s [`Encoder`], made durable by `msync`.
+//! The write-ahead log on disk: preallocated segment files, records appended
+//! through `core::wal`'s [`Encoder`] with positioned writes, made durable by
+//! `fdatasync` (as etcd does). Segments are mapped into memory for reading.
 //!
 //! # Life of a record
 //!
-//! 1. [`Wal::append_batch`] (or [`Wal::save`]) encodes each record and copies its
-//!    frame into the active segment's map at the write offset. Nothing is durable
-//!    yet: the kernel may write those pages back at any time, in any order, or not
-//!    at all before a power loss.
-//! 2. [`Wal::sync`] msyncs the dirty range (from the last synced offset to the write
-//!    offset). When it returns, every record appended before it is durable; only
-//!    then may a caller acknowledge them (reply to a client, send a vote).
+//! 1. [`Wal::append_batch`] (or [`Wal::save`]) encodes each record and writes its
+//!    frame (pwrite) into the active segment at the write offset. Nothing is
+//!    durable yet: the kernel may write those pages back at any time, in any
+//!    order, or not at all before a power loss.
+//! 2. [`Wal::sync`] fdatasyncs the active segment (only the range from the last
+//!    synced offset to the write offset is dirty). When it returns, every record
+//!    appended before it is durable; only then may a caller acknowledge them
+//!    (reply to a client, send a vote).
 //! 3. When a record does not fit in the rest of the active segment, the WAL cuts:
 //!    it syncs the full segment, takes the next preallocated file (zero-filled in a
 //!    background thread, like etcd's file pipeline), writes the segment header (a
@@ -285,17 +287,15 @@ impl Wal {
         self.sync()
     }
 
-    /// Makes every record appended so far durable (msync of the dirty range).
+    /// Makes every record appended so far durable (fdatasync of the active
+    /// segment, the only file with unsynced writes).
     pub fn sync(&mut self) -> Result<(), StorageError> {
         self.check_usable()?;
         if self.offset == self.synced_offset {
             return Ok(());
         }
         let started = Instant::now();
-        if let Err(error) = self
-            .active
-            .sync_range(self.synced_offset, self.offset - self.synced_offset)
-        {
+        if let Err(error) = self.active.sync_data() {
             self.poisoned = true;
             return Err(error);
         }
@@ -470,7 +470,17 @@ impl Wal {
                 });
             }
         }
-        write_frame(self.active.bytes_mut(), self.offset, &self.scratch);
+        debug_assert!(
+            self.active.bytes()[self.offset..self.offset + self.scratch.len()]
+                .iter()
+                .all(|&b| b == 0),
+            "frames are only written over zeros"
+        );
+        if let Err(error) = self.active.write_at(self.offset, &self.scratch) {
+            // What reached the page cache is unknown: restart and recover instead.
+            self.poisoned = true;
+            return Err(error);
+        }
         self.offset += self.scratch.len();
         self.encoder = encoder;
         self.unsynced_records += 1;
@@ -593,7 +603,8 @@ impl Drop for Wal {
     }
 }
 
-/// Copies one frame into the map at `offset`: the length word first, then the
+/// Copies one frame into the map at `offset` (used for the first segment's
+/// header, written before the segment is in use): the length word first, then the
 /// rest of the frame.
 ///
 /// The order is chosen for what a crash leaves behind. A process killed mid-copy

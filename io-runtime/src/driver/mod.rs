@@ -9,11 +9,13 @@
 //! once, feed everything that is ready, then drain [`Node::poll`] completely and
 //! carry out each output in the order it came out:
 //!
-//! - `Persist` goes to the storage thread (module `persist`): Persists that come out
-//!   while a write is in flight queue up and go to disk together, one append pass
-//!   and one sync, then one `Persisted { n }` for the newest (the node accepts a
-//!   cumulative answer). That is the group commit: client proposals of one turn
-//!   share a Ready, and Readies of the turns during a sync share the next sync.
+//! - `Persist` goes to the storage thread (module `persist`) at the end of the
+//!   turn: Persists that arrive while a write is in flight queue up there and go
+//!   to disk together, one append pass and one sync started as soon as the
+//!   previous sync returns, then one `Persisted { n }` for the newest (the node
+//!   accepts a cumulative answer). That is the group commit: client proposals of
+//!   one turn share a Ready, and Readies of the turns during a sync share the next
+//!   sync.
 //! - `Send` goes to the transport at once: the node only releases a message after
 //!   the Persist it depends on was answered.
 //! - `Respond` completes the caller's oneshot; `Watch` goes to the stream's
@@ -199,7 +201,7 @@ pub(crate) struct StreamSink {
 
 /// Things that must reach the driver without waiting (from `Drop`, the storage
 /// thread and the transport), so their channel is unbounded; each source bounds
-/// itself (one storage job in flight, one report per dropped message batch).
+/// itself (one report per storage pass, one per dropped message batch).
 #[derive(Debug)]
 pub(crate) enum Internal {
     StreamClosed(StreamId),

@@ -38,7 +38,6 @@ pub(crate) struct Driver {
     persister: Option<Persister>,
     /// Disk work not yet handed to the storage thread, in node order.
     jobs: VecDeque<Job>,
-    storing: bool,
     transport: Option<Transport>,
     waiters: BTreeMap<ClientRequestId, Waiter>,
     next_client_id: ClientRequestId,
@@ -65,7 +64,6 @@ impl Driver {
             tick_ms,
             persister: Some(persister),
             jobs: VecDeque::new(),
-            storing: false,
             transport: Some(transport),
             waiters: BTreeMap::new(),
             next_client_id: 1,
@@ -162,7 +160,6 @@ impl Driver {
     }
 
     fn on_stored(&mut self, done: Done) {
-        self.storing = false;
         if let Some(error) = done.error {
             crate::log!(
                 Level::Error,
@@ -302,15 +299,13 @@ impl Driver {
         }
     }
 
-    /// Hands queued disk work to the storage thread (one batch in flight) and
-    /// publishes the counters.
+    /// Hands this turn's disk work to the storage thread (which joins it to its
+    /// next pass) and publishes the counters.
     fn after_turn(&mut self) {
-        if !self.storing && !self.jobs.is_empty() {
+        if !self.jobs.is_empty() {
             let batch: Vec<Job> = self.jobs.drain(..).collect();
             let submitted = self.persister.as_ref().is_some_and(|p| p.submit(batch));
-            if submitted {
-                self.storing = true;
-            } else if self.stop.is_none() {
+            if !submitted && self.stop.is_none() {
                 self.stop = Some(StopReason::Failed("the storage thread is gone".into()));
             }
         }
