@@ -1,10 +1,15 @@
 //! `etcdserverpb.Maintenance`: Status, Alarm, HashKV, Hash, the Snapshot stream,
 //! MoveLeader, Defragment (and Downgrade, which detcd does not support).
 //!
-//! - Snapshot streams the member's newest application snapshot (the driver's
-//!   `snapshot_bytes`: the state at the last `--snapshot-count` snapshot, not at the
-//!   latest applied index) in 32 KiB chunks, then etcd's trailer: one more message whose
-//!   blob is the SHA-256 of everything before it, `remaining_bytes` counting it.
+//! - Snapshot streams the member's application state as of its applied index (the
+//!   driver's `snapshot_bytes`), zero-padded to a multiple of 512 bytes, in 32 KiB
+//!   chunks, then etcd's trailer: one more message whose blob is the SHA-256 of
+//!   everything before it, `remaining_bytes` counting it. The padding is there because
+//!   etcd's clients recognise the trailer by `size % 512 == 32` (a bbolt file is
+//!   page-aligned): etcdctl 3.4 refuses the file with "sha256 checksum not found"
+//!   otherwise. detcd has no snapshot restore yet; the one that comes must find the
+//!   end of the state encoding inside the padding (its checksum is in its last four
+//!   bytes today, so the encoding will need an explicit length first).
 //! - Defragment is a successful no-op: detcd's store is in memory with no free pages to
 //!   give back (the WAL and snapshot files are rewritten by compaction of the log).
 //! - Hash answers the HashKV hash at the latest revision: detcd has no bbolt file whose
@@ -96,7 +101,8 @@ impl Maintenance for Services {
 
     async fn snapshot(&self, _r: Rpc<SnapshotRequest>) -> Result<Reply<SnapshotStream>, Status> {
         let (header, version) = self.status_header().await?;
-        let data = self.handle.snapshot_bytes().await.map_err(super::status)?;
+        let mut data = self.handle.snapshot_bytes().await.map_err(super::status)?;
+        pad_to_snapshot_alignment(&mut data);
         let messages = snapshot_messages(&data, header, version);
         let stream = tonic::codegen::tokio_stream::iter(messages.into_iter().map(Ok));
         Ok(Reply::new(Box::pin(stream)))
@@ -109,6 +115,14 @@ impl Maintenance for Services {
     async fn downgrade(&self, _r: Rpc<DowngradeRequest>) -> Result<Reply<DowngradeResponse>, Status> {
         Err(Status::unimplemented("detcd: cluster downgrade is not supported"))
     }
+}
+
+/// etcd's clients find the SHA-256 trailer by `size % SNAPSHOT_ALIGN_BYTES == 32`.
+const SNAPSHOT_ALIGN_BYTES: usize = 512;
+
+fn pad_to_snapshot_alignment(data: &mut Vec<u8>) {
+    let padded = data.len().div_ceil(SNAPSHOT_ALIGN_BYTES) * SNAPSHOT_ALIGN_BYTES;
+    data.resize(padded, 0);
 }
 
 #[cfg(test)]
@@ -131,5 +145,16 @@ mod tests {
         let empty = snapshot_messages(&[], ResponseHeader::default(), String::new());
         assert_eq!(empty.len(), 1);
         assert_eq!(empty[0].blob, crate::sha256::sha256(&[]).to_vec());
+    }
+
+    #[test]
+    fn padded_snapshot_plus_trailer_is_what_etcdctl_recognises() {
+        for len in [0, 1, 511, 512, 513, 1159] {
+            let mut data = vec![1u8; len];
+            pad_to_snapshot_alignment(&mut data);
+            assert_eq!(data.len() % SNAPSHOT_ALIGN_BYTES, 0);
+            assert!(data.len() >= len && data.len() < len + SNAPSHOT_ALIGN_BYTES);
+            assert_eq!((data.len() + 32) % SNAPSHOT_ALIGN_BYTES, 32);
+        }
     }
 }
