@@ -997,6 +997,9 @@ impl Sim {
     }
 
     fn crash_random(&mut self) {
+        if !self.faults_on {
+            return; // healed: no more crashes (nor a next one scheduled)
+        }
         let up: Vec<u64> = self
             .hosts
             .values()
