@@ -101,6 +101,15 @@ pub struct Cursors {
 }
 
 impl Invariants {
+    /// A member restarts after a crash that left `durable_term` acknowledged
+    /// durable: its term may go back to that (what it had not synced is lost, as
+    /// with any power loss), never below.
+    pub fn restarted(&mut self, id: u64, durable_term: u64) {
+        if let Some(t) = self.terms.get_mut(&id) {
+            *t = (*t).min(durable_term);
+        }
+    }
+
     pub fn check(&mut self, view: MemberView<'_>, cursors: &mut Cursors) -> Result<(), String> {
         self.checks += 1;
         let id = view.id;

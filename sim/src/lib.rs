@@ -13,11 +13,13 @@
 //! - [`queue`]: the virtual-time event queue.
 //! - [`trace`]: the trace hash that proves determinism.
 //! - [`mutations`]: the catalogue of planted bugs.
+//! - [`membership`]: the membership fault's operator (add learner, promote, remove).
 
 /// Client-history checkers: the history recorder and the linearizability check of KV histories.
 pub mod check;
 pub mod disk;
 pub mod invariants;
+pub mod membership;
 pub mod mutations;
 pub mod options;
 pub mod queue;

@@ -53,6 +53,8 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     if args.list_mutations {
+        // Every planted bug, sim-side and core (core's under core's names); selecting
+        // one needs a build with `--features mutations`.
         for m in CATALOGUE {
             println!("{}", m.name);
         }
@@ -77,12 +79,25 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let count = args.seeds.unwrap_or(1);
+    if count > 1 || args.quiet {
+        println!("mutation: {mutations}");
+    }
     let started = Instant::now();
     let (mut sim_ms, mut wall_s) = (0u64, 0f64);
     for seed in args.seed..args.seed.saturating_add(count) {
         let mut opts = Options::from_seed(seed, args.nodes, forced);
         if let Some(s) = args.sim_seconds {
             opts.safety_ms = s * 1000;
+        }
+        // The faults and cluster size a planted bug needs to be reachable, unless
+        // the command line forced them.
+        let mut adjusted = opts.clone();
+        mutations.adjust(&mut adjusted);
+        if forced.is_none() {
+            opts.faults = adjusted.faults;
+        }
+        if args.nodes.is_none() {
+            opts.nodes = adjusted.nodes;
         }
         let report = run(&opts, mutations);
         sim_ms += report.sim_ms;

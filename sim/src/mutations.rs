@@ -3,31 +3,35 @@
 //! A mutation is a deliberate bug, switched on by name for one run, that a correct
 //! checker must detect. The catalogue is the simulator's own test: if a mutation
 //! survives a sweep of seeds, some check is missing or some fault is not reaching
-//! the code it should.
+//! the code it should (`tests/mutations.rs` runs that campaign).
 //!
-//! Mutations exist only with the cargo feature `mutations`; default and release
-//! builds compile every hook to `false`. Two layers:
+//! Mutations exist only with the cargo feature `mutations` (which enables
+//! `detcd-core/mutations`); default and release builds refuse to select one. Two
+//! layers:
 //!
 //! - [`Layer::Sim`] mutations live in the simulator's driver and disk (a disk that
 //!   acknowledges syncs it never did, a driver that acknowledges persistence early).
-//!   They are implemented here and work end to end.
-//! - [`Layer::Core`] mutations need a hook inside `detcd-core`, which is pure and
-//!   has no global state. The selection travels as a value: the simulator puts the
-//!   active mutation's name in the node's configuration (a `Mutations` value in
-//!   `NodeConfig`, passed on to raft's `Config`, the lessor and the watch hub), and
-//!   each hook asks it, under `#[cfg(feature = "mutations")]`. Until core has those
-//!   hooks, selecting a core mutation is refused with a message naming the hook.
+//!   The simulator asks [`Mutations::is`] at each hook.
+//! - [`Layer::Core`] mutations are every [`detcd_core::mutation::Mutation`], under
+//!   core's own names. [`crate::run::run`] activates the selected one with
+//!   `detcd_core::mutation::set_active` on the simulation thread for the run's
+//!   duration (core's hooks are per thread).
+//!
+//! A mutation may declare the fault kinds (and the cluster size) it needs to be
+//! reachable at all; [`Mutations::adjust`] adds them to a seed's options.
 
 use std::fmt;
+
+use detcd_core::mutation::Mutation as CoreMutation;
+
+use crate::options::{FaultKind, Options};
 
 /// Where a mutation's hook lives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Layer {
     Sim,
-    /// In core, at the named place (file and rule).
-    Core {
-        hook: &'static str,
-    },
+    /// A planted bug in `detcd-core` (see `core/src/mutation.rs` for where).
+    Core(CoreMutation),
 }
 
 /// One planted bug.
@@ -38,118 +42,199 @@ pub struct Mutation {
     pub layer: Layer,
     /// What the simulator is expected to report.
     pub caught_by: &'static str,
+    /// Fault kinds without which the bug cannot show (added to the seed's draw).
+    pub needs: &'static [FaultKind],
+    /// The smallest cluster on which the bug can show (seeds drawing fewer members
+    /// get this many).
+    pub min_nodes: usize,
 }
 
-/// Every mutation, sim-side first.
+const fn sim(
+    name: &'static str,
+    description: &'static str,
+    caught_by: &'static str,
+    needs: &'static [FaultKind],
+) -> Mutation {
+    Mutation {
+        name,
+        description,
+        layer: Layer::Sim,
+        caught_by,
+        needs,
+        min_nodes: 1,
+    }
+}
+
+const fn core(
+    m: CoreMutation,
+    name: &'static str,
+    description: &'static str,
+    caught_by: &'static str,
+    needs: &'static [FaultKind],
+    min_nodes: usize,
+) -> Mutation {
+    Mutation {
+        name,
+        description,
+        layer: Layer::Core(m),
+        caught_by,
+        needs,
+        min_nodes,
+    }
+}
+
+use FaultKind::{Crash, Membership, Partition, TornWrite};
+
+/// Every mutation, sim-side first, then core's in `CoreMutation::ALL` order.
 pub const CATALOGUE: &[Mutation] = &[
-    Mutation {
-        name: "disk-sync-lies",
-        description: "the simulated disk acknowledges fsync without making the writes durable",
-        layer: Layer::Sim,
-        caught_by: "lost acknowledged write / committed entry lost after a crash",
-    },
-    Mutation {
-        name: "persisted-before-sync",
-        description: "the driver feeds Persisted as soon as a Persist is written, before its fsync completes",
-        layer: Layer::Sim,
-        caught_by: "committed entry changed or lost after a crash; linearizability",
-    },
-    Mutation {
-        name: "wal-drops-hard-state",
-        description: "the driver never writes HardState records, so term, vote and commit are lost on restart",
-        layer: Layer::Sim,
-        caught_by: "two leaders in one term (a restarted member votes twice); term went backwards",
-    },
-    Mutation {
-        name: "wal-keeps-torn-tail",
-        description: "recovery does not truncate a torn tail and appends after it (etcd must cut the tail first)",
-        layer: Layer::Sim,
-        caught_by: "WAL unrecoverable on the next restart",
-    },
-    Mutation {
-        name: "snapshot-saved-before-sync",
-        description: "SnapshotSaved is fed before the snapshot file is durable",
-        layer: Layer::Sim,
-        caught_by: "restart finds a WAL snapshot marker without its snapshot file",
-    },
-    Mutation {
-        name: "restart-forgets-unsynced-entries-late",
-        description: "on restart the driver replays the WAL without its last record, as if recovery dropped a valid record",
-        layer: Layer::Sim,
-        caught_by: "committed entry lost / acknowledged write lost",
-    },
-    Mutation {
-        name: "commit-without-quorum",
-        description: "the leader commits an index once any one follower has it (openraft #1802)",
-        layer: Layer::Core { hook: "raft/protocol.rs, maybe_commit: quorum index computed as the max of match indexes" },
-        caught_by: "committed entries change; linearizability",
-    },
-    Mutation {
-        name: "commit-previous-term-by-count",
-        description: "the leader commits an entry of an earlier term by counting replicas (Raft paper Figure 8)",
-        layer: Layer::Core { hook: "raft/log.rs, maybe_commit: drop the `term == current term` condition" },
-        caught_by: "committed entries change",
-    },
-    Mutation {
-        name: "vote-before-persist",
-        description: "the vote reply leaves before the vote is durable (Send not held until Persisted)",
-        layer: Layer::Core { hook: "node: emit MsgVoteResp outputs in the same drain as the Persist that records the vote" },
-        caught_by: "sim persist-before-send check; two leaders in one term after a crash",
-    },
-    Mutation {
-        name: "stale-term-append-accepted",
-        description: "a follower accepts MsgApp from a leader of a lower term",
-        layer: Layer::Core { hook: "raft/protocol.rs, step: skip the `m.term < self.term` rejection for MsgApp" },
-        caught_by: "log matching / committed entries change",
-    },
-    Mutation {
-        name: "conflict-truncate-off-by-one",
-        description: "on a conflicting append the follower truncates one entry too late, keeping a stale entry",
-        layer: Layer::Core { hook: "raft/log.rs, maybe_append: conflict index + 1" },
-        caught_by: "log matching on committed prefixes",
-    },
-    Mutation {
-        name: "read-index-without-quorum",
-        description: "ReadIndex is answered at once by whoever thinks it is leader (no heartbeat round)",
-        layer: Layer::Core { hook: "raft/read_only.rs / protocol.rs: ReadOnlySafe answered as ReadOnlyLeaseBased without CheckQuorum" },
-        caught_by: "linearizability (stale read from a deposed leader)",
-    },
-    Mutation {
-        name: "read-index-before-term-commit",
-        description: "a new leader serves ReadIndex before committing an entry of its own term",
-        layer: Layer::Core { hook: "raft/protocol.rs, read_index: skip the committed-in-current-term check" },
-        caught_by: "linearizability",
-    },
-    Mutation {
-        name: "two-pending-conf-changes",
-        description: "the leader accepts a second conf change while one is uncommitted",
-        layer: Layer::Core { hook: "raft/protocol.rs, propose conf change: skip pending_conf_index check" },
-        caught_by: "two leaders in one term (disjoint majorities)",
-    },
-    Mutation {
-        name: "mvcc-revision-reuse-after-restart",
-        description: "after restart the store resumes from the snapshot's revision without replaying applied entries (etcd #14370)",
-        layer: Layer::Core { hook: "node: on Recover, set applied = committed without replaying entries after the snapshot" },
-        caught_by: "linearizability (revision goes backwards), lost acknowledged writes",
-    },
-    Mutation {
-        name: "watch-resume-replays-old",
-        description: "a watch created at start_revision r also delivers events below r (etcd #15271)",
-        layer: Layer::Core { hook: "watch/hub.rs: unsynced watcher catch-up starts at r - 1" },
-        caught_by: "watch check: event below start revision / duplicate",
-    },
-    Mutation {
-        name: "compaction-drops-delete-event",
-        description: "catching up across a compaction loses the delete event at the compaction revision (etcd #18089/#19179)",
-        layer: Layer::Core { hook: "watch/hub.rs or mvcc compaction: skip tombstones at the compact revision" },
-        caught_by: "watch check: gap against the committed history",
-    },
-    Mutation {
-        name: "lease-expiry-on-follower-clock",
-        description: "leases are revoked by whichever member's clock says they expired, not only the leader's",
-        layer: Layer::Core { hook: "lease/lessor.rs: expired() consulted on followers" },
-        caught_by: "lease check: key with live lease vanished / revoke proposed by a non-leader",
-    },
+    sim(
+        "disk-sync-lies",
+        "the simulated disk acknowledges fsync without making the writes durable",
+        "lost acknowledged write / committed entry lost after a crash",
+        &[Crash],
+    ),
+    sim(
+        "persisted-before-sync",
+        "the driver feeds Persisted as soon as a Persist is written, before its fsync completes",
+        "committed entry changed or lost after a crash; linearizability",
+        &[Crash],
+    ),
+    sim(
+        "wal-drops-hard-state",
+        "the driver never writes HardState records, so term, vote and commit are lost on restart",
+        "two leaders in one term (a restarted member votes twice); term went backwards",
+        &[Crash],
+    ),
+    sim(
+        "wal-keeps-torn-tail",
+        "recovery does not truncate a torn tail and appends after it (etcd must cut the tail first)",
+        "WAL unrecoverable on the next restart",
+        &[Crash, TornWrite],
+    ),
+    sim(
+        "snapshot-saved-before-sync",
+        "SnapshotSaved is fed before the snapshot file is durable",
+        "restart finds a WAL snapshot marker without its snapshot file",
+        &[Crash],
+    ),
+    sim(
+        "restart-forgets-unsynced-entries-late",
+        "on restart the driver replays the WAL without its last record, as if recovery dropped a valid record",
+        "committed entry lost / acknowledged write lost",
+        &[Crash],
+    ),
+    core(
+        CoreMutation::CommitWithoutQuorum,
+        "commit-without-quorum",
+        "the leader commits its own last index without counting matches",
+        "committed entries change; linearizability",
+        &[Partition],
+        3,
+    ),
+    core(
+        CoreMutation::CommitPreviousTerm,
+        "commit-previous-term",
+        "the commit rule counts replicas for entries of earlier terms (Raft figure 8)",
+        "committed entries change",
+        &[Partition, Crash],
+        3,
+    ),
+    core(
+        CoreMutation::VoteBeforePersist,
+        "vote-before-persist",
+        "the vote response leaves with the Persist output, before the vote is durable",
+        "sim persist-before-send check",
+        &[],
+        2,
+    ),
+    core(
+        CoreMutation::SkipMustSyncOnTermChange,
+        "skip-must-sync-on-term-change",
+        "must_sync is false when only term or vote changed, so a vote is not fsynced",
+        "two leaders in one term after a crash; term went backwards",
+        &[Crash],
+        3,
+    ),
+    core(
+        CoreMutation::ReadIndexWithoutQuorum,
+        "read-index-without-quorum",
+        "the leader answers ReadIndex at once, without a heartbeat round",
+        "linearizability (stale read from a deposed leader)",
+        &[Partition],
+        3,
+    ),
+    core(
+        CoreMutation::ReadIndexBeforeFirstCommit,
+        "read-index-before-first-commit",
+        "ReadIndex is served before the leader committed an entry of its own term",
+        "linearizability (stale read from a new leader)",
+        &[Partition],
+        3,
+    ),
+    core(
+        CoreMutation::AcceptStaleTermAppend,
+        "accept-stale-term-append",
+        "a follower accepts MsgApp from a term lower than its own",
+        "committed entries change / log matching",
+        &[Partition],
+        3,
+    ),
+    core(
+        CoreMutation::ConflictTruncationOffByOne,
+        "conflict-truncation-off-by-one",
+        "on a conflicting append, truncation keeps the first conflicting entry",
+        "log matching on committed prefixes",
+        &[Partition],
+        3,
+    ),
+    core(
+        CoreMutation::AcceptTornWalTail,
+        "accept-torn-wal-tail",
+        "a WAL record at the tail whose CRC fails is accepted when its payload decodes",
+        "recovered log or committed entries differ after a crash",
+        &[Crash, TornWrite],
+        1,
+    ),
+    core(
+        CoreMutation::LeaseRevokeKeepsKeys,
+        "lease-revoke-keeps-keys",
+        "revoking a lease forgets the lease but keeps its attached keys",
+        "lease check: a revoked lease's key is still there",
+        &[],
+        1,
+    ),
+    core(
+        CoreMutation::WatchResumesLate,
+        "watch-resumes-late",
+        "a watcher catching up from history starts one revision after its start revision",
+        "watch check: gap against the acknowledged writes",
+        &[],
+        1,
+    ),
+    core(
+        CoreMutation::ApplyTwiceAfterRestart,
+        "apply-twice-after-restart",
+        "on recovery the applied index is not restored, so entries are applied again",
+        "linearizability / revision went back after a restart",
+        &[Crash],
+        1,
+    ),
+    core(
+        CoreMutation::LearnerCountsTowardCommit,
+        "learner-counts-toward-commit",
+        "learners' matches count toward the commit quorum",
+        "committed entries change; linearizability",
+        &[Membership, Partition],
+        3,
+    ),
+    core(
+        CoreMutation::PrevoteIgnoresLog,
+        "prevote-ignores-log",
+        "a PreVote is granted without comparing the candidate's log",
+        "(a liveness bug at most: the real vote still compares logs)",
+        &[Partition],
+        3,
+    ),
 ];
 
 /// Looks a mutation up by name.
@@ -158,7 +243,7 @@ pub fn find(name: &str) -> Option<&'static Mutation> {
 }
 
 /// The mutation active in one run (at most one). Passed by value to everything
-/// that has a hook; nothing global.
+/// that has a hook in the simulator; core's is activated per thread by `run`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Mutations {
     active: Option<&'static Mutation>,
@@ -167,25 +252,19 @@ pub struct Mutations {
 impl Mutations {
     pub const NONE: Mutations = Mutations { active: None };
 
-    /// Selects `name`. Fails when the build has no mutations, the name is unknown,
-    /// or the mutation needs a core hook that core does not have yet.
+    /// Selects `name`. Fails when the build has no mutations or the name is unknown.
     pub fn select(name: &str) -> Result<Mutations, String> {
         let mutation =
             find(name).ok_or_else(|| format!("unknown mutation {name:?} (see --list-mutations)"))?;
         if !cfg!(feature = "mutations") {
             return Err("this build has no mutations: rebuild with `--features mutations`".to_string());
         }
-        if let Layer::Core { hook } = mutation.layer {
-            return Err(format!(
-                "mutation {name:?} needs a hook in detcd-core that core does not have yet: {hook}"
-            ));
-        }
         Ok(Mutations {
             active: Some(mutation),
         })
     }
 
-    /// Whether the named mutation is active. Always false without the feature.
+    /// Whether the named sim-side mutation is active. Always false without the feature.
     pub fn is(&self, name: &str) -> bool {
         debug_assert!(find(name).is_some(), "hook names an unknown mutation {name:?}");
         cfg!(feature = "mutations") && self.active.is_some_and(|m| m.name == name)
@@ -194,11 +273,32 @@ impl Mutations {
     pub fn active(&self) -> Option<&'static Mutation> {
         self.active
     }
+
+    /// The core mutation to activate on the simulation thread, if any.
+    pub fn core(&self) -> Option<CoreMutation> {
+        match self.active?.layer {
+            Layer::Core(m) if cfg!(feature = "mutations") => Some(m),
+            _ => None,
+        }
+    }
+
+    /// Adds the fault kinds the active mutation needs to `opts`, and raises the
+    /// cluster to its minimum size. Nothing without an active mutation.
+    pub fn adjust(&self, opts: &mut Options) {
+        let Some(m) = self.active else { return };
+        for &kind in m.needs {
+            opts.faults = opts.faults.with(kind);
+        }
+        opts.nodes = opts.nodes.max(m.min_nodes);
+    }
 }
 
 impl fmt::Display for Mutations {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.active.map_or("none", |m| m.name))
+        match self.active {
+            None => f.write_str("none"),
+            Some(m) => write!(f, "{} ({})", m.name, m.description),
+        }
     }
 }
 
@@ -207,24 +307,53 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_are_unique_and_catalogue_is_large_enough() {
+    fn names_are_unique() {
         let mut names: Vec<_> = CATALOGUE.iter().map(|m| m.name).collect();
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), CATALOGUE.len());
-        assert!(CATALOGUE.len() >= 10);
+    }
+
+    #[test]
+    fn every_core_mutation_is_catalogued_under_its_own_name() {
+        for &m in CoreMutation::ALL {
+            let entry = find(m.name()).unwrap_or_else(|| panic!("{m} missing from the catalogue"));
+            assert_eq!(entry.layer, Layer::Core(m), "{m}");
+        }
+        for entry in CATALOGUE {
+            if let Layer::Core(m) = entry.layer {
+                assert_eq!(entry.name, m.name());
+            }
+        }
+        let core = CATALOGUE
+            .iter()
+            .filter(|m| matches!(m.layer, Layer::Core(_)))
+            .count();
+        assert_eq!(core, CoreMutation::ALL.len());
     }
 
     #[test]
     fn nothing_is_active_by_default() {
         for m in CATALOGUE {
-            assert!(!Mutations::NONE.is(m.name));
+            if m.layer == Layer::Sim {
+                assert!(!Mutations::NONE.is(m.name));
+            }
         }
+        assert_eq!(Mutations::NONE.core(), None);
     }
 
     #[cfg(not(feature = "mutations"))]
     #[test]
     fn default_builds_refuse_mutations() {
         assert!(Mutations::select("disk-sync-lies").is_err());
+        assert!(Mutations::select("commit-without-quorum").is_err());
+    }
+
+    #[cfg(feature = "mutations")]
+    #[test]
+    fn core_mutations_select() {
+        let m = Mutations::select("commit-previous-term").unwrap();
+        assert_eq!(m.core(), Some(CoreMutation::CommitPreviousTerm));
+        assert!(Mutations::select("no-such-bug").is_err());
     }
 }

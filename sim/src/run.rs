@@ -8,8 +8,11 @@ use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
+use detcd_core::mutation::ActiveGuard;
+
 use crate::check::history::{KvOp, KvResult, Outcome};
 use crate::check::kv::{check_kv, CheckConfig, CheckOutcome};
+use crate::membership::MembershipCounters;
 use crate::mutations::Mutations;
 use crate::options::Options;
 use crate::sim::{Counters, Sim};
@@ -35,6 +38,7 @@ pub struct Report {
     pub watch_events: usize,
     pub lin_steps: u64,
     pub liveness_ms: Option<u64>,
+    pub membership: MembershipCounters,
     pub failure: Option<String>,
 }
 
@@ -47,6 +51,9 @@ impl Report {
 /// Runs `opts` to the end (or the first failure).
 pub fn run(opts: &Options, mutations: Mutations) -> Report {
     let started = Instant::now();
+    // Core's planted bugs are per thread: active on this (the simulation) thread
+    // for the whole run, cleared when the guard drops, even on a panic.
+    let _core_mutation = mutations.core().map(ActiveGuard::new);
     let mut sim = Sim::new(opts.clone(), mutations);
     let outcome = catch_unwind(AssertUnwindSafe(|| phases(&mut sim)));
     let mut report = Report {
@@ -64,6 +71,7 @@ pub fn run(opts: &Options, mutations: Mutations) -> Report {
         watch_events: sim.workload.sessions.iter().map(|s| s.events.len()).sum(),
         lin_steps: 0,
         liveness_ms: None,
+        membership: sim.membership.clone(),
         failure: sim.failure.clone(),
     };
     match outcome {
@@ -202,6 +210,13 @@ pub fn render(opts: &Options, mutations: Mutations, report: &Report, verbose: bo
             c.crashes, c.restarts, c.torn_tails_recovered, c.slow_fsyncs, c.clock_jumps, c.persists, c.snapshots_saved,
             c.snapshots_installed, c.leader_changes
         ));
+        let m = &report.membership;
+        if m.requests > 0 {
+            out.push_str(&format!(
+                "membership:  operator requests {} retries {}; learners added {} promoted {} members removed {} (leaders {})\n",
+                m.requests, m.retries, m.learners_added, m.promoted, m.removed, m.leaders_removed
+            ));
+        }
         out.push_str(&format!(
             "workload:    {} KV ops recorded; ok {} unknown {} failed {}; watch sessions {} events {}; lin search steps {}\n",
             report.ops,

@@ -24,6 +24,7 @@ use prost::Message as _;
 
 use crate::disk::{CrashPolicy, Disk, SyncToken};
 use crate::invariants::{Cursors, Invariants, LogMirror, MemberView};
+use crate::membership::{MembershipCounters, Operator};
 use crate::mutations::Mutations;
 use crate::options::{FaultKind, Options};
 use crate::queue::EventQueue;
@@ -117,6 +118,10 @@ pub(crate) enum Event {
     PartitionChange,
     ClockJump,
     Heal,
+    /// The membership operator's next step or its request's timeout.
+    OperatorWake {
+        token: u64,
+    },
 }
 
 /// One member slot: its disk survives crashes; its node does not.
@@ -144,13 +149,50 @@ pub(crate) struct Host {
     pub removed: bool,
     /// The log index acknowledged durable when the member last crashed.
     durable_at_crash: u64,
+    /// The term acknowledged durable when the member last crashed.
+    term_at_crash: u64,
+    /// The index of the newest snapshot written into the WAL.
+    wal_snapshot_index: u64,
+}
+
+impl Host {
+    fn new(id: u64, config: NodeConfig, storage: Storage, founder: bool) -> Host {
+        Host {
+            id,
+            config,
+            node: None,
+            storage: Some(storage),
+            parked_disk: None,
+            inc: 0,
+            clock_offset_ms: 0,
+            disk_free_at_us: 0,
+            mirror: LogMirror::default(),
+            cursors: Cursors::default(),
+            was_leader: false,
+            persists: VecDeque::new(),
+            durable_last_index: 0,
+            durable_hs: HardState::default(),
+            latest_hs: HardState::default(),
+            serializable_rev_max: 0,
+            founder,
+            removed: false,
+            durable_at_crash: 0,
+            term_at_crash: 0,
+            wal_snapshot_index: 0,
+        }
+    }
 }
 
 /// Where a client request's answer goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Route {
-    Client { client: usize, serializable: bool },
+    Client {
+        client: usize,
+        serializable: bool,
+    },
     Scenario,
+    /// The membership operator (the `membership` fault).
+    Operator,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -186,6 +228,9 @@ pub struct Sim {
     verbose: bool,
     /// Per member, when the last answer to a client arrives (FIFO links).
     client_links: BTreeMap<u64, u64>,
+    pub(crate) operator: Operator,
+    /// What the membership operator did.
+    pub membership: MembershipCounters,
 }
 
 impl Sim {
@@ -216,41 +261,62 @@ impl Sim {
             faults_on: false,
             verbose: std::env::var_os("DETCD_SIM_LOG").is_some(),
             client_links: BTreeMap::new(),
+            operator: Operator::default(),
+            membership: MembershipCounters::default(),
         };
         for &id in &ids {
             let config = sim.node_config(id, initial.clone());
             let mut disk = Disk::new();
             disk.sync_lies = sim.mutations.is("disk-sync-lies");
             let storage = Storage::create(disk, id, CLUSTER_ID, sim.opts.wal_segment_bytes);
-            let host = Host {
-                id,
-                config,
-                node: None,
-                storage: Some(storage),
-                parked_disk: None,
-                inc: 0,
-                clock_offset_ms: 0,
-                disk_free_at_us: 0,
-                mirror: LogMirror::default(),
-                cursors: Cursors::default(),
-                was_leader: false,
-                persists: VecDeque::new(),
-                durable_last_index: 0,
-                durable_hs: HardState::default(),
-                latest_hs: HardState::default(),
-                serializable_rev_max: 0,
-                founder: true,
-                removed: false,
-                durable_at_crash: 0,
-            };
-            sim.hosts.insert(id, host);
+            sim.hosts.insert(id, Host::new(id, config, storage, true));
             sim.start_node(id, NodeStart::Found);
         }
         sim
     }
 
+    /// Starts a member the cluster has just added (`NodeStart::Join`), on a fresh
+    /// disk, named `name` (its peer URL is `http://{name}:2380`).
+    pub(crate) fn add_joiner(&mut self, id: u64, name: &str, members: Vec<Member>) {
+        let mut config = self.node_config_named(id, name, members);
+        config.client_urls = vec![format!("http://{name}:2379")];
+        let mut disk = Disk::new();
+        disk.sync_lies = self.mutations.is("disk-sync-lies");
+        let storage = Storage::create(disk, id, CLUSTER_ID, self.opts.wal_segment_bytes);
+        self.hosts.insert(id, Host::new(id, config, storage, false));
+        self.trace.event("join", &id.to_le_bytes());
+        self.start_node(id, NodeStart::Join);
+    }
+
+    /// Stops a member the cluster removed, for good (its process is shut down; it
+    /// is never restarted).
+    pub(crate) fn retire(&mut self, id: u64) {
+        let Some(host) = self.hosts.get_mut(&id) else {
+            return;
+        };
+        host.removed = true;
+        if host.node.take().is_some() {
+            host.inc += 1;
+            self.workload.member_crashed(id);
+        }
+        self.streams.retain(|(m, _), _| *m != id);
+    }
+
+    pub(crate) fn queue_push(&mut self, at_us: u64, event: Event) {
+        self.queue.push(at_us, event);
+    }
+
+    /// Whether the faulty phase is under way.
+    pub(crate) fn faults_active(&self) -> bool {
+        self.faults_on
+    }
+
     fn node_config(&self, id: u64, initial: Vec<Member>) -> NodeConfig {
-        let mut c = NodeConfig::new(id, CLUSTER_ID, &format!("m{id}"), initial);
+        self.node_config_named(id, &format!("m{id}"), initial)
+    }
+
+    fn node_config_named(&self, id: u64, name: &str, initial: Vec<Member>) -> NodeConfig {
+        let mut c = NodeConfig::new(id, CLUSTER_ID, name, initial);
         c.client_urls = vec![format!("http://m{id}:2379")];
         c.tick_ms = self.opts.tick_ms;
         c.election_ticks = self.opts.election_ticks;
@@ -290,11 +356,13 @@ impl Sim {
         {
             let index = snapshot.metadata.as_ref().map_or(0, |m| m.index);
             host.mirror.reset(index);
+            host.wal_snapshot_index = index;
             host.mirror.append(entries);
             host.durable_last_index = host.mirror.last_index();
             host.durable_hs = *hard_state;
             host.latest_hs = *hard_state;
         } else {
+            host.wal_snapshot_index = 0;
             host.durable_last_index = 0;
             host.durable_hs = HardState::default();
             host.latest_hs = HardState::default();
@@ -377,6 +445,7 @@ impl Sim {
                 if let Some(s) = &snapshot {
                     let index = s.metadata.as_ref().map_or(0, |m| m.index);
                     host.mirror.reset(index);
+                    host.wal_snapshot_index = host.wal_snapshot_index.max(index);
                     files.push(storage.write_snapshot(s));
                     if index > 1 {
                         self.counters.snapshots_installed += 1;
@@ -720,9 +789,15 @@ impl Sim {
                 for t in &tokens {
                     storage.disk.sync_complete(t);
                 }
-                // The marker goes into the WAL only once the file is durable.
-                storage.append(&[Storage::marker(&snapshot)]);
+                // The marker goes into the WAL only once the file is durable, and
+                // only if no newer snapshot (one installed from the leader while
+                // this file was being synced) is in the WAL already: entries after
+                // that one do not follow this marker.
                 let index = snapshot.metadata.as_ref().map_or(0, |m| m.index);
+                if index > host.wal_snapshot_index {
+                    storage.append(&[Storage::marker(&snapshot)]);
+                    host.wal_snapshot_index = index;
+                }
                 self.feed(member, Input::SnapshotSaved { index });
             }
             Event::ToMember {
@@ -754,6 +829,7 @@ impl Sim {
                     self.scenario_results.insert(request_id, result);
                 }
                 Some(Route::Client { client, .. }) => self.client_response(client, request_id, result),
+                Some(Route::Operator) => self.operator_response(request_id, result),
                 None => {}
             },
             Event::WatchToClient {
@@ -774,6 +850,7 @@ impl Sim {
             Event::PartitionChange => self.partition_change(),
             Event::ClockJump => self.clock_jump(),
             Event::Heal => self.heal(),
+            Event::OperatorWake { token } => self.operator_wake(token),
         }
     }
 
@@ -833,6 +910,7 @@ impl Sim {
         disk.crash(&mut self.rng, policy, &Storage::accepts_garbage);
         host.parked_disk = Some(disk);
         host.durable_at_crash = host.durable_last_index;
+        host.term_at_crash = host.durable_hs.term;
         if self.verbose {
             eprintln!(
                 "[{:>10} us] member {id:x} crashed with durable log to {}, commit {}",
@@ -892,6 +970,7 @@ impl Sim {
                     ));
                 }
                 let host = self.hosts.get_mut(&id).expect("host");
+                self.invariants.restarted(id, host.term_at_crash);
                 host.storage = Some(storage);
                 host.disk_free_at_us = self.now_us;
                 let start = start.unwrap_or(if host.founder {
@@ -918,6 +997,9 @@ impl Sim {
     }
 
     fn crash_random(&mut self) {
+        if !self.faults_on {
+            return; // healed: no more crashes (nor a next one scheduled)
+        }
         let up: Vec<u64> = self
             .hosts
             .values()
@@ -999,6 +1081,7 @@ impl Sim {
             let at = self.rng.range(1, 2 * self.opts.clock_jump_interval_ms + 1) * 1000;
             self.queue.push(at, Event::ClockJump);
         }
+        self.start_membership();
     }
 
     /// Ends the faulty phase: links healed, every member up, no more faults.

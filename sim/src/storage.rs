@@ -211,12 +211,17 @@ impl Storage {
             torn_tail: log.torn_tail.is_some(),
             segments: names.len(),
         };
-        let Some(marker) = log.snapshot else {
+        let snapshot = match log.snapshot {
+            Some(marker) => storage.load_snapshot(marker.index)?,
+            // A member that joined (`NodeStart::Join`) starts from an empty log
+            // with no snapshot: what it persisted since (a hard state, entries
+            // from index 1) follows the implicit empty snapshot at index 0, as
+            // etcd's `wal.Create` writes a zero snapshot record first.
+            None if log.hard_state.is_some() || !log.entries.is_empty() => Snapshot::default(),
             // Nothing but metadata made it: the member never persisted its first
             // Ready and starts as new.
-            return Ok((storage, None, recovered));
+            None => return Ok((storage, None, recovered)),
         };
-        let snapshot = storage.load_snapshot(marker.index)?;
         let start = NodeStart::Recover {
             snapshot,
             hard_state: log.hard_state.unwrap_or_else(HardState::default),
