@@ -140,15 +140,18 @@ pub(crate) struct Host {
     cursors: Cursors,
     was_leader: bool,
     /// Persists handed out and not yet acknowledged: (ready, last index, hard state).
-    persists: VecDeque<(u64, u64, HardState)>,
+    persists: VecDeque<(u64, (u64, u64), HardState)>,
     durable_last_index: u64,
+    /// The term of the entry at `durable_last_index` (0 when unknown: a snapshot).
+    durable_last_term: u64,
     durable_hs: HardState,
     latest_hs: HardState,
     serializable_rev_max: i64,
     founder: bool,
     pub removed: bool,
-    /// The log index acknowledged durable when the member last crashed.
-    durable_at_crash: u64,
+    /// The last log entry (term, index) acknowledged durable when the member last
+    /// crashed.
+    durable_at_crash: (u64, u64),
     /// The term acknowledged durable when the member last crashed.
     term_at_crash: u64,
     /// The index of the newest snapshot written into the WAL.
@@ -171,12 +174,13 @@ impl Host {
             was_leader: false,
             persists: VecDeque::new(),
             durable_last_index: 0,
+            durable_last_term: 0,
             durable_hs: HardState::default(),
             latest_hs: HardState::default(),
             serializable_rev_max: 0,
             founder,
             removed: false,
-            durable_at_crash: 0,
+            durable_at_crash: (0, 0),
             term_at_crash: 0,
             wal_snapshot_index: 0,
         }
@@ -359,11 +363,13 @@ impl Sim {
             host.wal_snapshot_index = index;
             host.mirror.append(entries);
             host.durable_last_index = host.mirror.last_index();
+            host.durable_last_term = host.mirror.get(host.durable_last_index).map_or(0, |(t, _)| t);
             host.durable_hs = *hard_state;
             host.latest_hs = *hard_state;
         } else {
             host.wal_snapshot_index = 0;
             host.durable_last_index = 0;
+            host.durable_last_term = 0;
             host.durable_hs = HardState::default();
             host.latest_hs = HardState::default();
         }
@@ -457,8 +463,10 @@ impl Sim {
                 if let Some(hs) = &hard_state {
                     host.latest_hs = *hs;
                 }
+                let last = host.mirror.last_index();
+                let last_term = host.mirror.get(last).map_or(0, |(t, _)| t);
                 host.persists
-                    .push_back((ready_number, host.mirror.last_index(), host.latest_hs));
+                    .push_back((ready_number, (last_term, last), host.latest_hs));
                 let latency = if must_sync { self.fsync_latency_us() } else { 0 };
                 let host = self.hosts.get_mut(&id).expect("host");
                 let storage = host.storage.as_mut().expect("storage");
@@ -757,8 +765,9 @@ impl Sim {
                     storage.disk.sync_complete(t);
                 }
                 while host.persists.front().is_some_and(|p| p.0 <= ready_number) {
-                    let (_, last, hs) = host.persists.pop_front().expect("front");
+                    let (_, (last_term, last), hs) = host.persists.pop_front().expect("front");
                     host.durable_last_index = last;
+                    host.durable_last_term = last_term;
                     host.durable_hs = hs;
                 }
                 self.feed(member, Input::Persisted { ready_number });
@@ -909,7 +918,7 @@ impl Sim {
         };
         disk.crash(&mut self.rng, policy, &Storage::accepts_garbage);
         host.parked_disk = Some(disk);
-        host.durable_at_crash = host.durable_last_index;
+        host.durable_at_crash = (host.durable_last_term, host.durable_last_index);
         host.term_at_crash = host.durable_hs.term;
         if self.verbose {
             eprintln!(
@@ -957,10 +966,19 @@ impl Sim {
                 {
                     let index = snapshot.metadata.as_ref().map_or(0, |m| m.index);
                     let last = entries.last().map_or(index, |e| e.index);
-                    let durable = self.hosts[&id].durable_at_crash;
-                    if last < durable && !self.mutations_lose_durability() {
+                    let last_term = entries
+                        .last()
+                        .map_or_else(|| snapshot.metadata.as_ref().map_or(0, |m| m.term), |e| e.term);
+                    let (durable_term, durable) = self.hosts[&id].durable_at_crash;
+                    // The recovered log must be at least as up to date (Raft's
+                    // comparison: last term, then last index) as the log the member
+                    // acknowledged. A shorter log is fine when a newer leader's entry
+                    // replaced the acknowledged tail and only that write survived: the
+                    // replaced entries were never committed (leader completeness), and
+                    // the newer log still wins every vote the old one would have.
+                    if (last_term, last) < (durable_term, durable) && !self.mutations_lose_durability() {
                         self.fail(format!(
-                            "member {id:x} recovered its log to {last}, but {durable} was acknowledged durable before the crash"
+                            "member {id:x} recovered its log to {last_term}/{last}, but {durable_term}/{durable} was acknowledged durable before the crash"
                         ));
                         return;
                     }
