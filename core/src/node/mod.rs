@@ -17,8 +17,9 @@
 //! - `state`: the application snapshot codec.
 //!
 //! Simplifications against etcd, each deliberate:
-//! - Every raft message of a Ready waits for that Ready's persistence, the leader's
-//!   appends included (etcd lets a leader send appends in parallel with its write).
+//! - Every raft message of a Ready waits for that Ready's persistence, except the
+//!   leader's appends, heartbeats and snapshots, which leave in parallel with its
+//!   own write as in etcd (see `drive`) unless a term or vote change is unpersisted.
 //! - A keepalive that needs a full-TTL checkpoint (so that the renewal survives a
 //!   leader change) is answered once that checkpoint is applied; others at once.
 //! - Members publish name and client URLs through raft after start, as etcd does;
@@ -118,6 +119,11 @@ pub struct Node {
     move_leader: Option<MoveLeader>,
     /// Raft messages of handed-out Readies, released once that Ready is persisted.
     held: VecDeque<(u64, Vec<Message>)>,
+    /// Term and vote of the latest handed-out Ready.
+    term_vote: (u64, u64),
+    /// Number of the latest handed-out Ready that changed term or vote and is not
+    /// yet persisted: while set, no message leaves before its Ready is persisted.
+    term_vote_unpersisted: Option<u64>,
     /// When the next attempt to publish this member's attributes may be made.
     publish_retry_ms: u64,
     removed: bool,
@@ -219,6 +225,8 @@ impl Node {
             next_forward_id: 1,
             move_leader: None,
             held: VecDeque::new(),
+            term_vote: (status.term, status.vote),
+            term_vote_unpersisted: None,
             publish_retry_ms: 0,
             removed: false,
             outputs: VecDeque::new(),
@@ -575,6 +583,9 @@ impl Node {
 
     fn on_persisted(&mut self, ready_number: u64) {
         self.raft.advance(ready_number);
+        if self.term_vote_unpersisted.is_some_and(|n| n <= ready_number) {
+            self.term_vote_unpersisted = None;
+        }
         while self.held.front().is_some_and(|(n, _)| *n <= ready_number) {
             let (_, messages) = self.held.pop_front().expect("checked");
             for m in messages {
@@ -595,6 +606,10 @@ impl Node {
             if let Some(hs) = &rd.hard_state {
                 self.term = hs.term;
                 self.commit = hs.commit;
+                if (hs.term, hs.vote) != self.term_vote {
+                    self.term_vote = (hs.term, hs.vote);
+                    self.term_vote_unpersisted = Some(rd.number);
+                }
             }
             if let Some(soft) = rd.soft_state {
                 self.on_soft_state(soft);
@@ -625,6 +640,31 @@ impl Node {
                 }
                 messages = rest;
             }
+            let mut early = Vec::new();
+            if self.term_vote_unpersisted.is_none() {
+                // A leader's appends, heartbeats and snapshots leave at once, in
+                // parallel with its own write (Raft thesis 10.2.1, as etcd). Safe:
+                // - They claim nothing about the leader's durable state. Its own log
+                //   counts toward commit only once persisted (raft advances the
+                //   leader's own match in `on_persisted`, after `advance`), so an
+                //   entry commits only when a quorum holds it durably, whether or not
+                //   the leader is part of that quorum.
+                // - If the leader crashes before its write, the entries it sent may
+                //   survive on followers only; that is the same as a leader crashing
+                //   after sending, and they are entries of its term, which it owns.
+                // - Not while a Ready that changed term or vote is unpersisted: after
+                //   a crash the member could restart at the old term, win the new
+                //   term again and send different entries under the same term and
+                //   index. Then everything waits, as before.
+                // Everything else (vote requests and replies, append and heartbeat
+                // responses, read-index replies) still waits for persistence.
+                let (now, rest): (Vec<Message>, Vec<Message>) = messages.into_iter().partition(|m| {
+                    use detcd_proto::raftpb::MessageType::{MsgApp, MsgHeartbeat, MsgSnap};
+                    matches!(m.r#type(), MsgApp | MsgHeartbeat | MsgSnap)
+                });
+                early = now;
+                messages = rest;
+            }
             self.outputs.push_back(Output::Persist {
                 ready_number: rd.number,
                 snapshot: rd.snapshot,
@@ -632,6 +672,12 @@ impl Node {
                 hard_state: rd.hard_state,
                 must_sync: rd.must_sync,
             });
+            for m in early {
+                self.outputs.push_back(Output::Send {
+                    to: m.to,
+                    message: PeerMessage::Raft(m),
+                });
+            }
             if !messages.is_empty() {
                 self.held.push_back((rd.number, messages));
             }
