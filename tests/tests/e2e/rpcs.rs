@@ -216,7 +216,21 @@ async fn lease(c: &mut Client) {
 }
 
 async fn cluster(c: &mut Client, members: usize) {
-    let list = c.member_list().await.expect("list");
+    // Members publish their name and client URLs through raft once they have a
+    // leader (etcd lists a member that has not published yet with an empty name), so
+    // a freshly started cluster may need a moment before every member shows both.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let list = loop {
+        let list = c.member_list().await.expect("list");
+        let published = list
+            .members()
+            .iter()
+            .all(|m| !m.name().is_empty() && !m.client_urls().is_empty());
+        if published || std::time::Instant::now() > deadline {
+            break list;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert_eq!(list.members().len(), members);
     assert!(list
         .members()
