@@ -11,9 +11,9 @@ use detcd_proto::etcdserverpb::lease_client::LeaseClient;
 use detcd_proto::etcdserverpb::maintenance_client::MaintenanceClient;
 use detcd_proto::etcdserverpb::{
     alarm_request, AlarmRequest, AlarmResponse, LeaseGrantRequest, LeaseKeepAliveRequest,
-    LeaseKeepAliveResponse, LeaseLeasesRequest, LeaseRevokeRequest, LeaseTimeToLiveRequest, MemberAddRequest,
-    MemberListRequest, MemberPromoteRequest, MemberRemoveRequest, MemberUpdateRequest, MoveLeaderRequest,
-    RangeRequest, ResponseHeader, SnapshotRequest, StatusRequest, StatusResponse,
+    LeaseKeepAliveResponse, LeaseLeasesRequest, LeaseRevokeRequest, LeaseTimeToLiveRequest, Member,
+    MemberAddRequest, MemberListRequest, MemberPromoteRequest, MemberRemoveRequest, MemberUpdateRequest,
+    MoveLeaderRequest, RangeRequest, ResponseHeader, SnapshotRequest, StatusRequest, StatusResponse,
 };
 use prost::Message;
 use tonic::codegen::tokio_stream::Stream;
@@ -378,14 +378,7 @@ pub async fn member_remove(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
     let id = member_id_arg(p)?;
     let mut c = ClusterClient::new(ctx.channel().await?);
     let r = ctx.call(c.member_remove(MemberRemoveRequest { id })).await?;
-    let cluster = r.header.as_ref().map_or(0, |h| h.cluster_id);
-    match ctx.globals.format {
-        Format::Simple => out(&format!("Member {id:16x} removed from cluster {cluster:16x}\n")),
-        Format::Json => out(&(print::members_json(&r.header, None, &r.members) + "\n")),
-        Format::Protobuf => out_bytes(&r.encode_to_vec()),
-        f => return Err(f.unsupported()),
-    }
-    Ok(())
+    print_member_change(ctx, id, "removed from", &r.header, &r.members, &r.encode_to_vec())
 }
 
 pub async fn member_update(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
@@ -402,11 +395,23 @@ pub async fn member_update(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
     let r = ctx
         .call(c.member_update(MemberUpdateRequest { id, peer_ur_ls: urls }))
         .await?;
-    let cluster = r.header.as_ref().map_or(0, |h| h.cluster_id);
+    print_member_change(ctx, id, "updated in", &r.header, &r.members, &r.encode_to_vec())
+}
+
+/// The output of member remove, update and promote: they differ only in the verb.
+fn print_member_change(
+    ctx: &Ctx,
+    id: u64,
+    verb: &str,
+    header: &Option<ResponseHeader>,
+    members: &[Member],
+    encoded: &[u8],
+) -> Result<(), CtlError> {
+    let cluster = header.as_ref().map_or(0, |h| h.cluster_id);
     match ctx.globals.format {
-        Format::Simple => out(&format!("Member {id:16x} updated in cluster {cluster:16x}\n")),
-        Format::Json => out(&(print::members_json(&r.header, None, &r.members) + "\n")),
-        Format::Protobuf => out_bytes(&r.encode_to_vec()),
+        Format::Simple => out(&format!("Member {id:16x} {verb} cluster {cluster:16x}\n")),
+        Format::Json => out(&(print::members_json(header, None, members) + "\n")),
+        Format::Protobuf => out_bytes(encoded),
         f => return Err(f.unsupported()),
     }
     Ok(())
@@ -416,14 +421,7 @@ pub async fn member_promote(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
     let id = member_id_arg(p)?;
     let mut c = ClusterClient::new(ctx.channel().await?);
     let r = ctx.call(c.member_promote(MemberPromoteRequest { id })).await?;
-    let cluster = r.header.as_ref().map_or(0, |h| h.cluster_id);
-    match ctx.globals.format {
-        Format::Simple => out(&format!("Member {id:16x} promoted in cluster {cluster:16x}\n")),
-        Format::Json => out(&(print::members_json(&r.header, None, &r.members) + "\n")),
-        Format::Protobuf => out_bytes(&r.encode_to_vec()),
-        f => return Err(f.unsupported()),
-    }
-    Ok(())
+    print_member_change(ctx, id, "promoted in", &r.header, &r.members, &r.encode_to_vec())
 }
 
 pub async fn member_list(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
