@@ -21,10 +21,6 @@ use detcd_sim::run::run;
 
 const MAX_SEEDS: u64 = 1000;
 
-/// Seeds the unmutated code fails on a known watch bug being fixed on branch
-/// `watchfix`; left out of the unmutated pass until that fix is merged.
-const KNOWN_UNMUTATED_FAILURES: &[u64] = &[201, 301, 303, 304];
-
 #[derive(Debug)]
 struct Outcome {
     name: &'static str,
@@ -125,9 +121,6 @@ fn every_mutation_is_caught_within_1000_seeds() {
     let started = Instant::now();
     let mut unmutated_failures = Vec::new();
     for seed in 1..=max_seeds {
-        if KNOWN_UNMUTATED_FAILURES.contains(&seed) {
-            continue;
-        }
         let report = run(&Options::from_seed(seed, None, None), Mutations::NONE);
         if let Some(why) = report.failure {
             unmutated_failures.push(format!("seed {seed}: {}", why.lines().next().unwrap_or("")));
@@ -150,13 +143,8 @@ fn every_mutation_is_caught_within_1000_seeds() {
         };
         println!("| {} | {seeds} | {why}{discounted} |", o.name);
     }
-    let skipped: Vec<u64> = KNOWN_UNMUTATED_FAILURES
-        .iter()
-        .copied()
-        .filter(|s| *s <= max_seeds)
-        .collect();
     println!(
-        "\nunmutated: seeds 1..={max_seeds} (swarm options) in {unmutated_secs:.0} s, {} failures; known watch-bug seeds skipped: {skipped:?}",
+        "\nunmutated: seeds 1..={max_seeds} (swarm options) in {unmutated_secs:.0} s, {} failures",
         unmutated_failures.len()
     );
     for f in &unmutated_failures {
