@@ -1,10 +1,11 @@
 //! CRC-32C (Castagnoli): the checksum of WAL records, snapshots and HashKV (etcd's
 //! `crc32.MakeTable(crc32.Castagnoli)`). One implementation for all of core.
 //!
-//! Written here because core takes no checksum dependency; a table built at compile
-//! time and byte-at-a-time updates are plenty for recovery scans and tests (the
-//! production writer may use a hardware-accelerated crate as long as it agrees with
-//! [`extend`] on every input, which the test vector pins).
+//! Written here because core takes no checksum dependency (and no `unsafe`, so no
+//! CPU intrinsics): tables built at compile time, eight bytes per step
+//! ("slicing-by-8"), which runs several times faster than a byte at a time; it
+//! matters for multi-megabyte snapshots, which are checksummed on the member's
+//! critical path.
 //!
 //! [`extend`] works like Go's `crc32.Update`: `extend(extend(0, a), b)` equals
 //! `extend(0, a ++ b)`, so a chain of records seeded with the previous record's CRC
@@ -13,10 +14,12 @@
 /// The Castagnoli polynomial, bit-reversed (the form a right-shifting CRC uses).
 const POLYNOMIAL_REFLECTED: u32 = 0x82F6_3B78;
 
-const TABLE: [u32; 256] = build_table();
+/// `TABLES[0]` is the classic byte table; `TABLES[k][b]` is the CRC of byte `b`
+/// followed by `k` zero bytes, so eight table look-ups advance eight bytes.
+const TABLES: [[u32; 256]; 8] = build_tables();
 
-const fn build_table() -> [u32; 256] {
-    let mut table = [0u32; 256];
+const fn build_tables() -> [[u32; 256]; 8] {
+    let mut tables = [[0u32; 256]; 8];
     let mut byte = 0;
     while byte < 256 {
         let mut crc = byte as u32;
@@ -25,10 +28,20 @@ const fn build_table() -> [u32; 256] {
             crc = if crc & 1 == 1 { (crc >> 1) ^ POLYNOMIAL_REFLECTED } else { crc >> 1 };
             bit += 1;
         }
-        table[byte] = crc;
+        tables[0][byte] = crc;
         byte += 1;
     }
-    table
+    let mut k = 1;
+    while k < 8 {
+        let mut byte = 0;
+        while byte < 256 {
+            let prev = tables[k - 1][byte];
+            tables[k][byte] = (prev >> 8) ^ tables[0][(prev & 0xFF) as usize];
+            byte += 1;
+        }
+        k += 1;
+    }
+    tables
 }
 
 /// Continues the CRC-32C `crc` (of some earlier bytes; 0 for none) over `data`.
@@ -36,8 +49,20 @@ pub fn extend(crc: u32, data: &[u8]) -> u32 {
     // The standard CRC-32C inverts the register before and after; doing both here
     // makes the result chainable.
     let mut register = !crc;
-    for &byte in data {
-        register = TABLE[((register ^ u32::from(byte)) & 0xFF) as usize] ^ (register >> 8);
+    let mut chunks = data.chunks_exact(8);
+    for chunk in &mut chunks {
+        let low = register ^ u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+        register = TABLES[7][(low & 0xFF) as usize]
+            ^ TABLES[6][((low >> 8) & 0xFF) as usize]
+            ^ TABLES[5][((low >> 16) & 0xFF) as usize]
+            ^ TABLES[4][(low >> 24) as usize]
+            ^ TABLES[3][chunk[4] as usize]
+            ^ TABLES[2][chunk[5] as usize]
+            ^ TABLES[1][chunk[6] as usize]
+            ^ TABLES[0][chunk[7] as usize];
+    }
+    for &byte in chunks.remainder() {
+        register = TABLES[0][((register ^ u32::from(byte)) & 0xFF) as usize] ^ (register >> 8);
     }
     !register
 }
@@ -99,6 +124,37 @@ mod tests {
         assert_eq!(checksum(&[0xFFu8; 32]), 0x62A8_AB43);
         let ascending: Vec<u8> = (0u8..32).collect();
         assert_eq!(checksum(&ascending), 0x46DD_794E);
+    }
+
+    /// The byte-at-a-time definition, to check the eight-byte steps against.
+    fn reference(crc: u32, data: &[u8]) -> u32 {
+        let mut register = !crc;
+        for &byte in data {
+            for bit in 0..8 {
+                let feed = (register ^ (u32::from(byte) >> bit)) & 1;
+                register = (register >> 1) ^ if feed == 1 { POLYNOMIAL_REFLECTED } else { 0 };
+            }
+        }
+        !register
+    }
+
+    #[test]
+    fn eight_byte_steps_match_the_bitwise_definition() {
+        let mut x: u32 = 0x1234_5678;
+        let data: Vec<u8> = (0..1000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x as u8
+            })
+            .collect();
+        for len in [0, 1, 7, 8, 9, 15, 16, 17, 63, 64, 65, 999, 1000] {
+            for start in [0, 1, 3] {
+                let part = &data[start..len.max(start)];
+                assert_eq!(extend(0xABCD_EF01, part), reference(0xABCD_EF01, part), "len {len} start {start}");
+            }
+        }
     }
 
     #[test]

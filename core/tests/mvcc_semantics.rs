@@ -258,6 +258,37 @@ fn snapshot_round_trip_is_identical() {
     assert_eq!(back.to_snapshot(), bytes);
 }
 
+/// Encoding in small steps while writes (new keys, overwrites, deletes) land in
+/// between gives exactly the snapshot of the store when the encoding started.
+#[test]
+fn stepped_snapshot_is_the_store_at_its_start() {
+    let mut s = busy_store();
+    let at_start = s.clone();
+    let whole = at_start.to_snapshot();
+    let mut encoder = s.snapshot_encoder();
+    let mut steps = 0;
+    let mut i = 0u32;
+    while !encoder.step(&s, 40) {
+        steps += 1;
+        put(&mut s, &format!("k{}", i % 9), &format!("later{i}"));
+        if i % 4 == 0 {
+            s.delete_range(&DeleteRangeRequest { key: format!("k{}", i % 3).into(), ..Default::default() })
+                .unwrap();
+        }
+        i += 1;
+    }
+    assert!(steps > 5, "the budget should have split the encoding: {steps} steps");
+    assert_ne!(s.to_snapshot(), whole, "the writes changed the store");
+    assert_eq!(encoder.finish(), whole);
+    // With a prefix, the store's bytes follow it unchanged.
+    let mut e = at_start.snapshot_encoder_after(b"pre".to_vec());
+    while !e.step(&at_start, usize::MAX) {}
+    let (bytes, outer) = e.finish_with_outer_crc();
+    assert_eq!(&bytes[..3], b"pre");
+    assert_eq!(&bytes[3..], &whole[..]);
+    assert_eq!(outer, detcd_core::crc32c::checksum(&bytes));
+}
+
 #[test]
 fn corrupted_snapshots_are_refused_without_panicking() {
     let bytes = busy_store().to_snapshot();

@@ -35,8 +35,9 @@ const SUFFIX: &str = ".snap";
 /// The default number of snapshot files kept (etcd's `--max-snapshots`).
 pub const MAX_SNAPSHOTS_DEFAULT: usize = 5;
 
-/// Reads and writes the snapshot files of one directory.
-#[derive(Debug)]
+/// Reads and writes the snapshot files of one directory. Clones share the
+/// directory: let one of them write at a time.
+#[derive(Clone, Debug)]
 pub struct Snapshotter {
     dir: PathBuf,
     max_snapshots: usize,

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use detcd_core::wal::SEGMENT_BYTES_DEFAULT;
-use detcd_proto::raftpb::{Entry, HardState, Snapshot};
+use detcd_proto::raftpb::{Entry, HardState, Snapshot, SnapshotMetadata};
 use detcd_proto::walpb;
 
 use crate::error::{StorageError, Warning};
@@ -195,12 +195,18 @@ impl Storage {
     /// then WAL segments wholly at or below its index. The file goes first so a
     /// crash leaves at worst an orphan file, never a marker without its file.
     pub fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {
-        let metadata = snapshot.metadata.clone().unwrap_or_default();
         self.snapshotter.save(snapshot)?;
+        self.mark_snapshot(&snapshot.metadata.clone().unwrap_or_default())
+    }
+
+    /// The second half of [`Storage::save_snapshot`], for a snapshot whose file
+    /// another thread already made durable: the WAL marker (synced), then the
+    /// release of WAL segments wholly at or below its index.
+    pub fn mark_snapshot(&mut self, metadata: &SnapshotMetadata) -> Result<(), StorageError> {
         self.wal.save_snapshot_marker(&walpb::Snapshot {
             index: metadata.index,
             term: metadata.term,
-            conf_state: metadata.conf_state,
+            conf_state: metadata.conf_state.clone(),
         })?;
         self.wal.release_to(metadata.index)?;
         Ok(())

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::crc32c::checksum as crc32c;
+use crate::crc32c;
 use super::key_index::{Generation, KeyIndex};
 use super::revision::Revision;
 use super::store::{Record, Store, StoreConfig};
@@ -50,19 +50,82 @@ impl fmt::Display for SnapshotError {
 
 impl std::error::Error for SnapshotError {}
 
+/// Encodes a store's snapshot a slice at a time, so a large store does not stop
+/// its member for the whole encoding.
+///
+/// [`Store::snapshot_encoder`] writes the header and the key index at once (they
+/// are a small part of the bytes: keys and revisions, no values) and fixes the
+/// records to encode: every record at or below the store's newest revision at that
+/// moment. [`SnapshotEncoder::step`] then encodes records in revision order within
+/// a byte budget, and [`SnapshotEncoder::finish`] appends the checksum.
+///
+/// Between steps the store may take new writes (their revisions are above the
+/// fixed ones and are left out) but no compaction: compaction removes records the
+/// snapshot still needs, so the owner finishes the encoding first.
+pub struct SnapshotEncoder {
+    out: Vec<u8>,
+    /// Where the store's bytes start in `out` (after the caller's prefix, if any).
+    start: usize,
+    /// CRC-32C of the store's bytes so far (its own checksum).
+    crc: u32,
+    /// CRC-32C of all of `out` so far, prefix included (the caller's checksum).
+    outer_crc: u32,
+    /// Bytes of `out` already folded into both.
+    crc_upto: usize,
+    /// The index's keys with their position in the key list, by allocation address
+    /// (records share their key's allocation with the index); holding the `Arc`s
+    /// keeps the addresses from being reused meanwhile.
+    numbers: Vec<(usize, u32, Arc<[u8]>)>,
+    /// The next record to encode is the first at or above this revision.
+    next: Revision,
+    /// The newest record of the snapshot.
+    last: Option<Revision>,
+    records_left: u64,
+}
+
+impl fmt::Debug for SnapshotEncoder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SnapshotEncoder")
+            .field("encoded_bytes", &self.encoded_bytes())
+            .field("next", &self.next)
+            .field("last", &self.last)
+            .field("records_left", &self.records_left)
+            .finish_non_exhaustive()
+    }
+}
+
+fn address(key: &Arc<[u8]>) -> usize {
+    Arc::as_ptr(key).cast::<u8>() as usize
+}
+
 impl Store {
     /// The whole state as snapshot bytes.
     pub fn to_snapshot(&self) -> Vec<u8> {
-        let mut out = Vec::new();
+        let mut encoder = self.snapshot_encoder();
+        while !encoder.step(self, usize::MAX) {}
+        encoder.finish()
+    }
+
+    /// Starts encoding the store as of now: see [`SnapshotEncoder`].
+    pub fn snapshot_encoder(&self) -> SnapshotEncoder {
+        self.snapshot_encoder_after(Vec::new())
+    }
+
+    /// [`Store::snapshot_encoder`] writing after `prefix` (a containing format's
+    /// leading bytes), so the store's bytes need no copy into it afterwards.
+    pub fn snapshot_encoder_after(&self, prefix: Vec<u8>) -> SnapshotEncoder {
+        let start = prefix.len();
+        let outer_crc = crc32c::checksum(&prefix);
+        let mut out = prefix;
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&SNAPSHOT_FORMAT_VERSION.to_le_bytes());
         put_i64(&mut out, self.current_rev);
         put_i64(&mut out, self.compact_rev);
         out.extend_from_slice(&(self.config.txn_ops_max as u64).to_le_bytes());
         out.extend_from_slice(&(self.index.len() as u64).to_le_bytes());
-        let mut numbers: BTreeMap<&[u8], u32> = BTreeMap::new();
+        let mut numbers = Vec::with_capacity(self.index.len());
         for (n, (key, ki)) in self.index.iter().enumerate() {
-            numbers.insert(key, n as u32);
+            numbers.push((address(key), n as u32, key.clone()));
             put_bytes(&mut out, key);
             put_rev(&mut out, ki.modified);
             out.extend_from_slice(&(ki.generations.len() as u32).to_le_bytes());
@@ -75,21 +138,94 @@ impl Store {
                 }
             }
         }
+        numbers.sort_unstable_by_key(|(addr, _, _)| *addr);
         out.extend_from_slice(&(self.records.len() as u64).to_le_bytes());
-        for (rev, rec) in &self.records {
-            put_rev(&mut out, *rev);
-            let n = numbers.get(&*rec.key).copied().expect("every record's key is indexed");
-            out.extend_from_slice(&n.to_le_bytes());
-            put_i64(&mut out, rec.create_revision);
-            put_i64(&mut out, rec.version);
-            put_i64(&mut out, rec.lease);
-            put_bytes(&mut out, &rec.value);
+        SnapshotEncoder {
+            out,
+            start,
+            crc: 0,
+            outer_crc,
+            crc_upto: start,
+            numbers,
+            next: Revision::new(i64::MIN, i64::MIN),
+            last: self.records.last_key_value().map(|(rev, _)| *rev),
+            records_left: self.records.len() as u64,
         }
-        let crc = crc32c(&out);
-        out.extend_from_slice(&crc.to_le_bytes());
-        out
+    }
+}
+
+impl SnapshotEncoder {
+    /// Encodes records until about `budget_bytes` more bytes are out (at least one
+    /// record); true once every record is in. `store` must be the store this
+    /// encoder started from, uncompacted since.
+    pub fn step(&mut self, store: &Store, budget_bytes: usize) -> bool {
+        let start = self.out.len();
+        if let Some(last) = self.last.filter(|_| self.records_left > 0) {
+            for (rev, rec) in store.records.range(self.next..=last) {
+                put_rev(&mut self.out, *rev);
+                let n = self.number(store, &rec.key);
+                self.out.extend_from_slice(&n.to_le_bytes());
+                put_i64(&mut self.out, rec.create_revision);
+                put_i64(&mut self.out, rec.version);
+                put_i64(&mut self.out, rec.lease);
+                put_bytes(&mut self.out, &rec.value);
+                self.records_left -= 1;
+                self.next = Revision::new(rev.main, rev.sub.saturating_add(1));
+                if self.records_left == 0 || self.out.len() - start >= budget_bytes {
+                    break;
+                }
+            }
+        }
+        assert!(
+            self.records_left == 0 || self.out.len() > start,
+            "records of the snapshot went missing: the store was compacted during the encoding"
+        );
+        self.fold();
+        self.records_left == 0
     }
 
+    fn fold(&mut self) {
+        let new = &self.out[self.crc_upto..];
+        self.crc = crc32c::extend(self.crc, new);
+        self.outer_crc = crc32c::extend(self.outer_crc, new);
+        self.crc_upto = self.out.len();
+    }
+
+    /// Bytes of the store encoded so far.
+    pub fn encoded_bytes(&self) -> usize {
+        self.out.len() - self.start
+    }
+
+    /// The snapshot bytes (after the prefix, if any), checksum included. Call once
+    /// [`SnapshotEncoder::step`] returned true.
+    pub fn finish(self) -> Vec<u8> {
+        self.finish_with_outer_crc().0
+    }
+
+    /// [`SnapshotEncoder::finish`], with the CRC-32C of all the bytes returned,
+    /// prefix included.
+    pub fn finish_with_outer_crc(mut self) -> (Vec<u8>, u32) {
+        assert_eq!(self.records_left, 0, "snapshot encoding finished early");
+        self.fold();
+        let crc = self.crc.to_le_bytes();
+        self.out.extend_from_slice(&crc);
+        self.fold();
+        (self.out, self.outer_crc)
+    }
+
+    fn number(&self, store: &Store, key: &Arc<[u8]>) -> u32 {
+        let at = |k: &Arc<[u8]>| {
+            self.numbers.binary_search_by_key(&address(k), |(addr, _, _)| *addr).ok().map(|i| self.numbers[i].1)
+        };
+        // A record's key is the index's own allocation; look it up by content only
+        // if that ever stops holding.
+        at(key)
+            .or_else(|| store.index.get_key_value(key).and_then(|(k, _)| at(k)))
+            .expect("every record's key is indexed")
+    }
+}
+
+impl Store {
     /// Reads snapshot bytes back into a store.
     pub fn from_snapshot(bytes: &[u8]) -> Result<Store, SnapshotError> {
         if bytes.len() < MAGIC.len() + 4 + 4 {
@@ -99,7 +235,7 @@ impl Store {
             return Err(SnapshotError::BadMagic);
         }
         let (body, crc) = bytes.split_at(bytes.len() - 4);
-        if crc32c(body) != u32::from_le_bytes(crc.try_into().expect("4 bytes")) {
+        if crc32c::checksum(body) != u32::from_le_bytes(crc.try_into().expect("4 bytes")) {
             return Err(SnapshotError::ChecksumMismatch);
         }
         let mut r = Reader { bytes: body, pos: MAGIC.len() };

@@ -29,6 +29,11 @@ impl Node {
             // Already in the state (a snapshot covered it).
             return;
         }
+        self.applied_bytes_since_snapshot += entry.data.len() as u64;
+        if entry.r#type() != EntryType::EntryNormal {
+            // Raft compacts only up to the last applied conf change.
+            self.finish_snapshot();
+        }
         match entry.r#type() {
             EntryType::EntryNormal if entry.data.is_empty() => {}
             EntryType::EntryNormal => match RaftRequest::decode(entry.data.as_slice()) {
@@ -109,11 +114,15 @@ impl Node {
                     Response::Txn(r)
                 })
             }
-            raft_request::Request::Compaction(c) => self.store.compact(&c).map(|mut r| {
-                self.db_size_bytes = self.measure_db_size();
-                r.header = self.header(r.header.map_or(0, |h| h.revision));
-                Response::Compact(r)
-            }),
+            raft_request::Request::Compaction(c) => {
+                // The snapshot in progress still reads records this removes.
+                self.finish_snapshot();
+                self.store.compact(&c).map(|mut r| {
+                    self.db_size_bytes = self.measure_db_size();
+                    r.header = self.header(r.header.map_or(0, |h| h.revision));
+                    Response::Compact(r)
+                })
+            }
             raft_request::Request::LeaseGrant(g) => {
                 if self.nospace_active() {
                     return Some(Err(error::NO_SPACE));

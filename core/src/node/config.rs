@@ -48,6 +48,12 @@ pub struct NodeConfig {
     pub heartbeat_ticks: u64,
     /// Applied entries between application snapshots (`--snapshot-count`).
     pub snapshot_count: u64,
+    /// Up to this state size snapshots go by `snapshot_count` alone; above it a
+    /// snapshot also waits until the entries applied since the last one hold as
+    /// many bytes as it did.
+    pub snapshot_size_free_bytes: u64,
+    /// Bytes of state a snapshot in progress encodes per input.
+    pub snapshot_step_bytes: usize,
     /// How long a client request may wait (etcd: 5 s + 2 × election timeout).
     pub request_timeout_ms: u64,
     /// `--max-txn-ops`.
@@ -88,6 +94,8 @@ impl NodeConfig {
             election_ticks,
             heartbeat_ticks: 1,
             snapshot_count: SNAPSHOT_COUNT_DEFAULT,
+            snapshot_size_free_bytes: super::SNAPSHOT_SIZE_FREE_BYTES,
+            snapshot_step_bytes: super::SNAPSHOT_STEP_BYTES,
             request_timeout_ms: 5_000 + 2 * tick_ms * election_ticks,
             txn_ops_max: crate::mvcc::TXN_OPS_MAX_DEFAULT,
             request_bytes_max: REQUEST_BYTES_MAX_DEFAULT,
@@ -117,8 +125,8 @@ impl NodeConfig {
         if self.tick_ms == 0 {
             return bad("tick_ms must be positive");
         }
-        if self.snapshot_count == 0 {
-            return bad("snapshot_count must be positive");
+        if self.snapshot_count == 0 || self.snapshot_step_bytes == 0 {
+            return bad("snapshot_count and snapshot_step_bytes must be positive");
         }
         if self.request_timeout_ms < self.election_timeout_ms() {
             return bad("request_timeout_ms must be at least one election timeout");

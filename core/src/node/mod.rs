@@ -59,6 +59,23 @@ use requests::{Forwarded, MoveLeader, Proposal};
 /// (etcd's `--watch-progress-notify-interval` default, 10 minutes).
 pub const WATCH_PROGRESS_NOTIFY_INTERVAL_MS_DEFAULT: u64 = 10 * 60 * 1000;
 
+/// Default `NodeConfig::snapshot_size_free_bytes`: up to this state size a
+/// snapshot is taken every `snapshot_count` entries, as etcd does; above it, also
+/// only once the entries applied since the last one hold as many bytes as it did
+/// (see `Node::maybe_snapshot`).
+pub const SNAPSHOT_SIZE_FREE_BYTES: u64 = 4 << 20;
+
+/// Default `NodeConfig::snapshot_step_bytes`: bytes of the state a snapshot in
+/// progress encodes per input, so no input waits for a whole large state.
+pub const SNAPSHOT_STEP_BYTES: usize = 256 << 10;
+
+/// An application snapshot being encoded at `index` (see `Node::maybe_snapshot`).
+#[derive(Debug)]
+struct SnapshotJob {
+    index: u64,
+    encoder: state::StateEncoder,
+}
+
 /// One etcd member.
 ///
 /// # Driving it
@@ -100,6 +117,13 @@ pub struct Node {
     applied_term: u64,
     /// Index of the latest application snapshot (saved, installed or recovered).
     snapshot_index: u64,
+    /// Size of that snapshot's state, in bytes.
+    snapshot_bytes: u64,
+    /// Bytes of entries applied after `snapshot_index` (or after the index of the
+    /// snapshot being encoded).
+    applied_bytes_since_snapshot: u64,
+    /// The application snapshot being encoded, a slice per input.
+    snapshot_job: Option<SnapshotJob>,
     db_size_bytes: u64,
     now_ms: u64,
     next_tick_ms: Option<u64>,
@@ -205,6 +229,9 @@ impl Node {
             applied_index: 0,
             applied_term: 0,
             snapshot_index: 0,
+            snapshot_bytes: 0,
+            applied_bytes_since_snapshot: 0,
+            snapshot_job: None,
             db_size_bytes: 0,
             now_ms: 0,
             next_tick_ms: None,
@@ -501,6 +528,10 @@ impl Node {
         self.applied_index = meta.index;
         self.applied_term = meta.term;
         self.snapshot_index = meta.index;
+        self.snapshot_bytes = snapshot.data.len() as u64;
+        self.applied_bytes_since_snapshot = 0;
+        // A snapshot being encoded describes a state this one replaces.
+        self.snapshot_job = None;
         // Synced watchers were fed up to the old store's revision: they catch up
         // from the restored store's history (or are canceled if it is compacted).
         self.hub.restore(&self.store);
@@ -563,6 +594,10 @@ impl Node {
         if self.now_ms >= self.next_progress_ms {
             self.hub.progress_tick();
             self.next_progress_ms = self.now_ms + WATCH_PROGRESS_NOTIFY_INTERVAL_MS_DEFAULT;
+        }
+        // An idle member still finishes the snapshot it is encoding.
+        if self.snapshot_job.is_some() {
+            self.maybe_snapshot();
         }
     }
 
@@ -734,21 +769,61 @@ impl Node {
     /// Takes an application snapshot every `snapshot_count` applied entries, once
     /// raft has acknowledged everything applied (the snapshot must describe exactly
     /// the state at its index).
+    /// Starts an application snapshot when one is due, or encodes the next slice
+    /// of the one in progress; a finished one compacts raft's log and is saved.
+    ///
+    /// Due means `snapshot_count` entries applied since the last one and, once the
+    /// state is over `snapshot_size_free_bytes`, at least as many bytes of entries
+    /// applied as the last snapshot held: a snapshot costs its whole state, so
+    /// taking one per fixed number of entries would cost a large store more in
+    /// snapshots than in the writes themselves (etcd's snapshot is cheap because
+    /// its state is already on disk; here the state is written out whole). The
+    /// WAL kept between snapshots is then bounded by about the state's size.
     fn maybe_snapshot(&mut self) {
-        if self.applied_index < self.snapshot_index + self.config.snapshot_count {
+        if self.snapshot_job.is_none() {
+            let due = self.applied_index >= self.snapshot_index + self.config.snapshot_count
+                && (self.snapshot_bytes <= self.config.snapshot_size_free_bytes
+                    || self.applied_bytes_since_snapshot >= self.snapshot_bytes);
+            if !due {
+                return;
+            }
+            self.snapshot_job = Some(SnapshotJob {
+                index: self.applied_index,
+                encoder: self.state_encoder(),
+            });
+            self.applied_bytes_since_snapshot = 0;
+        }
+        self.step_snapshot(self.config.snapshot_step_bytes);
+    }
+
+    /// Finishes the snapshot in progress, if any, at once: before applying what
+    /// would change the state the encoder still reads (a compaction, which
+    /// removes records) or what raft refuses to compact past (a conf change).
+    pub(crate) fn finish_snapshot(&mut self) {
+        if self.snapshot_job.is_some() {
+            self.step_snapshot(usize::MAX);
+        }
+    }
+
+    fn step_snapshot(&mut self, budget_bytes: usize) {
+        let Some(job) = self.snapshot_job.as_mut() else { return };
+        if !job.encoder.step(&self.store, budget_bytes) {
             return;
         }
-        let data = self.encode_state();
-        if self.raft.compact(self.applied_index, data).is_ok() {
-            self.snapshot_index = self.applied_index;
+        let job = self.snapshot_job.take().expect("checked");
+        let data = job.encoder.finish();
+        let bytes = data.len() as u64;
+        if self.raft.compact(job.index, data).is_ok() {
+            self.snapshot_index = job.index;
+            self.snapshot_bytes = bytes;
             self.outputs.push_back(Output::SaveSnapshot {
                 snapshot: self.raft.snapshot().clone(),
             });
         }
     }
 
-    fn encode_state(&self) -> Vec<u8> {
-        state::encode(
+    fn state_encoder(&self) -> state::StateEncoder {
+        state::encoder(
             self.applied_index,
             self.applied_term,
             self.config.cluster_id,
@@ -760,6 +835,12 @@ impl Node {
             &self.lessor,
             &self.applied_requests,
         )
+    }
+
+    fn encode_state(&self) -> Vec<u8> {
+        let mut encoder = self.state_encoder();
+        while !encoder.step(&self.store, usize::MAX) {}
+        encoder.finish()
     }
 
     /// Moves every queued watch response out, with the member's header.

@@ -2,10 +2,12 @@
 //! holds, what a restart loads and what a lagging member installs.
 //!
 //! Layout (little-endian): the magic `detcdsnp`, a `u32` format version, then
-//! length-prefixed (`u32`) sections: metadata, the MVCC store (its own checksummed
-//! codec), the lessor (its own codec), the applied request IDs (version 2 on;
-//! see `applied_requests`); last a CRC-32C of every byte before it. Version 1
-//! (without the last section) still decodes, with no request IDs remembered.
+//! length-prefixed (`u32`) sections: metadata, the lessor (its own codec), the
+//! applied request IDs (see `applied_requests`); then the MVCC store (its own
+//! checksummed codec) up to the last four bytes, which are a CRC-32C of every byte
+//! before them. The store comes last, unprefixed, so it can be encoded in steps
+//! straight into the output ([`StateEncoder`]). Versions 1 and 2 (store second,
+//! length-prefixed; version 1 without request IDs) still decode.
 //! Metadata: applied index, applied term, cluster ID, approximate database size,
 //! the members (each a length-prefixed `etcdserverpb.Member`), the removed member
 //! IDs and the active alarms. Decoding checks the magic, version and checksum
@@ -19,12 +21,13 @@ use prost::Message;
 use super::applied_requests::AppliedRequests;
 use crate::crc32c;
 use crate::lease::{Lessor, LessorConfig};
+use crate::mvcc::snapshot::SnapshotEncoder;
 use crate::mvcc::Store;
 use crate::rng::Rng;
 
 const MAGIC: &[u8; 8] = b"detcdsnp";
 /// Version of this layout; bumped on any change.
-pub const STATE_FORMAT_VERSION: u32 = 2;
+pub const STATE_FORMAT_VERSION: u32 = 3;
 /// The oldest version [`decode`] still reads.
 const STATE_FORMAT_VERSION_MIN: u32 = 1;
 
@@ -53,9 +56,16 @@ fn put_section(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(bytes);
 }
 
-/// Encodes the parts of a member's state (borrowed, so nothing is cloned).
+/// Encodes a member's state a slice at a time: the small parts at once, the
+/// store's records in steps (see [`crate::mvcc::snapshot::SnapshotEncoder`]).
+#[derive(Debug)]
+pub(crate) struct StateEncoder {
+    store: SnapshotEncoder,
+}
+
+/// Starts encoding the parts of a member's state (borrowed, so nothing is cloned).
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn encode(
+pub(crate) fn encoder(
     applied_index: u64,
     applied_term: u64,
     cluster_id: u64,
@@ -66,7 +76,7 @@ pub(crate) fn encode(
     store: &Store,
     lessor: &Lessor,
     applied_requests: &AppliedRequests,
-) -> Vec<u8> {
+) -> StateEncoder {
     let mut meta = Vec::new();
     for n in [applied_index, applied_term, cluster_id, db_size_bytes] {
         meta.extend_from_slice(&n.to_le_bytes());
@@ -87,14 +97,27 @@ pub(crate) fn encode(
     let mut out = MAGIC.to_vec();
     out.extend_from_slice(&STATE_FORMAT_VERSION.to_le_bytes());
     put_section(&mut out, &meta);
-    put_section(&mut out, &store.to_snapshot());
     put_section(&mut out, &lessor.to_bytes());
     let mut requests = Vec::new();
     applied_requests.encode(&mut requests);
     put_section(&mut out, &requests);
-    let sum = crc32c::checksum(&out);
-    out.extend_from_slice(&sum.to_le_bytes());
-    out
+    StateEncoder {
+        store: store.snapshot_encoder_after(out),
+    }
+}
+
+impl StateEncoder {
+    /// Encodes about `budget_bytes` more; true when done. `store` is the store the
+    /// encoder started from, uncompacted since.
+    pub(crate) fn step(&mut self, store: &Store, budget_bytes: usize) -> bool {
+        self.store.step(store, budget_bytes)
+    }
+
+    pub(crate) fn finish(self) -> Vec<u8> {
+        let (mut out, sum) = self.store.finish_with_outer_crc();
+        out.extend_from_slice(&sum.to_le_bytes());
+        out
+    }
 }
 
 struct Reader<'a> {
@@ -150,12 +173,19 @@ pub(crate) fn decode(bytes: &[u8], lessor_config: LessorConfig, rng: Rng) -> Res
         return Err(format!("unknown format version {version}"));
     }
     let meta = r.section()?;
-    let store_bytes = r.section()?;
-    let lessor_bytes = r.section()?;
-    let requests_bytes = if version >= 2 { Some(r.section()?) } else { None };
-    if r.at != body.len() {
-        return Err("trailing bytes".to_string());
-    }
+    let (store_bytes, lessor_bytes, requests_bytes) = if version >= 3 {
+        let lessor_bytes = r.section()?;
+        let requests_bytes = r.section()?;
+        (&body[r.at..], lessor_bytes, Some(requests_bytes))
+    } else {
+        let store_bytes = r.section()?;
+        let lessor_bytes = r.section()?;
+        let requests_bytes = if version >= 2 { Some(r.section()?) } else { None };
+        if r.at != body.len() {
+            return Err("trailing bytes".to_string());
+        }
+        (store_bytes, lessor_bytes, requests_bytes)
+    };
     let mut m = Reader { bytes: meta, at: 0 };
     let applied_index = m.u64()?;
     let applied_term = m.u64()?;

@@ -13,17 +13,25 @@
 //! the node is already the single writer, so its multi-writer queue would add a
 //! hop and nothing else, and it does not own the snapshot files.
 //!
-//! Syncs block for milliseconds, hence a plain thread rather than a tokio task.
+//! Application snapshot files are written by a second thread, the snapshot
+//! writer: a large state takes long to write and sync, and the WAL syncs (every
+//! client's write) must not queue behind it. The writer reports each file durable
+//! back into the storage thread's queue, which then appends its WAL marker (a
+//! marker never precedes its file) and releases the WAL it covers. A snapshot
+//! from the leader is different: the entries after it continue from it, so the
+//! storage thread waits for the writer to save it before going on.
+//!
+//! Syncs block for milliseconds, hence plain threads rather than tokio tasks.
 
 use std::sync::mpsc as std_mpsc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use detcd_proto::raftpb::{Entry, HardState, Snapshot};
+use detcd_proto::raftpb::{Entry, HardState, Snapshot, SnapshotMetadata};
 use tokio::sync::mpsc;
 
 use super::Internal;
-use crate::error::StorageError;
+use crate::snap::Snapshotter;
 use crate::storage::Storage;
 
 /// One piece of disk work, as the node's outputs describe it.
@@ -38,6 +46,20 @@ pub(crate) enum Job {
     },
     SaveSnapshot(Snapshot),
     ReleaseWal(u64),
+    /// From the snapshot writer: this application snapshot's file is durable.
+    SnapshotFileSaved(SnapshotMetadata),
+    /// From the snapshot writer: a file could not be saved.
+    SnapshotFileFailed(String),
+    /// From [`Persister::stop`]: finish what came before, then exit.
+    Stop,
+}
+
+/// Work for the snapshot writer.
+enum FileWork {
+    /// Save, then report [`Job::SnapshotFileSaved`] into the storage queue.
+    Save(Snapshot),
+    /// Save and answer at once (the storage thread waits).
+    SaveNow(Snapshot, std_mpsc::Sender<Result<(), String>>),
 }
 
 /// What a finished batch reports.
@@ -67,27 +89,48 @@ pub(crate) struct Persister {
 impl Persister {
     pub(crate) fn start(storage: Storage, done: mpsc::UnboundedSender<Internal>) -> Persister {
         let (jobs, receiver) = std_mpsc::channel::<Vec<Job>>();
+        let (files, file_work) = std_mpsc::channel::<FileWork>();
+        let snapshotter = storage.snapshotter().clone();
+        let reports = jobs.clone();
+        let writer = std::thread::Builder::new()
+            .name("detcd-snapshots".into())
+            .spawn(move || write_snapshot_files(&snapshotter, &file_work, &reports))
+            .expect("spawn the snapshot writer thread");
         let thread = std::thread::Builder::new()
             .name("detcd-storage".into())
             .spawn(move || {
-                let mut storage = storage;
+                let mut thread = StorageThread {
+                    storage,
+                    files,
+                    marked: 0,
+                };
                 let mut poisoned = false;
+                let mut stopping = false;
                 while let Ok(mut batch) = receiver.recv() {
                     // What the driver handed over meanwhile joins this pass.
                     while let Ok(more) = receiver.try_recv() {
                         batch.extend(more);
                     }
+                    if let Some(stop) = batch.iter().position(|job| matches!(job, Job::Stop)) {
+                        batch.truncate(stop);
+                        stopping = true;
+                    }
                     let report = if poisoned {
                         Done::failed("storage failed earlier".into())
                     } else {
-                        write_batch(&mut storage, batch)
+                        thread.write_batch(batch)
                     };
                     poisoned |= report.error.is_some();
-                    if done.send(Internal::Stored(report)).is_err() {
+                    if done.send(Internal::Stored(report)).is_err() || stopping {
                         break;
                     }
                 }
-                // Dropping `storage` releases the WAL lock.
+                // The writer finishes the file in hand (a file without its marker
+                // is ignored at recovery) before the WAL lock goes with `storage`.
+                let StorageThread { storage, files, .. } = thread;
+                drop(files);
+                let _ = writer.join();
+                drop(storage);
             })
             .expect("spawn the storage thread");
         Persister {
@@ -102,12 +145,47 @@ impl Persister {
         self.jobs.as_ref().is_some_and(|j| j.send(batch).is_ok())
     }
 
-    /// Stops the thread after the batch in flight and waits for it, so the data
-    /// directory is unlocked when this returns.
+    /// Stops the threads after the work already handed over and waits for them,
+    /// so the data directory is unlocked when this returns.
     pub(crate) async fn stop(mut self) {
-        self.jobs = None;
+        if let Some(jobs) = self.jobs.take() {
+            let _ = jobs.send(vec![Job::Stop]);
+        }
         if let Some(thread) = self.thread.take() {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+}
+
+impl Drop for Persister {
+    fn drop(&mut self) {
+        // The snapshot writer holds a sender too, so the queue never closes by
+        // itself: without a stop the storage thread would wait forever.
+        if let Some(jobs) = self.jobs.take() {
+            let _ = jobs.send(vec![Job::Stop]);
+        }
+    }
+}
+
+fn write_snapshot_files(
+    snapshotter: &Snapshotter,
+    work: &std_mpsc::Receiver<FileWork>,
+    reports: &std_mpsc::Sender<Vec<Job>>,
+) {
+    while let Ok(item) = work.recv() {
+        match item {
+            FileWork::Save(snapshot) => {
+                let job = match snapshotter.save(&snapshot) {
+                    Ok(_) => Job::SnapshotFileSaved(snapshot.metadata.unwrap_or_default()),
+                    Err(e) => Job::SnapshotFileFailed(e.to_string()),
+                };
+                if reports.send(vec![job]).is_err() {
+                    return;
+                }
+            }
+            FileWork::SaveNow(snapshot, reply) => {
+                let _ = reply.send(snapshotter.save(&snapshot).map(|_| ()).map_err(|e| e.to_string()));
+            }
         }
     }
 }
@@ -125,58 +203,98 @@ impl Done {
     }
 }
 
-fn write_batch(storage: &mut Storage, batch: Vec<Job>) -> Done {
-    let mut done = Done {
-        persisted: None,
-        snapshots_saved: Vec::new(),
-        sync_seconds: None,
-        entries: 0,
-        persists: 0,
-        error: None,
-    };
-    let mut must_sync = false;
-    let result = (|| -> Result<(), StorageError> {
-        for job in batch {
-            match job {
-                Job::Persist {
-                    ready_number,
-                    snapshot,
-                    entries,
-                    hard_state,
-                    must_sync: sync,
-                } => {
-                    // A snapshot from the leader (or the bootstrap one) goes first:
-                    // the entries that follow continue after it.
-                    if let Some(snapshot) = &snapshot {
-                        storage.save_snapshot(snapshot)?;
+/// The storage thread's state.
+struct StorageThread {
+    storage: Storage,
+    files: std_mpsc::Sender<FileWork>,
+    /// Index of the newest snapshot whose WAL marker is written: an older file
+    /// the writer finishes later gets no marker (markers only move forward).
+    marked: u64,
+}
+
+impl StorageThread {
+    fn save_snapshot_now(&mut self, snapshot: &Snapshot) -> Result<(), String> {
+        let (reply, answer) = std_mpsc::channel();
+        self.files
+            .send(FileWork::SaveNow(snapshot.clone(), reply))
+            .map_err(|_| "the snapshot writer is gone".to_string())?;
+        answer
+            .recv()
+            .map_err(|_| "the snapshot writer is gone".to_string())??;
+        self.mark(&snapshot.metadata.clone().unwrap_or_default())
+    }
+
+    fn mark(&mut self, metadata: &SnapshotMetadata) -> Result<(), String> {
+        self.storage.mark_snapshot(metadata).map_err(|e| e.to_string())?;
+        self.marked = self.marked.max(metadata.index);
+        Ok(())
+    }
+
+    fn write_batch(&mut self, batch: Vec<Job>) -> Done {
+        let mut done = Done {
+            persisted: None,
+            snapshots_saved: Vec::new(),
+            sync_seconds: None,
+            entries: 0,
+            persists: 0,
+            error: None,
+        };
+        let mut must_sync = false;
+        let result = || -> Result<(), String> {
+            for job in batch {
+                match job {
+                    Job::Persist {
+                        ready_number,
+                        snapshot,
+                        entries,
+                        hard_state,
+                        must_sync: sync,
+                    } => {
+                        // A snapshot from the leader (or the bootstrap one) goes first:
+                        // the entries that follow continue after it.
+                        if let Some(snapshot) = &snapshot {
+                            self.save_snapshot_now(snapshot)?;
+                        }
+                        self.storage
+                            .save(hard_state.as_ref(), &entries, false)
+                            .map_err(|e| e.to_string())?;
+                        must_sync |= sync;
+                        done.entries += entries.len() as u64;
+                        done.persists += 1;
+                        done.persisted = Some(ready_number);
                     }
-                    storage.save(hard_state.as_ref(), &entries, false)?;
-                    must_sync |= sync;
-                    done.entries += entries.len() as u64;
-                    done.persists += 1;
-                    done.persisted = Some(ready_number);
-                }
-                Job::SaveSnapshot(snapshot) => {
-                    // Snapshot saving syncs the WAL (its marker), which also covers
-                    // the Persists appended before it.
-                    storage.save_snapshot(&snapshot)?;
-                    done.snapshots_saved
-                        .push(snapshot.metadata.as_ref().map_or(0, |m| m.index));
-                }
-                Job::ReleaseWal(index) => {
-                    storage.wal_mut().release_to(index)?;
+                    Job::SaveSnapshot(snapshot) => {
+                        self.files
+                            .send(FileWork::Save(snapshot))
+                            .map_err(|_| "the snapshot writer is gone".to_string())?;
+                    }
+                    Job::SnapshotFileSaved(metadata) => {
+                        // The marker's sync also covers the Persists appended before it.
+                        if metadata.index > self.marked {
+                            self.mark(&metadata)?;
+                            done.snapshots_saved.push(metadata.index);
+                        }
+                    }
+                    Job::SnapshotFileFailed(error) => return Err(error),
+                    Job::ReleaseWal(index) => {
+                        self.storage
+                            .wal_mut()
+                            .release_to(index)
+                            .map_err(|e| e.to_string())?;
+                    }
+                    Job::Stop => {}
                 }
             }
+            if must_sync {
+                let started = Instant::now();
+                self.storage.wal_mut().sync().map_err(|e| e.to_string())?;
+                done.sync_seconds = Some(started.elapsed().as_secs_f64());
+            }
+            Ok(())
+        };
+        if let Err(e) = result() {
+            return Done::failed(e);
         }
-        if must_sync {
-            let started = Instant::now();
-            storage.wal_mut().sync()?;
-            done.sync_seconds = Some(started.elapsed().as_secs_f64());
-        }
-        Ok(())
-    })();
-    if let Err(e) = result {
-        return Done::failed(e.to_string());
+        done
     }
-    done
 }
