@@ -51,6 +51,8 @@ pub struct Proc {
     /// `--initial-cluster` and `--initial-cluster-state` it starts with.
     pub initial_cluster: String,
     pub state: &'static str,
+    /// More flags, after the harness's own.
+    pub extra_args: Vec<String>,
     child: Option<Child>,
 }
 
@@ -101,6 +103,7 @@ impl Proc {
             ])
             .args(["--heartbeat-interval", &HEARTBEAT_MS.to_string()])
             .args(["--election-timeout", &ELECTION_MS.to_string()])
+            .args(&self.extra_args)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -153,6 +156,11 @@ pub struct Cluster {
 impl Cluster {
     /// Bootstraps `n` members statically (`--initial-cluster`) and waits for a leader.
     pub async fn start(tag: &str, n: usize) -> Cluster {
+        Cluster::start_with(tag, n, &[]).await
+    }
+
+    /// [`Cluster::start`] with more flags for every member.
+    pub async fn start_with(tag: &str, n: usize, extra_args: &[&str]) -> Cluster {
         let dir = test_dir(tag);
         let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
         let initial_cluster = ports
@@ -172,6 +180,7 @@ impl Cluster {
                 log: dir.join(format!("m{i}.log")),
                 initial_cluster: initial_cluster.clone(),
                 state: "new",
+                extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
                 child: None,
             })
             .collect();
@@ -279,6 +288,7 @@ impl Cluster {
             log: self.dir.join(format!("{name}.log")),
             initial_cluster: initial.join(","),
             state: "existing",
+            extra_args: Vec::new(),
             child: None,
         });
         self.members.len() - 1

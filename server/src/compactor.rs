@@ -1,0 +1,293 @@
+//! Auto-compaction (`--auto-compaction-mode`, `--auto-compaction-retention`), with
+//! etcd 3.4's schedule. Only the leader compacts; the compaction is an ordinary
+//! Compact request through raft, so every member compacts at the same revision.
+//!
+//! - Periodic, retention `P`: the current revision is sampled every `P/10` (every
+//!   6 minutes once `P` is over an hour), and the last `P`'s worth of samples kept.
+//!   The first compaction comes `P` after start, the next ones every `min(P, 1h)`
+//!   after the last success, each to the oldest sample: the revision of about `P`
+//!   ago, so the newest `P` of history stays readable.
+//! - Revision, retention `N`: every 5 minutes, compact to `current - N` unless
+//!   that is where the last compaction went.
+//!
+//! [`Compactor`] is the schedule alone, with time and the member's state as
+//! parameters; [`run`] drives it against a member.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use detcd_core::error::EtcdError;
+use detcd_core::node::{Request, Response};
+use detcd_io::driver::MemberHandle;
+use detcd_proto::etcdserverpb::{CompactionRequest, RangeRequest};
+
+use crate::config::AutoCompaction;
+
+const HOUR_MS: u64 = 3_600_000;
+/// Periodic mode samples the revision this many times per compaction interval.
+const SAMPLES_PER_INTERVAL: u64 = 10;
+/// How often revision mode checks (etcd's `revInterval`).
+pub const REVISION_CHECK_MS: u64 = 5 * 60 * 1000;
+
+/// The auto-compaction schedule.
+#[derive(Debug)]
+pub struct Compactor {
+    mode: AutoCompaction,
+    /// Periodic: revision samples, oldest first, at most `retained` of them.
+    samples: VecDeque<i64>,
+    retained: usize,
+    next_sample_ms: u64,
+    /// When the next compaction may be tried.
+    next_compact_ms: u64,
+    /// Revision mode: where the last compaction went.
+    last_compacted: i64,
+}
+
+/// A compaction the schedule asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Due {
+    pub revision: i64,
+}
+
+impl Compactor {
+    /// `None` when auto-compaction is off.
+    pub fn new(mode: AutoCompaction, now_ms: u64) -> Option<Compactor> {
+        let (next_compact_ms, retained) = match mode {
+            AutoCompaction::Off => return None,
+            AutoCompaction::Periodic { retention_ms } => {
+                let sample_ms = Self::sample_interval_ms(retention_ms);
+                (now_ms + retention_ms, (retention_ms / sample_ms) as usize + 1)
+            }
+            AutoCompaction::Revision { .. } => (now_ms + REVISION_CHECK_MS, 0),
+        };
+        Some(Compactor {
+            mode,
+            samples: VecDeque::new(),
+            retained,
+            next_sample_ms: now_ms,
+            next_compact_ms,
+            last_compacted: 0,
+        })
+    }
+
+    fn sample_interval_ms(retention_ms: u64) -> u64 {
+        (retention_ms.min(HOUR_MS) / SAMPLES_PER_INTERVAL).max(1)
+    }
+
+    /// When [`Compactor::poll`] next has something to do.
+    pub fn next_wakeup_ms(&self) -> u64 {
+        match self.mode {
+            AutoCompaction::Periodic { .. } => self.next_sample_ms.min(self.next_compact_ms),
+            _ => self.next_compact_ms,
+        }
+    }
+
+    /// Advances the schedule to `now_ms`, with the member's current revision and
+    /// whether it leads; returns the compaction to make now, if any. A member that
+    /// does not lead keeps sampling but never compacts (etcd pauses it).
+    pub fn poll(&mut self, now_ms: u64, leader: bool, current_rev: i64) -> Option<Due> {
+        match self.mode {
+            AutoCompaction::Off => None,
+            AutoCompaction::Periodic { retention_ms } => {
+                let sample_ms = Self::sample_interval_ms(retention_ms);
+                if now_ms >= self.next_sample_ms {
+                    self.samples.push_back(current_rev);
+                    while self.samples.len() > self.retained {
+                        self.samples.pop_front();
+                    }
+                    self.next_sample_ms = now_ms + sample_ms;
+                }
+                if !leader || now_ms < self.next_compact_ms {
+                    return None;
+                }
+                // Retried at the next sample until it succeeds.
+                self.next_compact_ms = now_ms + sample_ms;
+                let revision = *self.samples.front()?;
+                (revision > self.last_compacted).then_some(Due { revision })
+            }
+            AutoCompaction::Revision { retention_revs } => {
+                if now_ms < self.next_compact_ms {
+                    return None;
+                }
+                self.next_compact_ms = now_ms + REVISION_CHECK_MS;
+                let revision = current_rev.saturating_sub(i64::try_from(retention_revs).unwrap_or(i64::MAX));
+                (leader && revision > 0 && revision != self.last_compacted).then_some(Due { revision })
+            }
+        }
+    }
+
+    /// The compaction to `revision` succeeded (or that revision was compacted
+    /// already), at `now_ms`.
+    pub fn compacted(&mut self, now_ms: u64, revision: i64) {
+        self.last_compacted = revision;
+        if let AutoCompaction::Periodic { retention_ms } = self.mode {
+            self.next_compact_ms = now_ms + retention_ms.min(HOUR_MS);
+        }
+    }
+}
+
+/// Drives `compactor` against `member` until the runtime stops.
+pub async fn run(mut compactor: Compactor, member: MemberHandle) {
+    let started = Instant::now();
+    let now_ms = || u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    loop {
+        let wait = compactor.next_wakeup_ms().saturating_sub(now_ms());
+        tokio::time::sleep(Duration::from_millis(wait.clamp(1, 1000))).await;
+        let leader = member.metrics().is_leader;
+        let probe = RangeRequest {
+            key: vec![0],
+            serializable: true,
+            count_only: true,
+            ..Default::default()
+        };
+        let current_rev = match member.call(Request::Range(probe)).await {
+            Ok(Response::Range(r)) => r.header.map_or(0, |h| h.revision),
+            _ => continue,
+        };
+        let Some(due) = compactor.poll(now_ms(), leader, current_rev) else {
+            continue;
+        };
+        crate::log(&format!("starting auto compaction at revision {}", due.revision));
+        let request = CompactionRequest {
+            revision: due.revision,
+            physical: false,
+        };
+        match member.call(Request::Compact(request)).await {
+            Ok(_) => {
+                crate::log(&format!("completed auto compaction at revision {}", due.revision));
+                compactor.compacted(now_ms(), due.revision);
+            }
+            Err(e) if is_compacted(&e) => compactor.compacted(now_ms(), due.revision),
+            Err(e) => detcd_io::log!(
+                detcd_io::log::Level::Warn,
+                "detcd",
+                "auto compaction at revision {} failed: {}",
+                due.revision,
+                e.message
+            ),
+        }
+    }
+}
+
+fn is_compacted(e: &EtcdError) -> bool {
+    *e == detcd_core::error::COMPACTED
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: u64 = 60_000;
+
+    /// Runs the schedule every second from 0 to `until_ms` with the revision
+    /// growing by one per second, compacting successfully whenever asked; returns
+    /// (time, revision) of each compaction.
+    fn simulate(mode: AutoCompaction, until_ms: u64, leader: impl Fn(u64) -> bool) -> Vec<(u64, i64)> {
+        let mut c = Compactor::new(mode, 0).unwrap();
+        let mut done = Vec::new();
+        let mut now = 0;
+        while now <= until_ms {
+            let rev = 1 + (now / 1000) as i64;
+            if let Some(due) = c.poll(now, leader(now), rev) {
+                c.compacted(now, due.revision);
+                done.push((now, due.revision));
+            }
+            now += 1000;
+        }
+        done
+    }
+
+    #[test]
+    fn off_means_no_compactor() {
+        assert!(Compactor::new(AutoCompaction::Off, 0).is_none());
+    }
+
+    #[test]
+    fn periodic_under_an_hour_keeps_the_retention_window() {
+        // 10 minutes: samples every minute, first compaction 10 min in, then every
+        // 10 min, each to the revision of 10 min before.
+        let done = simulate(
+            AutoCompaction::Periodic {
+                retention_ms: 10 * MIN,
+            },
+            35 * MIN,
+            |_| true,
+        );
+        assert_eq!(done, vec![(10 * MIN, 1), (20 * MIN, 601), (30 * MIN, 1201)]);
+    }
+
+    #[test]
+    fn periodic_over_an_hour_compacts_hourly_keeping_the_window() {
+        let done = simulate(
+            AutoCompaction::Periodic {
+                retention_ms: 180 * MIN,
+            },
+            300 * MIN,
+            |_| true,
+        );
+        // Sampled every 6 min; first at 3 h to the revision at start, then hourly,
+        // each to the revision of 3 h earlier.
+        assert_eq!(
+            done,
+            vec![
+                (180 * MIN, 1),
+                (240 * MIN, 1 + 60 * 60),
+                (300 * MIN, 1 + 120 * 60)
+            ]
+        );
+    }
+
+    #[test]
+    fn periodic_pauses_when_not_leading_and_resumes_with_the_window() {
+        let leader = |now: u64| !(9 * MIN..25 * MIN).contains(&now);
+        let done = simulate(
+            AutoCompaction::Periodic {
+                retention_ms: 10 * MIN,
+            },
+            31 * MIN,
+            leader,
+        );
+        // Due at 10 min but a follower then; leading again at 25 min it compacts to
+        // the revision of 10 min before (sampling went on meanwhile).
+        assert_eq!(done, vec![(25 * MIN, 1 + 15 * 60)]);
+    }
+
+    #[test]
+    fn periodic_retries_a_failed_compaction_at_the_next_sample() {
+        let mut c = Compactor::new(
+            AutoCompaction::Periodic {
+                retention_ms: 10 * MIN,
+            },
+            0,
+        )
+        .unwrap();
+        let mut asked = Vec::new();
+        for s in 0..=(12 * 60) {
+            let now = s * 1000;
+            if let Some(due) = c.poll(now, true, 1 + s as i64) {
+                asked.push((now, due.revision));
+            }
+        }
+        // Never acknowledged: asked at 10 min, then again at each sample.
+        assert_eq!(asked, vec![(10 * MIN, 1), (11 * MIN, 61), (12 * MIN, 121)]);
+    }
+
+    #[test]
+    fn revision_mode_keeps_the_newest_revisions() {
+        let done = simulate(AutoCompaction::Revision { retention_revs: 100 }, 16 * MIN, |_| {
+            true
+        });
+        assert_eq!(done, vec![(5 * MIN, 201), (10 * MIN, 501), (15 * MIN, 801)]);
+        // Nothing new to compact: no request.
+        let mut c = Compactor::new(AutoCompaction::Revision { retention_revs: 100 }, 0).unwrap();
+        assert_eq!(c.poll(5 * MIN, true, 150), Some(Due { revision: 50 }));
+        c.compacted(5 * MIN, 50);
+        assert_eq!(c.poll(10 * MIN, true, 150), None);
+        assert_eq!(
+            c.poll(15 * MIN, true, 90),
+            None,
+            "below the retention: nothing to compact"
+        );
+        assert_eq!(c.poll(20 * MIN, false, 500), None, "followers do not compact");
+    }
+}
