@@ -108,3 +108,48 @@ fn election_restriction_lagging_node_never_leads() {
     run_script(&mut c, "campaign 2\nstabilize 2 3");
     assert_eq!(c.nodes[&2].raw.status().role, Role::Leader);
 }
+
+/// Leader Completeness binds the leaders of terms after the one an entry was
+/// committed in, which can be later than the entry's own term (raft_props found
+/// the check using the entry's term, seed 15484396867939114727). 2 leads term 2
+/// and takes "x" (2/3) while cut off; 1 wins term 3 with 3's vote and is cut off
+/// before its 3/3 reaches anyone (without CheckQuorum it keeps leading); 2 wins
+/// term 4 with 3 and commits "x" in term 4. Leader 1 of term 3 never held "x",
+/// and that is allowed.
+#[test]
+fn leader_completeness_counts_from_the_commit_term() {
+    let mut c = Cluster::new();
+    c.quiet = true;
+    run_script(
+        &mut c,
+        "add-nodes 3 voters=(1,2,3)
+         campaign 2
+         stabilize
+         partition 2 / 1 3
+         propose 2 x
+         stabilize 2
+         heal
+         campaign 1
+         process-ready 1
+         deliver from=1
+         process-ready 2 3
+         deliver to=1
+         partition 1 / 2 3
+         process-ready 1
+         campaign 2
+         stabilize 2 3",
+    );
+    let (one, two) = (c.nodes[&1].raw.status(), c.nodes[&2].raw.status());
+    assert_eq!((one.role, one.term), (Role::Leader, 3));
+    assert_eq!((two.role, two.term), (Role::Leader, 4));
+    assert_eq!(c.committed_at.get(&3), Some(&2), "x (2/3) is committed");
+    assert_eq!(c.commit_terms.get(&3), Some(&4), "in term 4");
+    let held = c.nodes[&1].storage.entries.iter().find(|e| e.index == 3);
+    assert_eq!(held.map(|e| e.term), Some(3), "leader 1 holds its own 3/3 there");
+    check_leader_completeness(&c);
+
+    // Had "x" been committed in term 2, leader 1 would break the property.
+    c.commit_terms.insert(3, 2);
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check_leader_completeness(&c)));
+    assert!(caught.is_err(), "leader 1 lacks an entry of term 2");
+}

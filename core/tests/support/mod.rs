@@ -86,6 +86,13 @@ pub struct Cluster {
     /// Highest committed entry seen per index (index -> term), to prove that a
     /// committed entry never changes.
     pub committed_at: BTreeMap<u64, u64>,
+    /// For each index seen committed, the term it was committed in: the current
+    /// term of the first node seen with a commit index covering it. Only a leader
+    /// raises the highest commit index in the cluster, and `check_safety` looks
+    /// after every input, so this is the committing leader's term. It can be later
+    /// than the entry's own term (a leader commits earlier terms' entries together
+    /// with one of its own).
+    pub commit_terms: BTreeMap<u64, u64>,
 }
 
 impl Cluster {
@@ -351,13 +358,18 @@ impl Cluster {
         panic!("stabilize did not converge");
     }
 
-    /// Checks election safety: at most one leader per term, ever.
+    /// Checks election safety: at most one leader per term, ever. Also records the
+    /// term of every new commit (see `commit_terms`).
     pub fn check_safety(&mut self) {
         for (&id, n) in &self.nodes {
             let st = n.raw.status();
             if st.role == Role::Leader {
                 let prev = *self.leaders.entry(st.term).or_insert(id);
                 assert_eq!(prev, id, "election safety: two leaders in term {}", st.term);
+            }
+            let seen = self.commit_terms.last_key_value().map_or(0, |(&i, _)| i);
+            for index in seen + 1..=st.commit {
+                self.commit_terms.insert(index, st.term);
             }
         }
     }
