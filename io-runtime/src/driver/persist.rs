@@ -23,7 +23,10 @@
 //!
 //! Syncs block for milliseconds, hence plain threads rather than tokio tasks.
 
+use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -84,7 +87,16 @@ pub(crate) struct Done {
 pub(crate) struct Persister {
     jobs: Option<std_mpsc::Sender<Vec<Job>>>,
     thread: Option<JoinHandle<()>>,
+    /// The storage, locked by whoever writes: the storage thread for each pass,
+    /// or the driver itself for a small batch while the thread is idle.
+    shared: Arc<Mutex<StorageThread>>,
+    /// Batches the driver submitted that the storage thread has not reported yet.
+    submitted: Arc<AtomicUsize>,
 }
+
+/// Batches of at most this many entries, with nothing else in them, are written by
+/// the driver itself when the storage thread is idle (see [`Persister::write_inline`]).
+const INLINE_ENTRIES_MAX: usize = 4;
 
 impl Persister {
     pub(crate) fn start(storage: Storage, done: mpsc::UnboundedSender<Internal>) -> Persister {
@@ -96,38 +108,48 @@ impl Persister {
             .name("detcd-snapshots".into())
             .spawn(move || write_snapshot_files(&snapshotter, &file_work, &reports))
             .expect("spawn the snapshot writer thread");
+        let shared = Arc::new(Mutex::new(StorageThread {
+            storage: Some(storage),
+            files: Some(files),
+            marked: 0,
+            poisoned: false,
+        }));
+        let submitted = Arc::new(AtomicUsize::new(0));
+        let (thread_shared, thread_submitted) = (Arc::clone(&shared), Arc::clone(&submitted));
         let thread = std::thread::Builder::new()
             .name("detcd-storage".into())
             .spawn(move || {
-                let mut thread = StorageThread {
-                    storage,
-                    files,
-                    marked: 0,
-                };
-                let mut poisoned = false;
                 let mut stopping = false;
                 while let Ok(mut batch) = receiver.recv() {
+                    let from_driver = |b: &[Job]| {
+                        !matches!(
+                            b.first(),
+                            Some(Job::SnapshotFileSaved(_) | Job::SnapshotFileFailed(_) | Job::Stop)
+                        )
+                    };
+                    let mut taken = usize::from(from_driver(&batch));
                     // What the driver handed over meanwhile joins this pass.
                     while let Ok(more) = receiver.try_recv() {
+                        taken += usize::from(from_driver(&more));
                         batch.extend(more);
                     }
                     if let Some(stop) = batch.iter().position(|job| matches!(job, Job::Stop)) {
                         batch.truncate(stop);
                         stopping = true;
                     }
-                    let report = if poisoned {
-                        Done::failed("storage failed earlier".into())
-                    } else {
-                        thread.write_batch(batch)
-                    };
-                    poisoned |= report.error.is_some();
-                    if done.send(Internal::Stored(report)).is_err() || stopping {
+                    let report = lock(&thread_shared).write_batch(batch);
+                    let sent = done.send(Internal::Stored(report));
+                    thread_submitted.fetch_sub(taken, Ordering::AcqRel);
+                    if sent.is_err() || stopping {
                         break;
                     }
                 }
                 // The writer finishes the file in hand (a file without its marker
                 // is ignored at recovery) before the WAL lock goes with `storage`.
-                let StorageThread { storage, files, .. } = thread;
+                let (storage, files) = {
+                    let mut t = lock(&thread_shared);
+                    (t.storage.take(), t.files.take())
+                };
                 drop(files);
                 let _ = writer.join();
                 drop(storage);
@@ -136,12 +158,36 @@ impl Persister {
         Persister {
             jobs: Some(jobs),
             thread: Some(thread),
+            shared,
+            submitted,
+        }
+    }
+
+    /// Writes a small batch on the calling (driver) thread when the storage thread
+    /// has nothing in hand, saving the two thread hand-offs a lone write would
+    /// otherwise make (they dominate a single client's latency on a busy machine).
+    /// Returns the batch untouched when it must go through [`Persister::submit`]:
+    /// work is in flight (the order of writes is the order of batches), the batch
+    /// holds a snapshot or other work, or it is large (large batches mean load,
+    /// where overlapping the sync with the driver's work pays more).
+    pub(crate) fn write_inline(&self, batch: Vec<Job>) -> Result<Done, Vec<Job>> {
+        let small = batch.iter().try_fold(0usize, |entries, job| match job {
+            Job::Persist { snapshot: None, entries: e, .. } => Some(entries + e.len()),
+            _ => None,
+        });
+        if !small.is_some_and(|n| n <= INLINE_ENTRIES_MAX) || self.submitted.load(Ordering::Acquire) != 0 {
+            return Err(batch);
+        }
+        match self.shared.try_lock() {
+            Ok(mut storage) => Ok(storage.write_batch(batch)),
+            Err(_) => Err(batch),
         }
     }
 
     /// Hands over a batch; its [`Done`] (or that of a later pass it joined) arrives
     /// as [`Internal::Stored`].
     pub(crate) fn submit(&self, batch: Vec<Job>) -> bool {
+        self.submitted.fetch_add(1, Ordering::AcqRel);
         self.jobs.as_ref().is_some_and(|j| j.send(batch).is_ok())
     }
 
@@ -203,21 +249,44 @@ impl Done {
     }
 }
 
-/// The storage thread's state.
+/// The storage and what goes with it, behind the [`Persister`]'s lock.
 struct StorageThread {
-    storage: Storage,
-    files: std_mpsc::Sender<FileWork>,
+    /// Taken when the storage thread ends.
+    storage: Option<Storage>,
+    files: Option<std_mpsc::Sender<FileWork>>,
     /// Index of the newest snapshot whose WAL marker is written: an older file
     /// the writer finishes later gets no marker (markers only move forward).
     marked: u64,
+    /// A write failed: every later batch fails too (a failed sync is never retried).
+    poisoned: bool,
+}
+
+impl fmt::Debug for StorageThread {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StorageThread")
+            .field("marked", &self.marked)
+            .field("poisoned", &self.poisoned)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock(shared: &Mutex<StorageThread>) -> std::sync::MutexGuard<'_, StorageThread> {
+    shared.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl StorageThread {
+    fn storage(&mut self) -> Result<&mut Storage, String> {
+        self.storage.as_mut().ok_or_else(|| "the storage is closed".to_string())
+    }
+
+    fn send_file(&self, work: FileWork) -> Result<(), String> {
+        let files = self.files.as_ref().ok_or_else(|| "the storage is closed".to_string())?;
+        files.send(work).map_err(|_| "the snapshot writer is gone".to_string())
+    }
+
     fn save_snapshot_now(&mut self, snapshot: &Snapshot) -> Result<(), String> {
         let (reply, answer) = std_mpsc::channel();
-        self.files
-            .send(FileWork::SaveNow(snapshot.clone(), reply))
-            .map_err(|_| "the snapshot writer is gone".to_string())?;
+        self.send_file(FileWork::SaveNow(snapshot.clone(), reply))?;
         answer
             .recv()
             .map_err(|_| "the snapshot writer is gone".to_string())??;
@@ -225,12 +294,21 @@ impl StorageThread {
     }
 
     fn mark(&mut self, metadata: &SnapshotMetadata) -> Result<(), String> {
-        self.storage.mark_snapshot(metadata).map_err(|e| e.to_string())?;
+        self.storage()?.mark_snapshot(metadata).map_err(|e| e.to_string())?;
         self.marked = self.marked.max(metadata.index);
         Ok(())
     }
 
     fn write_batch(&mut self, batch: Vec<Job>) -> Done {
+        if self.poisoned {
+            return Done::failed("storage failed earlier".into());
+        }
+        let done = self.write_batch_unpoisoned(batch);
+        self.poisoned |= done.error.is_some();
+        done
+    }
+
+    fn write_batch_unpoisoned(&mut self, batch: Vec<Job>) -> Done {
         let mut done = Done {
             persisted: None,
             snapshots_saved: Vec::new(),
@@ -255,7 +333,7 @@ impl StorageThread {
                         if let Some(snapshot) = &snapshot {
                             self.save_snapshot_now(snapshot)?;
                         }
-                        self.storage
+                        self.storage()?
                             .save(hard_state.as_ref(), &entries, false)
                             .map_err(|e| e.to_string())?;
                         must_sync |= sync;
@@ -263,11 +341,7 @@ impl StorageThread {
                         done.persists += 1;
                         done.persisted = Some(ready_number);
                     }
-                    Job::SaveSnapshot(snapshot) => {
-                        self.files
-                            .send(FileWork::Save(snapshot))
-                            .map_err(|_| "the snapshot writer is gone".to_string())?;
-                    }
+                    Job::SaveSnapshot(snapshot) => self.send_file(FileWork::Save(snapshot))?,
                     Job::SnapshotFileSaved(metadata) => {
                         // The marker's sync also covers the Persists appended before it.
                         if metadata.index > self.marked {
@@ -277,17 +351,14 @@ impl StorageThread {
                     }
                     Job::SnapshotFileFailed(error) => return Err(error),
                     Job::ReleaseWal(index) => {
-                        self.storage
-                            .wal_mut()
-                            .release_to(index)
-                            .map_err(|e| e.to_string())?;
+                        self.storage()?.wal_mut().release_to(index).map_err(|e| e.to_string())?;
                     }
                     Job::Stop => {}
                 }
             }
             if must_sync {
                 let started = Instant::now();
-                self.storage.wal_mut().sync().map_err(|e| e.to_string())?;
+                self.storage()?.wal_mut().sync().map_err(|e| e.to_string())?;
                 done.sync_seconds = Some(started.elapsed().as_secs_f64());
             }
             Ok(())

@@ -17,6 +17,9 @@ use crate::log::Level;
 use crate::metrics::{Metrics, SharedMetrics};
 use crate::transport::{Sent, Transport};
 
+/// Inline writes one turn may make before handing the rest to the storage thread.
+const INLINE_ROUNDS_MAX: usize = 4;
+
 /// One thing that happened, before it becomes node input.
 enum Event {
     Tick,
@@ -302,6 +305,26 @@ impl Driver {
     /// Hands this turn's disk work to the storage thread (which joins it to its
     /// next pass) and publishes the counters.
     fn after_turn(&mut self) {
+        // A small batch with the storage thread idle is written here, and what it
+        // releases (answers, messages, the next small batch) is carried out at
+        // once, a few rounds at most before the rest goes to the thread.
+        for _ in 0..INLINE_ROUNDS_MAX {
+            if self.jobs.is_empty() || self.stop.is_some() {
+                break;
+            }
+            let Some(persister) = self.persister.as_ref() else { break };
+            let batch: Vec<Job> = self.jobs.drain(..).collect();
+            match persister.write_inline(batch) {
+                Ok(done) => {
+                    self.on_stored(done);
+                    self.drain();
+                }
+                Err(batch) => {
+                    self.jobs.extend(batch);
+                    break;
+                }
+            }
+        }
         if !self.jobs.is_empty() {
             let batch: Vec<Job> = self.jobs.drain(..).collect();
             let submitted = self.persister.as_ref().is_some_and(|p| p.submit(batch));
