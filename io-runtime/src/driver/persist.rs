@@ -175,7 +175,7 @@ impl Persister {
             Job::Persist { snapshot: None, entries: e, .. } => Some(entries + e.len()),
             _ => None,
         });
-        if !small.is_some_and(|n| n <= INLINE_ENTRIES_MAX) || self.submitted.load(Ordering::Acquire) != 0 {
+        if small.is_none_or(|n| n > INLINE_ENTRIES_MAX) || self.submitted.load(Ordering::Acquire) != 0 {
             return Err(batch);
         }
         match self.shared.try_lock() {
