@@ -447,19 +447,21 @@ impl Sim {
                 let drop_hs = self.mutations.is("wal-drops-hard-state");
                 let host = self.hosts.get_mut(&id).expect("host");
                 let storage = host.storage.as_mut().expect("running member has storage");
-                let mut files = Vec::new();
                 if let Some(s) = &snapshot {
                     let index = s.metadata.as_ref().map_or(0, |m| m.index);
                     host.mirror.reset(index);
                     host.wal_snapshot_index = host.wal_snapshot_index.max(index);
-                    files.push(storage.write_snapshot(s));
+                    // The file is durable before the marker below is even
+                    // written: the marker may survive a crash without the rest of
+                    // this Persist's records, and must never name a missing file.
+                    storage.write_snapshot_durably(s);
                     if index > 1 {
                         self.counters.snapshots_installed += 1;
                     }
                 }
                 host.mirror.append(&entries);
                 let records = persist_records(snapshot.as_ref(), &entries, hard_state.as_ref(), drop_hs);
-                files.extend(storage.append(&records));
+                let files = storage.append(&records);
                 if let Some(hs) = &hard_state {
                     host.latest_hs = *hs;
                 }
