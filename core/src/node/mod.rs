@@ -164,6 +164,7 @@ impl Node {
             heartbeat_ticks: config.heartbeat_ticks,
             pre_vote: config.pre_vote,
             check_quorum: config.check_quorum,
+            append_bytes_max: config.append_bytes_max,
             seed: rng.next_u64(),
             ..raft::Config::new(config.member_id)
         };
