@@ -52,6 +52,7 @@ pub struct Counters {
     pub messages_delayed: u64,
     pub partitions: u64,
     pub one_way_cuts: u64,
+    pub leader_isolations: u64,
     pub crashes: u64,
     pub restarts: u64,
     pub torn_tails_recovered: u64,
@@ -116,6 +117,15 @@ pub(crate) enum Event {
         member: u64,
     },
     PartitionChange,
+    /// The leader-isolation fault: cut `member` off if it still leads in `term`.
+    IsolateLeader {
+        member: u64,
+        term: u64,
+    },
+    /// The end of the leader isolation that set the cuts numbered `epoch`.
+    IsolationEnd {
+        epoch: u64,
+    },
     ClockJump,
     Heal,
     /// The membership operator's next step or its request's timeout.
@@ -216,6 +226,9 @@ pub struct Sim {
     queue: EventQueue<Event>,
     pub(crate) hosts: BTreeMap<u64, Host>,
     cuts: BTreeSet<(u64, u64)>,
+    /// Counts changes of `cuts` by faults, so that the end of a leader isolation
+    /// does not heal a partition made after it.
+    cuts_epoch: u64,
     pub trace: TraceHash,
     pub counters: Counters,
     invariants: Invariants,
@@ -252,6 +265,7 @@ impl Sim {
             queue: EventQueue::new(EVENTS_MAX),
             hosts: BTreeMap::new(),
             cuts: BTreeSet::new(),
+            cuts_epoch: 0,
             trace: TraceHash::new(),
             counters: Counters::default(),
             invariants: Invariants::default(),
@@ -325,6 +339,7 @@ impl Sim {
         c.tick_ms = self.opts.tick_ms;
         c.election_ticks = self.opts.election_ticks;
         c.snapshot_count = self.opts.snapshot_count;
+        c.append_bytes_max = self.opts.append_bytes_max;
         c.request_timeout_ms = self.opts.request_timeout_ms.max(self.opts.election_timeout_ms());
         c.seed = self.opts.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ id;
         c
@@ -591,7 +606,12 @@ impl Sim {
                 }
             }
             Output::ReleaseWal { .. } => {}
-            Output::RoleChanged { .. } => self.counters.leader_changes += 1,
+            Output::RoleChanged { role, term, .. } => {
+                self.counters.leader_changes += 1;
+                if role == Role::Leader {
+                    self.maybe_isolate_new_leader(id, term);
+                }
+            }
             Output::Removed => {
                 let host = self.hosts.get_mut(&id).expect("host");
                 host.removed = true;
@@ -859,6 +879,13 @@ impl Sim {
             Event::Crash => self.crash_random(),
             Event::Restart { member } => self.restart(member),
             Event::PartitionChange => self.partition_change(),
+            Event::IsolateLeader { member, term } => self.isolate_leader(member, term),
+            Event::IsolationEnd { epoch } => {
+                if self.faults_on && epoch == self.cuts_epoch {
+                    self.cuts.clear();
+                    self.cuts_epoch += 1;
+                }
+            }
             Event::ClockJump => self.clock_jump(),
             Event::Heal => self.heal(),
             Event::OperatorWake { token } => self.operator_wake(token),
@@ -1041,6 +1068,7 @@ impl Sim {
             return;
         }
         let f = self.opts.faults;
+        self.cuts_epoch += 1;
         if !self.cuts.is_empty() {
             self.cuts.clear();
             let next = self.rng.range(1, 2 * self.opts.partition_interval_ms + 1) * 1000;
@@ -1070,6 +1098,41 @@ impl Sim {
         }
         let length = self.rng.range(100, self.opts.partition_length_ms_max + 101) * 1000;
         self.queue.push(self.now_us + length, Event::PartitionChange);
+    }
+
+    /// The leader-isolation fault, drawn when `id` becomes leader of `term`: soon
+    /// (often before its first appends land, sometimes after a round trip or two)
+    /// it is cut off from every other member, replacing whatever partition holds.
+    fn maybe_isolate_new_leader(&mut self, id: u64, term: u64) {
+        if !self.faults_on
+            || !self.opts.faults.has(FaultKind::Partition)
+            || !self.rng.chance(self.opts.leader_isolation_per_mille, 1000)
+        {
+            return;
+        }
+        let after = self.rng.range(0, 6 * self.opts.delay_mean_us + 1);
+        self.queue
+            .push(self.now_us + after, Event::IsolateLeader { member: id, term });
+    }
+
+    fn isolate_leader(&mut self, id: u64, term: u64) {
+        let leads = self.node(id).is_some_and(|n| {
+            let status = n.raft_status();
+            status.role == Role::Leader && status.term == term
+        });
+        if !self.faults_on || !leads {
+            return;
+        }
+        self.counters.leader_isolations += 1;
+        self.cuts.clear();
+        self.isolate(id);
+        self.cuts_epoch += 1;
+        // Long enough for the others to elect a leader of their own.
+        let length_ms =
+            2 * self.opts.election_timeout_ms() + self.rng.range(0, self.opts.partition_length_ms_max);
+        let epoch = self.cuts_epoch;
+        self.queue
+            .push(self.now_us + length_ms * 1000, Event::IsolationEnd { epoch });
     }
 
     fn clock_jump(&mut self) {
