@@ -220,6 +220,9 @@ pub struct Options {
     pub keys: usize,
     pub mix: WorkloadMix,
     pub think_ms_max: u64,
+    /// Bytes of padding a written value carries at most (values up to several
+    /// disk sectors make WAL writes that a crash can tear mid-record).
+    pub value_bytes_max: usize,
     pub request_timeout_ms: u64,
 }
 
@@ -285,11 +288,13 @@ impl Options {
             think_ms_max: rng.range(1, 50),
             request_timeout_ms: rng.range(5, 15) * election_ticks * tick_ms / 2,
             reader_clients: 0,
+            value_bytes_max: 0,
             // Drawn last, so that adding them left every earlier draw as it was.
             leader_isolation_per_mille: [0, 0, 300, 1000][rng.range(0, 4) as usize],
             append_bytes_max: [1, 1024, 1024 * 1024][rng.range(0, 3) as usize],
         };
         opts.reader_clients = rng.range(0, opts.clients as u64 / 2 + 1) as usize;
+        opts.value_bytes_max = [0, 0, 2048][rng.range(0, 3) as usize];
         opts
     }
 
@@ -351,10 +356,11 @@ impl fmt::Display for Options {
         let m = &self.mix;
         write!(
             f,
-            "workload:    {} clients ({} only reading), {} keys, think up to {} ms, timeout {} ms, mix put {} get {} serializable {} delete {} cas {} lease {} watch {} compact {}",
+            "workload:    {} clients ({} only reading), {} keys, values padded up to {} bytes, think up to {} ms, timeout {} ms, mix put {} get {} serializable {} delete {} cas {} lease {} watch {} compact {}",
             self.clients,
             self.reader_clients,
             self.keys,
+            self.value_bytes_max,
             self.think_ms_max,
             self.request_timeout_ms,
             m.put,

@@ -694,7 +694,14 @@ impl Sim {
             && self.rng.chance(self.opts.duplicate_per_mille, 1000)
         {
             self.counters.messages_duplicated += 1;
-            let again = delay + self.rng.range(0, 10 * self.opts.delay_mean_us + 1);
+            // Usually soon after the original; sometimes elections later, when the
+            // sender may long be deposed (a stale packet a follower must refuse).
+            let late_us = if self.rng.chance(1, 4) {
+                2 * self.opts.election_timeout_ms() * 1000
+            } else {
+                10 * self.opts.delay_mean_us
+            };
+            let again = delay + self.rng.range(0, late_us + 1);
             self.queue.push(
                 self.now_us + again,
                 Event::Deliver {
@@ -1127,9 +1134,11 @@ impl Sim {
         self.cuts.clear();
         self.isolate(id);
         self.cuts_epoch += 1;
-        // Long enough for the others to elect a leader of their own.
-        let length_ms =
-            2 * self.opts.election_timeout_ms() + self.rng.range(0, self.opts.partition_length_ms_max);
+        // At least an election timeout, so the others may elect a leader of their
+        // own; often shorter than the two after which the isolated one notices
+        // (CheckQuorum), so it returns still leading and sends appends of its term.
+        let election_ms = self.opts.election_timeout_ms();
+        let length_ms = election_ms + self.rng.range(0, election_ms + self.opts.partition_length_ms_max);
         let epoch = self.cuts_epoch;
         self.queue
             .push(self.now_us + length_ms * 1000, Event::IsolationEnd { epoch });

@@ -293,7 +293,10 @@ impl Sim {
             c.seq += 1;
             c.seq
         };
-        let value = format!("c{client}-{c_seq}").into_bytes();
+        let mut value = format!("c{client}-{c_seq}").into_bytes();
+        // Values of several disk sectors make WAL writes that a crash can tear.
+        let padding = w.rng.range(0, self.opts.value_bytes_max as u64 + 1) as usize;
+        value.resize(value.len() + padding, b'.');
         let mut pick = w.rng.range(0, u64::from(mix.total().max(1))) as u32;
         let mut take = |weight: u32| {
             if pick < weight {
