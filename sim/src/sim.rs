@@ -122,6 +122,13 @@ pub(crate) enum Event {
         member: u64,
         term: u64,
     },
+    /// The transport's word on a snapshot message from `from` to `to` (etcd's
+    /// rafthttp reports whether the snapshot was sent).
+    SnapshotReport {
+        from: u64,
+        to: u64,
+        delivered: bool,
+    },
     /// The end of the leader isolation that set the cuts numbered `epoch`.
     IsolationEnd {
         epoch: u64,
@@ -666,16 +673,18 @@ impl Sim {
     fn send(&mut self, from: u64, to: u64, message: PeerMessage) {
         self.counters.messages_sent += 1;
         let f = self.opts.faults;
+        let spread = 2 * self.opts.delay_mean_us.saturating_sub(self.opts.delay_min_us) + 1;
+        let mut delay = self.opts.delay_min_us + self.rng.range(0, spread);
         if self.cuts.contains(&(from, to)) {
             self.counters.messages_partitioned += 1;
+            self.report_lost_snapshot(from, to, &message, delay);
             return;
         }
         if self.faults_on && f.has(FaultKind::Drop) && self.rng.chance(self.opts.drop_per_mille, 1000) {
             self.counters.messages_dropped += 1;
+            self.report_lost_snapshot(from, to, &message, delay);
             return;
         }
-        let spread = 2 * self.opts.delay_mean_us.saturating_sub(self.opts.delay_min_us) + 1;
-        let mut delay = self.opts.delay_min_us + self.rng.range(0, spread);
         if self.faults_on && f.has(FaultKind::Delay) && self.rng.chance(self.opts.delay_spike_per_mille, 1000)
         {
             delay += self.rng.range(0, self.opts.delay_spike_max_us + 1);
@@ -713,6 +722,20 @@ impl Sim {
         }
         self.queue
             .push(self.now_us + delay, Event::Deliver { from, to, message });
+    }
+
+    /// A snapshot message that is lost is reported failed to its sender, as the
+    /// transport does when the stream breaks: without the report the leader
+    /// waits for that follower's snapshot for ever.
+    fn report_lost_snapshot(&mut self, from: u64, to: u64, message: &PeerMessage, after_us: u64) {
+        if is_snapshot(message) {
+            let event = Event::SnapshotReport {
+                from,
+                to,
+                delivered: false,
+            };
+            self.queue.push(self.now_us + after_us, event);
+        }
     }
 
     fn check_member(&mut self, id: u64) {
@@ -769,12 +792,20 @@ impl Sim {
                 }
             }
             Event::Deliver { from, to, message } => {
+                let snapshot = is_snapshot(&message);
+                let delivered = !self.cuts.contains(&(from, to)) && self.is_up(to);
                 if self.cuts.contains(&(from, to)) {
                     self.counters.messages_partitioned += 1;
                 } else if self.is_up(to) {
                     self.counters.messages_delivered += 1;
                     self.feed(to, Input::Peer(message));
                 }
+                if snapshot {
+                    self.feed(from, Input::SnapshotReport { peer: to, delivered });
+                }
+            }
+            Event::SnapshotReport { from, to, delivered } => {
+                self.feed(from, Input::SnapshotReport { peer: to, delivered });
             }
             Event::PersistDone {
                 member,
@@ -1267,6 +1298,10 @@ pub fn outcome_unknown(e: &EtcdError) -> bool {
         e.code,
         Code::Unavailable | Code::DeadlineExceeded | Code::Unknown | Code::Internal | Code::Cancelled
     )
+}
+
+fn is_snapshot(message: &PeerMessage) -> bool {
+    matches!(message, PeerMessage::Raft(m) if m.r#type == MessageType::MsgSnap as i32)
 }
 
 fn member(id: u64) -> Member {
