@@ -56,9 +56,10 @@ pub enum Mutation {
     /// `raft::tracker::ProgressTracker::committed`: learners' matches count toward
     /// the commit quorum.
     LearnerCountsTowardCommit,
-    /// `raft::protocol::Raft::handle_vote_request`: a PreVote is granted without
-    /// the election restriction (the candidate's log is not compared).
-    PrevoteIgnoresLog,
+    /// `raft::protocol::Raft::handle_vote_request`: votes (and PreVotes) are granted
+    /// without the election restriction (Raft 5.4.1): the candidate's log is not
+    /// compared, so a candidate missing committed entries can win.
+    VoteIgnoresLog,
 }
 
 impl Mutation {
@@ -77,7 +78,7 @@ impl Mutation {
         Mutation::WatchResumesLate,
         Mutation::ApplyTwiceAfterRestart,
         Mutation::LearnerCountsTowardCommit,
-        Mutation::PrevoteIgnoresLog,
+        Mutation::VoteIgnoresLog,
     ];
 
     /// The kebab-case name (what `detcd-sim --mutation NAME` takes).
@@ -96,7 +97,7 @@ impl Mutation {
             Mutation::WatchResumesLate => "watch-resumes-late",
             Mutation::ApplyTwiceAfterRestart => "apply-twice-after-restart",
             Mutation::LearnerCountsTowardCommit => "learner-counts-toward-commit",
-            Mutation::PrevoteIgnoresLog => "prevote-ignores-log",
+            Mutation::VoteIgnoresLog => "vote-ignores-log",
         }
     }
 
@@ -218,7 +219,7 @@ mod tests {
         sorted.sort_unstable();
         assert_eq!(sorted, Mutation::ALL, "ALL is in declaration (Ord) order");
         // Adding a variant without listing it fails to compile in `name` and here.
-        let last = Mutation::PrevoteIgnoresLog;
+        let last = Mutation::VoteIgnoresLog;
         assert_eq!(Mutation::ALL.last(), Some(&last));
     }
 

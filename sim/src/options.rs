@@ -137,6 +137,18 @@ pub struct WorkloadMix {
 }
 
 impl WorkloadMix {
+    /// Linearizable reads only.
+    pub const READS: WorkloadMix = WorkloadMix {
+        put: 0,
+        get_linearizable: 1,
+        get_serializable: 0,
+        delete: 0,
+        txn_cas: 0,
+        lease: 0,
+        watch: 0,
+        compact: 0,
+    };
+
     pub fn total(&self) -> u32 {
         self.put
             + self.get_linearizable
@@ -176,6 +188,11 @@ pub struct Options {
     /// Mean time between partition changes, and how long a partition lasts.
     pub partition_interval_ms: u64,
     pub partition_length_ms_max: u64,
+    /// With partitions on: the chance that a newly elected leader is cut off from
+    /// everyone shortly after its election (Jepsen's isolated primary), often before
+    /// its first appends land, so terms leave uncommitted tails on minorities and
+    /// a deposed leader keeps its clients for a while.
+    pub leader_isolation_per_mille: u64,
 
     // Members.
     pub crash_interval_ms: u64,
@@ -191,12 +208,21 @@ pub struct Options {
     pub snapshot_count: u64,
     /// WAL segment size (etcd's 64 MB, scaled down to exercise segment chains).
     pub wal_segment_bytes: usize,
+    /// Entry bytes in one raft append (etcd's 1 MiB `maxSizePerMsg`; small values
+    /// make a follower catch up one entry per message).
+    pub append_bytes_max: u64,
 
     // Workload.
     pub clients: usize,
+    /// How many of the clients only read (linearizably): a reader stays with its
+    /// member while it answers, and so keeps asking a leader that was cut off.
+    pub reader_clients: usize,
     pub keys: usize,
     pub mix: WorkloadMix,
     pub think_ms_max: u64,
+    /// Bytes of padding a written value carries at most (values up to several
+    /// disk sectors make WAL writes that a crash can tear mid-record).
+    pub value_bytes_max: usize,
     pub request_timeout_ms: u64,
 }
 
@@ -220,7 +246,7 @@ impl Options {
         let tick_ms = [10, 50, 100][rng.range(0, 3) as usize];
         let election_ticks = rng.range(5, 16);
         let per_mille = |rng: &mut Rng, max: u64| rng.range(1, max + 1);
-        Options {
+        let mut opts = Options {
             seed,
             nodes,
             tick_ms,
@@ -261,7 +287,15 @@ impl Options {
             },
             think_ms_max: rng.range(1, 50),
             request_timeout_ms: rng.range(5, 15) * election_ticks * tick_ms / 2,
-        }
+            reader_clients: 0,
+            value_bytes_max: 0,
+            // Drawn last, so that adding them left every earlier draw as it was.
+            leader_isolation_per_mille: [0, 0, 300, 1000][rng.range(0, 4) as usize],
+            append_bytes_max: [1, 1024, 1024 * 1024][rng.range(0, 3) as usize],
+        };
+        opts.reader_clients = rng.range(0, opts.clients as u64 / 2 + 1) as usize;
+        opts.value_bytes_max = [0, 0, 2048][rng.range(0, 3) as usize];
+        opts
     }
 
     pub fn election_timeout_ms(&self) -> u64 {
@@ -279,8 +313,13 @@ impl fmt::Display for Options {
         writeln!(f, "seed:        {}", self.seed)?;
         writeln!(
             f,
-            "cluster:     {} members, tick {} ms, election {} ticks, snapshot every {} entries, WAL segment {} bytes",
-            self.nodes, self.tick_ms, self.election_ticks, self.snapshot_count, self.wal_segment_bytes
+            "cluster:     {} members, tick {} ms, election {} ticks, snapshot every {} entries, WAL segment {} bytes, appends up to {} bytes",
+            self.nodes,
+            self.tick_ms,
+            self.election_ticks,
+            self.snapshot_count,
+            self.wal_segment_bytes,
+            self.append_bytes_max
         )?;
         writeln!(
             f,
@@ -290,7 +329,7 @@ impl fmt::Display for Options {
         writeln!(f, "faults:      {}", self.faults)?;
         writeln!(
             f,
-            "network:     delay {}..~{} us, drop {}‰, duplicate {}‰, spike {}‰ up to {} us, partition every ~{} ms for up to {} ms",
+            "network:     delay {}..~{} us, drop {}‰, duplicate {}‰, spike {}‰ up to {} us, partition every ~{} ms for up to {} ms, new leader isolated {}‰",
             self.delay_min_us,
             self.delay_mean_us,
             self.drop_per_mille,
@@ -298,7 +337,8 @@ impl fmt::Display for Options {
             self.delay_spike_per_mille,
             self.delay_spike_max_us,
             self.partition_interval_ms,
-            self.partition_length_ms_max
+            self.partition_length_ms_max,
+            self.leader_isolation_per_mille
         )?;
         writeln!(
             f,
@@ -316,9 +356,11 @@ impl fmt::Display for Options {
         let m = &self.mix;
         write!(
             f,
-            "workload:    {} clients, {} keys, think up to {} ms, timeout {} ms, mix put {} get {} serializable {} delete {} cas {} lease {} watch {} compact {}",
+            "workload:    {} clients ({} only reading), {} keys, values padded up to {} bytes, think up to {} ms, timeout {} ms, mix put {} get {} serializable {} delete {} cas {} lease {} watch {} compact {}",
             self.clients,
+            self.reader_clients,
             self.keys,
+            self.value_bytes_max,
             self.think_ms_max,
             self.request_timeout_ms,
             m.put,

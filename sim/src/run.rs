@@ -195,7 +195,7 @@ pub fn render(opts: &Options, mutations: Mutations, report: &Report, verbose: bo
         out.push_str(&format!("mutation:    {mutations}\n"));
         let c = &report.counters;
         out.push_str(&format!(
-            "network:     sent {} delivered {} dropped {} partitioned {} duplicated {} delayed {}; partitions {} one-way cuts {}\n",
+            "network:     sent {} delivered {} dropped {} partitioned {} duplicated {} delayed {}; partitions {} one-way cuts {} leader isolations {}\n",
             c.messages_sent,
             c.messages_delivered,
             c.messages_dropped,
@@ -203,7 +203,8 @@ pub fn render(opts: &Options, mutations: Mutations, report: &Report, verbose: bo
             c.messages_duplicated,
             c.messages_delayed,
             c.partitions,
-            c.one_way_cuts
+            c.one_way_cuts,
+            c.leader_isolations
         ));
         out.push_str(&format!(
             "members:     crashes {} restarts {} torn tails recovered {} slow fsyncs {} clock jumps {} persists {} snapshots saved {} installed {} role changes {}\n",

@@ -52,6 +52,7 @@ pub struct Counters {
     pub messages_delayed: u64,
     pub partitions: u64,
     pub one_way_cuts: u64,
+    pub leader_isolations: u64,
     pub crashes: u64,
     pub restarts: u64,
     pub torn_tails_recovered: u64,
@@ -116,6 +117,22 @@ pub(crate) enum Event {
         member: u64,
     },
     PartitionChange,
+    /// The leader-isolation fault: cut `member` off if it still leads in `term`.
+    IsolateLeader {
+        member: u64,
+        term: u64,
+    },
+    /// The transport's word on a snapshot message from `from` to `to` (etcd's
+    /// rafthttp reports whether the snapshot was sent).
+    SnapshotReport {
+        from: u64,
+        to: u64,
+        delivered: bool,
+    },
+    /// The end of the leader isolation that set the cuts numbered `epoch`.
+    IsolationEnd {
+        epoch: u64,
+    },
     ClockJump,
     Heal,
     /// The membership operator's next step or its request's timeout.
@@ -216,6 +233,9 @@ pub struct Sim {
     queue: EventQueue<Event>,
     pub(crate) hosts: BTreeMap<u64, Host>,
     cuts: BTreeSet<(u64, u64)>,
+    /// Counts changes of `cuts` by faults, so that the end of a leader isolation
+    /// does not heal a partition made after it.
+    cuts_epoch: u64,
     pub trace: TraceHash,
     pub counters: Counters,
     invariants: Invariants,
@@ -252,6 +272,7 @@ impl Sim {
             queue: EventQueue::new(EVENTS_MAX),
             hosts: BTreeMap::new(),
             cuts: BTreeSet::new(),
+            cuts_epoch: 0,
             trace: TraceHash::new(),
             counters: Counters::default(),
             invariants: Invariants::default(),
@@ -325,6 +346,7 @@ impl Sim {
         c.tick_ms = self.opts.tick_ms;
         c.election_ticks = self.opts.election_ticks;
         c.snapshot_count = self.opts.snapshot_count;
+        c.append_bytes_max = self.opts.append_bytes_max;
         c.request_timeout_ms = self.opts.request_timeout_ms.max(self.opts.election_timeout_ms());
         c.seed = self.opts.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ id;
         c
@@ -447,19 +469,21 @@ impl Sim {
                 let drop_hs = self.mutations.is("wal-drops-hard-state");
                 let host = self.hosts.get_mut(&id).expect("host");
                 let storage = host.storage.as_mut().expect("running member has storage");
-                let mut files = Vec::new();
                 if let Some(s) = &snapshot {
                     let index = s.metadata.as_ref().map_or(0, |m| m.index);
                     host.mirror.reset(index);
                     host.wal_snapshot_index = host.wal_snapshot_index.max(index);
-                    files.push(storage.write_snapshot(s));
+                    // The file is durable before the marker below is even
+                    // written: the marker may survive a crash without the rest of
+                    // this Persist's records, and must never name a missing file.
+                    storage.write_snapshot_durably(s);
                     if index > 1 {
                         self.counters.snapshots_installed += 1;
                     }
                 }
                 host.mirror.append(&entries);
                 let records = persist_records(snapshot.as_ref(), &entries, hard_state.as_ref(), drop_hs);
-                files.extend(storage.append(&records));
+                let files = storage.append(&records);
                 if let Some(hs) = &hard_state {
                     host.latest_hs = *hs;
                 }
@@ -589,7 +613,12 @@ impl Sim {
                 }
             }
             Output::ReleaseWal { .. } => {}
-            Output::RoleChanged { .. } => self.counters.leader_changes += 1,
+            Output::RoleChanged { role, term, .. } => {
+                self.counters.leader_changes += 1;
+                if role == Role::Leader {
+                    self.maybe_isolate_new_leader(id, term);
+                }
+            }
             Output::Removed => {
                 let host = self.hosts.get_mut(&id).expect("host");
                 host.removed = true;
@@ -644,16 +673,18 @@ impl Sim {
     fn send(&mut self, from: u64, to: u64, message: PeerMessage) {
         self.counters.messages_sent += 1;
         let f = self.opts.faults;
+        let spread = 2 * self.opts.delay_mean_us.saturating_sub(self.opts.delay_min_us) + 1;
+        let mut delay = self.opts.delay_min_us + self.rng.range(0, spread);
         if self.cuts.contains(&(from, to)) {
             self.counters.messages_partitioned += 1;
+            self.report_lost_snapshot(from, to, &message, delay);
             return;
         }
         if self.faults_on && f.has(FaultKind::Drop) && self.rng.chance(self.opts.drop_per_mille, 1000) {
             self.counters.messages_dropped += 1;
+            self.report_lost_snapshot(from, to, &message, delay);
             return;
         }
-        let spread = 2 * self.opts.delay_mean_us.saturating_sub(self.opts.delay_min_us) + 1;
-        let mut delay = self.opts.delay_min_us + self.rng.range(0, spread);
         if self.faults_on && f.has(FaultKind::Delay) && self.rng.chance(self.opts.delay_spike_per_mille, 1000)
         {
             delay += self.rng.range(0, self.opts.delay_spike_max_us + 1);
@@ -672,7 +703,14 @@ impl Sim {
             && self.rng.chance(self.opts.duplicate_per_mille, 1000)
         {
             self.counters.messages_duplicated += 1;
-            let again = delay + self.rng.range(0, 10 * self.opts.delay_mean_us + 1);
+            // Usually soon after the original; sometimes elections later, when the
+            // sender may long be deposed (a stale packet a follower must refuse).
+            let late_us = if self.rng.chance(1, 4) {
+                2 * self.opts.election_timeout_ms() * 1000
+            } else {
+                10 * self.opts.delay_mean_us
+            };
+            let again = delay + self.rng.range(0, late_us + 1);
             self.queue.push(
                 self.now_us + again,
                 Event::Deliver {
@@ -684,6 +722,20 @@ impl Sim {
         }
         self.queue
             .push(self.now_us + delay, Event::Deliver { from, to, message });
+    }
+
+    /// A snapshot message that is lost is reported failed to its sender, as the
+    /// transport does when the stream breaks: without the report the leader
+    /// waits for that follower's snapshot for ever.
+    fn report_lost_snapshot(&mut self, from: u64, to: u64, message: &PeerMessage, after_us: u64) {
+        if is_snapshot(message) {
+            let event = Event::SnapshotReport {
+                from,
+                to,
+                delivered: false,
+            };
+            self.queue.push(self.now_us + after_us, event);
+        }
     }
 
     fn check_member(&mut self, id: u64) {
@@ -740,12 +792,20 @@ impl Sim {
                 }
             }
             Event::Deliver { from, to, message } => {
+                let snapshot = is_snapshot(&message);
+                let delivered = !self.cuts.contains(&(from, to)) && self.is_up(to);
                 if self.cuts.contains(&(from, to)) {
                     self.counters.messages_partitioned += 1;
                 } else if self.is_up(to) {
                     self.counters.messages_delivered += 1;
                     self.feed(to, Input::Peer(message));
                 }
+                if snapshot {
+                    self.feed(from, Input::SnapshotReport { peer: to, delivered });
+                }
+            }
+            Event::SnapshotReport { from, to, delivered } => {
+                self.feed(from, Input::SnapshotReport { peer: to, delivered });
             }
             Event::PersistDone {
                 member,
@@ -857,6 +917,13 @@ impl Sim {
             Event::Crash => self.crash_random(),
             Event::Restart { member } => self.restart(member),
             Event::PartitionChange => self.partition_change(),
+            Event::IsolateLeader { member, term } => self.isolate_leader(member, term),
+            Event::IsolationEnd { epoch } => {
+                if self.faults_on && epoch == self.cuts_epoch {
+                    self.cuts.clear();
+                    self.cuts_epoch += 1;
+                }
+            }
             Event::ClockJump => self.clock_jump(),
             Event::Heal => self.heal(),
             Event::OperatorWake { token } => self.operator_wake(token),
@@ -1039,6 +1106,7 @@ impl Sim {
             return;
         }
         let f = self.opts.faults;
+        self.cuts_epoch += 1;
         if !self.cuts.is_empty() {
             self.cuts.clear();
             let next = self.rng.range(1, 2 * self.opts.partition_interval_ms + 1) * 1000;
@@ -1068,6 +1136,43 @@ impl Sim {
         }
         let length = self.rng.range(100, self.opts.partition_length_ms_max + 101) * 1000;
         self.queue.push(self.now_us + length, Event::PartitionChange);
+    }
+
+    /// The leader-isolation fault, drawn when `id` becomes leader of `term`: soon
+    /// (often before its first appends land, sometimes after a round trip or two)
+    /// it is cut off from every other member, replacing whatever partition holds.
+    fn maybe_isolate_new_leader(&mut self, id: u64, term: u64) {
+        if !self.faults_on
+            || !self.opts.faults.has(FaultKind::Partition)
+            || !self.rng.chance(self.opts.leader_isolation_per_mille, 1000)
+        {
+            return;
+        }
+        let after = self.rng.range(0, 6 * self.opts.delay_mean_us + 1);
+        self.queue
+            .push(self.now_us + after, Event::IsolateLeader { member: id, term });
+    }
+
+    fn isolate_leader(&mut self, id: u64, term: u64) {
+        let leads = self.node(id).is_some_and(|n| {
+            let status = n.raft_status();
+            status.role == Role::Leader && status.term == term
+        });
+        if !self.faults_on || !leads {
+            return;
+        }
+        self.counters.leader_isolations += 1;
+        self.cuts.clear();
+        self.isolate(id);
+        self.cuts_epoch += 1;
+        // At least an election timeout, so the others may elect a leader of their
+        // own; often shorter than the two after which the isolated one notices
+        // (CheckQuorum), so it returns still leading and sends appends of its term.
+        let election_ms = self.opts.election_timeout_ms();
+        let length_ms = election_ms + self.rng.range(0, election_ms + self.opts.partition_length_ms_max);
+        let epoch = self.cuts_epoch;
+        self.queue
+            .push(self.now_us + length_ms * 1000, Event::IsolationEnd { epoch });
     }
 
     fn clock_jump(&mut self) {
@@ -1193,6 +1298,10 @@ pub fn outcome_unknown(e: &EtcdError) -> bool {
         e.code,
         Code::Unavailable | Code::DeadlineExceeded | Code::Unknown | Code::Internal | Code::Cancelled
     )
+}
+
+fn is_snapshot(message: &PeerMessage) -> bool {
+    matches!(message, PeerMessage::Raft(m) if m.r#type == MessageType::MsgSnap as i32)
 }
 
 fn member(id: u64) -> Member {

@@ -6,8 +6,10 @@
 //! - At or after the requested start revision.
 //! - Atomic and agreeing: one revision means one event (key, value, type) in every
 //!   session, and the same as the acknowledged write that created it.
-//! - Reliable (no gaps): between a session's first and last event, every
-//!   acknowledged write to a watched key appears.
+//! - Reliable (no gaps): from a session's start revision (its first event when it
+//!   watched from "now") to its last event, every acknowledged write to a watched
+//!   key appears. A watch from a past revision replays history from exactly that
+//!   revision: that is what makes a watch resumable after a broken stream.
 //! - A cancel for compaction carries a compact revision above the requested start.
 
 use std::collections::BTreeMap;
@@ -89,11 +91,17 @@ pub fn check(
             }
         }
         if let (Some(first), Some(last)) = (s.events.first(), s.events.last()) {
-            for (rev, (key, _)) in writes.range(first.revision..=last.revision) {
+            // Events below the start were refused above, so the start bounds from below.
+            let from = if s.start_revision > 0 {
+                s.start_revision
+            } else {
+                first.revision
+            };
+            for (rev, (key, _)) in writes.range(from..=last.revision) {
                 if key.starts_with(&s.prefix) && !s.events.iter().any(|e| e.revision == *rev) {
                     return Err(format!(
-                        "{who}: gap: acknowledged write at revision {rev} missing between {} and {}",
-                        first.revision, last.revision
+                        "{who}: gap: acknowledged write at revision {rev} missing between {from} and {}",
+                        last.revision
                     ));
                 }
             }
@@ -132,6 +140,21 @@ mod tests {
             ..ok.clone()
         };
         assert!(check(&[gap], &writes).unwrap_err().contains("gap"));
+        // A watch from revision 2 must start with revision 2's event.
+        let late = WatchSession {
+            events: vec![ev(3, "k1", "b"), ev(4, "k1", "c")],
+            ..ok.clone()
+        };
+        assert!(check(&[late], &writes)
+            .unwrap_err()
+            .contains("revision 2 missing"));
+        // Watching from "now" (start 0) promises nothing before the first event.
+        let from_now = WatchSession {
+            start_revision: 0,
+            events: vec![ev(3, "k1", "b"), ev(4, "k1", "c")],
+            ..ok.clone()
+        };
+        assert!(check(&[from_now], &writes).is_ok());
         let disorder = WatchSession {
             events: vec![ev(3, "k1", "b"), ev(2, "k1", "a")],
             ..ok.clone()

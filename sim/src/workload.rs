@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 
 use detcd_core::error::EtcdError;
-use detcd_core::node::{Request, Response};
+use detcd_core::node::{Input, Request, Response};
 use detcd_core::rng::Rng;
 use detcd_proto::etcdserverpb::{
     compare, request_op, CompactionRequest, Compare, DeleteRangeRequest, LeaseGrantRequest,
@@ -22,7 +22,7 @@ use detcd_proto::etcdserverpb::{
 use detcd_proto::mvccpb::event::EventType;
 
 use crate::check::history::{History, KvOp, KvResult, OpId};
-use crate::options::Options;
+use crate::options::{Options, WorkloadMix};
 use crate::sim::{outcome_unknown, Phase, Route, Sim};
 use crate::watch_check::{WatchEvent, WatchSession};
 
@@ -281,7 +281,11 @@ impl Sim {
     }
 
     fn next_op(&mut self, client: usize) -> (Request, Pending, bool) {
-        let mix = self.opts.mix;
+        let mix = if client + self.opts.reader_clients >= self.opts.clients {
+            WorkloadMix::READS
+        } else {
+            self.opts.mix
+        };
         let keys = self.opts.keys;
         let w = &mut self.workload;
         let c_seq = {
@@ -289,7 +293,10 @@ impl Sim {
             c.seq += 1;
             c.seq
         };
-        let value = format!("c{client}-{c_seq}").into_bytes();
+        let mut value = format!("c{client}-{c_seq}").into_bytes();
+        // Values of several disk sectors make WAL writes that a crash can tear.
+        let padding = w.rng.range(0, self.opts.value_bytes_max as u64 + 1) as usize;
+        value.resize(value.len() + padding, b'.');
         let mut pick = w.rng.range(0, u64::from(mix.total().max(1))) as u32;
         let mut take = |weight: u32| {
             if pick < weight {
@@ -412,13 +419,24 @@ impl Sim {
                 false,
             );
         }
-        if take(mix.watch) && w.clients[client].watch.is_none() {
+        if take(mix.watch) {
+            // A client already watching drops its stream and resumes after the last
+            // event it got, as clientv3 does when a watch stream breaks; without one
+            // it watches from now or from a recent past revision.
+            let previous = w.clients[client].watch.take();
+            let resume_from = previous
+                .and_then(|(_, session)| w.sessions[session].events.last())
+                .map(|e| e.revision + 1);
             let last = w.clients[client].last_revision;
-            let start_revision = if last > 0 && w.rng.chance(1, 2) {
-                (last - w.rng.range(0, 10) as i64).max(1)
-            } else {
-                0
+            let start_revision = match resume_from {
+                Some(from) => from,
+                None if last > 0 && w.rng.chance(1, 2) => (last - w.rng.range(0, 10) as i64).max(1),
+                None => 0,
             };
+            if let Some((member, session)) = previous {
+                self.close_watch_stream(member, client, session);
+            }
+            let w = &mut self.workload;
             w.sessions.push(WatchSession {
                 start_revision,
                 prefix: PREFIX.to_vec(),
@@ -448,6 +466,19 @@ impl Sim {
             Pending::Compact,
             false,
         )
+    }
+
+    /// The client hangs up the stream of its watch `session` on `member`.
+    fn close_watch_stream(&mut self, member: u64, client: usize, session: usize) {
+        let stream = self
+            .streams
+            .iter()
+            .find(|(&(m, _), &(c, s))| m == member && c == client && s == session)
+            .map(|(&(_, stream), _)| stream);
+        if let Some(stream) = stream {
+            self.streams.remove(&(member, stream));
+            self.feed(member, Input::StreamClosed { stream });
+        }
     }
 
     fn settle_unknown(&mut self, pending: &Pending) {

@@ -23,6 +23,15 @@ use crate::error::{self, EtcdError};
 use crate::mutation::{is_active, Mutation};
 use crate::raft::conf_change::v1_to_v2;
 
+/// How long at least a member that applied its own removal keeps taking part in
+/// raft (voting, acknowledging appends; no client is served) before it stops:
+/// etcd's `stopWithDelay` of one second. It is at least three election timeouts,
+/// so that when the removed member was the leader and the others missed that the
+/// removal committed (the messages saying so lost, or never sent), one of them
+/// can still win an election with its vote and commit the removal: a two-voter
+/// cluster has no quorum without it.
+pub(super) const REMOVED_STOP_DELAY_MS_MIN: u64 = 1_000;
+
 impl Node {
     pub(crate) fn apply_entry(&mut self, entry: Entry) {
         if entry.index <= self.applied_index {
@@ -344,10 +353,12 @@ impl Node {
         }
     }
 
-    /// This member applied its own removal: every waiter gets STOPPED and the
-    /// driver is told to stop.
+    /// This member applied its own removal: every waiter gets STOPPED, and the
+    /// driver is told to stop once the rest had time to learn that the removal
+    /// committed (see [`REMOVED_STOP_DELAY_MS_MIN`]).
     fn stop_removed(&mut self) {
-        self.removed = true;
+        let delay_ms = REMOVED_STOP_DELAY_MS_MIN.max(3 * self.config.election_timeout_ms());
+        self.stop_at_ms.get_or_insert(self.now_ms + delay_ms);
         let proposals = std::mem::take(&mut self.proposals);
         for p in proposals.into_values() {
             self.answer(p.origin, Err(error::STOPPED));
@@ -365,6 +376,11 @@ impl Node {
         if self.lessor.is_primary() {
             self.lessor.demote();
         }
+    }
+
+    /// The end of [`Node::stop_removed`]'s delay: the member stops.
+    pub(super) fn stop(&mut self) {
+        self.removed = true;
         self.outputs.push_back(Output::Removed);
     }
 }

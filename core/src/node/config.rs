@@ -17,6 +17,8 @@ pub const QUOTA_BACKEND_BYTES_DEFAULT: u64 = 2 * 1024 * 1024 * 1024;
 pub const APPLY_LAG_ENTRIES_MAX_DEFAULT: u64 = 5_000;
 /// Client requests one member keeps waiting at once (detcd's own bound).
 pub const PENDING_REQUESTS_MAX_DEFAULT: usize = 10_000;
+/// etcd's `maxSizePerMsg`: entry bytes in one raft append message.
+pub const APPEND_BYTES_MAX_DEFAULT: u64 = 1024 * 1024;
 /// etcd's `--max-learners` default.
 pub const LEARNERS_MAX_DEFAULT: usize = 1;
 /// etcd's `readyPercentThreshold`: a learner may be promoted once its match index is
@@ -76,6 +78,9 @@ pub struct NodeConfig {
     pub strict_reconfig_check: bool,
     /// Lease checkpoint interval (etcd: 5 min).
     pub lease_checkpoint_interval_ms: u64,
+    /// Entry bytes in one raft append message (etcd's `maxSizePerMsg`, 1 MiB); at
+    /// least one entry is always sent.
+    pub append_bytes_max: u64,
 }
 
 impl NodeConfig {
@@ -108,6 +113,7 @@ impl NodeConfig {
             learners_max: LEARNERS_MAX_DEFAULT,
             strict_reconfig_check: true,
             lease_checkpoint_interval_ms: crate::lease::CHECKPOINT_INTERVAL_MS_DEFAULT,
+            append_bytes_max: APPEND_BYTES_MAX_DEFAULT,
         }
     }
 
@@ -139,6 +145,9 @@ impl NodeConfig {
         }
         if self.lease_checkpoint_interval_ms == 0 {
             return bad("lease_checkpoint_interval_ms must be positive");
+        }
+        if self.append_bytes_max == 0 {
+            return bad("append_bytes_max must be positive");
         }
         let mut ids: Vec<u64> = self.initial_members.iter().map(|m| m.id).collect();
         ids.sort_unstable();

@@ -94,7 +94,8 @@ struct SnapshotJob {
 ///    destination (watch responses of one stream in order).
 /// 3. [`Output::SaveSnapshot`]: saved durably, then answered with
 ///    [`Input::SnapshotSaved`]; [`Output::ReleaseWal`] follows.
-/// 4. [`Output::Removed`]: the driver stops the member.
+/// 4. [`Output::Removed`]: the driver stops the member (a while after it applied
+///    its own removal, which it spends helping the rest learn of it).
 ///
 /// Every [`Input::Client`] is answered by exactly one [`Output::Respond`], at the
 /// latest when `request_timeout_ms` has passed on the ticks the driver delivers.
@@ -150,6 +151,9 @@ pub struct Node {
     term_vote_unpersisted: Option<u64>,
     /// When the next attempt to publish this member's attributes may be made.
     publish_retry_ms: u64,
+    /// Set when this member applied its own removal: it serves no client, and
+    /// stops (`removed`, [`Output::Removed`]) at this time.
+    stop_at_ms: Option<u64>,
     removed: bool,
     outputs: VecDeque<Output>,
 }
@@ -164,6 +168,7 @@ impl Node {
             heartbeat_ticks: config.heartbeat_ticks,
             pre_vote: config.pre_vote,
             check_quorum: config.check_quorum,
+            append_bytes_max: config.append_bytes_max,
             seed: rng.next_u64(),
             ..raft::Config::new(config.member_id)
         };
@@ -255,6 +260,7 @@ impl Node {
             term_vote: (status.term, status.vote),
             term_vote_unpersisted: None,
             publish_retry_ms: 0,
+            stop_at_ms: None,
             removed: false,
             outputs: VecDeque::new(),
             config,
@@ -284,11 +290,14 @@ impl Node {
 
     /// Handles one input; then drain [`Node::poll`].
     pub fn handle(&mut self, input: Input) {
-        if self.removed {
+        if self.removed || self.stop_at_ms.is_some() {
             if let Input::Client { id, .. } = input {
                 self.respond(id, Err(crate::error::STOPPED));
+                return;
             }
-            return;
+            if self.removed {
+                return;
+            }
         }
         match input {
             Input::Tick { now_ms } => self.on_tick(now_ms),
@@ -355,7 +364,7 @@ impl Node {
         &self.members
     }
 
-    /// True once this member applied its own removal.
+    /// True once this member applied its own removal and stopped.
     pub fn is_removed(&self) -> bool {
         self.removed
     }
@@ -565,6 +574,10 @@ impl Node {
 
     fn on_tick(&mut self, now_ms: u64) {
         self.now_ms = self.now_ms.max(now_ms);
+        if self.stop_at_ms.is_some_and(|at| self.now_ms >= at) {
+            self.stop();
+            return;
+        }
         let tick_ms = self.config.tick_ms;
         match self.next_tick_ms {
             None => {

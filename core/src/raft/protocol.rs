@@ -419,8 +419,8 @@ impl Raft {
         let can_vote = self.vote == m.from
             || (self.vote == 0 && self.lead == 0)
             || (pre && m.term > self.term);
-        let up_to_date = self.log.is_up_to_date(m.index, m.log_term)
-            || (pre && is_active(Mutation::PrevoteIgnoresLog));
+        // Planted bug: the election restriction forgotten.
+        let up_to_date = self.log.is_up_to_date(m.index, m.log_term) || is_active(Mutation::VoteIgnoresLog);
         if can_vote && up_to_date {
             let mut resp = msg(resp_type, m.from);
             // Granting answers in the candidate's term, so it counts the grant even

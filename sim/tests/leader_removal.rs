@@ -1,0 +1,78 @@
+//! The leader of a two-voter cluster removes itself and the message that tells
+//! the other voter the removal committed is lost (sweep seed 99 at b73e6bb: the
+//! membership fault's removal of the then follower applied after it had become
+//! leader). The survivor has no quorum of the old configuration on its own: it
+//! needs the removed member's vote to elect itself and commit the removal, so the
+//! removed member must not stop the moment it applies its own removal.
+
+use detcd_core::node::{Request, Response};
+use detcd_core::raft::Role;
+use detcd_proto::etcdserverpb::{MemberRemoveRequest, PutRequest};
+use detcd_sim::mutations::Mutations;
+use detcd_sim::options::Options;
+use detcd_sim::sim::Sim;
+
+#[test]
+fn a_leader_that_removed_itself_lets_the_survivor_learn_it() {
+    let mut opts = Options::quiet(99, 2);
+    opts.tick_ms = 100;
+    opts.election_ticks = 10;
+    opts.request_timeout_ms = 3_000;
+    let mut sim = Sim::new(opts, Mutations::NONE);
+    sim.run_until(5_000_000);
+    let leader = sim.leader().expect("a leader within 5 s");
+    let survivor = sim
+        .member_ids()
+        .into_iter()
+        .find(|&id| id != leader)
+        .expect("two members");
+
+    let remove = sim.request(leader, Request::MemberRemove(MemberRemoveRequest { id: leader }));
+    // The leader steps down when it applies the removal; what it sent in that
+    // same step (the new commit index) is still in flight: cut it off.
+    let deadline = sim.now_us + 5_000_000;
+    while sim
+        .node(leader)
+        .is_some_and(|n| n.raft_status().role == Role::Leader)
+        && sim.now_us < deadline
+    {
+        let step = sim.now_us + 10;
+        sim.run_until(step);
+    }
+    assert!(sim.failure.is_none(), "{:?}", sim.failure);
+    assert!(
+        sim.node(survivor)
+            .is_some_and(|n| n.members().contains_key(&leader)),
+        "the survivor has not applied the removal yet"
+    );
+    sim.isolate(survivor);
+    let step = sim.now_us + 50_000;
+    sim.run_until(step);
+    sim.reconnect_all();
+    assert!(
+        matches!(sim.wait(remove, 10_000), Some(Ok(Response::MemberRemove(_)))),
+        "the removal is acknowledged"
+    );
+
+    // Within ten election timeouts of the reconnect the survivor leads alone and
+    // serves a write (retried: one sent while it has no leader may time out).
+    let deadline_us = sim.now_us + 10_000_000;
+    let mut answer = None;
+    while sim.now_us < deadline_us && !matches!(answer, Some(Ok(Response::Put(_)))) {
+        let put = Request::Put(PutRequest {
+            key: b"after".to_vec(),
+            value: b"removal".to_vec(),
+            ..Default::default()
+        });
+        let id = sim.request(survivor, put);
+        answer = sim.wait(id, 5_000);
+    }
+    assert!(matches!(answer, Some(Ok(Response::Put(_)))), "{answer:?}");
+    assert_eq!(sim.leader(), Some(survivor));
+    assert!(!sim.node(survivor).expect("up").members().contains_key(&leader));
+    // It stops after its delay (three election timeouts here).
+    let step = sim.now_us + 4_000_000;
+    sim.run_until(step);
+    assert!(!sim.is_up(leader), "the removed member stopped");
+    assert!(sim.failure.is_none(), "{:?}", sim.failure);
+}
