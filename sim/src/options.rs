@@ -211,6 +211,11 @@ pub struct Options {
     /// Entry bytes in one raft append (etcd's 1 MiB `maxSizePerMsg`; small values
     /// make a follower catch up one entry per message).
     pub append_bytes_max: u64,
+    /// State bytes a snapshot encodes per input, and the state size above which
+    /// snapshots are also spaced by size (core's defaults; not drawn from the seed,
+    /// so seeds keep their schedules: sim/tests/sweep.rs sweeps small values).
+    pub snapshot_step_bytes: usize,
+    pub snapshot_size_free_bytes: u64,
 
     // Workload.
     pub clients: usize,
@@ -292,6 +297,8 @@ impl Options {
             // Drawn last, so that adding them left every earlier draw as it was.
             leader_isolation_per_mille: [0, 0, 300, 1000][rng.range(0, 4) as usize],
             append_bytes_max: [1, 1024, 1024 * 1024][rng.range(0, 3) as usize],
+            snapshot_step_bytes: detcd_core::node::SNAPSHOT_STEP_BYTES,
+            snapshot_size_free_bytes: detcd_core::node::SNAPSHOT_SIZE_FREE_BYTES,
         };
         opts.reader_clients = rng.range(0, opts.clients as u64 / 2 + 1) as usize;
         opts.value_bytes_max = [0, 0, 2048][rng.range(0, 3) as usize];

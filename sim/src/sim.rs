@@ -347,6 +347,8 @@ impl Sim {
         c.election_ticks = self.opts.election_ticks;
         c.snapshot_count = self.opts.snapshot_count;
         c.append_bytes_max = self.opts.append_bytes_max;
+        c.snapshot_step_bytes = self.opts.snapshot_step_bytes;
+        c.snapshot_size_free_bytes = self.opts.snapshot_size_free_bytes;
         c.request_timeout_ms = self.opts.request_timeout_ms.max(self.opts.election_timeout_ms());
         c.seed = self.opts.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ id;
         c

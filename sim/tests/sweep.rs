@@ -49,6 +49,28 @@ fn seed_sweep() {
     }
 }
 
+/// Snapshots encoded a few dozen bytes per input and, once the state passes 1 KiB,
+/// spaced by size: the slices interleave with writes, compactions, conf changes,
+/// snapshot installs and crashes, under every check.
+#[test]
+fn sliced_snapshot_sweep() {
+    let (mut saved, mut installed) = (0, 0);
+    for seed in 5000..5040 {
+        let mut o = opts(seed);
+        o.snapshot_count = 20;
+        o.snapshot_step_bytes = 48;
+        o.snapshot_size_free_bytes = 1024;
+        let report: Report = run(&o, Mutations::NONE);
+        if let Some(failure) = report.failure {
+            panic!("seed {seed} (sliced snapshots) failed: {failure}");
+        }
+        saved += report.counters.snapshots_saved;
+        installed += report.counters.snapshots_installed;
+    }
+    // Every state is larger than two steps, so each of these spanned inputs.
+    assert!(saved >= 200 && installed >= 10, "snapshots saved {saved}, installed {installed}");
+}
+
 #[test]
 fn same_seed_same_trace_hash() {
     for seed in 1000..1050 {
