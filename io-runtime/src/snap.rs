@@ -73,13 +73,13 @@ impl Snapshotter {
         ))
     }
 
-    /// Writes `snapshot` durably (temp file, fsync, rename, directory fsync), then
-    /// deletes the oldest files beyond `max_snapshots`. Returns its path.
+    /// Writes `snapshot` durably (temp file, fsync, rename, directory fsync).
+    /// Returns its path. Old files stay until [`Snapshotter::purge_before`] is
+    /// told the WAL marks a newer one.
     pub fn save(&self, snapshot: &Snapshot) -> Result<PathBuf, StorageError> {
         let metadata = snapshot.metadata.clone().unwrap_or_default();
         let path = self.dir.join(snapshot_file_name(metadata.term, metadata.index));
         fsutil::write_file_atomic(&path, &encode(snapshot))?;
-        self.purge()?;
         Ok(path)
     }
 
@@ -143,9 +143,16 @@ impl Snapshotter {
         Ok((None, warnings))
     }
 
-    fn purge(&self) -> Result<(), StorageError> {
+    /// Deletes the files beyond the newest `max_snapshots` whose index is below
+    /// `marked`, the index of the WAL's newest durable snapshot marker. The file
+    /// that marker names is never deleted, whatever newer files exist: a newer
+    /// file without its marker yet (a crash may come before it) can be ahead of
+    /// the WAL's end, and start-up would then need the marked one.
+    pub fn purge_before(&self, marked: u64) -> Result<(), StorageError> {
         for file in self.list()?.into_iter().skip(self.max_snapshots) {
-            fs::remove_file(&file.path).map_err(io_err(&file.path, "remove old snapshot"))?;
+            if file.index < marked {
+                fs::remove_file(&file.path).map_err(io_err(&file.path, "remove old snapshot"))?;
+            }
         }
         Ok(())
     }

@@ -201,7 +201,8 @@ impl Storage {
 
     /// The second half of [`Storage::save_snapshot`], for a snapshot whose file
     /// another thread already made durable: the WAL marker (synced), then the
-    /// release of WAL segments wholly at or below its index.
+    /// release of WAL segments wholly at or below its index and of snapshot files
+    /// older than it beyond `max_snapshots`.
     pub fn mark_snapshot(&mut self, metadata: &SnapshotMetadata) -> Result<(), StorageError> {
         self.wal.save_snapshot_marker(&walpb::Snapshot {
             index: metadata.index,
@@ -209,7 +210,7 @@ impl Storage {
             conf_state: metadata.conf_state.clone(),
         })?;
         self.wal.release_to(metadata.index)?;
-        Ok(())
+        self.snapshotter.purge_before(metadata.index)
     }
 
     pub fn wal(&self) -> &Wal {

@@ -152,6 +152,39 @@ fn a_snapshot_ahead_of_the_wal_is_skipped_when_an_older_one_fits() {
 }
 
 #[test]
+fn with_one_snapshot_kept_the_marked_file_outlives_a_newer_unmarked_one() {
+    // --max-snapshots=1 and a crash between a received snapshot's file (ahead of
+    // the WAL's end) and its marker: the file the WAL marks must still be there.
+    let dir = fresh_dir("storage_keep_marked");
+    let options = StorageOptions {
+        max_snapshots: 1,
+        ..options()
+    };
+    {
+        let (mut storage, _) = Storage::open(&dir, &options).unwrap();
+        storage.save(None, &entries(1, 40, 1), true).unwrap();
+        storage.save_snapshot(&snapshot(20, 1)).unwrap();
+        storage.save_snapshot(&snapshot(30, 1)).unwrap();
+        storage.snapshotter().save(&snapshot(90, 2)).unwrap();
+    }
+    let kept = |dir: &Path| -> Vec<u64> {
+        let (snapshotter, _) = Snapshotter::new(&snap_dir(dir), 1).unwrap();
+        snapshotter.list().unwrap().iter().map(|f| f.index).collect()
+    };
+    assert_eq!(kept(&dir), [90, 30], "the file older than the marker is purged, the marked one kept");
+    let (mut storage, recovered) = Storage::open(&dir, &options).unwrap();
+    assert_eq!(recovered.snapshot, Some(snapshot(30, 1)));
+    assert_entries(&recovered.entries, 31, 40);
+    // Once the newer snapshot is marked, the older file goes.
+    storage.save(None, &entries(41, 95, 2), true).unwrap();
+    storage.save_snapshot(&snapshot(90, 2)).unwrap();
+    drop(storage);
+    assert_eq!(kept(&dir), [90]);
+    let (_, recovered) = Storage::open(&dir, &options).unwrap();
+    assert_eq!(recovered.snapshot, Some(snapshot(90, 2)));
+}
+
+#[test]
 fn a_snapshot_newer_than_the_wal_end_with_nothing_to_fall_back_to_is_an_error() {
     let dir = fresh_dir("storage_ahead_error");
     {
