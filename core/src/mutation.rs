@@ -53,8 +53,9 @@ pub enum Mutation {
     /// `node::Node::new` (Recover): the applied index is not restored from the
     /// snapshot, so entries at and below the snapshot index are applied again.
     ApplyTwiceAfterRestart,
-    /// `raft::tracker::ProgressTracker::committed`: learners' matches count toward
-    /// the commit quorum.
+    /// `raft::tracker::ProgressTracker::committed`: the commit quorum, sized by the
+    /// voters, is picked from every member's match, learners included (so with
+    /// three voters, the leader and one learner commit).
     LearnerCountsTowardCommit,
     /// `raft::protocol::Raft::handle_vote_request`: votes (and PreVotes) are granted
     /// without the election restriction (Raft 5.4.1): the candidate's log is not

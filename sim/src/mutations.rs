@@ -222,7 +222,7 @@ pub const CATALOGUE: &[Mutation] = &[
     core(
         CoreMutation::LearnerCountsTowardCommit,
         "learner-counts-toward-commit",
-        "learners' matches count toward the commit quorum",
+        "the commit quorum (a majority of the voters' count) is picked from learners' matches too",
         "committed entries change; linearizability",
         &[Membership, Partition],
         3,

@@ -8,10 +8,11 @@
 //! and cluster size the mutation declares it needs) until the first failure, up
 //! to 1000 seeds. A failing seed counts only if the same options pass without the
 //! mutation (so a known unmutated failure is never credited to a mutation).
-//! Then the unmutated code runs once over seeds 1..=max(seeds used) and must pass.
+//! Then the unmutated code runs once over seeds 1..=max(seeds used) (on the same
+//! threads) and must pass.
 #![cfg(feature = "mutations")]
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -119,13 +120,27 @@ fn every_mutation_is_caught_within_1000_seeds() {
 
     let max_seeds = outcomes.iter().map(|o| o.seeds_run).max().unwrap_or(0);
     let started = Instant::now();
-    let mut unmutated_failures = Vec::new();
-    for seed in 1..=max_seeds {
-        let report = run(&Options::from_seed(seed, None, None), Mutations::NONE);
-        if let Some(why) = report.failure {
-            unmutated_failures.push(format!("seed {seed}: {}", why.lines().next().unwrap_or("")));
+    let next_seed = AtomicU64::new(1);
+    let failures = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..threads().min(max_seeds as usize) {
+            s.spawn(|| loop {
+                let seed = next_seed.fetch_add(1, Ordering::SeqCst);
+                if seed > max_seeds {
+                    break;
+                }
+                let report = run(&Options::from_seed(seed, None, None), Mutations::NONE);
+                if let Some(why) = report.failure {
+                    let first = why.lines().next().unwrap_or("").to_string();
+                    failures.lock().unwrap().push((seed, first));
+                }
+            });
         }
-    }
+    });
+    let mut failures = failures.into_inner().unwrap();
+    failures.sort();
+    let unmutated_failures: Vec<String> =
+        failures.iter().map(|(seed, why)| format!("seed {seed}: {why}")).collect();
     let unmutated_secs = started.elapsed().as_secs_f64();
 
     println!("\n| mutation | seeds to catch | caught by |");

@@ -83,11 +83,25 @@ impl ProgressTracker {
     /// The highest index a quorum of voters holds.
     pub fn committed(&self) -> u64 {
         let progress = &self.progress;
-        if is_active(Mutation::LearnerCountsTowardCommit) && !self.config.learners.is_empty() {
-            // Planted bug: learners are counted as voters of the incoming half.
-            let mut voters = self.config.voters.clone();
-            voters.incoming.voters.extend(self.config.learners.iter().copied());
-            return voters.committed_index(&|id| progress.get(&id).map(|p| p.matched));
+        if is_active(Mutation::LearnerCountsTowardCommit)
+            && !self.config.learners.is_empty()
+            && !self.config.voters.is_joint()
+        {
+            // Planted bug: the quorum is sized by the voters but picked from every
+            // tracked member's match, learners included, so a leader and a learner
+            // can commit without a majority of voters.
+            let mut matched: Vec<u64> = self
+                .config
+                .voters
+                .incoming
+                .voters
+                .iter()
+                .chain(self.config.learners.iter())
+                .map(|id| progress.get(id).map_or(0, |p| p.matched))
+                .collect();
+            matched.sort_unstable();
+            let quorum = self.config.voters.incoming.voters.len() / 2 + 1;
+            return matched[matched.len() - quorum];
         }
         self.config.voters.committed_index(&|id| progress.get(&id).map(|p| p.matched))
     }
