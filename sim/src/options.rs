@@ -33,10 +33,13 @@ pub enum FaultKind {
     ClockJump,
     /// Membership changes: add a learner, promote it, remove a member.
     Membership,
+    /// Process pauses (a stop-the-world stall, a frozen VM): the member handles
+    /// nothing for a while, then everything that queued up meanwhile, in order.
+    Pause,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 10] = [
+    pub const ALL: [FaultKind; 11] = [
         FaultKind::Partition,
         FaultKind::OneWay,
         FaultKind::Drop,
@@ -47,6 +50,7 @@ impl FaultKind {
         FaultKind::SlowFsync,
         FaultKind::ClockJump,
         FaultKind::Membership,
+        FaultKind::Pause,
     ];
 
     pub fn name(self) -> &'static str {
@@ -61,6 +65,7 @@ impl FaultKind {
             FaultKind::SlowFsync => "slow-fsync",
             FaultKind::ClockJump => "clock-jump",
             FaultKind::Membership => "membership",
+            FaultKind::Pause => "pause",
         }
     }
 
@@ -204,6 +209,9 @@ pub struct Options {
     pub clock_jump_interval_ms: u64,
     pub clock_jump_ms_max: u64,
     pub membership_interval_ms: u64,
+    /// Mean time between process pauses, and how long one lasts at most.
+    pub pause_interval_ms: u64,
+    pub pause_ms_max: u64,
     /// Entries between snapshots (etcd's --snapshot-count, scaled down).
     pub snapshot_count: u64,
     /// WAL segment size (etcd's 64 MB, scaled down to exercise segment chains).
@@ -239,14 +247,13 @@ impl Options {
         let nodes = nodes.unwrap_or_else(|| [1, 3, 3, 3, 4, 5, 5, 7][rng.range(0, 8) as usize]);
         assert!((1..=7).contains(&nodes), "1 to 7 members");
         let mut faults = FaultSet::NONE;
-        for kind in FaultKind::ALL {
-            // Each kind is on in about 60% of seeds.
+        // Each kind is on in about 60% of seeds. Kinds added later are drawn at
+        // the end, so that adding them left every earlier draw as it was.
+        const DRAWN_LATE: [FaultKind; 1] = [FaultKind::Pause];
+        for kind in FaultKind::ALL.into_iter().filter(|k| !DRAWN_LATE.contains(k)) {
             if rng.chance(3, 5) {
                 faults = faults.with(kind);
             }
-        }
-        if let Some(forced) = forced {
-            faults = forced;
         }
         let tick_ms = [10, 50, 100][rng.range(0, 3) as usize];
         let election_ticks = rng.range(5, 16);
@@ -276,6 +283,8 @@ impl Options {
             clock_jump_interval_ms: rng.range(500, 5000),
             clock_jump_ms_max: rng.range(100, 10_000),
             membership_interval_ms: rng.range(2000, 8000),
+            pause_interval_ms: 0,
+            pause_ms_max: 0,
             snapshot_count: [20, 100, 1000][rng.range(0, 3) as usize],
             wal_segment_bytes: [4096, 16 * 1024, 256 * 1024][rng.range(0, 3) as usize],
             clients: rng.range(2, 9) as usize,
@@ -302,6 +311,18 @@ impl Options {
         };
         opts.reader_clients = rng.range(0, opts.clients as u64 / 2 + 1) as usize;
         opts.value_bytes_max = [0, 0, 2048][rng.range(0, 3) as usize];
+        for kind in DRAWN_LATE {
+            if rng.chance(3, 5) {
+                opts.faults = opts.faults.with(kind);
+            }
+        }
+        if let Some(forced) = forced {
+            opts.faults = forced;
+        }
+        opts.pause_interval_ms = rng.range(1000, 8000);
+        // Up to four election timeouts: long enough that a paused leader wakes up
+        // deposed, still believing it leads.
+        opts.pause_ms_max = rng.range(1, 4 * opts.election_timeout_ms() + 1);
         opts
     }
 
@@ -349,7 +370,7 @@ impl fmt::Display for Options {
         )?;
         writeln!(
             f,
-            "members:     crash every ~{} ms, down up to {} ms, fsync {}..{} us, slow fsync {}‰ up to {} us, clock jump every ~{} ms up to {} ms, membership change every ~{} ms",
+            "members:     crash every ~{} ms, down up to {} ms, fsync {}..{} us, slow fsync {}‰ up to {} us, clock jump every ~{} ms up to {} ms, membership change every ~{} ms, pause every ~{} ms up to {} ms",
             self.crash_interval_ms,
             self.down_ms_max,
             self.fsync_min_us,
@@ -358,7 +379,9 @@ impl fmt::Display for Options {
             self.slow_fsync_max_us,
             self.clock_jump_interval_ms,
             self.clock_jump_ms_max,
-            self.membership_interval_ms
+            self.membership_interval_ms,
+            self.pause_interval_ms,
+            self.pause_ms_max
         )?;
         let m = &self.mix;
         write!(

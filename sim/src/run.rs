@@ -12,6 +12,7 @@ use detcd_core::mutation::ActiveGuard;
 
 use crate::check::history::{KvOp, KvResult, Outcome};
 use crate::check::kv::{check_kv, CheckConfig, CheckOutcome};
+use crate::lost_writes::{self, Resolved};
 use crate::membership::MembershipCounters;
 use crate::mutations::Mutations;
 use crate::options::Options;
@@ -34,6 +35,7 @@ pub struct Report {
     pub ops_ok: u64,
     pub ops_unknown: u64,
     pub ops_failed: u64,
+    pub lost_writes: Resolved,
     pub watch_sessions: usize,
     pub watch_events: usize,
     pub lin_steps: u64,
@@ -67,6 +69,7 @@ pub fn run(opts: &Options, mutations: Mutations) -> Report {
         ops_ok: sim.workload.ops_ok,
         ops_unknown: sim.workload.ops_unknown,
         ops_failed: sim.workload.ops_failed,
+        lost_writes: sim.workload.lost_writes,
         watch_sessions: sim.workload.sessions.len(),
         watch_events: sim.workload.sessions.iter().map(|s| s.events.len()).sum(),
         lin_steps: 0,
@@ -144,6 +147,7 @@ fn phases(sim: &mut Sim) -> (u64, Option<u64>) {
         return (0, liveness_ms);
     }
     sim.phase = crate::sim::Phase::Done;
+    sim.workload.lost_writes = lost_writes::resolve(&mut sim.workload.history, &sim.write_log);
     let report = check_kv(&sim.workload.history, &CheckConfig::default());
     let steps = report.search_steps;
     match report.outcome {
@@ -207,8 +211,8 @@ pub fn render(opts: &Options, mutations: Mutations, report: &Report, verbose: bo
             c.leader_isolations
         ));
         out.push_str(&format!(
-            "members:     crashes {} restarts {} torn tails recovered {} slow fsyncs {} clock jumps {} persists {} snapshots saved {} installed {} role changes {}\n",
-            c.crashes, c.restarts, c.torn_tails_recovered, c.slow_fsyncs, c.clock_jumps, c.persists, c.snapshots_saved,
+            "members:     crashes {} restarts {} torn tails recovered {} slow fsyncs {} clock jumps {} pauses {} (events held {}) persists {} snapshots saved {} installed {} role changes {}\n",
+            c.crashes, c.restarts, c.torn_tails_recovered, c.slow_fsyncs, c.clock_jumps, c.pauses, c.events_held, c.persists, c.snapshots_saved,
             c.snapshots_installed, c.leader_changes
         ));
         let m = &report.membership;
@@ -219,11 +223,14 @@ pub fn render(opts: &Options, mutations: Mutations, report: &Report, verbose: bo
             ));
         }
         out.push_str(&format!(
-            "workload:    {} KV ops recorded; ok {} unknown {} failed {}; watch sessions {} events {}; lin search steps {}\n",
+            "workload:    {} KV ops recorded; ok {} unknown {} failed {}; lost writes found applied {} not applied {} left unknown {}; watch sessions {} events {}; lin search steps {}\n",
             report.ops,
             report.ops_ok,
             report.ops_unknown,
             report.ops_failed,
+            report.lost_writes.applied,
+            report.lost_writes.not_applied,
+            report.lost_writes.left,
             report.watch_sessions,
             report.watch_events,
             report.lin_steps

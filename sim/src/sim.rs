@@ -24,6 +24,7 @@ use prost::Message as _;
 
 use crate::disk::{CrashPolicy, Disk, SyncToken};
 use crate::invariants::{Cursors, Invariants, LogMirror, MemberView};
+use crate::lost_writes::WriteLog;
 use crate::membership::{MembershipCounters, Operator};
 use crate::mutations::Mutations;
 use crate::options::{FaultKind, Options};
@@ -58,6 +59,9 @@ pub struct Counters {
     pub torn_tails_recovered: u64,
     pub slow_fsyncs: u64,
     pub clock_jumps: u64,
+    pub pauses: u64,
+    /// Events held back until a paused member resumed.
+    pub events_held: u64,
     pub persists: u64,
     pub snapshots_saved: u64,
     pub snapshots_installed: u64,
@@ -134,6 +138,7 @@ pub(crate) enum Event {
         epoch: u64,
     },
     ClockJump,
+    Pause,
     Heal,
     /// The membership operator's next step or its request's timeout.
     OperatorWake {
@@ -152,6 +157,9 @@ pub(crate) struct Host {
     parked_disk: Option<Disk>,
     pub inc: u64,
     clock_offset_ms: u64,
+    /// While `now_us` is below this, the member's process is paused: what it
+    /// would handle is held back until then (the pause fault).
+    paused_until_us: u64,
     disk_free_at_us: u64,
     mirror: LogMirror,
     cursors: Cursors,
@@ -185,6 +193,7 @@ impl Host {
             parked_disk: None,
             inc: 0,
             clock_offset_ms: 0,
+            paused_until_us: 0,
             disk_free_at_us: 0,
             mirror: LogMirror::default(),
             cursors: Cursors::default(),
@@ -255,6 +264,8 @@ pub struct Sim {
     pub(crate) operator: Operator,
     /// What the membership operator did.
     pub membership: MembershipCounters,
+    /// Every put any member applied, to resolve lost writes after the run.
+    pub write_log: WriteLog,
 }
 
 impl Sim {
@@ -288,6 +299,7 @@ impl Sim {
             client_links: BTreeMap::new(),
             operator: Operator::default(),
             membership: MembershipCounters::default(),
+            write_log: WriteLog::default(),
         };
         for &id in &ids {
             let config = sim.node_config(id, initial.clone());
@@ -745,6 +757,7 @@ impl Sim {
             return;
         };
         let Some(node) = host.node.as_ref() else { return };
+        self.write_log.observe(node.store());
         let status = node.raft_status();
         let is_leader = status.role == Role::Leader;
         let view = MemberView {
@@ -778,7 +791,37 @@ impl Sim {
         }
     }
 
+    /// The member whose process handles `event`, for the pause fault. The disk's
+    /// own completions (`SyncDone`) and everything on the clients' side are not
+    /// held back by a paused process.
+    fn handled_by(event: &Event) -> Option<u64> {
+        match event {
+            Event::Tick { member, .. }
+            | Event::PersistDone { member, .. }
+            | Event::SnapshotDone { member, .. }
+            | Event::ToMember { member, .. } => Some(*member),
+            Event::Deliver { to, .. } => Some(*to),
+            Event::SnapshotReport { from, .. } => Some(*from),
+            _ => None,
+        }
+    }
+
+    /// When `id` resumes, if its process is paused now.
+    fn paused_until(&self, id: u64) -> Option<u64> {
+        self.hosts
+            .get(&id)
+            .map(|h| h.paused_until_us)
+            .filter(|&until| until > self.now_us)
+    }
+
     fn handle(&mut self, event: Event) {
+        if let Some(until) = Self::handled_by(&event).and_then(|id| self.paused_until(id)) {
+            // Held in order: events held for one pause come out in the order
+            // they arrived (the queue breaks ties by scheduling order).
+            self.counters.events_held += 1;
+            self.queue.push(until, event);
+            return;
+        }
         match event {
             Event::Tick { member, inc } => {
                 if self
@@ -803,7 +846,13 @@ impl Sim {
                     self.feed(to, Input::Peer(message));
                 }
                 if snapshot {
-                    self.feed(from, Input::SnapshotReport { peer: to, delivered });
+                    match self.paused_until(from) {
+                        Some(until) => {
+                            let report = Event::SnapshotReport { from, to, delivered };
+                            self.queue.push(until, report);
+                        }
+                        None => self.feed(from, Input::SnapshotReport { peer: to, delivered }),
+                    }
                 }
             }
             Event::SnapshotReport { from, to, delivered } => {
@@ -927,6 +976,7 @@ impl Sim {
                 }
             }
             Event::ClockJump => self.clock_jump(),
+            Event::Pause => self.pause_random(),
             Event::Heal => self.heal(),
             Event::OperatorWake { token } => self.operator_wake(token),
         }
@@ -996,6 +1046,7 @@ impl Sim {
             );
         }
         host.inc += 1; // outstanding events of the old incarnation are void
+        host.paused_until_us = 0;
         self.streams.retain(|(m, _), _| *m != id);
         self.workload.member_crashed(id);
     }
@@ -1190,6 +1241,39 @@ impl Sim {
         self.queue.push(self.now_us + next, Event::ClockJump);
     }
 
+    /// Pauses a random running member's process for up to `pause_ms_max`.
+    fn pause_random(&mut self) {
+        if !self.faults_on {
+            return;
+        }
+        let up: Vec<u64> = self
+            .hosts
+            .values()
+            .filter(|h| h.node.is_some() && h.paused_until_us <= self.now_us)
+            .map(|h| h.id)
+            .collect();
+        if !up.is_empty() {
+            let id = up[self.rng.range(0, up.len() as u64) as usize];
+            let length_ms = self.rng.range(1, self.opts.pause_ms_max + 1);
+            self.pause(id, length_ms);
+        }
+        let next = self.rng.range(1, 2 * self.opts.pause_interval_ms + 1) * 1000;
+        self.queue.push(self.now_us + next, Event::Pause);
+    }
+
+    /// Pauses `id`'s process for `length_ms` from now: its ticks, messages, disk
+    /// completions and client requests wait, in order, until it resumes.
+    pub fn pause(&mut self, id: u64, length_ms: u64) {
+        let until = self.now_us + length_ms * 1000;
+        let Some(host) = self.hosts.get_mut(&id).filter(|h| h.node.is_some()) else {
+            return;
+        };
+        host.paused_until_us = host.paused_until_us.max(until);
+        self.counters.pauses += 1;
+        self.trace.event("pause", &id.to_le_bytes());
+        self.log(format_args!("pause member {id:x} for {length_ms} ms"));
+    }
+
     /// Schedules the faults the options enable; they stop at the heal.
     pub fn start_faults(&mut self) {
         self.faults_on = true;
@@ -1207,6 +1291,11 @@ impl Sim {
             self.queue.push(at, Event::ClockJump);
         }
         self.start_membership();
+        if f.has(FaultKind::Pause) {
+            // After the others, so seeds without pauses draw as they did before.
+            let at = self.rng.range(1, 2 * self.opts.pause_interval_ms + 1) * 1000;
+            self.queue.push(at, Event::Pause);
+        }
     }
 
     /// Ends the faulty phase: links healed, every member up, no more faults.
@@ -1214,6 +1303,9 @@ impl Sim {
         self.faults_on = false;
         self.phase = Phase::Liveness;
         self.cuts.clear();
+        for host in self.hosts.values_mut() {
+            host.paused_until_us = 0;
+        }
         for id in self.member_ids() {
             self.restart(id);
         }

@@ -76,6 +76,8 @@ pub struct Workload {
     pub ops_started: u64,
     pub ops_ok: u64,
     pub ops_unknown: u64,
+    /// Lost writes resolved from the store before the check.
+    pub lost_writes: crate::lost_writes::Resolved,
     pub ops_failed: u64,
     /// The liveness probe: (put acknowledged at, read acknowledged at).
     pub probe: Option<ProbeState>,
@@ -108,6 +110,7 @@ impl Workload {
             ops_started: 0,
             ops_ok: 0,
             ops_unknown: 0,
+            lost_writes: Default::default(),
             ops_failed: 0,
             probe: None,
         }

@@ -282,9 +282,24 @@ impl History {
     ///
     /// Panics unless `id` is a write that ended with `fail_unknown`.
     pub fn resolve_unknown(&mut self, id: OpId, applied_at_revision: Option<i64>) {
+        let outcome = &self.ops[id.0].outcome;
+        assert!(
+            matches!(outcome, Outcome::Unknown { .. }),
+            "operation {id:?} is not a lost request: {outcome:?}"
+        );
+        self.resolve_lost(id, applied_at_revision);
+    }
+
+    /// [`History::resolve_unknown`] for a write that ended with `fail_unknown` or is still in
+    /// flight at the end of the run (`Pending`; it is then treated as lost at the end of time).
+    ///
+    /// Panics unless `id` is a write that is lost or in flight.
+    pub fn resolve_lost(&mut self, id: OpId, applied_at_revision: Option<i64>) {
         let op = &mut self.ops[id.0];
-        let Outcome::Unknown { at } = op.outcome else {
-            panic!("operation {id:?} is not a lost request: {:?}", op.outcome);
+        let at = match op.outcome {
+            Outcome::Unknown { at } => at,
+            Outcome::Pending => u64::MAX,
+            _ => panic!("operation {id:?} is not a lost request: {:?}", op.outcome),
         };
         assert!(op.op.is_write(), "a lost read has nothing to resolve: {id:?}");
         op.outcome = match applied_at_revision {

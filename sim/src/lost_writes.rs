@@ -1,0 +1,207 @@
+//! Lost writes resolved after a run from the writes the cluster applied, as etcd's robustness
+//! tests patch their histories with the requests they find persisted.
+//!
+//! A write whose answer never came (timed out, connection lost, or still in flight at the
+//! end) may take effect at any time after its invocation, or never: each one multiplies the
+//! orders the linearizability search must try, and a few overlapping ones on a key can exhaust
+//! its budget. The simulator can look. [`WriteLog`] records every put the members apply, by
+//! revision, read from whichever member's store gets there first (before a compaction removes
+//! it); since every written value is unique, it says whether a lost write applied and at which
+//! revision.
+//!
+//! Soundness. Resolving only narrows what "unknown" allowed (applied at that revision, or not
+//! at all), so it can only add violations the search finds, never hide one. It must not invent
+//! one either, so "not applied" is concluded only when the log holds every revision the write
+//! could have created: above the highest revision answered before it was sent, up to the
+//! newest revision any client saw, with no revision lost to a compaction before it was
+//! recorded. Deletes are left unknown: two deletes of a key look alike in the log.
+
+use std::collections::BTreeMap;
+
+use detcd_core::mvcc::store::Store;
+use detcd_proto::mvccpb::event::EventType;
+
+use crate::check::history::{History, KvOp, OpId, Outcome};
+
+/// Every put applied anywhere in the cluster, by (key, value).
+#[derive(Clone, Debug, Default)]
+pub struct WriteLog {
+    /// Revisions up to this one are recorded (or listed in `gaps`).
+    recorded: i64,
+    puts: BTreeMap<(Vec<u8>, Vec<u8>), i64>,
+    /// Revision ranges (inclusive) a compaction removed before they were recorded.
+    gaps: Vec<(i64, i64)>,
+}
+
+impl WriteLog {
+    /// Records what `store` applied beyond what is recorded. Called after every input to
+    /// every member: members apply the same writes in the same order, so whichever is ahead
+    /// extends the log.
+    pub fn observe(&mut self, store: &Store) {
+        let revision = store.revision();
+        if revision <= self.recorded {
+            return;
+        }
+        let mut from = self.recorded + 1;
+        if from < store.compact_revision() {
+            self.gaps.push((from, store.compact_revision()));
+            from = store.compact_revision();
+        }
+        if let Ok(events) = store.events(&[0], &[0], from, revision, usize::MAX, false) {
+            for event in events.iter().filter(|e| e.r#type() == EventType::Put) {
+                if let Some(kv) = &event.kv {
+                    self.puts
+                        .entry((kv.key.clone(), kv.value.clone()))
+                        .or_insert(kv.mod_revision);
+                }
+            }
+        }
+        self.recorded = revision;
+    }
+
+    /// The revision at which `value` was put at `key`, if it was.
+    pub fn applied_at(&self, key: &[u8], value: &[u8]) -> Option<i64> {
+        self.puts.get(&(key.to_vec(), value.to_vec())).copied()
+    }
+
+    /// Whether every revision in `from..=to` is recorded.
+    pub fn complete(&self, from: i64, to: i64) -> bool {
+        to <= self.recorded && !self.gaps.iter().any(|&(a, b)| a <= to && from <= b)
+    }
+}
+
+/// What [`resolve`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Resolved {
+    /// Lost writes found applied.
+    pub applied: u64,
+    /// Lost writes found not applied (dropped from the check).
+    pub not_applied: u64,
+    /// Lost writes left unknown (deletes, or revisions the log lacks).
+    pub left: u64,
+}
+
+/// Resolves the lost puts and compare-and-swaps of `history` against `log`.
+pub fn resolve(history: &mut History, log: &WriteLog) -> Resolved {
+    let ops = history.operations();
+    // (answered at, highest revision answered by then), in time order.
+    let mut answers: Vec<(u64, i64)> = ops
+        .iter()
+        .filter_map(|op| Some((op.returned_at()?, op.result()?.revision())))
+        .collect();
+    answers.sort_unstable();
+    let mut newest_seen = 0;
+    for answer in &mut answers {
+        newest_seen = newest_seen.max(answer.1);
+        answer.1 = newest_seen;
+    }
+    let floor_before = |t: u64| -> i64 {
+        match answers.partition_point(|&(at, _)| at < t) {
+            0 => 0,
+            n => answers[n - 1].1,
+        }
+    };
+    let mut resolved = Resolved::default();
+    let mut decisions: Vec<(OpId, Option<i64>)> = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        if !matches!(op.outcome, Outcome::Unknown { .. } | Outcome::Pending) {
+            continue;
+        }
+        let (key, value) = match &op.op {
+            KvOp::Put { key, value } => (key, value),
+            KvOp::CompareAndSwap { key, new_value, .. } => (key, new_value),
+            KvOp::Delete { .. } => {
+                resolved.left += 1;
+                continue;
+            }
+            KvOp::Get { .. } => continue,
+        };
+        let applied_at = log.applied_at(key, value);
+        match applied_at {
+            Some(_) => resolved.applied += 1,
+            // If it applied, it created a revision above every one answered before it was
+            // sent; if no client saw beyond the log, it did not apply within the history.
+            None if log.complete(floor_before(op.invoked_at) + 1, newest_seen) => {
+                resolved.not_applied += 1
+            }
+            None => {
+                resolved.left += 1;
+                continue;
+            }
+        }
+        decisions.push((OpId(i), applied_at));
+    }
+    for (id, applied_at) in decisions {
+        history.resolve_lost(id, applied_at);
+    }
+    resolved
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::history::KvResult;
+    use detcd_core::mvcc::store::StoreConfig;
+    use detcd_proto::etcdserverpb::{CompactionRequest, PutRequest};
+
+    fn put(store: &mut Store, key: &str, value: &str) -> i64 {
+        let req = PutRequest {
+            key: key.into(),
+            value: value.into(),
+            ..Default::default()
+        };
+        store.put(&req, &|_| true).expect("put").response.header.expect("header").revision
+    }
+
+    fn lost_put(h: &mut History, key: &str, value: &str, at: u64) -> OpId {
+        let id = h.invoke(
+            1,
+            KvOp::Put {
+                key: key.into(),
+                value: value.into(),
+            },
+            at,
+        );
+        h.fail_unknown(id, at + 10);
+        id
+    }
+
+    #[test]
+    fn lost_puts_resolve_to_their_revision_or_to_not_applied() {
+        let mut store = Store::new(StoreConfig::default());
+        let mut log = WriteLog::default();
+        let mut h = History::new();
+        let seen = h.invoke(2, KvOp::Get { key: b"a".to_vec() }, 0);
+        let applied = lost_put(&mut h, "a", "v1", 1);
+        let never = lost_put(&mut h, "a", "v2", 2);
+        let rev = put(&mut store, "a", "v1");
+        log.observe(&store);
+        h.complete(seen, KvResult::GetOk { value: None, mod_revision: 0, version: 0, revision: rev }, 50);
+        let resolved = resolve(&mut h, &log);
+        assert_eq!(resolved, Resolved { applied: 1, not_applied: 1, left: 0 });
+        assert_eq!(
+            h.operations()[applied.0].outcome,
+            Outcome::AppliedUnanswered { at: 11, revision: rev }
+        );
+        assert_eq!(h.operations()[never.0].outcome, Outcome::FailedDefinite);
+    }
+
+    #[test]
+    fn a_compaction_before_recording_leaves_lost_puts_unknown() {
+        let mut store = Store::new(StoreConfig::default());
+        let mut log = WriteLog::default();
+        let mut h = History::new();
+        let lost = lost_put(&mut h, "a", "v9", 1);
+        put(&mut store, "a", "v1");
+        put(&mut store, "a", "v2");
+        let top = put(&mut store, "b", "x");
+        store
+            .compact(&CompactionRequest { revision: top, physical: false })
+            .expect("compact");
+        log.observe(&store);
+        let seen = h.invoke(2, KvOp::Get { key: b"b".to_vec() }, 30);
+        h.complete(seen, KvResult::GetOk { value: None, mod_revision: 0, version: 0, revision: top }, 40);
+        assert_eq!(resolve(&mut h, &log), Resolved { applied: 0, not_applied: 0, left: 1 });
+        assert!(matches!(h.operations()[lost.0].outcome, Outcome::Unknown { .. }));
+    }
+}
