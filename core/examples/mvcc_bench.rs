@@ -55,7 +55,11 @@ fn main() {
 
     let start = Instant::now();
     for i in 0..KEYS {
-        let req = PutRequest { key: key(i), value: value.clone(), ..Default::default() };
+        let req = PutRequest {
+            key: key(i),
+            value: value.clone(),
+            ..Default::default()
+        };
         store.put(&req, &no_lease).expect("put");
     }
     let put_secs = start.elapsed().as_secs_f64();
@@ -65,7 +69,10 @@ fn main() {
     let start = Instant::now();
     let mut found = 0;
     for i in 0..RANGES {
-        let req = RangeRequest { key: key((i * 7919) % KEYS), ..Default::default() };
+        let req = RangeRequest {
+            key: key((i * 7919) % KEYS),
+            ..Default::default()
+        };
         found += store.range(&req).expect("range").kvs.len();
     }
     let range_secs = start.elapsed().as_secs_f64();
@@ -74,15 +81,25 @@ fn main() {
     // A second revision for every tenth key: what one more revision costs.
     let before = LIVE_BYTES.load(Ordering::Relaxed);
     for i in (0..KEYS).step_by(10) {
-        let req = PutRequest { key: key(i), value: value.clone(), ..Default::default() };
+        let req = PutRequest {
+            key: key(i),
+            value: value.clone(),
+            ..Default::default()
+        };
         store.put(&req, &no_lease).expect("put");
     }
     let per_rev = (LIVE_BYTES.load(Ordering::Relaxed) - before) as f64 / (KEYS / 10) as f64;
 
     println!("keys: {KEYS}, key bytes (mean): {key_bytes}, value bytes: {VALUE_BYTES}");
     println!("puts/s:   {:.0}", KEYS as f64 / put_secs);
-    println!("ranges/s: {:.0} (single key, point lookups)", RANGES as f64 / range_secs);
-    println!("heap bytes per key (1 revision): {:.1}", held as f64 / KEYS as f64);
+    println!(
+        "ranges/s: {:.0} (single key, point lookups)",
+        RANGES as f64 / range_secs
+    );
+    println!(
+        "heap bytes per key (1 revision): {:.1}",
+        held as f64 / KEYS as f64
+    );
     println!(
         "  of which overhead beyond key + value: {:.1}",
         held as f64 / KEYS as f64 - (key_bytes + VALUE_BYTES) as f64

@@ -22,14 +22,23 @@ struct Node {
 fn main() {
     let mut args = std::env::args().skip(1);
     let batch: usize = args.next().map_or(4096, |s| s.parse().expect("batch size"));
-    let total: u64 = args.next().map_or(5_000_000, |s| s.parse().expect("total proposals"));
-    let cs = ConfState { voters: vec![1, 2, 3], ..Default::default() };
+    let total: u64 = args
+        .next()
+        .map_or(5_000_000, |s| s.parse().expect("total proposals"));
+    let cs = ConfState {
+        voters: vec![1, 2, 3],
+        ..Default::default()
+    };
     let mut nodes: Vec<Node> = (1..=3)
         .map(|id| {
             let mut cfg = Config::new(id);
             cfg.inflight_msgs_max = 1024;
             cfg.append_bytes_max = 4 * 1024 * 1024;
-            Node { raw: RawNode::new(cfg, Start::Bootstrap(cs.clone())).expect("valid"), persisted_entries: 0, applied: 0 }
+            Node {
+                raw: RawNode::new(cfg, Start::Bootstrap(cs.clone())).expect("valid"),
+                persisted_entries: 0,
+                applied: 0,
+            }
         })
         .collect();
     let mut queues: Vec<VecDeque<Message>> = vec![VecDeque::new(); 4];
@@ -46,7 +55,10 @@ fn main() {
     let mut proposed = 0u64;
     while proposed < total {
         let n = batch.min((total - proposed) as usize);
-        nodes[0].raw.propose_batch(vec![payload.clone(); n]).expect("leader accepts");
+        nodes[0]
+            .raw
+            .propose_batch(vec![payload.clone(); n])
+            .expect("leader accepts");
         proposed += n as u64;
         pump(&mut nodes, &mut queues);
     }

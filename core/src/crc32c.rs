@@ -25,7 +25,11 @@ const fn build_tables() -> [[u32; 256]; 8] {
         let mut crc = byte as u32;
         let mut bit = 0;
         while bit < 8 {
-            crc = if crc & 1 == 1 { (crc >> 1) ^ POLYNOMIAL_REFLECTED } else { crc >> 1 };
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ POLYNOMIAL_REFLECTED
+            } else {
+                crc >> 1
+            };
             bit += 1;
         }
         tables[0][byte] = crc;
@@ -152,7 +156,11 @@ mod tests {
         for len in [0, 1, 7, 8, 9, 15, 16, 17, 63, 64, 65, 999, 1000] {
             for start in [0, 1, 3] {
                 let part = &data[start..len.max(start)];
-                assert_eq!(extend(0xABCD_EF01, part), reference(0xABCD_EF01, part), "len {len} start {start}");
+                assert_eq!(
+                    extend(0xABCD_EF01, part),
+                    reference(0xABCD_EF01, part),
+                    "len {len} start {start}"
+                );
             }
         }
     }

@@ -52,24 +52,35 @@ pub const KEY_NOT_PROVIDED: EtcdError = err(Code::InvalidArgument, "etcdserver: 
 pub const KEY_NOT_FOUND: EtcdError = err(Code::InvalidArgument, "etcdserver: key not found");
 pub const VALUE_PROVIDED: EtcdError = err(Code::InvalidArgument, "etcdserver: value is provided");
 pub const LEASE_PROVIDED: EtcdError = err(Code::InvalidArgument, "etcdserver: lease is provided");
-pub const TOO_MANY_OPS: EtcdError =
-    err(Code::InvalidArgument, "etcdserver: too many operations in txn request");
-pub const DUPLICATE_KEY: EtcdError =
-    err(Code::InvalidArgument, "etcdserver: duplicate key given in txn request");
+pub const TOO_MANY_OPS: EtcdError = err(
+    Code::InvalidArgument,
+    "etcdserver: too many operations in txn request",
+);
+pub const DUPLICATE_KEY: EtcdError = err(
+    Code::InvalidArgument,
+    "etcdserver: duplicate key given in txn request",
+);
 pub const INVALID_SORT_OPTION: EtcdError = err(Code::InvalidArgument, "etcdserver: invalid sort option");
 pub const REQUEST_TOO_LARGE: EtcdError = err(Code::InvalidArgument, "etcdserver: request is too large");
 pub const MEMBER_BAD_URLS: EtcdError =
     err(Code::InvalidArgument, "etcdserver: given member URLs are invalid");
 
 // OutOfRange
-pub const COMPACTED: EtcdError =
-    err(Code::OutOfRange, "etcdserver: mvcc: required revision has been compacted");
-pub const FUTURE_REV: EtcdError =
-    err(Code::OutOfRange, "etcdserver: mvcc: required revision is a future revision");
+pub const COMPACTED: EtcdError = err(
+    Code::OutOfRange,
+    "etcdserver: mvcc: required revision has been compacted",
+);
+pub const FUTURE_REV: EtcdError = err(
+    Code::OutOfRange,
+    "etcdserver: mvcc: required revision is a future revision",
+);
 pub const LEASE_TTL_TOO_LARGE: EtcdError = err(Code::OutOfRange, "etcdserver: too large lease TTL");
 
 // ResourceExhausted
-pub const NO_SPACE: EtcdError = err(Code::ResourceExhausted, "etcdserver: mvcc: database space exceeded");
+pub const NO_SPACE: EtcdError = err(
+    Code::ResourceExhausted,
+    "etcdserver: mvcc: database space exceeded",
+);
 pub const TOO_MANY_REQUESTS: EtcdError = err(Code::ResourceExhausted, "etcdserver: too many requests");
 
 // NotFound
@@ -79,25 +90,30 @@ pub const MEMBER_NOT_FOUND: EtcdError = err(Code::NotFound, "etcdserver: member 
 // FailedPrecondition
 pub const LEASE_EXISTS: EtcdError = err(Code::FailedPrecondition, "etcdserver: lease already exists");
 pub const MEMBER_EXISTS: EtcdError = err(Code::FailedPrecondition, "etcdserver: member ID already exist");
-pub const PEER_URL_EXISTS: EtcdError =
-    err(Code::FailedPrecondition, "etcdserver: Peer URLs already exists");
+pub const PEER_URL_EXISTS: EtcdError = err(Code::FailedPrecondition, "etcdserver: Peer URLs already exists");
 pub const NOT_ENOUGH_STARTED_MEMBERS: EtcdError = err(
     Code::FailedPrecondition,
     "etcdserver: re-configuration failed due to not enough started members",
 );
-pub const MEMBER_NOT_LEARNER: EtcdError =
-    err(Code::FailedPrecondition, "etcdserver: can only promote a learner member");
+pub const MEMBER_NOT_LEARNER: EtcdError = err(
+    Code::FailedPrecondition,
+    "etcdserver: can only promote a learner member",
+);
 pub const LEARNER_NOT_READY: EtcdError = err(
     Code::FailedPrecondition,
     "etcdserver: can only promote a learner member which is in sync with leader",
 );
-pub const TOO_MANY_LEARNERS: EtcdError =
-    err(Code::FailedPrecondition, "etcdserver: too many learner members in cluster");
+pub const TOO_MANY_LEARNERS: EtcdError = err(
+    Code::FailedPrecondition,
+    "etcdserver: too many learner members in cluster",
+);
 pub const CLUSTER_ID_MISMATCH: EtcdError = err(Code::FailedPrecondition, "etcdserver: cluster ID mismatch");
 pub const NOT_LEADER: EtcdError = err(Code::FailedPrecondition, "etcdserver: not leader");
 pub const NOT_CAPABLE: EtcdError = err(Code::FailedPrecondition, "etcdserver: not capable");
-pub const LEARNER_RPC_NOT_SUPPORTED: EtcdError =
-    err(Code::FailedPrecondition, "etcdserver: rpc not supported for learner");
+pub const LEARNER_RPC_NOT_SUPPORTED: EtcdError = err(
+    Code::FailedPrecondition,
+    "etcdserver: rpc not supported for learner",
+);
 pub const BAD_LEADER_TRANSFEREE: EtcdError =
     err(Code::FailedPrecondition, "etcdserver: bad leader transferee");
 
@@ -131,7 +147,14 @@ mod tests {
 
     #[test]
     fn messages_carry_the_etcdserver_prefix_clients_match_on() {
-        for e in [KEY_NOT_PROVIDED, COMPACTED, FUTURE_REV, LEASE_NOT_FOUND, NO_LEADER, NOT_LEADER] {
+        for e in [
+            KEY_NOT_PROVIDED,
+            COMPACTED,
+            FUTURE_REV,
+            LEASE_NOT_FOUND,
+            NO_LEADER,
+            NOT_LEADER,
+        ] {
             assert!(e.message.starts_with("etcdserver: "), "{e}");
         }
         assert_eq!(COMPACTED.code as i32, 11);

@@ -47,7 +47,15 @@ impl Cluster {
             "members {names}; ttl min {}s; checkpoint every {}ms",
             config.ttl_min_s, config.checkpoint_interval_ms
         );
-        (Cluster { members, leader: None, now_ms: 0, election_ms }, out)
+        (
+            Cluster {
+                members,
+                leader: None,
+                now_ms: 0,
+                election_ms,
+            },
+            out,
+        )
     }
 
     fn member(&mut self, args: &Args) -> Result<&mut Lessor, String> {
@@ -55,7 +63,9 @@ impl Cluster {
             Some(name) => name.to_string(),
             None => self.leader.clone().ok_or("no leader")?,
         };
-        self.members.get_mut(&name).ok_or_else(|| format!("no member {name}"))
+        self.members
+            .get_mut(&name)
+            .ok_or_else(|| format!("no member {name}"))
     }
 
     fn apply_checkpoint(&mut self, checkpoint: Checkpoint) {
@@ -86,8 +96,10 @@ impl Cluster {
                 if target == "none" {
                     format!("t={now} no leader")
                 } else {
-                    let lessor =
-                        self.members.get_mut(&target).ok_or_else(|| format!("no member {target}"))?;
+                    let lessor = self
+                        .members
+                        .get_mut(&target)
+                        .ok_or_else(|| format!("no member {target}"))?;
                     lessor.promote(now, extend);
                     self.leader = Some(target.clone());
                     format!("t={now} {target} leads (extend {extend}ms)")
@@ -114,8 +126,13 @@ impl Cluster {
             "attach" | "detach" => {
                 let id = args.i64("id")?;
                 let key = args.get("key").ok_or("missing key")?.as_bytes().to_vec();
-                let result =
-                    self.replicate(|l| if cmd == "attach" { l.attach(id, &key) } else { l.detach(id, &key) });
+                let result = self.replicate(|l| {
+                    if cmd == "attach" {
+                        l.attach(id, &key)
+                    } else {
+                        l.detach(id, &key)
+                    }
+                });
                 match result {
                     Ok(()) => "ok".to_string(),
                     Err(e) => format!("error: {e}"),
@@ -181,14 +198,20 @@ impl Cluster {
         while self.now_ms < end {
             self.now_ms = (self.now_ms + step).min(end);
             let now = self.now_ms;
-            let Some(leader) = self.leader.clone() else { continue };
+            let Some(leader) = self.leader.clone() else {
+                continue;
+            };
             let lessor = self.members.get_mut(&leader).expect("leader is a member");
             let checkpoints = lessor.checkpoints_due(now);
             let expired = lessor.expired(now);
             for cp in checkpoints {
                 let fate = if apply { "" } else { " (dropped)" };
-                writeln!(out, "t={now} checkpoint id={} remaining={}s{fate}", cp.id, cp.remaining_ttl_s)
-                    .unwrap();
+                writeln!(
+                    out,
+                    "t={now} checkpoint id={} remaining={}s{fate}",
+                    cp.id, cp.remaining_ttl_s
+                )
+                .unwrap();
                 if apply {
                     self.apply_checkpoint(cp);
                 }
@@ -208,7 +231,11 @@ impl Cluster {
     fn state(&self) -> String {
         let mut out = String::new();
         for (name, lessor) in &self.members {
-            let role = if lessor.is_primary() { "primary" } else { "follower" };
+            let role = if lessor.is_primary() {
+                "primary"
+            } else {
+                "follower"
+            };
             write!(out, "{name} ({role}):").unwrap();
             if lessor.leases().is_empty() {
                 out.push_str(" no leases");
@@ -227,7 +254,10 @@ impl Cluster {
 }
 
 fn render_keys(keys: &[Vec<u8>]) -> String {
-    let keys: Vec<String> = keys.iter().map(|k| String::from_utf8_lossy(k).into_owned()).collect();
+    let keys: Vec<String> = keys
+        .iter()
+        .map(|k| String::from_utf8_lossy(k).into_owned())
+        .collect();
     format!("[{}]", keys.join(", "))
 }
 
@@ -248,7 +278,10 @@ impl Args {
     }
 
     fn get(&self, key: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == key).and_then(|(_, v)| v.as_deref())
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .and_then(|(_, v)| v.as_deref())
     }
 
     fn has(&self, key: &str) -> bool {
@@ -293,7 +326,11 @@ fn parse(text: &str, file: &Path) -> Vec<Block> {
         let command = line.to_string();
         match lines.next() {
             Some((_, "----")) => {}
-            _ => panic!("{}:{}: expected ---- after the command", file.display(), number + 1),
+            _ => panic!(
+                "{}:{}: expected ---- after the command",
+                file.display(),
+                number + 1
+            ),
         }
         let mut expected = Vec::new();
         while let Some((_, out)) = lines.next_if(|(_, l)| !l.is_empty()) {
@@ -322,8 +359,11 @@ fn run_file(path: &Path) -> Result<(), String> {
             cluster = Some(c);
             out
         } else {
-            let c = cluster.as_mut().unwrap_or_else(|| panic!("{}: cluster first", path.display()));
-            c.run(words[0], &args).unwrap_or_else(|e| format!("harness error: {e}"))
+            let c = cluster
+                .as_mut()
+                .unwrap_or_else(|| panic!("{}: cluster first", path.display()));
+            c.run(words[0], &args)
+                .unwrap_or_else(|e| format!("harness error: {e}"))
         };
         for comment in &block.comments {
             rewritten.push_str(comment);

@@ -58,7 +58,10 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let mut config = LessorConfig::new(1000);
     config.checkpoint_interval_ms = CHECKPOINT_INTERVAL_MS;
     let mut pair = Pair {
-        members: [Lessor::new(config.clone(), Rng::new(1)), Lessor::new(config, Rng::new(2))],
+        members: [
+            Lessor::new(config.clone(), Rng::new(1)),
+            Lessor::new(config, Rng::new(2)),
+        ],
         leader: 0,
     };
     let mut now: u64 = 0;
@@ -76,7 +79,14 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     assert_eq!(g.ttl_s, ttl_s.max(2), "raised to the 2 s minimum");
                 });
                 let ttl_ms = ttl_s.max(2) as u64 * 1000;
-                model.insert(id, Bounds { ttl_ms, earliest_ms: now + ttl_ms, latest_ms: now + ttl_ms });
+                model.insert(
+                    id,
+                    Bounds {
+                        ttl_ms,
+                        earliest_ms: now + ttl_ms,
+                        latest_ms: now + ttl_ms,
+                    },
+                );
             }
             Op::Renew { pick: i } => {
                 let Some(id) = pick(&model, i) else { continue };

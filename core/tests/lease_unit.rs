@@ -28,7 +28,10 @@ fn populated() -> (Lessor, Vec<u8>) {
     l.attach(1, b"b").unwrap();
     l.attach(1, b"a").unwrap();
     l.attach(-4, b"zz").unwrap();
-    l.apply_checkpoint(Checkpoint { id: -4, remaining_ttl_s: 12 });
+    l.apply_checkpoint(Checkpoint {
+        id: -4,
+        remaining_ttl_s: 12,
+    });
     let bytes = l.to_bytes();
     (l, bytes)
 }
@@ -66,7 +69,9 @@ fn grant_id_zero_is_not_found() {
 #[test]
 fn grant_ttl_too_large() {
     let (mut l, _) = populated();
-    assert_rejects(&mut l, error::LEASE_TTL_TOO_LARGE, |l| l.grant(2, LEASE_TTL_MAX_S + 1, 0));
+    assert_rejects(&mut l, error::LEASE_TTL_TOO_LARGE, |l| {
+        l.grant(2, LEASE_TTL_MAX_S + 1, 0)
+    });
     assert_eq!(l.grant(2, LEASE_TTL_MAX_S, 0).unwrap().ttl_s, LEASE_TTL_MAX_S);
 }
 
@@ -115,7 +120,10 @@ fn time_to_live_of_unknown_is_minus_one() {
 #[test]
 fn apply_checkpoint_of_unknown_lease_is_ignored() {
     let (mut l, bytes) = populated();
-    l.apply_checkpoint(Checkpoint { id: 77, remaining_ttl_s: 5 });
+    l.apply_checkpoint(Checkpoint {
+        id: 77,
+        remaining_ttl_s: 5,
+    });
     assert_eq!(l.to_bytes(), bytes);
 }
 
@@ -171,11 +179,26 @@ fn choose_id_clears_the_sign_and_avoids_zero_and_duplicates() {
 fn config_validation() {
     assert_eq!(LessorConfig::new(1000).validate(), Ok(()));
     let broken = [
-        LessorConfig { ttl_min_s: 0, ..config() },
-        LessorConfig { checkpoint_interval_ms: 0, ..config() },
-        LessorConfig { expired_per_call_max: 0, ..config() },
-        LessorConfig { checkpoints_per_call_max: 0, ..config() },
-        LessorConfig { expired_retry_ms: 0, ..config() },
+        LessorConfig {
+            ttl_min_s: 0,
+            ..config()
+        },
+        LessorConfig {
+            checkpoint_interval_ms: 0,
+            ..config()
+        },
+        LessorConfig {
+            expired_per_call_max: 0,
+            ..config()
+        },
+        LessorConfig {
+            checkpoints_per_call_max: 0,
+            ..config()
+        },
+        LessorConfig {
+            expired_retry_ms: 0,
+            ..config()
+        },
     ];
     for c in broken {
         assert!(c.validate().is_err(), "{c:?}");
@@ -231,21 +254,39 @@ fn snapshot_rejections() {
     huge[1..5].copy_from_slice(&u32::MAX.to_le_bytes());
     assert_eq!(
         decode_error(&huge),
-        SnapshotError { offset: 1, reason: "count larger than the remaining bytes" }
+        SnapshotError {
+            offset: 1,
+            reason: "count larger than the remaining bytes"
+        }
     );
 
     // Leases are written -4 then 1; the first ID is at byte 5.
     let mut unordered = bytes.clone();
     unordered[5..13].copy_from_slice(&7i64.to_le_bytes());
-    assert_eq!(decode_error(&unordered).reason, "lease IDs not strictly ascending");
+    assert_eq!(
+        decode_error(&unordered).reason,
+        "lease IDs not strictly ascending"
+    );
 
     let mut zero = bytes.clone();
     zero[5..13].copy_from_slice(&0i64.to_le_bytes());
-    assert_eq!(decode_error(&zero), SnapshotError { offset: 5, reason: "lease ID 0" });
+    assert_eq!(
+        decode_error(&zero),
+        SnapshotError {
+            offset: 5,
+            reason: "lease ID 0"
+        }
+    );
 
     let mut ttl = bytes.clone();
     ttl[13..21].copy_from_slice(&0i64.to_le_bytes());
-    assert_eq!(decode_error(&ttl), SnapshotError { offset: 13, reason: "TTL out of range" });
+    assert_eq!(
+        decode_error(&ttl),
+        SnapshotError {
+            offset: 13,
+            reason: "TTL out of range"
+        }
+    );
 
     let mut remaining = bytes.clone();
     remaining[21..29].copy_from_slice(&31i64.to_le_bytes());
@@ -300,9 +341,24 @@ fn checkpoints_are_bounded_per_call_and_skip_fresh_leases() {
     let first = l.checkpoints_due(5_000);
     assert_eq!(
         first,
-        vec![Checkpoint { id: 1, remaining_ttl_s: 55 }, Checkpoint { id: 2, remaining_ttl_s: 55 }]
+        vec![
+            Checkpoint {
+                id: 1,
+                remaining_ttl_s: 55
+            },
+            Checkpoint {
+                id: 2,
+                remaining_ttl_s: 55
+            }
+        ]
     );
-    assert_eq!(l.checkpoints_due(5_000), vec![Checkpoint { id: 3, remaining_ttl_s: 55 }]);
+    assert_eq!(
+        l.checkpoints_due(5_000),
+        vec![Checkpoint {
+            id: 3,
+            remaining_ttl_s: 55
+        }]
+    );
     assert!(l.checkpoints_due(5_000).is_empty());
     // A lease renewed just before its check has lost nothing worth recording.
     l.renew(1, 9_999).unwrap();
@@ -311,7 +367,16 @@ fn checkpoints_are_bounded_per_call_and_skip_fresh_leases() {
     // Earliest due first: lease 3 was due at 10 s, lease 2 at 14 s.
     assert_eq!(
         due,
-        vec![Checkpoint { id: 3, remaining_ttl_s: 46 }, Checkpoint { id: 2, remaining_ttl_s: 55 }]
+        vec![
+            Checkpoint {
+                id: 3,
+                remaining_ttl_s: 46
+            },
+            Checkpoint {
+                id: 2,
+                remaining_ttl_s: 55
+            }
+        ]
     );
     l.check_invariants();
 }
@@ -322,10 +387,22 @@ fn a_renewal_asks_for_a_full_checkpoint_only_after_a_partial_one() {
     l.grant(1, 60, 0).unwrap();
     assert_eq!(l.renew(1, 1_000).unwrap().checkpoint, None);
     let cp = l.checkpoints_due(6_000);
-    assert_eq!(cp, vec![Checkpoint { id: 1, remaining_ttl_s: 55 }]);
+    assert_eq!(
+        cp,
+        vec![Checkpoint {
+            id: 1,
+            remaining_ttl_s: 55
+        }]
+    );
     // Proposed but not yet applied: the renewal must still override it.
     let renewal = l.renew(1, 7_000).unwrap();
-    assert_eq!(renewal.checkpoint, Some(Checkpoint { id: 1, remaining_ttl_s: 60 }));
+    assert_eq!(
+        renewal.checkpoint,
+        Some(Checkpoint {
+            id: 1,
+            remaining_ttl_s: 60
+        })
+    );
     // The older checkpoint commits first, then the renewal's.
     l.apply_checkpoint(cp[0]);
     l.apply_checkpoint(renewal.checkpoint.unwrap());

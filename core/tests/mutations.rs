@@ -53,7 +53,10 @@ fn commit_previous_term_breaks_the_figure8_rule() {
         st.commit
     });
     assert_eq!(clean, 2, "correct code waits for a current-term entry");
-    assert_eq!(mutated, 3, "the mutation commits the term-2 entry by counting replicas");
+    assert_eq!(
+        mutated, 3,
+        "the mutation commits the term-2 entry by counting replicas"
+    );
 }
 
 /// commit-without-quorum: a leader cut off from everyone still commits a proposal.
@@ -72,10 +75,19 @@ fn commit_without_quorum_commits_alone() {
              stabilize 1",
         );
         let st = c.nodes[&1].raw.status();
-        (st.commit, c.nodes[&1].storage.entries.last().map(|e| e.index).unwrap_or(0))
+        (
+            st.commit,
+            c.nodes[&1].storage.entries.last().map(|e| e.index).unwrap_or(0),
+        )
     });
-    assert!(clean.0 < clean.1, "correct code leaves the cut-off proposal uncommitted: {clean:?}");
-    assert_eq!(mutated.0, mutated.1, "the mutation commits it without a quorum: {mutated:?}");
+    assert!(
+        clean.0 < clean.1,
+        "correct code leaves the cut-off proposal uncommitted: {clean:?}"
+    );
+    assert_eq!(
+        mutated.0, mutated.1,
+        "the mutation commits it without a quorum: {mutated:?}"
+    );
 }
 
 /// read-index-without-quorum: a partitioned leader answers a read at once.
@@ -130,12 +142,19 @@ fn read_index_before_first_commit_serves_a_fresh_leader() {
         let mut heartbeats = 0;
         while raw.has_ready() {
             let rd = raw.ready();
-            heartbeats += rd.messages.iter().filter(|m| m.r#type() == MessageType::MsgHeartbeat && !m.context.is_empty()).count();
+            heartbeats += rd
+                .messages
+                .iter()
+                .filter(|m| m.r#type() == MessageType::MsgHeartbeat && !m.context.is_empty())
+                .count();
             raw.advance(rd.number);
         }
         heartbeats
     });
-    assert_eq!(clean, 0, "correct code holds the read until the leader commits in its term");
+    assert_eq!(
+        clean, 0,
+        "correct code holds the read until the leader commits in its term"
+    );
     assert!(mutated > 0, "the mutation starts the read round at once");
 }
 
@@ -144,7 +163,8 @@ fn read_index_before_first_commit_serves_a_fresh_leader() {
 #[test]
 fn skip_must_sync_on_term_change_leaves_the_vote_unsynced() {
     let (clean, mutated) = without_and_with(Mutation::SkipMustSyncOnTermChange, || {
-        let mut raw = RawNode::new(test_config(1), Start::Bootstrap(conf_state(&[1, 2, 3], &[]))).expect("node");
+        let mut raw =
+            RawNode::new(test_config(1), Start::Bootstrap(conf_state(&[1, 2, 3], &[]))).expect("node");
         while raw.has_ready() {
             let rd = raw.ready();
             raw.advance(rd.number);
@@ -161,7 +181,11 @@ fn skip_must_sync_on_term_change_leaves_the_vote_unsynced() {
 }
 
 fn member(id: u64) -> Member {
-    Member { id, peer_ur_ls: vec![format!("http://n{id}:2380")], ..Default::default() }
+    Member {
+        id,
+        peer_ur_ls: vec![format!("http://n{id}:2380")],
+        ..Default::default()
+    }
 }
 
 /// vote-before-persist: a member's vote reply leaves before the Persist that
@@ -178,13 +202,24 @@ fn vote_before_persist_sends_the_vote_ahead_of_the_disk() {
                 node.handle(Input::Persisted { ready_number });
             }
         }
-        let mut vote = Message { from: 1, to: 2, term: 2, index: 1, log_term: 1, ..Default::default() };
+        let mut vote = Message {
+            from: 1,
+            to: 2,
+            term: 2,
+            index: 1,
+            log_term: 1,
+            ..Default::default()
+        };
         vote.set_type(MessageType::MsgVote);
         node.handle(Input::Peer(PeerMessage::Raft(vote)));
         // Everything out before any Persisted answer: no vote reply may be there.
         let mut early_votes = 0;
         while let Some(out) = node.poll() {
-            if let Output::Send { message: PeerMessage::Raft(m), .. } = out {
+            if let Output::Send {
+                message: PeerMessage::Raft(m),
+                ..
+            } = out
+            {
                 if m.r#type() == MessageType::MsgVoteResp && !m.reject {
                     early_votes += 1;
                 }
@@ -192,7 +227,10 @@ fn vote_before_persist_sends_the_vote_ahead_of_the_disk() {
         }
         early_votes
     });
-    assert_eq!(clean, 0, "correct code holds the vote reply until the vote is durable");
+    assert_eq!(
+        clean, 0,
+        "correct code holds the vote reply until the vote is durable"
+    );
     assert_eq!(mutated, 1, "the mutation sends it at once");
 }
 
@@ -203,11 +241,19 @@ fn watch_resumes_late_skips_the_start_revision() {
         let mut store = Store::default();
         let mut hub = Hub::default();
         for v in ["1", "2", "3"] {
-            let put = PutRequest { key: b"a".to_vec(), value: v.into(), ..Default::default() };
+            let put = PutRequest {
+                key: b"a".to_vec(),
+                value: v.into(),
+                ..Default::default()
+            };
             let applied = store.put(&put, &|_| false).expect("put");
             hub.on_events(&applied.events);
         }
-        let req = WatchCreateRequest { key: b"a".to_vec(), start_revision: 2, ..Default::default() };
+        let req = WatchCreateRequest {
+            key: b"a".to_vec(),
+            start_revision: 2,
+            ..Default::default()
+        };
         let id = hub.create(1, &req, store.revision()).expect("created");
         hub.sync(&store);
         std::iter::from_fn(|| hub.poll(1))

@@ -6,8 +6,8 @@ use detcd_core::error::{self, EtcdError};
 use detcd_core::mvcc::{Applied, Store, StoreConfig};
 use detcd_proto::etcdserverpb::{
     compare::TargetUnion, request_op::Request, response_op::Response, CompactionRequest, Compare,
-    DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse, RangeRequest, RangeResponse,
-    RequestOp, ResponseHeader, ResponseOp, TxnRequest, TxnResponse,
+    DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse, RangeRequest, RangeResponse, RequestOp,
+    ResponseHeader, ResponseOp, TxnRequest, TxnResponse,
 };
 use detcd_proto::mvccpb::{Event, KeyValue};
 use proptest::prelude::*;
@@ -40,7 +40,10 @@ struct Model {
 }
 
 fn hdr(revision: i64) -> Option<ResponseHeader> {
-    Some(ResponseHeader { revision, ..Default::default() })
+    Some(ResponseHeader {
+        revision,
+        ..Default::default()
+    })
 }
 
 fn contains(key: &[u8], end: &[u8], k: &[u8]) -> bool {
@@ -55,13 +58,22 @@ fn contains(key: &[u8], end: &[u8], k: &[u8]) -> bool {
 
 impl Model {
     fn new() -> Self {
-        Model { writes: Vec::new(), current: 1, compacted: -1 }
+        Model {
+            writes: Vec::new(),
+            current: 1,
+            compacted: -1,
+        }
     }
 
     /// The key as of `rev`, by replaying its writes up to there.
     fn kv_at(&self, key: &[u8], rev: i64, pending: &[Write]) -> Option<KeyValue> {
         let mut kv: Option<KeyValue> = None;
-        for w in self.writes.iter().chain(pending).filter(|w| w.key == key && w.main <= rev) {
+        for w in self
+            .writes
+            .iter()
+            .chain(pending)
+            .filter(|w| w.key == key && w.main <= rev)
+        {
             kv = match (&w.put, kv) {
                 (None, _) => None,
                 (Some((value, lease)), prev) => Some(KeyValue {
@@ -78,8 +90,13 @@ impl Model {
     }
 
     fn live(&self, key: &[u8], end: &[u8], rev: i64, pending: &[Write]) -> Vec<KeyValue> {
-        let mut keys: Vec<Vec<u8>> =
-            self.writes.iter().chain(pending).map(|w| w.key.clone()).filter(|k| contains(key, end, k)).collect();
+        let mut keys: Vec<Vec<u8>> = self
+            .writes
+            .iter()
+            .chain(pending)
+            .map(|w| w.key.clone())
+            .filter(|k| contains(key, end, k))
+            .collect();
         keys.sort();
         keys.dedup();
         keys.iter().filter_map(|k| self.kv_at(k, rev, pending)).collect()
@@ -115,7 +132,11 @@ impl Model {
                 && (r.max_create_revision == 0 || kv.create_revision <= r.max_create_revision)
                 && (r.min_create_revision == 0 || kv.create_revision >= r.min_create_revision)
         });
-        let order = if r.sort_order == 0 && r.sort_target != 0 { 1 } else { r.sort_order };
+        let order = if r.sort_order == 0 && r.sort_target != 0 {
+            1
+        } else {
+            r.sort_order
+        };
         if order != 0 {
             kvs.sort_by(|a, b| {
                 let o = match r.sort_target {
@@ -139,7 +160,12 @@ impl Model {
         if r.keys_only {
             kvs.iter_mut().for_each(|kv| kv.value.clear());
         }
-        Ok(RangeResponse { header: hdr(cur), kvs, more, count })
+        Ok(RangeResponse {
+            header: hdr(cur),
+            kvs,
+            more,
+            count,
+        })
     }
 
     fn check_range(r: &RangeRequest) -> Result<(), EtcdError> {
@@ -166,25 +192,62 @@ impl Model {
 
     /// Puts and deletes applied to `pending`, revisions after `self.current`.
     fn do_put(&self, p: &PutRequest, pending: &mut Vec<Write>) -> Result<PutResponse, EtcdError> {
-        let read = if pending.is_empty() { self.current } else { self.current + 1 };
+        let read = if pending.is_empty() {
+            self.current
+        } else {
+            self.current + 1
+        };
         let prev = self.kv_at(&p.key, read, pending);
         if (p.ignore_value || p.ignore_lease) && prev.is_none() {
             return Err(error::KEY_NOT_FOUND);
         }
-        let value = if p.ignore_value { prev.as_ref().unwrap().value.clone() } else { p.value.clone() };
-        let lease = if p.ignore_lease { prev.as_ref().unwrap().lease } else { p.lease };
-        pending.push(Write { main: self.current + 1, sub: pending.len() as i64, key: p.key.clone(), put: Some((value, lease)) });
-        Ok(PutResponse { header: hdr(self.current + 1), prev_kv: if p.prev_kv { prev } else { None } })
+        let value = if p.ignore_value {
+            prev.as_ref().unwrap().value.clone()
+        } else {
+            p.value.clone()
+        };
+        let lease = if p.ignore_lease {
+            prev.as_ref().unwrap().lease
+        } else {
+            p.lease
+        };
+        pending.push(Write {
+            main: self.current + 1,
+            sub: pending.len() as i64,
+            key: p.key.clone(),
+            put: Some((value, lease)),
+        });
+        Ok(PutResponse {
+            header: hdr(self.current + 1),
+            prev_kv: if p.prev_kv { prev } else { None },
+        })
     }
 
     fn do_delete(&self, d: &DeleteRangeRequest, pending: &mut Vec<Write>) -> DeleteRangeResponse {
-        let read = if pending.is_empty() { self.current } else { self.current + 1 };
+        let read = if pending.is_empty() {
+            self.current
+        } else {
+            self.current + 1
+        };
         let live = self.live(&d.key, &d.range_end, read, pending);
         for kv in &live {
-            pending.push(Write { main: self.current + 1, sub: pending.len() as i64, key: kv.key.clone(), put: None });
+            pending.push(Write {
+                main: self.current + 1,
+                sub: pending.len() as i64,
+                key: kv.key.clone(),
+                put: None,
+            });
         }
-        let rev = if pending.is_empty() { self.current } else { self.current + 1 };
-        DeleteRangeResponse { header: hdr(rev), deleted: live.len() as i64, prev_kvs: if d.prev_kv { live } else { vec![] } }
+        let rev = if pending.is_empty() {
+            self.current
+        } else {
+            self.current + 1
+        };
+        DeleteRangeResponse {
+            header: hdr(rev),
+            deleted: live.len() as i64,
+            prev_kvs: if d.prev_kv { live } else { vec![] },
+        }
     }
 
     fn events(&self, pending: &[Write]) -> Vec<Event> {
@@ -196,9 +259,17 @@ impl Model {
                 let prev = self.kv_at(&w.key, self.current, &[]);
                 let kv = match &w.put {
                     Some(_) => self.kv_at(&w.key, w.main, &pending[..=i]).unwrap(),
-                    None => KeyValue { key: w.key.clone(), mod_revision: w.main, ..Default::default() },
+                    None => KeyValue {
+                        key: w.key.clone(),
+                        mod_revision: w.main,
+                        ..Default::default()
+                    },
                 };
-                Event { r#type: if w.put.is_some() { 0 } else { 1 }, kv: Some(kv), prev_kv: prev }
+                Event {
+                    r#type: if w.put.is_some() { 0 } else { 1 },
+                    kv: Some(kv),
+                    prev_kv: prev,
+                }
             })
             .collect()
     }
@@ -263,7 +334,13 @@ impl Model {
     /// deleted. A delete with end "\0" is invisible to the rule, as in etcd.
     fn branch_keys(ops: &[RequestOp]) -> Result<(Vec<Vec<u8>>, Vec<Span>), EtcdError> {
         let deleted = |dels: &[Span], k: &[u8]| {
-            dels.iter().any(|(key, end)| if end.is_empty() { key == k } else { key.as_slice() <= k && k < end.as_slice() })
+            dels.iter().any(|(key, end)| {
+                if end.is_empty() {
+                    key == k
+                } else {
+                    key.as_slice() <= k && k < end.as_slice()
+                }
+            })
         };
         let mut dels: Vec<Span> = ops
             .iter()
@@ -274,7 +351,9 @@ impl Model {
             .collect();
         let mut puts: Vec<Vec<u8>> = Vec::new();
         for op in ops {
-            let Request::RequestTxn(n) = op.request.as_ref().unwrap() else { continue };
+            let Request::RequestTxn(n) = op.request.as_ref().unwrap() else {
+                continue;
+            };
             let (then_puts, then_dels) = Self::branch_keys(&n.success)?;
             let (else_puts, else_dels) = Self::branch_keys(&n.failure)?;
             for k in &then_puts {
@@ -295,7 +374,9 @@ impl Model {
             dels.extend(else_dels);
         }
         for op in ops {
-            let Request::RequestPut(p) = op.request.as_ref().unwrap() else { continue };
+            let Request::RequestPut(p) = op.request.as_ref().unwrap() else {
+                continue;
+            };
             if puts.contains(&p.key) || deleted(&dels, &p.key) {
                 return Err(error::DUPLICATE_KEY);
             }
@@ -335,7 +416,11 @@ impl Model {
         let ok = t.compare.iter().all(|c| self.compare(c));
         let mut responses = Vec::new();
         for op in if ok { &t.success } else { &t.failure } {
-            let read = if pending.is_empty() { self.current } else { self.current + 1 };
+            let read = if pending.is_empty() {
+                self.current
+            } else {
+                self.current + 1
+            };
             let resp = match op.request.as_ref().unwrap() {
                 Request::RequestRange(r) => Response::ResponseRange(self.range(r, read, pending)?),
                 Request::RequestPut(p) => Response::ResponsePut(self.do_put(p, pending)?),
@@ -344,7 +429,11 @@ impl Model {
             };
             responses.push(ResponseOp { response: Some(resp) });
         }
-        Ok(TxnResponse { header: hdr(0), succeeded: ok, responses })
+        Ok(TxnResponse {
+            header: hdr(0),
+            succeeded: ok,
+            responses,
+        })
     }
 
     fn txn(&mut self, t: &TxnRequest) -> Result<Applied<TxnResponse>, EtcdError> {
@@ -354,7 +443,11 @@ impl Model {
         self.check_taken(t)?;
         let mut pending = Vec::new();
         let mut response = self.exec(t, &mut pending)?;
-        response.header = hdr(if pending.is_empty() { self.current } else { self.current + 1 });
+        response.header = hdr(if pending.is_empty() {
+            self.current
+        } else {
+            self.current + 1
+        });
         let events = self.events(&pending);
         self.commit(pending);
         Ok(Applied { response, events })
@@ -362,7 +455,9 @@ impl Model {
 
     fn apply(&mut self, op: &Op) -> Outcome {
         match op {
-            Op::Range(r) => Outcome::Range(Self::check_range(r).and_then(|_| self.range(r, self.current, &[]))),
+            Op::Range(r) => {
+                Outcome::Range(Self::check_range(r).and_then(|_| self.range(r, self.current, &[])))
+            }
             Op::Put(p) => Outcome::Put((|| {
                 Self::check_put(p)?;
                 if p.lease != 0 && !lease_exists(p.lease) {
@@ -422,7 +517,12 @@ fn apply_store(store: &mut Store, op: &Op) -> Outcome {
         Op::Delete(d) => Outcome::Delete(store.delete_range(d)),
         Op::Txn(t) => Outcome::Txn(store.txn(t, &lease_exists)),
         Op::Compact(rev) => Outcome::Compact(
-            store.compact(&CompactionRequest { revision: *rev, physical: false }).map(|r| r.header.unwrap().revision),
+            store
+                .compact(&CompactionRequest {
+                    revision: *rev,
+                    physical: false,
+                })
+                .map(|r| r.header.unwrap().revision),
         ),
     }
 }
@@ -461,21 +561,25 @@ fn range_req() -> impl Strategy<Value = RangeRequest> {
         prop_oneof![4 => Just(false), 1 => Just(true)],
         prop::array::uniform4(prop_oneof![3 => Just(0i64), 1 => 1i64..12]),
     )
-        .prop_map(|((key, range_end), limit, revision, sort_order, sort_target, keys_only, count_only, mm)| RangeRequest {
-            key,
-            range_end,
-            limit,
-            revision,
-            sort_order,
-            sort_target,
-            keys_only,
-            count_only,
-            min_mod_revision: mm[0],
-            max_mod_revision: mm[1],
-            min_create_revision: mm[2],
-            max_create_revision: mm[3],
-            ..Default::default()
-        })
+        .prop_map(
+            |((key, range_end), limit, revision, sort_order, sort_target, keys_only, count_only, mm)| {
+                RangeRequest {
+                    key,
+                    range_end,
+                    limit,
+                    revision,
+                    sort_order,
+                    sort_target,
+                    keys_only,
+                    count_only,
+                    min_mod_revision: mm[0],
+                    max_mod_revision: mm[1],
+                    min_create_revision: mm[2],
+                    max_create_revision: mm[3],
+                    ..Default::default()
+                }
+            },
+        )
 }
 
 fn put_req() -> impl Strategy<Value = PutRequest> {
@@ -487,23 +591,36 @@ fn put_req() -> impl Strategy<Value = PutRequest> {
         prop_oneof![5 => Just(false), 1 => Just(true)],
         prop_oneof![5 => Just(false), 1 => Just(true)],
     )
-        .prop_map(|(key, value, lease, prev_kv, ignore_value, ignore_lease)| PutRequest {
-            key,
-            value: value.as_bytes().to_vec(),
-            lease,
-            prev_kv,
-            ignore_value,
-            ignore_lease,
-        })
+        .prop_map(
+            |(key, value, lease, prev_kv, ignore_value, ignore_lease)| PutRequest {
+                key,
+                value: value.as_bytes().to_vec(),
+                lease,
+                prev_kv,
+                ignore_value,
+                ignore_lease,
+            },
+        )
 }
 
 fn delete_req() -> impl Strategy<Value = DeleteRangeRequest> {
-    (key_and_end(), any::<bool>()).prop_map(|((key, range_end), prev_kv)| DeleteRangeRequest { key, range_end, prev_kv })
+    (key_and_end(), any::<bool>()).prop_map(|((key, range_end), prev_kv)| DeleteRangeRequest {
+        key,
+        range_end,
+        prev_kv,
+    })
 }
 
 fn compare() -> impl Strategy<Value = Compare> {
-    (key_and_end(), 0i32..4, 0i32..5, 0i64..8, prop::sample::select(vec!["", "x", "y"]), any::<bool>()).prop_map(
-        |((key, range_end), result, target, n, v, matching)| {
+    (
+        key_and_end(),
+        0i32..4,
+        0i32..5,
+        0i64..8,
+        prop::sample::select(vec!["", "x", "y"]),
+        any::<bool>(),
+    )
+        .prop_map(|((key, range_end), result, target, n, v, matching)| {
             let union = match (target, matching) {
                 (_, false) => Some(TargetUnion::Version(n)),
                 (0, _) => Some(TargetUnion::Version(n)),
@@ -512,9 +629,14 @@ fn compare() -> impl Strategy<Value = Compare> {
                 (3, _) => Some(TargetUnion::Value(v.as_bytes().to_vec())),
                 _ => Some(TargetUnion::Lease(n)),
             };
-            Compare { result, target, key, range_end, target_union: union }
-        },
-    )
+            Compare {
+                result,
+                target,
+                key,
+                range_end,
+                target_union: union,
+            }
+        })
 }
 
 fn leaf_op() -> impl Strategy<Value = RequestOp> {
@@ -532,7 +654,11 @@ fn txn_req() -> impl Strategy<Value = TxnRequest> {
         prop::collection::vec(leaf_op(), 0..4),
         prop::collection::vec(leaf_op(), 0..3),
     )
-        .prop_map(|(compare, success, failure)| TxnRequest { compare, success, failure });
+        .prop_map(|(compare, success, failure)| TxnRequest {
+            compare,
+            success,
+            failure,
+        });
     leaf.prop_recursive(2, 8, 3, |inner| {
         (
             prop::collection::vec(compare(), 0..3),

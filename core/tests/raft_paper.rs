@@ -9,7 +9,13 @@ use support::script::run_script;
 use support::{Cluster, FIGURE8_SCRIPT};
 
 fn shape(nodes: u64) -> RunShape {
-    RunShape { nodes, steps: 3000, pre_vote: false, check_quorum: false, churn: false }
+    RunShape {
+        nodes,
+        steps: 3000,
+        pre_vote: false,
+        check_quorum: false,
+        churn: false,
+    }
 }
 
 /// Election Safety: at most one leader can be elected in a given term.
@@ -17,12 +23,22 @@ fn shape(nodes: u64) -> RunShape {
 fn election_safety() {
     let mut terms_with_leader = 0;
     for seed in 0..12 {
-        let c = random_run(seed, RunShape { pre_vote: seed % 2 == 0, check_quorum: seed % 3 == 0, ..shape(3 + seed % 3) });
+        let c = random_run(
+            seed,
+            RunShape {
+                pre_vote: seed % 2 == 0,
+                check_quorum: seed % 3 == 0,
+                ..shape(3 + seed % 3)
+            },
+        );
         // `random_run` asserts one leader per term after every action.
         terms_with_leader += c.leaders.len();
     }
     // Make sure the runs actually exercised elections.
-    assert!(terms_with_leader >= 12, "only {terms_with_leader} terms had a leader");
+    assert!(
+        terms_with_leader >= 12,
+        "only {terms_with_leader} terms had a leader"
+    );
 }
 
 /// Log Matching: if two logs contain an entry with the same index and term, the
@@ -74,15 +90,26 @@ fn current_term_commit_rule_figure8() {
     assert_eq!((leader.role, leader.term), (Role::Leader, 4));
     // "old" (index 3, term 2) is on 1, 2 and 3: a majority of five.
     for id in [1, 2, 3] {
-        let e = c.nodes[&id].storage.entries.iter().find(|e| e.index == 3).expect("index 3");
+        let e = c.nodes[&id]
+            .storage
+            .entries
+            .iter()
+            .find(|e| e.index == 3)
+            .expect("index 3");
         assert_eq!((e.term, e.data.as_slice()), (2, b"old".as_slice()), "node {id}");
     }
     assert_eq!(leader.progress[&3].matched, 3);
-    assert_eq!(leader.commit, 2, "an old-term entry must not commit by counting replicas");
+    assert_eq!(
+        leader.commit, 2,
+        "an old-term entry must not commit by counting replicas"
+    );
 
     run_script(&mut c, "stabilize 1 2 3");
     let leader = c.nodes[&1].raw.status();
-    assert_eq!(leader.commit, 4, "the current-term entry commits, and the old one with it");
+    assert_eq!(
+        leader.commit, 4,
+        "the current-term entry commits, and the old one with it"
+    );
 }
 
 /// 5.4.1 Election restriction: a candidate whose log is behind a majority cannot

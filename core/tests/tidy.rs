@@ -9,20 +9,38 @@ const BANNED: &[(&str, &str)] = &[
     ("std::time", "time is a parameter (now_ms, ticks), never read"),
     ("Instant", "time is a parameter (now_ms, ticks), never read"),
     ("SystemTime", "time is a parameter (now_ms, ticks), never read"),
-    ("thread_rng", "randomness comes from the node's seeded core::rng::Rng"),
+    (
+        "thread_rng",
+        "randomness comes from the node's seeded core::rng::Rng",
+    ),
     ("OsRng", "randomness comes from the node's seeded core::rng::Rng"),
-    ("getrandom", "randomness comes from the node's seeded core::rng::Rng"),
-    ("from_entropy", "randomness comes from the node's seeded core::rng::Rng"),
+    (
+        "getrandom",
+        "randomness comes from the node's seeded core::rng::Rng",
+    ),
+    (
+        "from_entropy",
+        "randomness comes from the node's seeded core::rng::Rng",
+    ),
     ("RandomState", "hash seeds from the OS make iteration order vary"),
     ("std::fs", "core does no I/O; the driver does"),
     ("std::net", "core does no I/O; the driver does"),
     ("std::io::stdin", "core does no I/O; the driver does"),
     ("std::process", "core does no I/O; the driver does"),
     ("std::thread", "core is single-threaded and driven from outside"),
-    ("std::env", "configuration arrives as parameters, not from the environment"),
+    (
+        "std::env",
+        "configuration arrives as parameters, not from the environment",
+    ),
     ("tokio", "core knows no runtime"),
-    ("HashMap", "iteration order must not reach an output: use BTreeMap"),
-    ("HashSet", "iteration order must not reach an output: use BTreeSet"),
+    (
+        "HashMap",
+        "iteration order must not reach an output: use BTreeMap",
+    ),
+    (
+        "HashSet",
+        "iteration order must not reach an output: use BTreeSet",
+    ),
 ];
 
 /// One banned name found in one file.
@@ -42,7 +60,12 @@ fn scan_text(file: &Path, text: &str) -> Vec<Violation> {
     for (number, line) in text.lines().enumerate() {
         for &(name, reason) in BANNED {
             if contains_identifier(line, name) {
-                found.push(Violation { file: file.to_path_buf(), line: number + 1, name, reason });
+                found.push(Violation {
+                    file: file.to_path_buf(),
+                    line: number + 1,
+                    name,
+                    reason,
+                });
             }
         }
     }
@@ -89,7 +112,11 @@ fn core_sources_use_no_banned_names() {
         .iter()
         .map(|v| format!("{}:{}: `{}`: {}", v.file.display(), v.line, v.name, v.reason))
         .collect();
-    assert!(report.is_empty(), "banned names in core/src:\n{}", report.join("\n"));
+    assert!(
+        report.is_empty(),
+        "banned names in core/src:\n{}",
+        report.join("\n")
+    );
 }
 
 #[test]
@@ -110,7 +137,10 @@ fn tidy_matches_whole_identifiers_only() {
     let f = Path::new("x.rs");
     assert!(scan_text(f, "let instantiate = Instantiated::new();").is_empty());
     assert!(scan_text(f, "use std::collections::BTreeMap;").is_empty());
-    assert_eq!(scan_text(f, "let m: HashMap<u8, u8> = Default::default();").len(), 1);
+    assert_eq!(
+        scan_text(f, "let m: HashMap<u8, u8> = Default::default();").len(),
+        1
+    );
     assert_eq!(scan_text(f, "let r = rand::thread_rng();").len(), 1);
     assert_eq!(scan_text(f, "tokio::spawn(x)").len(), 1);
 }

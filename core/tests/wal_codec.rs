@@ -11,7 +11,12 @@ use detcd_proto::walpb::Snapshot;
 use proptest::prelude::*;
 
 fn entry(index: u64, term: u64, data_len: usize) -> Entry {
-    Entry { r#type: 0, term, index, data: (0..data_len).map(|i| (i % 251) as u8 + 1).collect() }
+    Entry {
+        r#type: 0,
+        term,
+        index,
+        data: (0..data_len).map(|i| (i % 251) as u8 + 1).collect(),
+    }
 }
 
 /// A segment's worth of records, the kinds mixed, payload sizes varied so that
@@ -20,17 +25,28 @@ fn sample_records() -> Vec<Record> {
     let mut records = vec![
         Record::Crc(0),
         Record::Metadata(b"member=1 cluster=9".to_vec()),
-        Record::HardState(HardState { term: 1, vote: 1, commit: 0 }),
+        Record::HardState(HardState {
+            term: 1,
+            vote: 1,
+            commit: 0,
+        }),
         Record::Snapshot(Snapshot {
             index: 0,
             term: 0,
-            conf_state: Some(ConfState { voters: vec![1, 2, 3], ..Default::default() }),
+            conf_state: Some(ConfState {
+                voters: vec![1, 2, 3],
+                ..Default::default()
+            }),
         }),
     ];
     for index in 1..=9 {
         records.push(Record::Entry(entry(index, 1, index as usize * 7)));
     }
-    records.push(Record::HardState(HardState { term: 1, vote: 1, commit: 9 }));
+    records.push(Record::HardState(HardState {
+        term: 1,
+        vote: 1,
+        commit: 9,
+    }));
     records.push(Record::Metadata(Vec::new()));
     records
 }
@@ -107,10 +123,15 @@ fn writing_into_a_mapped_slice() {
     let needed = frame_bytes(big.payload().len());
     assert_eq!(
         encoder.write(&big, &mut segment[at..]),
-        Err(EncodeError::NoSpace { needed, available: 128 - at })
+        Err(EncodeError::NoSpace {
+            needed,
+            available: 128 - at
+        })
     );
     assert_eq!(encoder.crc(), crc_before, "a failed write leaves the chain alone");
-    at += encoder.write(&Record::Entry(entry(1, 1, 20)), &mut segment[at..]).unwrap();
+    at += encoder
+        .write(&Record::Entry(entry(1, 1, 20)), &mut segment[at..])
+        .unwrap();
     let result = scan(&segment, 0);
     assert_eq!(result.end, ScanEnd::Clean);
     assert_eq!(result.valid_len, at);
@@ -127,7 +148,11 @@ fn a_torn_tail_at_every_byte_of_the_last_record_is_truncated() {
     for cut in last..bytes.len() {
         // The file simply ends early.
         let result = scan(&bytes[..cut], 0);
-        let expected = if cut == last { ScanEnd::Clean } else { ScanEnd::TornTail { offset: last } };
+        let expected = if cut == last {
+            ScanEnd::Clean
+        } else {
+            ScanEnd::TornTail { offset: last }
+        };
         assert_eq!(result.end, expected, "cut at {cut}");
         assert_eq!(scanned(&result.records), before, "cut at {cut}");
         assert_eq!(result.valid_len, last);
@@ -145,7 +170,11 @@ fn a_torn_tail_at_every_byte_of_the_last_record_is_truncated() {
             assert_eq!(scanned(&result.records), records);
             continue;
         }
-        let expected = if cut == last { ScanEnd::Clean } else { ScanEnd::TornTail { offset: last } };
+        let expected = if cut == last {
+            ScanEnd::Clean
+        } else {
+            ScanEnd::TornTail { offset: last }
+        };
         assert_eq!(result.end, expected, "zeroed from {cut}");
         assert_eq!(scanned(&result.records), before, "zeroed from {cut}");
     }
@@ -205,7 +234,13 @@ fn a_checksummed_record_is_never_torn() {
     bytes.extend_from_slice(&payload);
     bytes.resize(bytes.len() + 512, 0);
     let result = scan(&bytes, 0);
-    assert_eq!(result.end, ScanEnd::Corrupt { offset: at, reason: Defect::UnknownType(77) });
+    assert_eq!(
+        result.end,
+        ScanEnd::Corrupt {
+            offset: at,
+            reason: Defect::UnknownType(77)
+        }
+    );
 }
 
 #[test]
@@ -214,11 +249,16 @@ fn a_crc_record_must_carry_the_running_crc() {
     let mut encoder = Encoder::new(end_crc);
     let mut next = Vec::new();
     encoder.begin_segment(&mut next);
-    encoder.append(&Record::Metadata(b"m".to_vec()), &mut next).unwrap();
+    encoder
+        .append(&Record::Metadata(b"m".to_vec()), &mut next)
+        .unwrap();
     // Chained from the right CRC, the next segment scans clean.
     assert_eq!(scan(&next, end_crc).end, ScanEnd::Clean);
     // Chained from any other CRC, its first record fails.
-    assert!(matches!(scan(&next, end_crc ^ 1).end, ScanEnd::Corrupt { offset: 0, .. }));
+    assert!(matches!(
+        scan(&next, end_crc ^ 1).end,
+        ScanEnd::Corrupt { offset: 0, .. }
+    ));
     // A CRC record whose own checksum is right but whose value is not the running
     // CRC breaks the chain between segments: corruption.
     let (start, carried) = (6u32, 7u32.to_le_bytes());
@@ -230,7 +270,13 @@ fn a_crc_record_must_carry_the_running_crc() {
     lying.extend_from_slice(&crc.to_le_bytes());
     lying.extend_from_slice(&carried);
     lying.extend_from_slice(&[0; 4]);
-    assert_eq!(scan(&lying, start).end, ScanEnd::Corrupt { offset: 0, reason: Defect::CrcRecordMismatch });
+    assert_eq!(
+        scan(&lying, start).end,
+        ScanEnd::Corrupt {
+            offset: 0,
+            reason: Defect::CrcRecordMismatch
+        }
+    );
     assert_eq!(scan(&bytes, 0).end, ScanEnd::Clean);
 }
 
@@ -243,7 +289,13 @@ fn a_zero_length_word_followed_by_data() {
     let mut damaged = bytes.clone();
     let victim = offsets[8];
     damaged[victim..victim + 8].fill(0);
-    assert_eq!(scan(&damaged, 0).end, ScanEnd::Corrupt { offset: victim, reason: Defect::DataAfterEnd });
+    assert_eq!(
+        scan(&damaged, 0).end,
+        ScanEnd::Corrupt {
+            offset: victim,
+            reason: Defect::DataAfterEnd
+        }
+    );
     // A whole unwritten sector followed by a later one that did reach the disk
     // (writeback out of order): a torn tail at the first unwritten frame.
     let mut padded = bytes.clone();
@@ -264,15 +316,25 @@ fn a_record_with_an_unwritten_sector_is_torn_even_with_data_after() {
     let mut bytes = Vec::new();
     encoder.append(&Record::Crc(0), &mut bytes).unwrap();
     let big_at = bytes.len();
-    encoder.append(&Record::Entry(entry(1, 1, 3 * SECTOR_BYTES)), &mut bytes).unwrap();
-    encoder.append(&Record::Entry(entry(2, 1, 40)), &mut bytes).unwrap();
+    encoder
+        .append(&Record::Entry(entry(1, 1, 3 * SECTOR_BYTES)), &mut bytes)
+        .unwrap();
+    encoder
+        .append(&Record::Entry(entry(2, 1, 40)), &mut bytes)
+        .unwrap();
     let mut torn = bytes.clone();
     torn[SECTOR_BYTES..2 * SECTOR_BYTES].fill(0);
     assert_eq!(scan(&torn, 0).end, ScanEnd::TornTail { offset: big_at });
     // The same record with one flipped byte instead is corruption.
     let mut flipped = bytes.clone();
     flipped[SECTOR_BYTES + 3] ^= 0x10;
-    assert_eq!(scan(&flipped, 0).end, ScanEnd::Corrupt { offset: big_at, reason: Defect::CrcMismatch });
+    assert_eq!(
+        scan(&flipped, 0).end,
+        ScanEnd::Corrupt {
+            offset: big_at,
+            reason: Defect::CrcMismatch
+        }
+    );
 }
 
 #[test]
@@ -288,7 +350,13 @@ fn bad_length_words_are_corruption() {
     for (bad, defect) in cases {
         let mut damaged = bytes.clone();
         damaged[victim..victim + 8].copy_from_slice(&bad.to_le_bytes());
-        assert_eq!(scan(&damaged, 0).end, ScanEnd::Corrupt { offset: victim, reason: defect });
+        assert_eq!(
+            scan(&damaged, 0).end,
+            ScanEnd::Corrupt {
+                offset: victim,
+                reason: defect
+            }
+        );
     }
 }
 

@@ -9,11 +9,20 @@ use proptest::prelude::*;
 const META: &[u8] = b"member=1";
 
 fn entry(index: u64, term: u64) -> Entry {
-    Entry { r#type: 0, term, index, data: format!("put k{index} t{term}").into_bytes() }
+    Entry {
+        r#type: 0,
+        term,
+        index,
+        data: format!("put k{index} t{term}").into_bytes(),
+    }
 }
 
 fn state(term: u64, commit: u64) -> HardState {
-    HardState { term, vote: 1, commit }
+    HardState {
+        term,
+        vote: 1,
+        commit,
+    }
 }
 
 /// Builds a WAL the way a node writes one: every segment starts with the CRC
@@ -25,7 +34,10 @@ struct Writer {
 
 impl Writer {
     fn new() -> Self {
-        let mut w = Writer { encoder: Encoder::new(0), segments: Vec::new() };
+        let mut w = Writer {
+            encoder: Encoder::new(0),
+            segments: Vec::new(),
+        };
         w.cut();
         w
     }
@@ -33,7 +45,9 @@ impl Writer {
     fn cut(&mut self) {
         let mut segment = Vec::new();
         self.encoder.begin_segment(&mut segment);
-        self.encoder.append(&Record::Metadata(META.to_vec()), &mut segment).unwrap();
+        self.encoder
+            .append(&Record::Metadata(META.to_vec()), &mut segment)
+            .unwrap();
         self.segments.push(segment);
     }
 
@@ -68,7 +82,10 @@ fn recovers_entries_state_and_metadata_across_segments() {
     let log = recover(&w.slices()).unwrap();
     assert_eq!(log.metadata.as_deref(), Some(META));
     assert_eq!(log.hard_state, Some(state(1, 6)));
-    assert_eq!(indexes_and_terms(&log.entries), (1..=6).map(|i| (i, 1)).collect::<Vec<_>>());
+    assert_eq!(
+        indexes_and_terms(&log.entries),
+        (1..=6).map(|i| (i, 1)).collect::<Vec<_>>()
+    );
     assert_eq!(log.torn_tail, None);
     assert_eq!(log.valid_lens, vec![w.segments[0].len(), w.segments[1].len()]);
     assert_eq!(log.end_crc, w.encoder.crc());
@@ -81,23 +98,37 @@ fn later_entries_overwrite_earlier_ones_and_truncate_the_suffix() {
     // A new leader rewrote the log from index 3 in term 2.
     w.entries(2, 3..=4);
     let log = recover(&w.slices()).unwrap();
-    assert_eq!(indexes_and_terms(&log.entries), vec![(1, 1), (2, 1), (3, 2), (4, 2)]);
+    assert_eq!(
+        indexes_and_terms(&log.entries),
+        vec![(1, 1), (2, 1), (3, 2), (4, 2)]
+    );
 }
 
 #[test]
 fn entries_up_to_the_snapshot_marker_are_dropped() {
     let mut w = Writer::new();
     w.entries(1, 1..=6);
-    w.put(Record::Snapshot(Snapshot { index: 4, term: 1, conf_state: None }));
+    w.put(Record::Snapshot(Snapshot {
+        index: 4,
+        term: 1,
+        conf_state: None,
+    }));
     w.entries(1, 7..=8);
     let log = recover(&w.slices()).unwrap();
     assert_eq!(log.snapshot.as_ref().map(|s| s.index), Some(4));
-    assert_eq!(indexes_and_terms(&log.entries), vec![(5, 1), (6, 1), (7, 1), (8, 1)]);
+    assert_eq!(
+        indexes_and_terms(&log.entries),
+        vec![(5, 1), (6, 1), (7, 1), (8, 1)]
+    );
 
     // A snapshot installed from the leader, past the local log.
     let mut w = Writer::new();
     w.entries(1, 1..=3);
-    w.put(Record::Snapshot(Snapshot { index: 10, term: 2, conf_state: None }));
+    w.put(Record::Snapshot(Snapshot {
+        index: 10,
+        term: 2,
+        conf_state: None,
+    }));
     w.entries(2, 11..=12);
     let log = recover(&w.slices()).unwrap();
     assert_eq!(indexes_and_terms(&log.entries), vec![(11, 2), (12, 2)]);
@@ -111,7 +142,9 @@ fn a_torn_tail_in_the_last_segment_is_dropped() {
     w.entries(1, 4..=5);
     let full = w.segments[1].len();
     // Cutting one byte off shows where the last frame starts.
-    let last_frame = recover(&[&w.segments[0], &w.segments[1][..full - 1]]).unwrap().valid_lens[1];
+    let last_frame = recover(&[&w.segments[0], &w.segments[1][..full - 1]])
+        .unwrap()
+        .valid_lens[1];
     // Zeros from every word boundary of the last frame on (length words are
     // written whole, so tears fall on word boundaries).
     for cut in (last_frame + 8..full).step_by(8) {
@@ -123,7 +156,10 @@ fn a_torn_tail_in_the_last_segment_is_dropped() {
             continue;
         }
         assert_eq!(log.torn_tail, Some(last_frame), "cut at {cut}");
-        assert_eq!(indexes_and_terms(&log.entries), (1..=4).map(|i| (i, 1)).collect::<Vec<_>>());
+        assert_eq!(
+            indexes_and_terms(&log.entries),
+            (1..=4).map(|i| (i, 1)).collect::<Vec<_>>()
+        );
         assert_eq!(log.valid_lens[1], last_frame);
     }
 }
@@ -152,7 +188,14 @@ fn a_flipped_byte_is_an_error_naming_segment_and_offset() {
     let mut damaged = w.segments[1].clone();
     damaged[victim + 20] ^= 0x40;
     let err = recover(&[&w.segments[0], &damaged]).unwrap_err();
-    assert_eq!(err, WalError { segment: 1, offset: victim, reason: Defect::CrcMismatch });
+    assert_eq!(
+        err,
+        WalError {
+            segment: 1,
+            offset: victim,
+            reason: Defect::CrcMismatch
+        }
+    );
     assert!(err.to_string().contains("segment 1"));
 }
 
@@ -171,7 +214,10 @@ fn segments_must_chain() {
     // The first retained segment is trusted for its start CRC: releasing old
     // segments is normal after a snapshot.
     let log = recover(&[&w3.segments[1], &w3.segments[2]]).unwrap();
-    assert_eq!(indexes_and_terms(&log.entries), (3..=6).map(|i| (i, 1)).collect::<Vec<_>>());
+    assert_eq!(
+        indexes_and_terms(&log.entries),
+        (3..=6).map(|i| (i, 1)).collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -180,13 +226,27 @@ fn a_segment_must_start_with_a_crc_record() {
     let mut segment = Vec::new();
     encoder.append(&Record::Entry(entry(1, 1)), &mut segment).unwrap();
     let err = recover(&[&segment]).unwrap_err();
-    assert_eq!(err, WalError { segment: 0, offset: 0, reason: Defect::MissingCrcRecord });
+    assert_eq!(
+        err,
+        WalError {
+            segment: 0,
+            offset: 0,
+            reason: Defect::MissingCrcRecord
+        }
+    );
     // An empty segment is fine only at the end (preallocated, never written).
     let w = Writer::new();
     let empty = vec![0u8; 4096];
     assert!(recover(&[&w.segments[0], &empty]).is_ok());
     let err = recover(&[&w.segments[0], &empty, &w.segments[0]]).unwrap_err();
-    assert_eq!(err, WalError { segment: 1, offset: 0, reason: Defect::MissingCrcRecord });
+    assert_eq!(
+        err,
+        WalError {
+            segment: 1,
+            offset: 0,
+            reason: Defect::MissingCrcRecord
+        }
+    );
 }
 
 #[test]
@@ -204,7 +264,11 @@ fn entry_gaps_are_errors() {
     assert_eq!(recover(&w.slices()).unwrap_err().reason, Defect::EntryIndexGap);
 
     let mut w = Writer::new();
-    w.put(Record::Snapshot(Snapshot { index: 5, term: 1, conf_state: None }));
+    w.put(Record::Snapshot(Snapshot {
+        index: 5,
+        term: 1,
+        conf_state: None,
+    }));
     w.entries(1, 7..=7);
     assert_eq!(recover(&w.slices()).unwrap_err().reason, Defect::SnapshotEntryGap);
 }

@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 
 use detcd_core::mvcc::{prefix_end, Store, StoreConfig};
 use detcd_core::watch::{Hub, HubConfig};
-use detcd_proto::etcdserverpb::{CompactionRequest, DeleteRangeRequest, PutRequest, WatchCreateRequest, WatchResponse};
+use detcd_proto::etcdserverpb::{
+    CompactionRequest, DeleteRangeRequest, PutRequest, WatchCreateRequest, WatchResponse,
+};
 use detcd_proto::mvccpb::Event;
 use proptest::prelude::*;
 
@@ -18,7 +20,15 @@ enum Op {
     Put(u8, u8),
     Delete(u8, bool),
     Compact(i64),
-    Watch { stream: u64, key: u8, span: u8, start: i64, no_put: bool, no_delete: bool, prev_kv: bool },
+    Watch {
+        stream: u64,
+        key: u8,
+        span: u8,
+        start: i64,
+        no_put: bool,
+        no_delete: bool,
+        prev_kv: bool,
+    },
     Poll(u64, usize),
     Sync,
 }

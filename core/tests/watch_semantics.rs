@@ -2,15 +2,30 @@
 
 use detcd_core::mvcc::Store;
 use detcd_core::watch::{Hub, HubConfig, DUPLICATE_WATCH_ID_REASON, EMPTY_RANGE_REASON};
-use detcd_proto::etcdserverpb::{CompactionRequest, DeleteRangeRequest, PutRequest, WatchCreateRequest, WatchResponse};
+use detcd_proto::etcdserverpb::{
+    CompactionRequest, DeleteRangeRequest, PutRequest, WatchCreateRequest, WatchResponse,
+};
 
 fn put(s: &mut Store, hub: &mut Hub, k: &str, v: &str) {
-    let a = s.put(&PutRequest { key: k.into(), value: v.into(), ..Default::default() }, &|_| false).unwrap();
+    let a = s
+        .put(
+            &PutRequest {
+                key: k.into(),
+                value: v.into(),
+                ..Default::default()
+            },
+            &|_| false,
+        )
+        .unwrap();
     hub.on_events(&a.events);
 }
 
 fn watch(key: &str, start_revision: i64) -> WatchCreateRequest {
-    WatchCreateRequest { key: key.into(), start_revision, ..Default::default() }
+    WatchCreateRequest {
+        key: key.into(),
+        start_revision,
+        ..Default::default()
+    }
 }
 
 fn drain(hub: &mut Hub, stream: u64) -> Vec<WatchResponse> {
@@ -21,23 +36,82 @@ fn drain(hub: &mut Hub, stream: u64) -> Vec<WatchResponse> {
 fn auto_ids_start_at_zero_and_client_ids_must_be_unique() {
     let mut hub = Hub::default();
     assert_eq!(hub.create(1, &watch("a", 0), 1), Some(0));
-    assert_eq!(hub.create(1, &WatchCreateRequest { watch_id: 1, ..watch("a", 0) }, 1), Some(1));
-    assert_eq!(hub.create(1, &watch("a", 0), 1), Some(2), "auto IDs skip IDs in use");
-    assert_eq!(hub.create(1, &WatchCreateRequest { watch_id: 1, ..watch("a", 0) }, 1), None);
-    assert_eq!(hub.create(2, &WatchCreateRequest { watch_id: 1, ..watch("a", 0) }, 1), Some(1), "IDs are per stream");
+    assert_eq!(
+        hub.create(
+            1,
+            &WatchCreateRequest {
+                watch_id: 1,
+                ..watch("a", 0)
+            },
+            1
+        ),
+        Some(1)
+    );
+    assert_eq!(
+        hub.create(1, &watch("a", 0), 1),
+        Some(2),
+        "auto IDs skip IDs in use"
+    );
+    assert_eq!(
+        hub.create(
+            1,
+            &WatchCreateRequest {
+                watch_id: 1,
+                ..watch("a", 0)
+            },
+            1
+        ),
+        None
+    );
+    assert_eq!(
+        hub.create(
+            2,
+            &WatchCreateRequest {
+                watch_id: 1,
+                ..watch("a", 0)
+            },
+            1
+        ),
+        Some(1),
+        "IDs are per stream"
+    );
     let rs = drain(&mut hub, 1);
     assert!(rs[..3].iter().all(|r| r.created && !r.canceled));
     let refused = &rs[3];
     assert!(refused.created && refused.canceled);
-    assert_eq!((refused.watch_id, refused.cancel_reason.as_str()), (-1, DUPLICATE_WATCH_ID_REASON));
+    assert_eq!(
+        (refused.watch_id, refused.cancel_reason.as_str()),
+        (-1, DUPLICATE_WATCH_ID_REASON)
+    );
 }
 
 #[test]
 fn empty_range_is_refused_in_the_response() {
     let mut hub = Hub::default();
-    assert_eq!(hub.create(1, &WatchCreateRequest { key: b"b".to_vec(), range_end: b"a".to_vec(), ..Default::default() }, 1), None);
+    assert_eq!(
+        hub.create(
+            1,
+            &WatchCreateRequest {
+                key: b"b".to_vec(),
+                range_end: b"a".to_vec(),
+                ..Default::default()
+            },
+            1
+        ),
+        None
+    );
     assert_eq!(drain(&mut hub, 1)[0].cancel_reason, EMPTY_RANGE_REASON);
-    assert!(hub.create(1, &WatchCreateRequest { key: b"b".to_vec(), range_end: vec![0], ..Default::default() }, 1).is_some());
+    assert!(hub
+        .create(
+            1,
+            &WatchCreateRequest {
+                key: b"b".to_vec(),
+                range_end: vec![0],
+                ..Default::default()
+            },
+            1
+        )
+        .is_some());
 }
 
 #[test]
@@ -51,7 +125,10 @@ fn start_zero_means_next_revision_and_history_is_replayed() {
     hub.sync(&s);
     let rs = drain(&mut hub, 1);
     let events_of = |id: i64| -> Vec<i64> {
-        rs.iter().filter(|r| r.watch_id == id).flat_map(|r| r.events.iter().map(|e| e.kv.as_ref().unwrap().mod_revision)).collect()
+        rs.iter()
+            .filter(|r| r.watch_id == id)
+            .flat_map(|r| r.events.iter().map(|e| e.kv.as_ref().unwrap().mod_revision))
+            .collect()
     };
     assert_eq!(events_of(now), vec![3]);
     assert_eq!(events_of(past), vec![2, 3]);
@@ -64,12 +141,19 @@ fn compacted_start_revision_cancels_with_compact_revision() {
     for v in ["1", "2", "3"] {
         put(&mut s, &mut hub, "a", v);
     }
-    s.compact(&CompactionRequest { revision: 3, physical: false }).unwrap();
+    s.compact(&CompactionRequest {
+        revision: 3,
+        physical: false,
+    })
+    .unwrap();
     let id = hub.create(1, &watch("a", 2), s.revision()).unwrap();
     hub.sync(&s);
     let rs = drain(&mut hub, 1);
     assert!(rs[0].created);
-    assert_eq!((rs[1].watch_id, rs[1].canceled, rs[1].compact_revision), (id, true, 3));
+    assert_eq!(
+        (rs[1].watch_id, rs[1].canceled, rs[1].compact_revision),
+        (id, true, 3)
+    );
     assert_eq!(hub.watchers(1), 0);
 }
 
@@ -78,9 +162,22 @@ fn filters_and_prev_kv() {
     let mut s = Store::default();
     let mut hub = Hub::default();
     put(&mut s, &mut hub, "a", "1");
-    hub.create(1, &WatchCreateRequest { filters: vec![0], prev_kv: true, ..watch("a", 0) }, s.revision());
+    hub.create(
+        1,
+        &WatchCreateRequest {
+            filters: vec![0],
+            prev_kv: true,
+            ..watch("a", 0)
+        },
+        s.revision(),
+    );
     put(&mut s, &mut hub, "a", "2");
-    let d = s.delete_range(&DeleteRangeRequest { key: b"a".to_vec(), ..Default::default() }).unwrap();
+    let d = s
+        .delete_range(&DeleteRangeRequest {
+            key: b"a".to_vec(),
+            ..Default::default()
+        })
+        .unwrap();
     hub.on_events(&d.events);
     let rs = drain(&mut hub, 1);
     assert_eq!(rs.len(), 2, "created, then only the delete");
@@ -95,17 +192,27 @@ fn progress_request_waits_for_sync_and_speaks_for_the_stream() {
     put(&mut s, &mut hub, "a", "1");
     hub.create(1, &watch("a", 1), s.revision());
     hub.request_progress(1);
-    assert_eq!(drain(&mut hub, 1).len(), 1, "only created: the watcher is not synced yet");
+    assert_eq!(
+        drain(&mut hub, 1).len(),
+        1,
+        "only created: the watcher is not synced yet"
+    );
     hub.sync(&s);
     let rs = drain(&mut hub, 1);
     let last = rs.last().unwrap();
-    assert_eq!((last.watch_id, last.events.len(), last.header.unwrap().revision), (-1, 0, 2));
+    assert_eq!(
+        (last.watch_id, last.events.len(), last.header.unwrap().revision),
+        (-1, 0, 2)
+    );
 }
 
 #[test]
 fn slow_stream_falls_back_and_catches_up_without_loss() {
     let mut s = Store::default();
-    let mut hub = Hub::new(HubConfig { stream_responses_max: 2, ..HubConfig::default() });
+    let mut hub = Hub::new(HubConfig {
+        stream_responses_max: 2,
+        ..HubConfig::default()
+    });
     hub.create(1, &watch("a", 0), s.revision());
     for i in 0..10 {
         put(&mut s, &mut hub, "a", &i.to_string());
@@ -125,20 +232,38 @@ fn slow_stream_falls_back_and_catches_up_without_loss() {
 #[test]
 fn fragment_splits_a_large_revision_only_when_asked() {
     let mut s = Store::default();
-    let mut hub = Hub::new(HubConfig { fragment_bytes_max: 100, ..HubConfig::default() });
-    let range = |fragment| WatchCreateRequest { key: b"k".to_vec(), range_end: b"l".to_vec(), fragment, ..Default::default() };
+    let mut hub = Hub::new(HubConfig {
+        fragment_bytes_max: 100,
+        ..HubConfig::default()
+    });
+    let range = |fragment| WatchCreateRequest {
+        key: b"k".to_vec(),
+        range_end: b"l".to_vec(),
+        fragment,
+        ..Default::default()
+    };
     let whole = hub.create(1, &range(false), s.revision()).unwrap();
     let parts = hub.create(1, &range(true), s.revision()).unwrap();
     let ops: Vec<_> = (0..5)
         .map(|i| detcd_proto::etcdserverpb::RequestOp {
-            request: Some(detcd_proto::etcdserverpb::request_op::Request::RequestPut(PutRequest {
-                key: format!("k{i}").into(),
-                value: vec![b'x'; 40],
-                ..Default::default()
-            })),
+            request: Some(detcd_proto::etcdserverpb::request_op::Request::RequestPut(
+                PutRequest {
+                    key: format!("k{i}").into(),
+                    value: vec![b'x'; 40],
+                    ..Default::default()
+                },
+            )),
         })
         .collect();
-    let a = s.txn(&detcd_proto::etcdserverpb::TxnRequest { success: ops, ..Default::default() }, &|_| false).unwrap();
+    let a = s
+        .txn(
+            &detcd_proto::etcdserverpb::TxnRequest {
+                success: ops,
+                ..Default::default()
+            },
+            &|_| false,
+        )
+        .unwrap();
     hub.on_events(&a.events);
     let rs: Vec<_> = drain(&mut hub, 1).into_iter().filter(|r| !r.created).collect();
     assert_eq!(rs.iter().filter(|r| r.watch_id == whole).count(), 1);

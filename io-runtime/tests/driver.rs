@@ -248,7 +248,12 @@ async fn sliced_snapshots_spaced_by_size_recover_every_acknowledged_write() {
     restart_after_snapshots("driver-sliced", tweak, 60, 40).await;
 }
 
-async fn restart_after_snapshots(name: &str, tweak: impl Fn(&mut MemberOptions), puts: usize, value_x: usize) {
+async fn restart_after_snapshots(
+    name: &str,
+    tweak: impl Fn(&mut MemberOptions),
+    puts: usize,
+    value_x: usize,
+) {
     let (dir, ports) = one_member(name);
     let opts = || {
         let mut o = options(&dir, 1, &ports, 8);
@@ -286,7 +291,10 @@ async fn restart_after_snapshots(name: &str, tweak: impl Fn(&mut MemberOptions),
     leader_of(&[&h]).await;
     for w in 0..4 {
         for i in 0..puts {
-            assert_eq!(get(&h, &format!("w{w}-{i}"), true).await, Some(i.to_string().repeat(value_x)));
+            assert_eq!(
+                get(&h, &format!("w{w}-{i}"), true).await,
+                Some(i.to_string().repeat(value_x))
+            );
         }
     }
     member.shutdown().await;

@@ -171,7 +171,11 @@ fn with_one_snapshot_kept_the_marked_file_outlives_a_newer_unmarked_one() {
         let (snapshotter, _) = Snapshotter::new(&snap_dir(dir), 1).unwrap();
         snapshotter.list().unwrap().iter().map(|f| f.index).collect()
     };
-    assert_eq!(kept(&dir), [90, 30], "the file older than the marker is purged, the marked one kept");
+    assert_eq!(
+        kept(&dir),
+        [90, 30],
+        "the file older than the marker is purged, the marked one kept"
+    );
     let (mut storage, recovered) = Storage::open(&dir, &options).unwrap();
     assert_eq!(recovered.snapshot, Some(snapshot(30, 1)));
     assert_entries(&recovered.entries, 31, 40);

@@ -173,10 +173,7 @@ fn compare_zero_in_target_union_is_still_sent() {
         target_union: Some(pb::compare::TargetUnion::ModRevision(0)),
         ..Default::default()
     };
-    assert_eq!(
-        encoded(&compare),
-        [0x10, 0x02, 0x1a, 0x01, b'k', 0x30, 0x00]
-    );
+    assert_eq!(encoded(&compare), [0x10, 0x02, 0x1a, 0x01, b'k', 0x30, 0x00]);
     let lease = pb::Compare {
         target: pb::compare::CompareTarget::Lease as i32,
         target_union: Some(pb::compare::TargetUnion::Lease(9)),
@@ -401,10 +398,7 @@ mod grpc {
         assert_eq!(pb::watch_server::SERVICE_NAME, "etcdserverpb.Watch");
         assert_eq!(pb::lease_server::SERVICE_NAME, "etcdserverpb.Lease");
         assert_eq!(pb::cluster_server::SERVICE_NAME, "etcdserverpb.Cluster");
-        assert_eq!(
-            pb::maintenance_server::SERVICE_NAME,
-            "etcdserverpb.Maintenance"
-        );
+        assert_eq!(pb::maintenance_server::SERVICE_NAME, "etcdserverpb.Maintenance");
         assert_eq!(pb::auth_server::SERVICE_NAME, "etcdserverpb.Auth");
         assert_eq!(v3lockpb::lock_server::SERVICE_NAME, "v3lockpb.Lock");
         assert_eq!(
@@ -450,10 +444,7 @@ mod grpc {
                 Err(tonic::Status::unimplemented("compact"))
             }
         }
-        assert_eq!(
-            service_name::<pb::kv_server::KvServer<NoKv>>(),
-            "etcdserverpb.KV"
-        );
+        assert_eq!(service_name::<pb::kv_server::KvServer<NoKv>>(), "etcdserverpb.KV");
         let type_name = std::any::type_name::<pb::kv_client::KvClient<()>>();
         assert!(type_name.contains("KvClient"), "{type_name}");
         let _ = std::any::type_name::<pb::watch_client::WatchClient<()>>();

@@ -121,9 +121,7 @@ pub fn resolve(history: &mut History, log: &WriteLog) -> Resolved {
             Some(_) => resolved.applied += 1,
             // If it applied, it created a revision above every one answered before it was
             // sent; if no client saw beyond the log, it did not apply within the history.
-            None if log.complete(floor_before(op.invoked_at) + 1, newest_seen) => {
-                resolved.not_applied += 1
-            }
+            None if log.complete(floor_before(op.invoked_at) + 1, newest_seen) => resolved.not_applied += 1,
             None => {
                 resolved.left += 1;
                 continue;
@@ -150,7 +148,13 @@ mod tests {
             value: value.into(),
             ..Default::default()
         };
-        store.put(&req, &|_| true).expect("put").response.header.expect("header").revision
+        store
+            .put(&req, &|_| true)
+            .expect("put")
+            .response
+            .header
+            .expect("header")
+            .revision
     }
 
     fn lost_put(h: &mut History, key: &str, value: &str, at: u64) -> OpId {
@@ -176,12 +180,31 @@ mod tests {
         let never = lost_put(&mut h, "a", "v2", 2);
         let rev = put(&mut store, "a", "v1");
         log.observe(&store);
-        h.complete(seen, KvResult::GetOk { value: None, mod_revision: 0, version: 0, revision: rev }, 50);
+        h.complete(
+            seen,
+            KvResult::GetOk {
+                value: None,
+                mod_revision: 0,
+                version: 0,
+                revision: rev,
+            },
+            50,
+        );
         let resolved = resolve(&mut h, &log);
-        assert_eq!(resolved, Resolved { applied: 1, not_applied: 1, left: 0 });
+        assert_eq!(
+            resolved,
+            Resolved {
+                applied: 1,
+                not_applied: 1,
+                left: 0
+            }
+        );
         assert_eq!(
             h.operations()[applied.0].outcome,
-            Outcome::AppliedUnanswered { at: 11, revision: rev }
+            Outcome::AppliedUnanswered {
+                at: 11,
+                revision: rev
+            }
         );
         assert_eq!(h.operations()[never.0].outcome, Outcome::FailedDefinite);
     }
@@ -196,12 +219,31 @@ mod tests {
         put(&mut store, "a", "v2");
         let top = put(&mut store, "b", "x");
         store
-            .compact(&CompactionRequest { revision: top, physical: false })
+            .compact(&CompactionRequest {
+                revision: top,
+                physical: false,
+            })
             .expect("compact");
         log.observe(&store);
         let seen = h.invoke(2, KvOp::Get { key: b"b".to_vec() }, 30);
-        h.complete(seen, KvResult::GetOk { value: None, mod_revision: 0, version: 0, revision: top }, 40);
-        assert_eq!(resolve(&mut h, &log), Resolved { applied: 0, not_applied: 0, left: 1 });
+        h.complete(
+            seen,
+            KvResult::GetOk {
+                value: None,
+                mod_revision: 0,
+                version: 0,
+                revision: top,
+            },
+            40,
+        );
+        assert_eq!(
+            resolve(&mut h, &log),
+            Resolved {
+                applied: 0,
+                not_applied: 0,
+                left: 1
+            }
+        );
         assert!(matches!(h.operations()[lost.0].outcome, Outcome::Unknown { .. }));
     }
 }

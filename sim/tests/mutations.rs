@@ -139,8 +139,10 @@ fn every_mutation_is_caught_within_1000_seeds() {
     });
     let mut failures = failures.into_inner().unwrap();
     failures.sort();
-    let unmutated_failures: Vec<String> =
-        failures.iter().map(|(seed, why)| format!("seed {seed}: {why}")).collect();
+    let unmutated_failures: Vec<String> = failures
+        .iter()
+        .map(|(seed, why)| format!("seed {seed}: {why}"))
+        .collect();
     let unmutated_secs = started.elapsed().as_secs_f64();
 
     println!("\n| mutation | seeds to catch | caught by |");

@@ -157,13 +157,20 @@ fn a_leader_paused_past_its_term_resumes_as_a_follower_and_serves_no_stale_read(
     // leader and take a write while the old one still believes it leads.
     let paused_at = sim.now_ms();
     sim.pause(old_leader, 5_000);
-    let other = sim.member_ids().into_iter().find(|&id| id != old_leader).expect("3 members");
+    let other = sim
+        .member_ids()
+        .into_iter()
+        .find(|&id| id != old_leader)
+        .expect("3 members");
     // The first try may be forwarded to the paused leader and time out, as in
     // etcd ("possibly due to previous leader failure"); a client retries.
     let mut tries = 0;
     while let Err(e) = put(&mut sim, other, "a", "2") {
         tries += 1;
-        assert!(tries < 3 && e.code == Code::Unavailable, "the two others form a quorum: {e:?}");
+        assert!(
+            tries < 3 && e.code == Code::Unavailable,
+            "the two others form a quorum: {e:?}"
+        );
     }
     // Asked while it is still paused, answered after it resumes.
     assert!(sim.now_ms() < paused_at + 5_000, "the pause is still on");
@@ -172,7 +179,17 @@ fn a_leader_paused_past_its_term_resumes_as_a_follower_and_serves_no_stale_read(
         Some(b"2".to_vec()),
         "a deposed leader must not answer from its own state"
     );
-    assert!(sim.counters.pauses == 1 && sim.counters.events_held > 0, "{:?}", sim.counters);
-    assert!(sim.leader().is_some_and(|l| l != old_leader), "a new leader, agreed on");
-    assert_eq!(get(&mut sim, old_leader, "a", true).expect("serializable"), Some(b"2".to_vec()));
+    assert!(
+        sim.counters.pauses == 1 && sim.counters.events_held > 0,
+        "{:?}",
+        sim.counters
+    );
+    assert!(
+        sim.leader().is_some_and(|l| l != old_leader),
+        "a new leader, agreed on"
+    );
+    assert_eq!(
+        get(&mut sim, old_leader, "a", true).expect("serializable"),
+        Some(b"2".to_vec())
+    );
 }

@@ -68,7 +68,10 @@ fn sliced_snapshot_sweep() {
         installed += report.counters.snapshots_installed;
     }
     // Every state is larger than two steps, so each of these spanned inputs.
-    assert!(saved >= 200 && installed >= 10, "snapshots saved {saved}, installed {installed}");
+    assert!(
+        saved >= 200 && installed >= 10,
+        "snapshots saved {saved}, installed {installed}"
+    );
 }
 
 #[test]

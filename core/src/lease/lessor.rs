@@ -73,7 +73,9 @@ const MS_PER_S: u64 = 1000;
 /// client had a leader to renew it with.
 pub fn ttl_min_s(election_timeout_ms: u64) -> i64 {
     let ms = election_timeout_ms.saturating_mul(3).div_ceil(2);
-    i64::try_from(ms.div_ceil(MS_PER_S)).unwrap_or(LEASE_TTL_MAX_S).clamp(1, LEASE_TTL_MAX_S)
+    i64::try_from(ms.div_ceil(MS_PER_S))
+        .unwrap_or(LEASE_TTL_MAX_S)
+        .clamp(1, LEASE_TTL_MAX_S)
 }
 
 /// The lessor's bounds and intervals.
@@ -320,11 +322,18 @@ impl Lessor {
         }
         if let Some(previous) = self.key_leases.insert(key.to_vec(), id) {
             if previous != id {
-                let held = self.leases.get_mut(&previous).expect("key index names a live lease");
+                let held = self
+                    .leases
+                    .get_mut(&previous)
+                    .expect("key index names a live lease");
                 held.keys.remove(key);
             }
         }
-        self.leases.get_mut(&id).expect("checked above").keys.insert(key.to_vec());
+        self.leases
+            .get_mut(&id)
+            .expect("checked above")
+            .keys
+            .insert(key.to_vec());
         Ok(())
     }
 
@@ -344,7 +353,9 @@ impl Lessor {
     /// A checkpoint for a lease revoked meanwhile is ignored, as in etcd: the revoke
     /// and the checkpoint may be ordered either way in the log.
     pub fn apply_checkpoint(&mut self, checkpoint: Checkpoint) {
-        let Some(lease) = self.leases.get_mut(&checkpoint.id) else { return };
+        let Some(lease) = self.leases.get_mut(&checkpoint.id) else {
+            return;
+        };
         lease.remaining_ttl_s = checkpoint.remaining_ttl_s.clamp(0, lease.ttl_s);
         if lease.remaining_ttl_s > 0 && lease.remaining_ttl_s < lease.ttl_s {
             lease.partial_checkpoint = true;
@@ -400,7 +411,10 @@ impl Lessor {
         let ttl_s = lease.ttl_s;
         let checkpoint = if lease.partial_checkpoint {
             lease.partial_checkpoint = false;
-            Some(Checkpoint { id, remaining_ttl_s: ttl_s })
+            Some(Checkpoint {
+                id,
+                remaining_ttl_s: ttl_s,
+            })
         } else {
             None
         };
@@ -418,15 +432,26 @@ impl Lessor {
             return Err(error::NOT_LEADER);
         }
         let Some(lease) = self.leases.get(&id) else {
-            return Ok(TimeToLive { id, ttl_s: -1, granted_ttl_s: 0, keys: Vec::new() });
+            return Ok(TimeToLive {
+                id,
+                ttl_s: -1,
+                granted_ttl_s: 0,
+                keys: Vec::new(),
+            });
         };
-        let expiry = lease.expiry_ms.expect("the primary has a deadline for every lease");
+        let expiry = lease
+            .expiry_ms
+            .expect("the primary has a deadline for every lease");
         let remaining_s = expiry.saturating_sub(now_ms) / MS_PER_S;
         Ok(TimeToLive {
             id,
             ttl_s: i64::try_from(remaining_s).unwrap_or(LEASE_TTL_MAX_S),
             granted_ttl_s: lease.ttl_s,
-            keys: if with_keys { lease.keys.iter().cloned().collect() } else { Vec::new() },
+            keys: if with_keys {
+                lease.keys.iter().cloned().collect()
+            } else {
+                Vec::new()
+            },
         })
     }
 
@@ -438,7 +463,9 @@ impl Lessor {
     pub fn expired(&mut self, now_ms: u64) -> Vec<LeaseId> {
         let mut found = Vec::new();
         while found.len() < self.config.expired_per_call_max {
-            let Some(&(at, id)) = self.expiry_queue.first() else { break };
+            let Some(&(at, id)) = self.expiry_queue.first() else {
+                break;
+            };
             if at > now_ms {
                 break;
             }
@@ -461,14 +488,21 @@ impl Lessor {
     pub fn checkpoints_due(&mut self, now_ms: u64) -> Vec<Checkpoint> {
         let mut due = Vec::new();
         while due.len() < self.config.checkpoints_per_call_max {
-            let Some(&(at, id)) = self.checkpoint_queue.first() else { break };
+            let Some(&(at, id)) = self.checkpoint_queue.first() else {
+                break;
+            };
             if at > now_ms {
                 break;
             }
             self.checkpoint_queue.pop_first();
-            let lease = self.leases.get_mut(&id).expect("checkpoint queue names a live lease");
+            let lease = self
+                .leases
+                .get_mut(&id)
+                .expect("checkpoint queue names a live lease");
             lease.checkpoint_due_ms = None;
-            let expiry = lease.expiry_ms.expect("the primary has a deadline for every lease");
+            let expiry = lease
+                .expiry_ms
+                .expect("the primary has a deadline for every lease");
             if now_ms >= expiry {
                 // Expired: its revoke is on the way; nothing to preserve.
                 continue;
@@ -476,7 +510,10 @@ impl Lessor {
             let remaining_s = i64::try_from((expiry - now_ms).div_ceil(MS_PER_S)).unwrap_or(LEASE_TTL_MAX_S);
             if remaining_s < lease.ttl_s {
                 lease.partial_checkpoint = true;
-                due.push(Checkpoint { id, remaining_ttl_s: remaining_s });
+                due.push(Checkpoint {
+                    id,
+                    remaining_ttl_s: remaining_s,
+                });
             }
             let next = now_ms.saturating_add(self.config.checkpoint_interval_ms);
             lease.checkpoint_due_ms = Some(next);
@@ -534,7 +571,11 @@ impl Lessor {
             assert_ne!(id, NO_LEASE);
             assert!((self.config.ttl_min_s..=LEASE_TTL_MAX_S).contains(&lease.ttl_s));
             assert!((0..=lease.ttl_s).contains(&lease.remaining_ttl_s));
-            assert_eq!(lease.expiry_ms.is_some(), self.primary, "deadlines only on the primary");
+            assert_eq!(
+                lease.expiry_ms.is_some(),
+                self.primary,
+                "deadlines only on the primary"
+            );
             if let Some(at) = lease.expiry_queued_ms {
                 assert!(self.expiry_queue.contains(&(at, id)));
             }
@@ -542,7 +583,10 @@ impl Lessor {
                 assert!(self.checkpoint_queue.contains(&(at, id)));
             }
             if self.primary {
-                assert!(lease.expiry_queued_ms.is_some(), "every lease is watched for expiry");
+                assert!(
+                    lease.expiry_queued_ms.is_some(),
+                    "every lease is watched for expiry"
+                );
             }
         }
         for (at, id) in &self.expiry_queue {
@@ -558,7 +602,9 @@ impl Lessor {
     fn start_countdown(&mut self, id: LeaseId, ttl_s: i64, from_ms: u64) {
         debug_assert!(self.primary);
         let lease = self.leases.get_mut(&id).expect("countdown of a live lease");
-        let ttl_ms = u64::try_from(ttl_s).expect("TTLs are positive").saturating_mul(MS_PER_S);
+        let ttl_ms = u64::try_from(ttl_s)
+            .expect("TTLs are positive")
+            .saturating_mul(MS_PER_S);
         let expiry = from_ms.saturating_add(ttl_ms);
         lease.expiry_ms = Some(expiry);
         if let Some(old) = lease.expiry_queued_ms.replace(expiry) {

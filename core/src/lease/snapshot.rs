@@ -134,7 +134,9 @@ impl<'a> Reader<'a> {
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], SnapshotError> {
         let end = self.at.checked_add(n).filter(|&end| end <= self.bytes.len());
-        let Some(end) = end else { return Err(self.fail_at(self.at, "truncated")) };
+        let Some(end) = end else {
+            return Err(self.fail_at(self.at, "truncated"));
+        };
         let field = &self.bytes[self.at..end];
         self.at = end;
         Ok(field)

@@ -9,9 +9,9 @@ use detcd_proto::etcdserverpb::HashKvResponse;
 use detcd_proto::mvccpb::KeyValue;
 use prost::Message;
 
-use crate::crc32c::Crc32c;
 use super::revision::Revision;
 use super::store::{header, Store};
+use crate::crc32c::Crc32c;
 use crate::error::{self, EtcdError};
 
 /// Name of etcd's key bucket, the first bytes hashed.
@@ -39,7 +39,10 @@ impl Store {
             }
             h.update(&r.to_bytes(rec.is_tombstone()));
             let stored = if rec.is_tombstone() {
-                KeyValue { key: rec.key.to_vec(), ..Default::default() }
+                KeyValue {
+                    key: rec.key.to_vec(),
+                    ..Default::default()
+                }
             } else {
                 rec.to_kv(*r)
             };

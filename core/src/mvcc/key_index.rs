@@ -36,7 +36,10 @@ pub struct KeyAt {
 
 impl Default for KeyIndex {
     fn default() -> Self {
-        KeyIndex { modified: Revision::default(), generations: vec![Generation::default()] }
+        KeyIndex {
+            modified: Revision::default(),
+            generations: vec![Generation::default()],
+        }
     }
 }
 
@@ -44,7 +47,10 @@ impl KeyIndex {
     /// Records a put at `rev`, which must be newer than anything recorded.
     pub fn put(&mut self, rev: Revision) {
         assert!(rev > self.modified, "put {rev:?} not after {:?}", self.modified);
-        let g = self.generations.last_mut().expect("a key index always has a generation");
+        let g = self
+            .generations
+            .last_mut()
+            .expect("a key index always has a generation");
         if g.revs.is_empty() {
             g.created = rev;
             // Most keys keep one revision after compaction: do not let the first push
@@ -92,7 +98,10 @@ impl KeyIndex {
                 Some(_) => break,
                 None => {
                     let reopen = n > 1
-                        && self.generations[n - 2].revs.last().is_some_and(|r| r.main >= main);
+                        && self.generations[n - 2]
+                            .revs
+                            .last()
+                            .is_some_and(|r| r.main >= main);
                     if !reopen {
                         break;
                     }
@@ -147,7 +156,11 @@ impl KeyIndex {
         let last = self.generations.len() - 1;
         let mut gen_idx = 0;
         while gen_idx < last {
-            let tomb = self.generations[gen_idx].revs.last().expect("closed generation").main;
+            let tomb = self.generations[gen_idx]
+                .revs
+                .last()
+                .expect("closed generation")
+                .main;
             if tomb >= at {
                 break;
             }
@@ -160,7 +173,9 @@ impl KeyIndex {
     fn find_generation(&self, at: i64) -> Option<&Generation> {
         let last = self.generations.len() - 1;
         for (i, g) in self.generations.iter().enumerate().rev() {
-            let (Some(first), Some(end)) = (g.revs.first(), g.revs.last()) else { continue };
+            let (Some(first), Some(end)) = (g.revs.first(), g.revs.last()) else {
+                continue;
+            };
             if i != last && end.main <= at {
                 return None;
             }
@@ -223,12 +238,40 @@ mod tests {
     fn get_sees_versions_per_generation_and_gaps_after_tombstones() {
         let ki = sample();
         assert_eq!(ki.get(1), None);
-        assert_eq!(ki.get(3), Some(KeyAt { modified: r(2), created: r(2), version: 1 }));
-        assert_eq!(ki.get(5), Some(KeyAt { modified: r(4), created: r(2), version: 2 }));
+        assert_eq!(
+            ki.get(3),
+            Some(KeyAt {
+                modified: r(2),
+                created: r(2),
+                version: 1
+            })
+        );
+        assert_eq!(
+            ki.get(5),
+            Some(KeyAt {
+                modified: r(4),
+                created: r(2),
+                version: 2
+            })
+        );
         assert_eq!(ki.get(6), None);
         assert_eq!(ki.get(7), None);
-        assert_eq!(ki.get(9), Some(KeyAt { modified: r(8), created: r(8), version: 1 }));
-        assert_eq!(ki.get(99), Some(KeyAt { modified: r(10), created: r(8), version: 2 }));
+        assert_eq!(
+            ki.get(9),
+            Some(KeyAt {
+                modified: r(8),
+                created: r(8),
+                version: 1
+            })
+        );
+        assert_eq!(
+            ki.get(99),
+            Some(KeyAt {
+                modified: r(10),
+                created: r(8),
+                version: 2
+            })
+        );
     }
 
     #[test]
@@ -252,7 +295,11 @@ mod tests {
         ki.compact(6, &mut kept);
         assert_eq!(kept, vec![r(6)]);
         assert_eq!(ki.generations[0].revs, vec![r(6)]);
-        assert_eq!(ki.keep(6), None, "hash does not count a tombstone at the compact revision");
+        assert_eq!(
+            ki.keep(6),
+            None,
+            "hash does not count a tombstone at the compact revision"
+        );
 
         let mut kept = Vec::new();
         ki.compact(7, &mut kept);

@@ -39,7 +39,10 @@ mod tests {
         assert!(in_range(b"\0", b"\0", b"\0"));
         assert!(in_range(b"a", b"c", b"b"));
         assert!(!in_range(b"a", b"c", b"c"));
-        assert!(!in_range(b"c", b"a", b"b"), "an end before the key is an empty range");
+        assert!(
+            !in_range(b"c", b"a", b"b"),
+            "an end before the key is an empty range"
+        );
     }
 
     #[test]

@@ -15,10 +15,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::crc32c;
 use super::key_index::{Generation, KeyIndex};
 use super::revision::Revision;
 use super::store::{Record, Store, StoreConfig};
+use crate::crc32c;
 
 const MAGIC: &[u8; 8] = b"DMVCSNAP";
 /// Bumped whenever the layout changes; readers reject other versions.
@@ -41,7 +41,9 @@ impl fmt::Display for SnapshotError {
         match self {
             SnapshotError::Truncated => f.write_str("mvcc snapshot: truncated"),
             SnapshotError::BadMagic => f.write_str("mvcc snapshot: bad magic"),
-            SnapshotError::UnsupportedVersion(v) => write!(f, "mvcc snapshot: unsupported format version {v}"),
+            SnapshotError::UnsupportedVersion(v) => {
+                write!(f, "mvcc snapshot: unsupported format version {v}")
+            }
             SnapshotError::ChecksumMismatch => f.write_str("mvcc snapshot: checksum mismatch"),
             SnapshotError::Malformed(why) => write!(f, "mvcc snapshot: malformed: {why}"),
         }
@@ -215,7 +217,10 @@ impl SnapshotEncoder {
 
     fn number(&self, store: &Store, key: &Arc<[u8]>) -> u32 {
         let at = |k: &Arc<[u8]>| {
-            self.numbers.binary_search_by_key(&address(k), |(addr, _, _)| *addr).ok().map(|i| self.numbers[i].1)
+            self.numbers
+                .binary_search_by_key(&address(k), |(addr, _, _)| *addr)
+                .ok()
+                .map(|i| self.numbers[i].1)
         };
         // A record's key is the index's own allocation; look it up by content only
         // if that ever stops holding.
@@ -238,7 +243,10 @@ impl Store {
         if crc32c::checksum(body) != u32::from_le_bytes(crc.try_into().expect("4 bytes")) {
             return Err(SnapshotError::ChecksumMismatch);
         }
-        let mut r = Reader { bytes: body, pos: MAGIC.len() };
+        let mut r = Reader {
+            bytes: body,
+            pos: MAGIC.len(),
+        };
         let version = r.u32()?;
         if version != SNAPSHOT_FORMAT_VERSION {
             return Err(SnapshotError::UnsupportedVersion(version));
@@ -262,32 +270,63 @@ impl Store {
                 for _ in 0..rev_count {
                     revs.push(r.rev()?);
                 }
-                generations.push(Generation { version, created, revs });
+                generations.push(Generation {
+                    version,
+                    created,
+                    revs,
+                });
             }
             if keys.last().is_some_and(|k| **k >= *key) {
                 return Err(SnapshotError::Malformed("keys out of order"));
             }
             keys.push(key.clone());
-            index.insert(key, KeyIndex { modified, generations });
+            index.insert(
+                key,
+                KeyIndex {
+                    modified,
+                    generations,
+                },
+            );
         }
         let record_count = r.u64()?;
         let mut records = BTreeMap::new();
         for _ in 0..record_count {
             let rev = r.rev()?;
             let n = r.u32()? as usize;
-            let key = keys.get(n).ok_or(SnapshotError::Malformed("record key number"))?.clone();
+            let key = keys
+                .get(n)
+                .ok_or(SnapshotError::Malformed("record key number"))?
+                .clone();
             let create_revision = r.i64()?;
             let version = r.i64()?;
             let lease = r.i64()?;
             let value: Box<[u8]> = r.bytes()?.into();
-            if records.insert(rev, Record { key, value, create_revision, version, lease }).is_some() {
+            if records
+                .insert(
+                    rev,
+                    Record {
+                        key,
+                        value,
+                        create_revision,
+                        version,
+                        lease,
+                    },
+                )
+                .is_some()
+            {
                 return Err(SnapshotError::Malformed("duplicate revision"));
             }
         }
         if r.pos != body.len() {
             return Err(SnapshotError::Malformed("trailing bytes"));
         }
-        let store = Store { config: StoreConfig { txn_ops_max }, index, records, current_rev, compact_rev };
+        let store = Store {
+            config: StoreConfig { txn_ops_max },
+            index,
+            records,
+            current_rev,
+            compact_rev,
+        };
         store.check_invariants().map_err(SnapshotError::Malformed)?;
         Ok(store)
     }

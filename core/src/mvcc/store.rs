@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use detcd_proto::etcdserverpb::{
     range_request::{SortOrder, SortTarget},
-    CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, PutRequest,
-    PutResponse, RangeRequest, RangeResponse, ResponseHeader,
+    CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse,
+    RangeRequest, RangeResponse, ResponseHeader,
 };
 use detcd_proto::mvccpb::{event::EventType, Event, KeyValue};
 
@@ -32,7 +32,9 @@ pub struct StoreConfig {
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig { txn_ops_max: TXN_OPS_MAX_DEFAULT }
+        StoreConfig {
+            txn_ops_max: TXN_OPS_MAX_DEFAULT,
+        }
     }
 }
 
@@ -63,7 +65,11 @@ impl Record {
 
     pub(crate) fn to_kv(&self, rev: Revision) -> KeyValue {
         if self.is_tombstone() {
-            return KeyValue { key: self.key.to_vec(), mod_revision: rev.main, ..Default::default() };
+            return KeyValue {
+                key: self.key.to_vec(),
+                mod_revision: rev.main,
+                ..Default::default()
+            };
         }
         KeyValue {
             key: self.key.to_vec(),
@@ -115,7 +121,10 @@ impl Writes {
 }
 
 pub(crate) fn header(revision: i64) -> Option<ResponseHeader> {
-    Some(ResponseHeader { revision, ..Default::default() })
+    Some(ResponseHeader {
+        revision,
+        ..Default::default()
+    })
 }
 
 impl Default for Store {
@@ -126,7 +135,13 @@ impl Default for Store {
 
 impl Store {
     pub fn new(config: StoreConfig) -> Self {
-        Store { config, index: BTreeMap::new(), records: BTreeMap::new(), current_rev: 1, compact_rev: -1 }
+        Store {
+            config,
+            index: BTreeMap::new(),
+            records: BTreeMap::new(),
+            current_rev: 1,
+            compact_rev: -1,
+        }
     }
 
     /// Serves a `Range` (etcd's `Range` RPC, not inside a txn).
@@ -148,7 +163,10 @@ impl Store {
         }
         let mut w = self.begin();
         match self.put_in(&mut w, req) {
-            Ok(response) => Ok(Applied { response, events: self.commit(w) }),
+            Ok(response) => Ok(Applied {
+                response,
+                events: self.commit(w),
+            }),
             Err(e) => {
                 self.rollback(w);
                 Err(e)
@@ -157,11 +175,17 @@ impl Store {
     }
 
     /// Serves a `DeleteRange`: one DELETE event per live key, all at one revision.
-    pub fn delete_range(&mut self, req: &DeleteRangeRequest) -> Result<Applied<DeleteRangeResponse>, EtcdError> {
+    pub fn delete_range(
+        &mut self,
+        req: &DeleteRangeRequest,
+    ) -> Result<Applied<DeleteRangeResponse>, EtcdError> {
         check_delete(req)?;
         let mut w = self.begin();
         let response = self.delete_in(&mut w, req);
-        Ok(Applied { response, events: self.commit(w) })
+        Ok(Applied {
+            response,
+            events: self.commit(w),
+        })
     }
 
     /// Deletes the given keys (those that exist) at one revision, as a lease revoke
@@ -208,7 +232,9 @@ impl Store {
             self.records.remove(&rev);
         }
         self.compact_rev = at;
-        Ok(CompactionResponse { header: header(self.current_rev) })
+        Ok(CompactionResponse {
+            header: header(self.current_rev),
+        })
     }
 
     /// The revision of the last write (1 for an empty store).
@@ -227,7 +253,10 @@ impl Store {
 
     /// Number of keys that currently exist.
     pub fn live_keys(&self) -> usize {
-        self.index.values().filter(|ki| ki.get(self.current_rev).is_some()).count()
+        self.index
+            .values()
+            .filter(|ki| ki.get(self.current_rev).is_some())
+            .count()
     }
 
     /// The events of every change to `[key, range_end)` with main revision in
@@ -253,7 +282,10 @@ impl Store {
             return Ok(out);
         }
         let mut last_main = None;
-        for (rev, rec) in self.records.range(Revision::new(from_rev, 0)..Revision::new(to_rev.saturating_add(1), 0)) {
+        for (rev, rec) in self
+            .records
+            .range(Revision::new(from_rev, 0)..Revision::new(to_rev.saturating_add(1), 0))
+        {
             if out.len() >= events_max && last_main != Some(rev.main) {
                 break;
             }
@@ -261,7 +293,11 @@ impl Store {
                 continue;
             }
             last_main = Some(rev.main);
-            let prev = if prev_kv { self.kv_at(&rec.key, rev.main - 1) } else { None };
+            let prev = if prev_kv {
+                self.kv_at(&rec.key, rev.main - 1)
+            } else {
+                None
+            };
             out.push(event_of(rec.to_kv(*rev), prev));
         }
         Ok(out)
@@ -299,8 +335,12 @@ impl Store {
                 }
             }
         }
-        let indexed: usize =
-            self.index.values().flat_map(|ki| ki.generations.iter()).map(|g| g.revs.len()).sum();
+        let indexed: usize = self
+            .index
+            .values()
+            .flat_map(|ki| ki.generations.iter())
+            .map(|g| g.revs.len())
+            .sum();
         if indexed != self.records.len() {
             return Err("records not indexed");
         }
@@ -315,7 +355,11 @@ impl Store {
     // ---- internals shared with txn, hash and snapshot ----
 
     pub(crate) fn begin(&self) -> Writes {
-        Writes { begin: self.current_rev, events: Vec::new(), touched: Vec::new() }
+        Writes {
+            begin: self.current_rev,
+            events: Vec::new(),
+            touched: Vec::new(),
+        }
     }
 
     pub(crate) fn commit(&mut self, w: Writes) -> Vec<Event> {
@@ -336,7 +380,11 @@ impl Store {
                 }
             }
         }
-        let doomed: Vec<Revision> = self.records.range(Revision::new(main, 0)..).map(|(r, _)| *r).collect();
+        let doomed: Vec<Revision> = self
+            .records
+            .range(Revision::new(main, 0)..)
+            .map(|(r, _)| *r)
+            .collect();
         for r in doomed {
             self.records.remove(&r);
         }
@@ -358,7 +406,11 @@ impl Store {
             || req.max_mod_revision != 0
             || req.min_create_revision != 0
             || req.max_create_revision != 0;
-        let mut fetch_limit = if req.sort_order != SortOrder::None as i32 || filtered { 0 } else { req.limit };
+        let mut fetch_limit = if req.sort_order != SortOrder::None as i32 || filtered {
+            0
+        } else {
+            req.limit
+        };
         if fetch_limit > 0 {
             fetch_limit += 1;
         }
@@ -390,7 +442,12 @@ impl Store {
                 kv.value = Vec::new();
             }
         }
-        Ok(RangeResponse { header: header(cur), kvs, more, count: count as i64 })
+        Ok(RangeResponse {
+            header: header(cur),
+            kvs,
+            more,
+            count: count as i64,
+        })
     }
 
     /// Live keys of the range at `at`, in key order, at most `limit` of them
@@ -410,7 +467,9 @@ impl Store {
     }
 
     fn count_at(&self, key: &[u8], range_end: &[u8], at: i64) -> usize {
-        self.index_range(key, range_end).filter(|(_, ki)| ki.get(at).is_some()).count()
+        self.index_range(key, range_end)
+            .filter(|(_, ki)| ki.get(at).is_some())
+            .count()
     }
 
     pub(crate) fn index_range<'a>(
@@ -420,9 +479,15 @@ impl Store {
     ) -> Box<dyn Iterator<Item = (&'a Arc<[u8]>, &'a KeyIndex)> + 'a> {
         match range_end {
             [] => Box::new(self.index.get_key_value(key).into_iter()),
-            [0] => Box::new(self.index.range::<[u8], _>((Bound::Included(key), Bound::Unbounded))),
+            [0] => Box::new(
+                self.index
+                    .range::<[u8], _>((Bound::Included(key), Bound::Unbounded)),
+            ),
             end if end <= key => Box::new(std::iter::empty()),
-            end => Box::new(self.index.range::<[u8], _>((Bound::Included(key), Bound::Excluded(end)))),
+            end => Box::new(
+                self.index
+                    .range::<[u8], _>((Bound::Included(key), Bound::Excluded(end))),
+            ),
         }
     }
 
@@ -436,7 +501,9 @@ impl Store {
             None
         };
         if req.ignore_value || req.ignore_lease {
-            let Some(p) = &prev else { return Err(error::KEY_NOT_FOUND) };
+            let Some(p) = &prev else {
+                return Err(error::KEY_NOT_FOUND);
+            };
             if req.ignore_value {
                 value = &p.value;
             }
@@ -446,7 +513,10 @@ impl Store {
         }
         let value: Box<[u8]> = value.into();
         self.put_key(w, &req.key, value, lease);
-        Ok(PutResponse { header: header(w.begin + 1), prev_kv: if req.prev_kv { prev } else { None } })
+        Ok(PutResponse {
+            header: header(w.begin + 1),
+            prev_kv: if req.prev_kv { prev } else { None },
+        })
     }
 
     pub(crate) fn delete_in(&mut self, w: &mut Writes, req: &DeleteRangeRequest) -> DeleteRangeResponse {
@@ -456,8 +526,16 @@ impl Store {
             self.delete_key(w, &kv.key);
         }
         let deleted = live.len() as i64;
-        let revision = if deleted != 0 || !w.events.is_empty() { w.begin + 1 } else { w.begin };
-        DeleteRangeResponse { header: header(revision), deleted, prev_kvs: if req.prev_kv { live } else { Vec::new() } }
+        let revision = if deleted != 0 || !w.events.is_empty() {
+            w.begin + 1
+        } else {
+            w.begin
+        };
+        DeleteRangeResponse {
+            header: header(revision),
+            deleted,
+            prev_kvs: if req.prev_kv { live } else { Vec::new() },
+        }
     }
 
     fn put_key(&mut self, w: &mut Writes, key: &[u8], value: Box<[u8]>, lease: i64) {
@@ -477,7 +555,13 @@ impl Store {
             None => (rev.main, 1),
         };
         ki.put(rev);
-        let record = Record { key: key.clone(), value, create_revision, version, lease };
+        let record = Record {
+            key: key.clone(),
+            value,
+            create_revision,
+            version,
+            lease,
+        };
         let kv = record.to_kv(rev);
         self.records.insert(rev, record);
         w.touched.push(key);
@@ -487,7 +571,9 @@ impl Store {
     /// Deletes one key in `w` if it is live; returns whether it was.
     fn delete_key(&mut self, w: &mut Writes, key: &[u8]) -> bool {
         let rev = w.next_rev();
-        let Some((k, ki)) = self.index.get_key_value(key) else { return false };
+        let Some((k, ki)) = self.index.get_key_value(key) else {
+            return false;
+        };
         if ki.get(w.read_rev()).is_none() {
             return false;
         }
@@ -495,7 +581,13 @@ impl Store {
         let prev = self.kv_at(key, w.begin);
         let ki = self.index.get_mut(key).expect("present");
         assert!(ki.tombstone(rev), "live key refused its tombstone");
-        let record = Record { key: k.clone(), value: Box::default(), create_revision: 0, version: 0, lease: 0 };
+        let record = Record {
+            key: k.clone(),
+            value: Box::default(),
+            create_revision: 0,
+            version: 0,
+            lease: 0,
+        };
         let kv = record.to_kv(rev);
         self.records.insert(rev, record);
         w.touched.push(k);
@@ -505,8 +597,16 @@ impl Store {
 }
 
 pub(crate) fn event_of(kv: KeyValue, prev_kv: Option<KeyValue>) -> Event {
-    let kind = if kv.create_revision == 0 { EventType::Delete } else { EventType::Put };
-    Event { r#type: kind as i32, kv: Some(kv), prev_kv }
+    let kind = if kv.create_revision == 0 {
+        EventType::Delete
+    } else {
+        EventType::Put
+    };
+    Event {
+        r#type: kind as i32,
+        kv: Some(kv),
+        prev_kv,
+    }
 }
 
 /// etcd's sort rules: a non-KEY target with order NONE sorts ascending; KEY ascending

@@ -43,7 +43,10 @@ impl Store {
         match self.execute(&mut w, req, &path, &mut pos) {
             Ok(mut response) => {
                 response.header = header(w.read_rev());
-                Ok(Applied { response, events: self.commit(w) })
+                Ok(Applied {
+                    response,
+                    events: self.commit(w),
+                })
             }
             Err(e) => {
                 self.rollback(w);
@@ -117,23 +120,37 @@ impl Store {
         Ok(())
     }
 
-    fn execute(&mut self, w: &mut Writes, req: &TxnRequest, path: &[bool], pos: &mut usize) -> Result<TxnResponse, EtcdError> {
+    fn execute(
+        &mut self,
+        w: &mut Writes,
+        req: &TxnRequest,
+        path: &[bool],
+        pos: &mut usize,
+    ) -> Result<TxnResponse, EtcdError> {
         let succeeded = path[*pos];
         *pos += 1;
         let ops = if succeeded { &req.success } else { &req.failure };
         let mut responses = Vec::with_capacity(ops.len());
         for op in ops {
             let response = match &op.request {
-                Some(Request::RequestRange(r)) => Some(Response::ResponseRange(self.range_at(r, w.read_rev())?)),
+                Some(Request::RequestRange(r)) => {
+                    Some(Response::ResponseRange(self.range_at(r, w.read_rev())?))
+                }
                 Some(Request::RequestPut(p)) => Some(Response::ResponsePut(self.put_in(w, p)?)),
-                Some(Request::RequestDeleteRange(d)) => Some(Response::ResponseDeleteRange(self.delete_in(w, d))),
+                Some(Request::RequestDeleteRange(d)) => {
+                    Some(Response::ResponseDeleteRange(self.delete_in(w, d)))
+                }
                 Some(Request::RequestTxn(t)) => Some(Response::ResponseTxn(self.execute(w, t, path, pos)?)),
                 None => None,
             };
             responses.push(ResponseOp { response });
         }
         // Nested txn responses carry an empty header, as in etcd; the caller sets the top one.
-        Ok(TxnResponse { header: header(0), succeeded, responses })
+        Ok(TxnResponse {
+            header: header(0),
+            succeeded,
+            responses,
+        })
     }
 }
 
@@ -232,15 +249,18 @@ fn check_intervals(ops: &[RequestOp]) -> Result<(BTreeSet<Vec<u8>>, Vec<DeleteSp
     let mut dels: Vec<DeleteSpan> = ops
         .iter()
         .filter_map(|op| match &op.request {
-            Some(Request::RequestDeleteRange(d)) => {
-                Some(DeleteSpan { key: d.key.clone(), range_end: d.range_end.clone() })
-            }
+            Some(Request::RequestDeleteRange(d)) => Some(DeleteSpan {
+                key: d.key.clone(),
+                range_end: d.range_end.clone(),
+            }),
             _ => None,
         })
         .collect();
     let mut puts: BTreeSet<Vec<u8>> = BTreeSet::new();
     for op in ops {
-        let Some(Request::RequestTxn(t)) = &op.request else { continue };
+        let Some(Request::RequestTxn(t)) = &op.request else {
+            continue;
+        };
         let (puts_then, dels_then) = check_intervals(&t.success)?;
         let (puts_else, dels_else) = check_intervals(&t.failure)?;
         for k in &puts_then {
@@ -262,7 +282,9 @@ fn check_intervals(ops: &[RequestOp]) -> Result<(BTreeSet<Vec<u8>>, Vec<DeleteSp
         dels.extend(dels_else);
     }
     for op in ops {
-        let Some(Request::RequestPut(p)) = &op.request else { continue };
+        let Some(Request::RequestPut(p)) = &op.request else {
+            continue;
+        };
         if puts.contains(&p.key) || dels.iter().any(|d| d.covers(&p.key)) {
             return Err(error::DUPLICATE_KEY);
         }

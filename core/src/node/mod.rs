@@ -46,9 +46,9 @@ use crate::raft::{self, RawNode, RecoveredState, Role, SoftState};
 use crate::rng::Rng;
 use crate::watch::{Hub, HubConfig};
 
+pub use applied_requests::{APPLIED_REQUEST_IDS_PER_PROPOSER_MAX, APPLIED_REQUEST_PROPOSERS_MAX};
 pub use config::{NodeConfig, NodeError, NodeStart};
 pub use io::{ClientRequestId, ForwardRequest, Input, Output, PeerMessage, Request, Response};
-pub use applied_requests::{APPLIED_REQUEST_IDS_PER_PROPOSER_MAX, APPLIED_REQUEST_PROPOSERS_MAX};
 pub use state::STATE_FORMAT_VERSION;
 
 use applied_requests::AppliedRequests;
@@ -195,7 +195,11 @@ impl Node {
             } => {
                 let meta = snapshot.metadata.clone().unwrap_or_default();
                 if is_active(Mutation::ApplyTwiceAfterRestart) {
-                    replay = entries.iter().filter(|e| e.index <= hard_state.commit).cloned().collect();
+                    replay = entries
+                        .iter()
+                        .filter(|e| e.index <= hard_state.commit)
+                        .cloned()
+                        .collect();
                 }
                 let recovered = RecoveredState {
                     hard_state,
@@ -819,7 +823,9 @@ impl Node {
     }
 
     fn step_snapshot(&mut self, budget_bytes: usize) {
-        let Some(job) = self.snapshot_job.as_mut() else { return };
+        let Some(job) = self.snapshot_job.as_mut() else {
+            return;
+        };
         if !job.encoder.step(&self.store, budget_bytes) {
             return;
         }

@@ -168,14 +168,24 @@ impl RaftLog {
 
     /// Appends a leader's entries following (`prev_index`, `prev_term`). Returns the
     /// index of the last new entry, or None when the previous entry does not match.
-    pub fn maybe_append(&mut self, prev_index: u64, prev_term: u64, committed: u64, mut ents: Vec<Entry>) -> Option<u64> {
+    pub fn maybe_append(
+        &mut self,
+        prev_index: u64,
+        prev_term: u64,
+        committed: u64,
+        mut ents: Vec<Entry>,
+    ) -> Option<u64> {
         if !self.match_term(prev_index, prev_term) {
             return None;
         }
         let last_new = prev_index + ents.len() as u64;
         let conflict = self.find_conflict(&ents);
         if conflict != 0 {
-            assert!(conflict > self.committed, "entry {conflict} conflicts with committed {}", self.committed);
+            assert!(
+                conflict > self.committed,
+                "entry {conflict} conflicts with committed {}",
+                self.committed
+            );
             let mut offset = (conflict - prev_index - 1) as usize;
             if is_active(Mutation::ConflictTruncationOffByOne) && conflict <= self.last_index() {
                 // Planted bug: the cut starts after the conflicting entry, keeping it.
@@ -191,8 +201,16 @@ impl RaftLog {
     pub fn append(&mut self, ents: Vec<Entry>) {
         let Some(first) = ents.first() else { return };
         let after = first.index - 1;
-        assert!(after >= self.committed, "truncating committed entry: after={after} committed={}", self.committed);
-        assert!(after >= self.snapshot_index() && after <= self.last_index(), "gap appending at {}", first.index);
+        assert!(
+            after >= self.committed,
+            "truncating committed entry: after={after} committed={}",
+            self.committed
+        );
+        assert!(
+            after >= self.snapshot_index() && after <= self.last_index(),
+            "gap appending at {}",
+            first.index
+        );
         self.entries.truncate((after - self.snapshot_index()) as usize);
         // Entries beyond the cut are gone: neither handed out nor durable in this log.
         self.handed_out = self.handed_out.min(after);
@@ -208,7 +226,11 @@ impl RaftLog {
 
     pub fn commit_to(&mut self, index: u64) {
         if index > self.committed {
-            assert!(index <= self.last_index(), "commit {index} beyond last index {}", self.last_index());
+            assert!(
+                index <= self.last_index(),
+                "commit {index} beyond last index {}",
+                self.last_index()
+            );
             self.committed = index;
         }
     }
@@ -251,7 +273,11 @@ impl RaftLog {
         self.applied = self.applied.max(index);
         self.snapshot = Snapshot {
             data,
-            metadata: Some(SnapshotMetadata { conf_state: Some(conf_state), index, term }),
+            metadata: Some(SnapshotMetadata {
+                conf_state: Some(conf_state),
+                index,
+                term,
+            }),
         };
     }
 
@@ -314,7 +340,11 @@ impl RaftLog {
 
     pub fn applied_to(&mut self, index: u64) {
         if index > self.applied {
-            assert!(index <= self.committed, "applied {index} beyond committed {}", self.committed);
+            assert!(
+                index <= self.committed,
+                "applied {index} beyond committed {}",
+                self.committed
+            );
             self.applied = index;
         }
     }
@@ -329,12 +359,18 @@ impl RaftLog {
             ));
         }
         if self.committed > self.last_index() {
-            return Err(format!("committed {} beyond last index {}", self.committed, self.last_index()));
+            return Err(format!(
+                "committed {} beyond last index {}",
+                self.committed,
+                self.last_index()
+            ));
         }
         if self.handed_out > self.last_index() || self.persisted > self.handed_out {
             return Err(format!(
                 "persistence cursors broken: persisted={} handed_out={} last={}",
-                self.persisted, self.handed_out, self.last_index()
+                self.persisted,
+                self.handed_out,
+                self.last_index()
             ));
         }
         let mut prev_term = self.snapshot_term();
@@ -343,7 +379,10 @@ impl RaftLog {
                 return Err(format!("entry at position {i} has index {}", e.index));
             }
             if e.term < prev_term {
-                return Err(format!("term decreases at index {}: {} after {prev_term}", e.index, e.term));
+                return Err(format!(
+                    "term decreases at index {}: {} after {prev_term}",
+                    e.index, e.term
+                ));
             }
             prev_term = e.term;
         }

@@ -19,8 +19,8 @@ use prost::Message as _;
 use crate::mutation::{is_active, Mutation};
 use crate::rng::Rng;
 
+use super::conf_change::{classify, v1_to_v2, Changer, ConfChangeKind};
 use super::config::Config;
-use super::conf_change::{classify, v1_to_v2, ConfChangeKind, Changer};
 use super::errors::{ConfChangeError, ProposeError, StepError};
 use super::log::{payload_bytes, RaftLog};
 use super::progress::{Progress, ProgressState};
@@ -73,7 +73,13 @@ pub struct Raft {
 
 impl Raft {
     /// A follower at `term` with `vote`, the given log and configuration.
-    pub fn new(cfg: Config, log: RaftLog, term: u64, vote: u64, conf: &ConfState) -> Result<Raft, ConfChangeError> {
+    pub fn new(
+        cfg: Config,
+        log: RaftLog,
+        term: u64,
+        vote: u64,
+        conf: &ConfState,
+    ) -> Result<Raft, ConfChangeError> {
         let changer = Changer {
             last_index: log.last_index(),
             inflight_msgs_max: cfg.inflight_msgs_max,
@@ -87,7 +93,11 @@ impl Raft {
             lead: 0,
             role: Role::Follower,
             log,
-            trk: ProgressTracker { config, progress, votes: BTreeMap::new() },
+            trk: ProgressTracker {
+                config,
+                progress,
+                votes: BTreeMap::new(),
+            },
             rng: Rng::new(cfg.seed),
             cfg,
             msgs: Vec::new(),
@@ -106,11 +116,18 @@ impl Raft {
     }
 
     pub fn hard_state(&self) -> HardState {
-        HardState { term: self.term, vote: self.vote, commit: self.log.committed }
+        HardState {
+            term: self.term,
+            vote: self.vote,
+            commit: self.log.committed,
+        }
     }
 
     pub fn soft_state(&self) -> SoftState {
-        SoftState { leader: self.lead, role: self.role }
+        SoftState {
+            leader: self.lead,
+            role: self.role,
+        }
     }
 
     pub fn status(&self) -> Status {
@@ -202,7 +219,11 @@ impl Raft {
     }
 
     fn become_leader(&mut self) {
-        assert_ne!(self.role, Role::Follower, "follower cannot become leader without an election");
+        assert_ne!(
+            self.role,
+            Role::Follower,
+            "follower cannot become leader without an election"
+        );
         self.reset(self.term);
         self.lead = self.id;
         self.role = Role::Leader;
@@ -238,7 +259,11 @@ impl Raft {
         self.election_elapsed += 1;
         if self.promotable() && self.election_elapsed >= self.randomized_election_timeout {
             self.election_elapsed = 0;
-            self.hup(if self.cfg.pre_vote { CampaignKind::PreElection } else { CampaignKind::Election });
+            self.hup(if self.cfg.pre_vote {
+                CampaignKind::PreElection
+            } else {
+                CampaignKind::Election
+            });
         }
     }
 
@@ -295,7 +320,9 @@ impl Raft {
 
     fn has_unapplied_conf_changes(&self) -> bool {
         ((self.log.applied + 1)..=self.log.committed).any(|i| {
-            self.log.entry(i).is_some_and(|e| e.r#type() != EntryType::EntryNormal)
+            self.log
+                .entry(i)
+                .is_some_and(|e| e.r#type() != EntryType::EntryNormal)
         })
     }
 
@@ -324,12 +351,23 @@ impl Raft {
             VoteResult::Lost | VoteResult::Pending => {}
         }
         let (last_index, last_term) = (self.log.last_index(), self.log.last_term());
-        let context = if kind == CampaignKind::Transfer { CAMPAIGN_TRANSFER.to_vec() } else { Vec::new() };
+        let context = if kind == CampaignKind::Transfer {
+            CAMPAIGN_TRANSFER.to_vec()
+        } else {
+            Vec::new()
+        };
         for id in self.trk.config.voters.ids() {
             if id == self.id {
                 continue;
             }
-            let mut m = Message { to: id, term, index: last_index, log_term: last_term, context: context.clone(), ..Default::default() };
+            let mut m = Message {
+                to: id,
+                term,
+                index: last_index,
+                log_term: last_term,
+                context: context.clone(),
+                ..Default::default()
+            };
             m.set_type(vote_type);
             self.send(m);
         }
@@ -398,7 +436,11 @@ impl Raft {
 
         match t {
             MessageType::MsgHup => {
-                self.hup(if self.cfg.pre_vote { CampaignKind::PreElection } else { CampaignKind::Election });
+                self.hup(if self.cfg.pre_vote {
+                    CampaignKind::PreElection
+                } else {
+                    CampaignKind::Election
+                });
                 Ok(())
             }
             MessageType::MsgVote | MessageType::MsgPreVote => {
@@ -415,10 +457,13 @@ impl Raft {
 
     fn handle_vote_request(&mut self, m: Message) {
         let pre = m.r#type() == MessageType::MsgPreVote;
-        let resp_type = if pre { MessageType::MsgPreVoteResp } else { MessageType::MsgVoteResp };
-        let can_vote = self.vote == m.from
-            || (self.vote == 0 && self.lead == 0)
-            || (pre && m.term > self.term);
+        let resp_type = if pre {
+            MessageType::MsgPreVoteResp
+        } else {
+            MessageType::MsgVoteResp
+        };
+        let can_vote =
+            self.vote == m.from || (self.vote == 0 && self.lead == 0) || (pre && m.term > self.term);
         // Planted bug: the election restriction forgotten.
         let up_to_date = self.log.is_up_to_date(m.index, m.log_term) || is_active(Mutation::VoteIgnoresLog);
         if can_vote && up_to_date {
@@ -480,8 +525,11 @@ impl Raft {
     }
 
     fn step_candidate(&mut self, m: Message) -> Result<(), StepError> {
-        let resp_type =
-            if self.role == Role::PreCandidate { MessageType::MsgPreVoteResp } else { MessageType::MsgVoteResp };
+        let resp_type = if self.role == Role::PreCandidate {
+            MessageType::MsgPreVoteResp
+        } else {
+            MessageType::MsgVoteResp
+        };
         match m.r#type() {
             MessageType::MsgProp => return Err(StepError::Proposal(ProposeError::NoLeader)),
             MessageType::MsgApp => {
@@ -551,7 +599,10 @@ impl Raft {
             }
             MessageType::MsgReadIndexResp => {
                 if let [e] = m.entries.as_slice() {
-                    self.read_states.push(ReadState { index: m.index, request_ctx: e.data.clone() });
+                    self.read_states.push(ReadState {
+                        index: m.index,
+                        request_ctx: e.data.clone(),
+                    });
                 }
             }
             _ => {}
@@ -647,15 +698,25 @@ impl Raft {
             return;
         }
         let persisted = self.log.persisted;
-        let updated = self.trk.progress.get_mut(&self.id).is_some_and(|pr| pr.maybe_update(persisted));
+        let updated = self
+            .trk
+            .progress
+            .get_mut(&self.id)
+            .is_some_and(|pr| pr.maybe_update(persisted));
         if updated && self.maybe_commit() {
             self.release_pending_read_index();
             self.bcast_append();
         }
         // Auto-leave: the joint configuration is applied, so propose leaving it
         // (an empty ConfChangeV2) without the application having to ask.
-        if self.trk.config.auto_leave && self.log.applied >= self.pending_conf_index && self.role == Role::Leader {
-            let mut e = Entry { data: ConfChangeV2::default().encode_to_vec(), ..Default::default() };
+        if self.trk.config.auto_leave
+            && self.log.applied >= self.pending_conf_index
+            && self.role == Role::Leader
+        {
+            let mut e = Entry {
+                data: ConfChangeV2::default().encode_to_vec(),
+                ..Default::default()
+            };
             e.set_type(EntryType::EntryConfChangeV2);
             if self.append_entries(vec![e]) {
                 self.pending_conf_index = self.log.last_index();
@@ -677,7 +738,13 @@ impl Raft {
     }
 
     fn bcast_append(&mut self) {
-        let ids: Vec<u64> = self.trk.progress.keys().copied().filter(|&id| id != self.id).collect();
+        let ids: Vec<u64> = self
+            .trk
+            .progress
+            .keys()
+            .copied()
+            .filter(|&id| id != self.id)
+            .collect();
         for id in ids {
             self.maybe_send_append(id, true);
         }
@@ -690,14 +757,17 @@ impl Raft {
     /// Sends the next batch of entries to `to` if flow control allows; with
     /// `send_if_empty` also an empty append (to carry the commit index or probe).
     fn maybe_send_append(&mut self, to: u64, send_if_empty: bool) -> bool {
-        let Some(pr) = self.trk.progress.get(&to) else { return false };
+        let Some(pr) = self.trk.progress.get(&to) else {
+            return false;
+        };
         if pr.is_paused() {
             return false;
         }
         let prev_index = pr.next - 1;
         let prev_term = self.log.term(prev_index);
         let entries = if pr.state != ProgressState::Replicate || !pr.inflights.full() {
-            self.log.slice(pr.next, self.log.last_index(), self.cfg.append_bytes_max)
+            self.log
+                .slice(pr.next, self.log.last_index(), self.cfg.append_bytes_max)
         } else {
             Some(Vec::new())
         };
@@ -716,7 +786,11 @@ impl Raft {
         m.entries = entries;
         m.commit = self.log.committed;
         self.send(m);
-        self.trk.progress.get_mut(&to).expect("checked above").sent_entries(count, bytes);
+        self.trk
+            .progress
+            .get_mut(&to)
+            .expect("checked above")
+            .sent_entries(count, bytes);
         true
     }
 
@@ -736,12 +810,22 @@ impl Raft {
     }
 
     fn bcast_heartbeat(&mut self) {
-        let ctx = self.read_only.last_pending_ctx().map(<[u8]>::to_vec).unwrap_or_default();
+        let ctx = self
+            .read_only
+            .last_pending_ctx()
+            .map(<[u8]>::to_vec)
+            .unwrap_or_default();
         self.bcast_heartbeat_with_ctx(&ctx);
     }
 
     fn bcast_heartbeat_with_ctx(&mut self, ctx: &[u8]) {
-        let ids: Vec<u64> = self.trk.progress.keys().copied().filter(|&id| id != self.id).collect();
+        let ids: Vec<u64> = self
+            .trk
+            .progress
+            .keys()
+            .copied()
+            .filter(|&id| id != self.id)
+            .collect();
         for id in ids {
             let matched = self.trk.progress[&id].matched;
             let mut m = msg(MessageType::MsgHeartbeat, id);
@@ -815,7 +899,9 @@ impl Raft {
         if m.context.is_empty() {
             return;
         }
-        let Some(acks) = self.read_only.recv_ack(m.from, &m.context) else { return };
+        let Some(acks) = self.read_only.recv_ack(m.from, &m.context) else {
+            return;
+        };
         let votes: BTreeMap<u64, bool> = acks.iter().map(|&id| (id, true)).collect();
         if self.trk.config.voters.vote_result(&votes) != VoteResult::Won {
             return;
@@ -890,7 +976,11 @@ impl Raft {
     fn handle_snapshot(&mut self, m: Message) {
         let snapshot = m.snapshot.unwrap_or_default();
         let mut resp = msg(MessageType::MsgAppResp, m.from);
-        resp.index = if self.restore(snapshot) { self.log.last_index() } else { self.log.committed };
+        resp.index = if self.restore(snapshot) {
+            self.log.last_index()
+        } else {
+            self.log.committed
+        };
         self.send(resp);
     }
 
@@ -944,7 +1034,13 @@ impl Raft {
             self.release_pending_read_index();
             self.bcast_append();
         } else {
-            let ids: Vec<u64> = self.trk.progress.keys().copied().filter(|&id| id != self.id).collect();
+            let ids: Vec<u64> = self
+                .trk
+                .progress
+                .keys()
+                .copied()
+                .filter(|&id| id != self.id)
+                .collect();
             for id in ids {
                 self.maybe_send_append(id, false);
             }
@@ -1013,7 +1109,10 @@ impl Raft {
     fn answer_read(&mut self, req: Message, index: u64) {
         let ctx = req.entries.first().map(|e| e.data.clone()).unwrap_or_default();
         if req.from == 0 || req.from == self.id {
-            self.read_states.push(ReadState { index, request_ctx: ctx });
+            self.read_states.push(ReadState {
+                index,
+                request_ctx: ctx,
+            });
             return;
         }
         let mut resp = msg(MessageType::MsgReadIndexResp, req.from);
@@ -1031,7 +1130,10 @@ impl Raft {
             m.from = self.id;
         }
         match m.r#type() {
-            MessageType::MsgVote | MessageType::MsgVoteResp | MessageType::MsgPreVote | MessageType::MsgPreVoteResp => {
+            MessageType::MsgVote
+            | MessageType::MsgVoteResp
+            | MessageType::MsgPreVote
+            | MessageType::MsgPreVoteResp => {
                 assert_ne!(m.term, 0, "vote message without a term");
             }
             MessageType::MsgProp | MessageType::MsgReadIndex => {}
@@ -1052,24 +1154,38 @@ impl Raft {
         }
         let members = self.trk.config.members();
         if members.iter().ne(self.trk.progress.keys()) {
-            return Some(format!("members {members:?} differ from progress {:?}", self.trk.progress.keys()));
+            return Some(format!(
+                "members {members:?} differ from progress {:?}",
+                self.trk.progress.keys()
+            ));
         }
         if self.log.last_term() > self.term {
-            return Some(format!("last log term {} above current term {}", self.log.last_term(), self.term));
+            return Some(format!(
+                "last log term {} above current term {}",
+                self.log.last_term(),
+                self.term
+            ));
         }
         if (self.role == Role::Leader) != (self.lead == self.id) {
             return Some(format!("role {:?} but lead {}", self.role, self.lead));
         }
         if self.role == Role::Leader {
             if self.log.last_term() != self.term {
-                return Some(format!("leader of term {} has last entry of term {}", self.term, self.log.last_term()));
+                return Some(format!(
+                    "leader of term {} has last entry of term {}",
+                    self.term,
+                    self.log.last_term()
+                ));
             }
             if self.vote != self.id {
                 return Some(format!("leader of term {} voted for {}", self.term, self.vote));
             }
             for (id, pr) in &self.trk.progress {
                 if pr.matched >= pr.next {
-                    return Some(format!("progress of {id}: match {} >= next {}", pr.matched, pr.next));
+                    return Some(format!(
+                        "progress of {id}: match {} >= next {}",
+                        pr.matched, pr.next
+                    ));
                 }
                 if pr.next > self.log.last_index() + 1 {
                     return Some(format!("progress of {id}: next {} beyond last+1", pr.next));
@@ -1077,7 +1193,10 @@ impl Raft {
             }
             if let Some(me) = self.trk.progress.get(&self.id) {
                 if me.matched > self.log.persisted {
-                    return Some(format!("own match {} beyond persisted {}", me.matched, self.log.persisted));
+                    return Some(format!(
+                        "own match {} beyond persisted {}",
+                        me.matched, self.log.persisted
+                    ));
                 }
             }
         }
@@ -1086,7 +1205,10 @@ impl Raft {
 }
 
 fn msg(t: MessageType, to: u64) -> Message {
-    let mut m = Message { to, ..Default::default() };
+    let mut m = Message {
+        to,
+        ..Default::default()
+    };
     m.set_type(t);
     m
 }

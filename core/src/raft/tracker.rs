@@ -10,8 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use detcd_proto::raftpb::ConfState;
 
 use super::progress::Progress;
-use crate::mutation::{is_active, Mutation};
 use super::quorum::{JointConfig, VoteResult};
+use crate::mutation::{is_active, Mutation};
 
 /// A membership configuration.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -52,8 +52,10 @@ impl TrackerConfig {
         if let Some(id) = self.learners.iter().find(|id| self.voters.ids().contains(id)) {
             return Err(format!("{id} is both learner and voter"));
         }
-        if let Some(id) =
-            self.learners_next.iter().find(|id| !self.voters.outgoing.voters.contains(id))
+        if let Some(id) = self
+            .learners_next
+            .iter()
+            .find(|id| !self.voters.outgoing.voters.contains(id))
         {
             return Err(format!("{id} is in learners_next but not an outgoing voter"));
         }
@@ -77,7 +79,11 @@ pub struct ProgressTracker {
 
 impl ProgressTracker {
     pub fn new() -> ProgressTracker {
-        ProgressTracker { config: TrackerConfig::default(), progress: BTreeMap::new(), votes: BTreeMap::new() }
+        ProgressTracker {
+            config: TrackerConfig::default(),
+            progress: BTreeMap::new(),
+            votes: BTreeMap::new(),
+        }
     }
 
     /// The highest index a quorum of voters holds.
@@ -103,7 +109,9 @@ impl ProgressTracker {
             let quorum = self.config.voters.incoming.voters.len() / 2 + 1;
             return matched[matched.len() - quorum];
         }
-        self.config.voters.committed_index(&|id| progress.get(&id).map(|p| p.matched))
+        self.config
+            .voters
+            .committed_index(&|id| progress.get(&id).map(|p| p.matched))
     }
 
     /// True when exactly one voter and no joint state: that voter decides alone.

@@ -43,8 +43,8 @@
 //! the record size bound catches most such flips.
 
 use super::crc32c;
-use crate::mutation::{is_active, Mutation};
 use super::record::{Defect, Record, RecordType};
+use crate::mutation::{is_active, Mutation};
 
 /// Bytes of the length word.
 pub const LENGTH_WORD_BYTES: usize = 8;
@@ -106,7 +106,8 @@ impl Encoder {
 
     /// Appends the CRC record a new segment starts with.
     pub fn begin_segment(&mut self, out: &mut Vec<u8>) -> usize {
-        self.append(&Record::Crc(self.crc), out).expect("a CRC record is small")
+        self.append(&Record::Crc(self.crc), out)
+            .expect("a CRC record is small")
     }
 
     /// Appends `record`'s frame to `out`; returns the bytes appended.
@@ -123,7 +124,10 @@ impl Encoder {
     pub fn write(&mut self, record: &Record, buf: &mut [u8]) -> Result<usize, EncodeError> {
         let (frame, crc) = self.frame(record)?;
         if frame.len() > buf.len() {
-            return Err(EncodeError::NoSpace { needed: frame.len(), available: buf.len() });
+            return Err(EncodeError::NoSpace {
+                needed: frame.len(),
+                available: buf.len(),
+            });
         }
         buf[..frame.len()].copy_from_slice(&frame);
         self.crc = crc;
@@ -195,7 +199,11 @@ pub fn scan(bytes: &[u8], start_crc: u32) -> ScanResult {
     let mut crc = start_crc;
     let end = loop {
         match read_frame(bytes, offset, crc) {
-            Step::Record { record, next, crc: record_crc } => {
+            Step::Record {
+                record,
+                next,
+                crc: record_crc,
+            } => {
                 records.push(ScannedRecord { offset, record });
                 offset = next;
                 crc = record_crc;
@@ -205,7 +213,12 @@ pub fn scan(bytes: &[u8], start_crc: u32) -> ScanResult {
             Step::Corrupt(reason) => break ScanEnd::Corrupt { offset, reason },
         }
     };
-    ScanResult { records, valid_len: offset, end_crc: crc, end }
+    ScanResult {
+        records,
+        valid_len: offset,
+        end_crc: crc,
+        end,
+    }
 }
 
 /// The running CRC a segment carries in its leading CRC record, if it starts with
@@ -245,7 +258,11 @@ fn read_frame(bytes: &[u8], offset: usize, crc: u32) -> Step {
         }
         let sector_end = (offset / SECTOR_BYTES + 1) * SECTOR_BYTES;
         let unwritten = &rest[..(sector_end - offset).min(rest.len())];
-        return if all_zero(unwritten) { Step::Torn } else { Step::Corrupt(Defect::DataAfterEnd) };
+        return if all_zero(unwritten) {
+            Step::Torn
+        } else {
+            Step::Corrupt(Defect::DataAfterEnd)
+        };
     }
     let body_bytes = word & LENGTH_MASK;
     if body_bytes > RECORD_BODY_BYTES_MAX as u64 {
@@ -256,7 +273,9 @@ fn read_frame(bytes: &[u8], offset: usize, crc: u32) -> Step {
         return Step::Corrupt(Defect::BadLengthWord);
     }
     let frame_len = LENGTH_WORD_BYTES + body_bytes + padding_bytes(body_bytes);
-    let Some(frame) = rest.get(..frame_len) else { return Step::Torn };
+    let Some(frame) = rest.get(..frame_len) else {
+        return Step::Torn;
+    };
     let type_bytes: [u8; 4] = frame[8..12].try_into().expect("4 bytes");
     let stored_crc = u32::from_le_bytes(frame[12..16].try_into().expect("4 bytes"));
     let payload = &frame[LENGTH_WORD_BYTES + HEADER_BYTES..LENGTH_WORD_BYTES + body_bytes];
@@ -268,10 +287,18 @@ fn read_frame(bytes: &[u8], offset: usize, crc: u32) -> Step {
             let record = RecordType::from_u32(u32::from_le_bytes(type_bytes))
                 .and_then(|t| Record::decode(t, payload).ok());
             if let Some(record) = record {
-                return Step::Record { record, next: offset + frame_len, crc: computed };
+                return Step::Record {
+                    record,
+                    next: offset + frame_len,
+                    crc: computed,
+                };
             }
         }
-        return if torn { Step::Torn } else { Step::Corrupt(Defect::CrcMismatch) };
+        return if torn {
+            Step::Torn
+        } else {
+            Step::Corrupt(Defect::CrcMismatch)
+        };
     }
     // From here the record is checksummed: it was written whole, so any further
     // defect is damage or a bug, never a torn write.
@@ -287,7 +314,11 @@ fn read_frame(bytes: &[u8], offset: usize, crc: u32) -> Step {
         Err(defect) => return Step::Corrupt(defect),
     };
     if record == Record::Crc(crc) || record_type != RecordType::Crc {
-        Step::Record { record, next: offset + frame_len, crc: computed }
+        Step::Record {
+            record,
+            next: offset + frame_len,
+            crc: computed,
+        }
     } else {
         Step::Corrupt(Defect::CrcRecordMismatch)
     }

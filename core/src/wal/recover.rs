@@ -44,7 +44,11 @@ pub struct WalError {
 
 impl fmt::Display for WalError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "WAL segment {} at byte {}: {}", self.segment, self.offset, self.reason)
+        write!(
+            f,
+            "WAL segment {} at byte {}: {}",
+            self.segment, self.offset, self.reason
+        )
     }
 }
 
@@ -62,7 +66,11 @@ pub fn recover(segments: &[&[u8]]) -> Result<RecoveredLog, WalError> {
     let mut crc = None;
     for (index, bytes) in segments.iter().enumerate() {
         let is_last = index + 1 == segments.len();
-        let fail = |offset, reason| WalError { segment: index, offset, reason };
+        let fail = |offset, reason| WalError {
+            segment: index,
+            offset,
+            reason,
+        };
         let start = crc.unwrap_or_else(|| leading_crc(bytes).unwrap_or(0));
         let result = scan(bytes, start);
         match result.records.first() {
@@ -81,7 +89,8 @@ pub fn recover(segments: &[&[u8]]) -> Result<RecoveredLog, WalError> {
             ScanEnd::Corrupt { offset, reason } => return Err(fail(offset, reason)),
         }
         for scanned in result.records {
-            log.apply(scanned.record).map_err(|reason| fail(scanned.offset, reason))?;
+            log.apply(scanned.record)
+                .map_err(|reason| fail(scanned.offset, reason))?;
         }
         log.valid_lens.push(result.valid_len);
         crc = Some(result.end_crc);
@@ -101,7 +110,11 @@ impl RecoveredLog {
             Record::HardState(state) => self.hard_state = Some(state),
             Record::Snapshot(snapshot) => {
                 self.entries.retain(|e| e.index > snapshot.index);
-                if self.entries.first().is_some_and(|e| e.index != snapshot.index + 1) {
+                if self
+                    .entries
+                    .first()
+                    .is_some_and(|e| e.index != snapshot.index + 1)
+                {
                     return Err(Defect::SnapshotEntryGap);
                 }
                 self.snapshot = Some(snapshot);

@@ -2,7 +2,9 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use detcd_proto::etcdserverpb::{watch_create_request::FilterType, ResponseHeader, WatchCreateRequest, WatchResponse};
+use detcd_proto::etcdserverpb::{
+    watch_create_request::FilterType, ResponseHeader, WatchCreateRequest, WatchResponse,
+};
 use detcd_proto::mvccpb::{event::EventType, Event};
 use prost::Message;
 
@@ -104,12 +106,20 @@ pub struct Hub {
 }
 
 fn header(revision: i64) -> Option<ResponseHeader> {
-    Some(ResponseHeader { revision, ..Default::default() })
+    Some(ResponseHeader {
+        revision,
+        ..Default::default()
+    })
 }
 
 impl Hub {
     pub fn new(config: HubConfig) -> Self {
-        Hub { config, streams: BTreeMap::new(), watchers: BTreeMap::new(), current_rev: 1 }
+        Hub {
+            config,
+            streams: BTreeMap::new(),
+            watchers: BTreeMap::new(),
+            current_rev: 1,
+        }
     }
 
     /// A watch create request on `stream`, with the store at `current_rev`. Answers
@@ -150,7 +160,11 @@ impl Hub {
             }
             req.watch_id
         };
-        let mut start = if req.start_revision == 0 { cur + 1 } else { req.start_revision };
+        let mut start = if req.start_revision == 0 {
+            cur + 1
+        } else {
+            req.start_revision
+        };
         if start <= cur && is_active(Mutation::WatchResumesLate) {
             // Planted bug: catching up from history "after" the start revision.
             start += 1;
@@ -168,7 +182,12 @@ impl Hub {
             sent_since_tick: false,
         };
         s.watchers += 1;
-        s.queue.push_back(WatchResponse { header: header(cur), watch_id: id, created: true, ..Default::default() });
+        s.queue.push_back(WatchResponse {
+            header: header(cur),
+            watch_id: id,
+            created: true,
+            ..Default::default()
+        });
         self.watchers.insert((stream, id), w);
         Some(id)
     }
@@ -193,7 +212,11 @@ impl Hub {
     /// The stream is gone: its watchers and unsent responses are dropped.
     pub fn close_stream(&mut self, stream: StreamId) {
         self.streams.remove(&stream);
-        let ids: Vec<(StreamId, i64)> = self.watchers.range((stream, i64::MIN)..=(stream, i64::MAX)).map(|(k, _)| *k).collect();
+        let ids: Vec<(StreamId, i64)> = self
+            .watchers
+            .range((stream, i64::MIN)..=(stream, i64::MAX))
+            .map(|(k, _)| *k)
+            .collect();
         for id in ids {
             self.watchers.remove(&id);
         }
@@ -203,7 +226,9 @@ impl Hub {
     /// the store revision) once every watcher of the stream is synced, so that every
     /// event at or below that revision has been queued before it.
     pub fn request_progress(&mut self, stream: StreamId) {
-        let Some(s) = self.streams.get_mut(&stream) else { return };
+        let Some(s) = self.streams.get_mut(&stream) else {
+            return;
+        };
         s.progress_requested = true;
         self.answer_progress_if_synced(stream);
     }
@@ -215,7 +240,11 @@ impl Hub {
         for (&(stream, id), w) in self.watchers.iter_mut() {
             if w.progress_notify && w.synced && !w.sent_since_tick {
                 let s = self.streams.get_mut(&stream).expect("a watcher's stream exists");
-                s.queue.push_back(WatchResponse { header: header(cur), watch_id: id, ..Default::default() });
+                s.queue.push_back(WatchResponse {
+                    header: header(cur),
+                    watch_id: id,
+                    ..Default::default()
+                });
             }
             w.sent_since_tick = false;
         }
@@ -225,7 +254,14 @@ impl Hub {
     /// them. Synced watchers get them now; one whose stream is full goes unsynced at
     /// this revision instead.
     pub fn on_events(&mut self, events: &[Event]) {
-        let Some(rev) = events.iter().filter_map(|e| e.kv.as_ref()).map(|kv| kv.mod_revision).max() else { return };
+        let Some(rev) = events
+            .iter()
+            .filter_map(|e| e.kv.as_ref())
+            .map(|kv| kv.mod_revision)
+            .max()
+        else {
+            return;
+        };
         self.current_rev = self.current_rev.max(rev);
         let limit = self.config.stream_responses_max;
         let fragment_max = self.config.fragment_bytes_max;
@@ -279,8 +315,12 @@ impl Hub {
         self.current_rev = self.current_rev.max(store.revision());
         let cur = self.current_rev;
         let mut done = 0;
-        let keys: Vec<(StreamId, i64)> =
-            self.watchers.iter().filter(|(_, w)| !w.synced).map(|(k, _)| *k).collect();
+        let keys: Vec<(StreamId, i64)> = self
+            .watchers
+            .iter()
+            .filter(|(_, w)| !w.synced)
+            .map(|(k, _)| *k)
+            .collect();
         let mut canceled = Vec::new();
         for key @ (stream, id) in keys {
             if done >= self.config.sync_watchers_max {
@@ -292,7 +332,14 @@ impl Hub {
             }
             done += 1;
             let w = self.watchers.get_mut(&key).expect("listed above");
-            let page = store.events(&w.key, &w.range_end, w.next_rev, cur, self.config.sync_events_max, w.prev_kv);
+            let page = store.events(
+                &w.key,
+                &w.range_end,
+                w.next_rev,
+                cur,
+                self.config.sync_events_max,
+                w.prev_kv,
+            );
             let events = match page {
                 Ok(events) => events,
                 Err(e) => {
@@ -309,7 +356,10 @@ impl Hub {
                 }
             };
             let full = events.len() >= self.config.sync_events_max;
-            let last = events.last().and_then(|e| e.kv.as_ref()).map(|kv| kv.mod_revision);
+            let last = events
+                .last()
+                .and_then(|e| e.kv.as_ref())
+                .map(|kv| kv.mod_revision);
             let evs: Vec<Event> = events.iter().filter(|e| w.wants(e)).map(|e| w.shape(e)).collect();
             if !evs.is_empty() {
                 push_events(s, id, cur, evs, w.fragment, self.config.fragment_bytes_max);
@@ -329,7 +379,12 @@ impl Hub {
                 s.watchers -= 1;
             }
         }
-        let streams: Vec<StreamId> = self.streams.iter().filter(|(_, s)| s.progress_requested).map(|(k, _)| *k).collect();
+        let streams: Vec<StreamId> = self
+            .streams
+            .iter()
+            .filter(|(_, s)| s.progress_requested)
+            .map(|(k, _)| *k)
+            .collect();
         for stream in streams {
             self.answer_progress_if_synced(stream);
         }
@@ -367,11 +422,16 @@ impl Hub {
     }
 
     fn answer_progress_if_synced(&mut self, stream: StreamId) {
-        let Some(s) = self.streams.get_mut(&stream) else { return };
+        let Some(s) = self.streams.get_mut(&stream) else {
+            return;
+        };
         if !s.progress_requested {
             return;
         }
-        let mut watchers = self.watchers.range((stream, i64::MIN)..=(stream, i64::MAX)).peekable();
+        let mut watchers = self
+            .watchers
+            .range((stream, i64::MIN)..=(stream, i64::MAX))
+            .peekable();
         if watchers.peek().is_none() {
             // etcd answers nothing for a stream without watchers.
             s.progress_requested = false;
@@ -379,7 +439,11 @@ impl Hub {
         }
         if watchers.all(|(_, w)| w.synced) {
             s.progress_requested = false;
-            s.queue.push_back(WatchResponse { header: header(self.current_rev), watch_id: -1, ..Default::default() });
+            s.queue.push_back(WatchResponse {
+                header: header(self.current_rev),
+                watch_id: -1,
+                ..Default::default()
+            });
         }
     }
 }
@@ -387,17 +451,29 @@ impl Hub {
 /// Queues one watcher's events, split by size only if it asked for `fragment`
 /// (etcd's `sendFragments`: every part but the last carries `fragment = true`).
 fn push_events(s: &mut Stream, id: i64, rev: i64, events: Vec<Event>, fragment: bool, fragment_max: usize) {
-    let whole = WatchResponse { header: header(rev), watch_id: id, events, ..Default::default() };
+    let whole = WatchResponse {
+        header: header(rev),
+        watch_id: id,
+        events,
+        ..Default::default()
+    };
     if !fragment || whole.events.len() < 2 || whole.encoded_len() < fragment_max {
         s.queue.push_back(whole);
         return;
     }
-    let mut part = WatchResponse { events: Vec::new(), fragment: true, ..whole.clone() };
+    let mut part = WatchResponse {
+        events: Vec::new(),
+        fragment: true,
+        ..whole.clone()
+    };
     for ev in whole.events {
         part.events.push(ev);
         if part.events.len() > 1 && part.encoded_len() >= fragment_max {
             let ev = part.events.pop().expect("just pushed");
-            let next = WatchResponse { events: vec![ev], ..part.clone() };
+            let next = WatchResponse {
+                events: vec![ev],
+                ..part.clone()
+            };
             s.queue.push_back(std::mem::replace(&mut part, next));
         }
     }

@@ -17,7 +17,11 @@ impl Command {
     pub fn parse(text: &str, line: usize) -> Command {
         let mut tokens = text.split_whitespace();
         let name = tokens.next().unwrap_or_default().to_string();
-        let mut cmd = Command { name, line, ..Default::default() };
+        let mut cmd = Command {
+            name,
+            line,
+            ..Default::default()
+        };
         for t in tokens {
             match t.split_once('=') {
                 Some((k, v)) => cmd.keyed.push((k.to_string(), v.to_string())),
@@ -32,7 +36,10 @@ impl Command {
     }
 
     pub fn u64_arg(&self, key: &str) -> Option<u64> {
-        self.get(key).map(|v| v.parse().unwrap_or_else(|_| panic!("line {}: {key}={v} is not a number", self.line)))
+        self.get(key).map(|v| {
+            v.parse()
+                .unwrap_or_else(|_| panic!("line {}: {key}={v} is not a number", self.line))
+        })
     }
 
     /// `key=(1,2,3)` or `key=1`.
@@ -54,7 +61,10 @@ impl Command {
 
     /// Positional args parsed as node ids.
     pub fn ids(&self) -> Vec<u64> {
-        self.positional.iter().map(|s| s.parse().expect("node id")).collect()
+        self.positional
+            .iter()
+            .map(|s| s.parse().expect("node id"))
+            .collect()
     }
 }
 
@@ -81,7 +91,10 @@ fn parse_file(text: &str) -> (Vec<Case>, Vec<String>) {
         let command = l.to_string();
         let line = i + 1;
         i += 1;
-        assert!(i < lines.len() && lines[i] == "----", "line {line}: command without ---- separator");
+        assert!(
+            i < lines.len() && lines[i] == "----",
+            "line {line}: command without ---- separator"
+        );
         i += 1;
         let mut expected = String::new();
         while i < lines.len() && !lines[i].trim().is_empty() {
@@ -89,7 +102,12 @@ fn parse_file(text: &str) -> (Vec<Case>, Vec<String>) {
             expected.push('\n');
             i += 1;
         }
-        cases.push(Case { preamble: std::mem::take(&mut preamble), command, line, expected });
+        cases.push(Case {
+            preamble: std::mem::take(&mut preamble),
+            command,
+            line,
+            expected,
+        });
     }
     (cases, preamble)
 }

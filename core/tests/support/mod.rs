@@ -15,8 +15,10 @@ use std::fmt::Write;
 
 use detcd_core::raft::conf_change::v1_to_v2;
 use detcd_core::raft::describe;
-use detcd_core::raft::{Config, Ready, RawNode, RecoveredState, Role, Start};
-use detcd_proto::raftpb::{ConfChange, ConfChangeV2, ConfState, Entry, EntryType, HardState, Message, Snapshot};
+use detcd_core::raft::{Config, RawNode, Ready, RecoveredState, Role, Start};
+use detcd_proto::raftpb::{
+    ConfChange, ConfChangeV2, ConfState, Entry, EntryType, HardState, Message, Snapshot,
+};
 use prost::Message as _;
 
 /// What one node has made durable.
@@ -141,7 +143,15 @@ impl Cluster {
     pub fn add_node(&mut self, config: Config, start: Start) {
         let id = config.id;
         let raw = RawNode::new(config.clone(), start).expect("valid node");
-        self.nodes.insert(id, SimNode { raw, config, storage: Storage::default(), applied: Vec::new() });
+        self.nodes.insert(
+            id,
+            SimNode {
+                raw,
+                config,
+                storage: Storage::default(),
+                applied: Vec::new(),
+            },
+        );
         let was_quiet = self.quiet;
         self.quiet = true;
         while self.nodes[&id].raw.has_ready() {
@@ -164,9 +174,24 @@ impl Cluster {
         let raw = RawNode::new(node.config.clone(), Start::Recovered(recovered)).expect("recoverable");
         // Entries after the applied index are re-applied; forget them so that the
         // per-node applied record stays a prefix of the log.
-        let applied: Vec<_> = node.applied.into_iter().filter(|(i, _, _)| *i <= st.applied).collect();
-        self.nodes.insert(id, SimNode { raw, config: node.config, storage: node.storage, applied });
-        self.line(format!("restarted {id}: {}", describe::hard_state(&st.hard_state)));
+        let applied: Vec<_> = node
+            .applied
+            .into_iter()
+            .filter(|(i, _, _)| *i <= st.applied)
+            .collect();
+        self.nodes.insert(
+            id,
+            SimNode {
+                raw,
+                config: node.config,
+                storage: node.storage,
+                applied,
+            },
+        );
+        self.line(format!(
+            "restarted {id}: {}",
+            describe::hard_state(&st.hard_state)
+        ));
     }
 
     /// Handles one Ready of `id` the way a real member does: persist, send, apply,
@@ -200,7 +225,11 @@ impl Cluster {
                     match node.raw.apply_conf_change(&cc) {
                         Ok(cs) => {
                             node.storage.conf_state = cs.clone();
-                            conf_lines.push(format!("  INFO {id} applied {}: {}", describe::conf_change(&cc), describe::conf_state(&cs)));
+                            conf_lines.push(format!(
+                                "  INFO {id} applied {}: {}",
+                                describe::conf_change(&cc),
+                                describe::conf_state(&cs)
+                            ));
                         }
                         Err(err) => conf_lines.push(format!("  INFO {id} conf change refused: {err}")),
                     }
@@ -210,7 +239,12 @@ impl Cluster {
             if !e.data.is_empty() && e.r#type() == EntryType::EntryNormal {
                 let prev = self.applied_at.insert(e.index, (e.term, e.data.clone()));
                 if let Some(prev) = prev {
-                    assert_eq!(prev, (e.term, e.data.clone()), "state machine safety: index {} applied differently", e.index);
+                    assert_eq!(
+                        prev,
+                        (e.term, e.data.clone()),
+                        "state machine safety: index {} applied differently",
+                        e.index
+                    );
                 }
             }
         }
@@ -260,12 +294,21 @@ impl Cluster {
         if !rd.messages.is_empty() {
             s.push_str("  Messages:\n");
             for m in &rd.messages {
-                let dropped = if self.cut.contains(&(m.from, m.to)) { " (dropped: partitioned)" } else { "" };
+                let dropped = if self.cut.contains(&(m.from, m.to)) {
+                    " (dropped: partitioned)"
+                } else {
+                    ""
+                };
                 let _ = writeln!(s, "  {}{dropped}", describe::message(m));
             }
         }
         for r in &rd.read_states {
-            let _ = writeln!(s, "  ReadState Index:{} Context:{:?}", r.index, String::from_utf8_lossy(&r.request_ctx));
+            let _ = writeln!(
+                s,
+                "  ReadState Index:{} Context:{:?}",
+                r.index,
+                String::from_utf8_lossy(&r.request_ctx)
+            );
         }
         self.out.push_str(&s);
     }
@@ -279,11 +322,15 @@ impl Cluster {
     /// Delivers queued messages (to `to`, or everyone) that satisfy `pred`.
     pub fn deliver_where(&mut self, to: Option<u64>, pred: impl Fn(&Message) -> bool) -> usize {
         let mut count = 0;
-        let recipients: Vec<u64> = self.queues.keys().copied().filter(|&r| to.is_none_or(|t| t == r)).collect();
+        let recipients: Vec<u64> = self
+            .queues
+            .keys()
+            .copied()
+            .filter(|&r| to.is_none_or(|t| t == r))
+            .collect();
         for r in recipients {
             let queue = self.queues.remove(&r).unwrap_or_default();
-            let (take, keep): (Vec<Message>, Vec<Message>) =
-                queue.into_iter().partition(|m| pred(m));
+            let (take, keep): (Vec<Message>, Vec<Message>) = queue.into_iter().partition(|m| pred(m));
             if !keep.is_empty() {
                 self.queues.insert(r, keep.into());
             }
@@ -345,7 +392,10 @@ impl Cluster {
                 }
             }
             for &id in &ids {
-                let has_msgs = self.queues.get(&id).is_some_and(|q| q.iter().any(|m| ids.contains(&m.from)));
+                let has_msgs = self
+                    .queues
+                    .get(&id)
+                    .is_some_and(|q| q.iter().any(|m| ids.contains(&m.from)));
                 if has_msgs {
                     self.deliver_where(Some(id), |m| ids.contains(&m.from));
                     moved = true;
@@ -395,14 +445,21 @@ impl Cluster {
             .iter()
             .map(|(id, n)| {
                 let st = n.raw.status();
-                let kind = if st.conf_state.voters.contains(id) || st.conf_state.voters_outgoing.contains(id) {
+                let kind = if st.conf_state.voters.contains(id) || st.conf_state.voters_outgoing.contains(id)
+                {
                     "Voter"
                 } else if st.conf_state.learners.contains(id) {
                     "Learner"
                 } else {
                     "NonMember"
                 };
-                format!("{id}: {} ({kind}) Term:{} Lead:{} Commit:{}", st.role.name(), st.term, st.leader, st.commit)
+                format!(
+                    "{id}: {} ({kind}) Term:{} Lead:{} Commit:{}",
+                    st.role.name(),
+                    st.term,
+                    st.leader,
+                    st.commit
+                )
             })
             .collect();
         for l in lines {
@@ -527,5 +584,9 @@ pub fn test_config(id: u64) -> Config {
 
 /// A founding ConfState with the given voters and learners.
 pub fn conf_state(voters: &[u64], learners: &[u64]) -> ConfState {
-    ConfState { voters: voters.to_vec(), learners: learners.to_vec(), ..Default::default() }
+    ConfState {
+        voters: voters.to_vec(),
+        learners: learners.to_vec(),
+        ..Default::default()
+    }
 }

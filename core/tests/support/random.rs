@@ -35,7 +35,12 @@ pub struct Activity {
 
 impl Activity {
     pub fn of(c: &Cluster, restarts: usize, leader_isolations: usize) -> Activity {
-        Activity { leaders: c.leaders.len(), committed: c.committed_at.len(), restarts, leader_isolations }
+        Activity {
+            leaders: c.leaders.len(),
+            committed: c.committed_at.len(),
+            restarts,
+            leader_isolations,
+        }
     }
 }
 
@@ -102,7 +107,11 @@ pub fn random_run_with_activity(seed: u64, shape: RunShape) -> (Cluster, Activit
                 if q.is_empty() {
                     continue;
                 }
-                let pos = if rng.chance(1, 4) { rng.range(0, q.len() as u64) as usize } else { 0 };
+                let pos = if rng.chance(1, 4) {
+                    rng.range(0, q.len() as u64) as usize
+                } else {
+                    0
+                };
                 let m = q.remove(pos).expect("in range");
                 let _ = c.nodes.get_mut(&id).expect("node").raw.step(m);
                 c.check_safety();
@@ -133,7 +142,12 @@ pub fn random_run_with_activity(seed: u64, shape: RunShape) -> (Cluster, Activit
             }
             67..=76 => {
                 proposal += 1;
-                let _ = c.nodes.get_mut(&id).expect("node").raw.propose(format!("p{proposal}").into_bytes());
+                let _ = c
+                    .nodes
+                    .get_mut(&id)
+                    .expect("node")
+                    .raw
+                    .propose(format!("p{proposal}").into_bytes());
             }
             _ => {
                 if c.nodes[&id].raw.has_ready() {
@@ -169,7 +183,11 @@ pub fn check_log_matching(c: &Cluster) {
             let Some(top) = same_at else { continue };
             for ea in a.iter().filter(|e| e.index <= top) {
                 if let Some(eb) = b.iter().find(|e| e.index == ea.index) {
-                    assert_eq!(ea, eb, "log matching broken between {a_id} and {b_id} at {}", ea.index);
+                    assert_eq!(
+                        ea, eb,
+                        "log matching broken between {a_id} and {b_id} at {}",
+                        ea.index
+                    );
                 }
             }
         }
@@ -200,7 +218,12 @@ pub fn check_leader_completeness(c: &Cluster) {
             if st.term <= commit_term {
                 continue;
             }
-            let held = n.storage.entries.iter().find(|e| e.index == index).map(|e| e.term);
+            let held = n
+                .storage
+                .entries
+                .iter()
+                .find(|e| e.index == index)
+                .map(|e| e.term);
             assert_eq!(
                 held,
                 Some(term),

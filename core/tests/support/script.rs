@@ -18,7 +18,10 @@ fn parse_changes(cmd: &Command) -> ConfChangeV2 {
             "u" => ConfChangeType::ConfChangeUpdateNode,
             other => panic!("line {}: unknown change kind {other}", cmd.line),
         };
-        let mut single = ConfChangeSingle { r#type: 0, node_id: id.parse().expect("node id") };
+        let mut single = ConfChangeSingle {
+            r#type: 0,
+            node_id: id.parse().expect("node id"),
+        };
         single.set_type(t);
         cc.changes.push(single);
     }
@@ -32,7 +35,12 @@ fn parse_changes(cmd: &Command) -> ConfChangeV2 {
 }
 
 pub fn run(c: &mut Cluster, cmd: &Command) -> String {
-    let first = || cmd.positional.first().map(|s| s.parse::<u64>().expect("node id")).expect("node id argument");
+    let first = || {
+        cmd.positional
+            .first()
+            .map(|s| s.parse::<u64>().expect("node id"))
+            .expect("node id argument")
+    };
     match cmd.name.as_str() {
         "add-nodes" => {
             let n: u64 = cmd.positional[0].parse().expect("count");
@@ -77,7 +85,11 @@ pub fn run(c: &mut Cluster, cmd: &Command) -> String {
             let data = cmd.positional.get(1).cloned().unwrap_or_default();
             let count = cmd.u64_arg("count").unwrap_or(1);
             for i in 0..count {
-                let d = if count == 1 { data.clone() } else { format!("{data}{i}") };
+                let d = if count == 1 {
+                    data.clone()
+                } else {
+                    format!("{data}{i}")
+                };
                 if let Err(e) = c.nodes.get_mut(&id).expect("node").raw.propose(d.into_bytes()) {
                     c.line_pub(format!("{id} propose error: {e:?}"));
                 }
@@ -89,7 +101,12 @@ pub fn run(c: &mut Cluster, cmd: &Command) -> String {
             let result = if cmd.bool_arg("v1") == Some(true) {
                 let v2 = parse_changes(cmd);
                 assert_eq!(v2.changes.len(), 1, "v1 carries one change");
-                let mut cc = ConfChange { id: 0, r#type: 0, node_id: v2.changes[0].node_id, context: Vec::new() };
+                let mut cc = ConfChange {
+                    id: 0,
+                    r#type: 0,
+                    node_id: v2.changes[0].node_id,
+                    context: Vec::new(),
+                };
                 cc.set_type(v2.changes[0].r#type());
                 node.propose_conf_change_v1(cc)
             } else {
@@ -101,7 +118,11 @@ pub fn run(c: &mut Cluster, cmd: &Command) -> String {
         }
         "tick" => {
             let id = first();
-            let count: u64 = cmd.positional.get(1).map(|s| s.parse().expect("count")).unwrap_or(1);
+            let count: u64 = cmd
+                .positional
+                .get(1)
+                .map(|s| s.parse().expect("count"))
+                .unwrap_or(1);
             for _ in 0..count {
                 c.nodes.get_mut(&id).expect("node").raw.tick();
             }
@@ -120,8 +141,16 @@ pub fn run(c: &mut Cluster, cmd: &Command) -> String {
         }
         "partition" => {
             // `partition 1 2 / 3 4 5`
-            let slash = cmd.positional.iter().position(|s| s == "/").expect("partition a / b");
-            let parse = |v: &[String]| v.iter().map(|s| s.parse::<u64>().expect("id")).collect::<Vec<_>>();
+            let slash = cmd
+                .positional
+                .iter()
+                .position(|s| s == "/")
+                .expect("partition a / b");
+            let parse = |v: &[String]| {
+                v.iter()
+                    .map(|s| s.parse::<u64>().expect("id"))
+                    .collect::<Vec<_>>()
+            };
             let a = parse(&cmd.positional[..slash]);
             let b = parse(&cmd.positional[slash + 1..]);
             c.partition(&a, &b);
@@ -148,7 +177,13 @@ pub fn run(c: &mut Cluster, cmd: &Command) -> String {
         "read-index" => {
             let id = first();
             let ctx = cmd.positional.get(1).cloned().unwrap_or_default();
-            if let Err(e) = c.nodes.get_mut(&id).expect("node").raw.read_index(ctx.into_bytes()) {
+            if let Err(e) = c
+                .nodes
+                .get_mut(&id)
+                .expect("node")
+                .raw
+                .read_index(ctx.into_bytes())
+            {
                 c.line_pub(format!("{id} read-index error: {e:?}"));
             }
         }
@@ -187,7 +222,6 @@ pub fn run(c: &mut Cluster, cmd: &Command) -> String {
     c.check_all_invariants();
     c.take_output()
 }
-
 
 /// Runs a script of commands (one per line, blank lines and `#` comments skipped)
 /// and returns the concatenated transcript.

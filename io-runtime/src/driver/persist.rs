@@ -172,7 +172,11 @@ impl Persister {
     /// where overlapping the sync with the driver's work pays more).
     pub(crate) fn write_inline(&self, batch: Vec<Job>) -> Result<Done, Vec<Job>> {
         let small = batch.iter().try_fold(0usize, |entries, job| match job {
-            Job::Persist { snapshot: None, entries: e, .. } => Some(entries + e.len()),
+            Job::Persist {
+                snapshot: None,
+                entries: e,
+                ..
+            } => Some(entries + e.len()),
             _ => None,
         });
         if small.is_none_or(|n| n > INLINE_ENTRIES_MAX) || self.submitted.load(Ordering::Acquire) != 0 {
@@ -276,12 +280,19 @@ fn lock(shared: &Mutex<StorageThread>) -> std::sync::MutexGuard<'_, StorageThrea
 
 impl StorageThread {
     fn storage(&mut self) -> Result<&mut Storage, String> {
-        self.storage.as_mut().ok_or_else(|| "the storage is closed".to_string())
+        self.storage
+            .as_mut()
+            .ok_or_else(|| "the storage is closed".to_string())
     }
 
     fn send_file(&self, work: FileWork) -> Result<(), String> {
-        let files = self.files.as_ref().ok_or_else(|| "the storage is closed".to_string())?;
-        files.send(work).map_err(|_| "the snapshot writer is gone".to_string())
+        let files = self
+            .files
+            .as_ref()
+            .ok_or_else(|| "the storage is closed".to_string())?;
+        files
+            .send(work)
+            .map_err(|_| "the snapshot writer is gone".to_string())
     }
 
     fn save_snapshot_now(&mut self, snapshot: &Snapshot) -> Result<(), String> {
@@ -294,7 +305,9 @@ impl StorageThread {
     }
 
     fn mark(&mut self, metadata: &SnapshotMetadata) -> Result<(), String> {
-        self.storage()?.mark_snapshot(metadata).map_err(|e| e.to_string())?;
+        self.storage()?
+            .mark_snapshot(metadata)
+            .map_err(|e| e.to_string())?;
         self.marked = self.marked.max(metadata.index);
         Ok(())
     }
@@ -351,7 +364,10 @@ impl StorageThread {
                     }
                     Job::SnapshotFileFailed(error) => return Err(error),
                     Job::ReleaseWal(index) => {
-                        self.storage()?.wal_mut().release_to(index).map_err(|e| e.to_string())?;
+                        self.storage()?
+                            .wal_mut()
+                            .release_to(index)
+                            .map_err(|e| e.to_string())?;
                     }
                     Job::Stop => {}
                 }

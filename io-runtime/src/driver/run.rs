@@ -312,7 +312,9 @@ impl Driver {
             if self.jobs.is_empty() || self.stop.is_some() {
                 break;
             }
-            let Some(persister) = self.persister.as_ref() else { break };
+            let Some(persister) = self.persister.as_ref() else {
+                break;
+            };
             let batch: Vec<Job> = self.jobs.drain(..).collect();
             match persister.write_inline(batch) {
                 Ok(done) => {

@@ -355,27 +355,61 @@ async fn every_rpc_on_three_members_and_move_leader() {
 /// retention ago), so old revisions become unreadable while the newest stay.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn periodic_auto_compaction() {
-    let args = ["--auto-compaction-mode", "periodic", "--auto-compaction-retention", "2s"];
+    let args = [
+        "--auto-compaction-mode",
+        "periodic",
+        "--auto-compaction-retention",
+        "2s",
+    ];
     let cluster = Cluster::start_with("autocompact", 1, &args).await;
     let mut c = cluster.client(0).await;
-    let first = c.put("ac", "0", None).await.expect("put").header().expect("header").revision();
+    let first = c
+        .put("ac", "0", None)
+        .await
+        .expect("put")
+        .header()
+        .expect("header")
+        .revision();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let mut i = 1;
     let compacted = loop {
-        assert!(std::time::Instant::now() < deadline, "no auto compaction in 20 s:\n{}", cluster.logs());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no auto compaction in 20 s:\n{}",
+            cluster.logs()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
         c.put("ac", i.to_string(), None).await.expect("put");
         i += 1;
         let status = c.get("ac", Some(GetOptions::new().with_revision(first))).await;
         if let Err(e) = status {
-            assert_eq!(grpc_message(&e), "OutOfRange: etcdserver: mvcc: required revision has been compacted");
+            assert_eq!(
+                grpc_message(&e),
+                "OutOfRange: etcdserver: mvcc: required revision has been compacted"
+            );
             break i;
         }
     };
     // Not everything: the last retention's revisions are still readable.
-    let head = c.get("ac", None).await.expect("get").header().expect("header").revision();
-    let recent = c.get("ac", Some(GetOptions::new().with_revision(head - 3))).await.expect("recent revision");
+    let head = c
+        .get("ac", None)
+        .await
+        .expect("get")
+        .header()
+        .expect("header")
+        .revision();
+    let recent = c
+        .get("ac", Some(GetOptions::new().with_revision(head - 3)))
+        .await
+        .expect("recent revision");
     assert_eq!(recent.count(), 1);
-    assert!(compacted > 5, "compacted after {compacted} puts: the first retention was not kept");
-    assert!(cluster.logs().contains("completed auto compaction at revision"), "{}", cluster.logs());
+    assert!(
+        compacted > 5,
+        "compacted after {compacted} puts: the first retention was not kept"
+    );
+    assert!(
+        cluster.logs().contains("completed auto compaction at revision"),
+        "{}",
+        cluster.logs()
+    );
 }
