@@ -53,7 +53,17 @@ pub(crate) enum Job {
     SnapshotFileSaved(SnapshotMetadata),
     /// From the snapshot writer: a file could not be saved.
     SnapshotFileFailed(String),
-    /// From [`Persister::stop`]: finish what came before, then exit.
+}
+
+/// What the storage thread's queue carries, by sender: the driver's batches are
+/// counted in [`Persister::submitted`] (the inline-write path waits for them),
+/// the snapshot writer's reports and the stop are not.
+enum ToStorage {
+    /// One turn's jobs from the driver.
+    Batch(Vec<Job>),
+    /// The snapshot writer's word on a file.
+    FileReport(Job),
+    /// From [`Persister::stop`] or the drop: finish what came before, then exit.
     Stop,
 }
 
@@ -85,7 +95,7 @@ pub(crate) struct Done {
 /// The driver's side of the storage thread.
 #[derive(Debug)]
 pub(crate) struct Persister {
-    jobs: Option<std_mpsc::Sender<Vec<Job>>>,
+    jobs: Option<std_mpsc::Sender<ToStorage>>,
     thread: Option<JoinHandle<()>>,
     /// The storage, locked by whoever writes: the storage thread for each pass,
     /// or the driver itself for a small batch while the thread is idle.
@@ -100,7 +110,7 @@ const INLINE_ENTRIES_MAX: usize = 4;
 
 impl Persister {
     pub(crate) fn start(storage: Storage, done: mpsc::UnboundedSender<Internal>) -> Persister {
-        let (jobs, receiver) = std_mpsc::channel::<Vec<Job>>();
+        let (jobs, receiver) = std_mpsc::channel::<ToStorage>();
         let (files, file_work) = std_mpsc::channel::<FileWork>();
         let snapshotter = storage.snapshotter().clone();
         let reports = jobs.clone();
@@ -120,22 +130,23 @@ impl Persister {
             .name("detcd-storage".into())
             .spawn(move || {
                 let mut stopping = false;
-                while let Ok(mut batch) = receiver.recv() {
-                    let from_driver = |b: &[Job]| {
-                        !matches!(
-                            b.first(),
-                            Some(Job::SnapshotFileSaved(_) | Job::SnapshotFileFailed(_) | Job::Stop)
-                        )
-                    };
-                    let mut taken = usize::from(from_driver(&batch));
-                    // What the driver handed over meanwhile joins this pass.
-                    while let Ok(more) = receiver.try_recv() {
-                        taken += usize::from(from_driver(&more));
-                        batch.extend(more);
-                    }
-                    if let Some(stop) = batch.iter().position(|job| matches!(job, Job::Stop)) {
-                        batch.truncate(stop);
-                        stopping = true;
+                while let Ok(first) = receiver.recv() {
+                    let (mut batch, mut taken) = (Vec::new(), 0);
+                    // What was handed over meanwhile joins this pass, up to a stop.
+                    let mut next = Some(first);
+                    while let Some(item) = next.take() {
+                        match item {
+                            ToStorage::Batch(jobs) => {
+                                taken += 1;
+                                batch.extend(jobs);
+                            }
+                            ToStorage::FileReport(job) => batch.push(job),
+                            ToStorage::Stop => {
+                                stopping = true;
+                                break;
+                            }
+                        }
+                        next = receiver.try_recv().ok();
                     }
                     let report = lock(&thread_shared).write_batch(batch);
                     let sent = done.send(Internal::Stored(report));
@@ -192,14 +203,16 @@ impl Persister {
     /// as [`Internal::Stored`].
     pub(crate) fn submit(&self, batch: Vec<Job>) -> bool {
         self.submitted.fetch_add(1, Ordering::AcqRel);
-        self.jobs.as_ref().is_some_and(|j| j.send(batch).is_ok())
+        self.jobs
+            .as_ref()
+            .is_some_and(|j| j.send(ToStorage::Batch(batch)).is_ok())
     }
 
     /// Stops the threads after the work already handed over and waits for them,
     /// so the data directory is unlocked when this returns.
     pub(crate) async fn stop(mut self) {
         if let Some(jobs) = self.jobs.take() {
-            let _ = jobs.send(vec![Job::Stop]);
+            let _ = jobs.send(ToStorage::Stop);
         }
         if let Some(thread) = self.thread.take() {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
@@ -212,7 +225,7 @@ impl Drop for Persister {
         // The snapshot writer holds a sender too, so the queue never closes by
         // itself: without a stop the storage thread would wait forever.
         if let Some(jobs) = self.jobs.take() {
-            let _ = jobs.send(vec![Job::Stop]);
+            let _ = jobs.send(ToStorage::Stop);
         }
     }
 }
@@ -220,7 +233,7 @@ impl Drop for Persister {
 fn write_snapshot_files(
     snapshotter: &Snapshotter,
     work: &std_mpsc::Receiver<FileWork>,
-    reports: &std_mpsc::Sender<Vec<Job>>,
+    reports: &std_mpsc::Sender<ToStorage>,
 ) {
     while let Ok(item) = work.recv() {
         match item {
@@ -229,7 +242,7 @@ fn write_snapshot_files(
                     Ok(_) => Job::SnapshotFileSaved(snapshot.metadata.unwrap_or_default()),
                     Err(e) => Job::SnapshotFileFailed(e.to_string()),
                 };
-                if reports.send(vec![job]).is_err() {
+                if reports.send(ToStorage::FileReport(job)).is_err() {
                     return;
                 }
             }
@@ -369,7 +382,6 @@ impl StorageThread {
                             .release_to(index)
                             .map_err(|e| e.to_string())?;
                     }
-                    Job::Stop => {}
                 }
             }
             if must_sync {
