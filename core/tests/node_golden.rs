@@ -9,6 +9,8 @@
 #[allow(dead_code)]
 #[path = "support/datadriven.rs"]
 mod datadriven;
+#[path = "support/mem_disk.rs"]
+mod mem_disk;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt::Write;
@@ -23,48 +25,12 @@ use detcd_proto::etcdserverpb::{
     MemberRemoveRequest, MoveLeaderRequest, PutRequest, RangeRequest, RequestOp, ResponseHeader, TxnRequest,
     WatchCreateRequest,
 };
-use detcd_proto::raftpb::{Entry, HardState, Snapshot};
-
-/// What one member has made durable.
-#[derive(Clone, Debug, Default)]
-struct Disk {
-    snapshot: Snapshot,
-    hard_state: HardState,
-    entries: Vec<Entry>,
-}
-
-impl Disk {
-    fn snapshot_index(&self) -> u64 {
-        self.snapshot.metadata.as_ref().map_or(0, |m| m.index)
-    }
-
-    fn persist(&mut self, snapshot: Option<Snapshot>, entries: Vec<Entry>, hard_state: Option<HardState>) {
-        if let Some(s) = snapshot {
-            self.snapshot = s;
-            self.entries.clear();
-        }
-        if let Some(first) = entries.first() {
-            let keep = (first.index - self.snapshot_index() - 1) as usize;
-            self.entries.truncate(keep);
-            self.entries.extend(entries);
-        }
-        if let Some(hs) = hard_state {
-            self.hard_state = hs;
-        }
-    }
-
-    fn save_snapshot(&mut self, snapshot: Snapshot) {
-        let index = snapshot.metadata.as_ref().map_or(0, |m| m.index);
-        let drop = (index - self.snapshot_index()) as usize;
-        self.entries.drain(..drop.min(self.entries.len()));
-        self.snapshot = snapshot;
-    }
-}
+use mem_disk::MemDisk;
 
 struct Host {
     node: Option<Node>,
     config: NodeConfig,
-    disk: Disk,
+    disk: MemDisk,
 }
 
 /// The cluster, its network, the clock and the transcript.
@@ -123,7 +89,7 @@ impl Cluster {
     fn start(&mut self, id: u64, config: NodeConfig, start: NodeStart) {
         let disk = match &start {
             NodeStart::Recover { .. } => self.members[&id].disk.clone(),
-            _ => Disk::default(),
+            _ => MemDisk::default(),
         };
         let node = Node::new(config.clone(), start).expect("node starts");
         self.members.insert(
@@ -705,11 +671,7 @@ fn run(c: &mut Cluster, cmd: &Command) -> String {
             for id in cmd.ids() {
                 let disk = c.members[&id].disk.clone();
                 let config = c.members[&id].config.clone();
-                let start = NodeStart::Recover {
-                    snapshot: disk.snapshot.clone(),
-                    hard_state: disk.hard_state,
-                    entries: disk.entries.clone(),
-                };
+                let start = disk.recover();
                 c.line(format!(
                     "n{id}: restarting from snapshot at {} with {} entries, commit {}",
                     disk.snapshot_index(),

@@ -3,11 +3,14 @@
 //! the whole state), and exactly the state at their index (a member restarted
 //! from one, plus the entries after it, rebuilds the same state).
 
+#[path = "support/mem_disk.rs"]
+mod mem_disk;
+
 use detcd_core::node::{
     Input, Node, NodeConfig, NodeStart, Output, Request, SNAPSHOT_SIZE_FREE_BYTES, SNAPSHOT_STEP_BYTES,
 };
 use detcd_proto::etcdserverpb::{Member, PutRequest};
-use detcd_proto::raftpb::{Entry, HardState, Snapshot};
+use mem_disk::MemDisk;
 
 const VALUE_BYTES: usize = 48 << 10;
 
@@ -16,16 +19,10 @@ struct Member1 {
     node: Node,
     config: NodeConfig,
     now_ms: u64,
-    snapshot: Snapshot,
-    hard_state: HardState,
-    entries: Vec<Entry>,
+    disk: MemDisk,
     /// (index, applied index when it came out, state bytes) of each saved snapshot.
     saved: Vec<(u64, u64, usize)>,
     next_client: u64,
-}
-
-fn snapshot_index(s: &Snapshot) -> u64 {
-    s.metadata.as_ref().map_or(0, |m| m.index)
 }
 
 impl Member1 {
@@ -35,9 +32,7 @@ impl Member1 {
             node,
             config,
             now_ms: 0,
-            snapshot: Snapshot::default(),
-            hard_state: HardState::default(),
-            entries: Vec::new(),
+            disk: MemDisk::default(),
             saved: Vec::new(),
             next_client: 1,
         };
@@ -60,27 +55,14 @@ impl Member1 {
                     hard_state,
                     ..
                 } => {
-                    if let Some(s) = snapshot {
-                        self.snapshot = s;
-                        self.entries.clear();
-                    }
-                    if let Some(first) = entries.first() {
-                        let keep = (first.index - snapshot_index(&self.snapshot) - 1) as usize;
-                        self.entries.truncate(keep);
-                        self.entries.extend(entries);
-                    }
-                    if let Some(hs) = hard_state {
-                        self.hard_state = hs;
-                    }
+                    self.disk.persist(snapshot, entries, hard_state);
                     self.node.handle(Input::Persisted { ready_number });
                 }
                 Output::SaveSnapshot { snapshot } => {
-                    let index = snapshot_index(&snapshot);
-                    let drop = (index - snapshot_index(&self.snapshot)) as usize;
-                    self.entries.drain(..drop.min(self.entries.len()));
+                    let index = snapshot.metadata.as_ref().map_or(0, |m| m.index);
                     self.saved
                         .push((index, self.node.applied_index(), snapshot.data.len()));
-                    self.snapshot = snapshot;
+                    self.disk.save_snapshot(snapshot);
                     self.node.handle(Input::SnapshotSaved { index });
                 }
                 _ => {}
@@ -105,12 +87,7 @@ impl Member1 {
     }
 
     fn restarted(&self) -> Member1 {
-        let start = NodeStart::Recover {
-            snapshot: self.snapshot.clone(),
-            hard_state: self.hard_state,
-            entries: self.entries.clone(),
-        };
-        Member1::start(self.config.clone(), start)
+        Member1::start(self.config.clone(), self.disk.recover())
     }
 }
 
@@ -175,7 +152,7 @@ fn large_state_snapshots_are_sliced_spaced_and_exact() {
     assert_eq!(r.node.applied_index(), applied);
     assert_eq!(r.node.store().to_snapshot(), m.node.store().to_snapshot());
     assert!(
-        snapshot_index(&m.snapshot) < applied,
+        m.disk.snapshot_index() < applied,
         "the restart replays entries after the snapshot"
     );
 }
