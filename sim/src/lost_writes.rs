@@ -170,26 +170,34 @@ mod tests {
         id
     }
 
+    /// A read of another key, answered at `at` with the store at `revision`.
+    fn client_saw(h: &mut History, revision: i64, at: u64) {
+        let id = h.invoke(
+            2,
+            KvOp::Get {
+                key: b"other".to_vec(),
+            },
+            at - 1,
+        );
+        let absent = KvResult::GetOk {
+            value: None,
+            mod_revision: 0,
+            version: 0,
+            revision,
+        };
+        h.complete(id, absent, at);
+    }
+
     #[test]
     fn lost_puts_resolve_to_their_revision_or_to_not_applied() {
         let mut store = Store::new(StoreConfig::default());
         let mut log = WriteLog::default();
         let mut h = History::new();
-        let seen = h.invoke(2, KvOp::Get { key: b"a".to_vec() }, 0);
         let applied = lost_put(&mut h, "a", "v1", 1);
         let never = lost_put(&mut h, "a", "v2", 2);
         let rev = put(&mut store, "a", "v1");
         log.observe(&store);
-        h.complete(
-            seen,
-            KvResult::GetOk {
-                value: None,
-                mod_revision: 0,
-                version: 0,
-                revision: rev,
-            },
-            50,
-        );
+        client_saw(&mut h, rev, 50);
         let resolved = resolve(&mut h, &log);
         assert_eq!(
             resolved,
@@ -225,17 +233,7 @@ mod tests {
             })
             .expect("compact");
         log.observe(&store);
-        let seen = h.invoke(2, KvOp::Get { key: b"b".to_vec() }, 30);
-        h.complete(
-            seen,
-            KvResult::GetOk {
-                value: None,
-                mod_revision: 0,
-                version: 0,
-                revision: top,
-            },
-            40,
-        );
+        client_saw(&mut h, top, 40);
         assert_eq!(
             resolve(&mut h, &log),
             Resolved {

@@ -212,6 +212,10 @@ pub struct Options {
     /// Mean time between process pauses, and how long one lasts at most.
     pub pause_interval_ms: u64,
     pub pause_ms_max: u64,
+    /// The chance that a crash, when it comes, is aimed: it waits for its member's
+    /// next synced write or snapshot file and lands while that is still in flight
+    /// (where torn tails and unsynced records are).
+    pub crash_aimed_per_mille: u64,
     /// Entries between snapshots (etcd's --snapshot-count, scaled down).
     pub snapshot_count: u64,
     /// WAL segment size (etcd's 64 MB, scaled down to exercise segment chains).
@@ -285,6 +289,7 @@ impl Options {
             membership_interval_ms: rng.range(2000, 8000),
             pause_interval_ms: 0,
             pause_ms_max: 0,
+            crash_aimed_per_mille: 0,
             snapshot_count: [20, 100, 1000][rng.range(0, 3) as usize],
             wal_segment_bytes: [4096, 16 * 1024, 256 * 1024][rng.range(0, 3) as usize],
             clients: rng.range(2, 9) as usize,
@@ -323,6 +328,7 @@ impl Options {
         // Up to four election timeouts: long enough that a paused leader wakes up
         // deposed, still believing it leads.
         opts.pause_ms_max = rng.range(1, 4 * opts.election_timeout_ms() + 1);
+        opts.crash_aimed_per_mille = [0, 0, 500, 1000][rng.range(0, 4) as usize];
         opts
     }
 
@@ -370,8 +376,9 @@ impl fmt::Display for Options {
         )?;
         writeln!(
             f,
-            "members:     crash every ~{} ms, down up to {} ms, fsync {}..{} us, slow fsync {}‰ up to {} us, clock jump every ~{} ms up to {} ms, membership change every ~{} ms, pause every ~{} ms up to {} ms",
+            "members:     crash every ~{} ms ({}‰ aimed at a write in flight), down up to {} ms, fsync {}..{} us, slow fsync {}‰ up to {} us, clock jump every ~{} ms up to {} ms, membership change every ~{} ms, pause every ~{} ms up to {} ms",
             self.crash_interval_ms,
+            self.crash_aimed_per_mille,
             self.down_ms_max,
             self.fsync_min_us,
             self.fsync_max_us,

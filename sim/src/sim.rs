@@ -55,6 +55,8 @@ pub struct Counters {
     pub one_way_cuts: u64,
     pub leader_isolations: u64,
     pub crashes: u64,
+    /// Crashes that waited for a write in flight (`crash_aimed_per_mille`).
+    pub crashes_aimed: u64,
     pub restarts: u64,
     pub torn_tails_recovered: u64,
     pub slow_fsyncs: u64,
@@ -117,6 +119,11 @@ pub(crate) enum Event {
         token: u64,
     },
     Crash,
+    /// An aimed crash landing: crash `member` if it is still incarnation `inc`.
+    CrashAimed {
+        member: u64,
+        inc: u64,
+    },
     Restart {
         member: u64,
     },
@@ -160,6 +167,8 @@ pub(crate) struct Host {
     /// While `now_us` is below this, the member's process is paused: what it
     /// would handle is held back until then (the pause fault).
     paused_until_us: u64,
+    /// An aimed crash waits for this member's next synced write.
+    crash_armed: bool,
     disk_free_at_us: u64,
     mirror: LogMirror,
     cursors: Cursors,
@@ -194,6 +203,7 @@ impl Host {
             inc: 0,
             clock_offset_ms: 0,
             paused_until_us: 0,
+            crash_armed: false,
             disk_free_at_us: 0,
             mirror: LogMirror::default(),
             cursors: Cursors::default(),
@@ -516,6 +526,9 @@ impl Sim {
                 let done = host.disk_free_at_us.max(self.now_us + latency);
                 host.disk_free_at_us = done;
                 let inc = host.inc;
+                if must_sync {
+                    self.land_aimed_crash(id, done);
+                }
                 if self.mutations.is("persisted-before-sync") {
                     self.queue.push(
                         done,
@@ -598,6 +611,7 @@ impl Sim {
                 let inc = host.inc;
                 let done = host.disk_free_at_us.max(self.now_us + latency);
                 host.disk_free_at_us = done;
+                self.land_aimed_crash(id, done);
                 if self.mutations.is("snapshot-saved-before-sync") {
                     self.queue.push(
                         done,
@@ -966,6 +980,12 @@ impl Sim {
             }
             Event::ClientWake { client, token } => self.client_wake(client, token),
             Event::Crash => self.crash_random(),
+            Event::CrashAimed { member, inc } => {
+                if self.faults_on && self.hosts.get(&member).is_some_and(|h| h.inc == inc) {
+                    self.counters.crashes_aimed += 1;
+                    self.crash_and_schedule_restart(member);
+                }
+            }
             Event::Restart { member } => self.restart(member),
             Event::PartitionChange => self.partition_change(),
             Event::IsolateLeader { member, term } => self.isolate_leader(member, term),
@@ -1047,6 +1067,7 @@ impl Sim {
         }
         host.inc += 1; // outstanding events of the old incarnation are void
         host.paused_until_us = 0;
+        host.crash_armed = false;
         self.streams.retain(|(m, _), _| *m != id);
         self.workload.member_crashed(id);
     }
@@ -1146,12 +1167,34 @@ impl Sim {
             .collect();
         if !up.is_empty() {
             let id = up[self.rng.range(0, up.len() as u64) as usize];
-            self.crash(id);
-            let down = self.rng.range(1, self.opts.down_ms_max + 1) * 1000;
-            self.queue.push(self.now_us + down, Event::Restart { member: id });
+            let aimed = self.opts.crash_aimed_per_mille;
+            if aimed > 0 && self.rng.chance(aimed, 1000) {
+                self.hosts.get_mut(&id).expect("host").crash_armed = true;
+            } else {
+                self.crash_and_schedule_restart(id);
+            }
         }
         let next = self.rng.range(1, 2 * self.opts.crash_interval_ms + 1) * 1000;
         self.queue.push(self.now_us + next, Event::Crash);
+    }
+
+    fn crash_and_schedule_restart(&mut self, id: u64) {
+        self.crash(id);
+        let down = self.rng.range(1, self.opts.down_ms_max + 1) * 1000;
+        self.queue.push(self.now_us + down, Event::Restart { member: id });
+    }
+
+    /// If an aimed crash waits for `id`, it lands while the write that just
+    /// started (done at `done_us`) is in flight: before it is durable, or just as
+    /// it becomes so.
+    fn land_aimed_crash(&mut self, id: u64, done_us: u64) {
+        let Some(host) = self.hosts.get_mut(&id).filter(|h| h.crash_armed) else {
+            return;
+        };
+        host.crash_armed = false;
+        let inc = host.inc;
+        let at = self.rng.range(self.now_us, done_us + 1);
+        self.queue.push(at, Event::CrashAimed { member: id, inc });
     }
 
     fn partition_change(&mut self) {
@@ -1305,6 +1348,7 @@ impl Sim {
         self.cuts.clear();
         for host in self.hosts.values_mut() {
             host.paused_until_us = 0;
+            host.crash_armed = false;
         }
         for id in self.member_ids() {
             self.restart(id);
