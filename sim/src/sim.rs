@@ -186,6 +186,13 @@ pub(crate) struct Host {
     /// The last log entry (term, index) acknowledged durable when the member last
     /// crashed.
     durable_at_crash: (u64, u64),
+    /// Persists not yet acknowledged that overwrite acknowledged entries (a
+    /// conflicting tail replaced by the leader's): (ready number, first entry's
+    /// index and term). Until acknowledged, recovery may find the old log or a
+    /// new one.
+    overwrites_pending: Vec<(u64, u64, u64)>,
+    /// `overwrites_pending`'s first entries (index, term) when the member last crashed.
+    overwrites_at_crash: Vec<(u64, u64)>,
     /// The term acknowledged durable when the member last crashed.
     term_at_crash: u64,
     /// The index of the newest snapshot written into the WAL.
@@ -217,6 +224,8 @@ impl Host {
             founder,
             removed: false,
             durable_at_crash: (0, 0),
+            overwrites_pending: Vec::new(),
+            overwrites_at_crash: Vec::new(),
             term_at_crash: 0,
             wal_snapshot_index: 0,
         }
@@ -504,6 +513,10 @@ impl Sim {
                     if index > 1 {
                         self.counters.snapshots_installed += 1;
                     }
+                }
+                if let Some(first) = entries.first().filter(|e| e.index <= host.durable_last_index) {
+                    host.overwrites_pending
+                        .push((ready_number, first.index, first.term));
                 }
                 host.mirror.append(&entries);
                 let records = persist_records(snapshot.as_ref(), &entries, hard_state.as_ref(), drop_hs);
@@ -889,6 +902,8 @@ impl Sim {
                 for t in &tokens {
                     storage.disk.sync_complete(t);
                 }
+                host.overwrites_pending
+                    .retain(|&(ready, _, _)| ready > ready_number);
                 while host.persists.front().is_some_and(|p| p.0 <= ready_number) {
                     let (_, (last_term, last), hs) = host.persists.pop_front().expect("front");
                     host.durable_last_index = last;
@@ -1058,6 +1073,10 @@ impl Sim {
         disk.crash(&mut self.rng, policy, &Storage::accepts_garbage);
         host.parked_disk = Some(disk);
         host.durable_at_crash = (host.durable_last_term, host.durable_last_index);
+        host.overwrites_at_crash = std::mem::take(&mut host.overwrites_pending)
+            .into_iter()
+            .map(|(_, index, term)| (index, term))
+            .collect();
         host.term_at_crash = host.durable_hs.term;
         if self.verbose {
             eprintln!(
@@ -1111,13 +1130,27 @@ impl Sim {
                         .last()
                         .map_or_else(|| snapshot.metadata.as_ref().map_or(0, |m| m.term), |e| e.term);
                     let (durable_term, durable) = self.hosts[&id].durable_at_crash;
+                    let overwrites = &self.hosts[&id].overwrites_at_crash;
                     // The recovered log must be at least as up to date (Raft's
                     // comparison: last term, then last index) as the log the member
-                    // acknowledged. A shorter log is fine when a newer leader's entry
-                    // replaced the acknowledged tail and only that write survived: the
-                    // replaced entries were never committed (leader completeness), and
-                    // the newer log still wins every vote the old one would have.
-                    if (last_term, last) < (durable_term, durable) && !self.mutations_lose_durability() {
+                    // acknowledged, unless an unacknowledged write that replaced part
+                    // of it (a conflicting tail, replaced by the leader's entries)
+                    // survived: those entries were not in the leader's log, so never
+                    // committed (leader completeness), and the member held the new
+                    // log in memory already. The replacement may even carry older
+                    // terms than the tail it replaced (a leader's entries from before
+                    // the term of a deposed leader's tail). One survived if the
+                    // recovered log holds its first entry.
+                    let replaced = overwrites.iter().any(|&(first, first_term)| {
+                        first > index
+                            && entries
+                                .get((first - index - 1) as usize)
+                                .is_some_and(|e| e.index == first && e.term == first_term)
+                    });
+                    if (last_term, last) < (durable_term, durable)
+                        && !replaced
+                        && !self.mutations_lose_durability()
+                    {
                         self.fail(format!(
                             "member {id:x} recovered its log to {last_term}/{last}, but {durable_term}/{durable} was acknowledged durable before the crash"
                         ));
