@@ -532,6 +532,7 @@ impl Sim {
                 let host = self.hosts.get_mut(&id).expect("host");
                 let storage = host.storage.as_mut().expect("storage");
                 let tokens = if must_sync {
+                    let files = storage.sync_targets(files);
                     storage.sync_begin(&files)
                 } else {
                     Vec::new()

@@ -176,6 +176,17 @@ impl Storage {
         names.iter().map(|n| self.disk.sync_begin(n)).collect()
     }
 
+    /// The files a synced Persist must sync: those it wrote, or, when it wrote
+    /// nothing (a sync asked for what is already written), the current segment,
+    /// as an fdatasync of the WAL file does.
+    pub fn sync_targets(&self, written: Vec<String>) -> Vec<String> {
+        if written.is_empty() && self.segment_started {
+            vec![Self::segment_name(self.segment)]
+        } else {
+            written
+        }
+    }
+
     /// Reads the disk back after a crash: the node's start (None when nothing
     /// durable was ever written) and the storage to continue with. The torn tail of
     /// the last segment is cut off durably before anything is appended

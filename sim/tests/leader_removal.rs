@@ -76,3 +76,55 @@ fn a_leader_that_removed_itself_lets_the_survivor_learn_it() {
     assert!(!sim.is_up(leader), "the removed member stopped");
     assert!(sim.failure.is_none(), "{:?}", sim.failure);
 }
+
+/// A two-voter cluster shrinks to one: the leader removes the follower, answers,
+/// the operator stops the removed member for good at once, and the survivor
+/// crashes at that same moment (sweep seed 1025 at 3ad4257, with an aimed crash).
+/// The survivor must restart knowing the removal committed: had it answered with
+/// the removal applied but its commit index not yet durable, it would restart
+/// under the two-voter configuration and wait for the stopped member's vote
+/// forever. Slow fsyncs (20-30 ms) keep the answer well inside the sync window.
+#[test]
+fn a_survivor_crashing_as_it_answers_its_shrink_to_one_still_leads() {
+    for seed in 1..=8 {
+        let mut opts = Options::quiet(seed, 2);
+        opts.tick_ms = 100;
+        opts.election_ticks = 10;
+        opts.request_timeout_ms = 3_000;
+        opts.fsync_min_us = 20_000;
+        opts.fsync_max_us = 30_000;
+        let mut sim = Sim::new(opts, Mutations::NONE);
+        sim.run_until(5_000_000);
+        let leader = sim.leader().expect("a leader within 5 s");
+        let removed = sim
+            .member_ids()
+            .into_iter()
+            .find(|&id| id != leader)
+            .expect("two members");
+        let remove = sim.request(leader, Request::MemberRemove(MemberRemoveRequest { id: removed }));
+        assert!(
+            matches!(sim.wait(remove, 10_000), Some(Ok(Response::MemberRemove(_)))),
+            "seed {seed}: the removal is acknowledged"
+        );
+        sim.crash(removed);
+        sim.crash(leader);
+        sim.restart(leader);
+
+        let deadline_us = sim.now_us + 10_000_000;
+        let mut answer = None;
+        while sim.now_us < deadline_us && !matches!(answer, Some(Ok(Response::Put(_)))) {
+            let put = Request::Put(PutRequest {
+                key: b"after".to_vec(),
+                value: b"shrink".to_vec(),
+                ..Default::default()
+            });
+            let id = sim.request(leader, put);
+            answer = sim.wait(id, 5_000);
+        }
+        assert!(
+            matches!(answer, Some(Ok(Response::Put(_)))),
+            "seed {seed}: the survivor serves alone within ten election timeouts: {answer:?}"
+        );
+        assert!(sim.failure.is_none(), "seed {seed}: {:?}", sim.failure);
+    }
+}

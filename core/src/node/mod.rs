@@ -149,6 +149,18 @@ pub struct Node {
     /// Number of the latest handed-out Ready that changed term or vote and is not
     /// yet persisted: while set, no message leaves before its Ready is persisted.
     term_vote_unpersisted: Option<u64>,
+    /// Number of the latest handed-out Ready whose committed entries hold a
+    /// configuration change, while it is not yet persisted. Its Persist is synced,
+    /// and until then no raft message leaves and every output but disk work waits
+    /// in `gated`: nobody (a client, an operator, a peer) learns that the change
+    /// committed before this member's commit index covering it is durable. Else,
+    /// in a two-voter cluster shrinking to one, the survivor could crash with the
+    /// removal applied but its commit index not durable, while the operator,
+    /// told the removal succeeded, stopped the removed member for good: on
+    /// restart the survivor would need the stopped member's vote forever.
+    conf_commit_unpersisted: Option<u64>,
+    /// Outputs held back while `conf_commit_unpersisted` is set, in order.
+    gated: VecDeque<Output>,
     /// When the next attempt to publish this member's attributes may be made.
     publish_retry_ms: u64,
     /// Set when this member applied its own removal: it serves no client, and
@@ -263,6 +275,8 @@ impl Node {
             held: VecDeque::new(),
             term_vote: (status.term, status.vote),
             term_vote_unpersisted: None,
+            conf_commit_unpersisted: None,
+            gated: VecDeque::new(),
             publish_retry_ms: 0,
             stop_at_ms: None,
             removed: false,
@@ -319,7 +333,17 @@ impl Node {
 
     /// The next output, or `None` when there is nothing left to do.
     pub fn poll(&mut self) -> Option<Output> {
-        self.outputs.pop_front()
+        loop {
+            let output = self.outputs.pop_front()?;
+            let disk_work = matches!(
+                output,
+                Output::Persist { .. } | Output::SaveSnapshot { .. } | Output::ReleaseWal { .. }
+            );
+            if self.conf_commit_unpersisted.is_none() || disk_work {
+                return Some(output);
+            }
+            self.gated.push_back(output);
+        }
     }
 
     /// This member's ID.
@@ -638,6 +662,13 @@ impl Node {
         if self.term_vote_unpersisted.is_some_and(|n| n <= ready_number) {
             self.term_vote_unpersisted = None;
         }
+        if self.conf_commit_unpersisted.is_some_and(|n| n <= ready_number) {
+            self.conf_commit_unpersisted = None;
+            // What waited was produced before anything still queued.
+            while let Some(output) = self.gated.pop_back() {
+                self.outputs.push_front(output);
+            }
+        }
         while self.held.front().is_some_and(|(n, _)| *n <= ready_number) {
             let (_, messages) = self.held.pop_front().expect("checked");
             for m in messages {
@@ -662,6 +693,13 @@ impl Node {
                     self.term_vote = (hs.term, hs.vote);
                     self.term_vote_unpersisted = Some(rd.number);
                 }
+            }
+            let commits_conf_change = rd.committed_entries.iter().any(|e| {
+                use detcd_proto::raftpb::EntryType::{EntryConfChange, EntryConfChangeV2};
+                matches!(e.r#type(), EntryConfChange | EntryConfChangeV2)
+            });
+            if commits_conf_change {
+                self.conf_commit_unpersisted = Some(rd.number);
             }
             if let Some(soft) = rd.soft_state {
                 self.on_soft_state(soft);
@@ -693,7 +731,7 @@ impl Node {
                 messages = rest;
             }
             let mut early = Vec::new();
-            if self.term_vote_unpersisted.is_none() {
+            if self.term_vote_unpersisted.is_none() && self.conf_commit_unpersisted.is_none() {
                 // A leader's appends, heartbeats and snapshots leave at once, in
                 // parallel with its own write (Raft thesis 10.2.1, as etcd). Safe:
                 // - They claim nothing about the leader's durable state. Its own log
@@ -707,7 +745,9 @@ impl Node {
                 // - Not while a Ready that changed term or vote is unpersisted: after
                 //   a crash the member could restart at the old term, win the new
                 //   term again and send different entries under the same term and
-                //   index. Then everything waits, as before.
+                //   index. Then everything waits, as before. Nor while a Ready that
+                //   commits a configuration change is unpersisted (its commit index
+                //   must be durable here before a peer learns of it).
                 // Everything else (vote requests and replies, append and heartbeat
                 // responses, read-index replies) still waits for persistence.
                 let (now, rest): (Vec<Message>, Vec<Message>) = messages.into_iter().partition(|m| {
@@ -722,7 +762,8 @@ impl Node {
                 snapshot: rd.snapshot,
                 entries: rd.entries,
                 hard_state: rd.hard_state,
-                must_sync: rd.must_sync,
+                // A committed configuration change: see `conf_commit_unpersisted`.
+                must_sync: rd.must_sync || commits_conf_change,
             });
             for m in early {
                 self.outputs.push_back(Output::Send {
