@@ -88,8 +88,10 @@ struct SnapshotJob {
 ///    before the driver answers [`Input::Persisted`]` { ready_number: n }`. Outputs
 ///    that depend on it (the raft messages of the same Ready) only come out after
 ///    that answer, so a driver that sends every [`Output::Send`] as soon as it sees
-///    it never sends ahead of its disk. Persists may be pipelined: answering `n`
-///    acknowledges every Persist numbered `<= n`.
+///    it never sends ahead of its disk. A Persist that commits a configuration
+///    change is synced, and every output but disk work waits for its answer.
+///    Persists may be pipelined: answering `n` acknowledges every Persist
+///    numbered `<= n`.
 /// 2. [`Output::Send`], [`Output::Respond`], [`Output::Watch`]: in order per
 ///    destination (watch responses of one stream in order).
 /// 3. [`Output::SaveSnapshot`]: saved durably, then answered with
