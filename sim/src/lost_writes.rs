@@ -14,7 +14,9 @@
 //! one either, so "not applied" is concluded only when the log holds every revision the write
 //! could have created: above the highest revision answered before it was sent, up to the
 //! newest revision any client saw, with no revision lost to a compaction before it was
-//! recorded. Deletes are left unknown: two deletes of a key look alike in the log.
+//! recorded. A lost delete is resolved only when no delete of its key happened in its
+//! window (it then deleted nothing); otherwise it stays unknown, since two deletes of a key
+//! look alike in the log.
 
 use std::collections::BTreeMap;
 
@@ -23,12 +25,14 @@ use detcd_proto::mvccpb::event::EventType;
 
 use crate::check::history::{History, KvOp, OpId, Outcome};
 
-/// Every put applied anywhere in the cluster, by (key, value).
+/// Every put applied anywhere in the cluster, by (key, value), and every delete, by key.
 #[derive(Clone, Debug, Default)]
 pub struct WriteLog {
     /// Revisions up to this one are recorded (or listed in `gaps`).
     recorded: i64,
     puts: BTreeMap<(Vec<u8>, Vec<u8>), i64>,
+    /// The revisions at which each key was deleted, ascending.
+    deletes: BTreeMap<Vec<u8>, Vec<i64>>,
     /// Revision ranges (inclusive) a compaction removed before they were recorded.
     gaps: Vec<(i64, i64)>,
 }
@@ -48,11 +52,17 @@ impl WriteLog {
             from = store.compact_revision();
         }
         if let Ok(events) = store.events(&[0], &[0], from, revision, usize::MAX, false) {
-            for event in events.iter().filter(|e| e.r#type() == EventType::Put) {
-                if let Some(kv) = &event.kv {
+            for event in &events {
+                let Some(kv) = &event.kv else { continue };
+                if event.r#type() == EventType::Put {
                     self.puts
                         .entry((kv.key.clone(), kv.value.clone()))
                         .or_insert(kv.mod_revision);
+                } else {
+                    self.deletes
+                        .entry(kv.key.clone())
+                        .or_default()
+                        .push(kv.mod_revision);
                 }
             }
         }
@@ -62,6 +72,13 @@ impl WriteLog {
     /// The revision at which `value` was put at `key`, if it was.
     pub fn applied_at(&self, key: &[u8], value: &[u8]) -> Option<i64> {
         self.puts.get(&(key.to_vec(), value.to_vec())).copied()
+    }
+
+    /// Whether `key` was deleted at some revision in `from..=to`.
+    pub fn deleted_within(&self, key: &[u8], from: i64, to: i64) -> bool {
+        self.deletes
+            .get(key)
+            .is_some_and(|revs| revs.iter().any(|&r| from <= r && r <= to))
     }
 
     /// Whether every revision in `from..=to` is recorded.
@@ -107,21 +124,30 @@ pub fn resolve(history: &mut History, log: &WriteLog) -> Resolved {
         if !matches!(op.outcome, Outcome::Unknown { .. } | Outcome::Pending) {
             continue;
         }
-        let (key, value) = match &op.op {
-            KvOp::Put { key, value } => (key, value),
-            KvOp::CompareAndSwap { key, new_value, .. } => (key, new_value),
+        // If it applied, it created a revision above every one answered before it was sent
+        // (or none: a delete of an absent key); if no client saw beyond the log, whatever it
+        // did within the history is in the log.
+        let floor = floor_before(op.invoked_at);
+        let complete = log.complete(floor + 1, newest_seen);
+        let applied_at = match &op.op {
+            KvOp::Put { key, value }
+            | KvOp::CompareAndSwap {
+                key,
+                new_value: value,
+                ..
+            } => log.applied_at(key, value),
+            // A delete is told apart from another only when no delete of its key happened
+            // in its window: then it deleted nothing, which is the same as not applying.
+            KvOp::Delete { key } if complete && !log.deleted_within(key, floor + 1, newest_seen) => None,
             KvOp::Delete { .. } => {
                 resolved.left += 1;
                 continue;
             }
             KvOp::Get { .. } => continue,
         };
-        let applied_at = log.applied_at(key, value);
         match applied_at {
             Some(_) => resolved.applied += 1,
-            // If it applied, it created a revision above every one answered before it was
-            // sent; if no client saw beyond the log, it did not apply within the history.
-            None if log.complete(floor_before(op.invoked_at) + 1, newest_seen) => resolved.not_applied += 1,
+            None if complete => resolved.not_applied += 1,
             None => {
                 resolved.left += 1;
                 continue;
@@ -140,7 +166,7 @@ mod tests {
     use super::*;
     use crate::check::history::KvResult;
     use detcd_core::mvcc::store::StoreConfig;
-    use detcd_proto::etcdserverpb::{CompactionRequest, PutRequest};
+    use detcd_proto::etcdserverpb::{CompactionRequest, DeleteRangeRequest, PutRequest};
 
     fn put(store: &mut Store, key: &str, value: &str) -> i64 {
         let req = PutRequest {
@@ -215,6 +241,46 @@ mod tests {
             }
         );
         assert_eq!(h.operations()[never.0].outcome, Outcome::FailedDefinite);
+    }
+
+    fn lost_delete(h: &mut History, key: &str, at: u64) -> OpId {
+        let id = h.invoke(1, KvOp::Delete { key: key.into() }, at);
+        h.fail_unknown(id, at + 10);
+        id
+    }
+
+    #[test]
+    fn a_lost_delete_resolves_only_when_no_delete_of_its_key_happened() {
+        let mut store = Store::new(StoreConfig::default());
+        let mut log = WriteLog::default();
+        let mut h = History::new();
+        let on_a = lost_delete(&mut h, "a", 1);
+        let on_b = lost_delete(&mut h, "b", 2);
+        put(&mut store, "a", "v1");
+        let req = DeleteRangeRequest {
+            key: b"a".to_vec(),
+            ..Default::default()
+        };
+        let deleted = store
+            .delete_range(&req)
+            .expect("delete")
+            .response
+            .header
+            .expect("header")
+            .revision;
+        log.observe(&store);
+        client_saw(&mut h, deleted, 50);
+        let resolved = resolve(&mut h, &log);
+        assert_eq!(
+            resolved,
+            Resolved {
+                applied: 0,
+                not_applied: 1,
+                left: 1
+            }
+        );
+        assert!(matches!(h.operations()[on_a.0].outcome, Outcome::Unknown { .. }));
+        assert_eq!(h.operations()[on_b.0].outcome, Outcome::FailedDefinite);
     }
 
     #[test]
