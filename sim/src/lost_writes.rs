@@ -183,17 +183,19 @@ mod tests {
             .revision
     }
 
-    fn lost_put(h: &mut History, key: &str, value: &str, at: u64) -> OpId {
-        let id = h.invoke(
-            1,
-            KvOp::Put {
-                key: key.into(),
-                value: value.into(),
-            },
-            at,
-        );
+    /// Records `op` invoked at `at` and lost 10 later.
+    fn lost(h: &mut History, op: KvOp, at: u64) -> OpId {
+        let id = h.invoke(1, op, at);
         h.fail_unknown(id, at + 10);
         id
+    }
+
+    fn lost_put(h: &mut History, key: &str, value: &str, at: u64) -> OpId {
+        let op = KvOp::Put {
+            key: key.into(),
+            value: value.into(),
+        };
+        lost(h, op, at)
     }
 
     /// A read of another key, answered at `at` with the store at `revision`.
@@ -243,19 +245,13 @@ mod tests {
         assert_eq!(h.operations()[never.0].outcome, Outcome::FailedDefinite);
     }
 
-    fn lost_delete(h: &mut History, key: &str, at: u64) -> OpId {
-        let id = h.invoke(1, KvOp::Delete { key: key.into() }, at);
-        h.fail_unknown(id, at + 10);
-        id
-    }
-
     #[test]
     fn a_lost_delete_resolves_only_when_no_delete_of_its_key_happened() {
         let mut store = Store::new(StoreConfig::default());
         let mut log = WriteLog::default();
         let mut h = History::new();
-        let on_a = lost_delete(&mut h, "a", 1);
-        let on_b = lost_delete(&mut h, "b", 2);
+        let on_a = lost(&mut h, KvOp::Delete { key: b"a".to_vec() }, 1);
+        let on_b = lost(&mut h, KvOp::Delete { key: b"b".to_vec() }, 2);
         put(&mut store, "a", "v1");
         let req = DeleteRangeRequest {
             key: b"a".to_vec(),

@@ -1193,14 +1193,7 @@ impl Sim {
         if !self.faults_on {
             return; // healed: no more crashes (nor a next one scheduled)
         }
-        let up: Vec<u64> = self
-            .hosts
-            .values()
-            .filter(|h| h.node.is_some())
-            .map(|h| h.id)
-            .collect();
-        if !up.is_empty() {
-            let id = up[self.rng.range(0, up.len() as u64) as usize];
+        if let Some(id) = self.pick_running(|_| true) {
             let aimed = self.opts.crash_aimed_per_mille;
             if aimed > 0 && self.rng.chance(aimed, 1000) {
                 self.hosts.get_mut(&id).expect("host").crash_armed = true;
@@ -1210,6 +1203,20 @@ impl Sim {
         }
         let next = self.rng.range(1, 2 * self.opts.crash_interval_ms + 1) * 1000;
         self.queue.push(self.now_us + next, Event::Crash);
+    }
+
+    /// A member drawn at random among those running that `also` accepts.
+    fn pick_running(&mut self, also: impl Fn(&Host) -> bool) -> Option<u64> {
+        let candidates: Vec<u64> = self
+            .hosts
+            .values()
+            .filter(|h| h.node.is_some() && also(h))
+            .map(|h| h.id)
+            .collect();
+        if candidates.is_empty() {
+            return None;
+        }
+        Some(candidates[self.rng.range(0, candidates.len() as u64) as usize])
     }
 
     fn crash_and_schedule_restart(&mut self, id: u64) {
@@ -1323,14 +1330,8 @@ impl Sim {
         if !self.faults_on {
             return;
         }
-        let up: Vec<u64> = self
-            .hosts
-            .values()
-            .filter(|h| h.node.is_some() && h.paused_until_us <= self.now_us)
-            .map(|h| h.id)
-            .collect();
-        if !up.is_empty() {
-            let id = up[self.rng.range(0, up.len() as u64) as usize];
+        let now_us = self.now_us;
+        if let Some(id) = self.pick_running(|h| h.paused_until_us <= now_us) {
             let length_ms = self.rng.range(1, self.opts.pause_ms_max + 1);
             self.pause(id, length_ms);
         }

@@ -5,6 +5,7 @@
 //! needs the removed member's vote to elect itself and commit the removal, so the
 //! removed member must not stop the moment it applies its own removal.
 
+use detcd_core::error::EtcdError;
 use detcd_core::node::{Request, Response};
 use detcd_core::raft::Role;
 use detcd_proto::etcdserverpb::{MemberRemoveRequest, PutRequest};
@@ -12,20 +13,45 @@ use detcd_sim::mutations::Mutations;
 use detcd_sim::options::Options;
 use detcd_sim::sim::Sim;
 
-#[test]
-fn a_leader_that_removed_itself_lets_the_survivor_learn_it() {
-    let mut opts = Options::quiet(99, 2);
+/// A quiet two-voter cluster (100 ms ticks, 1 s election timeout) after 5 s:
+/// the simulation, its leader and the other voter. `edit` adjusts the options.
+fn two_voters(seed: u64, edit: impl FnOnce(&mut Options)) -> (Sim, u64, u64) {
+    let mut opts = Options::quiet(seed, 2);
     opts.tick_ms = 100;
     opts.election_ticks = 10;
     opts.request_timeout_ms = 3_000;
+    edit(&mut opts);
     let mut sim = Sim::new(opts, Mutations::NONE);
     sim.run_until(5_000_000);
     let leader = sim.leader().expect("a leader within 5 s");
-    let survivor = sim
+    let other = sim
         .member_ids()
         .into_iter()
         .find(|&id| id != leader)
         .expect("two members");
+    (sim, leader, other)
+}
+
+/// Puts through `member` until one is answered OK or ten election timeouts
+/// pass (one sent while it has no leader may time out); the last answer.
+fn put_until_ok(sim: &mut Sim, member: u64, value: &[u8]) -> Option<Result<Response, EtcdError>> {
+    let deadline_us = sim.now_us + 10_000_000;
+    let mut answer = None;
+    while sim.now_us < deadline_us && !matches!(answer, Some(Ok(Response::Put(_)))) {
+        let put = Request::Put(PutRequest {
+            key: b"after".to_vec(),
+            value: value.to_vec(),
+            ..Default::default()
+        });
+        let id = sim.request(member, put);
+        answer = sim.wait(id, 5_000);
+    }
+    answer
+}
+
+#[test]
+fn a_leader_that_removed_itself_lets_the_survivor_learn_it() {
+    let (mut sim, leader, survivor) = two_voters(99, |_| {});
 
     let remove = sim.request(leader, Request::MemberRemove(MemberRemoveRequest { id: leader }));
     // The leader steps down when it applies the removal; what it sent in that
@@ -55,18 +81,8 @@ fn a_leader_that_removed_itself_lets_the_survivor_learn_it() {
     );
 
     // Within ten election timeouts of the reconnect the survivor leads alone and
-    // serves a write (retried: one sent while it has no leader may time out).
-    let deadline_us = sim.now_us + 10_000_000;
-    let mut answer = None;
-    while sim.now_us < deadline_us && !matches!(answer, Some(Ok(Response::Put(_)))) {
-        let put = Request::Put(PutRequest {
-            key: b"after".to_vec(),
-            value: b"removal".to_vec(),
-            ..Default::default()
-        });
-        let id = sim.request(survivor, put);
-        answer = sim.wait(id, 5_000);
-    }
+    // serves a write.
+    let answer = put_until_ok(&mut sim, survivor, b"removal");
     assert!(matches!(answer, Some(Ok(Response::Put(_)))), "{answer:?}");
     assert_eq!(sim.leader(), Some(survivor));
     assert!(!sim.node(survivor).expect("up").members().contains_key(&leader));
@@ -87,20 +103,10 @@ fn a_leader_that_removed_itself_lets_the_survivor_learn_it() {
 #[test]
 fn a_survivor_crashing_as_it_answers_its_shrink_to_one_still_leads() {
     for seed in 1..=8 {
-        let mut opts = Options::quiet(seed, 2);
-        opts.tick_ms = 100;
-        opts.election_ticks = 10;
-        opts.request_timeout_ms = 3_000;
-        opts.fsync_min_us = 20_000;
-        opts.fsync_max_us = 30_000;
-        let mut sim = Sim::new(opts, Mutations::NONE);
-        sim.run_until(5_000_000);
-        let leader = sim.leader().expect("a leader within 5 s");
-        let removed = sim
-            .member_ids()
-            .into_iter()
-            .find(|&id| id != leader)
-            .expect("two members");
+        let (mut sim, leader, removed) = two_voters(seed, |opts| {
+            opts.fsync_min_us = 20_000;
+            opts.fsync_max_us = 30_000;
+        });
         let remove = sim.request(leader, Request::MemberRemove(MemberRemoveRequest { id: removed }));
         assert!(
             matches!(sim.wait(remove, 10_000), Some(Ok(Response::MemberRemove(_)))),
@@ -110,17 +116,7 @@ fn a_survivor_crashing_as_it_answers_its_shrink_to_one_still_leads() {
         sim.crash(leader);
         sim.restart(leader);
 
-        let deadline_us = sim.now_us + 10_000_000;
-        let mut answer = None;
-        while sim.now_us < deadline_us && !matches!(answer, Some(Ok(Response::Put(_)))) {
-            let put = Request::Put(PutRequest {
-                key: b"after".to_vec(),
-                value: b"shrink".to_vec(),
-                ..Default::default()
-            });
-            let id = sim.request(leader, put);
-            answer = sim.wait(id, 5_000);
-        }
+        let answer = put_until_ok(&mut sim, leader, b"shrink");
         assert!(
             matches!(answer, Some(Ok(Response::Put(_)))),
             "seed {seed}: the survivor serves alone within ten election timeouts: {answer:?}"
