@@ -1,0 +1,584 @@
+//! Repairs the HTTP/2 `:authority` of client requests before hyper's HTTP/2 stack sees it.
+//!
+//! etcd's Go client dials an endpoint written `http://127.0.0.1:2379` through grpc-go's
+//! passthrough resolver, which sends the whole string as the request's `:authority`. The
+//! `h2` crate under hyper parses the authority as a URI authority and resets such a stream
+//! with PROTOCOL_ERROR before any handler runs; it has no option to relax that, and etcd's
+//! Go server accepts the request. So every client connection passes through
+//! [`AuthorityFix`], which follows the client's HTTP/2 frames, decodes each header block
+//! and repairs an authority h2 would refuse ([`repair_authority`]: scheme and path cut off,
+//! or the field dropped when nothing valid is left). Every other byte, and every other
+//! check of h2 (frame sizes, stream states, flow control, header list limits), stays as it
+//! was.
+//!
+//! HPACK state. Header blocks are compressed against a table that the client's encoder and
+//! the server's decoder keep in step. This adapter decodes every block the client sends, so
+//! its own decoder's table is the client's. Until the first repair the blocks go to h2 byte
+//! for byte, so h2's table is the same one. The first repaired block switches the
+//! connection to re-encoding: from then on the adapter encodes every block itself with its
+//! own encoder, and that first block starts by emptying h2's table (a size update to 0, then
+//! back to the negotiated size), so h2's decoder is paired with the adapter's encoder.
+//! Connections that never need a repair (every client that writes a plain `host:port`) pay
+//! one HPACK decode per request and no re-encoding.
+//!
+//! What the adapter cannot follow it hands to h2 as it came, and the rest of the connection
+//! then passes through untouched: a connection that is not HTTP/2 (HTTP/1.1 requests for
+//! `/health`), frames out of order (a CONTINUATION that does not follow its HEADERS, a
+//! PUSH_PROMISE from a client), a header block over [`MAX_BLOCK_BYTES`], a block that does
+//! not decode. h2 then answers with the error it would have given anyway; after a switch to
+//! re-encoding, a block that does not decode is replaced by one that h2 is sure to refuse
+//! (index 0), since h2's table no longer matches the client's.
+//!
+//! The frame-following part is the sans-I/O [`Rewriter`] (bytes in, bytes out); the
+//! [`AuthorityFix`] stream only moves bytes between it and the socket.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use bytes::{Buf, BytesMut};
+use loona_hpack::{Decoder, Encoder};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// The client connection preface of HTTP/2.
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+const FRAME_HEADER_BYTES: usize = 9;
+
+const FRAME_HEADERS: u8 = 0x1;
+const FRAME_PUSH_PROMISE: u8 = 0x5;
+const FRAME_CONTINUATION: u8 = 0x9;
+
+const FLAG_END_STREAM: u8 = 0x1;
+const FLAG_END_HEADERS: u8 = 0x4;
+const FLAG_PADDED: u8 = 0x8;
+const FLAG_PRIORITY: u8 = 0x20;
+
+/// The largest header block (all its frames, as sent) the adapter buffers to decode. Far
+/// above any header list hyper accepts (16 KiB decoded by default); a larger block goes to
+/// h2 as it came, and h2 refuses it.
+pub const MAX_BLOCK_BYTES: usize = 1 << 20;
+
+/// The HPACK dynamic table size both directions of the client's header compression use:
+/// h2's SETTINGS_HEADER_TABLE_SIZE, which hyper leaves at the protocol's default. A client
+/// may not grow its table beyond it; the adapter's decoder refuses that as h2 would.
+const HEADER_TABLE_BYTES: usize = 4_096;
+
+/// Frames the adapter writes are at most this long: the smallest SETTINGS_MAX_FRAME_SIZE a
+/// peer may advertise, so h2 accepts them whatever it advertised.
+const MAX_FRAME_PAYLOAD: usize = 16_384;
+
+/// How much the adapter reads from the socket at a time.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// What becomes of one `:authority` value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Repair {
+    /// h2 accepts it as it is.
+    Keep,
+    /// h2 would refuse it; this is the same authority without scheme and path.
+    Replace(Vec<u8>),
+    /// h2 would refuse it and nothing valid is left: the field is dropped (HTTP/2 requests
+    /// may come without `:authority`).
+    Drop,
+}
+
+/// Decides what an `:authority` value becomes: kept when h2 parses it, otherwise cut to
+/// what lies between an optional `scheme://` and the first `/`, `?` or `#`.
+pub fn repair_authority(value: &[u8]) -> Repair {
+    if accepted(value) {
+        return Repair::Keep;
+    }
+    let rest = match value.windows(3).position(|w| w == b"://") {
+        Some(i) if is_scheme(&value[..i]) => &value[i + 3..],
+        _ => value,
+    };
+    let end = rest
+        .iter()
+        .position(|b| matches!(b, b'/' | b'?' | b'#'))
+        .unwrap_or(rest.len());
+    let host = &rest[..end];
+    if accepted(host) {
+        Repair::Replace(host.to_vec())
+    } else {
+        Repair::Drop
+    }
+}
+
+/// Whether h2 accepts `value` as an authority (it parses it with `http`'s `Authority`).
+fn accepted(value: &[u8]) -> bool {
+    http::uri::Authority::try_from(value).is_ok()
+}
+
+/// RFC 3986 scheme: a letter, then letters, digits, `+`, `-` and `.`.
+fn is_scheme(s: &[u8]) -> bool {
+    s.first().is_some_and(u8::is_ascii_alphabetic)
+        && s.iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Comparing the first bytes with the HTTP/2 preface.
+    Preface,
+    /// Following frames; header blocks pass through as sent.
+    Following,
+    /// Following frames; every header block is encoded by the adapter.
+    Reencoding,
+    /// Not following any more: every byte passes through.
+    Passthrough,
+}
+
+/// A header block being collected: its frames lie in the buffer from the output boundary.
+#[derive(Debug)]
+struct PendingBlock {
+    stream_id: u32,
+    /// END_STREAM of the HEADERS frame.
+    end_stream: bool,
+    /// The HEADERS frame's priority fields, when it had the PRIORITY flag.
+    priority: Option<[u8; 5]>,
+    /// The block's fragments, without padding and priority.
+    fragment: Vec<u8>,
+    /// Bytes of the frames collected so far, as sent.
+    frame_bytes: usize,
+}
+
+/// The sans-I/O part: the client's bytes go in with [`Rewriter::feed`] (or straight into
+/// [`Rewriter::buffer`]), the bytes for h2 come out of [`Rewriter::output`].
+pub struct Rewriter {
+    mode: Mode,
+    /// `buf[..ready]` is output; `buf[ready..]` is input not yet handled.
+    buf: BytesMut,
+    ready: usize,
+    /// Payload bytes of the frame being passed through that are not yet output.
+    passing: usize,
+    pending: Option<PendingBlock>,
+    decoder: Decoder<'static>,
+    encoder: Encoder<'static>,
+    repaired: u64,
+}
+
+impl std::fmt::Debug for Rewriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rewriter")
+            .field("mode", &self.mode)
+            .field("buffered", &self.buf.len())
+            .field("ready", &self.ready)
+            .field("repaired", &self.repaired)
+            .finish()
+    }
+}
+
+impl Default for Rewriter {
+    fn default() -> Self {
+        Rewriter::new()
+    }
+}
+
+impl Rewriter {
+    pub fn new() -> Rewriter {
+        let mut decoder = Decoder::new();
+        decoder.set_max_allowed_table_size(HEADER_TABLE_BYTES);
+        Rewriter {
+            mode: Mode::Preface,
+            buf: BytesMut::new(),
+            ready: 0,
+            passing: 0,
+            pending: None,
+            decoder,
+            encoder: Encoder::new(),
+            repaired: 0,
+        }
+    }
+
+    /// Takes bytes the client sent.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+        self.process();
+    }
+
+    /// The buffer a reader appends the client's bytes to; call [`Rewriter::process`] after.
+    pub fn buffer(&mut self) -> &mut BytesMut {
+        &mut self.buf
+    }
+
+    /// Bytes ready for h2, in order.
+    pub fn output(&self) -> &[u8] {
+        &self.buf[..self.ready]
+    }
+
+    /// Marks the first `n` output bytes as taken.
+    pub fn consume(&mut self, n: usize) {
+        assert!(n <= self.ready, "consumed more than the output holds");
+        self.buf.advance(n);
+        self.ready -= n;
+    }
+
+    /// Whether every further byte passes through as it comes (and nothing is buffered).
+    pub fn is_transparent(&self) -> bool {
+        self.mode == Mode::Passthrough && self.buf.is_empty()
+    }
+
+    /// How many `:authority` values were repaired on this connection.
+    pub fn repaired(&self) -> u64 {
+        self.repaired
+    }
+
+    /// The client closed its side: whatever is left goes to h2 as it came.
+    pub fn finish(&mut self) {
+        self.give_up();
+    }
+
+    /// Handles as much buffered input as possible.
+    pub fn process(&mut self) {
+        loop {
+            let progressed = match self.mode {
+                Mode::Passthrough => {
+                    self.ready = self.buf.len();
+                    false
+                }
+                Mode::Preface => self.step_preface(),
+                Mode::Following | Mode::Reencoding => self.step_frames(),
+            };
+            if !progressed {
+                return;
+            }
+        }
+    }
+
+    fn step_preface(&mut self) -> bool {
+        let have = self.buf.len().min(PREFACE.len());
+        if self.buf[..have] != PREFACE[..have] {
+            self.give_up();
+            return false;
+        }
+        if have < PREFACE.len() {
+            return false;
+        }
+        self.ready = PREFACE.len();
+        self.mode = Mode::Following;
+        true
+    }
+
+    fn step_frames(&mut self) -> bool {
+        if self.passing > 0 {
+            let n = self.passing.min(self.buf.len() - self.ready);
+            self.ready += n;
+            self.passing -= n;
+            return n > 0;
+        }
+        let at = self.ready + self.pending.as_ref().map_or(0, |p| p.frame_bytes);
+        let Some(header) = self.buf.get(at..at + FRAME_HEADER_BYTES) else {
+            return false;
+        };
+        let length = (usize::from(header[0]) << 16) | (usize::from(header[1]) << 8) | usize::from(header[2]);
+        let (kind, flags) = (header[3], header[4]);
+        let stream_id = u32::from_be_bytes([header[5], header[6], header[7], header[8]]) & 0x7fff_ffff;
+        let in_block = self.pending.is_some();
+        match kind {
+            FRAME_HEADERS if !in_block => {}
+            FRAME_CONTINUATION if self.pending.as_ref().is_some_and(|p| p.stream_id == stream_id) => {}
+            _ if in_block || matches!(kind, FRAME_CONTINUATION | FRAME_PUSH_PROMISE) => {
+                // Out of order: h2 refuses this connection on its own.
+                self.give_up();
+                return false;
+            }
+            _ => {
+                self.ready += FRAME_HEADER_BYTES;
+                self.passing = length;
+                return true;
+            }
+        }
+        let frame_bytes = FRAME_HEADER_BYTES + length;
+        if (at - self.ready) + frame_bytes > MAX_BLOCK_BYTES {
+            self.abandon_block(stream_id, flags);
+            return false;
+        }
+        let Some(frame) = self.buf.get(at..at + frame_bytes) else {
+            return false;
+        };
+        let payload = &frame[FRAME_HEADER_BYTES..];
+        let fragment = if kind == FRAME_HEADERS {
+            match headers_fragment(flags, payload) {
+                Some((priority, fragment)) => {
+                    self.pending = Some(PendingBlock {
+                        stream_id,
+                        end_stream: flags & FLAG_END_STREAM != 0,
+                        priority,
+                        fragment: Vec::new(),
+                        frame_bytes: 0,
+                    });
+                    fragment
+                }
+                None => {
+                    // Bad padding: h2 refuses it.
+                    self.give_up();
+                    return false;
+                }
+            }
+        } else {
+            payload
+        };
+        let pending = self.pending.as_mut().expect("a block is being collected");
+        pending.fragment.extend_from_slice(fragment);
+        pending.frame_bytes += frame_bytes;
+        if flags & FLAG_END_HEADERS != 0 {
+            self.finish_block();
+        }
+        true
+    }
+
+    /// A whole header block is collected: decode it, then pass it on or re-encode it.
+    fn finish_block(&mut self) {
+        let block = self.pending.take().expect("a block is being collected");
+        let mut fields: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        let decoded = self.decoder.decode_with_cb(&block.fragment, |name, value| {
+            fields.push((name.into_owned(), value.into_owned()))
+        });
+        if decoded.is_err() {
+            match self.mode {
+                Mode::Reencoding => {
+                    // h2's table is no longer the client's: make sure h2 refuses this block.
+                    let poison = [0x80];
+                    let frames = header_frames(&block, &poison);
+                    self.splice(block.frame_bytes, &frames);
+                    self.mode = Mode::Passthrough;
+                    self.ready = self.buf.len();
+                }
+                _ => self.give_up(),
+            }
+            return;
+        }
+        let mut changed = false;
+        fields.retain_mut(|(name, value)| {
+            if name.as_slice() != b":authority" {
+                return true;
+            }
+            match repair_authority(value) {
+                Repair::Keep => true,
+                Repair::Replace(fixed) => {
+                    *value = fixed;
+                    changed = true;
+                    true
+                }
+                Repair::Drop => {
+                    changed = true;
+                    false
+                }
+            }
+        });
+        if changed {
+            self.repaired += 1;
+        }
+        if self.mode == Mode::Following && !changed {
+            self.ready += block.frame_bytes;
+            return;
+        }
+        let mut encoded = Vec::new();
+        if self.mode == Mode::Following {
+            // h2's table holds what the client's blocks put there; empty it, so that it
+            // follows this adapter's encoder from now on.
+            encoded.push(0x20);
+            encoded.extend_from_slice(&size_update(HEADER_TABLE_BYTES));
+            self.mode = Mode::Reencoding;
+        }
+        self.encoder
+            .encode_into(
+                fields.iter().map(|(n, v)| (n.as_slice(), v.as_slice())),
+                &mut encoded,
+            )
+            .expect("encoding into a Vec cannot fail");
+        let frames = header_frames(&block, &encoded);
+        self.splice(block.frame_bytes, &frames);
+    }
+
+    /// Replaces the `old_len` bytes at the output boundary with `new`, which become output.
+    fn splice(&mut self, old_len: usize, new: &[u8]) {
+        let tail = self.buf.split_off(self.ready + old_len);
+        self.buf.truncate(self.ready);
+        self.buf.extend_from_slice(new);
+        self.buf.extend_from_slice(&tail);
+        self.ready += new.len();
+    }
+
+    /// A header block too large to buffer: as it came when h2's table is the client's,
+    /// otherwise replaced by one h2 refuses.
+    fn abandon_block(&mut self, stream_id: u32, flags: u8) {
+        if self.mode == Mode::Reencoding {
+            let block = self.pending.take().unwrap_or(PendingBlock {
+                stream_id,
+                end_stream: flags & FLAG_END_STREAM != 0,
+                priority: None,
+                fragment: Vec::new(),
+                frame_bytes: 0,
+            });
+            let frames = header_frames(&block, &[0x80]);
+            self.splice(block.frame_bytes, &frames);
+        }
+        self.give_up();
+    }
+
+    /// Stops following: everything buffered and everything after passes through.
+    fn give_up(&mut self) {
+        self.pending = None;
+        self.passing = 0;
+        self.mode = Mode::Passthrough;
+        self.ready = self.buf.len();
+    }
+}
+
+/// The priority fields and block fragment of a HEADERS payload, or `None` when its padding
+/// does not fit.
+fn headers_fragment(flags: u8, payload: &[u8]) -> Option<(Option<[u8; 5]>, &[u8])> {
+    let (pad, rest) = if flags & FLAG_PADDED != 0 {
+        let (&pad, rest) = payload.split_first()?;
+        (usize::from(pad), rest)
+    } else {
+        (0, payload)
+    };
+    let rest = rest.get(..rest.len().checked_sub(pad)?)?;
+    if flags & FLAG_PRIORITY != 0 {
+        let priority: [u8; 5] = rest.get(..5)?.try_into().ok()?;
+        Some((Some(priority), &rest[5..]))
+    } else {
+        Some((None, rest))
+    }
+}
+
+/// A HEADERS frame (with the block's END_STREAM and priority, no padding) and as many
+/// CONTINUATION frames as `fragment` needs, END_HEADERS on the last.
+fn header_frames(block: &PendingBlock, fragment: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(fragment.len() + 2 * FRAME_HEADER_BYTES + 5);
+    let priority = block.priority.as_ref().map_or(&[][..], |p| &p[..]);
+    let first_room = MAX_FRAME_PAYLOAD - priority.len();
+    let (first, mut rest) = fragment.split_at(fragment.len().min(first_room));
+    let mut flags = if block.end_stream { FLAG_END_STREAM } else { 0 };
+    if block.priority.is_some() {
+        flags |= FLAG_PRIORITY;
+    }
+    if rest.is_empty() {
+        flags |= FLAG_END_HEADERS;
+    }
+    frame_header(
+        &mut out,
+        priority.len() + first.len(),
+        FRAME_HEADERS,
+        flags,
+        block.stream_id,
+    );
+    out.extend_from_slice(priority);
+    out.extend_from_slice(first);
+    while !rest.is_empty() {
+        let (chunk, more) = rest.split_at(rest.len().min(MAX_FRAME_PAYLOAD));
+        let flags = if more.is_empty() { FLAG_END_HEADERS } else { 0 };
+        frame_header(&mut out, chunk.len(), FRAME_CONTINUATION, flags, block.stream_id);
+        out.extend_from_slice(chunk);
+        rest = more;
+    }
+    out
+}
+
+fn frame_header(out: &mut Vec<u8>, length: usize, kind: u8, flags: u8, stream_id: u32) {
+    let len = u32::try_from(length).expect("frame length fits 24 bits");
+    out.extend_from_slice(&len.to_be_bytes()[1..]);
+    out.push(kind);
+    out.push(flags);
+    out.extend_from_slice(&stream_id.to_be_bytes());
+}
+
+/// An HPACK dynamic table size update (RFC 7541 6.3) to `size`.
+fn size_update(size: usize) -> Vec<u8> {
+    let mut bytes = loona_hpack::encoder::encode_integer(size, 5);
+    bytes[0] |= 0x20;
+    bytes
+}
+
+/// A client connection whose HTTP/2 `:authority` values are repaired on the way in;
+/// writes go to the client unchanged.
+#[derive(Debug)]
+pub struct AuthorityFix<S> {
+    inner: S,
+    rewriter: Rewriter,
+    closed: bool,
+}
+
+impl<S> AuthorityFix<S> {
+    pub fn new(inner: S) -> AuthorityFix<S> {
+        AuthorityFix {
+            inner,
+            rewriter: Rewriter::new(),
+            closed: false,
+        }
+    }
+
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for AuthorityFix<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        loop {
+            let ready = this.rewriter.output();
+            if !ready.is_empty() {
+                let n = ready.len().min(out.remaining());
+                out.put_slice(&ready[..n]);
+                this.rewriter.consume(n);
+                return Poll::Ready(Ok(()));
+            }
+            if this.closed {
+                return Poll::Ready(Ok(()));
+            }
+            if this.rewriter.is_transparent() {
+                return Pin::new(&mut this.inner).poll_read(cx, out);
+            }
+            let buf = this.rewriter.buffer();
+            buf.reserve(READ_CHUNK);
+            let n = ready!(tokio_util::io::poll_read_buf(Pin::new(&mut this.inner), cx, buf))?;
+            if n == 0 {
+                this.closed = true;
+                this.rewriter.finish();
+            } else {
+                this.rewriter.process();
+            }
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for AuthorityFix<S> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+impl<S: tonic::transport::server::Connected> tonic::transport::server::Connected for AuthorityFix<S> {
+    type ConnectInfo = S::ConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.inner.connect_info()
+    }
+}
