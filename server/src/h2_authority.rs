@@ -128,7 +128,8 @@ enum Mode {
     Passthrough,
 }
 
-/// A header block being collected: its frames lie in the buffer from the output boundary.
+/// A header block being collected: its frames lie in the buffer from the output boundary
+/// (`Rewriter::ready`) on.
 #[derive(Debug)]
 struct PendingBlock {
     stream_id: u32,
@@ -136,8 +137,11 @@ struct PendingBlock {
     end_stream: bool,
     /// The HEADERS frame's priority fields, when it had the PRIORITY flag.
     priority: Option<[u8; 5]>,
-    /// The block's fragments, without padding and priority.
-    fragment: Vec<u8>,
+    /// Where the HEADERS frame's fragment lies (without padding and priority), from the
+    /// block's first byte.
+    first: (usize, usize),
+    /// Whether CONTINUATION frames followed; the whole fragment is then in `Rewriter::joined`.
+    continued: bool,
     /// Bytes of the frames collected so far, as sent.
     frame_bytes: usize,
 }
@@ -146,6 +150,8 @@ struct PendingBlock {
 /// [`Rewriter::buffer`]), the bytes for h2 come out of [`Rewriter::output`].
 pub struct Rewriter {
     mode: Mode,
+    /// Output made by the adapter (a re-encoded block); it goes before `buf[..ready]`.
+    made: BytesMut,
     /// `buf[..ready]` is output; `buf[ready..]` is input not yet handled.
     buf: BytesMut,
     ready: usize,
@@ -155,6 +161,12 @@ pub struct Rewriter {
     decoder: Decoder<'static>,
     encoder: Encoder<'static>,
     repaired: u64,
+    /// Reused per block: a fragment spread over CONTINUATION frames, the decoded fields
+    /// (names and values one after another, and where each ends), the re-encoded block.
+    joined: Vec<u8>,
+    fields: Vec<u8>,
+    field_ends: Vec<[usize; 2]>,
+    encoded: Vec<u8>,
 }
 
 impl std::fmt::Debug for Rewriter {
@@ -180,6 +192,7 @@ impl Rewriter {
         decoder.set_max_allowed_table_size(HEADER_TABLE_BYTES);
         Rewriter {
             mode: Mode::Preface,
+            made: BytesMut::new(),
             buf: BytesMut::new(),
             ready: 0,
             passing: 0,
@@ -187,6 +200,10 @@ impl Rewriter {
             decoder,
             encoder: Encoder::new(),
             repaired: 0,
+            joined: Vec::new(),
+            fields: Vec::new(),
+            field_ends: Vec::new(),
+            encoded: Vec::new(),
         }
     }
 
@@ -201,21 +218,30 @@ impl Rewriter {
         &mut self.buf
     }
 
-    /// Bytes ready for h2, in order.
+    /// Bytes ready for h2, in order (possibly only the first part of them: take these with
+    /// [`Rewriter::consume`], then ask again).
     pub fn output(&self) -> &[u8] {
-        &self.buf[..self.ready]
+        if self.made.is_empty() {
+            &self.buf[..self.ready]
+        } else {
+            &self.made
+        }
     }
 
-    /// Marks the first `n` output bytes as taken.
+    /// Marks the first `n` bytes of [`Rewriter::output`] as taken.
     pub fn consume(&mut self, n: usize) {
-        assert!(n <= self.ready, "consumed more than the output holds");
-        self.buf.advance(n);
-        self.ready -= n;
+        if self.made.is_empty() {
+            assert!(n <= self.ready, "consumed more than the output holds");
+            self.buf.advance(n);
+            self.ready -= n;
+        } else {
+            self.made.advance(n);
+        }
     }
 
     /// Whether every further byte passes through as it comes (and nothing is buffered).
     pub fn is_transparent(&self) -> bool {
-        self.mode == Mode::Passthrough && self.buf.is_empty()
+        self.mode == Mode::Passthrough && self.buf.is_empty() && self.made.is_empty()
     }
 
     /// How many `:authority` values were repaired on this connection.
@@ -297,30 +323,33 @@ impl Rewriter {
             return false;
         };
         let payload = &frame[FRAME_HEADER_BYTES..];
-        let fragment = if kind == FRAME_HEADERS {
-            match headers_fragment(flags, payload) {
-                Some((priority, fragment)) => {
-                    self.pending = Some(PendingBlock {
-                        stream_id,
-                        end_stream: flags & FLAG_END_STREAM != 0,
-                        priority,
-                        fragment: Vec::new(),
-                        frame_bytes: 0,
-                    });
-                    fragment
-                }
-                None => {
-                    // Bad padding: h2 refuses it.
-                    self.give_up();
-                    return false;
-                }
-            }
+        if kind == FRAME_HEADERS {
+            let Some((priority, start, end)) = headers_fragment(flags, payload) else {
+                // Bad padding: h2 refuses it.
+                self.give_up();
+                return false;
+            };
+            let base = at - self.ready + FRAME_HEADER_BYTES;
+            self.pending = Some(PendingBlock {
+                stream_id,
+                end_stream: flags & FLAG_END_STREAM != 0,
+                priority,
+                first: (base + start, base + end),
+                continued: false,
+                frame_bytes,
+            });
         } else {
-            payload
-        };
-        let pending = self.pending.as_mut().expect("a block is being collected");
-        pending.fragment.extend_from_slice(fragment);
-        pending.frame_bytes += frame_bytes;
+            let pending = self.pending.as_mut().expect("a block is being collected");
+            if !pending.continued {
+                self.joined.clear();
+                let block = &self.buf[self.ready..];
+                self.joined
+                    .extend_from_slice(&block[pending.first.0..pending.first.1]);
+                pending.continued = true;
+            }
+            self.joined.extend_from_slice(payload);
+            pending.frame_bytes += frame_bytes;
+        }
         if flags & FLAG_END_HEADERS != 0 {
             self.finish_block();
         }
@@ -330,50 +359,49 @@ impl Rewriter {
     /// A whole header block is collected: decode it, then pass it on or re-encode it.
     fn finish_block(&mut self) {
         let block = self.pending.take().expect("a block is being collected");
-        let mut fields: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-        let decoded = self.decoder.decode_with_cb(&block.fragment, |name, value| {
-            fields.push((name.into_owned(), value.into_owned()))
+        let fragment = if block.continued {
+            &self.joined[..]
+        } else {
+            &self.buf[self.ready + block.first.0..self.ready + block.first.1]
+        };
+        let (fields, field_ends) = (&mut self.fields, &mut self.field_ends);
+        fields.clear();
+        field_ends.clear();
+        let decoded = self.decoder.decode_with_cb(fragment, |name, value| {
+            fields.extend_from_slice(&name);
+            let name_end = fields.len();
+            fields.extend_from_slice(&value);
+            field_ends.push([name_end, fields.len()]);
         });
         if decoded.is_err() {
-            match self.mode {
-                Mode::Reencoding => {
-                    // h2's table is no longer the client's: make sure h2 refuses this block.
-                    let poison = [0x80];
-                    let frames = header_frames(&block, &poison);
-                    self.splice(block.frame_bytes, &frames);
-                    self.mode = Mode::Passthrough;
-                    self.ready = self.buf.len();
-                }
-                _ => self.give_up(),
+            if self.mode == Mode::Reencoding {
+                // h2's table is no longer the client's: make sure h2 refuses this block.
+                self.replace_block(&block, &[0x80]);
             }
+            self.give_up();
             return;
         }
-        let mut changed = false;
-        fields.retain_mut(|(name, value)| {
-            if name.as_slice() != b":authority" {
-                return true;
-            }
-            match repair_authority(value) {
-                Repair::Keep => true,
-                Repair::Replace(fixed) => {
-                    *value = fixed;
-                    changed = true;
-                    true
-                }
-                Repair::Drop => {
-                    changed = true;
-                    false
+        // The repair of each authority h2 would refuse, by field number.
+        let mut repairs = Vec::new();
+        let mut start = 0;
+        for (i, &[name_end, end]) in self.field_ends.iter().enumerate() {
+            if &self.fields[start..name_end] == b":authority" {
+                match repair_authority(&self.fields[name_end..end]) {
+                    Repair::Keep => {}
+                    repair => repairs.push((i, repair)),
                 }
             }
-        });
-        if changed {
+            start = end;
+        }
+        if !repairs.is_empty() {
             self.repaired += 1;
         }
-        if self.mode == Mode::Following && !changed {
+        if self.mode == Mode::Following && repairs.is_empty() {
             self.ready += block.frame_bytes;
             return;
         }
-        let mut encoded = Vec::new();
+        let mut encoded = std::mem::take(&mut self.encoded);
+        encoded.clear();
         if self.mode == Mode::Following {
             // h2's table holds what the client's blocks put there; empty it, so that it
             // follows this adapter's encoder from now on.
@@ -381,38 +409,52 @@ impl Rewriter {
             encoded.extend_from_slice(&size_update(HEADER_TABLE_BYTES));
             self.mode = Mode::Reencoding;
         }
-        self.encoder
-            .encode_into(
-                fields.iter().map(|(n, v)| (n.as_slice(), v.as_slice())),
-                &mut encoded,
-            )
-            .expect("encoding into a Vec cannot fail");
-        let frames = header_frames(&block, &encoded);
-        self.splice(block.frame_bytes, &frames);
+        let mut start = 0;
+        for (i, &[name_end, end]) in self.field_ends.iter().enumerate() {
+            let name = &self.fields[start..name_end];
+            let value = match repairs.iter().find(|(r, _)| *r == i) {
+                None => &self.fields[name_end..end],
+                Some((_, Repair::Replace(fixed))) => &fixed[..],
+                Some(_) => {
+                    start = end;
+                    continue;
+                }
+            };
+            self.encoder
+                .encode_header_into((name, value), &mut encoded)
+                .expect("encoding into a Vec cannot fail");
+            start = end;
+        }
+        self.replace_block(&block, &encoded);
+        self.encoded = encoded;
     }
 
-    /// Replaces the `old_len` bytes at the output boundary with `new`, which become output.
-    fn splice(&mut self, old_len: usize, new: &[u8]) {
-        let tail = self.buf.split_off(self.ready + old_len);
-        self.buf.truncate(self.ready);
-        self.buf.extend_from_slice(new);
-        self.buf.extend_from_slice(&tail);
-        self.ready += new.len();
+    /// Replaces the collected frames of `block` with frames carrying `fragment`. Output not
+    /// yet taken moves to `made` first, to stay in front of them (usually a DATA frame or
+    /// two: the reader takes output as it comes).
+    fn replace_block(&mut self, block: &PendingBlock, fragment: &[u8]) {
+        if self.ready > 0 {
+            let earlier = self.buf.split_to(self.ready);
+            self.made.extend_from_slice(&earlier);
+            self.ready = 0;
+        }
+        self.buf.advance(block.frame_bytes);
+        header_frames(block, fragment, &mut self.made);
     }
 
     /// A header block too large to buffer: as it came when h2's table is the client's,
-    /// otherwise replaced by one h2 refuses.
+    /// otherwise preceded by a block h2 refuses.
     fn abandon_block(&mut self, stream_id: u32, flags: u8) {
         if self.mode == Mode::Reencoding {
             let block = self.pending.take().unwrap_or(PendingBlock {
                 stream_id,
                 end_stream: flags & FLAG_END_STREAM != 0,
                 priority: None,
-                fragment: Vec::new(),
+                first: (0, 0),
+                continued: false,
                 frame_bytes: 0,
             });
-            let frames = header_frames(&block, &[0x80]);
-            self.splice(block.frame_bytes, &frames);
+            self.replace_block(&block, &[0x80]);
         }
         self.give_up();
     }
@@ -426,28 +468,26 @@ impl Rewriter {
     }
 }
 
-/// The priority fields and block fragment of a HEADERS payload, or `None` when its padding
-/// does not fit.
-fn headers_fragment(flags: u8, payload: &[u8]) -> Option<(Option<[u8; 5]>, &[u8])> {
-    let (pad, rest) = if flags & FLAG_PADDED != 0 {
-        let (&pad, rest) = payload.split_first()?;
-        (usize::from(pad), rest)
+/// The priority fields of a HEADERS payload and where its block fragment lies in it, or
+/// `None` when its padding does not fit.
+fn headers_fragment(flags: u8, payload: &[u8]) -> Option<(Option<[u8; 5]>, usize, usize)> {
+    let (pad, mut start) = if flags & FLAG_PADDED != 0 {
+        (usize::from(*payload.first()?), 1)
     } else {
-        (0, payload)
+        (0, 0)
     };
-    let rest = rest.get(..rest.len().checked_sub(pad)?)?;
+    let end = payload.len().checked_sub(pad)?;
+    let mut priority = None;
     if flags & FLAG_PRIORITY != 0 {
-        let priority: [u8; 5] = rest.get(..5)?.try_into().ok()?;
-        Some((Some(priority), &rest[5..]))
-    } else {
-        Some((None, rest))
+        priority = Some(payload.get(start..start + 5)?.try_into().ok()?);
+        start += 5;
     }
+    (start <= end).then_some((priority, start, end))
 }
 
-/// A HEADERS frame (with the block's END_STREAM and priority, no padding) and as many
-/// CONTINUATION frames as `fragment` needs, END_HEADERS on the last.
-fn header_frames(block: &PendingBlock, fragment: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(fragment.len() + 2 * FRAME_HEADER_BYTES + 5);
+/// Appends to `out` a HEADERS frame (with the block's END_STREAM and priority, no padding)
+/// and as many CONTINUATION frames as `fragment` needs, END_HEADERS on the last.
+fn header_frames(block: &PendingBlock, fragment: &[u8], out: &mut BytesMut) {
     let priority = block.priority.as_ref().map_or(&[][..], |p| &p[..]);
     let first_room = MAX_FRAME_PAYLOAD - priority.len();
     let (first, mut rest) = fragment.split_at(fragment.len().min(first_room));
@@ -458,30 +498,23 @@ fn header_frames(block: &PendingBlock, fragment: &[u8]) -> Vec<u8> {
     if rest.is_empty() {
         flags |= FLAG_END_HEADERS;
     }
-    frame_header(
-        &mut out,
-        priority.len() + first.len(),
-        FRAME_HEADERS,
-        flags,
-        block.stream_id,
-    );
+    let length = priority.len() + first.len();
+    frame_header(out, length, FRAME_HEADERS, flags, block.stream_id);
     out.extend_from_slice(priority);
     out.extend_from_slice(first);
     while !rest.is_empty() {
         let (chunk, more) = rest.split_at(rest.len().min(MAX_FRAME_PAYLOAD));
         let flags = if more.is_empty() { FLAG_END_HEADERS } else { 0 };
-        frame_header(&mut out, chunk.len(), FRAME_CONTINUATION, flags, block.stream_id);
+        frame_header(out, chunk.len(), FRAME_CONTINUATION, flags, block.stream_id);
         out.extend_from_slice(chunk);
         rest = more;
     }
-    out
 }
 
-fn frame_header(out: &mut Vec<u8>, length: usize, kind: u8, flags: u8, stream_id: u32) {
-    let len = u32::try_from(length).expect("frame length fits 24 bits");
-    out.extend_from_slice(&len.to_be_bytes()[1..]);
-    out.push(kind);
-    out.push(flags);
+fn frame_header(out: &mut BytesMut, length: usize, kind: u8, flags: u8, stream_id: u32) {
+    let length = u32::try_from(length).expect("frame length fits 24 bits");
+    out.extend_from_slice(&length.to_be_bytes()[1..]);
+    out.extend_from_slice(&[kind, flags]);
     out.extend_from_slice(&stream_id.to_be_bytes());
 }
 
@@ -535,6 +568,10 @@ impl<S: AsyncRead + Unpin> AsyncRead for AuthorityFix<S> {
             }
             if this.rewriter.is_transparent() {
                 return Pin::new(&mut this.inner).poll_read(cx, out);
+            }
+            this.rewriter.process();
+            if !this.rewriter.output().is_empty() {
+                continue;
             }
             let buf = this.rewriter.buffer();
             buf.reserve(READ_CHUNK);
