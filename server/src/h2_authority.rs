@@ -12,12 +12,12 @@
 //! was.
 //!
 //! HPACK state. Header blocks are compressed against a table that the client's encoder and
-//! the server's decoder keep in step. This adapter decodes every block the client sends, so
-//! its own decoder's table is the client's. Until the first repair the blocks go to h2 byte
-//! for byte, so h2's table is the same one. The first repaired block switches the
-//! connection to re-encoding: from then on the adapter encodes every block itself with its
-//! own encoder, and that first block starts by emptying h2's table (a size update to 0, then
-//! back to the negotiated size), so h2's decoder is paired with the adapter's encoder.
+//! the server's decoder keep in step. This adapter decodes every block the client sends
+//! ([`crate::hpack`]), so its own decoder's table is the client's. Until the first repair
+//! the blocks go to h2 byte for byte, so h2's table is the same one. The first repaired
+//! block switches the connection to re-encoding: from then on the adapter writes every
+//! block itself as plain literals, and that first block starts by setting h2's table size
+//! to 0, which empties it for good, so nothing h2 decodes refers to a table again.
 //! Connections that never need a repair (every client that writes a plain `host:port`) pay
 //! one HPACK decode per request and no re-encoding.
 //!
@@ -37,8 +37,9 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use bytes::{Buf, BytesMut};
-use loona_hpack::{Decoder, Encoder};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::hpack::{self, Decoder};
 
 /// The client connection preface of HTTP/2.
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -158,8 +159,7 @@ pub struct Rewriter {
     /// Payload bytes of the frame being passed through that are not yet output.
     passing: usize,
     pending: Option<PendingBlock>,
-    decoder: Decoder<'static>,
-    encoder: Encoder<'static>,
+    decoder: Decoder,
     repaired: u64,
     /// Reused per block: a fragment spread over CONTINUATION frames, the decoded fields
     /// (names and values one after another, and where each ends), the re-encoded block.
@@ -188,8 +188,6 @@ impl Default for Rewriter {
 
 impl Rewriter {
     pub fn new() -> Rewriter {
-        let mut decoder = Decoder::new();
-        decoder.set_max_allowed_table_size(HEADER_TABLE_BYTES);
         Rewriter {
             mode: Mode::Preface,
             made: BytesMut::new(),
@@ -197,8 +195,7 @@ impl Rewriter {
             ready: 0,
             passing: 0,
             pending: None,
-            decoder,
-            encoder: Encoder::new(),
+            decoder: Decoder::new(HEADER_TABLE_BYTES),
             repaired: 0,
             joined: Vec::new(),
             fields: Vec::new(),
@@ -367,10 +364,10 @@ impl Rewriter {
         let (fields, field_ends) = (&mut self.fields, &mut self.field_ends);
         fields.clear();
         field_ends.clear();
-        let decoded = self.decoder.decode_with_cb(fragment, |name, value| {
-            fields.extend_from_slice(&name);
+        let decoded = self.decoder.decode(fragment, |name, value| {
+            fields.extend_from_slice(name);
             let name_end = fields.len();
-            fields.extend_from_slice(&value);
+            fields.extend_from_slice(value);
             field_ends.push([name_end, fields.len()]);
         });
         if decoded.is_err() {
@@ -403,10 +400,9 @@ impl Rewriter {
         let mut encoded = std::mem::take(&mut self.encoded);
         encoded.clear();
         if self.mode == Mode::Following {
-            // h2's table holds what the client's blocks put there; empty it, so that it
-            // follows this adapter's encoder from now on.
-            encoded.push(0x20);
-            encoded.extend_from_slice(&size_update(HEADER_TABLE_BYTES));
+            // h2's table holds what the client's blocks put there: a size of 0 empties it
+            // for good (the literals written from now on are never indexed).
+            hpack::encode_size_update(&mut encoded, 0);
             self.mode = Mode::Reencoding;
         }
         let mut start = 0;
@@ -420,9 +416,7 @@ impl Rewriter {
                     continue;
                 }
             };
-            self.encoder
-                .encode_header_into((name, value), &mut encoded)
-                .expect("encoding into a Vec cannot fail");
+            hpack::encode_literal(&mut encoded, name, value);
             start = end;
         }
         self.replace_block(&block, &encoded);
@@ -516,13 +510,6 @@ fn frame_header(out: &mut BytesMut, length: usize, kind: u8, flags: u8, stream_i
     out.extend_from_slice(&length.to_be_bytes()[1..]);
     out.extend_from_slice(&[kind, flags]);
     out.extend_from_slice(&stream_id.to_be_bytes());
-}
-
-/// An HPACK dynamic table size update (RFC 7541 6.3) to `size`.
-fn size_update(size: usize) -> Vec<u8> {
-    let mut bytes = loona_hpack::encoder::encode_integer(size, 5);
-    bytes[0] |= 0x20;
-    bytes
 }
 
 /// A client connection whose HTTP/2 `:authority` values are repaired on the way in;

@@ -17,6 +17,7 @@ pub mod config;
 pub mod ctl;
 pub mod grpc;
 pub mod h2_authority;
+pub mod hpack;
 pub mod http;
 pub mod join;
 pub mod member;
