@@ -22,8 +22,6 @@ pub mod http;
 pub mod join;
 pub mod member;
 pub mod serve;
-pub mod sha1;
-pub mod sha256;
 pub mod urls;
 
 /// One informational line in the driver's log format (`INFO detcd: ...` on stderr).

@@ -2,6 +2,7 @@
 //! `snapshot save`, `move-leader` and `alarm list|disarm`, as etcdctl 3.4 runs and prints
 //! them.
 
+use sha2::Digest as _;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
@@ -737,7 +738,7 @@ pub async fn snapshot_save(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
     let mut m = MaintenanceClient::new(ctx.channel().await?);
     let mut stream = ctx.call(m.snapshot(SnapshotRequest {})).await?;
     // Everything but the last 32 bytes is hashed; those 32 bytes must equal the hash.
-    let mut hasher = crate::sha256::Sha256::new();
+    let mut hasher = sha2::Sha256::new();
     let mut tail: Vec<u8> = Vec::new();
     loop {
         match stream.message().await {
@@ -759,7 +760,7 @@ pub async fn snapshot_save(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
     }
     file.sync_all().map_err(io)?;
     drop(file);
-    if tail.len() != SNAPSHOT_HASH_BYTES || hasher.finish()[..] != tail[..] {
+    if tail.len() != SNAPSHOT_HASH_BYTES || hasher.finalize()[..] != tail[..] {
         let _ = std::fs::remove_file(&part);
         return Err(CtlError::new(
             EXIT_ERROR,
