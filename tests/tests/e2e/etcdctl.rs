@@ -231,6 +231,11 @@ fn wait_healthy(endpoint: &str, cwd: &Path) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etcdctl_session_matches_etcd() {
     if !on_path("etcd") || !on_path("etcdctl") {
+        // CI installs both (.ci/run): there a missing tool is a failure, not a pass.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "etcd and etcdctl are required under CI (apt-get install etcd-server etcd-client)"
+        );
         eprintln!(
             "skipped: etcd and etcdctl are not on PATH (Debian: apt-get install etcd-server etcd-client)"
         );
