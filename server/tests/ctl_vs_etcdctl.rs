@@ -360,6 +360,13 @@ fn compare_session(endpoint: &str, dir: &Path) {
     s.read(&["compaction"]);
     s.read(&["compaction", "100000"]);
     s.read(&["move-leader"]);
+    s.read(&["defrag"]);
+    s.read(&["defrag", "--cluster"]);
+    // An unknown command: cobra's error with the program's own name, exit status 1.
+    let a = tool("etcdctl", endpoint, &["nosuch"], "");
+    let mut b = tool("detcdctl", endpoint, &["nosuch"], "");
+    b.stderr = b.stderr.replace("detcdctl", "etcdctl");
+    s.check("nosuch", &a, &b, &[]);
     s.read(&["move-leader", "1234"]);
     s.read(&["member", "remove", "zz"]);
     s.read(&["member", "remove", "1234"]);

@@ -2,7 +2,6 @@
 //! `snapshot save`, `move-leader` and `alarm list|disarm`, as etcdctl 3.4 runs and prints
 //! them.
 
-use sha2::Digest as _;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
@@ -11,12 +10,13 @@ use detcd_proto::etcdserverpb::kv_client::KvClient;
 use detcd_proto::etcdserverpb::lease_client::LeaseClient;
 use detcd_proto::etcdserverpb::maintenance_client::MaintenanceClient;
 use detcd_proto::etcdserverpb::{
-    alarm_request, AlarmRequest, AlarmResponse, LeaseGrantRequest, LeaseKeepAliveRequest,
+    alarm_request, AlarmRequest, AlarmResponse, DefragmentRequest, LeaseGrantRequest, LeaseKeepAliveRequest,
     LeaseKeepAliveResponse, LeaseLeasesRequest, LeaseRevokeRequest, LeaseTimeToLiveRequest, Member,
     MemberAddRequest, MemberListRequest, MemberPromoteRequest, MemberRemoveRequest, MemberUpdateRequest,
     MoveLeaderRequest, RangeRequest, ResponseHeader, SnapshotRequest, StatusRequest, StatusResponse,
 };
 use prost::Message;
+use sha2::Digest as _;
 use tonic::codegen::tokio_stream::Stream;
 
 use super::args::Parsed;
@@ -786,6 +786,40 @@ fn open_private(path: &str) -> std::io::Result<std::fs::File> {
 #[cfg(not(unix))]
 fn open_private(path: &str) -> std::io::Result<std::fs::File> {
     std::fs::File::create(path)
+}
+
+/// `defrag [--cluster]`: Maintenance.Defragment on each endpoint in turn, as etcdctl does;
+/// any failure makes the exit status 1 after every endpoint was tried.
+pub async fn defrag(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
+    if p.value("data-dir").is_some_and(|d| !d.is_empty()) {
+        return Err(CtlError::new(
+            EXIT_BAD_FEATURE,
+            "defrag --data-dir is not supported by detcdctl: detcd keeps no bbolt file to defragment offline; defragment a running member instead",
+        ));
+    }
+    let mut failed = false;
+    for ep in endpoints(ctx, p).await? {
+        let result = async {
+            let channel = connect(&ep, ctx.globals.dial_timeout).await?;
+            let mut m = MaintenanceClient::new(channel);
+            ctx.call(m.defragment(DefragmentRequest {})).await
+        }
+        .await;
+        match result {
+            Ok(_) => out(&format!("Finished defragmenting etcd member[{ep}]\n")),
+            Err(e) => {
+                failed = true;
+                err_line(&format!(
+                    "Failed to defragment etcd member[{ep}] ({})\n",
+                    e.message
+                ));
+            }
+        }
+    }
+    if failed {
+        return Err(CtlError::new(EXIT_ERROR, ""));
+    }
+    Ok(())
 }
 
 pub async fn move_leader(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
