@@ -361,6 +361,11 @@ fn compare_session(endpoint: &str, dir: &Path) {
     s.read(&["compaction", "100000"]);
     s.read(&["move-leader"]);
     s.read(&["defrag"]);
+    for w in ["simple", "json", "table", "fields", "protobuf"] {
+        s.read(&["endpoint", "hashkv", "-w", w]);
+    }
+    s.read(&["endpoint", "hashkv", "--cluster"]);
+    s.read(&["endpoint", "hashkv", "--rev", "999999"]);
     s.read(&["defrag", "--cluster"]);
     // An unknown command: cobra's error with the program's own name, exit status 1.
     let a = tool("etcdctl", endpoint, &["nosuch"], "");

@@ -15,6 +15,7 @@ use detcd_proto::etcdserverpb::{
     MemberAddRequest, MemberListRequest, MemberPromoteRequest, MemberRemoveRequest, MemberUpdateRequest,
     MoveLeaderRequest, RangeRequest, ResponseHeader, SnapshotRequest, StatusRequest, StatusResponse,
 };
+use detcd_proto::etcdserverpb::{HashKvRequest, HashKvResponse};
 use prost::Message;
 use sha2::Digest as _;
 use tonic::codegen::tokio_stream::Stream;
@@ -712,6 +713,78 @@ pub async fn endpoint_status(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> 
         return Err(CtlError::new(EXIT_ERROR, ""));
     }
     Ok(())
+}
+
+/// `endpoint hashkv [--cluster] [--rev N]`: each endpoint's HashKV, as etcdctl prints it.
+pub async fn endpoint_hashkv(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
+    let eps = endpoints(ctx, p).await?;
+    if ctx.globals.format == Format::Protobuf {
+        return Err(Format::Protobuf.unsupported());
+    }
+    let revision = match p.value("rev") {
+        None => 0,
+        Some(v) => v.parse::<i64>().map_err(|_| {
+            CtlError::bad_args(format!(
+                "invalid argument {v:?} for \"--rev\" flag: strconv.ParseInt: parsing {v:?}: invalid syntax"
+            ))
+        })?,
+    };
+    let mut list: Vec<(String, HashKvResponse)> = Vec::new();
+    let mut last_error = None;
+    for ep in &eps {
+        let result = async {
+            let channel = connect(ep, ctx.globals.dial_timeout).await?;
+            let mut m = MaintenanceClient::new(channel);
+            ctx.call(m.hash_kv(HashKvRequest { revision })).await
+        }
+        .await;
+        match result {
+            Ok(r) => list.push((ep.clone(), r)),
+            Err(e) => {
+                err_line(&format!(
+                    "Failed to get the hash of endpoint {ep} ({})\n",
+                    e.message
+                ));
+                last_error = Some(e);
+            }
+        }
+    }
+    let s = match ctx.globals.format {
+        Format::Simple => list.iter().map(|(ep, r)| format!("{ep}, {}\n", r.hash)).collect(),
+        Format::Table => table(
+            &["ENDPOINT", "HASH"],
+            &list
+                .iter()
+                .map(|(ep, r)| vec![ep.clone(), r.hash.to_string()])
+                .collect::<Vec<_>>(),
+        ),
+        Format::Json => {
+            let items: Vec<String> = list
+                .iter()
+                .map(|(ep, r)| {
+                    JsonObject::new()
+                        .string("Endpoint", ep)
+                        .raw("HashKV", &print::hashkv_json(r))
+                        .finish()
+                })
+                .collect();
+            json_array(&items) + "\n"
+        }
+        _ => {
+            let mut s = String::new();
+            for (ep, r) in &list {
+                print::fields_header(&mut s, &r.header);
+                s.push_str(&format!("\"Endpoint\" : {}\n", go_quote(ep.as_bytes())));
+                s.push_str(&format!("\"Hash\" : {}\n\n", r.hash));
+            }
+            s
+        }
+    };
+    out(&s);
+    match last_error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 // ---- maintenance ------------------------------------------------------------------------

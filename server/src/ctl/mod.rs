@@ -111,6 +111,10 @@ const COMMANDS: &[(&[&str], &[FlagSpec])] = &[
     (&["endpoint"], &[bool_flag("cluster")]),
     (&["endpoint", "health"], &[bool_flag("cluster")]),
     (&["endpoint", "status"], &[bool_flag("cluster")]),
+    (
+        &["endpoint", "hashkv"],
+        &[bool_flag("cluster"), value_flag("rev")],
+    ),
     (&["snapshot"], &[]),
     (&["snapshot", "save"], &[]),
     (&["move-leader"], &[]),
@@ -385,6 +389,7 @@ async fn run(args: Vec<String>, env: Vec<(String, String)>) -> Result<(), CtlErr
         ["member", "promote"] => admin::member_promote(&mut ctx, &parsed).await,
         ["endpoint", "health"] => admin::endpoint_health(&mut ctx, &parsed).await,
         ["endpoint", "status"] => admin::endpoint_status(&mut ctx, &parsed).await,
+        ["endpoint", "hashkv"] => admin::endpoint_hashkv(&mut ctx, &parsed).await,
         ["snapshot", "save"] => admin::snapshot_save(&mut ctx, &parsed).await,
         ["move-leader"] => admin::move_leader(&mut ctx, &parsed).await,
         ["defrag"] => admin::defrag(&mut ctx, &parsed).await,
