@@ -348,6 +348,17 @@ impl Config {
         if self.max_request_bytes == 0 {
             return invalid("--max-request-bytes must be >0".to_string());
         }
+        // Peer TLS is not implemented: an https peer URL must not be served as plain TCP.
+        if let Some(url) = self
+            .listen_peer_urls
+            .iter()
+            .find(|u| u.scheme == "https" || u.scheme == "unixs")
+        {
+            return invalid(format!(
+                "cannot listen on TLS for {}: KeyFile and CertFile are not presented",
+                url.host
+            ));
+        }
         let mut seen = BTreeMap::new();
         for (name, urls) in &self.initial_cluster {
             for u in urls {
@@ -739,6 +750,21 @@ mod tests {
         // The well-known IDs of a default etcd.
         assert_eq!(format!("{:x}", c.member_id()), "8e9e05c52164694d");
         assert_eq!(format!("{:x}", c.cluster_id()), "cdf818194e3a8c32");
+    }
+
+    #[test]
+    fn https_peer_urls_are_refused_without_peer_tls() {
+        assert_eq!(
+            invalid(&[
+                "--listen-peer-urls",
+                "https://127.0.0.1:2380",
+                "--initial-advertise-peer-urls",
+                "https://127.0.0.1:2380",
+                "--initial-cluster",
+                "default=https://127.0.0.1:2380",
+            ]),
+            "cannot listen on TLS for 127.0.0.1:2380: KeyFile and CertFile are not presented"
+        );
     }
 
     #[test]

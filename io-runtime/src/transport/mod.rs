@@ -84,14 +84,16 @@ pub struct Identity {
     pub cluster_id: u64,
 }
 
-/// `http://host:port` (or `https://`, or bare `host:port`) -> `host:port`.
+/// `http://host:port` (or bare `host:port`) -> `host:port`. An `https://` URL is
+/// refused: this transport has no TLS, and serving or dialing such a URL as plain TCP
+/// would silently drop the protection its owner asked for.
 pub fn parse_url(url: &str) -> Result<String, StartError> {
-    let rest = url
-        .strip_prefix("http://")
-        .or_else(|| url.strip_prefix("https://"))
-        .unwrap_or(url);
-    let authority = rest.split('/').next().unwrap_or("");
     let bad = || StartError::BadUrl { url: url.to_string() };
+    if url.contains("://") && !url.starts_with("http://") {
+        return Err(bad());
+    }
+    let rest = url.strip_prefix("http://").unwrap_or(url);
+    let authority = rest.split('/').next().unwrap_or("");
     let (host, port) = authority.rsplit_once(':').ok_or_else(bad)?;
     if host.is_empty() || port.parse::<u16>().is_err() {
         return Err(bad());
@@ -552,7 +554,9 @@ mod tests {
     #[test]
     fn urls_keep_host_and_port() {
         assert_eq!(parse_url("http://127.0.0.1:2380").expect("ok"), "127.0.0.1:2380");
-        assert_eq!(parse_url("https://n1:2380/").expect("ok"), "n1:2380");
+        assert_eq!(parse_url("http://n1:2380/").expect("ok"), "n1:2380");
+        assert!(parse_url("https://n1:2380").is_err());
+        assert!(parse_url("unixs://n1:2380").is_err());
         assert_eq!(parse_url("localhost:1").expect("ok"), "localhost:1");
         assert!(parse_url("http://nohost").is_err());
         assert!(parse_url("http://:80").is_err());
