@@ -73,7 +73,8 @@ async fn serve_member(config: Config) -> Result<(), String> {
         urls(&config.listen_peer_urls),
         config.initial_cluster_string()
     ));
-    let listeners = serve::bind_client_urls(&config.listen_client_urls).await?;
+    let tls = serve::client_tls(&config.listen_client_urls, &config.client_tls)?;
+    let listeners = serve::bind_client_urls(&config.listen_client_urls, tls).await?;
     let (member, handle) = member::start(&config).await.map_err(|e| e.to_string())?;
     let routes = serve::routes(Services::new(handle.clone()), config.max_request_bytes);
     let addrs: Vec<String> = listeners

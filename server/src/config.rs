@@ -19,6 +19,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use crate::tls::TlsInfo;
 use crate::urls::{parse_urls, Url};
 
 /// etcd rejects election timeouts above this (`maxElectionMs`).
@@ -45,6 +46,12 @@ const FLAGS: &[(&str, Kind, &str)] = &[
     ("wal-dir", Kind::Str, ""),
     ("listen-client-urls", Kind::Urls, "http://localhost:2379"),
     ("advertise-client-urls", Kind::Urls, "http://localhost:2379"),
+    ("cert-file", Kind::Str, ""),
+    ("key-file", Kind::Str, ""),
+    ("trusted-ca-file", Kind::Str, ""),
+    ("client-cert-auth", Kind::Bool, "false"),
+    ("client-crl-file", Kind::Str, ""),
+    ("client-cert-allowed-hostname", Kind::Str, ""),
     ("listen-peer-urls", Kind::Urls, "http://localhost:2380"),
     ("initial-advertise-peer-urls", Kind::Urls, "http://localhost:2380"),
     ("initial-cluster", Kind::Str, "default=http://localhost:2380"),
@@ -145,6 +152,9 @@ pub struct Config {
     pub wal_dir: String,
     pub listen_client_urls: Vec<Url>,
     pub advertise_client_urls: Vec<Url>,
+    /// `--cert-file`, `--key-file`, `--trusted-ca-file`, `--client-cert-auth`,
+    /// `--client-crl-file`, `--client-cert-allowed-hostname`.
+    pub client_tls: TlsInfo,
     pub listen_peer_urls: Vec<Url>,
     pub initial_advertise_peer_urls: Vec<Url>,
     /// Member name to its sorted peer URLs.
@@ -293,6 +303,15 @@ impl Config {
             wal_dir: get("wal-dir"),
             listen_client_urls: urls("listen-client-urls")?,
             advertise_client_urls: urls("advertise-client-urls")?,
+            client_tls: TlsInfo {
+                cert_file: get("cert-file"),
+                key_file: get("key-file"),
+                trusted_ca_file: get("trusted-ca-file"),
+                client_cert_auth: parse_bool(&get("client-cert-auth")).unwrap_or(false),
+                crl_file: get("client-crl-file"),
+                allowed_cn: String::new(),
+                allowed_hostname: get("client-cert-allowed-hostname"),
+            },
             listen_peer_urls: urls("listen-peer-urls")?,
             initial_advertise_peer_urls: urls("initial-advertise-peer-urls")?,
             initial_cluster_state: if get("initial-cluster-state") == "existing" {
@@ -452,6 +471,7 @@ impl Config {
         line("wal-dir", self.wal_dir.clone());
         line("listen-client-urls", urls(&self.listen_client_urls));
         line("advertise-client-urls", urls(&self.advertise_client_urls));
+        line("client-transport-security", tls_line(&self.client_tls));
         line("listen-peer-urls", urls(&self.listen_peer_urls));
         line(
             "initial-advertise-peer-urls",
@@ -491,6 +511,17 @@ impl Config {
         line("cluster-id", format!("{:x}", self.cluster_id()));
         s
     }
+}
+
+/// One side's TLS settings on one line (`render`).
+fn tls_line(info: &TlsInfo) -> String {
+    if info.is_empty() {
+        return "none".into();
+    }
+    format!(
+        "cert-file {:?}, key-file {:?}, trusted-ca-file {:?}, client-cert-auth {}, crl-file {:?}",
+        info.cert_file, info.key_file, info.trusted_ca_file, info.client_cert_auth, info.crl_file
+    )
 }
 
 /// etcd's `computeMemberID` for a bootstrapping member: the first 8 bytes (big-endian) of

@@ -21,6 +21,7 @@ pub mod member;
 pub mod serve;
 pub mod sha1;
 pub mod sha256;
+pub mod tls;
 pub mod urls;
 
 /// One informational line in the driver's log format (`INFO detcd: ...` on stderr).
