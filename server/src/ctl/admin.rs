@@ -483,10 +483,11 @@ struct Health {
     error: String,
 }
 
-async fn check_health(ep: &str, dial: Duration, command: Duration) -> Health {
+async fn check_health(ep: &str, globals: &super::Globals) -> Health {
+    let command = globals.command_timeout;
     let start = Instant::now();
     let result: Result<(), CtlError> = async {
-        let channel = connect(ep, dial).await?;
+        let channel = connect(ep, globals).await?;
         let mut kv = KvClient::new(channel.clone());
         let req = RangeRequest {
             key: b"health".to_vec(),
@@ -540,7 +541,7 @@ pub async fn endpoint_health(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> 
     let eps = endpoints(ctx, p).await?;
     let mut results = Vec::new();
     for ep in &eps {
-        results.push(check_health(ep, ctx.globals.dial_timeout, ctx.globals.command_timeout).await);
+        results.push(check_health(ep, &ctx.globals).await);
     }
     match ctx.globals.format {
         Format::Simple => {
@@ -645,7 +646,7 @@ pub async fn endpoint_status(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> 
     let mut failed = false;
     for ep in &eps {
         let result = async {
-            let channel = connect(ep, ctx.globals.dial_timeout).await?;
+            let channel = connect(ep, &ctx.globals).await?;
             let mut m = MaintenanceClient::new(channel);
             ctx.call(m.status(StatusRequest {})).await
         }
@@ -798,7 +799,7 @@ pub async fn move_leader(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
     })?;
     // MoveLeader must reach the current leader: find it among the endpoints.
     for ep in ctx.globals.endpoints.clone() {
-        let channel = connect(&ep, ctx.globals.dial_timeout).await?;
+        let channel = connect(&ep, &ctx.globals).await?;
         let mut m = MaintenanceClient::new(channel);
         let status = ctx.call(m.status(StatusRequest {})).await?;
         let member = status.header.as_ref().map_or(0, |h| h.member_id);
