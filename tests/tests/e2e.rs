@@ -9,4 +9,5 @@ mod e2e {
     mod learner;
     mod rpcs;
     mod startup;
+    mod tls;
 }
