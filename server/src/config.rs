@@ -54,6 +54,15 @@ const FLAGS: &[(&str, Kind, &str)] = &[
     ("client-cert-allowed-hostname", Kind::Str, ""),
     ("listen-peer-urls", Kind::Urls, "http://localhost:2380"),
     ("initial-advertise-peer-urls", Kind::Urls, "http://localhost:2380"),
+    ("peer-cert-file", Kind::Str, ""),
+    ("peer-key-file", Kind::Str, ""),
+    ("peer-trusted-ca-file", Kind::Str, ""),
+    ("peer-client-cert-auth", Kind::Bool, "false"),
+    ("peer-crl-file", Kind::Str, ""),
+    ("peer-cert-allowed-cn", Kind::Str, ""),
+    ("peer-cert-allowed-hostname", Kind::Str, ""),
+    ("peer-skip-client-san-verification", Kind::Bool, "false"),
+    ("experimental-peer-skip-client-san-verification", Kind::Bool, "false"),
     ("initial-cluster", Kind::Str, "default=http://localhost:2380"),
     ("initial-cluster-state", Kind::OneOf(&["new", "existing"]), "new"),
     ("initial-cluster-token", Kind::Str, "etcd-cluster"),
@@ -157,6 +166,11 @@ pub struct Config {
     pub client_tls: TlsInfo,
     pub listen_peer_urls: Vec<Url>,
     pub initial_advertise_peer_urls: Vec<Url>,
+    /// The `--peer-*` TLS flags.
+    pub peer_tls: TlsInfo,
+    /// `--peer-skip-client-san-verification` (3.6) or its 3.4/3.5 spelling
+    /// `--experimental-peer-skip-client-san-verification`.
+    pub peer_skip_client_san_verification: bool,
     /// Member name to its sorted peer URLs.
     pub initial_cluster: BTreeMap<String, Vec<Url>>,
     pub initial_cluster_state: ClusterState,
@@ -314,6 +328,18 @@ impl Config {
             },
             listen_peer_urls: urls("listen-peer-urls")?,
             initial_advertise_peer_urls: urls("initial-advertise-peer-urls")?,
+            peer_tls: TlsInfo {
+                cert_file: get("peer-cert-file"),
+                key_file: get("peer-key-file"),
+                trusted_ca_file: get("peer-trusted-ca-file"),
+                client_cert_auth: parse_bool(&get("peer-client-cert-auth")).unwrap_or(false),
+                crl_file: get("peer-crl-file"),
+                allowed_cn: get("peer-cert-allowed-cn"),
+                allowed_hostname: get("peer-cert-allowed-hostname"),
+            },
+            peer_skip_client_san_verification: parse_bool(&get("peer-skip-client-san-verification"))
+                .unwrap_or(false)
+                || parse_bool(&get("experimental-peer-skip-client-san-verification")).unwrap_or(false),
             initial_cluster_state: if get("initial-cluster-state") == "existing" {
                 ClusterState::Existing
             } else {
@@ -367,11 +393,11 @@ impl Config {
         if self.max_request_bytes == 0 {
             return invalid("--max-request-bytes must be >0".to_string());
         }
-        // Peer TLS is not implemented: an https peer URL must not be served as plain TCP.
+        // An https peer URL is never served as plain TCP.
         if let Some(url) = self
             .listen_peer_urls
             .iter()
-            .find(|u| u.scheme == "https" || u.scheme == "unixs")
+            .find(|u| (u.scheme == "https" || u.scheme == "unixs") && self.peer_tls.is_empty())
         {
             return invalid(format!(
                 "cannot listen on TLS for {}: KeyFile and CertFile are not presented",
@@ -473,6 +499,7 @@ impl Config {
         line("advertise-client-urls", urls(&self.advertise_client_urls));
         line("client-transport-security", tls_line(&self.client_tls));
         line("listen-peer-urls", urls(&self.listen_peer_urls));
+        line("peer-transport-security", tls_line(&self.peer_tls));
         line(
             "initial-advertise-peer-urls",
             urls(&self.initial_advertise_peer_urls),

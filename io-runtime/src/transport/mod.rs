@@ -12,6 +12,12 @@
 //! about under failure. Peer URLs keep etcd's `http://host:port` form so
 //! configuration is unchanged; only `host:port` is used.
 //!
+//! # TLS
+//!
+//! `https://` peer URLs are served and dialed over TLS ([`conn`]), with the
+//! configuration the member's owner passes in ([`conn::PeerTls`]); `http://` URLs
+//! stay plain TCP. An https URL without that configuration is refused.
+//!
 //! # Connections
 //!
 //! - **Outbound**: one connection per peer, owned by a writer task with a bounded
@@ -40,6 +46,7 @@
 //!   have no read timeout (raft traffic between two followers may be idle); a
 //!   reader whose dialer vanished without a FIN stays until the member stops.
 
+pub mod conn;
 pub mod wire;
 
 use std::collections::BTreeMap;
@@ -49,11 +56,12 @@ use std::time::Duration;
 use detcd_core::node::PeerMessage;
 use detcd_proto::detcdpb::{PeerEnvelope, PeerHello, PeerHelloReply};
 use detcd_proto::raftpb::MessageType;
-use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
+use self::conn::{PeerStream, SharedPeerTls};
 use crate::driver::{Internal, StartError};
 use crate::log::Level;
 
@@ -84,15 +92,17 @@ pub struct Identity {
     pub cluster_id: u64,
 }
 
-/// `http://host:port` (or bare `host:port`) -> `host:port`. An `https://` URL is
-/// refused: this transport has no TLS, and serving or dialing such a URL as plain TCP
-/// would silently drop the protection its owner asked for.
+/// `http://host:port` (or `https://`, or bare `host:port`) -> `host:port`. Whether
+/// an https URL can be used is decided where it is served or dialed ([`conn`]).
 pub fn parse_url(url: &str) -> Result<String, StartError> {
     let bad = || StartError::BadUrl { url: url.to_string() };
-    if url.contains("://") && !url.starts_with("http://") {
+    if url.contains("://") && !url.starts_with("http://") && !conn::wants_tls(url) {
         return Err(bad());
     }
-    let rest = url.strip_prefix("http://").unwrap_or(url);
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .unwrap_or(url);
     let authority = rest.split('/').next().unwrap_or("");
     let (host, port) = authority.rsplit_once(':').ok_or_else(bad)?;
     if host.is_empty() || port.parse::<u16>().is_err() {
@@ -101,11 +111,24 @@ pub fn parse_url(url: &str) -> Result<String, StartError> {
     Ok(authority.to_string())
 }
 
-/// Binds a listener for each URL; a port in use fails with the URL named.
-pub async fn bind(urls: &[String]) -> Result<Vec<(TcpListener, SocketAddr)>, StartError> {
+/// One bound peer listener.
+#[derive(Debug)]
+pub struct PeerListener {
+    pub listener: TcpListener,
+    pub addr: SocketAddr,
+    /// An `https://` URL: connections complete a TLS handshake first.
+    pub tls: bool,
+}
+
+/// Binds a listener for each URL; a port in use fails with the URL named, an https
+/// URL without `tls` is refused.
+pub async fn bind(urls: &[String], tls: &SharedPeerTls) -> Result<Vec<PeerListener>, StartError> {
     let mut listeners = Vec::with_capacity(urls.len());
     for url in urls {
         let addr = parse_url(url)?;
+        if conn::wants_tls(url) && tls.is_none() {
+            return Err(StartError::BadUrl { url: url.clone() });
+        }
         let listener = TcpListener::bind(&addr)
             .await
             .map_err(|source| StartError::Bind {
@@ -116,7 +139,11 @@ pub async fn bind(urls: &[String]) -> Result<Vec<(TcpListener, SocketAddr)>, Sta
             url: url.clone(),
             source,
         })?;
-        listeners.push((listener, local));
+        listeners.push(PeerListener {
+            listener,
+            addr: local,
+            tls: conn::wants_tls(url),
+        });
     }
     Ok(listeners)
 }
@@ -129,6 +156,7 @@ pub struct Transport {
     links: BTreeMap<u64, mpsc::Sender<PeerMessage>>,
     reports: mpsc::UnboundedSender<Internal>,
     tasks: JoinSet<()>,
+    tls: SharedPeerTls,
 }
 
 /// What happened to one `Transport::send`.
@@ -146,20 +174,23 @@ impl Transport {
     /// (unreachable peers, snapshot delivery) to `reports`.
     pub(crate) fn start(
         identity: Identity,
-        listeners: Vec<(TcpListener, SocketAddr)>,
+        listeners: Vec<PeerListener>,
         urls: BTreeMap<u64, Vec<String>>,
         inbound: mpsc::Sender<PeerMessage>,
         reports: mpsc::UnboundedSender<Internal>,
+        tls: SharedPeerTls,
     ) -> Transport {
         let mut tasks = JoinSet::new();
-        for (listener, addr) in listeners {
+        for PeerListener { listener, addr, tls: secure } in listeners {
             crate::log!(
                 Level::Info,
                 "transport",
-                "member {:x} listening for peers on {addr}",
-                identity.member_id
+                "member {:x} listening for peers on {addr}{}",
+                identity.member_id,
+                if secure { " (TLS)" } else { "" }
             );
-            tasks.spawn(accept_loop(identity, listener, inbound.clone()));
+            let accept_tls = if secure { tls.clone() } else { None };
+            tasks.spawn(accept_loop(identity, listener, accept_tls, inbound.clone()));
         }
         Transport {
             identity,
@@ -167,6 +198,7 @@ impl Transport {
             links: BTreeMap::new(),
             reports,
             tasks,
+            tls,
         }
     }
 
@@ -188,6 +220,7 @@ impl Transport {
                 self.identity,
                 to,
                 urls,
+                self.tls.clone(),
                 receiver,
                 self.reports.clone(),
             ));
@@ -211,7 +244,12 @@ fn is_snapshot(message: &PeerMessage) -> bool {
     matches!(message, PeerMessage::Raft(m) if m.r#type == MessageType::MsgSnap as i32)
 }
 
-async fn accept_loop(identity: Identity, listener: TcpListener, inbound: mpsc::Sender<PeerMessage>) {
+async fn accept_loop(
+    identity: Identity,
+    listener: TcpListener,
+    tls: SharedPeerTls,
+    inbound: mpsc::Sender<PeerMessage>,
+) {
     // Readers live in this set: aborting the accept loop (shutdown) drops it,
     // which aborts every reader.
     let mut readers = JoinSet::new();
@@ -219,7 +257,28 @@ async fn accept_loop(identity: Identity, listener: TcpListener, inbound: mpsc::S
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, addr)) => {
-                    readers.spawn(read_loop(identity, stream, addr, inbound.clone()));
+                    let (tls, inbound) = (tls.clone(), inbound.clone());
+                    readers.spawn(async move {
+                        let accepted = tokio::time::timeout(
+                            Duration::from_millis(DIAL_TIMEOUT_MS),
+                            conn::accept(stream, addr, tls.as_ref()),
+                        );
+                        match accepted.await {
+                            Ok(Ok(stream)) => read_loop(identity, stream, addr, inbound).await,
+                            Ok(Err(e)) => crate::log!(
+                                Level::Error,
+                                "transport",
+                                "member {:x}: rejected peer connection from {addr}: {e}",
+                                identity.member_id
+                            ),
+                            Err(_) => crate::log!(
+                                Level::Warn,
+                                "transport",
+                                "member {:x}: TLS handshake from {addr} timed out",
+                                identity.member_id
+                            ),
+                        }
+                    });
                 }
                 Err(e) => {
                     crate::log!(Level::Warn, "transport", "accept failed: {e}");
@@ -257,14 +316,8 @@ fn check_hello(identity: Identity, hello: &PeerHello) -> Option<String> {
     None
 }
 
-async fn read_loop(
-    identity: Identity,
-    stream: TcpStream,
-    addr: SocketAddr,
-    inbound: mpsc::Sender<PeerMessage>,
-) {
-    let _ = stream.set_nodelay(true);
-    let (reader, mut writer) = stream.into_split();
+async fn read_loop(identity: Identity, stream: PeerStream, addr: SocketAddr, inbound: mpsc::Sender<PeerMessage>) {
+    let (reader, mut writer) = tokio::io::split(stream);
     let mut reader = tokio::io::BufReader::new(reader);
     let handshake = tokio::time::timeout(
         Duration::from_millis(DIAL_TIMEOUT_MS),
@@ -339,7 +392,7 @@ async fn read_loop(
 }
 
 /// Dials `to` (each URL in turn) and shakes hands.
-async fn dial(identity: Identity, to: u64, urls: &[String]) -> Result<TcpStream, DialError> {
+async fn dial(identity: Identity, to: u64, urls: &[String], tls: &SharedPeerTls) -> Result<PeerStream, DialError> {
     let mut last = DialError::Failed("no peer URL".into());
     for url in urls {
         let Ok(addr) = parse_url(url) else {
@@ -348,7 +401,7 @@ async fn dial(identity: Identity, to: u64, urls: &[String]) -> Result<TcpStream,
         };
         let attempt = tokio::time::timeout(
             Duration::from_millis(DIAL_TIMEOUT_MS),
-            handshake(identity, to, &addr),
+            handshake(identity, to, url, &addr, tls),
         );
         match attempt.await {
             Ok(Ok(stream)) => return Ok(stream),
@@ -365,10 +418,22 @@ enum DialError {
     Refused(String),
 }
 
-async fn handshake(identity: Identity, to: u64, addr: &str) -> Result<TcpStream, DialError> {
+async fn handshake(
+    identity: Identity,
+    to: u64,
+    url: &str,
+    addr: &str,
+    tls: &SharedPeerTls,
+) -> Result<PeerStream, DialError> {
     let failed = |e: &dyn std::fmt::Display| DialError::Failed(format!("{addr}: {e}"));
-    let mut stream = TcpStream::connect(addr).await.map_err(|e| failed(&e))?;
-    let _ = stream.set_nodelay(true);
+    let mut stream = conn::dial(url, addr, tls).await.map_err(|e| {
+        // A refused certificate or a missing TLS setup will not heal by itself.
+        if e.kind() == std::io::ErrorKind::PermissionDenied || e.kind() == std::io::ErrorKind::InvalidData {
+            DialError::Refused(format!("{addr}: {e}"))
+        } else {
+            failed(&e)
+        }
+    })?;
     let hello = PeerHello {
         protocol_version: PEER_PROTOCOL_VERSION,
         cluster_id: identity.cluster_id,
@@ -395,13 +460,14 @@ async fn write_loop(
     identity: Identity,
     to: u64,
     urls: Vec<String>,
+    tls: SharedPeerTls,
     mut queue: mpsc::Receiver<PeerMessage>,
     reports: mpsc::UnboundedSender<Internal>,
 ) {
     let mut backoff_ms = RECONNECT_BACKOFF_MS_MIN;
     let mut failures = 0u64;
     loop {
-        match dial(identity, to, &urls).await {
+        match dial(identity, to, &urls, &tls).await {
             Ok(stream) => {
                 if failures > 0 {
                     crate::log!(
@@ -480,11 +546,12 @@ enum Pumped {
 /// connection breaks. Each wake-up takes everything queued (up to
 /// [`WRITE_BATCH_MSGS_MAX`]) into one buffer and one write.
 async fn pump(
-    mut stream: TcpStream,
+    stream: PeerStream,
     queue: &mut mpsc::Receiver<PeerMessage>,
     to: u64,
     reports: &mpsc::UnboundedSender<Internal>,
 ) -> Pumped {
+    let (mut reader, mut stream) = tokio::io::split(stream);
     let mut buf = Vec::new();
     let mut batch = Vec::with_capacity(WRITE_BATCH_MSGS_MAX);
     loop {
@@ -493,7 +560,7 @@ async fn pump(
         let mut probe = [0u8; 1];
         let received = tokio::select! {
             n = queue.recv_many(&mut batch, WRITE_BATCH_MSGS_MAX) => n,
-            read = stream.peek(&mut probe) => {
+            read = reader.read(&mut probe) => {
                 return Pumped::Broken(match read {
                     Ok(_) => std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "closed by the peer"),
                     Err(e) => e,
@@ -554,8 +621,7 @@ mod tests {
     #[test]
     fn urls_keep_host_and_port() {
         assert_eq!(parse_url("http://127.0.0.1:2380").expect("ok"), "127.0.0.1:2380");
-        assert_eq!(parse_url("http://n1:2380/").expect("ok"), "n1:2380");
-        assert!(parse_url("https://n1:2380").is_err());
+        assert_eq!(parse_url("https://n1:2380/").expect("ok"), "n1:2380");
         assert!(parse_url("unixs://n1:2380").is_err());
         assert_eq!(parse_url("localhost:1").expect("ok"), "localhost:1");
         assert!(parse_url("http://nohost").is_err());

@@ -16,6 +16,7 @@
 //! plain text: a URL that asks for TLS gets TLS or the member does not start.
 
 pub mod certs;
+pub mod peer;
 pub mod verify;
 
 use std::path::Path;

@@ -316,3 +316,134 @@ fn tls_misconfiguration_is_refused_at_start_up() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Starts member `i` of a peer-TLS cluster whose members' peer URLs are `peers`.
+fn start_peer_member(dir: &Path, name: &str, client: u16, peers: &[(String, u16)], state: &str, flags: &[&str]) -> Member {
+    let own = peers.iter().find(|(n, _)| n == name).expect("own peer port").1;
+    let cluster = peers
+        .iter()
+        .map(|(n, p)| format!("{n}=https://127.0.0.1:{p}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let member_dir = dir.join(name);
+    std::fs::create_dir_all(&member_dir).expect("member dir");
+    let log = member_dir.join("member.log");
+    let client_url = format!("http://127.0.0.1:{client}");
+    let peer_url = format!("https://127.0.0.1:{own}");
+    let child = Command::new(DETCD)
+        .env("DETCD_WAL_SEGMENT_BYTES", "4000000")
+        .args(["--name", name, "--data-dir"])
+        .arg(member_dir.join("data"))
+        .args(["--listen-client-urls", &client_url, "--advertise-client-urls", &client_url])
+        .args(["--listen-peer-urls", &peer_url, "--initial-advertise-peer-urls", &peer_url])
+        .args(["--initial-cluster", &cluster, "--initial-cluster-state", state])
+        .args(["--heartbeat-interval", "50", "--election-timeout", "750"])
+        .args(flags)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("spawn detcd");
+    Member { child, log }
+}
+
+#[test]
+fn three_members_with_peer_tls_and_client_cert_auth() {
+    let dir = test_dir("tls-peers");
+    let ca = Ca::new("peer CA").expect("ca");
+    let ca_file = put(&dir, "ca.crt", &ca.cert_pem);
+    let peers: Vec<(String, u16)> = (0..3).map(|i| (format!("m{i}"), free_port())).collect();
+    let clients: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let pairs: Vec<(String, String)> = (0..4)
+        .map(|i| issue(&ca, &dir, &format!("m{i}"), &Leaf::new("member", &["127.0.0.1"], 10 + i)))
+        .collect();
+    let flags = |i: usize| -> Vec<String> {
+        [
+            "--peer-cert-file",
+            &pairs[i].0,
+            "--peer-key-file",
+            &pairs[i].1,
+            "--peer-trusted-ca-file",
+            &ca_file,
+            "--peer-client-cert-auth",
+            "--peer-cert-allowed-cn",
+            "member",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let members: Vec<Member> = (0..3)
+        .map(|i| {
+            let f = flags(i);
+            let f: Vec<&str> = f.iter().map(String::as_str).collect();
+            start_peer_member(&dir, &peers[i].0, clients[i], &peers, "new", &f)
+        })
+        .collect();
+    let endpoints = clients
+        .iter()
+        .map(|p| format!("http://127.0.0.1:{p}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    wait_until("cluster commits", || {
+        etcdctl(&["--endpoints", &endpoints, "put", "k", "over-tls"]).status.success()
+    });
+    for c in &clients {
+        let ep = format!("http://127.0.0.1:{c}");
+        wait_until("value replicated", || {
+            etcdctl(&["--endpoints", &ep, "get", "k", "--consistency=s", "--print-value-only"])
+                .stdout
+                .starts_with(b"over-tls")
+        });
+    }
+    // The peer port speaks no plain text: a TLS alert (record type 21) at most.
+    let hello = plain_http(peers[0].1);
+    assert!(
+        hello.is_empty() || hello.as_bytes()[0] == 0x15,
+        "plain text answered on a TLS peer port: {hello:?}"
+    );
+
+    // A member whose certificate has another CN is refused by the cluster (and refuses
+    // the cluster's members in turn).
+    let intruder = issue(&ca, &dir, "intruder", &Leaf::new("intruder", &["127.0.0.1"], 50));
+    let intruder_peer = free_port();
+    let out = etcdctl(&[
+        "--endpoints",
+        &endpoints,
+        "member",
+        "add",
+        "m3",
+        &format!("--peer-urls=https://127.0.0.1:{intruder_peer}"),
+    ]);
+    ok(&out);
+    let mut with_intruder = peers.clone();
+    with_intruder.push(("m3".into(), intruder_peer));
+    let intruder_member = start_peer_member(
+        &dir,
+        "m3",
+        free_port(),
+        &with_intruder,
+        "existing",
+        &[
+            "--peer-cert-file",
+            &intruder.0,
+            "--peer-key-file",
+            &intruder.1,
+            "--peer-trusted-ca-file",
+            &ca_file,
+            "--peer-client-cert-auth",
+            "--peer-cert-allowed-cn",
+            "member",
+        ],
+    );
+    wait_until("the intruder is refused", || {
+        members.iter().any(|m| read(&m.log).contains("CommonName authentication failed"))
+    });
+    let list = ok(&etcdctl(&["--endpoints", &endpoints, "member", "list"]));
+    assert!(
+        list.lines().any(|l| l.contains("unstarted") && l.contains(&intruder_peer.to_string())),
+        "the intruder joined: {list}"
+    );
+    drop(intruder_member);
+    drop(members);
+    let _ = std::fs::remove_dir_all(&dir);
+}
