@@ -62,7 +62,11 @@ const FLAGS: &[(&str, Kind, &str)] = &[
     ("peer-cert-allowed-cn", Kind::Str, ""),
     ("peer-cert-allowed-hostname", Kind::Str, ""),
     ("peer-skip-client-san-verification", Kind::Bool, "false"),
-    ("experimental-peer-skip-client-san-verification", Kind::Bool, "false"),
+    (
+        "experimental-peer-skip-client-san-verification",
+        Kind::Bool,
+        "false",
+    ),
     ("initial-cluster", Kind::Str, "default=http://localhost:2380"),
     ("initial-cluster-state", Kind::OneOf(&["new", "existing"]), "new"),
     ("initial-cluster-token", Kind::Str, "etcd-cluster"),

@@ -86,8 +86,7 @@ pub async fn discover(config: &Config, tls: &SharedPeerTls) -> Result<Joined, St
             continue;
         }
         for url in urls {
-            let reply =
-                tokio::time::timeout(Duration::from_millis(PROBE_TIMEOUT_MS), probe(url, tls)).await;
+            let reply = tokio::time::timeout(Duration::from_millis(PROBE_TIMEOUT_MS), probe(url, tls)).await;
             match reply {
                 Ok(Ok(reply)) if reply.member_id != 0 => {
                     crate::log(&format!(
@@ -158,7 +157,11 @@ pub async fn discover(config: &Config, tls: &SharedPeerTls) -> Result<Joined, St
 }
 
 /// The first well-formed hello (of `cluster`, when known) that reaches `listeners`.
-async fn wait_for_leader(listeners: &[(TcpListener, bool)], tls: &SharedPeerTls, cluster: Option<u64>) -> PeerHello {
+async fn wait_for_leader(
+    listeners: &[(TcpListener, bool)],
+    tls: &SharedPeerTls,
+    cluster: Option<u64>,
+) -> PeerHello {
     loop {
         let accepted = std::future::poll_fn(|cx| {
             for (listener, secure) in listeners {
@@ -169,11 +172,15 @@ async fn wait_for_leader(listeners: &[(TcpListener, bool)], tls: &SharedPeerTls,
             std::task::Poll::Pending
         })
         .await;
-        let Ok((stream, addr, secure)) = accepted else { continue };
+        let Ok((stream, addr, secure)) = accepted else {
+            continue;
+        };
         let tls = if secure { tls.as_ref() } else { None };
         let read = tokio::time::timeout(Duration::from_millis(PROBE_TIMEOUT_MS), async {
             let mut stream = conn::accept(stream, addr, tls).await.map_err(|e| e.to_string())?;
-            read_frame::<PeerHello>(&mut stream).await.map_err(|e| e.to_string())
+            read_frame::<PeerHello>(&mut stream)
+                .await
+                .map_err(|e| e.to_string())
         })
         .await;
         if let Ok(Ok(hello)) = read {

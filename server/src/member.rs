@@ -174,8 +174,9 @@ pub async fn start(config: &Config) -> Result<(driver::Member, MemberHandle), St
     let peer_tls: detcd_io::transport::conn::SharedPeerTls = if config.peer_tls.is_empty() {
         None
     } else {
-        let tls = crate::tls::peer::MemberPeerTls::new(&config.peer_tls, config.peer_skip_client_san_verification)
-            .map_err(StartupError::Tls)?;
+        let tls =
+            crate::tls::peer::MemberPeerTls::new(&config.peer_tls, config.peer_skip_client_san_verification)
+                .map_err(StartupError::Tls)?;
         Some(std::sync::Arc::new(tls))
     };
     let data_dir = PathBuf::from(&config.data_dir);

@@ -66,7 +66,10 @@ impl ClientListener {
 /// The TLS setup of the `https://` client URLs, checked before anything is bound:
 /// etcd's message when certificates are missing, the file's error when one cannot be
 /// used. `None` when no URL is https.
-pub fn client_tls(urls: &[Url], info: &TlsInfo) -> Result<Option<Arc<Reloading<rustls::ServerConfig>>>, String> {
+pub fn client_tls(
+    urls: &[Url],
+    info: &TlsInfo,
+) -> Result<Option<Arc<Reloading<rustls::ServerConfig>>>, String> {
     let Some(url) = urls.iter().find(|u| u.scheme == "https" || u.scheme == "unixs") else {
         for url in urls {
             if !info.is_empty() {
@@ -339,7 +342,11 @@ impl Connected for ClientConn {
 }
 
 impl AsyncRead for ClientConn {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         match &mut self.get_mut().stream {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),

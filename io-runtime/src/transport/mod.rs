@@ -47,6 +47,7 @@
 //!   reader whose dialer vanished without a FIN stays until the member stops.
 
 pub mod conn;
+mod inbound;
 pub mod wire;
 
 use std::collections::BTreeMap;
@@ -54,7 +55,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use detcd_core::node::PeerMessage;
-use detcd_proto::detcdpb::{PeerEnvelope, PeerHello, PeerHelloReply};
+use detcd_proto::detcdpb::{PeerHello, PeerHelloReply};
 use detcd_proto::raftpb::MessageType;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -181,7 +182,12 @@ impl Transport {
         tls: SharedPeerTls,
     ) -> Transport {
         let mut tasks = JoinSet::new();
-        for PeerListener { listener, addr, tls: secure } in listeners {
+        for PeerListener {
+            listener,
+            addr,
+            tls: secure,
+        } in listeners
+        {
             crate::log!(
                 Level::Info,
                 "transport",
@@ -190,7 +196,12 @@ impl Transport {
                 if secure { " (TLS)" } else { "" }
             );
             let accept_tls = if secure { tls.clone() } else { None };
-            tasks.spawn(accept_loop(identity, listener, accept_tls, inbound.clone()));
+            tasks.spawn(inbound::accept_loop(
+                identity,
+                listener,
+                accept_tls,
+                inbound.clone(),
+            ));
         }
         Transport {
             identity,
@@ -244,155 +255,13 @@ fn is_snapshot(message: &PeerMessage) -> bool {
     matches!(message, PeerMessage::Raft(m) if m.r#type == MessageType::MsgSnap as i32)
 }
 
-async fn accept_loop(
-    identity: Identity,
-    listener: TcpListener,
-    tls: SharedPeerTls,
-    inbound: mpsc::Sender<PeerMessage>,
-) {
-    // Readers live in this set: aborting the accept loop (shutdown) drops it,
-    // which aborts every reader.
-    let mut readers = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, addr)) => {
-                    let (tls, inbound) = (tls.clone(), inbound.clone());
-                    readers.spawn(async move {
-                        let accepted = tokio::time::timeout(
-                            Duration::from_millis(DIAL_TIMEOUT_MS),
-                            conn::accept(stream, addr, tls.as_ref()),
-                        );
-                        match accepted.await {
-                            Ok(Ok(stream)) => read_loop(identity, stream, addr, inbound).await,
-                            Ok(Err(e)) => crate::log!(
-                                Level::Error,
-                                "transport",
-                                "member {:x}: rejected peer connection from {addr}: {e}",
-                                identity.member_id
-                            ),
-                            Err(_) => crate::log!(
-                                Level::Warn,
-                                "transport",
-                                "member {:x}: TLS handshake from {addr} timed out",
-                                identity.member_id
-                            ),
-                        }
-                    });
-                }
-                Err(e) => {
-                    crate::log!(Level::Warn, "transport", "accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(RECONNECT_BACKOFF_MS_MIN)).await;
-                }
-            },
-            Some(_) = readers.join_next(), if !readers.is_empty() => {}
-        }
-    }
-}
-
-/// Why a hello is refused, or `None` to accept it.
-fn check_hello(identity: Identity, hello: &PeerHello) -> Option<String> {
-    if hello.protocol_version != PEER_PROTOCOL_VERSION {
-        return Some(format!(
-            "protocol version {} is not {PEER_PROTOCOL_VERSION}",
-            hello.protocol_version
-        ));
-    }
-    if hello.cluster_id != identity.cluster_id {
-        return Some(format!(
-            "cluster ID mismatch: member {:x} is in cluster {:x}, the dialer {:x} in {:x}",
-            identity.member_id, identity.cluster_id, hello.from, hello.cluster_id
-        ));
-    }
-    if hello.to != identity.member_id {
-        return Some(format!(
-            "member ID mismatch: the dialer {:x} wanted member {:x}, this is member {:x}",
-            hello.from, hello.to, identity.member_id
-        ));
-    }
-    if hello.from == identity.member_id || hello.from == 0 {
-        return Some(format!("the dialer claims member ID {:x}", hello.from));
-    }
-    None
-}
-
-async fn read_loop(identity: Identity, stream: PeerStream, addr: SocketAddr, inbound: mpsc::Sender<PeerMessage>) {
-    let (reader, mut writer) = tokio::io::split(stream);
-    let mut reader = tokio::io::BufReader::new(reader);
-    let handshake = tokio::time::timeout(
-        Duration::from_millis(DIAL_TIMEOUT_MS),
-        wire::read_frame::<PeerHello>(&mut reader),
-    );
-    let hello = match handshake.await {
-        Ok(Ok(hello)) => hello,
-        Ok(Err(e)) => {
-            crate::log!(Level::Warn, "transport", "handshake from {addr} failed: {e}");
-            return;
-        }
-        Err(_) => {
-            crate::log!(Level::Warn, "transport", "handshake from {addr} timed out");
-            return;
-        }
-    };
-    let refusal = check_hello(identity, &hello);
-    let reply = PeerHelloReply {
-        accepted: refusal.is_none(),
-        cluster_id: identity.cluster_id,
-        member_id: identity.member_id,
-        reason: refusal.clone().unwrap_or_default(),
-    };
-    let mut buf = Vec::new();
-    wire::put_frame(&mut buf, &reply);
-    if writer.write_all(&buf).await.is_err() {
-        return;
-    }
-    if let Some(why) = refusal {
-        crate::log!(
-            Level::Error,
-            "transport",
-            "member {:x}: refused peer connection from {addr}: {why}",
-            identity.member_id
-        );
-        return;
-    }
-    let from = hello.from;
-    crate::log!(
-        Level::Debug,
-        "transport",
-        "member {:x} accepted peer {from:x} from {addr}",
-        identity.member_id
-    );
-    loop {
-        let envelope = match wire::read_frame::<PeerEnvelope>(&mut reader).await {
-            Ok(envelope) => envelope,
-            Err(wire::FrameError::Io(_)) => return,
-            Err(e) => {
-                crate::log!(
-                    Level::Warn,
-                    "transport",
-                    "member {:x}: closing the connection from peer {from:x}: {e}",
-                    identity.member_id
-                );
-                return;
-            }
-        };
-        let Some(message) = wire::decode(envelope) else {
-            crate::log!(
-                Level::Warn,
-                "transport",
-                "member {:x}: peer {from:x} sent an empty or unknown envelope",
-                identity.member_id
-            );
-            continue;
-        };
-        if inbound.send(message).await.is_err() {
-            return;
-        }
-    }
-}
-
 /// Dials `to` (each URL in turn) and shakes hands.
-async fn dial(identity: Identity, to: u64, urls: &[String], tls: &SharedPeerTls) -> Result<PeerStream, DialError> {
+async fn dial(
+    identity: Identity,
+    to: u64,
+    urls: &[String],
+    tls: &SharedPeerTls,
+) -> Result<PeerStream, DialError> {
     let mut last = DialError::Failed("no peer URL".into());
     for url in urls {
         let Ok(addr) = parse_url(url) else {
@@ -627,38 +496,5 @@ mod tests {
         assert!(parse_url("http://nohost").is_err());
         assert!(parse_url("http://:80").is_err());
         assert!(parse_url("http://h:port").is_err());
-    }
-
-    #[test]
-    fn hellos_of_another_cluster_or_member_are_refused() {
-        let me = Identity {
-            member_id: 1,
-            cluster_id: 7,
-        };
-        let good = PeerHello {
-            protocol_version: PEER_PROTOCOL_VERSION,
-            cluster_id: 7,
-            from: 2,
-            to: 1,
-        };
-        assert_eq!(check_hello(me, &good), None);
-        assert!(check_hello(
-            me,
-            &PeerHello {
-                cluster_id: 8,
-                ..good
-            }
-        )
-        .is_some());
-        assert!(check_hello(me, &PeerHello { to: 3, ..good }).is_some());
-        assert!(check_hello(me, &PeerHello { from: 1, ..good }).is_some());
-        assert!(check_hello(
-            me,
-            &PeerHello {
-                protocol_version: 2,
-                ..good
-            }
-        )
-        .is_some());
     }
 }

@@ -110,14 +110,20 @@ pub async fn connect(endpoint: &str, dial_timeout: Duration, tls: &ClientTls) ->
         None => tokio::time::timeout(dial_timeout, ep.connect()).await,
         Some(config) => {
             let host = host_of(&authority);
-            let name = ServerName::try_from(host.clone())
-                .map_err(|_| CtlError::new(EXIT_BAD_ARGS, format!("bad endpoint {endpoint:?}: bad host {host:?}")))?;
+            let name = ServerName::try_from(host.clone()).map_err(|_| {
+                CtlError::new(
+                    EXIT_BAD_ARGS,
+                    format!("bad endpoint {endpoint:?}: bad host {host:?}"),
+                )
+            })?;
             let connector = tower::service_fn(move |_: Uri| {
                 let (config, name, authority) = (config.clone(), name.clone(), authority.clone());
                 async move {
                     let tcp = tokio::net::TcpStream::connect(authority.as_str()).await?;
                     let _ = tcp.set_nodelay(true);
-                    let stream = tokio_rustls::TlsConnector::from(config).connect(name, tcp).await?;
+                    let stream = tokio_rustls::TlsConnector::from(config)
+                        .connect(name, tcp)
+                        .await?;
                     Ok::<_, std::io::Error>(TokioIo::new(stream))
                 }
             });
@@ -155,7 +161,10 @@ mod tests {
         let mut flags = Parsed::default();
         flags.flags.insert("cert".into(), "c.crt".into());
         let e = ClientTls::from_flags(&flags).unwrap_err();
-        assert_eq!(e.message, "KeyFile and CertFile must both be present[key: , cert: c.crt]");
+        assert_eq!(
+            e.message,
+            "KeyFile and CertFile must both be present[key: , cert: c.crt]"
+        );
         assert_eq!(e.code, EXIT_BAD_ARGS);
         flags.flags.insert("key".into(), "missing.key".into());
         let e = ClientTls::from_flags(&flags).unwrap_err();

@@ -179,9 +179,7 @@ impl Globals {
             if merged.value(unsupported).is_some_and(|v| !v.is_empty()) {
                 return Err(CtlError::new(
                     EXIT_BAD_ARGS,
-                    format!(
-                        "--{unsupported} is not supported by detcdctl yet (no auth or DNS discovery)"
-                    ),
+                    format!("--{unsupported} is not supported by detcdctl yet (no auth or DNS discovery)"),
                 ));
             }
         }

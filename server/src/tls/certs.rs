@@ -104,8 +104,13 @@ impl Ca {
     pub fn issue(&self, leaf: &Leaf) -> Result<Issued, String> {
         let mut params = CertificateParams::new(leaf.hosts.clone()).map_err(err)?;
         params.distinguished_name = DistinguishedName::new();
-        params.distinguished_name.push(DnType::CommonName, leaf.common_name.as_str());
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        params
+            .distinguished_name
+            .push(DnType::CommonName, leaf.common_name.as_str());
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
         params.extended_key_usages = vec![
             ExtendedKeyUsagePurpose::ServerAuth,
             ExtendedKeyUsagePurpose::ClientAuth,
@@ -148,7 +153,10 @@ pub fn self_signed(hosts: &[String], validity_days: i64) -> Result<Issued, Strin
     let mut params = CertificateParams::new(hosts.to_vec()).map_err(err)?;
     params.distinguished_name = DistinguishedName::new();
     params.distinguished_name.push(DnType::OrganizationName, "etcd");
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
     params.extended_key_usages = vec![
         ExtendedKeyUsagePurpose::ServerAuth,
         ExtendedKeyUsagePurpose::ClientAuth,
@@ -235,9 +243,14 @@ mod tests {
     #[test]
     fn issued_certificates_carry_their_names() {
         let ca = Ca::new("test ca").expect("ca");
-        let leaf = ca.issue(&Leaf::new("member-1", &["127.0.0.1", "localhost"], 7)).expect("leaf");
+        let leaf = ca
+            .issue(&Leaf::new("member-1", &["127.0.0.1", "localhost"], 7))
+            .expect("leaf");
         let der = rustls_pki_types::CertificateDer::from_pem_slice(leaf.cert_pem.as_bytes()).expect("pem");
-        assert_eq!(super::super::verify::common_name(&der).as_deref(), Some("member-1"));
+        assert_eq!(
+            super::super::verify::common_name(&der).as_deref(),
+            Some("member-1")
+        );
         assert!(super::super::verify::valid_for_host(&der, "127.0.0.1"));
         assert!(super::super::verify::valid_for_host(&der, "localhost"));
         assert!(!super::super::verify::valid_for_host(&der, "example.com"));

@@ -79,7 +79,9 @@ pub fn read_certs(path: &str) -> Result<Vec<CertificateDer<'static>>, String> {
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("{path}: {e}"))?;
     if certs.is_empty() {
-        return Err(format!("tls: failed to find any PEM data in certificate input ({path})"));
+        return Err(format!(
+            "tls: failed to find any PEM data in certificate input ({path})"
+        ));
     }
     Ok(certs)
 }
@@ -124,7 +126,10 @@ fn read_roots(path: &str) -> Result<RootCertStore, String> {
 }
 
 /// The certificate chain and key of `info`, checked to belong together.
-fn certified_key(info: &TlsInfo, provider: &CryptoProvider) -> Result<Arc<rustls::sign::CertifiedKey>, String> {
+fn certified_key(
+    info: &TlsInfo,
+    provider: &CryptoProvider,
+) -> Result<Arc<rustls::sign::CertifiedKey>, String> {
     let certs = read_certs(&info.cert_file)?;
     let key = read_key(&info.key_file)?;
     let signing = provider

@@ -103,14 +103,20 @@ fn check_san(cert: &CertificateDer<'_>, remote: SocketAddr) -> Result<(), String
     if resolves {
         Ok(())
     } else {
-        Err(format!("tls: \"{host}\" does not match any of DNSNames {names:?}"))
+        Err(format!(
+            "tls: \"{host}\" does not match any of DNSNames {names:?}"
+        ))
     }
 }
 
 fn ip_text(bytes: &[u8]) -> Option<String> {
     match bytes.len() {
-        4 => <[u8; 4]>::try_from(bytes).ok().map(|b| std::net::Ipv4Addr::from(b).to_string()),
-        16 => <[u8; 16]>::try_from(bytes).ok().map(|b| std::net::Ipv6Addr::from(b).to_string()),
+        4 => <[u8; 4]>::try_from(bytes)
+            .ok()
+            .map(|b| std::net::Ipv4Addr::from(b).to_string()),
+        16 => <[u8; 16]>::try_from(bytes)
+            .ok()
+            .map(|b| std::net::Ipv6Addr::from(b).to_string()),
         _ => None,
     }
 }

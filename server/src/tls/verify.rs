@@ -12,7 +12,9 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::CryptoProvider;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::ParsedCertificate;
-use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, Error, OtherError, SignatureScheme};
+use rustls::{
+    CertificateError, DigitallySignedStruct, DistinguishedName, Error, OtherError, SignatureScheme,
+};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
 use super::TlsInfo;
@@ -57,9 +59,9 @@ impl Allowed {
                 "refused a certificate with CN {:?}: {why}",
                 common_name(cert).unwrap_or_default()
             );
-            Err(Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(
-                Refusal(why),
-            )))))
+            Err(Error::InvalidCertificate(CertificateError::Other(OtherError(
+                Arc::new(Refusal(why)),
+            ))))
         };
         if !self.cn.is_empty() {
             if common_name(cert).as_deref() != Some(self.cn.as_str()) {

@@ -57,10 +57,20 @@ fn make_certs(dir: &Path) -> Certs {
     Certs {
         dir: dir.to_path_buf(),
         ca: put(dir, "ca.crt", &ca.cert_pem),
-        server: issue(&ca, dir, "server", &Leaf::new("server", &["127.0.0.1", "localhost"], 1)),
+        server: issue(
+            &ca,
+            dir,
+            "server",
+            &Leaf::new("server", &["127.0.0.1", "localhost"], 1),
+        ),
         client: issue(&ca, dir, "client", &Leaf::new("client", &["127.0.0.1"], 2)),
         expired: issue(&ca, dir, "expired", &expired),
-        revoked: issue(&ca, dir, "revoked", &Leaf::new("revoked", &["127.0.0.1"], REVOKED_SERIAL)),
+        revoked: issue(
+            &ca,
+            dir,
+            "revoked",
+            &Leaf::new("revoked", &["127.0.0.1"], REVOKED_SERIAL),
+        ),
         stranger: issue(&other, dir, "stranger", &Leaf::new("client", &["127.0.0.1"], 2)),
         crl: put(dir, "ca.crl", &ca.crl(&[REVOKED_SERIAL]).expect("crl")),
     }
@@ -82,24 +92,49 @@ impl Drop for Member {
     }
 }
 
-/// Starts one member with these client URLs and flags.
-fn start(dir: &Path, client_urls: &str, flags: &[&str]) -> Member {
-    let peer = format!("http://127.0.0.1:{}", free_port());
+/// What one member process is started with.
+struct Spec<'a> {
+    name: &'a str,
+    client_urls: &'a str,
+    peer_url: &'a str,
+    initial_cluster: &'a str,
+    state: &'a str,
+}
+
+/// Starts a member in `dir` with `spec` and more `flags`.
+fn spawn(dir: &Path, spec: &Spec<'_>, flags: &[&str]) -> Member {
     std::fs::create_dir_all(dir).expect("member dir");
     let log = dir.join("member.log");
     let child = Command::new(DETCD)
         .env("DETCD_WAL_SEGMENT_BYTES", "4000000")
-        .arg("--data-dir")
+        .args(["--name", spec.name, "--data-dir"])
         .arg(dir.join("data"))
-        .args(["--listen-client-urls", client_urls, "--advertise-client-urls", client_urls])
-        .args(["--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer])
-        .args(["--initial-cluster", &format!("default={peer}")])
+        .args(["--listen-client-urls", spec.client_urls])
+        .args(["--advertise-client-urls", spec.client_urls])
+        .args(["--listen-peer-urls", spec.peer_url])
+        .args(["--initial-advertise-peer-urls", spec.peer_url])
+        .args(["--initial-cluster", spec.initial_cluster])
+        .args(["--initial-cluster-state", spec.state])
+        .args(["--heartbeat-interval", "50", "--election-timeout", "750"])
         .args(flags)
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).expect("log"))
         .spawn()
         .expect("spawn detcd");
     Member { child, log }
+}
+
+/// Starts a one-member cluster with these client URLs and flags.
+fn start(dir: &Path, client_urls: &str, flags: &[&str]) -> Member {
+    let peer = format!("http://127.0.0.1:{}", free_port());
+    let spec = Spec {
+        name: "default",
+        client_urls,
+        peer_url: &peer,
+        initial_cluster: &format!("default={peer}"),
+        state: "new",
+    };
+    spawn(dir, &spec, flags)
 }
 
 /// Runs the real etcdctl (API v3) with short timeouts.
@@ -128,7 +163,16 @@ fn ok(out: &Output) -> String {
 
 /// etcdctl with the client certificate `pair` (and the CA) against `endpoint`.
 fn with_cert(endpoint: &str, ca: &str, pair: &(String, String), args: &[&str]) -> Output {
-    let mut all = vec!["--endpoints", endpoint, "--cacert", ca, "--cert", &pair.0, "--key", &pair.1];
+    let mut all = vec![
+        "--endpoints",
+        endpoint,
+        "--cacert",
+        ca,
+        "--cert",
+        &pair.0,
+        "--key",
+        &pair.1,
+    ];
     all.extend_from_slice(args);
     etcdctl(&all)
 }
@@ -178,12 +222,20 @@ fn client_cert_auth_with_real_etcdctl() {
         ],
     );
     wait_until("member serves TLS", || {
-        with_cert(&https, &certs.ca, &certs.client, &["put", "k", "v"]).status.success()
+        with_cert(&https, &certs.ca, &certs.client, &["put", "k", "v"])
+            .status
+            .success()
     });
-    assert_eq!(ok(&with_cert(&https, &certs.ca, &certs.client, &["get", "k"])), "k\nv\n");
+    assert_eq!(
+        ok(&with_cert(&https, &certs.ca, &certs.client, &["get", "k"])),
+        "k\nv\n"
+    );
     // A bare host:port endpoint uses TLS once certificates are given.
     let bare = format!("127.0.0.1:{tls_port}");
-    assert_eq!(ok(&with_cert(&bare, &certs.ca, &certs.client, &["get", "k"])), "k\nv\n");
+    assert_eq!(
+        ok(&with_cert(&bare, &certs.ca, &certs.client, &["get", "k"])),
+        "k\nv\n"
+    );
 
     let refused = |what: &str, out: Output| {
         assert!(!out.status.success(), "{what}: etcdctl succeeded");
@@ -192,23 +244,43 @@ fn client_cert_auth_with_real_etcdctl() {
         "no client certificate",
         etcdctl(&["--endpoints", &https, "--cacert", &certs.ca, "get", "k"]),
     );
-    refused("another CA", with_cert(&https, &certs.ca, &certs.stranger, &["get", "k"]));
-    refused("expired", with_cert(&https, &certs.ca, &certs.expired, &["get", "k"]));
-    refused("revoked", with_cert(&https, &certs.ca, &certs.revoked, &["get", "k"]));
+    refused(
+        "another CA",
+        with_cert(&https, &certs.ca, &certs.stranger, &["get", "k"]),
+    );
+    refused(
+        "expired",
+        with_cert(&https, &certs.ca, &certs.expired, &["get", "k"]),
+    );
+    refused(
+        "revoked",
+        with_cert(&https, &certs.ca, &certs.revoked, &["get", "k"]),
+    );
     refused(
         "server not trusted",
         with_cert(&https, &certs.stranger.0, &certs.client, &["get", "k"]),
     );
     let log = read(&member.log);
-    for why in ["UnknownIssuer", "certificate expired", "Revoked", "peer sent no certificates"] {
+    for why in [
+        "UnknownIssuer",
+        "certificate expired",
+        "Revoked",
+        "peer sent no certificates",
+    ] {
         assert!(log.contains(why), "no refusal for {why} in the log:\n{log}");
     }
     assert!(log.contains("rejected connection from"), "{log}");
 
     // Plain text never reaches the https port; the http port serves it.
-    refused("plain text", etcdctl(&["--endpoints", &format!("http://127.0.0.1:{tls_port}"), "get", "k"]));
+    refused(
+        "plain text",
+        etcdctl(&["--endpoints", &format!("http://127.0.0.1:{tls_port}"), "get", "k"]),
+    );
     let answer = plain_http(tls_port);
-    assert!(!answer.contains("health"), "plain HTTP answered on the TLS port: {answer}");
+    assert!(
+        !answer.contains("health"),
+        "plain HTTP answered on the TLS port: {answer}"
+    );
     assert_eq!(ok(&etcdctl(&["--endpoints", &http, "get", "k"])), "k\nv\n");
     assert!(plain_http(plain_port).contains("\"health\":\"true\""));
 
@@ -230,9 +302,14 @@ fn client_cert_auth_with_real_etcdctl() {
     put(&certs.dir, "server.key", &issued.key_pem);
     put(&certs.dir, "server.crt", &issued.cert_pem);
     wait_until("rotated certificate served", || {
-        with_cert(&https, &new_ca_file, &certs.client, &["get", "k"]).status.success()
+        with_cert(&https, &new_ca_file, &certs.client, &["get", "k"])
+            .status
+            .success()
     });
-    refused("old CA after rotation", with_cert(&https, &certs.ca, &certs.client, &["get", "k"]));
+    refused(
+        "old CA after rotation",
+        with_cert(&https, &certs.ca, &certs.client, &["get", "k"]),
+    );
     drop(member);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -253,11 +330,25 @@ fn tls_without_client_certificates() {
             .success()
     });
     assert_eq!(
-        ok(&etcdctl(&["--endpoints", &https, "--cacert", &certs.ca, "get", "a"])),
+        ok(&etcdctl(&[
+            "--endpoints",
+            &https,
+            "--cacert",
+            &certs.ca,
+            "get",
+            "a"
+        ])),
         "a\n1\n"
     );
     assert_eq!(
-        ok(&etcdctl(&["--endpoints", &https, "--insecure-skip-tls-verify", "--insecure-transport=false", "get", "a"])),
+        ok(&etcdctl(&[
+            "--endpoints",
+            &https,
+            "--insecure-skip-tls-verify",
+            "--insecure-transport=false",
+            "get",
+            "a"
+        ])),
         "a\n1\n"
     );
     drop(member);
@@ -296,54 +387,53 @@ fn tls_misconfiguration_is_refused_at_start_up() {
         &https,
         &["--cert-file", &certs.server.0, "--key-file", &certs.client.1],
     );
-    assert!(log.contains("tls: private key does not match public key"), "{log}");
+    assert!(
+        log.contains("tls: private key does not match public key"),
+        "{log}"
+    );
     let missing = dir.join("missing.crt").to_string_lossy().into_owned();
     let log = refused_start(
         &dir.join("c"),
         &https,
         &["--cert-file", &missing, "--key-file", &certs.server.1],
     );
-    assert!(log.contains(&format!("open {missing}: no such file or directory")), "{log}");
+    assert!(
+        log.contains(&format!("open {missing}: no such file or directory")),
+        "{log}"
+    );
     let peer = format!("https://127.0.0.1:{}", free_port());
     let log = refused_start(
         &dir.join("d"),
         &format!("http://127.0.0.1:{}", free_port()),
         &["--listen-peer-urls", &peer],
     );
-    assert!(
-        log.contains("KeyFile and CertFile are not presented"),
-        "{log}"
-    );
+    assert!(log.contains("KeyFile and CertFile are not presented"), "{log}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Starts member `i` of a peer-TLS cluster whose members' peer URLs are `peers`.
-fn start_peer_member(dir: &Path, name: &str, client: u16, peers: &[(String, u16)], state: &str, flags: &[&str]) -> Member {
+/// Starts member `name` of a peer-TLS cluster whose members' peer ports are `peers`.
+fn start_peer_member(
+    dir: &Path,
+    name: &str,
+    client: u16,
+    peers: &[(String, u16)],
+    state: &str,
+    flags: &[&str],
+) -> Member {
     let own = peers.iter().find(|(n, _)| n == name).expect("own peer port").1;
     let cluster = peers
         .iter()
         .map(|(n, p)| format!("{n}=https://127.0.0.1:{p}"))
         .collect::<Vec<_>>()
         .join(",");
-    let member_dir = dir.join(name);
-    std::fs::create_dir_all(&member_dir).expect("member dir");
-    let log = member_dir.join("member.log");
-    let client_url = format!("http://127.0.0.1:{client}");
-    let peer_url = format!("https://127.0.0.1:{own}");
-    let child = Command::new(DETCD)
-        .env("DETCD_WAL_SEGMENT_BYTES", "4000000")
-        .args(["--name", name, "--data-dir"])
-        .arg(member_dir.join("data"))
-        .args(["--listen-client-urls", &client_url, "--advertise-client-urls", &client_url])
-        .args(["--listen-peer-urls", &peer_url, "--initial-advertise-peer-urls", &peer_url])
-        .args(["--initial-cluster", &cluster, "--initial-cluster-state", state])
-        .args(["--heartbeat-interval", "50", "--election-timeout", "750"])
-        .args(flags)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log"))
-        .spawn()
-        .expect("spawn detcd");
-    Member { child, log }
+    let spec = Spec {
+        name,
+        client_urls: &format!("http://127.0.0.1:{client}"),
+        peer_url: &format!("https://127.0.0.1:{own}"),
+        initial_cluster: &cluster,
+        state,
+    };
+    spawn(&dir.join(name), &spec, flags)
 }
 
 #[test]
@@ -354,7 +444,14 @@ fn three_members_with_peer_tls_and_client_cert_auth() {
     let peers: Vec<(String, u16)> = (0..3).map(|i| (format!("m{i}"), free_port())).collect();
     let clients: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let pairs: Vec<(String, String)> = (0..4)
-        .map(|i| issue(&ca, &dir, &format!("m{i}"), &Leaf::new("member", &["127.0.0.1"], 10 + i)))
+        .map(|i| {
+            issue(
+                &ca,
+                &dir,
+                &format!("m{i}"),
+                &Leaf::new("member", &["127.0.0.1"], 10 + i),
+            )
+        })
         .collect();
     let flags = |i: usize| -> Vec<String> {
         [
@@ -385,14 +482,23 @@ fn three_members_with_peer_tls_and_client_cert_auth() {
         .collect::<Vec<_>>()
         .join(",");
     wait_until("cluster commits", || {
-        etcdctl(&["--endpoints", &endpoints, "put", "k", "over-tls"]).status.success()
+        etcdctl(&["--endpoints", &endpoints, "put", "k", "over-tls"])
+            .status
+            .success()
     });
     for c in &clients {
         let ep = format!("http://127.0.0.1:{c}");
         wait_until("value replicated", || {
-            etcdctl(&["--endpoints", &ep, "get", "k", "--consistency=s", "--print-value-only"])
-                .stdout
-                .starts_with(b"over-tls")
+            etcdctl(&[
+                "--endpoints",
+                &ep,
+                "get",
+                "k",
+                "--consistency=s",
+                "--print-value-only",
+            ])
+            .stdout
+            .starts_with(b"over-tls")
         });
     }
     // The peer port speaks no plain text: a TLS alert (record type 21) at most.
@@ -436,11 +542,14 @@ fn three_members_with_peer_tls_and_client_cert_auth() {
         ],
     );
     wait_until("the intruder is refused", || {
-        members.iter().any(|m| read(&m.log).contains("CommonName authentication failed"))
+        members
+            .iter()
+            .any(|m| read(&m.log).contains("CommonName authentication failed"))
     });
     let list = ok(&etcdctl(&["--endpoints", &endpoints, "member", "list"]));
     assert!(
-        list.lines().any(|l| l.contains("unstarted") && l.contains(&intruder_peer.to_string())),
+        list.lines()
+            .any(|l| l.contains("unstarted") && l.contains(&intruder_peer.to_string())),
         "the intruder joined: {list}"
     );
     drop(intruder_member);
