@@ -62,7 +62,25 @@ fn run(config: Config) -> i32 {
     }
 }
 
-async fn serve_member(config: Config) -> Result<(), String> {
+async fn serve_member(mut config: Config) -> Result<(), String> {
+    let fixtures = std::path::Path::new(&config.data_dir).join("fixtures");
+    let validity = config.self_signed_cert_validity_years;
+    crate::tls::auto::apply(
+        &mut config.client_tls,
+        config.auto_tls,
+        &fixtures.join("client"),
+        &config.listen_client_urls,
+        validity,
+        "client",
+    )?;
+    crate::tls::auto::apply(
+        &mut config.peer_tls,
+        config.peer_auto_tls,
+        &fixtures.join("peer"),
+        &config.listen_peer_urls,
+        validity,
+        "peer",
+    )?;
     let urls = |v: &[crate::urls::Url]| v.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
     log(&format!(
         "starting detcd {} as member {:?}: data dir {}, client URLs {}, peer URLs {}, initial cluster {}",

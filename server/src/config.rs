@@ -52,6 +52,8 @@ const FLAGS: &[(&str, Kind, &str)] = &[
     ("client-cert-auth", Kind::Bool, "false"),
     ("client-crl-file", Kind::Str, ""),
     ("client-cert-allowed-hostname", Kind::Str, ""),
+    ("auto-tls", Kind::Bool, "false"),
+    ("self-signed-cert-validity", Kind::Uint, "1"),
     ("listen-peer-urls", Kind::Urls, "http://localhost:2380"),
     ("initial-advertise-peer-urls", Kind::Urls, "http://localhost:2380"),
     ("peer-cert-file", Kind::Str, ""),
@@ -61,6 +63,7 @@ const FLAGS: &[(&str, Kind, &str)] = &[
     ("peer-crl-file", Kind::Str, ""),
     ("peer-cert-allowed-cn", Kind::Str, ""),
     ("peer-cert-allowed-hostname", Kind::Str, ""),
+    ("peer-auto-tls", Kind::Bool, "false"),
     ("peer-skip-client-san-verification", Kind::Bool, "false"),
     (
         "experimental-peer-skip-client-san-verification",
@@ -168,6 +171,10 @@ pub struct Config {
     /// `--cert-file`, `--key-file`, `--trusted-ca-file`, `--client-cert-auth`,
     /// `--client-crl-file`, `--client-cert-allowed-hostname`.
     pub client_tls: TlsInfo,
+    /// `--auto-tls`, `--peer-auto-tls`, `--self-signed-cert-validity` (years).
+    pub auto_tls: bool,
+    pub peer_auto_tls: bool,
+    pub self_signed_cert_validity_years: u64,
     pub listen_peer_urls: Vec<Url>,
     pub initial_advertise_peer_urls: Vec<Url>,
     /// The `--peer-*` TLS flags.
@@ -329,7 +336,11 @@ impl Config {
                 crl_file: get("client-crl-file"),
                 allowed_cn: String::new(),
                 allowed_hostname: get("client-cert-allowed-hostname"),
+                self_signed: false,
             },
+            auto_tls: parse_bool(&get("auto-tls")).unwrap_or(false),
+            peer_auto_tls: parse_bool(&get("peer-auto-tls")).unwrap_or(false),
+            self_signed_cert_validity_years: uint("self-signed-cert-validity")?,
             listen_peer_urls: urls("listen-peer-urls")?,
             initial_advertise_peer_urls: urls("initial-advertise-peer-urls")?,
             peer_tls: TlsInfo {
@@ -340,6 +351,7 @@ impl Config {
                 crl_file: get("peer-crl-file"),
                 allowed_cn: get("peer-cert-allowed-cn"),
                 allowed_hostname: get("peer-cert-allowed-hostname"),
+                self_signed: false,
             },
             peer_skip_client_san_verification: parse_bool(&get("peer-skip-client-san-verification"))
                 .unwrap_or(false)
@@ -398,11 +410,9 @@ impl Config {
             return invalid("--max-request-bytes must be >0".to_string());
         }
         // An https peer URL is never served as plain TCP.
-        if let Some(url) = self
-            .listen_peer_urls
-            .iter()
-            .find(|u| (u.scheme == "https" || u.scheme == "unixs") && self.peer_tls.is_empty())
-        {
+        if let Some(url) = self.listen_peer_urls.iter().find(|u| {
+            (u.scheme == "https" || u.scheme == "unixs") && self.peer_tls.is_empty() && !self.peer_auto_tls
+        }) {
             return invalid(format!(
                 "cannot listen on TLS for {}: KeyFile and CertFile are not presented",
                 url.host

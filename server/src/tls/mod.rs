@@ -15,6 +15,7 @@
 //! Everything cryptographic is rustls with the ring provider; nothing falls back to
 //! plain text: a URL that asks for TLS gets TLS or the member does not start.
 
+pub mod auto;
 pub mod certs;
 pub mod peer;
 pub mod verify;
@@ -41,6 +42,8 @@ pub struct TlsInfo {
     pub allowed_cn: String,
     /// A verified peer certificate must be valid for this host name.
     pub allowed_hostname: String,
+    /// The certificate was made by auto-TLS: a dialer with it cannot check servers.
+    pub self_signed: bool,
 }
 
 impl TlsInfo {

@@ -28,7 +28,9 @@ pub struct MemberPeerTls {
 impl MemberPeerTls {
     /// Reads the files once (an error here stops the member from starting).
     pub fn new(info: &TlsInfo, skip_client_san_verification: bool) -> Result<Self, String> {
-        let check = if info.trusted_ca_file.is_empty() {
+        let check = if info.self_signed {
+            ServerCheck::Skip
+        } else if info.trusted_ca_file.is_empty() {
             ServerCheck::System
         } else {
             ServerCheck::CaFile(info.trusted_ca_file.clone())

@@ -415,7 +415,7 @@ fn tls_misconfiguration_is_refused_at_start_up() {
 fn start_peer_member(
     dir: &Path,
     name: &str,
-    client: u16,
+    client_url: &str,
     peers: &[(String, u16)],
     state: &str,
     flags: &[&str],
@@ -428,7 +428,7 @@ fn start_peer_member(
         .join(",");
     let spec = Spec {
         name,
-        client_urls: &format!("http://127.0.0.1:{client}"),
+        client_urls: client_url,
         peer_url: &format!("https://127.0.0.1:{own}"),
         initial_cluster: &cluster,
         state,
@@ -473,7 +473,14 @@ fn three_members_with_peer_tls_and_client_cert_auth() {
         .map(|i| {
             let f = flags(i);
             let f: Vec<&str> = f.iter().map(String::as_str).collect();
-            start_peer_member(&dir, &peers[i].0, clients[i], &peers, "new", &f)
+            start_peer_member(
+                &dir,
+                &peers[i].0,
+                &format!("http://127.0.0.1:{}", clients[i]),
+                &peers,
+                "new",
+                &f,
+            )
         })
         .collect();
     let endpoints = clients
@@ -526,7 +533,7 @@ fn three_members_with_peer_tls_and_client_cert_auth() {
     let intruder_member = start_peer_member(
         &dir,
         "m3",
-        free_port(),
+        &format!("http://127.0.0.1:{}", free_port()),
         &with_intruder,
         "existing",
         &[
@@ -553,6 +560,79 @@ fn three_members_with_peer_tls_and_client_cert_auth() {
         "the intruder joined: {list}"
     );
     drop(intruder_member);
+    drop(members);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn auto_tls_on_both_sides() {
+    let dir = test_dir("tls-auto");
+    let peers: Vec<(String, u16)> = (0..3).map(|i| (format!("m{i}"), free_port())).collect();
+    let clients: Vec<String> = (0..3)
+        .map(|_| format!("https://127.0.0.1:{}", free_port()))
+        .collect();
+    let members: Vec<Member> = (0..3)
+        .map(|i| {
+            start_peer_member(
+                &dir,
+                &peers[i].0,
+                &clients[i],
+                &peers,
+                "new",
+                &[
+                    "--auto-tls",
+                    "--peer-auto-tls",
+                    "--self-signed-cert-validity",
+                    "2",
+                ],
+            )
+        })
+        .collect();
+    let endpoints = clients.join(",");
+    wait_until("cluster commits over auto-TLS", || {
+        etcdctl(&[
+            "--endpoints",
+            &endpoints,
+            "--insecure-transport=false",
+            "--insecure-skip-tls-verify",
+            "put",
+            "k",
+            "auto",
+        ])
+        .status
+        .success()
+    });
+    for c in &clients {
+        assert_eq!(
+            ok(&etcdctl(&[
+                "--endpoints",
+                c,
+                "--insecure-transport=false",
+                "--insecure-skip-tls-verify",
+                "get",
+                "k",
+                "--print-value-only"
+            ])),
+            "auto\n"
+        );
+    }
+    // The certificates are etcd's fixtures; a client that checks them finds no CA.
+    for side in ["client", "peer"] {
+        let fixtures = dir.join("m0").join("data").join("fixtures").join(side);
+        assert!(fixtures.join("cert.pem").is_file() && fixtures.join("key.pem").is_file());
+    }
+    let ca = dir.join("m0/data/fixtures/client/cert.pem");
+    assert!(ok(&etcdctl(&[
+        "--endpoints",
+        &clients[0],
+        "--cacert",
+        &ca.to_string_lossy(),
+        "get",
+        "k"
+    ]))
+    .contains("auto"));
+    let plain = etcdctl(&["--endpoints", &clients[0].replace("https", "http"), "get", "k"]);
+    assert!(!plain.status.success(), "plain text answered on an auto-TLS port");
     drop(members);
     let _ = std::fs::remove_dir_all(&dir);
 }
