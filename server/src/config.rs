@@ -19,6 +19,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use crate::tls::suites::TlsCommon;
 use crate::tls::TlsInfo;
 use crate::urls::{parse_urls, Url};
 
@@ -53,6 +54,9 @@ const FLAGS: &[(&str, Kind, &str)] = &[
     ("client-crl-file", Kind::Str, ""),
     ("client-cert-allowed-hostname", Kind::Str, ""),
     ("auto-tls", Kind::Bool, "false"),
+    ("cipher-suites", Kind::Str, ""),
+    ("tls-min-version", Kind::Str, "TLS1.2"),
+    ("tls-max-version", Kind::Str, ""),
     ("self-signed-cert-validity", Kind::Uint, "1"),
     ("listen-peer-urls", Kind::Urls, "http://localhost:2380"),
     ("initial-advertise-peer-urls", Kind::Urls, "http://localhost:2380"),
@@ -322,6 +326,16 @@ impl Config {
                 }
             },
         };
+        let common = TlsCommon {
+            cipher_suites: get("cipher-suites")
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
+            min_version: get("tls-min-version"),
+            max_version: get("tls-max-version"),
+        };
         Ok(Self {
             initial_cluster: parse_initial_cluster(&get("initial-cluster"))?,
             data_dir,
@@ -337,6 +351,7 @@ impl Config {
                 allowed_cn: String::new(),
                 allowed_hostname: get("client-cert-allowed-hostname"),
                 self_signed: false,
+                common: common.clone(),
             },
             auto_tls: parse_bool(&get("auto-tls")).unwrap_or(false),
             peer_auto_tls: parse_bool(&get("peer-auto-tls")).unwrap_or(false),
@@ -352,6 +367,7 @@ impl Config {
                 allowed_cn: get("peer-cert-allowed-cn"),
                 allowed_hostname: get("peer-cert-allowed-hostname"),
                 self_signed: false,
+                common,
             },
             peer_skip_client_san_verification: parse_bool(&get("peer-skip-client-san-verification"))
                 .unwrap_or(false)
@@ -409,6 +425,7 @@ impl Config {
         if self.max_request_bytes == 0 {
             return invalid("--max-request-bytes must be >0".to_string());
         }
+        self.client_tls.common.validate().map_err(ConfigError::Invalid)?;
         // An https peer URL is never served as plain TCP.
         if let Some(url) = self.listen_peer_urls.iter().find(|u| {
             (u.scheme == "https" || u.scheme == "unixs") && self.peer_tls.is_empty() && !self.peer_auto_tls

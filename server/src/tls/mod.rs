@@ -18,6 +18,7 @@
 pub mod auto;
 pub mod certs;
 pub mod peer;
+pub mod suites;
 pub mod verify;
 
 use std::path::Path;
@@ -44,6 +45,8 @@ pub struct TlsInfo {
     pub allowed_hostname: String,
     /// The certificate was made by auto-TLS: a dialer with it cannot check servers.
     pub self_signed: bool,
+    /// `--cipher-suites`, `--tls-min-version`, `--tls-max-version` (shared by both sides).
+    pub common: suites::TlsCommon,
 }
 
 impl TlsInfo {
@@ -68,11 +71,6 @@ impl TlsInfo {
     pub fn requires_client_cert(&self) -> bool {
         self.client_cert_auth || !self.trusted_ca_file.is_empty()
     }
-}
-
-/// rustls with the ring provider.
-pub fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
 }
 
 /// The certificates of a PEM file, in order.
@@ -151,10 +149,10 @@ pub fn server_config(info: &TlsInfo) -> Result<ServerConfig, String> {
     if info.is_empty() {
         return Err("KeyFile and CertFile are not presented".into());
     }
-    let provider = provider();
+    let provider = info.common.provider()?;
     let certified = certified_key(info, &provider)?;
     let builder = ServerConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(&info.common.versions())
         .map_err(|e| e.to_string())?;
     let builder = if info.requires_client_cert() {
         // Without a CA file, the system's trust anchors (as Go's nil ClientCAs).
@@ -194,9 +192,9 @@ pub enum ServerCheck {
 /// A client configuration: `info`'s certificate and key (when given) as the client's
 /// identity; the server checked as `check` says.
 pub fn client_config(info: &TlsInfo, check: &ServerCheck, alpn: &[&[u8]]) -> Result<ClientConfig, String> {
-    let provider = provider();
+    let provider = info.common.provider()?;
     let builder = ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(&info.common.versions())
         .map_err(|e| e.to_string())?;
     let builder = match check {
         ServerCheck::Skip => builder

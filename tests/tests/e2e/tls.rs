@@ -322,7 +322,16 @@ fn tls_without_client_certificates() {
     let member = start(
         &dir,
         &https,
-        &["--cert-file", &certs.server.0, "--key-file", &certs.server.1],
+        &[
+            "--cert-file",
+            &certs.server.0,
+            "--key-file",
+            &certs.server.1,
+            "--cipher-suites",
+            "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+            "--tls-max-version",
+            "TLS1.2",
+        ],
     );
     wait_until("member serves TLS", || {
         etcdctl(&["--endpoints", &https, "--cacert", &certs.ca, "put", "a", "1"])
@@ -401,6 +410,19 @@ fn tls_misconfiguration_is_refused_at_start_up() {
         log.contains(&format!("open {missing}: no such file or directory")),
         "{log}"
     );
+    let log = refused_start(
+        &dir.join("e"),
+        &https,
+        &[
+            "--cert-file",
+            &certs.server.0,
+            "--key-file",
+            &certs.server.1,
+            "--cipher-suites",
+            "TLS_FOO",
+        ],
+    );
+    assert!(log.contains("unexpected TLS cipher suite \"TLS_FOO\""), "{log}");
     let peer = format!("https://127.0.0.1:{}", free_port());
     let log = refused_start(
         &dir.join("d"),
