@@ -22,6 +22,7 @@ use std::fmt;
 use crate::tls::suites::TlsCommon;
 use crate::tls::TlsInfo;
 use crate::urls::{parse_urls, Url};
+pub use crate::yaml::parse_yaml;
 
 /// etcd rejects election timeouts above this (`maxElectionMs`).
 pub const ELECTION_TIMEOUT_MS_MAX: u64 = 50_000;
@@ -716,73 +717,6 @@ fn parse_flags(args: &[String]) -> Result<Parsed, ConfigError> {
     Ok(Parsed::Flags(flags))
 }
 
-/// Reads etcd's flat YAML configuration: one `key: value` per line, `#` comments, blank
-/// lines, values plain or in 'single' or "double" quotes, an empty value meaning empty.
-/// Nested mappings, lists and multi-line scalars are not accepted; a line that is not of
-/// this form is an error naming the line. Returns `(line number, key, value)`.
-pub fn parse_yaml(text: &str) -> Result<Vec<(usize, String, String)>, ConfigError> {
-    let mut out = Vec::new();
-    for (index, raw) in text.lines().enumerate() {
-        let line_no = index + 1;
-        let line = strip_comment(raw);
-        if line.trim().is_empty() || line.trim() == "---" {
-            continue;
-        }
-        let err = |m: &str| ConfigError::File(format!("config file line {line_no}: {m}: {raw:?}"));
-        if line.starts_with([' ', '\t']) {
-            return Err(err(
-                "nested values are not supported (detcd reads etcd's flat key: value files)",
-            ));
-        }
-        let (key, value) = line.split_once(':').ok_or_else(|| err("expected `key: value`"))?;
-        let key = key.trim();
-        if key.is_empty() || key.contains(char::is_whitespace) {
-            return Err(err("bad key"));
-        }
-        let value = value.trim();
-        let value = if let Some(inner) = value.strip_prefix('"') {
-            let inner = inner
-                .strip_suffix('"')
-                .ok_or_else(|| err("unterminated double-quoted value"))?;
-            crate::ctl::txn_parse::go_unquote_prefix(&format!("\"{inner}\""))
-                .map(|(s, _)| s)
-                .ok_or_else(|| err("bad escape in double-quoted value"))?
-        } else if let Some(inner) = value.strip_prefix('\'') {
-            inner
-                .strip_suffix('\'')
-                .ok_or_else(|| err("unterminated single-quoted value"))?
-                .replace("''", "'")
-        } else if value.starts_with(['[', '{', '|', '>', '&', '*', '!']) {
-            return Err(err(
-                "lists, mappings, block scalars, anchors and tags are not supported",
-            ));
-        } else if value == "~" || value == "null" {
-            String::new()
-        } else {
-            value.to_string()
-        };
-        out.push((line_no, key.to_string(), value));
-    }
-    Ok(out)
-}
-
-/// Drops a `#` comment that is outside quotes and starts a word.
-fn strip_comment(line: &str) -> &str {
-    let mut quote: Option<char> = None;
-    let mut prev = ' ';
-    for (i, c) in line.char_indices() {
-        match quote {
-            Some(q) if c == q => quote = None,
-            Some(_) => {}
-            None if c == '"' || c == '\'' => quote = Some(c),
-            None if c == '#' && prev.is_whitespace() => return &line[..i],
-            None => {}
-        }
-        prev = c;
-    }
-    line
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -967,17 +901,38 @@ mod tests {
             e.to_string(),
             "/c.yml:1: invalid value \"many\" for max-wals: parse error"
         );
-        let e = load_file(
-            &["--config-file=/c.yml"],
-            &[],
-            "name: a\nclient-transport-security:\n  cert-file: x\n",
-        )
-        .unwrap_err();
+        let e = load_file(&["--config-file=/c.yml"], &[], "name: a\nlogging:\n  level: x\n").unwrap_err();
         assert!(
             e.to_string()
-                .starts_with("config file line 3: nested values are not supported"),
+                .starts_with("config file line 3: nested values are supported only under"),
             "{e}"
         );
+        // etcd's transport-security sections set the TLS flags.
+        let c = load_file(
+            &["--config-file=/c.yml"],
+            &[],
+            "client-transport-security:\n  cert-file: /c.crt\n  key-file: /c.key\n  client-cert-auth: true\n\
+             peer-transport-security:\n  trusted-ca-file: /ca.crt\n  allowed-cn: member\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (c.client_tls.cert_file.as_str(), c.client_tls.key_file.as_str()),
+            ("/c.crt", "/c.key")
+        );
+        assert!(c.client_tls.client_cert_auth);
+        assert_eq!(c.peer_tls.trusted_ca_file, "/ca.crt");
+        assert_eq!(c.peer_tls.allowed_cn, "member");
+        // And so do the ETCD_* variables.
+        let c = load(
+            &[],
+            &[
+                ("ETCD_CERT_FILE", "/e.crt"),
+                ("ETCD_PEER_CLIENT_CERT_AUTH", "true"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.client_tls.cert_file, "/e.crt");
+        assert!(c.peer_tls.client_cert_auth);
         let e = load(&["--config-file=/missing.yml"], &[]).unwrap_err();
         assert_eq!(
             e,
@@ -1098,21 +1053,5 @@ mod tests {
             c.auto_compaction,
             AutoCompaction::Revision { retention_revs: 1000 }
         );
-    }
-
-    #[test]
-    fn yaml_reader_subset() {
-        let y = parse_yaml("a: 1\n\n# c\nb: \"x # y\\n\"\nc: 'it''s'\nd:\ne: ~\n").unwrap();
-        let kv: Vec<(&str, &str)> = y.iter().map(|(_, k, v)| (k.as_str(), v.as_str())).collect();
-        assert_eq!(
-            kv,
-            vec![("a", "1"), ("b", "x # y\n"), ("c", "it's"), ("d", ""), ("e", "")]
-        );
-        assert!(parse_yaml("a: [1, 2]\n").is_err());
-        assert!(parse_yaml("just text\n")
-            .unwrap_err()
-            .to_string()
-            .starts_with("config file line 1: expected"));
-        assert!(parse_yaml("a: \"open\n").is_err());
     }
 }

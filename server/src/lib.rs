@@ -23,6 +23,7 @@ pub mod sha1;
 pub mod sha256;
 pub mod tls;
 pub mod urls;
+pub mod yaml;
 
 /// One informational line in the driver's log format (`INFO detcd: ...` on stderr).
 pub fn log(message: &str) {
