@@ -537,6 +537,39 @@ fn three_members_with_peer_tls_and_client_cert_auth() {
         "plain text answered on a TLS peer port: {hello:?}"
     );
 
+    // A learner joins over TLS (`--initial-cluster-state existing`) and is promoted.
+    let learner_peer = free_port();
+    let added = ok(&etcdctl(&[
+        "--endpoints",
+        &endpoints,
+        "member",
+        "add",
+        "m3",
+        "--learner",
+        &format!("--peer-urls=https://127.0.0.1:{learner_peer}"),
+    ]));
+    let learner_id = added
+        .split_whitespace()
+        .nth(1)
+        .expect("member add prints the ID")
+        .to_string();
+    let mut with_learner = peers.clone();
+    with_learner.push(("m3".into(), learner_peer));
+    let learner_client = format!("http://127.0.0.1:{}", free_port());
+    let f = flags(3);
+    let f: Vec<&str> = f.iter().map(String::as_str).collect();
+    let learner = start_peer_member(&dir, "m3", &learner_client, &with_learner, "existing", &f);
+    wait_until("the learner is promoted", || {
+        etcdctl(&["--endpoints", &endpoints, "member", "promote", &learner_id])
+            .status
+            .success()
+    });
+    wait_until("the promoted member serves", || {
+        etcdctl(&["--endpoints", &learner_client, "get", "k", "--print-value-only"])
+            .stdout
+            .starts_with(b"over-tls")
+    });
+
     // A member whose certificate has another CN is refused by the cluster (and refuses
     // the cluster's members in turn).
     let intruder = issue(&ca, &dir, "intruder", &Leaf::new("intruder", &["127.0.0.1"], 50));
@@ -546,15 +579,15 @@ fn three_members_with_peer_tls_and_client_cert_auth() {
         &endpoints,
         "member",
         "add",
-        "m3",
+        "m4",
         &format!("--peer-urls=https://127.0.0.1:{intruder_peer}"),
     ]);
     ok(&out);
-    let mut with_intruder = peers.clone();
-    with_intruder.push(("m3".into(), intruder_peer));
+    let mut with_intruder = with_learner.clone();
+    with_intruder.push(("m4".into(), intruder_peer));
     let intruder_member = start_peer_member(
         &dir,
-        "m3",
+        "m4",
         &format!("http://127.0.0.1:{}", free_port()),
         &with_intruder,
         "existing",
@@ -582,6 +615,7 @@ fn three_members_with_peer_tls_and_client_cert_auth() {
         "the intruder joined: {list}"
     );
     drop(intruder_member);
+    drop(learner);
     drop(members);
     let _ = std::fs::remove_dir_all(&dir);
 }
