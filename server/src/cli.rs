@@ -72,7 +72,25 @@ fn run(config: Config) -> i32 {
     }
 }
 
-async fn serve_member(config: Config) -> Result<(), String> {
+async fn serve_member(mut config: Config) -> Result<(), String> {
+    let fixtures = std::path::Path::new(&config.data_dir).join("fixtures");
+    let validity = config.self_signed_cert_validity_years;
+    crate::tls::auto::apply(
+        &mut config.client_tls,
+        config.auto_tls,
+        &fixtures.join("client"),
+        &config.listen_client_urls,
+        validity,
+        "client",
+    )?;
+    crate::tls::auto::apply(
+        &mut config.peer_tls,
+        config.peer_auto_tls,
+        &fixtures.join("peer"),
+        &config.listen_peer_urls,
+        validity,
+        "peer",
+    )?;
     let urls = |v: &[crate::urls::Url]| v.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
     log(&format!(
         "starting detcd {} as member {:?}: data dir {}, client URLs {}, peer URLs {}, initial cluster {}",
@@ -83,7 +101,8 @@ async fn serve_member(config: Config) -> Result<(), String> {
         urls(&config.listen_peer_urls),
         config.initial_cluster_string()
     ));
-    let listeners = serve::bind_client_urls(&config.listen_client_urls).await?;
+    let tls = serve::client_tls(&config.listen_client_urls, &config.client_tls)?;
+    let listeners = serve::bind_client_urls(&config.listen_client_urls, tls).await?;
     let (member, handle) = member::start(&config).await.map_err(|e| e.to_string())?;
     let routes = serve::routes(Services::new(handle.clone()), config.max_request_bytes);
     let addrs: Vec<String> = listeners

@@ -21,7 +21,10 @@ use std::fmt;
 
 use sha1::Digest as _;
 
+use crate::tls::suites::TlsCommon;
+use crate::tls::TlsInfo;
 use crate::urls::{parse_urls, Url};
+pub use crate::yaml::parse_yaml;
 
 /// etcd rejects election timeouts above this (`maxElectionMs`).
 pub const ELECTION_TIMEOUT_MS_MAX: u64 = 50_000;
@@ -47,8 +50,33 @@ const FLAGS: &[(&str, Kind, &str)] = &[
     ("wal-dir", Kind::Str, ""),
     ("listen-client-urls", Kind::Urls, "http://localhost:2379"),
     ("advertise-client-urls", Kind::Urls, "http://localhost:2379"),
+    ("cert-file", Kind::Str, ""),
+    ("key-file", Kind::Str, ""),
+    ("trusted-ca-file", Kind::Str, ""),
+    ("client-cert-auth", Kind::Bool, "false"),
+    ("client-crl-file", Kind::Str, ""),
+    ("client-cert-allowed-hostname", Kind::Str, ""),
+    ("auto-tls", Kind::Bool, "false"),
+    ("cipher-suites", Kind::Str, ""),
+    ("tls-min-version", Kind::Str, "TLS1.2"),
+    ("tls-max-version", Kind::Str, ""),
+    ("self-signed-cert-validity", Kind::Uint, "1"),
     ("listen-peer-urls", Kind::Urls, "http://localhost:2380"),
     ("initial-advertise-peer-urls", Kind::Urls, "http://localhost:2380"),
+    ("peer-cert-file", Kind::Str, ""),
+    ("peer-key-file", Kind::Str, ""),
+    ("peer-trusted-ca-file", Kind::Str, ""),
+    ("peer-client-cert-auth", Kind::Bool, "false"),
+    ("peer-crl-file", Kind::Str, ""),
+    ("peer-cert-allowed-cn", Kind::Str, ""),
+    ("peer-cert-allowed-hostname", Kind::Str, ""),
+    ("peer-auto-tls", Kind::Bool, "false"),
+    ("peer-skip-client-san-verification", Kind::Bool, "false"),
+    (
+        "experimental-peer-skip-client-san-verification",
+        Kind::Bool,
+        "false",
+    ),
     ("initial-cluster", Kind::Str, "default=http://localhost:2380"),
     ("initial-cluster-state", Kind::OneOf(&["new", "existing"]), "new"),
     ("initial-cluster-token", Kind::Str, "etcd-cluster"),
@@ -147,8 +175,20 @@ pub struct Config {
     pub wal_dir: String,
     pub listen_client_urls: Vec<Url>,
     pub advertise_client_urls: Vec<Url>,
+    /// `--cert-file`, `--key-file`, `--trusted-ca-file`, `--client-cert-auth`,
+    /// `--client-crl-file`, `--client-cert-allowed-hostname`.
+    pub client_tls: TlsInfo,
+    /// `--auto-tls`, `--peer-auto-tls`, `--self-signed-cert-validity` (years).
+    pub auto_tls: bool,
+    pub peer_auto_tls: bool,
+    pub self_signed_cert_validity_years: u64,
     pub listen_peer_urls: Vec<Url>,
     pub initial_advertise_peer_urls: Vec<Url>,
+    /// The `--peer-*` TLS flags.
+    pub peer_tls: TlsInfo,
+    /// `--peer-skip-client-san-verification` (3.6) or its 3.4/3.5 spelling
+    /// `--experimental-peer-skip-client-san-verification`.
+    pub peer_skip_client_san_verification: bool,
     /// Member name to its sorted peer URLs.
     pub initial_cluster: BTreeMap<String, Vec<Url>>,
     pub initial_cluster_state: ClusterState,
@@ -289,14 +329,52 @@ impl Config {
                 }
             },
         };
+        let common = TlsCommon {
+            cipher_suites: get("cipher-suites")
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
+            min_version: get("tls-min-version"),
+            max_version: get("tls-max-version"),
+        };
         Ok(Self {
             initial_cluster: parse_initial_cluster(&get("initial-cluster"))?,
             data_dir,
             wal_dir: get("wal-dir"),
             listen_client_urls: urls("listen-client-urls")?,
             advertise_client_urls: urls("advertise-client-urls")?,
+            client_tls: TlsInfo {
+                cert_file: get("cert-file"),
+                key_file: get("key-file"),
+                trusted_ca_file: get("trusted-ca-file"),
+                client_cert_auth: parse_bool(&get("client-cert-auth")).unwrap_or(false),
+                crl_file: get("client-crl-file"),
+                allowed_cn: String::new(),
+                allowed_hostname: get("client-cert-allowed-hostname"),
+                self_signed: false,
+                common: common.clone(),
+            },
+            auto_tls: parse_bool(&get("auto-tls")).unwrap_or(false),
+            peer_auto_tls: parse_bool(&get("peer-auto-tls")).unwrap_or(false),
+            self_signed_cert_validity_years: uint("self-signed-cert-validity")?,
             listen_peer_urls: urls("listen-peer-urls")?,
             initial_advertise_peer_urls: urls("initial-advertise-peer-urls")?,
+            peer_tls: TlsInfo {
+                cert_file: get("peer-cert-file"),
+                key_file: get("peer-key-file"),
+                trusted_ca_file: get("peer-trusted-ca-file"),
+                client_cert_auth: parse_bool(&get("peer-client-cert-auth")).unwrap_or(false),
+                crl_file: get("peer-crl-file"),
+                allowed_cn: get("peer-cert-allowed-cn"),
+                allowed_hostname: get("peer-cert-allowed-hostname"),
+                self_signed: false,
+                common,
+            },
+            peer_skip_client_san_verification: parse_bool(&get("peer-skip-client-san-verification"))
+                .unwrap_or(false)
+                || parse_bool(&get("experimental-peer-skip-client-san-verification")).unwrap_or(false),
             initial_cluster_state: if get("initial-cluster-state") == "existing" {
                 ClusterState::Existing
             } else {
@@ -349,6 +427,16 @@ impl Config {
         }
         if self.max_request_bytes == 0 {
             return invalid("--max-request-bytes must be >0".to_string());
+        }
+        self.client_tls.common.validate().map_err(ConfigError::Invalid)?;
+        // An https peer URL is never served as plain TCP.
+        if let Some(url) = self.listen_peer_urls.iter().find(|u| {
+            (u.scheme == "https" || u.scheme == "unixs") && self.peer_tls.is_empty() && !self.peer_auto_tls
+        }) {
+            return invalid(format!(
+                "cannot listen on TLS for {}: KeyFile and CertFile are not presented",
+                url.host
+            ));
         }
         let mut seen = BTreeMap::new();
         for (name, urls) in &self.initial_cluster {
@@ -443,7 +531,9 @@ impl Config {
         line("wal-dir", self.wal_dir.clone());
         line("listen-client-urls", urls(&self.listen_client_urls));
         line("advertise-client-urls", urls(&self.advertise_client_urls));
+        line("client-transport-security", tls_line(&self.client_tls));
         line("listen-peer-urls", urls(&self.listen_peer_urls));
+        line("peer-transport-security", tls_line(&self.peer_tls));
         line(
             "initial-advertise-peer-urls",
             urls(&self.initial_advertise_peer_urls),
@@ -482,6 +572,17 @@ impl Config {
         line("cluster-id", format!("{:x}", self.cluster_id()));
         s
     }
+}
+
+/// One side's TLS settings on one line (`render`).
+fn tls_line(info: &TlsInfo) -> String {
+    if info.is_empty() {
+        return "none".into();
+    }
+    format!(
+        "cert-file {:?}, key-file {:?}, trusted-ca-file {:?}, client-cert-auth {}, crl-file {:?}",
+        info.cert_file, info.key_file, info.trusted_ca_file, info.client_cert_auth, info.crl_file
+    )
 }
 
 /// etcd's `computeMemberID` for a bootstrapping member: the first 8 bytes (big-endian) of
@@ -618,73 +719,6 @@ fn parse_flags(args: &[String]) -> Result<Parsed, ConfigError> {
     Ok(Parsed::Flags(flags))
 }
 
-/// Reads etcd's flat YAML configuration: one `key: value` per line, `#` comments, blank
-/// lines, values plain or in 'single' or "double" quotes, an empty value meaning empty.
-/// Nested mappings, lists and multi-line scalars are not accepted; a line that is not of
-/// this form is an error naming the line. Returns `(line number, key, value)`.
-pub fn parse_yaml(text: &str) -> Result<Vec<(usize, String, String)>, ConfigError> {
-    let mut out = Vec::new();
-    for (index, raw) in text.lines().enumerate() {
-        let line_no = index + 1;
-        let line = strip_comment(raw);
-        if line.trim().is_empty() || line.trim() == "---" {
-            continue;
-        }
-        let err = |m: &str| ConfigError::File(format!("config file line {line_no}: {m}: {raw:?}"));
-        if line.starts_with([' ', '\t']) {
-            return Err(err(
-                "nested values are not supported (detcd reads etcd's flat key: value files)",
-            ));
-        }
-        let (key, value) = line.split_once(':').ok_or_else(|| err("expected `key: value`"))?;
-        let key = key.trim();
-        if key.is_empty() || key.contains(char::is_whitespace) {
-            return Err(err("bad key"));
-        }
-        let value = value.trim();
-        let value = if let Some(inner) = value.strip_prefix('"') {
-            let inner = inner
-                .strip_suffix('"')
-                .ok_or_else(|| err("unterminated double-quoted value"))?;
-            crate::ctl::txn_parse::go_unquote_prefix(&format!("\"{inner}\""))
-                .map(|(s, _)| s)
-                .ok_or_else(|| err("bad escape in double-quoted value"))?
-        } else if let Some(inner) = value.strip_prefix('\'') {
-            inner
-                .strip_suffix('\'')
-                .ok_or_else(|| err("unterminated single-quoted value"))?
-                .replace("''", "'")
-        } else if value.starts_with(['[', '{', '|', '>', '&', '*', '!']) {
-            return Err(err(
-                "lists, mappings, block scalars, anchors and tags are not supported",
-            ));
-        } else if value == "~" || value == "null" {
-            String::new()
-        } else {
-            value.to_string()
-        };
-        out.push((line_no, key.to_string(), value));
-    }
-    Ok(out)
-}
-
-/// Drops a `#` comment that is outside quotes and starts a word.
-fn strip_comment(line: &str) -> &str {
-    let mut quote: Option<char> = None;
-    let mut prev = ' ';
-    for (i, c) in line.char_indices() {
-        match quote {
-            Some(q) if c == q => quote = None,
-            Some(_) => {}
-            None if c == '"' || c == '\'' => quote = Some(c),
-            None if c == '#' && prev.is_whitespace() => return &line[..i],
-            None => {}
-        }
-        prev = c;
-    }
-    line
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -741,6 +775,21 @@ mod tests {
         // The well-known IDs of a default etcd.
         assert_eq!(format!("{:x}", c.member_id()), "8e9e05c52164694d");
         assert_eq!(format!("{:x}", c.cluster_id()), "cdf818194e3a8c32");
+    }
+
+    #[test]
+    fn https_peer_urls_are_refused_without_peer_tls() {
+        assert_eq!(
+            invalid(&[
+                "--listen-peer-urls",
+                "https://127.0.0.1:2380",
+                "--initial-advertise-peer-urls",
+                "https://127.0.0.1:2380",
+                "--initial-cluster",
+                "default=https://127.0.0.1:2380",
+            ]),
+            "cannot listen on TLS for 127.0.0.1:2380: KeyFile and CertFile are not presented"
+        );
     }
 
     #[test]
@@ -854,17 +903,38 @@ mod tests {
             e.to_string(),
             "/c.yml:1: invalid value \"many\" for max-wals: parse error"
         );
-        let e = load_file(
-            &["--config-file=/c.yml"],
-            &[],
-            "name: a\nclient-transport-security:\n  cert-file: x\n",
-        )
-        .unwrap_err();
+        let e = load_file(&["--config-file=/c.yml"], &[], "name: a\nlogging:\n  level: x\n").unwrap_err();
         assert!(
             e.to_string()
-                .starts_with("config file line 3: nested values are not supported"),
+                .starts_with("config file line 3: nested values are supported only under"),
             "{e}"
         );
+        // etcd's transport-security sections set the TLS flags.
+        let c = load_file(
+            &["--config-file=/c.yml"],
+            &[],
+            "client-transport-security:\n  cert-file: /c.crt\n  key-file: /c.key\n  client-cert-auth: true\n\
+             peer-transport-security:\n  trusted-ca-file: /ca.crt\n  allowed-cn: member\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (c.client_tls.cert_file.as_str(), c.client_tls.key_file.as_str()),
+            ("/c.crt", "/c.key")
+        );
+        assert!(c.client_tls.client_cert_auth);
+        assert_eq!(c.peer_tls.trusted_ca_file, "/ca.crt");
+        assert_eq!(c.peer_tls.allowed_cn, "member");
+        // And so do the ETCD_* variables.
+        let c = load(
+            &[],
+            &[
+                ("ETCD_CERT_FILE", "/e.crt"),
+                ("ETCD_PEER_CLIENT_CERT_AUTH", "true"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.client_tls.cert_file, "/e.crt");
+        assert!(c.peer_tls.client_cert_auth);
         let e = load(&["--config-file=/missing.yml"], &[]).unwrap_err();
         assert_eq!(
             e,
@@ -985,21 +1055,5 @@ mod tests {
             c.auto_compaction,
             AutoCompaction::Revision { retention_revs: 1000 }
         );
-    }
-
-    #[test]
-    fn yaml_reader_subset() {
-        let y = parse_yaml("a: 1\n\n# c\nb: \"x # y\\n\"\nc: 'it''s'\nd:\ne: ~\n").unwrap();
-        let kv: Vec<(&str, &str)> = y.iter().map(|(_, k, v)| (k.as_str(), v.as_str())).collect();
-        assert_eq!(
-            kv,
-            vec![("a", "1"), ("b", "x # y\n"), ("c", "it's"), ("d", ""), ("e", "")]
-        );
-        assert!(parse_yaml("a: [1, 2]\n").is_err());
-        assert!(parse_yaml("just text\n")
-            .unwrap_err()
-            .to_string()
-            .starts_with("config file line 1: expected"));
-        assert!(parse_yaml("a: \"open\n").is_err());
     }
 }

@@ -17,12 +17,13 @@
 
 use std::time::Duration;
 
+use detcd_io::transport::conn::{self, SharedPeerTls};
 use detcd_io::transport::wire::{put_frame, read_frame};
 use detcd_io::transport::PEER_PROTOCOL_VERSION;
 use detcd_proto::detcdpb::{PeerHello, PeerHelloReply};
 use detcd_proto::etcdserverpb::Member as MemberInfo;
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 use crate::config::Config;
 use crate::member::{Identity, StartupError};
@@ -44,9 +45,10 @@ fn host_port(url: &crate::urls::Url) -> String {
     url.host.clone()
 }
 
-/// Greets the member at `addr` with a hello it must refuse, for its IDs.
-async fn probe(addr: &str) -> std::io::Result<PeerHelloReply> {
-    let mut stream = TcpStream::connect(addr).await?;
+/// Greets the member at `url` with a hello it must refuse, for its IDs (over TLS when
+/// the URL is https).
+async fn probe(url: &crate::urls::Url, tls: &SharedPeerTls) -> std::io::Result<PeerHelloReply> {
+    let mut stream = conn::dial(&url.to_string(), &host_port(url), tls).await?;
     let hello = PeerHello {
         protocol_version: PEER_PROTOCOL_VERSION,
         cluster_id: 0,
@@ -62,7 +64,7 @@ async fn probe(addr: &str) -> std::io::Result<PeerHelloReply> {
 }
 
 /// Learns this member's ID and its cluster from the members already running.
-pub async fn discover(config: &Config) -> Result<Joined, StartupError> {
+pub async fn discover(config: &Config, tls: &SharedPeerTls) -> Result<Joined, StartupError> {
     let own_urls: Vec<String> = config
         .initial_advertise_peer_urls
         .iter()
@@ -74,7 +76,8 @@ pub async fn discover(config: &Config) -> Result<Joined, StartupError> {
         let listener = TcpListener::bind(host_port(url))
             .await
             .map_err(|e| StartupError::Join(format!("cannot listen for peers on {url}: {e}")))?;
-        listeners.push(listener);
+        let secure = conn::wants_tls(&url.to_string());
+        listeners.push((listener, secure));
     }
     let mut members = Vec::new();
     let mut cluster_ids = Vec::new();
@@ -83,8 +86,7 @@ pub async fn discover(config: &Config) -> Result<Joined, StartupError> {
             continue;
         }
         for url in urls {
-            let reply =
-                tokio::time::timeout(Duration::from_millis(PROBE_TIMEOUT_MS), probe(&host_port(url))).await;
+            let reply = tokio::time::timeout(Duration::from_millis(PROBE_TIMEOUT_MS), probe(url, tls)).await;
             match reply {
                 Ok(Ok(reply)) if reply.member_id != 0 => {
                     crate::log(&format!(
@@ -122,7 +124,7 @@ pub async fn discover(config: &Config) -> Result<Joined, StartupError> {
         "join: waiting for the leader to contact this member on {}",
         own_urls.join(",")
     ));
-    let wait = wait_for_leader(&listeners, cluster_ids.first().copied());
+    let wait = wait_for_leader(&listeners, tls, cluster_ids.first().copied());
     let hello = tokio::time::timeout(Duration::from_millis(JOIN_WAIT_MS_MAX), wait)
         .await
         .map_err(|_| {
@@ -155,22 +157,31 @@ pub async fn discover(config: &Config) -> Result<Joined, StartupError> {
 }
 
 /// The first well-formed hello (of `cluster`, when known) that reaches `listeners`.
-async fn wait_for_leader(listeners: &[TcpListener], cluster: Option<u64>) -> PeerHello {
+async fn wait_for_leader(
+    listeners: &[(TcpListener, bool)],
+    tls: &SharedPeerTls,
+    cluster: Option<u64>,
+) -> PeerHello {
     loop {
         let accepted = std::future::poll_fn(|cx| {
-            for listener in listeners {
+            for (listener, secure) in listeners {
                 if let std::task::Poll::Ready(r) = listener.poll_accept(cx) {
-                    return std::task::Poll::Ready(r);
+                    return std::task::Poll::Ready(r.map(|(stream, addr)| (stream, addr, *secure)));
                 }
             }
             std::task::Poll::Pending
         })
         .await;
-        let Ok((mut stream, _)) = accepted else { continue };
-        let read = tokio::time::timeout(
-            Duration::from_millis(PROBE_TIMEOUT_MS),
-            read_frame::<PeerHello>(&mut stream),
-        )
+        let Ok((stream, addr, secure)) = accepted else {
+            continue;
+        };
+        let tls = if secure { tls.as_ref() } else { None };
+        let read = tokio::time::timeout(Duration::from_millis(PROBE_TIMEOUT_MS), async {
+            let mut stream = conn::accept(stream, addr, tls).await.map_err(|e| e.to_string())?;
+            read_frame::<PeerHello>(&mut stream)
+                .await
+                .map_err(|e| e.to_string())
+        })
         .await;
         if let Ok(Ok(hello)) = read {
             let right_cluster = cluster.is_none_or(|c| c == hello.cluster_id);

@@ -22,7 +22,9 @@ pub mod http;
 pub mod join;
 pub mod member;
 pub mod serve;
+pub mod tls;
 pub mod urls;
+pub mod yaml;
 
 /// One informational line in the driver's log format (`INFO detcd: ...` on stderr).
 pub fn log(message: &str) {

@@ -48,6 +48,8 @@ pub enum StartupError {
     DataDir(String),
     /// A joining member could not learn its identity from the cluster.
     Join(String),
+    /// The peer TLS files cannot be used.
+    Tls(String),
     /// The driver refused to start (storage, bind, another cluster's data, ...).
     Start(StartError),
 }
@@ -55,7 +57,7 @@ pub enum StartupError {
 impl std::fmt::Display for StartupError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            StartupError::DataDir(why) | StartupError::Join(why) => f.write_str(why),
+            StartupError::DataDir(why) | StartupError::Join(why) | StartupError::Tls(why) => f.write_str(why),
             StartupError::Start(e) => write!(f, "{e}"),
         }
     }
@@ -169,6 +171,14 @@ fn recorded_identity(dir: &Path) -> Result<Identity, StartupError> {
 
 /// Starts the member the configuration describes.
 pub async fn start(config: &Config) -> Result<(driver::Member, MemberHandle), StartupError> {
+    let peer_tls: detcd_io::transport::conn::SharedPeerTls = if config.peer_tls.is_empty() {
+        None
+    } else {
+        let tls =
+            crate::tls::peer::MemberPeerTls::new(&config.peer_tls, config.peer_skip_client_san_verification)
+                .map_err(StartupError::Tls)?;
+        Some(std::sync::Arc::new(tls))
+    };
     let data_dir = PathBuf::from(&config.data_dir);
     prepare_data_dir(&data_dir)?;
     let founding = Identity {
@@ -190,7 +200,7 @@ pub async fn start(config: &Config) -> Result<(driver::Member, MemberHandle), St
         ));
         (identity, initial_members(config), StartMode::Existing)
     } else if existing {
-        let joined = crate::join::discover(config).await?;
+        let joined = crate::join::discover(config, &peer_tls).await?;
         (joined.identity, joined.members, StartMode::Existing)
     } else {
         crate::log(&format!(
@@ -207,5 +217,6 @@ pub async fn start(config: &Config) -> Result<(driver::Member, MemberHandle), St
     options.listen_peer_urls = config.listen_peer_urls.iter().map(ToString::to_string).collect();
     options.segment_bytes = wal_segment_bytes();
     options.max_snapshots = config.max_snapshots as usize;
+    options.peer_tls = peer_tls;
     driver::start(options).await.map_err(StartupError::Start)
 }

@@ -9,9 +9,17 @@
 //! reaches the gRPC service, `GET /health` the handler. No content-type sniffing, no
 //! second HTTP stack, no proxying between two servers: the same code path etcd clients
 //! and `curl` already exercise in tonic and axum.
+//!
+//! TLS: an `https://` listener completes the TLS handshake (ALPN `h2` and `http/1.1`)
+//! before the connection reaches tonic; plain and TLS connections are produced as one
+//! type, [`ClientConn`], by one accept loop per listener, so the same server serves
+//! both, and `http://` and `https://` listeners can run side by side.
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use detcd_proto::etcdserverpb::cluster_server::ClusterServer;
@@ -20,25 +28,35 @@ use detcd_proto::etcdserverpb::lease_server::LeaseServer;
 use detcd_proto::etcdserverpb::maintenance_server::MaintenanceServer;
 use detcd_proto::etcdserverpb::watch_server::WatchServer;
 use detcd_proto::health::health_server::HealthServer;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
+use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt as _;
 use tonic::service::{Routes, RoutesBuilder};
-use tonic::transport::server::TcpIncoming;
+use tonic::transport::server::Connected;
 use tonic::transport::Server;
 
 use crate::grpc::{Services, GRPC_OVERHEAD_BYTES};
 use crate::h2_authority::AuthorityFix;
+use crate::tls::{Reloading, TlsInfo};
 use crate::urls::Url;
+
+/// A TLS handshake that takes longer than this fails (the connection is dropped).
+pub const TLS_HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
+/// Accepted connections waiting for the server to take them.
+const ACCEPT_QUEUE_CONNS_MAX: usize = 128;
 
 /// How long open streams (watches, keepalives) get to end after shutdown began.
 pub const SHUTDOWN_GRACE_MS: u64 = 3_000;
 
-/// One bound client listener and the URL it serves.
+/// One bound client listener, the URL it serves and, for `https://`, its TLS setup.
 #[derive(Debug)]
 pub struct ClientListener {
     pub url: String,
     pub listener: TcpListener,
+    pub tls: Option<Arc<Reloading<rustls::ServerConfig>>>,
 }
 
 impl ClientListener {
@@ -47,17 +65,57 @@ impl ClientListener {
     }
 }
 
+/// The TLS setup of the `https://` client URLs, checked before anything is bound:
+/// etcd's message when certificates are missing, the file's error when one cannot be
+/// used. `None` when no URL is https.
+pub fn client_tls(
+    urls: &[Url],
+    info: &TlsInfo,
+) -> Result<Option<Arc<Reloading<rustls::ServerConfig>>>, String> {
+    let Some(url) = urls.iter().find(|u| u.scheme == "https" || u.scheme == "unixs") else {
+        for url in urls {
+            if !info.is_empty() {
+                crate::log(&format!(
+                    "scheme is HTTP while key and cert files are present; ignoring key and cert files (client-url {url})"
+                ));
+            }
+            if info.client_cert_auth {
+                crate::log(&format!(
+                    "scheme is HTTP while --client-cert-auth is enabled; ignoring client cert auth for this URL (client-url {url})"
+                ));
+            }
+        }
+        return Ok(None);
+    };
+    if info.is_empty() {
+        return Err(format!(
+            "TLS key/cert (--cert-file, --key-file) must be provided for client url {url} with HTTPS scheme"
+        ));
+    }
+    crate::tls::reloading_server("client TLS", info).map(Some)
+}
+
 /// Binds every `--listen-client-urls` address (each address a host name resolves to).
-/// Fails on a URL that cannot be served (TLS, unix sockets), an address in use, or a host
-/// with no address that can be bound.
-pub async fn bind_client_urls(urls: &[Url]) -> Result<Vec<ClientListener>, String> {
+/// `https://` URLs serve TLS with `tls` (see [`client_tls`]). Fails on a URL that cannot
+/// be served (unix sockets), an address in use, or a host with no address that can be
+/// bound.
+pub async fn bind_client_urls(
+    urls: &[Url],
+    tls: Option<Arc<Reloading<rustls::ServerConfig>>>,
+) -> Result<Vec<ClientListener>, String> {
     let mut bound = Vec::new();
     for url in urls {
-        if url.scheme != "http" {
-            return Err(format!(
-                "cannot listen on client URL {url}: only http:// client URLs are supported (no TLS or unix sockets yet)"
-            ));
-        }
+        let tls = match url.scheme.as_str() {
+            "http" => None,
+            "https" => Some(tls.clone().ok_or_else(|| {
+                format!("TLS key/cert (--cert-file, --key-file) must be provided for client url {url} with HTTPS scheme")
+            })?),
+            _ => {
+                return Err(format!(
+                    "cannot listen on client URL {url}: unix sockets are not supported yet"
+                ))
+            }
+        };
         let addrs: Vec<SocketAddr> = tokio::net::lookup_host(url.host.as_str())
             .await
             .map_err(|e| format!("cannot listen on client URL {url}: {e}"))?
@@ -69,6 +127,7 @@ pub async fn bind_client_urls(urls: &[Url]) -> Result<Vec<ClientListener>, Strin
                 Ok(listener) => bound.push(ClientListener {
                     url: url.to_string(),
                     listener,
+                    tls: tls.clone(),
                 }),
                 Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
                     return Err(format!("cannot listen on client URL {url} ({addr}): {e}"));
@@ -123,14 +182,15 @@ impl ClientServers {
     pub fn start(listeners: Vec<ClientListener>, routes: Routes) -> ClientServers {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let mut tasks = JoinSet::new();
-        for ClientListener { url, listener } in listeners {
+        for ClientListener { url, listener, tls } in listeners {
             let routes = routes.clone();
             let mut stopped = stopped.clone();
             tasks.spawn(async move {
-                // Each connection through the `:authority` repair (crate::h2_authority).
-                let incoming = TcpIncoming::from(listener)
-                    .with_nodelay(Some(true))
-                    .map(|conn| conn.map(AuthorityFix::new));
+                let (queue, incoming) = mpsc::channel(ACCEPT_QUEUE_CONNS_MAX);
+                let acceptor = AbortOnDrop(tokio::spawn(accept_loop(listener, tls, queue)));
+                // Each connection, plain or after its TLS handshake, through the
+                // `:authority` repair (crate::h2_authority).
+                let incoming = ReceiverStream::new(incoming).map(|conn| conn.map(AuthorityFix::new));
                 let shutdown = async move {
                     let _ = stopped.wait_for(|s| *s).await;
                 };
@@ -142,6 +202,7 @@ impl ClientServers {
                 if let Err(e) = server.await {
                     crate::log(&format!("client server on {url} failed: {e}"));
                 }
+                drop(acceptor);
             });
         }
         ClientServers { tasks, stop }
@@ -158,6 +219,182 @@ impl ClientServers {
             .is_err()
         {
             self.tasks.abort_all();
+        }
+    }
+}
+
+/// Aborts a task when dropped (the accept loop ends with its server).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Accepts connections and passes them on as [`ClientConn`]s; with `tls`, each one
+/// first completes its handshake in a task of its own (a slow client delays nobody).
+/// A failed handshake is logged as etcd logs it and the connection dropped: nothing is
+/// ever served in plain text on a TLS listener.
+async fn accept_loop(
+    listener: TcpListener,
+    tls: Option<Arc<Reloading<rustls::ServerConfig>>>,
+    queue: mpsc::Sender<Result<ClientConn, std::io::Error>>,
+) {
+    loop {
+        let (stream, remote) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                detcd_io::log!(detcd_io::log::Level::Warn, "detcd", "accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let Some(tls) = &tls else {
+            if queue.send(Ok(ClientConn::plain(stream, remote))).await.is_err() {
+                return;
+            }
+            continue;
+        };
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls.get());
+        let queue = queue.clone();
+        tokio::spawn(async move {
+            let handshake = tokio::time::timeout(
+                Duration::from_millis(TLS_HANDSHAKE_TIMEOUT_MS),
+                acceptor.accept(stream),
+            );
+            match handshake.await {
+                Ok(Ok(stream)) => {
+                    let _ = queue.send(Ok(ClientConn::tls(stream, remote))).await;
+                }
+                Ok(Err(e)) => {
+                    detcd_io::log!(
+                        detcd_io::log::Level::Warn,
+                        "detcd",
+                        "rejected connection from \"{remote}\" (error \"{e}\")"
+                    );
+                }
+                Err(_) => {
+                    detcd_io::log!(
+                        detcd_io::log::Level::Warn,
+                        "detcd",
+                        "rejected connection from \"{remote}\" (error \"TLS handshake timed out\")"
+                    );
+                }
+            }
+        });
+    }
+}
+
+/// One accepted client connection, in plain text or after its TLS handshake.
+#[derive(Debug)]
+pub struct ClientConn {
+    stream: Stream,
+    info: ClientConnInfo,
+}
+
+#[derive(Debug)]
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+/// What a request can learn about its connection (a request extension).
+#[derive(Debug, Clone)]
+pub struct ClientConnInfo {
+    pub remote_addr: SocketAddr,
+    /// The Common Name of the verified client certificate (TLS with client
+    /// certificates only): etcd's user name when auth is on and no token is given.
+    pub cert_common_name: Option<String>,
+}
+
+impl ClientConn {
+    fn plain(stream: TcpStream, remote_addr: SocketAddr) -> Self {
+        Self {
+            stream: Stream::Plain(stream),
+            info: ClientConnInfo {
+                remote_addr,
+                cert_common_name: None,
+            },
+        }
+    }
+
+    fn tls(stream: tokio_rustls::server::TlsStream<TcpStream>, remote_addr: SocketAddr) -> Self {
+        let cert_common_name = stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|certs| certs.first())
+            .and_then(crate::tls::verify::common_name);
+        Self {
+            stream: Stream::Tls(Box::new(stream)),
+            info: ClientConnInfo {
+                remote_addr,
+                cert_common_name,
+            },
+        }
+    }
+}
+
+impl Connected for ClientConn {
+    type ConnectInfo = ClientConnInfo;
+
+    fn connect_info(&self) -> ClientConnInfo {
+        self.info.clone()
+    }
+}
+
+impl AsyncRead for ClientConn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match &mut self.get_mut().stream {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for ClientConn {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        match &mut self.get_mut().stream {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        match &mut self.get_mut().stream {
+            Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match &self.stream {
+            Stream::Plain(s) => s.is_write_vectored(),
+            Stream::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match &mut self.get_mut().stream {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match &mut self.get_mut().stream {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
 }

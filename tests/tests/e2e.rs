@@ -10,4 +10,5 @@ mod e2e {
     mod python_client;
     mod rpcs;
     mod startup;
+    mod tls;
 }

@@ -93,6 +93,8 @@ pub struct MemberOptions {
     pub segment_bytes: usize,
     /// Snapshot files kept (`--max-snapshots`).
     pub max_snapshots: usize,
+    /// TLS for `https://` peer URLs (none: such URLs are refused).
+    pub peer_tls: crate::transport::conn::SharedPeerTls,
 }
 
 impl MemberOptions {
@@ -114,6 +116,7 @@ impl MemberOptions {
             listen_peer_urls: Vec::new(),
             segment_bytes: defaults.segment_bytes,
             max_snapshots: defaults.max_snapshots,
+            peer_tls: None,
         }
     }
 }
@@ -274,7 +277,7 @@ pub async fn start(options: MemberOptions) -> Result<(Member, MemberHandle), Sta
             StartMode::Existing => NodeStart::Join,
         }
     };
-    let listeners = transport::bind(&options.listen_peer_urls).await?;
+    let listeners = transport::bind(&options.listen_peer_urls, &options.peer_tls).await?;
     for urls in options.peers.values() {
         for url in urls {
             transport::parse_url(url)?;
@@ -288,7 +291,7 @@ pub async fn start(options: MemberOptions) -> Result<(Member, MemberHandle), Sta
     let (shutdown_tx, shutdown_rx) = oneshot::channel();
     let (stopped_tx, stopped_rx) = watch::channel(None);
     let metrics = SharedMetrics::default();
-    let peer_addrs = listeners.iter().map(|l| l.1).collect();
+    let peer_addrs = listeners.iter().map(|l| l.addr).collect();
     let transport = Transport::start(
         transport::Identity {
             member_id,
@@ -298,6 +301,7 @@ pub async fn start(options: MemberOptions) -> Result<(Member, MemberHandle), Sta
         options.peers.clone(),
         peer_tx,
         internal_tx.clone(),
+        options.peer_tls.clone(),
     );
     let persister = persist::Persister::start(storage, internal_tx.clone());
     let driver = run::Driver::new(node, persister, transport, metrics.clone(), options.tick_ms);

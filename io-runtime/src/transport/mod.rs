@@ -12,6 +12,12 @@
 //! about under failure. Peer URLs keep etcd's `http://host:port` form so
 //! configuration is unchanged; only `host:port` is used.
 //!
+//! # TLS
+//!
+//! `https://` peer URLs are served and dialed over TLS ([`conn`]), with the
+//! configuration the member's owner passes in ([`conn::PeerTls`]); `http://` URLs
+//! stay plain TCP. An https URL without that configuration is refused.
+//!
 //! # Connections
 //!
 //! - **Outbound**: one connection per peer, owned by a writer task with a bounded
@@ -40,6 +46,8 @@
 //!   have no read timeout (raft traffic between two followers may be idle); a
 //!   reader whose dialer vanished without a FIN stays until the member stops.
 
+pub mod conn;
+mod inbound;
 pub mod wire;
 
 use std::collections::BTreeMap;
@@ -47,13 +55,14 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use detcd_core::node::PeerMessage;
-use detcd_proto::detcdpb::{PeerEnvelope, PeerHello, PeerHelloReply};
+use detcd_proto::detcdpb::{PeerHello, PeerHelloReply};
 use detcd_proto::raftpb::MessageType;
-use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
+use self::conn::{PeerStream, SharedPeerTls};
 use crate::driver::{Internal, StartError};
 use crate::log::Level;
 
@@ -84,14 +93,18 @@ pub struct Identity {
     pub cluster_id: u64,
 }
 
-/// `http://host:port` (or `https://`, or bare `host:port`) -> `host:port`.
+/// `http://host:port` (or `https://`, or bare `host:port`) -> `host:port`. Whether
+/// an https URL can be used is decided where it is served or dialed ([`conn`]).
 pub fn parse_url(url: &str) -> Result<String, StartError> {
+    let bad = || StartError::BadUrl { url: url.to_string() };
+    if url.contains("://") && !url.starts_with("http://") && !conn::wants_tls(url) {
+        return Err(bad());
+    }
     let rest = url
         .strip_prefix("http://")
         .or_else(|| url.strip_prefix("https://"))
         .unwrap_or(url);
     let authority = rest.split('/').next().unwrap_or("");
-    let bad = || StartError::BadUrl { url: url.to_string() };
     let (host, port) = authority.rsplit_once(':').ok_or_else(bad)?;
     if host.is_empty() || port.parse::<u16>().is_err() {
         return Err(bad());
@@ -99,11 +112,24 @@ pub fn parse_url(url: &str) -> Result<String, StartError> {
     Ok(authority.to_string())
 }
 
-/// Binds a listener for each URL; a port in use fails with the URL named.
-pub async fn bind(urls: &[String]) -> Result<Vec<(TcpListener, SocketAddr)>, StartError> {
+/// One bound peer listener.
+#[derive(Debug)]
+pub struct PeerListener {
+    pub listener: TcpListener,
+    pub addr: SocketAddr,
+    /// An `https://` URL: connections complete a TLS handshake first.
+    pub tls: bool,
+}
+
+/// Binds a listener for each URL; a port in use fails with the URL named, an https
+/// URL without `tls` is refused.
+pub async fn bind(urls: &[String], tls: &SharedPeerTls) -> Result<Vec<PeerListener>, StartError> {
     let mut listeners = Vec::with_capacity(urls.len());
     for url in urls {
         let addr = parse_url(url)?;
+        if conn::wants_tls(url) && tls.is_none() {
+            return Err(StartError::BadUrl { url: url.clone() });
+        }
         let listener = TcpListener::bind(&addr)
             .await
             .map_err(|source| StartError::Bind {
@@ -114,7 +140,11 @@ pub async fn bind(urls: &[String]) -> Result<Vec<(TcpListener, SocketAddr)>, Sta
             url: url.clone(),
             source,
         })?;
-        listeners.push((listener, local));
+        listeners.push(PeerListener {
+            listener,
+            addr: local,
+            tls: conn::wants_tls(url),
+        });
     }
     Ok(listeners)
 }
@@ -127,6 +157,7 @@ pub struct Transport {
     links: BTreeMap<u64, mpsc::Sender<PeerMessage>>,
     reports: mpsc::UnboundedSender<Internal>,
     tasks: JoinSet<()>,
+    tls: SharedPeerTls,
 }
 
 /// What happened to one `Transport::send`.
@@ -144,20 +175,33 @@ impl Transport {
     /// (unreachable peers, snapshot delivery) to `reports`.
     pub(crate) fn start(
         identity: Identity,
-        listeners: Vec<(TcpListener, SocketAddr)>,
+        listeners: Vec<PeerListener>,
         urls: BTreeMap<u64, Vec<String>>,
         inbound: mpsc::Sender<PeerMessage>,
         reports: mpsc::UnboundedSender<Internal>,
+        tls: SharedPeerTls,
     ) -> Transport {
         let mut tasks = JoinSet::new();
-        for (listener, addr) in listeners {
+        for PeerListener {
+            listener,
+            addr,
+            tls: secure,
+        } in listeners
+        {
             crate::log!(
                 Level::Info,
                 "transport",
-                "member {:x} listening for peers on {addr}",
-                identity.member_id
+                "member {:x} listening for peers on {addr}{}",
+                identity.member_id,
+                if secure { " (TLS)" } else { "" }
             );
-            tasks.spawn(accept_loop(identity, listener, inbound.clone()));
+            let accept_tls = if secure { tls.clone() } else { None };
+            tasks.spawn(inbound::accept_loop(
+                identity,
+                listener,
+                accept_tls,
+                inbound.clone(),
+            ));
         }
         Transport {
             identity,
@@ -165,6 +209,7 @@ impl Transport {
             links: BTreeMap::new(),
             reports,
             tasks,
+            tls,
         }
     }
 
@@ -186,6 +231,7 @@ impl Transport {
                 self.identity,
                 to,
                 urls,
+                self.tls.clone(),
                 receiver,
                 self.reports.clone(),
             ));
@@ -209,135 +255,13 @@ fn is_snapshot(message: &PeerMessage) -> bool {
     matches!(message, PeerMessage::Raft(m) if m.r#type == MessageType::MsgSnap as i32)
 }
 
-async fn accept_loop(identity: Identity, listener: TcpListener, inbound: mpsc::Sender<PeerMessage>) {
-    // Readers live in this set: aborting the accept loop (shutdown) drops it,
-    // which aborts every reader.
-    let mut readers = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, addr)) => {
-                    readers.spawn(read_loop(identity, stream, addr, inbound.clone()));
-                }
-                Err(e) => {
-                    crate::log!(Level::Warn, "transport", "accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(RECONNECT_BACKOFF_MS_MIN)).await;
-                }
-            },
-            Some(_) = readers.join_next(), if !readers.is_empty() => {}
-        }
-    }
-}
-
-/// Why a hello is refused, or `None` to accept it.
-fn check_hello(identity: Identity, hello: &PeerHello) -> Option<String> {
-    if hello.protocol_version != PEER_PROTOCOL_VERSION {
-        return Some(format!(
-            "protocol version {} is not {PEER_PROTOCOL_VERSION}",
-            hello.protocol_version
-        ));
-    }
-    if hello.cluster_id != identity.cluster_id {
-        return Some(format!(
-            "cluster ID mismatch: member {:x} is in cluster {:x}, the dialer {:x} in {:x}",
-            identity.member_id, identity.cluster_id, hello.from, hello.cluster_id
-        ));
-    }
-    if hello.to != identity.member_id {
-        return Some(format!(
-            "member ID mismatch: the dialer {:x} wanted member {:x}, this is member {:x}",
-            hello.from, hello.to, identity.member_id
-        ));
-    }
-    if hello.from == identity.member_id || hello.from == 0 {
-        return Some(format!("the dialer claims member ID {:x}", hello.from));
-    }
-    None
-}
-
-async fn read_loop(
-    identity: Identity,
-    stream: TcpStream,
-    addr: SocketAddr,
-    inbound: mpsc::Sender<PeerMessage>,
-) {
-    let _ = stream.set_nodelay(true);
-    let (reader, mut writer) = stream.into_split();
-    let mut reader = tokio::io::BufReader::new(reader);
-    let handshake = tokio::time::timeout(
-        Duration::from_millis(DIAL_TIMEOUT_MS),
-        wire::read_frame::<PeerHello>(&mut reader),
-    );
-    let hello = match handshake.await {
-        Ok(Ok(hello)) => hello,
-        Ok(Err(e)) => {
-            crate::log!(Level::Warn, "transport", "handshake from {addr} failed: {e}");
-            return;
-        }
-        Err(_) => {
-            crate::log!(Level::Warn, "transport", "handshake from {addr} timed out");
-            return;
-        }
-    };
-    let refusal = check_hello(identity, &hello);
-    let reply = PeerHelloReply {
-        accepted: refusal.is_none(),
-        cluster_id: identity.cluster_id,
-        member_id: identity.member_id,
-        reason: refusal.clone().unwrap_or_default(),
-    };
-    let mut buf = Vec::new();
-    wire::put_frame(&mut buf, &reply);
-    if writer.write_all(&buf).await.is_err() {
-        return;
-    }
-    if let Some(why) = refusal {
-        crate::log!(
-            Level::Error,
-            "transport",
-            "member {:x}: refused peer connection from {addr}: {why}",
-            identity.member_id
-        );
-        return;
-    }
-    let from = hello.from;
-    crate::log!(
-        Level::Debug,
-        "transport",
-        "member {:x} accepted peer {from:x} from {addr}",
-        identity.member_id
-    );
-    loop {
-        let envelope = match wire::read_frame::<PeerEnvelope>(&mut reader).await {
-            Ok(envelope) => envelope,
-            Err(wire::FrameError::Io(_)) => return,
-            Err(e) => {
-                crate::log!(
-                    Level::Warn,
-                    "transport",
-                    "member {:x}: closing the connection from peer {from:x}: {e}",
-                    identity.member_id
-                );
-                return;
-            }
-        };
-        let Some(message) = wire::decode(envelope) else {
-            crate::log!(
-                Level::Warn,
-                "transport",
-                "member {:x}: peer {from:x} sent an empty or unknown envelope",
-                identity.member_id
-            );
-            continue;
-        };
-        if inbound.send(message).await.is_err() {
-            return;
-        }
-    }
-}
-
 /// Dials `to` (each URL in turn) and shakes hands.
-async fn dial(identity: Identity, to: u64, urls: &[String]) -> Result<TcpStream, DialError> {
+async fn dial(
+    identity: Identity,
+    to: u64,
+    urls: &[String],
+    tls: &SharedPeerTls,
+) -> Result<PeerStream, DialError> {
     let mut last = DialError::Failed("no peer URL".into());
     for url in urls {
         let Ok(addr) = parse_url(url) else {
@@ -346,7 +270,7 @@ async fn dial(identity: Identity, to: u64, urls: &[String]) -> Result<TcpStream,
         };
         let attempt = tokio::time::timeout(
             Duration::from_millis(DIAL_TIMEOUT_MS),
-            handshake(identity, to, &addr),
+            handshake(identity, to, url, &addr, tls),
         );
         match attempt.await {
             Ok(Ok(stream)) => return Ok(stream),
@@ -363,10 +287,22 @@ enum DialError {
     Refused(String),
 }
 
-async fn handshake(identity: Identity, to: u64, addr: &str) -> Result<TcpStream, DialError> {
+async fn handshake(
+    identity: Identity,
+    to: u64,
+    url: &str,
+    addr: &str,
+    tls: &SharedPeerTls,
+) -> Result<PeerStream, DialError> {
     let failed = |e: &dyn std::fmt::Display| DialError::Failed(format!("{addr}: {e}"));
-    let mut stream = TcpStream::connect(addr).await.map_err(|e| failed(&e))?;
-    let _ = stream.set_nodelay(true);
+    let mut stream = conn::dial(url, addr, tls).await.map_err(|e| {
+        // A refused certificate or a missing TLS setup will not heal by itself.
+        if e.kind() == std::io::ErrorKind::PermissionDenied || e.kind() == std::io::ErrorKind::InvalidData {
+            DialError::Refused(format!("{addr}: {e}"))
+        } else {
+            failed(&e)
+        }
+    })?;
     let hello = PeerHello {
         protocol_version: PEER_PROTOCOL_VERSION,
         cluster_id: identity.cluster_id,
@@ -393,13 +329,14 @@ async fn write_loop(
     identity: Identity,
     to: u64,
     urls: Vec<String>,
+    tls: SharedPeerTls,
     mut queue: mpsc::Receiver<PeerMessage>,
     reports: mpsc::UnboundedSender<Internal>,
 ) {
     let mut backoff_ms = RECONNECT_BACKOFF_MS_MIN;
     let mut failures = 0u64;
     loop {
-        match dial(identity, to, &urls).await {
+        match dial(identity, to, &urls, &tls).await {
             Ok(stream) => {
                 if failures > 0 {
                     crate::log!(
@@ -478,11 +415,12 @@ enum Pumped {
 /// connection breaks. Each wake-up takes everything queued (up to
 /// [`WRITE_BATCH_MSGS_MAX`]) into one buffer and one write.
 async fn pump(
-    mut stream: TcpStream,
+    stream: PeerStream,
     queue: &mut mpsc::Receiver<PeerMessage>,
     to: u64,
     reports: &mpsc::UnboundedSender<Internal>,
 ) -> Pumped {
+    let (mut reader, mut stream) = tokio::io::split(stream);
     let mut buf = Vec::new();
     let mut batch = Vec::with_capacity(WRITE_BATCH_MSGS_MAX);
     loop {
@@ -491,7 +429,7 @@ async fn pump(
         let mut probe = [0u8; 1];
         let received = tokio::select! {
             n = queue.recv_many(&mut batch, WRITE_BATCH_MSGS_MAX) => n,
-            read = stream.peek(&mut probe) => {
+            read = reader.read(&mut probe) => {
                 return Pumped::Broken(match read {
                     Ok(_) => std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "closed by the peer"),
                     Err(e) => e,
@@ -553,42 +491,10 @@ mod tests {
     fn urls_keep_host_and_port() {
         assert_eq!(parse_url("http://127.0.0.1:2380").expect("ok"), "127.0.0.1:2380");
         assert_eq!(parse_url("https://n1:2380/").expect("ok"), "n1:2380");
+        assert!(parse_url("unixs://n1:2380").is_err());
         assert_eq!(parse_url("localhost:1").expect("ok"), "localhost:1");
         assert!(parse_url("http://nohost").is_err());
         assert!(parse_url("http://:80").is_err());
         assert!(parse_url("http://h:port").is_err());
-    }
-
-    #[test]
-    fn hellos_of_another_cluster_or_member_are_refused() {
-        let me = Identity {
-            member_id: 1,
-            cluster_id: 7,
-        };
-        let good = PeerHello {
-            protocol_version: PEER_PROTOCOL_VERSION,
-            cluster_id: 7,
-            from: 2,
-            to: 1,
-        };
-        assert_eq!(check_hello(me, &good), None);
-        assert!(check_hello(
-            me,
-            &PeerHello {
-                cluster_id: 8,
-                ..good
-            }
-        )
-        .is_some());
-        assert!(check_hello(me, &PeerHello { to: 3, ..good }).is_some());
-        assert!(check_hello(me, &PeerHello { from: 1, ..good }).is_some());
-        assert!(check_hello(
-            me,
-            &PeerHello {
-                protocol_version: 2,
-                ..good
-            }
-        )
-        .is_some());
     }
 }

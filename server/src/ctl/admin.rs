@@ -485,10 +485,11 @@ struct Health {
     error: String,
 }
 
-async fn check_health(ep: &str, dial: Duration, command: Duration) -> Health {
+async fn check_health(ep: &str, globals: &super::Globals) -> Health {
+    let command = globals.command_timeout;
     let start = Instant::now();
     let result: Result<(), CtlError> = async {
-        let channel = connect(ep, dial).await?;
+        let channel = connect(ep, globals).await?;
         let mut kv = KvClient::new(channel.clone());
         let req = RangeRequest {
             key: b"health".to_vec(),
@@ -542,7 +543,7 @@ pub async fn endpoint_health(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> 
     let eps = endpoints(ctx, p).await?;
     let mut results = Vec::new();
     for ep in &eps {
-        results.push(check_health(ep, ctx.globals.dial_timeout, ctx.globals.command_timeout).await);
+        results.push(check_health(ep, &ctx.globals).await);
     }
     match ctx.globals.format {
         Format::Simple => {
@@ -647,7 +648,7 @@ pub async fn endpoint_status(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> 
     let mut failed = false;
     for ep in &eps {
         let result = async {
-            let channel = connect(ep, ctx.globals.dial_timeout).await?;
+            let channel = connect(ep, &ctx.globals).await?;
             let mut m = MaintenanceClient::new(channel);
             ctx.call(m.status(StatusRequest {})).await
         }
@@ -733,7 +734,7 @@ pub async fn endpoint_hashkv(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> 
     let mut last_error = None;
     for ep in &eps {
         let result = async {
-            let channel = connect(ep, ctx.globals.dial_timeout).await?;
+            let channel = connect(ep, &ctx.globals).await?;
             let mut m = MaintenanceClient::new(channel);
             ctx.call(m.hash_kv(HashKvRequest { revision })).await
         }
@@ -873,7 +874,7 @@ pub async fn defrag(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
     let mut failed = false;
     for ep in endpoints(ctx, p).await? {
         let result = async {
-            let channel = connect(&ep, ctx.globals.dial_timeout).await?;
+            let channel = connect(&ep, &ctx.globals).await?;
             let mut m = MaintenanceClient::new(channel);
             ctx.call(m.defragment(DefragmentRequest {})).await
         }
@@ -906,7 +907,7 @@ pub async fn move_leader(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
     })?;
     // MoveLeader must reach the current leader: find it among the endpoints.
     for ep in ctx.globals.endpoints.clone() {
-        let channel = connect(&ep, ctx.globals.dial_timeout).await?;
+        let channel = connect(&ep, &ctx.globals).await?;
         let mut m = MaintenanceClient::new(channel);
         let status = ctx.call(m.status(StatusRequest {})).await?;
         let member = status.header.as_ref().map_or(0, |h| h.member_id);

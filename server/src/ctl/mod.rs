@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod args;
+pub mod dial;
 pub mod error;
 pub mod format;
 pub mod kv;
@@ -17,7 +18,7 @@ use std::future::Future;
 use std::io::Write;
 use std::time::Duration;
 
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use args::{bool_flag, value_flag, FlagSpec, Parsed};
 use error::{CtlError, EXIT_BAD_ARGS, EXIT_ERROR};
@@ -151,6 +152,8 @@ pub struct Globals {
     pub command_timeout: Duration,
     pub format: Format,
     pub hex: bool,
+    /// `--cert`, `--key`, `--cacert`, `--insecure-transport`, `--insecure-skip-tls-verify`.
+    pub tls: dial::ClientTls,
 }
 
 impl Globals {
@@ -177,13 +180,11 @@ impl Globals {
             flags: values,
             args: Vec::new(),
         };
-        for unsupported in ["cert", "key", "cacert", "user", "password", "discovery-srv"] {
+        for unsupported in ["user", "password", "discovery-srv"] {
             if merged.value(unsupported).is_some_and(|v| !v.is_empty()) {
                 return Err(CtlError::new(
                     EXIT_BAD_ARGS,
-                    format!(
-                        "--{unsupported} is not supported by detcdctl yet (no TLS, auth or DNS discovery)"
-                    ),
+                    format!("--{unsupported} is not supported by detcdctl yet (no auth or DNS discovery)"),
                 ));
             }
         }
@@ -214,6 +215,7 @@ impl Globals {
             command_timeout: duration("command-timeout", COMMAND_TIMEOUT_DEFAULT)?,
             format,
             hex: merged.bool("hex")?,
+            tls: dial::ClientTls::from_flags(&merged)?,
         })
     }
 }
@@ -269,7 +271,7 @@ impl Ctx {
         }
         let mut last = CtlError::new(EXIT_ERROR, "context deadline exceeded");
         for ep in self.globals.endpoints.clone() {
-            match connect(&ep, self.globals.dial_timeout).await {
+            match connect(&ep, &self.globals).await {
                 Ok(c) => {
                     self.channel = Some(c.clone());
                     return Ok(c);
@@ -293,26 +295,9 @@ impl Ctx {
     }
 }
 
-/// Dials one endpoint (`host:port` or `http://host:port`).
-pub async fn connect(endpoint: &str, dial_timeout: Duration) -> Result<Channel, CtlError> {
-    let url = if endpoint.contains("://") {
-        endpoint.to_string()
-    } else {
-        format!("http://{endpoint}")
-    };
-    if !url.starts_with("http://") {
-        return Err(CtlError::new(
-            EXIT_BAD_ARGS,
-            format!("unsupported endpoint {endpoint:?} (only http)"),
-        ));
-    }
-    let ep = Endpoint::from_shared(url)
-        .map_err(|e| CtlError::new(EXIT_BAD_ARGS, format!("bad endpoint {endpoint:?}: {e}")))?
-        .connect_timeout(dial_timeout);
-    match tokio::time::timeout(dial_timeout, ep.connect()).await {
-        Ok(Ok(c)) => Ok(c),
-        _ => Err(CtlError::new(EXIT_ERROR, "context deadline exceeded")),
-    }
+/// Dials one endpoint with the global dial timeout and TLS flags (see [`dial`]).
+pub async fn connect(endpoint: &str, globals: &Globals) -> Result<Channel, CtlError> {
+    dial::connect(endpoint, globals.dial_timeout, &globals.tls).await
 }
 
 /// Writes to stdout, ignoring a closed pipe (as a Go program killed by SIGPIPE would stop).

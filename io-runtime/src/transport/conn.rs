@@ -1,0 +1,88 @@
+//! Peer connections in plain TCP or TLS, by the URL's scheme: `http://` is plain,
+//! `https://` is TLS with the configuration the member was given ([`PeerTls`]). An
+//! `https://` URL without a TLS configuration is refused, never served or dialed as
+//! plain TCP. The handshake and frames that follow are the same on both.
+
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+
+/// The member's peer TLS, built by its owner (the server reads etcd's `--peer-*` flags):
+/// configurations are asked for per connection, so rotated files take effect on the
+/// next one.
+pub trait PeerTls: Send + Sync + std::fmt::Debug {
+    /// The configuration that accepts peers.
+    fn server(&self) -> Arc<rustls::ServerConfig>;
+    /// The configuration that dials peers.
+    fn client(&self) -> Arc<rustls::ClientConfig>;
+    /// A last check of an accepted peer after its handshake (etcd checks that the
+    /// client certificate's addresses match the connection's); `Err` closes it.
+    fn check_accepted(
+        &self,
+        certificates: &[rustls_pki_types::CertificateDer<'_>],
+        remote: std::net::SocketAddr,
+    ) -> Result<(), String>;
+}
+
+/// The shared form a member holds.
+pub type SharedPeerTls = Option<Arc<dyn PeerTls>>;
+
+/// A connected byte stream, plain or TLS.
+pub trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
+
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
+
+/// One peer connection.
+pub type PeerStream = Box<dyn Io>;
+
+/// Whether a peer URL asks for TLS.
+pub fn wants_tls(url: &str) -> bool {
+    url.starts_with("https://")
+}
+
+fn refused(why: String) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::PermissionDenied, why)
+}
+
+/// Connects to `addr` (the `host:port` of `url`), with TLS when `url` is https.
+pub async fn dial(url: &str, addr: &str, tls: &SharedPeerTls) -> std::io::Result<PeerStream> {
+    let tcp = TcpStream::connect(addr).await?;
+    let _ = tcp.set_nodelay(true);
+    if !wants_tls(url) {
+        return Ok(Box::new(tcp));
+    }
+    let Some(tls) = tls else {
+        return Err(refused(format!(
+            "{url} is https but peer TLS (--peer-cert-file, --peer-key-file) is not configured"
+        )));
+    };
+    let host = match addr.rsplit_once(':') {
+        Some((host, _)) => host.trim_start_matches('[').trim_end_matches(']'),
+        None => addr,
+    };
+    let name = rustls_pki_types::ServerName::try_from(host.to_string())
+        .map_err(|_| refused(format!("{url}: {host:?} is not a host name or address")))?;
+    let stream = tokio_rustls::TlsConnector::from(tls.client())
+        .connect(name, tcp)
+        .await?;
+    Ok(Box::new(stream))
+}
+
+/// Completes an accepted connection: the TLS handshake and the after-handshake check
+/// when `tls` is given, nothing otherwise.
+pub async fn accept(
+    tcp: TcpStream,
+    remote: std::net::SocketAddr,
+    tls: Option<&Arc<dyn PeerTls>>,
+) -> std::io::Result<PeerStream> {
+    let _ = tcp.set_nodelay(true);
+    let Some(tls) = tls else {
+        return Ok(Box::new(tcp));
+    };
+    let stream = tokio_rustls::TlsAcceptor::from(tls.server()).accept(tcp).await?;
+    if let Some(certs) = stream.get_ref().1.peer_certificates() {
+        tls.check_accepted(certs, remote).map_err(refused)?;
+    }
+    Ok(Box::new(stream))
+}

@@ -1,0 +1,694 @@
+//! TLS on the client port with real processes and certificates made in the test (rcgen,
+//! through `detcd_server::tls::certs`): the real etcdctl 3.4 with and without client
+//! certificates, certificates from another CA, expired or revoked ones refused, a server
+//! certificate rotated on disk picked up without a restart, plain text refused on the
+//! https port while an http port serves beside it, and start-up refusals with etcd's
+//! messages. etcdctl must be on PATH (CI installs it): these tests fail without it
+//! rather than pass without checking anything.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use detcd_server::tls::certs::{Ca, Leaf};
+
+use super::harness::{free_port, on_path, read, test_dir, DETCD};
+
+/// Writes `text` to `dir/name` (atomically, by renaming, as rotation tools do).
+fn put(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, text).expect("write");
+    std::fs::rename(&tmp, &path).expect("rename");
+    path.to_string_lossy().into_owned()
+}
+
+/// The certificates of one test: a CA with a server, a client, an expired and a revoked
+/// client certificate and a CRL; another CA with its own client certificate.
+struct Certs {
+    dir: PathBuf,
+    ca: String,
+    server: (String, String),
+    client: (String, String),
+    expired: (String, String),
+    revoked: (String, String),
+    stranger: (String, String),
+    crl: String,
+}
+
+const REVOKED_SERIAL: u64 = 99;
+
+fn issue(ca: &Ca, dir: &Path, name: &str, leaf: &Leaf) -> (String, String) {
+    let issued = ca.issue(leaf).expect("issue");
+    (
+        put(dir, &format!("{name}.crt"), &issued.cert_pem),
+        put(dir, &format!("{name}.key"), &issued.key_pem),
+    )
+}
+
+fn make_certs(dir: &Path) -> Certs {
+    let ca = Ca::new("e2e CA").expect("ca");
+    let other = Ca::new("another CA").expect("ca");
+    let expired = Leaf {
+        from_days: -10,
+        until_days: -1,
+        ..Leaf::new("old-client", &["127.0.0.1"], 3)
+    };
+    Certs {
+        dir: dir.to_path_buf(),
+        ca: put(dir, "ca.crt", &ca.cert_pem),
+        server: issue(
+            &ca,
+            dir,
+            "server",
+            &Leaf::new("server", &["127.0.0.1", "localhost"], 1),
+        ),
+        client: issue(&ca, dir, "client", &Leaf::new("client", &["127.0.0.1"], 2)),
+        expired: issue(&ca, dir, "expired", &expired),
+        revoked: issue(
+            &ca,
+            dir,
+            "revoked",
+            &Leaf::new("revoked", &["127.0.0.1"], REVOKED_SERIAL),
+        ),
+        stranger: issue(&other, dir, "stranger", &Leaf::new("client", &["127.0.0.1"], 2)),
+        crl: put(dir, "ca.crl", &ca.crl(&[REVOKED_SERIAL]).expect("crl")),
+    }
+}
+
+/// A detcd process killed when dropped.
+struct Member {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("member log:\n{}", read(&self.log));
+        }
+    }
+}
+
+/// What one member process is started with.
+struct Spec<'a> {
+    name: &'a str,
+    client_urls: &'a str,
+    peer_url: &'a str,
+    initial_cluster: &'a str,
+    state: &'a str,
+}
+
+/// Starts a member in `dir` with `spec` and more `flags`.
+fn spawn(dir: &Path, spec: &Spec<'_>, flags: &[&str]) -> Member {
+    std::fs::create_dir_all(dir).expect("member dir");
+    let log = dir.join("member.log");
+    let child = Command::new(DETCD)
+        .env("DETCD_WAL_SEGMENT_BYTES", "4000000")
+        .args(["--name", spec.name, "--data-dir"])
+        .arg(dir.join("data"))
+        .args(["--listen-client-urls", spec.client_urls])
+        .args(["--advertise-client-urls", spec.client_urls])
+        .args(["--listen-peer-urls", spec.peer_url])
+        .args(["--initial-advertise-peer-urls", spec.peer_url])
+        .args(["--initial-cluster", spec.initial_cluster])
+        .args(["--initial-cluster-state", spec.state])
+        .args(["--heartbeat-interval", "50", "--election-timeout", "750"])
+        .args(flags)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("spawn detcd");
+    Member { child, log }
+}
+
+/// Starts a one-member cluster with these client URLs and flags.
+fn start(dir: &Path, client_urls: &str, flags: &[&str]) -> Member {
+    let peer = format!("http://127.0.0.1:{}", free_port());
+    let spec = Spec {
+        name: "default",
+        client_urls,
+        peer_url: &peer,
+        initial_cluster: &format!("default={peer}"),
+        state: "new",
+    };
+    spawn(dir, &spec, flags)
+}
+
+/// Runs the real etcdctl (API v3) with short timeouts.
+fn etcdctl(args: &[&str]) -> Output {
+    assert!(
+        on_path("etcdctl"),
+        "etcdctl is not on PATH (Debian: apt-get install etcd-client); the TLS tests need it"
+    );
+    Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .args(["--dial-timeout=1s", "--command-timeout=2s"])
+        .args(args)
+        .output()
+        .expect("run etcdctl")
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "etcdctl failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// etcdctl with the client certificate `pair` (and the CA) against `endpoint`.
+fn with_cert(endpoint: &str, ca: &str, pair: &(String, String), args: &[&str]) -> Output {
+    let mut all = vec![
+        "--endpoints",
+        endpoint,
+        "--cacert",
+        ca,
+        "--cert",
+        &pair.0,
+        "--key",
+        &pair.1,
+    ];
+    all.extend_from_slice(args);
+    etcdctl(&all)
+}
+
+/// Waits until `probe` succeeds.
+fn wait_until(what: &str, probe: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !probe() {
+        assert!(Instant::now() < deadline, "{what}: timed out");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Sends a plain HTTP/1.1 request to `port` and returns whatever came back.
+fn plain_http(port: u16) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = s.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    let mut got = Vec::new();
+    let _ = s.read_to_end(&mut got);
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[test]
+fn client_cert_auth_with_real_etcdctl() {
+    let dir = test_dir("tls-client");
+    let certs = make_certs(&dir);
+    let (tls_port, plain_port) = (free_port(), free_port());
+    let https = format!("https://127.0.0.1:{tls_port}");
+    let http = format!("http://127.0.0.1:{plain_port}");
+    let member = start(
+        &dir,
+        &format!("{https},{http}"),
+        &[
+            "--cert-file",
+            &certs.server.0,
+            "--key-file",
+            &certs.server.1,
+            "--trusted-ca-file",
+            &certs.ca,
+            "--client-cert-auth",
+            "--client-crl-file",
+            &certs.crl,
+        ],
+    );
+    wait_until("member serves TLS", || {
+        with_cert(&https, &certs.ca, &certs.client, &["put", "k", "v"])
+            .status
+            .success()
+    });
+    assert_eq!(
+        ok(&with_cert(&https, &certs.ca, &certs.client, &["get", "k"])),
+        "k\nv\n"
+    );
+    // A bare host:port endpoint uses TLS once certificates are given.
+    let bare = format!("127.0.0.1:{tls_port}");
+    assert_eq!(
+        ok(&with_cert(&bare, &certs.ca, &certs.client, &["get", "k"])),
+        "k\nv\n"
+    );
+
+    let refused = |what: &str, out: Output| {
+        assert!(!out.status.success(), "{what}: etcdctl succeeded");
+    };
+    refused(
+        "no client certificate",
+        etcdctl(&["--endpoints", &https, "--cacert", &certs.ca, "get", "k"]),
+    );
+    refused(
+        "another CA",
+        with_cert(&https, &certs.ca, &certs.stranger, &["get", "k"]),
+    );
+    refused(
+        "expired",
+        with_cert(&https, &certs.ca, &certs.expired, &["get", "k"]),
+    );
+    refused(
+        "revoked",
+        with_cert(&https, &certs.ca, &certs.revoked, &["get", "k"]),
+    );
+    refused(
+        "server not trusted",
+        with_cert(&https, &certs.stranger.0, &certs.client, &["get", "k"]),
+    );
+    let log = read(&member.log);
+    for why in [
+        "UnknownIssuer",
+        "certificate expired",
+        "Revoked",
+        "peer sent no certificates",
+    ] {
+        assert!(log.contains(why), "no refusal for {why} in the log:\n{log}");
+    }
+    assert!(log.contains("rejected connection from"), "{log}");
+
+    // Plain text never reaches the https port; the http port serves it.
+    refused(
+        "plain text",
+        etcdctl(&["--endpoints", &format!("http://127.0.0.1:{tls_port}"), "get", "k"]),
+    );
+    let answer = plain_http(tls_port);
+    assert!(
+        !answer.contains("health"),
+        "plain HTTP answered on the TLS port: {answer}"
+    );
+    assert_eq!(ok(&etcdctl(&["--endpoints", &http, "get", "k"])), "k\nv\n");
+    assert!(plain_http(plain_port).contains("\"health\":\"true\""));
+
+    // detcdctl speaks the same TLS.
+    let detcdctl = Command::new(env!("CARGO_BIN_EXE_detcdctl-e2e"))
+        .args(["--endpoints", &https, "--cacert", &certs.ca])
+        .args(["--cert", &certs.client.0, "--key", &certs.client.1, "get", "k"])
+        .output()
+        .expect("detcdctl");
+    assert_eq!(ok(&detcdctl), "k\nv\n");
+
+    // Rotation: a server certificate from a new CA, written over the old files, is
+    // served from the next handshake on.
+    let new_ca = Ca::new("rotated CA").expect("ca");
+    let new_ca_file = put(&certs.dir, "new-ca.crt", &new_ca.cert_pem);
+    let issued = new_ca
+        .issue(&Leaf::new("server", &["127.0.0.1"], 5))
+        .expect("issue");
+    put(&certs.dir, "server.key", &issued.key_pem);
+    put(&certs.dir, "server.crt", &issued.cert_pem);
+    wait_until("rotated certificate served", || {
+        with_cert(&https, &new_ca_file, &certs.client, &["get", "k"])
+            .status
+            .success()
+    });
+    refused(
+        "old CA after rotation",
+        with_cert(&https, &certs.ca, &certs.client, &["get", "k"]),
+    );
+    drop(member);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn tls_without_client_certificates() {
+    let dir = test_dir("tls-server-only");
+    let certs = make_certs(&dir);
+    let https = format!("https://127.0.0.1:{}", free_port());
+    let member = start(
+        &dir,
+        &https,
+        &[
+            "--cert-file",
+            &certs.server.0,
+            "--key-file",
+            &certs.server.1,
+            "--cipher-suites",
+            "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+            "--tls-max-version",
+            "TLS1.2",
+        ],
+    );
+    wait_until("member serves TLS", || {
+        etcdctl(&["--endpoints", &https, "--cacert", &certs.ca, "put", "a", "1"])
+            .status
+            .success()
+    });
+    assert_eq!(
+        ok(&etcdctl(&[
+            "--endpoints",
+            &https,
+            "--cacert",
+            &certs.ca,
+            "get",
+            "a"
+        ])),
+        "a\n1\n"
+    );
+    assert_eq!(
+        ok(&etcdctl(&[
+            "--endpoints",
+            &https,
+            "--insecure-skip-tls-verify",
+            "--insecure-transport=false",
+            "get",
+            "a"
+        ])),
+        "a\n1\n"
+    );
+    drop(member);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Runs a member that must refuse to start; returns its stderr.
+fn refused_start(dir: &Path, client_urls: &str, flags: &[&str]) -> String {
+    let mut member = start(dir, client_urls, flags);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = member.child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "member did not refuse to start");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!status.success(), "member exited 0");
+    read(&member.log)
+}
+
+#[test]
+fn tls_misconfiguration_is_refused_at_start_up() {
+    let dir = test_dir("tls-refusals");
+    let certs = make_certs(&dir);
+    let https = format!("https://127.0.0.1:{}", free_port());
+    let log = refused_start(&dir.join("a"), &https, &[]);
+    assert!(
+        log.contains(&format!(
+            "TLS key/cert (--cert-file, --key-file) must be provided for client url {https} with HTTPS scheme"
+        )),
+        "{log}"
+    );
+    let log = refused_start(
+        &dir.join("b"),
+        &https,
+        &["--cert-file", &certs.server.0, "--key-file", &certs.client.1],
+    );
+    assert!(
+        log.contains("tls: private key does not match public key"),
+        "{log}"
+    );
+    let missing = dir.join("missing.crt").to_string_lossy().into_owned();
+    let log = refused_start(
+        &dir.join("c"),
+        &https,
+        &["--cert-file", &missing, "--key-file", &certs.server.1],
+    );
+    assert!(
+        log.contains(&format!("open {missing}: no such file or directory")),
+        "{log}"
+    );
+    let log = refused_start(
+        &dir.join("e"),
+        &https,
+        &[
+            "--cert-file",
+            &certs.server.0,
+            "--key-file",
+            &certs.server.1,
+            "--cipher-suites",
+            "TLS_FOO",
+        ],
+    );
+    assert!(log.contains("unexpected TLS cipher suite \"TLS_FOO\""), "{log}");
+    let peer = format!("https://127.0.0.1:{}", free_port());
+    let log = refused_start(
+        &dir.join("d"),
+        &format!("http://127.0.0.1:{}", free_port()),
+        &["--listen-peer-urls", &peer],
+    );
+    assert!(log.contains("KeyFile and CertFile are not presented"), "{log}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Starts member `name` of a peer-TLS cluster whose members' peer ports are `peers`.
+fn start_peer_member(
+    dir: &Path,
+    name: &str,
+    client_url: &str,
+    peers: &[(String, u16)],
+    state: &str,
+    flags: &[&str],
+) -> Member {
+    let own = peers.iter().find(|(n, _)| n == name).expect("own peer port").1;
+    let cluster = peers
+        .iter()
+        .map(|(n, p)| format!("{n}=https://127.0.0.1:{p}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let spec = Spec {
+        name,
+        client_urls: client_url,
+        peer_url: &format!("https://127.0.0.1:{own}"),
+        initial_cluster: &cluster,
+        state,
+    };
+    spawn(&dir.join(name), &spec, flags)
+}
+
+#[test]
+fn three_members_with_peer_tls_and_client_cert_auth() {
+    let dir = test_dir("tls-peers");
+    let ca = Ca::new("peer CA").expect("ca");
+    let ca_file = put(&dir, "ca.crt", &ca.cert_pem);
+    let peers: Vec<(String, u16)> = (0..3).map(|i| (format!("m{i}"), free_port())).collect();
+    let clients: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let pairs: Vec<(String, String)> = (0..4)
+        .map(|i| {
+            issue(
+                &ca,
+                &dir,
+                &format!("m{i}"),
+                &Leaf::new("member", &["127.0.0.1"], 10 + i),
+            )
+        })
+        .collect();
+    let flags = |i: usize| -> Vec<String> {
+        [
+            "--peer-cert-file",
+            &pairs[i].0,
+            "--peer-key-file",
+            &pairs[i].1,
+            "--peer-trusted-ca-file",
+            &ca_file,
+            "--peer-client-cert-auth",
+            "--peer-cert-allowed-cn",
+            "member",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let members: Vec<Member> = (0..3)
+        .map(|i| {
+            let f = flags(i);
+            let f: Vec<&str> = f.iter().map(String::as_str).collect();
+            start_peer_member(
+                &dir,
+                &peers[i].0,
+                &format!("http://127.0.0.1:{}", clients[i]),
+                &peers,
+                "new",
+                &f,
+            )
+        })
+        .collect();
+    let endpoints = clients
+        .iter()
+        .map(|p| format!("http://127.0.0.1:{p}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    wait_until("cluster commits", || {
+        etcdctl(&["--endpoints", &endpoints, "put", "k", "over-tls"])
+            .status
+            .success()
+    });
+    for c in &clients {
+        let ep = format!("http://127.0.0.1:{c}");
+        wait_until("value replicated", || {
+            etcdctl(&[
+                "--endpoints",
+                &ep,
+                "get",
+                "k",
+                "--consistency=s",
+                "--print-value-only",
+            ])
+            .stdout
+            .starts_with(b"over-tls")
+        });
+    }
+    // The peer port speaks no plain text: a TLS alert (record type 21) at most.
+    let hello = plain_http(peers[0].1);
+    assert!(
+        hello.is_empty() || hello.as_bytes()[0] == 0x15,
+        "plain text answered on a TLS peer port: {hello:?}"
+    );
+
+    // A learner joins over TLS (`--initial-cluster-state existing`) and is promoted.
+    let learner_peer = free_port();
+    let added = ok(&etcdctl(&[
+        "--endpoints",
+        &endpoints,
+        "member",
+        "add",
+        "m3",
+        "--learner",
+        &format!("--peer-urls=https://127.0.0.1:{learner_peer}"),
+    ]));
+    let learner_id = added
+        .split_whitespace()
+        .nth(1)
+        .expect("member add prints the ID")
+        .to_string();
+    let mut with_learner = peers.clone();
+    with_learner.push(("m3".into(), learner_peer));
+    let learner_client = format!("http://127.0.0.1:{}", free_port());
+    let f = flags(3);
+    let f: Vec<&str> = f.iter().map(String::as_str).collect();
+    let learner = start_peer_member(&dir, "m3", &learner_client, &with_learner, "existing", &f);
+    wait_until("the learner is promoted", || {
+        etcdctl(&["--endpoints", &endpoints, "member", "promote", &learner_id])
+            .status
+            .success()
+    });
+    wait_until("the promoted member serves", || {
+        etcdctl(&["--endpoints", &learner_client, "get", "k", "--print-value-only"])
+            .stdout
+            .starts_with(b"over-tls")
+    });
+
+    // A member whose certificate has another CN is refused by the cluster (and refuses
+    // the cluster's members in turn).
+    let intruder = issue(&ca, &dir, "intruder", &Leaf::new("intruder", &["127.0.0.1"], 50));
+    let intruder_peer = free_port();
+    let out = etcdctl(&[
+        "--endpoints",
+        &endpoints,
+        "member",
+        "add",
+        "m4",
+        &format!("--peer-urls=https://127.0.0.1:{intruder_peer}"),
+    ]);
+    ok(&out);
+    let mut with_intruder = with_learner.clone();
+    with_intruder.push(("m4".into(), intruder_peer));
+    let intruder_member = start_peer_member(
+        &dir,
+        "m4",
+        &format!("http://127.0.0.1:{}", free_port()),
+        &with_intruder,
+        "existing",
+        &[
+            "--peer-cert-file",
+            &intruder.0,
+            "--peer-key-file",
+            &intruder.1,
+            "--peer-trusted-ca-file",
+            &ca_file,
+            "--peer-client-cert-auth",
+            "--peer-cert-allowed-cn",
+            "member",
+        ],
+    );
+    wait_until("the intruder is refused", || {
+        members
+            .iter()
+            .any(|m| read(&m.log).contains("CommonName authentication failed"))
+    });
+    let list = ok(&etcdctl(&["--endpoints", &endpoints, "member", "list"]));
+    assert!(
+        list.lines()
+            .any(|l| l.contains("unstarted") && l.contains(&intruder_peer.to_string())),
+        "the intruder joined: {list}"
+    );
+    drop(intruder_member);
+    drop(learner);
+    drop(members);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn auto_tls_on_both_sides() {
+    let dir = test_dir("tls-auto");
+    let peers: Vec<(String, u16)> = (0..3).map(|i| (format!("m{i}"), free_port())).collect();
+    let clients: Vec<String> = (0..3)
+        .map(|_| format!("https://127.0.0.1:{}", free_port()))
+        .collect();
+    let members: Vec<Member> = (0..3)
+        .map(|i| {
+            start_peer_member(
+                &dir,
+                &peers[i].0,
+                &clients[i],
+                &peers,
+                "new",
+                &[
+                    "--auto-tls",
+                    "--peer-auto-tls",
+                    "--self-signed-cert-validity",
+                    "2",
+                ],
+            )
+        })
+        .collect();
+    let endpoints = clients.join(",");
+    wait_until("cluster commits over auto-TLS", || {
+        etcdctl(&[
+            "--endpoints",
+            &endpoints,
+            "--insecure-transport=false",
+            "--insecure-skip-tls-verify",
+            "put",
+            "k",
+            "auto",
+        ])
+        .status
+        .success()
+    });
+    for c in &clients {
+        assert_eq!(
+            ok(&etcdctl(&[
+                "--endpoints",
+                c,
+                "--insecure-transport=false",
+                "--insecure-skip-tls-verify",
+                "get",
+                "k",
+                "--print-value-only"
+            ])),
+            "auto\n"
+        );
+    }
+    // The certificates are etcd's fixtures; a client that checks them finds no CA.
+    for side in ["client", "peer"] {
+        let fixtures = dir.join("m0").join("data").join("fixtures").join(side);
+        assert!(fixtures.join("cert.pem").is_file() && fixtures.join("key.pem").is_file());
+    }
+    let ca = dir.join("m0/data/fixtures/client/cert.pem");
+    assert!(ok(&etcdctl(&[
+        "--endpoints",
+        &clients[0],
+        "--cacert",
+        &ca.to_string_lossy(),
+        "get",
+        "k"
+    ]))
+    .contains("auto"));
+    let plain = etcdctl(&["--endpoints", &clients[0].replace("https", "http"), "get", "k"]);
+    assert!(!plain.status.success(), "plain text answered on an auto-TLS port");
+    drop(members);
+    let _ = std::fs::remove_dir_all(&dir);
+}
