@@ -291,6 +291,15 @@ fn client_cert_auth_with_real_etcdctl() {
         .output()
         .expect("detcdctl");
     assert_eq!(ok(&detcdctl), "k\nv\n");
+    let refused_ctl = Command::new(env!("CARGO_BIN_EXE_detcdctl-e2e"))
+        .args(["--endpoints", &https, "--cacert", &certs.ca, "get", "k"])
+        .output()
+        .expect("detcdctl");
+    assert_eq!(refused_ctl.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&refused_ctl.stderr),
+        "Error: context deadline exceeded\n"
+    );
 
     // Rotation: a server certificate from a new CA, written over the old files, is
     // served from the next handshake on.
