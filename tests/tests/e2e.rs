@@ -10,4 +10,5 @@ mod e2e {
     mod rpcs;
     mod startup;
     mod tls;
+    mod tls_peers;
 }
