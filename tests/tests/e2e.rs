@@ -11,4 +11,5 @@ mod e2e {
     mod rpcs;
     mod startup;
     mod tls;
+    mod tls_peers;
 }

@@ -36,13 +36,26 @@ impl CtlError {
     pub fn from_status(status: &tonic::Status) -> Self {
         use tonic::Code;
         let msg = status.message();
+        // A status made from a failed connection (not an answer of the server): the
+        // connection failed after the dial (a TLS server refusing the client's
+        // certificate, plain text sent to a TLS port). The Go client keeps retrying
+        // until its deadline, so etcdctl reports the deadline.
+        let broken_connection =
+            std::error::Error::source(status).is_some_and(|e| e.is::<tonic::transport::Error>());
         let message = match status.code() {
             Code::DeadlineExceeded => "context deadline exceeded".to_string(),
+            _ if broken_connection => "context deadline exceeded".to_string(),
             Code::Cancelled => "context canceled".to_string(),
             _ if msg.starts_with("etcdserver:") || msg.starts_with("mvcc:") || msg.starts_with("auth:") => {
                 msg.to_string()
             }
             Code::Unavailable if msg.contains("transport") || msg.contains("connect") => {
+                "context deadline exceeded".to_string()
+            }
+            // The same, when only the message tells (h2's errors carry no transport error).
+            Code::Unknown | Code::Internal
+                if msg == "transport error" || msg.starts_with("h2 protocol error") =>
+            {
                 "context deadline exceeded".to_string()
             }
             code => format!("rpc error: code = {} desc = {}", go_code_name(code), msg),
@@ -86,6 +99,20 @@ fn go_code_name(code: tonic::Code) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn broken_connections_are_deadlines_as_in_etcdctl() {
+        for s in [
+            tonic::Status::unknown("transport error"),
+            tonic::Status::internal("h2 protocol error: http2 error"),
+        ] {
+            assert_eq!(CtlError::from_status(&s).message, "context deadline exceeded");
+        }
+        assert_eq!(
+            CtlError::from_status(&tonic::Status::internal("boom")).message,
+            "rpc error: code = Internal desc = boom"
+        );
+    }
 
     #[test]
     fn etcd_errors_print_their_message() {

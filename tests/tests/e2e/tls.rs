@@ -4,7 +4,7 @@
 //! certificate rotated on disk picked up without a restart, plain text refused on the
 //! https port while an http port serves beside it, and start-up refusals with etcd's
 //! messages. etcdctl must be on PATH (CI installs it): these tests fail without it
-//! rather than pass without checking anything.
+//! rather than pass without checking anything. Peer TLS: `tls_peers.rs`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -15,7 +15,7 @@ use detcd_server::tls::certs::{Ca, Leaf};
 use super::harness::{free_port, on_path, read, test_dir, DETCD};
 
 /// Writes `text` to `dir/name` (atomically, by renaming, as rotation tools do).
-fn put(dir: &Path, name: &str, text: &str) -> String {
+pub(super) fn put(dir: &Path, name: &str, text: &str) -> String {
     let path = dir.join(name);
     let tmp = dir.join(format!(".{name}.tmp"));
     std::fs::write(&tmp, text).expect("write");
@@ -38,7 +38,7 @@ struct Certs {
 
 const REVOKED_SERIAL: u64 = 99;
 
-fn issue(ca: &Ca, dir: &Path, name: &str, leaf: &Leaf) -> (String, String) {
+pub(super) fn issue(ca: &Ca, dir: &Path, name: &str, leaf: &Leaf) -> (String, String) {
     let issued = ca.issue(leaf).expect("issue");
     (
         put(dir, &format!("{name}.crt"), &issued.cert_pem),
@@ -77,9 +77,9 @@ fn make_certs(dir: &Path) -> Certs {
 }
 
 /// A detcd process killed when dropped.
-struct Member {
+pub(super) struct Member {
     child: Child,
-    log: PathBuf,
+    pub(super) log: PathBuf,
 }
 
 impl Drop for Member {
@@ -93,16 +93,16 @@ impl Drop for Member {
 }
 
 /// What one member process is started with.
-struct Spec<'a> {
-    name: &'a str,
-    client_urls: &'a str,
-    peer_url: &'a str,
-    initial_cluster: &'a str,
-    state: &'a str,
+pub(super) struct Spec<'a> {
+    pub(super) name: &'a str,
+    pub(super) client_urls: &'a str,
+    pub(super) peer_url: &'a str,
+    pub(super) initial_cluster: &'a str,
+    pub(super) state: &'a str,
 }
 
 /// Starts a member in `dir` with `spec` and more `flags`.
-fn spawn(dir: &Path, spec: &Spec<'_>, flags: &[&str]) -> Member {
+pub(super) fn spawn(dir: &Path, spec: &Spec<'_>, flags: &[&str]) -> Member {
     std::fs::create_dir_all(dir).expect("member dir");
     let log = dir.join("member.log");
     let child = Command::new(DETCD)
@@ -138,7 +138,7 @@ fn start(dir: &Path, client_urls: &str, flags: &[&str]) -> Member {
 }
 
 /// Runs the real etcdctl (API v3) with short timeouts.
-fn etcdctl(args: &[&str]) -> Output {
+pub(super) fn etcdctl(args: &[&str]) -> Output {
     assert!(
         on_path("etcdctl"),
         "etcdctl is not on PATH (Debian: apt-get install etcd-client); the TLS tests need it"
@@ -151,7 +151,7 @@ fn etcdctl(args: &[&str]) -> Output {
         .expect("run etcdctl")
 }
 
-fn ok(out: &Output) -> String {
+pub(super) fn ok(out: &Output) -> String {
     assert!(
         out.status.success(),
         "etcdctl failed: {}\n{}",
@@ -178,7 +178,7 @@ fn with_cert(endpoint: &str, ca: &str, pair: &(String, String), args: &[&str]) -
 }
 
 /// Waits until `probe` succeeds.
-fn wait_until(what: &str, probe: impl Fn() -> bool) {
+pub(super) fn wait_until(what: &str, probe: impl Fn() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !probe() {
         assert!(Instant::now() < deadline, "{what}: timed out");
@@ -187,7 +187,7 @@ fn wait_until(what: &str, probe: impl Fn() -> bool) {
 }
 
 /// Sends a plain HTTP/1.1 request to `port` and returns whatever came back.
-fn plain_http(port: u16) -> String {
+pub(super) fn plain_http(port: u16) -> String {
     use std::io::{Read, Write};
     let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
         return String::new();
@@ -291,6 +291,15 @@ fn client_cert_auth_with_real_etcdctl() {
         .output()
         .expect("detcdctl");
     assert_eq!(ok(&detcdctl), "k\nv\n");
+    let refused_ctl = Command::new(env!("CARGO_BIN_EXE_detcdctl-e2e"))
+        .args(["--endpoints", &https, "--cacert", &certs.ca, "get", "k"])
+        .output()
+        .expect("detcdctl");
+    assert_eq!(refused_ctl.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&refused_ctl.stderr),
+        "Error: context deadline exceeded\n"
+    );
 
     // Rotation: a server certificate from a new CA, written over the old files, is
     // served from the next handshake on.
@@ -430,265 +439,5 @@ fn tls_misconfiguration_is_refused_at_start_up() {
         &["--listen-peer-urls", &peer],
     );
     assert!(log.contains("KeyFile and CertFile are not presented"), "{log}");
-    let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// Starts member `name` of a peer-TLS cluster whose members' peer ports are `peers`.
-fn start_peer_member(
-    dir: &Path,
-    name: &str,
-    client_url: &str,
-    peers: &[(String, u16)],
-    state: &str,
-    flags: &[&str],
-) -> Member {
-    let own = peers.iter().find(|(n, _)| n == name).expect("own peer port").1;
-    let cluster = peers
-        .iter()
-        .map(|(n, p)| format!("{n}=https://127.0.0.1:{p}"))
-        .collect::<Vec<_>>()
-        .join(",");
-    let spec = Spec {
-        name,
-        client_urls: client_url,
-        peer_url: &format!("https://127.0.0.1:{own}"),
-        initial_cluster: &cluster,
-        state,
-    };
-    spawn(&dir.join(name), &spec, flags)
-}
-
-#[test]
-fn three_members_with_peer_tls_and_client_cert_auth() {
-    let dir = test_dir("tls-peers");
-    let ca = Ca::new("peer CA").expect("ca");
-    let ca_file = put(&dir, "ca.crt", &ca.cert_pem);
-    let peers: Vec<(String, u16)> = (0..3).map(|i| (format!("m{i}"), free_port())).collect();
-    let clients: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let pairs: Vec<(String, String)> = (0..4)
-        .map(|i| {
-            issue(
-                &ca,
-                &dir,
-                &format!("m{i}"),
-                &Leaf::new("member", &["127.0.0.1"], 10 + i),
-            )
-        })
-        .collect();
-    let flags = |i: usize| -> Vec<String> {
-        [
-            "--peer-cert-file",
-            &pairs[i].0,
-            "--peer-key-file",
-            &pairs[i].1,
-            "--peer-trusted-ca-file",
-            &ca_file,
-            "--peer-client-cert-auth",
-            "--peer-cert-allowed-cn",
-            "member",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
-    };
-    let members: Vec<Member> = (0..3)
-        .map(|i| {
-            let f = flags(i);
-            let f: Vec<&str> = f.iter().map(String::as_str).collect();
-            start_peer_member(
-                &dir,
-                &peers[i].0,
-                &format!("http://127.0.0.1:{}", clients[i]),
-                &peers,
-                "new",
-                &f,
-            )
-        })
-        .collect();
-    let endpoints = clients
-        .iter()
-        .map(|p| format!("http://127.0.0.1:{p}"))
-        .collect::<Vec<_>>()
-        .join(",");
-    wait_until("cluster commits", || {
-        etcdctl(&["--endpoints", &endpoints, "put", "k", "over-tls"])
-            .status
-            .success()
-    });
-    for c in &clients {
-        let ep = format!("http://127.0.0.1:{c}");
-        wait_until("value replicated", || {
-            etcdctl(&[
-                "--endpoints",
-                &ep,
-                "get",
-                "k",
-                "--consistency=s",
-                "--print-value-only",
-            ])
-            .stdout
-            .starts_with(b"over-tls")
-        });
-    }
-    // The peer port speaks no plain text: a TLS alert (record type 21) at most.
-    let hello = plain_http(peers[0].1);
-    assert!(
-        hello.is_empty() || hello.as_bytes()[0] == 0x15,
-        "plain text answered on a TLS peer port: {hello:?}"
-    );
-
-    // A learner joins over TLS (`--initial-cluster-state existing`) and is promoted.
-    let learner_peer = free_port();
-    let added = ok(&etcdctl(&[
-        "--endpoints",
-        &endpoints,
-        "member",
-        "add",
-        "m3",
-        "--learner",
-        &format!("--peer-urls=https://127.0.0.1:{learner_peer}"),
-    ]));
-    let learner_id = added
-        .split_whitespace()
-        .nth(1)
-        .expect("member add prints the ID")
-        .to_string();
-    let mut with_learner = peers.clone();
-    with_learner.push(("m3".into(), learner_peer));
-    let learner_client = format!("http://127.0.0.1:{}", free_port());
-    let f = flags(3);
-    let f: Vec<&str> = f.iter().map(String::as_str).collect();
-    let learner = start_peer_member(&dir, "m3", &learner_client, &with_learner, "existing", &f);
-    wait_until("the learner is promoted", || {
-        etcdctl(&["--endpoints", &endpoints, "member", "promote", &learner_id])
-            .status
-            .success()
-    });
-    wait_until("the promoted member serves", || {
-        etcdctl(&["--endpoints", &learner_client, "get", "k", "--print-value-only"])
-            .stdout
-            .starts_with(b"over-tls")
-    });
-
-    // A member whose certificate has another CN is refused by the cluster (and refuses
-    // the cluster's members in turn).
-    let intruder = issue(&ca, &dir, "intruder", &Leaf::new("intruder", &["127.0.0.1"], 50));
-    let intruder_peer = free_port();
-    let out = etcdctl(&[
-        "--endpoints",
-        &endpoints,
-        "member",
-        "add",
-        "m4",
-        &format!("--peer-urls=https://127.0.0.1:{intruder_peer}"),
-    ]);
-    ok(&out);
-    let mut with_intruder = with_learner.clone();
-    with_intruder.push(("m4".into(), intruder_peer));
-    let intruder_member = start_peer_member(
-        &dir,
-        "m4",
-        &format!("http://127.0.0.1:{}", free_port()),
-        &with_intruder,
-        "existing",
-        &[
-            "--peer-cert-file",
-            &intruder.0,
-            "--peer-key-file",
-            &intruder.1,
-            "--peer-trusted-ca-file",
-            &ca_file,
-            "--peer-client-cert-auth",
-            "--peer-cert-allowed-cn",
-            "member",
-        ],
-    );
-    wait_until("the intruder is refused", || {
-        members
-            .iter()
-            .any(|m| read(&m.log).contains("CommonName authentication failed"))
-    });
-    let list = ok(&etcdctl(&["--endpoints", &endpoints, "member", "list"]));
-    assert!(
-        list.lines()
-            .any(|l| l.contains("unstarted") && l.contains(&intruder_peer.to_string())),
-        "the intruder joined: {list}"
-    );
-    drop(intruder_member);
-    drop(learner);
-    drop(members);
-    let _ = std::fs::remove_dir_all(&dir);
-}
-
-#[test]
-fn auto_tls_on_both_sides() {
-    let dir = test_dir("tls-auto");
-    let peers: Vec<(String, u16)> = (0..3).map(|i| (format!("m{i}"), free_port())).collect();
-    let clients: Vec<String> = (0..3)
-        .map(|_| format!("https://127.0.0.1:{}", free_port()))
-        .collect();
-    let members: Vec<Member> = (0..3)
-        .map(|i| {
-            start_peer_member(
-                &dir,
-                &peers[i].0,
-                &clients[i],
-                &peers,
-                "new",
-                &[
-                    "--auto-tls",
-                    "--peer-auto-tls",
-                    "--self-signed-cert-validity",
-                    "2",
-                ],
-            )
-        })
-        .collect();
-    let endpoints = clients.join(",");
-    wait_until("cluster commits over auto-TLS", || {
-        etcdctl(&[
-            "--endpoints",
-            &endpoints,
-            "--insecure-transport=false",
-            "--insecure-skip-tls-verify",
-            "put",
-            "k",
-            "auto",
-        ])
-        .status
-        .success()
-    });
-    for c in &clients {
-        assert_eq!(
-            ok(&etcdctl(&[
-                "--endpoints",
-                c,
-                "--insecure-transport=false",
-                "--insecure-skip-tls-verify",
-                "get",
-                "k",
-                "--print-value-only"
-            ])),
-            "auto\n"
-        );
-    }
-    // The certificates are etcd's fixtures; a client that checks them finds no CA.
-    for side in ["client", "peer"] {
-        let fixtures = dir.join("m0").join("data").join("fixtures").join(side);
-        assert!(fixtures.join("cert.pem").is_file() && fixtures.join("key.pem").is_file());
-    }
-    let ca = dir.join("m0/data/fixtures/client/cert.pem");
-    assert!(ok(&etcdctl(&[
-        "--endpoints",
-        &clients[0],
-        "--cacert",
-        &ca.to_string_lossy(),
-        "get",
-        "k"
-    ]))
-    .contains("auto"));
-    let plain = etcdctl(&["--endpoints", &clients[0].replace("https", "http"), "get", "k"]);
-    assert!(!plain.status.success(), "plain text answered on an auto-TLS port");
-    drop(members);
     let _ = std::fs::remove_dir_all(&dir);
 }
