@@ -75,7 +75,10 @@ async fn serve_member(config: Config) -> Result<(), String> {
     ));
     let listeners = serve::bind_client_urls(&config.listen_client_urls).await?;
     let (member, handle) = member::start(&config).await.map_err(|e| e.to_string())?;
-    let routes = serve::routes(Services::new(handle.clone()), config.max_request_bytes);
+    let routes = serve::routes(
+        Services::new(handle.clone()).with_bcrypt_cost(config.bcrypt_cost),
+        config.max_request_bytes,
+    );
     let addrs: Vec<String> = listeners
         .iter()
         .filter_map(|l| l.local_addr().ok())

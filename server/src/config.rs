@@ -66,6 +66,9 @@ const FLAGS: &[(&str, Kind, &str)] = &[
     ("max-wals", Kind::Uint, "5"),
     ("max-learners", Kind::Uint, "1"),
     ("strict-reconfig-check", Kind::Bool, "true"),
+    ("auth-token", Kind::Str, "simple"),
+    ("auth-token-ttl", Kind::Uint, "300"),
+    ("bcrypt-cost", Kind::Uint, "10"),
     (
         "log-level",
         Kind::OneOf(&["debug", "info", "warn", "error", "panic", "fatal"]),
@@ -163,6 +166,10 @@ pub struct Config {
     pub max_wals: u64,
     pub max_learners: u64,
     pub strict_reconfig_check: bool,
+    /// `--auth-token-ttl`: seconds a simple token lives after its last use.
+    pub auth_token_ttl_s: u64,
+    /// `--bcrypt-cost` (an out-of-range cost falls back to 10, as in etcd).
+    pub bcrypt_cost: u32,
     pub log_level: String,
     /// The YAML file the values came from, if any.
     pub config_file: Option<String>,
@@ -314,6 +321,11 @@ impl Config {
             max_wals: uint("max-wals")?,
             max_learners: uint("max-learners")?,
             strict_reconfig_check: parse_bool(&get("strict-reconfig-check")).unwrap_or(true),
+            auth_token_ttl_s: parse_auth_token(&get("auth-token"), uint("auth-token-ttl")?)?,
+            bcrypt_cost: u32::try_from(uint("bcrypt-cost")?)
+                .ok()
+                .filter(|c| (BCRYPT_COST_MIN..=BCRYPT_COST_MAX).contains(c))
+                .unwrap_or(BCRYPT_COST_DEFAULT),
             log_level: get("log-level"),
             name,
             config_file: None,
@@ -521,6 +533,44 @@ pub fn parse_initial_cluster(s: &str) -> Result<BTreeMap<String, Vec<Url>>, Conf
         urls.sort_by_key(|u| u.to_string());
     }
     Ok(map)
+}
+
+/// bcrypt's cost bounds and etcd's default (`bcrypt.MinCost`, `MaxCost`, `DefaultCost`).
+pub const BCRYPT_COST_MIN: u32 = 4;
+pub const BCRYPT_COST_MAX: u32 = 31;
+pub const BCRYPT_COST_DEFAULT: u32 = 10;
+
+/// `--auth-token`: etcd's `type[,option=value...]`. Only `simple` is served; a
+/// simple token takes no options, and its TTL is `--auth-token-ttl` (seconds,
+/// positive). Returns the TTL.
+fn parse_auth_token(spec: &str, ttl_s: u64) -> Result<u64, ConfigError> {
+    let invalid = |m: String| Err(ConfigError::Invalid(m));
+    let mut parts = spec.split(',');
+    let kind = parts.next().unwrap_or_default();
+    match kind {
+        "simple" => {
+            if let Some(option) = parts.next() {
+                return invalid(format!(
+                    "--auth-token: simple tokens take no options (got {option:?}): auth: invalid auth options"
+                ));
+            }
+        }
+        "jwt" => {
+            return invalid(
+                "--auth-token: jwt tokens are not supported by detcd yet; use --auth-token simple"
+                    .to_string(),
+            )
+        }
+        other => {
+            return invalid(format!(
+                "--auth-token: unknown token type {other:?}: auth: invalid auth options"
+            ))
+        }
+    }
+    if ttl_s == 0 {
+        return invalid("--auth-token-ttl must be positive".to_string());
+    }
+    Ok(ttl_s)
 }
 
 fn parse_bool(v: &str) -> Option<bool> {
@@ -739,6 +789,20 @@ mod tests {
         // The well-known IDs of a default etcd.
         assert_eq!(format!("{:x}", c.member_id()), "8e9e05c52164694d");
         assert_eq!(format!("{:x}", c.cluster_id()), "cdf818194e3a8c32");
+    }
+
+    #[test]
+    fn auth_flags_take_etcds_defaults_and_refuse_what_is_not_served() {
+        let c = load(&[], &[]).unwrap();
+        assert_eq!((c.auth_token_ttl_s, c.bcrypt_cost), (300, 10));
+        let c = load(&["--auth-token-ttl", "5", "--bcrypt-cost", "4"], &[]).unwrap();
+        assert_eq!((c.auth_token_ttl_s, c.bcrypt_cost), (5, 4));
+        // An out-of-range cost falls back to the default, as in etcd.
+        assert_eq!(load(&["--bcrypt-cost", "99"], &[]).unwrap().bcrypt_cost, 10);
+        assert!(invalid(&["--auth-token", "jwt,pub-key=a"]).contains("jwt tokens are not supported"));
+        assert!(invalid(&["--auth-token", "magic"]).contains("unknown token type \"magic\""));
+        assert!(invalid(&["--auth-token", "simple,ttl=5m"]).contains("take no options"));
+        assert!(invalid(&["--auth-token-ttl", "0"]).contains("must be positive"));
     }
 
     #[test]

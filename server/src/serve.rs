@@ -14,6 +14,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use detcd_proto::etcdserverpb::auth_server::AuthServer;
 use detcd_proto::etcdserverpb::cluster_server::ClusterServer;
 use detcd_proto::etcdserverpb::kv_server::KvServer;
 use detcd_proto::etcdserverpb::lease_server::LeaseServer;
@@ -97,9 +98,12 @@ pub fn routes(services: Services, max_request_bytes: u64) -> Routes {
         .add_service(LeaseServer::new(services.clone()).max_decoding_message_size(limit))
         .add_service(ClusterServer::new(services.clone()).max_decoding_message_size(limit))
         .add_service(MaintenanceServer::new(services.clone()).max_decoding_message_size(limit))
+        .add_service(AuthServer::new(services.clone()).max_decoding_message_size(limit))
         .add_service(HealthServer::new(services.clone()));
     let router = builder.routes().prepare().into_axum_router();
-    Routes::from(crate::http::routes(router, services))
+    let router =
+        crate::http::routes(router, services).layer(axum::middleware::from_fn(crate::grpc::with_credentials));
+    Routes::from(router)
 }
 
 /// Serves `routes` on every listener until `shutdown` resolves, then gives open
