@@ -1,6 +1,7 @@
 //! etcd's authentication guide, walked through with the real etcdctl 3.4 against
-//! a real etcd and against detcd: every command's exit status, stdout and stderr
-//! (without the client library's JSON log lines) must be the same.
+//! a real etcd, and with the real etcdctl and with detcdctl against detcd: every
+//! command's exit status, stdout and stderr (without the Go client library's
+//! JSON log lines) must be the same.
 //!
 //! One deliberate difference is left out: granting an empty range (`b a`) is
 //! accepted by etcd 3.4 and refused by etcd 3.6 (`invalid auth management`), as
@@ -24,8 +25,8 @@ struct Outcome {
     stderr: String,
 }
 
-fn etcdctl(endpoint: &str, args: &[&str], stdin: &str) -> Outcome {
-    let mut child = Command::new("etcdctl")
+fn ctl(program: &str, endpoint: &str, args: &[&str], stdin: &str) -> Outcome {
+    let mut child = Command::new(program)
         .env("ETCDCTL_API", "3")
         .env_remove("ETCDCTL_ENDPOINTS")
         .arg(format!("--endpoints={endpoint}"))
@@ -34,7 +35,7 @@ fn etcdctl(endpoint: &str, args: &[&str], stdin: &str) -> Outcome {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn etcdctl");
+        .unwrap_or_else(|e| panic!("spawn {program}: {e}"));
     let _ = child.stdin.take().expect("stdin").write_all(stdin.as_bytes());
     let out = child.wait_with_output().expect("wait");
     let stderr = String::from_utf8_lossy(&out.stderr)
@@ -172,13 +173,36 @@ fn the_auth_guide_walkthrough_matches_etcd() {
     );
     let etcd = start_server("etcd", "auth-walk-etcd");
     let detcd = start_server(env!("CARGO_BIN_EXE_detcd"), "auth-walk-detcd");
-    let mut failures = Vec::new();
+    // detcdctl gets its own detcd: the walk-through writes.
+    let detcd2 = start_server(env!("CARGO_BIN_EXE_detcd"), "auth-walk-detcdctl");
+    // The three runs are independent: run them side by side.
     let steps = steps();
-    for (args, stdin) in &steps {
-        let want = etcdctl(&etcd.endpoint, args, stdin);
-        let got = etcdctl(&detcd.endpoint, args, stdin);
-        if want != got {
-            failures.push(format!("{}\n  etcd:  {want:?}\n  detcd: {got:?}", args.join(" ")));
+    let run = |program: &'static str, endpoint: String| {
+        let steps = steps.clone();
+        std::thread::spawn(move || {
+            steps
+                .iter()
+                .map(|(args, stdin)| ctl(program, &endpoint, args, stdin))
+                .collect::<Vec<Outcome>>()
+        })
+    };
+    let runs = [
+        run("etcdctl", etcd.endpoint.clone()),
+        run("etcdctl", detcd.endpoint.clone()),
+        run(env!("CARGO_BIN_EXE_detcdctl"), detcd2.endpoint.clone()),
+    ];
+    let [want, got, ours] = runs.map(|r| r.join().expect("a run finished"));
+    let mut failures = Vec::new();
+    for (i, (args, _)) in steps.iter().enumerate() {
+        let what = args.join(" ");
+        if want[i] != got[i] {
+            failures.push(format!("{what}\n  etcd:  {:?}\n  detcd: {:?}", want[i], got[i]));
+        }
+        if want[i] != ours[i] {
+            failures.push(format!(
+                "{what}\n  etcdctl:  {:?}\n  detcdctl: {:?}",
+                want[i], ours[i]
+            ));
         }
     }
     assert!(

@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod args;
+pub mod auth;
 pub mod error;
 pub mod format;
 pub mod kv;
@@ -17,6 +18,8 @@ use std::future::Future;
 use std::io::Write;
 use std::time::Duration;
 
+use tonic::metadata::AsciiMetadataValue;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
 use args::{bool_flag, value_flag, FlagSpec, Parsed};
@@ -118,6 +121,38 @@ const COMMANDS: &[(&[&str], &[FlagSpec])] = &[
     (&["alarm", "list"], &[]),
     (&["alarm", "disarm"], &[]),
     (&["version"], &[]),
+    (&["auth"], &[]),
+    (&["auth", "enable"], &[]),
+    (&["auth", "disable"], &[]),
+    (&["auth", "status"], &[]),
+    (&["user"], &[]),
+    (
+        &["user", "add"],
+        &[
+            bool_flag("interactive"),
+            value_flag("new-user-password"),
+            bool_flag("no-password"),
+        ],
+    ),
+    (&["user", "delete"], &[]),
+    (&["user", "get"], &[bool_flag("detail")]),
+    (&["user", "list"], &[]),
+    (&["user", "passwd"], &[bool_flag("interactive")]),
+    (&["user", "grant-role"], &[]),
+    (&["user", "revoke-role"], &[]),
+    (&["role"], &[]),
+    (&["role", "add"], &[]),
+    (&["role", "delete"], &[]),
+    (&["role", "get"], &[]),
+    (&["role", "list"], &[]),
+    (
+        &["role", "grant-permission"],
+        &[bool_flag("prefix"), bool_flag("from-key")],
+    ),
+    (
+        &["role", "revoke-permission"],
+        &[bool_flag("prefix"), bool_flag("from-key")],
+    ),
 ];
 
 fn is_command(path: &[String]) -> bool {
@@ -146,6 +181,8 @@ pub struct Globals {
     pub command_timeout: Duration,
     pub format: Format,
     pub hex: bool,
+    /// `--user` (and `--password`): the user and password to authenticate as.
+    pub user: Option<(String, String)>,
 }
 
 impl Globals {
@@ -172,7 +209,7 @@ impl Globals {
             flags: values,
             args: Vec::new(),
         };
-        for unsupported in ["cert", "key", "cacert", "user", "password", "discovery-srv"] {
+        for unsupported in ["cert", "key", "cacert", "discovery-srv"] {
             if merged.value(unsupported).is_some_and(|v| !v.is_empty()) {
                 return Err(CtlError::new(
                     EXIT_BAD_ARGS,
@@ -209,6 +246,7 @@ impl Globals {
             command_timeout: duration("command-timeout", COMMAND_TIMEOUT_DEFAULT)?,
             format,
             hex: merged.bool("hex")?,
+            user: auth::user_from_flags(merged.value("user"), merged.value("password"))?,
         })
     }
 }
@@ -242,11 +280,27 @@ pub fn parse_go_duration(s: &str) -> Option<Duration> {
     Some(Duration::from_secs_f64(total))
 }
 
+/// Adds the auth token (if any) to every request, as the Go client does.
+#[derive(Clone, Debug, Default)]
+pub struct TokenInterceptor(Option<AsciiMetadataValue>);
+
+impl tonic::service::Interceptor for TokenInterceptor {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(token) = &self.0 {
+            request.metadata_mut().insert("token", token.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// A channel whose requests carry the user's token.
+pub type CtlChannel = InterceptedService<Channel, TokenInterceptor>;
+
 /// A connection to the cluster plus the options that shape requests and output.
 #[derive(Debug)]
 pub struct Ctx {
     pub globals: Globals,
-    channel: Option<Channel>,
+    channel: Option<CtlChannel>,
 }
 
 impl Ctx {
@@ -257,8 +311,9 @@ impl Ctx {
         }
     }
 
-    /// A channel to the first endpoint that answers within the dial timeout.
-    pub async fn channel(&mut self) -> Result<Channel, CtlError> {
+    /// A channel to the first endpoint that answers within the dial timeout,
+    /// authenticated as `--user` when one is given.
+    pub async fn channel(&mut self) -> Result<CtlChannel, CtlError> {
         if let Some(c) = &self.channel {
             return Ok(c.clone());
         }
@@ -266,6 +321,17 @@ impl Ctx {
         for ep in self.globals.endpoints.clone() {
             match connect(&ep, self.globals.dial_timeout).await {
                 Ok(c) => {
+                    let token = match self.globals.user.clone() {
+                        Some((user, password)) => auth::authenticate(self, c.clone(), user, password).await?,
+                        None => None,
+                    };
+                    let token = token
+                        .map(|t| AsciiMetadataValue::try_from(t.as_str()))
+                        .transpose()
+                        .map_err(|_| {
+                            CtlError::new(EXIT_ERROR, "the server sent a token that is not ASCII")
+                        })?;
+                    let c = InterceptedService::new(c, TokenInterceptor(token));
                     self.channel = Some(c.clone());
                     return Ok(c);
                 }
@@ -380,6 +446,7 @@ async fn run(args: Vec<String>, env: Vec<(String, String)>) -> Result<(), CtlErr
         ["move-leader"] => admin::move_leader(&mut ctx, &parsed).await,
         ["alarm", "list"] => admin::alarm_list(&mut ctx, &parsed).await,
         ["alarm", "disarm"] => admin::alarm_disarm(&mut ctx, &parsed).await,
+        ["auth", _] | ["user", _] | ["role", _] => auth::run(&mut ctx, &path, &parsed).await,
         ["version"] => {
             out(&format!(
                 "detcdctl version: {}\nAPI version: {API_VERSION}\n",
