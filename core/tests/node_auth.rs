@@ -376,3 +376,24 @@ fn the_auth_store_survives_a_restart_from_snapshot_and_wal() {
     assert!(again.put("foo2", &alice).is_ok());
     assert_eq!(again.put("bar", &alice), Err(error::PERMISSION_DENIED));
 }
+
+#[test]
+fn a_clear_password_is_refused_before_it_reaches_the_log() {
+    let mut m = Member1::new();
+    let clear = Auth::UserAdd(AuthUserAddRequest {
+        name: "bob".to_string(),
+        password: "secret".to_string(),
+        ..Default::default()
+    });
+    assert_eq!(m.auth(clear, Credentials::None), Err(error::AUTH_FAILED));
+    let get = Auth::UserGet(AuthUserGetRequest {
+        name: "bob".to_string(),
+    });
+    assert_eq!(m.auth(get, Credentials::None), Err(error::USER_NOT_FOUND));
+    let logged = m
+        .disk
+        .entries
+        .iter()
+        .any(|e| e.data.windows(6).any(|w| w == b"secret"));
+    assert!(!logged, "the clear password reached the log");
+}

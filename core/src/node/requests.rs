@@ -3,7 +3,7 @@
 //! (forwarded by followers), leadership transfer, and every deadline.
 
 use detcd_proto::detcdpb::{
-    self, raft_request, AuthHeader, AuthRaftRequest, ConfChangeContext, LeaseCheckpoint,
+    self, auth_raft_request, raft_request, AuthHeader, AuthRaftRequest, ConfChangeContext, LeaseCheckpoint,
     LeaseCheckpointRequest, RaftRequest,
 };
 use detcd_proto::etcdserverpb::{
@@ -91,6 +91,15 @@ fn supported_on_learner(request: &Request) -> bool {
     }
 }
 
+/// A UserAdd or UserChangePassword with its password in clear.
+fn carries_clear_password(request: &auth_raft_request::Request) -> bool {
+    match request {
+        auth_raft_request::Request::UserAdd(u) => !u.password.is_empty(),
+        auth_raft_request::Request::UserChangePassword(c) => !c.password.is_empty(),
+        _ => false,
+    }
+}
+
 pub(crate) fn txn_is_read_only(txn: &TxnRequest) -> bool {
     txn.success
         .iter()
@@ -156,6 +165,11 @@ impl Node {
             Request::AuthPasswordCheck { name } => self.enqueue_read(id, ReadKind::PasswordCheck(name), info),
             Request::AdminCheck => self.respond(id, Ok(Response::AdminCheck)),
             Request::Auth(a) => {
+                if carries_clear_password(&a) {
+                    // The driver hashes passwords before proposing; a clear one
+                    // must not reach the log.
+                    return self.respond(id, Err(error::AUTH_FAILED));
+                }
                 let request = raft_request::Request::Auth(AuthRaftRequest { request: Some(a) });
                 self.propose_write_as(id, request, 0, auth);
             }
