@@ -10,6 +10,7 @@
 
 use detcd_io::driver::StopReason;
 
+use crate::auth_token::TokenProvider;
 use crate::config::{Config, ConfigError, Invocation};
 use crate::grpc::Services;
 use crate::{log, member, serve};
@@ -62,6 +63,25 @@ fn run(config: Config) -> i32 {
     }
 }
 
+/// The `--auth-token` provider, its key files read.
+fn token_provider(spec: &crate::config::AuthToken) -> Result<TokenProvider, String> {
+    match spec {
+        crate::config::AuthToken::Simple => Ok(TokenProvider::Simple),
+        crate::config::AuthToken::Jwt {
+            sign_method,
+            pub_key,
+            priv_key,
+            ttl_ms,
+        } => TokenProvider::jwt(
+            sign_method,
+            pub_key.as_deref(),
+            priv_key.as_deref(),
+            std::time::Duration::from_millis(*ttl_ms),
+            &|path| std::fs::read(path).map_err(|e| e.to_string()),
+        ),
+    }
+}
+
 async fn serve_member(config: Config) -> Result<(), String> {
     let urls = |v: &[crate::urls::Url]| v.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
     log(&format!(
@@ -75,8 +95,11 @@ async fn serve_member(config: Config) -> Result<(), String> {
     ));
     let listeners = serve::bind_client_urls(&config.listen_client_urls).await?;
     let (member, handle) = member::start(&config).await.map_err(|e| e.to_string())?;
+    let tokens = token_provider(&config.auth_token)?;
     let routes = serve::routes(
-        Services::new(handle.clone()).with_bcrypt_cost(config.bcrypt_cost),
+        Services::new(handle.clone())
+            .with_bcrypt_cost(config.bcrypt_cost)
+            .with_tokens(tokens),
         config.max_request_bytes,
     );
     let addrs: Vec<String> = listeners

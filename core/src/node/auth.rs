@@ -51,6 +51,7 @@ impl Node {
         let revision = self.auth.revision();
         match credentials {
             Credentials::None => Ok(None),
+            Credentials::Invalid => Err(error::INVALID_AUTH_TOKEN),
             Credentials::Token(token) => {
                 let user = self
                     .tokens

@@ -139,6 +139,9 @@ pub enum Credentials {
     /// revision), or a verified TLS client certificate's common name (`None`:
     /// the member's current auth revision, as etcd's `AuthInfoFromTLS`).
     Verified { user: String, revision: Option<u64> },
+    /// A token the driver could not verify (a JWT with a bad signature or
+    /// expired): INVALID_AUTH_TOKEN while auth is enabled.
+    Invalid,
 }
 
 /// A client request (the etcd RPC it comes from in each variant's name).

@@ -81,6 +81,11 @@ impl Services {
             if !matches {
                 return Err(status(etcd_error::AUTH_FAILED));
             }
+            // A JWT needs no proposal: it carries the revision the password was
+            // checked at, and a later auth change makes it stale on every member.
+            if let Some(signed) = self.tokens.sign(&name, check.revision) {
+                return signed.map_err(internal);
+            }
             let request = Auth::Authenticate(InternalAuthenticate {
                 name: name.clone(),
                 simple_token: token_prefix(),

@@ -28,6 +28,8 @@ use detcd_core::node::{Credentials, Request, Response};
 use detcd_io::driver::MemberHandle;
 use detcd_proto::etcdserverpb::ResponseHeader;
 
+use crate::auth_token::TokenProvider;
+
 /// Bytes a gRPC message may exceed `--max-request-bytes` by (etcd's `grpcOverheadBytes`).
 pub const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
 
@@ -37,6 +39,8 @@ pub struct Services {
     handle: MemberHandle,
     /// `--bcrypt-cost`.
     bcrypt_cost: u32,
+    /// `--auth-token`.
+    tokens: std::sync::Arc<TokenProvider>,
 }
 
 tokio::task_local! {
@@ -50,24 +54,25 @@ pub fn current_credentials() -> Credentials {
 }
 
 /// etcd's token lookup: metadata `token`, else `authorization` without a
-/// `Bearer ` prefix.
-pub fn credentials_from(headers: &axum::http::HeaderMap) -> Credentials {
+/// `Bearer ` prefix; what it says is the provider's to decide.
+pub fn credentials_from(headers: &axum::http::HeaderMap, tokens: &TokenProvider) -> Credentials {
     let token = headers
         .get("token")
         .or_else(|| headers.get(axum::http::header::AUTHORIZATION))
         .and_then(|v| v.to_str().ok());
     match token {
-        Some(t) => Credentials::Token(t.strip_prefix("Bearer ").unwrap_or(t).to_string()),
+        Some(t) => tokens.credentials(t.strip_prefix("Bearer ").unwrap_or(t)),
         None => Credentials::None,
     }
 }
 
 /// Middleware: serves the request with its credentials in scope.
 pub async fn with_credentials(
+    axum::extract::State(services): axum::extract::State<Services>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    let credentials = credentials_from(request.headers());
+    let credentials = credentials_from(request.headers(), &services.tokens);
     CREDENTIALS.scope(credentials, next.run(request)).await
 }
 
@@ -76,7 +81,14 @@ impl Services {
         Services {
             handle,
             bcrypt_cost: crate::config::BCRYPT_COST_DEFAULT,
+            tokens: std::sync::Arc::new(TokenProvider::Simple),
         }
+    }
+
+    /// The `--auth-token` provider.
+    pub fn with_tokens(mut self, tokens: TokenProvider) -> Services {
+        self.tokens = std::sync::Arc::new(tokens);
+        self
     }
 
     /// The bcrypt cost new password hashes use (`--bcrypt-cost`).

@@ -4,6 +4,8 @@
 
 use std::time::{Duration, Instant};
 
+use detcd_proto::etcdserverpb::kv_client::KvClient;
+use detcd_proto::etcdserverpb::PutRequest;
 use etcd_client::{Client, ConnectOptions, Error, GetOptions, Permission, RoleRevokePermissionOptions};
 
 use super::harness::Cluster;
@@ -88,4 +90,63 @@ async fn permissions_hold_on_every_member_through_etcd_client() {
     }
     root.auth_disable().await.expect("disable");
     admin.put("foo1", "after", None).await.expect("open again");
+}
+
+/// One Put on `endpoint` with `token` in the metadata, through raw gRPC.
+async fn put_with_token(endpoint: &str, token: &str) -> Result<(), tonic::Status> {
+    let mut kv = KvClient::connect(endpoint.to_string()).await.expect("connects");
+    let mut request = tonic::Request::new(PutRequest {
+        key: b"jwt-key".to_vec(),
+        value: b"v".to_vec(),
+        ..Default::default()
+    });
+    request
+        .metadata_mut()
+        .insert("token", token.parse().expect("ASCII token"));
+    kv.put(request).await.map(|_| ())
+}
+
+#[tokio::test]
+async fn a_jwt_from_one_member_is_verified_by_another() {
+    let dir = super::harness::test_dir("auth-jwt-key");
+    std::fs::create_dir_all(&dir).expect("key dir");
+    let secret = dir.join("hmac.key");
+    std::fs::write(&secret, b"a shared secret for the whole cluster").expect("key");
+    let spec = format!("jwt,priv-key={},sign-method=HS256,ttl=1m", secret.display());
+    let cluster = Cluster::start_with("auth-jwt", 3, &["--auth-token", &spec, "--bcrypt-cost", "4"]).await;
+    let mut admin = cluster.client(0).await;
+    admin.user_add("root", "rootpw", None).await.expect("add root");
+    admin.user_grant_role("root", "root").await.expect("grant root");
+    admin.auth_enable().await.expect("enable");
+    let token = admin
+        .auth_client()
+        .authenticate("root".to_string(), "rootpw".to_string())
+        .await
+        .expect("authenticate on member 0")
+        .token()
+        .to_string();
+    assert_eq!(token.split('.').count(), 3, "a JWT: {token}");
+    for m in &cluster.members[1..] {
+        put_with_token(&m.endpoint(), &token)
+            .await
+            .expect("another member verifies the token");
+    }
+    let tampered = format!("{token}x");
+    let e = put_with_token(&cluster.members[1].endpoint(), &tampered)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.code(), e.message()),
+        (tonic::Code::Unauthenticated, "etcdserver: invalid auth token")
+    );
+    // An auth change makes tokens issued before it stale everywhere.
+    let mut root = login(cluster.members[2].endpoint(), "root", "rootpw")
+        .await
+        .expect("root");
+    root.role_add("later").await.expect("role add");
+    let e = put_with_token(&cluster.members[1].endpoint(), &token)
+        .await
+        .unwrap_err();
+    assert_eq!(e.message(), "etcdserver: revision of auth store is old");
+    let _ = std::fs::remove_dir_all(&dir);
 }
