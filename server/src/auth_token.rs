@@ -24,6 +24,9 @@ struct Claims {
     exp: u64,
 }
 
+/// A key constructor from PEM bytes.
+type PemReader<K> = fn(&[u8]) -> Result<K, jsonwebtoken::errors::Error>;
+
 /// A JWT provider: the method, the keys, the token lifetime.
 pub struct Jwt {
     algorithm: Algorithm,
@@ -85,7 +88,7 @@ impl TokenProvider {
             }
             _ => {
                 let public = pub_pem.ok_or("--auth-token: jwt needs pub-key")?;
-                let (enc, dec): (fn(&[u8]) -> _, fn(&[u8]) -> _) = match algorithm {
+                let (enc, dec): (PemReader<EncodingKey>, PemReader<DecodingKey>) = match algorithm {
                     Algorithm::ES256 | Algorithm::ES384 => {
                         (EncodingKey::from_ec_pem, DecodingKey::from_ec_pem)
                     }
