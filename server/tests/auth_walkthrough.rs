@@ -16,7 +16,7 @@ mod server_proc;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use server_proc::{on_path, start_server};
+use server_proc::{on_path, start_server, start_server_with};
 
 #[derive(Debug, PartialEq, Eq)]
 struct Outcome {
@@ -212,4 +212,45 @@ fn the_auth_guide_walkthrough_matches_etcd() {
         steps.len(),
         failures.join("\n")
     );
+}
+
+/// The Go client re-authenticates when its token is refused: an interactive
+/// txn whose simple token expired while it waited for its input still succeeds.
+#[test]
+fn etcdctl_logs_in_again_when_its_token_expired() {
+    assert!(on_path("etcdctl"), "etcdctl 3.4 must be on PATH");
+    let detcd = start_server_with(
+        env!("CARGO_BIN_EXE_detcd"),
+        "auth-ttl",
+        &["--auth-token-ttl", "1"],
+    );
+    let e = |args: &[&str], stdin: &str| ctl("etcdctl", &detcd.endpoint, args, stdin);
+    assert_eq!(e(&["user", "add", "root:rootpw"], "").code, 0);
+    assert_eq!(e(&["user", "grant-role", "root", "root"], "").code, 0);
+    assert_eq!(e(&["auth", "enable"], "").code, 0);
+    let mut child = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .args([&format!("--endpoints={}", detcd.endpoint), ROOT, "txn", "-i"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn etcdctl");
+    // Logged in at start; the token lives 1 s (the member checks every tick).
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let _ = child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"\nput k after-expiry\n\n\n");
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("invalid auth token"),
+        "the first try was refused: {stderr}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\nSUCCESS\n"));
+    let get = e(&[ROOT, "get", "k", "--print-value-only"], "");
+    assert_eq!(get.stdout, "after-expiry\n");
 }

@@ -37,6 +37,11 @@ impl Drop for Server {
 /// Starts `program` (etcd's flags) as member `n1` and waits until etcdctl finds
 /// it healthy. `tag` names its temporary directory.
 pub fn start_server(program: &str, tag: &str) -> Server {
+    start_server_with(program, tag, &[])
+}
+
+/// [`start_server`] with `extra` flags.
+pub fn start_server_with(program: &str, tag: &str, extra: &[&str]) -> Server {
     let dir = std::env::temp_dir().join(format!("detcd-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
@@ -65,6 +70,7 @@ pub fn start_server(program: &str, tag: &str) -> Server {
             "--initial-cluster-token",
             tag,
         ])
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
