@@ -397,3 +397,38 @@ fn a_clear_password_is_refused_before_it_reaches_the_log() {
         .any(|e| e.data.windows(6).any(|w| w == b"secret"));
     assert!(!logged, "the clear password reached the log");
 }
+
+#[test]
+fn leases_need_access_to_their_keys() {
+    use detcd_proto::etcdserverpb::{
+        LeaseGrantRequest, LeaseKeepAliveRequest, LeaseRevokeRequest, LeaseTimeToLiveRequest,
+    };
+    let mut m = with_auth();
+    let root = Credentials::Token(m.login("root", "rootrootrootroot").unwrap());
+    let alice = Credentials::Token(m.login("alice", "alicealicealicea").unwrap());
+    let grant = Request::LeaseGrant(LeaseGrantRequest { ttl: 60, id: 7 });
+    assert!(m.call(grant, root.clone()).is_ok());
+    let put = Request::Put(PutRequest {
+        key: b"bar".to_vec(),
+        value: b"v".to_vec(),
+        lease: 7,
+        ..Default::default()
+    });
+    assert!(m.call(put, root.clone()).is_ok());
+    let keepalive = || Request::LeaseKeepAlive(LeaseKeepAliveRequest { id: 7 });
+    let ttl = || Request::LeaseTimeToLive(LeaseTimeToLiveRequest { id: 7, keys: false });
+    assert_eq!(m.call(keepalive(), Credentials::None), Err(error::USER_EMPTY));
+    assert_eq!(m.call(keepalive(), alice.clone()), Err(error::PERMISSION_DENIED));
+    assert_eq!(m.call(ttl(), alice.clone()), Err(error::PERMISSION_DENIED));
+    // Attaching alice's key to a lease holding a key she may not write is refused.
+    let put_on_lease = Request::Put(PutRequest {
+        key: b"foo1".to_vec(),
+        lease: 7,
+        ..Default::default()
+    });
+    assert_eq!(m.call(put_on_lease, alice.clone()), Err(error::PERMISSION_DENIED));
+    let revoke = || Request::LeaseRevoke(LeaseRevokeRequest { id: 7 });
+    assert_eq!(m.call(revoke(), alice), Err(error::PERMISSION_DENIED));
+    assert!(m.call(keepalive(), root.clone()).is_ok());
+    assert!(m.call(revoke(), root).is_ok());
+}

@@ -6,8 +6,8 @@
 //! are checked when the entry applies, against the auth state of that moment, on
 //! every member alike. Reads (serializable, or linearizable once confirmed) are
 //! checked against the member's applied auth state when served. Requests that
-//! never reach raft (membership, MoveLeader, HashKV, alarms, lease TTL and
-//! leases, watch creates) are checked when they arrive.
+//! never reach raft (membership, MoveLeader, HashKV, alarms, lease keepalives,
+//! TTL and lists, watch creates) are checked when they arrive.
 
 use detcd_proto::authpb::permission::Type as PermType;
 use detcd_proto::detcdpb::{auth_raft_request, raft_request, AuthHeader, InternalAuthenticate};
@@ -85,20 +85,30 @@ impl Node {
             | Request::MoveLeader(_)
             | Request::AdminCheck => self.auth.check_admin(info),
             Request::Alarm(a) if a.action() != AlarmAction::Get => self.auth.check_admin(info),
-            Request::LeaseTimeToLive(t) if t.keys => self.check_lease_keys(info, &[t.id]),
-            Request::LeaseLeases => self.check_lease_keys(info, &self.lessor.leases()),
+            Request::LeaseTimeToLive(t) => self.check_lease_keys(info, &[t.id], PermType::Read),
+            Request::LeaseLeases => self.check_lease_keys(info, &self.lessor.leases(), PermType::Read),
+            Request::LeaseKeepAlive(k) => self.check_lease_keys(info, &[k.id], PermType::Write),
             _ => Ok(()),
         }
     }
 
-    /// etcd's `checkLeaseTimeToLive`: admin, or READ on every key of the leases.
-    fn check_lease_keys(&self, info: Option<&AuthInfo>, leases: &[i64]) -> Result<(), EtcdError> {
+    /// etcd's `checkLeaseTimeToLive` (READ) and `checkLeaseRenew` (WRITE): a
+    /// user, who is admin or may access every key of the leases.
+    fn check_lease_keys(
+        &self,
+        info: Option<&AuthInfo>,
+        leases: &[i64],
+        wanted: PermType,
+    ) -> Result<(), EtcdError> {
+        if info.is_none() {
+            return Err(error::USER_EMPTY);
+        }
         if self.auth.check_admin(info).is_ok() {
             return Ok(());
         }
         for &id in leases {
             for key in self.lessor.keys(id) {
-                self.auth.check_op(info, &key, &[], PermType::Read)?;
+                self.auth.check_op(info, &key, &[], wanted)?;
             }
         }
         Ok(())
