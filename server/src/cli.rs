@@ -2,13 +2,23 @@
 //! variables, `--config-file`), starts the member, serves etcd's gRPC API and HTTP
 //! endpoints on the client URLs, and shuts down cleanly on SIGTERM or SIGINT.
 //!
+//! Under systemd (`Type=notify`, `NOTIFY_SOCKET` set) it says `READY=1` once the member
+//! answers a linearizable read, as etcd does once it has joined the cluster through raft
+//! (so a unit's start waits for a quorum, as etcd's does), and `STOPPING=1` when shutdown
+//! begins. Without `NOTIFY_SOCKET` nothing is sent.
+//!
 //! It lives in the library so that the end-to-end tests (crate detcd-tests) can build
 //! the very same program as a binary of their own package.
 //!
 //! Exit status: 0 after a clean shutdown (or removal from the cluster), 1 when the
 //! member cannot start or fails, 2 for a malformed command line.
 
-use detcd_io::driver::StopReason;
+use std::time::Duration;
+
+use detcd_core::node::Request;
+use detcd_io::driver::{MemberHandle, StopReason};
+use detcd_proto::etcdserverpb::RangeRequest;
+use sd_notify::NotifyState;
 
 use crate::auth_token::TokenProvider;
 use crate::config::{Config, ConfigError, Invocation};
@@ -116,6 +126,7 @@ async fn serve_member(config: Config) -> Result<(), String> {
         handle.cluster_id(),
         addrs.join(", ")
     ));
+    let ready = tokio::spawn(announce_ready(handle.clone()));
     let outcome = tokio::select! {
         signal = termination() => {
             log(&format!("received {signal}, shutting down"));
@@ -130,12 +141,37 @@ async fn serve_member(config: Config) -> Result<(), String> {
             StopReason::Failed(why) => Err(format!("the member failed: {why}")),
         },
     };
+    ready.abort();
+    notify(NotifyState::Stopping);
     if let Some(task) = compactor {
         task.abort();
     }
     servers.shutdown(member.shutdown()).await;
     log("shutdown complete");
     outcome
+}
+
+/// Waits until the member answers a linearizable read, then says so in the log and to
+/// systemd.
+async fn announce_ready(handle: MemberHandle) {
+    let read = RangeRequest {
+        key: b"health".to_vec(),
+        keys_only: true,
+        limit: 1,
+        ..RangeRequest::default()
+    };
+    while handle.call(Request::Range(read.clone())).await.is_err() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    log("ready to serve client requests");
+    notify(NotifyState::Ready);
+}
+
+/// Tells systemd `state` when it asked to be told (`NOTIFY_SOCKET`).
+fn notify(state: NotifyState<'_>) {
+    if let Err(e) = sd_notify::notify(&[state]) {
+        log(&format!("cannot notify systemd: {e}"));
+    }
 }
 
 /// Resolves with the name of the first SIGTERM or SIGINT.

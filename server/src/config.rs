@@ -19,6 +19,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use sha1::Digest as _;
+
 use crate::urls::{parse_urls, Url};
 
 /// etcd rejects election timeouts above this (`maxElectionMs`).
@@ -511,7 +513,7 @@ pub fn member_id(peer_urls: &[Url], token: &str) -> u64 {
     urls.sort();
     let mut bytes = urls.concat().into_bytes();
     bytes.extend_from_slice(token.as_bytes());
-    first_u64(&crate::sha1::sha1(&bytes))
+    first_u64(&sha1::Sha1::digest(&bytes).into())
 }
 
 /// etcd's `RaftCluster.genID`: SHA-1 over the sorted member IDs as big-endian u64s.
@@ -519,7 +521,7 @@ pub fn cluster_id(member_ids: &[u64]) -> u64 {
     let mut ids = member_ids.to_vec();
     ids.sort_unstable();
     let bytes: Vec<u8> = ids.iter().flat_map(|id| id.to_be_bytes()).collect();
-    first_u64(&crate::sha1::sha1(&bytes))
+    first_u64(&sha1::Sha1::digest(&bytes).into())
 }
 
 fn first_u64(digest: &[u8; 20]) -> u64 {

@@ -6,6 +6,11 @@
 //! with 503 and the reason then. `/version` names the version the node reports in
 //! Status (3.6.0), so `endpoint status` and `/version` agree; clients only parse the
 //! JSON keys. `/metrics` is the Prometheus text format with etcd's metric names.
+//!
+//! Everything else is refused, never answered 200: an unknown path gets Go's `404 page not
+//! found`, a known path with the wrong method `405 Method Not Allowed` (etcd's texts), a
+//! gRPC request for an unknown service gRPC's Unimplemented, and etcd's JSON gateway paths
+//! (`/v3/...`, not built yet) 501 with a JSON error saying so.
 
 use std::fmt::Write as _;
 
@@ -33,6 +38,63 @@ pub fn routes(router: axum::Router, services: Services) -> axum::Router {
         .route("/readyz", get(move |q: RawQuery| probe(s3, q.0, false)))
         .route("/version", get(version))
         .route("/metrics", get(move || metrics(s4)))
+        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(not_found)
+}
+
+/// Whether a request is gRPC (its content type is `application/grpc` or a subtype).
+fn is_grpc(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}
+
+/// The answer to a path nothing serves.
+pub async fn not_found(request: axum::extract::Request) -> Response {
+    let path = request.uri().path();
+    if is_grpc(request.headers()) {
+        // gRPC's own answer (trailers-only, HTTP 200), in grpc-go's words.
+        let service = path.trim_start_matches('/').split('/').next().unwrap_or("");
+        let message = format!("unknown service {service}").replace(' ', "%20");
+        return (
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, "application/grpc".to_string()),
+                (header::HeaderName::from_static("grpc-status"), "12".to_string()),
+                (header::HeaderName::from_static("grpc-message"), message),
+            ],
+        )
+            .into_response();
+    }
+    if ["/v3/", "/v3beta/", "/v3alpha/"]
+        .iter()
+        .any(|p| path.starts_with(p))
+    {
+        let message = "the JSON gateway (grpc-gateway) is not implemented by detcd yet; use gRPC";
+        let body = format!(r#"{{"error":"{message}","code":12,"message":"{message}"}}"#);
+        return (
+            StatusCode::NOT_IMPLEMENTED,
+            [(header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response();
+    }
+    (
+        StatusCode::NOT_FOUND,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        "404 page not found\n",
+    )
+        .into_response()
+}
+
+/// The answer to a known path with a method it does not take.
+pub async fn method_not_allowed() -> Response {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        "Method Not Allowed\n",
+    )
+        .into_response()
 }
 
 /// etcd's `checkHealth`: `Ok(())` or the reason the member is unhealthy.
@@ -182,6 +244,50 @@ pub fn render_metrics(m: &Metrics) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    async fn answer(method: &str, path: &str, content_type: &str) -> (u16, Vec<(String, String)>, String) {
+        let request = axum::http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::CONTENT_TYPE, content_type)
+            .body(axum::body::Body::empty())
+            .expect("request");
+        let response = not_found(request).await;
+        let code = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("").to_string()))
+            .collect();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        (code, headers, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn unknown_paths_are_refused_as_etcd_refuses_them() {
+        let (code, _, body) = answer("GET", "/foo", "").await;
+        assert_eq!((code, body.as_str()), (404, "404 page not found\n"));
+        let (code, _, body) = answer("POST", "/v3/kv/range", "application/json").await;
+        assert_eq!(code, 501);
+        assert!(body.contains(r#""code":12"#), "{body}");
+        let (code, headers, body) = answer("POST", "/etcdserverpb.Nope/X", "application/grpc").await;
+        assert_eq!((code, body.as_str()), (200, ""));
+        assert!(
+            headers.contains(&("grpc-status".to_string(), "12".to_string())),
+            "{headers:?}"
+        );
+        assert!(
+            headers.contains(&(
+                "grpc-message".to_string(),
+                "unknown%20service%20etcdserverpb.Nope".to_string()
+            )),
+            "{headers:?}"
+        );
+        let r = method_not_allowed().await;
+        assert_eq!(r.status().as_u16(), 405);
+    }
 
     #[test]
     fn metrics_use_etcd_names_and_a_cumulative_histogram() {

@@ -6,7 +6,8 @@
 //! - [`member`]: from a configuration to a running member (data dir, identity, the
 //!   driver's options); [`join`]: how a member added with `member add` learns its ID.
 //! - [`grpc`]: etcd's gRPC services over the member's handle; [`http`]: `/health`,
-//!   `/version`, `/metrics`; [`serve`]: both on the client listeners.
+//!   `/version`, `/metrics`; [`serve`]: both on the client listeners, each connection
+//!   through [`h2_authority`] (repairs the `:authority` etcd's Go client sends).
 //! - [`compactor`]: auto-compaction on the leader, etcd's schedule.
 //! - [`ctl`]: the detcdctl client.
 
@@ -16,12 +17,12 @@ pub mod compactor;
 pub mod config;
 pub mod ctl;
 pub mod grpc;
+pub mod h2_authority;
+pub mod hpack;
 pub mod http;
 pub mod join;
 pub mod member;
 pub mod serve;
-pub mod sha1;
-pub mod sha256;
 pub mod urls;
 
 /// One informational line in the driver's log format (`INFO detcd: ...` on stderr).

@@ -23,11 +23,13 @@ use detcd_proto::etcdserverpb::watch_server::WatchServer;
 use detcd_proto::health::health_server::HealthServer;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
+use tokio_stream::StreamExt as _;
 use tonic::service::{Routes, RoutesBuilder};
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
 
 use crate::grpc::{Services, GRPC_OVERHEAD_BYTES};
+use crate::h2_authority::AuthorityFix;
 use crate::urls::Url;
 
 /// How long open streams (watches, keepalives) get to end after shutdown began.
@@ -131,7 +133,10 @@ impl ClientServers {
             let routes = routes.clone();
             let mut stopped = stopped.clone();
             tasks.spawn(async move {
-                let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+                // Each connection through the `:authority` repair (crate::h2_authority).
+                let incoming = TcpIncoming::from(listener)
+                    .with_nodelay(Some(true))
+                    .map(|conn| conn.map(AuthorityFix::new));
                 let shutdown = async move {
                     let _ = stopped.wait_for(|s| *s).await;
                 };

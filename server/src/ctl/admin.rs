@@ -10,12 +10,14 @@ use detcd_proto::etcdserverpb::kv_client::KvClient;
 use detcd_proto::etcdserverpb::lease_client::LeaseClient;
 use detcd_proto::etcdserverpb::maintenance_client::MaintenanceClient;
 use detcd_proto::etcdserverpb::{
-    alarm_request, AlarmRequest, AlarmResponse, LeaseGrantRequest, LeaseKeepAliveRequest,
+    alarm_request, AlarmRequest, AlarmResponse, DefragmentRequest, LeaseGrantRequest, LeaseKeepAliveRequest,
     LeaseKeepAliveResponse, LeaseLeasesRequest, LeaseRevokeRequest, LeaseTimeToLiveRequest, Member,
     MemberAddRequest, MemberListRequest, MemberPromoteRequest, MemberRemoveRequest, MemberUpdateRequest,
     MoveLeaderRequest, RangeRequest, ResponseHeader, SnapshotRequest, StatusRequest, StatusResponse,
 };
+use detcd_proto::etcdserverpb::{HashKvRequest, HashKvResponse};
 use prost::Message;
+use sha2::Digest as _;
 use tonic::codegen::tokio_stream::Stream;
 
 use super::args::Parsed;
@@ -713,6 +715,78 @@ pub async fn endpoint_status(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> 
     Ok(())
 }
 
+/// `endpoint hashkv [--cluster] [--rev N]`: each endpoint's HashKV, as etcdctl prints it.
+pub async fn endpoint_hashkv(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
+    let eps = endpoints(ctx, p).await?;
+    if ctx.globals.format == Format::Protobuf {
+        return Err(Format::Protobuf.unsupported());
+    }
+    let revision = match p.value("rev") {
+        None => 0,
+        Some(v) => v.parse::<i64>().map_err(|_| {
+            CtlError::bad_args(format!(
+                "invalid argument {v:?} for \"--rev\" flag: strconv.ParseInt: parsing {v:?}: invalid syntax"
+            ))
+        })?,
+    };
+    let mut list: Vec<(String, HashKvResponse)> = Vec::new();
+    let mut last_error = None;
+    for ep in &eps {
+        let result = async {
+            let channel = connect(ep, ctx.globals.dial_timeout).await?;
+            let mut m = MaintenanceClient::new(channel);
+            ctx.call(m.hash_kv(HashKvRequest { revision })).await
+        }
+        .await;
+        match result {
+            Ok(r) => list.push((ep.clone(), r)),
+            Err(e) => {
+                err_line(&format!(
+                    "Failed to get the hash of endpoint {ep} ({})\n",
+                    e.message
+                ));
+                last_error = Some(e);
+            }
+        }
+    }
+    let s = match ctx.globals.format {
+        Format::Simple => list.iter().map(|(ep, r)| format!("{ep}, {}\n", r.hash)).collect(),
+        Format::Table => table(
+            &["ENDPOINT", "HASH"],
+            &list
+                .iter()
+                .map(|(ep, r)| vec![ep.clone(), r.hash.to_string()])
+                .collect::<Vec<_>>(),
+        ),
+        Format::Json => {
+            let items: Vec<String> = list
+                .iter()
+                .map(|(ep, r)| {
+                    JsonObject::new()
+                        .string("Endpoint", ep)
+                        .raw("HashKV", &print::hashkv_json(r))
+                        .finish()
+                })
+                .collect();
+            json_array(&items) + "\n"
+        }
+        _ => {
+            let mut s = String::new();
+            for (ep, r) in &list {
+                print::fields_header(&mut s, &r.header);
+                s.push_str(&format!("\"Endpoint\" : {}\n", go_quote(ep.as_bytes())));
+                s.push_str(&format!("\"Hash\" : {}\n\n", r.hash));
+            }
+            s
+        }
+    };
+    out(&s);
+    match last_error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
 // ---- maintenance ------------------------------------------------------------------------
 
 /// Size of the SHA-256 trailer etcd appends to the snapshot stream.
@@ -737,7 +811,7 @@ pub async fn snapshot_save(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
     let mut m = MaintenanceClient::new(ctx.channel().await?);
     let mut stream = ctx.call(m.snapshot(SnapshotRequest {})).await?;
     // Everything but the last 32 bytes is hashed; those 32 bytes must equal the hash.
-    let mut hasher = crate::sha256::Sha256::new();
+    let mut hasher = sha2::Sha256::new();
     let mut tail: Vec<u8> = Vec::new();
     loop {
         match stream.message().await {
@@ -759,7 +833,7 @@ pub async fn snapshot_save(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
     }
     file.sync_all().map_err(io)?;
     drop(file);
-    if tail.len() != SNAPSHOT_HASH_BYTES || hasher.finish()[..] != tail[..] {
+    if tail.len() != SNAPSHOT_HASH_BYTES || hasher.finalize()[..] != tail[..] {
         let _ = std::fs::remove_file(&part);
         return Err(CtlError::new(
             EXIT_ERROR,
@@ -785,6 +859,40 @@ fn open_private(path: &str) -> std::io::Result<std::fs::File> {
 #[cfg(not(unix))]
 fn open_private(path: &str) -> std::io::Result<std::fs::File> {
     std::fs::File::create(path)
+}
+
+/// `defrag [--cluster]`: Maintenance.Defragment on each endpoint in turn, as etcdctl does;
+/// any failure makes the exit status 1 after every endpoint was tried.
+pub async fn defrag(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
+    if p.value("data-dir").is_some_and(|d| !d.is_empty()) {
+        return Err(CtlError::new(
+            EXIT_BAD_FEATURE,
+            "defrag --data-dir is not supported by detcdctl: detcd keeps no bbolt file to defragment offline; defragment a running member instead",
+        ));
+    }
+    let mut failed = false;
+    for ep in endpoints(ctx, p).await? {
+        let result = async {
+            let channel = connect(&ep, ctx.globals.dial_timeout).await?;
+            let mut m = MaintenanceClient::new(channel);
+            ctx.call(m.defragment(DefragmentRequest {})).await
+        }
+        .await;
+        match result {
+            Ok(_) => out(&format!("Finished defragmenting etcd member[{ep}]\n")),
+            Err(e) => {
+                failed = true;
+                err_line(&format!(
+                    "Failed to defragment etcd member[{ep}] ({})\n",
+                    e.message
+                ));
+            }
+        }
+    }
+    if failed {
+        return Err(CtlError::new(EXIT_ERROR, ""));
+    }
+    Ok(())
 }
 
 pub async fn move_leader(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {

@@ -114,9 +114,14 @@ const COMMANDS: &[(&[&str], &[FlagSpec])] = &[
     (&["endpoint"], &[bool_flag("cluster")]),
     (&["endpoint", "health"], &[bool_flag("cluster")]),
     (&["endpoint", "status"], &[bool_flag("cluster")]),
+    (
+        &["endpoint", "hashkv"],
+        &[bool_flag("cluster"), value_flag("rev")],
+    ),
     (&["snapshot"], &[]),
     (&["snapshot", "save"], &[]),
     (&["move-leader"], &[]),
+    (&["defrag"], &[bool_flag("cluster"), value_flag("data-dir")]),
     (&["alarm"], &[]),
     (&["alarm", "list"], &[]),
     (&["alarm", "disarm"], &[]),
@@ -418,6 +423,14 @@ async fn run(args: Vec<String>, env: Vec<(String, String)>) -> Result<(), CtlErr
     let (path, parsed) = args::parse(&args, is_command, specs_for)?;
     let globals = Globals::from_parsed(&parsed, &env)?;
     let path: Vec<&str> = path.iter().map(String::as_str).collect();
+    if path.is_empty() {
+        if let Some(word) = parsed.args.first() {
+            // cobra's words, printed twice as etcdctl prints them.
+            let msg = format!("unknown command {word:?} for \"detcdctl\"");
+            err_line(&format!("Error: {msg}\nRun 'detcdctl --help' for usage.\n"));
+            return Err(CtlError::new(EXIT_ERROR, msg));
+        }
+    }
     if parsed.bool("help")? || path.is_empty() {
         out(&usage());
         return Ok(());
@@ -442,8 +455,10 @@ async fn run(args: Vec<String>, env: Vec<(String, String)>) -> Result<(), CtlErr
         ["member", "promote"] => admin::member_promote(&mut ctx, &parsed).await,
         ["endpoint", "health"] => admin::endpoint_health(&mut ctx, &parsed).await,
         ["endpoint", "status"] => admin::endpoint_status(&mut ctx, &parsed).await,
+        ["endpoint", "hashkv"] => admin::endpoint_hashkv(&mut ctx, &parsed).await,
         ["snapshot", "save"] => admin::snapshot_save(&mut ctx, &parsed).await,
         ["move-leader"] => admin::move_leader(&mut ctx, &parsed).await,
+        ["defrag"] => admin::defrag(&mut ctx, &parsed).await,
         ["alarm", "list"] => admin::alarm_list(&mut ctx, &parsed).await,
         ["alarm", "disarm"] => admin::alarm_disarm(&mut ctx, &parsed).await,
         ["auth", _] | ["user", _] | ["role", _] => auth::run(&mut ctx, &path, &parsed).await,

@@ -5,8 +5,8 @@
 //! commands, of clientv3's wrapper structs whose embedded header is flattened.
 
 use detcd_proto::etcdserverpb::{
-    response_op, AlarmResponse, DeleteRangeResponse, Member, PutResponse, RangeResponse, ResponseHeader,
-    StatusResponse, TxnResponse,
+    response_op, AlarmResponse, DeleteRangeResponse, HashKvResponse, Member, PutResponse, RangeResponse,
+    ResponseHeader, StatusResponse, TxnResponse,
 };
 use detcd_proto::mvccpb::{Event, KeyValue};
 
@@ -207,6 +207,15 @@ pub fn alarm_json(r: &AlarmResponse) -> String {
     JsonObject::new()
         .raw_opt("header", header_opt(&r.header))
         .array_oe("alarms", &alarms)
+        .finish()
+}
+
+/// A HashKV response as etcdctl 3.4 prints it in JSON (its proto has no hash_revision).
+pub fn hashkv_json(r: &HashKvResponse) -> String {
+    JsonObject::new()
+        .raw_opt("header", header_opt(&r.header))
+        .int_oe("hash", i64::from(r.hash))
+        .int_oe("compact_revision", r.compact_revision)
         .finish()
 }
 

@@ -24,6 +24,7 @@ use detcd_proto::etcdserverpb::{
     HashKvRequest, HashKvResponse, HashRequest, HashResponse, MoveLeaderRequest, MoveLeaderResponse,
     ResponseHeader, SnapshotRequest, SnapshotResponse, StatusRequest, StatusResponse,
 };
+use sha2::Digest as _;
 use tonic::codegen::tokio_stream::Stream;
 use tonic::{Request as Rpc, Response as Reply, Status};
 
@@ -47,7 +48,7 @@ impl Services {
 /// The Snapshot stream's messages for `data`: 32 KiB chunks, then the SHA-256 trailer;
 /// `header` and `version` on the first message only.
 pub fn snapshot_messages(data: &[u8], header: ResponseHeader, version: String) -> Vec<SnapshotResponse> {
-    let digest = crate::sha256::sha256(data);
+    let digest = <[u8; 32]>::from(sha2::Sha256::digest(data));
     let total = data.len() + digest.len();
     let mut sent = 0;
     let mut messages = Vec::with_capacity(data.len() / SNAPSHOT_CHUNK_BYTES + 2);
@@ -142,11 +143,11 @@ mod tests {
             SNAPSHOT_CHUNK_BYTES + 5 + 32
         );
         assert!(messages[0].header.is_some() && messages[1].header.is_none());
-        assert_eq!(messages[3].blob, crate::sha256::sha256(&data).to_vec());
+        assert_eq!(messages[3].blob, sha2::Sha256::digest(&data).to_vec());
         assert_eq!(messages[3].remaining_bytes, 0);
         let empty = snapshot_messages(&[], ResponseHeader::default(), String::new());
         assert_eq!(empty.len(), 1);
-        assert_eq!(empty[0].blob, crate::sha256::sha256(&[]).to_vec());
+        assert_eq!(empty[0].blob, sha2::Sha256::digest([]).to_vec());
     }
 
     #[test]

@@ -130,3 +130,38 @@ fn no_flags_starts_a_single_member_on_etcds_defaults() {
     assert!(child.wait().expect("wait").success());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn systemd_hears_ready_once_the_member_serves_and_stopping_on_sigterm() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = test_dir("notify");
+    let socket_path = dir.join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).expect("bind the notify socket");
+    socket
+        .set_read_timeout(Some(super::harness::READY_TIMEOUT))
+        .expect("timeout");
+    let (client, peer) = (free_port(), free_port());
+    let args = member_args("n", &dir.join("data"), client, peer);
+    let mut child = Command::new(DETCD)
+        .env(
+            "DETCD_WAL_SEGMENT_BYTES",
+            super::harness::WAL_SEGMENT_BYTES.to_string(),
+        )
+        .env("NOTIFY_SOCKET", &socket_path)
+        .args(&args)
+        .stderr(std::fs::File::create(dir.join("log")).expect("log"))
+        .spawn()
+        .expect("start detcd");
+    let mut buf = [0u8; 256];
+    let n = socket.recv(&mut buf).expect("READY=1 within the ready timeout");
+    assert_eq!(&buf[..n], b"READY=1\n");
+    // Ready means serving: a linearizable read answers at once.
+    assert_eq!(http_get(client, "/health").0, 200);
+    signal(child.id(), "TERM");
+    let n = socket.recv(&mut buf).expect("STOPPING=1 on SIGTERM");
+    assert_eq!(&buf[..n], b"STOPPING=1\n");
+    assert!(child.wait().expect("wait").success());
+    let log = std::fs::read_to_string(dir.join("log")).unwrap_or_default();
+    assert!(log.contains("ready to serve client requests"), "{log}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
