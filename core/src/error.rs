@@ -64,6 +64,16 @@ pub const INVALID_SORT_OPTION: EtcdError = err(Code::InvalidArgument, "etcdserve
 pub const REQUEST_TOO_LARGE: EtcdError = err(Code::InvalidArgument, "etcdserver: request is too large");
 pub const MEMBER_BAD_URLS: EtcdError =
     err(Code::InvalidArgument, "etcdserver: given member URLs are invalid");
+pub const USER_EMPTY: EtcdError = err(Code::InvalidArgument, "etcdserver: user name is empty");
+pub const ROLE_EMPTY: EtcdError = err(Code::InvalidArgument, "etcdserver: role name is empty");
+pub const AUTH_FAILED: EtcdError = err(
+    Code::InvalidArgument,
+    "etcdserver: authentication failed, invalid user ID or password",
+);
+pub const PERMISSION_NOT_GIVEN: EtcdError = err(Code::InvalidArgument, "etcdserver: permission not given");
+pub const INVALID_AUTH_MGMT: EtcdError = err(Code::InvalidArgument, "etcdserver: invalid auth management");
+pub const AUTH_OLD_REVISION: EtcdError =
+    err(Code::InvalidArgument, "etcdserver: revision of auth store is old");
 
 // OutOfRange
 pub const COMPACTED: EtcdError = err(
@@ -135,6 +145,36 @@ pub const TIMEOUT_WAIT_APPLIED_INDEX: EtcdError = err(
     "etcdserver: request timed out, waiting for the applied index took too long",
 );
 pub const UNHEALTHY: EtcdError = err(Code::Unavailable, "etcdserver: unhealthy cluster");
+
+// Auth: FailedPrecondition
+pub const ROOT_USER_NOT_EXIST: EtcdError =
+    err(Code::FailedPrecondition, "etcdserver: root user does not exist");
+pub const ROOT_ROLE_NOT_EXIST: EtcdError = err(
+    Code::FailedPrecondition,
+    "etcdserver: root user does not have root role",
+);
+pub const USER_ALREADY_EXIST: EtcdError =
+    err(Code::FailedPrecondition, "etcdserver: user name already exists");
+pub const USER_NOT_FOUND: EtcdError = err(Code::FailedPrecondition, "etcdserver: user name not found");
+pub const ROLE_ALREADY_EXIST: EtcdError =
+    err(Code::FailedPrecondition, "etcdserver: role name already exists");
+pub const ROLE_NOT_FOUND: EtcdError = err(Code::FailedPrecondition, "etcdserver: role name not found");
+pub const ROLE_NOT_GRANTED: EtcdError = err(
+    Code::FailedPrecondition,
+    "etcdserver: role is not granted to the user",
+);
+pub const PERMISSION_NOT_GRANTED: EtcdError = err(
+    Code::FailedPrecondition,
+    "etcdserver: permission is not granted to the role",
+);
+pub const AUTH_NOT_ENABLED: EtcdError = err(
+    Code::FailedPrecondition,
+    "etcdserver: authentication is not enabled",
+);
+
+// PermissionDenied, Unauthenticated
+pub const PERMISSION_DENIED: EtcdError = err(Code::PermissionDenied, "etcdserver: permission denied");
+pub const INVALID_AUTH_TOKEN: EtcdError = err(Code::Unauthenticated, "etcdserver: invalid auth token");
 
 // DataLoss, Cancelled
 pub const CORRUPT: EtcdError = err(Code::DataLoss, "etcdserver: corrupt cluster");

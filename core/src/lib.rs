@@ -7,6 +7,7 @@
 //! that way. The same code runs under the production driver (`detcd-io`) and the simulator
 //! (`detcd-sim`).
 
+pub mod auth;
 pub mod crc32c;
 pub mod error;
 pub mod lease;

@@ -17,7 +17,9 @@ use std::fmt::Write;
 use std::path::PathBuf;
 
 use datadriven::{run_file, Command};
-use detcd_core::node::{Input, Node, NodeConfig, NodeStart, Output, PeerMessage, Request, Response};
+use detcd_core::node::{
+    Credentials, Input, Node, NodeConfig, NodeStart, Output, PeerMessage, Request, Response,
+};
 use detcd_proto::etcdserverpb::{
     alarm_request::AlarmAction, compare, request_op, AlarmRequest, AlarmType, CompactionRequest, Compare,
     DeleteRangeRequest, HashKvRequest, LeaseGrantRequest, LeaseKeepAliveRequest, LeaseRevokeRequest,
@@ -251,7 +253,14 @@ impl Cluster {
         let id = if id == NEW_MEMBER { self.last_added } else { id };
         let cid = self.next_client_id;
         self.next_client_id += 1;
-        self.input(id, Input::Client { id: cid, request });
+        self.input(
+            id,
+            Input::Client {
+                id: cid,
+                request,
+                credentials: Credentials::None,
+            },
+        );
         self.deliver();
     }
 
@@ -409,6 +418,9 @@ fn render(r: &Response) -> String {
         }
         Response::MoveLeader(r) => format!("move-leader {}", header(&r.header)),
         Response::Watch => "watch accepted".to_string(),
+        Response::Auth(r) => format!("auth {r:?}"),
+        Response::AuthPasswordCheck(c) => format!("password-check rev={}", c.revision),
+        Response::AdminCheck => "admin".to_string(),
     }
 }
 

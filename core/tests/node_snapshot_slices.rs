@@ -7,7 +7,8 @@
 mod mem_disk;
 
 use detcd_core::node::{
-    Input, Node, NodeConfig, NodeStart, Output, Request, SNAPSHOT_SIZE_FREE_BYTES, SNAPSHOT_STEP_BYTES,
+    Credentials, Input, Node, NodeConfig, NodeStart, Output, Request, SNAPSHOT_SIZE_FREE_BYTES,
+    SNAPSHOT_STEP_BYTES,
 };
 use detcd_proto::etcdserverpb::{Member, PutRequest};
 use mem_disk::MemDisk;
@@ -83,7 +84,11 @@ impl Member1 {
             value: vec![(i % 251) as u8; VALUE_BYTES],
             ..Default::default()
         });
-        self.input(Input::Client { id, request });
+        self.input(Input::Client {
+            id,
+            request,
+            credentials: Credentials::None,
+        });
     }
 
     fn restarted(&self) -> Member1 {

@@ -20,6 +20,7 @@ use detcd_io::driver::{MemberHandle, StopReason};
 use detcd_proto::etcdserverpb::RangeRequest;
 use sd_notify::NotifyState;
 
+use crate::auth_token::TokenProvider;
 use crate::config::{Config, ConfigError, Invocation};
 use crate::grpc::Services;
 use crate::{log, member, serve};
@@ -72,6 +73,25 @@ fn run(config: Config) -> i32 {
     }
 }
 
+/// The `--auth-token` provider, its key files read.
+fn token_provider(spec: &crate::config::AuthToken) -> Result<TokenProvider, String> {
+    match spec {
+        crate::config::AuthToken::Simple => Ok(TokenProvider::Simple),
+        crate::config::AuthToken::Jwt {
+            sign_method,
+            pub_key,
+            priv_key,
+            ttl_ms,
+        } => TokenProvider::jwt(
+            sign_method,
+            pub_key.as_deref(),
+            priv_key.as_deref(),
+            std::time::Duration::from_millis(*ttl_ms),
+            &|path| std::fs::read(path).map_err(|e| e.to_string()),
+        ),
+    }
+}
+
 async fn serve_member(mut config: Config) -> Result<(), String> {
     let fixtures = std::path::Path::new(&config.data_dir).join("fixtures");
     let validity = config.self_signed_cert_validity_years;
@@ -104,7 +124,13 @@ async fn serve_member(mut config: Config) -> Result<(), String> {
     let tls = serve::client_tls(&config.listen_client_urls, &config.client_tls)?;
     let listeners = serve::bind_client_urls(&config.listen_client_urls, tls).await?;
     let (member, handle) = member::start(&config).await.map_err(|e| e.to_string())?;
-    let routes = serve::routes(Services::new(handle.clone()), config.max_request_bytes);
+    let tokens = token_provider(&config.auth_token)?;
+    let routes = serve::routes(
+        Services::new(handle.clone())
+            .with_bcrypt_cost(config.bcrypt_cost)
+            .with_tokens(tokens),
+        config.max_request_bytes,
+    );
     let addrs: Vec<String> = listeners
         .iter()
         .filter_map(|l| l.local_addr().ok())

@@ -96,6 +96,9 @@ const FLAGS: &[(&str, Kind, &str)] = &[
     ("max-wals", Kind::Uint, "5"),
     ("max-learners", Kind::Uint, "1"),
     ("strict-reconfig-check", Kind::Bool, "true"),
+    ("auth-token", Kind::Str, "simple"),
+    ("auth-token-ttl", Kind::Uint, "300"),
+    ("bcrypt-cost", Kind::Uint, "10"),
     (
         "log-level",
         Kind::OneOf(&["debug", "info", "warn", "error", "panic", "fatal"]),
@@ -205,6 +208,12 @@ pub struct Config {
     pub max_wals: u64,
     pub max_learners: u64,
     pub strict_reconfig_check: bool,
+    /// `--auth-token`.
+    pub auth_token: AuthToken,
+    /// `--auth-token-ttl`: seconds a simple token lives after its last use.
+    pub auth_token_ttl_s: u64,
+    /// `--bcrypt-cost` (an out-of-range cost falls back to 10, as in etcd).
+    pub bcrypt_cost: u32,
     pub log_level: String,
     /// The YAML file the values came from, if any.
     pub config_file: Option<String>,
@@ -394,6 +403,19 @@ impl Config {
             max_wals: uint("max-wals")?,
             max_learners: uint("max-learners")?,
             strict_reconfig_check: parse_bool(&get("strict-reconfig-check")).unwrap_or(true),
+            auth_token: parse_auth_token(&get("auth-token"))?,
+            auth_token_ttl_s: match uint("auth-token-ttl")? {
+                0 => {
+                    return Err(ConfigError::Invalid(
+                        "--auth-token-ttl must be positive".to_string(),
+                    ))
+                }
+                ttl => ttl,
+            },
+            bcrypt_cost: u32::try_from(uint("bcrypt-cost")?)
+                .ok()
+                .filter(|c| (BCRYPT_COST_MIN..=BCRYPT_COST_MAX).contains(c))
+                .unwrap_or(BCRYPT_COST_DEFAULT),
             log_level: get("log-level"),
             name,
             config_file: None,
@@ -626,6 +648,75 @@ pub fn parse_initial_cluster(s: &str) -> Result<BTreeMap<String, Vec<Url>>, Conf
     Ok(map)
 }
 
+/// bcrypt's cost bounds and etcd's default (`bcrypt.MinCost`, `MaxCost`, `DefaultCost`).
+pub const BCRYPT_COST_MIN: u32 = 4;
+pub const BCRYPT_COST_MAX: u32 = 31;
+pub const BCRYPT_COST_DEFAULT: u32 = 10;
+
+/// `--auth-token`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthToken {
+    Simple,
+    /// `jwt,pub-key=..,priv-key=..,sign-method=..,ttl=..` (keys are file paths).
+    Jwt {
+        sign_method: String,
+        pub_key: Option<String>,
+        priv_key: Option<String>,
+        ttl_ms: u64,
+    },
+}
+
+/// `--auth-token`: etcd's `type[,option=value...]` (`decomposeOpts`): each
+/// option once, `key=value`; a simple token takes none. Errors end in etcd's
+/// `auth: invalid auth options`.
+fn parse_auth_token(spec: &str) -> Result<AuthToken, ConfigError> {
+    let invalid = |m: String| {
+        Err(ConfigError::Invalid(format!(
+            "--auth-token: {m}: auth: invalid auth options"
+        )))
+    };
+    let mut parts = spec.split(',');
+    let kind = parts.next().unwrap_or_default();
+    let mut options: BTreeMap<&str, &str> = BTreeMap::new();
+    for part in parts {
+        let Some((k, v)) = part.split_once('=') else {
+            return invalid(format!("option {part:?} is not key=value"));
+        };
+        if options.insert(k, v).is_some() {
+            return invalid(format!("option {k:?} given twice"));
+        }
+    }
+    match kind {
+        "simple" if options.is_empty() => Ok(AuthToken::Simple),
+        "simple" => invalid("simple tokens take no options".to_string()),
+        "jwt" => {
+            if let Some(k) = options
+                .keys()
+                .find(|k| !["pub-key", "priv-key", "sign-method", "ttl"].contains(k))
+            {
+                return invalid(format!("unknown jwt option {k:?}"));
+            }
+            let Some(sign_method) = options.get("sign-method") else {
+                return invalid("jwt needs sign-method".to_string());
+            };
+            let ttl_ms = match options.get("ttl") {
+                None => 5 * 60 * 1000,
+                Some(v) => match crate::ctl::parse_go_duration(v) {
+                    Some(d) if !d.is_zero() => u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
+                    _ => return invalid(format!("bad jwt ttl {v:?}")),
+                },
+            };
+            Ok(AuthToken::Jwt {
+                sign_method: sign_method.to_string(),
+                pub_key: options.get("pub-key").map(|s| s.to_string()),
+                priv_key: options.get("priv-key").map(|s| s.to_string()),
+                ttl_ms,
+            })
+        }
+        other => invalid(format!("unknown token type {other:?}")),
+    }
+}
+
 fn parse_bool(v: &str) -> Option<bool> {
     crate::ctl::args::parse_go_bool(v)
 }
@@ -790,6 +881,39 @@ mod tests {
             ]),
             "cannot listen on TLS for 127.0.0.1:2380: KeyFile and CertFile are not presented"
         );
+    }
+
+    #[test]
+    fn auth_flags_take_etcds_defaults_and_refuse_what_is_not_served() {
+        let c = load(&[], &[]).unwrap();
+        assert_eq!((c.auth_token_ttl_s, c.bcrypt_cost), (300, 10));
+        let c = load(&["--auth-token-ttl", "5", "--bcrypt-cost", "4"], &[]).unwrap();
+        assert_eq!((c.auth_token_ttl_s, c.bcrypt_cost), (5, 4));
+        // An out-of-range cost falls back to the default, as in etcd.
+        assert_eq!(load(&["--bcrypt-cost", "99"], &[]).unwrap().bcrypt_cost, 10);
+        assert!(invalid(&["--auth-token", "jwt,pub-key=a"]).contains("jwt needs sign-method"));
+        assert!(invalid(&["--auth-token", "magic"]).contains("unknown token type \"magic\""));
+        assert!(invalid(&["--auth-token", "simple,ttl=5m"]).contains("take no options"));
+        assert!(invalid(&["--auth-token", "jwt,sign-method=RS256,colour=red"]).contains("unknown jwt option"));
+        assert!(invalid(&["--auth-token", "jwt,ttl"]).ends_with("auth: invalid auth options"));
+        let c = load(
+            &[
+                "--auth-token",
+                "jwt,pub-key=p,priv-key=k,sign-method=RS256,ttl=10m",
+            ],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            c.auth_token,
+            AuthToken::Jwt {
+                sign_method: "RS256".to_string(),
+                pub_key: Some("p".to_string()),
+                priv_key: Some("k".to_string()),
+                ttl_ms: 600_000
+            }
+        );
+        assert!(invalid(&["--auth-token-ttl", "0"]).contains("must be positive"));
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! - [`compactor`]: auto-compaction on the leader, etcd's schedule.
 //! - [`ctl`]: the detcdctl client.
 
+pub mod auth_token;
 pub mod cli;
 pub mod compactor;
 pub mod config;

@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use detcd_proto::etcdserverpb::auth_server::AuthServer;
 use detcd_proto::etcdserverpb::cluster_server::ClusterServer;
 use detcd_proto::etcdserverpb::kv_server::KvServer;
 use detcd_proto::etcdserverpb::lease_server::LeaseServer;
@@ -158,9 +159,14 @@ pub fn routes(services: Services, max_request_bytes: u64) -> Routes {
         .add_service(LeaseServer::new(services.clone()).max_decoding_message_size(limit))
         .add_service(ClusterServer::new(services.clone()).max_decoding_message_size(limit))
         .add_service(MaintenanceServer::new(services.clone()).max_decoding_message_size(limit))
+        .add_service(AuthServer::new(services.clone()).max_decoding_message_size(limit))
         .add_service(HealthServer::new(services.clone()));
     let router = builder.routes().prepare().into_axum_router();
-    Routes::from(crate::http::routes(router, services))
+    let router = crate::http::routes(router, services.clone()).layer(axum::middleware::from_fn_with_state(
+        services,
+        crate::grpc::with_credentials,
+    ));
+    Routes::from(router)
 }
 
 /// Serves `routes` on every listener until `shutdown` resolves, then gives open

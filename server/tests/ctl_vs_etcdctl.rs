@@ -7,86 +7,14 @@
 //! status. Reads run against the same state and must match exactly; writes run once per
 //! tool, so revision numbers (and IDs a server picks) are masked before comparing.
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+#[path = "support/server_proc.rs"]
+mod server_proc;
 
-fn on_path(tool: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-        .unwrap_or(false)
-}
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-struct Etcd {
-    child: Child,
-    dir: PathBuf,
-    endpoint: String,
-}
-
-impl Drop for Etcd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn start_etcd() -> Etcd {
-    let dir = std::env::temp_dir().join(format!("detcd-ctl-vs-etcdctl-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let (client, peer) = (free_port(), free_port());
-    let client_url = format!("http://127.0.0.1:{client}");
-    let peer_url = format!("http://127.0.0.1:{peer}");
-    let log = std::fs::File::create(dir.join("etcd.log")).expect("log file");
-    let child = Command::new("etcd")
-        .args(["--name", "n1", "--data-dir"])
-        .arg(dir.join("data"))
-        .args([
-            "--listen-client-urls",
-            &client_url,
-            "--advertise-client-urls",
-            &client_url,
-        ])
-        .args([
-            "--listen-peer-urls",
-            &peer_url,
-            "--initial-advertise-peer-urls",
-            &peer_url,
-        ])
-        .args([
-            "--initial-cluster",
-            &format!("n1={peer_url}"),
-            "--initial-cluster-token",
-            "ctl-test",
-        ])
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start etcd");
-    let etcd = Etcd {
-        child,
-        dir,
-        endpoint: format!("127.0.0.1:{client}"),
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let ok = tool("etcdctl", &etcd.endpoint, &["endpoint", "health"], "").code == 0;
-        if ok {
-            return etcd;
-        }
-        assert!(Instant::now() < deadline, "etcd did not become healthy");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
+use server_proc::{on_path, start_server};
 
 #[derive(Debug, PartialEq, Eq)]
 struct Outcome {
@@ -235,7 +163,7 @@ fn detcdctl_matches_etcdctl() {
         eprintln!("NOTICE: etcd/etcdctl not on PATH; skipping ctl_vs_etcdctl (apt-get install etcd-server etcd-client)");
         return;
     }
-    let etcd = start_etcd();
+    let etcd = start_server("etcd", "ctl-vs-etcdctl");
     // Every command twice: with the endpoint as host:port and as a URL, the spelling the
     // cluster guides use (etcdctl's Go client then sends the URL as the HTTP/2 authority).
     for endpoint in [etcd.endpoint.clone(), format!("http://{}", etcd.endpoint)] {

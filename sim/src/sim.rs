@@ -15,7 +15,9 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use detcd_core::error::{Code, EtcdError};
-use detcd_core::node::{Input, Node, NodeConfig, NodeStart, Output, PeerMessage, Request, Response};
+use detcd_core::node::{
+    Credentials, Input, Node, NodeConfig, NodeStart, Output, PeerMessage, Request, Response,
+};
 use detcd_core::raft::Role;
 use detcd_core::rng::Rng;
 use detcd_proto::etcdserverpb::{Member, WatchResponse};
@@ -971,6 +973,7 @@ impl Sim {
                     Input::Client {
                         id: request_id,
                         request,
+                        credentials: Credentials::None,
                     },
                 );
             }

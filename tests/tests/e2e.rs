@@ -3,6 +3,7 @@
 mod e2e {
     pub mod harness;
 
+    mod auth;
     mod crash;
     mod etcdctl;
     mod failover;

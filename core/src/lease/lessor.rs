@@ -528,6 +528,14 @@ impl Lessor {
     }
 
     /// Whether lease `id` exists (a put naming a lease checks this before proposing).
+    /// The keys attached to lease `id` (none for an unknown lease), in key order.
+    pub fn keys(&self, id: LeaseId) -> Vec<Vec<u8>> {
+        self.leases
+            .get(&id)
+            .map(|l| l.keys.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
     pub fn contains(&self, id: LeaseId) -> bool {
         self.leases.contains_key(&id)
     }

@@ -52,7 +52,7 @@ impl Node {
                 }
                 Ok(request) => {
                     let id = request.id;
-                    let result = self.apply_request(request);
+                    let result = self.apply_request(request, entry.index);
                     match (result, self.proposals.remove(&id)) {
                         (Some(result), Some(p)) => self.answer(p.origin, result),
                         // Answered once its entry applied (a keepalive's checkpoint);
@@ -87,12 +87,17 @@ impl Node {
         self.alarms.iter().any(|&(_, a)| a == AlarmType::Nospace as i32)
     }
 
-    /// Applies one replicated request. `None` for the member's own bookkeeping
-    /// requests that nobody waits for.
-    fn apply_request(&mut self, request: RaftRequest) -> Option<Result<Response, EtcdError>> {
+    /// Applies one replicated request (the entry at `index`) if its sender may.
+    /// `None` for the member's own bookkeeping requests that nobody waits for.
+    fn apply_request(&mut self, request: RaftRequest, index: u64) -> Option<Result<Response, EtcdError>> {
         let rev = self.store.revision();
+        let header = request.auth_header;
         let request = request.request?;
+        if let Err(e) = self.check_applied(header.as_ref(), &request) {
+            return Some(Err(e));
+        }
         let result = match request {
+            raft_request::Request::Auth(a) => self.apply_auth(a.request?, index),
             raft_request::Request::Put(p) => {
                 if self.nospace_active() {
                     return Some(Err(error::NO_SPACE));

@@ -81,6 +81,10 @@ pub struct NodeConfig {
     /// Entry bytes in one raft append message (etcd's `maxSizePerMsg`, 1 MiB); at
     /// least one entry is always sent.
     pub append_bytes_max: u64,
+    /// How long a simple token lives after its last use (`--auth-token-ttl`).
+    pub auth_token_ttl_ms: u64,
+    /// Simple tokens the member keeps at once.
+    pub auth_tokens_max: usize,
 }
 
 impl NodeConfig {
@@ -114,6 +118,8 @@ impl NodeConfig {
             strict_reconfig_check: true,
             lease_checkpoint_interval_ms: crate::lease::CHECKPOINT_INTERVAL_MS_DEFAULT,
             append_bytes_max: APPEND_BYTES_MAX_DEFAULT,
+            auth_token_ttl_ms: crate::auth::TOKEN_TTL_MS_DEFAULT,
+            auth_tokens_max: crate::auth::TOKENS_MAX_DEFAULT,
         }
     }
 
@@ -148,6 +154,9 @@ impl NodeConfig {
         }
         if self.append_bytes_max == 0 {
             return bad("append_bytes_max must be positive");
+        }
+        if self.auth_token_ttl_ms == 0 || self.auth_tokens_max == 0 {
+            return bad("auth_token_ttl_ms and auth_tokens_max must be positive");
         }
         let mut ids: Vec<u64> = self.initial_members.iter().map(|m| m.id).collect();
         ids.sort_unstable();

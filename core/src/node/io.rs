@@ -3,6 +3,7 @@
 //! Requests and responses are etcd's wire types, so the server only moves them
 //! between gRPC and the node; every decision about them is taken in the node.
 
+use detcd_proto::detcdpb::auth_raft_request;
 use detcd_proto::etcdserverpb::{
     AlarmRequest, AlarmResponse, CompactionRequest, CompactionResponse, DeleteRangeRequest,
     DeleteRangeResponse, HashKvRequest, HashKvResponse, LeaseGrantRequest, LeaseGrantResponse,
@@ -13,8 +14,16 @@ use detcd_proto::etcdserverpb::{
     MoveLeaderResponse, PutRequest, PutResponse, RangeRequest, RangeResponse, StatusResponse, TxnRequest,
     TxnResponse, WatchCreateRequest, WatchResponse,
 };
+use detcd_proto::etcdserverpb::{
+    AuthDisableResponse, AuthEnableResponse, AuthRoleAddResponse, AuthRoleDeleteResponse,
+    AuthRoleGetResponse, AuthRoleGrantPermissionResponse, AuthRoleListResponse,
+    AuthRoleRevokePermissionResponse, AuthStatusResponse, AuthUserAddResponse,
+    AuthUserChangePasswordResponse, AuthUserDeleteResponse, AuthUserGetResponse, AuthUserGrantRoleResponse,
+    AuthUserListResponse, AuthUserRevokeRoleResponse, AuthenticateResponse,
+};
 use detcd_proto::raftpb::{Entry, HardState, Message, Snapshot};
 
+use crate::auth::PasswordCheck;
 use crate::error::EtcdError;
 use crate::raft::Role;
 use crate::watch::StreamId;
@@ -31,8 +40,12 @@ pub enum Input {
     Tick { now_ms: u64 },
     /// A message from another member.
     Peer(PeerMessage),
-    /// A client request.
-    Client { id: ClientRequestId, request: Request },
+    /// A client request, with what the client presented to identify itself.
+    Client {
+        id: ClientRequestId,
+        request: Request,
+        credentials: Credentials,
+    },
     /// The writes of [`Output::Persist`] numbered `ready_number` (and all before it)
     /// are durable (synced when `must_sync` said so).
     Persisted { ready_number: u64 },
@@ -112,6 +125,25 @@ pub enum ForwardRequest {
     MemberPromote(MemberPromoteRequest),
 }
 
+/// How a client request identifies its user (etcd's `AuthInfoFromCtx`). Only
+/// looked at while auth is enabled.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub enum Credentials {
+    /// Nothing: with auth enabled, only requests that need no user succeed.
+    #[default]
+    None,
+    /// A simple token (gRPC metadata `token`, or `authorization` without its
+    /// `Bearer ` prefix), looked up in the member's token table.
+    Token(String),
+    /// A user verified outside the node: a JWT's claims (with their auth
+    /// revision), or a verified TLS client certificate's common name (`None`:
+    /// the member's current auth revision, as etcd's `AuthInfoFromTLS`).
+    Verified { user: String, revision: Option<u64> },
+    /// A token the driver could not verify (a JWT with a bad signature or
+    /// expired): INVALID_AUTH_TOKEN while auth is enabled.
+    Invalid,
+}
+
 /// A client request (the etcd RPC it comes from in each variant's name).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Request {
@@ -148,6 +180,40 @@ pub enum Request {
     WatchProgress {
         stream: StreamId,
     },
+    /// An Auth RPC, replicated. UserAdd and UserChangePassword carry the bcrypt
+    /// hash in `hashedPassword` (the driver hashes; a clear `password` is refused),
+    /// Authenticate carries the token prefix after the driver checked the password.
+    Auth(auth_raft_request::Request),
+    /// The first half of Authenticate: after a linearizable barrier, the user's
+    /// password hash for the driver to compare off the event loop.
+    AuthPasswordCheck {
+        name: String,
+    },
+    /// Whether the request's user may run admin-only RPCs that the driver serves
+    /// itself (Snapshot, Defragment, Hash).
+    AdminCheck,
+}
+
+/// The answer to an Auth RPC.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AuthResponse {
+    Enable(AuthEnableResponse),
+    Disable(AuthDisableResponse),
+    Status(AuthStatusResponse),
+    Authenticate(AuthenticateResponse),
+    UserAdd(AuthUserAddResponse),
+    UserGet(AuthUserGetResponse),
+    UserList(AuthUserListResponse),
+    UserDelete(AuthUserDeleteResponse),
+    UserChangePassword(AuthUserChangePasswordResponse),
+    UserGrantRole(AuthUserGrantRoleResponse),
+    UserRevokeRole(AuthUserRevokeRoleResponse),
+    RoleAdd(AuthRoleAddResponse),
+    RoleGet(AuthRoleGetResponse),
+    RoleList(AuthRoleListResponse),
+    RoleDelete(AuthRoleDeleteResponse),
+    RoleGrantPermission(AuthRoleGrantPermissionResponse),
+    RoleRevokePermission(AuthRoleRevokePermissionResponse),
 }
 
 /// A successful answer, one variant per [`Request`] variant.
@@ -174,4 +240,8 @@ pub enum Response {
     MoveLeader(MoveLeaderResponse),
     /// A watch request was taken; its answers arrive as [`Output::Watch`].
     Watch,
+    Auth(AuthResponse),
+    AuthPasswordCheck(PasswordCheck),
+    /// The user may run admin-only RPCs.
+    AdminCheck,
 }

@@ -14,6 +14,7 @@
 //! - `requests`: client requests: checks, proposals, forwarding, deadlines.
 //! - `reads`: linearizable reads by batched ReadIndex rounds.
 //! - `apply`: applying committed entries (KV, leases, alarms, membership).
+//! - `auth`: who a request comes from, the permission checks, applying Auth RPCs.
 //! - `state`: the application snapshot codec.
 //!
 //! Simplifications against etcd, each deliberate:
@@ -30,6 +31,7 @@ pub mod io;
 
 mod applied_requests;
 mod apply;
+mod auth;
 mod reads;
 mod requests;
 mod state;
@@ -39,6 +41,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use detcd_proto::etcdserverpb::{Member, ResponseHeader};
 use detcd_proto::raftpb::{ConfState, Message, Snapshot};
 
+use crate::auth::{AuthStore, SimpleTokens};
 use crate::lease::{Lessor, LessorConfig};
 use crate::mutation::{is_active, Mutation};
 use crate::mvcc::{Store, StoreConfig};
@@ -48,7 +51,9 @@ use crate::watch::{Hub, HubConfig};
 
 pub use applied_requests::{APPLIED_REQUEST_IDS_PER_PROPOSER_MAX, APPLIED_REQUEST_PROPOSERS_MAX};
 pub use config::{NodeConfig, NodeError, NodeStart};
-pub use io::{ClientRequestId, ForwardRequest, Input, Output, PeerMessage, Request, Response};
+pub use io::{
+    AuthResponse, ClientRequestId, Credentials, ForwardRequest, Input, Output, PeerMessage, Request, Response,
+};
 pub use state::STATE_FORMAT_VERSION;
 
 use applied_requests::AppliedRequests;
@@ -111,6 +116,11 @@ pub struct Node {
     store: Store,
     lessor: Lessor,
     hub: Hub,
+    /// Users, roles, permissions: replicated, part of the state snapshot.
+    auth: AuthStore,
+    /// Simple tokens installed on this member (not replicated state: each member
+    /// installs them as the Authenticate entries apply, and a restart drops them).
+    tokens: SimpleTokens,
     members: BTreeMap<u64, Member>,
     removed_members: BTreeSet<u64>,
     alarms: BTreeSet<(u64, i32)>,
@@ -245,6 +255,8 @@ impl Node {
             store: Store::new(store_config),
             lessor: Lessor::new(lessor_config, lessor_rng),
             hub: Hub::new(HubConfig::default()),
+            auth: AuthStore::default(),
+            tokens: SimpleTokens::new(config.auth_token_ttl_ms, config.auth_tokens_max),
             members: BTreeMap::new(),
             removed_members: BTreeSet::new(),
             alarms: BTreeSet::new(),
@@ -322,7 +334,11 @@ impl Node {
         match input {
             Input::Tick { now_ms } => self.on_tick(now_ms),
             Input::Peer(message) => self.on_peer(message),
-            Input::Client { id, request } => self.on_client(id, request),
+            Input::Client {
+                id,
+                request,
+                credentials,
+            } => self.on_client(id, request, &credentials),
             Input::Persisted { ready_number } => self.on_persisted(ready_number),
             Input::SnapshotSaved { index } => self.outputs.push_back(Output::ReleaseWal { index }),
             Input::StreamClosed { stream } => self.hub.close_stream(stream),
@@ -525,6 +541,7 @@ impl Node {
         if snapshot.data.is_empty() {
             self.store = Store::new(self.store.config());
             self.lessor = Lessor::new(self.lessor.config().clone(), self.rng.fork());
+            self.auth = AuthStore::default();
             self.reset_members(meta.conf_state.as_ref());
             self.removed_members.clear();
             self.alarms.clear();
@@ -554,6 +571,7 @@ impl Node {
                 txn_ops_max: self.config.txn_ops_max,
             };
             self.lessor = s.lessor;
+            self.auth = s.auth;
             self.members = s.members;
             self.removed_members = s.removed;
             self.alarms = s.alarms;
@@ -630,6 +648,7 @@ impl Node {
             }
         }
         self.drive();
+        self.tokens.expire(self.now_ms);
         self.lease_duties();
         self.publish_attributes();
         self.retry_pending();
@@ -896,6 +915,7 @@ impl Node {
             &self.store,
             &self.lessor,
             &self.applied_requests,
+            &self.auth,
         )
     }
 

@@ -12,6 +12,7 @@ use detcd_proto::etcdserverpb::{MemberListResponse, RangeRequest, TxnRequest};
 
 use super::io::{ClientRequestId, Response};
 use super::Node;
+use crate::auth::AuthInfo;
 use crate::error::EtcdError;
 use crate::raft::ReadState;
 
@@ -25,12 +26,16 @@ pub(crate) enum ReadKind {
     /// A txn without writes.
     Txn(TxnRequest),
     MemberList,
+    /// Authenticate's password lookup (etcd puts a linearizable barrier first).
+    PasswordCheck(String),
 }
 
 #[derive(Clone, Debug)]
 struct PendingRead {
     client: ClientRequestId,
     kind: ReadKind,
+    /// Who asked: checked when the read is served.
+    auth: Option<AuthInfo>,
     deadline_ms: u64,
 }
 
@@ -110,11 +115,12 @@ impl Reads {
 }
 
 impl Node {
-    pub(crate) fn enqueue_read(&mut self, client: ClientRequestId, kind: ReadKind) {
+    pub(crate) fn enqueue_read(&mut self, client: ClientRequestId, kind: ReadKind, auth: Option<AuthInfo>) {
         let deadline_ms = self.now_ms + self.config.request_timeout_ms;
         self.reads.queued.push(PendingRead {
             client,
             kind,
+            auth,
             deadline_ms,
         });
         self.start_read_round();
@@ -164,10 +170,20 @@ impl Node {
             .partition(|(index, _)| *index <= applied);
         self.reads.confirmed = waiting;
         for (_, read) in ready {
-            let result = self.serve_read(&read.kind);
+            let result = self.serve_read_as(&read.kind, read.auth.as_ref());
             self.respond(read.client, result);
         }
         self.start_read_round();
+    }
+
+    /// Serves a read from the local state, if `auth`'s user may read it there.
+    pub(crate) fn serve_read_as(
+        &mut self,
+        kind: &ReadKind,
+        auth: Option<&AuthInfo>,
+    ) -> Result<Response, EtcdError> {
+        self.check_read(kind, auth)?;
+        self.serve_read(kind)
     }
 
     /// Serves a read from the local state (serializable, or confirmed).
@@ -189,6 +205,7 @@ impl Node {
                 header: self.header(0),
                 members: self.members.values().cloned().collect(),
             })),
+            ReadKind::PasswordCheck(name) => self.auth.password_check(name).map(Response::AuthPasswordCheck),
         }
     }
 }

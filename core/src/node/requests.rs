@@ -3,7 +3,8 @@
 //! (forwarded by followers), leadership transfer, and every deadline.
 
 use detcd_proto::detcdpb::{
-    self, raft_request, ConfChangeContext, LeaseCheckpoint, LeaseCheckpointRequest, RaftRequest,
+    self, auth_raft_request, raft_request, AuthHeader, AuthRaftRequest, ConfChangeContext, LeaseCheckpoint,
+    LeaseCheckpointRequest, RaftRequest,
 };
 use detcd_proto::etcdserverpb::{
     alarm_request::AlarmAction, request_op, AlarmRequest, AlarmType, HashKvResponse, LeaseKeepAliveResponse,
@@ -13,8 +14,9 @@ use detcd_proto::etcdserverpb::{
 use detcd_proto::raftpb::{ConfChangeSingle, ConfChangeTransition, ConfChangeType, ConfChangeV2};
 use prost::Message;
 
+use super::auth::{header_of, WATCH_PERMISSION_DENIED_REASON};
 use super::config::LEARNER_READY_PERCENT;
-use super::io::{ClientRequestId, ForwardRequest, Output, PeerMessage, Request, Response};
+use super::io::{ClientRequestId, Credentials, ForwardRequest, Output, PeerMessage, Request, Response};
 use super::reads::ReadKind;
 use super::Node;
 use crate::error::{self, EtcdError};
@@ -89,6 +91,15 @@ fn supported_on_learner(request: &Request) -> bool {
     }
 }
 
+/// A UserAdd or UserChangePassword with its password in clear.
+fn carries_clear_password(request: &auth_raft_request::Request) -> bool {
+    match request {
+        auth_raft_request::Request::UserAdd(u) => !u.password.is_empty(),
+        auth_raft_request::Request::UserChangePassword(c) => !c.password.is_empty(),
+        _ => false,
+    }
+}
+
 pub(crate) fn txn_is_read_only(txn: &TxnRequest) -> bool {
     txn.success
         .iter()
@@ -116,42 +127,63 @@ fn txn_is_serializable(txn: &TxnRequest) -> bool {
 pub(crate) const RECORD_OVERHEAD_BYTES: u64 = 48;
 
 impl Node {
-    pub(crate) fn on_client(&mut self, id: ClientRequestId, request: Request) {
+    pub(crate) fn on_client(&mut self, id: ClientRequestId, request: Request, credentials: &Credentials) {
         if self.is_learner() && !supported_on_learner(&request) {
             return self.respond(id, Err(error::LEARNER_RPC_NOT_SUPPORTED));
         }
         if self.pending_requests() >= self.config.pending_requests_max {
             return self.respond(id, Err(error::TOO_MANY_REQUESTS));
         }
+        let info = match self.resolve_credentials(credentials) {
+            Ok(info) => info,
+            Err(e) => return self.respond(id, Err(e)),
+        };
+        if let Err(e) = self.check_on_receipt(&request, info.as_ref()) {
+            return self.respond(id, Err(e));
+        }
+        let auth = header_of(info.as_ref());
         let rev = self.store.revision();
         match request {
             Request::Range(r) if r.serializable => {
-                let result = self.serve_read(&ReadKind::Range(r));
+                let result = self.serve_read_as(&ReadKind::Range(r), info.as_ref());
                 self.respond(id, result);
             }
-            Request::Range(r) => self.enqueue_read(id, ReadKind::Range(r)),
+            Request::Range(r) => self.enqueue_read(id, ReadKind::Range(r), info),
             Request::Txn(t) if txn_is_read_only(&t) => {
                 if txn_is_serializable(&t) {
-                    let result = self.serve_read(&ReadKind::Txn(t));
+                    let result = self.serve_read_as(&ReadKind::Txn(t), info.as_ref());
                     self.respond(id, result);
                 } else {
-                    self.enqueue_read(id, ReadKind::Txn(t));
+                    self.enqueue_read(id, ReadKind::Txn(t), info);
                 }
             }
-            Request::MemberList(r) if r.linearizable => self.enqueue_read(id, ReadKind::MemberList),
+            Request::MemberList(r) if r.linearizable => self.enqueue_read(id, ReadKind::MemberList, info),
             Request::MemberList(_) => {
                 let result = self.serve_read(&ReadKind::MemberList);
                 self.respond(id, result);
             }
+            Request::AuthPasswordCheck { name } => self.enqueue_read(id, ReadKind::PasswordCheck(name), info),
+            Request::AdminCheck => self.respond(id, Ok(Response::AdminCheck)),
+            Request::Auth(a) => {
+                if carries_clear_password(&a) {
+                    // The driver hashes passwords before proposing; a clear one
+                    // must not reach the log.
+                    return self.respond(id, Err(error::AUTH_FAILED));
+                }
+                let request = raft_request::Request::Auth(AuthRaftRequest { request: Some(a) });
+                self.propose_write_as(id, request, 0, auth);
+            }
             Request::Put(p) => {
                 let cost = p.key.len() as u64 + p.value.len() as u64 + RECORD_OVERHEAD_BYTES;
-                self.propose_write(id, raft_request::Request::Put(p), cost);
+                self.propose_write_as(id, raft_request::Request::Put(p), cost, auth);
             }
             Request::Txn(t) => {
                 let cost = t.encoded_len() as u64 + RECORD_OVERHEAD_BYTES;
-                self.propose_write(id, raft_request::Request::Txn(t), cost);
+                self.propose_write_as(id, raft_request::Request::Txn(t), cost, auth);
             }
-            Request::DeleteRange(d) => self.propose_write(id, raft_request::Request::DeleteRange(d), 0),
+            Request::DeleteRange(d) => {
+                self.propose_write_as(id, raft_request::Request::DeleteRange(d), 0, auth)
+            }
             Request::Compact(c) => self.propose_write(id, raft_request::Request::Compaction(c), 0),
             Request::LeaseGrant(mut g) => {
                 if g.id == 0 {
@@ -160,8 +192,10 @@ impl Node {
                 }
                 self.propose_write(id, raft_request::Request::LeaseGrant(g), RECORD_OVERHEAD_BYTES);
             }
-            Request::LeaseRevoke(r) => self.propose_write(id, raft_request::Request::LeaseRevoke(r), 0),
-            Request::Alarm(a) => self.propose_write(id, raft_request::Request::Alarm(a), 0),
+            Request::LeaseRevoke(r) => {
+                self.propose_write_as(id, raft_request::Request::LeaseRevoke(r), 0, auth)
+            }
+            Request::Alarm(a) => self.propose_write_as(id, raft_request::Request::Alarm(a), 0, auth),
             Request::LeaseKeepAlive(k) => self.leader_or_forward(id, ForwardRequest::LeaseKeepAlive(k)),
             Request::LeaseTimeToLive(t) => self.leader_or_forward(id, ForwardRequest::LeaseTimeToLive(t)),
             Request::MemberPromote(p) => self.leader_or_forward(id, ForwardRequest::MemberPromote(p)),
@@ -235,7 +269,12 @@ impl Node {
             }
             Request::MoveLeader(m) => self.move_leader(id, m.target_id),
             Request::WatchCreate { stream, request } => {
-                self.hub.create(stream, &request, rev);
+                match self.check_watch(&request.key, &request.range_end, info.as_ref()) {
+                    Ok(()) => {
+                        self.hub.create(stream, &request, rev);
+                    }
+                    Err(_) => self.hub.refuse(stream, WATCH_PERMISSION_DENIED_REASON, rev),
+                }
                 self.respond(id, Ok(Response::Watch));
             }
             Request::WatchCancel { stream, watch_id } => {
@@ -302,9 +341,21 @@ impl Node {
         self.alarms.iter().any(|&(_, a)| a == AlarmType::Nospace as i32)
     }
 
-    /// Proposes a client write after etcd's checks: apply lag, request size, quota
-    /// (a write that would exceed it raises the NOSPACE alarm and fails).
+    /// Proposes a client write that needs no permission (Compact, LeaseGrant, Alarm).
     fn propose_write(&mut self, id: ClientRequestId, request: raft_request::Request, cost_bytes: u64) {
+        self.propose_write_as(id, request, cost_bytes, AuthHeader::default());
+    }
+
+    /// Proposes a client write after etcd's checks: apply lag, request size, quota
+    /// (a write that would exceed it raises the NOSPACE alarm and fails). `auth`
+    /// rides in the entry for the permission check at apply.
+    fn propose_write_as(
+        &mut self,
+        id: ClientRequestId,
+        request: raft_request::Request,
+        cost_bytes: u64,
+        auth: AuthHeader,
+    ) {
         if self.commit > self.applied_index + self.config.apply_lag_entries_max {
             return self.respond(id, Err(error::TOO_MANY_REQUESTS));
         }
@@ -323,6 +374,7 @@ impl Node {
         let data = RaftRequest {
             id: request_id,
             request: Some(request),
+            auth_header: Some(auth),
         }
         .encode_to_vec();
         if data.len() as u64 > self.config.request_bytes_max {
@@ -357,6 +409,7 @@ impl Node {
         let data = RaftRequest {
             id: request_id,
             request: Some(request),
+            auth_header: None,
         }
         .encode_to_vec();
         self.propose(request_id, origin, Payload::Normal(data));

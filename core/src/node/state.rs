@@ -3,11 +3,13 @@
 //!
 //! Layout (little-endian): the magic `detcdsnp`, a `u32` format version, then
 //! length-prefixed (`u32`) sections: metadata, the lessor (its own codec), the
-//! applied request IDs (see `applied_requests`); then the MVCC store (its own
+//! applied request IDs (see `applied_requests`), the auth store (its own codec,
+//! from version 4); then the MVCC store (its own
 //! checksummed codec) up to the last four bytes, which are a CRC-32C of every byte
 //! before them. The store comes last, unprefixed, so it can be encoded in steps
 //! straight into the output ([`StateEncoder`]). Versions 1 and 2 (store second,
-//! length-prefixed; version 1 without request IDs) still decode.
+//! length-prefixed; version 1 without request IDs) and 3 (no auth store: auth
+//! disabled, no users) still decode.
 //! Metadata: applied index, applied term, cluster ID, approximate database size,
 //! the members (each a length-prefixed `etcdserverpb.Member`), the removed member
 //! IDs and the active alarms. Decoding checks the magic, version and checksum
@@ -19,6 +21,7 @@ use detcd_proto::etcdserverpb::Member;
 use prost::Message;
 
 use super::applied_requests::AppliedRequests;
+use crate::auth::AuthStore;
 use crate::crc32c;
 use crate::lease::{Lessor, LessorConfig};
 use crate::mvcc::snapshot::SnapshotEncoder;
@@ -27,7 +30,7 @@ use crate::rng::Rng;
 
 const MAGIC: &[u8; 8] = b"detcdsnp";
 /// Version of this layout; bumped on any change.
-pub const STATE_FORMAT_VERSION: u32 = 3;
+pub const STATE_FORMAT_VERSION: u32 = 4;
 /// The oldest version [`decode`] still reads.
 const STATE_FORMAT_VERSION_MIN: u32 = 1;
 
@@ -45,6 +48,7 @@ pub(crate) struct State {
     pub(crate) store: Store,
     pub(crate) lessor: Lessor,
     pub(crate) applied_requests: AppliedRequests,
+    pub(crate) auth: AuthStore,
 }
 
 fn put_u32(out: &mut Vec<u8>, n: usize) {
@@ -76,6 +80,7 @@ pub(crate) fn encoder(
     store: &Store,
     lessor: &Lessor,
     applied_requests: &AppliedRequests,
+    auth: &AuthStore,
 ) -> StateEncoder {
     let mut meta = Vec::new();
     for n in [applied_index, applied_term, cluster_id, db_size_bytes] {
@@ -101,6 +106,9 @@ pub(crate) fn encoder(
     let mut requests = Vec::new();
     applied_requests.encode(&mut requests);
     put_section(&mut out, &requests);
+    let mut auth_bytes = Vec::new();
+    auth.encode(&mut auth_bytes);
+    put_section(&mut out, &auth_bytes);
     StateEncoder {
         store: store.snapshot_encoder_after(out),
     }
@@ -173,9 +181,13 @@ pub(crate) fn decode(bytes: &[u8], lessor_config: LessorConfig, rng: Rng) -> Res
         return Err(format!("unknown format version {version}"));
     }
     let meta = r.section()?;
+    let mut auth_bytes = None;
     let (store_bytes, lessor_bytes, requests_bytes) = if version >= 3 {
         let lessor_bytes = r.section()?;
         let requests_bytes = r.section()?;
+        if version >= 4 {
+            auth_bytes = Some(r.section()?);
+        }
         (&body[r.at..], lessor_bytes, Some(requests_bytes))
     } else {
         let store_bytes = r.section()?;
@@ -211,6 +223,10 @@ pub(crate) fn decode(bytes: &[u8], lessor_config: LessorConfig, rng: Rng) -> Res
         Some(bytes) => AppliedRequests::decode(bytes)?,
         None => AppliedRequests::default(),
     };
+    let auth = match auth_bytes {
+        Some(bytes) => AuthStore::decode(bytes)?,
+        None => AuthStore::default(),
+    };
     Ok(State {
         applied_index,
         applied_term,
@@ -222,5 +238,6 @@ pub(crate) fn decode(bytes: &[u8], lessor_config: LessorConfig, rng: Rng) -> Res
         store,
         lessor,
         applied_requests,
+        auth,
     })
 }

@@ -105,6 +105,18 @@ pub struct Hub {
     current_rev: i64,
 }
 
+/// etcd's answer to a refused watch create: created and canceled at once.
+fn refusal(rev: i64, reason: &str) -> WatchResponse {
+    WatchResponse {
+        header: header(rev),
+        watch_id: -1,
+        created: true,
+        canceled: true,
+        cancel_reason: reason.to_string(),
+        ..Default::default()
+    }
+}
+
 fn header(revision: i64) -> Option<ResponseHeader> {
     Some(ResponseHeader {
         revision,
@@ -122,6 +134,18 @@ impl Hub {
         }
     }
 
+    /// Refuses a watch create on `stream` with `reason` (created and canceled,
+    /// `watch_id = -1`), as etcd answers a create it does not permit.
+    pub fn refuse(&mut self, stream: StreamId, reason: &str, current_rev: i64) {
+        self.current_rev = self.current_rev.max(current_rev);
+        let cur = self.current_rev;
+        self.streams
+            .entry(stream)
+            .or_default()
+            .queue
+            .push_back(refusal(cur, reason));
+    }
+
     /// A watch create request on `stream`, with the store at `current_rev`. Answers
     /// (through `poll`) with `created` (and the watch ID), or with `created` and
     /// `canceled`, `watch_id = -1` and a `cancel_reason` when refused, as etcd does.
@@ -131,14 +155,7 @@ impl Hub {
         let cur = self.current_rev;
         let s = self.streams.entry(stream).or_default();
         let refuse = |s: &mut Stream, reason: &str| {
-            s.queue.push_back(WatchResponse {
-                header: header(cur),
-                watch_id: -1,
-                created: true,
-                canceled: true,
-                cancel_reason: reason.to_string(),
-                ..Default::default()
-            });
+            s.queue.push_back(refusal(cur, reason));
             None
         };
         let bounded = req.range_end.len() > 1 || req.range_end.first().is_some_and(|&b| b != 0);

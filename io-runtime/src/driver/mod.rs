@@ -42,7 +42,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use detcd_core::error::{self as etcd_error, EtcdError};
-use detcd_core::node::{NodeConfig, NodeError, NodeStart, Request, Response};
+use detcd_core::node::{Credentials, NodeConfig, NodeError, NodeStart, Request, Response};
 use detcd_core::watch::StreamId;
 use detcd_proto::etcdserverpb::{WatchCreateRequest, WatchResponse};
 use detcd_proto::raftpb::{HardState, Snapshot};
@@ -185,6 +185,7 @@ pub enum StopReason {
 pub(crate) enum Command {
     Call {
         request: Request,
+        credentials: Credentials,
         reply: oneshot::Sender<Result<Response, EtcdError>>,
     },
     OpenStream {
@@ -420,10 +421,20 @@ impl MemberHandle {
     /// `STOPPED` once the member is down. The node answers every request by its
     /// `request_timeout_ms` at the latest.
     pub async fn call(&self, request: Request) -> Result<Response, EtcdError> {
+        self.call_as(request, Credentials::None).await
+    }
+
+    /// [`MemberHandle::call`] for the user `credentials` identify (checked by the
+    /// node while auth is enabled).
+    pub async fn call_as(&self, request: Request, credentials: Credentials) -> Result<Response, EtcdError> {
         let (reply, answer) = oneshot::channel();
         self.shared
             .commands
-            .send(Command::Call { request, reply })
+            .send(Command::Call {
+                request,
+                credentials,
+                reply,
+            })
             .await
             .map_err(|_| etcd_error::STOPPED)?;
         answer.await.unwrap_or(Err(etcd_error::STOPPED))
@@ -447,6 +458,7 @@ impl MemberHandle {
         WatchStream {
             id,
             handle: self.clone(),
+            credentials: Credentials::None,
             responses,
             overflowed,
         }
@@ -503,6 +515,7 @@ pub enum WatchStreamRequest {
 pub struct WatchStream {
     id: StreamId,
     handle: MemberHandle,
+    credentials: Credentials,
     responses: mpsc::Receiver<WatchResponse>,
     overflowed: Arc<AtomicBool>,
 }
@@ -530,7 +543,15 @@ impl WatchStream {
             WatchStreamRequest::Cancel(watch_id) => Request::WatchCancel { stream, watch_id },
             WatchStreamRequest::Progress => Request::WatchProgress { stream },
         };
-        self.handle.call(request).await.map(|_| ())
+        self.handle
+            .call_as(request, self.credentials.clone())
+            .await
+            .map(|_| ())
+    }
+
+    /// Who the stream's requests come from (the gRPC stream's metadata).
+    pub fn set_credentials(&mut self, credentials: Credentials) {
+        self.credentials = credentials;
     }
 
     /// The next response; `None` once the member stopped or the stream was dropped

@@ -136,11 +136,19 @@ impl Driver {
         match event {
             Event::Tick => self.node.handle(Input::Tick { now_ms }),
             Event::Peer(message) => self.node.handle(Input::Peer(message)),
-            Event::Command(Command::Call { request, reply }) => {
+            Event::Command(Command::Call {
+                request,
+                credentials,
+                reply,
+            }) => {
                 let id = self.client_id();
                 let write = is_write(&request);
                 self.waiters.insert(id, Waiter { reply, write });
-                self.node.handle(Input::Client { id, request });
+                self.node.handle(Input::Client {
+                    id,
+                    request,
+                    credentials,
+                });
             }
             Event::Command(Command::OpenStream { stream, sink }) => {
                 self.streams.insert(stream, sink);
@@ -388,7 +396,8 @@ fn is_write(request: &Request) -> bool {
         | Request::MemberRemove(_)
         | Request::MemberUpdate(_)
         | Request::MemberPromote(_)
-        | Request::Alarm(_) => true,
+        | Request::Alarm(_)
+        | Request::Auth(_) => true,
         Request::Txn(t) => !t.success.is_empty() || !t.failure.is_empty(),
         _ => false,
     }

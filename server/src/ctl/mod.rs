@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod args;
+pub mod auth;
 pub mod dial;
 pub mod error;
 pub mod format;
@@ -18,6 +19,8 @@ use std::future::Future;
 use std::io::Write;
 use std::time::Duration;
 
+use tonic::metadata::AsciiMetadataValue;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 use args::{bool_flag, value_flag, FlagSpec, Parsed};
@@ -124,6 +127,38 @@ const COMMANDS: &[(&[&str], &[FlagSpec])] = &[
     (&["alarm", "list"], &[]),
     (&["alarm", "disarm"], &[]),
     (&["version"], &[]),
+    (&["auth"], &[]),
+    (&["auth", "enable"], &[]),
+    (&["auth", "disable"], &[]),
+    (&["auth", "status"], &[]),
+    (&["user"], &[]),
+    (
+        &["user", "add"],
+        &[
+            bool_flag("interactive"),
+            value_flag("new-user-password"),
+            bool_flag("no-password"),
+        ],
+    ),
+    (&["user", "delete"], &[]),
+    (&["user", "get"], &[bool_flag("detail")]),
+    (&["user", "list"], &[]),
+    (&["user", "passwd"], &[bool_flag("interactive")]),
+    (&["user", "grant-role"], &[]),
+    (&["user", "revoke-role"], &[]),
+    (&["role"], &[]),
+    (&["role", "add"], &[]),
+    (&["role", "delete"], &[]),
+    (&["role", "get"], &[]),
+    (&["role", "list"], &[]),
+    (
+        &["role", "grant-permission"],
+        &[bool_flag("prefix"), bool_flag("from-key")],
+    ),
+    (
+        &["role", "revoke-permission"],
+        &[bool_flag("prefix"), bool_flag("from-key")],
+    ),
 ];
 
 fn is_command(path: &[String]) -> bool {
@@ -154,6 +189,8 @@ pub struct Globals {
     pub hex: bool,
     /// `--cert`, `--key`, `--cacert`, `--insecure-transport`, `--insecure-skip-tls-verify`.
     pub tls: dial::ClientTls,
+    /// `--user` (and `--password`): the user and password to authenticate as.
+    pub user: Option<(String, String)>,
 }
 
 impl Globals {
@@ -180,7 +217,7 @@ impl Globals {
             flags: values,
             args: Vec::new(),
         };
-        for unsupported in ["user", "password", "discovery-srv"] {
+        for unsupported in ["discovery-srv"] {
             if merged.value(unsupported).is_some_and(|v| !v.is_empty()) {
                 return Err(CtlError::new(
                     EXIT_BAD_ARGS,
@@ -216,6 +253,7 @@ impl Globals {
             format,
             hex: merged.bool("hex")?,
             tls: dial::ClientTls::from_flags(&merged)?,
+            user: auth::user_from_flags(merged.value("user"), merged.value("password"))?,
         })
     }
 }
@@ -249,11 +287,27 @@ pub fn parse_go_duration(s: &str) -> Option<Duration> {
     Some(Duration::from_secs_f64(total))
 }
 
+/// Adds the auth token (if any) to every request, as the Go client does.
+#[derive(Clone, Debug, Default)]
+pub struct TokenInterceptor(Option<AsciiMetadataValue>);
+
+impl tonic::service::Interceptor for TokenInterceptor {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(token) = &self.0 {
+            request.metadata_mut().insert("token", token.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// A channel whose requests carry the user's token.
+pub type CtlChannel = InterceptedService<Channel, TokenInterceptor>;
+
 /// A connection to the cluster plus the options that shape requests and output.
 #[derive(Debug)]
 pub struct Ctx {
     pub globals: Globals,
-    channel: Option<Channel>,
+    channel: Option<CtlChannel>,
 }
 
 impl Ctx {
@@ -264,8 +318,9 @@ impl Ctx {
         }
     }
 
-    /// A channel to the first endpoint that answers within the dial timeout.
-    pub async fn channel(&mut self) -> Result<Channel, CtlError> {
+    /// A channel to the first endpoint that answers within the dial timeout,
+    /// authenticated as `--user` when one is given.
+    pub async fn channel(&mut self) -> Result<CtlChannel, CtlError> {
         if let Some(c) = &self.channel {
             return Ok(c.clone());
         }
@@ -273,6 +328,17 @@ impl Ctx {
         for ep in self.globals.endpoints.clone() {
             match connect(&ep, &self.globals).await {
                 Ok(c) => {
+                    let token = match self.globals.user.clone() {
+                        Some((user, password)) => auth::authenticate(self, c.clone(), user, password).await?,
+                        None => None,
+                    };
+                    let token = token
+                        .map(|t| AsciiMetadataValue::try_from(t.as_str()))
+                        .transpose()
+                        .map_err(|_| {
+                            CtlError::new(EXIT_ERROR, "the server sent a token that is not ASCII")
+                        })?;
+                    let c = InterceptedService::new(c, TokenInterceptor(token));
                     self.channel = Some(c.clone());
                     return Ok(c);
                 }
@@ -380,6 +446,7 @@ async fn run(args: Vec<String>, env: Vec<(String, String)>) -> Result<(), CtlErr
         ["defrag"] => admin::defrag(&mut ctx, &parsed).await,
         ["alarm", "list"] => admin::alarm_list(&mut ctx, &parsed).await,
         ["alarm", "disarm"] => admin::alarm_disarm(&mut ctx, &parsed).await,
+        ["auth", _] | ["user", _] | ["role", _] => auth::run(&mut ctx, &path, &parsed).await,
         ["version"] => {
             out(&format!(
                 "detcdctl version: {}\nAPI version: {API_VERSION}\n",

@@ -46,11 +46,14 @@ impl Lease for Services {
         let mut inbound = r.into_inner();
         let (tx, rx) = tokio::sync::mpsc::channel(KEEPALIVE_RESPONSES_MAX);
         let services = self.clone();
+        // The stream's task outlives this call's scope: it takes the credentials along.
+        let credentials = super::current_credentials();
         tokio::spawn(async move {
             // Ends when the client closes its side or goes away, or on an error.
             while let Ok(Some(request)) = inbound.message().await {
                 let id = request.id;
-                let answer = match services.handle.call(Request::LeaseKeepAlive(request)).await {
+                let request = Request::LeaseKeepAlive(request);
+                let answer = match services.handle.call_as(request, credentials.clone()).await {
                     Ok(Response::LeaseKeepAlive(r)) => Ok(r),
                     Ok(_) => Err(mismatch("LeaseKeepAlive")),
                     Err(e) if e == etcd_error::LEASE_NOT_FOUND => Ok(LeaseKeepAliveResponse {

@@ -80,6 +80,7 @@ impl Maintenance for Services {
     }
 
     async fn defragment(&self, _r: Rpc<DefragmentRequest>) -> Result<Reply<DefragmentResponse>, Status> {
+        self.call(Request::AdminCheck).await?;
         let (header, _) = self.status_header().await?;
         Ok(Reply::new(DefragmentResponse { header: Some(header) }))
     }
@@ -101,6 +102,7 @@ impl Maintenance for Services {
     type SnapshotStream = SnapshotStream;
 
     async fn snapshot(&self, _r: Rpc<SnapshotRequest>) -> Result<Reply<SnapshotStream>, Status> {
+        self.call(Request::AdminCheck).await?;
         let (header, version) = self.status_header().await?;
         let mut data = self.handle.snapshot_bytes().await.map_err(super::status)?;
         pad_to_snapshot_alignment(&mut data);

@@ -8,8 +8,14 @@
 //! only places with logic of their own: how a gRPC stream maps onto driver calls.
 //!
 //! One file per etcd service: [`kv`], [`watch`], [`lease`], [`cluster`], [`maintenance`],
-//! and the standard [`health`] service.
+//! [`auth`], and the standard [`health`] service.
+//!
+//! Who a request comes from: [`with_credentials`] wraps every request (gRPC and HTTP
+//! gateway alike) and scopes the token of its `token` or `authorization` header
+//! for the task serving it; [`Services::call`] hands it to the member with the
+//! request.
 
+pub mod auth;
 pub mod cluster;
 pub mod health;
 pub mod kv;
@@ -18,9 +24,11 @@ pub mod maintenance;
 pub mod watch;
 
 use detcd_core::error::{self as etcd_error, EtcdError};
-use detcd_core::node::{Request, Response};
+use detcd_core::node::{Credentials, Request, Response};
 use detcd_io::driver::MemberHandle;
 use detcd_proto::etcdserverpb::ResponseHeader;
+
+use crate::auth_token::TokenProvider;
 
 /// Bytes a gRPC message may exceed `--max-request-bytes` by (etcd's `grpcOverheadBytes`).
 pub const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
@@ -29,20 +37,77 @@ pub const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
 #[derive(Clone, Debug)]
 pub struct Services {
     handle: MemberHandle,
+    /// `--bcrypt-cost`.
+    bcrypt_cost: u32,
+    /// `--auth-token`.
+    tokens: std::sync::Arc<TokenProvider>,
+}
+
+tokio::task_local! {
+    /// The credentials of the request the current task serves.
+    static CREDENTIALS: Credentials;
+}
+
+/// The credentials of the request being served (none outside [`with_credentials`]).
+pub fn current_credentials() -> Credentials {
+    CREDENTIALS.try_with(Credentials::clone).unwrap_or_default()
+}
+
+/// etcd's token lookup: metadata `token`, else `authorization` without a
+/// `Bearer ` prefix; what it says is the provider's to decide.
+pub fn credentials_from(headers: &axum::http::HeaderMap, tokens: &TokenProvider) -> Credentials {
+    let token = headers
+        .get("token")
+        .or_else(|| headers.get(axum::http::header::AUTHORIZATION))
+        .and_then(|v| v.to_str().ok());
+    match token {
+        Some(t) => tokens.credentials(t.strip_prefix("Bearer ").unwrap_or(t)),
+        None => Credentials::None,
+    }
+}
+
+/// Middleware: serves the request with its credentials in scope.
+pub async fn with_credentials(
+    axum::extract::State(services): axum::extract::State<Services>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let credentials = credentials_from(request.headers(), &services.tokens);
+    CREDENTIALS.scope(credentials, next.run(request)).await
 }
 
 impl Services {
     pub fn new(handle: MemberHandle) -> Services {
-        Services { handle }
+        Services {
+            handle,
+            bcrypt_cost: crate::config::BCRYPT_COST_DEFAULT,
+            tokens: std::sync::Arc::new(TokenProvider::Simple),
+        }
+    }
+
+    /// The `--auth-token` provider.
+    pub fn with_tokens(mut self, tokens: TokenProvider) -> Services {
+        self.tokens = std::sync::Arc::new(tokens);
+        self
+    }
+
+    /// The bcrypt cost new password hashes use (`--bcrypt-cost`).
+    pub fn with_bcrypt_cost(mut self, cost: u32) -> Services {
+        self.bcrypt_cost = cost;
+        self
     }
 
     pub fn handle(&self) -> &MemberHandle {
         &self.handle
     }
 
-    /// Serves `request`, turning an etcd error into its gRPC status.
+    /// Serves `request` as the current request's user, turning an etcd error
+    /// into its gRPC status.
     async fn call(&self, request: Request) -> Result<Response, tonic::Status> {
-        self.handle.call(request).await.map_err(status)
+        self.handle
+            .call_as(request, current_credentials())
+            .await
+            .map_err(status)
     }
 
     /// A header for answers the node does not make itself (keepalive of an unknown

@@ -36,6 +36,7 @@ impl Watch for Services {
         self.check_require_leader(&r)?;
         let mut inbound = r.into_inner();
         let mut stream = self.handle.open_watch_stream().await;
+        stream.set_credentials(super::current_credentials());
         let (tx, rx) = tokio::sync::mpsc::channel(WATCH_RESPONSES_BUFFERED_MAX);
         let services = self.clone();
         tokio::spawn(async move {

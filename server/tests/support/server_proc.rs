@@ -1,0 +1,99 @@
+//! A single-member etcd or detcd on free loopback ports in a temporary directory,
+//! for tests that drive it with command-line tools; and running such a tool.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn on_path(tool: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+        .unwrap_or(false)
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// A running server; killed and its directory removed on drop.
+pub struct Server {
+    child: Child,
+    pub dir: PathBuf,
+    pub endpoint: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Starts `program` (etcd's flags) as member `n1` and waits until etcdctl finds
+/// it healthy. `tag` names its temporary directory.
+pub fn start_server(program: &str, tag: &str) -> Server {
+    start_server_with(program, tag, &[])
+}
+
+/// [`start_server`] with `extra` flags.
+pub fn start_server_with(program: &str, tag: &str, extra: &[&str]) -> Server {
+    let dir = std::env::temp_dir().join(format!("detcd-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let (client, peer) = (free_port(), free_port());
+    let client_url = format!("http://127.0.0.1:{client}");
+    let peer_url = format!("http://127.0.0.1:{peer}");
+    let log = std::fs::File::create(dir.join("server.log")).expect("log file");
+    let child = Command::new(program)
+        .args(["--name", "n1", "--data-dir"])
+        .arg(dir.join("data"))
+        .args([
+            "--listen-client-urls",
+            &client_url,
+            "--advertise-client-urls",
+            &client_url,
+        ])
+        .args([
+            "--listen-peer-urls",
+            &peer_url,
+            "--initial-advertise-peer-urls",
+            &peer_url,
+        ])
+        .args([
+            "--initial-cluster",
+            &format!("n1={peer_url}"),
+            "--initial-cluster-token",
+            tag,
+        ])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {program}: {e}"));
+    let server = Server {
+        child,
+        dir,
+        endpoint: format!("127.0.0.1:{client}"),
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let healthy = Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={}", server.endpoint))
+            .args(["endpoint", "health"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if healthy {
+            return server;
+        }
+        assert!(Instant::now() < deadline, "{program} did not become healthy");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
