@@ -25,19 +25,19 @@
 //! The durability rules are `detcd-storage`'s (see its crate documentation).
 
 pub mod driver;
+pub mod fs;
 pub mod fuzz_support;
 pub mod group_commit;
 pub mod log;
 pub mod metrics;
-pub mod fs;
 pub mod transport;
 
 pub use detcd_storage::error;
 pub use error::{StorageError, Warning};
 pub use group_commit::{CommitAck, CommitError, GroupCommitOptions, GroupCommitStats, GroupCommitter};
+pub use snap::Snapshotter;
 pub use storage::{Recovered, Storage, StorageOptions};
 pub use wal::{Wal, WalOptions, WalStats};
-pub use snap::Snapshotter;
 
 /// Snapshot files on real files (see `detcd_storage::snap`).
 pub mod snap {

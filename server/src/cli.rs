@@ -82,8 +82,6 @@ async fn serve_member(config: Config) -> Result<(), String> {
         .map(|a| a.to_string())
         .collect();
     let servers = serve::ClientServers::start(listeners, routes);
-    let compactor = crate::compactor::Compactor::new(config.auto_compaction, 0)
-        .map(|c| tokio::spawn(crate::compactor::run(c, handle.clone())));
     log(&format!(
         "member {:x} of cluster {:x} serving client requests on {}",
         handle.member_id(),
@@ -104,9 +102,6 @@ async fn serve_member(config: Config) -> Result<(), String> {
             StopReason::Failed(why) => Err(format!("the member failed: {why}")),
         },
     };
-    if let Some(task) = compactor {
-        task.abort();
-    }
     servers.shutdown(member.shutdown()).await;
     log("shutdown complete");
     outcome

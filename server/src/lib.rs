@@ -7,11 +7,9 @@
 //!   driver's options); [`join`]: how a member added with `member add` learns its ID.
 //! - [`grpc`]: etcd's gRPC services over the member's handle; [`http`]: `/health`,
 //!   `/version`, `/metrics`; [`serve`]: both on the client listeners.
-//! - [`compactor`]: auto-compaction on the leader, etcd's schedule.
 //! - [`ctl`]: the detcdctl client.
 
 pub mod cli;
-pub mod compactor;
 pub mod config;
 pub mod ctl;
 pub mod grpc;

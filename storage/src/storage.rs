@@ -91,7 +91,8 @@ impl<F: Fs> Storage<F> {
             // The planted bug: recovery loses the last valid entry.
             log.entries.pop();
         }
-        let (snapshotter, snap_warnings) = Snapshotter::new_in(fs, &member.join("snap"), options.max_snapshots)?;
+        let (snapshotter, snap_warnings) =
+            Snapshotter::new_in(fs, &member.join("snap"), options.max_snapshots)?;
         warnings.extend(snap_warnings);
 
         let marker = log.snapshot.as_ref().map(|m| (m.index, m.term));

@@ -4,8 +4,9 @@
 //!
 //! # Life of a record
 //!
-//! 1. [`Wal::append_batch`] (or [`Wal::save`]) encodes each record and writes its
-//!    frame (pwrite) into the active segment at the write offset. Nothing is
+//! 1. [`Wal::append_batch`] (or [`Wal::save`]) encodes each record and writes the
+//!    frames of the call with one write (pwrite) into the active segment at the
+//!    write offset (one write per segment when the call cuts). Nothing is
 //!    durable yet: the kernel may write those pages back at any time, in any
 //!    order, or not at all before a power loss.
 //! 2. [`Wal::sync`] syncs the active segment (only the range from the last
@@ -142,6 +143,10 @@ pub struct Wal<F: Fs> {
     poisoned: bool,
     stats: WalStats,
     scratch: Vec<u8>,
+    /// Frames appended but not written yet: they go to the active segment at
+    /// `offset` in one write, when the call that appended them ends (one
+    /// Persist, one write) or before a cut or a sync.
+    pending: Vec<u8>,
     // Declared last so it is dropped last: the lock outlives the files.
     _lock: F::Lock,
 }
@@ -281,6 +286,7 @@ impl<F: Fs> Wal<F> {
             poisoned: false,
             stats: WalStats::default(),
             scratch: Vec::new(),
+            pending: Vec::new(),
             _lock: lock,
         };
         if offset == 0 {
@@ -307,6 +313,7 @@ impl<F: Fs> Wal<F> {
         if let Some(state) = hard_state.filter(|_| !mutation::is_active(Mutation::WalDropsHardState)) {
             self.append_record(&Record::HardState(*state))?;
         }
+        self.flush()?;
         if must_sync {
             self.sync()?;
         }
@@ -320,7 +327,7 @@ impl<F: Fs> Wal<F> {
         for record in records {
             self.append_record(record)?;
         }
-        Ok(())
+        self.flush()
     }
 
     /// Records that a snapshot was taken at `snapshot`'s index and syncs. Write
@@ -330,6 +337,7 @@ impl<F: Fs> Wal<F> {
     pub fn save_snapshot_marker(&mut self, snapshot: &walpb::Snapshot) -> Result<(), StorageError> {
         self.check_usable()?;
         self.append_record(&Record::Snapshot(snapshot.clone()))?;
+        self.flush()?;
         if mutation::is_active(Mutation::PurgeBeforeMarkerDurable) {
             // The planted bug: the marker is left for the next sync, and what it
             // releases goes at once.
@@ -342,6 +350,7 @@ impl<F: Fs> Wal<F> {
     /// segment, the only file with unsynced writes).
     pub fn sync(&mut self) -> Result<(), StorageError> {
         self.check_usable()?;
+        self.flush()?;
         if self.offset == self.synced_offset {
             return Ok(());
         }
@@ -516,26 +525,22 @@ impl<F: Fs> Wal<F> {
         encoder
             .append(record, &mut self.scratch)
             .map_err(StorageError::Encode)?;
-        if self.offset + self.scratch.len() > self.active.len {
+        if self.offset + self.pending.len() + self.scratch.len() > self.active.len {
+            self.flush()?;
             self.cut()?;
             encoder = self.encoder.clone();
             self.scratch.clear();
             encoder
                 .append(record, &mut self.scratch)
                 .map_err(StorageError::Encode)?;
-            if self.offset + self.scratch.len() > self.active.len {
+            if self.offset + self.pending.len() + self.scratch.len() > self.active.len {
                 return Err(StorageError::RecordTooLarge {
                     frame_bytes: self.scratch.len(),
                     segment_bytes: self.active.len,
                 });
             }
         }
-        if let Err(error) = self.fs.write_at(&self.active.file, self.offset, &self.scratch) {
-            // What reached the page cache is unknown: restart and recover instead.
-            self.poisoned = true;
-            return Err(error);
-        }
-        self.offset += self.scratch.len();
+        self.pending.extend_from_slice(&self.scratch);
         self.encoder = encoder;
         self.unsynced_records += 1;
         self.stats.records_appended += 1;
@@ -550,6 +555,21 @@ impl<F: Fs> Wal<F> {
             Record::HardState(state) => self.hard_state = Some(*state),
             Record::Crc(_) | Record::Metadata(_) => {}
         }
+        Ok(())
+    }
+
+    /// Writes the frames appended since the last write, in one write.
+    fn flush(&mut self) -> Result<(), StorageError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        if let Err(error) = self.fs.write_at(&self.active.file, self.offset, &self.pending) {
+            // What reached the page cache is unknown: restart and recover instead.
+            self.poisoned = true;
+            return Err(error);
+        }
+        self.offset += self.pending.len();
+        self.pending.clear();
         Ok(())
     }
 
@@ -679,7 +699,12 @@ fn last_nonzero_end(bytes: &[u8]) -> usize {
 
 /// Zeros the torn tail `offset..end` of the active segment and syncs it, so the
 /// next append starts over zeros.
-fn zero_tail<F: Fs>(fs: &F, segment: &mut ActiveSegment<F>, offset: usize, end: usize) -> Result<(), StorageError> {
+fn zero_tail<F: Fs>(
+    fs: &F,
+    segment: &mut ActiveSegment<F>,
+    offset: usize,
+    end: usize,
+) -> Result<(), StorageError> {
     if end > offset {
         fs.write_at(&segment.file, offset, &vec![0; end - offset])?;
         fs.sync(&segment.file)?;
@@ -719,7 +744,12 @@ fn list_segments<F: Fs>(
 /// Creates `0000000000000000-0000000000000000.wal` with its header, durably: the
 /// header is written in a temp file that is synced and renamed, then the
 /// directory is synced.
-fn create_first_segment<F: Fs>(fs: &F, dir: &Path, metadata: &[u8], segment_bytes: usize) -> Result<(), StorageError> {
+fn create_first_segment<F: Fs>(
+    fs: &F,
+    dir: &Path,
+    metadata: &[u8],
+    segment_bytes: usize,
+) -> Result<(), StorageError> {
     let tmp = dir.join(PREALLOCATED_NAME);
     let file = fs.preallocated(fs.preallocate(&tmp, segment_bytes))?;
     let mut encoder = Encoder::new(0);

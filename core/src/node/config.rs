@@ -81,6 +81,8 @@ pub struct NodeConfig {
     /// Entry bytes in one raft append message (etcd's `maxSizePerMsg`, 1 MiB); at
     /// least one entry is always sent.
     pub append_bytes_max: u64,
+    /// `--auto-compaction-mode` and `--auto-compaction-retention`.
+    pub auto_compaction: super::AutoCompaction,
 }
 
 impl NodeConfig {
@@ -114,6 +116,7 @@ impl NodeConfig {
             strict_reconfig_check: true,
             lease_checkpoint_interval_ms: crate::lease::CHECKPOINT_INTERVAL_MS_DEFAULT,
             append_bytes_max: APPEND_BYTES_MAX_DEFAULT,
+            auto_compaction: super::AutoCompaction::Off,
         }
     }
 

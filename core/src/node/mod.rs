@@ -25,6 +25,7 @@
 //! - Members publish name and client URLs through raft after start, as etcd does;
 //!   until then the member list shows them with empty name and client URLs.
 
+pub mod auto_compact;
 pub mod config;
 pub mod io;
 
@@ -47,6 +48,7 @@ use crate::rng::Rng;
 use crate::watch::{Hub, HubConfig};
 
 pub use applied_requests::{APPLIED_REQUEST_IDS_PER_PROPOSER_MAX, APPLIED_REQUEST_PROPOSERS_MAX};
+pub use auto_compact::AutoCompaction;
 pub use config::{NodeConfig, NodeError, NodeStart};
 pub use io::{ClientRequestId, ForwardRequest, Input, Output, PeerMessage, Request, Response};
 pub use state::STATE_FORMAT_VERSION;
@@ -127,6 +129,7 @@ pub struct Node {
     applied_bytes_since_snapshot: u64,
     /// The application snapshot being encoded, a slice per input.
     snapshot_job: Option<SnapshotJob>,
+    auto_compaction: auto_compact::AutoCompactDuty,
     db_size_bytes: u64,
     now_ms: u64,
     next_tick_ms: Option<u64>,
@@ -255,6 +258,7 @@ impl Node {
             snapshot_bytes: 0,
             applied_bytes_since_snapshot: 0,
             snapshot_job: None,
+            auto_compaction: auto_compact::AutoCompactDuty::default(),
             db_size_bytes: 0,
             now_ms: 0,
             next_tick_ms: None,
@@ -631,6 +635,7 @@ impl Node {
         }
         self.drive();
         self.lease_duties();
+        self.auto_compact();
         self.publish_attributes();
         self.retry_pending();
         self.expire_deadlines();
