@@ -257,7 +257,7 @@ mod tests {
         sorted.sort_unstable();
         assert_eq!(sorted, Mutation::ALL, "ALL is in declaration (Ord) order");
         // Adding a variant without listing it fails to compile in `name` and here.
-        let last = Mutation::VoteIgnoresLog;
+        let last = Mutation::RenameWithoutDirSync;
         assert_eq!(Mutation::ALL.last(), Some(&last));
     }
 
