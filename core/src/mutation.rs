@@ -61,6 +61,29 @@ pub enum Mutation {
     /// without the election restriction (Raft 5.4.1): the candidate's log is not
     /// compared, so a candidate missing committed entries can win.
     VoteIgnoresLog,
+    /// `detcd_storage::snap::Snapshotter::save`: the snapshot file is renamed into
+    /// place without its sync, so the WAL marker that follows can name a file
+    /// whose contents a crash loses.
+    SnapshotSavedBeforeSync,
+    /// `detcd_storage::wal::Wal::open`: a torn tail is not zeroed and appends go
+    /// on after it (etcd must cut the tail first).
+    WalKeepsTornTail,
+    /// `detcd_storage::wal::Wal::save`: HardState records are never written, so
+    /// term, vote and commit are lost on restart.
+    WalDropsHardState,
+    /// `detcd_storage::storage::Storage::open`: recovery drops the WAL's last
+    /// valid entry, as if it had never been written.
+    RestartForgetsUnsyncedEntriesLate,
+    /// `detcd_storage::wal::Wal::save_snapshot_marker`: the snapshot marker is not
+    /// synced, yet the segments and snapshot files it makes obsolete are released
+    /// at once (purge before the newer marker is durable).
+    PurgeBeforeMarkerDurable,
+    /// `detcd_storage::wal::Wal::release_to`: the segment holding the entries
+    /// after the snapshot index is released too.
+    ReleaseNeededSegment,
+    /// `detcd_storage::wal`: a new segment is renamed into place without syncing
+    /// the directory, so a crash can forget its name (and the synced records in it).
+    RenameWithoutDirSync,
 }
 
 impl Mutation {
@@ -80,6 +103,13 @@ impl Mutation {
         Mutation::ApplyTwiceAfterRestart,
         Mutation::LearnerCountsTowardCommit,
         Mutation::VoteIgnoresLog,
+        Mutation::SnapshotSavedBeforeSync,
+        Mutation::WalKeepsTornTail,
+        Mutation::WalDropsHardState,
+        Mutation::RestartForgetsUnsyncedEntriesLate,
+        Mutation::PurgeBeforeMarkerDurable,
+        Mutation::ReleaseNeededSegment,
+        Mutation::RenameWithoutDirSync,
     ];
 
     /// The kebab-case name (what `detcd-sim --mutation NAME` takes).
@@ -99,6 +129,13 @@ impl Mutation {
             Mutation::ApplyTwiceAfterRestart => "apply-twice-after-restart",
             Mutation::LearnerCountsTowardCommit => "learner-counts-toward-commit",
             Mutation::VoteIgnoresLog => "vote-ignores-log",
+            Mutation::SnapshotSavedBeforeSync => "snapshot-saved-before-sync",
+            Mutation::WalKeepsTornTail => "wal-keeps-torn-tail",
+            Mutation::WalDropsHardState => "wal-drops-hard-state",
+            Mutation::RestartForgetsUnsyncedEntriesLate => "restart-forgets-unsynced-entries-late",
+            Mutation::PurgeBeforeMarkerDurable => "purge-before-marker-durable",
+            Mutation::ReleaseNeededSegment => "release-needed-segment",
+            Mutation::RenameWithoutDirSync => "rename-without-dir-sync",
         }
     }
 
@@ -220,7 +257,7 @@ mod tests {
         sorted.sort_unstable();
         assert_eq!(sorted, Mutation::ALL, "ALL is in declaration (Ord) order");
         // Adding a variant without listing it fails to compile in `name` and here.
-        let last = Mutation::VoteIgnoresLog;
+        let last = Mutation::RenameWithoutDirSync;
         assert_eq!(Mutation::ALL.last(), Some(&last));
     }
 

@@ -205,6 +205,11 @@ impl Cluster {
                 Output::RoleChanged { leader, role, term } => {
                     lines.push(format!("n{id}: role {} leader={leader} term={term}", role.name()));
                 }
+                Output::AutoCompaction { revision, completed } => {
+                    lines.push(format!(
+                        "n{id}: auto compaction to {revision}, completed={completed}"
+                    ));
+                }
                 Output::Removed => {
                     lines.push(format!("n{id}: removed, stopping"));
                     member.node = None;

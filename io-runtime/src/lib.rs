@@ -6,21 +6,9 @@
 //! writes and syncs. It also holds the tokio driver of `core::node` ([`driver`])
 //! and the peer transport ([`transport`]).
 //!
-//! # Data directory layout
-//!
-//! ```text
-//! <data-dir>/
-//!   member/
-//!     wal/
-//!       LOCK                                    flock held by the running member
-//!       0000000000000000-0000000000000000.wal   segments: <seq>-<first index>, hex,
-//!       0000000000000001-00000000000003e9.wal   each preallocated to 64,000,000 bytes
-//!       segment.wal.tmp                         the next segment, being zero-filled
-//!     snap/
-//!       0000000000000002-00000000000003e8.snap  snapshots: <term>-<index>, hex;
-//!       0000000000000002-00000000000007d0.snap  the newest --max-snapshots kept
-//!       ....snap.broken                         a snapshot that failed its checksum
-//! ```
+//! The storage code itself (WAL, snapshot files, recovery, the data directory
+//! layout) is `detcd-storage`'s, shared with the simulator; this crate runs it
+//! over real files ([`fs::RealFs`]) and names the production types here.
 //!
 //! # Modules
 //!
@@ -28,40 +16,46 @@
 //!   [`driver::MemberHandle`] for the gRPC services, storage and transport work.
 //! - [`transport`]: framed TCP between members (handshake, batching, backoff).
 //! - [`metrics`]: the member's counters; [`mod@log`]: leveled stderr lines.
-//! - [`storage`]: [`Storage::open`] (recovery of snapshot + WAL) and the write
-//!   calls a node driver makes.
-//! - [`wal`]: segments, appends, sync, cuts, release.
+//! - [`fs`]: the storage code's file-system interface over real files.
+//! - [`storage`], [`wal`], [`snap`], [`error`]: `detcd-storage`'s modules, with
+//!   their types fixed to real files ([`Storage`], [`Wal`], [`Snapshotter`]).
 //! - [`group_commit`]: many writers, one sync.
-//! - [`snap`]: snapshot files.
-//! - [`error`]: typed errors (naming file and offset) and warnings.
 //! - [`fuzz_support`]: the decode body shared by the fuzz target and its corpus test.
 //!
-//! # Durability rules this crate keeps
-//!
-//! - A record is acknowledged only after [`Wal::sync`] returns (msync(MS_SYNC) of
-//!   the dirty range of the preallocated segment).
-//! - A segment is durable before the next one exists; new files are written in a
-//!   temp file, fsynced, renamed, and the directory fsynced.
-//! - Only a torn tail of the last segment is repaired (zeroed); any other damage
-//!   stops start-up with [`StorageError`] naming the file and offset.
-//! - A failed sync poisons the WAL: restart and recover, never retry.
+//! The durability rules are `detcd-storage`'s (see its crate documentation).
 
 pub mod driver;
-pub mod error;
+pub mod fs;
 pub mod fuzz_support;
 pub mod group_commit;
 pub mod log;
 pub mod metrics;
-pub mod snap;
-pub mod storage;
 pub mod transport;
-pub mod wal;
 
-mod fsutil;
-mod segment;
-
+pub use detcd_storage::error;
 pub use error::{StorageError, Warning};
 pub use group_commit::{CommitAck, CommitError, GroupCommitOptions, GroupCommitStats, GroupCommitter};
 pub use snap::Snapshotter;
 pub use storage::{Recovered, Storage, StorageOptions};
 pub use wal::{Wal, WalOptions, WalStats};
+
+/// Snapshot files on real files (see `detcd_storage::snap`).
+pub mod snap {
+    pub use detcd_storage::snap::{decode, encode, snapshot_file_name, SnapshotFile, MAX_SNAPSHOTS_DEFAULT};
+    /// The snapshot files of one directory on real files.
+    pub type Snapshotter = detcd_storage::Snapshotter<crate::fs::RealFs>;
+}
+
+/// A member's durable state on real files (see `detcd_storage::storage`).
+pub mod storage {
+    pub use detcd_storage::storage::{Recovered, StorageOptions};
+    /// The WAL and snapshot files of `<data-dir>/member/` on real files.
+    pub type Storage = detcd_storage::Storage<crate::fs::RealFs>;
+}
+
+/// The write-ahead log on real files (see `detcd_storage::wal`).
+pub mod wal {
+    pub use detcd_storage::wal::{WalOptions, WalStats};
+    /// The write-ahead log of one directory on real files.
+    pub type Wal = detcd_storage::Wal<crate::fs::RealFs>;
+}

@@ -137,8 +137,6 @@ async fn serve_member(mut config: Config) -> Result<(), String> {
         .map(|a| a.to_string())
         .collect();
     let servers = serve::ClientServers::start(listeners, routes);
-    let compactor = crate::compactor::Compactor::new(config.auto_compaction, 0)
-        .map(|c| tokio::spawn(crate::compactor::run(c, handle.clone())));
     log(&format!(
         "member {:x} of cluster {:x} serving client requests on {}",
         handle.member_id(),
@@ -162,9 +160,6 @@ async fn serve_member(mut config: Config) -> Result<(), String> {
     };
     ready.abort();
     notify(NotifyState::Stopping);
-    if let Some(task) = compactor {
-        task.abort();
-    }
     servers.shutdown(member.shutdown()).await;
     log("shutdown complete");
     outcome

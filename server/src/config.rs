@@ -148,19 +148,8 @@ pub enum ClusterState {
     Existing,
 }
 
-/// `--auto-compaction-mode` with its retention.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AutoCompaction {
-    Off,
-    /// Keep this much history (a duration; a bare number means hours).
-    Periodic {
-        retention_ms: u64,
-    },
-    /// Keep this many revisions.
-    Revision {
-        retention_revs: u64,
-    },
-}
+/// `--auto-compaction-mode` with its retention (the schedule is the member's).
+pub use detcd_core::node::AutoCompaction;
 
 /// What the command line asked for besides a configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]

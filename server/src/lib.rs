@@ -8,12 +8,10 @@
 //! - [`grpc`]: etcd's gRPC services over the member's handle; [`http`]: `/health`,
 //!   `/version`, `/metrics`; [`serve`]: both on the client listeners, each connection
 //!   through [`h2_authority`] (repairs the `:authority` etcd's Go client sends).
-//! - [`compactor`]: auto-compaction on the leader, etcd's schedule.
 //! - [`ctl`]: the detcdctl client.
 
 pub mod auth_token;
 pub mod cli;
-pub mod compactor;
 pub mod config;
 pub mod ctl;
 pub mod grpc;

@@ -106,6 +106,7 @@ pub fn node_config(config: &Config, identity: Identity, initial_members: Vec<Mem
     node.learners_max = config.max_learners as usize;
     node.strict_reconfig_check = config.strict_reconfig_check;
     node.auth_token_ttl_ms = config.auth_token_ttl_s.saturating_mul(1_000);
+    node.auto_compaction = config.auto_compaction;
     // Election jitter and lease IDs must differ between runs of the same member (a
     // restarted member must not replay the lease IDs it handed out before), so the
     // seed comes from the OS; only the node itself must be deterministic.

@@ -5,8 +5,8 @@
 //! - [`sim`]: the cluster driver: members, network, disks, faults, in virtual time.
 //! - [`workload`]: simulated clients recording into the checker's history.
 //! - [`run`]: one seeded run through its phases and checks, and its report.
-//! - [`storage`]: a member's WAL (real codec) and snapshot files on the simulated disk.
-//! - [`disk`]: a disk that separates written from durable bytes and tears on crash.
+//! - [`storage`]: the server's storage code (`detcd-storage`) on the simulated disk.
+//! - [`disk`]: a disk that separates written from durable bytes (and names) and tears on crash.
 //! - [`invariants`]: raft invariants across the cluster after every step.
 //! - [`watch_check`]: watch guarantees against the acknowledged writes.
 //! - [`check`]: the history recorder and the linearizability checker.

@@ -8,6 +8,7 @@
 
 use std::fmt;
 
+use detcd_core::node::AutoCompaction;
 use detcd_core::rng::Rng;
 
 /// A kind of fault the simulator can inject.
@@ -220,6 +221,11 @@ pub struct Options {
     pub snapshot_count: u64,
     /// WAL segment size (etcd's 64 MB, scaled down to exercise segment chains).
     pub wal_segment_bytes: usize,
+    /// Snapshot files kept (etcd's --max-snapshots, scaled down so purges happen).
+    pub max_snapshots: usize,
+    /// The members' auto-compaction (etcd's --auto-compaction-*; periodic
+    /// retentions scaled down to seconds so that runs reach them).
+    pub auto_compaction: AutoCompaction,
     /// Entry bytes in one raft append (etcd's 1 MiB `maxSizePerMsg`; small values
     /// make a follower catch up one entry per message).
     pub append_bytes_max: u64,
@@ -291,7 +297,11 @@ impl Options {
             pause_ms_max: 0,
             crash_aimed_per_mille: 0,
             snapshot_count: [20, 100, 1000][rng.range(0, 3) as usize],
-            wal_segment_bytes: [4096, 16 * 1024, 256 * 1024][rng.range(0, 3) as usize],
+            // At least 8 KiB: the storage refuses a record larger than a segment,
+            // and a transaction of two padded values comes near 4 KiB.
+            wal_segment_bytes: [8192, 16 * 1024, 256 * 1024][rng.range(0, 3) as usize],
+            max_snapshots: 0,
+            auto_compaction: AutoCompaction::Off,
             clients: rng.range(2, 9) as usize,
             keys: rng.range(2, 12) as usize,
             mix: WorkloadMix {
@@ -329,6 +339,16 @@ impl Options {
         // deposed, still believing it leads.
         opts.pause_ms_max = rng.range(1, 4 * opts.election_timeout_ms() + 1);
         opts.crash_aimed_per_mille = [0, 0, 500, 1000][rng.range(0, 4) as usize];
+        opts.max_snapshots = [1, 2, 5][rng.range(0, 3) as usize];
+        opts.auto_compaction = match rng.range(0, 4) {
+            0 => AutoCompaction::Periodic {
+                retention_ms: rng.range(500, 5000),
+            },
+            1 => AutoCompaction::Revision {
+                retention_revs: rng.range(1, 50),
+            },
+            _ => AutoCompaction::Off,
+        };
         opts
     }
 
@@ -347,11 +367,12 @@ impl fmt::Display for Options {
         writeln!(f, "seed:        {}", self.seed)?;
         writeln!(
             f,
-            "cluster:     {} members, tick {} ms, election {} ticks, snapshot every {} entries, WAL segment {} bytes, appends up to {} bytes",
+            "cluster:     {} members, tick {} ms, election {} ticks, snapshot every {} entries (keeping {} files), WAL segment {} bytes, appends up to {} bytes",
             self.nodes,
             self.tick_ms,
             self.election_ticks,
             self.snapshot_count,
+            self.max_snapshots,
             self.wal_segment_bytes,
             self.append_bytes_max
         )?;
@@ -361,6 +382,7 @@ impl fmt::Display for Options {
             self.safety_ms, self.liveness_ms
         )?;
         writeln!(f, "faults:      {}", self.faults)?;
+        writeln!(f, "compaction:  auto {:?}", self.auto_compaction)?;
         writeln!(
             f,
             "network:     delay {}..~{} us, drop {}‰, duplicate {}‰, spike {}‰ up to {} us, partition every ~{} ms for up to {} ms, new leader isolated {}‰",

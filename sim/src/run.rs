@@ -211,9 +211,9 @@ pub fn render(opts: &Options, mutations: Mutations, report: &Report, verbose: bo
             c.leader_isolations
         ));
         out.push_str(&format!(
-            "members:     crashes {} (aimed {}) restarts {} torn tails recovered {} slow fsyncs {} clock jumps {} pauses {} (events held {}) persists {} snapshots saved {} installed {} role changes {}\n",
+            "members:     crashes {} (aimed {}) restarts {} torn tails recovered {} slow fsyncs {} clock jumps {} pauses {} (events held {}) persists {} snapshots saved {} installed {} auto-compactions {} role changes {}\n",
             c.crashes, c.crashes_aimed, c.restarts, c.torn_tails_recovered, c.slow_fsyncs, c.clock_jumps, c.pauses, c.events_held, c.persists, c.snapshots_saved,
-            c.snapshots_installed, c.leader_changes
+            c.snapshots_installed, c.auto_compactions, c.leader_changes
         ));
         let m = &report.membership;
         if m.requests > 0 {

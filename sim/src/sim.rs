@@ -24,14 +24,14 @@ use detcd_proto::etcdserverpb::{Member, WatchResponse};
 use detcd_proto::raftpb::{HardState, MessageType};
 use prost::Message as _;
 
-use crate::disk::{CrashPolicy, Disk, SyncToken};
+use crate::disk::{CrashPolicy, Disk};
 use crate::invariants::{Cursors, Invariants, LogMirror, MemberView};
 use crate::lost_writes::WriteLog;
 use crate::membership::{MembershipCounters, Operator};
 use crate::mutations::Mutations;
 use crate::options::{FaultKind, Options};
 use crate::queue::EventQueue;
-use crate::storage::{persist_records, Storage};
+use crate::storage::{self as member_storage, Storage};
 use crate::trace::TraceHash;
 use crate::workload::Workload;
 
@@ -69,6 +69,8 @@ pub struct Counters {
     pub persists: u64,
     pub snapshots_saved: u64,
     pub snapshots_installed: u64,
+    /// Auto-compactions the members saw applied.
+    pub auto_compactions: u64,
     pub leader_changes: u64,
     pub invariant_checks: u64,
 }
@@ -89,18 +91,20 @@ pub(crate) enum Event {
         member: u64,
         inc: u64,
         ready_number: u64,
-        tokens: Vec<SyncToken>,
+        /// Whether the Persist asked for a sync: the WAL is synced now, at the end
+        /// of the simulated fsync latency.
+        sync: bool,
     },
+    /// The WAL sync of a Persist whose acknowledgement went ahead of it (the
+    /// planted bug persisted-before-sync).
     SyncDone {
         member: u64,
         inc: u64,
-        tokens: Vec<SyncToken>,
     },
     SnapshotDone {
         member: u64,
         inc: u64,
         snapshot: Box<detcd_proto::raftpb::Snapshot>,
-        tokens: Vec<SyncToken>,
     },
     ToMember {
         member: u64,
@@ -324,13 +328,30 @@ impl Sim {
         };
         for &id in &ids {
             let config = sim.node_config(id, initial.clone());
-            let mut disk = Disk::new();
-            disk.sync_lies = sim.mutations.is("disk-sync-lies");
-            let storage = Storage::create(disk, id, CLUSTER_ID, sim.opts.wal_segment_bytes);
+            let storage = sim.fresh_storage(id);
             sim.hosts.insert(id, Host::new(id, config, storage, true));
             sim.start_node(id, NodeStart::Found);
         }
         sim
+    }
+
+    /// The storage options of member `id`.
+    fn storage_options(&self, id: u64) -> detcd_storage::StorageOptions {
+        member_storage::options(
+            id,
+            CLUSTER_ID,
+            self.opts.wal_segment_bytes,
+            self.opts.max_snapshots,
+        )
+    }
+
+    /// A new member's storage, on a fresh disk.
+    fn fresh_storage(&self, id: u64) -> Storage {
+        let mut disk = Disk::new();
+        disk.sync_lies = self.mutations.is("disk-sync-lies");
+        member_storage::open(disk, &self.storage_options(id))
+            .expect("an empty disk opens")
+            .storage
     }
 
     /// Starts a member the cluster has just added (`NodeStart::Join`), on a fresh
@@ -338,9 +359,7 @@ impl Sim {
     pub(crate) fn add_joiner(&mut self, id: u64, name: &str, members: Vec<Member>) {
         let mut config = self.node_config_named(id, name, members);
         config.client_urls = vec![format!("http://{name}:2379")];
-        let mut disk = Disk::new();
-        disk.sync_lies = self.mutations.is("disk-sync-lies");
-        let storage = Storage::create(disk, id, CLUSTER_ID, self.opts.wal_segment_bytes);
+        let storage = self.fresh_storage(id);
         self.hosts.insert(id, Host::new(id, config, storage, false));
         self.trace.event("join", &id.to_le_bytes());
         self.start_node(id, NodeStart::Join);
@@ -382,6 +401,7 @@ impl Sim {
         c.append_bytes_max = self.opts.append_bytes_max;
         c.snapshot_step_bytes = self.opts.snapshot_step_bytes;
         c.snapshot_size_free_bytes = self.opts.snapshot_size_free_bytes;
+        c.auto_compaction = self.opts.auto_compaction;
         c.request_timeout_ms = self.opts.request_timeout_ms.max(self.opts.election_timeout_ms());
         c.seed = self.opts.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ id;
         c
@@ -501,17 +521,16 @@ impl Sim {
                 must_sync,
             } => {
                 self.counters.persists += 1;
-                let drop_hs = self.mutations.is("wal-drops-hard-state");
                 let host = self.hosts.get_mut(&id).expect("host");
                 let storage = host.storage.as_mut().expect("running member has storage");
+                // The order a server's storage thread follows: a snapshot's file
+                // (durable), its marker (synced), then entries and hard state.
+                let mut written = Ok(());
                 if let Some(s) = &snapshot {
                     let index = s.metadata.as_ref().map_or(0, |m| m.index);
                     host.mirror.reset(index);
                     host.wal_snapshot_index = host.wal_snapshot_index.max(index);
-                    // The file is durable before the marker below is even
-                    // written: the marker may survive a crash without the rest of
-                    // this Persist's records, and must never name a missing file.
-                    storage.write_snapshot_durably(s);
+                    written = storage.save_snapshot(s);
                     if index > 1 {
                         self.counters.snapshots_installed += 1;
                     }
@@ -521,8 +540,7 @@ impl Sim {
                         .push((ready_number, first.index, first.term));
                 }
                 host.mirror.append(&entries);
-                let records = persist_records(snapshot.as_ref(), &entries, hard_state.as_ref(), drop_hs);
-                let files = storage.append(&records);
+                written = written.and_then(|()| storage.save(hard_state.as_ref(), &entries, false));
                 if let Some(hs) = &hard_state {
                     host.latest_hs = *hs;
                 }
@@ -530,15 +548,12 @@ impl Sim {
                 let last_term = host.mirror.get(last).map_or(0, |(t, _)| t);
                 host.persists
                     .push_back((ready_number, (last_term, last), host.latest_hs));
+                if let Err(e) = written {
+                    self.fail(format!("member {id:x} cannot persist: {e}"));
+                    return;
+                }
                 let latency = if must_sync { self.fsync_latency_us() } else { 0 };
                 let host = self.hosts.get_mut(&id).expect("host");
-                let storage = host.storage.as_mut().expect("storage");
-                let tokens = if must_sync {
-                    let files = storage.sync_targets(files);
-                    storage.sync_begin(&files)
-                } else {
-                    Vec::new()
-                };
                 let done = host.disk_free_at_us.max(self.now_us + latency);
                 host.disk_free_at_us = done;
                 let inc = host.inc;
@@ -546,21 +561,14 @@ impl Sim {
                     self.land_aimed_crash(id, done);
                 }
                 if self.mutations.is("persisted-before-sync") {
-                    self.queue.push(
-                        done,
-                        Event::SyncDone {
-                            member: id,
-                            inc,
-                            tokens,
-                        },
-                    );
+                    self.queue.push(done, Event::SyncDone { member: id, inc });
                     self.queue.push(
                         self.now_us,
                         Event::PersistDone {
                             member: id,
                             inc,
                             ready_number,
-                            tokens: Vec::new(),
+                            sync: false,
                         },
                     );
                 } else {
@@ -570,7 +578,7 @@ impl Sim {
                             member: id,
                             inc,
                             ready_number,
-                            tokens,
+                            sync: must_sync,
                         },
                     );
                 }
@@ -618,45 +626,35 @@ impl Sim {
                 );
             }
             Output::SaveSnapshot { snapshot } => {
+                // A server's snapshot writer saves the file (durably) while the
+                // member goes on; it is done after the simulated latency, and only
+                // then is its WAL marker written.
                 self.counters.snapshots_saved += 1;
                 let latency = self.fsync_latency_us();
                 let host = self.hosts.get_mut(&id).expect("host");
-                let storage = host.storage.as_mut().expect("storage");
-                let file = storage.write_snapshot(&snapshot);
-                let tokens = storage.sync_begin(&[file]);
                 let inc = host.inc;
                 let done = host.disk_free_at_us.max(self.now_us + latency);
                 host.disk_free_at_us = done;
                 self.land_aimed_crash(id, done);
-                if self.mutations.is("snapshot-saved-before-sync") {
-                    self.queue.push(
-                        done,
-                        Event::SyncDone {
-                            member: id,
-                            inc,
-                            tokens,
-                        },
-                    );
-                    let event = Event::SnapshotDone {
-                        member: id,
-                        inc,
-                        snapshot: Box::new(snapshot),
-                        tokens: Vec::new(),
-                    };
-                    self.queue.push(self.now_us, event);
-                } else {
-                    self.queue.push(
-                        done,
-                        Event::SnapshotDone {
-                            member: id,
-                            inc,
-                            snapshot: Box::new(snapshot),
-                            tokens,
-                        },
-                    );
+                let event = Event::SnapshotDone {
+                    member: id,
+                    inc,
+                    snapshot: Box::new(snapshot),
+                };
+                self.queue.push(done, event);
+            }
+            Output::ReleaseWal { index } => {
+                let host = self.hosts.get_mut(&id).expect("host");
+                let storage = host.storage.as_mut().expect("storage");
+                if let Err(e) = storage.wal_mut().release_to(index) {
+                    self.fail(format!("member {id:x} cannot release its WAL: {e}"));
                 }
             }
-            Output::ReleaseWal { .. } => {}
+            Output::AutoCompaction { completed, .. } => {
+                if completed {
+                    self.counters.auto_compactions += 1;
+                }
+            }
             Output::RoleChanged { role, term, .. } => {
                 self.counters.leader_changes += 1;
                 if role == Role::Leader {
@@ -892,7 +890,7 @@ impl Sim {
                 member,
                 inc,
                 ready_number,
-                tokens,
+                sync,
             } => {
                 let Some(host) = self
                     .hosts
@@ -902,8 +900,14 @@ impl Sim {
                     return;
                 };
                 let storage = host.storage.as_mut().expect("storage");
-                for t in &tokens {
-                    storage.disk.sync_complete(t);
+                if sync {
+                    // The sync covers what was written before this moment, this
+                    // Persist's records among them (a real disk may make them
+                    // durable at any time; this is the latest).
+                    if let Err(e) = storage.wal_mut().sync() {
+                        self.fail(format!("member {member:x} cannot sync its WAL: {e}"));
+                        return;
+                    }
                 }
                 host.overwrites_pending
                     .retain(|&(ready, _, _)| ready > ready_number);
@@ -915,12 +919,11 @@ impl Sim {
                 }
                 self.feed(member, Input::Persisted { ready_number });
             }
-            Event::SyncDone { member, inc, tokens } => {
+            Event::SyncDone { member, inc } => {
                 if let Some(host) = self.hosts.get_mut(&member).filter(|h| h.inc == inc) {
                     if let Some(storage) = host.storage.as_mut() {
-                        for t in &tokens {
-                            storage.disk.sync_complete(t);
-                        }
+                        // The planted bug's sync; a failure is not reported.
+                        let _ = storage.wal_mut().sync();
                     }
                 }
             }
@@ -928,7 +931,6 @@ impl Sim {
                 member,
                 inc,
                 snapshot,
-                tokens,
             } => {
                 let Some(host) = self
                     .hosts
@@ -938,17 +940,19 @@ impl Sim {
                     return;
                 };
                 let storage = host.storage.as_mut().expect("storage");
-                for t in &tokens {
-                    storage.disk.sync_complete(t);
-                }
                 // The marker goes into the WAL only once the file is durable, and
                 // only if no newer snapshot (one installed from the leader while
-                // this file was being synced) is in the WAL already: entries after
+                // this file was being written) is in the WAL already: entries after
                 // that one do not follow this marker.
                 let index = snapshot.metadata.as_ref().map_or(0, |m| m.index);
-                if index > host.wal_snapshot_index {
-                    storage.append(&[Storage::marker(&snapshot)]);
+                let mut saved = storage.snapshotter().save(&snapshot).map(|_| ());
+                if saved.is_ok() && index > host.wal_snapshot_index {
+                    saved = storage.mark_snapshot(&snapshot.metadata.clone().unwrap_or_default());
                     host.wal_snapshot_index = index;
+                }
+                if let Err(e) = saved {
+                    self.fail(format!("member {member:x} cannot save snapshot {index}: {e}"));
+                    return;
                 }
                 self.feed(member, Input::SnapshotSaved { index });
             }
@@ -1068,13 +1072,13 @@ impl Sim {
         if self.verbose {
             eprintln!("[{:>10} us] crash member {id:x}", self.now_us);
         }
-        let mut disk = host.storage.take().expect("storage").disk;
+        let mut disk = member_storage::into_disk(host.storage.take().expect("storage"));
         let policy = CrashPolicy {
             lose_unsynced: true,
             tear: torn,
             garbage: torn,
         };
-        disk.crash(&mut self.rng, policy, &Storage::accepts_garbage);
+        disk.crash(&mut self.rng, policy, &member_storage::accepts_garbage);
         host.parked_disk = Some(disk);
         host.durable_at_crash = (host.durable_last_term, host.durable_last_index);
         host.overwrites_at_crash = std::mem::take(&mut host.overwrites_pending)
@@ -1108,18 +1112,13 @@ impl Sim {
         };
         self.counters.restarts += 1;
         self.trace.event("restart", &id.to_le_bytes());
-        let keep_torn = self.mutations.is("wal-keeps-torn-tail");
-        let drop_last = self.mutations.is("restart-forgets-unsynced-entries-late");
-        match Storage::recover(
-            disk,
-            id,
-            CLUSTER_ID,
-            self.opts.wal_segment_bytes,
-            keep_torn,
-            drop_last,
-        ) {
-            Ok((storage, start, recovered)) => {
-                if recovered.torn_tail {
+        match member_storage::open(disk, &self.storage_options(id)) {
+            Ok(member_storage::Opened {
+                storage,
+                start,
+                torn_tail,
+            }) => {
+                if torn_tail {
                     self.counters.torn_tails_recovered += 1;
                 }
                 if let Some(NodeStart::Recover {
@@ -1162,7 +1161,7 @@ impl Sim {
                     }
                     self.log(format_args!(
                         "restart member {id:x}: snapshot {index}, hard state term {} commit {}, entries to {last}, torn tail {}",
-                        hard_state.term, hard_state.commit, recovered.torn_tail
+                        hard_state.term, hard_state.commit, torn_tail
                     ));
                 }
                 let host = self.hosts.get_mut(&id).expect("host");
@@ -1460,7 +1459,7 @@ impl Sim {
             .map(|h| {
                 h.storage
                     .as_ref()
-                    .map(|s| s.disk.bytes())
+                    .map(|s| s.wal().fs().disk().bytes())
                     .or(h.parked_disk.as_ref().map(Disk::bytes))
                     .unwrap_or(0)
             })

@@ -85,6 +85,8 @@ pub struct NodeConfig {
     pub auth_token_ttl_ms: u64,
     /// Simple tokens the member keeps at once.
     pub auth_tokens_max: usize,
+    /// `--auto-compaction-mode` and `--auto-compaction-retention`.
+    pub auto_compaction: super::AutoCompaction,
 }
 
 impl NodeConfig {
@@ -120,6 +122,7 @@ impl NodeConfig {
             append_bytes_max: APPEND_BYTES_MAX_DEFAULT,
             auth_token_ttl_ms: crate::auth::TOKEN_TTL_MS_DEFAULT,
             auth_tokens_max: crate::auth::TOKENS_MAX_DEFAULT,
+            auto_compaction: super::AutoCompaction::Off,
         }
     }
 

@@ -93,6 +93,9 @@ pub enum Output {
     ReleaseWal { index: u64 },
     /// Leader, role or term changed (for metrics and logs).
     RoleChanged { leader: u64, role: Role, term: u64 },
+    /// Auto-compaction proposed a compaction to `revision` (`completed: false`)
+    /// or saw it applied (`completed: true`); for the log.
+    AutoCompaction { revision: i64, completed: bool },
     /// This member was removed from the cluster: the driver stops it. The node
     /// answers nothing further.
     Removed,

@@ -26,6 +26,7 @@
 //! - Members publish name and client URLs through raft after start, as etcd does;
 //!   until then the member list shows them with empty name and client URLs.
 
+pub mod auto_compact;
 pub mod config;
 pub mod io;
 
@@ -50,6 +51,7 @@ use crate::rng::Rng;
 use crate::watch::{Hub, HubConfig};
 
 pub use applied_requests::{APPLIED_REQUEST_IDS_PER_PROPOSER_MAX, APPLIED_REQUEST_PROPOSERS_MAX};
+pub use auto_compact::AutoCompaction;
 pub use config::{NodeConfig, NodeError, NodeStart};
 pub use io::{
     AuthResponse, ClientRequestId, Credentials, ForwardRequest, Input, Output, PeerMessage, Request, Response,
@@ -137,6 +139,7 @@ pub struct Node {
     applied_bytes_since_snapshot: u64,
     /// The application snapshot being encoded, a slice per input.
     snapshot_job: Option<SnapshotJob>,
+    auto_compaction: auto_compact::AutoCompactDuty,
     db_size_bytes: u64,
     now_ms: u64,
     next_tick_ms: Option<u64>,
@@ -267,6 +270,7 @@ impl Node {
             snapshot_bytes: 0,
             applied_bytes_since_snapshot: 0,
             snapshot_job: None,
+            auto_compaction: auto_compact::AutoCompactDuty::default(),
             db_size_bytes: 0,
             now_ms: 0,
             next_tick_ms: None,
@@ -650,6 +654,7 @@ impl Node {
         self.drive();
         self.tokens.expire(self.now_ms);
         self.lease_duties();
+        self.auto_compact();
         self.publish_attributes();
         self.retry_pending();
         self.expire_deadlines();

@@ -269,6 +269,14 @@ impl Driver {
                     role.name()
                 );
             }
+            Output::AutoCompaction { revision, completed } => {
+                let what = if completed { "completed" } else { "starting" };
+                crate::log!(
+                    Level::Info,
+                    "detcd",
+                    "{what} auto compaction at revision {revision}"
+                );
+            }
             Output::Removed => {
                 crate::log!(
                     Level::Warn,

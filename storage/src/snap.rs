@@ -17,15 +17,15 @@
 //! not parse, is renamed to `<name>.broken` (etcd's convention) and reported as a
 //! [`Warning::SnapshotBroken`]; an older one is tried.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
+use detcd_core::mutation::{self, Mutation};
 use detcd_core::wal::crc32c;
 use detcd_proto::raftpb::Snapshot;
 use prost::Message;
 
-use crate::error::{io_err, StorageError, Warning};
-use crate::fsutil;
+use crate::error::{StorageError, Warning};
+use crate::fs::Fs;
 
 const MAGIC: &[u8; 8] = b"detcdsnp";
 const FORMAT_VERSION: u32 = 1;
@@ -38,7 +38,8 @@ pub const MAX_SNAPSHOTS_DEFAULT: usize = 5;
 /// Reads and writes the snapshot files of one directory. Clones share the
 /// directory: let one of them write at a time.
 #[derive(Clone, Debug)]
-pub struct Snapshotter {
+pub struct Snapshotter<F: Fs> {
+    fs: F,
     dir: PathBuf,
     max_snapshots: usize,
 }
@@ -51,21 +52,33 @@ pub struct SnapshotFile {
     pub term: u64,
 }
 
-impl Snapshotter {
-    /// A snapshotter for `dir` (created if missing) that keeps the newest
+impl<F: Fs + Default> Snapshotter<F> {
+    /// [`Snapshotter::new_in`] on the default file system.
+    pub fn new(dir: &Path, max_snapshots: usize) -> Result<(Snapshotter<F>, Vec<Warning>), StorageError> {
+        Snapshotter::new_in(F::default(), dir, max_snapshots)
+    }
+}
+
+impl<F: Fs> Snapshotter<F> {
+    /// A snapshotter for `dir` (created if missing) on `fs` that keeps the newest
     /// `max_snapshots` files (at least 1). Removes temp files a crash left.
-    pub fn new(dir: &Path, max_snapshots: usize) -> Result<(Snapshotter, Vec<Warning>), StorageError> {
-        fsutil::create_dir_all(dir)?;
+    pub fn new_in(
+        fs: F,
+        dir: &Path,
+        max_snapshots: usize,
+    ) -> Result<(Snapshotter<F>, Vec<Warning>), StorageError> {
+        fs.create_dir_all(dir)?;
         let mut warnings = Vec::new();
-        for name in fsutil::list_dir(dir)? {
+        for name in fs.list(dir)? {
             if name.ends_with(".tmp") {
                 let path = dir.join(&name);
-                fs::remove_file(&path).map_err(io_err(&path, "remove temp file"))?;
+                fs.remove(&path)?;
                 warnings.push(Warning::TempFileRemoved { path });
             }
         }
         Ok((
             Snapshotter {
+                fs,
                 dir: dir.to_path_buf(),
                 max_snapshots: max_snapshots.max(1),
             },
@@ -79,13 +92,33 @@ impl Snapshotter {
     pub fn save(&self, snapshot: &Snapshot) -> Result<PathBuf, StorageError> {
         let metadata = snapshot.metadata.clone().unwrap_or_default();
         let path = self.dir.join(snapshot_file_name(metadata.term, metadata.index));
-        fsutil::write_file_atomic(&path, &encode(snapshot))?;
+        self.write_file_atomic(&path, &encode(snapshot))?;
         Ok(path)
+    }
+
+    /// Writes `bytes` to `path` durably and atomically: a temp file beside it,
+    /// sync, rename over `path`, sync of the directory. A crash leaves either the
+    /// old state or the whole new file, plus at most a `.tmp` file that start-up
+    /// removes.
+    fn write_file_atomic(&self, path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        let file = self.fs.create(&tmp)?;
+        self.fs.write_at(&file, 0, bytes)?;
+        if !mutation::is_active(Mutation::SnapshotSavedBeforeSync) {
+            self.fs.sync(&file)?;
+        }
+        drop(file);
+        self.fs.rename(&tmp, path)?;
+        self.fs.sync_dir(&self.dir)
     }
 
     /// Snapshot files, newest (highest index) first.
     pub fn list(&self) -> Result<Vec<SnapshotFile>, StorageError> {
-        let mut files: Vec<SnapshotFile> = fsutil::list_dir(&self.dir)?
+        let mut files: Vec<SnapshotFile> = self
+            .fs
+            .list(&self.dir)?
             .into_iter()
             .filter_map(|name| {
                 let (term, index) = parse_snapshot_name(&name)?;
@@ -103,7 +136,8 @@ impl Snapshotter {
     /// Reads and verifies one snapshot file: `Ok(Err(reason))` when its contents
     /// are damaged, `Err` when it cannot be read at all.
     pub fn read(&self, file: &SnapshotFile) -> Result<Result<Snapshot, String>, StorageError> {
-        let bytes = fs::read(&file.path).map_err(io_err(&file.path, "read snapshot"))?;
+        let handle = self.fs.open(&file.path)?;
+        let bytes = self.fs.read_all(&handle)?;
         Ok(decode(&bytes).and_then(|snapshot| {
             let metadata = snapshot.metadata.clone().unwrap_or_default();
             if (metadata.index, metadata.term) == (file.index, file.term) {
@@ -123,7 +157,8 @@ impl Snapshotter {
         let mut broken = file.path.as_os_str().to_owned();
         broken.push(".broken");
         let broken = PathBuf::from(broken);
-        fs::rename(&file.path, &broken).map_err(io_err(&file.path, "rename broken snapshot"))?;
+        self.fs.rename(&file.path, &broken)?;
+        self.fs.sync_dir(&self.dir)?;
         Ok(Warning::SnapshotBroken {
             path: file.path.clone(),
             renamed_to: broken,
@@ -149,12 +184,22 @@ impl Snapshotter {
     /// file without its marker yet (a crash may come before it) can be ahead of
     /// the WAL's end, and start-up would then need the marked one.
     pub fn purge_before(&self, marked: u64) -> Result<(), StorageError> {
+        let mut removed = false;
         for file in self.list()?.into_iter().skip(self.max_snapshots) {
             if file.index < marked {
-                fs::remove_file(&file.path).map_err(io_err(&file.path, "remove old snapshot"))?;
+                self.fs.remove(&file.path)?;
+                removed = true;
             }
         }
+        if removed {
+            self.fs.sync_dir(&self.dir)?;
+        }
         Ok(())
+    }
+
+    /// The file system this snapshotter writes to.
+    pub fn fs(&self) -> &F {
+        &self.fs
     }
 }
 

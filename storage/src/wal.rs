@@ -1,20 +1,22 @@
 //! The write-ahead log on disk: preallocated segment files, records appended
 //! through `core::wal`'s [`Encoder`] with positioned writes, made durable by
-//! `fdatasync` (as etcd does). Segments are mapped into memory for reading.
+//! `fdatasync` (as etcd does), all through the [`Fs`] interface.
 //!
 //! # Life of a record
 //!
-//! 1. [`Wal::append_batch`] (or [`Wal::save`]) encodes each record and writes its
-//!    frame (pwrite) into the active segment at the write offset. Nothing is
+//! 1. [`Wal::append_batch`] (or [`Wal::save`]) encodes each record and writes the
+//!    frames of the call with one write (pwrite) into the active segment at the
+//!    write offset (one write per segment when the call cuts). Nothing is
 //!    durable yet: the kernel may write those pages back at any time, in any
 //!    order, or not at all before a power loss.
-//! 2. [`Wal::sync`] fdatasyncs the active segment (only the range from the last
+//! 2. [`Wal::sync`] syncs the active segment (only the range from the last
 //!    synced offset to the write offset is dirty). When it returns, every record
 //!    appended before it is durable; only then may a caller acknowledge them
 //!    (reply to a client, send a vote).
 //! 3. When a record does not fit in the rest of the active segment, the WAL cuts:
-//!    it syncs the full segment, takes the next preallocated file (zero-filled in a
-//!    background thread, like etcd's file pipeline), writes the segment header (a
+//!    it syncs the full segment, takes the next preallocated file (zero-filled
+//!    ahead of time, in a background thread on real files, like etcd's file
+//!    pipeline), writes the segment header (a
 //!    CRC record carrying the running CRC, the metadata, the last hard state),
 //!    syncs it, renames it to its final name and fsyncs the directory.
 //!
@@ -22,21 +24,20 @@
 //! clean end. A torn record can therefore only ever be in the last segment, which
 //! is the one place `core::wal::recover` accepts one.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{compiler_fence, Ordering};
-use std::thread::JoinHandle;
 use std::time::Instant;
-use std::{fmt, fs};
 
+use detcd_core::mutation::{self, Mutation};
 use detcd_core::wal::{
-    frame_bytes, recover, Encoder, Record, RecordType, RecoveredLog, LENGTH_WORD_BYTES, SEGMENT_BYTES_DEFAULT,
+    frame_bytes, recover, Encoder, Record, RecordType, RecoveredLog, FRAME_ALIGN_BYTES, SEGMENT_BYTES_DEFAULT,
 };
 use detcd_proto::raftpb::{Entry, HardState};
 use detcd_proto::walpb;
 
-use crate::error::{io_err, StorageError, Warning};
-use crate::fsutil::{self, DirLock};
-use crate::segment::{parse_segment_name, segment_file_name, MappedSegment};
+use crate::error::{StorageError, Warning};
+use crate::fs::Fs;
+use crate::segment::{parse_segment_name, segment_file_name};
 
 /// The name of the file the next segment is preallocated in.
 const PREALLOCATED_NAME: &str = "segment.wal.tmp";
@@ -98,6 +99,17 @@ struct SealedSegment {
     min_marker: Option<Option<u64>>,
 }
 
+/// A segment file being appended to.
+#[derive(Debug)]
+struct ActiveSegment<F: Fs> {
+    path: PathBuf,
+    seq: u64,
+    first_index: u64,
+    file: F::File,
+    /// Its size, fixed by preallocation.
+    len: usize,
+}
+
 /// An open write-ahead log: the single writer of one WAL directory.
 ///
 /// Method families: [`Wal::open`] recovers (and creates an empty WAL in an empty
@@ -108,12 +120,13 @@ struct SealedSegment {
 /// After any sync failure every later call returns [`StorageError::Poisoned`]:
 /// Linux may mark pages clean after a failed writeback ("fsyncgate"), so retrying
 /// could report success for data that never reached the disk.
-pub struct Wal {
+pub struct Wal<F: Fs> {
+    fs: F,
     dir: PathBuf,
     segment_bytes: usize,
     /// Segments before the active one, oldest first.
     sealed: Vec<SealedSegment>,
-    active: MappedSegment,
+    active: ActiveSegment<F>,
     /// [`SealedSegment::min_marker`] of the active segment.
     active_min_marker: Option<Option<u64>>,
     /// Where the next frame goes in the active segment.
@@ -125,16 +138,20 @@ pub struct Wal {
     hard_state: Option<HardState>,
     /// Index of the last entry written (etcd's `enti`): names the next segment.
     last_index: u64,
-    preallocating: Option<JoinHandle<Result<fs::File, StorageError>>>,
+    preallocating: Option<F::Preallocation>,
     unsynced_records: u64,
     poisoned: bool,
     stats: WalStats,
     scratch: Vec<u8>,
-    // Declared last so it is dropped last: the lock outlives the maps.
-    _lock: DirLock,
+    /// Frames appended but not written yet: they go to the active segment at
+    /// `offset` in one write, when the call that appended them ends (one
+    /// Persist, one write) or before a cut or a sync.
+    pending: Vec<u8>,
+    // Declared last so it is dropped last: the lock outlives the files.
+    _lock: F::Lock,
 }
 
-impl fmt::Debug for Wal {
+impl<F: Fs> fmt::Debug for Wal<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Wal")
             .field("dir", &self.dir)
@@ -147,30 +164,42 @@ impl fmt::Debug for Wal {
     }
 }
 
-impl Wal {
-    /// Opens the WAL in `dir`, creating the directory and a first segment
+impl<F: Fs + Default> Wal<F> {
+    /// [`Wal::open_in`] on the default file system.
+    pub fn open(
+        dir: &Path,
+        metadata: &[u8],
+        options: &WalOptions,
+    ) -> Result<(Wal<F>, RecoveredLog, Vec<Warning>), StorageError> {
+        Wal::open_in(F::default(), dir, metadata, options)
+    }
+}
+
+impl<F: Fs> Wal<F> {
+    /// Opens the WAL in `dir` on `fs`, creating the directory and a first segment
     /// (`0000000000000000-0000000000000000.wal`, carrying `metadata`) when there is
     /// none, and recovers it: the records of every segment, a torn tail of the last
     /// one zeroed (reported as a [`Warning`]), anything else damaged an error that
     /// names the file and offset. The returned [`RecoveredLog`] is what raft
     /// restarts from; appends continue after its last record.
-    pub fn open(
+    pub fn open_in(
+        fs: F,
         dir: &Path,
         metadata: &[u8],
         options: &WalOptions,
-    ) -> Result<(Wal, RecoveredLog, Vec<Warning>), StorageError> {
+    ) -> Result<(Wal<F>, RecoveredLog, Vec<Warning>), StorageError> {
         let segment_bytes = options.segment_bytes;
         assert!(
-            segment_bytes % detcd_core::wal::FRAME_ALIGN_BYTES == 0 && segment_bytes >= 4096,
+            segment_bytes % FRAME_ALIGN_BYTES == 0 && segment_bytes >= 4096,
             "segment_bytes must be a multiple of 8 and at least 4096"
         );
-        fsutil::create_dir_all(dir)?;
-        let lock = DirLock::acquire(dir)?;
+        fs.create_dir_all(dir)?;
+        let lock = fs.lock(dir)?;
         let mut warnings = Vec::new();
-        let mut segments = list_segments(dir, &mut warnings)?;
+        let mut segments = list_segments(&fs, dir, &mut warnings)?;
         if segments.is_empty() {
-            create_first_segment(dir, metadata, segment_bytes)?;
-            segments = list_segments(dir, &mut warnings)?;
+            create_first_segment(&fs, dir, metadata, segment_bytes)?;
+            segments = list_segments(&fs, dir, &mut warnings)?;
         }
         for pair in segments.windows(2) {
             let (expected, found) = (pair[0].0 + 1, &pair[1]);
@@ -182,35 +211,56 @@ impl Wal {
                 });
             }
         }
-        let mut mapped = Vec::with_capacity(segments.len());
-        for (seq, first_index, path) in &segments {
-            mapped.push(MappedSegment::open(path, *seq, *first_index)?);
+        let mut contents = Vec::with_capacity(segments.len());
+        for (_, _, path) in &segments {
+            let file = fs.open(path)?;
+            contents.push(fs.read_all(&file)?);
         }
         let log = {
-            let slices: Vec<&[u8]> = mapped.iter().map(MappedSegment::bytes).collect();
+            let slices: Vec<&[u8]> = contents.iter().map(|c| &c[..]).collect();
             recover(&slices).map_err(|e| StorageError::Corrupt {
-                path: mapped[e.segment].path.clone(),
+                path: segments[e.segment].2.clone(),
                 offset: e.offset,
                 reason: e.reason,
             })?
         };
-        let mut active = mapped.pop().expect("at least one segment");
-        let sealed = mapped
+        // The end of the torn bytes, read before the reads are dropped (the
+        // zeroing below writes the file they may map).
+        let tail_end = log.torn_tail.map(|torn| {
+            let last = contents.last().expect("at least one segment");
+            last_nonzero_end(last).max(torn)
+        });
+        drop(contents);
+        let (seq, first_index, path) = segments.pop().expect("at least one segment");
+        let file = fs.open(&path)?;
+        let mut active = ActiveSegment {
+            len: fs.len(&file)?,
+            path,
+            seq,
+            first_index,
+            file,
+        };
+        let sealed = segments
             .into_iter()
-            .map(|s| SealedSegment {
-                path: s.path.clone(),
-                first_index: s.first_index,
+            .map(|(_, first_index, path)| SealedSegment {
+                path,
+                first_index,
                 min_marker: None,
             })
             .collect();
-        let offset = *log.valid_lens.last().expect("one length per segment");
-        if let Some(torn) = log.torn_tail {
-            let zeroed = zero_tail(&mut active, torn)?;
-            warnings.push(Warning::TornTailTruncated {
-                path: active.path.clone(),
-                offset: torn,
-                bytes_zeroed: zeroed,
-            });
+        let mut offset = *log.valid_lens.last().expect("one length per segment");
+        if let (Some(torn), Some(end)) = (log.torn_tail, tail_end) {
+            if mutation::is_active(Mutation::WalKeepsTornTail) {
+                // The planted bug: appends go on after the torn bytes.
+                offset = end.next_multiple_of(FRAME_ALIGN_BYTES).min(active.len);
+            } else {
+                zero_tail(&fs, &mut active, torn, end)?;
+                warnings.push(Warning::TornTailTruncated {
+                    path: active.path.clone(),
+                    offset: torn,
+                    bytes_zeroed: end - torn,
+                });
+            }
         }
         let last_index = log
             .entries
@@ -219,6 +269,7 @@ impl Wal {
             .or(log.snapshot.as_ref().map(|s| s.index))
             .unwrap_or(active.first_index.saturating_sub(1));
         let mut wal = Wal {
+            fs,
             dir: dir.to_path_buf(),
             segment_bytes,
             sealed,
@@ -235,6 +286,7 @@ impl Wal {
             poisoned: false,
             stats: WalStats::default(),
             scratch: Vec::new(),
+            pending: Vec::new(),
             _lock: lock,
         };
         if offset == 0 {
@@ -258,9 +310,10 @@ impl Wal {
         for entry in entries {
             self.append_record(&Record::Entry(entry.clone()))?;
         }
-        if let Some(state) = hard_state {
+        if let Some(state) = hard_state.filter(|_| !mutation::is_active(Mutation::WalDropsHardState)) {
             self.append_record(&Record::HardState(*state))?;
         }
+        self.flush()?;
         if must_sync {
             self.sync()?;
         }
@@ -274,7 +327,7 @@ impl Wal {
         for record in records {
             self.append_record(record)?;
         }
-        Ok(())
+        self.flush()
     }
 
     /// Records that a snapshot was taken at `snapshot`'s index and syncs. Write
@@ -284,6 +337,12 @@ impl Wal {
     pub fn save_snapshot_marker(&mut self, snapshot: &walpb::Snapshot) -> Result<(), StorageError> {
         self.check_usable()?;
         self.append_record(&Record::Snapshot(snapshot.clone()))?;
+        self.flush()?;
+        if mutation::is_active(Mutation::PurgeBeforeMarkerDurable) {
+            // The planted bug: the marker is left for the next sync, and what it
+            // releases goes at once.
+            return Ok(());
+        }
         self.sync()
     }
 
@@ -291,11 +350,12 @@ impl Wal {
     /// segment, the only file with unsynced writes).
     pub fn sync(&mut self) -> Result<(), StorageError> {
         self.check_usable()?;
+        self.flush()?;
         if self.offset == self.synced_offset {
             return Ok(());
         }
         let started = Instant::now();
-        if let Err(error) = self.active.sync_data() {
+        if let Err(error) = self.fs.sync(&self.active.file) {
             self.poisoned = true;
             return Err(error);
         }
@@ -341,12 +401,16 @@ impl Wal {
                 break;
             }
         }
+        if mutation::is_active(Mutation::ReleaseNeededSegment) {
+            // The planted bug: the segment holding the entries after `index` goes too.
+            keep_from = (keep_from + 1).min(self.sealed.len());
+        }
         let released: Vec<SealedSegment> = self.sealed.drain(..keep_from).collect();
         for segment in &released {
-            fs::remove_file(&segment.path).map_err(io_err(&segment.path, "remove segment"))?;
+            self.fs.remove(&segment.path)?;
         }
         if !released.is_empty() {
-            fsutil::sync_dir(&self.dir)?;
+            self.fs.sync_dir(&self.dir)?;
         }
         self.stats.segments_released += released.len() as u64;
         Ok(released.len())
@@ -360,9 +424,8 @@ impl Wal {
             let known = match self.sealed[at].min_marker {
                 Some(known) => known,
                 None => {
-                    let path = &self.sealed[at].path;
-                    let bytes = fs::read(path).map_err(io_err(path, "read segment"))?;
-                    let found = min_marker(&bytes);
+                    let file = self.fs.open(&self.sealed[at].path)?;
+                    let found = min_marker(&self.fs.read_all(&file)?);
                     self.sealed[at].min_marker = Some(found);
                     found
                 }
@@ -374,7 +437,8 @@ impl Wal {
         let active = match self.active_min_marker {
             Some(known) => known,
             None => {
-                let found = min_marker(&self.active.bytes()[..self.offset]);
+                let bytes = self.fs.read_all(&self.active.file)?;
+                let found = min_marker(&bytes[..self.offset.min(bytes.len())]);
                 self.active_min_marker = Some(found);
                 found
             }
@@ -442,6 +506,11 @@ impl Wal {
         &self.stats
     }
 
+    /// The file system this WAL writes to.
+    pub fn fs(&self) -> &F {
+        &self.fs
+    }
+
     fn check_usable(&self) -> Result<(), StorageError> {
         if self.poisoned {
             Err(StorageError::Poisoned)
@@ -456,32 +525,22 @@ impl Wal {
         encoder
             .append(record, &mut self.scratch)
             .map_err(StorageError::Encode)?;
-        if self.offset + self.scratch.len() > self.active.len() {
+        if self.offset + self.pending.len() + self.scratch.len() > self.active.len {
+            self.flush()?;
             self.cut()?;
             encoder = self.encoder.clone();
             self.scratch.clear();
             encoder
                 .append(record, &mut self.scratch)
                 .map_err(StorageError::Encode)?;
-            if self.offset + self.scratch.len() > self.active.len() {
+            if self.offset + self.pending.len() + self.scratch.len() > self.active.len {
                 return Err(StorageError::RecordTooLarge {
                     frame_bytes: self.scratch.len(),
-                    segment_bytes: self.active.len(),
+                    segment_bytes: self.active.len,
                 });
             }
         }
-        debug_assert!(
-            self.active.bytes()[self.offset..self.offset + self.scratch.len()]
-                .iter()
-                .all(|&b| b == 0),
-            "frames are only written over zeros"
-        );
-        if let Err(error) = self.active.write_at(self.offset, &self.scratch) {
-            // What reached the page cache is unknown: restart and recover instead.
-            self.poisoned = true;
-            return Err(error);
-        }
-        self.offset += self.scratch.len();
+        self.pending.extend_from_slice(&self.scratch);
         self.encoder = encoder;
         self.unsynced_records += 1;
         self.stats.records_appended += 1;
@@ -496,6 +555,21 @@ impl Wal {
             Record::HardState(state) => self.hard_state = Some(*state),
             Record::Crc(_) | Record::Metadata(_) => {}
         }
+        Ok(())
+    }
+
+    /// Writes the frames appended since the last write, in one write.
+    fn flush(&mut self) -> Result<(), StorageError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        if let Err(error) = self.fs.write_at(&self.active.file, self.offset, &self.pending) {
+            // What reached the page cache is unknown: restart and recover instead.
+            self.poisoned = true;
+            return Err(error);
+        }
+        self.offset += self.pending.len();
+        self.pending.clear();
         Ok(())
     }
 
@@ -549,13 +623,19 @@ impl Wal {
 
     fn cut_synced(&mut self) -> Result<(), StorageError> {
         let tmp = self.dir.join(PREALLOCATED_NAME);
-        let file = match self.preallocating.take() {
-            Some(handle) => handle.join().expect("the preallocation thread does not panic")?,
-            None => fsutil::create_zeroed(&tmp, self.segment_bytes)?,
+        let pending = match self.preallocating.take() {
+            Some(pending) => pending,
+            None => self.fs.preallocate(&tmp, self.segment_bytes),
         };
-        let seq = self.active.seq + 1;
-        let first_index = self.last_index + 1;
-        let next = MappedSegment::from_file(tmp.clone(), file, seq, first_index)?;
+        let file = self.fs.preallocated(pending)?;
+        let next = ActiveSegment {
+            path: tmp.clone(),
+            seq: self.active.seq + 1,
+            first_index: self.last_index + 1,
+            len: self.fs.len(&file)?,
+            file,
+        };
+        let (seq, first_index) = (next.seq, next.first_index);
         let previous = std::mem::replace(&mut self.active, next);
         self.sealed.push(SealedSegment {
             path: previous.path.clone(),
@@ -569,75 +649,34 @@ impl Wal {
         self.write_segment_header()?;
         self.sync()?;
         let path = self.dir.join(segment_file_name(seq, first_index));
-        fs::rename(&tmp, &path).map_err(io_err(&path, "rename segment"))?;
+        self.fs.rename(&tmp, &path)?;
         self.active.path = path;
-        fsutil::sync_dir(&self.dir)?;
+        if !mutation::is_active(Mutation::RenameWithoutDirSync) {
+            self.fs.sync_dir(&self.dir)?;
+        }
         self.stats.segments_cut += 1;
         self.start_preallocation();
         Ok(())
     }
 
-    /// Zero-fills the next segment's file in the background (etcd's file
-    /// pipeline), so a cut costs a rename rather than writing a whole segment.
+    /// Zero-fills the next segment's file ahead of time (etcd's file pipeline),
+    /// so a cut costs a rename rather than writing a whole segment.
     fn start_preallocation(&mut self) {
-        if self.preallocating.is_some() {
-            return;
+        if self.preallocating.is_none() {
+            let tmp = self.dir.join(PREALLOCATED_NAME);
+            self.preallocating = Some(self.fs.preallocate(&tmp, self.segment_bytes));
         }
-        let tmp = self.dir.join(PREALLOCATED_NAME);
-        let bytes = self.segment_bytes;
-        let spawned = std::thread::Builder::new()
-            .name("detcd-wal-prealloc".into())
-            .spawn(move || fsutil::create_zeroed(&tmp, bytes));
-        // If no thread can be spawned the cut preallocates in line instead.
-        self.preallocating = spawned.ok();
     }
 }
 
-impl Drop for Wal {
+impl<F: Fs> Drop for Wal<F> {
     fn drop(&mut self) {
-        // The preallocation thread writes into this directory; it must finish
+        // A background preallocation writes into this directory; it must finish
         // before the lock is released, or it could clobber the next owner's file.
-        if let Some(handle) = self.preallocating.take() {
-            let _ = handle.join();
+        if let Some(pending) = self.preallocating.take() {
+            let _ = self.fs.preallocated(pending);
         }
     }
-}
-
-/// Copies one frame into the map at `offset` (used for the first segment's
-/// header, written before the segment is in use): the length word first, then the
-/// rest of the frame.
-///
-/// The order is chosen for what a crash leaves behind. A process killed mid-copy
-/// leaves a prefix of these stores in the page cache (which survives it), and
-/// `core::wal::scan` must read that prefix as a torn tail, never as corruption:
-/// - length word written, body partly written: the CRC fails and only zeros
-///   follow, which scan classifies as a torn tail;
-/// - body written before the length word (the other order) would leave a zero
-///   length word with nonzero bytes after it in the same sector, which scan
-///   rightly calls corruption (`DataAfterEnd`): a sector is written whole, so on a
-///   disk that state means damage. Writing the payload first would turn every kill
-///   between the two stores into a refused start-up.
-///
-/// A reader therefore can see a length word whose payload is not yet there; the
-/// chained CRC is what tells it so, and is what every reader checks. The length
-/// word is 8 bytes at an 8-aligned offset of a page-aligned map, so it is one
-/// aligned store and never half-written. The fences keep the compiler from moving
-/// the body's stores (or the next frame's) ahead of this length word; the CPU
-/// keeps a single thread's stores in program order for a crash of that process.
-/// Power loss is different: the kernel writes dirty pages back in any order, and
-/// the scan's zero-sector rule plus the sync-before-acknowledge rule cover that.
-fn write_frame(map: &mut [u8], offset: usize, frame: &[u8]) {
-    debug_assert_eq!(offset % LENGTH_WORD_BYTES, 0);
-    let dest = &mut map[offset..offset + frame.len()];
-    debug_assert!(dest.iter().all(|&b| b == 0), "frames are only written over zeros");
-    let (word, body) = frame.split_at(LENGTH_WORD_BYTES);
-    let (dest_word, dest_body) = dest.split_at_mut(LENGTH_WORD_BYTES);
-    compiler_fence(Ordering::SeqCst);
-    let word: [u8; LENGTH_WORD_BYTES] = word.try_into().expect("8 bytes");
-    dest_word.copy_from_slice(&word);
-    compiler_fence(Ordering::SeqCst);
-    dest_body.copy_from_slice(body);
-    compiler_fence(Ordering::SeqCst);
 }
 
 /// The lowest snapshot-marker index among the valid records of a segment.
@@ -653,32 +692,42 @@ fn min_marker(bytes: &[u8]) -> Option<u64> {
         .min()
 }
 
-/// Zeros a torn tail from `offset` up to the last nonzero byte and syncs it, so
-/// the next append starts over zeros. Returns the bytes zeroed.
-fn zero_tail(segment: &mut MappedSegment, offset: usize) -> Result<usize, StorageError> {
-    let bytes = segment.bytes_mut();
-    let end = bytes
-        .iter()
-        .rposition(|&b| b != 0)
-        .map_or(offset, |last| last + 1)
-        .max(offset);
-    bytes[offset..end].fill(0);
-    segment.sync_range(offset, end - offset)?;
-    Ok(end - offset)
+/// The end of the last nonzero byte of `bytes` (0 when all are zero).
+fn last_nonzero_end(bytes: &[u8]) -> usize {
+    bytes.iter().rposition(|&b| b != 0).map_or(0, |last| last + 1)
+}
+
+/// Zeros the torn tail `offset..end` of the active segment and syncs it, so the
+/// next append starts over zeros.
+fn zero_tail<F: Fs>(
+    fs: &F,
+    segment: &mut ActiveSegment<F>,
+    offset: usize,
+    end: usize,
+) -> Result<(), StorageError> {
+    if end > offset {
+        fs.write_at(&segment.file, offset, &vec![0; end - offset])?;
+        fs.sync(&segment.file)?;
+    }
+    Ok(())
 }
 
 /// The segment files of `dir` as (seq, first index, path), by sequence; removes
 /// leftover temp files.
-fn list_segments(dir: &Path, warnings: &mut Vec<Warning>) -> Result<Vec<(u64, u64, PathBuf)>, StorageError> {
+fn list_segments<F: Fs>(
+    fs: &F,
+    dir: &Path,
+    warnings: &mut Vec<Warning>,
+) -> Result<Vec<(u64, u64, PathBuf)>, StorageError> {
     let mut segments = Vec::new();
-    for name in fsutil::list_dir(dir)? {
+    for name in fs.list(dir)? {
         let path = dir.join(&name);
         if name == PREALLOCATED_NAME {
             // The next segment being zero-filled: rewritten from scratch below.
             continue;
         }
         if name.ends_with(".tmp") {
-            fs::remove_file(&path).map_err(io_err(&path, "remove temp file"))?;
+            fs.remove(&path)?;
             warnings.push(Warning::TempFileRemoved { path });
             continue;
         }
@@ -693,46 +742,35 @@ fn list_segments(dir: &Path, warnings: &mut Vec<Warning>) -> Result<Vec<(u64, u6
 }
 
 /// Creates `0000000000000000-0000000000000000.wal` with its header, durably: the
-/// header is written in a temp file that is fsynced and renamed, then the
-/// directory is fsynced.
-fn create_first_segment(dir: &Path, metadata: &[u8], segment_bytes: usize) -> Result<(), StorageError> {
+/// header is written in a temp file that is synced and renamed, then the
+/// directory is synced.
+fn create_first_segment<F: Fs>(
+    fs: &F,
+    dir: &Path,
+    metadata: &[u8],
+    segment_bytes: usize,
+) -> Result<(), StorageError> {
     let tmp = dir.join(PREALLOCATED_NAME);
-    let file = fsutil::create_zeroed(&tmp, segment_bytes)?;
-    let mut segment = MappedSegment::from_file(tmp.clone(), file, 0, 0)?;
+    let file = fs.preallocated(fs.preallocate(&tmp, segment_bytes))?;
     let mut encoder = Encoder::new(0);
     let mut header = Vec::new();
     encoder.begin_segment(&mut header);
     encoder
         .append(&Record::Metadata(metadata.to_vec()), &mut header)
         .map_err(StorageError::Encode)?;
-    if header.len() > segment.len() {
+    if header.len() > segment_bytes {
         return Err(StorageError::RecordTooLarge {
             frame_bytes: header.len(),
             segment_bytes,
         });
     }
-    let mut offset = 0;
-    for frame_len in frame_lengths(&header) {
-        write_frame(segment.bytes_mut(), offset, &header[offset..offset + frame_len]);
-        offset += frame_len;
-    }
-    segment.sync_range(0, header.len())?;
-    drop(segment);
+    fs.write_at(&file, 0, &header)?;
+    fs.sync(&file)?;
+    drop(file);
     let path = dir.join(segment_file_name(0, 0));
-    fs::rename(&tmp, &path).map_err(io_err(&path, "rename segment"))?;
-    fsutil::sync_dir(dir)
-}
-
-/// The lengths of the frames laid end to end in `bytes` (written by an Encoder).
-fn frame_lengths(bytes: &[u8]) -> Vec<usize> {
-    let mut lengths = Vec::new();
-    let mut offset = 0;
-    while offset + LENGTH_WORD_BYTES <= bytes.len() {
-        let word = u64::from_le_bytes(bytes[offset..offset + 8].try_into().expect("8 bytes"));
-        let body = (word & ((1 << 56) - 1)) as usize;
-        let len = frame_bytes(body - detcd_core::wal::HEADER_BYTES);
-        lengths.push(len);
-        offset += len;
+    fs.rename(&tmp, &path)?;
+    if mutation::is_active(Mutation::RenameWithoutDirSync) {
+        return Ok(());
     }
-    lengths
+    fs.sync_dir(dir)
 }

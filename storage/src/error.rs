@@ -133,7 +133,7 @@ impl std::error::Error for StorageError {
 }
 
 /// Builds the `map_err` closure for an I/O call on `path`.
-pub(crate) fn io_err(path: impl Into<PathBuf>, op: &'static str) -> impl FnOnce(io::Error) -> StorageError {
+pub fn io_err(path: impl Into<PathBuf>, op: &'static str) -> impl FnOnce(io::Error) -> StorageError {
     let path = path.into();
     move |source| StorageError::Io { path, op, source }
 }

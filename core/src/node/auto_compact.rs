@@ -1,6 +1,9 @@
-//! Auto-compaction (`--auto-compaction-mode`, `--auto-compaction-retention`), with
-//! etcd 3.4's schedule. Only the leader compacts; the compaction is an ordinary
-//! Compact request through raft, so every member compacts at the same revision.
+//! Auto-compaction's schedule (`--auto-compaction-mode`,
+//! `--auto-compaction-retention`), etcd 3.4's, as a pure part of the member: time
+//! and the member's state are parameters (the node polls it on each Tick), so the
+//! simulator runs it like the rest of the member. Only the leader compacts; the
+//! compaction is an ordinary Compact request through raft, so every member
+//! compacts at the same revision.
 //!
 //! - Periodic, retention `P`: the current revision is sampled every `P/10` (every
 //!   6 minutes once `P` is over an hour), and the last `P`'s worth of samples kept.
@@ -9,19 +12,26 @@
 //!   ago, so the newest `P` of history stays readable.
 //! - Revision, retention `N`: every 5 minutes, compact to `current - N` unless
 //!   that is where the last compaction went.
-//!
-//! [`Compactor`] is the schedule alone, with time and the member's state as
-//! parameters; [`run`] drives it against a member.
 
 use std::collections::VecDeque;
-use std::time::{Duration, Instant};
 
-use detcd_core::error::EtcdError;
-use detcd_core::node::{Request, Response};
-use detcd_io::driver::MemberHandle;
-use detcd_proto::etcdserverpb::{CompactionRequest, RangeRequest};
+use detcd_proto::detcdpb::raft_request;
+use detcd_proto::etcdserverpb::CompactionRequest;
 
-use crate::config::AutoCompaction;
+use super::requests::Origin;
+use super::{Node, Output};
+use crate::raft::Role;
+
+/// `--auto-compaction-mode` with its retention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AutoCompaction {
+    #[default]
+    Off,
+    /// Keep this much history (a duration; a bare number means hours).
+    Periodic { retention_ms: u64 },
+    /// Keep this many revisions.
+    Revision { retention_revs: u64 },
+}
 
 const HOUR_MS: u64 = 3_600_000;
 /// Periodic mode samples the revision this many times per compaction interval.
@@ -126,51 +136,61 @@ impl Compactor {
     }
 }
 
-/// Drives `compactor` against `member` until the runtime stops.
-pub async fn run(mut compactor: Compactor, member: MemberHandle) {
-    let started = Instant::now();
-    let now_ms = || u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    loop {
-        let wait = compactor.next_wakeup_ms().saturating_sub(now_ms());
-        tokio::time::sleep(Duration::from_millis(wait.clamp(1, 1000))).await;
-        let leader = member.metrics().is_leader;
-        let probe = RangeRequest {
-            key: vec![0],
-            serializable: true,
-            count_only: true,
-            ..Default::default()
+/// The member's side of auto-compaction: the schedule, started at the first
+/// Tick, and the compaction proposed and not yet seen applied.
+#[derive(Debug, Default)]
+pub(crate) struct AutoCompactDuty {
+    started: bool,
+    compactor: Option<Compactor>,
+    /// (revision, deadline): proposed; given up at the deadline (lost with a
+    /// leader change), and the schedule retries.
+    pending: Option<(i64, u64)>,
+}
+
+impl Node {
+    /// On each Tick: notices a proposed compaction applied, then polls the
+    /// schedule and proposes the compaction it asks for. Both are reported as
+    /// [`Output::AutoCompaction`] for the log.
+    pub(crate) fn auto_compact(&mut self) {
+        let now_ms = self.now_ms;
+        let duty = &mut self.auto_compaction;
+        if !duty.started {
+            duty.started = true;
+            duty.compactor = Compactor::new(self.config.auto_compaction, now_ms);
+        }
+        let Some(compactor) = duty.compactor.as_mut() else {
+            return;
         };
-        let current_rev = match member.call(Request::Range(probe)).await {
-            Ok(Response::Range(r)) => r.header.map_or(0, |h| h.revision),
-            _ => continue,
+        if let Some((revision, deadline_ms)) = duty.pending {
+            if self.store.compact_revision() >= revision {
+                // Compacted (by this proposal or another one to the same point).
+                compactor.compacted(now_ms, revision);
+                duty.pending = None;
+                self.outputs.push_back(Output::AutoCompaction {
+                    revision,
+                    completed: true,
+                });
+            } else if now_ms < deadline_ms {
+                return;
+            } else {
+                duty.pending = None;
+            }
+        }
+        let leader = self.soft.role == Role::Leader;
+        let Some(due) = compactor.poll(now_ms, leader, self.store.revision()) else {
+            return;
         };
-        let Some(due) = compactor.poll(now_ms(), leader, current_rev) else {
-            continue;
-        };
-        crate::log(&format!("starting auto compaction at revision {}", due.revision));
+        duty.pending = Some((due.revision, now_ms + self.config.request_timeout_ms));
+        self.outputs.push_back(Output::AutoCompaction {
+            revision: due.revision,
+            completed: false,
+        });
         let request = CompactionRequest {
             revision: due.revision,
             physical: false,
         };
-        match member.call(Request::Compact(request)).await {
-            Ok(_) => {
-                crate::log(&format!("completed auto compaction at revision {}", due.revision));
-                compactor.compacted(now_ms(), due.revision);
-            }
-            Err(e) if is_compacted(&e) => compactor.compacted(now_ms(), due.revision),
-            Err(e) => detcd_io::log!(
-                detcd_io::log::Level::Warn,
-                "detcd",
-                "auto compaction at revision {} failed: {}",
-                due.revision,
-                e.message
-            ),
-        }
+        self.propose_request(Origin::Internal, raft_request::Request::Compaction(request));
     }
-}
-
-fn is_compacted(e: &EtcdError) -> bool {
-    *e == detcd_core::error::COMPACTED
 }
 
 #[cfg(test)]
