@@ -648,7 +648,7 @@ pub async fn endpoint_status(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> 
     let mut failed = false;
     for ep in &eps {
         let result = async {
-            let channel = connect(ep, &ctx.globals).await?;
+            let channel = ctx.endpoint_channel(ep).await?;
             let mut m = MaintenanceClient::new(channel);
             ctx.call(m.status(StatusRequest {})).await
         }
@@ -734,7 +734,7 @@ pub async fn endpoint_hashkv(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> 
     let mut last_error = None;
     for ep in &eps {
         let result = async {
-            let channel = connect(ep, &ctx.globals).await?;
+            let channel = ctx.endpoint_channel(ep).await?;
             let mut m = MaintenanceClient::new(channel);
             ctx.call(m.hash_kv(HashKvRequest { revision })).await
         }
@@ -874,7 +874,7 @@ pub async fn defrag(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
     let mut failed = false;
     for ep in endpoints(ctx, p).await? {
         let result = async {
-            let channel = connect(&ep, &ctx.globals).await?;
+            let channel = ctx.endpoint_channel(&ep).await?;
             let mut m = MaintenanceClient::new(channel);
             ctx.call(m.defragment(DefragmentRequest {})).await
         }
@@ -907,7 +907,7 @@ pub async fn move_leader(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
     })?;
     // MoveLeader must reach the current leader: find it among the endpoints.
     for ep in ctx.globals.endpoints.clone() {
-        let channel = connect(&ep, &ctx.globals).await?;
+        let channel = ctx.endpoint_channel(&ep).await?;
         let mut m = MaintenanceClient::new(channel);
         let status = ctx.call(m.status(StatusRequest {})).await?;
         let member = status.header.as_ref().map_or(0, |h| h.member_id);

@@ -326,19 +326,8 @@ impl Ctx {
         }
         let mut last = CtlError::new(EXIT_ERROR, "context deadline exceeded");
         for ep in self.globals.endpoints.clone() {
-            match connect(&ep, &self.globals).await {
+            match self.endpoint_channel(&ep).await {
                 Ok(c) => {
-                    let token = match self.globals.user.clone() {
-                        Some((user, password)) => auth::authenticate(self, c.clone(), user, password).await?,
-                        None => None,
-                    };
-                    let token = token
-                        .map(|t| AsciiMetadataValue::try_from(t.as_str()))
-                        .transpose()
-                        .map_err(|_| {
-                            CtlError::new(EXIT_ERROR, "the server sent a token that is not ASCII")
-                        })?;
-                    let c = InterceptedService::new(c, TokenInterceptor(token));
                     self.channel = Some(c.clone());
                     return Ok(c);
                 }
@@ -346,6 +335,21 @@ impl Ctx {
             }
         }
         Err(last)
+    }
+
+    /// A channel to `endpoint` alone (the commands that ask each endpoint in turn),
+    /// authenticated as `--user` when one is given.
+    pub async fn endpoint_channel(&mut self, endpoint: &str) -> Result<CtlChannel, CtlError> {
+        let c = connect(endpoint, &self.globals).await?;
+        let token = match self.globals.user.clone() {
+            Some((user, password)) => auth::authenticate(self, c.clone(), user, password).await?,
+            None => None,
+        };
+        let token = token
+            .map(|t| AsciiMetadataValue::try_from(t.as_str()))
+            .transpose()
+            .map_err(|_| CtlError::new(EXIT_ERROR, "the server sent a token that is not ASCII"))?;
+        Ok(InterceptedService::new(c, TokenInterceptor(token)))
     }
 
     /// Runs one unary call under `--command-timeout`.
