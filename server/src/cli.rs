@@ -128,7 +128,8 @@ async fn serve_member(mut config: Config) -> Result<(), String> {
     let routes = serve::routes(
         Services::new(handle.clone())
             .with_bcrypt_cost(config.bcrypt_cost)
-            .with_tokens(tokens),
+            .with_tokens(tokens)
+            .with_client_cert_auth(config.client_tls.client_cert_auth),
         config.max_request_bytes,
     );
     let addrs: Vec<String> = listeners
