@@ -241,6 +241,29 @@ fn client_cert_auth_with_real_etcdctl() {
         "k\nv\n"
     );
 
+    // The commands that dial one endpoint send it, scheme and all, as the HTTP/2
+    // :authority; over TLS too the repair (server/src/h2_authority.rs) serves them.
+    for endpoint in [&https, &bare] {
+        let status = ok(&with_cert(
+            endpoint,
+            &certs.ca,
+            &certs.client,
+            &["endpoint", "status"],
+        ));
+        assert!(status.starts_with(&format!("{endpoint}, ")), "{status}");
+        let hash = ok(&with_cert(
+            endpoint,
+            &certs.ca,
+            &certs.client,
+            &["endpoint", "hashkv"],
+        ));
+        assert!(hash.starts_with(&format!("{endpoint}, ")), "{hash}");
+        assert_eq!(
+            ok(&with_cert(endpoint, &certs.ca, &certs.client, &["defrag"])),
+            format!("Finished defragmenting etcd member[{endpoint}]\n")
+        );
+    }
+
     let refused = |what: &str, out: Output| {
         assert!(!out.status.success(), "{what}: etcdctl succeeded");
     };
