@@ -12,7 +12,7 @@
 use std::process::Command;
 
 use super::harness::{free_port, test_dir, Cluster};
-use super::tls::{etcdctl, make_certs, start, wait_until};
+use super::tls::{etcdctl, make_certs, start, start_client_cert_auth, wait_until, with_cert};
 
 const SCRIPT: &str = r#"
 import sys
@@ -104,6 +104,25 @@ fn etcd3_available() -> bool {
     false
 }
 
+/// etcd3's `ca_cert`, `cert_key`, `cert_cert` against a member that requires client
+/// certificates; without one the handshake is refused and nothing is served.
+const CLIENT_CERT_SCRIPT: &str = r#"
+import sys
+import etcd3
+port, ca, cert, key = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+c = etcd3.client(host="127.0.0.1", port=port, ca_cert=ca, cert_cert=cert, cert_key=key, timeout=10)
+c.put("py/tls", "1")
+value, _ = c.get("py/tls")
+assert value == b"1", value
+assert c.status().version, "no version"
+try:
+    etcd3.client(host="127.0.0.1", port=port, ca_cert=ca, timeout=3).get("py/tls")
+    raise SystemExit("served without a client certificate")
+except etcd3.exceptions.ConnectionFailedError:
+    pass
+print("python etcd3 client certificate: ok")
+"#;
+
 /// Runs `script` with `args` and asserts it succeeded.
 fn run_python(script: &str, args: &[&str]) {
     let out = Command::new("python3")
@@ -154,6 +173,28 @@ fn python_etcd3_with_user_and_password() {
             .success()
     });
     run_python(AUTH_SCRIPT, &[&plain.to_string(), &tls.to_string(), &certs.ca]);
+    drop(member);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn python_etcd3_with_a_client_certificate() {
+    if !etcd3_available() {
+        return;
+    }
+    let dir = test_dir("python-cert");
+    let certs = make_certs(&dir);
+    let (member, https, _http) = start_client_cert_auth(&dir, &certs, &[]);
+    let port = https.rsplit(':').next().expect("port").to_string();
+    wait_until("member serves", || {
+        with_cert(&https, &certs.ca, &certs.client, &["put", "up", "1"])
+            .status
+            .success()
+    });
+    run_python(
+        CLIENT_CERT_SCRIPT,
+        &[&port, &certs.ca, &certs.client.0, &certs.client.1],
+    );
     drop(member);
     let _ = std::fs::remove_dir_all(&dir);
 }
