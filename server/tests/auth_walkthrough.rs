@@ -254,3 +254,47 @@ fn etcdctl_logs_in_again_when_its_token_expired() {
     let get = e(&[ROOT, "get", "k", "--print-value-only"], "");
     assert_eq!(get.stdout, "after-expiry\n");
 }
+
+/// A JWT carries the auth revision it was issued at (a simple token takes the
+/// member's current one, as etcd's does): a request under an older revision is
+/// refused with ErrAuthOldRevision and the Go client logs in again, so an
+/// interactive txn whose token predates a role change made meanwhile succeeds.
+#[test]
+fn etcdctl_logs_in_again_when_the_auth_revision_moved() {
+    assert!(on_path("etcdctl"), "etcdctl 3.4 must be on PATH");
+    let secret = std::env::temp_dir().join(format!("detcd-jwt-secret-{}", std::process::id()));
+    std::fs::write(&secret, b"a shared secret for HS256").expect("write secret");
+    let spec = format!("jwt,priv-key={},sign-method=HS256,ttl=5m", secret.display());
+    let detcd = start_server_with(env!("CARGO_BIN_EXE_detcd"), "auth-rev", &["--auth-token", &spec]);
+    let e = |args: &[&str], stdin: &str| ctl("etcdctl", &detcd.endpoint, args, stdin);
+    assert_eq!(e(&["user", "add", "root:rootpw"], "").code, 0);
+    assert_eq!(e(&["user", "grant-role", "root", "root"], "").code, 0);
+    assert_eq!(e(&["auth", "enable"], "").code, 0);
+    let mut child = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .args([&format!("--endpoints={}", detcd.endpoint), ROOT, "txn", "-i"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn etcdctl");
+    // etcdctl logs in as it starts; give it the time, then move the auth revision.
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    assert_eq!(e(&[ROOT, "role", "add", "bump"], "").code, 0);
+    let _ = child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"\nput k after-bump\n\n\n");
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("revision of auth store is old"),
+        "the first try was refused: {stderr}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\nSUCCESS\n"));
+    let get = e(&[ROOT, "get", "k", "--print-value-only"], "");
+    assert_eq!(get.stdout, "after-bump\n");
+    let _ = std::fs::remove_file(&secret);
+}
