@@ -90,6 +90,9 @@ pub enum Mutation {
     /// `node::auth` (`check_read`): a range read is checked on its first key only,
     /// as if `range_end` were empty.
     AuthRangeEndIgnored,
+    /// `node::auth` (`check_read`): a follower serves a serializable read without
+    /// checking permissions (only the leader checks them).
+    AuthFollowerSerializableUnchecked,
 }
 
 impl Mutation {
@@ -118,6 +121,7 @@ impl Mutation {
         Mutation::RenameWithoutDirSync,
         Mutation::AuthTxnFailureBranchUnchecked,
         Mutation::AuthRangeEndIgnored,
+        Mutation::AuthFollowerSerializableUnchecked,
     ];
 
     /// The kebab-case name (what `detcd-sim --mutation NAME` takes).
@@ -146,6 +150,7 @@ impl Mutation {
             Mutation::RenameWithoutDirSync => "rename-without-dir-sync",
             Mutation::AuthTxnFailureBranchUnchecked => "auth-txn-failure-branch-unchecked",
             Mutation::AuthRangeEndIgnored => "auth-range-end-ignored",
+            Mutation::AuthFollowerSerializableUnchecked => "auth-follower-serializable-unchecked",
         }
     }
 
@@ -267,7 +272,7 @@ mod tests {
         sorted.sort_unstable();
         assert_eq!(sorted, Mutation::ALL, "ALL is in declaration (Ord) order");
         // Adding a variant without listing it fails to compile in `name` and here.
-        let last = Mutation::AuthRangeEndIgnored;
+        let last = Mutation::AuthFollowerSerializableUnchecked;
         assert_eq!(Mutation::ALL.last(), Some(&last));
     }
 

@@ -22,8 +22,13 @@
 //! throughout its window is a violation (the planted bugs
 //! `auth-txn-failure-branch-unchecked` and `auth-range-end-ignored` are of this
 //! kind); so is one refused with PERMISSION_DENIED while every slot it needs was
-//! certainly granted throughout. Serializable reads are not checked here (they see
-//! their member's applied state, which no client-side window bounds).
+//! certainly granted throughout.
+//!
+//! Serializable reads are served from their member's applied state, which no
+//! client-side window bounds; they are checked against that state instead: the
+//! simulator reads the serving member's auth store as it answers
+//! ([`AuthHistory::user_view`]), and the answer must agree with it (the planted
+//! bug `auth-follower-serializable-unchecked` fails this).
 
 use std::collections::BTreeMap;
 
@@ -76,6 +81,11 @@ struct UserOp {
     slots: Vec<Slot>,
     invoke_us: u64,
     end: UserEnd,
+    /// Served from a member's applied state: checked by `view` only.
+    serializable: bool,
+    /// A serializable read: whether its serving member's own auth state, as it
+    /// answered, allowed it (None until seen, or for other requests).
+    view: Option<bool>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -124,14 +134,33 @@ impl AuthHistory {
         self.admin[id.0].end = end;
     }
 
-    pub fn user_invoke(&mut self, what: String, slots: Vec<Slot>, invoke_us: u64) -> UserId {
+    /// A user request; a `serializable` read is checked against its member's view only.
+    pub fn user_invoke(
+        &mut self,
+        what: String,
+        slots: Vec<Slot>,
+        serializable: bool,
+        invoke_us: u64,
+    ) -> UserId {
         self.user.push(UserOp {
             what,
             slots,
             invoke_us,
             end: UserEnd::Pending,
+            serializable,
+            view: None,
         });
         UserId(self.user.len() - 1)
+    }
+
+    /// A serializable read's member answered it while its auth state `allowed` it or not.
+    pub fn user_view(&mut self, id: UserId, allowed: bool) {
+        self.user[id.0].view = Some(allowed);
+    }
+
+    /// The permission slots `id` needs.
+    pub fn user_slots(&self, id: UserId) -> &[Slot] {
+        &self.user[id.0].slots
     }
 
     pub fn user_served(&mut self, id: UserId, at_us: u64) {
@@ -200,6 +229,20 @@ impl AuthHistory {
     pub fn check(&self) -> Vec<String> {
         let mut out = Vec::new();
         for op in &self.user {
+            match (op.end, op.view) {
+                (UserEnd::Served(_), Some(false)) => out.push(format!(
+                    "{} served by a member whose own auth state did not allow it",
+                    op.what
+                )),
+                (UserEnd::Denied(_), Some(true)) => out.push(format!(
+                    "{} refused with permission denied by a member whose own auth state allowed it",
+                    op.what
+                )),
+                _ => {}
+            }
+            if op.serializable {
+                continue;
+            }
             match op.end {
                 UserEnd::Served(b) => {
                     if let Some(&slot) = op
@@ -255,12 +298,12 @@ mod tests {
     }
 
     fn served(h: &mut AuthHistory, slots: Vec<Slot>, a: u64, b: u64) {
-        let id = h.user_invoke("put".into(), slots, a);
+        let id = h.user_invoke("put".into(), slots, false, a);
         h.user_served(id, b);
     }
 
     fn denied(h: &mut AuthHistory, slots: Vec<Slot>, a: u64, b: u64) {
-        let id = h.user_invoke("put".into(), slots, a);
+        let id = h.user_invoke("put".into(), slots, false, a);
         h.user_denied(id, b);
     }
 

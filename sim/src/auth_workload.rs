@@ -10,8 +10,9 @@
 //! a slot whose change went unanswered (it may still apply, any time later) no
 //! longer tells the checker anything, so the admin retires it for a fresh one.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
+use detcd_core::auth::AuthStore;
 use detcd_core::error::{self, Code, EtcdError};
 use detcd_core::node::{Credentials, Request};
 use detcd_core::rng::Rng;
@@ -103,6 +104,30 @@ fn setup_step(step: usize) -> Option<Auth> {
         5 => Auth::Enable(AuthEnableRequest {}),
         _ => return None,
     })
+}
+
+/// The slots `store` grants the user's role READ on, read back from the
+/// permissions' keys (this workload's own naming, not the store's checks).
+fn granted_slots(store: &AuthStore) -> BTreeSet<Slot> {
+    let perms = store.role_get(ROLE).unwrap_or_default();
+    perms
+        .iter()
+        .filter(|p| p.perm_type != PermType::Write as i32)
+        .filter_map(|p| {
+            let text = std::str::from_utf8(&p.key).ok()?;
+            let (slot, kind) = if let Some(n) = text.strip_prefix("a/k") {
+                (n.parse().ok()?, SlotKind::Key)
+            } else {
+                let n = text.strip_prefix("a/p")?.strip_suffix('/')?;
+                (n.parse().ok()?, SlotKind::Prefix)
+            };
+            let expected_end = match kind {
+                SlotKind::Key => Vec::new(),
+                SlotKind::Prefix => prefix(slot).1,
+            };
+            (p.range_end == expected_end).then_some(slot)
+        })
+        .collect()
 }
 
 fn key(slot: Slot) -> Vec<u8> {
@@ -202,6 +227,9 @@ impl AuthWorkload {
             value: value.clone(),
             ..Default::default()
         };
+        // A third of the reads are serializable: served from the member's applied
+        // state, checked against the serving member's auth store.
+        let serializable = rng.chance(1, 3);
         let (what, slots, request) = match rng.range(0, 7) {
             0 => ("put", vec![i], Request::Put(put(key(i)))),
             1 => (
@@ -209,6 +237,7 @@ impl AuthWorkload {
                 vec![i],
                 Request::Range(RangeRequest {
                     key: key(i),
+                    serializable,
                     ..Default::default()
                 }),
             ),
@@ -225,6 +254,7 @@ impl AuthWorkload {
                 let range = RangeRequest {
                     key: start,
                     range_end: end,
+                    serializable,
                     ..Default::default()
                 };
                 ("get prefix", vec![p], Request::Range(range))
@@ -241,6 +271,7 @@ impl AuthWorkload {
                 let range = RangeRequest {
                     key: key(i),
                     range_end: end,
+                    serializable,
                     ..Default::default()
                 };
                 ("get range past a key", vec![i, UNCOVERED], Request::Range(range))
@@ -263,9 +294,21 @@ impl AuthWorkload {
                 ("txn", vec![i, j, m], Request::Txn(txn))
             }
         };
+        let serializable = matches!(&request, Request::Range(r) if r.serializable);
         let what = format!("{what} as {USER} ({request:?})");
-        let id = self.history.user_invoke(what, slots, now_us);
+        let id = self.history.user_invoke(what, slots, serializable, now_us);
         (request, AuthPending::User(id), user())
+    }
+
+    /// A member answers the user's serializable read `id` with `store` as its auth
+    /// state: records whether that state allowed the read (every slot it needs
+    /// granted to the user's role, or auth off).
+    pub fn observe_serve(&mut self, id: UserId, store: &AuthStore) {
+        let allowed = !store.is_enabled() || {
+            let granted = granted_slots(store);
+            store.has_role(USER, ROLE) && self.history.user_slots(id).iter().all(|s| granted.contains(s))
+        };
+        self.history.user_view(id, allowed);
     }
 
     /// How an auth client's request ended.

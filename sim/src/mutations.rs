@@ -294,6 +294,11 @@ pub const CATALOGUE: &[Mutation] = &[
         "auth-range-end-ignored",
         "a range read is checked on its first key only",
     ),
+    core_auth(
+        CoreMutation::AuthFollowerSerializableUnchecked,
+        "auth-follower-serializable-unchecked",
+        "a follower serves a serializable read without checking permissions",
+    ),
 ];
 
 /// Looks a mutation up by name.

@@ -594,6 +594,13 @@ impl Sim {
                 id: request_id,
                 result,
             } => {
+                if let Some(Route::Client {
+                    client,
+                    serializable: true,
+                }) = self.routes.get(&request_id).copied()
+                {
+                    self.observe_auth_serve(client, request_id, id);
+                }
                 let host = self.hosts.get_mut(&id).expect("host");
                 if let (
                     Some(Route::Client {

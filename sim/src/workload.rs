@@ -554,7 +554,29 @@ impl Sim {
         } else {
             auth.user_op(&mut w.rng, now)
         };
-        Some((request, Pending::Auth(pending), false, credentials))
+        let serializable = matches!(&request, Request::Range(r) if r.serializable);
+        Some((request, Pending::Auth(pending), serializable, credentials))
+    }
+
+    /// `member` answers `request_id`, a serializable read of `client`: if it is the
+    /// auth workload user's, the checker learns what the member's auth state allowed.
+    pub(crate) fn observe_auth_serve(&mut self, client: usize, request_id: u64, member: u64) {
+        let Some(auth) = self.workload.auth.as_mut() else {
+            return;
+        };
+        let Some(inflight) = self.workload.clients[client]
+            .inflight
+            .as_ref()
+            .filter(|f| f.request_id == request_id)
+        else {
+            return;
+        };
+        let Pending::Auth(AuthPending::User(user_op)) = inflight.pending else {
+            return;
+        };
+        if let Some(node) = self.hosts.get(&member).and_then(|h| h.node.as_ref()) {
+            auth.observe_serve(user_op, node.auth_store());
+        }
     }
 
     pub(crate) fn client_response(

@@ -187,7 +187,11 @@ fn every_mutation_is_caught_within_1000_seeds() {
 /// the long campaign): each is caught within a few seeds of the auth workload.
 #[test]
 fn auth_mutations_are_caught_within_five_seeds() {
-    for name in ["auth-txn-failure-branch-unchecked", "auth-range-end-ignored"] {
+    for name in [
+        "auth-txn-failure-branch-unchecked",
+        "auth-range-end-ignored",
+        "auth-follower-serializable-unchecked",
+    ] {
         let mutations = Mutations::select(name).expect("catalogued");
         let caught = (1..=5).find(|&seed| {
             let opts = options(seed, mutations);

@@ -128,6 +128,14 @@ impl Node {
     pub(crate) fn check_read(&self, kind: &ReadKind, info: Option<&AuthInfo>) -> Result<(), EtcdError> {
         match kind {
             ReadKind::Range(r) => {
+                if r.serializable
+                    && self.soft.role != crate::raft::Role::Leader
+                    && crate::mutation::is_active(
+                        crate::mutation::Mutation::AuthFollowerSerializableUnchecked,
+                    )
+                {
+                    return Ok(());
+                }
                 let range_end: &[u8] =
                     if crate::mutation::is_active(crate::mutation::Mutation::AuthRangeEndIgnored) {
                         &[]

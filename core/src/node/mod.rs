@@ -398,6 +398,11 @@ impl Node {
         &self.store
     }
 
+    /// The member's auth store (read-only), for checkers and tests.
+    pub fn auth_store(&self) -> &AuthStore {
+        &self.auth
+    }
+
     /// The member's lessor (read-only), for checkers and tests.
     pub fn lessor(&self) -> &Lessor {
         &self.lessor
