@@ -36,8 +36,13 @@ use std::collections::BTreeMap;
 pub type Slot = usize;
 
 /// The slot no permission ever covers (a key range between the granted keys):
-/// enabling auth revokes it and nothing grants it.
+/// revoked from the start and never granted.
 pub const UNCOVERED: Slot = usize::MAX;
+
+/// Auth itself: granted by AuthEnable, revoked by AuthDisable. A request served
+/// while a slot it needs was revoked is a violation only while auth was
+/// certainly on; one refused while auth was certainly off is one too.
+pub const ENABLED: Slot = usize::MAX - 1;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Change {
@@ -113,6 +118,13 @@ pub struct AdminId(usize);
 /// Names a user request in the history.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct UserId(usize);
+
+impl UserId {
+    /// The request's place in the order of [`AuthHistory::user_invoke`] calls.
+    pub fn index(self) -> usize {
+        self.0
+    }
+}
 
 impl AuthHistory {
     /// A change of `slots` invoked at `invoke_us`; its end is unknown until
@@ -204,17 +216,21 @@ impl AuthHistory {
 
     /// Whether `slot` is certainly in the state `held` leaves it in at `t`:
     /// an acknowledged `held` change finished by `t`, and no opposite change
-    /// invoked by `t` may have applied after it began.
+    /// invoked by `t` may have applied after it began. Every slot starts revoked
+    /// (auth off, permissions never granted, users not yet created), as if by a
+    /// revoke acknowledged at time 0.
     fn certainly(&self, slot: Slot, held: Change, t: u64) -> bool {
-        self.changes(slot).any(|c| {
-            c.change == held
-                && matches!(c.end, End::Ok(done) if done <= t)
-                && self.changes(slot).all(|o| {
-                    o.change == held
-                        || o.invoke_us > t
-                        || o.end.latest().is_none_or(|latest| latest <= c.invoke_us)
-                })
-        })
+        let none_opposite_since = |since: u64| {
+            self.changes(slot).all(|o| {
+                o.change == held || o.invoke_us > t || o.end.latest().is_none_or(|latest| latest <= since)
+            })
+        };
+        (held == Change::Revoke && none_opposite_since(0))
+            || self.changes(slot).any(|c| {
+                c.change == held
+                    && matches!(c.end, End::Ok(done) if done <= t)
+                    && none_opposite_since(c.invoke_us)
+            })
     }
 
     /// Whether `slot` is certainly `held` through all of `[a, b]`.
@@ -245,6 +261,9 @@ impl AuthHistory {
             }
             match op.end {
                 UserEnd::Served(b) => {
+                    if !self.certainly_through(ENABLED, Change::Grant, op.invoke_us, b) {
+                        continue;
+                    }
                     if let Some(&slot) = op
                         .slots
                         .iter()
@@ -259,7 +278,12 @@ impl AuthHistory {
                     }
                 }
                 UserEnd::Denied(b) => {
-                    if op
+                    if self.certainly_through(ENABLED, Change::Revoke, op.invoke_us, b) {
+                        out.push(format!(
+                            "{} refused with permission denied in [{}, {b}] us while auth was off throughout",
+                            op.what, op.invoke_us
+                        ));
+                    } else if op
                         .slots
                         .iter()
                         .all(|&s| self.certainly_through(s, Change::Grant, op.invoke_us, b))
@@ -278,10 +302,10 @@ impl AuthHistory {
 }
 
 fn slot_name(slot: Slot) -> String {
-    if slot == UNCOVERED {
-        "uncovered".to_string()
-    } else {
-        slot.to_string()
+    match slot {
+        UNCOVERED => "uncovered".to_string(),
+        ENABLED => "auth enabled".to_string(),
+        _ => slot.to_string(),
     }
 }
 
@@ -289,10 +313,10 @@ fn slot_name(slot: Slot) -> String {
 mod tests {
     use super::*;
 
-    /// Auth enabled (every slot revoked) acknowledged at 10.
+    /// Auth enabled (every slot still revoked) acknowledged at 10.
     fn enabled() -> AuthHistory {
         let mut h = AuthHistory::default();
-        let id = h.admin_invoke(vec![0, 1, UNCOVERED], Change::Revoke, 5);
+        let id = h.admin_invoke(vec![ENABLED], Change::Grant, 5);
         h.admin_end(id, End::Ok(10));
         h
     }
@@ -361,5 +385,33 @@ mod tests {
         assert!(h.check().is_empty());
         served(&mut h, vec![0, UNCOVERED], 20, 30);
         assert!(h.check()[0].contains("uncovered"));
+    }
+
+    #[test]
+    fn with_auth_off_anything_may_be_served_and_nothing_refused() {
+        let mut h = enabled();
+        let d = h.admin_invoke(vec![ENABLED], Change::Revoke, 20);
+        h.admin_end(d, End::Ok(25));
+        served(&mut h, vec![0], 30, 40);
+        assert!(h.check().is_empty());
+        // Refused while the disable may not have applied yet: no verdict.
+        denied(&mut h, vec![0], 18, 22);
+        assert!(h.check().is_empty());
+        denied(&mut h, vec![0], 30, 40);
+        assert_eq!(h.check().len(), 1);
+        assert!(h.check()[0].contains("auth was off"), "{:?}", h.check());
+        // Enabled again: served without the permission is a violation once more.
+        let e = h.admin_invoke(vec![ENABLED], Change::Grant, 50);
+        h.admin_end(e, End::Ok(55));
+        served(&mut h, vec![1], 60, 70);
+        assert_eq!(h.check().len(), 2, "{:?}", h.check());
+    }
+
+    #[test]
+    fn a_user_slot_revoked_by_delete_needs_no_prior_grant_to_count() {
+        let mut h = enabled();
+        // Slot 7 (a user not yet created) is revoked from the start.
+        served(&mut h, vec![7], 20, 30);
+        assert_eq!(h.check().len(), 1, "{:?}", h.check());
     }
 }

@@ -4,11 +4,15 @@
 //! the auth checker ([`crate::auth_check`]).
 //!
 //! Everything else the clients do runs as root (which auth never refuses), so
-//! the KV, lease and watch checks stay as they are. The user `alice` holds one
-//! role, `r`; each permission slot is a READWRITE permission of `r` on one key
-//! (`a/k<slot>`) or on one prefix (`a/p<slot>/`). The admin toggles the live slots;
-//! a slot whose change went unanswered (it may still apply, any time later) no
-//! longer tells the checker anything, so the admin retires it for a fresh one.
+//! the KV, lease and watch checks stay as they are. The users `alice` and
+//! `bob<n>` hold one role, `r`; each permission slot is a READWRITE permission of
+//! `r` on one key (`a/k<slot>`) or on one prefix (`a/p<slot>/`). The admin toggles
+//! the live slots; a slot whose change went unanswered (it may still apply, any
+//! time later) no longer tells the checker anything, so the admin retires it for a
+//! fresh one. Bob's membership is a slot too: the admin creates `bob<n>`, grants
+//! it `r`, then deletes it and goes on with `bob<n+1>` (a fresh name, so an
+//! unanswered step retires the generation the same way). Now and then the admin
+//! turns auth off and on again (until one such change goes unanswered).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -19,21 +23,19 @@ use detcd_core::rng::Rng;
 use detcd_proto::authpb::{permission::Type as PermType, Permission, UserAddOptions};
 use detcd_proto::detcdpb::auth_raft_request::Request as Auth;
 use detcd_proto::etcdserverpb::{
-    compare, request_op, AuthEnableRequest, AuthRoleAddRequest, AuthRoleGrantPermissionRequest,
-    AuthRoleRevokePermissionRequest, AuthUserAddRequest, AuthUserGrantRoleRequest, Compare,
-    DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest,
+    compare, request_op, AuthDisableRequest, AuthEnableRequest, AuthRoleAddRequest,
+    AuthRoleGrantPermissionRequest, AuthRoleRevokePermissionRequest, AuthUserAddRequest,
+    AuthUserDeleteRequest, AuthUserGrantRoleRequest, Compare, DeleteRangeRequest, PutRequest, RangeRequest,
+    RequestOp, TxnRequest,
 };
 
-use crate::auth_check::{AdminId, AuthHistory, Change, End, Slot, UserId, UNCOVERED};
+use crate::auth_check::{AdminId, AuthHistory, Change, End, Slot, UserId, ENABLED, UNCOVERED};
 
 const USER: &str = "alice";
 const ROLE: &str = "r";
 /// Key slots and prefix slots the admin keeps live at once.
 const LIVE_KEYS: usize = 3;
 const LIVE_PREFIXES: usize = 1;
-/// Slots the enable change counts as revoked (fresh slots past these start
-/// with no certain state until the admin grants and revokes them).
-const ENABLE_COVERS_SLOTS: Slot = 64;
 
 /// The identity the admin (and every client request that is not the user's) runs as.
 pub fn root() -> Credentials {
@@ -43,18 +45,15 @@ pub fn root() -> Credentials {
     }
 }
 
-fn user() -> Credentials {
-    Credentials::Verified {
-        user: USER.to_string(),
-        revision: None,
-    }
-}
-
 /// What an auth client waits for.
 #[derive(Clone, Debug)]
 pub enum AuthPending {
     /// Setup step `n` (auth enabled at the last one: `enable` is its change).
     Setup { step: usize, enable: Option<AdminId> },
+    /// Auth turned on (`Grant`) or off.
+    Toggle { change: Change, id: AdminId },
+    /// A step of bob generation `generation`; `id` when it changes bob's slot.
+    Bob { generation: u64, id: Option<AdminId> },
     /// A grant or revoke of `slot`.
     Change { slot: Slot, change: Change, id: AdminId },
     /// A request as the user.
@@ -67,6 +66,25 @@ enum SlotKind {
     Prefix,
 }
 
+/// Where the current bob generation is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum BobState {
+    #[default]
+    Absent,
+    /// Created, without the role yet.
+    Added,
+    /// Holds the role.
+    Member,
+}
+
+/// The current `bob<generation>` and his membership slot.
+#[derive(Clone, Copy, Debug, Default)]
+struct Bob {
+    generation: u64,
+    slot: Slot,
+    state: BobState,
+}
+
 /// The auth workload's state and history.
 #[derive(Debug, Default)]
 pub struct AuthWorkload {
@@ -76,6 +94,15 @@ pub struct AuthWorkload {
     live: BTreeMap<Slot, (SlotKind, bool)>,
     next_slot: Slot,
     pub changes_ok: u64,
+    bob: Bob,
+    /// Whether auth is on, as the admin last learnt it.
+    auth_on: bool,
+    /// An enable or disable went unanswered: auth stays as it may be.
+    toggles_frozen: bool,
+    /// Per user request (by index): the user and the membership slot it needs.
+    users: Vec<(String, Option<Slot>)>,
+    /// Auth turned off or on again (acknowledged).
+    pub toggles_ok: u64,
 }
 
 /// The setup, in order; each step is retried until it is done.
@@ -150,12 +177,36 @@ impl AuthWorkload {
         for _ in 0..LIVE_PREFIXES {
             w.add_slot(SlotKind::Prefix);
         }
+        w.bob.slot = w.fresh_slot();
         w
     }
 
-    fn add_slot(&mut self, kind: SlotKind) {
-        self.live.insert(self.next_slot, (kind, false));
+    fn fresh_slot(&mut self) -> Slot {
         self.next_slot += 1;
+        self.next_slot - 1
+    }
+
+    /// How many bob generations the run went through.
+    pub fn bob_generations(&self) -> u64 {
+        self.bob.generation + 1
+    }
+
+    fn bob_name(generation: u64) -> String {
+        format!("bob{generation}")
+    }
+
+    /// The next bob generation, with a fresh name and slot.
+    fn retire_bob(&mut self) {
+        self.bob = Bob {
+            generation: self.bob.generation + 1,
+            slot: self.fresh_slot(),
+            state: BobState::Absent,
+        };
+    }
+
+    fn add_slot(&mut self, kind: SlotKind) {
+        let slot = self.fresh_slot();
+        self.live.insert(slot, (kind, false));
     }
 
     fn live_of(&self, kind: SlotKind) -> Vec<Slot> {
@@ -169,18 +220,25 @@ impl AuthWorkload {
     /// The admin's next request.
     pub fn admin_op(&mut self, rng: &mut Rng, now_us: u64) -> (Request, AuthPending, Credentials) {
         if let Some(request) = setup_step(self.setup_done) {
-            let enable = matches!(request, Auth::Enable(_)).then(|| {
-                // Nothing was granted before: enabling revokes every slot the
-                // run will use (fresh ones included) and the uncovered ranges.
-                let mut every: Vec<Slot> = (0..ENABLE_COVERS_SLOTS).collect();
-                every.push(UNCOVERED);
-                self.history.admin_invoke(every, Change::Revoke, now_us)
-            });
+            let enable = matches!(request, Auth::Enable(_))
+                .then(|| self.history.admin_invoke(vec![ENABLED], Change::Grant, now_us));
             let pending = AuthPending::Setup {
                 step: self.setup_done,
                 enable,
             };
             return (Request::Auth(request), pending, root());
+        }
+        if !self.toggles_frozen && rng.chance(1, 12) {
+            let (change, request) = if self.auth_on {
+                (Change::Revoke, Auth::Disable(AuthDisableRequest {}))
+            } else {
+                (Change::Grant, Auth::Enable(AuthEnableRequest {}))
+            };
+            let id = self.history.admin_invoke(vec![ENABLED], change, now_us);
+            return (Request::Auth(request), AuthPending::Toggle { change, id }, root());
+        }
+        if rng.chance(1, 6) {
+            return self.bob_op(now_us);
         }
         let slots: Vec<Slot> = self.live.keys().copied().collect();
         let slot = slots[rng.range(0, slots.len() as u64) as usize];
@@ -211,6 +269,42 @@ impl AuthWorkload {
         (
             Request::Auth(request),
             AuthPending::Change { slot, change, id },
+            root(),
+        )
+    }
+
+    /// The next step of bob's cycle: create, grant the role, delete.
+    fn bob_op(&mut self, now_us: u64) -> (Request, AuthPending, Credentials) {
+        let Bob {
+            generation,
+            slot,
+            state,
+        } = self.bob;
+        let name = Self::bob_name(generation);
+        let (request, id) = match state {
+            BobState::Absent => (
+                Auth::UserAdd(AuthUserAddRequest {
+                    name,
+                    options: Some(UserAddOptions { no_password: true }),
+                    ..Default::default()
+                }),
+                None,
+            ),
+            BobState::Added => (
+                Auth::UserGrantRole(AuthUserGrantRoleRequest {
+                    user: name,
+                    role: ROLE.to_string(),
+                }),
+                Some(self.history.admin_invoke(vec![slot], Change::Grant, now_us)),
+            ),
+            BobState::Member => (
+                Auth::UserDelete(AuthUserDeleteRequest { name }),
+                Some(self.history.admin_invoke(vec![slot], Change::Revoke, now_us)),
+            ),
+        };
+        (
+            Request::Auth(request),
+            AuthPending::Bob { generation, id },
             root(),
         )
     }
@@ -295,18 +389,38 @@ impl AuthWorkload {
             }
         };
         let serializable = matches!(&request, Request::Range(r) if r.serializable);
-        let what = format!("{what} as {USER} ({request:?})");
+        // A third as the current bob, who needs his membership too.
+        let (name, member_slot) = if rng.chance(1, 3) {
+            (Self::bob_name(self.bob.generation), Some(self.bob.slot))
+        } else {
+            (USER.to_string(), None)
+        };
+        let mut slots = slots;
+        slots.extend(member_slot);
+        let what = format!("{what} as {name} ({request:?})");
         let id = self.history.user_invoke(what, slots, serializable, now_us);
-        (request, AuthPending::User(id), user())
+        self.users.push((name.clone(), member_slot));
+        let credentials = Credentials::Verified {
+            user: name,
+            revision: None,
+        };
+        (request, AuthPending::User(id), credentials)
     }
 
     /// A member answers the user's serializable read `id` with `store` as its auth
     /// state: records whether that state allowed the read (every slot it needs
     /// granted to the user's role, or auth off).
     pub fn observe_serve(&mut self, id: UserId, store: &AuthStore) {
+        let (user, member_slot) = &self.users[id.index()];
         let allowed = !store.is_enabled() || {
             let granted = granted_slots(store);
-            store.has_role(USER, ROLE) && self.history.user_slots(id).iter().all(|s| granted.contains(s))
+            store.has_role(user, ROLE)
+                && self
+                    .history
+                    .user_slots(id)
+                    .iter()
+                    .filter(|&s| Some(*s) != *member_slot)
+                    .all(|s| granted.contains(s))
         };
         self.history.user_view(id, allowed);
     }
@@ -314,9 +428,45 @@ impl AuthWorkload {
     /// How an auth client's request ended.
     pub fn settle(&mut self, pending: &AuthPending, outcome: Outcome<'_>, now_us: u64) {
         match pending {
+            AuthPending::Toggle { change, id } => {
+                self.history.admin_end(*id, outcome.end(now_us));
+                match outcome {
+                    Outcome::Ok => {
+                        self.auth_on = *change == Change::Grant;
+                        self.toggles_ok += 1;
+                    }
+                    Outcome::Unknown => self.toggles_frozen = true,
+                    Outcome::Refused(_) | Outcome::NotSent => {}
+                }
+            }
+            AuthPending::Bob { generation, id } => {
+                if let Some(id) = id {
+                    self.history.admin_end(*id, outcome.end(now_us));
+                }
+                if *generation != self.bob.generation {
+                    return;
+                }
+                match outcome {
+                    Outcome::Ok => match self.bob.state {
+                        BobState::Absent => self.bob.state = BobState::Added,
+                        BobState::Added => self.bob.state = BobState::Member,
+                        BobState::Member => self.retire_bob(),
+                    },
+                    Outcome::Refused(e)
+                        if self.bob.state == BobState::Absent && *e == error::USER_ALREADY_EXIST =>
+                    {
+                        self.bob.state = BobState::Added
+                    }
+                    Outcome::Refused(_) | Outcome::NotSent => {}
+                    Outcome::Unknown => self.retire_bob(),
+                }
+            }
             AuthPending::Setup { step, enable } => {
                 if let Some(id) = enable {
                     self.history.admin_end(*id, outcome.end(now_us));
+                    if matches!(outcome, Outcome::Ok) {
+                        self.auth_on = true;
+                    }
                 }
                 let done = match outcome {
                     Outcome::Ok => true,

@@ -40,6 +40,8 @@ pub struct Report {
     pub watch_events: usize,
     /// The auth workload's user requests: (recorded, served, denied).
     pub auth_user_ops: (usize, usize, usize),
+    /// The auth workload's admin: (acknowledged auth off/on changes, bob generations).
+    pub auth_admin: (u64, u64),
     pub lin_steps: u64,
     pub liveness_ms: Option<u64>,
     pub membership: MembershipCounters,
@@ -76,6 +78,11 @@ pub fn run(opts: &Options, mutations: Mutations) -> Report {
             let (served, denied) = a.history.user_outcomes();
             (a.history.user_ops(), served, denied)
         }),
+        auth_admin: sim
+            .workload
+            .auth
+            .as_ref()
+            .map_or((0, 0), |a| (a.toggles_ok, a.bob_generations())),
         watch_sessions: sim.workload.sessions.len(),
         watch_events: sim.workload.sessions.iter().map(|s| s.events.len()).sum(),
         lin_steps: 0,
@@ -254,7 +261,9 @@ pub fn render(opts: &Options, mutations: Mutations, report: &Report, verbose: bo
         if opts.auth {
             let (ops, served, denied) = report.auth_user_ops;
             out.push_str(&format!(
-                "auth:        {ops} user requests recorded; served {served} permission denied {denied}\n"
+                "auth:        {ops} user requests recorded; served {served} permission denied {denied}; auth turned off/on {} times; users bob0..bob{}\n",
+                report.auth_admin.0,
+                report.auth_admin.1.saturating_sub(1)
             ));
         }
         out.push_str(&format!(

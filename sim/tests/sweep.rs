@@ -111,7 +111,7 @@ fn regression_seeds() {
 /// show the user was both served and refused, so the check had work to do.
 #[test]
 fn auth_sweep() {
-    let (mut served, mut denied) = (0, 0);
+    let (mut served, mut denied, mut toggles, mut users) = (0, 0, 0, 0);
     for seed in 7000..7016 {
         let mut o = opts(seed);
         o.auth = true;
@@ -121,6 +121,12 @@ fn auth_sweep() {
         }
         served += report.auth_user_ops.1;
         denied += report.auth_user_ops.2;
+        toggles += report.auth_admin.0;
+        users += report.auth_admin.1;
     }
     assert!(served >= 100 && denied >= 100, "served {served}, denied {denied}");
+    assert!(
+        toggles >= 16 && users >= 32,
+        "auth off/on {toggles}, bob generations {users}"
+    );
 }
