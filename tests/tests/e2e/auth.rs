@@ -179,3 +179,63 @@ async fn a_jwt_from_one_member_is_verified_by_another() {
     assert_eq!(e.message(), "etcdserver: revision of auth store is old");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Simple tokens: a password change drops the user's tokens on every member (etcd's
+/// `invalidateUser`), and the old password no longer logs in.
+#[tokio::test]
+async fn a_password_change_invalidates_the_users_simple_tokens() {
+    let cluster = Cluster::start_with("auth-passwd", 3, &["--bcrypt-cost", "4"]).await;
+    let leader = cluster.wait_leader().await;
+    let mut admin = cluster.client(leader).await;
+    admin.user_add("root", "rootpw", None).await.expect("add root");
+    admin.user_grant_role("root", "root").await.expect("grant root");
+    admin.auth_enable().await.expect("enable");
+    let follower = (leader + 1) % cluster.members.len();
+    let mut on_follower = login(cluster.members[follower].endpoint(), "root", "rootpw")
+        .await
+        .expect("root logs in");
+    let token = on_follower
+        .auth_client()
+        .authenticate("root".to_string(), "rootpw".to_string())
+        .await
+        .expect("authenticate")
+        .token()
+        .to_string();
+    for m in &cluster.members {
+        put_with_token(&m.endpoint(), &token)
+            .await
+            .expect("the token serves on every member");
+    }
+    on_follower
+        .user_change_password("root", "newpw")
+        .await
+        .expect("change password");
+    for m in &cluster.members {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match put_with_token(&m.endpoint(), &token).await {
+                Err(e) => {
+                    assert_eq!(
+                        (e.code(), e.message()),
+                        (tonic::Code::Unauthenticated, "etcdserver: invalid auth token")
+                    );
+                    break;
+                }
+                Ok(()) => assert!(
+                    Instant::now() < deadline,
+                    "{} still takes the old token",
+                    m.endpoint()
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let old = login(cluster.members[leader].endpoint(), "root", "rootpw").await;
+    assert_eq!(
+        code(&old.err().expect("the old password is refused")),
+        "InvalidArgument: etcdserver: authentication failed, invalid user ID or password"
+    );
+    login(cluster.members[leader].endpoint(), "root", "newpw")
+        .await
+        .expect("the new password logs in");
+}
