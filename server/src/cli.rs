@@ -130,6 +130,7 @@ async fn serve_member(mut config: Config) -> Result<(), String> {
             .with_bcrypt_cost(config.bcrypt_cost)
             .with_tokens(tokens),
         config.max_request_bytes,
+        config.enable_grpc_gateway,
     );
     let addrs: Vec<String> = listeners
         .iter()

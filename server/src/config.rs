@@ -99,6 +99,7 @@ const FLAGS: &[(&str, Kind, &str)] = &[
     ("auth-token", Kind::Str, "simple"),
     ("auth-token-ttl", Kind::Uint, "300"),
     ("bcrypt-cost", Kind::Uint, "10"),
+    ("enable-grpc-gateway", Kind::Bool, "true"),
     (
         "log-level",
         Kind::OneOf(&["debug", "info", "warn", "error", "panic", "fatal"]),
@@ -204,6 +205,8 @@ pub struct Config {
     /// `--bcrypt-cost` (an out-of-range cost falls back to 10, as in etcd).
     pub bcrypt_cost: u32,
     pub log_level: String,
+    /// `--enable-grpc-gateway`: the JSON gateway under `/v3/` on the client port.
+    pub enable_grpc_gateway: bool,
     /// The YAML file the values came from, if any.
     pub config_file: Option<String>,
     /// Non-fatal findings (unknown `ETCD_*` variables, unknown YAML keys).
@@ -406,6 +409,7 @@ impl Config {
                 .filter(|c| (BCRYPT_COST_MIN..=BCRYPT_COST_MAX).contains(c))
                 .unwrap_or(BCRYPT_COST_DEFAULT),
             log_level: get("log-level"),
+            enable_grpc_gateway: parse_bool(&get("enable-grpc-gateway")).unwrap_or(true),
             name,
             config_file: None,
             warnings: Vec::new(),

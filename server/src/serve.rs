@@ -29,6 +29,8 @@ use detcd_proto::etcdserverpb::lease_server::LeaseServer;
 use detcd_proto::etcdserverpb::maintenance_server::MaintenanceServer;
 use detcd_proto::etcdserverpb::watch_server::WatchServer;
 use detcd_proto::health::health_server::HealthServer;
+use detcd_proto::v3electionpb::election_server::ElectionServer;
+use detcd_proto::v3lockpb::lock_server::LockServer;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -147,8 +149,10 @@ pub async fn bind_client_urls(
 }
 
 /// The gRPC services and HTTP endpoints as one router. Requests larger than
-/// `max_request_bytes` + 512 KiB are refused by gRPC itself, as etcd's are.
-pub fn routes(services: Services, max_request_bytes: u64) -> Routes {
+/// `max_request_bytes` + 512 KiB are refused by gRPC itself, as etcd's are. With
+/// `gateway`, the JSON gateway ([`crate::gateway`]) serves `/v3/...` through the same
+/// gRPC services.
+pub fn routes(services: Services, max_request_bytes: u64, gateway: bool) -> Routes {
     let limit = usize::try_from(max_request_bytes)
         .unwrap_or(usize::MAX)
         .saturating_add(GRPC_OVERHEAD_BYTES);
@@ -160,12 +164,22 @@ pub fn routes(services: Services, max_request_bytes: u64) -> Routes {
         .add_service(ClusterServer::new(services.clone()).max_decoding_message_size(limit))
         .add_service(MaintenanceServer::new(services.clone()).max_decoding_message_size(limit))
         .add_service(AuthServer::new(services.clone()).max_decoding_message_size(limit))
+        .add_service(LockServer::new(services.clone()).max_decoding_message_size(limit))
+        .add_service(ElectionServer::new(services.clone()).max_decoding_message_size(limit))
         .add_service(HealthServer::new(services.clone()));
     let router = builder.routes().prepare().into_axum_router();
-    let router = crate::http::routes(router, services.clone()).layer(axum::middleware::from_fn_with_state(
-        services,
-        crate::grpc::with_credentials,
-    ));
+    let router = if gateway {
+        let grpc = router.clone().layer(axum::middleware::from_fn_with_state(
+            services.clone(),
+            crate::grpc::with_credentials,
+        ));
+        crate::gateway::routes(router, grpc, limit)
+    } else {
+        router
+    };
+    let router = crate::http::routes(router, services.clone(), gateway).layer(
+        axum::middleware::from_fn_with_state(services, crate::grpc::with_credentials),
+    );
     Routes::from(router)
 }
 
