@@ -5,7 +5,9 @@
 //! deletion of every older key under the prefix.
 //!
 //! Every request goes through [`Services::call_with`] with the caller's credentials,
-//! so auth applies as for a client's own KV calls.
+//! so auth applies as for a client's own KV calls. Its errors come back as etcd's
+//! server gets them from its in-process client: plain errors, so gRPC code Unknown
+//! with etcd's message (`etcdserver: requested lease not found`, code 2).
 
 use detcd_core::node::{Credentials, Request, Response};
 use detcd_io::driver::WatchStreamRequest;
@@ -39,7 +41,7 @@ impl Services {
         self.handle
             .call_as(request, credentials.clone())
             .await
-            .map_err(status)
+            .map_err(unknown)
     }
 
     /// The lease a session uses: `lease`, or a new one of [`SESSION_TTL_S`] for 0.
@@ -165,9 +167,14 @@ impl Services {
         watch
             .send(WatchStreamRequest::Create(create))
             .await
-            .map_err(status)?;
+            .map_err(unknown)?;
         Ok(watch)
     }
+}
+
+/// An etcd error as the recipe's caller sees it: code Unknown, etcd's message.
+fn unknown(e: detcd_core::error::EtcdError) -> Status {
+    Status::unknown(e.message)
 }
 
 /// A read of the key under `prefix` by create revision, lowest first or highest first,
