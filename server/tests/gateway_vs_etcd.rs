@@ -9,46 +9,16 @@
 //!
 //! Skipped (with a notice) without `etcd`, `etcdctl` or `curl` on PATH, a failure under CI.
 
+#[path = "support/curl.rs"]
+mod curl;
 #[path = "support/server_proc.rs"]
 mod server_proc;
 
-use std::process::Command;
 use std::time::Duration;
 
+use curl::{curl, field, post};
+
 use server_proc::{on_path, start_server};
-
-/// `curl -X POST` of `body` to `path`: the HTTP status and the body.
-fn post(endpoint: &str, path: &str, body: &str, token: Option<&str>) -> (u16, String) {
-    curl(endpoint, "POST", path, body, token, None)
-}
-
-fn curl(
-    endpoint: &str,
-    method: &str,
-    path: &str,
-    body: &str,
-    token: Option<&str>,
-    max_time_s: Option<f64>,
-) -> (u16, String) {
-    let mut c = Command::new("curl");
-    c.args(["-s", "-N", "-X", method, "-w", "\n%{http_code}"]);
-    if !body.is_empty() {
-        c.args(["-d", body]);
-    }
-    if let Some(t) = token {
-        c.args(["-H", &format!("Authorization: {t}")]);
-    }
-    if let Some(s) = max_time_s {
-        c.args(["--max-time", &s.to_string()]);
-    }
-    let out = c
-        .arg(format!("http://{endpoint}{path}"))
-        .output()
-        .expect("run curl");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
-    (code.trim().parse().unwrap_or(0), body.to_string())
-}
 
 /// Keys whose values differ between two clusters with the same history.
 const MASKED: &[&str] = &[
@@ -90,12 +60,6 @@ fn mask(body: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-fn field(body: &str, name: &str) -> String {
-    let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
-    let f = &v[name];
-    f.as_str().map_or_else(|| f.to_string(), str::to_string)
 }
 
 /// The guide's session against one server: each step's label, status and masked body.
