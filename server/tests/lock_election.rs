@@ -323,3 +323,134 @@ fn election_observers_see_every_leader_in_order() {
     let expected: Vec<String> = values.iter().map(|v| b64(v)).collect();
     assert_eq!(order, expected, "{streamed}");
 }
+
+fn detcdctl(endpoint: &str, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_detcdctl"));
+    c.env_remove("ETCDCTL_ENDPOINTS")
+        .arg(format!("--endpoints={endpoint}"))
+        .args(args);
+    c
+}
+
+/// The first line `child` prints.
+fn first_line(child: &mut Child) -> String {
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read");
+    line
+}
+
+#[test]
+fn detcdctl_lock_and_elect_work_as_etcdctls() {
+    if !tools_present("detcdctl_lock_and_elect_work_as_etcdctls") {
+        return;
+    }
+    let detcd = start_server(env!("CARGO_BIN_EXE_detcd"), "ctl-lock");
+    let e = detcd.endpoint.clone();
+    let log = detcd.dir.join("critical.log");
+    // detcdctl and etcdctl lock holders exclude each other; the command sees the key.
+    let mut procs = Vec::new();
+    for i in 0..2 {
+        for tool in ["detcdctl", "etcdctl"] {
+            let section = format!(
+                "test -n \"$ETCD_LOCK_KEY\" || exit 3; echo start {tool}{i} >> {0}; sleep 0.3; echo end {tool}{i} >> {0}",
+                log.display()
+            );
+            let args = ["lock", "critical", "--", "sh", "-c", &section];
+            let mut c = if tool == "detcdctl" {
+                detcdctl(&e, &args)
+            } else {
+                etcdctl(&e, &args)
+            };
+            procs.push(c.stdout(Stdio::null()).spawn().expect("lock"));
+        }
+    }
+    for mut p in procs {
+        assert!(p.wait().expect("wait").success(), "a lock command failed");
+    }
+    let text = std::fs::read_to_string(&log).expect("log");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 8, "{text}");
+    for pair in lines.chunks(2) {
+        assert!(
+            pair[0].starts_with("start ") && pair[1].strip_prefix("end ") == pair[0].strip_prefix("start "),
+            "critical sections overlap:\n{text}"
+        );
+    }
+    // Without a command: the key is printed, held until SIGINT, then gone.
+    let mut holder = detcdctl(&e, &["lock", "--ttl=5", "held"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("detcdctl lock");
+    let key = first_line(&mut holder);
+    assert!(key.starts_with("held/") && key.len() > "held/\n".len(), "{key:?}");
+    let (_, held) = post(
+        &e,
+        "/v3/kv/range",
+        &format!(r#"{{"key":"{}"}}"#, b64(key.trim())),
+        None,
+    );
+    assert!(held.contains(r#""count":"1""#), "{held}");
+    interrupt(&holder);
+    assert!(holder.wait().expect("wait").success());
+    let (_, gone) = post(
+        &e,
+        "/v3/kv/range",
+        &format!(r#"{{"key":"{}"}}"#, b64(key.trim())),
+        None,
+    );
+    assert!(!gone.contains("count"), "{gone}");
+    // Elections: an observer sees each detcdctl candidate as it wins.
+    let mut observer = detcdctl(&e, &["elect", "-l", "pick"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("detcdctl elect -l");
+    let mut one = detcdctl(&e, &["elect", "pick", "one"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("detcdctl elect");
+    assert!(first_line(&mut one).starts_with("pick/"));
+    let mut two = detcdctl(&e, &["elect", "pick", "two"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("detcdctl elect");
+    let mut watched = BufReader::new(observer.stdout.take().expect("stdout")).lines();
+    assert!(watched
+        .next()
+        .and_then(Result::ok)
+        .is_some_and(|k| k.starts_with("pick/")));
+    assert_eq!(watched.next().and_then(Result::ok).as_deref(), Some("one"));
+    std::thread::sleep(Duration::from_millis(300));
+    interrupt(&one);
+    assert!(one.wait().expect("wait").success());
+    assert!(first_line(&mut two).starts_with("pick/"));
+    assert!(watched
+        .next()
+        .and_then(Result::ok)
+        .is_some_and(|k| k.starts_with("pick/")));
+    assert_eq!(watched.next().and_then(Result::ok).as_deref(), Some("two"));
+    interrupt(&two);
+    interrupt(&observer);
+    assert!(two.wait().expect("wait").success());
+    let _ = observer.wait();
+    // etcdctl's argument errors.
+    for (args, message) in [
+        (
+            &["lock"][..],
+            "lock takes a lock name argument and an optional command to execute",
+        ),
+        (&["elect", "pick"][..], "no proposal argument but -l not set"),
+        (
+            &["elect"][..],
+            "elect takes one election name argument and an optional proposal argument",
+        ),
+    ] {
+        let out = detcdctl(&e, args).output().expect("detcdctl");
+        assert_eq!(out.status.code(), Some(128), "{args:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            format!("Error: {message}\n")
+        );
+    }
+}
