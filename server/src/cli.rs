@@ -130,7 +130,13 @@ async fn serve_member(mut config: Config) -> Result<(), String> {
             .with_bcrypt_cost(config.bcrypt_cost)
             .with_tokens(tokens),
         config.max_request_bytes,
-        config.enable_grpc_gateway,
+        &serve::HttpOptions {
+            gateway: config.enable_grpc_gateway,
+            access: crate::http_access::AccessRules {
+                host_whitelist: config.host_whitelist.clone(),
+                cors: config.cors.clone(),
+            },
+        },
     );
     let addrs: Vec<String> = listeners
         .iter()

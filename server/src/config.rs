@@ -100,6 +100,8 @@ const FLAGS: &[(&str, Kind, &str)] = &[
     ("auth-token-ttl", Kind::Uint, "300"),
     ("bcrypt-cost", Kind::Uint, "10"),
     ("enable-grpc-gateway", Kind::Bool, "true"),
+    ("cors", Kind::Str, ""),
+    ("host-whitelist", Kind::Str, ""),
     (
         "log-level",
         Kind::OneOf(&["debug", "info", "warn", "error", "panic", "fatal"]),
@@ -207,6 +209,10 @@ pub struct Config {
     pub log_level: String,
     /// `--enable-grpc-gateway`: the JSON gateway under `/v3/` on the client port.
     pub enable_grpc_gateway: bool,
+    /// `--cors`: origins allowed cross-origin (empty: all).
+    pub cors: Vec<String>,
+    /// `--host-whitelist`: hosts plain-HTTP requests may name (empty: all).
+    pub host_whitelist: Vec<String>,
     /// The YAML file the values came from, if any.
     pub config_file: Option<String>,
     /// Non-fatal findings (unknown `ETCD_*` variables, unknown YAML keys).
@@ -410,6 +416,8 @@ impl Config {
                 .unwrap_or(BCRYPT_COST_DEFAULT),
             log_level: get("log-level"),
             enable_grpc_gateway: parse_bool(&get("enable-grpc-gateway")).unwrap_or(true),
+            cors: crate::http_access::parse_list(&get("cors")),
+            host_whitelist: crate::http_access::parse_list(&get("host-whitelist")),
             name,
             config_file: None,
             warnings: Vec::new(),

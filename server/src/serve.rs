@@ -150,9 +150,11 @@ pub async fn bind_client_urls(
 
 /// The gRPC services and HTTP endpoints as one router. Requests larger than
 /// `max_request_bytes` + 512 KiB are refused by gRPC itself, as etcd's are. With
-/// `gateway`, the JSON gateway ([`crate::gateway`]) serves `/v3/...` through the same
-/// gRPC services.
-pub fn routes(services: Services, max_request_bytes: u64, gateway: bool) -> Routes {
+/// `http.gateway`, the JSON gateway ([`crate::gateway`]) serves `/v3/...` through the
+/// same gRPC services; every HTTP request passes etcd's access controller
+/// ([`crate::http_access`]) first.
+pub fn routes(services: Services, max_request_bytes: u64, http: &HttpOptions) -> Routes {
+    let gateway = http.gateway;
     let limit = usize::try_from(max_request_bytes)
         .unwrap_or(usize::MAX)
         .saturating_add(GRPC_OVERHEAD_BYTES);
@@ -177,10 +179,25 @@ pub fn routes(services: Services, max_request_bytes: u64, gateway: bool) -> Rout
     } else {
         router
     };
-    let router = crate::http::routes(router, services.clone(), gateway).layer(
-        axum::middleware::from_fn_with_state(services, crate::grpc::with_credentials),
-    );
+    let router = crate::http::routes(router, services.clone(), gateway)
+        .layer(axum::middleware::from_fn_with_state(
+            services,
+            crate::grpc::with_credentials,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(http.access.clone()),
+            crate::http_access::control,
+        ));
     Routes::from(router)
+}
+
+/// What the client port serves over HTTP besides gRPC.
+#[derive(Debug, Clone, Default)]
+pub struct HttpOptions {
+    /// `--enable-grpc-gateway`.
+    pub gateway: bool,
+    /// `--host-whitelist` and `--cors`.
+    pub access: crate::http_access::AccessRules,
 }
 
 /// Serves `routes` on every listener until `shutdown` resolves, then gives open
@@ -324,6 +341,8 @@ enum Stream {
 #[derive(Debug, Clone)]
 pub struct ClientConnInfo {
     pub remote_addr: SocketAddr,
+    /// Whether the connection is TLS (the host check applies to plain text only).
+    pub tls: bool,
     /// The Common Name of the verified client certificate (TLS with client
     /// certificates only): etcd's user name when auth is on and no token is given.
     pub cert_common_name: Option<String>,
@@ -335,6 +354,7 @@ impl ClientConn {
             stream: Stream::Plain(stream),
             info: ClientConnInfo {
                 remote_addr,
+                tls: false,
                 cert_common_name: None,
             },
         }
@@ -351,6 +371,7 @@ impl ClientConn {
             stream: Stream::Tls(Box::new(stream)),
             info: ClientConnInfo {
                 remote_addr,
+                tls: true,
                 cert_common_name,
             },
         }
