@@ -102,6 +102,7 @@ const FLAGS: &[(&str, Kind, &str)] = &[
     ("enable-grpc-gateway", Kind::Bool, "true"),
     ("cors", Kind::Str, ""),
     ("host-whitelist", Kind::Str, ""),
+    ("listen-client-http-urls", Kind::Str, ""),
     (
         "log-level",
         Kind::OneOf(&["debug", "info", "warn", "error", "panic", "fatal"]),
@@ -213,6 +214,8 @@ pub struct Config {
     pub cors: Vec<String>,
     /// `--host-whitelist`: hosts plain-HTTP requests may name (empty: all).
     pub host_whitelist: Vec<String>,
+    /// `--listen-client-http-urls`: HTTP served here alone, gRPC alone on the client URLs.
+    pub listen_client_http_urls: Vec<Url>,
     /// The YAML file the values came from, if any.
     pub config_file: Option<String>,
     /// Non-fatal findings (unknown `ETCD_*` variables, unknown YAML keys).
@@ -418,6 +421,11 @@ impl Config {
             enable_grpc_gateway: parse_bool(&get("enable-grpc-gateway")).unwrap_or(true),
             cors: crate::http_access::parse_list(&get("cors")),
             host_whitelist: crate::http_access::parse_list(&get("host-whitelist")),
+            listen_client_http_urls: match get("listen-client-http-urls") {
+                v if v.is_empty() => Vec::new(),
+                v => parse_urls(&v)
+                    .map_err(|e| ConfigError::Invalid(format!("--listen-client-http-urls: {e}")))?,
+            },
             name,
             config_file: None,
             warnings: Vec::new(),

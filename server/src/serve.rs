@@ -148,7 +148,7 @@ pub async fn bind_client_urls(
     Ok(bound)
 }
 
-/// The gRPC services and HTTP endpoints as one router. Requests larger than
+/// The gRPC services and HTTP endpoints as one router (or one of them, `http.serve`). Requests larger than
 /// `max_request_bytes` + 512 KiB are refused by gRPC itself, as etcd's are. With
 /// `http.gateway`, the JSON gateway ([`crate::gateway`]) serves `/v3/...` through the
 /// same gRPC services; every HTTP request passes etcd's access controller
@@ -169,9 +169,14 @@ pub fn routes(services: Services, max_request_bytes: u64, http: &HttpOptions) ->
         .add_service(LockServer::new(services.clone()).max_decoding_message_size(limit))
         .add_service(ElectionServer::new(services.clone()).max_decoding_message_size(limit))
         .add_service(HealthServer::new(services.clone()));
-    let router = builder.routes().prepare().into_axum_router();
-    let router = if gateway {
-        let grpc = router.clone().layer(axum::middleware::from_fn_with_state(
+    let grpc = builder.routes().prepare().into_axum_router();
+    let router = if http.serve == Serve::HttpOnly {
+        axum::Router::new()
+    } else {
+        grpc.clone()
+    };
+    let router = if gateway && http.serve != Serve::GrpcOnly {
+        let grpc = grpc.layer(axum::middleware::from_fn_with_state(
             services.clone(),
             crate::grpc::with_credentials,
         ));
@@ -179,7 +184,12 @@ pub fn routes(services: Services, max_request_bytes: u64, http: &HttpOptions) ->
     } else {
         router
     };
-    let router = crate::http::routes(router, services.clone(), gateway)
+    let router = if http.serve == Serve::GrpcOnly {
+        router.fallback(crate::http::not_found)
+    } else {
+        crate::http::routes(router, services.clone(), gateway)
+    };
+    let router = router
         .layer(axum::middleware::from_fn_with_state(
             services,
             crate::grpc::with_credentials,
@@ -191,9 +201,21 @@ pub fn routes(services: Services, max_request_bytes: u64, http: &HttpOptions) ->
     Routes::from(router)
 }
 
+/// What a listener serves: both (the client URLs by default), or, with
+/// `--listen-client-http-urls`, gRPC alone on the client URLs and HTTP alone on those.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Serve {
+    #[default]
+    Both,
+    GrpcOnly,
+    HttpOnly,
+}
+
 /// What the client port serves over HTTP besides gRPC.
 #[derive(Debug, Clone, Default)]
 pub struct HttpOptions {
+    /// Which of gRPC and HTTP this router serves.
+    pub serve: Serve,
     /// `--enable-grpc-gateway`.
     pub gateway: bool,
     /// `--host-whitelist` and `--cors`.

@@ -4,6 +4,9 @@
 //! a preflight `OPTIONS` is answered 200; gRPC is not affected (etcdctl, which names
 //! 127.0.0.1, finds the server healthy).
 //!
+//! `--listen-client-http-urls`: HTTP (gateway, /health) on that listener alone, gRPC
+//! alone on the client URLs.
+//!
 //! Skipped (with a notice) without `etcd`, `etcdctl` or `curl` on PATH, a failure under CI.
 
 #[path = "support/server_proc.rs"]
@@ -12,7 +15,7 @@ mod server_proc;
 
 use std::process::Command;
 
-use server_proc::{on_path, start_server_with};
+use server_proc::{free_port, on_path, start_server_with};
 
 /// Status, the CORS origin header (if any) and the first body line of one request.
 fn request(endpoint: &str, method: &str, path: &str, headers: &[&str]) -> (String, String, String) {
@@ -98,4 +101,61 @@ fn host_whitelist_and_cors_match_etcd() {
     let detcd = run(env!("CARGO_BIN_EXE_detcd"), "access-detcd");
     assert_eq!(detcd, etcd);
     assert!(etcd[0].contains(": 421 "), "{etcd:?}");
+}
+
+#[test]
+fn http_urls_take_http_off_the_client_urls() {
+    if !(on_path("etcdctl") && on_path("curl")) {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "etcdctl and curl are required under CI"
+        );
+        eprintln!("NOTICE: etcdctl/curl not on PATH; skipping http_urls_take_http_off_the_client_urls");
+        return;
+    }
+    let port = free_port();
+    let http_url = format!("http://127.0.0.1:{port}");
+    // Healthy through etcdctl: gRPC on the client URL.
+    let detcd = start_server_with(
+        env!("CARGO_BIN_EXE_detcd"),
+        "http-urls",
+        &["--listen-client-http-urls", &http_url],
+    );
+    let http = format!("127.0.0.1:{port}");
+    let served = |endpoint: &str, method: &str, path: &str| request(endpoint, method, path, &[]).0;
+    assert_eq!(served(&http, "GET", "/health"), "200");
+    assert_eq!(served(&http, "POST", "/v3/maintenance/status"), "200");
+    assert_eq!(served(&detcd.endpoint, "GET", "/health"), "404");
+    assert_eq!(served(&detcd.endpoint, "POST", "/v3/maintenance/status"), "404");
+    // gRPC is not served on the HTTP listener.
+    let grpc = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .args([&format!("--endpoints={http}"), "--command-timeout=2s", "get", "x"])
+        .output()
+        .expect("etcdctl");
+    assert!(!grpc.status.success());
+    assert!(
+        String::from_utf8_lossy(&grpc.stderr).contains("unknown service"),
+        "{grpc:?}"
+    );
+}
+
+#[test]
+fn the_gateway_can_be_turned_off() {
+    if !(on_path("etcdctl") && on_path("curl")) {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "etcdctl and curl are required under CI"
+        );
+        eprintln!("NOTICE: etcdctl/curl not on PATH; skipping the_gateway_can_be_turned_off");
+        return;
+    }
+    let detcd = start_server_with(
+        env!("CARGO_BIN_EXE_detcd"),
+        "no-gateway",
+        &["--enable-grpc-gateway=false"],
+    );
+    let (status, _, body) = request(&detcd.endpoint, "POST", "/v3/kv/range", &[]);
+    assert_eq!((status.as_str(), body.as_str()), ("404", "404 page not found"));
+    assert_eq!(request(&detcd.endpoint, "GET", "/health", &[]).0, "200");
 }
