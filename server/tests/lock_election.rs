@@ -255,7 +255,20 @@ fn election_observers_see_every_leader_in_order() {
     let mut one = spawn_candidate("one");
     wait_for("one");
     let mut two = spawn_candidate("two");
-    // A Campaign through the service waits behind both.
+    // Two's key exists before the Campaign through the service, which waits behind both.
+    let candidates = format!(
+        r#"{{"key":"{}","range_end":"{}","count_only":true}}"#,
+        b64("pick/"),
+        b64("pick0")
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !post(&e, "/v3/kv/range", &candidates, None)
+        .1
+        .contains(r#""count":"2""#)
+    {
+        assert!(Instant::now() < deadline, "the second candidate never campaigned");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let campaign = {
         let e = e.clone();
         std::thread::spawn(move || {
