@@ -7,6 +7,8 @@
 
 use std::path::PathBuf;
 
+use prost::Message as _;
+
 const PROTO_FILES: &[&str] = &[
     "raftpb.proto",
     "walpb.proto",
@@ -26,6 +28,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed={}", root.display());
     let files: Vec<PathBuf> = PROTO_FILES.iter().map(|f| root.join(f)).collect();
     let descriptors = protox::compile(&files, [&root])?;
+    // The descriptors themselves, for the JSON gateway's reflection-driven mapping.
+    let out = PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(out.join("file_descriptor_set.bin"), descriptors.encode_to_vec())?;
     tonic_prost_build::configure()
         .build_server(grpc)
         .build_client(grpc)

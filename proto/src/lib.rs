@@ -69,3 +69,7 @@ pub mod grpc {
 /// `grpc.health.v1`, the standard gRPC health-checking protocol that etcd serves
 /// on its client port.
 pub use grpc::health::v1 as health;
+
+/// The encoded `FileDescriptorSet` of every .proto file above (field names as written,
+/// services, methods): what the JSON gateway maps JSON to and from messages with.
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/file_descriptor_set.bin"));

@@ -121,23 +121,47 @@ async fn serve_member(mut config: Config) -> Result<(), String> {
         urls(&config.listen_peer_urls),
         config.initial_cluster_string()
     ));
-    let tls = serve::client_tls(&config.listen_client_urls, &config.client_tls)?;
-    let listeners = serve::bind_client_urls(&config.listen_client_urls, tls).await?;
+    let all_urls: Vec<_> = config
+        .listen_client_urls
+        .iter()
+        .chain(&config.listen_client_http_urls)
+        .cloned()
+        .collect();
+    let tls = serve::client_tls(&all_urls, &config.client_tls)?;
+    let listeners = serve::bind_client_urls(&config.listen_client_urls, tls.clone()).await?;
+    let http_listeners = serve::bind_client_urls(&config.listen_client_http_urls, tls).await?;
     let (member, handle) = member::start(&config).await.map_err(|e| e.to_string())?;
     let tokens = token_provider(&config.auth_token)?;
-    let routes = serve::routes(
-        Services::new(handle.clone())
-            .with_bcrypt_cost(config.bcrypt_cost)
-            .with_tokens(tokens)
-            .with_client_cert_auth(config.client_tls.client_cert_auth),
-        config.max_request_bytes,
-    );
+    let services = Services::new(handle.clone())
+        .with_bcrypt_cost(config.bcrypt_cost)
+        .with_tokens(tokens)
+        .with_client_cert_auth(config.client_tls.client_cert_auth);
+    let http = serve::HttpOptions {
+        serve: if http_listeners.is_empty() {
+            serve::Serve::Both
+        } else {
+            serve::Serve::GrpcOnly
+        },
+        gateway: config.enable_grpc_gateway,
+        access: crate::http_access::AccessRules {
+            host_whitelist: config.host_whitelist.clone(),
+            cors: config.cors.clone(),
+        },
+    };
+    let routes = serve::routes(services.clone(), config.max_request_bytes, &http);
+    let http_only = serve::HttpOptions {
+        serve: serve::Serve::HttpOnly,
+        ..http
+    };
+    let http_routes = serve::routes(services, config.max_request_bytes, &http_only);
     let addrs: Vec<String> = listeners
         .iter()
+        .chain(&http_listeners)
         .filter_map(|l| l.local_addr().ok())
         .map(|a| a.to_string())
         .collect();
     let servers = serve::ClientServers::start(listeners, routes);
+    let http_servers = serve::ClientServers::start(http_listeners, http_routes);
     log(&format!(
         "member {:x} of cluster {:x} serving client requests on {}",
         handle.member_id(),
@@ -161,6 +185,7 @@ async fn serve_member(mut config: Config) -> Result<(), String> {
     };
     ready.abort();
     notify(NotifyState::Stopping);
+    http_servers.shutdown(async {}).await;
     servers.shutdown(member.shutdown()).await;
     log("shutdown complete");
     outcome

@@ -99,6 +99,10 @@ const FLAGS: &[(&str, Kind, &str)] = &[
     ("auth-token", Kind::Str, "simple"),
     ("auth-token-ttl", Kind::Uint, "300"),
     ("bcrypt-cost", Kind::Uint, "10"),
+    ("enable-grpc-gateway", Kind::Bool, "true"),
+    ("cors", Kind::Str, ""),
+    ("host-whitelist", Kind::Str, ""),
+    ("listen-client-http-urls", Kind::Str, ""),
     (
         "log-level",
         Kind::OneOf(&["debug", "info", "warn", "error", "panic", "fatal"]),
@@ -204,6 +208,14 @@ pub struct Config {
     /// `--bcrypt-cost` (an out-of-range cost falls back to 10, as in etcd).
     pub bcrypt_cost: u32,
     pub log_level: String,
+    /// `--enable-grpc-gateway`: the JSON gateway under `/v3/` on the client port.
+    pub enable_grpc_gateway: bool,
+    /// `--cors`: origins allowed cross-origin (empty: all).
+    pub cors: Vec<String>,
+    /// `--host-whitelist`: hosts plain-HTTP requests may name (empty: all).
+    pub host_whitelist: Vec<String>,
+    /// `--listen-client-http-urls`: HTTP served here alone, gRPC alone on the client URLs.
+    pub listen_client_http_urls: Vec<Url>,
     /// The YAML file the values came from, if any.
     pub config_file: Option<String>,
     /// Non-fatal findings (unknown `ETCD_*` variables, unknown YAML keys).
@@ -406,6 +418,14 @@ impl Config {
                 .filter(|c| (BCRYPT_COST_MIN..=BCRYPT_COST_MAX).contains(c))
                 .unwrap_or(BCRYPT_COST_DEFAULT),
             log_level: get("log-level"),
+            enable_grpc_gateway: parse_bool(&get("enable-grpc-gateway")).unwrap_or(true),
+            cors: crate::http_access::parse_list(&get("cors")),
+            host_whitelist: crate::http_access::parse_list(&get("host-whitelist")),
+            listen_client_http_urls: match get("listen-client-http-urls") {
+                v if v.is_empty() => Vec::new(),
+                v => parse_urls(&v)
+                    .map_err(|e| ConfigError::Invalid(format!("--listen-client-http-urls: {e}")))?,
+            },
             name,
             config_file: None,
             warnings: Vec::new(),

@@ -9,8 +9,8 @@
 //!
 //! Everything else is refused, never answered 200: an unknown path gets Go's `404 page not
 //! found`, a known path with the wrong method `405 Method Not Allowed` (etcd's texts), a
-//! gRPC request for an unknown service gRPC's Unimplemented, and etcd's JSON gateway paths
-//! (`/v3/...`, not built yet) 501 with a JSON error saying so.
+//! gRPC request for an unknown service gRPC's Unimplemented, and an unknown path under the
+//! JSON gateway's prefixes (`/v3/...`, [`crate::gateway`]) grpc-gateway's `404 Not Found`.
 
 use std::fmt::Write as _;
 
@@ -30,7 +30,8 @@ pub const SERVER_VERSION: &str = "3.6.0";
 pub const CLUSTER_VERSION: &str = "3.6.0";
 
 /// Adds the HTTP endpoints to `router` (the gRPC services' router).
-pub fn routes(router: axum::Router, services: Services) -> axum::Router {
+/// With `gateway`, unknown paths under its prefixes answer as grpc-gateway does.
+pub fn routes(router: axum::Router, services: Services, gateway: bool) -> axum::Router {
     let (s1, s2, s3, s4) = (services.clone(), services.clone(), services.clone(), services);
     router
         .route("/health", get(move |q: RawQuery| health(s1, q.0)))
@@ -39,7 +40,13 @@ pub fn routes(router: axum::Router, services: Services) -> axum::Router {
         .route("/version", get(version))
         .route("/metrics", get(move || metrics(s4)))
         .method_not_allowed_fallback(method_not_allowed)
-        .fallback(not_found)
+        .fallback(move |request: axum::extract::Request| async move {
+            if gateway && !is_grpc(request.headers()) && crate::gateway::is_gateway_path(request.uri().path())
+            {
+                return crate::gateway::not_found();
+            }
+            not_found(request).await
+        })
 }
 
 /// Whether a request is gRPC (its content type is `application/grpc` or a subtype).
@@ -63,19 +70,6 @@ pub async fn not_found(request: axum::extract::Request) -> Response {
                 (header::HeaderName::from_static("grpc-status"), "12".to_string()),
                 (header::HeaderName::from_static("grpc-message"), message),
             ],
-        )
-            .into_response();
-    }
-    if ["/v3/", "/v3beta/", "/v3alpha/"]
-        .iter()
-        .any(|p| path.starts_with(p))
-    {
-        let message = "the JSON gateway (grpc-gateway) is not implemented by detcd yet; use gRPC";
-        let body = format!(r#"{{"error":"{message}","code":12,"message":"{message}"}}"#);
-        return (
-            StatusCode::NOT_IMPLEMENTED,
-            [(header::CONTENT_TYPE, "application/json")],
-            body,
         )
             .into_response();
     }
@@ -269,9 +263,8 @@ mod tests {
     async fn unknown_paths_are_refused_as_etcd_refuses_them() {
         let (code, _, body) = answer("GET", "/foo", "").await;
         assert_eq!((code, body.as_str()), (404, "404 page not found\n"));
-        let (code, _, body) = answer("POST", "/v3/kv/range", "application/json").await;
-        assert_eq!(code, 501);
-        assert!(body.contains(r#""code":12"#), "{body}");
+        let (code, _, body) = answer("POST", "/v3alpha/kv/range", "application/json").await;
+        assert_eq!((code, body.as_str()), (404, "404 page not found\n"));
         let (code, headers, body) = answer("POST", "/etcdserverpb.Nope/X", "application/grpc").await;
         assert_eq!((code, body.as_str()), (200, ""));
         assert!(

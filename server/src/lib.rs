@@ -7,17 +7,21 @@
 //!   driver's options); [`join`]: how a member added with `member add` learns its ID.
 //! - [`grpc`]: etcd's gRPC services over the member's handle; [`http`]: `/health`,
 //!   `/version`, `/metrics`; [`serve`]: both on the client listeners, each connection
-//!   through [`h2_authority`] (repairs the `:authority` etcd's Go client sends).
+//!   through [`h2_authority`] (repairs the `:authority` etcd's Go client sends);
+//!   [`gateway`]: etcd's JSON gateway (`/v3/...`) in front of the gRPC services;
+//!   [`http_access`]: `--host-whitelist` and `--cors` for the HTTP requests.
 //! - [`ctl`]: the detcdctl client.
 
 pub mod auth_token;
 pub mod cli;
 pub mod config;
 pub mod ctl;
+pub mod gateway;
 pub mod grpc;
 pub mod h2_authority;
 pub mod hpack;
 pub mod http;
+pub mod http_access;
 pub mod join;
 pub mod member;
 pub mod serve;

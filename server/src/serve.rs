@@ -29,6 +29,8 @@ use detcd_proto::etcdserverpb::lease_server::LeaseServer;
 use detcd_proto::etcdserverpb::maintenance_server::MaintenanceServer;
 use detcd_proto::etcdserverpb::watch_server::WatchServer;
 use detcd_proto::health::health_server::HealthServer;
+use detcd_proto::v3electionpb::election_server::ElectionServer;
+use detcd_proto::v3lockpb::lock_server::LockServer;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -146,9 +148,13 @@ pub async fn bind_client_urls(
     Ok(bound)
 }
 
-/// The gRPC services and HTTP endpoints as one router. Requests larger than
-/// `max_request_bytes` + 512 KiB are refused by gRPC itself, as etcd's are.
-pub fn routes(services: Services, max_request_bytes: u64) -> Routes {
+/// The gRPC services and HTTP endpoints as one router (or one of them, `http.serve`). Requests larger than
+/// `max_request_bytes` + 512 KiB are refused by gRPC itself, as etcd's are. With
+/// `http.gateway`, the JSON gateway ([`crate::gateway`]) serves `/v3/...` through the
+/// same gRPC services; every HTTP request passes etcd's access controller
+/// ([`crate::http_access`]) first.
+pub fn routes(services: Services, max_request_bytes: u64, http: &HttpOptions) -> Routes {
+    let gateway = http.gateway;
     let limit = usize::try_from(max_request_bytes)
         .unwrap_or(usize::MAX)
         .saturating_add(GRPC_OVERHEAD_BYTES);
@@ -160,13 +166,60 @@ pub fn routes(services: Services, max_request_bytes: u64) -> Routes {
         .add_service(ClusterServer::new(services.clone()).max_decoding_message_size(limit))
         .add_service(MaintenanceServer::new(services.clone()).max_decoding_message_size(limit))
         .add_service(AuthServer::new(services.clone()).max_decoding_message_size(limit))
+        .add_service(LockServer::new(services.clone()).max_decoding_message_size(limit))
+        .add_service(ElectionServer::new(services.clone()).max_decoding_message_size(limit))
         .add_service(HealthServer::new(services.clone()));
-    let router = builder.routes().prepare().into_axum_router();
-    let router = crate::http::routes(router, services.clone()).layer(axum::middleware::from_fn_with_state(
-        services,
-        crate::grpc::with_credentials,
-    ));
+    let grpc = builder.routes().prepare().into_axum_router();
+    let router = if http.serve == Serve::HttpOnly {
+        axum::Router::new()
+    } else {
+        grpc.clone()
+    };
+    let router = if gateway && http.serve != Serve::GrpcOnly {
+        let grpc = grpc.layer(axum::middleware::from_fn_with_state(
+            services.clone(),
+            crate::grpc::with_credentials,
+        ));
+        crate::gateway::routes(router, grpc, limit)
+    } else {
+        router
+    };
+    let router = if http.serve == Serve::GrpcOnly {
+        router.fallback(crate::http::not_found)
+    } else {
+        crate::http::routes(router, services.clone(), gateway)
+    };
+    let router = router
+        .layer(axum::middleware::from_fn_with_state(
+            services,
+            crate::grpc::with_credentials,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(http.access.clone()),
+            crate::http_access::control,
+        ));
     Routes::from(router)
+}
+
+/// What a listener serves: both (the client URLs by default), or, with
+/// `--listen-client-http-urls`, gRPC alone on the client URLs and HTTP alone on those.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Serve {
+    #[default]
+    Both,
+    GrpcOnly,
+    HttpOnly,
+}
+
+/// What the client port serves over HTTP besides gRPC.
+#[derive(Debug, Clone, Default)]
+pub struct HttpOptions {
+    /// Which of gRPC and HTTP this router serves.
+    pub serve: Serve,
+    /// `--enable-grpc-gateway`.
+    pub gateway: bool,
+    /// `--host-whitelist` and `--cors`.
+    pub access: crate::http_access::AccessRules,
 }
 
 /// Serves `routes` on every listener until `shutdown` resolves, then gives open
@@ -310,6 +363,8 @@ enum Stream {
 #[derive(Debug, Clone)]
 pub struct ClientConnInfo {
     pub remote_addr: SocketAddr,
+    /// Whether the connection is TLS (the host check applies to plain text only).
+    pub tls: bool,
     /// The Common Name of the verified client certificate (TLS with client
     /// certificates only): etcd's user name when auth is on and no token is given.
     pub cert_common_name: Option<String>,
@@ -321,6 +376,7 @@ impl ClientConn {
             stream: Stream::Plain(stream),
             info: ClientConnInfo {
                 remote_addr,
+                tls: false,
                 cert_common_name: None,
             },
         }
@@ -337,6 +393,7 @@ impl ClientConn {
             stream: Stream::Tls(Box::new(stream)),
             info: ClientConnInfo {
                 remote_addr,
+                tls: true,
                 cert_common_name,
             },
         }

@@ -10,6 +10,7 @@
 //! - [`invariants`]: raft invariants across the cluster after every step.
 //! - [`watch_check`]: watch guarantees against the acknowledged writes.
 //! - [`check`]: the history recorder and the linearizability checker.
+//! - [`lock_check`]: lock safety (no overlapping tenures while leases live) for lock clients.
 //! - [`lost_writes`]: lost writes resolved from a member's MVCC history before the check.
 //! - [`queue`]: the virtual-time event queue.
 //! - [`trace`]: the trace hash that proves determinism.
@@ -22,6 +23,7 @@ pub mod auth_workload;
 pub mod check;
 pub mod disk;
 pub mod invariants;
+pub mod lock_check;
 pub mod lost_writes;
 pub mod membership;
 pub mod mutations;

@@ -3,11 +3,13 @@
 //! It speaks to detcd or to etcd itself and reproduces etcdctl 3.4's commands, flags, exit
 //! codes and output formats byte for byte, so scripts written for etcdctl keep working.
 //! `args` parses the command line with pflag's rules; `print` and `format` hold the output
-//! encodings; `kv` and `admin` hold the commands; `txn_parse` reads the `txn` grammar.
+//! encodings; `kv`, `admin` and `concurrency` (lock, elect) hold the commands;
+//! `txn_parse` reads the `txn` grammar.
 
 pub mod admin;
 pub mod args;
 pub mod auth;
+pub mod concurrency;
 pub mod dial;
 pub mod error;
 pub mod format;
@@ -127,6 +129,15 @@ const COMMANDS: &[(&[&str], &[FlagSpec])] = &[
     (&["alarm", "list"], &[]),
     (&["alarm", "disarm"], &[]),
     (&["version"], &[]),
+    (&["lock"], &[value_flag("ttl")]),
+    (
+        &["elect"],
+        &[FlagSpec {
+            long: "listen",
+            short: Some('l'),
+            takes_value: false,
+        }],
+    ),
     (&["auth"], &[]),
     (&["auth", "enable"], &[]),
     (&["auth", "disable"], &[]),
@@ -427,6 +438,8 @@ async fn run(args: Vec<String>, env: Vec<(String, String)>) -> Result<(), CtlErr
     let mut ctx = Ctx::new(globals);
     match path.as_slice() {
         ["put"] => kv::put(&mut ctx, &parsed).await,
+        ["lock"] => concurrency::lock(&mut ctx, &parsed).await,
+        ["elect"] => concurrency::elect(&mut ctx, &parsed).await,
         ["get"] => kv::get(&mut ctx, &parsed).await,
         ["del"] => kv::del(&mut ctx, &parsed).await,
         ["txn"] => kv::txn(&mut ctx, &parsed).await,

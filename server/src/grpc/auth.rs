@@ -62,8 +62,13 @@ impl Services {
 
     /// etcd's `Authenticate`: a linearizable read of the user's hash, the bcrypt
     /// comparison off the event loop, then a token proposal carrying no password;
-    /// again if the auth store moved in between.
-    async fn authenticate_user(&self, name: String, password: String) -> Result<String, Status> {
+    /// again if the auth store moved in between. The token and the header of the
+    /// proposal's answer (a JWT, signed without one, gets [`Services::header`]).
+    async fn authenticate_user(
+        &self,
+        name: String,
+        password: String,
+    ) -> Result<(String, Option<ResponseHeader>), Status> {
         let mut last = etcd_error::AUTH_OLD_REVISION;
         for _ in 0..AUTHENTICATE_ATTEMPTS_MAX {
             let check = match self
@@ -84,7 +89,7 @@ impl Services {
             // A JWT needs no proposal: it carries the revision the password was
             // checked at, and a later auth change makes it stale on every member.
             if let Some(signed) = self.tokens.sign(&name, check.revision) {
-                return signed.map_err(internal);
+                return signed.map(|t| (t, Some(self.header()))).map_err(internal);
             }
             let request = Auth::Authenticate(InternalAuthenticate {
                 name: name.clone(),
@@ -92,7 +97,7 @@ impl Services {
                 checked_revision: check.revision,
             });
             match self.handle.call(Request::Auth(request)).await {
-                Ok(Response::Auth(AuthResponse::Authenticate(a))) => return Ok(a.token),
+                Ok(Response::Auth(AuthResponse::Authenticate(a))) => return Ok((a.token, a.header)),
                 Ok(_) => return Err(mismatch("Authenticate")),
                 Err(e) if e == etcd_error::AUTH_OLD_REVISION => last = e,
                 Err(e) => return Err(status(e)),
@@ -128,11 +133,8 @@ impl AuthService for Services {
 
     async fn authenticate(&self, r: Rpc<AuthenticateRequest>) -> Result<Reply<AuthenticateResponse>, Status> {
         let r = r.into_inner();
-        let token = self.authenticate_user(r.name, r.password).await?;
-        Ok(Reply::new(AuthenticateResponse {
-            header: Some(self.header()),
-            token,
-        }))
+        let (token, header) = self.authenticate_user(r.name, r.password).await?;
+        Ok(Reply::new(AuthenticateResponse { header, token }))
     }
 
     async fn user_add(&self, r: Rpc<AuthUserAddRequest>) -> Result<Reply<AuthUserAddResponse>, Status> {

@@ -8,7 +8,8 @@
 //! only places with logic of their own: how a gRPC stream maps onto driver calls.
 //!
 //! One file per etcd service: [`kv`], [`watch`], [`lease`], [`cluster`], [`maintenance`],
-//! [`auth`], and the standard [`health`] service.
+//! [`auth`], the standard [`health`] service, and etcd's [`lock`] and [`election`]
+//! services, built on [`recipe`] (concurrency's mutex and election over the member).
 //!
 //! Who a request comes from: [`with_credentials`] wraps every request (gRPC and HTTP
 //! gateway alike) and scopes the token of its `token` or `authorization` header
@@ -17,10 +18,13 @@
 
 pub mod auth;
 pub mod cluster;
+pub mod election;
 pub mod health;
 pub mod kv;
 pub mod lease;
+pub mod lock;
 pub mod maintenance;
+pub mod recipe;
 pub mod watch;
 
 use detcd_core::error::{self as etcd_error, EtcdError};

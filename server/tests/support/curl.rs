@@ -1,0 +1,45 @@
+//! HTTP requests with curl, for the JSON gateway's tests.
+
+#![allow(dead_code)]
+
+use std::process::Command;
+
+/// `curl -X POST` of `body` to `path`: the HTTP status and the body.
+pub fn post(endpoint: &str, path: &str, body: &str, token: Option<&str>) -> (u16, String) {
+    curl(endpoint, "POST", path, body, token, None)
+}
+
+pub fn curl(
+    endpoint: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+    token: Option<&str>,
+    max_time_s: Option<f64>,
+) -> (u16, String) {
+    let mut c = Command::new("curl");
+    c.args(["-s", "-N", "-X", method, "-w", "\n%{http_code}"]);
+    if !body.is_empty() {
+        c.args(["-d", body]);
+    }
+    if let Some(t) = token {
+        c.args(["-H", &format!("Authorization: {t}")]);
+    }
+    if let Some(s) = max_time_s {
+        c.args(["--max-time", &s.to_string()]);
+    }
+    let out = c
+        .arg(format!("http://{endpoint}{path}"))
+        .output()
+        .expect("run curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+/// A string field of a JSON answer (`""` when absent).
+pub fn field(body: &str, name: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    let f = &v[name];
+    f.as_str().map_or_else(|| f.to_string(), str::to_string)
+}
