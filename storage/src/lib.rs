@@ -45,6 +45,7 @@
 //!   stops start-up with [`StorageError`] naming the file and offset.
 //! - A failed sync poisons the WAL: restart and recover, never retry.
 
+pub mod bolt;
 pub mod error;
 pub mod fs;
 pub mod snap;
