@@ -47,6 +47,7 @@
 
 pub mod bolt;
 pub mod error;
+pub mod etcd_db;
 pub mod fs;
 pub mod snap;
 pub mod storage;

@@ -14,11 +14,11 @@ fn write(buckets: &Buckets) -> Vec<u8> {
     let mut w = BoltWriter::new(Cursor::new(Vec::new())).unwrap();
     // Written in reverse name order: the writer sorts the root bucket itself.
     for (name, keys) in buckets.iter().rev() {
-        let mut b = w.bucket(name);
+        w.begin_bucket(name).unwrap();
         for (k, v) in keys {
-            b.put(k, v).unwrap();
+            w.put(k, v).unwrap();
         }
-        b.finish().unwrap();
+        w.end_bucket().unwrap();
     }
     let (out, size) = w.finish().unwrap();
     let bytes = out.into_inner();
@@ -99,10 +99,11 @@ fn a_large_bucket_gets_branch_levels_and_reads_back() {
 #[test]
 fn keys_out_of_order_are_refused() {
     let mut w = BoltWriter::new(Cursor::new(Vec::new())).unwrap();
-    let mut b = w.bucket(b"key");
-    b.put(b"b", b"").unwrap();
-    assert!(b.put(b"a", b"").is_err());
-    assert!(b.put(b"b", b"").is_err());
+    w.begin_bucket(b"key").unwrap();
+    w.put(b"b", b"").unwrap();
+    assert!(w.put(b"a", b"").is_err());
+    assert!(w.put(b"b", b"").is_err());
+    assert!(w.begin_bucket(b"meta").is_err(), "one bucket at a time");
 }
 
 #[test]

@@ -343,6 +343,11 @@ impl AuthStore {
             .is_some_and(|u| u.roles.iter().any(|r| r == role))
     }
 
+    /// Every user and role, in name order (for exports in etcd's format).
+    pub fn users_and_roles(&self) -> (Vec<User>, Vec<Role>) {
+        (self.users.values().cloned().collect(), self.roles.values().cloned().collect())
+    }
+
     /// The store as bytes for the member's state snapshot: enabled flag, revision,
     /// then the users and roles (each a length-prefixed protobuf), in name order.
     pub fn encode(&self, out: &mut Vec<u8>) {

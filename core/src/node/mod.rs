@@ -33,6 +33,7 @@ pub mod io;
 mod applied_requests;
 mod apply;
 mod auth;
+pub mod portable;
 mod reads;
 mod requests;
 mod state;
@@ -56,6 +57,7 @@ pub use config::{NodeConfig, NodeError, NodeStart};
 pub use io::{
     AuthResponse, ClientRequestId, Credentials, ForwardRequest, Input, Output, PeerMessage, Request, Response,
 };
+pub use portable::{PortableError, PortableHead, PortableRecord};
 pub use state::STATE_FORMAT_VERSION;
 
 use applied_requests::AppliedRequests;

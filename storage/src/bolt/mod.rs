@@ -24,7 +24,7 @@ pub mod write;
 use std::fmt;
 
 pub use read::BoltReader;
-pub use write::{BoltWriter, BucketWriter};
+pub use write::BoltWriter;
 
 /// The page size of the files written here (bbolt's default on the platforms etcd supports).
 pub const PAGE_BYTES: usize = 4096;

@@ -27,7 +27,13 @@ pub struct BoltWriter<W: Write + Seek> {
     next_page: u64,
     /// Finished buckets: (name, value in the root bucket), in the order written.
     buckets: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The bucket being written: its name and tree.
+    open: Option<(Vec<u8>, TreeBuilder)>,
     written_bytes: u64,
+}
+
+fn invalid(why: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, why.to_string())
 }
 
 impl<W: Write + Seek> BoltWriter<W> {
@@ -38,18 +44,58 @@ impl<W: Write + Seek> BoltWriter<W> {
             out,
             next_page: FIRST_DATA_PAGE,
             buckets: Vec::new(),
+            open: None,
             written_bytes: 0,
         })
     }
 
-    /// Starts the bucket `name` in the root bucket; its keys go in ascending order.
+    /// Starts the bucket `name` in the root bucket; its keys follow with
+    /// [`BoltWriter::put`] in ascending order, then [`BoltWriter::end_bucket`].
     /// Bucket names must be unique (they are sorted when the file is finished).
-    pub fn bucket(&mut self, name: &[u8]) -> BucketWriter<'_, W> {
-        BucketWriter {
-            name: name.to_vec(),
-            tree: TreeBuilder::default(),
-            writer: self,
+    pub fn begin_bucket(&mut self, name: &[u8]) -> io::Result<()> {
+        if self.open.is_some() {
+            return Err(invalid("a bucket is already open"));
         }
+        self.open = Some((name.to_vec(), TreeBuilder::default()));
+        Ok(())
+    }
+
+    /// Adds `key` with `value` to the open bucket; keys must come in strictly
+    /// ascending order.
+    pub fn put(&mut self, key: &[u8], value: &[u8]) -> io::Result<()> {
+        let (name, mut tree) = self.open.take().ok_or_else(|| invalid("no bucket is open"))?;
+        let done = tree.push(self, 0, key, value);
+        self.open = Some((name, tree));
+        done
+    }
+
+    /// Ends the open bucket: inline if small, else on its own pages.
+    pub fn end_bucket(&mut self) -> io::Result<()> {
+        let (name, tree) = self.open.take().ok_or_else(|| invalid("no bucket is open"))?;
+        let value = match tree.inline_page() {
+            Some(page) => {
+                let mut value = vec![0u8; BUCKET_HEADER_BYTES];
+                value.extend_from_slice(&page);
+                value
+            }
+            None => {
+                let root = tree.finish_on_pages(self)?;
+                let mut value = root.to_le_bytes().to_vec();
+                value.extend_from_slice(&0u64.to_le_bytes());
+                value
+            }
+        };
+        self.buckets.push((name, value));
+        Ok(())
+    }
+
+    /// Writes a whole bucket from `(key, value)` pairs in ascending key order.
+    pub fn bucket<'k>(&mut self, name: &[u8], keys: impl IntoIterator<Item = (&'k [u8], &'k [u8])>) -> io::Result<()> {
+        self.begin_bucket(name)?;
+        for (k, v) in keys {
+            self.put(k, v)?;
+        }
+        self.end_bucket()
     }
 
     /// Bytes of pages written so far.
@@ -60,6 +106,9 @@ impl<W: Write + Seek> BoltWriter<W> {
     /// Writes the root bucket, the freelist and both meta pages; returns the
     /// output and the file's size in bytes.
     pub fn finish(mut self) -> io::Result<(W, u64)> {
+        if self.open.is_some() {
+            return Err(invalid("a bucket is still open"));
+        }
         let mut buckets = std::mem::take(&mut self.buckets);
         buckets.sort_by(|a, b| a.0.cmp(&b.0));
         if buckets.windows(2).any(|w| w[0].0 == w[1].0) {
@@ -105,40 +154,6 @@ impl<W: Write + Seek> BoltWriter<W> {
         self.next_page += pages as u64;
         self.written_bytes += page.len() as u64;
         Ok(id)
-    }
-}
-
-/// Writes the keys of one bucket; [`BucketWriter::finish`] adds it to the root.
-#[derive(Debug)]
-pub struct BucketWriter<'a, W: Write + Seek> {
-    writer: &'a mut BoltWriter<W>,
-    name: Vec<u8>,
-    tree: TreeBuilder,
-}
-
-impl<W: Write + Seek> BucketWriter<'_, W> {
-    /// Adds `key` with `value`; keys must come in strictly ascending order.
-    pub fn put(&mut self, key: &[u8], value: &[u8]) -> io::Result<()> {
-        self.tree.push(self.writer, 0, key, value)
-    }
-
-    /// Ends the bucket: inline if small, else on its own pages.
-    pub fn finish(self) -> io::Result<()> {
-        let value = match self.tree.inline_page() {
-            Some(page) => {
-                let mut value = vec![0u8; BUCKET_HEADER_BYTES];
-                value.extend_from_slice(&page);
-                value
-            }
-            None => {
-                let root = self.tree.finish_on_pages(self.writer)?;
-                let mut value = root.to_le_bytes().to_vec();
-                value.extend_from_slice(&0u64.to_le_bytes());
-                value
-            }
-        };
-        self.writer.buckets.push((self.name, value));
-        Ok(())
     }
 }
 
