@@ -131,7 +131,10 @@ pub fn write_head<W: Write + Seek>(bolt: &mut BoltWriter<W>, head: &PortableHead
 
 /// Writes a slice of the `key` bucket (opened by the caller with
 /// `begin_bucket(KEY_BUCKET)`; records come in revision order).
-pub fn write_records<W: Write + Seek>(bolt: &mut BoltWriter<W>, records: &[PortableRecord]) -> io::Result<()> {
+pub fn write_records<W: Write + Seek>(
+    bolt: &mut BoltWriter<W>,
+    records: &[PortableRecord],
+) -> io::Result<()> {
     for r in records {
         bolt.put(&r.backend_key, &r.value)?;
     }
@@ -321,10 +324,13 @@ pub fn read_head(db: &BoltReader) -> Result<PortableHead, BoltError> {
     })
 }
 
+/// Called with a record's revision, whether it is a tombstone, and its `KeyValue` bytes.
+pub type RecordVisitor<'a> = dyn FnMut(Revision, bool, &[u8]) -> Result<(), BoltError> + 'a;
+
 /// Calls `f` with each record of the `key` bucket, in revision order.
 pub fn for_each_record(
     db: &BoltReader,
-    f: &mut dyn FnMut(Revision, bool, &[u8]) -> Result<(), BoltError>,
+    f: &mut RecordVisitor<'_>,
 ) -> Result<(), BoltError> {
     db.for_each(KEY_BUCKET, &mut |k, v| {
         let (rev, tombstone) = parse_revision(k)?;

@@ -345,7 +345,10 @@ impl AuthStore {
 
     /// Every user and role, in name order (for exports in etcd's format).
     pub fn users_and_roles(&self) -> (Vec<User>, Vec<Role>) {
-        (self.users.values().cloned().collect(), self.roles.values().cloned().collect())
+        (
+            self.users.values().cloned().collect(),
+            self.roles.values().cloned().collect(),
+        )
     }
 
     /// The store as bytes for the member's state snapshot: enabled flag, revision,

@@ -57,7 +57,7 @@ pub use config::{NodeConfig, NodeError, NodeStart};
 pub use io::{
     AuthResponse, ClientRequestId, Credentials, ForwardRequest, Input, Output, PeerMessage, Request, Response,
 };
-pub use portable::{PortableError, PortableHead, PortableRecord};
+pub use portable::{PortableBound, PortableError, PortableHead, PortableRecord};
 pub use state::STATE_FORMAT_VERSION;
 
 use applied_requests::AppliedRequests;

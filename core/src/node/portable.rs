@@ -41,6 +41,22 @@ pub struct PortableHead {
     pub last_record: Option<Revision>,
 }
 
+/// What a slice of records needs to know of its export's head.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PortableBound {
+    pub compact_revision: i64,
+    pub last_record: Option<Revision>,
+}
+
+impl PortableHead {
+    pub fn bound(&self) -> PortableBound {
+        PortableBound {
+            compact_revision: self.compact_revision,
+            last_record: self.last_record,
+        }
+    }
+}
+
 /// One revision of the key space as etcd's backend stores it: the key is the
 /// revision's 17 bytes (plus `t` for a tombstone), the value a `mvccpb.KeyValue`
 /// (only the key, for a tombstone).
@@ -61,7 +77,9 @@ pub enum PortableError {
 impl fmt::Display for PortableError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            PortableError::Compacted => f.write_str("the store was compacted during the snapshot; take it again"),
+            PortableError::Compacted => {
+                f.write_str("the store was compacted during the snapshot; take it again")
+            }
         }
     }
 }
@@ -96,12 +114,12 @@ impl Node {
         }
     }
 
-    /// The records of the export `head` from revision `from` on (at most
+    /// The records of the export bounded by `head` from revision `from` on (at most
     /// `records_max` of them, at least one if any is left), and where the next
     /// slice starts (None once the last one is out).
     pub fn portable_records(
         &self,
-        head: &PortableHead,
+        head: PortableBound,
         from: Revision,
         records_max: usize,
     ) -> Result<(Vec<PortableRecord>, Option<Revision>), PortableError> {

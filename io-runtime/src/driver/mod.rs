@@ -42,7 +42,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use detcd_core::error::{self as etcd_error, EtcdError};
-use detcd_core::node::{Credentials, NodeConfig, NodeError, NodeStart, Request, Response};
+use detcd_core::mvcc::Revision;
+use detcd_core::node::{
+    Credentials, NodeConfig, NodeError, NodeStart, PortableBound, PortableError, PortableHead,
+    PortableRecord, Request, Response,
+};
 use detcd_core::watch::StreamId;
 use detcd_proto::etcdserverpb::{WatchCreateRequest, WatchResponse};
 use detcd_proto::raftpb::{HardState, Snapshot};
@@ -195,7 +199,19 @@ pub(crate) enum Command {
     SnapshotBytes {
         reply: oneshot::Sender<Vec<u8>>,
     },
+    PortableHead {
+        reply: oneshot::Sender<PortableHead>,
+    },
+    PortableRecords {
+        bound: PortableBound,
+        from: Revision,
+        records_max: usize,
+        reply: oneshot::Sender<PortableSlice>,
+    },
 }
+
+/// A slice of an export's records and where the next starts, or why not.
+pub type PortableSlice = Result<(Vec<PortableRecord>, Option<Revision>), PortableError>;
 
 /// The driver's end of one watch stream.
 pub(crate) struct StreamSink {
@@ -485,6 +501,41 @@ impl MemberHandle {
         self.shared
             .commands
             .send(Command::SnapshotBytes { reply })
+            .await
+            .map_err(|_| etcd_error::STOPPED)?;
+        answer.await.map_err(|_| etcd_error::STOPPED)
+    }
+}
+
+impl MemberHandle {
+    /// The head of an export of the member's state in etcd's terms, as of its
+    /// applied index (see `detcd_core::node::portable`).
+    pub async fn portable_head(&self) -> Result<PortableHead, EtcdError> {
+        let (reply, answer) = oneshot::channel();
+        self.shared
+            .commands
+            .send(Command::PortableHead { reply })
+            .await
+            .map_err(|_| etcd_error::STOPPED)?;
+        answer.await.map_err(|_| etcd_error::STOPPED)
+    }
+
+    /// The next slice of the export bounded by `bound`, from revision `from`.
+    pub async fn portable_records(
+        &self,
+        bound: PortableBound,
+        from: Revision,
+        records_max: usize,
+    ) -> Result<PortableSlice, EtcdError> {
+        let (reply, answer) = oneshot::channel();
+        self.shared
+            .commands
+            .send(Command::PortableRecords {
+                bound,
+                from,
+                records_max,
+                reply,
+            })
             .await
             .map_err(|_| etcd_error::STOPPED)?;
         answer.await.map_err(|_| etcd_error::STOPPED)

@@ -21,6 +21,7 @@ pub mod health;
 pub mod kv;
 pub mod lease;
 pub mod maintenance;
+pub mod snapshot_export;
 pub mod watch;
 
 use detcd_core::error::{self as etcd_error, EtcdError};

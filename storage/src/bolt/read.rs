@@ -97,11 +97,7 @@ impl BoltReader {
 
     /// Calls `f(key, value)` for each key of the top-level bucket `name`, in key
     /// order (nested buckets are skipped); false if there is no such bucket.
-    pub fn for_each(
-        &self,
-        name: &[u8],
-        f: &mut KeyVisitor<'_>,
-    ) -> Result<bool, BoltError> {
+    pub fn for_each(&self, name: &[u8], f: &mut KeyVisitor<'_>) -> Result<bool, BoltError> {
         let Some(value) = self.bucket_value(name)? else {
             return Ok(false);
         };
@@ -169,12 +165,7 @@ impl BoltReader {
         self.data.get(start..end).ok_or_else(|| corrupt("past the end"))
     }
 
-    fn walk(
-        &self,
-        tree: Tree<'_>,
-        depth: usize,
-        f: &mut ElementVisitor<'_>,
-    ) -> Result<(), BoltError> {
+    fn walk(&self, tree: Tree<'_>, depth: usize, f: &mut ElementVisitor<'_>) -> Result<(), BoltError> {
         if depth > TREE_DEPTH_MAX {
             return Err(BoltError::Corrupt("tree too deep (a cycle?)".into()));
         }

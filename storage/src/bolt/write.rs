@@ -90,7 +90,11 @@ impl<W: Write + Seek> BoltWriter<W> {
     }
 
     /// Writes a whole bucket from `(key, value)` pairs in ascending key order.
-    pub fn bucket<'k>(&mut self, name: &[u8], keys: impl IntoIterator<Item = (&'k [u8], &'k [u8])>) -> io::Result<()> {
+    pub fn bucket<'k>(
+        &mut self,
+        name: &[u8],
+        keys: impl IntoIterator<Item = (&'k [u8], &'k [u8])>,
+    ) -> io::Result<()> {
         self.begin_bucket(name)?;
         for (k, v) in keys {
             self.put(k, v)?;
