@@ -328,10 +328,7 @@ pub fn read_head(db: &BoltReader) -> Result<PortableHead, BoltError> {
 pub type RecordVisitor<'a> = dyn FnMut(Revision, bool, &[u8]) -> Result<(), BoltError> + 'a;
 
 /// Calls `f` with each record of the `key` bucket, in revision order.
-pub fn for_each_record(
-    db: &BoltReader,
-    f: &mut RecordVisitor<'_>,
-) -> Result<(), BoltError> {
+pub fn for_each_record(db: &BoltReader, f: &mut RecordVisitor<'_>) -> Result<(), BoltError> {
     db.for_each(KEY_BUCKET, &mut |k, v| {
         let (rev, tombstone) = parse_revision(k)?;
         f(rev, tombstone, v)
