@@ -13,6 +13,7 @@ pub mod error;
 pub mod format;
 pub mod kv;
 pub mod print;
+pub mod snapshot;
 pub mod txn_parse;
 
 use std::future::Future;
@@ -121,6 +122,7 @@ const COMMANDS: &[(&[&str], &[FlagSpec])] = &[
     ),
     (&["snapshot"], &[]),
     (&["snapshot", "save"], &[]),
+    (&["snapshot", "status"], &[]),
     (&["move-leader"], &[]),
     (&["defrag"], &[bool_flag("cluster"), value_flag("data-dir")]),
     (&["alarm"], &[]),
@@ -446,6 +448,7 @@ async fn run(args: Vec<String>, env: Vec<(String, String)>) -> Result<(), CtlErr
         ["endpoint", "status"] => admin::endpoint_status(&mut ctx, &parsed).await,
         ["endpoint", "hashkv"] => admin::endpoint_hashkv(&mut ctx, &parsed).await,
         ["snapshot", "save"] => admin::snapshot_save(&mut ctx, &parsed).await,
+        ["snapshot", "status"] => snapshot::status(&ctx, &parsed),
         ["move-leader"] => admin::move_leader(&mut ctx, &parsed).await,
         ["defrag"] => admin::defrag(&mut ctx, &parsed).await,
         ["alarm", "list"] => admin::alarm_list(&mut ctx, &parsed).await,
