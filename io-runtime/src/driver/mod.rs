@@ -349,7 +349,7 @@ pub async fn start(options: MemberOptions) -> Result<(Member, MemberHandle), Sta
 
 /// WAL metadata of a member's data directory: member ID and cluster ID, 8 bytes
 /// each, little-endian (etcd writes `etcdserverpb.Metadata{NodeID, ClusterID}`).
-fn encode_metadata(member_id: u64, cluster_id: u64) -> Vec<u8> {
+pub fn encode_metadata(member_id: u64, cluster_id: u64) -> Vec<u8> {
     let mut bytes = member_id.to_le_bytes().to_vec();
     bytes.extend_from_slice(&cluster_id.to_le_bytes());
     bytes

@@ -13,6 +13,7 @@ pub mod error;
 pub mod format;
 pub mod kv;
 pub mod print;
+pub mod restore;
 pub mod snapshot;
 pub mod txn_parse;
 
@@ -123,6 +124,7 @@ const COMMANDS: &[(&[&str], &[FlagSpec])] = &[
     (&["snapshot"], &[]),
     (&["snapshot", "save"], &[]),
     (&["snapshot", "status"], &[]),
+    (&["snapshot", "restore"], restore::RESTORE_FLAGS),
     (&["move-leader"], &[]),
     (&["defrag"], &[bool_flag("cluster"), value_flag("data-dir")]),
     (&["alarm"], &[]),
@@ -449,6 +451,7 @@ async fn run(args: Vec<String>, env: Vec<(String, String)>) -> Result<(), CtlErr
         ["endpoint", "hashkv"] => admin::endpoint_hashkv(&mut ctx, &parsed).await,
         ["snapshot", "save"] => admin::snapshot_save(&mut ctx, &parsed).await,
         ["snapshot", "status"] => snapshot::status(&ctx, &parsed),
+        ["snapshot", "restore"] => restore::restore(&parsed),
         ["move-leader"] => admin::move_leader(&mut ctx, &parsed).await,
         ["defrag"] => admin::defrag(&mut ctx, &parsed).await,
         ["alarm", "list"] => admin::alarm_list(&mut ctx, &parsed).await,
