@@ -16,7 +16,7 @@ use super::state;
 use crate::auth::AuthStore;
 use crate::lease::snapshot::encode_leases;
 use crate::lease::{Lessor, LessorConfig};
-use crate::mvcc::key_index::{Generation, KeyIndex};
+use crate::mvcc::key_index::Generation;
 use crate::mvcc::store::Record;
 use crate::mvcc::{Revision, Store};
 use crate::rng::Rng;
@@ -66,11 +66,7 @@ impl Importer {
             Some((k, _)) => k.clone(),
             None => kv.key.as_slice().into(),
         };
-        let ki = self
-            .store
-            .index
-            .entry(key.clone())
-            .or_insert_with(KeyIndex::default);
+        let ki = self.store.index.entry(key.clone()).or_default();
         let fresh = ki.generations.last().is_none_or(|g| g.revs.is_empty());
         ki.put(rev);
         let g = ki.generations.last_mut().expect("a key index has a generation");

@@ -34,6 +34,33 @@ impl Drop for Server {
     }
 }
 
+/// `program` (etcd's flags) as member `name` on `data_dir`, listening on and
+/// advertising `client_url` and `peer_url`; the caller adds the rest.
+pub fn member_command(
+    program: &str,
+    name: &str,
+    data_dir: &std::path::Path,
+    client_url: &str,
+    peer_url: &str,
+) -> Command {
+    let mut c = Command::new(program);
+    c.args(["--name", name, "--data-dir"])
+        .arg(data_dir)
+        .args([
+            "--listen-client-urls",
+            client_url,
+            "--advertise-client-urls",
+            client_url,
+        ])
+        .args([
+            "--listen-peer-urls",
+            peer_url,
+            "--initial-advertise-peer-urls",
+            peer_url,
+        ]);
+    c
+}
+
 /// Starts `program` (etcd's flags) as member `n1` and waits until etcdctl finds
 /// it healthy. `tag` names its temporary directory.
 pub fn start_server(program: &str, tag: &str) -> Server {
@@ -49,21 +76,7 @@ pub fn start_server_with(program: &str, tag: &str, extra: &[&str]) -> Server {
     let client_url = format!("http://127.0.0.1:{client}");
     let peer_url = format!("http://127.0.0.1:{peer}");
     let log = std::fs::File::create(dir.join("server.log")).expect("log file");
-    let child = Command::new(program)
-        .args(["--name", "n1", "--data-dir"])
-        .arg(dir.join("data"))
-        .args([
-            "--listen-client-urls",
-            &client_url,
-            "--advertise-client-urls",
-            &client_url,
-        ])
-        .args([
-            "--listen-peer-urls",
-            &peer_url,
-            "--initial-advertise-peer-urls",
-            &peer_url,
-        ])
+    let child = member_command(program, "n1", &dir.join("data"), &client_url, &peer_url)
         .args([
             "--initial-cluster",
             &format!("n1={peer_url}"),
