@@ -220,5 +220,6 @@ pub async fn start(config: &Config) -> Result<(driver::Member, MemberHandle), St
     options.segment_bytes = wal_segment_bytes();
     options.max_snapshots = config.max_snapshots as usize;
     options.peer_tls = peer_tls;
+    options.force_new_cluster = config.force_new_cluster;
     driver::start(options).await.map_err(StartupError::Start)
 }

@@ -33,6 +33,7 @@ pub mod io;
 mod applied_requests;
 mod apply;
 mod auth;
+pub mod force_new_cluster;
 pub mod import;
 pub mod portable;
 mod reads;

@@ -99,6 +99,9 @@ pub struct MemberOptions {
     pub max_snapshots: usize,
     /// TLS for `https://` peer URLs (none: such URLs are refused).
     pub peer_tls: crate::transport::conn::SharedPeerTls,
+    /// `--force-new-cluster`: restart from the data directory as the only member
+    /// (see `detcd_core::node::force_new_cluster`); ignored without data.
+    pub force_new_cluster: bool,
 }
 
 impl MemberOptions {
@@ -121,6 +124,7 @@ impl MemberOptions {
             segment_bytes: defaults.segment_bytes,
             max_snapshots: defaults.max_snapshots,
             peer_tls: None,
+            force_new_cluster: false,
         }
     }
 }
@@ -261,7 +265,7 @@ pub async fn start(options: MemberOptions) -> Result<(Member, MemberHandle), Sta
         metadata: encode_metadata(member_id, cluster_id),
     };
     let data_dir = options.data_dir.clone();
-    let (storage, recovered) =
+    let (mut storage, mut recovered) =
         tokio::task::spawn_blocking(move || Storage::open(&data_dir, &storage_options))
             .await
             .map_err(|e| StartError::Config(format!("storage open panicked: {e}")))?
@@ -282,6 +286,27 @@ pub async fn start(options: MemberOptions) -> Result<(Member, MemberHandle), Sta
     }
     let has_data =
         recovered.snapshot.is_some() || recovered.hard_state.is_some() || !recovered.entries.is_empty();
+    if has_data && options.force_new_cluster {
+        let snapshot = recovered.snapshot.clone().unwrap_or_default();
+        let mut hard_state = recovered.hard_state.unwrap_or_default();
+        let appended = detcd_core::node::force_new_cluster::force_new_cluster(
+            member_id,
+            &snapshot,
+            &mut hard_state,
+            &mut recovered.entries,
+        );
+        storage
+            .save(Some(&hard_state), &appended, true)
+            .map_err(StartError::Storage)?;
+        recovered.hard_state = Some(hard_state);
+        crate::log!(
+            crate::log::Level::Warn,
+            "driver",
+            "--force-new-cluster: dropped uncommitted entries, removing {} other member(s); \
+             this member restarts as a one-member cluster",
+            appended.len()
+        );
+    }
     let node_start = if has_data {
         NodeStart::Recover {
             snapshot: recovered.snapshot.unwrap_or_else(Snapshot::default),
