@@ -15,28 +15,11 @@ mod server_proc;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
-use server_proc::{free_port, member_command, on_path, start_server};
-
-fn etcdctl(endpoint: &str, args: &[&str]) -> Output {
-    Command::new("etcdctl")
-        .env("ETCDCTL_API", "3")
-        .env_remove("ETCDCTL_ENDPOINTS")
-        .arg(format!("--endpoints={endpoint}"))
-        .args(args)
-        .output()
-        .expect("run etcdctl")
-}
+use server_proc::{etcdctl_ok, free_port, member_command, on_path, start_server, wait_healthy};
 
 fn ok(endpoint: &str, args: &[&str]) -> String {
-    let out = etcdctl(endpoint, args);
-    assert!(
-        out.status.success(),
-        "etcdctl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8")
+    etcdctl_ok(endpoint, args)
 }
 
 /// What a restore must preserve, read through etcdctl: every key with its
@@ -69,14 +52,6 @@ impl Drop for Etcd {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-fn wait_healthy(endpoint: &str, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !etcdctl(endpoint, &["endpoint", "health"]).status.success() {
-        assert!(Instant::now() < deadline, "{what} did not become healthy");
-        std::thread::sleep(Duration::from_millis(200));
     }
 }
 
@@ -138,7 +113,7 @@ fn start_etcd_on(data_dir: &Path, name: &str, peer_port: u16) -> Etcd {
         child,
         endpoint: format!("127.0.0.1:{client}"),
     };
-    wait_healthy(&etcd.endpoint, "restored etcd");
+    wait_healthy(&etcd.endpoint);
     etcd
 }
 
@@ -267,7 +242,7 @@ fn restore_and_start_detcd_cluster(db: &str, dir: &Path) -> Cluster {
             .push(client_url.trim_start_matches("http://").to_string());
     }
     for ep in &cluster.endpoints {
-        wait_healthy(ep, "restored detcd member");
+        wait_healthy(ep);
     }
     cluster
 }

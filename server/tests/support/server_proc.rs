@@ -1,6 +1,9 @@
 //! A single-member etcd or detcd on free loopback ports in a temporary directory,
 //! for tests that drive it with command-line tools; and running such a tool.
 
+// Each test file includes this module and uses part of it.
+#![allow(dead_code)]
+
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -107,6 +110,37 @@ pub fn start_server_with(program: &str, tag: &str, extra: &[&str]) -> Server {
             return server;
         }
         assert!(Instant::now() < deadline, "{program} did not become healthy");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Runs etcdctl (API 3) against `endpoint`.
+pub fn etcdctl(endpoint: &str, args: &[&str]) -> std::process::Output {
+    Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .env_remove("ETCDCTL_ENDPOINTS")
+        .arg(format!("--endpoints={endpoint}"))
+        .args(args)
+        .output()
+        .expect("run etcdctl")
+}
+
+/// [`etcdctl`] that must succeed; its stdout.
+pub fn etcdctl_ok(endpoint: &str, args: &[&str]) -> String {
+    let out = etcdctl(endpoint, args);
+    assert!(
+        out.status.success(),
+        "etcdctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+/// Waits (up to 30 s) until etcdctl finds `endpoint` healthy.
+pub fn wait_healthy(endpoint: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !etcdctl(endpoint, &["endpoint", "health"]).status.success() {
+        assert!(Instant::now() < deadline, "{endpoint} did not become healthy");
         std::thread::sleep(Duration::from_millis(200));
     }
 }
