@@ -150,7 +150,10 @@ fn a_sliced_export_is_the_state_at_its_head_while_writes_go_on() {
     // A restart exports the same head (the export reads only replicated state).
     let restarted = Member1::start(config(1), m.disk.recover());
     let (a, b) = (m.node.portable_head(), restarted.node.portable_head());
-    assert_eq!((a.last_record, a.leases, a.members), (b.last_record, b.leases, b.members));
+    assert_eq!(
+        (a.last_record, a.leases, a.members),
+        (b.last_record, b.leases, b.members)
+    );
 }
 
 #[test]
