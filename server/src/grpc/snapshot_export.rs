@@ -20,7 +20,7 @@ use detcd_storage::etcd_db;
 use tonic::Status;
 
 /// Revisions asked of the member per call: a few milliseconds of its time.
-pub const RECORDS_PER_SLICE: usize = 4096;
+pub const RECORDS_PER_SLICE: usize = 1024;
 /// Bytes buffered before the file is written to.
 const WRITE_BUFFER_BYTES: usize = 1 << 20;
 
@@ -50,22 +50,38 @@ fn internal(what: &str, e: impl std::fmt::Display) -> Status {
 }
 
 /// Writes the member's state as an etcd database into a new file in `dir`.
+///
+/// The encoding and the file writes run on a blocking thread (they are most of
+/// the work), so the runtime's workers stay free for client requests; the member
+/// is asked for each slice from there.
 pub async fn export(handle: &MemberHandle, dir: &Path) -> Result<ExportFile, Status> {
+    let handle = handle.clone();
+    let dir = dir.to_path_buf();
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || export_blocking(&runtime, &handle, &dir))
+        .await
+        .map_err(|e| internal("export task", e))?
+}
+
+fn export_blocking(
+    runtime: &tokio::runtime::Handle,
+    handle: &MemberHandle,
+    dir: &Path,
+) -> Result<ExportFile, Status> {
     let n = NEXT_FILE.fetch_add(1, Ordering::Relaxed);
     let path = dir.join(format!("detcd-snapshot-{}-{n}.db", std::process::id()));
     let file = File::create(&path).map_err(|e| internal("creating the file", e))?;
     let mut export = ExportFile { path, size_bytes: 0 };
     let out = BufWriter::with_capacity(WRITE_BUFFER_BYTES, file);
     let mut bolt = BoltWriter::new(out).map_err(|e| internal("writing", e))?;
-    let head = handle.portable_head().await.map_err(super::status)?;
+    let head = runtime.block_on(handle.portable_head()).map_err(super::status)?;
     etcd_db::write_head(&mut bolt, &head).map_err(|e| internal("writing", e))?;
     bolt.begin_bucket(etcd_db::KEY_BUCKET)
         .map_err(|e| internal("writing", e))?;
     let mut from = Some(Revision::new(i64::MIN, i64::MIN));
     while let Some(at) = from {
-        let slice = handle
-            .portable_records(head.bound(), at, RECORDS_PER_SLICE)
-            .await
+        let slice = runtime
+            .block_on(handle.portable_records(head.bound(), at, RECORDS_PER_SLICE))
             .map_err(super::status)?;
         let (records, next) = slice.map_err(|e| Status::unavailable(format!("detcd: {e}")))?;
         etcd_db::write_records(&mut bolt, &records).map_err(|e| internal("writing", e))?;
