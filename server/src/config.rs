@@ -96,6 +96,7 @@ const FLAGS: &[(&str, Kind, &str)] = &[
     ("max-wals", Kind::Uint, "5"),
     ("max-learners", Kind::Uint, "1"),
     ("strict-reconfig-check", Kind::Bool, "true"),
+    ("force-new-cluster", Kind::Bool, "false"),
     ("auth-token", Kind::Str, "simple"),
     ("auth-token-ttl", Kind::Uint, "300"),
     ("bcrypt-cost", Kind::Uint, "10"),
@@ -201,6 +202,8 @@ pub struct Config {
     pub max_wals: u64,
     pub max_learners: u64,
     pub strict_reconfig_check: bool,
+    /// `--force-new-cluster`: restart from the data directory as a one-member cluster.
+    pub force_new_cluster: bool,
     /// `--auth-token`.
     pub auth_token: AuthToken,
     /// `--auth-token-ttl`: seconds a simple token lives after its last use.
@@ -404,6 +407,7 @@ impl Config {
             max_wals: uint("max-wals")?,
             max_learners: uint("max-learners")?,
             strict_reconfig_check: parse_bool(&get("strict-reconfig-check")).unwrap_or(true),
+            force_new_cluster: parse_bool(&get("force-new-cluster")).unwrap_or(false),
             auth_token: parse_auth_token(&get("auth-token"))?,
             auth_token_ttl_s: match uint("auth-token-ttl")? {
                 0 => {
@@ -598,6 +602,7 @@ impl Config {
         line("max-wals", self.max_wals.to_string());
         line("max-learners", self.max_learners.to_string());
         line("strict-reconfig-check", self.strict_reconfig_check.to_string());
+        line("force-new-cluster", self.force_new_cluster.to_string());
         line("log-level", self.log_level.clone());
         line("member-id", format!("{:x}", self.member_id()));
         line("cluster-id", format!("{:x}", self.cluster_id()));

@@ -131,6 +131,16 @@ fn prepare_data_dir(dir: &Path) -> Result<(), StartupError> {
         ))
     };
     std::fs::create_dir_all(dir).map_err(|e| fail("create", e))?;
+    // etcd's own data directory (its bbolt backend and WAL): detcd does not read
+    // etcd's WAL, so it refuses rather than starting empty beside etcd's data.
+    if dir.join("member").join("snap").join("db").exists() {
+        return Err(StartupError::DataDir(format!(
+            "{} is an etcd data directory (member/snap/db); detcd cannot start on it. \
+             Move the data with a snapshot: `etcdctl snapshot save snapshot.db` on the etcd \
+             member, then `detcdctl snapshot restore snapshot.db --data-dir <new dir> ...`",
+            dir.display()
+        )));
+    }
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -220,5 +230,6 @@ pub async fn start(config: &Config) -> Result<(driver::Member, MemberHandle), St
     options.segment_bytes = wal_segment_bytes();
     options.max_snapshots = config.max_snapshots as usize;
     options.peer_tls = peer_tls;
+    options.force_new_cluster = config.force_new_cluster;
     driver::start(options).await.map_err(StartupError::Start)
 }

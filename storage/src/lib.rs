@@ -32,6 +32,8 @@
 //! - [`wal`]: segments, appends, sync, cuts, release.
 //! - [`snap`]: snapshot files: format, names, choice, purge.
 //! - [`error`]: typed errors (naming file and offset) and warnings.
+//! - [`bolt`]: a bbolt database writer and reader (etcd's snapshot file format).
+//! - [`etcd_db`]: etcd's backend schema in such a file (buckets, keys, values).
 //!
 //! # Durability rules this crate keeps
 //!
@@ -45,7 +47,9 @@
 //!   stops start-up with [`StorageError`] naming the file and offset.
 //! - A failed sync poisons the WAL: restart and recover, never retry.
 
+pub mod bolt;
 pub mod error;
+pub mod etcd_db;
 pub mod fs;
 pub mod snap;
 pub mod storage;

@@ -343,6 +343,38 @@ impl AuthStore {
             .is_some_and(|u| u.roles.iter().any(|r| r == role))
     }
 
+    /// A store holding `users` and `roles` (imported from etcd's backend); names
+    /// that are not UTF-8 are refused.
+    pub fn from_parts(
+        enabled: bool,
+        revision: u64,
+        users: Vec<User>,
+        roles: Vec<Role>,
+    ) -> Result<AuthStore, String> {
+        let name = |n: &[u8]| String::from_utf8(n.to_vec()).map_err(|_| "auth: name not UTF-8".to_string());
+        let mut store = AuthStore {
+            enabled,
+            revision,
+            users: BTreeMap::new(),
+            roles: BTreeMap::new(),
+        };
+        for u in users {
+            store.users.insert(name(&u.name)?, u);
+        }
+        for r in roles {
+            store.roles.insert(name(&r.name)?, r);
+        }
+        Ok(store)
+    }
+
+    /// Every user and role, in name order (for exports in etcd's format).
+    pub fn users_and_roles(&self) -> (Vec<User>, Vec<Role>) {
+        (
+            self.users.values().cloned().collect(),
+            self.roles.values().cloned().collect(),
+        )
+    }
+
     /// The store as bytes for the member's state snapshot: enabled flag, revision,
     /// then the users and roles (each a length-prefixed protobuf), in name order.
     pub fn encode(&self, out: &mut Vec<u8>) {

@@ -43,22 +43,34 @@ impl fmt::Display for SnapshotError {
 
 impl std::error::Error for SnapshotError {}
 
+/// Lease snapshot bytes for `(id, ttl_s, remaining_ttl_s, keys)`, IDs ascending:
+/// what [`Lessor::to_bytes`] writes, also for leases imported from elsewhere.
+pub fn encode_leases<'a>(
+    leases: impl ExactSizeIterator<Item = (i64, i64, i64, &'a BTreeSet<Vec<u8>>)>,
+) -> Vec<u8> {
+    let mut out = vec![SNAPSHOT_VERSION];
+    put_u32(&mut out, leases.len());
+    for (id, ttl_s, remaining_ttl_s, keys) in leases {
+        out.extend_from_slice(&id.to_le_bytes());
+        out.extend_from_slice(&ttl_s.to_le_bytes());
+        out.extend_from_slice(&remaining_ttl_s.to_le_bytes());
+        put_u32(&mut out, keys.len());
+        for key in keys {
+            put_u32(&mut out, key.len());
+            out.extend_from_slice(key);
+        }
+    }
+    out
+}
+
 impl Lessor {
     /// The replicated lease state as bytes (see the module documentation).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = vec![SNAPSHOT_VERSION];
-        put_u32(&mut out, self.leases.len());
-        for (&id, lease) in &self.leases {
-            out.extend_from_slice(&id.to_le_bytes());
-            out.extend_from_slice(&lease.ttl_s.to_le_bytes());
-            out.extend_from_slice(&lease.remaining_ttl_s.to_le_bytes());
-            put_u32(&mut out, lease.keys.len());
-            for key in &lease.keys {
-                put_u32(&mut out, key.len());
-                out.extend_from_slice(key);
-            }
-        }
-        out
+        encode_leases(
+            self.leases
+                .iter()
+                .map(|(&id, l)| (id, l.ttl_s, l.remaining_ttl_s, &l.keys)),
+        )
     }
 
     /// A non-primary lessor holding the state in `bytes`. TTLs below this

@@ -33,6 +33,9 @@ pub mod io;
 mod applied_requests;
 mod apply;
 mod auth;
+pub mod force_new_cluster;
+pub mod import;
+pub mod portable;
 mod reads;
 mod requests;
 mod state;
@@ -53,9 +56,11 @@ use crate::watch::{Hub, HubConfig};
 pub use applied_requests::{APPLIED_REQUEST_IDS_PER_PROPOSER_MAX, APPLIED_REQUEST_PROPOSERS_MAX};
 pub use auto_compact::AutoCompaction;
 pub use config::{NodeConfig, NodeError, NodeStart};
+pub use import::{ImportTarget, Importer};
 pub use io::{
     AuthResponse, ClientRequestId, Credentials, ForwardRequest, Input, Output, PeerMessage, Request, Response,
 };
+pub use portable::{PortableBound, PortableError, PortableHead, PortableRecord};
 pub use state::STATE_FORMAT_VERSION;
 
 use applied_requests::AppliedRequests;

@@ -260,22 +260,29 @@ impl Node {
                 };
                 self.propose_conf_change(Origin::Client(id), kind, member);
             }
+            // A member this one has not applied yet (added a moment ago through
+            // another member) may still exist: as etcd, the change is proposed
+            // and its existence decided when it applies, in log order.
             Request::MemberRemove(r) => {
-                let Some(member) = self.members.get(&r.id).cloned() else {
-                    return self.respond(id, Err(error::MEMBER_NOT_FOUND));
-                };
+                let member = self.members.get(&r.id).cloned();
                 if self.config.strict_reconfig_check
-                    && !member.is_learner
+                    && member.as_ref().is_some_and(|m| !m.is_learner)
                     && !self.ready_to_remove_voter(r.id)
                 {
                     return self.respond(id, Err(error::NOT_ENOUGH_STARTED_MEMBERS));
                 }
+                let member = member.unwrap_or(Member {
+                    id: r.id,
+                    ..Member::default()
+                });
                 self.propose_conf_change(Origin::Client(id), ConfChangeType::ConfChangeRemoveNode, member);
             }
             Request::MemberUpdate(u) => {
-                let Some(mut member) = self.members.get(&u.id).cloned() else {
-                    return self.respond(id, Err(error::MEMBER_NOT_FOUND));
-                };
+                // Applying an update changes the peer URLs only.
+                let mut member = self.members.get(&u.id).cloned().unwrap_or(Member {
+                    id: u.id,
+                    ..Member::default()
+                });
                 member.peer_ur_ls = u.peer_ur_ls;
                 self.propose_conf_change(Origin::Client(id), ConfChangeType::ConfChangeUpdateNode, member);
             }

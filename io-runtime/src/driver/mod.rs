@@ -42,7 +42,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use detcd_core::error::{self as etcd_error, EtcdError};
-use detcd_core::node::{Credentials, NodeConfig, NodeError, NodeStart, Request, Response};
+use detcd_core::mvcc::Revision;
+use detcd_core::node::{
+    Credentials, NodeConfig, NodeError, NodeStart, PortableBound, PortableError, PortableHead,
+    PortableRecord, Request, Response,
+};
 use detcd_core::watch::StreamId;
 use detcd_proto::etcdserverpb::{WatchCreateRequest, WatchResponse};
 use detcd_proto::raftpb::{HardState, Snapshot};
@@ -95,6 +99,9 @@ pub struct MemberOptions {
     pub max_snapshots: usize,
     /// TLS for `https://` peer URLs (none: such URLs are refused).
     pub peer_tls: crate::transport::conn::SharedPeerTls,
+    /// `--force-new-cluster`: restart from the data directory as the only member
+    /// (see `detcd_core::node::force_new_cluster`); ignored without data.
+    pub force_new_cluster: bool,
 }
 
 impl MemberOptions {
@@ -117,6 +124,7 @@ impl MemberOptions {
             segment_bytes: defaults.segment_bytes,
             max_snapshots: defaults.max_snapshots,
             peer_tls: None,
+            force_new_cluster: false,
         }
     }
 }
@@ -195,7 +203,19 @@ pub(crate) enum Command {
     SnapshotBytes {
         reply: oneshot::Sender<Vec<u8>>,
     },
+    PortableHead {
+        reply: oneshot::Sender<PortableHead>,
+    },
+    PortableRecords {
+        bound: PortableBound,
+        from: Revision,
+        records_max: usize,
+        reply: oneshot::Sender<PortableSlice>,
+    },
 }
+
+/// A slice of an export's records and where the next starts, or why not.
+pub type PortableSlice = Result<(Vec<PortableRecord>, Option<Revision>), PortableError>;
 
 /// The driver's end of one watch stream.
 pub(crate) struct StreamSink {
@@ -245,7 +265,7 @@ pub async fn start(options: MemberOptions) -> Result<(Member, MemberHandle), Sta
         metadata: encode_metadata(member_id, cluster_id),
     };
     let data_dir = options.data_dir.clone();
-    let (storage, recovered) =
+    let (mut storage, mut recovered) =
         tokio::task::spawn_blocking(move || Storage::open(&data_dir, &storage_options))
             .await
             .map_err(|e| StartError::Config(format!("storage open panicked: {e}")))?
@@ -266,6 +286,27 @@ pub async fn start(options: MemberOptions) -> Result<(Member, MemberHandle), Sta
     }
     let has_data =
         recovered.snapshot.is_some() || recovered.hard_state.is_some() || !recovered.entries.is_empty();
+    if has_data && options.force_new_cluster {
+        let snapshot = recovered.snapshot.clone().unwrap_or_default();
+        let mut hard_state = recovered.hard_state.unwrap_or_default();
+        let appended = detcd_core::node::force_new_cluster::force_new_cluster(
+            member_id,
+            &snapshot,
+            &mut hard_state,
+            &mut recovered.entries,
+        );
+        storage
+            .save(Some(&hard_state), &appended, true)
+            .map_err(StartError::Storage)?;
+        recovered.hard_state = Some(hard_state);
+        crate::log!(
+            crate::log::Level::Warn,
+            "driver",
+            "--force-new-cluster: dropped uncommitted entries, removing {} other member(s); \
+             this member restarts as a one-member cluster",
+            appended.len()
+        );
+    }
     let node_start = if has_data {
         NodeStart::Recover {
             snapshot: recovered.snapshot.unwrap_or_else(Snapshot::default),
@@ -333,7 +374,7 @@ pub async fn start(options: MemberOptions) -> Result<(Member, MemberHandle), Sta
 
 /// WAL metadata of a member's data directory: member ID and cluster ID, 8 bytes
 /// each, little-endian (etcd writes `etcdserverpb.Metadata{NodeID, ClusterID}`).
-fn encode_metadata(member_id: u64, cluster_id: u64) -> Vec<u8> {
+pub fn encode_metadata(member_id: u64, cluster_id: u64) -> Vec<u8> {
     let mut bytes = member_id.to_le_bytes().to_vec();
     bytes.extend_from_slice(&cluster_id.to_le_bytes());
     bytes
@@ -485,6 +526,41 @@ impl MemberHandle {
         self.shared
             .commands
             .send(Command::SnapshotBytes { reply })
+            .await
+            .map_err(|_| etcd_error::STOPPED)?;
+        answer.await.map_err(|_| etcd_error::STOPPED)
+    }
+}
+
+impl MemberHandle {
+    /// The head of an export of the member's state in etcd's terms, as of its
+    /// applied index (see `detcd_core::node::portable`).
+    pub async fn portable_head(&self) -> Result<PortableHead, EtcdError> {
+        let (reply, answer) = oneshot::channel();
+        self.shared
+            .commands
+            .send(Command::PortableHead { reply })
+            .await
+            .map_err(|_| etcd_error::STOPPED)?;
+        answer.await.map_err(|_| etcd_error::STOPPED)
+    }
+
+    /// The next slice of the export bounded by `bound`, from revision `from`.
+    pub async fn portable_records(
+        &self,
+        bound: PortableBound,
+        from: Revision,
+        records_max: usize,
+    ) -> Result<PortableSlice, EtcdError> {
+        let (reply, answer) = oneshot::channel();
+        self.shared
+            .commands
+            .send(Command::PortableRecords {
+                bound,
+                from,
+                records_max,
+                reply,
+            })
             .await
             .map_err(|_| etcd_error::STOPPED)?;
         answer.await.map_err(|_| etcd_error::STOPPED)

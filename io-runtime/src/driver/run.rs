@@ -156,6 +156,17 @@ impl Driver {
             Event::Command(Command::SnapshotBytes { reply }) => {
                 let _ = reply.send(self.node.app_snapshot());
             }
+            Event::Command(Command::PortableHead { reply }) => {
+                let _ = reply.send(self.node.portable_head());
+            }
+            Event::Command(Command::PortableRecords {
+                bound,
+                from,
+                records_max,
+                reply,
+            }) => {
+                let _ = reply.send(self.node.portable_records(bound, from, records_max));
+            }
             Event::Internal(Internal::StreamClosed(stream)) => {
                 self.streams.remove(&stream);
                 self.node.handle(Input::StreamClosed { stream });

@@ -15,6 +15,8 @@ pub mod error;
 pub mod format;
 pub mod kv;
 pub mod print;
+pub mod restore;
+pub mod snapshot;
 pub mod txn_parse;
 
 use std::future::Future;
@@ -123,6 +125,8 @@ const COMMANDS: &[(&[&str], &[FlagSpec])] = &[
     ),
     (&["snapshot"], &[]),
     (&["snapshot", "save"], &[]),
+    (&["snapshot", "status"], &[]),
+    (&["snapshot", "restore"], restore::RESTORE_FLAGS),
     (&["move-leader"], &[]),
     (&["defrag"], &[bool_flag("cluster"), value_flag("data-dir")]),
     (&["alarm"], &[]),
@@ -459,6 +463,8 @@ async fn run(args: Vec<String>, env: Vec<(String, String)>) -> Result<(), CtlErr
         ["endpoint", "status"] => admin::endpoint_status(&mut ctx, &parsed).await,
         ["endpoint", "hashkv"] => admin::endpoint_hashkv(&mut ctx, &parsed).await,
         ["snapshot", "save"] => admin::snapshot_save(&mut ctx, &parsed).await,
+        ["snapshot", "status"] => snapshot::status(&ctx, &parsed),
+        ["snapshot", "restore"] => restore::restore(&parsed),
         ["move-leader"] => admin::move_leader(&mut ctx, &parsed).await,
         ["defrag"] => admin::defrag(&mut ctx, &parsed).await,
         ["alarm", "list"] => admin::alarm_list(&mut ctx, &parsed).await,

@@ -1,15 +1,11 @@
 //! `etcdserverpb.Maintenance`: Status, Alarm, HashKV, Hash, the Snapshot stream,
 //! MoveLeader, Defragment (and Downgrade, which detcd does not support).
 //!
-//! - Snapshot streams the member's application state as of its applied index (the
-//!   driver's `snapshot_bytes`), zero-padded to a multiple of 512 bytes, in 32 KiB
+//! - Snapshot streams the member's state as an etcd bbolt backend (written by
+//!   [`super::snapshot_export`] as of the applied index, a slice at a time) in 32 KiB
 //!   chunks, then etcd's trailer: one more message whose blob is the SHA-256 of
-//!   everything before it, `remaining_bytes` counting it. The padding is there because
-//!   etcd's clients recognise the trailer by `size % 512 == 32` (a bbolt file is
-//!   page-aligned): etcdctl 3.4 refuses the file with "sha256 checksum not found"
-//!   otherwise. detcd has no snapshot restore yet; the one that comes must find the
-//!   end of the state encoding inside the padding (its checksum is in its last four
-//!   bytes today, so the encoding will need an explicit length first).
+//!   everything before it, `remaining_bytes` counting it. The file is whole pages,
+//!   so `size % 512 == 32` holds as etcd's clients expect of the trailer.
 //! - Defragment is a successful no-op: detcd's store is in memory with no free pages to
 //!   give back (the WAL and snapshot files are rewritten by compaction of the log).
 //! - Hash answers the HashKV hash at the latest revision: detcd has no bbolt file whose
@@ -104,11 +100,12 @@ impl Maintenance for Services {
     async fn snapshot(&self, _r: Rpc<SnapshotRequest>) -> Result<Reply<SnapshotStream>, Status> {
         self.call(Request::AdminCheck).await?;
         let (header, version) = self.status_header().await?;
-        let mut data = self.handle.snapshot_bytes().await.map_err(super::status)?;
-        pad_to_snapshot_alignment(&mut data);
-        let messages = snapshot_messages(&data, header, version);
-        let stream = tonic::codegen::tokio_stream::iter(messages.into_iter().map(Ok));
-        Ok(Reply::new(Box::pin(stream)))
+        let export = super::snapshot_export::export(&self.handle, &std::env::temp_dir()).await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tokio::task::spawn_blocking(move || stream_file(export, header, version, tx));
+        Ok(Reply::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(
+            rx,
+        ))))
     }
 
     async fn move_leader(&self, r: Rpc<MoveLeaderRequest>) -> Result<Reply<MoveLeaderResponse>, Status> {
@@ -120,12 +117,59 @@ impl Maintenance for Services {
     }
 }
 
-/// etcd's clients find the SHA-256 trailer by `size % SNAPSHOT_ALIGN_BYTES == 32`.
-const SNAPSHOT_ALIGN_BYTES: usize = 512;
-
-fn pad_to_snapshot_alignment(data: &mut Vec<u8>) {
-    let padded = data.len().div_ceil(SNAPSHOT_ALIGN_BYTES) * SNAPSHOT_ALIGN_BYTES;
-    data.resize(padded, 0);
+/// Sends the file's bytes in [`SNAPSHOT_CHUNK_BYTES`] messages, then the SHA-256
+/// trailer, as [`snapshot_messages`] lays them out; stops if the client goes.
+fn stream_file(
+    export: super::snapshot_export::ExportFile,
+    header: ResponseHeader,
+    version: String,
+    tx: tokio::sync::mpsc::Sender<Result<SnapshotResponse, Status>>,
+) {
+    let total = export.size_bytes + 32;
+    let mut sent = 0u64;
+    let mut digest = sha2::Sha256::new();
+    let mut first = Some((header, version));
+    let send = |blob: Vec<u8>, sent: u64, first: &mut Option<(ResponseHeader, String)>| {
+        let (header, version) = first.take().map_or((None, String::new()), |(h, v)| (Some(h), v));
+        tx.blocking_send(Ok(SnapshotResponse {
+            header,
+            remaining_bytes: total - sent,
+            blob,
+            version,
+        }))
+        .is_ok()
+    };
+    let mut file = match export.open() {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = tx.blocking_send(Err(Status::internal(format!("detcd: snapshot: {e}"))));
+            return;
+        }
+    };
+    loop {
+        let mut blob = vec![0u8; SNAPSHOT_CHUNK_BYTES];
+        let mut filled = 0;
+        while filled < blob.len() {
+            match std::io::Read::read(&mut file, &mut blob[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(Status::internal(format!("detcd: snapshot: {e}"))));
+                    return;
+                }
+            }
+        }
+        if filled == 0 {
+            break;
+        }
+        blob.truncate(filled);
+        digest.update(&blob);
+        sent += filled as u64;
+        if !send(blob, sent, &mut first) {
+            return;
+        }
+    }
+    let _ = send(digest.finalize().to_vec(), total, &mut first);
 }
 
 #[cfg(test)]
@@ -148,16 +192,5 @@ mod tests {
         let empty = snapshot_messages(&[], ResponseHeader::default(), String::new());
         assert_eq!(empty.len(), 1);
         assert_eq!(empty[0].blob, sha2::Sha256::digest([]).to_vec());
-    }
-
-    #[test]
-    fn padded_snapshot_plus_trailer_is_what_etcdctl_recognises() {
-        for len in [0, 1, 511, 512, 513, 1159] {
-            let mut data = vec![1u8; len];
-            pad_to_snapshot_alignment(&mut data);
-            assert_eq!(data.len() % SNAPSHOT_ALIGN_BYTES, 0);
-            assert!(data.len() >= len && data.len() < len + SNAPSHOT_ALIGN_BYTES);
-            assert_eq!((data.len() + 32) % SNAPSHOT_ALIGN_BYTES, 32);
-        }
     }
 }

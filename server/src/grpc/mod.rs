@@ -25,6 +25,7 @@ pub mod lease;
 pub mod lock;
 pub mod maintenance;
 pub mod recipe;
+pub mod snapshot_export;
 pub mod watch;
 
 use detcd_core::error::{self as etcd_error, EtcdError};

@@ -1,6 +1,9 @@
 //! A single-member etcd or detcd on free loopback ports in a temporary directory,
 //! for tests that drive it with command-line tools; and running such a tool.
 
+// Each test file includes this module and uses part of it.
+#![allow(dead_code)]
+
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -34,6 +37,33 @@ impl Drop for Server {
     }
 }
 
+/// `program` (etcd's flags) as member `name` on `data_dir`, listening on and
+/// advertising `client_url` and `peer_url`; the caller adds the rest.
+pub fn member_command(
+    program: &str,
+    name: &str,
+    data_dir: &std::path::Path,
+    client_url: &str,
+    peer_url: &str,
+) -> Command {
+    let mut c = Command::new(program);
+    c.args(["--name", name, "--data-dir"])
+        .arg(data_dir)
+        .args([
+            "--listen-client-urls",
+            client_url,
+            "--advertise-client-urls",
+            client_url,
+        ])
+        .args([
+            "--listen-peer-urls",
+            peer_url,
+            "--initial-advertise-peer-urls",
+            peer_url,
+        ]);
+    c
+}
+
 /// Starts `program` (etcd's flags) as member `n1` and waits until etcdctl finds
 /// it healthy. `tag` names its temporary directory.
 pub fn start_server(program: &str, tag: &str) -> Server {
@@ -49,21 +79,7 @@ pub fn start_server_with(program: &str, tag: &str, extra: &[&str]) -> Server {
     let client_url = format!("http://127.0.0.1:{client}");
     let peer_url = format!("http://127.0.0.1:{peer}");
     let log = std::fs::File::create(dir.join("server.log")).expect("log file");
-    let child = Command::new(program)
-        .args(["--name", "n1", "--data-dir"])
-        .arg(dir.join("data"))
-        .args([
-            "--listen-client-urls",
-            &client_url,
-            "--advertise-client-urls",
-            &client_url,
-        ])
-        .args([
-            "--listen-peer-urls",
-            &peer_url,
-            "--initial-advertise-peer-urls",
-            &peer_url,
-        ])
+    let child = member_command(program, "n1", &dir.join("data"), &client_url, &peer_url)
         .args([
             "--initial-cluster",
             &format!("n1={peer_url}"),
@@ -94,6 +110,37 @@ pub fn start_server_with(program: &str, tag: &str, extra: &[&str]) -> Server {
             return server;
         }
         assert!(Instant::now() < deadline, "{program} did not become healthy");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Runs etcdctl (API 3) against `endpoint`.
+pub fn etcdctl(endpoint: &str, args: &[&str]) -> std::process::Output {
+    Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .env_remove("ETCDCTL_ENDPOINTS")
+        .arg(format!("--endpoints={endpoint}"))
+        .args(args)
+        .output()
+        .expect("run etcdctl")
+}
+
+/// [`etcdctl`] that must succeed; its stdout.
+pub fn etcdctl_ok(endpoint: &str, args: &[&str]) -> String {
+    let out = etcdctl(endpoint, args);
+    assert!(
+        out.status.success(),
+        "etcdctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+/// Waits (up to 30 s) until etcdctl finds `endpoint` healthy.
+pub fn wait_healthy(endpoint: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !etcdctl(endpoint, &["endpoint", "health"]).status.success() {
+        assert!(Instant::now() < deadline, "{endpoint} did not become healthy");
         std::thread::sleep(Duration::from_millis(200));
     }
 }

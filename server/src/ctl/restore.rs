@@ -1,0 +1,219 @@
+//! `snapshot restore <file>`: a detcd data directory from a snapshot file (detcd's
+//! or etcd's own `snapshot.db`), with etcdutl's flags. As etcd's restore does, the
+//! membership comes from the flags (the snapshot's is dropped): every member of
+//! the new cluster restores the same file with the same `--initial-cluster` and
+//! `--initial-cluster-token`, then starts with those flags. The directory holds
+//! one raft snapshot (index = number of members, term 1, as etcd's restore) and a
+//! WAL that names it; detcd recovers from it like from any restart.
+
+use std::path::{Path, PathBuf};
+
+use detcd_core::node::{ImportTarget, Importer};
+use detcd_io::storage::{Storage, StorageOptions};
+use detcd_proto::etcdserverpb::Member;
+use detcd_proto::mvccpb::KeyValue;
+use detcd_proto::raftpb::{ConfState, HardState, Snapshot, SnapshotMetadata};
+use detcd_storage::bolt::BoltError;
+use detcd_storage::etcd_db;
+use prost::Message;
+
+use super::args::{bool_flag, value_flag, FlagSpec, Parsed};
+use super::error::{CtlError, EXIT_ERROR};
+use super::snapshot::open_checked;
+use crate::config::{cluster_id, member_id, parse_initial_cluster};
+
+/// etcdutl's `snapshot restore` flags.
+pub const RESTORE_FLAGS: &[FlagSpec] = &[
+    value_flag("data-dir"),
+    value_flag("wal-dir"),
+    value_flag("name"),
+    value_flag("initial-cluster"),
+    value_flag("initial-cluster-token"),
+    value_flag("initial-advertise-peer-urls"),
+    bool_flag("skip-hash-check"),
+    value_flag("bump-revision"),
+    bool_flag("mark-compacted"),
+];
+
+fn error(message: impl Into<String>) -> CtlError {
+    CtlError::new(EXIT_ERROR, message)
+}
+
+/// What the flags say, with etcdutl's defaults.
+#[derive(Debug)]
+struct RestoreOptions {
+    data_dir: PathBuf,
+    name: String,
+    initial_cluster: String,
+    token: String,
+    advertise: String,
+    skip_hash_check: bool,
+    bump_revision: i64,
+    mark_compacted: bool,
+}
+
+fn options(p: &Parsed) -> Result<RestoreOptions, CtlError> {
+    let name = p.value("name").unwrap_or("default").to_string();
+    let data_dir = match p.value("data-dir") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => PathBuf::from(format!("{name}.etcd")),
+    };
+    if let Some(wal) = p.value("wal-dir").filter(|w| !w.is_empty()) {
+        if Path::new(wal) != data_dir.join("member").join("wal") {
+            return Err(error(
+                "detcd keeps its WAL in <data-dir>/member/wal and has no --wal-dir; restore without --wal-dir",
+            ));
+        }
+    }
+    let bump_revision = match p.value("bump-revision") {
+        None | Some("") => 0,
+        Some(v) => v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+            CtlError::bad_args(format!("invalid argument {v:?} for \"--bump-revision\" flag"))
+        })?,
+    };
+    let mark_compacted = p.bool("mark-compacted")?;
+    if mark_compacted && bump_revision == 0 {
+        return Err(error("--mark-compacted requires --bump-revision"));
+    }
+    Ok(RestoreOptions {
+        data_dir,
+        initial_cluster: p
+            .value("initial-cluster")
+            .map_or_else(|| format!("{name}=http://localhost:2380"), str::to_string),
+        name,
+        token: p
+            .value("initial-cluster-token")
+            .unwrap_or("etcd-cluster")
+            .to_string(),
+        advertise: p
+            .value("initial-advertise-peer-urls")
+            .unwrap_or("http://localhost:2380")
+            .to_string(),
+        skip_hash_check: p.bool("skip-hash-check")?,
+        bump_revision,
+        mark_compacted,
+    })
+}
+
+/// The new cluster's members and ID, and this member's ID.
+fn membership(o: &RestoreOptions) -> Result<(Vec<Member>, u64, u64), CtlError> {
+    let cluster = parse_initial_cluster(&o.initial_cluster).map_err(|e| error(e.to_string()))?;
+    let mine = cluster.get(&o.name).ok_or_else(|| {
+        error(format!(
+            "couldn't find local name {:?} in the initial cluster configuration",
+            o.name
+        ))
+    })?;
+    let advertised = crate::urls::parse_urls(&o.advertise).map_err(error)?;
+    let strings = |u: &[crate::urls::Url]| {
+        let mut v: Vec<String> = u.iter().map(ToString::to_string).collect();
+        v.sort();
+        v
+    };
+    if strings(&advertised) != strings(mine) {
+        return Err(error(format!(
+            "--initial-cluster must include {}={} given --initial-advertise-peer-urls={}",
+            o.name, o.advertise, o.advertise
+        )));
+    }
+    let members: Vec<Member> = cluster
+        .iter()
+        .map(|(name, urls)| Member {
+            id: member_id(urls, &o.token),
+            name: name.clone(),
+            peer_ur_ls: strings(urls),
+            client_ur_ls: Vec::new(),
+            is_learner: false,
+        })
+        .collect();
+    let ids: Vec<u64> = members.iter().map(|m| m.id).collect();
+    Ok((members, cluster_id(&ids), member_id(mine, &o.token)))
+}
+
+fn corrupt(e: BoltError) -> CtlError {
+    error(format!("snapshot file integrity check failed: {e}"))
+}
+
+pub fn restore(p: &Parsed) -> Result<(), CtlError> {
+    let [path] = p.args.as_slice() else {
+        return Err(CtlError::bad_args(
+            "snapshot restore requires exactly one argument",
+        ));
+    };
+    let o = options(p)?;
+    if o.data_dir.exists() {
+        return Err(error(format!(
+            "data-dir {:?} exists",
+            o.data_dir.display().to_string()
+        )));
+    }
+    let (members, cluster, me) = membership(&o)?;
+    let db = open_checked(path, o.skip_hash_check)?;
+    let head = etcd_db::read_head(&db).map_err(corrupt)?;
+    let mut importer = Importer::default();
+    let mut failed = None;
+    etcd_db::for_each_record(&db, &mut |rev, tombstone, value| {
+        let kv = KeyValue::decode(value).map_err(|e| BoltError::Corrupt(format!("key bucket: {e}")))?;
+        importer.push(rev, tombstone, kv).map_err(|e| {
+            failed = Some(e.clone());
+            BoltError::Corrupt(e)
+        })
+    })
+    .map_err(corrupt)?;
+    if let Some(e) = failed {
+        return Err(error(format!("snapshot file integrity check failed: {e}")));
+    }
+    let index = members.len() as u64;
+    let target = ImportTarget {
+        applied_index: index,
+        applied_term: 1,
+        cluster_id: cluster,
+        members: members.clone(),
+        bump_revision: o.bump_revision,
+        mark_compacted: o.mark_compacted,
+    };
+    let data = importer
+        .finish(&head, &target)
+        .map_err(|e| error(format!("snapshot file integrity check failed: {e}")))?;
+    drop(db);
+    write_data_dir(&o.data_dir, me, cluster, &members, index, data).map_err(|e| {
+        let _ = std::fs::remove_dir_all(&o.data_dir);
+        error(e)
+    })
+}
+
+fn write_data_dir(
+    dir: &Path,
+    member_id: u64,
+    cluster_id: u64,
+    members: &[Member],
+    index: u64,
+    data: Vec<u8>,
+) -> Result<(), String> {
+    let options = StorageOptions {
+        metadata: detcd_io::driver::encode_metadata(member_id, cluster_id),
+        ..StorageOptions::default()
+    };
+    let (mut storage, _) = Storage::open(dir, &options).map_err(|e| e.to_string())?;
+    let snapshot = Snapshot {
+        data,
+        metadata: Some(SnapshotMetadata {
+            conf_state: Some(ConfState {
+                voters: members.iter().map(|m| m.id).collect(),
+                ..ConfState::default()
+            }),
+            index,
+            term: 1,
+        }),
+    };
+    storage.save_snapshot(&snapshot).map_err(|e| e.to_string())?;
+    let hard_state = HardState {
+        term: 1,
+        vote: 0,
+        commit: index,
+    };
+    storage
+        .save(Some(&hard_state), &[], true)
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
