@@ -17,6 +17,7 @@ const SEGMENT_BYTES: usize = 8192;
 fn options() -> WalOptions {
     WalOptions {
         segment_bytes: SEGMENT_BYTES,
+        max_files: None,
     }
 }
 

@@ -53,6 +53,10 @@ pub fn detcd_main() -> i32 {
 }
 
 fn run(config: Config) -> i32 {
+    if let Err(e) = crate::process::apply(&config) {
+        eprintln!("detcd: {e}");
+        return 1;
+    }
     for w in &config.warnings {
         detcd_io::log!(detcd_io::log::Level::Warn, "detcd", "{w}");
     }
@@ -136,7 +140,23 @@ async fn serve_member(mut config: Config) -> Result<(), String> {
         .filter_map(|l| l.local_addr().ok())
         .map(|a| a.to_string())
         .collect();
-    let servers = serve::ClientServers::start(listeners, routes);
+    if config.ops.initial_corrupt_check {
+        // A single member (the only case the configuration lets through) has no peer
+        // to compare its hash with, so the check passes, as etcd's does.
+        log(&format!(
+            "starting initial corruption check local-member-id={:x}",
+            handle.member_id()
+        ));
+        log("initial corruption checking passed; no corruption");
+    }
+    let http2 = serve::Http2Settings {
+        max_concurrent_streams: config.ops.max_concurrent_streams,
+        keepalive_interval: config.ops.grpc_keepalive_interval,
+        keepalive_timeout: config.ops.grpc_keepalive_timeout,
+    };
+    let servers = serve::ClientServers::start_with(listeners, routes, http2);
+    crate::process::log_serving(&config.listen_client_urls);
+    let metrics_servers = crate::process::serve_metrics(&config, handle.clone()).await?;
     log(&format!(
         "member {:x} of cluster {:x} serving client requests on {}",
         handle.member_id(),
@@ -160,6 +180,9 @@ async fn serve_member(mut config: Config) -> Result<(), String> {
     };
     ready.abort();
     notify(NotifyState::Stopping);
+    if let Some(m) = metrics_servers {
+        m.shutdown(async {}).await;
+    }
     servers.shutdown(member.shutdown()).await;
     log("shutdown complete");
     outcome

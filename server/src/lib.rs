@@ -20,6 +20,7 @@ pub mod hpack;
 pub mod http;
 pub mod join;
 pub mod member;
+pub mod process;
 pub mod serve;
 pub mod tls;
 pub mod urls;

@@ -184,8 +184,34 @@ impl std::fmt::Debug for ClientServers {
     }
 }
 
+/// The HTTP/2 settings of the client servers (`--max-concurrent-streams`,
+/// `--grpc-keepalive-interval`, `--grpc-keepalive-timeout`; zero turns a keepalive
+/// setting off).
+#[derive(Clone, Copy, Debug)]
+pub struct Http2Settings {
+    pub max_concurrent_streams: u32,
+    pub keepalive_interval: Duration,
+    pub keepalive_timeout: Duration,
+}
+
+impl Default for Http2Settings {
+    /// etcd's defaults.
+    fn default() -> Self {
+        Http2Settings {
+            max_concurrent_streams: u32::MAX,
+            keepalive_interval: Duration::from_secs(2 * 3600),
+            keepalive_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
 impl ClientServers {
     pub fn start(listeners: Vec<ClientListener>, routes: Routes) -> ClientServers {
+        Self::start_with(listeners, routes, Http2Settings::default())
+    }
+
+    /// [`ClientServers::start`] with these HTTP/2 settings.
+    pub fn start_with(listeners: Vec<ClientListener>, routes: Routes, http2: Http2Settings) -> ClientServers {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let mut tasks = JoinSet::new();
         for ClientListener { url, listener, tls } in listeners {
@@ -202,7 +228,9 @@ impl ClientServers {
                 };
                 let server = Server::builder()
                     .accept_http1(true)
-                    .max_concurrent_streams(u32::MAX)
+                    .max_concurrent_streams(http2.max_concurrent_streams)
+                    .http2_keepalive_interval(Some(http2.keepalive_interval).filter(|d| !d.is_zero()))
+                    .http2_keepalive_timeout(Some(http2.keepalive_timeout).filter(|d| !d.is_zero()))
                     .add_routes(routes)
                     .serve_with_incoming_shutdown(incoming, shutdown);
                 if let Err(e) = server.await {

@@ -95,6 +95,11 @@ pub struct MemberOptions {
     pub max_snapshots: usize,
     /// TLS for `https://` peer URLs (none: such URLs are refused).
     pub peer_tls: crate::transport::conn::SharedPeerTls,
+    /// `--wal-dir` (none: `<data_dir>/member/wal`).
+    pub wal_dir: Option<PathBuf>,
+    /// `--max-wals`: covered WAL files kept while there are at most this many
+    /// (`Some(0)`: all kept; `None`: each deleted once a snapshot covers it).
+    pub max_wals: Option<usize>,
 }
 
 impl MemberOptions {
@@ -117,6 +122,8 @@ impl MemberOptions {
             segment_bytes: defaults.segment_bytes,
             max_snapshots: defaults.max_snapshots,
             peer_tls: None,
+            wal_dir: None,
+            max_wals: None,
         }
     }
 }
@@ -243,6 +250,8 @@ pub async fn start(options: MemberOptions) -> Result<(Member, MemberHandle), Sta
         segment_bytes: options.segment_bytes,
         max_snapshots: options.max_snapshots,
         metadata: encode_metadata(member_id, cluster_id),
+        wal_dir: options.wal_dir.clone(),
+        max_wals: options.max_wals,
     };
     let data_dir = options.data_dir.clone();
     let (storage, recovered) =

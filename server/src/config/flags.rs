@@ -15,6 +15,8 @@ pub(super) enum Kind {
     Int,
     Bool,
     Urls,
+    /// A Go duration (`5s`, `2h`, `10m0s`).
+    Duration,
     OneOf(&'static [&'static str]),
 }
 
@@ -80,13 +82,54 @@ pub(super) const FLAGS: &[(&str, Kind, &str)] = &[
         "info",
     ),
     ("config-file", Kind::Str, ""),
+    // Raft and gRPC tuning.
+    ("pre-vote", Kind::Bool, "true"),
+    ("initial-election-tick-advance", Kind::Bool, "true"),
+    ("max-concurrent-streams", Kind::Uint, "4294967295"),
+    ("grpc-keepalive-interval", Kind::Duration, "2h"),
+    ("grpc-keepalive-timeout", Kind::Duration, "20s"),
+    ("watch-progress-notify-interval", Kind::Duration, "10m"),
+    (
+        "experimental-watch-progress-notify-interval",
+        Kind::Duration,
+        "10m",
+    ),
+    // Monitoring.
+    ("listen-metrics-urls", Kind::Str, ""),
+    ("metrics", Kind::OneOf(&["basic", "extensive"]), "basic"),
+    // Disk and memory.
+    ("unsafe-no-fsync", Kind::Bool, "false"),
+    ("memory-mlock", Kind::Bool, "false"),
+    ("experimental-memory-mlock", Kind::Bool, "false"),
+    // Logging.
+    ("logger", Kind::OneOf(&["zap", "capnslog"]), "zap"),
+    ("log-outputs", Kind::Str, "default"),
+    ("log-format", Kind::OneOf(&["json", "console"]), "json"),
+    ("debug", Kind::Bool, "false"),
+    // Corruption checks and feature gates.
+    ("experimental-initial-corrupt-check", Kind::Bool, "false"),
+    ("feature-gates", Kind::Str, ""),
+];
+
+/// Pairs of spellings of one setting: etcd 3.6's name and the `--experimental-` one of
+/// etcd 3.4/3.5. Either may be given; both at once is an error.
+pub(super) const ALIASES: &[(&str, &str)] = &[
+    (
+        "watch-progress-notify-interval",
+        "experimental-watch-progress-notify-interval",
+    ),
+    ("memory-mlock", "experimental-memory-mlock"),
 ];
 
 /// Flags that stop parsing and answer at once.
 const INFO_FLAGS: &[&str] = &["help", "h", "version"];
 
 pub(super) fn kind_of(name: &str) -> Option<Kind> {
-    FLAGS.iter().find(|(n, _, _)| *n == name).map(|(_, k, _)| *k)
+    FLAGS
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map(|(_, k, _)| *k)
+        .or_else(|| super::etcd_flags::other_kind(name))
 }
 
 /// `ETCD_` + the flag name upper-cased with `-` turned into `_` (`FlagToEnv`).
@@ -120,6 +163,9 @@ pub(super) fn check_value(kind: Kind, v: &str) -> Result<(), String> {
             .map_err(|_| "parse error".to_string()),
         Kind::Bool => parse_bool(v).map(|_| ()).ok_or_else(|| "parse error".to_string()),
         Kind::Urls => parse_urls(v).map(|_| ()),
+        Kind::Duration => crate::ctl::parse_go_duration(v)
+            .map(|_| ())
+            .ok_or_else(|| format!("time: invalid duration {v:?}")),
         Kind::OneOf(valid) => {
             if valid.contains(&v) {
                 Ok(())

@@ -17,8 +17,12 @@
 //! the same identities an etcd member with the same flags would have.
 
 mod auth;
+mod etcd_flags;
+#[cfg(test)]
+mod flag_walk_tests;
 mod flags;
 mod ids;
+mod operations;
 #[cfg(test)]
 mod tests;
 mod validate;
@@ -31,6 +35,7 @@ pub use auth::{AuthToken, BCRYPT_COST_DEFAULT, BCRYPT_COST_MAX, BCRYPT_COST_MIN}
 pub use flags::flag_to_env;
 use flags::{check_value, kind_of, parse_bool, parse_flags, parse_retention_ms, Parsed, FLAGS};
 pub use ids::{cluster_id, member_id, parse_initial_cluster};
+pub use operations::{LogSettings, Operations};
 
 use crate::tls::suites::TlsCommon;
 use crate::tls::TlsInfo;
@@ -127,6 +132,8 @@ pub struct Config {
     /// `--bcrypt-cost` (an out-of-range cost falls back to 10, as in etcd).
     pub bcrypt_cost: u32,
     pub log_level: String,
+    /// Raft and gRPC tuning, metrics, disk, logging, corruption checks, feature gates.
+    pub ops: Operations,
     /// The YAML file the values came from, if any.
     pub config_file: Option<String>,
     /// Non-fatal findings (unknown `ETCD_*` variables, unknown YAML keys).
@@ -167,7 +174,11 @@ impl Config {
                         })?;
                         values.insert(key, value);
                     }
-                    None => warnings.push(format!("{path}:{line}: ignoring unknown key {key:?}")),
+                    None => {
+                        return Err(ConfigError::File(format!(
+                            "{path}:{line}: unknown key {key:?} (not an etcd configuration key detcd knows)"
+                        )))
+                    }
                 }
             }
         } else {
@@ -201,6 +212,7 @@ impl Config {
                 ));
             }
         }
+        warnings.extend(etcd_flags::check_other_flags(values.iter())?);
         let mut config = Self::from_values(&values)?;
         config.config_file = config_file.filter(|_| from_file);
         config.warnings = warnings;
@@ -328,7 +340,12 @@ impl Config {
                 .ok()
                 .filter(|c| (BCRYPT_COST_MIN..=BCRYPT_COST_MAX).contains(c))
                 .unwrap_or(BCRYPT_COST_DEFAULT),
-            log_level: get("log-level"),
+            log_level: if parse_bool(&get("debug")).unwrap_or(false) {
+                "debug".to_string()
+            } else {
+                get("log-level")
+            },
+            ops: Operations::from_values(values)?,
             name,
             config_file: None,
             warnings: Vec::new(),
