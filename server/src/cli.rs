@@ -129,12 +129,11 @@ async fn serve_member(mut config: Config) -> Result<(), String> {
     let listeners = serve::bind_client_urls(&config.listen_client_urls, tls).await?;
     let (member, handle) = member::start(&config).await.map_err(|e| e.to_string())?;
     let tokens = token_provider(&config.auth_token)?;
-    let routes = serve::routes(
-        Services::new(handle.clone())
-            .with_bcrypt_cost(config.bcrypt_cost)
-            .with_tokens(tokens),
-        config.max_request_bytes,
-    );
+    let services = Services::new(handle.clone())
+        .with_bcrypt_cost(config.bcrypt_cost)
+        .with_tokens(tokens)
+        .with_metrics(config.ops.metrics_extensive);
+    let routes = serve::routes(services.clone(), config.max_request_bytes);
     let addrs: Vec<String> = listeners
         .iter()
         .filter_map(|l| l.local_addr().ok())
@@ -156,7 +155,7 @@ async fn serve_member(mut config: Config) -> Result<(), String> {
     };
     let servers = serve::ClientServers::start_with(listeners, routes, http2);
     crate::process::log_serving(&config.listen_client_urls);
-    let metrics_servers = crate::process::serve_metrics(&config, handle.clone()).await?;
+    let metrics_servers = crate::process::serve_metrics(&config, services).await?;
     log(&format!(
         "member {:x} of cluster {:x} serving client requests on {}",
         handle.member_id(),

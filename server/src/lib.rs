@@ -20,6 +20,7 @@ pub mod hpack;
 pub mod http;
 pub mod join;
 pub mod member;
+pub mod metrics;
 pub mod process;
 pub mod serve;
 pub mod tls;

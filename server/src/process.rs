@@ -2,7 +2,6 @@
 //! (`--log-level`, `--log-outputs`, `--log-format`, `--logger`), `--unsafe-no-fsync`,
 //! `--memory-mlock`, and the `--listen-metrics-urls` listeners.
 
-use detcd_io::driver::MemberHandle;
 use detcd_io::log::Level;
 
 use crate::config::Config;
@@ -47,14 +46,14 @@ pub fn log_serving(urls: &[Url]) {
 
 /// Serves `/metrics`, `/health`, `/livez`, `/readyz` and `/version` on
 /// `--listen-metrics-urls` (an `https` URL with the client TLS settings, as etcd).
-pub async fn serve_metrics(config: &Config, handle: MemberHandle) -> Result<Option<ClientServers>, String> {
+pub async fn serve_metrics(config: &Config, services: Services) -> Result<Option<ClientServers>, String> {
     let urls = &config.ops.listen_metrics_urls;
     if urls.is_empty() {
         return Ok(None);
     }
     let tls = serve::client_tls(urls, &config.client_tls)?;
     let listeners = serve::bind_client_urls(urls, tls).await?;
-    let router = crate::http::routes(axum::Router::new(), Services::new(handle));
+    let router = crate::http::routes(axum::Router::new(), services);
     for url in urls {
         crate::log(&format!("serving metrics address={url}"));
     }

@@ -162,10 +162,15 @@ pub fn routes(services: Services, max_request_bytes: u64) -> Routes {
         .add_service(AuthServer::new(services.clone()).max_decoding_message_size(limit))
         .add_service(HealthServer::new(services.clone()));
     let router = builder.routes().prepare().into_axum_router();
-    let router = crate::http::routes(router, services.clone()).layer(axum::middleware::from_fn_with_state(
-        services,
-        crate::grpc::with_credentials,
-    ));
+    let router = crate::http::routes(router, services.clone())
+        .layer(axum::middleware::from_fn_with_state(
+            services.clone(),
+            crate::grpc::with_credentials,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            services,
+            crate::metrics::grpc::count,
+        ));
     Routes::from(router)
 }
 

@@ -8,6 +8,7 @@ mod e2e {
     mod etcdctl;
     mod failover;
     mod learner;
+    mod operations;
     mod python_client;
     mod rpcs;
     mod startup;

@@ -41,6 +41,8 @@ pub struct Services {
     bcrypt_cost: u32,
     /// `--auth-token`.
     tokens: std::sync::Arc<TokenProvider>,
+    /// The member's Prometheus registry (`/metrics`).
+    metrics: crate::metrics::ServerMetrics,
 }
 
 tokio::task_local! {
@@ -79,10 +81,22 @@ pub async fn with_credentials(
 impl Services {
     pub fn new(handle: MemberHandle) -> Services {
         Services {
-            handle,
             bcrypt_cost: crate::config::BCRYPT_COST_DEFAULT,
             tokens: std::sync::Arc::new(TokenProvider::Simple),
+            metrics: crate::metrics::ServerMetrics::new(handle.clone(), false),
+            handle,
         }
+    }
+
+    /// With the metrics of `--metrics` (`extensive`: the gRPC handling-time histogram).
+    pub fn with_metrics(mut self, extensive: bool) -> Services {
+        self.metrics = crate::metrics::ServerMetrics::new(self.handle.clone(), extensive);
+        self
+    }
+
+    /// The member's Prometheus registry.
+    pub fn metrics(&self) -> &crate::metrics::ServerMetrics {
+        &self.metrics
     }
 
     /// The `--auth-token` provider.
