@@ -100,9 +100,7 @@ pub fn node_config(config: &Config, identity: Identity, initial_members: Vec<Mem
     node.snapshot_count = config.snapshot_count;
     node.txn_ops_max = config.max_txn_ops as usize;
     node.request_bytes_max = config.max_request_bytes;
-    if config.quota_backend_bytes > 0 {
-        node.quota_backend_bytes = config.quota_backend_bytes as u64;
-    }
+    node.quota_backend_bytes = quota_bytes(config);
     node.learners_max = config.max_learners as usize;
     node.strict_reconfig_check = config.strict_reconfig_check;
     node.auth_token_ttl_ms = config.auth_token_ttl_s.saturating_mul(1_000);
@@ -118,6 +116,14 @@ pub fn node_config(config: &Config, identity: Identity, initial_members: Vec<Mem
     // seed comes from the OS; only the node itself must be deterministic.
     node.seed = os_seed();
     node
+}
+
+/// The backend quota in force: `--quota-backend-bytes`, or etcd's default when 0 or less.
+pub fn quota_bytes(config: &Config) -> u64 {
+    u64::try_from(config.quota_backend_bytes)
+        .ok()
+        .filter(|q| *q > 0)
+        .unwrap_or(detcd_core::node::config::QUOTA_BACKEND_BYTES_DEFAULT)
 }
 
 /// 64 random bits from the OS (std's hash keys are drawn from it).

@@ -83,14 +83,19 @@ impl Services {
         Services {
             bcrypt_cost: crate::config::BCRYPT_COST_DEFAULT,
             tokens: std::sync::Arc::new(TokenProvider::Simple),
-            metrics: crate::metrics::ServerMetrics::new(handle.clone(), false),
+            metrics: crate::metrics::ServerMetrics::new(
+                handle.clone(),
+                false,
+                detcd_core::node::config::QUOTA_BACKEND_BYTES_DEFAULT,
+            ),
             handle,
         }
     }
 
-    /// With the metrics of `--metrics` (`extensive`: the gRPC handling-time histogram).
-    pub fn with_metrics(mut self, extensive: bool) -> Services {
-        self.metrics = crate::metrics::ServerMetrics::new(self.handle.clone(), extensive);
+    /// With the metrics of `--metrics` (`extensive`: the gRPC handling-time histogram)
+    /// and the backend quota in force.
+    pub fn with_metrics(mut self, extensive: bool, quota_bytes: u64) -> Services {
+        self.metrics = crate::metrics::ServerMetrics::new(self.handle.clone(), extensive, quota_bytes);
         self
     }
 

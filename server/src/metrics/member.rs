@@ -10,13 +10,16 @@ use prometheus::proto::{self, MetricFamily, MetricType};
 #[allow(missing_debug_implementations)]
 pub struct MemberCollector {
     handle: MemberHandle,
+    /// `etcd_server_quota_backend_bytes`.
+    quota_bytes: u64,
     descs: Vec<Desc>,
 }
 
 impl MemberCollector {
-    pub fn new(handle: MemberHandle) -> MemberCollector {
+    pub fn new(handle: MemberHandle, quota_bytes: u64) -> MemberCollector {
         MemberCollector {
             handle,
+            quota_bytes,
             descs: Vec::new(),
         }
     }
@@ -194,6 +197,12 @@ impl Collector for MemberCollector {
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
-        families(&self.handle.metrics(), self.handle.member_id())
+        let mut all = families(&self.handle.metrics(), self.handle.member_id());
+        all.push(gauge(
+            "etcd_server_quota_backend_bytes",
+            "Current backend storage quota size in bytes.",
+            self.quota_bytes as f64,
+        ));
+        all
     }
 }

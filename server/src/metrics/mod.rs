@@ -33,13 +33,14 @@ impl std::fmt::Debug for ServerMetrics {
 
 impl ServerMetrics {
     /// The registry for the member behind `handle`; `extensive` adds the gRPC
-    /// handling-time histogram (`--metrics extensive`).
-    pub fn new(handle: MemberHandle, extensive: bool) -> ServerMetrics {
+    /// handling-time histogram (`--metrics extensive`); `quota_bytes` is the backend
+    /// quota in force.
+    pub fn new(handle: MemberHandle, extensive: bool, quota_bytes: u64) -> ServerMetrics {
         let registry = Registry::new();
         let grpc = Arc::new(grpc::GrpcMetrics::new(extensive));
         // Registration fails only for duplicate names, which this fixed set has none of.
         let _ = grpc.register(&registry);
-        let _ = registry.register(Box::new(member::MemberCollector::new(handle)));
+        let _ = registry.register(Box::new(member::MemberCollector::new(handle, quota_bytes)));
         #[cfg(target_os = "linux")]
         let _ = registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),

@@ -85,6 +85,7 @@ async fn kubeadm_flags_start_and_the_metrics_listener_serves_probes_and_series()
         "grpc_server_handling_seconds_bucket{grpc_method=\"Check\"",
         "etcd_disk_wal_fsync_duration_seconds_bucket",
         "etcd_server_id{server_id=",
+        "etcd_server_quota_backend_bytes 2147483648",
         "process_resident_memory_bytes",
     ] {
         assert!(text.contains(series), "{series} missing from\n{text}");
