@@ -139,15 +139,15 @@ async fn serve_member(mut config: Config) -> Result<(), String> {
         .filter_map(|l| l.local_addr().ok())
         .map(|a| a.to_string())
         .collect();
+    let checker = crate::corruption::Checker::new(&config, handle.clone())?;
     if config.ops.initial_corrupt_check {
-        // A single member (the only case the configuration lets through) has no peer
-        // to compare its hash with, so the check passes, as etcd's does.
-        log(&format!(
-            "starting initial corruption check local-member-id={:x}",
-            handle.member_id()
-        ));
-        log("initial corruption checking passed; no corruption");
+        if let Err(e) = checker.initial().await {
+            member.shutdown().await;
+            return Err(e);
+        }
     }
+    let periodic = (!config.ops.corrupt_check_time.is_zero())
+        .then(|| tokio::spawn(checker.periodic(config.ops.corrupt_check_time)));
     let http2 = serve::Http2Settings {
         max_concurrent_streams: config.ops.max_concurrent_streams,
         keepalive_interval: config.ops.grpc_keepalive_interval,
@@ -178,6 +178,9 @@ async fn serve_member(mut config: Config) -> Result<(), String> {
         },
     };
     ready.abort();
+    if let Some(p) = periodic {
+        p.abort();
+    }
     notify(NotifyState::Stopping);
     if let Some(m) = metrics_servers {
         m.shutdown(async {}).await;

@@ -13,6 +13,7 @@
 pub mod auth_token;
 pub mod cli;
 pub mod config;
+pub mod corruption;
 pub mod ctl;
 pub mod grpc;
 pub mod h2_authority;

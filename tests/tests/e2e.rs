@@ -4,6 +4,7 @@ mod e2e {
     pub mod harness;
 
     mod auth;
+    mod corruption;
     mod crash;
     mod etcdctl;
     mod failover;

@@ -210,15 +210,12 @@ pub(super) const OTHER_FLAGS: &[(&str, Kind, &str, Support)] = &[
         "false",
         DefaultOnly("taking the gRPC health service down during defrag is not implemented"),
     ),
-    ("corrupt-check-time", Kind::Duration, "0s", DefaultOnly(NO_PERIODIC_CHECK)),
-    ("experimental-corrupt-check-time", Kind::Duration, "0s", DefaultOnly(NO_PERIODIC_CHECK)),
     ("experimental-compact-hash-check-enabled", Kind::Bool, "false", DefaultOnly(NO_PERIODIC_CHECK)),
     ("compact-hash-check-time", Kind::Duration, "1m", NoEffect(NO_COMPACT_HASH_CHECK)),
     ("experimental-compact-hash-check-time", Kind::Duration, "1m", NoEffect(NO_COMPACT_HASH_CHECK)),
 ];
 
-const NO_PERIODIC_CHECK: &str =
-    "the periodic and compaction-hash corruption checks are not implemented; --experimental-initial-corrupt-check is";
+const NO_PERIODIC_CHECK: &str = "the compaction-hash corruption check is not implemented; --experimental-initial-corrupt-check and --experimental-corrupt-check-time are";
 const NO_COMPACT_HASH_CHECK: &str =
     "the compaction-hash check is not implemented, so its interval is not used";
 

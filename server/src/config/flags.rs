@@ -108,6 +108,8 @@ pub(super) const FLAGS: &[(&str, Kind, &str)] = &[
     ("debug", Kind::Bool, "false"),
     // Corruption checks and feature gates.
     ("experimental-initial-corrupt-check", Kind::Bool, "false"),
+    ("corrupt-check-time", Kind::Duration, "0s"),
+    ("experimental-corrupt-check-time", Kind::Duration, "0s"),
     ("feature-gates", Kind::Str, ""),
 ];
 
@@ -119,6 +121,7 @@ pub(super) const ALIASES: &[(&str, &str)] = &[
         "experimental-watch-progress-notify-interval",
     ),
     ("memory-mlock", "experimental-memory-mlock"),
+    ("corrupt-check-time", "experimental-corrupt-check-time"),
 ];
 
 /// Flags that stop parsing and answer at once.

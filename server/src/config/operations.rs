@@ -44,6 +44,8 @@ pub struct Operations {
     pub log: LogSettings,
     /// `--experimental-initial-corrupt-check` or `--feature-gates=InitialCorruptCheck=true`.
     pub initial_corrupt_check: bool,
+    /// `--corrupt-check-time` or `--experimental-corrupt-check-time` (zero: off).
+    pub corrupt_check_time: Duration,
     /// The gates `--feature-gates` turned on.
     pub feature_gates: Vec<&'static str>,
 }
@@ -122,6 +124,7 @@ impl Operations {
             },
             initial_corrupt_check: flag("experimental-initial-corrupt-check")
                 || gates.contains(&"InitialCorruptCheck"),
+            corrupt_check_time: duration("corrupt-check-time")?,
             feature_gates: gates,
         })
     }

@@ -34,11 +34,6 @@ impl Config {
             return invalid("--max-request-bytes must be >0".to_string());
         }
         self.client_tls.common.validate().map_err(ConfigError::Invalid)?;
-        if self.ops.initial_corrupt_check && self.initial_cluster.len() > 1 {
-            return invalid(
-                "--experimental-initial-corrupt-check (InitialCorruptCheck) is implemented for single-member clusters only: comparing hashes with peers before serving is not implemented yet".to_string(),
-            );
-        }
         // An https peer URL is never served as plain TCP.
         if let Some(url) = self.listen_peer_urls.iter().find(|u| {
             (u.scheme == "https" || u.scheme == "unixs") && self.peer_tls.is_empty() && !self.peer_auto_tls
