@@ -107,7 +107,7 @@ async fn kubeadm_flags_start_and_the_metrics_listener_serves_probes_and_series()
     let log = super::harness::read(&log_file);
     for message in [
         "\"msg\":\"ready to serve client requests\"",
-        "\"msg\":\"initial corruption checking passed; no corruption\"",
+        "\"msg\":\"initial corruption checking passed; no corruption",
         "serving client traffic insecurely",
         "\"level\":\"info\"",
     ] {
