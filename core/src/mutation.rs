@@ -84,6 +84,12 @@ pub enum Mutation {
     /// `detcd_storage::wal`: a new segment is renamed into place without syncing
     /// the directory, so a crash can forget its name (and the synced records in it).
     RenameWithoutDirSync,
+    /// `node::auth` (`check_txn`): a transaction's failure branch is not checked, so
+    /// a user may write through it what it may not write.
+    AuthTxnFailureBranchUnchecked,
+    /// `node::auth` (`check_read`): a range read is checked on its first key only,
+    /// as if `range_end` were empty.
+    AuthRangeEndIgnored,
 }
 
 impl Mutation {
@@ -110,6 +116,8 @@ impl Mutation {
         Mutation::PurgeBeforeMarkerDurable,
         Mutation::ReleaseNeededSegment,
         Mutation::RenameWithoutDirSync,
+        Mutation::AuthTxnFailureBranchUnchecked,
+        Mutation::AuthRangeEndIgnored,
     ];
 
     /// The kebab-case name (what `detcd-sim --mutation NAME` takes).
@@ -136,6 +144,8 @@ impl Mutation {
             Mutation::PurgeBeforeMarkerDurable => "purge-before-marker-durable",
             Mutation::ReleaseNeededSegment => "release-needed-segment",
             Mutation::RenameWithoutDirSync => "rename-without-dir-sync",
+            Mutation::AuthTxnFailureBranchUnchecked => "auth-txn-failure-branch-unchecked",
+            Mutation::AuthRangeEndIgnored => "auth-range-end-ignored",
         }
     }
 
@@ -257,7 +267,7 @@ mod tests {
         sorted.sort_unstable();
         assert_eq!(sorted, Mutation::ALL, "ALL is in declaration (Ord) order");
         // Adding a variant without listing it fails to compile in `name` and here.
-        let last = Mutation::RenameWithoutDirSync;
+        let last = Mutation::AuthRangeEndIgnored;
         assert_eq!(Mutation::ALL.last(), Some(&last));
     }
 

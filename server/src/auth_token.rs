@@ -167,6 +167,72 @@ mod tests {
         assert_eq!(a.credentials("not.a.jwt"), Credentials::Invalid);
     }
 
+    /// A provider for `method` over these PEM files, read from memory.
+    fn with_keys(method: &str, public: String, private: Option<String>) -> TokenProvider {
+        let private_path = private.is_some().then_some("priv");
+        let read = move |path: &str| -> Result<Vec<u8>, String> {
+            Ok(if path == "pub" {
+                public.clone()
+            } else {
+                private.clone().unwrap_or_default()
+            }
+            .into_bytes())
+        };
+        TokenProvider::jwt(method, Some("pub"), private_path, JWT_TTL_DEFAULT, &read).unwrap()
+    }
+
+    /// Every asymmetric family etcd offers: a member with the private key signs, one
+    /// with only the public key verifies (and cannot sign), another key pair refuses.
+    #[test]
+    fn asymmetric_methods_sign_on_one_member_and_verify_on_another() {
+        let rsa = (
+            include_str!("../tests/data/jwt-rsa.pub").to_string(),
+            include_str!("../tests/data/jwt-rsa.key").to_string(),
+        );
+        let generated = |alg: &'static rcgen::SignatureAlgorithm| {
+            let pair = rcgen::KeyPair::generate_for(alg).unwrap();
+            (pair.public_key_pem(), pair.serialize_pem())
+        };
+        let cases = [
+            ("RS256", rsa.clone()),
+            ("RS512", rsa.clone()),
+            ("PS256", rsa.clone()),
+            ("PS384", rsa),
+            ("ES256", generated(&rcgen::PKCS_ECDSA_P256_SHA256)),
+            ("ES384", generated(&rcgen::PKCS_ECDSA_P384_SHA384)),
+            ("EdDSA", generated(&rcgen::PKCS_ED25519)),
+        ];
+        for (method, (public, private)) in cases {
+            let signer = with_keys(method, public.clone(), Some(private));
+            let verifier = with_keys(method, public, None);
+            let token = signer.sign("alice", 3).unwrap().unwrap();
+            let expected = Credentials::Verified {
+                user: "alice".to_string(),
+                revision: Some(3),
+            };
+            assert_eq!(verifier.credentials(&token), expected, "{method}");
+            assert_eq!(
+                verifier.sign("alice", 3),
+                Some(Err(NO_PRIVATE_KEY.to_string())),
+                "{method}"
+            );
+            let mut forged = token.clone();
+            forged.truncate(token.len() - 4);
+            forged.push_str("AAAA");
+            assert_eq!(verifier.credentials(&forged), Credentials::Invalid, "{method}");
+        }
+        let (other_public, _) = generated(&rcgen::PKCS_ED25519);
+        let (public, private) = generated(&rcgen::PKCS_ED25519);
+        let token = with_keys("EdDSA", public, Some(private))
+            .sign("bob", 1)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            with_keys("EdDSA", other_public, None).credentials(&token),
+            Credentials::Invalid
+        );
+    }
+
     #[test]
     fn bad_options_are_clear_errors() {
         let read = |_: &str| Ok(b"x".to_vec());

@@ -132,6 +132,7 @@ async fn serve_member(mut config: Config) -> Result<(), String> {
     let services = Services::new(handle.clone())
         .with_bcrypt_cost(config.bcrypt_cost)
         .with_tokens(tokens)
+        .with_client_cert_auth(config.client_tls.client_cert_auth)
         .with_metrics(config.ops.metrics_extensive, crate::member::quota_bytes(&config));
     let routes = serve::routes(services.clone(), config.max_request_bytes);
     let addrs: Vec<String> = listeners

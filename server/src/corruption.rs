@@ -34,6 +34,9 @@ use crate::ctl::dial::ClientTls;
 /// The fault switch's variable (debug builds only).
 pub const FAULT_ENV: &str = "DETCD_TEST_FAULT_CORRUPT_HASH";
 
+/// How long the initial check waits for the member to catch up.
+const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// How long asking one peer may take.
 const PEER_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -164,12 +167,32 @@ impl Checker {
         }
     }
 
-    /// The initial check: `Err` with etcd's message when a peer diverged.
+    /// The initial check: `Err` with etcd's message when a peer diverged. It first
+    /// waits (up to [`CATCH_UP_TIMEOUT`]) until a linearizable read answers, so that the
+    /// member has applied what it recovered and knows its peers' client URLs.
     pub async fn initial(&self) -> Result<(), String> {
         let me = self.handle.member_id();
         crate::log(&format!(
             "starting initial corruption check local-member-id={me:x}"
         ));
+        let read = detcd_proto::etcdserverpb::RangeRequest {
+            key: b"health".to_vec(),
+            keys_only: true,
+            limit: 1,
+            ..Default::default()
+        };
+        let caught_up = async {
+            while self.handle.call(Request::Range(read.clone())).await.is_err() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        };
+        if tokio::time::timeout(CATCH_UP_TIMEOUT, caught_up).await.is_err() {
+            detcd_io::log!(
+                Level::Warn,
+                "detcd",
+                "initial corruption check: no linearizable read within {CATCH_UP_TIMEOUT:?}; comparing with the peers known now"
+            );
+        }
         let (mine, findings) = self.compare().await?;
         if let Some(Finding::PeerDiverged(peer)) =
             findings.iter().find(|f| matches!(f, Finding::PeerDiverged(_)))

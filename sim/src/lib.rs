@@ -17,6 +17,8 @@
 //! - [`membership`]: the membership fault's operator (add learner, promote, remove).
 
 /// Client-history checkers: the history recorder and the linearizability check of KV histories.
+pub mod auth_check;
+pub mod auth_workload;
 pub mod check;
 pub mod disk;
 pub mod invariants;

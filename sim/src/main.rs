@@ -39,6 +39,10 @@ struct Args {
     /// Length of the faulty phase in simulated seconds (drawn from the seed when absent).
     #[arg(long = "sim-seconds", alias = "steps")]
     sim_seconds: Option<u64>,
+    /// Run the auth workload: an admin client grants and revokes permissions while
+    /// the other clients mix in requests as a user, checked by the auth checker.
+    #[arg(long)]
+    auth: bool,
     /// Print the mutation names, one per line, and exit.
     #[arg(long)]
     list_mutations: bool,
@@ -99,6 +103,7 @@ fn main() -> ExitCode {
         if args.nodes.is_none() {
             opts.nodes = adjusted.nodes;
         }
+        opts.auth = args.auth || adjusted.auth;
         let report = run(&opts, mutations);
         sim_ms += report.sim_ms;
         wall_s += report.wall.as_secs_f64();
@@ -142,6 +147,9 @@ fn replay_command(args: &Args, seed: u64) -> String {
     }
     if let Some(s) = args.sim_seconds {
         cmd.push_str(&format!(" --sim-seconds {s}"));
+    }
+    if args.auth {
+        cmd.push_str(" --auth");
     }
     if let Some(m) = &args.mutation {
         cmd.push_str(&format!(" --mutation {m}"));

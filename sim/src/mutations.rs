@@ -47,6 +47,8 @@ pub struct Mutation {
     /// The smallest cluster on which the bug can show (seeds drawing fewer members
     /// get this many).
     pub min_nodes: usize,
+    /// Whether the bug can only show under the auth workload (turned on for it).
+    pub auth: bool,
 }
 
 const fn sim(
@@ -62,6 +64,7 @@ const fn sim(
         caught_by,
         needs,
         min_nodes: 1,
+        auth: false,
     }
 }
 
@@ -80,6 +83,20 @@ const fn core(
         caught_by,
         needs,
         min_nodes,
+        auth: false,
+    }
+}
+
+/// A planted auth bug: a core mutation that needs the auth workload.
+const fn core_auth(m: CoreMutation, name: &'static str, description: &'static str) -> Mutation {
+    Mutation {
+        name,
+        description,
+        layer: Layer::Core(m),
+        caught_by: "auth check: a user's request served while its permission was revoked throughout",
+        needs: &[],
+        min_nodes: 1,
+        auth: true,
     }
 }
 
@@ -267,6 +284,16 @@ pub const CATALOGUE: &[Mutation] = &[
         &[Crash],
         1,
     ),
+    core_auth(
+        CoreMutation::AuthTxnFailureBranchUnchecked,
+        "auth-txn-failure-branch-unchecked",
+        "a transaction's failure branch is not checked for permissions",
+    ),
+    core_auth(
+        CoreMutation::AuthRangeEndIgnored,
+        "auth-range-end-ignored",
+        "a range read is checked on its first key only",
+    ),
 ];
 
 /// Looks a mutation up by name.
@@ -322,6 +349,7 @@ impl Mutations {
             opts.faults = opts.faults.with(kind);
         }
         opts.nodes = opts.nodes.max(m.min_nodes);
+        opts.auth |= m.auth;
     }
 }
 

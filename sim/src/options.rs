@@ -247,6 +247,10 @@ pub struct Options {
     /// disk sectors make WAL writes that a crash can tear mid-record).
     pub value_bytes_max: usize,
     pub request_timeout_ms: u64,
+    /// The auth workload (`--auth`, or a planted auth bug): an admin client
+    /// changes permissions while the others mix in requests as a user. Never
+    /// drawn from the seed, so seeds without it run as they always did.
+    pub auth: bool,
 }
 
 impl Options {
@@ -323,6 +327,7 @@ impl Options {
             append_bytes_max: [1, 1024, 1024 * 1024][rng.range(0, 3) as usize],
             snapshot_step_bytes: detcd_core::node::SNAPSHOT_STEP_BYTES,
             snapshot_size_free_bytes: detcd_core::node::SNAPSHOT_SIZE_FREE_BYTES,
+            auth: false,
         };
         opts.reader_clients = rng.range(0, opts.clients as u64 / 2 + 1) as usize;
         opts.value_bytes_max = [0, 0, 2048][rng.range(0, 3) as usize];
@@ -430,7 +435,11 @@ impl fmt::Display for Options {
             m.lease,
             m.watch,
             m.compact
-        )
+        )?;
+        if self.auth {
+            write!(f, "\nauth:        on (client 0 changes permissions; a third of the others' requests run as a user)")?;
+        }
+        Ok(())
     }
 }
 

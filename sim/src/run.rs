@@ -38,6 +38,8 @@ pub struct Report {
     pub lost_writes: Resolved,
     pub watch_sessions: usize,
     pub watch_events: usize,
+    /// The auth workload's user requests: (recorded, served, denied).
+    pub auth_user_ops: (usize, usize, usize),
     pub lin_steps: u64,
     pub liveness_ms: Option<u64>,
     pub membership: MembershipCounters,
@@ -70,6 +72,10 @@ pub fn run(opts: &Options, mutations: Mutations) -> Report {
         ops_unknown: sim.workload.ops_unknown,
         ops_failed: sim.workload.ops_failed,
         lost_writes: sim.workload.lost_writes,
+        auth_user_ops: sim.workload.auth.as_ref().map_or((0, 0, 0), |a| {
+            let (served, denied) = a.history.user_outcomes();
+            (a.history.user_ops(), served, denied)
+        }),
         watch_sessions: sim.workload.sessions.len(),
         watch_events: sim.workload.sessions.iter().map(|s| s.events.len()).sum(),
         lin_steps: 0,
@@ -187,6 +193,16 @@ fn phases(sim: &mut Sim) -> (u64, Option<u64>) {
     }
     if let Err(why) = watch_check::check(&sim.workload.sessions, &writes) {
         sim.fail(format!("watch guarantee broken: {why}"));
+        return (steps, liveness_ms);
+    }
+    if let Some(auth) = &sim.workload.auth {
+        let violations = auth.history.check();
+        if let Some(first) = violations.first() {
+            sim.fail(format!(
+                "auth check: {} violation(s); the first: {first}",
+                violations.len()
+            ));
+        }
     }
     (steps, liveness_ms)
 }
@@ -235,6 +251,12 @@ pub fn render(opts: &Options, mutations: Mutations, report: &Report, verbose: bo
             report.watch_events,
             report.lin_steps
         ));
+        if opts.auth {
+            let (ops, served, denied) = report.auth_user_ops;
+            out.push_str(&format!(
+                "auth:        {ops} user requests recorded; served {served} permission denied {denied}\n"
+            ));
+        }
         out.push_str(&format!(
             "checks:      {} invariant checks; liveness after heal {}\n",
             c.invariant_checks,

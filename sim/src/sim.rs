@@ -110,6 +110,7 @@ pub(crate) enum Event {
         member: u64,
         request_id: u64,
         request: Request,
+        credentials: Credentials,
     },
     ToClient {
         request_id: u64,
@@ -960,6 +961,7 @@ impl Sim {
                 member,
                 request_id,
                 request,
+                credentials,
             } => {
                 if !self.is_up(member) {
                     return; // lost with the connection; the client times out
@@ -977,7 +979,7 @@ impl Sim {
                     Input::Client {
                         id: request_id,
                         request,
-                        credentials: Credentials::None,
+                        credentials,
                     },
                 );
             }
@@ -1027,6 +1029,18 @@ impl Sim {
 
     /// Sends a request to `member` on behalf of a client or scenario; returns its id.
     pub(crate) fn submit(&mut self, member: u64, request: Request, route: Route) -> u64 {
+        let credentials = self.default_credentials();
+        self.submit_as(member, request, route, credentials)
+    }
+
+    /// Sends `request` to `member` as `credentials` say.
+    pub(crate) fn submit_as(
+        &mut self,
+        member: u64,
+        request: Request,
+        route: Route,
+        credentials: Credentials,
+    ) -> u64 {
         let request_id = self.next_request_id;
         self.next_request_id += 1;
         self.routes.insert(request_id, route);
@@ -1037,6 +1051,7 @@ impl Sim {
                 member,
                 request_id,
                 request,
+                credentials,
             },
         );
         request_id

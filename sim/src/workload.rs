@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 
 use detcd_core::error::EtcdError;
-use detcd_core::node::{Input, Request, Response};
+use detcd_core::node::{Credentials, Input, Request, Response};
 use detcd_core::rng::Rng;
 use detcd_proto::etcdserverpb::{
     compare, request_op, CompactionRequest, Compare, DeleteRangeRequest, LeaseGrantRequest,
@@ -21,6 +21,7 @@ use detcd_proto::etcdserverpb::{
 };
 use detcd_proto::mvccpb::event::EventType;
 
+use crate::auth_workload::{AuthPending, AuthWorkload, Outcome};
 use crate::check::history::{History, KvOp, KvResult, OpId};
 use crate::options::{Options, WorkloadMix};
 use crate::sim::{outcome_unknown, Phase, Route, Sim};
@@ -32,11 +33,22 @@ enum Pending {
     Kv(OpId),
     Serializable,
     LeaseGrant,
-    LeasePut { lease: i64, key: Vec<u8> },
-    LeaseRevoke { key: Vec<u8> },
-    LeaseCheck { key: Vec<u8> },
+    LeasePut {
+        lease: i64,
+        key: Vec<u8>,
+    },
+    LeaseRevoke {
+        key: Vec<u8>,
+    },
+    LeaseCheck {
+        key: Vec<u8>,
+    },
     Compact,
-    WatchCreate { session: usize },
+    WatchCreate {
+        session: usize,
+    },
+    /// The auth workload's admin or user request (`--auth`).
+    Auth(AuthPending),
 }
 
 #[derive(Clone, Debug)]
@@ -81,6 +93,8 @@ pub struct Workload {
     pub ops_failed: u64,
     /// The liveness probe: (put acknowledged at, read acknowledged at).
     pub probe: Option<ProbeState>,
+    /// The auth workload, with `--auth`: client 0 is its admin.
+    pub auth: Option<AuthWorkload>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -113,6 +127,7 @@ impl Workload {
             lost_writes: Default::default(),
             ops_failed: 0,
             probe: None,
+            auth: opts.auth.then(AuthWorkload::new),
         }
     }
 
@@ -239,9 +254,11 @@ impl Sim {
             return;
         }
         let member = live[self.workload.clients[client].target % live.len()];
-        let (request, pending, serializable) = if is_probe {
+        let (request, pending, serializable, credentials) = if is_probe {
             match self.probe_op(client) {
-                Some(op) => op,
+                Some((request, pending, serializable)) => {
+                    (request, pending, serializable, self.default_credentials())
+                }
                 None => return,
             }
         } else if is_final {
@@ -257,9 +274,13 @@ impl Sim {
                 }),
                 Pending::Kv(id),
                 false,
+                self.default_credentials(),
             )
+        } else if let Some(op) = self.auth_op(client) {
+            op
         } else {
-            self.next_op(client)
+            let (request, pending, serializable) = self.next_op(client);
+            (request, pending, serializable, self.default_credentials())
         };
         self.workload.ops_started += 1;
         if !self.is_up(member) {
@@ -270,7 +291,7 @@ impl Sim {
             return;
         }
         let route = Route::Client { client, serializable };
-        let request_id = self.submit(member, request, route);
+        let request_id = self.submit_as(member, request, route, credentials);
         let timeout = self.client_timeout_us(client);
         let c = &mut self.workload.clients[client];
         c.inflight = Some(InFlight {
@@ -490,6 +511,7 @@ impl Sim {
             let at = self.now_us;
             self.workload.history.fail_unknown(*id, at);
         }
+        self.settle_auth(pending, Outcome::Unknown);
     }
 
     fn settle_definite(&mut self, pending: &Pending) {
@@ -497,6 +519,42 @@ impl Sim {
         if let Pending::Kv(id) = pending {
             self.workload.history.fail_definite(*id);
         }
+        self.settle_auth(pending, Outcome::NotSent);
+    }
+
+    fn settle_auth(&mut self, pending: &Pending, outcome: Outcome<'_>) {
+        if let (Pending::Auth(p), Some(auth)) = (pending, self.workload.auth.as_mut()) {
+            auth.settle(p, outcome, self.now_us);
+        }
+    }
+
+    /// The credentials of every request but the auth workload's own: root under
+    /// `--auth` (auth never refuses it), none otherwise.
+    pub(crate) fn default_credentials(&self) -> Credentials {
+        if self.opts.auth {
+            crate::auth_workload::root()
+        } else {
+            Credentials::None
+        }
+    }
+
+    /// The auth workload's next request for `client`, if it has one: the admin's
+    /// always, a third of the others' requests as the user.
+    fn auth_op(&mut self, client: usize) -> Option<(Request, Pending, bool, Credentials)> {
+        self.workload.auth.as_ref()?;
+        let now = self.now_us;
+        let admin = client == 0;
+        if !admin && !self.workload.rng.chance(1, 3) {
+            return None;
+        }
+        let w = &mut self.workload;
+        let auth = w.auth.as_mut()?;
+        let (request, pending, credentials) = if admin {
+            auth.admin_op(&mut w.rng, now)
+        } else {
+            auth.user_op(&mut w.rng, now)
+        };
+        Some((request, Pending::Auth(pending), false, credentials))
     }
 
     pub(crate) fn client_response(
@@ -512,6 +570,22 @@ impl Sim {
             return;
         };
         let pending = inflight.pending.clone();
+        if let Pending::Auth(p) = &pending {
+            let outcome = Outcome::of(&result);
+            match outcome {
+                Outcome::Ok => self.workload.ops_ok += 1,
+                Outcome::Unknown => self.workload.ops_unknown += 1,
+                Outcome::Refused(_) | Outcome::NotSent => self.workload.ops_failed += 1,
+            }
+            if let Some(auth) = self.workload.auth.as_mut() {
+                auth.settle(p, outcome, self.now_us);
+            }
+            if !matches!(outcome, Outcome::Ok) {
+                self.rotate(client);
+            }
+            self.think(client);
+            return;
+        }
         let response = match result {
             Ok(r) => r,
             Err(e) => {

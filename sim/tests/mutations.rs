@@ -182,3 +182,20 @@ fn every_mutation_is_caught_within_1000_seeds() {
         "the unmutated code fails seeds the campaign used: {unmutated_failures:?}"
     );
 }
+
+/// The auth checker's planted bugs, in every `--features mutations` run (not only
+/// the long campaign): each is caught within a few seeds of the auth workload.
+#[test]
+fn auth_mutations_are_caught_within_five_seeds() {
+    for name in ["auth-txn-failure-branch-unchecked", "auth-range-end-ignored"] {
+        let mutations = Mutations::select(name).expect("catalogued");
+        let caught = (1..=5).find(|&seed| {
+            let opts = options(seed, mutations);
+            assert!(opts.auth, "{name} turns the auth workload on");
+            run(&opts, mutations)
+                .failure
+                .is_some_and(|why| why.contains("auth check"))
+        });
+        assert!(caught.is_some(), "{name} not caught within 5 seeds");
+    }
+}

@@ -105,3 +105,22 @@ fn regression_seeds() {
         }
     }
 }
+
+/// The auth workload (an admin toggling permissions while the other clients act
+/// as a user) under the sweep's faults, checked by the auth checker; the counts
+/// show the user was both served and refused, so the check had work to do.
+#[test]
+fn auth_sweep() {
+    let (mut served, mut denied) = (0, 0);
+    for seed in 7000..7016 {
+        let mut o = opts(seed);
+        o.auth = true;
+        let report: Report = run(&o, Mutations::NONE);
+        if let Some(failure) = report.failure {
+            panic!("seed {seed} (auth) failed: {failure}\nreplay: cargo run --release -p detcd-sim -- --auth --seed {seed}");
+        }
+        served += report.auth_user_ops.1;
+        denied += report.auth_user_ops.2;
+    }
+    assert!(served >= 100 && denied >= 100, "served {served}, denied {denied}");
+}

@@ -14,5 +14,6 @@ mod e2e {
     mod rpcs;
     mod startup;
     mod tls;
+    mod tls_auth;
     mod tls_peers;
 }

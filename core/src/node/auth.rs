@@ -127,7 +127,15 @@ impl Node {
     /// The check of a read when it is served.
     pub(crate) fn check_read(&self, kind: &ReadKind, info: Option<&AuthInfo>) -> Result<(), EtcdError> {
         match kind {
-            ReadKind::Range(r) => self.auth.check_op(info, &r.key, &r.range_end, PermType::Read),
+            ReadKind::Range(r) => {
+                let range_end: &[u8] =
+                    if crate::mutation::is_active(crate::mutation::Mutation::AuthRangeEndIgnored) {
+                        &[]
+                    } else {
+                        &r.range_end
+                    };
+                self.auth.check_op(info, &r.key, range_end, PermType::Read)
+            }
             ReadKind::Txn(t) => self.check_txn(t, info),
             ReadKind::MemberList | ReadKind::PasswordCheck(_) => Ok(()),
         }
@@ -142,7 +150,13 @@ impl Node {
         for c in &txn.compare {
             self.auth.check_op(info, &c.key, &c.range_end, PermType::Read)?;
         }
-        for op in txn.success.iter().chain(&txn.failure) {
+        let failure: &[_] =
+            if crate::mutation::is_active(crate::mutation::Mutation::AuthTxnFailureBranchUnchecked) {
+                &[]
+            } else {
+                &txn.failure
+            };
+        for op in txn.success.iter().chain(failure) {
             match &op.request {
                 Some(request_op::Request::RequestRange(r)) => {
                     self.auth.check_op(info, &r.key, &r.range_end, PermType::Read)?

@@ -100,6 +100,29 @@ fn carries_clear_password(request: &auth_raft_request::Request) -> bool {
     }
 }
 
+impl Request {
+    /// Whether the member proposes this request through raft: the one place that
+    /// says which requests are writes (a txn of ranges only is a read, served as
+    /// one by [`Node::on_client`]). Drivers count failed proposals by it.
+    pub fn is_write(&self) -> bool {
+        match self {
+            Request::Put(_)
+            | Request::DeleteRange(_)
+            | Request::Compact(_)
+            | Request::LeaseGrant(_)
+            | Request::LeaseRevoke(_)
+            | Request::MemberAdd(_)
+            | Request::MemberRemove(_)
+            | Request::MemberUpdate(_)
+            | Request::MemberPromote(_)
+            | Request::Alarm(_)
+            | Request::Auth(_) => true,
+            Request::Txn(t) => !txn_is_read_only(t),
+            _ => false,
+        }
+    }
+}
+
 pub(crate) fn txn_is_read_only(txn: &TxnRequest) -> bool {
     txn.success
         .iter()
@@ -785,5 +808,41 @@ impl Node {
         for id in self.reads.expire(now) {
             self.respond(id, Err(error::TIMEOUT));
         }
+    }
+}
+
+#[cfg(test)]
+mod write_tests {
+    use detcd_proto::etcdserverpb::{PutRequest, RangeRequest, RequestOp};
+
+    use super::*;
+
+    fn op(request: request_op::Request) -> RequestOp {
+        RequestOp {
+            request: Some(request),
+        }
+    }
+
+    #[test]
+    fn a_txn_of_ranges_is_a_read_and_one_put_anywhere_makes_it_a_write() {
+        let range = || op(request_op::Request::RequestRange(RangeRequest::default()));
+        let reads = TxnRequest {
+            success: vec![range()],
+            failure: vec![range()],
+            ..Default::default()
+        };
+        assert!(!Request::Txn(reads.clone()).is_write());
+        assert!(!Request::Txn(TxnRequest::default()).is_write());
+        let nested = TxnRequest {
+            failure: vec![op(request_op::Request::RequestTxn(TxnRequest {
+                success: vec![op(request_op::Request::RequestPut(PutRequest::default()))],
+                ..Default::default()
+            }))],
+            ..reads
+        };
+        assert!(Request::Txn(nested).is_write());
+        assert!(Request::Put(PutRequest::default()).is_write());
+        assert!(!Request::Range(RangeRequest::default()).is_write());
+        assert!(!Request::Status.is_write());
     }
 }

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use detcd_core::error::{self as etcd_error, EtcdError};
-use detcd_core::node::{ClientRequestId, Input, Node, Output, PeerMessage, Request, Response};
+use detcd_core::node::{ClientRequestId, Input, Node, Output, PeerMessage, Response};
 use detcd_core::raft::Role;
 use detcd_core::watch::StreamId;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -142,7 +142,7 @@ impl Driver {
                 reply,
             }) => {
                 let id = self.client_id();
-                let write = is_write(&request);
+                let write = request.is_write();
                 self.waiters.insert(id, Waiter { reply, write });
                 self.node.handle(Input::Client {
                     id,
@@ -389,24 +389,5 @@ impl Driver {
             self.node.member_id()
         );
         let _ = stopped.send(Some(reason));
-    }
-}
-
-/// Requests that change replicated state: their errors count as failed proposals.
-fn is_write(request: &Request) -> bool {
-    match request {
-        Request::Put(_)
-        | Request::DeleteRange(_)
-        | Request::Compact(_)
-        | Request::LeaseGrant(_)
-        | Request::LeaseRevoke(_)
-        | Request::MemberAdd(_)
-        | Request::MemberRemove(_)
-        | Request::MemberUpdate(_)
-        | Request::MemberPromote(_)
-        | Request::Alarm(_)
-        | Request::Auth(_) => true,
-        Request::Txn(t) => !t.success.is_empty() || !t.failure.is_empty(),
-        _ => false,
     }
 }

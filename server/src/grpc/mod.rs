@@ -43,6 +43,9 @@ pub struct Services {
     tokens: std::sync::Arc<TokenProvider>,
     /// The member's Prometheus registry (`/metrics`).
     metrics: crate::metrics::ServerMetrics,
+    /// `--client-cert-auth`: a verified client certificate's common name is the
+    /// user of a request that brings no token.
+    client_cert_auth: bool,
 }
 
 tokio::task_local! {
@@ -74,8 +77,23 @@ pub async fn with_credentials(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    let credentials = credentials_from(request.headers(), &services.tokens);
+    let mut credentials = credentials_from(request.headers(), &services.tokens);
+    if credentials == Credentials::None && services.client_cert_auth {
+        credentials = certificate_credentials(request.extensions());
+    }
     CREDENTIALS.scope(credentials, next.run(request)).await
+}
+
+/// etcd's `AuthInfoFromTLS`: the common name of the connection's verified client
+/// certificate is the user, at the member's current auth revision.
+fn certificate_credentials(extensions: &axum::http::Extensions) -> Credentials {
+    match extensions
+        .get::<crate::serve::ClientConnInfo>()
+        .and_then(|info| info.cert_common_name.clone())
+    {
+        Some(user) => Credentials::Verified { user, revision: None },
+        None => Credentials::None,
+    }
 }
 
 impl Services {
@@ -88,6 +106,7 @@ impl Services {
                 false,
                 detcd_core::node::config::QUOTA_BACKEND_BYTES_DEFAULT,
             ),
+            client_cert_auth: false,
             handle,
         }
     }
@@ -102,6 +121,13 @@ impl Services {
     /// The member's Prometheus registry.
     pub fn metrics(&self) -> &crate::metrics::ServerMetrics {
         &self.metrics
+    }
+
+    /// `--client-cert-auth`: requests without a token are served as the common
+    /// name of their verified client certificate (etcd's certificate auth).
+    pub fn with_client_cert_auth(mut self, on: bool) -> Services {
+        self.client_cert_auth = on;
+        self
     }
 
     /// The `--auth-token` provider.

@@ -69,6 +69,35 @@ async fn permissions_hold_on_every_member_through_etcd_client() {
     let mut root = login(cluster.members[leader].endpoint(), "root", "rootpw")
         .await
         .expect("root logs in");
+    // Leadership moves (as root: MoveLeader is an admin RPC); alice's token from before
+    // serves her on the new leader, and her permissions are the same there.
+    let mut alice = login(cluster.members[leader].endpoint(), "alice", "alicepw")
+        .await
+        .expect("alice logs in");
+    let target = (leader + 1) % cluster.members.len();
+    let e = alice
+        .move_leader(cluster.member_id(target).await)
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), DENIED, "move-leader as alice");
+    let mut on_leader = login(cluster.members[leader].endpoint(), "root", "rootpw")
+        .await
+        .expect("root logs in");
+    on_leader
+        .move_leader(cluster.member_id(target).await)
+        .await
+        .expect("move leader");
+    assert_eq!(cluster.wait_leader().await, target);
+    let mut alice_new = login(cluster.members[target].endpoint(), "alice", "alicepw")
+        .await
+        .expect("alice logs in on the new leader");
+    for c in [&mut alice, &mut alice_new] {
+        c.put("foo-after-move", "v", None)
+            .await
+            .expect("alice writes foo*");
+        let e = c.put("bar", "v", None).await.unwrap_err();
+        assert_eq!(code(&e), DENIED, "after the leader moved");
+    }
     let options = RoleRevokePermissionOptions::new().with_range_end("fop");
     root.role_revoke_permission("fooer", "foo", Some(options))
         .await

@@ -25,11 +25,11 @@ pub(super) fn put(dir: &Path, name: &str, text: &str) -> String {
 
 /// The certificates of one test: a CA with a server, a client, an expired and a revoked
 /// client certificate and a CRL; another CA with its own client certificate.
-struct Certs {
+pub(super) struct Certs {
     dir: PathBuf,
-    ca: String,
-    server: (String, String),
-    client: (String, String),
+    pub(super) ca: String,
+    pub(super) server: (String, String),
+    pub(super) client: (String, String),
     expired: (String, String),
     revoked: (String, String),
     stranger: (String, String),
@@ -46,7 +46,7 @@ pub(super) fn issue(ca: &Ca, dir: &Path, name: &str, leaf: &Leaf) -> (String, St
     )
 }
 
-fn make_certs(dir: &Path) -> Certs {
+pub(super) fn make_certs(dir: &Path) -> Certs {
     let ca = Ca::new("e2e CA").expect("ca");
     let other = Ca::new("another CA").expect("ca");
     let expired = Leaf {
@@ -125,7 +125,7 @@ pub(super) fn spawn(dir: &Path, spec: &Spec<'_>, flags: &[&str]) -> Member {
 }
 
 /// Starts a one-member cluster with these client URLs and flags.
-fn start(dir: &Path, client_urls: &str, flags: &[&str]) -> Member {
+pub(super) fn start(dir: &Path, client_urls: &str, flags: &[&str]) -> Member {
     let peer = format!("http://127.0.0.1:{}", free_port());
     let spec = Spec {
         name: "default",
@@ -162,7 +162,7 @@ pub(super) fn ok(out: &Output) -> String {
 }
 
 /// etcdctl with the client certificate `pair` (and the CA) against `endpoint`.
-fn with_cert(endpoint: &str, ca: &str, pair: &(String, String), args: &[&str]) -> Output {
+pub(super) fn with_cert(endpoint: &str, ca: &str, pair: &(String, String), args: &[&str]) -> Output {
     let mut all = vec![
         "--endpoints",
         endpoint,
@@ -199,28 +199,32 @@ pub(super) fn plain_http(port: u16) -> String {
     String::from_utf8_lossy(&got).into_owned()
 }
 
+/// A member serving an https URL with `--client-cert-auth` (and `extra` flags) and a
+/// plain http one: (member, https URL, http URL).
+pub(super) fn start_client_cert_auth(dir: &Path, certs: &Certs, extra: &[&str]) -> (Member, String, String) {
+    let https = format!("https://127.0.0.1:{}", free_port());
+    let http = format!("http://127.0.0.1:{}", free_port());
+    let mut flags = vec![
+        "--cert-file",
+        &certs.server.0,
+        "--key-file",
+        &certs.server.1,
+        "--trusted-ca-file",
+        &certs.ca,
+        "--client-cert-auth",
+    ];
+    flags.extend_from_slice(extra);
+    let member = start(dir, &format!("{https},{http}"), &flags);
+    (member, https, http)
+}
+
 #[test]
 fn client_cert_auth_with_real_etcdctl() {
     let dir = test_dir("tls-client");
     let certs = make_certs(&dir);
-    let (tls_port, plain_port) = (free_port(), free_port());
-    let https = format!("https://127.0.0.1:{tls_port}");
-    let http = format!("http://127.0.0.1:{plain_port}");
-    let member = start(
-        &dir,
-        &format!("{https},{http}"),
-        &[
-            "--cert-file",
-            &certs.server.0,
-            "--key-file",
-            &certs.server.1,
-            "--trusted-ca-file",
-            &certs.ca,
-            "--client-cert-auth",
-            "--client-crl-file",
-            &certs.crl,
-        ],
-    );
+    let (member, https, http) = start_client_cert_auth(&dir, &certs, &["--client-crl-file", &certs.crl]);
+    let port_of = |url: &str| -> u16 { url.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port") };
+    let (tls_port, plain_port) = (port_of(&https), port_of(&http));
     wait_until("member serves TLS", || {
         with_cert(&https, &certs.ca, &certs.client, &["put", "k", "v"])
             .status
@@ -236,6 +240,29 @@ fn client_cert_auth_with_real_etcdctl() {
         ok(&with_cert(&bare, &certs.ca, &certs.client, &["get", "k"])),
         "k\nv\n"
     );
+
+    // The commands that dial one endpoint send it, scheme and all, as the HTTP/2
+    // :authority; over TLS too the repair (server/src/h2_authority.rs) serves them.
+    for endpoint in [&https, &bare] {
+        let status = ok(&with_cert(
+            endpoint,
+            &certs.ca,
+            &certs.client,
+            &["endpoint", "status"],
+        ));
+        assert!(status.starts_with(&format!("{endpoint}, ")), "{status}");
+        let hash = ok(&with_cert(
+            endpoint,
+            &certs.ca,
+            &certs.client,
+            &["endpoint", "hashkv"],
+        ));
+        assert!(hash.starts_with(&format!("{endpoint}, ")), "{hash}");
+        assert_eq!(
+            ok(&with_cert(endpoint, &certs.ca, &certs.client, &["defrag"])),
+            format!("Finished defragmenting etcd member[{endpoint}]\n")
+        );
+    }
 
     let refused = |what: &str, out: Output| {
         assert!(!out.status.success(), "{what}: etcdctl succeeded");
