@@ -20,6 +20,19 @@ const ZERO_CHUNK_BYTES: usize = 1 << 20;
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RealFs;
 
+/// etcd's `--unsafe-no-fsync`: every sync of this process's real files is skipped
+/// (data written but not synced is lost in a machine crash).
+static UNSAFE_NO_FSYNC: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Turns `--unsafe-no-fsync` on for the whole process (set once at start-up).
+pub fn set_unsafe_no_fsync(on: bool) {
+    UNSAFE_NO_FSYNC.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn unsafe_no_fsync() -> bool {
+    UNSAFE_NO_FSYNC.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// An open file and its path (for errors).
 #[derive(Debug)]
 pub struct RealFile {
@@ -153,6 +166,9 @@ impl Fs for RealFs {
     /// fdatasync: WAL segments are preallocated with real zeros and never change
     /// size, so no metadata rides along.
     fn sync(&self, file: &RealFile) -> Result<(), StorageError> {
+        if unsafe_no_fsync() {
+            return Ok(());
+        }
         file.file.sync_data().map_err(io_err(&file.path, "fdatasync"))
     }
 
@@ -167,6 +183,9 @@ impl Fs for RealFs {
     /// Without it a file that was fsynced can still vanish after a crash because
     /// its name never reached the disk.
     fn sync_dir(&self, dir: &Path) -> Result<(), StorageError> {
+        if unsafe_no_fsync() {
+            return Ok(());
+        }
         let handle = File::open(dir).map_err(io_err(dir, "open directory"))?;
         handle.sync_all().map_err(io_err(dir, "fsync directory"))
     }

@@ -16,6 +16,7 @@ fn options() -> StorageOptions {
         segment_bytes: 8192,
         max_snapshots: 3,
         metadata: b"m".to_vec(),
+        ..StorageOptions::default()
     }
 }
 
@@ -192,7 +193,10 @@ fn with_one_snapshot_kept_the_marked_file_outlives_a_newer_unmarked_one() {
 fn a_snapshot_newer_than_the_wal_end_with_nothing_to_fall_back_to_is_an_error() {
     let dir = fresh_dir("storage_ahead_error");
     {
-        let wal_options = WalOptions { segment_bytes: 8192 };
+        let wal_options = WalOptions {
+            segment_bytes: 8192,
+            max_files: None,
+        };
         let (mut wal, _, _) = Wal::open(&dir.join("member/wal"), b"m", &wal_options).unwrap();
         for batch in entries(1, 200, 1).chunks(10) {
             wal.save(None, batch, true).unwrap();

@@ -17,6 +17,7 @@ const SEGMENT_BYTES: usize = 8192;
 fn options() -> WalOptions {
     WalOptions {
         segment_bytes: SEGMENT_BYTES,
+        max_files: None,
     }
 }
 
@@ -163,6 +164,31 @@ fn release_to_deletes_only_segments_wholly_at_or_below_the_index() {
     let first = log.entries.first().unwrap().index;
     assert!(first <= 201, "entry 201 must be kept, log starts at {first}");
     assert_entries(&log.entries, first, 400);
+}
+
+/// etcd's `--max-wals`: covered segments stay while there are at most that many files;
+/// 0 keeps them all.
+#[test]
+fn max_wals_keeps_covered_segments_up_to_the_limit() {
+    for (max_files, tag) in [(Some(3), "wal_max3"), (Some(0), "wal_max0")] {
+        let dir = fresh_dir(tag);
+        let limited = WalOptions {
+            max_files,
+            ..options()
+        };
+        let (mut wal, _, _) = Wal::open(&dir, b"member-1", &limited).expect("open WAL");
+        for batch in entries(1, 400, 1).chunks(10) {
+            wal.save(None, batch, true).unwrap();
+        }
+        let before = wal.segment_paths().len();
+        assert!(before > 3, "{before} segments");
+        wal.release_to(400).unwrap();
+        let after = wal.segment_paths().len();
+        match max_files {
+            Some(0) => assert_eq!(after, before, "0 keeps every file"),
+            _ => assert_eq!(after, 3, "down to the limit"),
+        }
+    }
 }
 
 #[test]

@@ -53,6 +53,10 @@ pub fn detcd_main() -> i32 {
 }
 
 fn run(config: Config) -> i32 {
+    if let Err(e) = crate::process::apply(&config) {
+        eprintln!("detcd: {e}");
+        return 1;
+    }
     for w in &config.warnings {
         detcd_io::log!(detcd_io::log::Level::Warn, "detcd", "{w}");
     }
@@ -135,7 +139,8 @@ async fn serve_member(mut config: Config) -> Result<(), String> {
     let services = Services::new(handle.clone())
         .with_bcrypt_cost(config.bcrypt_cost)
         .with_tokens(tokens)
-        .with_client_cert_auth(config.client_tls.client_cert_auth);
+        .with_client_cert_auth(config.client_tls.client_cert_auth)
+        .with_metrics(config.ops.metrics_extensive, crate::member::quota_bytes(&config));
     let http = serve::HttpOptions {
         serve: if http_listeners.is_empty() {
             serve::Serve::Both
@@ -153,15 +158,31 @@ async fn serve_member(mut config: Config) -> Result<(), String> {
         serve: serve::Serve::HttpOnly,
         ..http
     };
-    let http_routes = serve::routes(services, config.max_request_bytes, &http_only);
+    let http_routes = serve::routes(services.clone(), config.max_request_bytes, &http_only);
     let addrs: Vec<String> = listeners
         .iter()
         .chain(&http_listeners)
         .filter_map(|l| l.local_addr().ok())
         .map(|a| a.to_string())
         .collect();
-    let servers = serve::ClientServers::start(listeners, routes);
-    let http_servers = serve::ClientServers::start(http_listeners, http_routes);
+    let checker = crate::corruption::Checker::new(&config, handle.clone())?;
+    if config.ops.initial_corrupt_check {
+        if let Err(e) = checker.initial().await {
+            member.shutdown().await;
+            return Err(e);
+        }
+    }
+    let periodic = (!config.ops.corrupt_check_time.is_zero())
+        .then(|| tokio::spawn(checker.periodic(config.ops.corrupt_check_time)));
+    let http2 = serve::Http2Settings {
+        max_concurrent_streams: config.ops.max_concurrent_streams,
+        keepalive_interval: config.ops.grpc_keepalive_interval,
+        keepalive_timeout: config.ops.grpc_keepalive_timeout,
+    };
+    let servers = serve::ClientServers::start_with(listeners, routes, http2);
+    let http_servers = serve::ClientServers::start_with(http_listeners, http_routes, http2);
+    crate::process::log_serving(&config.listen_client_urls);
+    let metrics_servers = crate::process::serve_metrics(&config, services).await?;
     log(&format!(
         "member {:x} of cluster {:x} serving client requests on {}",
         handle.member_id(),
@@ -184,8 +205,14 @@ async fn serve_member(mut config: Config) -> Result<(), String> {
         },
     };
     ready.abort();
+    if let Some(p) = periodic {
+        p.abort();
+    }
     notify(NotifyState::Stopping);
     http_servers.shutdown(async {}).await;
+    if let Some(m) = metrics_servers {
+        m.shutdown(async {}).await;
+    }
     servers.shutdown(member.shutdown()).await;
     log("shutdown complete");
     outcome

@@ -12,14 +12,11 @@
 //! gRPC request for an unknown service gRPC's Unimplemented, and an unknown path under the
 //! JSON gateway's prefixes (`/v3/...`, [`crate::gateway`]) grpc-gateway's `404 Not Found`.
 
-use std::fmt::Write as _;
-
 use axum::extract::RawQuery;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use detcd_core::node::{Request, Response as NodeResponse};
-use detcd_io::metrics::Metrics;
 use detcd_proto::etcdserverpb::{alarm_request::AlarmAction, AlarmRequest, AlarmType, RangeRequest};
 
 use crate::grpc::Services;
@@ -115,20 +112,9 @@ async fn check_health(services: &Services, query: Option<&str>, serializable: bo
     if !services.handle().metrics().has_leader {
         return Err("RAFT NO LEADER".to_string());
     }
-    let read = RangeRequest {
-        key: b"health".to_vec(),
-        keys_only: true,
-        limit: 1,
-        serializable,
-        ..RangeRequest::default()
-    };
-    match services.handle().call(Request::Range(read)).await {
-        Ok(_) => Ok(()),
-        // As etcd's checkAPI: with auth enabled the anonymous probe read is
-        // refused, and that refusal came from a serving member.
-        Err(e) if e == detcd_core::error::USER_EMPTY || e == detcd_core::error::PERMISSION_DENIED => Ok(()),
-        Err(_) => Err(if serializable { "RANGE ERROR" } else { "QGET ERROR" }.to_string()),
-    }
+    local_read(services, serializable)
+        .await
+        .map_err(|_| if serializable { "RANGE ERROR" } else { "QGET ERROR" }.to_string())
 }
 
 fn wants_serializable(query: Option<&str>) -> bool {
@@ -147,12 +133,75 @@ async fn health(services: Services, query: Option<String>) -> Response {
     (code, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-/// `/livez` (a local read answers) and `/readyz` (a linearizable read answers).
+/// `/livez` (a local read answers) and `/readyz` (no CORRUPT alarm, a local and a
+/// linearizable read answer), with etcd 3.5's check names: `?exclude=<check>` skips
+/// one, `?verbose` lists each as `[+]name ok` or `[-]name failed: reason`.
 async fn probe(services: Services, query: Option<String>, live: bool) -> Response {
-    let q = query.as_deref();
-    match check_health(&services, q, live).await {
-        Ok(()) => (StatusCode::OK, "ok\n".to_string()).into_response(),
-        Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("{reason}\n")).into_response(),
+    let q = query.as_deref().unwrap_or("");
+    let params: Vec<&str> = q.split('&').collect();
+    let verbose = params
+        .iter()
+        .any(|p| *p == "verbose" || p.starts_with("verbose="));
+    let excluded = |name: &str| params.iter().any(|p| *p == format!("exclude={name}"));
+    let checks: &[&str] = if live {
+        &["serializable_read"]
+    } else {
+        &["data_corruption", "serializable_read", "linearizable_read"]
+    };
+    let mut lines = String::new();
+    let mut failed = false;
+    for check in checks {
+        if excluded(check) {
+            lines.push_str(&format!("[+]{check} excluded: ok\n"));
+            continue;
+        }
+        let result = match *check {
+            "data_corruption" => corrupt_alarm(&services).await,
+            // Liveness does not depend on a leader: a local read answering is enough.
+            "serializable_read" => local_read(&services, true).await,
+            _ => check_health(&services, Some("exclude=NOSPACE"), false).await,
+        };
+        match result {
+            Ok(()) => lines.push_str(&format!("[+]{check} ok\n")),
+            Err(reason) => {
+                failed = true;
+                lines.push_str(&format!("[-]{check} failed: {reason}\n"));
+            }
+        }
+    }
+    let name = if live { "livez" } else { "readyz" };
+    let (code, last) = if failed {
+        (StatusCode::SERVICE_UNAVAILABLE, format!("{name} check failed\n"))
+    } else {
+        (StatusCode::OK, "ok\n".to_string())
+    };
+    let body = if verbose || failed { lines + &last } else { last };
+    (code, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
+}
+
+/// The `data_corruption` check: no CORRUPT alarm is raised.
+async fn corrupt_alarm(services: &Services) -> Result<(), String> {
+    match check_health(services, Some("exclude=NOSPACE"), true).await {
+        Err(reason) if reason == "ALARM CORRUPT" => Err("alarm activated: CORRUPT".to_string()),
+        _ => Ok(()),
+    }
+}
+
+/// A read of one key answers (serializable: from this member alone).
+async fn local_read(services: &Services, serializable: bool) -> Result<(), String> {
+    let read = RangeRequest {
+        key: b"health".to_vec(),
+        keys_only: true,
+        limit: 1,
+        serializable,
+        ..RangeRequest::default()
+    };
+    match services.handle().call(Request::Range(read)).await {
+        Ok(_) => Ok(()),
+        // As etcd's checkAPI: with auth enabled the anonymous probe read is
+        // refused, and that refusal came from a serving member.
+        Err(e) if e == detcd_core::error::USER_EMPTY || e == detcd_core::error::PERMISSION_DENIED => Ok(()),
+        Err(e) => Err(e.to_string()),
     }
 }
 
@@ -162,82 +211,14 @@ async fn version() -> Response {
 }
 
 async fn metrics(services: Services) -> Response {
-    let text = render_metrics(&services.handle().metrics());
+    let text = services.metrics().render();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
-}
-
-/// The member's counters in the Prometheus text format, with etcd's names.
-pub fn render_metrics(m: &Metrics) -> String {
-    let mut s = String::new();
-    let mut one = |name: &str, kind: &str, help: &str, value: String| {
-        let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
-    };
-    one(
-        "etcd_server_has_leader",
-        "gauge",
-        "Whether or not a leader exists. 1 is existence, 0 is not.",
-        u8::from(m.has_leader).to_string(),
-    );
-    one(
-        "etcd_server_is_leader",
-        "gauge",
-        "Whether or not this member is a leader. 1 if is, 0 otherwise.",
-        u8::from(m.is_leader).to_string(),
-    );
-    one(
-        "etcd_server_leader_changes_seen_total",
-        "counter",
-        "The number of leader changes seen.",
-        m.leader_changes_seen.to_string(),
-    );
-    one(
-        "etcd_server_proposals_committed_total",
-        "gauge",
-        "The total number of consensus proposals committed.",
-        m.proposals_committed.to_string(),
-    );
-    one(
-        "etcd_server_proposals_applied_total",
-        "gauge",
-        "The total number of consensus proposals applied.",
-        m.proposals_applied.to_string(),
-    );
-    one(
-        "etcd_server_proposals_pending",
-        "gauge",
-        "The current number of pending proposals to commit.",
-        m.proposals_pending.to_string(),
-    );
-    one(
-        "etcd_server_proposals_failed_total",
-        "counter",
-        "The total number of failed proposals seen.",
-        m.proposals_failed.to_string(),
-    );
-    one(
-        "etcd_mvcc_db_total_size_in_bytes",
-        "gauge",
-        "Total size of the underlying database physically allocated in bytes.",
-        m.db_size_bytes.to_string(),
-    );
-    let h = &m.wal_fsync;
-    let name = "etcd_disk_wal_fsync_duration_seconds";
-    let _ = writeln!(
-        s,
-        "# HELP {name} The latency distributions of fsync called by WAL.\n# TYPE {name} histogram"
-    );
-    let cumulative = h.cumulative();
-    for (bound, count) in h.bounds_seconds.iter().zip(&cumulative) {
-        let _ = writeln!(s, "{name}_bucket{{le=\"{bound}\"}} {count}");
-    }
-    let _ = writeln!(s, "{name}_bucket{{le=\"+Inf\"}} {}", h.count);
-    let _ = writeln!(s, "{name}_sum {}\n{name}_count {}", h.sum_seconds, h.count);
-    s
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use detcd_io::metrics::Metrics;
 
     async fn answer(method: &str, path: &str, content_type: &str) -> (u16, Vec<(String, String)>, String) {
         let request = axum::http::Request::builder()
@@ -291,9 +272,18 @@ mod tests {
         };
         m.wal_fsync.observe(0.0005);
         m.wal_fsync.observe(10.0);
-        let text = render_metrics(&m);
+        let registry = prometheus::Registry::new();
+        let mut out = Vec::new();
+        let mut families = crate::metrics::member::families(&m, 0x8e9e05c52164694d);
+        families.extend(registry.gather());
+        prometheus::Encoder::encode(&prometheus::TextEncoder::new(), &families, &mut out).expect("encode");
+        let text = String::from_utf8(out).expect("utf-8");
         assert!(text.contains("\netcd_server_has_leader 1\n"), "{text}");
         assert!(text.contains("\netcd_server_proposals_committed_total 7\n"));
+        assert!(
+            text.contains("etcd_server_id{server_id=\"8e9e05c52164694d\"} 1\n"),
+            "{text}"
+        );
         assert!(
             text.contains("etcd_disk_wal_fsync_duration_seconds_bucket{le=\"0.001\"} 1\n"),
             "{text}"

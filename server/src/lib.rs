@@ -15,6 +15,7 @@
 pub mod auth_token;
 pub mod cli;
 pub mod config;
+pub mod corruption;
 pub mod ctl;
 pub mod gateway;
 pub mod grpc;
@@ -24,6 +25,8 @@ pub mod http;
 pub mod http_access;
 pub mod join;
 pub mod member;
+pub mod metrics;
+pub mod process;
 pub mod serve;
 pub mod tls;
 pub mod urls;

@@ -100,18 +100,30 @@ pub fn node_config(config: &Config, identity: Identity, initial_members: Vec<Mem
     node.snapshot_count = config.snapshot_count;
     node.txn_ops_max = config.max_txn_ops as usize;
     node.request_bytes_max = config.max_request_bytes;
-    if config.quota_backend_bytes > 0 {
-        node.quota_backend_bytes = config.quota_backend_bytes as u64;
-    }
+    node.quota_backend_bytes = quota_bytes(config);
     node.learners_max = config.max_learners as usize;
     node.strict_reconfig_check = config.strict_reconfig_check;
     node.auth_token_ttl_ms = config.auth_token_ttl_s.saturating_mul(1_000);
     node.auto_compaction = config.auto_compaction;
+    node.pre_vote = config.ops.pre_vote;
+    node.initial_election_tick_advance = config.ops.initial_election_tick_advance;
+    node.watch_progress_notify_interval_ms =
+        u64::try_from(config.ops.watch_progress_notify_interval.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
     // Election jitter and lease IDs must differ between runs of the same member (a
     // restarted member must not replay the lease IDs it handed out before), so the
     // seed comes from the OS; only the node itself must be deterministic.
     node.seed = os_seed();
     node
+}
+
+/// The backend quota in force: `--quota-backend-bytes`, or etcd's default when 0 or less.
+pub fn quota_bytes(config: &Config) -> u64 {
+    u64::try_from(config.quota_backend_bytes)
+        .ok()
+        .filter(|q| *q > 0)
+        .unwrap_or(detcd_core::node::config::QUOTA_BACKEND_BYTES_DEFAULT)
 }
 
 /// 64 random bits from the OS (std's hash keys are drawn from it).
@@ -152,16 +164,27 @@ fn prepare_data_dir(dir: &Path) -> Result<(), StartupError> {
     Ok(())
 }
 
-/// Whether `dir` holds a member's WAL.
-fn has_data(dir: &Path) -> bool {
-    std::fs::read_dir(dir.join("member").join("wal")).is_ok_and(|mut d| d.next().is_some())
+/// The WAL's directory: `--wal-dir`, or `<data-dir>/member/wal`.
+pub fn wal_dir(config: &Config) -> PathBuf {
+    if config.wal_dir.is_empty() {
+        Path::new(&config.data_dir).join("member").join("wal")
+    } else {
+        PathBuf::from(&config.wal_dir)
+    }
+}
+
+/// Whether `wal_dir` holds a member's WAL.
+fn has_data(wal_dir: &Path) -> bool {
+    std::fs::read_dir(wal_dir)
+        .is_ok_and(|mut d| d.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".wal"))))
 }
 
 /// The IDs a data directory was written by (the WAL metadata the driver writes: member
 /// ID then cluster ID, 8 bytes little-endian each).
-fn recorded_identity(dir: &Path) -> Result<Identity, StartupError> {
+fn recorded_identity(dir: &Path, wal_dir: &Path) -> Result<Identity, StartupError> {
     let options = detcd_io::StorageOptions {
         segment_bytes: wal_segment_bytes(),
+        wal_dir: Some(wal_dir.to_path_buf()),
         ..detcd_io::StorageOptions::default()
     };
     let (storage, recovered) = detcd_io::Storage::open(dir, &options)
@@ -197,10 +220,14 @@ pub async fn start(config: &Config) -> Result<(driver::Member, MemberHandle), St
         member_id: config.member_id(),
         cluster_id: config.cluster_id(),
     };
+    let wal_dir = wal_dir(config);
+    if !config.wal_dir.is_empty() {
+        prepare_data_dir(&wal_dir)?;
+    }
     let existing = config.initial_cluster_state == ClusterState::Existing;
-    let (identity, members, mode) = if has_data(&data_dir) {
+    let (identity, members, mode) = if has_data(&wal_dir) {
         let identity = if existing {
-            recorded_identity(&data_dir)?
+            recorded_identity(&data_dir, &wal_dir)?
         } else {
             founding
         };
@@ -231,5 +258,7 @@ pub async fn start(config: &Config) -> Result<(driver::Member, MemberHandle), St
     options.max_snapshots = config.max_snapshots as usize;
     options.peer_tls = peer_tls;
     options.force_new_cluster = config.force_new_cluster;
+    options.wal_dir = Some(wal_dir);
+    options.max_wals = Some(config.max_wals as usize);
     driver::start(options).await.map_err(StartupError::Start)
 }

@@ -191,8 +191,12 @@ pub fn routes(services: Services, max_request_bytes: u64, http: &HttpOptions) ->
     };
     let router = router
         .layer(axum::middleware::from_fn_with_state(
-            services,
+            services.clone(),
             crate::grpc::with_credentials,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            services,
+            crate::metrics::grpc::count,
         ))
         .layer(axum::middleware::from_fn_with_state(
             Arc::new(http.access.clone()),
@@ -237,8 +241,34 @@ impl std::fmt::Debug for ClientServers {
     }
 }
 
+/// The HTTP/2 settings of the client servers (`--max-concurrent-streams`,
+/// `--grpc-keepalive-interval`, `--grpc-keepalive-timeout`; zero turns a keepalive
+/// setting off).
+#[derive(Clone, Copy, Debug)]
+pub struct Http2Settings {
+    pub max_concurrent_streams: u32,
+    pub keepalive_interval: Duration,
+    pub keepalive_timeout: Duration,
+}
+
+impl Default for Http2Settings {
+    /// etcd's defaults.
+    fn default() -> Self {
+        Http2Settings {
+            max_concurrent_streams: u32::MAX,
+            keepalive_interval: Duration::from_secs(2 * 3600),
+            keepalive_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
 impl ClientServers {
     pub fn start(listeners: Vec<ClientListener>, routes: Routes) -> ClientServers {
+        Self::start_with(listeners, routes, Http2Settings::default())
+    }
+
+    /// [`ClientServers::start`] with these HTTP/2 settings.
+    pub fn start_with(listeners: Vec<ClientListener>, routes: Routes, http2: Http2Settings) -> ClientServers {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let mut tasks = JoinSet::new();
         for ClientListener { url, listener, tls } in listeners {
@@ -255,7 +285,9 @@ impl ClientServers {
                 };
                 let server = Server::builder()
                     .accept_http1(true)
-                    .max_concurrent_streams(u32::MAX)
+                    .max_concurrent_streams(http2.max_concurrent_streams)
+                    .http2_keepalive_interval(Some(http2.keepalive_interval).filter(|d| !d.is_zero()))
+                    .http2_keepalive_timeout(Some(http2.keepalive_timeout).filter(|d| !d.is_zero()))
                     .add_routes(routes)
                     .serve_with_incoming_shutdown(incoming, shutdown);
                 if let Err(e) = server.await {

@@ -1,4 +1,7 @@
-//! etcd's YAML configuration file as detcd reads it (see [`parse_yaml`]).
+//! etcd's YAML configuration file as detcd reads it (see [`parse_yaml`]), parsed by the
+//! `yaml-rust2` crate.
+
+use yaml_rust2::{Yaml, YamlLoader};
 
 use crate::config::ConfigError;
 
@@ -9,8 +12,11 @@ const SECTIONS: &[(&str, &[(&str, &str)])] = &[
         &[
             ("cert-file", "cert-file"),
             ("key-file", "key-file"),
+            ("client-cert-file", "client-cert-file"),
+            ("client-key-file", "client-key-file"),
             ("client-cert-auth", "client-cert-auth"),
             ("trusted-ca-file", "trusted-ca-file"),
+            ("crl-file", "client-crl-file"),
             ("auto-tls", "auto-tls"),
             ("allowed-hostname", "client-cert-allowed-hostname"),
         ],
@@ -20,8 +26,11 @@ const SECTIONS: &[(&str, &[(&str, &str)])] = &[
         &[
             ("cert-file", "peer-cert-file"),
             ("key-file", "peer-key-file"),
+            ("client-cert-file", "peer-client-cert-file"),
+            ("client-key-file", "peer-client-key-file"),
             ("client-cert-auth", "peer-client-cert-auth"),
             ("trusted-ca-file", "peer-trusted-ca-file"),
+            ("crl-file", "peer-crl-file"),
             ("auto-tls", "peer-auto-tls"),
             ("allowed-cn", "peer-cert-allowed-cn"),
             ("allowed-hostname", "peer-cert-allowed-hostname"),
@@ -33,115 +42,133 @@ const SECTIONS: &[(&str, &[(&str, &str)])] = &[
     ),
 ];
 
-/// Reads etcd's YAML configuration: one `key: value` per line, `#` comments, blank
-/// lines, values plain or in 'single' or "double" quotes, an empty value meaning empty;
-/// and the two nested sections `client-transport-security:` and
+/// Reads etcd's YAML configuration: a mapping of flag names to values, where a list
+/// stands for its items joined by commas (`log-outputs: [stderr]`) and null for an
+/// empty value; and the two nested sections `client-transport-security:` and
 /// `peer-transport-security:`, whose keys come back as the flags they stand for
 /// (`peer-transport-security: cert-file:` is `peer-cert-file`; an unknown one as
-/// `section.key`, which the caller reports as unknown). Other nested mappings, lists and
-/// multi-line scalars are not accepted; a line that is not of this form is an error
-/// naming the line. Returns `(line number, key, value)`.
+/// `section.key`, which the caller refuses as unknown). Any other nested mapping is an
+/// error naming its key. Returns `(line number, key, value)` in the file's order.
 pub fn parse_yaml(text: &str) -> Result<Vec<(usize, String, String)>, ConfigError> {
+    let docs = YamlLoader::load_from_str(text).map_err(|e| ConfigError::File(format!("config file: {e}")))?;
     let mut out = Vec::new();
-    let mut section: Option<(&str, &[(&str, &str)])> = None;
-    for (index, raw) in text.lines().enumerate() {
-        let line_no = index + 1;
-        let line = strip_comment(raw);
-        if line.trim().is_empty() || line.trim() == "---" {
+    let root = match docs.into_iter().next() {
+        None | Some(Yaml::Null) => return Ok(out),
+        Some(Yaml::Hash(h)) => h,
+        Some(_) => {
+            return Err(ConfigError::File(
+                "config file: expected a mapping of keys to values".to_string(),
+            ))
+        }
+    };
+    for (key, value) in root {
+        let key = scalar_key(&key)?;
+        let line = line_of(text, &key, 0);
+        if let Yaml::Hash(inner) = value {
+            let Some((section, keys)) = SECTIONS.iter().find(|(name, _)| *name == key) else {
+                return Err(ConfigError::File(format!(
+                    "config file line {line}: {key:?}: nested values are supported only under client-transport-security: and peer-transport-security:"
+                )));
+            };
+            for (nested, value) in inner {
+                let nested = scalar_key(&nested)?;
+                let flag = match keys.iter().find(|(k, _)| *k == nested) {
+                    Some((_, flag)) => (*flag).to_string(),
+                    None => format!("{section}.{nested}"),
+                };
+                let value = scalar_value(&value, &flag)?;
+                out.push((line_of(text, &nested, line), flag, value));
+            }
             continue;
         }
-        let err = |m: &str| ConfigError::File(format!("config file line {line_no}: {m}: {raw:?}"));
-        let nested = line.starts_with([' ', '\t']);
-        if nested && section.is_none() {
-            return Err(err(
-                "nested values are supported only under client-transport-security: and peer-transport-security:",
-            ));
-        }
-        let (key, value) = line.split_once(':').ok_or_else(|| err("expected `key: value`"))?;
-        let key = key.trim();
-        if !nested {
-            section = SECTIONS
-                .iter()
-                .find(|(name, _)| *name == key)
-                .filter(|_| value.trim().is_empty())
-                .map(|(name, keys)| (*name, *keys));
-            if section.is_some() {
-                continue;
-            }
-        }
-        let key = match (nested, section) {
-            (true, Some((name, keys))) => match keys.iter().find(|(k, _)| *k == key) {
-                Some((_, flag)) => (*flag).to_string(),
-                None => format!("{name}.{key}"),
-            },
-            _ => key.to_string(),
-        };
-        let key = key.as_str();
-        if key.is_empty() || key.contains(char::is_whitespace) || key.ends_with('.') {
-            return Err(err("bad key"));
-        }
-        let value = value.trim();
-        let value = if let Some(inner) = value.strip_prefix('"') {
-            let inner = inner
-                .strip_suffix('"')
-                .ok_or_else(|| err("unterminated double-quoted value"))?;
-            crate::ctl::txn_parse::go_unquote_prefix(&format!("\"{inner}\""))
-                .map(|(s, _)| s)
-                .ok_or_else(|| err("bad escape in double-quoted value"))?
-        } else if let Some(inner) = value.strip_prefix('\'') {
-            inner
-                .strip_suffix('\'')
-                .ok_or_else(|| err("unterminated single-quoted value"))?
-                .replace("''", "'")
-        } else if value.starts_with(['[', '{', '|', '>', '&', '*', '!']) {
-            return Err(err(
-                "lists, mappings, block scalars, anchors and tags are not supported",
-            ));
-        } else if value == "~" || value == "null" {
-            String::new()
-        } else {
-            value.to_string()
-        };
-        out.push((line_no, key.to_string(), value));
+        let value = scalar_value(&value, &key)?;
+        out.push((line, key, value));
     }
     Ok(out)
 }
 
-/// Drops a `#` comment that is outside quotes and starts a word.
-fn strip_comment(line: &str) -> &str {
-    let mut quote: Option<char> = None;
-    let mut prev = ' ';
-    for (i, c) in line.char_indices() {
-        match quote {
-            Some(q) if c == q => quote = None,
-            Some(_) => {}
-            None if c == '"' || c == '\'' => quote = Some(c),
-            None if c == '#' && prev.is_whitespace() => return &line[..i],
-            None => {}
-        }
-        prev = c;
+fn scalar_key(key: &Yaml) -> Result<String, ConfigError> {
+    match key {
+        Yaml::String(s) => Ok(s.clone()),
+        other => Err(ConfigError::File(format!(
+            "config file: key {other:?} is not a string"
+        ))),
     }
-    line
+}
+
+/// A value as the flag would take it.
+fn scalar_value(value: &Yaml, key: &str) -> Result<String, ConfigError> {
+    Ok(match value {
+        Yaml::String(s) | Yaml::Real(s) => s.clone(),
+        Yaml::Integer(i) => i.to_string(),
+        Yaml::Boolean(b) => b.to_string(),
+        Yaml::Null => String::new(),
+        Yaml::Array(items) => items
+            .iter()
+            .map(|item| match item {
+                Yaml::Hash(_) | Yaml::Array(_) => Err(ConfigError::File(format!(
+                    "config file: {key}: a list holds plain values only"
+                ))),
+                item => scalar_value(item, key),
+            })
+            .collect::<Result<Vec<_>, _>>()?
+            .join(","),
+        Yaml::Hash(_) => {
+            return Err(ConfigError::File(format!(
+                "config file: {key}: nested values are supported only under client-transport-security: and peer-transport-security:"
+            )))
+        }
+        Yaml::Alias(_) | Yaml::BadValue => {
+            return Err(ConfigError::File(format!("config file: {key}: unsupported value")))
+        }
+    })
+}
+
+/// The 1-based line where `key:` first appears after line `after` (for messages).
+fn line_of(text: &str, key: &str, after: usize) -> usize {
+    text.lines()
+        .enumerate()
+        .skip(after)
+        .find(|(_, l)| {
+            let t = l.trim_start().trim_start_matches(['\'', '"']);
+            t.strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start_matches(['\'', '"']).starts_with(':'))
+        })
+        .map_or(0, |(i, _)| i + 1)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn kv(text: &str) -> Vec<(String, String)> {
+        parse_yaml(text)
+            .unwrap()
+            .into_iter()
+            .map(|(_, k, v)| (k, v))
+            .collect()
+    }
+
     #[test]
-    fn yaml_reader_subset() {
-        let y = parse_yaml("a: 1\n\n# c\nb: \"x # y\\n\"\nc: 'it''s'\nd:\ne: ~\n").unwrap();
-        let kv: Vec<(&str, &str)> = y.iter().map(|(_, k, v)| (k.as_str(), v.as_str())).collect();
-        assert_eq!(
-            kv,
-            vec![("a", "1"), ("b", "x # y\n"), ("c", "it's"), ("d", ""), ("e", "")]
-        );
-        assert!(parse_yaml("a: [1, 2]\n").is_err());
-        assert!(parse_yaml("just text\n")
-            .unwrap_err()
-            .to_string()
-            .starts_with("config file line 1: expected"));
+    fn scalars_lists_and_nulls() {
+        let got =
+            kv("a: 1\n\n# c\nb: \"x # y\\n\"\nc: 'it''s'\nd:\ne: ~\nf: [stderr, /var/log/x]\ng: true\n");
+        let want: Vec<(String, String)> = [
+            ("a", "1"),
+            ("b", "x # y\n"),
+            ("c", "it's"),
+            ("d", ""),
+            ("e", ""),
+            ("f", "stderr,/var/log/x"),
+            ("g", "true"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(got, want);
+        assert!(parse_yaml("just text\n").is_err());
         assert!(parse_yaml("a: \"open\n").is_err());
+        assert!(parse_yaml("").unwrap().is_empty());
     }
 
     #[test]
@@ -151,19 +178,25 @@ mod tests {
              peer-transport-security:\n  cert-file: /p.crt\n  allowed-cn: member\n  odd: 1\nlog-level: info\n",
         )
         .unwrap();
-        let kv: Vec<(&str, &str)> = y.iter().map(|(_, k, v)| (k.as_str(), v.as_str())).collect();
+        let kv: Vec<(usize, &str, &str)> = y.iter().map(|(l, k, v)| (*l, k.as_str(), v.as_str())).collect();
         assert_eq!(
             kv,
             vec![
-                ("name", "n"),
-                ("cert-file", "/c.crt"),
-                ("client-cert-auth", "true"),
-                ("peer-cert-file", "/p.crt"),
-                ("peer-cert-allowed-cn", "member"),
-                ("peer-transport-security.odd", "1"),
-                ("log-level", "info"),
+                (1, "name", "n"),
+                (3, "cert-file", "/c.crt"),
+                (4, "client-cert-auth", "true"),
+                (6, "peer-cert-file", "/p.crt"),
+                (7, "peer-cert-allowed-cn", "member"),
+                (8, "peer-transport-security.odd", "1"),
+                (9, "log-level", "info"),
             ]
         );
-        assert!(parse_yaml("name: n\n  nested: 1\n").is_err());
+        let e = parse_yaml("name: n\nlogging:\n  level: x\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("config file line 2: \"logging\": nested values"),
+            "{e}"
+        );
     }
 }

@@ -129,6 +129,17 @@ fn the_survivor_of_a_lost_quorum_rebuilds_the_cluster_with_every_write() {
             &["--initial-cluster-state", "existing"],
         );
         wait_healthy(&p.endpoint);
+        // The next add needs this member started (its name published through raft), as
+        // etcd's strict reconfiguration check requires.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !ok(&ep, &["member", "list"]).contains(&format!(", {}, ", s.name)) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} never published its name",
+                s.name
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
         joined.push(p);
     }
     for p in &joined {

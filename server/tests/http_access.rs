@@ -10,7 +10,6 @@
 //! Skipped (with a notice) without `etcd`, `etcdctl` or `curl` on PATH, a failure under CI.
 
 #[path = "support/server_proc.rs"]
-#[allow(dead_code)]
 mod server_proc;
 
 use std::process::Command;

@@ -172,6 +172,7 @@ pub fn options(
         segment_bytes,
         max_snapshots,
         metadata,
+        ..StorageOptions::default()
     }
 }
 

@@ -23,6 +23,10 @@ pub struct StorageOptions {
     /// Metadata written into every segment of a new WAL (member and cluster IDs);
     /// ignored when the WAL exists (its own metadata is returned).
     pub metadata: Vec<u8>,
+    /// etcd's `--wal-dir`: the WAL's directory when not `<data_dir>/member/wal`.
+    pub wal_dir: Option<PathBuf>,
+    /// etcd's `--max-wals` (see `WalOptions::max_files`).
+    pub max_wals: Option<usize>,
 }
 
 impl Default for StorageOptions {
@@ -31,6 +35,8 @@ impl Default for StorageOptions {
             segment_bytes: SEGMENT_BYTES_DEFAULT,
             max_snapshots: MAX_SNAPSHOTS_DEFAULT,
             metadata: Vec::new(),
+            wal_dir: None,
+            max_wals: None,
         }
     }
 }
@@ -84,9 +90,11 @@ impl<F: Fs> Storage<F> {
         let member = data_dir.join("member");
         let wal_options = WalOptions {
             segment_bytes: options.segment_bytes,
+            max_files: options.max_wals,
         };
+        let wal_dir = options.wal_dir.clone().unwrap_or_else(|| member.join("wal"));
         let (wal, mut log, mut warnings) =
-            Wal::open_in(fs.clone(), &member.join("wal"), &options.metadata, &wal_options)?;
+            Wal::open_in(fs.clone(), &wal_dir, &options.metadata, &wal_options)?;
         if mutation::is_active(Mutation::RestartForgetsUnsyncedEntriesLate) {
             // The planted bug: recovery loses the last valid entry.
             log.entries.pop();

@@ -47,12 +47,17 @@ const PREALLOCATED_NAME: &str = "segment.wal.tmp";
 pub struct WalOptions {
     /// Size of every segment file, preallocated in full (etcd: 64,000,000).
     pub segment_bytes: usize,
+    /// etcd's `--max-wals`: `None` deletes every segment a snapshot covers as soon as
+    /// it is covered; `Some(n)` keeps covered segments while there are at most `n`
+    /// segment files (`Some(0)`: keeps them all, etcd's "unlimited").
+    pub max_files: Option<usize>,
 }
 
 impl Default for WalOptions {
     fn default() -> Self {
         WalOptions {
             segment_bytes: SEGMENT_BYTES_DEFAULT,
+            max_files: None,
         }
     }
 }
@@ -124,6 +129,8 @@ pub struct Wal<F: Fs> {
     fs: F,
     dir: PathBuf,
     segment_bytes: usize,
+    /// `WalOptions::max_files`.
+    max_files: Option<usize>,
     /// Segments before the active one, oldest first.
     sealed: Vec<SealedSegment>,
     active: ActiveSegment<F>,
@@ -272,6 +279,7 @@ impl<F: Fs> Wal<F> {
             fs,
             dir: dir.to_path_buf(),
             segment_bytes,
+            max_files: options.max_files,
             sealed,
             active,
             active_min_marker: None,
@@ -404,6 +412,16 @@ impl<F: Fs> Wal<F> {
         if mutation::is_active(Mutation::ReleaseNeededSegment) {
             // The planted bug: the segment holding the entries after `index` goes too.
             keep_from = (keep_from + 1).min(self.sealed.len());
+        }
+        if let Some(max_files) = self.max_files {
+            // --max-wals: covered segments stay while the files are few enough.
+            let files = self.sealed.len() + 1;
+            let excess = if max_files == 0 {
+                0
+            } else {
+                files.saturating_sub(max_files)
+            };
+            keep_from = keep_from.min(excess);
         }
         let released: Vec<SealedSegment> = self.sealed.drain(..keep_from).collect();
         for segment in &released {

@@ -4,10 +4,12 @@ mod e2e {
     pub mod harness;
 
     mod auth;
+    mod corruption;
     mod crash;
     mod etcdctl;
     mod failover;
     mod learner;
+    mod operations;
     mod python_client;
     mod rpcs;
     mod startup;

@@ -87,6 +87,22 @@ impl Node {
         self.alarms.iter().any(|&(_, a)| a == AlarmType::Nospace as i32)
     }
 
+    /// etcd's `applierV3Corrupt`: while a CORRUPT alarm is active every replicated
+    /// KV and lease request fails with `etcdserver: corrupt cluster` (reads outside
+    /// raft are still served, as etcd's are); alarms, auth and membership go on.
+    fn refused_as_corrupt(&self, request: &raft_request::Request) -> bool {
+        use raft_request::Request as R;
+        matches!(
+            request,
+            R::Put(_)
+                | R::DeleteRange(_)
+                | R::Txn(_)
+                | R::Compaction(_)
+                | R::LeaseGrant(_)
+                | R::LeaseRevoke(_)
+        ) && self.alarms.iter().any(|&(_, a)| a == AlarmType::Corrupt as i32)
+    }
+
     /// Applies one replicated request (the entry at `index`) if its sender may.
     /// `None` for the member's own bookkeeping requests that nobody waits for.
     fn apply_request(&mut self, request: RaftRequest, index: u64) -> Option<Result<Response, EtcdError>> {
@@ -95,6 +111,9 @@ impl Node {
         let request = request.request?;
         if let Err(e) = self.check_applied(header.as_ref(), &request) {
             return Some(Err(e));
+        }
+        if self.refused_as_corrupt(&request) {
+            return Some(Err(error::CORRUPT));
         }
         let result = match request {
             raft_request::Request::Auth(a) => self.apply_auth(a.request?, index),

@@ -87,6 +87,13 @@ pub struct NodeConfig {
     pub auth_tokens_max: usize,
     /// `--auto-compaction-mode` and `--auto-compaction-retention`.
     pub auto_compaction: super::AutoCompaction,
+    /// `--watch-progress-notify-interval`: how often idle `progress_notify` watchers
+    /// get a progress response.
+    pub watch_progress_notify_interval_ms: u64,
+    /// `--initial-election-tick-advance`: on its first tick the member counts all but
+    /// one tick of its election timeout as already elapsed, so a cluster elects its
+    /// first leader after about one heartbeat instead of a whole election timeout.
+    pub initial_election_tick_advance: bool,
 }
 
 impl NodeConfig {
@@ -123,6 +130,8 @@ impl NodeConfig {
             auth_token_ttl_ms: crate::auth::TOKEN_TTL_MS_DEFAULT,
             auth_tokens_max: crate::auth::TOKENS_MAX_DEFAULT,
             auto_compaction: super::AutoCompaction::Off,
+            watch_progress_notify_interval_ms: super::WATCH_PROGRESS_NOTIFY_INTERVAL_MS_DEFAULT,
+            initial_election_tick_advance: false,
         }
     }
 
@@ -139,6 +148,9 @@ impl NodeConfig {
         }
         if self.tick_ms == 0 {
             return bad("tick_ms must be positive");
+        }
+        if self.watch_progress_notify_interval_ms == 0 {
+            return bad("watch_progress_notify_interval_ms must be positive");
         }
         if self.snapshot_count == 0 || self.snapshot_step_bytes == 0 {
             return bad("snapshot_count and snapshot_step_bytes must be positive");

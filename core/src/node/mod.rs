@@ -279,7 +279,7 @@ impl Node {
             db_size_bytes: 0,
             now_ms: 0,
             next_tick_ms: None,
-            next_progress_ms: WATCH_PROGRESS_NOTIFY_INTERVAL_MS_DEFAULT,
+            next_progress_ms: config.watch_progress_notify_interval_ms,
             rng,
             request_id_base,
             request_seq,
@@ -643,7 +643,14 @@ impl Node {
         let tick_ms = self.config.tick_ms;
         match self.next_tick_ms {
             None => {
-                self.raft.tick();
+                let advance = if self.config.initial_election_tick_advance {
+                    self.config.election_ticks.saturating_sub(1)
+                } else {
+                    0
+                };
+                for _ in 0..=advance {
+                    self.raft.tick();
+                }
                 self.next_tick_ms = Some(self.now_ms + tick_ms);
             }
             Some(mut next) => {
@@ -670,7 +677,7 @@ impl Node {
         self.expire_deadlines();
         if self.now_ms >= self.next_progress_ms {
             self.hub.progress_tick();
-            self.next_progress_ms = self.now_ms + WATCH_PROGRESS_NOTIFY_INTERVAL_MS_DEFAULT;
+            self.next_progress_ms = self.now_ms + self.config.watch_progress_notify_interval_ms;
         }
         // An idle member still finishes the snapshot it is encoding.
         if self.snapshot_job.is_some() {

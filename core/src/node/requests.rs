@@ -263,6 +263,9 @@ impl Node {
             // A member this one has not applied yet (added a moment ago through
             // another member) may still exist: as etcd, the change is proposed
             // and its existence decided when it applies, in log order.
+            // ID 0 is raft's "no node", never a member's.
+            Request::MemberRemove(r) if r.id == 0 => self.respond(id, Err(error::MEMBER_NOT_FOUND)),
+            Request::MemberUpdate(u) if u.id == 0 => self.respond(id, Err(error::MEMBER_NOT_FOUND)),
             Request::MemberRemove(r) => {
                 let member = self.members.get(&r.id).cloned();
                 if self.config.strict_reconfig_check

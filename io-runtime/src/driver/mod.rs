@@ -102,6 +102,11 @@ pub struct MemberOptions {
     /// `--force-new-cluster`: restart from the data directory as the only member
     /// (see `detcd_core::node::force_new_cluster`); ignored without data.
     pub force_new_cluster: bool,
+    /// `--wal-dir` (none: `<data_dir>/member/wal`).
+    pub wal_dir: Option<PathBuf>,
+    /// `--max-wals`: covered WAL files kept while there are at most this many
+    /// (`Some(0)`: all kept; `None`: each deleted once a snapshot covers it).
+    pub max_wals: Option<usize>,
 }
 
 impl MemberOptions {
@@ -125,6 +130,8 @@ impl MemberOptions {
             max_snapshots: defaults.max_snapshots,
             peer_tls: None,
             force_new_cluster: false,
+            wal_dir: None,
+            max_wals: None,
         }
     }
 }
@@ -263,6 +270,8 @@ pub async fn start(options: MemberOptions) -> Result<(Member, MemberHandle), Sta
         segment_bytes: options.segment_bytes,
         max_snapshots: options.max_snapshots,
         metadata: encode_metadata(member_id, cluster_id),
+        wal_dir: options.wal_dir.clone(),
+        max_wals: options.max_wals,
     };
     let data_dir = options.data_dir.clone();
     let (mut storage, mut recovered) =

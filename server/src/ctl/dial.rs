@@ -35,6 +35,13 @@ pub struct ClientTls {
 }
 
 impl ClientTls {
+    /// Always this configuration (a member dialling its peers' client URLs).
+    pub fn from_config(config: Arc<ClientConfig>) -> Self {
+        ClientTls {
+            configured: Some(config),
+        }
+    }
+
     /// Reads `--cert`, `--key`, `--cacert`, `--insecure-transport` and
     /// `--insecure-skip-tls-verify` (already merged with their `ETCDCTL_*` variables).
     pub fn from_flags(flags: &Parsed) -> Result<Self, CtlError> {

@@ -92,7 +92,9 @@ impl Maintenance for Services {
     }
 
     async fn hash_kv(&self, r: Rpc<HashKvRequest>) -> Result<Reply<HashKvResponse>, Status> {
-        unwrap_response!(self.call(Request::HashKv(r.into_inner())).await, HashKv)
+        let mut reply = unwrap_response!(self.call(Request::HashKv(r.into_inner())).await, HashKv)?;
+        crate::corruption::plant(reply.get_mut());
+        Ok(reply)
     }
 
     type SnapshotStream = SnapshotStream;

@@ -46,6 +46,8 @@ pub struct Services {
     bcrypt_cost: u32,
     /// `--auth-token`.
     tokens: std::sync::Arc<TokenProvider>,
+    /// The member's Prometheus registry (`/metrics`).
+    metrics: crate::metrics::ServerMetrics,
     /// `--client-cert-auth`: a verified client certificate's common name is the
     /// user of a request that brings no token.
     client_cert_auth: bool,
@@ -102,11 +104,28 @@ fn certificate_credentials(extensions: &axum::http::Extensions) -> Credentials {
 impl Services {
     pub fn new(handle: MemberHandle) -> Services {
         Services {
-            handle,
             bcrypt_cost: crate::config::BCRYPT_COST_DEFAULT,
             tokens: std::sync::Arc::new(TokenProvider::Simple),
+            metrics: crate::metrics::ServerMetrics::new(
+                handle.clone(),
+                false,
+                detcd_core::node::config::QUOTA_BACKEND_BYTES_DEFAULT,
+            ),
             client_cert_auth: false,
+            handle,
         }
+    }
+
+    /// With the metrics of `--metrics` (`extensive`: the gRPC handling-time histogram)
+    /// and the backend quota in force.
+    pub fn with_metrics(mut self, extensive: bool, quota_bytes: u64) -> Services {
+        self.metrics = crate::metrics::ServerMetrics::new(self.handle.clone(), extensive, quota_bytes);
+        self
+    }
+
+    /// The member's Prometheus registry.
+    pub fn metrics(&self) -> &crate::metrics::ServerMetrics {
+        &self.metrics
     }
 
     /// `--client-cert-auth`: requests without a token are served as the common

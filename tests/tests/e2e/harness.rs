@@ -53,6 +53,8 @@ pub struct Proc {
     pub state: &'static str,
     /// More flags, after the harness's own.
     pub extra_args: Vec<String>,
+    /// More environment variables.
+    pub env: Vec<(String, String)>,
     child: Option<Child>,
 }
 
@@ -104,6 +106,7 @@ impl Proc {
             .args(["--heartbeat-interval", &HEARTBEAT_MS.to_string()])
             .args(["--election-timeout", &ELECTION_MS.to_string()])
             .args(&self.extra_args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -117,6 +120,19 @@ impl Proc {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Waits up to `timeout` for the process to exit by itself.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.as_mut()?.try_wait().expect("wait") {
+                self.child = None;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
     }
 
     /// SIGTERM, then waits for the exit.
@@ -181,6 +197,7 @@ impl Cluster {
                 initial_cluster: initial_cluster.clone(),
                 state: "new",
                 extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
+                env: Vec::new(),
                 child: None,
             })
             .collect();
@@ -289,6 +306,7 @@ impl Cluster {
             initial_cluster: initial.join(","),
             state: "existing",
             extra_args: Vec::new(),
+            env: Vec::new(),
             child: None,
         });
         self.members.len() - 1

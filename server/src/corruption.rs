@@ -1,0 +1,251 @@
+//! etcd's corruption checks between members (`server/etcdserver/corrupt.go`):
+//!
+//! - the initial check (`--experimental-initial-corrupt-check`, gate
+//!   `InitialCorruptCheck`): before serving clients, the member asks every peer for its
+//!   HashKV at the member's own revision; a peer with the same compact revision and
+//!   another hash stops the start-up ("found data inconsistency with peers");
+//! - the periodic check (`--experimental-corrupt-check-time`, `--corrupt-check-time`):
+//!   the leader does the same every interval and raises the CORRUPT alarm for a
+//!   follower whose hash differs, or for itself when a follower is ahead of it; the
+//!   cluster then refuses writes as etcd's does (see core's `refused_as_corrupt`).
+//!
+//! Peers are asked over their advertised client URLs (gRPC `Maintenance.HashKV`, with
+//! this member's client TLS files when the URL is https); a peer that cannot be asked
+//! is skipped with a warning, as etcd skips it.
+//!
+//! Test-only fault switch: in debug builds, `DETCD_TEST_FAULT_CORRUPT_HASH=1` in a
+//! member's environment makes it report a wrong hash (a planted divergence); release
+//! builds have no such switch.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use detcd_core::node::{Request, Response};
+use detcd_io::driver::MemberHandle;
+use detcd_io::log::Level;
+use detcd_proto::etcdserverpb::maintenance_client::MaintenanceClient;
+use detcd_proto::etcdserverpb::{
+    alarm_request::AlarmAction, AlarmRequest, AlarmType, HashKvRequest, HashKvResponse,
+};
+
+use crate::config::Config;
+use crate::ctl::dial::ClientTls;
+
+/// The fault switch's variable (debug builds only).
+pub const FAULT_ENV: &str = "DETCD_TEST_FAULT_CORRUPT_HASH";
+
+/// How long the initial check waits for the member to catch up.
+const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long asking one peer may take.
+const PEER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Whether the fault switch is on in this process.
+#[cfg(debug_assertions)]
+fn fault_planted() -> bool {
+    std::env::var(FAULT_ENV).is_ok_and(|v| v == "1")
+}
+
+#[cfg(not(debug_assertions))]
+fn fault_planted() -> bool {
+    false
+}
+
+/// Applies the fault switch to a HashKV answer this member gives.
+pub fn plant(response: &mut HashKvResponse) {
+    if fault_planted() {
+        response.hash ^= 0x5a5a_5a5a;
+    }
+}
+
+/// What the checks need: the member and how to reach its peers.
+#[derive(Clone)]
+pub struct Checker {
+    handle: MemberHandle,
+    tls: ClientTls,
+}
+
+impl std::fmt::Debug for Checker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checker").finish_non_exhaustive()
+    }
+}
+
+/// One peer's answer compared with this member's hash.
+#[derive(Debug, PartialEq, Eq)]
+enum Finding {
+    /// Same compact revision, another hash: the peer diverged.
+    PeerDiverged(u64),
+    /// The peer is ahead of this member (only meaningful on the leader).
+    PeerAhead(u64),
+}
+
+impl Checker {
+    pub fn new(config: &Config, handle: MemberHandle) -> Result<Checker, String> {
+        let tls = if config.client_tls.is_empty() {
+            ClientTls::default()
+        } else {
+            let check = if config.client_tls.trusted_ca_file.is_empty() {
+                crate::tls::ServerCheck::System
+            } else {
+                crate::tls::ServerCheck::CaFile(config.client_tls.trusted_ca_file.clone())
+            };
+            let client = crate::tls::client_config(&config.client_tls, &check, &[b"h2"])?;
+            ClientTls::from_config(Arc::new(client))
+        };
+        Ok(Checker { handle, tls })
+    }
+
+    /// This member's HashKV at `revision` (0: the current one).
+    async fn local_hash(&self, revision: i64) -> Result<HashKvResponse, String> {
+        match self
+            .handle
+            .call(Request::HashKv(HashKvRequest { revision }))
+            .await
+        {
+            Ok(Response::HashKv(mut h)) => {
+                plant(&mut h);
+                Ok(h)
+            }
+            Ok(_) => Err("unexpected answer to HashKV".to_string()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Compares this member's hash with every peer's at the same revision.
+    async fn compare(&self) -> Result<(HashKvResponse, Vec<Finding>), String> {
+        let mine = self.local_hash(0).await?;
+        let revision = mine.header.as_ref().map_or(0, |h| h.revision);
+        let members = match self
+            .handle
+            .call(Request::MemberList(Default::default()))
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            Response::MemberList(l) => l.members,
+            _ => return Err("unexpected answer to MemberList".to_string()),
+        };
+        let mut findings = Vec::new();
+        for peer in members
+            .iter()
+            .filter(|m| m.id != self.handle.member_id() && !m.is_learner)
+        {
+            let Some(url) = peer.client_ur_ls.first() else {
+                continue;
+            };
+            let theirs = match self.peer_hash(url, revision).await {
+                Ok(h) => h,
+                Err(e) => {
+                    detcd_io::log!(
+                        Level::Warn,
+                        "detcd",
+                        "failed hash kv request remote-peer-id={:x} requested-revision={revision} remote-peer-endpoint={url} error={e}",
+                        peer.id
+                    );
+                    continue;
+                }
+            };
+            let their_revision = theirs.header.as_ref().map_or(0, |h| h.revision);
+            if theirs.compact_revision == mine.compact_revision && theirs.hash != mine.hash {
+                findings.push(Finding::PeerDiverged(peer.id));
+            } else if their_revision > revision && theirs.compact_revision > mine.compact_revision {
+                findings.push(Finding::PeerAhead(peer.id));
+            }
+        }
+        Ok((mine, findings))
+    }
+
+    async fn peer_hash(&self, url: &str, revision: i64) -> Result<HashKvResponse, String> {
+        let channel = crate::ctl::dial::connect(url, PEER_TIMEOUT, &self.tls)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut client = MaintenanceClient::new(channel);
+        match tokio::time::timeout(PEER_TIMEOUT, client.hash_kv(HashKvRequest { revision })).await {
+            Ok(Ok(r)) => Ok(r.into_inner()),
+            Ok(Err(status)) => Err(status.message().to_string()),
+            Err(_) => Err("timed out".to_string()),
+        }
+    }
+
+    /// The initial check: `Err` with etcd's message when a peer diverged. It first
+    /// waits (up to [`CATCH_UP_TIMEOUT`]) until a linearizable read answers, so that the
+    /// member has applied what it recovered and knows its peers' client URLs.
+    pub async fn initial(&self) -> Result<(), String> {
+        let me = self.handle.member_id();
+        crate::log(&format!(
+            "starting initial corruption check local-member-id={me:x}"
+        ));
+        let read = detcd_proto::etcdserverpb::RangeRequest {
+            key: b"health".to_vec(),
+            keys_only: true,
+            limit: 1,
+            ..Default::default()
+        };
+        let caught_up = async {
+            while self.handle.call(Request::Range(read.clone())).await.is_err() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        };
+        if tokio::time::timeout(CATCH_UP_TIMEOUT, caught_up).await.is_err() {
+            detcd_io::log!(
+                Level::Warn,
+                "detcd",
+                "initial corruption check: no linearizable read within {CATCH_UP_TIMEOUT:?}; comparing with the peers known now"
+            );
+        }
+        let (mine, findings) = self.compare().await?;
+        if let Some(Finding::PeerDiverged(peer)) =
+            findings.iter().find(|f| matches!(f, Finding::PeerDiverged(_)))
+        {
+            detcd_io::log!(
+                Level::Error,
+                "detcd",
+                "found data inconsistency with peers local-member-id={me:x} local-member-hash={} remote-peer-id={peer:x}",
+                mine.hash
+            );
+            return Err(format!("{me:x} found data inconsistency with peers"));
+        }
+        crate::log(&format!(
+            "initial corruption checking passed; no corruption local-member-id={me:x}"
+        ));
+        Ok(())
+    }
+
+    /// The periodic check, on the leader, every `every`.
+    pub async fn periodic(self, every: Duration) {
+        let mut timer = tokio::time::interval(every);
+        timer.tick().await;
+        loop {
+            timer.tick().await;
+            if !self.handle.metrics().is_leader {
+                continue;
+            }
+            match self.compare().await {
+                Ok((_, findings)) => {
+                    for finding in findings {
+                        let (culprit, what) = match finding {
+                            Finding::PeerDiverged(peer) => (peer, "found hash mismatch with a follower"),
+                            Finding::PeerAhead(_) => {
+                                (self.handle.member_id(), "a follower is ahead of the leader")
+                            }
+                        };
+                        detcd_io::log!(
+                            Level::Error,
+                            "detcd",
+                            "{what}; raising the CORRUPT alarm for member {culprit:x}"
+                        );
+                        let alarm = AlarmRequest {
+                            action: AlarmAction::Activate as i32,
+                            member_id: culprit,
+                            alarm: AlarmType::Corrupt as i32,
+                        };
+                        if let Err(e) = self.handle.call(Request::Alarm(alarm)).await {
+                            detcd_io::log!(Level::Warn, "detcd", "cannot raise the CORRUPT alarm: {e}");
+                        }
+                    }
+                }
+                Err(e) => detcd_io::log!(Level::Warn, "detcd", "corruption check failed: {e}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! etcd's corruption checks against a planted divergence (the debug-build fault switch
+//! `DETCD_TEST_FAULT_CORRUPT_HASH`: the member reports a wrong hash): the initial check
+//! refuses to start the member, the periodic check raises the CORRUPT alarm, and the
+//! cluster then refuses writes as etcd's does, until the alarm is disarmed.
+
+use std::time::{Duration, Instant};
+
+use etcd_client::{AlarmAction, AlarmType};
+
+use super::harness::Cluster;
+
+const FAULT_ENV: &str = "DETCD_TEST_FAULT_CORRUPT_HASH";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planted_divergence_is_caught_by_the_initial_and_periodic_checks() {
+    let mut cluster = Cluster::start_with("corrupt", 3, &["--experimental-corrupt-check-time=1s"]).await;
+    let leader = cluster.wait_leader().await;
+    let mut c = cluster.client(leader).await;
+    c.put("k", "v", None).await.expect("put");
+    let victim = (leader + 1) % 3;
+    let victim_id = cluster.member_id(victim).await;
+
+    // The initial check: the member with the planted divergence does not start.
+    cluster.members[victim].terminate();
+    cluster.members[victim].env.push((FAULT_ENV.into(), "1".into()));
+    cluster.members[victim]
+        .extra_args
+        .push("--experimental-initial-corrupt-check=true".into());
+    cluster.members[victim].spawn();
+    let status = cluster.members[victim]
+        .wait_exit(Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("the diverged member kept running\n{}", cluster.logs()));
+    assert_eq!(status.code(), Some(1));
+    let logs = cluster.logs();
+    assert!(logs.contains("found data inconsistency with peers"), "{logs}");
+
+    // The periodic check: started without the initial check, the leader finds it.
+    cluster.members[victim].extra_args.pop();
+    cluster.members[victim].spawn();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let alarms = c
+            .alarm(AlarmAction::Get, AlarmType::None, None)
+            .await
+            .expect("alarm list");
+        if alarms
+            .alarms()
+            .iter()
+            .any(|a| a.alarm() == AlarmType::Corrupt && a.member_id() == victim_id)
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no CORRUPT alarm\n{}", cluster.logs());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Under the alarm writes fail with etcd's error; reads are served.
+    let e = c.put("k", "v2", None).await.expect_err("put under CORRUPT");
+    assert!(e.to_string().contains("corrupt cluster"), "{e}");
+    assert_eq!(c.get("k", None).await.expect("get").kvs().len(), 1);
+    let (code, body) = super::harness::http_get(cluster.members[leader].client_port, "/health");
+    assert_eq!(
+        (code, body.as_str()),
+        (503, r#"{"health":"false","reason":"ALARM CORRUPT"}"#)
+    );
+
+    // Disarmed, with the fault gone, writes go through again.
+    cluster.members[victim].terminate();
+    cluster.members[victim].env.clear();
+    cluster.members[victim].spawn();
+    let mut only_victim = etcd_client::AlarmOptions::new();
+    only_victim.with_member(victim_id);
+    c.alarm(AlarmAction::Deactivate, AlarmType::Corrupt, Some(only_victim))
+        .await
+        .expect("disarm");
+    c.put("k", "v3", None).await.expect("put after disarm");
+}
