@@ -214,6 +214,40 @@ fn the_auth_guide_walkthrough_matches_etcd() {
     );
 }
 
+/// Root, auth on; an interactive `etcdctl txn` as root logs in, `meanwhile` runs, then
+/// the txn puts `k`=`value`: it must succeed after one refusal whose text contains
+/// `refused_with`, and `k` must hold `value`.
+fn interactive_txn_logs_in_again(endpoint: &str, meanwhile: impl FnOnce(), value: &str, refused_with: &str) {
+    let e = |args: &[&str], stdin: &str| ctl("etcdctl", endpoint, args, stdin);
+    assert_eq!(e(&["user", "add", "root:rootpw"], "").code, 0);
+    assert_eq!(e(&["user", "grant-role", "root", "root"], "").code, 0);
+    assert_eq!(e(&["auth", "enable"], "").code, 0);
+    let mut child = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .args([&format!("--endpoints={endpoint}"), ROOT, "txn", "-i"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn etcdctl");
+    meanwhile();
+    let _ = child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("\nput k {value}\n\n\n").as_bytes());
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(refused_with),
+        "the first try was refused: {stderr}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\nSUCCESS\n"));
+    let get = e(&[ROOT, "get", "k", "--print-value-only"], "");
+    assert_eq!(get.stdout, format!("{value}\n"));
+}
+
 /// The Go client re-authenticates when its token is refused: an interactive
 /// txn whose simple token expired while it waited for its input still succeeds.
 #[test]
@@ -224,35 +258,9 @@ fn etcdctl_logs_in_again_when_its_token_expired() {
         "auth-ttl",
         &["--auth-token-ttl", "1"],
     );
-    let e = |args: &[&str], stdin: &str| ctl("etcdctl", &detcd.endpoint, args, stdin);
-    assert_eq!(e(&["user", "add", "root:rootpw"], "").code, 0);
-    assert_eq!(e(&["user", "grant-role", "root", "root"], "").code, 0);
-    assert_eq!(e(&["auth", "enable"], "").code, 0);
-    let mut child = Command::new("etcdctl")
-        .env("ETCDCTL_API", "3")
-        .args([&format!("--endpoints={}", detcd.endpoint), ROOT, "txn", "-i"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn etcdctl");
     // Logged in at start; the token lives 1 s (the member checks every tick).
-    std::thread::sleep(std::time::Duration::from_secs(3));
-    let _ = child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(b"\nput k after-expiry\n\n\n");
-    let out = child.wait_with_output().expect("wait");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    assert!(
-        stderr.contains("invalid auth token"),
-        "the first try was refused: {stderr}"
-    );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("\nSUCCESS\n"));
-    let get = e(&[ROOT, "get", "k", "--print-value-only"], "");
-    assert_eq!(get.stdout, "after-expiry\n");
+    let wait = || std::thread::sleep(std::time::Duration::from_secs(3));
+    interactive_txn_logs_in_again(&detcd.endpoint, wait, "after-expiry", "invalid auth token");
 }
 
 /// A JWT carries the auth revision it was issued at (a simple token takes the
@@ -266,35 +274,17 @@ fn etcdctl_logs_in_again_when_the_auth_revision_moved() {
     std::fs::write(&secret, b"a shared secret for HS256").expect("write secret");
     let spec = format!("jwt,priv-key={},sign-method=HS256,ttl=5m", secret.display());
     let detcd = start_server_with(env!("CARGO_BIN_EXE_detcd"), "auth-rev", &["--auth-token", &spec]);
-    let e = |args: &[&str], stdin: &str| ctl("etcdctl", &detcd.endpoint, args, stdin);
-    assert_eq!(e(&["user", "add", "root:rootpw"], "").code, 0);
-    assert_eq!(e(&["user", "grant-role", "root", "root"], "").code, 0);
-    assert_eq!(e(&["auth", "enable"], "").code, 0);
-    let mut child = Command::new("etcdctl")
-        .env("ETCDCTL_API", "3")
-        .args([&format!("--endpoints={}", detcd.endpoint), ROOT, "txn", "-i"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn etcdctl");
     // etcdctl logs in as it starts; give it the time, then move the auth revision.
-    std::thread::sleep(std::time::Duration::from_secs(1));
-    assert_eq!(e(&[ROOT, "role", "add", "bump"], "").code, 0);
-    let _ = child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(b"\nput k after-bump\n\n\n");
-    let out = child.wait_with_output().expect("wait");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    assert!(
-        stderr.contains("revision of auth store is old"),
-        "the first try was refused: {stderr}"
+    let bump = || {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        let out = ctl("etcdctl", &detcd.endpoint, &[ROOT, "role", "add", "bump"], "");
+        assert_eq!(out.code, 0);
+    };
+    interactive_txn_logs_in_again(
+        &detcd.endpoint,
+        bump,
+        "after-bump",
+        "revision of auth store is old",
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("\nSUCCESS\n"));
-    let get = e(&[ROOT, "get", "k", "--print-value-only"], "");
-    assert_eq!(get.stdout, "after-bump\n");
     let _ = std::fs::remove_file(&secret);
 }
