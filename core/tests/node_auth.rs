@@ -62,24 +62,9 @@ impl Member1 {
 
     fn drain(&mut self) {
         while let Some(output) = self.node.poll() {
-            match output {
-                Output::Persist {
-                    ready_number,
-                    snapshot,
-                    entries,
-                    hard_state,
-                    ..
-                } => {
-                    self.disk.persist(snapshot, entries, hard_state);
-                    self.node.handle(Input::Persisted { ready_number });
-                }
-                Output::SaveSnapshot { snapshot } => {
-                    let index = snapshot.metadata.as_ref().map_or(0, |m| m.index);
-                    self.disk.save_snapshot(snapshot);
-                    self.node.handle(Input::SnapshotSaved { index });
-                }
-                Output::Respond { id, result } => self.answers.push((id, result)),
-                Output::Watch { response, .. } => self.watch.push(response),
+            match self.disk.serve(&mut self.node, output) {
+                Some(Output::Respond { id, result }) => self.answers.push((id, result)),
+                Some(Output::Watch { response, .. }) => self.watch.push(response),
                 _ => {}
             }
         }

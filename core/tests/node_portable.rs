@@ -8,8 +8,8 @@ mod mem_disk;
 
 use detcd_core::mvcc::Revision;
 use detcd_core::node::{
-    Credentials, ImportTarget, Importer, Input, Node, NodeConfig, NodeStart, Output, PortableError,
-    PortableRecord, Request,
+    Credentials, ImportTarget, Importer, Input, Node, NodeConfig, NodeStart, PortableError, PortableRecord,
+    Request,
 };
 use detcd_proto::etcdserverpb::{CompactionRequest, DeleteRangeRequest, Member, PutRequest};
 use detcd_proto::mvccpb::KeyValue;
@@ -47,24 +47,7 @@ impl Member1 {
 
     fn drain(&mut self) {
         while let Some(output) = self.node.poll() {
-            match output {
-                Output::Persist {
-                    ready_number,
-                    snapshot,
-                    entries,
-                    hard_state,
-                    ..
-                } => {
-                    self.disk.persist(snapshot, entries, hard_state);
-                    self.node.handle(Input::Persisted { ready_number });
-                }
-                Output::SaveSnapshot { snapshot } => {
-                    let index = snapshot.metadata.as_ref().map_or(0, |m| m.index);
-                    self.disk.save_snapshot(snapshot);
-                    self.node.handle(Input::SnapshotSaved { index });
-                }
-                _ => {}
-            }
+            self.disk.serve(&mut self.node, output);
         }
     }
 

@@ -2,7 +2,7 @@
 //! with an in-memory disk that is durable as soon as written: the latest
 //! snapshot, the hard state, and the entries after the snapshot.
 
-use detcd_core::node::NodeStart;
+use detcd_core::node::{Input, Node, NodeStart, Output};
 use detcd_proto::raftpb::{Entry, HardState, Snapshot};
 
 #[derive(Clone, Debug, Default)]
@@ -46,6 +46,33 @@ impl MemDisk {
         let drop = (index - self.snapshot_index()) as usize;
         self.entries.drain(..drop.min(self.entries.len()));
         self.snapshot = snapshot;
+    }
+
+    /// Answers `output` if it is the member's disk work (a Persist, a SaveSnapshot),
+    /// synchronously and at once; any other output comes back to the caller.
+    /// (Some test files that include this module drive their disks by hand.)
+    #[allow(dead_code)]
+    pub fn serve(&mut self, node: &mut Node, output: Output) -> Option<Output> {
+        match output {
+            Output::Persist {
+                ready_number,
+                snapshot,
+                entries,
+                hard_state,
+                ..
+            } => {
+                self.persist(snapshot, entries, hard_state);
+                node.handle(Input::Persisted { ready_number });
+                None
+            }
+            Output::SaveSnapshot { snapshot } => {
+                let index = snapshot.metadata.as_ref().map_or(0, |m| m.index);
+                self.save_snapshot(snapshot);
+                node.handle(Input::SnapshotSaved { index });
+                None
+            }
+            other => Some(other),
+        }
     }
 
     /// How the member restarts from this disk.
