@@ -140,6 +140,7 @@ async fn serve_member(mut config: Config) -> Result<(), String> {
         .with_bcrypt_cost(config.bcrypt_cost)
         .with_tokens(tokens)
         .with_client_cert_auth(config.client_tls.client_cert_auth)
+        .with_scratch_dir(std::path::PathBuf::from(&config.data_dir))
         .with_metrics(config.ops.metrics_extensive, crate::member::quota_bytes(&config));
     let http = serve::HttpOptions {
         serve: if http_listeners.is_empty() {

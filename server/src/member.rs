@@ -143,16 +143,6 @@ fn prepare_data_dir(dir: &Path) -> Result<(), StartupError> {
         ))
     };
     std::fs::create_dir_all(dir).map_err(|e| fail("create", e))?;
-    // etcd's own data directory (its bbolt backend and WAL): detcd does not read
-    // etcd's WAL, so it refuses rather than starting empty beside etcd's data.
-    if dir.join("member").join("snap").join("db").exists() {
-        return Err(StartupError::DataDir(format!(
-            "{} is an etcd data directory (member/snap/db); detcd cannot start on it. \
-             Move the data with a snapshot: `etcdctl snapshot save snapshot.db` on the etcd \
-             member, then `detcdctl snapshot restore snapshot.db --data-dir <new dir> ...`",
-            dir.display()
-        )));
-    }
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -161,6 +151,32 @@ fn prepare_data_dir(dir: &Path) -> Result<(), StartupError> {
     let probe = dir.join(".detcd-write-test");
     std::fs::write(&probe, b"").map_err(|e| fail("write", e))?;
     let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+/// A data directory etcd's restore wrote becomes detcd's on first start
+/// ([`crate::etcd_import`]); an import a crash interrupted is finished.
+fn import_etcd_data_dir(dir: &Path, config: &Config) -> Result<(), StartupError> {
+    if crate::etcd_import::finish_interrupted(dir).map_err(StartupError::DataDir)? {
+        crate::log(&format!(
+            "finished the interrupted import of etcd data in {}",
+            dir.display()
+        ));
+    }
+    if !crate::etcd_import::is_etcd_data_dir(dir) {
+        return Ok(());
+    }
+    let m = crate::etcd_import::import(dir, &config.wal_dir).map_err(StartupError::DataDir)?;
+    crate::log(&format!(
+        "imported etcd data directory {}: member {:x} of cluster {:x} ({} members) at index {}; \
+         etcd's files are kept in {}",
+        dir.display(),
+        m.member_id,
+        m.cluster_id,
+        m.members.len(),
+        m.index,
+        dir.join("member.etcd").display()
+    ));
     Ok(())
 }
 
@@ -216,6 +232,7 @@ pub async fn start(config: &Config) -> Result<(driver::Member, MemberHandle), St
     };
     let data_dir = PathBuf::from(&config.data_dir);
     prepare_data_dir(&data_dir)?;
+    import_etcd_data_dir(&data_dir, config)?;
     let founding = Identity {
         member_id: config.member_id(),
         cluster_id: config.cluster_id(),

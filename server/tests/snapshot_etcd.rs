@@ -187,7 +187,9 @@ impl Drop for Cluster {
     }
 }
 
-fn restore_and_start_detcd_cluster(db: &str, dir: &Path) -> Cluster {
+/// Restores `db` with `restorer` (`detcdctl`, or the real `etcdctl`, whose data
+/// directory detcd imports on its first start) for three members, and starts them.
+fn restore_and_start_detcd_cluster(db: &str, dir: &Path, restorer: &str) -> Cluster {
     let names = ["d1", "d2", "d3"];
     let peers: Vec<u16> = names.iter().map(|_| free_port()).collect();
     let initial: Vec<String> = names
@@ -203,21 +205,30 @@ fn restore_and_start_detcd_cluster(db: &str, dir: &Path) -> Cluster {
     for (name, peer) in names.iter().zip(&peers) {
         let data = dir.join(name);
         let peer_url = format!("http://127.0.0.1:{peer}");
-        let out = detcdctl(&[
-            "snapshot",
-            "restore",
-            db,
-            "--name",
-            name,
-            "--data-dir",
-            data.to_str().expect("utf-8"),
-            "--initial-cluster",
-            &initial,
-            "--initial-cluster-token",
-            "restored",
-            "--initial-advertise-peer-urls",
-            &peer_url,
-        ]);
+        let program = if restorer == "detcdctl" {
+            env!("CARGO_BIN_EXE_detcdctl")
+        } else {
+            restorer
+        };
+        let out = Command::new(program)
+            .env("ETCDCTL_API", "3")
+            .args([
+                "snapshot",
+                "restore",
+                db,
+                "--name",
+                name,
+                "--data-dir",
+                data.to_str().expect("utf-8"),
+                "--initial-cluster",
+                &initial,
+                "--initial-cluster-token",
+                "restored",
+                "--initial-advertise-peer-urls",
+                &peer_url,
+            ])
+            .output()
+            .expect("run the restore");
         assert!(
             out.status.success(),
             "restore: {}",
@@ -265,7 +276,7 @@ fn a_detcd_cluster_restores_what_etcd_saved() {
     let ours = detcdctl(&["snapshot", "status", db, "-w", "json"]);
     assert_eq!(String::from_utf8_lossy(&ours.stdout), theirs);
 
-    let cluster = restore_and_start_detcd_cluster(db, &dir);
+    let cluster = restore_and_start_detcd_cluster(db, &dir, "detcdctl");
     for ep in &cluster.endpoints {
         assert_eq!(observe(ep, &[]), before, "member {ep} serves what etcd had");
     }
@@ -275,6 +286,162 @@ fn a_detcd_cluster_restores_what_etcd_saved() {
         let got = ok(ep, &["get", "after", "--consistency=l"]);
         assert_eq!(got, "after\nrestore\n");
     }
+}
+
+#[test]
+fn detcd_imports_data_directories_etcdctl_restored() {
+    if !tools_present() {
+        return;
+    }
+    let etcd = start_server("etcd", "import-from-etcd");
+    populate(&etcd.endpoint);
+    let before = observe(&etcd.endpoint, &[]);
+    let dir = etcd.dir.join("import");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let db = dir.join("etcd.db");
+    let db = db.to_str().expect("utf-8 path");
+    ok(&etcd.endpoint, &["snapshot", "save", db]);
+    // etcd's own running data is refused, not half-read: its WAL holds writes.
+    let live = dir.join("live");
+    let copied = Command::new("cp")
+        .arg("-r")
+        .arg(etcd.dir.join("data"))
+        .arg(&live)
+        .status()
+        .expect("cp");
+    assert!(copied.success());
+    let peer_url = format!("http://127.0.0.1:{}", free_port());
+    let refused = member_command(
+        env!("CARGO_BIN_EXE_detcd"),
+        "n1",
+        &live,
+        &format!("http://127.0.0.1:{}", free_port()),
+        &peer_url,
+    )
+    .args(["--initial-cluster", &format!("n1={peer_url}")])
+    .output()
+    .expect("detcd");
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{said}");
+    assert!(
+        said.contains("is an etcd data directory (member/snap/db) that detcd cannot import"),
+        "{said}"
+    );
+    assert!(
+        live.join("member").join("snap").join("db").exists(),
+        "the refused directory is left as it was"
+    );
+
+    // etcdctl's restore, then detcd on each directory: members keep etcd's IDs.
+    let cluster = restore_and_start_detcd_cluster(db, &dir, "etcdctl");
+    let members = ok(&cluster.endpoints[0], &["member", "list", "-w", "json"]);
+    for name in ["d1", "d2", "d3"] {
+        let data = dir.join(name);
+        assert!(
+            data.join("member.etcd").join("snap").join("db").exists(),
+            "etcd's files kept"
+        );
+        let wal = std::fs::read(
+            std::fs::read_dir(data.join("member.etcd").join("wal"))
+                .expect("etcd wal")
+                .filter_map(Result::ok)
+                .find(|e| e.path().extension().is_some_and(|x| x == "wal"))
+                .expect("a .wal file")
+                .path(),
+        )
+        .expect("read etcd wal");
+        // The member JSON etcd's restore wrote names the member's ID in decimal.
+        let json = String::from_utf8_lossy(&wal);
+        let at = json
+            .find(&format!(r#""name":"{name}""#))
+            .expect("member in the WAL");
+        let id_at = json[..at].rfind(r#"{"id":"#).expect("id") + 6;
+        let id: String = json[id_at..].chars().take_while(char::is_ascii_digit).collect();
+        assert!(
+            members.contains(&format!(r#""ID":{id}"#)),
+            "{name} keeps ID {id}: {members}"
+        );
+    }
+    for ep in &cluster.endpoints {
+        assert_eq!(observe(ep, &[]), before, "member {ep} serves what etcd had");
+    }
+    ok(&cluster.endpoints[0], &["put", "after", "import"]);
+    for ep in &cluster.endpoints {
+        assert_eq!(ok(ep, &["get", "after", "--consistency=l"]), "after\nimport\n");
+    }
+}
+
+#[test]
+fn a_restore_with_wal_dir_starts_with_the_same_wal_dir() {
+    if !tools_present() {
+        return;
+    }
+    let detcd = start_server(env!("CARGO_BIN_EXE_detcd"), "restore-wal-dir");
+    ok(&detcd.endpoint, &["put", "kept", "yes"]);
+    let dir = detcd.dir.join("restore");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let db = dir.join("s.db");
+    let db = db.to_str().expect("utf-8");
+    ok(&detcd.endpoint, &["snapshot", "save", db]);
+    let (data, wal) = (dir.join("data"), dir.join("wal"));
+    let peer_url = format!("http://127.0.0.1:{}", free_port());
+    let initial = format!("w1={peer_url}");
+    let restore = |extra: &[&str]| {
+        let mut args = vec![
+            "snapshot",
+            "restore",
+            db,
+            "--name",
+            "w1",
+            "--initial-cluster",
+            &initial,
+        ];
+        args.extend_from_slice(&["--initial-advertise-peer-urls", &peer_url]);
+        args.extend_from_slice(extra);
+        detcdctl(&args)
+    };
+    let out = restore(&[
+        "--data-dir",
+        data.to_str().expect("utf-8"),
+        "--wal-dir",
+        wal.to_str().expect("utf-8"),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        std::fs::read_dir(&wal).expect("wal dir").count() > 0,
+        "the WAL went to --wal-dir"
+    );
+    assert!(
+        !data.join("member").join("wal").exists(),
+        "and not into the data directory"
+    );
+    // A second restore into the same WAL directory is refused.
+    let again = restore(&[
+        "--data-dir",
+        dir.join("data2").to_str().expect("utf-8"),
+        "--wal-dir",
+        wal.to_str().expect("utf-8"),
+    ]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists"));
+    let client_url = format!("http://127.0.0.1:{}", free_port());
+    let mut child = member_command(env!("CARGO_BIN_EXE_detcd"), "w1", &data, &client_url, &peer_url)
+        .args([
+            "--initial-cluster",
+            &initial,
+            "--wal-dir",
+            wal.to_str().expect("utf-8"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start detcd");
+    let ep = client_url.trim_start_matches("http://");
+    wait_healthy(ep);
+    let got = ok(ep, &["get", "kept"]);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(got, "kept\nyes\n");
 }
 
 #[test]

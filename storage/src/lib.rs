@@ -50,6 +50,7 @@
 pub mod bolt;
 pub mod error;
 pub mod etcd_db;
+pub mod etcd_wal;
 pub mod fs;
 pub mod snap;
 pub mod storage;

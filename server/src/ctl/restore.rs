@@ -13,7 +13,7 @@ use detcd_io::storage::{Storage, StorageOptions};
 use detcd_proto::etcdserverpb::Member;
 use detcd_proto::mvccpb::KeyValue;
 use detcd_proto::raftpb::{ConfState, HardState, Snapshot, SnapshotMetadata};
-use detcd_storage::bolt::BoltError;
+use detcd_storage::bolt::{BoltError, BoltReader};
 use detcd_storage::etcd_db;
 use prost::Message;
 
@@ -43,6 +43,9 @@ fn error(message: impl Into<String>) -> CtlError {
 #[derive(Debug)]
 struct RestoreOptions {
     data_dir: PathBuf,
+    /// `--wal-dir`: the WAL outside the data directory (the member then runs with
+    /// the same `--wal-dir`).
+    wal_dir: Option<PathBuf>,
     name: String,
     initial_cluster: String,
     token: String,
@@ -58,13 +61,7 @@ fn options(p: &Parsed) -> Result<RestoreOptions, CtlError> {
         Some(d) if !d.is_empty() => PathBuf::from(d),
         _ => PathBuf::from(format!("{name}.etcd")),
     };
-    if let Some(wal) = p.value("wal-dir").filter(|w| !w.is_empty()) {
-        if Path::new(wal) != data_dir.join("member").join("wal") {
-            return Err(error(
-                "detcd keeps its WAL in <data-dir>/member/wal and has no --wal-dir; restore without --wal-dir",
-            ));
-        }
-    }
+    let wal_dir = p.value("wal-dir").filter(|w| !w.is_empty()).map(PathBuf::from);
     let bump_revision = match p.value("bump-revision") {
         None | Some("") => 0,
         Some(v) => v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
@@ -77,6 +74,7 @@ fn options(p: &Parsed) -> Result<RestoreOptions, CtlError> {
     }
     Ok(RestoreOptions {
         data_dir,
+        wal_dir,
         initial_cluster: p
             .value("initial-cluster")
             .map_or_else(|| format!("{name}=http://localhost:2380"), str::to_string),
@@ -130,10 +128,6 @@ fn membership(o: &RestoreOptions) -> Result<(Vec<Member>, u64, u64), CtlError> {
     Ok((members, cluster_id(&ids), member_id(mine, &o.token)))
 }
 
-fn corrupt(e: BoltError) -> CtlError {
-    error(format!("snapshot file integrity check failed: {e}"))
-}
-
 pub fn restore(p: &Parsed) -> Result<(), CtlError> {
     let [path] = p.args.as_slice() else {
         return Err(CtlError::bad_args(
@@ -147,22 +141,11 @@ pub fn restore(p: &Parsed) -> Result<(), CtlError> {
             o.data_dir.display().to_string()
         )));
     }
+    if let Some(wal) = o.wal_dir.as_ref().filter(|w| w.exists()) {
+        return Err(error(format!("wal-dir {:?} exists", wal.display().to_string())));
+    }
     let (members, cluster, me) = membership(&o)?;
     let db = open_checked(path, o.skip_hash_check)?;
-    let head = etcd_db::read_head(&db).map_err(corrupt)?;
-    let mut importer = Importer::default();
-    let mut failed = None;
-    etcd_db::for_each_record(&db, &mut |rev, tombstone, value| {
-        let kv = KeyValue::decode(value).map_err(|e| BoltError::Corrupt(format!("key bucket: {e}")))?;
-        importer.push(rev, tombstone, kv).map_err(|e| {
-            failed = Some(e.clone());
-            BoltError::Corrupt(e)
-        })
-    })
-    .map_err(corrupt)?;
-    if let Some(e) = failed {
-        return Err(error(format!("snapshot file integrity check failed: {e}")));
-    }
     let index = members.len() as u64;
     let target = ImportTarget {
         applied_index: index,
@@ -172,26 +155,59 @@ pub fn restore(p: &Parsed) -> Result<(), CtlError> {
         bump_revision: o.bump_revision,
         mark_compacted: o.mark_compacted,
     };
-    let data = importer
-        .finish(&head, &target)
+    let data = import_backend(&db, &target)
         .map_err(|e| error(format!("snapshot file integrity check failed: {e}")))?;
     drop(db);
-    write_data_dir(&o.data_dir, me, cluster, &members, index, data).map_err(|e| {
+    let identity = (me, cluster);
+    write_data_dir(
+        &o.data_dir,
+        o.wal_dir.as_deref(),
+        identity,
+        &members,
+        (index, 1),
+        data,
+    )
+    .map_err(|e| {
         let _ = std::fs::remove_dir_all(&o.data_dir);
+        if let Some(wal) = &o.wal_dir {
+            let _ = std::fs::remove_dir_all(wal);
+        }
         error(e)
     })
 }
 
-fn write_data_dir(
+/// A member's state (as a raft snapshot's data) from etcd's backend `db`, at `target`.
+pub(crate) fn import_backend(db: &BoltReader, target: &ImportTarget) -> Result<Vec<u8>, String> {
+    let head = etcd_db::read_head(db).map_err(|e| e.to_string())?;
+    let mut importer = Importer::default();
+    let mut failed = None;
+    etcd_db::for_each_record(db, &mut |rev, tombstone, value| {
+        let kv = KeyValue::decode(value).map_err(|e| BoltError::Corrupt(format!("key bucket: {e}")))?;
+        importer.push(rev, tombstone, kv).map_err(|e| {
+            failed = Some(e.clone());
+            BoltError::Corrupt(e)
+        })
+    })
+    .map_err(|e| e.to_string())?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    importer.finish(&head, target)
+}
+
+/// Writes a new detcd data directory at `dir`: one raft snapshot of `data` at `index`
+/// and `term` and a WAL that names it, under the member's identity.
+pub(crate) fn write_data_dir(
     dir: &Path,
-    member_id: u64,
-    cluster_id: u64,
+    wal_dir: Option<&Path>,
+    (member_id, cluster_id): (u64, u64),
     members: &[Member],
-    index: u64,
+    (index, term): (u64, u64),
     data: Vec<u8>,
 ) -> Result<(), String> {
     let options = StorageOptions {
         metadata: detcd_io::driver::encode_metadata(member_id, cluster_id),
+        wal_dir: wal_dir.map(Path::to_path_buf),
         ..StorageOptions::default()
     };
     let (mut storage, _) = Storage::open(dir, &options).map_err(|e| e.to_string())?;
@@ -203,12 +219,12 @@ fn write_data_dir(
                 ..ConfState::default()
             }),
             index,
-            term: 1,
+            term,
         }),
     };
     storage.save_snapshot(&snapshot).map_err(|e| e.to_string())?;
     let hard_state = HardState {
-        term: 1,
+        term,
         vote: 0,
         commit: index,
     };

@@ -102,7 +102,7 @@ impl Maintenance for Services {
     async fn snapshot(&self, _r: Rpc<SnapshotRequest>) -> Result<Reply<SnapshotStream>, Status> {
         self.call(Request::AdminCheck).await?;
         let (header, version) = self.status_header().await?;
-        let export = super::snapshot_export::export(&self.handle, &std::env::temp_dir()).await?;
+        let export = super::snapshot_export::export(&self.handle, &self.scratch_dir).await?;
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         tokio::task::spawn_blocking(move || stream_file(export, header, version, tx));
         Ok(Reply::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(

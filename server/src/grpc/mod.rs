@@ -51,6 +51,9 @@ pub struct Services {
     /// `--client-cert-auth`: a verified client certificate's common name is the
     /// user of a request that brings no token.
     client_cert_auth: bool,
+    /// Where Snapshot writes its export file before streaming it: the data
+    /// directory (the system's temporary directory when not set).
+    scratch_dir: std::path::PathBuf,
 }
 
 tokio::task_local! {
@@ -112,6 +115,7 @@ impl Services {
                 detcd_core::node::config::QUOTA_BACKEND_BYTES_DEFAULT,
             ),
             client_cert_auth: false,
+            scratch_dir: std::env::temp_dir(),
             handle,
         }
     }
@@ -132,6 +136,20 @@ impl Services {
     /// name of their verified client certificate (etcd's certificate auth).
     pub fn with_client_cert_auth(mut self, on: bool) -> Services {
         self.client_cert_auth = on;
+        self
+    }
+
+    /// Snapshot exports go to `dir` (the member's data directory, so that a large
+    /// one needs no room elsewhere); files a stopped process left there are removed.
+    pub fn with_scratch_dir(mut self, dir: std::path::PathBuf) -> Services {
+        let removed = snapshot_export::remove_stale_exports(&dir);
+        if removed > 0 {
+            crate::log(&format!(
+                "removed {removed} unfinished snapshot export file(s) from {}",
+                dir.display()
+            ));
+        }
+        self.scratch_dir = dir;
         self
     }
 

@@ -26,6 +26,22 @@ const WRITE_BUFFER_BYTES: usize = 1 << 20;
 
 static NEXT_FILE: AtomicU64 = AtomicU64::new(0);
 
+/// The names of export files start with this.
+const EXPORT_PREFIX: &str = "detcd-snapshot-export-";
+
+/// Removes export files a previous process left in `dir` (it stopped while
+/// streaming); returns how many.
+pub fn remove_stale_exports(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with(EXPORT_PREFIX))
+        .filter(|e| std::fs::remove_file(e.path()).is_ok())
+        .count()
+}
+
 /// A temporary database file, removed when dropped.
 #[derive(Debug)]
 pub struct ExportFile {
@@ -69,7 +85,7 @@ fn export_blocking(
     dir: &Path,
 ) -> Result<ExportFile, Status> {
     let n = NEXT_FILE.fetch_add(1, Ordering::Relaxed);
-    let path = dir.join(format!("detcd-snapshot-{}-{n}.db", std::process::id()));
+    let path = dir.join(format!("{EXPORT_PREFIX}{}-{n}.db", std::process::id()));
     let file = File::create(&path).map_err(|e| internal("creating the file", e))?;
     let mut export = ExportFile { path, size_bytes: 0 };
     let out = BufWriter::with_capacity(WRITE_BUFFER_BYTES, file);

@@ -96,13 +96,22 @@ impl BoltReader {
     }
 
     /// Calls `f(key, value)` for each key of the top-level bucket `name`, in key
-    /// order (nested buckets are skipped); false if there is no such bucket.
+    /// order (nested buckets are skipped); false if there is no such bucket. Keys
+    /// out of order (a damaged page) are an error.
     pub fn for_each(&self, name: &[u8], f: &mut KeyVisitor<'_>) -> Result<bool, BoltError> {
         let Some(value) = self.bucket_value(name)? else {
             return Ok(false);
         };
         let tree = self.bucket_tree(&value)?;
+        let mut last: Option<Vec<u8>> = None;
         self.walk(tree, 0, &mut |flags, k, v| {
+            if last.as_deref().is_some_and(|l| l >= k) {
+                return Err(BoltError::Corrupt(format!(
+                    "keys out of order in bucket {:?}",
+                    String::from_utf8_lossy(name)
+                )));
+            }
+            last = Some(k.to_vec());
             if flags & LEAF_FLAG_BUCKET != 0 {
                 return Ok(());
             }
