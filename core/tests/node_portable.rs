@@ -1,15 +1,17 @@
 //! The export in etcd's terms (`node::portable`): read a slice at a time while the
 //! member keeps taking writes, it is exactly the state at its head; a compaction
-//! in between makes the next slice fail; and the import (`node::import`) of an
-//! export rebuilds a store with the same HashKV and revisions.
+//! in between at a revision the head holds moves the export's compaction with it,
+//! one beyond the head's revision makes the next slice fail; and the import
+//! (`node::import`) of an export rebuilds a store with the same HashKV and
+//! revisions.
 
 #[path = "support/mem_disk.rs"]
 mod mem_disk;
 
 use detcd_core::mvcc::Revision;
 use detcd_core::node::{
-    Credentials, ImportTarget, Importer, Input, Node, NodeConfig, NodeStart, PortableError, PortableRecord,
-    Request,
+    Credentials, ImportTarget, Importer, Input, Node, NodeConfig, NodeStart, PortableError, PortableHead,
+    PortableRecord, Request,
 };
 use detcd_proto::etcdserverpb::{CompactionRequest, DeleteRangeRequest, Member, PutRequest};
 use detcd_proto::mvccpb::KeyValue;
@@ -94,36 +96,82 @@ fn populated() -> Member1 {
     m
 }
 
+/// A member started from the import of an export (`head` and its `records`).
+fn import(head: &PortableHead, records: &[PortableRecord]) -> Member1 {
+    let mut importer = Importer::default();
+    for r in records {
+        let kv = KeyValue::decode(r.value.as_slice()).expect("KeyValue");
+        let tombstone = r.backend_key.len() == 18;
+        importer.push(r.revision, tombstone, kv).expect("push");
+    }
+    let target = ImportTarget {
+        applied_index: 1,
+        applied_term: 1,
+        cluster_id: 0xc1,
+        members: head.members.clone(),
+        bump_revision: 0,
+        mark_compacted: false,
+    };
+    let data = importer.finish(head, &target).expect("import");
+    let snapshot = Snapshot {
+        data,
+        metadata: Some(SnapshotMetadata {
+            conf_state: Some(ConfState {
+                voters: vec![1],
+                ..Default::default()
+            }),
+            index: 1,
+            term: 1,
+        }),
+    };
+    Member1::start(
+        config(1),
+        NodeStart::Recover {
+            snapshot,
+            hard_state: HardState {
+                term: 1,
+                vote: 0,
+                commit: 1,
+            },
+            entries: Vec::new(),
+        },
+    )
+}
+
+/// The records of a sliced export and the compaction revision its last slice saw.
 fn export_sliced(
     m: &mut Member1,
     records_max: usize,
     between: &mut dyn FnMut(&mut Member1),
-) -> Result<Vec<PortableRecord>, PortableError> {
+) -> Result<(Vec<PortableRecord>, i64), PortableError> {
     let head = m.node.portable_head();
     let mut out = Vec::new();
+    let mut compact_revision = head.compact_revision;
     let mut from = Some(Revision::new(i64::MIN, i64::MIN));
     while let Some(at) = from {
-        let (records, next) = m.node.portable_records(head.bound(), at, records_max)?;
-        out.extend(records);
-        from = next;
+        let slice = m.node.portable_records(head.bound(), at, records_max)?;
+        out.extend(slice.records);
+        compact_revision = compact_revision.max(slice.compact_revision);
+        from = slice.next;
         between(m);
     }
-    Ok(out)
+    Ok((out, compact_revision))
 }
 
 #[test]
 fn a_sliced_export_is_the_state_at_its_head_while_writes_go_on() {
     let mut m = populated();
     let head = m.node.portable_head();
-    let (whole, next) = m
+    let slice = m
         .node
         .portable_records(head.bound(), Revision::new(i64::MIN, i64::MIN), usize::MAX)
         .expect("export");
-    assert_eq!(next, None);
+    assert_eq!(slice.next, None);
+    let whole = slice.records;
     assert_eq!(whole.len(), 61, "60 puts and a tombstone, nothing compacted");
     assert!(whole.last().expect("records").backend_key.ends_with(b"t"));
     let mut n = 0;
-    let sliced = export_sliced(&mut m, 7, &mut |m| {
+    let (sliced, _) = export_sliced(&mut m, 7, &mut |m| {
         n += 1;
         m.put(&format!("late{n}"), "x");
     })
@@ -140,9 +188,10 @@ fn a_sliced_export_is_the_state_at_its_head_while_writes_go_on() {
 }
 
 #[test]
-fn a_compaction_during_an_export_fails_the_next_slice() {
+fn a_compaction_beyond_the_heads_revision_fails_the_next_slice() {
     let mut m = populated();
     let result = export_sliced(&mut m, 10, &mut |m| {
+        m.put("after-the-head", "x");
         let revision = m.node.store().revision();
         m.call(Request::Compact(CompactionRequest {
             revision,
@@ -150,6 +199,42 @@ fn a_compaction_during_an_export_fails_the_next_slice() {
         }));
     });
     assert_eq!(result, Err(PortableError::Compacted));
+}
+
+#[test]
+fn a_compaction_the_head_holds_moves_the_exports_compaction_and_imports_as_the_state() {
+    let mut m = populated();
+    let head = m.node.portable_head();
+    let revision = m.node.store().revision();
+    let mut slices = 0;
+    let (records, compact_revision) = export_sliced(&mut m, 9, &mut |m| {
+        slices += 1;
+        m.put(&format!("late{slices}"), "x");
+        if slices == 3 {
+            m.call(Request::Compact(CompactionRequest {
+                revision: revision - 10,
+                physical: false,
+            }));
+        }
+    })
+    .expect("a compaction at a revision the head holds");
+    assert_eq!(compact_revision, revision - 10);
+    // What was written before the compaction stays in the file, below it.
+    assert!(records.iter().any(|r| r.revision.main < revision - 10));
+    let mut moved = head.clone();
+    moved.compact_revision = compact_revision;
+    let restored = import(&moved, &records);
+    let ours = restored.node.store();
+    assert_eq!(ours.compact_revision(), revision - 10);
+    assert_eq!(ours.revision(), revision);
+    // The head's state compacted at the same revision: the member's own store at
+    // `revision`, read through HashKV (which covers history from the compaction on).
+    assert_eq!(
+        ours.hash_kv(revision).expect("hash").hash,
+        m.node.store().hash_kv(revision).expect("hash").hash,
+        "the imported export is the head's state compacted at {}",
+        revision - 10
+    );
 }
 
 #[test]
@@ -161,45 +246,8 @@ fn an_import_of_an_export_serves_the_same_history() {
         physical: false,
     }));
     let head = m.node.portable_head();
-    let records = export_sliced(&mut m, 13, &mut |_| {}).expect("export");
-    let mut importer = Importer::default();
-    for r in &records {
-        let kv = KeyValue::decode(r.value.as_slice()).expect("KeyValue");
-        let tombstone = r.backend_key.len() == 18;
-        importer.push(r.revision, tombstone, kv).expect("push");
-    }
-    let target = ImportTarget {
-        applied_index: 1,
-        applied_term: 1,
-        cluster_id: 0xc1,
-        members: head.members.clone(),
-        bump_revision: 0,
-        mark_compacted: false,
-    };
-    let data = importer.finish(&head, &target).expect("import");
-    let snapshot = Snapshot {
-        data,
-        metadata: Some(SnapshotMetadata {
-            conf_state: Some(ConfState {
-                voters: vec![1],
-                ..Default::default()
-            }),
-            index: 1,
-            term: 1,
-        }),
-    };
-    let restored = Member1::start(
-        config(1),
-        NodeStart::Recover {
-            snapshot,
-            hard_state: HardState {
-                term: 1,
-                vote: 0,
-                commit: 1,
-            },
-            entries: Vec::new(),
-        },
-    );
+    let (records, _) = export_sliced(&mut m, 13, &mut |_| {}).expect("export");
+    let restored = import(&head, &records);
     let (a, b) = (m.node.store(), restored.node.store());
     assert_eq!(a.revision(), b.revision());
     assert_eq!(a.compact_revision(), b.compact_revision());

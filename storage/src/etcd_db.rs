@@ -61,19 +61,28 @@ pub struct LeaseRecord {
     pub remaining_ttl: i64,
 }
 
-/// Writes every bucket but `key` from the export's head.
-pub fn write_head<W: Write + Seek>(bolt: &mut BoltWriter<W>, head: &PortableHead) -> io::Result<()> {
+/// Writes the `meta` bucket: the head's raft position and membership, and
+/// `compact_revision` (the last compaction, which may be newer than the head's
+/// when one happened while the records were written; see `detcd_core::node::portable`).
+pub fn write_meta<W: Write + Seek>(
+    bolt: &mut BoltWriter<W>,
+    head: &PortableHead,
+    compact_revision: i64,
+) -> io::Result<()> {
     let mut meta: BTreeMap<&[u8], Vec<u8>> = BTreeMap::new();
     meta.insert(CONSISTENT_INDEX, head.applied_index.to_be_bytes().to_vec());
     meta.insert(TERM, head.applied_term.to_be_bytes().to_vec());
     meta.insert(CONF_STATE, conf_state_json(&head.members).into_bytes());
-    if head.compact_revision > 0 {
-        let rev = Revision::new(head.compact_revision, 0).to_bytes(false);
+    if compact_revision > 0 {
+        let rev = Revision::new(compact_revision, 0).to_bytes(false);
         meta.insert(SCHEDULED_COMPACT_REV, rev.clone());
         meta.insert(FINISHED_COMPACT_REV, rev);
     }
-    put_map(bolt, META_BUCKET, &meta)?;
+    put_map(bolt, META_BUCKET, &meta)
+}
 
+/// Writes every bucket but `key` and `meta` from the export's head.
+pub fn write_head<W: Write + Seek>(bolt: &mut BoltWriter<W>, head: &PortableHead) -> io::Result<()> {
     let leases: BTreeMap<Vec<u8>, Vec<u8>> = head
         .leases
         .iter()

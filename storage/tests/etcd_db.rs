@@ -77,6 +77,7 @@ fn a_written_database_reads_back_in_etcds_terms() {
         etcd_db::write_records(&mut w, slice).unwrap();
     }
     w.end_bucket().unwrap();
+    etcd_db::write_meta(&mut w, &head, head.compact_revision).unwrap();
     let (out, _) = w.finish().unwrap();
     let db = BoltReader::open(out.into_inner()).unwrap();
 

@@ -101,10 +101,27 @@ impl Importer {
     pub fn finish(mut self, head: &PortableHead, target: &ImportTarget) -> Result<Vec<u8>, String> {
         let last = self.store.records.last_key_value().map_or(1, |(r, _)| r.main);
         self.store.current_rev = last.max(head.current_revision).max(1);
-        self.store.compact_rev = head.compact_revision.min(self.store.current_rev);
         self.store
             .check_invariants()
             .map_err(|e| format!("key space: {e}"))?;
+        // The compaction again, over everything imported: a backend may hold
+        // revisions it removes (etcd compacts in batches; a detcd export that a
+        // compaction overtook keeps what it had written).
+        let compact_to = head.compact_revision.min(self.store.current_rev);
+        if compact_to > 0 {
+            self.store
+                .compact(&CompactionRequest {
+                    revision: compact_to,
+                    physical: false,
+                })
+                .map_err(|e| format!("compaction: {}", e.message))?;
+            self.db_size_bytes = self
+                .store
+                .records
+                .values()
+                .map(|r| (r.key.len() + r.value.len()) as u64)
+                .sum();
+        }
         if target.bump_revision < 0 {
             return Err("--bump-revision must not be negative".to_string());
         }

@@ -60,7 +60,7 @@ pub use import::{ImportTarget, Importer};
 pub use io::{
     AuthResponse, ClientRequestId, Credentials, ForwardRequest, Input, Output, PeerMessage, Request, Response,
 };
-pub use portable::{PortableBound, PortableError, PortableHead, PortableRecord};
+pub use portable::{PortableBound, PortableError, PortableHead, PortableRecord, PortableSlice};
 pub use state::STATE_FORMAT_VERSION;
 
 use applied_requests::AppliedRequests;

@@ -6,8 +6,15 @@
 //! Consistency: the head fixes the applied index and the newest revision
 //! exported; records are immutable once written, so later slices read the same
 //! history, and writes after the head (above its revision) are left out. Only a
-//! compaction changes the records below it; a slice asked for after one is
-//! refused ([`PortableError::Compacted`]) and the export starts over.
+//! compaction changes the records below it. One at a revision the head already
+//! holds removes exactly what it would have removed from the head's state, so the
+//! export goes on: each slice reports the compaction revision in force
+//! ([`PortableSlice::compact_revision`]), the export records the last one, and
+//! records written out before the compaction that it removed lie below that
+//! revision, unreachable (an import drops them). A compaction beyond the head's
+//! revision would remove history the head still needs (a key's value at the
+//! head, overwritten since); a slice asked for after one is refused
+//! ([`PortableError::Compacted`]) and the export starts over.
 
 use std::fmt;
 
@@ -44,14 +51,25 @@ pub struct PortableHead {
 /// What a slice of records needs to know of its export's head.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PortableBound {
-    pub compact_revision: i64,
+    pub current_revision: i64,
     pub last_record: Option<Revision>,
+}
+
+/// A slice of an export's records.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PortableSlice {
+    pub records: Vec<PortableRecord>,
+    /// Where the next slice starts (None once the last one is out).
+    pub next: Option<Revision>,
+    /// The store's compaction revision when the slice was read (-1 before the
+    /// first): what the export's `meta` must say once its last slice is out.
+    pub compact_revision: i64,
 }
 
 impl PortableHead {
     pub fn bound(&self) -> PortableBound {
         PortableBound {
-            compact_revision: self.compact_revision,
+            current_revision: self.current_revision,
             last_record: self.last_record,
         }
     }
@@ -77,9 +95,9 @@ pub enum PortableError {
 impl fmt::Display for PortableError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            PortableError::Compacted => {
-                f.write_str("the store was compacted during the snapshot; take it again")
-            }
+            PortableError::Compacted => f.write_str(
+                "the store was compacted beyond the snapshot's revision while it was taken; take it again",
+            ),
         }
     }
 }
@@ -115,22 +133,26 @@ impl Node {
     }
 
     /// The records of the export bounded by `head` from revision `from` on (at most
-    /// `records_max` of them, at least one if any is left), and where the next
-    /// slice starts (None once the last one is out).
+    /// `records_max` of them, at least one if any is left).
     pub fn portable_records(
         &self,
         head: PortableBound,
         from: Revision,
         records_max: usize,
-    ) -> Result<(Vec<PortableRecord>, Option<Revision>), PortableError> {
-        if self.store.compact_rev != head.compact_revision {
+    ) -> Result<PortableSlice, PortableError> {
+        if self.store.compact_rev > head.current_revision {
             return Err(PortableError::Compacted);
         }
+        let empty = PortableSlice {
+            records: Vec::new(),
+            next: None,
+            compact_revision: self.store.compact_rev,
+        };
         let Some(last) = head.last_record else {
-            return Ok((Vec::new(), None));
+            return Ok(empty);
         };
         if from > last {
-            return Ok((Vec::new(), None));
+            return Ok(empty);
         }
         let mut out = Vec::new();
         let mut next = None;
@@ -153,6 +175,10 @@ impl Node {
                 value: stored.encode_to_vec(),
             });
         }
-        Ok((out, next))
+        Ok(PortableSlice {
+            records: out,
+            next,
+            compact_revision: self.store.compact_rev,
+        })
     }
 }

@@ -44,8 +44,8 @@ use std::sync::Arc;
 use detcd_core::error::{self as etcd_error, EtcdError};
 use detcd_core::mvcc::Revision;
 use detcd_core::node::{
-    Credentials, NodeConfig, NodeError, NodeStart, PortableBound, PortableError, PortableHead,
-    PortableRecord, Request, Response,
+    Credentials, NodeConfig, NodeError, NodeStart, PortableBound, PortableError, PortableHead, Request,
+    Response,
 };
 use detcd_core::watch::StreamId;
 use detcd_proto::etcdserverpb::{WatchCreateRequest, WatchResponse};
@@ -222,7 +222,7 @@ pub(crate) enum Command {
 }
 
 /// A slice of an export's records and where the next starts, or why not.
-pub type PortableSlice = Result<(Vec<PortableRecord>, Option<Revision>), PortableError>;
+pub type PortableSlice = Result<detcd_core::node::PortableSlice, PortableError>;
 
 /// The driver's end of one watch stream.
 pub(crate) struct StreamSink {

@@ -95,15 +95,19 @@ fn export_blocking(
     bolt.begin_bucket(etcd_db::KEY_BUCKET)
         .map_err(|e| internal("writing", e))?;
     let mut from = Some(Revision::new(i64::MIN, i64::MIN));
+    let mut compact_revision = head.compact_revision;
     while let Some(at) = from {
         let slice = runtime
             .block_on(handle.portable_records(head.bound(), at, RECORDS_PER_SLICE))
             .map_err(super::status)?;
-        let (records, next) = slice.map_err(|e| Status::unavailable(format!("detcd: {e}")))?;
-        etcd_db::write_records(&mut bolt, &records).map_err(|e| internal("writing", e))?;
-        from = next;
+        let slice = slice.map_err(|e| Status::unavailable(format!("detcd: {e}")))?;
+        etcd_db::write_records(&mut bolt, &slice.records).map_err(|e| internal("writing", e))?;
+        compact_revision = compact_revision.max(slice.compact_revision);
+        from = slice.next;
     }
     bolt.end_bucket().map_err(|e| internal("writing", e))?;
+    // After the records: a compaction while they were read moves it.
+    etcd_db::write_meta(&mut bolt, &head, compact_revision).map_err(|e| internal("writing", e))?;
     let (out, size) = bolt.finish().map_err(|e| internal("writing", e))?;
     let file = out.into_inner().map_err(|e| internal("writing", e.error()))?;
     file.sync_all().map_err(|e| internal("syncing", e))?;
