@@ -10,6 +10,8 @@
 //! Skipped (with a notice) when `etcd` or `etcdctl` is not on PATH; under CI a
 //! missing tool is a failure.
 
+#[path = "support/curl.rs"]
+mod curl;
 #[path = "support/server_proc.rs"]
 mod server_proc;
 
@@ -442,6 +444,44 @@ fn a_restore_with_wal_dir_starts_with_the_same_wal_dir() {
     let _ = child.kill();
     let _ = child.wait();
     assert_eq!(got, "kept\nyes\n");
+}
+
+#[test]
+fn hash_is_etcds_backend_hash_of_what_snapshot_sends() {
+    if !tools_present() {
+        return;
+    }
+    let detcd = start_server(env!("CARGO_BIN_EXE_detcd"), "backend-hash");
+    let ep = detcd.endpoint.as_str();
+    populate(ep);
+    let hash = |ep: &str| -> u64 {
+        let (code, body) = curl::post(ep, "/v3/maintenance/hash", "{}", None);
+        assert_eq!(code, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+        v["hash"].as_u64().expect("hash")
+    };
+    let before = hash(ep);
+    let file = detcd.dir.join("hash.db");
+    ok(ep, &["snapshot", "save", file.to_str().expect("utf-8")]);
+    let bytes = std::fs::read(&file).expect("read");
+    let db = detcd_storage::bolt::BoltReader::open(bytes[..bytes.len() - 32].to_vec()).expect("db");
+    let of_file = detcd_storage::etcd_db::backend_hash(&db).expect("hash");
+    assert_eq!(
+        before,
+        u64::from(of_file),
+        "Hash covers the database Snapshot sends"
+    );
+    assert_eq!(hash(ep), before, "and nothing changed it");
+    // Any change of state changes it: a key, a lease, a user.
+    ok(ep, &["put", "k1", "changed"]);
+    let after_put = hash(ep);
+    assert_ne!(after_put, before);
+    ok(ep, &["lease", "grant", "100"]);
+    assert_ne!(hash(ep), after_put);
+    // Defragment has nothing to reclaim and says so in the member's log.
+    assert!(ok(ep, &["defrag"]).starts_with("Finished defragmenting etcd member"));
+    let log = std::fs::read_to_string(detcd.dir.join("server.log")).expect("log");
+    assert!(log.contains("defragment: nothing to reclaim"), "{log}");
 }
 
 #[test]

@@ -61,14 +61,32 @@ pub struct LeaseRecord {
     pub remaining_ttl: i64,
 }
 
+/// Where the buckets of an export go: a bbolt file ([`BoltWriter`]) or etcd's
+/// backend hash ([`BackendHasher`]). Keys come in ascending order in each bucket.
+pub trait BucketSink {
+    fn begin_bucket(&mut self, name: &[u8]) -> io::Result<()>;
+    fn put(&mut self, key: &[u8], value: &[u8]) -> io::Result<()>;
+    fn end_bucket(&mut self) -> io::Result<()>;
+}
+
+impl<W: Write + Seek> BucketSink for BoltWriter<W> {
+    fn begin_bucket(&mut self, name: &[u8]) -> io::Result<()> {
+        BoltWriter::begin_bucket(self, name)
+    }
+
+    fn put(&mut self, key: &[u8], value: &[u8]) -> io::Result<()> {
+        BoltWriter::put(self, key, value)
+    }
+
+    fn end_bucket(&mut self) -> io::Result<()> {
+        BoltWriter::end_bucket(self)
+    }
+}
+
 /// Writes the `meta` bucket: the head's raft position and membership, and
 /// `compact_revision` (the last compaction, which may be newer than the head's
 /// when one happened while the records were written; see `detcd_core::node::portable`).
-pub fn write_meta<W: Write + Seek>(
-    bolt: &mut BoltWriter<W>,
-    head: &PortableHead,
-    compact_revision: i64,
-) -> io::Result<()> {
+pub fn write_meta<S: BucketSink>(bolt: &mut S, head: &PortableHead, compact_revision: i64) -> io::Result<()> {
     let mut meta: BTreeMap<&[u8], Vec<u8>> = BTreeMap::new();
     meta.insert(CONSISTENT_INDEX, head.applied_index.to_be_bytes().to_vec());
     meta.insert(TERM, head.applied_term.to_be_bytes().to_vec());
@@ -82,7 +100,7 @@ pub fn write_meta<W: Write + Seek>(
 }
 
 /// Writes every bucket but `key` and `meta` from the export's head.
-pub fn write_head<W: Write + Seek>(bolt: &mut BoltWriter<W>, head: &PortableHead) -> io::Result<()> {
+pub fn write_head<S: BucketSink>(bolt: &mut S, head: &PortableHead) -> io::Result<()> {
     let leases: BTreeMap<Vec<u8>, Vec<u8>> = head
         .leases
         .iter()
@@ -140,22 +158,154 @@ pub fn write_head<W: Write + Seek>(bolt: &mut BoltWriter<W>, head: &PortableHead
 
 /// Writes a slice of the `key` bucket (opened by the caller with
 /// `begin_bucket(KEY_BUCKET)`; records come in revision order).
-pub fn write_records<W: Write + Seek>(
-    bolt: &mut BoltWriter<W>,
-    records: &[PortableRecord],
-) -> io::Result<()> {
+pub fn write_records<S: BucketSink>(bolt: &mut S, records: &[PortableRecord]) -> io::Result<()> {
     for r in records {
         bolt.put(&r.backend_key, &r.value)?;
     }
     Ok(())
 }
 
-fn put_map<W: Write + Seek, K: AsRef<[u8]>>(
-    bolt: &mut BoltWriter<W>,
+fn put_map<S: BucketSink, K: AsRef<[u8]>>(
+    bolt: &mut S,
     name: &[u8],
     map: &BTreeMap<K, Vec<u8>>,
 ) -> io::Result<()> {
-    bolt.bucket(name, map.iter().map(|(k, v)| (k.as_ref(), v.as_slice())))
+    bolt.begin_bucket(name)?;
+    for (k, v) in map {
+        bolt.put(k.as_ref(), v)?;
+    }
+    bolt.end_bucket()
+}
+
+/// A key and its value, as a bucket holds them.
+type KeyValuePair = (Vec<u8>, Vec<u8>);
+
+/// etcd's backend `Hash` (what Maintenance.Hash answers): a CRC-32C over each
+/// bucket's name, then its keys and values, buckets in name order, leaving out
+/// `meta`'s `consistent_index` (etcd's `DefaultIgnores`), computed from an
+/// export as it is produced. Buckets may come in any order: each is held until
+/// it can be hashed in its place, except `key`, the large one, which is hashed as
+/// it streams (so every bucket named before `key` must come before it, as
+/// [`write_head`] writes them).
+#[derive(Debug, Default)]
+pub struct BackendHasher {
+    crc: Crc32c,
+    held: BTreeMap<Vec<u8>, Vec<KeyValuePair>>,
+    /// The last bucket hashed.
+    hashed: Option<Vec<u8>>,
+    /// The open bucket, and whether it streams into the hash.
+    open: Option<(Vec<u8>, bool)>,
+}
+
+impl BackendHasher {
+    fn hash_bucket(&mut self, name: &[u8]) -> io::Result<()> {
+        if self.hashed.as_deref().is_some_and(|h| h >= name) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "bucket {:?} came after it could be hashed",
+                    String::from_utf8_lossy(name)
+                ),
+            ));
+        }
+        self.crc.update(name);
+        self.hashed = Some(name.to_vec());
+        Ok(())
+    }
+
+    fn hash_pair(&mut self, bucket: &[u8], key: &[u8], value: &[u8]) {
+        if bucket == META_BUCKET && key == CONSISTENT_INDEX {
+            return;
+        }
+        self.crc.update(key);
+        self.crc.update(value);
+    }
+
+    /// Hashes the held buckets named before `name` (all of them for `None`).
+    fn flush_before(&mut self, name: Option<&[u8]>) -> io::Result<()> {
+        let ready: Vec<Vec<u8>> = self
+            .held
+            .keys()
+            .filter(|held| name.is_none_or(|n| held.as_slice() < n))
+            .cloned()
+            .collect();
+        for bucket in ready {
+            let pairs = self.held.remove(&bucket).unwrap_or_default();
+            self.hash_bucket(&bucket)?;
+            for (k, v) in pairs {
+                self.hash_pair(&bucket, &k, &v);
+            }
+        }
+        Ok(())
+    }
+
+    /// The hash, once every bucket has been given.
+    pub fn finish(mut self) -> io::Result<u32> {
+        if self.open.is_some() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a bucket is still open",
+            ));
+        }
+        self.flush_before(None)?;
+        Ok(self.crc.sum())
+    }
+}
+
+impl BucketSink for BackendHasher {
+    fn begin_bucket(&mut self, name: &[u8]) -> io::Result<()> {
+        let streams = name == KEY_BUCKET;
+        if streams {
+            self.flush_before(Some(name))?;
+            self.hash_bucket(name)?;
+        } else {
+            self.held.insert(name.to_vec(), Vec::new());
+        }
+        self.open = Some((name.to_vec(), streams));
+        Ok(())
+    }
+
+    fn put(&mut self, key: &[u8], value: &[u8]) -> io::Result<()> {
+        match self.open.take() {
+            Some((name, true)) => {
+                self.hash_pair(&name, key, value);
+                self.open = Some((name, true));
+            }
+            Some((name, false)) => {
+                self.held
+                    .entry(name.clone())
+                    .or_default()
+                    .push((key.to_vec(), value.to_vec()));
+                self.open = Some((name, false));
+            }
+            None => return Err(io::Error::new(io::ErrorKind::InvalidInput, "no bucket is open")),
+        }
+        Ok(())
+    }
+
+    fn end_bucket(&mut self) -> io::Result<()> {
+        self.open
+            .take()
+            .map(|_| ())
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no bucket is open"))
+    }
+}
+
+/// etcd's backend `Hash` of a database file (see [`BackendHasher`]).
+pub fn backend_hash(db: &BoltReader) -> Result<u32, BoltError> {
+    let mut h = Crc32c::new();
+    for name in db.buckets()? {
+        h.update(&name);
+        let is_meta = name == META_BUCKET;
+        db.for_each(&name, &mut |k, v| {
+            if !(is_meta && k == CONSISTENT_INDEX) {
+                h.update(k);
+                h.update(v);
+            }
+            Ok(())
+        })?;
+    }
+    Ok(h.sum())
 }
 
 /// raftpb.ConfState as etcd 3.5 stores it (`json.Marshal`).

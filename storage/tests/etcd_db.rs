@@ -9,7 +9,7 @@ use detcd_proto::authpb::{Role, User};
 use detcd_proto::etcdserverpb::Member;
 use detcd_proto::mvccpb::KeyValue;
 use detcd_storage::bolt::{BoltReader, BoltWriter};
-use detcd_storage::etcd_db;
+use detcd_storage::etcd_db::{self, BucketSink};
 use prost::Message;
 
 fn record(main: i64, sub: i64, key: &str, tombstone: bool) -> PortableRecord {
@@ -34,6 +34,17 @@ fn record(main: i64, sub: i64, key: &str, tombstone: bool) -> PortableRecord {
         backend_key: revision.to_bytes(tombstone),
         value: kv.encode_to_vec(),
     }
+}
+
+/// An export of `head` and `records` into `sink`, as the server writes one.
+fn export(sink: &mut impl BucketSink, head: &PortableHead, records: &[PortableRecord]) {
+    etcd_db::write_head(sink, head).unwrap();
+    sink.begin_bucket(etcd_db::KEY_BUCKET).unwrap();
+    for slice in records.chunks(100) {
+        etcd_db::write_records(sink, slice).unwrap();
+    }
+    sink.end_bucket().unwrap();
+    etcd_db::write_meta(sink, head, head.compact_revision).unwrap();
 }
 
 #[test]
@@ -71,15 +82,26 @@ fn a_written_database_reads_back_in_etcds_terms() {
         .map(|main| record(main, 0, &format!("key{}", main % 97), main % 10 == 0))
         .collect();
     let mut w = BoltWriter::new(Cursor::new(Vec::new())).unwrap();
-    etcd_db::write_head(&mut w, &head).unwrap();
-    w.begin_bucket(etcd_db::KEY_BUCKET).unwrap();
-    for slice in records.chunks(100) {
-        etcd_db::write_records(&mut w, slice).unwrap();
-    }
-    w.end_bucket().unwrap();
-    etcd_db::write_meta(&mut w, &head, head.compact_revision).unwrap();
+    export(&mut w, &head, &records);
     let (out, _) = w.finish().unwrap();
     let db = BoltReader::open(out.into_inner()).unwrap();
+
+    // The hash computed while exporting equals etcd's backend hash of the file.
+    let mut hasher = etcd_db::BackendHasher::default();
+    export(&mut hasher, &head, &records);
+    let streamed = hasher.finish().unwrap();
+    assert_eq!(streamed, etcd_db::backend_hash(&db).unwrap());
+    // consistent_index is left out, as etcd's DefaultIgnores; every other key counts.
+    let mut moved = head.clone();
+    moved.applied_index += 1;
+    let mut again = etcd_db::BackendHasher::default();
+    export(&mut again, &moved, &records);
+    assert_eq!(again.finish().unwrap(), streamed);
+    assert_ne!(
+        etcd_db::db_status(&db).unwrap().hash,
+        streamed,
+        "snapshot status's hash covers it"
+    );
 
     let back = etcd_db::read_head(&db).unwrap();
     assert_eq!(back.applied_index, 42);

@@ -6,10 +6,14 @@
 //!   chunks, then etcd's trailer: one more message whose blob is the SHA-256 of
 //!   everything before it, `remaining_bytes` counting it. The file is whole pages,
 //!   so `size % 512 == 32` holds as etcd's clients expect of the trailer.
-//! - Defragment is a successful no-op: detcd's store is in memory with no free pages to
-//!   give back (the WAL and snapshot files are rewritten by compaction of the log).
-//! - Hash answers the HashKV hash at the latest revision: detcd has no bbolt file whose
-//!   bytes etcd's Hash would cover, and the call is documented as "for testing only".
+//! - Defragment has nothing to do and says so in the log: detcd's store is in memory
+//!   with no free pages to give back (a compaction frees what it removes at once, so
+//!   Status's dbSize and dbSizeInUse are both the bytes the member holds, and both
+//!   drop after a compaction); the WAL and snapshot files are released as snapshots
+//!   are taken.
+//! - Hash is etcd's backend hash (CRC-32C over every bucket's name, keys and values,
+//!   `meta`'s consistent index left out) of the database Snapshot would send,
+//!   computed as that export is produced, without writing it.
 
 use std::pin::Pin;
 
@@ -77,18 +81,27 @@ impl Maintenance for Services {
 
     async fn defragment(&self, _r: Rpc<DefragmentRequest>) -> Result<Reply<DefragmentResponse>, Status> {
         self.call(Request::AdminCheck).await?;
-        let (header, _) = self.status_header().await?;
-        Ok(Reply::new(DefragmentResponse { header: Some(header) }))
+        let status = unwrap_response!(self.call(Request::Status).await, Status)?.into_inner();
+        crate::log(&format!(
+            "defragment: nothing to reclaim: detcd keeps its key space in memory, and each \
+             compaction already released the revisions it removed ({} bytes in use); the WAL \
+             and snapshot files are released as new snapshots are taken",
+            status.db_size_in_use
+        ));
+        Ok(Reply::new(DefragmentResponse {
+            header: status.header,
+        }))
     }
 
     async fn hash(&self, _r: Rpc<HashRequest>) -> Result<Reply<HashResponse>, Status> {
-        match self.call(Request::HashKv(HashKvRequest { revision: 0 })).await? {
-            detcd_core::node::Response::HashKv(h) => Ok(Reply::new(HashResponse {
-                header: h.header,
-                hash: h.hash,
-            })),
-            _ => Err(mismatch("HashKv")),
-        }
+        self.call(Request::AdminCheck).await?;
+        let (mut header, _) = self.status_header().await?;
+        let (hash, revision) = super::snapshot_export::backend_hash(&self.handle).await?;
+        header.revision = revision;
+        Ok(Reply::new(HashResponse {
+            header: Some(header),
+            hash,
+        }))
     }
 
     async fn hash_kv(&self, r: Rpc<HashKvRequest>) -> Result<Reply<HashKvResponse>, Status> {

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use detcd_core::mvcc::Revision;
 use detcd_io::driver::MemberHandle;
 use detcd_storage::bolt::BoltWriter;
-use detcd_storage::etcd_db;
+use detcd_storage::etcd_db::{self, BucketSink};
 use tonic::Status;
 
 /// Revisions asked of the member per call: a few milliseconds of its time.
@@ -90,9 +90,39 @@ fn export_blocking(
     let mut export = ExportFile { path, size_bytes: 0 };
     let out = BufWriter::with_capacity(WRITE_BUFFER_BYTES, file);
     let mut bolt = BoltWriter::new(out).map_err(|e| internal("writing", e))?;
+    export_into(runtime, handle, &mut bolt)?;
+    let (out, size) = bolt.finish().map_err(|e| internal("writing", e))?;
+    let file = out.into_inner().map_err(|e| internal("writing", e.error()))?;
+    file.sync_all().map_err(|e| internal("syncing", e))?;
+    export.size_bytes = size;
+    Ok(export)
+}
+
+/// etcd's backend hash of the member's state (Maintenance.Hash), computed from an
+/// export as it is produced (no file), and the revision it covers.
+pub async fn backend_hash(handle: &MemberHandle) -> Result<(u32, i64), Status> {
+    let handle = handle.clone();
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let mut hasher = etcd_db::BackendHasher::default();
+        let revision = export_into(&runtime, &handle, &mut hasher)?;
+        let hash = hasher.finish().map_err(|e| internal("hashing", e))?;
+        Ok((hash, revision))
+    })
+    .await
+    .map_err(|e| internal("hash task", e))?
+}
+
+/// Writes the member's state into `sink` as etcd's buckets: the head, the key
+/// space a slice at a time, then `meta`; returns the head's revision.
+fn export_into<S: BucketSink>(
+    runtime: &tokio::runtime::Handle,
+    handle: &MemberHandle,
+    sink: &mut S,
+) -> Result<i64, Status> {
     let head = runtime.block_on(handle.portable_head()).map_err(super::status)?;
-    etcd_db::write_head(&mut bolt, &head).map_err(|e| internal("writing", e))?;
-    bolt.begin_bucket(etcd_db::KEY_BUCKET)
+    etcd_db::write_head(sink, &head).map_err(|e| internal("writing", e))?;
+    sink.begin_bucket(etcd_db::KEY_BUCKET)
         .map_err(|e| internal("writing", e))?;
     let mut from = Some(Revision::new(i64::MIN, i64::MIN));
     let mut compact_revision = head.compact_revision;
@@ -101,16 +131,12 @@ fn export_blocking(
             .block_on(handle.portable_records(head.bound(), at, RECORDS_PER_SLICE))
             .map_err(super::status)?;
         let slice = slice.map_err(|e| Status::unavailable(format!("detcd: {e}")))?;
-        etcd_db::write_records(&mut bolt, &slice.records).map_err(|e| internal("writing", e))?;
+        etcd_db::write_records(sink, &slice.records).map_err(|e| internal("writing", e))?;
         compact_revision = compact_revision.max(slice.compact_revision);
         from = slice.next;
     }
-    bolt.end_bucket().map_err(|e| internal("writing", e))?;
+    sink.end_bucket().map_err(|e| internal("writing", e))?;
     // After the records: a compaction while they were read moves it.
-    etcd_db::write_meta(&mut bolt, &head, compact_revision).map_err(|e| internal("writing", e))?;
-    let (out, size) = bolt.finish().map_err(|e| internal("writing", e))?;
-    let file = out.into_inner().map_err(|e| internal("writing", e.error()))?;
-    file.sync_all().map_err(|e| internal("syncing", e))?;
-    export.size_bytes = size;
-    Ok(export)
+    etcd_db::write_meta(sink, &head, compact_revision).map_err(|e| internal("writing", e))?;
+    Ok(head.current_revision)
 }
