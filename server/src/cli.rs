@@ -173,6 +173,8 @@ async fn serve_member(mut config: Config) -> Result<(), String> {
             return Err(e);
         }
     }
+    let compaction_check = (config.ops.compact_hash_check && !config.ops.compact_hash_check_time.is_zero())
+        .then(|| tokio::spawn(checker.clone().compaction(config.ops.compact_hash_check_time)));
     let periodic = (!config.ops.corrupt_check_time.is_zero())
         .then(|| tokio::spawn(checker.periodic(config.ops.corrupt_check_time)));
     let http2 = serve::Http2Settings {
@@ -206,8 +208,8 @@ async fn serve_member(mut config: Config) -> Result<(), String> {
         },
     };
     ready.abort();
-    if let Some(p) = periodic {
-        p.abort();
+    for task in [periodic, compaction_check].into_iter().flatten() {
+        task.abort();
     }
     notify(NotifyState::Stopping);
     http_servers.shutdown(async {}).await;

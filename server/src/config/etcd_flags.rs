@@ -208,14 +208,7 @@ pub(super) const OTHER_FLAGS: &[(&str, Kind, &str, Support)] = &[
         "false",
         DefaultOnly("taking the gRPC health service down during defrag is not implemented"),
     ),
-    ("experimental-compact-hash-check-enabled", Kind::Bool, "false", DefaultOnly(NO_PERIODIC_CHECK)),
-    ("compact-hash-check-time", Kind::Duration, "1m", NoEffect(NO_COMPACT_HASH_CHECK)),
-    ("experimental-compact-hash-check-time", Kind::Duration, "1m", NoEffect(NO_COMPACT_HASH_CHECK)),
 ];
-
-const NO_PERIODIC_CHECK: &str = "the compaction-hash corruption check is not implemented; --experimental-initial-corrupt-check and --experimental-corrupt-check-time are";
-const NO_COMPACT_HASH_CHECK: &str =
-    "the compaction-hash check is not implemented, so its interval is not used";
 
 /// etcd 3.6's feature gates with detcd's support for each when enabled.
 const FEATURE_GATES: &[(&str, Option<&str>)] = &[
@@ -223,7 +216,7 @@ const FEATURE_GATES: &[(&str, Option<&str>)] = &[
     ("LeaseCheckpoint", None),
     ("LeaseCheckpointPersist", None),
     ("TxnModeWriteWithSharedBuffer", None),
-    ("CompactHashCheck", Some(NO_PERIODIC_CHECK)),
+    ("CompactHashCheck", None),
     (
         "StopGRPCServiceOnDefrag",
         Some("taking the gRPC health service down during defrag is not implemented"),

@@ -273,14 +273,25 @@ fn feature_gates_are_etcds() {
     );
     let e = load_one("feature-gates", "Bogus=true").unwrap_err().to_string();
     assert_eq!(e, "--feature-gates: unrecognized feature gate: Bogus");
-    let e = load_one("feature-gates", "CompactHashCheck=true")
+    let e = load_one("feature-gates", "StopGRPCServiceOnDefrag=true")
         .unwrap_err()
         .to_string();
     assert!(
-        e.starts_with("--feature-gates=CompactHashCheck=true is not supported by detcd: "),
+        e.starts_with("--feature-gates=StopGRPCServiceOnDefrag=true is not supported by detcd: "),
         "{e}"
     );
-    load_one("feature-gates", "CompactHashCheck=false").unwrap();
+    load_one("feature-gates", "StopGRPCServiceOnDefrag=false").unwrap();
+    assert!(
+        load_one("feature-gates", "CompactHashCheck=true")
+            .unwrap()
+            .ops
+            .compact_hash_check
+    );
+    let c = load_one("experimental-compact-hash-check-enabled", "true").unwrap();
+    assert!(c.ops.compact_hash_check);
+    assert_eq!(c.ops.compact_hash_check_time, std::time::Duration::from_secs(60));
+    let c = load_one("experimental-compact-hash-check-time", "2s").unwrap();
+    assert_eq!(c.ops.compact_hash_check_time, std::time::Duration::from_secs(2));
 }
 
 #[test]

@@ -115,6 +115,9 @@ pub(super) const FLAGS: &[(&str, Kind, &str)] = &[
     ("experimental-initial-corrupt-check", Kind::Bool, "false"),
     ("corrupt-check-time", Kind::Duration, "0s"),
     ("experimental-corrupt-check-time", Kind::Duration, "0s"),
+    ("experimental-compact-hash-check-enabled", Kind::Bool, "false"),
+    ("compact-hash-check-time", Kind::Duration, "1m"),
+    ("experimental-compact-hash-check-time", Kind::Duration, "1m"),
     ("feature-gates", Kind::Str, ""),
 ];
 
@@ -127,6 +130,7 @@ pub(super) const ALIASES: &[(&str, &str)] = &[
     ),
     ("memory-mlock", "experimental-memory-mlock"),
     ("corrupt-check-time", "experimental-corrupt-check-time"),
+    ("compact-hash-check-time", "experimental-compact-hash-check-time"),
 ];
 
 /// Flags that stop parsing and answer at once.

@@ -46,6 +46,10 @@ pub struct Operations {
     pub initial_corrupt_check: bool,
     /// `--corrupt-check-time` or `--experimental-corrupt-check-time` (zero: off).
     pub corrupt_check_time: Duration,
+    /// `--experimental-compact-hash-check-enabled` or `--feature-gates=CompactHashCheck=true`.
+    pub compact_hash_check: bool,
+    /// `--compact-hash-check-time` or `--experimental-compact-hash-check-time`.
+    pub compact_hash_check_time: Duration,
     /// The gates `--feature-gates` turned on.
     pub feature_gates: Vec<&'static str>,
 }
@@ -125,6 +129,9 @@ impl Operations {
             initial_corrupt_check: flag("experimental-initial-corrupt-check")
                 || gates.contains(&"InitialCorruptCheck"),
             corrupt_check_time: duration("corrupt-check-time")?,
+            compact_hash_check: flag("experimental-compact-hash-check-enabled")
+                || gates.contains(&"CompactHashCheck"),
+            compact_hash_check_time: duration("compact-hash-check-time")?,
             feature_gates: gates,
         })
     }

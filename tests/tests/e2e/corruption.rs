@@ -74,3 +74,72 @@ async fn a_planted_divergence_is_caught_by_the_initial_and_periodic_checks() {
         .expect("disarm");
     c.put("k", "v3", None).await.expect("put after disarm");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_compaction_hash_check_compares_each_compaction_once_and_catches_a_divergence() {
+    let flags = [
+        "--experimental-compact-hash-check-enabled=true",
+        "--experimental-compact-hash-check-time=1s",
+    ];
+    let mut cluster = Cluster::start_with("compact-hash", 3, &flags).await;
+    let leader = cluster.wait_leader().await;
+    let mut c = cluster.client(leader).await;
+    for i in 0..5 {
+        c.put("k", format!("v{i}"), None).await.expect("put");
+    }
+    let compacted = c
+        .put("k", "v5", None)
+        .await
+        .expect("put")
+        .header()
+        .expect("header")
+        .revision();
+    c.compact(compacted - 2, None).await.expect("compact");
+    // A healthy cluster: the compaction is checked on every peer, once.
+    let wait_log = |cluster: &Cluster, needle: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let logs = cluster.logs();
+            if logs.contains(needle) {
+                return logs;
+            }
+            assert!(Instant::now() < deadline, "never logged {needle:?}\n{logs}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    let checked = format!(
+        "successfully checked hash on whole cluster number-of-peers-checked=2 revision={}",
+        compacted - 2
+    );
+    wait_log(&cluster, &checked);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(cluster.logs().matches(&checked).count(), 1, "checked again");
+
+    // A follower that diverged (the planted fault) at the next compaction.
+    let victim = (leader + 1) % 3;
+    cluster.members[victim].terminate();
+    cluster.members[victim].env.push((FAULT_ENV.into(), "1".into()));
+    cluster.members[victim].spawn();
+    c.put("k", "v6", None).await.expect("put");
+    c.compact(compacted, None).await.expect("compact");
+    wait_log(&cluster, "failed compaction hash check");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let alarms = c
+            .alarm(AlarmAction::Get, AlarmType::None, None)
+            .await
+            .expect("alarm list");
+        // etcd 3.5 cannot tell which member is wrong: the alarm names member 0.
+        if alarms
+            .alarms()
+            .iter()
+            .any(|a| a.alarm() == AlarmType::Corrupt && a.member_id() == 0)
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no CORRUPT alarm\n{}", cluster.logs());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let e = c.put("k", "v7", None).await.expect_err("put under CORRUPT");
+    assert!(e.to_string().contains("corrupt cluster"), "{e}");
+}
