@@ -178,6 +178,40 @@ fn other_value(kind: Kind, default: &str) -> String {
             .expect("two values")
             .to_string(),
         Kind::Str | Kind::Urls => "x".to_string(),
+        Kind::UrlsOrStar => "http://x:1".to_string(),
+    }
+}
+
+#[test]
+fn cors_takes_star_or_urls_as_etcd_3_4() {
+    assert!(load_one("cors", "*").is_ok());
+    assert_eq!(
+        load_one("cors", "https://a.example:8443,http://b:80")
+            .unwrap()
+            .cors
+            .len(),
+        2
+    );
+    for (value, why) in [
+        (
+            "foo.com",
+            "URL scheme must be http, https, unix, or unixs: foo.com",
+        ),
+        (
+            "http://foo.com/x",
+            "URL address does not have the form \"host:port\": http://foo.com/x",
+        ),
+        (
+            "http://foo.com:80/x",
+            "URL must not contain a path: http://foo.com:80/x",
+        ),
+        (
+            "ftp://a:1",
+            "URL scheme must be http, https, unix, or unixs: ftp://a:1",
+        ),
+    ] {
+        let e = load_one("cors", value).unwrap_err().to_string();
+        assert_eq!(e, format!("invalid value {value:?} for flag -cors: {why}"));
     }
 }
 

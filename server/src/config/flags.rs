@@ -15,6 +15,8 @@ pub(super) enum Kind {
     Int,
     Bool,
     Urls,
+    /// `*` or URLs (etcd's `UniqueURLsWithExceptions(.., "*")`: `--cors`).
+    UrlsOrStar,
     /// A Go duration (`5s`, `2h`, `10m0s`).
     Duration,
     OneOf(&'static [&'static str]),
@@ -78,7 +80,7 @@ pub(super) const FLAGS: &[(&str, Kind, &str)] = &[
     ("auth-token-ttl", Kind::Uint, "300"),
     ("bcrypt-cost", Kind::Uint, "10"),
     ("enable-grpc-gateway", Kind::Bool, "true"),
-    ("cors", Kind::Str, ""),
+    ("cors", Kind::UrlsOrStar, "*"),
     ("host-whitelist", Kind::Str, ""),
     ("listen-client-http-urls", Kind::Str, ""),
     (
@@ -175,6 +177,8 @@ pub(super) fn check_value(kind: Kind, v: &str) -> Result<(), String> {
             .map_err(|_| "parse error".to_string()),
         Kind::Bool => parse_bool(v).map(|_| ()).ok_or_else(|| "parse error".to_string()),
         Kind::Urls => parse_urls(v).map(|_| ()),
+        Kind::UrlsOrStar if v == "*" => Ok(()),
+        Kind::UrlsOrStar => parse_urls(v).map(|_| ()),
         Kind::Duration => crate::ctl::parse_go_duration(v)
             .map(|_| ())
             .ok_or_else(|| format!("time: invalid duration {v:?}")),

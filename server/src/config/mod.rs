@@ -33,7 +33,7 @@ use std::fmt;
 use auth::parse_auth_token;
 pub use auth::{AuthToken, BCRYPT_COST_DEFAULT, BCRYPT_COST_MAX, BCRYPT_COST_MIN};
 pub use flags::flag_to_env;
-use flags::{check_value, kind_of, parse_bool, parse_flags, parse_retention_ms, Parsed, FLAGS};
+use flags::{check_value, kind_of, parse_bool, parse_flags, parse_retention_ms, Kind, Parsed, FLAGS};
 pub use ids::{cluster_id, member_id, parse_initial_cluster};
 pub use operations::{LogSettings, Operations};
 
@@ -176,6 +176,8 @@ impl Config {
                 .map_err(|e| ConfigError::File(format!("cannot read config file {path:?}: {e}")))?;
             for (line, key, value) in parse_yaml(&text)? {
                 match kind_of(&key) {
+                    // etcd reads an empty `cors:` as not set (its `CORSJSON != ""`).
+                    Some(Kind::UrlsOrStar) if value.is_empty() => {}
                     Some(kind) => {
                         check_value(kind, &value).map_err(|e| {
                             ConfigError::File(format!(
