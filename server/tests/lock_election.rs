@@ -484,3 +484,111 @@ fn detcdctl_lock_and_elect_work_as_etcdctls() {
         );
     }
 }
+
+/// The first `lines` lines `child` prints, with every number and every key (base64
+/// or not) masked: IDs, revisions and lease IDs differ between two runs.
+fn printed_masked(child: &mut Child, lines: usize) -> String {
+    let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut text = String::new();
+    for _ in 0..lines {
+        reader.read_line(&mut text).expect("read");
+    }
+    let masked_keys: Vec<String> = text
+        .split('"')
+        .enumerate()
+        .map(|(i, part)| {
+            let after_key = text.split('"').nth(i.wrapping_sub(2)) == Some("key");
+            let quoted_key = i % 2 == 1 && (part.starts_with("lk/") || part.starts_with("ek/"));
+            if after_key || quoted_key {
+                "<key>".to_string()
+            } else {
+                part.to_string()
+            }
+        })
+        .collect();
+    let joined = masked_keys.join("\"");
+    let mut out = String::new();
+    let mut in_number = false;
+    for c in joined.chars() {
+        if c.is_ascii_digit() {
+            if !in_number {
+                out.push('#');
+            }
+            in_number = true;
+        } else {
+            in_number = false;
+            out.push(c);
+        }
+    }
+    out.lines()
+        .map(|l| {
+            if l.starts_with("lk/") || l.starts_with("ek/") {
+                "<key>"
+            } else {
+                l
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn detcdctl_lock_and_elect_print_every_format_as_etcdctl() {
+    let _serial = serial();
+    if !tools_present("detcdctl_lock_and_elect_print_every_format_as_etcdctl") {
+        return;
+    }
+    let detcd = start_server(env!("CARGO_BIN_EXE_detcd"), "ctl-lock-formats");
+    let e = detcd.endpoint.clone();
+    // (format, lines printed once held): simple is get's key and value lines.
+    for (format, lines) in [("simple", 2), ("json", 1), ("fields", 12)] {
+        for (what, args) in [("lock", vec!["lock", "lk"]), ("elect", vec!["elect", "ek", "v"])] {
+            let mut outputs = Vec::new();
+            for tool in ["etcdctl", "detcdctl"] {
+                let mut full = vec!["-w", format];
+                full.extend_from_slice(&args);
+                let mut c = if tool == "etcdctl" {
+                    etcdctl(&e, &full)
+                } else {
+                    detcdctl(&e, &full)
+                };
+                let mut child = c
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("spawn");
+                outputs.push(printed_masked(&mut child, lines));
+                interrupt(&child);
+                let _ = child.wait();
+            }
+            assert_eq!(outputs[1], outputs[0], "{what} -w {format}");
+        }
+    }
+    // The observer prints each leader as a get answer without a count.
+    let mut leader = etcdctl(&e, &["elect", "ek", "v"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("leader");
+    assert!(first_line(&mut leader).starts_with("ek/"));
+    let mut outputs = Vec::new();
+    for tool in ["etcdctl", "detcdctl"] {
+        let args = ["-w", "fields", "elect", "-l", "ek"];
+        let mut c = if tool == "etcdctl" {
+            etcdctl(&e, &args)
+        } else {
+            detcdctl(&e, &args)
+        };
+        let mut child = c
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        outputs.push(printed_masked(&mut child, 12));
+        interrupt(&child);
+        let _ = child.wait();
+    }
+    interrupt(&leader);
+    let _ = leader.wait();
+    assert!(outputs[0].contains("\"Count\" : #"), "{}", outputs[0]);
+    assert_eq!(outputs[1], outputs[0], "elect -l -w fields");
+}

@@ -12,8 +12,10 @@
 
 use std::time::Duration;
 
+use detcd_proto::etcdserverpb::kv_client::KvClient;
 use detcd_proto::etcdserverpb::lease_client::LeaseClient;
 use detcd_proto::etcdserverpb::{LeaseGrantRequest, LeaseKeepAliveRequest, LeaseRevokeRequest};
+use detcd_proto::etcdserverpb::{RangeRequest, RangeResponse};
 use detcd_proto::v3electionpb::election_client::ElectionClient;
 use detcd_proto::v3electionpb::{CampaignRequest, LeaderRequest, ResignRequest};
 use detcd_proto::v3lockpb::lock_client::LockClient;
@@ -22,8 +24,9 @@ use tokio_stream::StreamExt as _;
 
 use super::args::Parsed;
 use super::error::{CtlError, EXIT_BAD_ARGS, EXIT_ERROR};
-use super::print::{self, Format, KvStyle};
-use super::{out, CtlChannel, Ctx};
+use super::kv::print_range;
+use super::print::Format;
+use super::{CtlChannel, Ctx};
 
 /// etcdctl's `--ttl` default for `lock`.
 pub const LOCK_TTL_DEFAULT_S: i64 = 10;
@@ -96,6 +99,17 @@ impl Session {
     }
 }
 
+/// Reads `key` and prints the answer as `get` does (what etcdctl's lock and elect
+/// print once they hold the lock or lead).
+async fn print_key(ctx: &mut Ctx, channel: CtlChannel, key: &[u8]) -> Result<(), CtlError> {
+    let request = RangeRequest {
+        key: key.to_vec(),
+        ..Default::default()
+    };
+    let answer = ctx.call(KvClient::new(channel).range(request)).await?;
+    print_range(ctx, &answer, false)
+}
+
 /// Waits for a signal or the loss of the session: `true` for a signal.
 async fn hold(session: &Session) -> bool {
     let lost = async {
@@ -124,7 +138,7 @@ pub async fn lock(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
     };
     let channel = ctx.channel().await?;
     let session = Session::new(ctx, channel.clone(), ttl).await?;
-    let mut locks = LockClient::new(channel);
+    let mut locks = LockClient::new(channel.clone());
     let request = LockRequest {
         name: name.clone().into_bytes(),
         lease: session.id,
@@ -145,7 +159,8 @@ pub async fn lock(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
     };
     let key = String::from_utf8_lossy(&held.key).into_owned();
     let outcome = if command.is_empty() {
-        out(&format!("{key}\n"));
+        // etcdctl reads the key it holds and prints that answer as `get` would.
+        print_key(ctx, channel, &held.key).await?;
         if hold(&session).await {
             Ok(())
         } else {
@@ -188,13 +203,9 @@ pub async fn elect(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
             "elect takes one election name argument and an optional proposal argument",
         ));
     }
-    if ctx.globals.format != Format::Simple {
+    if ctx.globals.format == Format::Table {
         return Err(ctx.globals.format.unsupported());
     }
-    let style = KvStyle {
-        hex: ctx.globals.hex,
-        value_only: false,
-    };
     let name = p.args[0].clone().into_bytes();
     let channel = ctx.channel().await?;
     let mut elections = ElectionClient::new(channel.clone());
@@ -209,11 +220,14 @@ pub async fn elect(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
                 () = signalled() => return Ok(()),
                 next = stream.next() => match next {
                     Some(Ok(leader)) => {
-                        let mut s = String::new();
-                        if let Some(kv) = &leader.kv {
-                            print::simple_kv(&mut s, style, kv);
-                        }
-                        out(&s);
+                        // etcdctl prints each leader as a get answer without a count.
+                        let answer = RangeResponse {
+                            header: leader.header,
+                            kvs: leader.kv.into_iter().collect(),
+                            more: false,
+                            count: 0,
+                        };
+                        print_range(ctx, &answer, false)?;
                     }
                     _ => return Err(CtlError::new(EXIT_ERROR, "elect: observer lost")),
                 },
@@ -226,7 +240,7 @@ pub async fn elect(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
             "no proposal argument but -l not set",
         ));
     };
-    let session = Session::new(ctx, channel, SESSION_TTL_S).await?;
+    let session = Session::new(ctx, channel.clone(), SESSION_TTL_S).await?;
     let request = CampaignRequest {
         name: name.clone(),
         lease: session.id,
@@ -246,12 +260,8 @@ pub async fn elect(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
             return Err(CtlError::from_status(&s));
         }
     };
-    if let Ok(current) = elections.leader(LeaderRequest { name }).await {
-        let mut s = String::new();
-        if let Some(kv) = &current.into_inner().kv {
-            print::simple_kv(&mut s, style, kv);
-        }
-        out(&s);
+    if let Some(mine) = &leader {
+        print_key(ctx, channel, &mine.key).await?;
     }
     let signalled = hold(&session).await;
     let _ = elections.resign(ResignRequest { leader }).await;

@@ -7,7 +7,7 @@ use detcd_proto::etcdserverpb::kv_client::KvClient;
 use detcd_proto::etcdserverpb::watch_client::WatchClient;
 use detcd_proto::etcdserverpb::{
     range_request, request_op, watch_request, CompactionRequest, DeleteRangeRequest, PutRequest,
-    RangeRequest, RequestOp, TxnRequest, WatchCreateRequest, WatchRequest, WatchResponse,
+    RangeRequest, RangeResponse, RequestOp, TxnRequest, WatchCreateRequest, WatchRequest, WatchResponse,
 };
 use prost::Message;
 use tonic::codegen::tokio_stream::Stream;
@@ -277,6 +277,12 @@ pub async fn get(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
     }
     let mut kv = KvClient::new(ctx.channel().await?);
     let r = ctx.call(kv.range(req)).await?;
+    print_range(ctx, &r, value_only)
+}
+
+/// A Range answer as etcdctl's `display.Get` prints it in the chosen format (`get`,
+/// and `lock` and `elect`, which print their key that way).
+pub fn print_range(ctx: &Ctx, r: &RangeResponse, value_only: bool) -> Result<(), CtlError> {
     let mut s = String::new();
     match ctx.globals.format {
         Format::Simple => {
@@ -286,8 +292,8 @@ pub async fn get(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
             };
             r.kvs.iter().for_each(|kv| print::simple_kv(&mut s, st, kv));
         }
-        Format::Json => s = print::range_json(&r) + "\n",
-        Format::Fields => print::fields_range(&mut s, &r),
+        Format::Json => s = print::range_json(r) + "\n",
+        Format::Fields => print::fields_range(&mut s, r),
         Format::Protobuf => {
             out_bytes(&r.encode_to_vec());
             return Ok(());
