@@ -198,3 +198,66 @@ fn python_etcd3_with_a_client_certificate() {
     drop(member);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// etcd3's own lock (`client.lock`: a txn that creates `/locks/<name>` under a lease
+/// when it does not exist, and a watch for its deletion otherwise), contended by four
+/// threads with a client each: critical sections never overlap, and a holder that walks
+/// away without releasing loses the lock when its lease expires.
+const LOCK_SCRIPT: &str = r#"
+import sys, threading, time
+import etcd3
+
+port = int(sys.argv[1])
+spans, errors = [], []
+guard = threading.Lock()
+
+def worker(n):
+    try:
+        c = etcd3.client(host="127.0.0.1", port=port, timeout=10)
+        for _ in range(3):
+            lock = c.lock("pylock", ttl=10)
+            assert lock.acquire(timeout=30), "worker %d never got the lock" % n
+            start = time.monotonic()
+            time.sleep(0.05)
+            end = time.monotonic()
+            with guard:
+                spans.append((start, end, n))
+            assert lock.release(), "worker %d lost the lock it held" % n
+    except Exception as e:
+        errors.append(repr(e))
+
+threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+assert not errors, errors
+assert len(spans) == 12, spans
+spans.sort()
+for a, b in zip(spans, spans[1:]):
+    assert a[1] <= b[0], "critical sections overlap: %r %r" % (a, b)
+
+# A holder that walks away: its 2 s lease expires and the next waiter gets the lock.
+c = etcd3.client(host="127.0.0.1", port=port, timeout=10)
+gone = c.lock("abandoned", ttl=2)
+assert gone.acquire(timeout=10)
+waited = time.monotonic()
+other = c.lock("abandoned", ttl=10)
+assert other.acquire(timeout=20), "the abandoned lock was never freed"
+held_after = time.monotonic() - waited
+assert 1.0 <= held_after <= 15, held_after
+assert other.release()
+print("python etcd3 lock: ok")
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_etcd3_locks_exclude_each_other() {
+    if !etcd3_available() {
+        return;
+    }
+    let cluster = Cluster::start("python-lock", 1).await;
+    let port = cluster.members[0].client_port.to_string();
+    tokio::task::spawn_blocking(move || run_python(LOCK_SCRIPT, &[&port]))
+        .await
+        .expect("python");
+}
