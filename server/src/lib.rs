@@ -17,6 +17,7 @@ pub mod cli;
 pub mod config;
 pub mod corruption;
 pub mod ctl;
+pub mod discovery;
 pub mod gateway;
 pub mod grpc;
 pub mod h2_authority;

@@ -1,0 +1,93 @@
+//! Learning the initial cluster at start-up: DNS SRV records ([`srv`]), a v2 discovery
+//! URL ([`v2`]) and etcd 3.6's v3 discovery ([`v3`]). Each fills
+//! [`Config::initial_cluster`] (and, for the discovery services, the cluster token etcd
+//! derives the IDs from) before the member starts.
+
+pub mod dns;
+pub mod http;
+pub mod srv;
+pub mod v2;
+pub mod v3;
+
+use crate::config::{Bootstrap, Config, ConfigError};
+
+/// Fills the initial cluster of a configuration whose [`Bootstrap`] discovers it.
+/// `has_data`: the member restarts from its data directory, which already holds its
+/// cluster (the discovery services are not asked again, as in etcd; SRV records are).
+pub async fn resolve_initial_cluster(config: &mut Config, has_data: bool) -> Result<(), String> {
+    match config.bootstrap.clone() {
+        Bootstrap::Static => Ok(()),
+        Bootstrap::Srv(srv) => {
+            let dns = dns::Dns::from_env()?;
+            let parts = srv::cluster_from_dns(
+                &dns,
+                &srv.domain,
+                &srv.service_name,
+                &config.name,
+                &config.initial_advertise_peer_urls,
+            )
+            .await?;
+            for p in &parts {
+                crate::log(&format!("got bootstrap from DNS for etcd-server: {p}"));
+            }
+            set_cluster(config, &parts.join(","))?;
+            if !config.initial_cluster.contains_key(&config.name) {
+                return Err(format!(
+                    "cannot find local etcd member {:?} in SRV records",
+                    config.name
+                ));
+            }
+            Ok(())
+        }
+        _ if has_data => {
+            // The cluster is in the data directory; the member's own entry is enough
+            // for the start-up checks.
+            let own = config.initial_advertise_peer_urls.clone();
+            config.initial_cluster.insert(config.name.clone(), own);
+            Ok(())
+        }
+        Bootstrap::V2(v2) => {
+            config.initial_cluster_token = v2.url.clone();
+            let own = self_entry(config);
+            let cluster = v2::join_cluster(&v2, config.member_id_for(&own.1), &own.0)
+                .await
+                .map_err(|e| e.to_string())?;
+            set_cluster(config, &cluster)?;
+            config.check_initial_cluster().map_err(|e| e.to_string())
+        }
+        Bootstrap::V3(v3) => {
+            config.initial_cluster_token = v3.token.clone();
+            let own = self_entry(config);
+            let cluster = v3::join_cluster(&v3, config.member_id_for(&own.1), &own.0)
+                .await
+                .map_err(|e| e.to_string())?;
+            set_cluster(config, &cluster)?;
+            config.check_initial_cluster().map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// This member's `name=url,...` as it registers itself, and its URLs.
+fn self_entry(config: &Config) -> (String, Vec<crate::urls::Url>) {
+    let urls = config.initial_advertise_peer_urls.clone();
+    let text = urls
+        .iter()
+        .map(|u| format!("{}={u}", config.name))
+        .collect::<Vec<_>>()
+        .join(",");
+    (text, urls)
+}
+
+/// Replaces the initial cluster with a discovered `name=url,...` list.
+fn set_cluster(config: &mut Config, cluster: &str) -> Result<(), String> {
+    config.initial_cluster = crate::config::parse_initial_cluster(cluster).map_err(|e: ConfigError| e.to_string())?;
+    let mut seen = std::collections::BTreeSet::new();
+    for urls in config.initial_cluster.values() {
+        for u in urls {
+            if !seen.insert(u.to_string()) {
+                return Err(format!("discovery cluster {cluster} has duplicate url"));
+            }
+        }
+    }
+    Ok(())
+}
