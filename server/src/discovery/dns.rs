@@ -33,25 +33,38 @@ pub struct Dns {
 impl Dns {
     /// The system's resolver, or the test server named by [`TEST_DNS_SERVER_ENV`].
     pub fn from_env() -> Result<Dns, String> {
-        let test_server = std::env::var(TEST_DNS_SERVER_ENV).ok().filter(|v| !v.is_empty());
-        let builder = match test_server {
+        match std::env::var(TEST_DNS_SERVER_ENV).ok().filter(|v| !v.is_empty()) {
             Some(addr) => {
                 let addr: SocketAddr = addr
                     .parse()
                     .map_err(|e| format!("{TEST_DNS_SERVER_ENV}={addr:?}: {e}"))?;
-                let mut config = ResolverConfig::new();
-                config.add_name_server(NameServerConfig::new(addr, Protocol::Udp));
-                TokioResolver::builder_with_config(config, TokioConnectionProvider::default())
+                Ok(Dns::with_server(addr))
             }
-            None => TokioResolver::builder_tokio()
-                .map_err(|e| format!("cannot read the system's DNS configuration: {e}"))?,
-        };
+            None => {
+                let builder = TokioResolver::builder_tokio()
+                    .map_err(|e| format!("cannot read the system's DNS configuration: {e}"))?;
+                Ok(Dns::build(builder))
+            }
+        }
+    }
+
+    /// A resolver asking only the DNS server at `addr` over UDP (tests).
+    pub fn with_server(addr: SocketAddr) -> Dns {
+        let mut config = ResolverConfig::new();
+        config.add_name_server(NameServerConfig::new(addr, Protocol::Udp));
+        Dns::build(TokioResolver::builder_with_config(
+            config,
+            TokioConnectionProvider::default(),
+        ))
+    }
+
+    fn build(builder: hickory_resolver::ResolverBuilder<TokioConnectionProvider>) -> Dns {
         let mut opts = ResolverOpts::default();
         // Records change while a cluster is set up; every start asks again.
         opts.cache_size = 0;
-        Ok(Dns {
+        Dns {
             resolver: builder.with_options(opts).build(),
-        })
+        }
     }
 
     /// The SRV records of `_<service>._<proto>.<domain>` (Go's `net.LookupSRV`), by
@@ -78,7 +91,7 @@ impl Dns {
     /// The first address of `host` (an IP literal or a name) with `port` (Go's
     /// `net.ResolveTCPAddr`), IPv4 first as Go prefers.
     pub async fn resolve(&self, host: &str, port: u16) -> Result<SocketAddr, String> {
-        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let bare = host.trim_end_matches('.').trim_start_matches('[').trim_end_matches(']');
         if let Ok(ip) = bare.parse::<IpAddr>() {
             return Ok(SocketAddr::new(ip, port));
         }

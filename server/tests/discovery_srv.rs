@@ -1,0 +1,284 @@
+//! DNS SRV discovery against an in-process DNS server on loopback (support/dns.rs):
+//! the SRV lookups themselves (https and http records combined, members named as etcd
+//! names them, scheme mismatches, client endpoints), then three detcd members
+//! bootstrapping a cluster from `_etcd-server._tcp` records, and etcd's errors.
+//!
+//! The cluster tests need `etcdctl` (skipped with a notice without it, a failure under
+//! CI).
+
+#[path = "support/dns.rs"]
+mod dns;
+#[path = "support/server_proc.rs"]
+mod server_proc;
+
+use std::net::Ipv4Addr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use detcd_server::discovery::dns::{Dns, TEST_DNS_SERVER_ENV};
+use detcd_server::discovery::srv::{client_endpoints, cluster_from_dns};
+use detcd_server::urls::parse_url;
+use dns::{DnsServer, Rec};
+use server_proc::{etcdctl_ok, free_port, on_path, wait_healthy};
+
+const DOMAIN: &str = "example.test";
+const LOCAL: Ipv4Addr = Ipv4Addr::LOCALHOST;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+fn srv(service: &str, port: u16, target: &str) -> Rec {
+    Rec::Srv(format!("_{service}._tcp.{DOMAIN}"), 0, 0, port, target.to_string())
+}
+
+#[test]
+fn https_and_http_records_are_combined_and_this_member_found_by_address() {
+    let server = DnsServer::start(vec![
+        srv("etcd-server-ssl", 2380, "a.example.test."),
+        srv("etcd-server-ssl", 2381, "b.example.test."),
+        srv("etcd-server", 2480, "c.example.test."),
+        srv("etcd-server", 2481, "d.example.test."),
+        Rec::A("a.example.test".into(), Ipv4Addr::new(127, 0, 0, 11)),
+        Rec::A("b.example.test".into(), Ipv4Addr::new(127, 0, 0, 12)),
+        Rec::A("c.example.test".into(), Ipv4Addr::new(127, 0, 0, 13)),
+        Rec::A("d.example.test".into(), Ipv4Addr::new(127, 0, 0, 14)),
+    ]);
+    let dns = Dns::with_server(server.addr);
+    // This member advertises an IP address; the record names it by host name.
+    let own = vec![parse_url("http://127.0.0.13:2480").unwrap()];
+    let found = runtime()
+        .block_on(cluster_from_dns(&dns, DOMAIN, "", "me", &own))
+        .expect("cluster");
+    assert_eq!(
+        found,
+        vec![
+            "0=https://a.example.test:2380",
+            "1=https://b.example.test:2381",
+            "me=http://c.example.test:2480",
+            "2=http://d.example.test:2481",
+        ]
+    );
+}
+
+#[test]
+fn service_name_suffix_scheme_mismatch_and_missing_records() {
+    let server = DnsServer::start(vec![
+        srv("etcd-server-ssl-blue", 2380, "a.example.test."),
+        srv("etcd-server-blue", 2381, "b.example.test."),
+        Rec::A("a.example.test".into(), LOCAL),
+        Rec::A("b.example.test".into(), LOCAL),
+    ]);
+    let dns = Dns::with_server(server.addr);
+    let rt = runtime();
+    // With the suffix, both services are found.
+    let own = vec![parse_url("http://127.0.0.1:2381").unwrap()];
+    let found = rt.block_on(cluster_from_dns(&dns, DOMAIN, "blue", "me", &own)).unwrap();
+    assert_eq!(found, vec!["0=https://a.example.test:2380", "me=http://b.example.test:2381"]);
+    // This member advertises http where the https record points at it: that record is
+    // refused with etcd's words, the http one still counts.
+    let own = vec![parse_url("http://127.0.0.1:2380").unwrap()];
+    let found = rt.block_on(cluster_from_dns(&dns, DOMAIN, "blue", "me", &own)).unwrap();
+    assert_eq!(found, vec!["0=http://b.example.test:2381"]);
+    let server2 = DnsServer::start(vec![
+        srv("etcd-server-ssl", 2380, "a.example.test."),
+        Rec::A("a.example.test".into(), LOCAL),
+    ]);
+    let e = rt
+        .block_on(cluster_from_dns(&Dns::with_server(server2.addr), DOMAIN, "", "me", &own))
+        .unwrap_err();
+    assert!(
+        e.contains("error querying DNS SRV records for _etcd-server-ssl bootstrap at https://a.example.test:2380 from DNS for etcd-server-ssl has scheme mismatch with expected peer http://127.0.0.1:2380"),
+        "{e}"
+    );
+    assert!(e.contains("error querying DNS SRV records for _etcd-server "), "{e}");
+    // No records at all under another domain.
+    let e = rt
+        .block_on(cluster_from_dns(&dns, "other.test", "", "me", &own))
+        .unwrap_err();
+    assert!(e.starts_with("error querying DNS SRV records for _etcd-server-ssl "), "{e}");
+}
+
+#[test]
+fn client_endpoints_come_from_etcd_client_records() {
+    let server = DnsServer::start(vec![
+        srv("etcd-client-ssl", 2379, "a.example.test."),
+        srv("etcd-client", 12379, "b.example.test."),
+        srv("etcd-client-x", 22379, "c.example.test."),
+    ]);
+    let dns = Dns::with_server(server.addr);
+    let rt = runtime();
+    let eps = rt.block_on(client_endpoints(&dns, DOMAIN, "")).unwrap();
+    assert_eq!(eps, vec!["https://a.example.test.:2379", "http://b.example.test.:12379"]);
+    let eps = rt.block_on(client_endpoints(&dns, DOMAIN, "x")).unwrap();
+    assert_eq!(eps, vec!["http://c.example.test.:22379"]);
+    let e = rt.block_on(client_endpoints(&dns, "none.test", "")).unwrap_err();
+    assert!(e.starts_with("dns lookup errors: "), "{e}");
+}
+
+/// A detcd member process, killed on drop.
+struct Member(Child);
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn detcd(dir: &std::path::Path, name: &str, dns: &DnsServer, args: &[String]) -> Command {
+    let log = std::fs::File::create(dir.join(format!("{name}.log"))).expect("log");
+    let mut c = Command::new(env!("CARGO_BIN_EXE_detcd"));
+    c.env(TEST_DNS_SERVER_ENV, dns.addr.to_string())
+        .env("DETCD_WAL_SEGMENT_BYTES", "1000000")
+        .args(["--name", name, "--data-dir"])
+        .arg(dir.join(name))
+        .args(["--heartbeat-interval", "50", "--election-timeout", "750"])
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(log);
+    c
+}
+
+fn etcdctl_present() -> bool {
+    if on_path("etcdctl") {
+        return true;
+    }
+    assert!(std::env::var_os("CI").is_none(), "etcdctl is required under CI");
+    eprintln!("skipped: etcdctl not on PATH");
+    false
+}
+
+#[test]
+fn three_members_bootstrap_from_srv_records() {
+    if !etcdctl_present() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("detcd-srv-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let peers: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let clients: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let mut records: Vec<Rec> = peers.iter().map(|p| srv("etcd-server", *p, "localhost.")).collect();
+    records.push(Rec::A("localhost".into(), LOCAL));
+    let server = DnsServer::start(records);
+    let mut members = Vec::new();
+    for i in 0..3 {
+        let name = format!("m{}", i + 1);
+        // m3 advertises its address, the others the host name the records use.
+        let advertised = if i == 2 {
+            format!("http://127.0.0.1:{}", peers[i])
+        } else {
+            format!("http://localhost:{}", peers[i])
+        };
+        let client = format!("http://127.0.0.1:{}", clients[i]);
+        let args: Vec<String> = vec![
+            "--discovery-srv".into(),
+            DOMAIN.into(),
+            "--initial-cluster-token".into(),
+            "srv-test".into(),
+            "--listen-peer-urls".into(),
+            format!("http://127.0.0.1:{}", peers[i]),
+            "--initial-advertise-peer-urls".into(),
+            advertised,
+            "--listen-client-urls".into(),
+            client.clone(),
+            "--advertise-client-urls".into(),
+            client,
+        ];
+        let child = detcd(&dir, &name, &server, &args).spawn().expect("spawn detcd");
+        members.push(Member(child));
+    }
+    let endpoints: Vec<String> = clients.iter().map(|c| format!("127.0.0.1:{c}")).collect();
+    for ep in &endpoints {
+        wait_healthy(ep);
+    }
+    let listed = wait_for_names(&endpoints[0], 3);
+    // The IDs are etcd's for the URLs as the records spell them and the token.
+    let mut expected: Vec<String> = (0..3)
+        .map(|i| {
+            let url = parse_url(&format!("http://localhost:{}", peers[i])).unwrap();
+            format!(
+                "{:x}, started, m{}, http://localhost:{}, http://127.0.0.1:{}, false",
+                detcd_server::config::member_id(&[url], "srv-test"),
+                i + 1,
+                peers[i],
+                clients[i]
+            )
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(listed, expected);
+    // One cluster: a write on one member is read on another.
+    etcdctl_ok(&endpoints[0], &["put", "srv-key", "v"]);
+    let got = etcdctl_ok(&endpoints[2], &["get", "srv-key", "--print-value-only"]);
+    assert_eq!(got.trim(), "v");
+    drop(members);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `member list` (sorted lines) once every member has published its name.
+fn wait_for_names(endpoint: &str, n: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = etcdctl_ok(endpoint, &["member", "list"]);
+        let mut lines: Vec<String> = out.lines().map(str::to_string).collect();
+        lines.sort();
+        if lines.len() == n && lines.iter().all(|l| l.contains(", started, ")) {
+            return lines;
+        }
+        assert!(Instant::now() < deadline, "members never all started: {out}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_member_missing_from_the_records_and_conflicting_flags_are_refused() {
+    let dir = std::env::temp_dir().join(format!("detcd-srv-missing-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let server = DnsServer::start(vec![
+        srv("etcd-server", free_port(), "localhost."),
+        Rec::A("localhost".into(), LOCAL),
+    ]);
+    let peer = format!("http://127.0.0.1:{}", free_port());
+    let client = format!("http://127.0.0.1:{}", free_port());
+    let base: Vec<String> = vec![
+        "--discovery-srv".into(),
+        DOMAIN.into(),
+        "--listen-peer-urls".into(),
+        peer.clone(),
+        "--initial-advertise-peer-urls".into(),
+        peer,
+        "--listen-client-urls".into(),
+        client.clone(),
+        "--advertise-client-urls".into(),
+        client,
+    ];
+    let out = detcd(&dir, "lost", &server, &base)
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run detcd");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot find local etcd member \"lost\" in SRV records"),
+        "{stderr}"
+    );
+    let mut conflicting = base.clone();
+    conflicting.extend(["--initial-cluster".to_string(), "lost=http://127.0.0.1:1".to_string()]);
+    let out = detcd(&dir, "lost", &server, &conflicting)
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run detcd");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(detcd_server::config::CONFLICT_BOOTSTRAP_FLAGS),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
