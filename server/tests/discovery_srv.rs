@@ -8,18 +8,20 @@
 
 #[path = "support/dns.rs"]
 mod dns;
+#[path = "support/members.rs"]
+mod members;
 #[path = "support/server_proc.rs"]
 mod server_proc;
 
 use std::net::Ipv4Addr;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
 use detcd_server::discovery::dns::{Dns, TEST_DNS_SERVER_ENV};
 use detcd_server::discovery::srv::{client_endpoints, cluster_from_dns};
 use detcd_server::urls::parse_url;
 use dns::{DnsServer, Rec};
-use server_proc::{etcdctl_ok, free_port, on_path, wait_healthy};
+use members::{tools_present, wait_for_started, Member};
+use server_proc::{etcdctl_ok, free_port, wait_healthy};
 
 const DOMAIN: &str = "example.test";
 const LOCAL: Ipv4Addr = Ipv4Addr::LOCALHOST;
@@ -119,47 +121,18 @@ fn client_endpoints_come_from_etcd_client_records() {
     assert!(e.starts_with("dns lookup errors: "), "{e}");
 }
 
-/// A detcd member process, killed on drop.
-struct Member(Child);
-
-impl Drop for Member {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn detcd(dir: &std::path::Path, name: &str, dns: &DnsServer, args: &[String]) -> Command {
-    let log = std::fs::File::create(dir.join(format!("{name}.log"))).expect("log");
-    let mut c = Command::new(env!("CARGO_BIN_EXE_detcd"));
-    c.env(TEST_DNS_SERVER_ENV, dns.addr.to_string())
-        .env("DETCD_WAL_SEGMENT_BYTES", "1000000")
-        .args(["--name", name, "--data-dir"])
-        .arg(dir.join(name))
-        .args(["--heartbeat-interval", "50", "--election-timeout", "750"])
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(log);
+    let mut c = members::detcd(dir, name, args);
+    c.env(TEST_DNS_SERVER_ENV, dns.addr.to_string());
     c
-}
-
-fn etcdctl_present() -> bool {
-    if on_path("etcdctl") {
-        return true;
-    }
-    assert!(std::env::var_os("CI").is_none(), "etcdctl is required under CI");
-    eprintln!("skipped: etcdctl not on PATH");
-    false
 }
 
 #[test]
 fn three_members_bootstrap_from_srv_records() {
-    if !etcdctl_present() {
+    if !tools_present(&[]) {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("detcd-srv-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = members::temp_dir("srv");
     let peers: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let clients: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let mut records: Vec<Rec> = peers.iter().map(|p| srv("etcd-server", *p, "localhost.")).collect();
@@ -196,7 +169,7 @@ fn three_members_bootstrap_from_srv_records() {
     for ep in &endpoints {
         wait_healthy(ep);
     }
-    let listed = wait_for_names(&endpoints[0], 3);
+    let listed = wait_for_started(&endpoints[0], 3);
     // The IDs are etcd's for the URLs as the records spell them and the token.
     let mut expected: Vec<String> = (0..3)
         .map(|i| {
@@ -220,26 +193,9 @@ fn three_members_bootstrap_from_srv_records() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// `member list` (sorted lines) once every member has published its name.
-fn wait_for_names(endpoint: &str, n: usize) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let out = etcdctl_ok(endpoint, &["member", "list"]);
-        let mut lines: Vec<String> = out.lines().map(str::to_string).collect();
-        lines.sort();
-        if lines.len() == n && lines.iter().all(|l| l.contains(", started, ")) {
-            return lines;
-        }
-        assert!(Instant::now() < deadline, "members never all started: {out}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 #[test]
 fn a_member_missing_from_the_records_and_conflicting_flags_are_refused() {
-    let dir = std::env::temp_dir().join(format!("detcd-srv-missing-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = members::temp_dir("srv-missing");
     let server = DnsServer::start(vec![
         srv("etcd-server", free_port(), "localhost."),
         Rec::A("localhost".into(), LOCAL),
