@@ -238,3 +238,57 @@ fn a_member_missing_from_the_records_and_conflicting_flags_are_refused() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+fn detcdctl(dns: &DnsServer, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_detcdctl"))
+        .env(TEST_DNS_SERVER_ENV, dns.addr.to_string())
+        .env_remove("ETCDCTL_ENDPOINTS")
+        .args(args)
+        .output()
+        .expect("run detcdctl")
+}
+
+#[test]
+fn detcdctl_finds_its_endpoints_in_client_srv_records() {
+    if !tools_present(&[]) {
+        return;
+    }
+    let member = server_proc::start_server(env!("CARGO_BIN_EXE_detcd"), "srv-client");
+    let port: u16 = member.endpoint.rsplit_once(':').unwrap().1.parse().unwrap();
+    let server = DnsServer::start(vec![
+        srv("etcd-client", port, "localhost."),
+        srv("etcd-client-blue", port, "localhost."),
+        Rec::A("localhost".into(), LOCAL),
+    ]);
+    let ok = |args: &[&str]| {
+        let out = detcdctl(&server, args);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(ok(&["-d", DOMAIN, "put", "srv-k", "v1"]).trim(), "OK");
+    assert_eq!(ok(&["--discovery-srv", DOMAIN, "get", "srv-k", "--print-value-only"]).trim(), "v1");
+    assert_eq!(
+        ok(&["--discovery-srv", DOMAIN, "--discovery-srv-name", "blue", "get", "srv-k", "--print-value-only"]).trim(),
+        "v1"
+    );
+    // The endpoint the records name is the one used.
+    let health = detcdctl(&server, &["-d", DOMAIN, "endpoint", "health"]);
+    let text = String::from_utf8_lossy(&health.stdout).into_owned() + &String::from_utf8_lossy(&health.stderr);
+    assert!(text.contains(&format!("http://localhost.:{port} is healthy")), "{text}");
+    // With --insecure-discovery=false the http record is ignored, saying so.
+    let out = detcdctl(
+        &server,
+        &["-d", DOMAIN, "--insecure-discovery=false", "--endpoints", &member.endpoint, "get", "srv-k"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("ignoring discovered insecure endpoint \"http://localhost.:{port}\"")),
+        "{stderr}"
+    );
+    assert!(out.status.success(), "falls back to --endpoints: {stderr}");
+    // No records: both lookups' errors.
+    let out = detcdctl(&server, &["-d", "none.test", "get", "srv-k"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("dns lookup errors: "), "{stderr}");
+}

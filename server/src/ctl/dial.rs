@@ -108,6 +108,12 @@ pub async fn connect(endpoint: &str, dial_timeout: Duration, tls: &ClientTls) ->
     }
     .trim_end_matches('/')
     .to_string();
+    // SRV targets end in a dot (`host.example.:2379`); the system's resolver and TLS
+    // names want the host without it, as Go's dialer does.
+    let authority = match authority.rsplit_once(':') {
+        Some((host, port)) if host.ends_with('.') => format!("{}:{port}", host.trim_end_matches('.')),
+        _ => authority,
+    };
     // tonic sees a plain URL; TLS, when wanted, is done by the connector below.
     let ep = Endpoint::from_shared(format!("http://{authority}"))
         .map_err(|e| CtlError::new(EXIT_BAD_ARGS, format!("bad endpoint {endpoint:?}: {e}")))?
