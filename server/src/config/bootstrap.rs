@@ -34,7 +34,8 @@ pub struct SrvDiscovery {
     pub service_name: String,
 }
 
-/// `--discovery`, `--discovery-proxy` (`--discovery-fallback` can only be `exit`).
+/// `--discovery`, `--discovery-proxy` (`--discovery-fallback` can only be `exit`: a
+/// member that finds the cluster full exits).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct V2Discovery {
     /// The discovery URL (`http://host/v2/keys/<dir>/<token>`).
@@ -87,10 +88,13 @@ impl Bootstrap {
             })
         };
         let invalid = |m: &str| Err(ConfigError::Invalid(m.to_string()));
-        if get("discovery-fallback") == "proxy" {
+        let durl = get("discovery");
+        // Only a discovery service can find the cluster full, so only then does the
+        // fallback matter (etcd's sample file says `proxy` with no discovery set).
+        let registering = !durl.is_empty() || values.contains_key("discovery-endpoints");
+        if registering && get("discovery-fallback") == "proxy" {
             return invalid("v2 proxy is deprecated, and --discovery-fallback can't be configured as \"proxy\" (detcd has no v2 proxy; use --discovery-fallback exit)");
         }
-        let durl = get("discovery");
         let srv = get("discovery-srv");
         let srv_name = get("discovery-srv-name");
         let endpoints: Vec<String> = unique_list(&get("discovery-endpoints"));

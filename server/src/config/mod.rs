@@ -18,6 +18,8 @@
 
 mod auth;
 mod bootstrap;
+#[cfg(test)]
+mod bootstrap_tests;
 mod etcd_flags;
 #[cfg(test)]
 mod flag_walk_tests;
