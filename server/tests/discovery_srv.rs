@@ -34,7 +34,13 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 fn srv(service: &str, port: u16, target: &str) -> Rec {
-    Rec::Srv(format!("_{service}._tcp.{DOMAIN}"), 0, 0, port, target.to_string())
+    Rec::Srv(
+        format!("_{service}._tcp.{DOMAIN}"),
+        0,
+        0,
+        port,
+        target.to_string(),
+    )
 }
 
 #[test]
@@ -78,30 +84,49 @@ fn service_name_suffix_scheme_mismatch_and_missing_records() {
     let rt = runtime();
     // With the suffix, both services are found.
     let own = vec![parse_url("http://127.0.0.1:2381").unwrap()];
-    let found = rt.block_on(cluster_from_dns(&dns, DOMAIN, "blue", "me", &own)).unwrap();
-    assert_eq!(found, vec!["0=https://a.example.test:2380", "me=http://b.example.test:2381"]);
+    let found = rt
+        .block_on(cluster_from_dns(&dns, DOMAIN, "blue", "me", &own))
+        .unwrap();
+    assert_eq!(
+        found,
+        vec!["0=https://a.example.test:2380", "me=http://b.example.test:2381"]
+    );
     // This member advertises http where the https record points at it: that record is
     // refused with etcd's words, the http one still counts.
     let own = vec![parse_url("http://127.0.0.1:2380").unwrap()];
-    let found = rt.block_on(cluster_from_dns(&dns, DOMAIN, "blue", "me", &own)).unwrap();
+    let found = rt
+        .block_on(cluster_from_dns(&dns, DOMAIN, "blue", "me", &own))
+        .unwrap();
     assert_eq!(found, vec!["0=http://b.example.test:2381"]);
     let server2 = DnsServer::start(vec![
         srv("etcd-server-ssl", 2380, "a.example.test."),
         Rec::A("a.example.test".into(), LOCAL),
     ]);
     let e = rt
-        .block_on(cluster_from_dns(&Dns::with_server(server2.addr), DOMAIN, "", "me", &own))
+        .block_on(cluster_from_dns(
+            &Dns::with_server(server2.addr),
+            DOMAIN,
+            "",
+            "me",
+            &own,
+        ))
         .unwrap_err();
     assert!(
         e.contains("error querying DNS SRV records for _etcd-server-ssl bootstrap at https://a.example.test:2380 from DNS for etcd-server-ssl has scheme mismatch with expected peer http://127.0.0.1:2380"),
         "{e}"
     );
-    assert!(e.contains("error querying DNS SRV records for _etcd-server "), "{e}");
+    assert!(
+        e.contains("error querying DNS SRV records for _etcd-server "),
+        "{e}"
+    );
     // No records at all under another domain.
     let e = rt
         .block_on(cluster_from_dns(&dns, "other.test", "", "me", &own))
         .unwrap_err();
-    assert!(e.starts_with("error querying DNS SRV records for _etcd-server-ssl "), "{e}");
+    assert!(
+        e.starts_with("error querying DNS SRV records for _etcd-server-ssl "),
+        "{e}"
+    );
 }
 
 #[test]
@@ -114,7 +139,10 @@ fn client_endpoints_come_from_etcd_client_records() {
     let dns = Dns::with_server(server.addr);
     let rt = runtime();
     let eps = rt.block_on(client_endpoints(&dns, DOMAIN, "")).unwrap();
-    assert_eq!(eps, vec!["https://a.example.test.:2379", "http://b.example.test.:12379"]);
+    assert_eq!(
+        eps,
+        vec!["https://a.example.test.:2379", "http://b.example.test.:12379"]
+    );
     let eps = rt.block_on(client_endpoints(&dns, DOMAIN, "x")).unwrap();
     assert_eq!(eps, vec!["http://c.example.test.:22379"]);
     let e = rt.block_on(client_endpoints(&dns, "none.test", "")).unwrap_err();
@@ -135,7 +163,10 @@ fn three_members_bootstrap_from_srv_records() {
     let dir = members::temp_dir("srv");
     let peers: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let clients: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let mut records: Vec<Rec> = peers.iter().map(|p| srv("etcd-server", *p, "localhost.")).collect();
+    let mut records: Vec<Rec> = peers
+        .iter()
+        .map(|p| srv("etcd-server", *p, "localhost."))
+        .collect();
     records.push(Rec::A("localhost".into(), LOCAL));
     let server = DnsServer::start(records);
     let mut members = Vec::new();
@@ -225,7 +256,10 @@ fn a_member_missing_from_the_records_and_conflicting_flags_are_refused() {
         "{stderr}"
     );
     let mut conflicting = base.clone();
-    conflicting.extend(["--initial-cluster".to_string(), "lost=http://127.0.0.1:1".to_string()]);
+    conflicting.extend([
+        "--initial-cluster".to_string(),
+        "lost=http://127.0.0.1:1".to_string(),
+    ]);
     let out = detcd(&dir, "lost", &server, &conflicting)
         .stderr(Stdio::piped())
         .output()
@@ -262,27 +296,57 @@ fn detcdctl_finds_its_endpoints_in_client_srv_records() {
     ]);
     let ok = |args: &[&str]| {
         let out = detcdctl(&server, args);
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     assert_eq!(ok(&["-d", DOMAIN, "put", "srv-k", "v1"]).trim(), "OK");
-    assert_eq!(ok(&["--discovery-srv", DOMAIN, "get", "srv-k", "--print-value-only"]).trim(), "v1");
     assert_eq!(
-        ok(&["--discovery-srv", DOMAIN, "--discovery-srv-name", "blue", "get", "srv-k", "--print-value-only"]).trim(),
+        ok(&["--discovery-srv", DOMAIN, "get", "srv-k", "--print-value-only"]).trim(),
+        "v1"
+    );
+    assert_eq!(
+        ok(&[
+            "--discovery-srv",
+            DOMAIN,
+            "--discovery-srv-name",
+            "blue",
+            "get",
+            "srv-k",
+            "--print-value-only"
+        ])
+        .trim(),
         "v1"
     );
     // The endpoint the records name is the one used.
     let health = detcdctl(&server, &["-d", DOMAIN, "endpoint", "health"]);
-    let text = String::from_utf8_lossy(&health.stdout).into_owned() + &String::from_utf8_lossy(&health.stderr);
-    assert!(text.contains(&format!("http://localhost.:{port} is healthy")), "{text}");
+    let text =
+        String::from_utf8_lossy(&health.stdout).into_owned() + &String::from_utf8_lossy(&health.stderr);
+    assert!(
+        text.contains(&format!("http://localhost.:{port} is healthy")),
+        "{text}"
+    );
     // With --insecure-discovery=false the http record is ignored, saying so.
     let out = detcdctl(
         &server,
-        &["-d", DOMAIN, "--insecure-discovery=false", "--endpoints", &member.endpoint, "get", "srv-k"],
+        &[
+            "-d",
+            DOMAIN,
+            "--insecure-discovery=false",
+            "--endpoints",
+            &member.endpoint,
+            "get",
+            "srv-k",
+        ],
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains(&format!("ignoring discovered insecure endpoint \"http://localhost.:{port}\"")),
+        stderr.contains(&format!(
+            "ignoring discovered insecure endpoint \"http://localhost.:{port}\""
+        )),
         "{stderr}"
     );
     assert!(out.status.success(), "falls back to --endpoints: {stderr}");

@@ -38,7 +38,14 @@ fn prepare(endpoint: &str, token: &str, size: u32) -> String {
 
 /// The registered `(key, value)` pairs of a token, by creation.
 fn registered(endpoint: &str, token: &str) -> Vec<(String, String)> {
-    let (code, body) = curl(endpoint, "GET", &format!("/v2/keys/discovery/{token}?sorted=true"), "", None, None);
+    let (code, body) = curl(
+        endpoint,
+        "GET",
+        &format!("/v2/keys/discovery/{token}?sorted=true"),
+        "",
+        None,
+        None,
+    );
     assert_eq!(code, 200, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     let mut nodes: Vec<(u64, String, String)> = v["node"]["nodes"]
@@ -113,7 +120,10 @@ fn three_members_bootstrap_through_a_discovery_url_and_a_fourth_finds_it_full() 
     want.sort();
     assert_eq!(keys, want);
     etcdctl_ok(&endpoints[0], &["put", "k", "v"]);
-    assert_eq!(etcdctl_ok(&endpoints[2], &["get", "k", "--print-value-only"]).trim(), "v");
+    assert_eq!(
+        etcdctl_ok(&endpoints[2], &["get", "k", "--print-value-only"]).trim(),
+        "v"
+    );
     // A fourth member: the cluster is full; it exits (fallback exit) with etcd's error.
     let (peer, client) = ports[3];
     let mut args = vec!["--discovery".to_string(), durl.clone()];
@@ -149,8 +159,18 @@ fn etcd_registers_what_detcd_would_and_errors_are_etcds() {
         .args(["--name", "e1", "--data-dir"])
         .arg(dir.join("e1"))
         .args(["--discovery", &durl])
-        .args(["--listen-peer-urls", &peer_url, "--initial-advertise-peer-urls", &peer_url])
-        .args(["--listen-client-urls", &client_url, "--advertise-client-urls", &client_url])
+        .args([
+            "--listen-peer-urls",
+            &peer_url,
+            "--initial-advertise-peer-urls",
+            &peer_url,
+        ])
+        .args([
+            "--listen-client-urls",
+            &client_url,
+            "--advertise-client-urls",
+            &client_url,
+        ])
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
@@ -168,13 +188,19 @@ fn etcd_registers_what_detcd_would_and_errors_are_etcds() {
     );
     wait_healthy(&format!("127.0.0.1:{client}"));
     let status = etcdctl_ok(&format!("127.0.0.1:{client}"), &["endpoint", "status"]);
-    assert!(status.contains(&format!("{id:x}")), "etcd's ID is detcd's formula's: {status}");
+    assert!(
+        status.contains(&format!("{id:x}")),
+        "etcd's ID is detcd's formula's: {status}"
+    );
     // A token without a size: etcd's "size key not found".
     let missing = format!("http://{}/v2/keys/discovery/nosize", service.endpoint);
     let (p, c) = (free_port(), free_port());
     let mut args = vec!["--discovery".to_string(), missing];
     args.extend(loopback_urls(p, c));
-    let out = detcd(&dir, "x1", &args).stderr(Stdio::piped()).output().expect("run detcd");
+    let out = detcd(&dir, "x1", &args)
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run detcd");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("(discovery: size key not found)"), "{stderr}");
@@ -186,11 +212,25 @@ fn etcd_registers_what_detcd_would_and_errors_are_etcds() {
         format!("x1=http://127.0.0.1:{p}"),
     ];
     args.extend(loopback_urls(p, c));
-    let out = detcd(&dir, "x1", &args).stderr(Stdio::piped()).output().expect("run detcd");
+    let out = detcd(&dir, "x1", &args)
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run detcd");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("multiple discovery or bootstrap flags are set"), "{stderr}");
-    let args = vec!["--discovery".to_string(), durl, "--discovery-fallback".into(), "proxy".into()];
-    let out = detcd(&dir, "x1", &args).stderr(Stdio::piped()).output().expect("run detcd");
+    assert!(
+        stderr.contains("multiple discovery or bootstrap flags are set"),
+        "{stderr}"
+    );
+    let args = vec![
+        "--discovery".to_string(),
+        durl,
+        "--discovery-fallback".into(),
+        "proxy".into(),
+    ];
+    let out = detcd(&dir, "x1", &args)
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run detcd");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("v2 proxy is deprecated, and --discovery-fallback can't be configured as \"proxy\""),

@@ -20,7 +20,13 @@ use server_proc::{etcdctl, etcdctl_ok, free_port, start_server, wait_healthy};
 
 /// Starts `n` members through `token` on `service` with `extra` flags; their client
 /// endpoints and peer ports.
-fn bootstrap(dir: &std::path::Path, service: &str, token: &str, n: usize, extra: &[&str]) -> (Vec<Member>, Vec<String>, Vec<u16>) {
+fn bootstrap(
+    dir: &std::path::Path,
+    service: &str,
+    token: &str,
+    n: usize,
+    extra: &[&str],
+) -> (Vec<Member>, Vec<String>, Vec<u16>) {
     let mut running = Vec::new();
     let mut endpoints = Vec::new();
     let mut peers = Vec::new();
@@ -34,7 +40,9 @@ fn bootstrap(dir: &std::path::Path, service: &str, token: &str, n: usize, extra:
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
         args.extend(loopback_urls(peer, client));
-        let child = detcd(dir, &format!("{token}-{}", i + 1), &args).spawn().expect("spawn");
+        let child = detcd(dir, &format!("{token}-{}", i + 1), &args)
+            .spawn()
+            .expect("spawn");
         running.push(Member(child));
         endpoints.push(format!("127.0.0.1:{client}"));
         peers.push(peer);
@@ -48,7 +56,10 @@ fn three_members_bootstrap_through_v3_discovery_and_a_fourth_finds_it_full() {
         return;
     }
     let service = start_server(env!("CARGO_BIN_EXE_detcd"), "disc-v3");
-    etcdctl_ok(&service.endpoint, &["put", "/_etcd/registry/tok3/_config/size", "3"]);
+    etcdctl_ok(
+        &service.endpoint,
+        &["put", "/_etcd/registry/tok3/_config/size", "3"],
+    );
     let dir = members::temp_dir("disc-v3");
     let (running, endpoints, peers) = bootstrap(&dir, &service.endpoint, "tok3", 3, &[]);
     for ep in &endpoints {
@@ -70,7 +81,10 @@ fn three_members_bootstrap_through_v3_discovery_and_a_fourth_finds_it_full() {
         .collect();
     expected.sort();
     assert_eq!(listed, expected);
-    let registry = etcdctl_ok(&service.endpoint, &["get", "--prefix", "/_etcd/registry/tok3/members/"]);
+    let registry = etcdctl_ok(
+        &service.endpoint,
+        &["get", "--prefix", "/_etcd/registry/tok3/members/"],
+    );
     for (i, peer) in peers.iter().enumerate() {
         assert!(
             registry.contains(&format!(
@@ -82,7 +96,10 @@ fn three_members_bootstrap_through_v3_discovery_and_a_fourth_finds_it_full() {
         );
     }
     etcdctl_ok(&endpoints[0], &["put", "k", "v"]);
-    assert_eq!(etcdctl_ok(&endpoints[1], &["get", "k", "--print-value-only"]).trim(), "v");
+    assert_eq!(
+        etcdctl_ok(&endpoints[1], &["get", "k", "--print-value-only"]).trim(),
+        "v"
+    );
     // The fourth.
     let (peer, client) = (free_port(), free_port());
     let mut args: Vec<String> = vec![
@@ -92,7 +109,10 @@ fn three_members_bootstrap_through_v3_discovery_and_a_fourth_finds_it_full() {
         "tok3".into(),
     ];
     args.extend(loopback_urls(peer, client));
-    let out = detcd(&dir, "tok3-4", &args).stderr(Stdio::piped()).output().expect("run");
+    let out = detcd(&dir, "tok3-4", &args)
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("(discovery: cluster is full)"), "{stderr}");
@@ -104,13 +124,20 @@ fn three_members_bootstrap_through_v3_discovery_and_a_fourth_finds_it_full() {
         "nosize".into(),
     ];
     args.extend(loopback_urls(peer, client));
-    let out = detcd(&dir, "nosize-1", &args).stderr(Stdio::piped()).output().expect("run");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("(discovery: size key not found)"), "{stderr}");
-    let out = detcd(&dir, "x", &["--discovery-endpoints".into(), service.endpoint.clone()])
+    let out = detcd(&dir, "nosize-1", &args)
         .stderr(Stdio::piped())
         .output()
         .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("(discovery: size key not found)"), "{stderr}");
+    let out = detcd(
+        &dir,
+        "x",
+        &["--discovery-endpoints".into(), service.endpoint.clone()],
+    )
+    .stderr(Stdio::piped())
+    .output()
+    .expect("run");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("token for discovery cannot be empty"), "{stderr}");
     drop(running);

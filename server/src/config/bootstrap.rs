@@ -98,10 +98,16 @@ impl Bootstrap {
         let srv = get("discovery-srv");
         let srv_name = get("discovery-srv-name");
         let endpoints: Vec<String> = unique_list(&get("discovery-endpoints"));
-        let discovering = !durl.is_empty() || !srv.is_empty() || !srv_name.is_empty() || !endpoints.is_empty();
+        let discovering =
+            !durl.is_empty() || !srv.is_empty() || !srv_name.is_empty() || !endpoints.is_empty();
         let cluster_given = values.get("initial-cluster").is_some_and(|c| !c.is_empty());
         let keep_initial_cluster = !discovering || cluster_given;
-        let set = [!durl.is_empty(), keep_initial_cluster, !srv.is_empty(), !endpoints.is_empty()];
+        let set = [
+            !durl.is_empty(),
+            keep_initial_cluster,
+            !srv.is_empty(),
+            !endpoints.is_empty(),
+        ];
         if set.iter().filter(|s| **s).count() > 1 {
             return invalid(CONFLICT_BOOTSTRAP_FLAGS);
         }

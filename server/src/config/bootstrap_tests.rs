@@ -40,18 +40,32 @@ fn discovery_srv_clears_the_default_initial_cluster() {
     // From the environment and from the YAML file too.
     let c = load_with(&[], &[("ETCD_DISCOVERY_SRV", "example.org")], None).unwrap();
     assert!(matches!(c.bootstrap, Bootstrap::Srv(ref s) if s.domain == "example.org"));
-    let c = load_with(&["--config-file", "f.yml"], &[], Some("discovery-srv: example.net\n")).unwrap();
+    let c = load_with(
+        &["--config-file", "f.yml"],
+        &[],
+        Some("discovery-srv: example.net\n"),
+    )
+    .unwrap();
     assert!(matches!(c.bootstrap, Bootstrap::Srv(ref s) if s.domain == "example.net"));
     // A flag and its variable both set: etcd's error.
     let e = load_with(&["--discovery-srv", "a"], &[("ETCD_DISCOVERY_SRV", "b")], None)
         .unwrap_err()
         .to_string();
-    assert!(e.starts_with("conflicting environment variable \"ETCD_DISCOVERY_SRV\""), "{e}");
+    assert!(
+        e.starts_with("conflicting environment variable \"ETCD_DISCOVERY_SRV\""),
+        "{e}"
+    );
 }
 
 #[test]
 fn discovery_url_and_v3_settings() {
-    let c = load(&["--discovery", "https://discovery.etcd.io/abc", "--discovery-proxy", "proxy:3128"]).unwrap();
+    let c = load(&[
+        "--discovery",
+        "https://discovery.etcd.io/abc",
+        "--discovery-proxy",
+        "proxy:3128",
+    ])
+    .unwrap();
     assert_eq!(
         c.bootstrap,
         Bootstrap::V2(V2Discovery {
@@ -62,7 +76,10 @@ fn discovery_url_and_v3_settings() {
     let c = load_with(
         &[],
         &[
-            ("ETCD_DISCOVERY_ENDPOINTS", "http://a:2379,http://b:2379,http://a:2379"),
+            (
+                "ETCD_DISCOVERY_ENDPOINTS",
+                "http://a:2379,http://b:2379,http://a:2379",
+            ),
             ("ETCD_DISCOVERY_TOKEN", "tok"),
             ("ETCD_DISCOVERY_DIAL_TIMEOUT", "3s"),
             ("ETCD_DISCOVERY_USER", "root"),
@@ -97,10 +114,29 @@ fn discovery_url_and_v3_settings() {
 fn conflicting_bootstrap_flags_are_refused_with_etcds_messages() {
     let err = |args: &[&str]| load(args).unwrap_err().to_string();
     for args in [
-        &["--discovery-srv", "x.com", "--initial-cluster", "default=http://localhost:2380"][..],
+        &[
+            "--discovery-srv",
+            "x.com",
+            "--initial-cluster",
+            "default=http://localhost:2380",
+        ][..],
         &["--discovery", "http://d/x", "--discovery-srv", "x.com"][..],
-        &["--discovery", "http://d/x", "--discovery-endpoints", "http://a:2379", "--discovery-token", "t"][..],
-        &["--discovery-endpoints", "http://a:2379", "--discovery-token", "t", "--initial-cluster", "default=http://localhost:2380"][..],
+        &[
+            "--discovery",
+            "http://d/x",
+            "--discovery-endpoints",
+            "http://a:2379",
+            "--discovery-token",
+            "t",
+        ][..],
+        &[
+            "--discovery-endpoints",
+            "http://a:2379",
+            "--discovery-token",
+            "t",
+            "--initial-cluster",
+            "default=http://localhost:2380",
+        ][..],
     ] {
         assert_eq!(err(args), CONFLICT_BOOTSTRAP_FLAGS, "{args:?}");
     }
@@ -112,7 +148,9 @@ fn conflicting_bootstrap_flags_are_refused_with_etcds_messages() {
         err(&["--discovery-endpoints", "http://a:2379"]),
         "token for discovery cannot be empty"
     );
-    assert!(err(&["--discovery", "http://d/x", "--discovery-fallback", "proxy"])
-        .starts_with("v2 proxy is deprecated, and --discovery-fallback can't be configured as \"proxy\""));
+    assert!(
+        err(&["--discovery", "http://d/x", "--discovery-fallback", "proxy"])
+            .starts_with("v2 proxy is deprecated, and --discovery-fallback can't be configured as \"proxy\"")
+    );
     load(&["--discovery", "http://d/x", "--discovery-fallback", "exit"]).unwrap();
 }

@@ -96,6 +96,17 @@ impl ClientTls {
 
 /// Dials one endpoint (`host:port`, `http://host:port` or `https://host:port`).
 pub async fn connect(endpoint: &str, dial_timeout: Duration, tls: &ClientTls) -> Result<Channel, CtlError> {
+    connect_with_keepalive(endpoint, dial_timeout, None, tls).await
+}
+
+/// [`connect`] with HTTP/2 keepalive pings: every `keepalive.0` while the connection is
+/// idle, the connection dropped when one is not answered within `keepalive.1`.
+pub async fn connect_with_keepalive(
+    endpoint: &str,
+    dial_timeout: Duration,
+    keepalive: Option<(Duration, Duration)>,
+    tls: &ClientTls,
+) -> Result<Channel, CtlError> {
     let authority = match endpoint.split_once("://") {
         Some(("http" | "https", rest)) => rest,
         Some(_) => {
@@ -118,6 +129,13 @@ pub async fn connect(endpoint: &str, dial_timeout: Duration, tls: &ClientTls) ->
     let ep = Endpoint::from_shared(format!("http://{authority}"))
         .map_err(|e| CtlError::new(EXIT_BAD_ARGS, format!("bad endpoint {endpoint:?}: {e}")))?
         .connect_timeout(dial_timeout);
+    let ep = match keepalive {
+        Some((time, timeout)) if !time.is_zero() => ep
+            .http2_keep_alive_interval(time)
+            .keep_alive_timeout(timeout)
+            .keep_alive_while_idle(true),
+        _ => ep,
+    };
     let deadline = || CtlError::new(EXIT_ERROR, "context deadline exceeded");
     let connected = match tls.for_endpoint(endpoint)? {
         None => tokio::time::timeout(dial_timeout, ep.connect()).await,

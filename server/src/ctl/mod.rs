@@ -298,7 +298,8 @@ impl Globals {
             .map(|domain| SrvEndpoints {
                 domain: domain.to_string(),
                 service_name: merged.value("discovery-srv-name").unwrap_or("").to_string(),
-                insecure: merged.value("insecure-discovery").is_none() || merged.bool("insecure-discovery").unwrap_or(true),
+                insecure: merged.value("insecure-discovery").is_none()
+                    || merged.bool("insecure-discovery").unwrap_or(true),
             });
         Ok(Self {
             endpoints,

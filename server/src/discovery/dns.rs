@@ -69,7 +69,12 @@ impl Dns {
 
     /// The SRV records of `_<service>._<proto>.<domain>` (Go's `net.LookupSRV`), by
     /// priority, then heavier weight first.
-    pub async fn lookup_srv(&self, service: &str, proto: &str, domain: &str) -> Result<Vec<SrvTarget>, String> {
+    pub async fn lookup_srv(
+        &self,
+        service: &str,
+        proto: &str,
+        domain: &str,
+    ) -> Result<Vec<SrvTarget>, String> {
         let domain = domain.trim_end_matches('.');
         let name = format!("_{service}._{proto}.{domain}.");
         let lookup = self
@@ -91,11 +96,18 @@ impl Dns {
     /// The first address of `host` (an IP literal or a name) with `port` (Go's
     /// `net.ResolveTCPAddr`), IPv4 first as Go prefers.
     pub async fn resolve(&self, host: &str, port: u16) -> Result<SocketAddr, String> {
-        let bare = host.trim_end_matches('.').trim_start_matches('[').trim_end_matches(']');
+        let bare = host
+            .trim_end_matches('.')
+            .trim_start_matches('[')
+            .trim_end_matches(']');
         if let Ok(ip) = bare.parse::<IpAddr>() {
             return Ok(SocketAddr::new(ip, port));
         }
-        let name = if host.ends_with('.') { host.to_string() } else { format!("{host}.") };
+        let name = if host.ends_with('.') {
+            host.to_string()
+        } else {
+            format!("{host}.")
+        };
         let ips = self
             .resolver
             .lookup_ip(name.as_str())

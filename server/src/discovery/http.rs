@@ -112,9 +112,11 @@ impl Client {
         } else {
             format!("http://{proxy}")
         };
-        let parsed =
-            HttpUrl::parse(&spelled).map_err(|e| format!("invalid proxy address {proxy:?}: {e}"))?;
-        crate::log(&format!("running proxy with discovery: proxy-url {}", parsed.to_url()));
+        let parsed = HttpUrl::parse(&spelled).map_err(|e| format!("invalid proxy address {proxy:?}: {e}"))?;
+        crate::log(&format!(
+            "running proxy with discovery: proxy-url {}",
+            parsed.to_url()
+        ));
         Ok(Client { proxy: Some(parsed) })
     }
 
@@ -132,10 +134,7 @@ impl Client {
             .header(hyper::header::HOST, url.authority.as_str());
         let body = match form {
             Some(f) => {
-                request = request.header(
-                    hyper::header::CONTENT_TYPE,
-                    "application/x-www-form-urlencoded",
-                );
+                request = request.header(hyper::header::CONTENT_TYPE, "application/x-www-form-urlencoded");
                 Bytes::from(f)
             }
             None => Bytes::new(),
@@ -151,7 +150,11 @@ impl Client {
             .map_err(|e| e.to_string())?
             .to_bytes()
             .to_vec();
-        Ok(Response { status, headers, body })
+        Ok(Response {
+            status,
+            headers,
+            body,
+        })
     }
 
     /// A connection to `url`'s server (or its tunnel through the proxy), and whether
@@ -192,7 +195,9 @@ impl Client {
 /// Asks an HTTP proxy for a tunnel to `authority`.
 async fn tunnel(tcp: &mut TcpStream, authority: &str) -> Result<(), String> {
     let request = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n");
-    tcp.write_all(request.as_bytes()).await.map_err(|e| e.to_string())?;
+    tcp.write_all(request.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {

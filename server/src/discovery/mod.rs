@@ -80,7 +80,8 @@ fn self_entry(config: &Config) -> (String, Vec<crate::urls::Url>) {
 
 /// Replaces the initial cluster with a discovered `name=url,...` list.
 fn set_cluster(config: &mut Config, cluster: &str) -> Result<(), String> {
-    config.initial_cluster = crate::config::parse_initial_cluster(cluster).map_err(|e: ConfigError| e.to_string())?;
+    config.initial_cluster =
+        crate::config::parse_initial_cluster(cluster).map_err(|e: ConfigError| e.to_string())?;
     let mut seen = std::collections::BTreeSet::new();
     for urls in config.initial_cluster.values() {
         for u in urls {

@@ -50,7 +50,11 @@ pub struct JoinError {
 
 impl std::fmt::Display for JoinError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "discovery failed: failed to join discovery cluster ({})", self.error)?;
+        write!(
+            f,
+            "discovery failed: failed to join discovery cluster ({})",
+            self.error
+        )?;
         match self.error {
             DiscoveryError::DuplicateId => f.write_str(
                 "; member has been registered with discovery service, but no valid cluster configuration was found in the data dir: check the data dir path if the previous bootstrap succeeded, or use a new discovery token if it failed",
@@ -136,7 +140,13 @@ pub async fn join_cluster(settings: &V2Discovery, id: u64, own: &str) -> Result<
     let fail = |error| JoinError { error };
     let url = HttpUrl::parse(&settings.url).map_err(|e| fail(DiscoveryError::Other(e)))?;
     let client = Client::new(&settings.proxy).map_err(|e| fail(DiscoveryError::Other(e)))?;
-    let cluster = url.path.split('?').next().unwrap_or_default().trim_end_matches('/').to_string();
+    let cluster = url
+        .path
+        .split('?')
+        .next()
+        .unwrap_or_default()
+        .trim_end_matches('/')
+        .to_string();
     let mut d = Discovery {
         client,
         base: HttpUrl {
@@ -147,7 +157,10 @@ pub async fn join_cluster(settings: &V2Discovery, id: u64, own: &str) -> Result<
         id,
         retries: 0,
     };
-    crate::log(&format!("joining v2 discovery cluster {} as {id:x}", settings.url));
+    crate::log(&format!(
+        "joining v2 discovery cluster {} as {id:x}",
+        settings.url
+    ));
     d.check_cluster().await.map_err(fail)?;
     d.create_self(own).await.map_err(fail)?;
     let (nodes, size, index) = d.check_cluster().await.map_err(fail)?;
@@ -230,7 +243,10 @@ impl Discovery {
 
     async fn check_cluster_once(&self) -> Result<(Vec<Node>, u64, u64), Failure> {
         let size_key = format!("{}/_config/size", self.cluster);
-        let size = match self.request("GET", &size_key, None, Some(REQUEST_TIMEOUT)).await? {
+        let size = match self
+            .request("GET", &size_key, None, Some(REQUEST_TIMEOUT))
+            .await?
+        {
             Answer::Error(e) if e.error_code == ERROR_KEY_NOT_FOUND => {
                 return Err(Failure::Fatal(DiscoveryError::SizeNotFound))
             }
@@ -240,11 +256,17 @@ impl Discovery {
                 .and_then(|n| n.value.parse::<u64>().ok())
                 .ok_or(Failure::Fatal(DiscoveryError::BadSizeKey))?,
         };
-        let (listing, index) = match self.request("GET", &self.cluster, None, Some(REQUEST_TIMEOUT)).await? {
+        let (listing, index) = match self
+            .request("GET", &self.cluster, None, Some(REQUEST_TIMEOUT))
+            .await?
+        {
             Answer::Error(e) => return Err(Failure::Fatal(keys_error(&e))),
             Answer::Ok(r, index) => (r.node.map(|n| n.nodes).unwrap_or_default(), index),
         };
-        let mut nodes: Vec<Node> = listing.into_iter().filter(|n| base_name(&n.key) != "_config").collect();
+        let mut nodes: Vec<Node> = listing
+            .into_iter()
+            .filter(|n| base_name(&n.key) != "_config")
+            .collect();
         nodes.sort_by_key(|n| n.created_index);
         let me = self.self_key();
         for (i, n) in nodes.iter().enumerate() {
@@ -263,9 +285,14 @@ impl Discovery {
         let path = format!("{}?prevExist=false", self.self_key());
         let form = format!("value={}", form_escape(contents));
         loop {
-            match self.request("PUT", &path, Some(form.clone()), Some(REQUEST_TIMEOUT)).await {
+            match self
+                .request("PUT", &path, Some(form.clone()), Some(REQUEST_TIMEOUT))
+                .await
+            {
                 Ok(Answer::Ok(..)) => return Ok(()),
-                Ok(Answer::Error(e)) if e.error_code == ERROR_NODE_EXIST => return Err(DiscoveryError::DuplicateId),
+                Ok(Answer::Error(e)) if e.error_code == ERROR_NODE_EXIST => {
+                    return Err(DiscoveryError::DuplicateId)
+                }
                 Ok(Answer::Error(e)) => return Err(keys_error(&e)),
                 Err(Failure::Fatal(e)) => return Err(e),
                 Err(Failure::Unreachable(why)) => self.backoff("registering self", &why).await,
@@ -274,7 +301,12 @@ impl Discovery {
     }
 
     /// Waits until `size` members have registered (`waitNodes`).
-    async fn wait_nodes(&mut self, mut nodes: Vec<Node>, mut size: u64, mut index: u64) -> Result<Vec<Node>, DiscoveryError> {
+    async fn wait_nodes(
+        &mut self,
+        mut nodes: Vec<Node>,
+        mut size: u64,
+        mut index: u64,
+    ) -> Result<Vec<Node>, DiscoveryError> {
         loop {
             nodes.truncate(size as usize);
             let me = base_name(&self.self_key()).to_string();
@@ -282,7 +314,10 @@ impl Discovery {
                 if base_name(&n.key) == me {
                     crate::log(&format!("found self {me} in the discovery cluster"));
                 } else {
-                    crate::log(&format!("found peer {} in the discovery cluster", base_name(&n.key)));
+                    crate::log(&format!(
+                        "found peer {} in the discovery cluster",
+                        base_name(&n.key)
+                    ));
                 }
             }
             match self.wait_more(&mut nodes, size, index).await {
@@ -306,7 +341,11 @@ impl Discovery {
                 nodes.len(),
                 size - nodes.len() as u64
             ));
-            let path = format!("{}?wait=true&recursive=true&waitIndex={}", self.cluster, index + 1);
+            let path = format!(
+                "{}?wait=true&recursive=true&waitIndex={}",
+                self.cluster,
+                index + 1
+            );
             match self.request("GET", &path, None, None).await? {
                 Answer::Error(e) => return Err(Failure::Fatal(keys_error(&e))),
                 Answer::Ok(r, _) => {
@@ -315,7 +354,10 @@ impl Discovery {
                     let created = matches!(r.action.as_str(), "create" | "set" | "update" | "compareAndSwap");
                     let member = !node.key.contains("/_config");
                     if created && member && !nodes.iter().any(|n| n.key == node.key) {
-                        crate::log(&format!("found peer {} in the discovery cluster", base_name(&node.key)));
+                        crate::log(&format!(
+                            "found peer {} in the discovery cluster",
+                            base_name(&node.key)
+                        ));
                         nodes.push(node);
                     }
                 }
@@ -332,12 +374,19 @@ fn base_name(key: &str) -> &str {
 
 /// A v2 error answer in the v2 client's words (`code: message (cause) [index]`).
 fn keys_error(e: &KeysError) -> DiscoveryError {
-    DiscoveryError::Other(format!("{}: {} ({}) [{}]", e.error_code, e.message, e.cause, e.index))
+    DiscoveryError::Other(format!(
+        "{}: {} ({}) [{}]",
+        e.error_code, e.message, e.cause, e.index
+    ))
 }
 
 /// The registered values as one `name=url,...` list (`nodesToCluster`).
 fn nodes_to_cluster(nodes: &[Node], size: u64) -> Result<String, DiscoveryError> {
-    let joined = nodes.iter().map(|n| n.value.as_str()).collect::<Vec<_>>().join(",");
+    let joined = nodes
+        .iter()
+        .map(|n| n.value.as_str())
+        .collect::<Vec<_>>()
+        .join(",");
     let map = crate::config::parse_initial_cluster(&joined).map_err(|_| DiscoveryError::InvalidUrl)?;
     if map.len() as u64 != size {
         return Err(DiscoveryError::DuplicateName);

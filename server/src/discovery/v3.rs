@@ -16,7 +16,7 @@ use detcd_proto::etcdserverpb::{
 use tonic::transport::Channel;
 
 use crate::config::V3Discovery;
-use crate::ctl::dial::{connect, ClientTls};
+use crate::ctl::dial::{connect_with_keepalive, ClientTls};
 use crate::tls::{client_config, ServerCheck, TlsInfo};
 
 /// The prefix of every discovery key.
@@ -99,7 +99,11 @@ pub async fn join_cluster(settings: &V3Discovery, id: u64, own: &str) -> Result<
         }
     }
     members.truncate(size);
-    let joined = members.iter().map(|m| m.value.as_str()).collect::<Vec<_>>().join(",");
+    let joined = members
+        .iter()
+        .map(|m| m.value.as_str())
+        .collect::<Vec<_>>()
+        .join(",");
     crate::config::parse_initial_cluster(&joined).map_err(|_| JoinError::InvalidUrl)?;
     Ok(joined)
 }
@@ -132,7 +136,11 @@ fn client_tls(s: &V3Discovery) -> Result<ClientTls, String> {
     } else {
         ServerCheck::CaFile(s.cacert.clone())
     };
-    Ok(ClientTls::from_config(Arc::new(client_config(&info, &check, &[b"h2"])?)))
+    Ok(ClientTls::from_config(Arc::new(client_config(
+        &info,
+        &check,
+        &[b"h2"],
+    )?)))
 }
 
 impl Discovery {
@@ -143,7 +151,8 @@ impl Discovery {
         }
         let mut last = String::from("no endpoints");
         for endpoint in &self.settings.endpoints {
-            match connect(endpoint, self.settings.dial_timeout, &self.tls).await {
+            let keepalive = Some((self.settings.keepalive_time, self.settings.keepalive_timeout));
+            match connect_with_keepalive(endpoint, self.settings.dial_timeout, keepalive, &self.tls).await {
                 Ok(channel) => {
                     if !self.settings.user.is_empty() {
                         self.token = Some(self.authenticate(channel.clone()).await?);
@@ -274,7 +283,10 @@ impl Discovery {
             };
             match attempt.await {
                 Ok(_) => {
-                    crate::log(&format!("registered with the discovery service: {} = {contents}", self.self_key));
+                    crate::log(&format!(
+                        "registered with the discovery service: {} = {contents}",
+                        self.self_key
+                    ));
                     self.retries = 0;
                     return Ok(());
                 }
@@ -288,7 +300,12 @@ impl Discovery {
     }
 
     /// Watches the members' keys from `rev + 1` until `size` are known.
-    async fn wait_peers(&mut self, members: &mut Vec<Registered>, size: usize, rev: i64) -> Result<(), String> {
+    async fn wait_peers(
+        &mut self,
+        members: &mut Vec<Registered>,
+        size: usize,
+        rev: i64,
+    ) -> Result<(), String> {
         let channel = self.channel().await.map_err(|f| match f {
             Failure::Retry(w) => w,
             Failure::Fatal(e) => e.to_string(),
@@ -306,7 +323,8 @@ impl Discovery {
                 ..WatchCreateRequest::default()
             })),
         };
-        let mut request = tonic::Request::new(tokio_stream::iter(vec![create]).chain(tokio_stream::pending()));
+        let mut request =
+            tonic::Request::new(tokio_stream::iter(vec![create]).chain(tokio_stream::pending()));
         if let Some(token) = &self.token {
             request.metadata_mut().insert("token", token.clone());
         }
