@@ -1,7 +1,8 @@
 //! etcd 3.6's v3 discovery (`--discovery-endpoints`, `--discovery-token`) with a detcd
 //! member as the discovery service: the size written with etcdctl under
 //! `/_etcd/registry/<token>/_config/size`, three detcd members bootstrap through it and
-//! register under `members/<id>`, a fourth is told the cluster is full; then the same
+//! register under `members/<id>`, a fourth is told the cluster is full, and the three
+//! restart without the discovery service; then the same
 //! with auth on the discovery service (`--discovery-user`, `--discovery-password`).
 //!
 //! Skipped with a notice without etcdctl (a failure under CI).
@@ -140,7 +141,34 @@ fn three_members_bootstrap_through_v3_discovery_and_a_fourth_finds_it_full() {
     .expect("run");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("token for discovery cannot be empty"), "{stderr}");
+    // Restarted on their data with the same flags, with the discovery service gone,
+    // the members form the same cluster again.
     drop(running);
+    drop(service);
+    let mut restarted = Vec::new();
+    for (i, ep) in endpoints.iter().enumerate() {
+        let client: u16 = ep.rsplit_once(':').unwrap().1.parse().unwrap();
+        let mut args: Vec<String> = vec![
+            "--discovery-endpoints".into(),
+            "http://127.0.0.1:1".into(),
+            "--discovery-token".into(),
+            "tok3".into(),
+        ];
+        args.extend(loopback_urls(peers[i], client));
+        let child = detcd(&dir, &format!("tok3-{}", i + 1), &args)
+            .spawn()
+            .expect("spawn");
+        restarted.push(Member(child));
+    }
+    for ep in &endpoints {
+        wait_healthy(ep);
+    }
+    assert_eq!(wait_for_started(&endpoints[2], 3), expected);
+    assert_eq!(
+        etcdctl_ok(&endpoints[2], &["get", "k", "--print-value-only"]).trim(),
+        "v"
+    );
+    drop(restarted);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

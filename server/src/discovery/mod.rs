@@ -39,12 +39,12 @@ pub async fn resolve_initial_cluster(config: &mut Config, has_data: bool) -> Res
             }
             Ok(())
         }
-        _ if has_data => {
-            // The cluster is in the data directory; the member's own entry is enough
-            // for the start-up checks.
-            let own = config.initial_advertise_peer_urls.clone();
-            config.initial_cluster.insert(config.name.clone(), own);
-            Ok(())
+        Bootstrap::V2(_) | Bootstrap::V3(_) if has_data => {
+            // The cluster was learned when the data directory was made; the discovery
+            // service is not asked again (etcd does the same).
+            let (token, cluster) = read_discovered(config)?;
+            config.initial_cluster_token = token;
+            set_cluster(config, &cluster)
         }
         Bootstrap::V2(v2) => {
             config.initial_cluster_token = v2.url.clone();
@@ -53,7 +53,8 @@ pub async fn resolve_initial_cluster(config: &mut Config, has_data: bool) -> Res
                 .await
                 .map_err(|e| e.to_string())?;
             set_cluster(config, &cluster)?;
-            config.check_initial_cluster().map_err(|e| e.to_string())
+            config.check_initial_cluster().map_err(|e| e.to_string())?;
+            write_discovered(config, &cluster)
         }
         Bootstrap::V3(v3) => {
             config.initial_cluster_token = v3.token.clone();
@@ -62,7 +63,8 @@ pub async fn resolve_initial_cluster(config: &mut Config, has_data: bool) -> Res
                 .await
                 .map_err(|e| e.to_string())?;
             set_cluster(config, &cluster)?;
-            config.check_initial_cluster().map_err(|e| e.to_string())
+            config.check_initial_cluster().map_err(|e| e.to_string())?;
+            write_discovered(config, &cluster)
         }
     }
 }
@@ -91,4 +93,38 @@ fn set_cluster(config: &mut Config, cluster: &str) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Where a member keeps the cluster a discovery service gave it: detcd's members learn
+/// the founding members' peer URLs from the initial cluster on every start.
+fn discovered_path(config: &Config) -> std::path::PathBuf {
+    std::path::Path::new(&config.data_dir)
+        .join("member")
+        .join("discovered-cluster")
+}
+
+/// Records the discovered cluster (`token` line, then `name=url,...`).
+fn write_discovered(config: &Config, cluster: &str) -> Result<(), String> {
+    let path = discovered_path(config);
+    let fail = |e: std::io::Error| format!("cannot record the discovered cluster in {}: {e}", path.display());
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(fail)?;
+    }
+    std::fs::write(&path, format!("{}\n{cluster}\n", config.initial_cluster_token)).map_err(fail)
+}
+
+/// The token and cluster [`write_discovered`] recorded.
+fn read_discovered(config: &Config) -> Result<(String, String), String> {
+    let path = discovered_path(config);
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        format!(
+            "the data directory has a WAL but no discovered cluster ({}: {e}); start it with --initial-cluster instead of discovery",
+            path.display()
+        )
+    })?;
+    let mut lines = text.lines();
+    match (lines.next(), lines.next()) {
+        (Some(token), Some(cluster)) => Ok((token.to_string(), cluster.to_string())),
+        _ => Err(format!("{} is not a discovered cluster record", path.display())),
+    }
 }

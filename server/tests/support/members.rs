@@ -52,7 +52,7 @@ pub fn loopback_urls(peer: u16, client: u16) -> Vec<String> {
 
 /// A fresh temporary directory.
 pub fn temp_dir(tag: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("detcd-{tag}-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("detcd-members-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir
