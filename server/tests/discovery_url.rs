@@ -238,3 +238,93 @@ fn etcd_registers_what_detcd_would_and_errors_are_etcds() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A forward HTTP proxy for absolute-form requests (one request per connection, as the
+/// discovery client sends them); records each request line.
+fn start_proxy() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { continue };
+            let log = log.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let mut line = String::new();
+                if reader.read_line(&mut line).is_err() {
+                    return;
+                }
+                log.lock().unwrap().push(line.trim().to_string());
+                let mut parts = line.split_whitespace();
+                let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+                let rest = target.strip_prefix("http://").unwrap_or(target);
+                let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+                let mut head = format!("{method} {path} HTTP/1.1\r\n");
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                        break;
+                    }
+                    head.push_str(&h);
+                }
+                head.push_str("Connection: close\r\n\r\n");
+                let Ok(mut upstream) = std::net::TcpStream::connect(authority) else {
+                    return;
+                };
+                upstream.write_all(head.as_bytes()).unwrap();
+                let mut up_read = upstream.try_clone().unwrap();
+                let mut down = conn.try_clone().unwrap();
+                let copy_back = std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut up_read, &mut down);
+                    let _ = down.shutdown(std::net::Shutdown::Write);
+                });
+                // Whatever body the client sends after the head.
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = reader.read(&mut buf) {
+                    if n == 0 || upstream.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                let _ = copy_back.join();
+            });
+        }
+    });
+    (port, seen)
+}
+
+#[test]
+fn discovery_proxy_carries_the_requests() {
+    if !tools_present(&["etcd", "curl"]) {
+        return;
+    }
+    let service = start_server_with("etcd", "disc-v2-proxy", &["--enable-v2"]);
+    let durl = prepare(&service.endpoint, "viaproxy", 1);
+    let (proxy_port, seen) = start_proxy();
+    let dir = members::temp_dir("disc-v2-proxy");
+    let (peer, client) = (free_port(), free_port());
+    let mut args = vec![
+        "--discovery".to_string(),
+        durl.clone(),
+        "--discovery-proxy".into(),
+        format!("127.0.0.1:{proxy_port}"),
+    ];
+    args.extend(loopback_urls(peer, client));
+    let _member = Member(detcd(&dir, "p1", &args).spawn().expect("spawn"));
+    wait_healthy(&format!("127.0.0.1:{client}"));
+    let lines = seen.lock().unwrap().clone();
+    assert!(
+        lines.contains(&format!("GET {durl}/_config/size HTTP/1.1")),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with(&format!("PUT {durl}/")) && l.contains("?prevExist=false")),
+        "{lines:?}"
+    );
+    assert_eq!(registered(&service.endpoint, "viaproxy").len(), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}

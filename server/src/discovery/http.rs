@@ -232,3 +232,35 @@ pub fn form_escape(value: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_parse_with_default_ports_and_paths() {
+        let u = HttpUrl::parse("https://discovery.etcd.io/3e86b59982e49066c5d813af1c2e2579cbf573de").unwrap();
+        assert!(u.https);
+        assert_eq!(u.authority, "discovery.etcd.io:443");
+        assert_eq!(u.host, "discovery.etcd.io");
+        assert_eq!(u.path, "/3e86b59982e49066c5d813af1c2e2579cbf573de");
+        let u = HttpUrl::parse("http://[::1]:4001/v2/keys/d?x=1").unwrap();
+        assert_eq!(
+            (u.authority.as_str(), u.host.as_str(), u.path.as_str()),
+            ("[::1]:4001", "::1", "/v2/keys/d?x=1")
+        );
+        assert_eq!(HttpUrl::parse("http://h").unwrap().to_url(), "http://h:80/");
+        assert!(HttpUrl::parse("ftp://h/x").is_err());
+        assert!(HttpUrl::parse("h/x").is_err());
+        assert!(Client::new("proxy:3128").is_ok());
+    }
+
+    #[test]
+    fn form_values_are_escaped() {
+        assert_eq!(
+            form_escape("m1=http://127.0.0.1:2380"),
+            "m1%3Dhttp%3A%2F%2F127.0.0.1%3A2380"
+        );
+        assert_eq!(form_escape("a b&c"), "a+b%26c");
+    }
+}
