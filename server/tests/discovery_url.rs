@@ -239,11 +239,11 @@ fn etcd_registers_what_detcd_would_and_errors_are_etcds() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A forward HTTP proxy for absolute-form requests (one request per connection, as the
-/// discovery client sends them); records each request line.
-fn start_proxy() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+/// A forward HTTP proxy on `port` (0: any) for absolute-form requests (one request per
+/// connection, as the discovery client sends them); records each request line.
+fn start_proxy(port: u16) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
     use std::io::{BufRead, BufReader, Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
     let port = listener.local_addr().unwrap().port();
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let log = seen.clone();
@@ -302,7 +302,7 @@ fn discovery_proxy_carries_the_requests() {
     }
     let service = start_server_with("etcd", "disc-v2-proxy", &["--enable-v2"]);
     let durl = prepare(&service.endpoint, "viaproxy", 1);
-    let (proxy_port, seen) = start_proxy();
+    let (proxy_port, seen) = start_proxy(0);
     let dir = members::temp_dir("disc-v2-proxy");
     let (peer, client) = (free_port(), free_port());
     let mut args = vec![
@@ -326,5 +326,35 @@ fn discovery_proxy_carries_the_requests() {
         "{lines:?}"
     );
     assert_eq!(registered(&service.endpoint, "viaproxy").len(), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_unreachable_discovery_service_is_retried_with_backoff() {
+    if !tools_present(&["etcd", "curl"]) {
+        return;
+    }
+    let service = start_server_with("etcd", "disc-v2-retry", &["--enable-v2"]);
+    let durl = prepare(&service.endpoint, "late", 1);
+    let dir = members::temp_dir("disc-v2-retry");
+    // The member reaches the service through a proxy that is not there yet.
+    let proxy_port = free_port();
+    let (peer, client) = (free_port(), free_port());
+    let mut args = vec![
+        "--discovery".to_string(),
+        durl,
+        "--discovery-proxy".into(),
+        format!("http://127.0.0.1:{proxy_port}"),
+    ];
+    args.extend(loopback_urls(peer, client));
+    let _member = Member(detcd(&dir, "late1", &args).spawn().expect("spawn"));
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(registered(&service.endpoint, "late").is_empty());
+    start_proxy(proxy_port);
+    // The member's retry (2 s after its first try) finds the service.
+    wait_healthy(&format!("127.0.0.1:{client}"));
+    let log = std::fs::read_to_string(dir.join("late1.log")).unwrap();
+    assert!(log.contains("retry connecting to discovery service"), "{log}");
+    assert_eq!(registered(&service.endpoint, "late").len(), 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
