@@ -225,7 +225,7 @@ fn three_members_bootstrap_from_srv_records() {
 }
 
 #[test]
-fn a_member_missing_from_the_records_and_conflicting_flags_are_refused() {
+fn a_member_missing_from_the_records_or_half_found_and_conflicting_flags_are_refused() {
     let dir = members::temp_dir("srv-missing");
     let server = DnsServer::start(vec![
         srv("etcd-server", free_port(), "localhost."),
@@ -253,6 +253,25 @@ fn a_member_missing_from_the_records_and_conflicting_flags_are_refused() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
         stderr.contains("cannot find local etcd member \"lost\" in SRV records"),
+        "{stderr}"
+    );
+    // Found by one advertised URL, but the records miss the other.
+    let found_port = free_port();
+    let server_one = DnsServer::start(vec![
+        srv("etcd-server", found_port, "localhost."),
+        Rec::A("localhost".into(), LOCAL),
+    ]);
+    let two = format!("http://localhost:{found_port},http://127.0.0.1:{}", free_port());
+    let mut partial = base.clone();
+    partial[5] = two;
+    let out = detcd(&dir, "half", &server_one, &partial)
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run detcd");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("--initial-cluster has half=http://localhost:{found_port} but missing from --initial-advertise-peer-urls=")),
         "{stderr}"
     );
     let mut conflicting = base.clone();

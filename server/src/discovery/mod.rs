@@ -31,10 +31,31 @@ pub async fn resolve_initial_cluster(config: &mut Config, has_data: bool) -> Res
                 crate::log(&format!("got bootstrap from DNS for etcd-server: {p}"));
             }
             set_cluster(config, &parts.join(","))?;
-            if !config.initial_cluster.contains_key(&config.name) {
+            let Some(listed) = config.initial_cluster.get(&config.name) else {
                 return Err(format!(
                     "cannot find local etcd member {:?} in SRV records",
                     config.name
+                ));
+            };
+            // etcd's bootstrap check, on resolved addresses: the records must name
+            // every advertised peer URL of this member.
+            let mut resolved_listed = std::collections::BTreeSet::new();
+            for u in listed {
+                resolved_listed.insert(dns.resolve_host_port(&u.host).await?);
+            }
+            let mut resolved_advertised = std::collections::BTreeSet::new();
+            for u in &config.initial_advertise_peer_urls {
+                resolved_advertised.insert(dns.resolve_host_port(&u.host).await?);
+            }
+            if resolved_listed != resolved_advertised {
+                let join = |urls: &[crate::urls::Url]| {
+                    urls.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
+                };
+                return Err(format!(
+                    "--initial-cluster has {}={} but missing from --initial-advertise-peer-urls={} (resolved urls: {resolved_listed:?} != {resolved_advertised:?})",
+                    config.name,
+                    join(listed),
+                    join(&config.initial_advertise_peer_urls)
                 ));
             }
             Ok(())
