@@ -154,3 +154,26 @@ fn conflicting_bootstrap_flags_are_refused_with_etcds_messages() {
     );
     load(&["--discovery", "http://d/x", "--discovery-fallback", "exit"]).unwrap();
 }
+
+#[test]
+fn etcd_3_6_discovery_config_section_in_yaml() {
+    let yaml = "discovery-config:\n  token: tok\n  client:\n    endpoints: [http://a:2379, http://b:2379]\n    dial-timeout: 3000000000\n    secure:\n      insecure-skip-tls-verify: true\n      cacert: /ca.pem\n    auth:\n      username: root\n      password: pw\n";
+    let c = load_with(&["--config-file", "f.yml"], &[], Some(yaml)).unwrap();
+    let Bootstrap::V3(v3) = c.bootstrap else {
+        panic!("{:?}", c.bootstrap)
+    };
+    assert_eq!(v3.token, "tok");
+    assert_eq!(v3.endpoints, vec!["http://a:2379", "http://b:2379"]);
+    assert_eq!(v3.dial_timeout, Duration::from_secs(3));
+    assert!(v3.insecure_skip_tls_verify);
+    assert_eq!(v3.cacert, "/ca.pem");
+    assert_eq!((v3.user.as_str(), v3.password.as_str()), ("root", "pw"));
+    let e = load_with(
+        &["--config-file", "f.yml"],
+        &[],
+        Some("discovery-config:\n  client:\n    odd: 1\n"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("unknown key \"discovery-config.client.odd\""), "{e}");
+}
