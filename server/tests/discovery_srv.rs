@@ -375,3 +375,85 @@ fn detcdctl_finds_its_endpoints_in_client_srv_records() {
     assert!(!out.status.success());
     assert!(stderr.contains("dns lookup errors: "), "{stderr}");
 }
+
+#[test]
+fn without_insecure_discovery_servers_are_checked_against_the_domain() {
+    use detcd_server::tls::certs::{Ca, Leaf};
+    let dir = members::temp_dir("srv-tls");
+    let ca = Ca::new("srv test CA").expect("ca");
+    // The member's certificate names the SRV domain only.
+    let issued = ca.issue(&Leaf::new("member", &[DOMAIN], 2)).expect("issue");
+    let write = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_string_lossy().into_owned()
+    };
+    let (ca_file, cert, key) = (
+        write("ca.crt", &ca.cert_pem),
+        write("m.crt", &issued.cert_pem),
+        write("m.key", &issued.key_pem),
+    );
+    let (peer, client) = (free_port(), free_port());
+    let client_url = format!("https://127.0.0.1:{client}");
+    let peer_url = format!("http://127.0.0.1:{peer}");
+    let args: Vec<String> = [
+        "--initial-cluster",
+        &format!("tls1={peer_url}"),
+        "--listen-peer-urls",
+        &peer_url,
+        "--initial-advertise-peer-urls",
+        &peer_url,
+        "--listen-client-urls",
+        &client_url,
+        "--advertise-client-urls",
+        &client_url,
+        "--cert-file",
+        &cert,
+        "--key-file",
+        &key,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let _member = Member(members::detcd(&dir, "tls1", &args).spawn().expect("spawn"));
+    let server = DnsServer::start(vec![
+        srv("etcd-client-ssl", client, "localhost."),
+        Rec::A("localhost".into(), LOCAL),
+    ]);
+    let secure = ["-d", DOMAIN, "--insecure-discovery=false", "--cacert", &ca_file];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let out = detcdctl(&server, &[&secure[..], &["put", "tls-k", "v"]].concat());
+        if out.status.success() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let out = detcdctl(
+        &server,
+        &[&secure[..], &["get", "tls-k", "--print-value-only"]].concat(),
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "v");
+    // With insecure discovery (the default) the endpoint's own host is checked, which
+    // the certificate does not name.
+    let out = detcdctl(
+        &server,
+        &[
+            "-d",
+            DOMAIN,
+            "--cacert",
+            &ca_file,
+            "--dial-timeout",
+            "1s",
+            "get",
+            "tls-k",
+        ],
+    );
+    assert!(!out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let _ = std::fs::remove_dir_all(&dir);
+}

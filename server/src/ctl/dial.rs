@@ -32,6 +32,9 @@ const ALPN_H2: &[&[u8]] = &[b"h2"];
 pub struct ClientTls {
     /// The configuration the TLS flags made, if they made one.
     configured: Option<Arc<ClientConfig>>,
+    /// The name the servers' certificates are checked against instead of each
+    /// endpoint's host (etcdctl's `ServerName`: the SRV domain).
+    server_name: Option<String>,
 }
 
 impl ClientTls {
@@ -39,6 +42,7 @@ impl ClientTls {
     pub fn from_config(config: Arc<ClientConfig>) -> Self {
         ClientTls {
             configured: Some(config),
+            server_name: None,
         }
     }
 
@@ -77,7 +81,14 @@ impl ClientTls {
         let config = client_config(&info, &check, ALPN_H2).map_err(bad)?;
         Ok(Self {
             configured: Some(Arc::new(config)),
+            server_name: None,
         })
+    }
+
+    /// Checks every server's certificate against `name` rather than the endpoint's host.
+    pub fn with_server_name(mut self, name: &str) -> Self {
+        self.server_name = Some(name.to_string());
+        self
     }
 
     /// The TLS configuration for `endpoint`, or `None` for plain TCP.
@@ -140,7 +151,7 @@ pub async fn connect_with_keepalive(
     let connected = match tls.for_endpoint(endpoint)? {
         None => tokio::time::timeout(dial_timeout, ep.connect()).await,
         Some(config) => {
-            let host = host_of(&authority);
+            let host = tls.server_name.clone().unwrap_or_else(|| host_of(&authority));
             let name = ServerName::try_from(host.clone()).map_err(|_| {
                 CtlError::new(
                     EXIT_BAD_ARGS,

@@ -243,6 +243,11 @@ impl Globals {
         if !kept.is_empty() {
             self.endpoints = kept;
         }
+        // Without insecure discovery, servers prove they are the domain's (etcdctl's
+        // ServerName).
+        if !d.insecure {
+            self.tls = std::mem::take(&mut self.tls).with_server_name(&d.domain);
+        }
         Ok(())
     }
 }
