@@ -9,7 +9,36 @@ pub mod srv;
 pub mod v2;
 pub mod v3;
 
+use std::time::Duration;
+
 use crate::config::{Bootstrap, Config, ConfigError};
+
+/// etcd's retry schedule for an unreachable discovery service: 2^n seconds after the
+/// n-th failure in a row, at most 2^8 s (`maxExponentialRetries`), retrying forever.
+#[derive(Debug, Default)]
+pub struct Backoff {
+    retries: u32,
+}
+
+impl Backoff {
+    /// The longest wait is 2^this seconds.
+    pub const EXPONENT_MAX: u32 = 8;
+
+    /// Logs why and waits before the next try.
+    pub async fn wait(&mut self, service: &str, step: &str, why: &str) {
+        self.retries += 1;
+        let wait = Duration::from_secs(1 << self.retries.min(Self::EXPONENT_MAX));
+        crate::log(&format!(
+            "retry connecting to discovery service {service}: {step} ({why}); backoff {wait:?}"
+        ));
+        tokio::time::sleep(wait).await;
+    }
+
+    /// A try succeeded: the next failure waits 2 s again.
+    pub fn reset(&mut self) {
+        self.retries = 0;
+    }
+}
 
 /// Fills the initial cluster of a configuration whose [`Bootstrap`] discovers it.
 /// `has_data`: the member restarts from its data directory, which already holds its
@@ -69,23 +98,19 @@ pub async fn resolve_initial_cluster(config: &mut Config, has_data: bool) -> Res
         }
         Bootstrap::V2(v2) => {
             config.initial_cluster_token = v2.url.clone();
-            let own = self_entry(config);
-            let cluster = v2::join_cluster(&v2, config.member_id_for(&own.1), &own.0)
+            let (own, urls) = self_entry(config);
+            let cluster = v2::join_cluster(&v2, config.member_id_for(&urls), &own)
                 .await
                 .map_err(|e| e.to_string())?;
-            set_cluster(config, &cluster)?;
-            config.check_initial_cluster().map_err(|e| e.to_string())?;
-            write_discovered(config, &cluster)
+            adopt_discovered(config, &cluster)
         }
         Bootstrap::V3(v3) => {
             config.initial_cluster_token = v3.token.clone();
-            let own = self_entry(config);
-            let cluster = v3::join_cluster(&v3, config.member_id_for(&own.1), &own.0)
+            let (own, urls) = self_entry(config);
+            let cluster = v3::join_cluster(&v3, config.member_id_for(&urls), &own)
                 .await
                 .map_err(|e| e.to_string())?;
-            set_cluster(config, &cluster)?;
-            config.check_initial_cluster().map_err(|e| e.to_string())?;
-            write_discovered(config, &cluster)
+            adopt_discovered(config, &cluster)
         }
     }
 }
@@ -99,6 +124,14 @@ fn self_entry(config: &Config) -> (String, Vec<crate::urls::Url>) {
         .collect::<Vec<_>>()
         .join(",");
     (text, urls)
+}
+
+/// Takes the cluster a discovery service gave, checks this member's place in it, and
+/// records it for restarts.
+fn adopt_discovered(config: &mut Config, cluster: &str) -> Result<(), String> {
+    set_cluster(config, cluster)?;
+    config.check_initial_cluster().map_err(|e| e.to_string())?;
+    write_discovered(config, cluster)
 }
 
 /// Replaces the initial cluster with a discovered `name=url,...` list.

@@ -71,8 +71,6 @@ impl std::fmt::Display for JoinError {
 
 impl std::error::Error for JoinError {}
 
-/// The longest wait between retries: 2^8 s (`maxExpoentialRetries`).
-const RETRY_EXPONENT_MAX: u32 = 8;
 /// How long one plain request may take (`client.DefaultRequestTimeout`).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -131,7 +129,7 @@ struct Discovery {
     /// The token's path (`/v2/keys/discovery/<token>`).
     cluster: String,
     id: u64,
-    retries: u32,
+    backoff: super::Backoff,
 }
 
 /// Registers this member (`id`, `own` = `name=url,...`) with the discovery service and
@@ -155,7 +153,7 @@ pub async fn join_cluster(settings: &V2Discovery, id: u64, own: &str) -> Result<
         },
         cluster,
         id,
-        retries: 0,
+        backoff: super::Backoff::default(),
     };
     crate::log(&format!(
         "joining v2 discovery cluster {} as {id:x}",
@@ -218,15 +216,10 @@ impl Discovery {
         Ok(Answer::Ok(parsed, index))
     }
 
-    /// Waits 2^retries seconds (at most 2^8) before asking again.
+    /// Waits before asking again ([`super::Backoff`]; etcd's v2 client never resets it).
     async fn backoff(&mut self, step: &str, why: &str) {
-        self.retries += 1;
-        let wait = Duration::from_secs(1 << self.retries.min(RETRY_EXPONENT_MAX));
-        crate::log(&format!(
-            "retry connecting to discovery service {}: {step} ({why}); backoff {wait:?}",
-            self.base.to_url()
-        ));
-        tokio::time::sleep(wait).await;
+        let service = self.base.to_url();
+        self.backoff.wait(&service, step, why).await;
     }
 
     /// The registered members (first `size` when full), the size and the index to wait

@@ -5,7 +5,6 @@
 //! `size` members by create revision form the cluster.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use detcd_proto::etcdserverpb::auth_client::AuthClient;
 use detcd_proto::etcdserverpb::kv_client::KvClient;
@@ -21,8 +20,6 @@ use crate::tls::{client_config, ServerCheck, TlsInfo};
 
 /// The prefix of every discovery key.
 const DISCOVERY_PREFIX: &str = "/_etcd/registry";
-/// The longest wait between retries: 2^8 s.
-const RETRY_EXPONENT_MAX: u32 = 8;
 
 /// Why joining failed, with etcd's texts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,7 +68,7 @@ struct Discovery {
     channel: Option<Channel>,
     token: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
     self_key: String,
-    retries: u32,
+    backoff: super::Backoff,
 }
 
 /// Registers this member (`id`, `own` = `name=url,...`) and waits for the cluster to
@@ -83,7 +80,7 @@ pub async fn join_cluster(settings: &V3Discovery, id: u64, own: &str) -> Result<
         channel: None,
         token: None,
         self_key: format!("{}/{id:x}", members_prefix(&settings.token)),
-        retries: 0,
+        backoff: super::Backoff::default(),
     };
     crate::log(&format!(
         "joining v3 discovery cluster {} on {} as {id:x}",
@@ -201,19 +198,15 @@ impl Discovery {
     }
 
     async fn backoff(&mut self, step: &str, why: &str) {
-        self.retries += 1;
-        let wait = Duration::from_secs(1 << self.retries.min(RETRY_EXPONENT_MAX));
-        crate::log(&format!(
-            "retry connecting to discovery service: {step} ({why}); backoff {wait:?}"
-        ));
-        tokio::time::sleep(wait).await;
+        let service = self.settings.endpoints.join(",");
+        self.backoff.wait(&service, step, why).await;
     }
 
     async fn check_cluster(&mut self) -> Result<(Vec<Registered>, usize, i64), JoinError> {
         loop {
             match self.check_cluster_once().await {
                 Ok(found) => {
-                    self.retries = 0;
+                    self.backoff.reset();
                     return Ok(found);
                 }
                 Err(Failure::Fatal(e)) => return Err(e),
@@ -287,7 +280,7 @@ impl Discovery {
                         "registered with the discovery service: {} = {contents}",
                         self.self_key
                     ));
-                    self.retries = 0;
+                    self.backoff.reset();
                     return Ok(());
                 }
                 Err(Failure::Fatal(e)) => return Err(e),
