@@ -157,16 +157,52 @@ fn detcd(dir: &std::path::Path, name: &str, dns: &DnsServer, args: &[String]) ->
 
 #[test]
 fn three_members_bootstrap_from_srv_records() {
+    if tools_present(&[]) {
+        bootstrap_three("http", "srv", &[]);
+    }
+}
+
+#[test]
+fn three_members_bootstrap_from_ssl_srv_records_with_peer_tls() {
+    use detcd_server::tls::certs::{Ca, Leaf};
     if !tools_present(&[]) {
         return;
     }
-    let dir = members::temp_dir("srv");
+    let dir = members::temp_dir("srv-ssl-certs");
+    let ca = Ca::new("srv peer CA").expect("ca");
+    let issued = ca
+        .issue(&Leaf::new("peer", &["localhost", "127.0.0.1"], 2))
+        .expect("issue");
+    let write = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_string_lossy().into_owned()
+    };
+    let tls = [
+        "--peer-trusted-ca-file".to_string(),
+        write("ca.crt", &ca.cert_pem),
+        "--peer-cert-file".into(),
+        write("peer.crt", &issued.cert_pem),
+        "--peer-key-file".into(),
+        write("peer.key", &issued.key_pem),
+        "--peer-client-cert-auth".into(),
+    ];
+    bootstrap_three("https", "srv-ssl", &tls);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Three members found through `_etcd-server[-ssl]._tcp` records for `scheme` peers;
+/// checks their IDs, names and URLs and that they form one cluster.
+fn bootstrap_three(scheme: &str, tag: &str, extra: &[String]) {
+    let dir = members::temp_dir(tag);
     let peers: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let clients: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let mut records: Vec<Rec> = peers
-        .iter()
-        .map(|p| srv("etcd-server", *p, "localhost."))
-        .collect();
+    let service = if scheme == "https" {
+        "etcd-server-ssl"
+    } else {
+        "etcd-server"
+    };
+    let mut records: Vec<Rec> = peers.iter().map(|p| srv(service, *p, "localhost.")).collect();
     records.push(Rec::A("localhost".into(), LOCAL));
     let server = DnsServer::start(records);
     let mut members = Vec::new();
@@ -174,18 +210,18 @@ fn three_members_bootstrap_from_srv_records() {
         let name = format!("m{}", i + 1);
         // m3 advertises its address, the others the host name the records use.
         let advertised = if i == 2 {
-            format!("http://127.0.0.1:{}", peers[i])
+            format!("{scheme}://127.0.0.1:{}", peers[i])
         } else {
-            format!("http://localhost:{}", peers[i])
+            format!("{scheme}://localhost:{}", peers[i])
         };
         let client = format!("http://127.0.0.1:{}", clients[i]);
-        let args: Vec<String> = vec![
+        let mut args: Vec<String> = vec![
             "--discovery-srv".into(),
             DOMAIN.into(),
             "--initial-cluster-token".into(),
             "srv-test".into(),
             "--listen-peer-urls".into(),
-            format!("http://127.0.0.1:{}", peers[i]),
+            format!("{scheme}://127.0.0.1:{}", peers[i]),
             "--initial-advertise-peer-urls".into(),
             advertised,
             "--listen-client-urls".into(),
@@ -193,6 +229,7 @@ fn three_members_bootstrap_from_srv_records() {
             "--advertise-client-urls".into(),
             client,
         ];
+        args.extend(extra.iter().cloned());
         let child = detcd(&dir, &name, &server, &args).spawn().expect("spawn detcd");
         members.push(Member(child));
     }
@@ -204,9 +241,9 @@ fn three_members_bootstrap_from_srv_records() {
     // The IDs are etcd's for the URLs as the records spell them and the token.
     let mut expected: Vec<String> = (0..3)
         .map(|i| {
-            let url = parse_url(&format!("http://localhost:{}", peers[i])).unwrap();
+            let url = parse_url(&format!("{scheme}://localhost:{}", peers[i])).unwrap();
             format!(
-                "{:x}, started, m{}, http://localhost:{}, http://127.0.0.1:{}, false",
+                "{:x}, started, m{}, {scheme}://localhost:{}, http://127.0.0.1:{}, false",
                 detcd_server::config::member_id(&[url], "srv-test"),
                 i + 1,
                 peers[i],
