@@ -115,6 +115,8 @@ async fn serve_member(mut config: Config) -> Result<(), String> {
         validity,
         "peer",
     )?;
+    let has_data = member::has_data(&member::wal_dir(&config));
+    crate::discovery::resolve_initial_cluster(&mut config, has_data).await?;
     let urls = |v: &[crate::urls::Url]| v.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
     log(&format!(
         "starting detcd {} as member {:?}: data dir {}, client URLs {}, peer URLs {}, initial cluster {}",

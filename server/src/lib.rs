@@ -17,6 +17,7 @@ pub mod cli;
 pub mod config;
 pub mod corruption;
 pub mod ctl;
+pub mod discovery;
 pub mod etcd_import;
 pub mod gateway;
 pub mod grpc;

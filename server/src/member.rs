@@ -190,7 +190,7 @@ pub fn wal_dir(config: &Config) -> PathBuf {
 }
 
 /// Whether `wal_dir` holds a member's WAL.
-fn has_data(wal_dir: &Path) -> bool {
+pub fn has_data(wal_dir: &Path) -> bool {
     std::fs::read_dir(wal_dir)
         .is_ok_and(|mut d| d.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".wal"))))
 }
@@ -243,7 +243,9 @@ pub async fn start(config: &Config) -> Result<(driver::Member, MemberHandle), St
     }
     let existing = config.initial_cluster_state == ClusterState::Existing;
     let (identity, members, mode) = if has_data(&wal_dir) {
-        let identity = if existing {
+        // A member that discovered its cluster cannot derive the IDs from its flags
+        // alone; its data directory has them.
+        let identity = if existing || config.bootstrap.registers() {
             recorded_identity(&data_dir, &wal_dir)?
         } else {
             founding

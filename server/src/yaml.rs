@@ -42,12 +42,73 @@ const SECTIONS: &[(&str, &[(&str, &str)])] = &[
     ),
 ];
 
+/// etcd 3.6's `discovery-config:` section (`v3discovery.DiscoveryConfig`: the token and
+/// a clientv3 `ConfigSpec`), by path, with each key's flag. Durations there are Go's
+/// JSON form, integer nanoseconds.
+const DISCOVERY_CONFIG: &[(&str, &str)] = &[
+    ("token", "discovery-token"),
+    ("client.endpoints", "discovery-endpoints"),
+    ("client.dial-timeout", "discovery-dial-timeout"),
+    ("client.request-timeout", "discovery-request-timeout"),
+    ("client.keepalive-time", "discovery-keepalive-time"),
+    ("client.keepalive-timeout", "discovery-keepalive-timeout"),
+    ("client.secure.cert", "discovery-cert"),
+    ("client.secure.key", "discovery-key"),
+    ("client.secure.cacert", "discovery-cacert"),
+    ("client.secure.insecure-transport", "discovery-insecure-transport"),
+    (
+        "client.secure.insecure-skip-tls-verify",
+        "discovery-insecure-skip-tls-verify",
+    ),
+    ("client.auth.username", "discovery-user"),
+    ("client.auth.password", "discovery-password"),
+];
+
+/// The keys under `discovery-config:` as `(line, flag, value)`; an unknown path comes
+/// back as `discovery-config.<path>`, which the caller refuses as unknown.
+fn discovery_config(
+    text: &str,
+    prefix: &str,
+    map: yaml_rust2::yaml::Hash,
+    after: usize,
+    out: &mut Vec<(usize, String, String)>,
+) -> Result<(), ConfigError> {
+    for (key, value) in map {
+        let key = scalar_key(&key)?;
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        let line = line_of(text, &key, after);
+        if let Yaml::Hash(inner) = value {
+            discovery_config(text, &path, inner, line, out)?;
+            continue;
+        }
+        let Some((_, flag)) = DISCOVERY_CONFIG.iter().find(|(p, _)| *p == path) else {
+            out.push((
+                line,
+                format!("discovery-config.{path}"),
+                scalar_value(&value, &path)?,
+            ));
+            continue;
+        };
+        let value = match value {
+            Yaml::Integer(ns) if flag.ends_with("timeout") || flag.ends_with("time") => format!("{ns}ns"),
+            other => scalar_value(&other, flag)?,
+        };
+        out.push((line, (*flag).to_string(), value));
+    }
+    Ok(())
+}
+
 /// Reads etcd's YAML configuration: a mapping of flag names to values, where a list
 /// stands for its items joined by commas (`log-outputs: [stderr]`) and null for an
 /// empty value; and the two nested sections `client-transport-security:` and
 /// `peer-transport-security:`, whose keys come back as the flags they stand for
 /// (`peer-transport-security: cert-file:` is `peer-cert-file`; an unknown one as
-/// `section.key`, which the caller refuses as unknown). Any other nested mapping is an
+/// `section.key`, which the caller refuses as unknown), and etcd 3.6's
+/// `discovery-config:` (see [`DISCOVERY_CONFIG`]). Any other nested mapping is an
 /// error naming its key. Returns `(line number, key, value)` in the file's order.
 pub fn parse_yaml(text: &str) -> Result<Vec<(usize, String, String)>, ConfigError> {
     let docs = YamlLoader::load_from_str(text).map_err(|e| ConfigError::File(format!("config file: {e}")))?;
@@ -64,10 +125,14 @@ pub fn parse_yaml(text: &str) -> Result<Vec<(usize, String, String)>, ConfigErro
     for (key, value) in root {
         let key = scalar_key(&key)?;
         let line = line_of(text, &key, 0);
+        if let (Yaml::Hash(inner), "discovery-config") = (&value, key.as_str()) {
+            discovery_config(text, "", inner.clone(), line, &mut out)?;
+            continue;
+        }
         if let Yaml::Hash(inner) = value {
             let Some((section, keys)) = SECTIONS.iter().find(|(name, _)| *name == key) else {
                 return Err(ConfigError::File(format!(
-                    "config file line {line}: {key:?}: nested values are supported only under client-transport-security: and peer-transport-security:"
+                    "config file line {line}: {key:?}: nested values are supported only under client-transport-security:, peer-transport-security: and discovery-config:"
                 )));
             };
             for (nested, value) in inner {

@@ -23,8 +23,6 @@ const BBOLT: &str = "detcd's store is not bbolt";
 const BATCH: &str = "detcd's store has no backend transaction batching to tune";
 const NO_V2: &str = "detcd serves only the v3 API; the v2 API and v2 store are gone (etcd 3.6)";
 const NO_PROXY: &str = "the v2 proxy is gone (etcd 3.6); run detcd as a member";
-const NO_DISCOVERY: &str =
-    "discovery is not implemented; give --initial-cluster (or join with member add and --initial-cluster-state existing)";
 const NO_TRACING: &str = "distributed tracing (OpenTelemetry) is not implemented";
 const NO_COMPACTION_BATCH: &str = "detcd compacts in one step within the apply, not in batches";
 
@@ -103,25 +101,6 @@ pub(super) const OTHER_FLAGS: &[(&str, Kind, &str, Support)] = &[
     ("proxy-dial-timeout", Kind::Uint, "1000", DefaultOnly(NO_PROXY)),
     ("proxy-write-timeout", Kind::Uint, "5000", DefaultOnly(NO_PROXY)),
     ("proxy-read-timeout", Kind::Uint, "0", DefaultOnly(NO_PROXY)),
-    // Discovery (v2 and v3).
-    ("discovery", Kind::Str, "", DefaultOnly(NO_DISCOVERY)),
-    ("discovery-fallback", Kind::OneOf(&["exit", "proxy"]), "proxy", DefaultOnly(NO_DISCOVERY)),
-    ("discovery-proxy", Kind::Str, "", DefaultOnly(NO_DISCOVERY)),
-    ("discovery-srv", Kind::Str, "", DefaultOnly(NO_DISCOVERY)),
-    ("discovery-srv-name", Kind::Str, "", DefaultOnly(NO_DISCOVERY)),
-    ("discovery-token", Kind::Str, "", DefaultOnly(NO_DISCOVERY)),
-    ("discovery-endpoints", Kind::Str, "", DefaultOnly(NO_DISCOVERY)),
-    ("discovery-dial-timeout", Kind::Duration, "2s", DefaultOnly(NO_DISCOVERY)),
-    ("discovery-request-timeout", Kind::Duration, "5s", DefaultOnly(NO_DISCOVERY)),
-    ("discovery-keepalive-time", Kind::Duration, "2s", DefaultOnly(NO_DISCOVERY)),
-    ("discovery-keepalive-timeout", Kind::Duration, "6s", DefaultOnly(NO_DISCOVERY)),
-    ("discovery-insecure-transport", Kind::Bool, "true", DefaultOnly(NO_DISCOVERY)),
-    ("discovery-insecure-skip-tls-verify", Kind::Bool, "false", DefaultOnly(NO_DISCOVERY)),
-    ("discovery-cert", Kind::Str, "", DefaultOnly(NO_DISCOVERY)),
-    ("discovery-key", Kind::Str, "", DefaultOnly(NO_DISCOVERY)),
-    ("discovery-cacert", Kind::Str, "", DefaultOnly(NO_DISCOVERY)),
-    ("discovery-user", Kind::Str, "", DefaultOnly(NO_DISCOVERY)),
-    ("discovery-password", Kind::Str, "", DefaultOnly(NO_DISCOVERY)),
     // Distributed tracing.
     ("enable-distributed-tracing", Kind::Bool, "false", DefaultOnly(NO_TRACING)),
     ("experimental-enable-distributed-tracing", Kind::Bool, "false", DefaultOnly(NO_TRACING)),

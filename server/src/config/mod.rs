@@ -17,6 +17,9 @@
 //! the same identities an etcd member with the same flags would have.
 
 mod auth;
+mod bootstrap;
+#[cfg(test)]
+mod bootstrap_tests;
 mod etcd_flags;
 #[cfg(test)]
 mod flag_walk_tests;
@@ -32,6 +35,7 @@ use std::fmt;
 
 use auth::parse_auth_token;
 pub use auth::{AuthToken, BCRYPT_COST_DEFAULT, BCRYPT_COST_MAX, BCRYPT_COST_MIN};
+pub use bootstrap::{Bootstrap, SrvDiscovery, V2Discovery, V3Discovery, CONFLICT_BOOTSTRAP_FLAGS};
 pub use flags::flag_to_env;
 use flags::{check_value, kind_of, parse_bool, parse_flags, parse_retention_ms, Kind, Parsed, FLAGS};
 pub use ids::{cluster_id, member_id, parse_initial_cluster};
@@ -109,8 +113,11 @@ pub struct Config {
     /// `--peer-skip-client-san-verification` (3.6) or its 3.4/3.5 spelling
     /// `--experimental-peer-skip-client-san-verification`.
     pub peer_skip_client_san_verification: bool,
-    /// Member name to its sorted peer URLs.
+    /// Member name to its sorted peer URLs (empty until discovery fills it when
+    /// [`Config::bootstrap`] discovers).
     pub initial_cluster: BTreeMap<String, Vec<Url>>,
+    /// Where the initial cluster comes from.
+    pub bootstrap: Bootstrap,
     pub initial_cluster_state: ClusterState,
     pub initial_cluster_token: String,
     pub snapshot_count: u64,
@@ -284,8 +291,14 @@ impl Config {
             min_version: get("tls-min-version"),
             max_version: get("tls-max-version"),
         };
+        let (bootstrap, keep_initial_cluster) = Bootstrap::from_values(values)?;
         Ok(Self {
-            initial_cluster: parse_initial_cluster(&get("initial-cluster"))?,
+            initial_cluster: if keep_initial_cluster {
+                parse_initial_cluster(&get("initial-cluster"))?
+            } else {
+                BTreeMap::new()
+            },
+            bootstrap,
             data_dir,
             wal_dir: get("wal-dir"),
             listen_client_urls: urls("listen-client-urls")?,
@@ -384,9 +397,19 @@ impl Config {
         pairs.join(",")
     }
 
-    /// This member's ID as etcd computes it at bootstrap.
+    /// This member's ID as etcd computes it at bootstrap: from its URLs in the initial
+    /// cluster (the advertised ones for a static cluster; as the SRV records spell them
+    /// for DNS discovery).
     pub fn member_id(&self) -> u64 {
-        member_id(&self.initial_advertise_peer_urls, &self.initial_cluster_token)
+        match self.initial_cluster.get(&self.name) {
+            Some(urls) => member_id(urls, &self.initial_cluster_token),
+            None => member_id(&self.initial_advertise_peer_urls, &self.initial_cluster_token),
+        }
+    }
+
+    /// The ID a member with `peer_urls` gets in this configuration's cluster.
+    pub fn member_id_for(&self, peer_urls: &[Url]) -> u64 {
+        member_id(peer_urls, &self.initial_cluster_token)
     }
 
     /// The IDs of every member of the initial cluster, by name.

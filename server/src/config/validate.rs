@@ -43,6 +43,17 @@ impl Config {
                 url.host
             ));
         }
+        if self.bootstrap.discovers() {
+            // The initial cluster is learned at start-up; `check_initial_cluster` runs then.
+            return Ok(());
+        }
+        self.check_initial_cluster()
+    }
+
+    /// etcd's checks of the initial cluster against this member: no URL twice, this
+    /// member's name present with exactly its advertised peer URLs.
+    pub fn check_initial_cluster(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
         let mut seen = BTreeMap::new();
         for (name, urls) in &self.initial_cluster {
             for u in urls {

@@ -32,6 +32,9 @@ const ALPN_H2: &[&[u8]] = &[b"h2"];
 pub struct ClientTls {
     /// The configuration the TLS flags made, if they made one.
     configured: Option<Arc<ClientConfig>>,
+    /// The name the servers' certificates are checked against instead of each
+    /// endpoint's host (etcdctl's `ServerName`: the SRV domain).
+    server_name: Option<String>,
 }
 
 impl ClientTls {
@@ -39,6 +42,7 @@ impl ClientTls {
     pub fn from_config(config: Arc<ClientConfig>) -> Self {
         ClientTls {
             configured: Some(config),
+            server_name: None,
         }
     }
 
@@ -77,7 +81,14 @@ impl ClientTls {
         let config = client_config(&info, &check, ALPN_H2).map_err(bad)?;
         Ok(Self {
             configured: Some(Arc::new(config)),
+            server_name: None,
         })
+    }
+
+    /// Checks every server's certificate against `name` rather than the endpoint's host.
+    pub fn with_server_name(mut self, name: &str) -> Self {
+        self.server_name = Some(name.to_string());
+        self
     }
 
     /// The TLS configuration for `endpoint`, or `None` for plain TCP.
@@ -96,6 +107,17 @@ impl ClientTls {
 
 /// Dials one endpoint (`host:port`, `http://host:port` or `https://host:port`).
 pub async fn connect(endpoint: &str, dial_timeout: Duration, tls: &ClientTls) -> Result<Channel, CtlError> {
+    connect_with_keepalive(endpoint, dial_timeout, None, tls).await
+}
+
+/// [`connect`] with HTTP/2 keepalive pings: every `keepalive.0` while the connection is
+/// idle, the connection dropped when one is not answered within `keepalive.1`.
+pub async fn connect_with_keepalive(
+    endpoint: &str,
+    dial_timeout: Duration,
+    keepalive: Option<(Duration, Duration)>,
+    tls: &ClientTls,
+) -> Result<Channel, CtlError> {
     let authority = match endpoint.split_once("://") {
         Some(("http" | "https", rest)) => rest,
         Some(_) => {
@@ -108,15 +130,28 @@ pub async fn connect(endpoint: &str, dial_timeout: Duration, tls: &ClientTls) ->
     }
     .trim_end_matches('/')
     .to_string();
+    // SRV targets end in a dot (`host.example.:2379`); the system's resolver and TLS
+    // names want the host without it, as Go's dialer does.
+    let authority = match authority.rsplit_once(':') {
+        Some((host, port)) if host.ends_with('.') => format!("{}:{port}", host.trim_end_matches('.')),
+        _ => authority,
+    };
     // tonic sees a plain URL; TLS, when wanted, is done by the connector below.
     let ep = Endpoint::from_shared(format!("http://{authority}"))
         .map_err(|e| CtlError::new(EXIT_BAD_ARGS, format!("bad endpoint {endpoint:?}: {e}")))?
         .connect_timeout(dial_timeout);
+    let ep = match keepalive {
+        Some((time, timeout)) if !time.is_zero() => ep
+            .http2_keep_alive_interval(time)
+            .keep_alive_timeout(timeout)
+            .keep_alive_while_idle(true),
+        _ => ep,
+    };
     let deadline = || CtlError::new(EXIT_ERROR, "context deadline exceeded");
     let connected = match tls.for_endpoint(endpoint)? {
         None => tokio::time::timeout(dial_timeout, ep.connect()).await,
         Some(config) => {
-            let host = host_of(&authority);
+            let host = tls.server_name.clone().unwrap_or_else(|| host_of(&authority));
             let name = ServerName::try_from(host.clone()).map_err(|_| {
                 CtlError::new(
                     EXIT_BAD_ARGS,

@@ -206,6 +206,50 @@ pub struct Globals {
     pub tls: dial::ClientTls,
     /// `--user` (and `--password`): the user and password to authenticate as.
     pub user: Option<(String, String)>,
+    /// `--discovery-srv` (`-d`), `--discovery-srv-name`, `--insecure-discovery`: the
+    /// endpoints come from `_etcd-client-ssl` / `_etcd-client` SRV records.
+    pub discovery: Option<SrvEndpoints>,
+}
+
+/// DNS SRV discovery of the client endpoints.
+#[derive(Debug, Clone)]
+pub struct SrvEndpoints {
+    pub domain: String,
+    pub service_name: String,
+    /// `--insecure-discovery` (default true): keep `http://` endpoints.
+    pub insecure: bool,
+}
+
+impl Globals {
+    /// Replaces the endpoints with the ones the SRV records name, when `--discovery-srv`
+    /// is given and they name any (etcdctl's `endpointsFromCmd`).
+    pub async fn discover_endpoints(&mut self) -> Result<(), CtlError> {
+        let Some(d) = &self.discovery else {
+            return Ok(());
+        };
+        let fail = |e: String| CtlError::new(EXIT_ERROR, e);
+        let dns = crate::discovery::dns::Dns::from_env().map_err(fail)?;
+        let found = crate::discovery::srv::client_endpoints(&dns, &d.domain, &d.service_name)
+            .await
+            .map_err(fail)?;
+        let mut kept = Vec::new();
+        for ep in found {
+            if !d.insecure && ep.starts_with("http://") {
+                err_line(&format!("ignoring discovered insecure endpoint {ep:?}\n"));
+                continue;
+            }
+            kept.push(ep);
+        }
+        if !kept.is_empty() {
+            self.endpoints = kept;
+        }
+        // Without insecure discovery, servers prove they are the domain's (etcdctl's
+        // ServerName).
+        if !d.insecure {
+            self.tls = std::mem::take(&mut self.tls).with_server_name(&d.domain);
+        }
+        Ok(())
+    }
 }
 
 impl Globals {
@@ -232,14 +276,6 @@ impl Globals {
             flags: values,
             args: Vec::new(),
         };
-        for unsupported in ["discovery-srv"] {
-            if merged.value(unsupported).is_some_and(|v| !v.is_empty()) {
-                return Err(CtlError::new(
-                    EXIT_BAD_ARGS,
-                    format!("--{unsupported} is not supported by detcdctl yet (no auth or DNS discovery)"),
-                ));
-            }
-        }
         let endpoints = merged
             .value("endpoints")
             .unwrap_or("127.0.0.1:2379")
@@ -261,8 +297,18 @@ impl Globals {
         let format_name = merged.value("write-out").unwrap_or("simple");
         let format = Format::parse(format_name)
             .ok_or_else(|| CtlError::new(EXIT_BAD_ARGS, format!("unknown output format {format_name:?}")))?;
+        let discovery = merged
+            .value("discovery-srv")
+            .filter(|d| !d.is_empty())
+            .map(|domain| SrvEndpoints {
+                domain: domain.to_string(),
+                service_name: merged.value("discovery-srv-name").unwrap_or("").to_string(),
+                insecure: merged.value("insecure-discovery").is_none()
+                    || merged.bool("insecure-discovery").unwrap_or(true),
+            });
         Ok(Self {
             endpoints,
+            discovery,
             dial_timeout: duration("dial-timeout", DIAL_TIMEOUT_DEFAULT)?,
             command_timeout: duration("command-timeout", COMMAND_TIMEOUT_DEFAULT)?,
             format,
@@ -425,7 +471,8 @@ pub fn main(args: Vec<String>) -> i32 {
 
 async fn run(args: Vec<String>, env: Vec<(String, String)>) -> Result<(), CtlError> {
     let (path, parsed) = args::parse(&args, is_command, specs_for)?;
-    let globals = Globals::from_parsed(&parsed, &env)?;
+    let mut globals = Globals::from_parsed(&parsed, &env)?;
+    globals.discover_endpoints().await?;
     let path: Vec<&str> = path.iter().map(String::as_str).collect();
     if path.is_empty() {
         if let Some(word) = parsed.args.first() {
