@@ -85,8 +85,7 @@ pub fn import(dir: &Path, wal_dir_flag: &str) -> Result<ImportedMember, String> 
         bump_revision: 0,
         mark_compacted: false,
     };
-    let data = import_backend(&db, &target).map_err(|e| refuse(format!("member/snap/db: {e}")))?;
-    drop(db);
+    let data = import_backend(db, &target).map_err(|e| refuse(format!("member/snap/db: {e}")))?;
 
     let staging = dir.join(STAGING);
     let _ = std::fs::remove_dir_all(&staging);

@@ -155,9 +155,8 @@ pub fn restore(p: &Parsed) -> Result<(), CtlError> {
         bump_revision: o.bump_revision,
         mark_compacted: o.mark_compacted,
     };
-    let data = import_backend(&db, &target)
+    let data = import_backend(db, &target)
         .map_err(|e| error(format!("snapshot file integrity check failed: {e}")))?;
-    drop(db);
     let identity = (me, cluster);
     write_data_dir(
         &o.data_dir,
@@ -177,11 +176,13 @@ pub fn restore(p: &Parsed) -> Result<(), CtlError> {
 }
 
 /// A member's state (as a raft snapshot's data) from etcd's backend `db`, at `target`.
-pub(crate) fn import_backend(db: &BoltReader, target: &ImportTarget) -> Result<Vec<u8>, String> {
-    let head = etcd_db::read_head(db).map_err(|e| e.to_string())?;
+/// The file is dropped once its records are read, before the state is encoded, so
+/// the two are not in memory at once.
+pub(crate) fn import_backend(db: BoltReader, target: &ImportTarget) -> Result<Vec<u8>, String> {
+    let head = etcd_db::read_head(&db).map_err(|e| e.to_string())?;
     let mut importer = Importer::default();
     let mut failed = None;
-    etcd_db::for_each_record(db, &mut |rev, tombstone, value| {
+    etcd_db::for_each_record(&db, &mut |rev, tombstone, value| {
         let kv = KeyValue::decode(value).map_err(|e| BoltError::Corrupt(format!("key bucket: {e}")))?;
         importer.push(rev, tombstone, kv).map_err(|e| {
             failed = Some(e.clone());
@@ -192,6 +193,7 @@ pub(crate) fn import_backend(db: &BoltReader, target: &ImportTarget) -> Result<V
     if let Some(e) = failed {
         return Err(e);
     }
+    drop(db);
     importer.finish(&head, target)
 }
 
