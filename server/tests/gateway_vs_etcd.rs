@@ -341,6 +341,56 @@ fn gateway_session_matches_etcd() {
     );
 }
 
+/// Bodies that do not parse, and their answers (status and body), on one server.
+fn bad_bodies(endpoint: &str) -> Vec<(String, u16, String)> {
+    [
+        "garbage",
+        r#"{"key":"Zm9v",}"#,
+        r#"{"key" "Zm9v"}"#,
+        r#"{"key":"Zm9v" "x":1}"#,
+        "{key:1}",
+        r#"{"key":"Zm9v""#,
+        r#"{"key":true}"#,
+        r#"{"key":1}"#,
+        r#"{"key":"Zm9v","limit":true}"#,
+        r#"{"key":"Zm9v","limit":1.5}"#,
+        r#"{"key":"Zm9v","serializable":"yes"}"#,
+        "[1]",
+        r#""str""#,
+        r#"{"key":"Zm9v====="}"#,
+    ]
+    .iter()
+    .map(|body| {
+        let (code, answer) = post(endpoint, "/v3/kv/range", body, None);
+        (body.to_string(), code, answer)
+    })
+    .collect()
+}
+
+#[test]
+fn unparsable_bodies_get_etcds_words() {
+    if !tools_present("unparsable_bodies_get_etcds_words") {
+        return;
+    }
+    let etcd = start_server("etcd", "gw-bad-etcd");
+    let expected = bad_bodies(&etcd.endpoint);
+    drop(etcd);
+    let detcd = start_server(env!("CARGO_BIN_EXE_detcd"), "gw-bad-detcd");
+    let got = bad_bodies(&detcd.endpoint);
+    let differ: Vec<String> = expected
+        .iter()
+        .zip(&got)
+        .filter(|(e, g)| e != g)
+        .map(|(e, g)| format!("{}\n  etcd:  {} {}\n  detcd: {} {}", e.0, e.1, e.2, g.1, g.2))
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "{} bodies differ:\n{}",
+        differ.len(),
+        differ.join("\n")
+    );
+}
+
 #[test]
 fn every_route_answers_post_and_refuses_other_methods() {
     if !tools_present("every_route_answers_post_and_refuses_other_methods") {

@@ -64,7 +64,7 @@ pub fn request_to_proto(input: &MessageDescriptor, json: &[u8]) -> Result<Vec<u8
     let options = DeserializeOptions::new().deny_unknown_fields(false);
     let mut de = serde_json::Deserializer::from_slice(json);
     let message = DynamicMessage::deserialize_with_options(input.clone(), &mut de, &options)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| super::go_json_errors::reword(&e, json))?;
     Ok(message.encode_to_vec())
 }
 

@@ -15,6 +15,7 @@
 //! keepalive stream ends with it. Observe and Snapshot take one request.
 
 pub mod frames;
+mod go_json_errors;
 pub mod json;
 
 use std::convert::Infallible;
