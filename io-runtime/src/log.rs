@@ -1,10 +1,17 @@
-//! Minimal structured logging: one line per event, by default etcd's JSON shape
-//! (`{"level":"info","ts":...,"logger":"<target>","msg":"..."}`), or
-//! `<LEVEL> <target>: <message>` in console format.
+//! Logging through `tracing`: detcd's own lines and the events of the libraries under it
+//! (hyper, h2, tonic, rustls) go to one subscriber that writes one line per event, by
+//! default in etcd's JSON shape (`{"level":"info","ts":...,"logger":"<target>","msg":"..."}`),
+//! or `<LEVEL> <target>: <message>` in console format. The line format is etcd's (zap's),
+//! which no formatting crate reproduces, so the subscriber is this module's own; the
+//! events themselves are plain `tracing` events ([`log!`] emits one).
 //!
 //! The level threshold is `DETCD_LOG` (`error`, `warn`, `info`, `debug`; default `info`)
 //! until [`configure`] sets it from `--log-level`; [`configure`] also sets the outputs
 //! (`--log-outputs`: stderr, stdout, file paths) and the format (`--log-format`).
+//! Libraries' events are written up to the threshold but never below `info` (their
+//! `debug` and `trace` events describe every frame). The subscriber is installed as the
+//! global default on the first line or by [`configure`]; a program that installed its
+//! own keeps it.
 
 use std::io::Write as _;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -91,6 +98,7 @@ pub fn configure(level: Level, outputs: &[String], json: bool) -> Result<(), Str
         outputs: opened,
         json,
     });
+    install();
     Ok(())
 }
 
@@ -148,11 +156,9 @@ fn json_escape(s: &str) -> String {
     out
 }
 
-/// Writes one line (use the macros).
-pub fn write(level: Level, target: &str, message: std::fmt::Arguments<'_>) {
-    if !enabled(level) {
-        return;
-    }
+/// Writes one line to the configured outputs (stderr in console format before
+/// [`configure`]). The subscriber calls it for every event it lets through.
+fn emit(level: Level, target: &str, message: &str) {
     let Some(sink) = SINK.get() else {
         eprintln!("{} {target}: {message}", level.name());
         return;
@@ -161,7 +167,7 @@ pub fn write(level: Level, target: &str, message: std::fmt::Arguments<'_>) {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0);
-    let line = format_line(sink.json, level, target, &message.to_string(), now) + "\n";
+    let line = format_line(sink.json, level, target, message, now) + "\n";
     for output in &sink.outputs {
         let _ = match output {
             Output::Stderr => std::io::stderr().write_all(line.as_bytes()),
@@ -174,12 +180,120 @@ pub fn write(level: Level, target: &str, message: std::fmt::Arguments<'_>) {
     }
 }
 
-/// `log!(Level::Warn, "transport", "peer {:x} refused: {}", id, why)`.
+/// The targets detcd's own lines use; anything else is a library's.
+const OWN_TARGETS: &[&str] = &["detcd", "driver", "transport", "storage", "tls", "sim", "core"];
+
+fn level_of(level: &tracing::Level) -> Level {
+    match *level {
+        tracing::Level::ERROR => Level::Error,
+        tracing::Level::WARN => Level::Warn,
+        tracing::Level::INFO => Level::Info,
+        _ => Level::Debug,
+    }
+}
+
+/// The subscriber: no spans (each event is one line), a level check per event so that
+/// [`configure`] can change the threshold at any time.
+#[derive(Debug)]
+struct LineSubscriber;
+
+/// An event's message and its other fields (`key=value`, in the order given).
+#[derive(Default)]
+struct Fields {
+    message: String,
+    rest: String,
+}
+
+impl tracing::field::Visit for Fields {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        use std::fmt::Write as _;
+        if field.name() == "message" {
+            let _ = write!(self.message, "{value:?}");
+        } else {
+            let _ = write!(self.rest, " {}={value:?}", field.name());
+        }
+    }
+
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "message" {
+            self.message.push_str(value);
+        } else {
+            self.rest.push_str(&format!(" {}={value}", field.name()));
+        }
+    }
+}
+
+impl tracing::Subscriber for LineSubscriber {
+    fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
+        let level = level_of(metadata.level());
+        let own = OWN_TARGETS.contains(&metadata.target());
+        enabled(level) && (own || (level <= Level::Info && *metadata.level() <= tracing::Level::INFO))
+    }
+
+    fn register_callsite(&self, _: &'static tracing::Metadata<'static>) -> tracing::subscriber::Interest {
+        // The threshold changes at run time: ask `enabled` each time.
+        tracing::subscriber::Interest::sometimes()
+    }
+
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+
+    fn event(&self, event: &tracing::Event<'_>) {
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        let metadata = event.metadata();
+        emit(
+            level_of(metadata.level()),
+            metadata.target(),
+            &(fields.message + &fields.rest),
+        );
+    }
+
+    fn enter(&self, _: &tracing::span::Id) {}
+
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+static INSTALLED: std::sync::Once = std::sync::Once::new();
+
+/// Installs the subscriber as the global default, once (a no-op when the program
+/// installed another first).
+pub fn install() {
+    INSTALLED.call_once(|| {
+        let _ = tracing::subscriber::set_global_default(LineSubscriber);
+    });
+}
+
+/// Re-exported for [`log!`].
+#[doc(hidden)]
+pub use tracing as __tracing;
+
+/// `log!(Level::Warn, "transport", "peer {:x} refused: {}", id, why)`: one `tracing`
+/// event at that level with that target (a string literal).
 #[macro_export]
 macro_rules! log {
-    ($level:expr, $target:expr, $($arg:tt)+) => {
-        $crate::log::write($level, $target, format_args!($($arg)+))
-    };
+    ($level:expr, $target:expr, $($arg:tt)+) => {{
+        $crate::log::install();
+        match $level {
+            $crate::log::Level::Error => {
+                $crate::log::__tracing::event!(target: $target, $crate::log::__tracing::Level::ERROR, "{}", format_args!($($arg)+))
+            }
+            $crate::log::Level::Warn => {
+                $crate::log::__tracing::event!(target: $target, $crate::log::__tracing::Level::WARN, "{}", format_args!($($arg)+))
+            }
+            $crate::log::Level::Info => {
+                $crate::log::__tracing::event!(target: $target, $crate::log::__tracing::Level::INFO, "{}", format_args!($($arg)+))
+            }
+            $crate::log::Level::Debug => {
+                $crate::log::__tracing::event!(target: $target, $crate::log::__tracing::Level::DEBUG, "{}", format_args!($($arg)+))
+            }
+        }
+    }};
 }
 
 #[cfg(test)]

@@ -36,5 +36,5 @@ pub mod yaml;
 
 /// One informational line in the driver's log format (`INFO detcd: ...` on stderr).
 pub fn log(message: &str) {
-    detcd_io::log::write(detcd_io::log::Level::Info, "detcd", format_args!("{message}"));
+    detcd_io::log!(detcd_io::log::Level::Info, "detcd", "{message}");
 }
