@@ -227,7 +227,7 @@ impl tracing::Subscriber for LineSubscriber {
     fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
         let level = level_of(metadata.level());
         let own = OWN_TARGETS.contains(&metadata.target());
-        enabled(level) && (own || (level <= Level::Info && *metadata.level() <= tracing::Level::INFO))
+        enabled(level) && (own || level <= Level::Info)
     }
 
     fn register_callsite(&self, _: &'static tracing::Metadata<'static>) -> tracing::subscriber::Interest {
