@@ -16,4 +16,5 @@ mod e2e {
     mod tls;
     mod tls_auth;
     mod tls_peers;
+    mod unix_sockets;
 }

@@ -6,15 +6,21 @@
 //!   the CA bundle that checks the server (else the system's anchors).
 //!   `--insecure-transport=false` asks for TLS without any of them.
 //!   `--insecure-skip-tls-verify` skips the server check of that configuration.
-//! - `https://` endpoints always use TLS (that configuration, else the system's
-//!   anchors); `http://` endpoints never; a bare `host:port` uses TLS exactly when a
-//!   configuration was made.
+//! - `https://` and `unixs://` endpoints always use TLS (that configuration, else the
+//!   system's anchors); `http://` endpoints never; a bare `host:port` and a `unix://`
+//!   endpoint use TLS exactly when a configuration was made (etcd's clientv3
+//!   `processCreds`).
+//! - `unix://name` and `unixs://name` dial the unix socket `name` (relative to the
+//!   working directory, as etcd's `unix://localhost:2379` endpoints are).
 //! - The server's name is checked against the endpoint's host (a DNS name or an IP
-//!   address); a failed handshake is a failed dial.
+//!   address; for a socket, the host of its `host:port` name); a failed handshake is a
+//!   failed dial.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use detcd_io::transport::conn::PeerStream;
+use detcd_io::transport::socket::{self, Address};
 use hyper_util::rt::TokioIo;
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
@@ -85,7 +91,8 @@ impl ClientTls {
         if endpoint.starts_with("http://") {
             return Ok(None);
         }
-        if endpoint.starts_with("https://") && self.configured.is_none() {
+        let always = endpoint.starts_with("https://") || endpoint.starts_with("unixs://");
+        if always && self.configured.is_none() {
             let config = client_config(&TlsInfo::default(), &ServerCheck::System, ALPN_H2)
                 .map_err(|e| CtlError::new(EXIT_ERROR, e))?;
             return Ok(Some(Arc::new(config)));
@@ -94,74 +101,68 @@ impl ClientTls {
     }
 }
 
-/// Dials one endpoint (`host:port`, `http://host:port` or `https://host:port`).
+/// Dials one endpoint (`host:port`, `http://host:port`, `https://host:port`,
+/// `unix://name` or `unixs://name`).
 pub async fn connect(endpoint: &str, dial_timeout: Duration, tls: &ClientTls) -> Result<Channel, CtlError> {
-    let authority = match endpoint.split_once("://") {
-        Some(("http" | "https", rest)) => rest,
-        Some(_) => {
+    let (scheme, rest) = endpoint.split_once("://").unwrap_or(("", endpoint));
+    let rest = rest.trim_end_matches('/').to_string();
+    let address = match scheme {
+        "" | "http" | "https" => Address::Tcp(rest.clone()),
+        "unix" | "unixs" => Address::Unix(rest.clone().into()),
+        _ => {
             return Err(CtlError::new(
                 EXIT_BAD_ARGS,
-                format!("unsupported endpoint {endpoint:?} (http or https)"),
+                format!("unsupported endpoint {endpoint:?} (http, https, unix or unixs)"),
             ))
         }
-        None => endpoint,
-    }
-    .trim_end_matches('/')
-    .to_string();
-    // tonic sees a plain URL; TLS, when wanted, is done by the connector below.
+    };
+    // tonic sees a plain URL (its authority is what the server sees); the connector
+    // below reaches the address, with TLS when wanted.
+    let authority = if scheme.starts_with("unix") && Uri::try_from(format!("http://{rest}")).is_err() {
+        "localhost".to_string()
+    } else {
+        rest
+    };
     let ep = Endpoint::from_shared(format!("http://{authority}"))
         .map_err(|e| CtlError::new(EXIT_BAD_ARGS, format!("bad endpoint {endpoint:?}: {e}")))?
         .connect_timeout(dial_timeout);
-    let deadline = || CtlError::new(EXIT_ERROR, "context deadline exceeded");
-    let connected = match tls.for_endpoint(endpoint)? {
-        None => tokio::time::timeout(dial_timeout, ep.connect()).await,
+    let tls = match tls.for_endpoint(endpoint)? {
+        None => None,
         Some(config) => {
-            let host = host_of(&authority);
+            let host = address.tls_host();
             let name = ServerName::try_from(host.clone()).map_err(|_| {
                 CtlError::new(
                     EXIT_BAD_ARGS,
                     format!("bad endpoint {endpoint:?}: bad host {host:?}"),
                 )
             })?;
-            let connector = tower::service_fn(move |_: Uri| {
-                let (config, name, authority) = (config.clone(), name.clone(), authority.clone());
-                async move {
-                    let tcp = tokio::net::TcpStream::connect(authority.as_str()).await?;
-                    let _ = tcp.set_nodelay(true);
-                    let stream = tokio_rustls::TlsConnector::from(config)
-                        .connect(name, tcp)
-                        .await?;
-                    Ok::<_, std::io::Error>(TokioIo::new(stream))
-                }
-            });
-            tokio::time::timeout(dial_timeout, ep.connect_with_connector(connector)).await
+            Some((config, name))
         }
     };
-    match connected {
+    let connector = tower::service_fn(move |_: Uri| {
+        let (address, tls) = (address.clone(), tls.clone());
+        async move {
+            let stream = socket::connect(&address).await?;
+            let stream: PeerStream = match tls {
+                None => Box::new(stream),
+                Some((config, name)) => Box::new(
+                    tokio_rustls::TlsConnector::from(config)
+                        .connect(name, stream)
+                        .await?,
+                ),
+            };
+            Ok::<_, std::io::Error>(TokioIo::new(stream))
+        }
+    });
+    match tokio::time::timeout(dial_timeout, ep.connect_with_connector(connector)).await {
         Ok(Ok(channel)) => Ok(channel),
-        _ => Err(deadline()),
+        _ => Err(CtlError::new(EXIT_ERROR, "context deadline exceeded")),
     }
-}
-
-/// The host of `host:port` or `[v6]:port`, without brackets.
-fn host_of(authority: &str) -> String {
-    let host = match authority.rsplit_once(':') {
-        Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) => host,
-        _ => authority,
-    };
-    host.trim_start_matches('[').trim_end_matches(']').to_string()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hosts_of_authorities() {
-        assert_eq!(host_of("127.0.0.1:2379"), "127.0.0.1");
-        assert_eq!(host_of("[::1]:2379"), "::1");
-        assert_eq!(host_of("localhost"), "localhost");
-    }
 
     #[test]
     fn cert_without_key_is_etcds_error() {
