@@ -286,15 +286,17 @@ async fn handshake(
     addr: &Address,
     tls: &SharedPeerTls,
 ) -> Result<PeerStream, DialError> {
-    let failed = |e: &dyn std::fmt::Display| DialError::Failed(format!("{addr}: {e}"));
-    let mut stream = conn::dial(url, addr, tls).await.map_err(|e| {
-        // A refused certificate or a missing TLS setup will not heal by itself.
+    // A refused certificate or a missing TLS setup will not heal by itself. Under TLS
+    // 1.3 the listener's refusal of this member's certificate arrives as an alert on
+    // the first read after the handshake, so the reply's read is judged the same way.
+    let failed = |e: std::io::Error| {
         if e.kind() == std::io::ErrorKind::PermissionDenied || e.kind() == std::io::ErrorKind::InvalidData {
             DialError::Refused(format!("{addr}: {e}"))
         } else {
-            failed(&e)
+            DialError::Failed(format!("{addr}: {e}"))
         }
-    })?;
+    };
+    let mut stream = conn::dial(url, addr, tls).await.map_err(failed)?;
     let hello = PeerHello {
         protocol_version: PEER_PROTOCOL_VERSION,
         cluster_id: identity.cluster_id,
@@ -303,8 +305,11 @@ async fn handshake(
     };
     let mut buf = Vec::new();
     wire::put_frame(&mut buf, &hello);
-    stream.write_all(&buf).await.map_err(|e| failed(&e))?;
-    let reply: PeerHelloReply = wire::read_frame(&mut stream).await.map_err(|e| failed(&e))?;
+    stream.write_all(&buf).await.map_err(failed)?;
+    let reply: PeerHelloReply = wire::read_frame(&mut stream).await.map_err(|e| match e {
+        wire::FrameError::Io(e) => failed(e),
+        other => DialError::Failed(format!("{addr}: {other}")),
+    })?;
     if !reply.accepted {
         return Err(DialError::Refused(format!("{addr} refused: {}", reply.reason)));
     }
