@@ -18,6 +18,7 @@ pub mod print;
 pub mod restore;
 pub mod snapshot;
 pub mod txn_parse;
+pub mod watch;
 
 use std::future::Future;
 use std::io::Write;
@@ -87,20 +88,7 @@ const COMMANDS: &[(&[&str], &[FlagSpec])] = &[
         }],
     ),
     (&["compaction"], &[bool_flag("physical")]),
-    (
-        &["watch"],
-        &[
-            FlagSpec {
-                long: "interactive",
-                short: Some('i'),
-                takes_value: false,
-            },
-            bool_flag("prefix"),
-            value_flag("rev"),
-            bool_flag("prev-kv"),
-            bool_flag("progress-notify"),
-        ],
-    ),
+    (&["watch"], watch::WATCH_FLAGS),
     (&["lease"], &[]),
     (&["lease", "grant"], &[]),
     (&["lease", "revoke"], &[]),
@@ -230,7 +218,7 @@ impl Globals {
         }
         let merged = Parsed {
             flags: values,
-            args: Vec::new(),
+            ..Parsed::default()
         };
         for unsupported in ["discovery-srv"] {
             if merged.value(unsupported).is_some_and(|v| !v.is_empty()) {
@@ -448,7 +436,7 @@ async fn run(args: Vec<String>, env: Vec<(String, String)>) -> Result<(), CtlErr
         ["del"] => kv::del(&mut ctx, &parsed).await,
         ["txn"] => kv::txn(&mut ctx, &parsed).await,
         ["compaction"] => kv::compaction(&mut ctx, &parsed).await,
-        ["watch"] => kv::watch(&mut ctx, &parsed).await,
+        ["watch"] => watch::watch(&mut ctx, &parsed).await,
         ["lease", "grant"] => admin::lease_grant(&mut ctx, &parsed).await,
         ["lease", "revoke"] => admin::lease_revoke(&mut ctx, &parsed).await,
         ["lease", "timetolive"] => admin::lease_timetolive(&mut ctx, &parsed).await,
