@@ -183,3 +183,48 @@ fn watch_matches_etcdctl() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// `--debug` prints every global flag as its ETCDCTL_* variable first (etcdctl then logs
+/// grpc-go's own lines, which detcdctl has no equivalent for: only the flag lines are
+/// compared).
+#[test]
+fn debug_prints_the_flags_as_etcdctl() {
+    assert!(
+        on_path("etcdctl"),
+        "etcdctl must be on PATH (Debian: etcd-client)"
+    );
+    let args = [
+        "--debug",
+        "--dial-timeout=1500ms",
+        "--keepalive-time=90s",
+        "--keepalive-timeout=3s",
+        "--hex",
+        "-w",
+        "json",
+        "--user=u:p",
+        "get",
+        "k",
+    ];
+    let lines = |name: &str| -> String {
+        let program = if name == "detcdctl" {
+            env!("CARGO_BIN_EXE_detcdctl")
+        } else {
+            "etcdctl"
+        };
+        let out = Command::new(program)
+            .env("ETCDCTL_API", "3")
+            .env_remove("ETCDCTL_ENDPOINTS")
+            .args(["--endpoints=127.0.0.1:1,127.0.0.1:2", "--command-timeout=1s"])
+            .args(args)
+            .output()
+            .expect("run");
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .filter(|l| l.starts_with("ETCDCTL_"))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    };
+    let expected = lines("etcdctl");
+    assert!(expected.contains("ETCDCTL_KEEPALIVE_TIME=1m30s\n"), "{expected}");
+    assert_eq!(lines("detcdctl"), expected);
+}

@@ -101,9 +101,37 @@ impl ClientTls {
     }
 }
 
+/// etcdctl's `--keepalive-time` and `--keepalive-timeout`: an HTTP/2 ping after `time`
+/// without activity while calls are open, the connection closed when none is answered
+/// within `timeout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keepalive {
+    pub time: Duration,
+    pub timeout: Duration,
+}
+
+impl Default for Keepalive {
+    /// etcdctl's defaults.
+    fn default() -> Self {
+        Keepalive {
+            time: Duration::from_secs(2),
+            timeout: Duration::from_secs(6),
+        }
+    }
+}
+
+/// grpc-go raises a client's keepalive time below this to it ("Adjusting keepalive ping
+/// interval to minimum period of 10s").
+const KEEPALIVE_TIME_MIN: Duration = Duration::from_secs(10);
+
 /// Dials one endpoint (`host:port`, `http://host:port`, `https://host:port`,
-/// `unix://name` or `unixs://name`).
-pub async fn connect(endpoint: &str, dial_timeout: Duration, tls: &ClientTls) -> Result<Channel, CtlError> {
+/// `unix://name` or `unixs://name`), with HTTP/2 keepalive pings when asked.
+pub async fn connect(
+    endpoint: &str,
+    dial_timeout: Duration,
+    tls: &ClientTls,
+    keepalive: Option<Keepalive>,
+) -> Result<Channel, CtlError> {
     let (scheme, rest) = endpoint.split_once("://").unwrap_or(("", endpoint));
     let rest = rest.trim_end_matches('/').to_string();
     let address = match scheme {
@@ -123,9 +151,15 @@ pub async fn connect(endpoint: &str, dial_timeout: Duration, tls: &ClientTls) ->
     } else {
         rest
     };
-    let ep = Endpoint::from_shared(format!("http://{authority}"))
+    let mut ep = Endpoint::from_shared(format!("http://{authority}"))
         .map_err(|e| CtlError::new(EXIT_BAD_ARGS, format!("bad endpoint {endpoint:?}: {e}")))?
         .connect_timeout(dial_timeout);
+    if let Some(k) = keepalive.filter(|k| !k.time.is_zero()) {
+        ep = ep
+            .http2_keep_alive_interval(k.time.max(KEEPALIVE_TIME_MIN))
+            .keep_alive_timeout(k.timeout)
+            .keep_alive_while_idle(false);
+    }
     let tls = match tls.for_endpoint(endpoint)? {
         None => None,
         Some(config) => {

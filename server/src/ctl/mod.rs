@@ -10,6 +10,7 @@ pub mod admin;
 pub mod args;
 pub mod auth;
 pub mod concurrency;
+pub mod debug;
 pub mod dial;
 pub mod error;
 pub mod format;
@@ -194,6 +195,10 @@ pub struct Globals {
     pub tls: dial::ClientTls,
     /// `--user` (and `--password`): the user and password to authenticate as.
     pub user: Option<(String, String)>,
+    /// `--keepalive-time` and `--keepalive-timeout`: HTTP/2 pings on open connections.
+    pub keepalive: dial::Keepalive,
+    /// `--debug`: the flag values etcdctl prints to stderr first.
+    pub debug_lines: Option<String>,
 }
 
 impl Globals {
@@ -257,6 +262,13 @@ impl Globals {
             hex: merged.bool("hex")?,
             tls: dial::ClientTls::from_flags(&merged)?,
             user: auth::user_from_flags(merged.value("user"), merged.value("password"))?,
+            keepalive: dial::Keepalive {
+                time: duration("keepalive-time", dial::Keepalive::default().time)?,
+                timeout: duration("keepalive-timeout", dial::Keepalive::default().timeout)?,
+            },
+            debug_lines: merged
+                .bool("debug")?
+                .then(|| debug::flag_lines(GLOBAL_FLAGS, &merged)),
         })
     }
 }
@@ -370,7 +382,13 @@ impl Ctx {
 
 /// Dials one endpoint with the global dial timeout and TLS flags (see [`dial`]).
 pub async fn connect(endpoint: &str, globals: &Globals) -> Result<Channel, CtlError> {
-    dial::connect(endpoint, globals.dial_timeout, &globals.tls).await
+    dial::connect(
+        endpoint,
+        globals.dial_timeout,
+        &globals.tls,
+        Some(globals.keepalive),
+    )
+    .await
 }
 
 /// Writes to stdout, ignoring a closed pipe (as a Go program killed by SIGPIPE would stop).
@@ -414,6 +432,9 @@ pub fn main(args: Vec<String>) -> i32 {
 async fn run(args: Vec<String>, env: Vec<(String, String)>) -> Result<(), CtlError> {
     let (path, parsed) = args::parse(&args, is_command, specs_for)?;
     let globals = Globals::from_parsed(&parsed, &env)?;
+    if let Some(lines) = &globals.debug_lines {
+        err_line(lines);
+    }
     let path: Vec<&str> = path.iter().map(String::as_str).collect();
     if path.is_empty() {
         if let Some(word) = parsed.args.first() {
