@@ -15,6 +15,7 @@ pub mod dial;
 pub mod error;
 pub mod format;
 pub mod kv;
+pub mod mirror;
 pub mod print;
 pub mod restore;
 pub mod snapshot;
@@ -117,6 +118,7 @@ const COMMANDS: &[(&[&str], &[FlagSpec])] = &[
     (&["snapshot", "status"], &[]),
     (&["snapshot", "restore"], restore::RESTORE_FLAGS),
     (&["move-leader"], &[]),
+    (&["make-mirror"], mirror::MIRROR_FLAGS),
     (&["defrag"], &[bool_flag("cluster"), value_flag("data-dir")]),
     (&["alarm"], &[]),
     (&["alarm", "list"], &[]),
@@ -475,6 +477,7 @@ async fn run(args: Vec<String>, env: Vec<(String, String)>) -> Result<(), CtlErr
         ["snapshot", "status"] => snapshot::status(&ctx, &parsed),
         ["snapshot", "restore"] => restore::restore(&parsed),
         ["move-leader"] => admin::move_leader(&mut ctx, &parsed).await,
+        ["make-mirror"] => mirror::make_mirror(&mut ctx, &parsed).await,
         ["defrag"] => admin::defrag(&mut ctx, &parsed).await,
         ["alarm", "list"] => admin::alarm_list(&mut ctx, &parsed).await,
         ["alarm", "disarm"] => admin::alarm_disarm(&mut ctx, &parsed).await,
