@@ -38,7 +38,14 @@ pub const GET_FLAGS: &[FlagSpec] = &[
     value_flag("min-mod-rev"),
     value_flag("max-mod-rev"),
 ];
-pub const DEL_FLAGS: &[FlagSpec] = &[bool_flag("prefix"), bool_flag("prev-kv"), bool_flag("from-key")];
+/// `--range` (etcdctl 3.5+) only silences 3.5's warning about an explicit range end;
+/// etcdctl 3.4 has no such warning, so it changes nothing here.
+pub const DEL_FLAGS: &[FlagSpec] = &[
+    bool_flag("prefix"),
+    bool_flag("prev-kv"),
+    bool_flag("from-key"),
+    bool_flag("range"),
+];
 
 /// The end of the range holding every key with `prefix` (clientv3 `GetPrefixRangeEnd`).
 pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {

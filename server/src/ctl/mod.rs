@@ -9,6 +9,7 @@
 pub mod admin;
 pub mod args;
 pub mod auth;
+pub mod check;
 pub mod concurrency;
 pub mod debug;
 pub mod dial;
@@ -119,6 +120,8 @@ const COMMANDS: &[(&[&str], &[FlagSpec])] = &[
     (&["snapshot", "restore"], restore::RESTORE_FLAGS),
     (&["move-leader"], &[]),
     (&["make-mirror"], mirror::MIRROR_FLAGS),
+    (&["check"], &[]),
+    (&["check", "perf"], check::PERF_FLAGS),
     (&["defrag"], &[bool_flag("cluster"), value_flag("data-dir")]),
     (&["alarm"], &[]),
     (&["alarm", "list"], &[]),
@@ -478,6 +481,7 @@ async fn run(args: Vec<String>, env: Vec<(String, String)>) -> Result<(), CtlErr
         ["snapshot", "restore"] => restore::restore(&parsed),
         ["move-leader"] => admin::move_leader(&mut ctx, &parsed).await,
         ["make-mirror"] => mirror::make_mirror(&mut ctx, &parsed).await,
+        ["check", "perf"] => check::perf(&mut ctx, &parsed).await,
         ["defrag"] => admin::defrag(&mut ctx, &parsed).await,
         ["alarm", "list"] => admin::alarm_list(&mut ctx, &parsed).await,
         ["alarm", "disarm"] => admin::alarm_disarm(&mut ctx, &parsed).await,
