@@ -1,7 +1,8 @@
-//! detcdctl's `check perf` on a real etcd: a short run (`--duration`, detcdctl only;
-//! etcdctl always runs 60 s) prints etcdctl's verdict lines and leaves no key behind;
-//! the refusals (an unknown load, a prefix that has keys) are compared with the real
-//! etcdctl 3.4 word for word. etcd and etcdctl must be on PATH.
+//! detcdctl's `check perf` and `check datascale` on a real etcd: short runs
+//! (`--duration` and `--count`, detcdctl only; etcdctl's loads take a minute or more)
+//! print etcdctl's lines and leave no key behind; the refusals (an unknown load, a
+//! prefix that has keys) are compared with the real etcdctl 3.4 word for word. etcd and
+//! etcdctl must be on PATH.
 
 #[path = "support/server_proc.rs"]
 mod server_proc;
@@ -69,6 +70,32 @@ fn check_perf_runs_and_refuses_as_etcdctl() {
         assert_eq!((b.0, &b.2), (a.0, &a.2), "{args:?}");
     };
     compare(&["check", "perf", "--load", "huge"]);
+    compare(&["check", "datascale", "--load", "huge"]);
     etcdctl_ok(ep, &["put", "/p/x", "1"]);
     compare(&["check", "perf", "--prefix", "/p/"]);
+    compare(&["check", "datascale", "--prefix", "/p/"]);
+
+    let (code, stdout, stderr) = run("detcdctl", ep, &["check", "datascale", "--count", "300"]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines[0],
+        "Start data scale check for work load [300 key-value pairs, 1024 bytes per key-value, 50 concurrent clients]."
+    );
+    assert!(
+        lines[1].starts_with("PASS: Approximate system memory used : ") && lines[1].ends_with(" MB."),
+        "{stdout}"
+    );
+    let left = etcdctl_ok(
+        ep,
+        &[
+            "get",
+            "--prefix",
+            "/etcdctl-check-datascale/",
+            "--count-only",
+            "-w",
+            "fields",
+        ],
+    );
+    assert!(left.contains("\"Count\" : 0"), "{left}");
 }

@@ -1,9 +1,18 @@
-//! `check perf`, as etcdctl 3.4 (`check.go`): puts of a 256-byte key and a 1 KiB value
-//! under `--prefix` from many concurrent clients at the `--load` model's rate for 60 s,
-//! then the verdict on throughput (above 90% of the rate), the slowest request (at most
-//! 0.5 s) and the standard deviation (at most 0.1 s); the keys are deleted afterwards
-//! (`--auto-compact`, `--auto-defrag` then clean up). `--duration` (seconds, detcdctl
-//! only) shortens the run, for tests. etcdctl's progress bar is not drawn.
+//! `check perf` and `check datascale`, as etcdctl 3.4 (`check.go`).
+//!
+//! - perf: puts of a 256-byte key and a 1 KiB value under `--prefix` from many
+//!   concurrent clients at the `--load` model's rate for 60 s, then the verdict on
+//!   throughput (above 90% of the rate), the slowest request (at most 0.5 s) and the
+//!   standard deviation (at most 0.1 s). `--duration` (seconds, detcdctl only) shortens
+//!   the run, for tests.
+//! - datascale: the model's number of 512-byte keys with 512-byte values, as fast as its
+//!   clients go, and the growth of the first endpoint's `process_resident_memory_bytes`
+//!   (read from its `/metrics`, over plain http only in detcdctl). `--count` (detcdctl
+//!   only) shortens the run, for tests.
+//!
+//! Both refuse a prefix that has keys, delete their keys afterwards, then compact and
+//! defragment when asked (`--auto-compact`, `--auto-defrag`). etcdctl's progress bar is
+//! not drawn.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -25,7 +34,18 @@ pub const PERF_FLAGS: &[FlagSpec] = &[
     value_flag("duration"),
 ];
 
+pub const DATASCALE_FLAGS: &[FlagSpec] = &[
+    value_flag("load"),
+    value_flag("prefix"),
+    bool_flag("auto-compact"),
+    bool_flag("auto-defrag"),
+    value_flag("count"),
+];
+
 const PERF_PREFIX_DEFAULT: &str = "/etcdctl-check-perf/";
+const DATASCALE_PREFIX_DEFAULT: &str = "/etcdctl-check-datascale/";
+const DATASCALE_KEY_BYTES: usize = 512;
+const DATASCALE_VALUE_BYTES: usize = 512;
 const PERF_SECONDS_DEFAULT: u64 = 60;
 const KEY_BYTES: usize = 256;
 const VALUE_BYTES: usize = 1024;
@@ -88,6 +108,25 @@ pub async fn perf(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
             .map_err(|_| CtlError::bad_args(format!("invalid argument {v:?} for \"--duration\" flag")))?,
     };
     let prefix = p.value("prefix").unwrap_or(PERF_PREFIX_DEFAULT).to_string();
+    refuse_used_prefix(ctx, &prefix, true).await?;
+    let load = Load {
+        clients: model.clients,
+        prefix: &prefix,
+        key_bytes: KEY_BYTES,
+        value_bytes: VALUE_BYTES,
+        pace: Pace::Rate {
+            rate: model.rate,
+            duration: Duration::from_secs(seconds),
+        },
+    };
+    let results = run_load(ctx, &load).await?;
+    clean_up(ctx, p, &prefix).await?;
+    verdict(&results, model.rate)
+}
+
+/// etcdctl refuses to write under a prefix that already has keys (perf quotes the
+/// command it suggests, datascale does not).
+async fn refuse_used_prefix(ctx: &mut Ctx, prefix: &str, quote: bool) -> Result<(), CtlError> {
     let mut kv = KvClient::new(ctx.channel().await?);
     let existing = ctx
         .call(kv.range(RangeRequest {
@@ -97,16 +136,23 @@ pub async fn perf(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
             ..Default::default()
         }))
         .await?;
-    if !existing.kvs.is_empty() {
-        return Err(CtlError::new(
-            EXIT_INVALID_INPUT,
-            format!(
-                "prefix {} has keys. Delete with 'etcdctl del --prefix {prefix}' first",
-                super::format::go_quote(prefix.as_bytes())
-            ),
-        ));
+    if existing.kvs.is_empty() {
+        return Ok(());
     }
-    let results = run_load(ctx, &model, &prefix, Duration::from_secs(seconds)).await?;
+    let command = format!("etcdctl del --prefix {prefix}");
+    let command = if quote { format!("'{command}'") } else { command };
+    Err(CtlError::new(
+        EXIT_INVALID_INPUT,
+        format!(
+            "prefix {} has keys. Delete with {command} first",
+            super::format::go_quote(prefix.as_bytes())
+        ),
+    ))
+}
+
+/// Deletes the check's keys, then compacts and defragments when asked.
+async fn clean_up(ctx: &mut Ctx, p: &Parsed, prefix: &str) -> Result<(), CtlError> {
+    let mut kv = KvClient::new(ctx.channel().await?);
     let deleted = ctx
         .call(kv.delete_range(DeleteRangeRequest {
             key: prefix.as_bytes().to_vec(),
@@ -125,26 +171,148 @@ pub async fn perf(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
     if p.bool("auto-defrag")? {
         super::admin::defrag(ctx, &Parsed::default()).await?;
     }
-    verdict(&results, model.rate)
+    Ok(())
 }
 
-/// Puts at `model.rate` per second from `model.clients` callers for `duration`.
-async fn run_load(
-    ctx: &mut Ctx,
-    model: &Model,
-    prefix: &str,
-    duration: Duration,
-) -> Result<Results, CtlError> {
-    let connections = model.clients.div_ceil(CALLERS_PER_CONNECTION).max(1);
+pub async fn datascale(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
+    let load = p.value("load").unwrap_or("s");
+    let (limit, clients) = match load {
+        "s" | "small" => (10_000u64, 50),
+        "m" | "medium" => (100_000, 200),
+        "l" | "large" => (1_000_000, 500),
+        "xl" | "xLarge" => (3_000_000, 1000),
+        _ => {
+            return Err(CtlError::new(
+                EXIT_BAD_FEATURE,
+                format!("unknown load option {load}"),
+            ))
+        }
+    };
+    let limit = match p.value("count") {
+        None => limit,
+        Some(v) => v
+            .parse()
+            .map_err(|_| CtlError::bad_args(format!("invalid argument {v:?} for \"--count\" flag")))?,
+    };
+    let prefix = p.value("prefix").unwrap_or(DATASCALE_PREFIX_DEFAULT).to_string();
+    refuse_used_prefix(ctx, &prefix, false).await?;
+    let endpoint = ctx.globals.endpoints.first().cloned().unwrap_or_default();
+    let failed = |when: &str| {
+        out(&format!(
+            "FAIL: Could not read process_resident_memory_bytes {when} the put operations.\n"
+        ));
+        Err(CtlError::new(EXIT_ERROR, ""))
+    };
+    let before = resident_memory(&endpoint).await;
+    if before == 0.0 {
+        return failed("before");
+    }
+    out(&format!(
+        "Start data scale check for work load [{limit} key-value pairs, {} bytes per key-value, {clients} concurrent clients].\n",
+        DATASCALE_KEY_BYTES + DATASCALE_VALUE_BYTES
+    ));
+    let run = Load {
+        clients,
+        prefix: &prefix,
+        key_bytes: DATASCALE_KEY_BYTES,
+        value_bytes: DATASCALE_VALUE_BYTES,
+        pace: Pace::Count(limit),
+    };
+    let results = run_load(ctx, &run).await?;
+    let after = resident_memory(&endpoint).await;
+    if after == 0.0 {
+        return failed("after");
+    }
+    clean_up(ctx, p, &prefix).await?;
+    if !results.errors.is_empty() {
+        let mut s = String::from("FAIL: too many errors\n");
+        for (error, count) in &results.errors {
+            s.push_str(&format!("FAIL: ERROR({error}) -> {count}\n"));
+        }
+        out(&s);
+        return Err(CtlError::new(EXIT_ERROR, ""));
+    }
+    let used_mb = (after - before) / (1024.0 * 1024.0);
+    out(&format!(
+        "PASS: Approximate system memory used : {used_mb:.2} MB.\n"
+    ));
+    Ok(())
+}
+
+/// The endpoint's `process_resident_memory_bytes` from its `/metrics` (HTTP/1.0 over
+/// plain TCP), or 0 with etcdctl's kind of message when it cannot be read.
+async fn resident_memory(endpoint: &str) -> f64 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const KEY: &str = "process_resident_memory_bytes";
+    let host = endpoint.strip_prefix("http://").unwrap_or(endpoint);
+    if host.contains("://") {
+        out(&format!(
+            "fetch error: detcdctl reads {endpoint}/metrics over http only\n"
+        ));
+        return 0.0;
+    }
+    let fetched = async {
+        let mut stream = tokio::net::TcpStream::connect(host).await?;
+        let request = format!("GET /metrics HTTP/1.0\r\nHost: {host}\r\n\r\n");
+        stream.write_all(request.as_bytes()).await?;
+        let mut body = Vec::new();
+        stream.read_to_end(&mut body).await?;
+        Ok::<_, std::io::Error>(String::from_utf8_lossy(&body).into_owned())
+    };
+    let text = match tokio::time::timeout(Duration::from_secs(10), fetched).await {
+        Ok(Ok(text)) => text,
+        Ok(Err(e)) => {
+            out(&format!("fetch error: {e}\n"));
+            return 0.0;
+        }
+        Err(_) => {
+            out("fetch error: timed out\n");
+            return 0.0;
+        }
+    };
+    let value = text
+        .lines()
+        .find_map(|l| l.strip_prefix(KEY).filter(|rest| rest.starts_with(' ')))
+        .and_then(|v| v.trim().parse::<f64>().ok());
+    match value {
+        Some(v) => v,
+        None => {
+            out(&format!("could not find: {KEY}\n"));
+            0.0
+        }
+    }
+}
+
+/// How a load's puts are paced.
+#[derive(Clone, Copy)]
+enum Pace {
+    /// `rate` puts per second for `duration` (`check perf`).
+    Rate { rate: u32, duration: Duration },
+    /// `count` puts as fast as the callers take them (`check datascale`).
+    Count(u64),
+}
+
+/// One load: concurrent callers, the size of each key (after the prefix) and value.
+struct Load<'a> {
+    clients: usize,
+    prefix: &'a str,
+    key_bytes: usize,
+    value_bytes: usize,
+    pace: Pace,
+}
+
+/// Puts random keys under the load's prefix from its callers, paced as it says.
+async fn run_load(ctx: &mut Ctx, load: &Load<'_>) -> Result<Results, CtlError> {
+    let connections = load.clients.div_ceil(CALLERS_PER_CONNECTION).max(1);
     let mut channels = Vec::with_capacity(connections);
     for _ in 0..connections {
         let endpoint = ctx.globals.endpoints.first().cloned().unwrap_or_default();
         channels.push(ctx.endpoint_channel(&endpoint).await?);
     }
-    let (requests, queue) = async_channel(model.clients);
+    let (requests, queue) = async_channel(load.clients);
     let (done, mut measured) = mpsc::unbounded_channel();
-    let mut callers = Vec::with_capacity(model.clients);
-    for i in 0..model.clients {
+    let mut callers = Vec::with_capacity(load.clients);
+    for i in 0..load.clients {
         let mut kv = KvClient::new(channels[i % connections].clone());
         let queue = queue.clone();
         let done = done.clone();
@@ -157,23 +325,35 @@ async fn run_load(
         }));
     }
     drop(done);
-    let value = vec![0u8; VALUE_BYTES];
-    let interval = Duration::from_secs_f64(1.0 / f64::from(model.rate));
+    let value = vec![0u8; load.value_bytes];
+    let (interval, deadline, count) = match load.pace {
+        Pace::Rate { rate, duration } => (
+            Duration::from_secs_f64(1.0 / f64::from(rate)),
+            tokio::time::Instant::now() + duration,
+            u64::MAX,
+        ),
+        Pace::Count(n) => (
+            Duration::from_nanos(1),
+            tokio::time::Instant::now() + Duration::from_secs(86_400),
+            n,
+        ),
+    };
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let deadline = tokio::time::Instant::now() + duration;
-    loop {
-        tokio::select! {
-            _ = ticks.tick() => {}
-            () = tokio::time::sleep_until(deadline) => break,
+    for _ in 0..count {
+        if let Pace::Rate { .. } = load.pace {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                () = tokio::time::sleep_until(deadline) => break,
+            }
+            if tokio::time::Instant::now() >= deadline {
+                break;
+            }
         }
-        if tokio::time::Instant::now() >= deadline {
-            break;
-        }
-        let mut key = vec![0u8; KEY_BYTES];
+        let mut key = vec![0u8; load.key_bytes];
         put_varint(&mut key, rand::random::<i64>().rem_euclid(i64::MAX));
         let put = PutRequest {
-            key: [prefix.as_bytes(), &key].concat(),
+            key: [load.prefix.as_bytes(), &key].concat(),
             value: value.clone(),
             ..Default::default()
         };
