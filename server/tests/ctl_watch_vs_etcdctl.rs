@@ -94,6 +94,9 @@ fn revision(endpoint: &str) -> i64 {
         .expect("revision number")
 }
 
+/// One run: arguments, environment, stdin and how long stdin stays open.
+type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, String, Duration);
+
 const PRINT_EVENT: &str = r#"echo "rev=$ETCD_WATCH_REVISION type=$ETCD_WATCH_EVENT_TYPE key=$ETCD_WATCH_KEY value=$ETCD_WATCH_VALUE"; [ "$ETCD_WATCH_VALUE" != '"stop"' ]"#;
 
 #[test]
@@ -115,7 +118,7 @@ fn watch_matches_etcdctl() {
     let interactive = format!(
         "bogus\nwatch\nwatch b --rev {from} --prev-kv -- sh -c \"echo got $ETCD_WATCH_KEY $ETCD_WATCH_VALUE\"\n"
     );
-    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, String, Duration)> = vec![
+    let cases: Vec<Case<'_>> = vec![
         // The command runs per event; the one that fails ends the watch with status 1.
         (
             vec!["watch", "k", "--rev", &from, "--", "sh", "-c", PRINT_EVENT],

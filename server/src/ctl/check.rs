@@ -108,7 +108,7 @@ pub async fn perf(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
             .map_err(|_| CtlError::bad_args(format!("invalid argument {v:?} for \"--duration\" flag")))?,
     };
     let prefix = p.value("prefix").unwrap_or(PERF_PREFIX_DEFAULT).to_string();
-    refuse_used_prefix(ctx, &prefix, true).await?;
+    refuse_used_prefix(ctx, &prefix).await?;
     let load = Load {
         clients: model.clients,
         prefix: &prefix,
@@ -124,9 +124,8 @@ pub async fn perf(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
     verdict(&results, model.rate)
 }
 
-/// etcdctl refuses to write under a prefix that already has keys (perf quotes the
-/// command it suggests, datascale does not).
-async fn refuse_used_prefix(ctx: &mut Ctx, prefix: &str, quote: bool) -> Result<(), CtlError> {
+/// etcdctl refuses to write under a prefix that already has keys.
+async fn refuse_used_prefix(ctx: &mut Ctx, prefix: &str) -> Result<(), CtlError> {
     let mut kv = KvClient::new(ctx.channel().await?);
     let existing = ctx
         .call(kv.range(RangeRequest {
@@ -139,12 +138,10 @@ async fn refuse_used_prefix(ctx: &mut Ctx, prefix: &str, quote: bool) -> Result<
     if existing.kvs.is_empty() {
         return Ok(());
     }
-    let command = format!("etcdctl del --prefix {prefix}");
-    let command = if quote { format!("'{command}'") } else { command };
     Err(CtlError::new(
         EXIT_INVALID_INPUT,
         format!(
-            "prefix {} has keys. Delete with {command} first",
+            "prefix {} has keys. Delete with etcdctl del --prefix {prefix} first",
             super::format::go_quote(prefix.as_bytes())
         ),
     ))
@@ -195,7 +192,7 @@ pub async fn datascale(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
             .map_err(|_| CtlError::bad_args(format!("invalid argument {v:?} for \"--count\" flag")))?,
     };
     let prefix = p.value("prefix").unwrap_or(DATASCALE_PREFIX_DEFAULT).to_string();
-    refuse_used_prefix(ctx, &prefix, false).await?;
+    refuse_used_prefix(ctx, &prefix).await?;
     let endpoint = ctx.globals.endpoints.first().cloned().unwrap_or_default();
     let failed = |when: &str| {
         out(&format!(
