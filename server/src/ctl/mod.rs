@@ -10,6 +10,7 @@ pub mod admin;
 pub mod args;
 pub mod auth;
 pub mod check;
+pub mod completion;
 pub mod concurrency;
 pub mod debug;
 pub mod dial;
@@ -123,6 +124,7 @@ const COMMANDS: &[(&[&str], &[FlagSpec])] = &[
     (&["check"], &[]),
     (&["check", "perf"], check::PERF_FLAGS),
     (&["check", "datascale"], check::DATASCALE_FLAGS),
+    (&["completion"], &[]),
     (&["defrag"], &[bool_flag("cluster"), value_flag("data-dir")]),
     (&["alarm"], &[]),
     (&["alarm", "list"], &[]),
@@ -484,6 +486,7 @@ async fn run(args: Vec<String>, env: Vec<(String, String)>) -> Result<(), CtlErr
         ["make-mirror"] => mirror::make_mirror(&mut ctx, &parsed).await,
         ["check", "perf"] => check::perf(&mut ctx, &parsed).await,
         ["check", "datascale"] => check::datascale(&mut ctx, &parsed).await,
+        ["completion"] => completion::run(&parsed.args, COMMANDS, GLOBAL_FLAGS),
         ["defrag"] => admin::defrag(&mut ctx, &parsed).await,
         ["alarm", "list"] => admin::alarm_list(&mut ctx, &parsed).await,
         ["alarm", "disarm"] => admin::alarm_disarm(&mut ctx, &parsed).await,
