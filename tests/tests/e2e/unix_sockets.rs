@@ -147,8 +147,47 @@ fn clients_and_peers_over_unix_sockets() {
         "Error: context deadline exceeded\n"
     );
 
+    // A fourth member joins over a unix peer socket (`--initial-cluster-state existing`).
+    ok(&etcdctl(&[
+        "--endpoints",
+        clients[1],
+        "member",
+        "add",
+        "m3",
+        "--peer-urls=unixs://localhost:2410",
+    ]));
+    let joined_cluster = format!("{cluster},m3=unixs://localhost:2410");
+    let spec = Spec {
+        name: "m3",
+        client_urls: "unix://localhost:2419",
+        peer_url: "unixs://localhost:2410",
+        initial_cluster: &joined_cluster,
+        state: "existing",
+        cwd: Some(&dir),
+    };
+    let m3 = spawn(
+        &dir.join("m3"),
+        &spec,
+        &[
+            "--peer-cert-file",
+            &pairs[1].0,
+            "--peer-key-file",
+            &pairs[1].1,
+            "--peer-trusted-ca-file",
+            &ca_file,
+            "--peer-client-cert-auth",
+            "--peer-skip-client-san-verification",
+        ],
+    );
+    wait_until("the joined member serves the value", || {
+        etcdctl(&get(&["--endpoints", "unix://localhost:2419"]))
+            .stdout
+            .starts_with(b"over-unix")
+    });
+
     // Sockets go away with their members; a leftover client socket fails the bind,
     // as in etcd (only peer listeners remove a stale file).
+    m3.terminate();
     for member in members {
         member.terminate();
     }
@@ -157,6 +196,8 @@ fn clients_and_peers_over_unix_sockets() {
         "localhost:2380",
         "localhost:2389",
         "localhost:2400",
+        "localhost:2410",
+        "localhost:2419",
     ] {
         assert!(!dir.join(name).exists(), "{name} outlived its member");
     }
@@ -164,8 +205,8 @@ fn clients_and_peers_over_unix_sockets() {
     let spec = Spec {
         name: "lone",
         client_urls: "unix://localhost:2409",
-        peer_url: "unix://localhost:2410",
-        initial_cluster: "lone=unix://localhost:2410",
+        peer_url: "unix://localhost:2420",
+        initial_cluster: "lone=unix://localhost:2420",
         state: "new",
         cwd: Some(&dir),
     };
