@@ -176,7 +176,7 @@ impl Checker {
     }
 
     async fn peer_hash(&self, url: &str, revision: i64) -> Result<HashKvResponse, String> {
-        let channel = crate::ctl::dial::connect(url, PEER_TIMEOUT, &self.tls)
+        let channel = crate::ctl::dial::connect(url, PEER_TIMEOUT, &self.tls, None)
             .await
             .map_err(|e| e.to_string())?;
         let mut client = MaintenanceClient::new(channel);

@@ -18,12 +18,13 @@
 use std::time::Duration;
 
 use detcd_io::transport::conn::{self, SharedPeerTls};
+use detcd_io::transport::socket::Address;
 use detcd_io::transport::wire::{put_frame, read_frame};
+use detcd_io::transport::PeerListener;
 use detcd_io::transport::PEER_PROTOCOL_VERSION;
 use detcd_proto::detcdpb::{PeerHello, PeerHelloReply};
 use detcd_proto::etcdserverpb::Member as MemberInfo;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpListener;
 
 use crate::config::Config;
 use crate::member::{Identity, StartupError};
@@ -41,14 +42,16 @@ pub struct Joined {
     pub members: Vec<MemberInfo>,
 }
 
-fn host_port(url: &crate::urls::Url) -> String {
-    url.host.clone()
+/// Where `url` is dialed or listened on (a TCP `host:port` or a unix socket).
+fn address(url: &crate::urls::Url) -> std::io::Result<Address> {
+    Address::of_url(&url.to_string())
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("bad peer URL {url}")))
 }
 
 /// Greets the member at `url` with a hello it must refuse, for its IDs (over TLS when
 /// the URL is https).
 async fn probe(url: &crate::urls::Url, tls: &SharedPeerTls) -> std::io::Result<PeerHelloReply> {
-    let mut stream = conn::dial(&url.to_string(), &host_port(url), tls).await?;
+    let mut stream = conn::dial(&url.to_string(), &address(url)?, tls).await?;
     let hello = PeerHello {
         protocol_version: PEER_PROTOCOL_VERSION,
         cluster_id: 0,
@@ -71,14 +74,10 @@ pub async fn discover(config: &Config, tls: &SharedPeerTls) -> Result<Joined, St
         .map(ToString::to_string)
         .collect();
     // Listen first, so the leader's dial cannot be missed while the others are greeted.
-    let mut listeners = Vec::new();
-    for url in &config.listen_peer_urls {
-        let listener = TcpListener::bind(host_port(url))
-            .await
-            .map_err(|e| StartupError::Join(format!("cannot listen for peers on {url}: {e}")))?;
-        let secure = conn::wants_tls(&url.to_string());
-        listeners.push((listener, secure));
-    }
+    let listen_urls: Vec<String> = config.listen_peer_urls.iter().map(ToString::to_string).collect();
+    let listeners = detcd_io::transport::bind(&listen_urls, tls)
+        .await
+        .map_err(|e| StartupError::Join(e.to_string()))?;
     let mut members = Vec::new();
     let mut cluster_ids = Vec::new();
     for (name, urls) in &config.initial_cluster {
@@ -157,14 +156,15 @@ pub async fn discover(config: &Config, tls: &SharedPeerTls) -> Result<Joined, St
 }
 
 /// The first well-formed hello (of `cluster`, when known) that reaches `listeners`.
-async fn wait_for_leader(
-    listeners: &[(TcpListener, bool)],
-    tls: &SharedPeerTls,
-    cluster: Option<u64>,
-) -> PeerHello {
+async fn wait_for_leader(listeners: &[PeerListener], tls: &SharedPeerTls, cluster: Option<u64>) -> PeerHello {
     loop {
         let accepted = std::future::poll_fn(|cx| {
-            for (listener, secure) in listeners {
+            for PeerListener {
+                listener,
+                tls: secure,
+                ..
+            } in listeners
+            {
                 if let std::task::Poll::Ready(r) = listener.poll_accept(cx) {
                     return std::task::Poll::Ready(r.map(|(stream, addr)| (stream, addr, *secure)));
                 }
@@ -177,7 +177,9 @@ async fn wait_for_leader(
         };
         let tls = if secure { tls.as_ref() } else { None };
         let read = tokio::time::timeout(Duration::from_millis(PROBE_TIMEOUT_MS), async {
-            let mut stream = conn::accept(stream, addr, tls).await.map_err(|e| e.to_string())?;
+            let mut stream = conn::accept(stream, &addr, tls)
+                .await
+                .map_err(|e| e.to_string())?;
             read_frame::<PeerHello>(&mut stream)
                 .await
                 .map_err(|e| e.to_string())

@@ -14,14 +14,17 @@
 //! before the connection reaches tonic; plain and TLS connections are produced as one
 //! type, [`ClientConn`], by one accept loop per listener, so the same server serves
 //! both, and `http://` and `https://` listeners can run side by side.
+//!
+//! Unix sockets: `unix://name` and `unixs://name` listen on the socket file `name`
+//! (etcd's rule, [`detcd_io::transport::socket`]), plain or TLS, with the same services.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use detcd_io::transport::socket::{self, Listener, Local, Remote, StaleSocket};
 use detcd_proto::etcdserverpb::auth_server::AuthServer;
 use detcd_proto::etcdserverpb::cluster_server::ClusterServer;
 use detcd_proto::etcdserverpb::kv_server::KvServer;
@@ -32,7 +35,7 @@ use detcd_proto::health::health_server::HealthServer;
 use detcd_proto::v3electionpb::election_server::ElectionServer;
 use detcd_proto::v3lockpb::lock_server::LockServer;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_stream::wrappers::ReceiverStream;
@@ -58,13 +61,13 @@ pub const SHUTDOWN_GRACE_MS: u64 = 3_000;
 #[derive(Debug)]
 pub struct ClientListener {
     pub url: String,
-    pub listener: TcpListener,
+    pub listener: Listener,
     pub tls: Option<Arc<Reloading<rustls::ServerConfig>>>,
 }
 
 impl ClientListener {
-    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.listener.local_addr()
+    pub fn local_addr(&self) -> std::io::Result<Local> {
+        self.listener.local()
     }
 }
 
@@ -98,10 +101,10 @@ pub fn client_tls(
     crate::tls::reloading_server("client TLS", info).map(Some)
 }
 
-/// Binds every `--listen-client-urls` address (each address a host name resolves to).
-/// `https://` URLs serve TLS with `tls` (see [`client_tls`]). Fails on a URL that cannot
-/// be served (unix sockets), an address in use, or a host with no address that can be
-/// bound.
+/// Binds every `--listen-client-urls` address (each address a host name resolves to,
+/// or the socket file of a unix URL). `https://` and `unixs://` URLs serve TLS with
+/// `tls` (see [`client_tls`]). Fails on an address in use (a leftover socket file
+/// too, as in etcd), or a host with no address that can be bound.
 pub async fn bind_client_urls(
     urls: &[Url],
     tls: Option<Arc<Reloading<rustls::ServerConfig>>>,
@@ -109,17 +112,22 @@ pub async fn bind_client_urls(
     let mut bound = Vec::new();
     for url in urls {
         let tls = match url.scheme.as_str() {
-            "http" => None,
-            "https" => Some(tls.clone().ok_or_else(|| {
+            "https" | "unixs" => Some(tls.clone().ok_or_else(|| {
                 format!("TLS key/cert (--cert-file, --key-file) must be provided for client url {url} with HTTPS scheme")
             })?),
-            _ => {
-                return Err(format!(
-                    "cannot listen on client URL {url}: unix sockets are not supported yet"
-                ))
-            }
+            _ => None,
         };
-        let addrs: Vec<SocketAddr> = tokio::net::lookup_host(url.host.as_str())
+        if url.scheme.starts_with("unix") {
+            let listener = Listener::bind_unix(std::path::Path::new(&url.host), StaleSocket::Keep)
+                .map_err(|e| format!("cannot listen on client URL {url}: listen unix {}: {e}", url.host))?;
+            bound.push(ClientListener {
+                url: url.to_string(),
+                listener,
+                tls,
+            });
+            continue;
+        }
+        let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host(url.host.as_str())
             .await
             .map_err(|e| format!("cannot listen on client URL {url}: {e}"))?
             .collect();
@@ -129,7 +137,7 @@ pub async fn bind_client_urls(
             match TcpListener::bind(addr).await {
                 Ok(listener) => bound.push(ClientListener {
                     url: url.to_string(),
-                    listener,
+                    listener: Listener::Tcp(listener),
                     tls: tls.clone(),
                 }),
                 Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
@@ -328,7 +336,7 @@ impl Drop for AbortOnDrop {
 /// A failed handshake is logged as etcd logs it and the connection dropped: nothing is
 /// ever served in plain text on a TLS listener.
 async fn accept_loop(
-    listener: TcpListener,
+    listener: Listener,
     tls: Option<Arc<Reloading<rustls::ServerConfig>>>,
     queue: mpsc::Sender<Result<ClientConn, std::io::Error>>,
 ) {
@@ -341,7 +349,6 @@ async fn accept_loop(
                 continue;
             }
         };
-        let _ = stream.set_nodelay(true);
         let Some(tls) = &tls else {
             if queue.send(Ok(ClientConn::plain(stream, remote))).await.is_err() {
                 return;
@@ -387,14 +394,14 @@ pub struct ClientConn {
 
 #[derive(Debug)]
 enum Stream {
-    Plain(TcpStream),
-    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    Plain(socket::Stream),
+    Tls(Box<tokio_rustls::server::TlsStream<socket::Stream>>),
 }
 
 /// What a request can learn about its connection (a request extension).
 #[derive(Debug, Clone)]
 pub struct ClientConnInfo {
-    pub remote_addr: SocketAddr,
+    pub remote_addr: Remote,
     /// Whether the connection is TLS (the host check applies to plain text only).
     pub tls: bool,
     /// The Common Name of the verified client certificate (TLS with client
@@ -403,7 +410,7 @@ pub struct ClientConnInfo {
 }
 
 impl ClientConn {
-    fn plain(stream: TcpStream, remote_addr: SocketAddr) -> Self {
+    fn plain(stream: socket::Stream, remote_addr: Remote) -> Self {
         Self {
             stream: Stream::Plain(stream),
             info: ClientConnInfo {
@@ -414,7 +421,7 @@ impl ClientConn {
         }
     }
 
-    fn tls(stream: tokio_rustls::server::TlsStream<TcpStream>, remote_addr: SocketAddr) -> Self {
+    fn tls(stream: tokio_rustls::server::TlsStream<socket::Stream>, remote_addr: Remote) -> Self {
         let cert_common_name = stream
             .get_ref()
             .1

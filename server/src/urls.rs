@@ -1,12 +1,13 @@
 //! URL checks shared by the server configuration and detcdctl, with the messages of etcd's
 //! `types.NewURLs` (`client/pkg/types/urls.go`).
 
-/// A peer or client URL as etcd accepts it: `http`/`https` with `host:port` and no path,
-/// or a `unix`/`unixs` socket.
+/// A peer or client URL as etcd accepts it: `http`, `https`, `unix` or `unixs` with
+/// `host:port` and no path. For the unix schemes `host:port` is the socket's file name
+/// (`unix://localhost:2379` listens on the file `localhost:2379`), as in etcd.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Url {
     pub scheme: String,
-    /// `host:port` (or the socket path for unix schemes).
+    /// `host:port` (the socket's file name for unix schemes).
     pub host: String,
 }
 
@@ -24,7 +25,7 @@ pub fn parse_url(input: &str) -> Result<Url, String> {
         None => return Err(format!("URL scheme must be http, https, unix, or unixs: {s}")),
     };
     match scheme.as_str() {
-        "http" | "https" => {
+        "http" | "https" | "unix" | "unixs" => {
             let (host, path) = match rest.find('/') {
                 Some(i) => (&rest[..i], &rest[i..]),
                 None => (rest, ""),
@@ -40,10 +41,6 @@ pub fn parse_url(input: &str) -> Result<Url, String> {
                 host: host.to_string(),
             })
         }
-        "unix" | "unixs" => Ok(Url {
-            scheme,
-            host: rest.to_string(),
-        }),
         _ => Err(format!("URL scheme must be http, https, unix, or unixs: {s}")),
     }
 }
@@ -94,6 +91,15 @@ mod tests {
             "URL must not contain a path: http://a:1/x"
         );
         assert!(parse_url("http://[::1]:2380").is_ok());
+        // etcd's unix URLs take the same host:port form: the socket file's name.
+        assert_eq!(
+            parse_url("unixs://localhost:2380").unwrap().host,
+            "localhost:2380"
+        );
+        assert_eq!(
+            parse_url("unix:///tmp/etcd.sock").unwrap_err(),
+            "URL address does not have the form \"host:port\": unix:///tmp/etcd.sock"
+        );
         let l = parse_urls("http://b:1,http://a:1").unwrap();
         assert_eq!(l[0].host, "a:1");
     }

@@ -15,5 +15,7 @@ mod e2e {
     mod startup;
     mod tls;
     mod tls_auth;
+    mod tls_checks;
     mod tls_peers;
+    mod unix_sockets;
 }

@@ -177,7 +177,10 @@ impl fmt::Display for StartError {
                 path.display()
             ),
             StartError::Node(e) => write!(f, "cannot start the member: {e}"),
-            StartError::BadUrl { url } => write!(f, "peer URL {url:?} is not http://host:port"),
+            StartError::BadUrl { url } => write!(
+                f,
+                "peer URL {url:?} is not http(s)://host:port or unix(s)://socket (with TLS configured for https and unixs)"
+            ),
             StartError::Bind { url, source } => write!(f, "cannot listen for peers on {url}: {source}"),
         }
     }
@@ -342,7 +345,13 @@ pub async fn start(options: MemberOptions) -> Result<(Member, MemberHandle), Sta
     let (shutdown_tx, shutdown_rx) = oneshot::channel();
     let (stopped_tx, stopped_rx) = watch::channel(None);
     let metrics = SharedMetrics::default();
-    let peer_addrs = listeners.iter().map(|l| l.addr).collect();
+    let peer_addrs = listeners
+        .iter()
+        .filter_map(|l| match l.local {
+            transport::socket::Local::Tcp(addr) => Some(addr),
+            transport::socket::Local::Unix(_) => None,
+        })
+        .collect();
     let transport = Transport::start(
         transport::Identity {
             member_id,
@@ -437,7 +446,8 @@ impl Member {
         reason
     }
 
-    /// The addresses the peer listeners are bound to, in `listen_peer_urls` order.
+    /// The addresses the TCP peer listeners are bound to, in `listen_peer_urls` order
+    /// (unix sockets are where their URLs say).
     pub fn peer_addrs(&self) -> &[std::net::SocketAddr] {
         &self.peer_addrs
     }

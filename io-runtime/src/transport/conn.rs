@@ -1,12 +1,14 @@
-//! Peer connections in plain TCP or TLS, by the URL's scheme: `http://` is plain,
-//! `https://` is TLS with the configuration the member was given ([`PeerTls`]). An
-//! `https://` URL without a TLS configuration is refused, never served or dialed as
-//! plain TCP. The handshake and frames that follow are the same on both.
+//! Peer connections in plain text or TLS, by the URL's scheme: `http://` and `unix://`
+//! are plain, `https://` and `unixs://` are TLS with the configuration the member was
+//! given ([`PeerTls`]), over TCP or a unix socket ([`super::socket`]). A TLS URL without
+//! a TLS configuration is refused, never served or dialed as plain text. The handshake
+//! and frames that follow are the same on all of them.
 
 use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
+
+use super::socket::{self, Address, Remote};
 
 /// The member's peer TLS, built by its owner (the server reads etcd's `--peer-*` flags):
 /// configurations are asked for per connection, so rotated files take effect on the
@@ -21,7 +23,7 @@ pub trait PeerTls: Send + Sync + std::fmt::Debug {
     fn check_accepted(
         &self,
         certificates: &[rustls_pki_types::CertificateDer<'_>],
-        remote: std::net::SocketAddr,
+        remote: &Remote,
     ) -> Result<(), String>;
 }
 
@@ -38,33 +40,29 @@ pub type PeerStream = Box<dyn Io>;
 
 /// Whether a peer URL asks for TLS.
 pub fn wants_tls(url: &str) -> bool {
-    url.starts_with("https://")
+    url.starts_with("https://") || url.starts_with("unixs://")
 }
 
 fn refused(why: String) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::PermissionDenied, why)
 }
 
-/// Connects to `addr` (the `host:port` of `url`), with TLS when `url` is https.
-pub async fn dial(url: &str, addr: &str, tls: &SharedPeerTls) -> std::io::Result<PeerStream> {
-    let tcp = TcpStream::connect(addr).await?;
-    let _ = tcp.set_nodelay(true);
+/// Connects to `addr` (the place `url` names), with TLS when `url` asks for it.
+pub async fn dial(url: &str, addr: &Address, tls: &SharedPeerTls) -> std::io::Result<PeerStream> {
+    let stream = socket::connect(addr).await?;
     if !wants_tls(url) {
-        return Ok(Box::new(tcp));
+        return Ok(Box::new(stream));
     }
     let Some(tls) = tls else {
         return Err(refused(format!(
             "{url} is https but peer TLS (--peer-cert-file, --peer-key-file) is not configured"
         )));
     };
-    let host = match addr.rsplit_once(':') {
-        Some((host, _)) => host.trim_start_matches('[').trim_end_matches(']'),
-        None => addr,
-    };
-    let name = rustls_pki_types::ServerName::try_from(host.to_string())
+    let host = addr.tls_host();
+    let name = rustls_pki_types::ServerName::try_from(host.clone())
         .map_err(|_| refused(format!("{url}: {host:?} is not a host name or address")))?;
     let stream = tokio_rustls::TlsConnector::from(tls.client())
-        .connect(name, tcp)
+        .connect(name, stream)
         .await?;
     Ok(Box::new(stream))
 }
@@ -72,15 +70,16 @@ pub async fn dial(url: &str, addr: &str, tls: &SharedPeerTls) -> std::io::Result
 /// Completes an accepted connection: the TLS handshake and the after-handshake check
 /// when `tls` is given, nothing otherwise.
 pub async fn accept(
-    tcp: TcpStream,
-    remote: std::net::SocketAddr,
+    stream: socket::Stream,
+    remote: &Remote,
     tls: Option<&Arc<dyn PeerTls>>,
 ) -> std::io::Result<PeerStream> {
-    let _ = tcp.set_nodelay(true);
     let Some(tls) = tls else {
-        return Ok(Box::new(tcp));
+        return Ok(Box::new(stream));
     };
-    let stream = tokio_rustls::TlsAcceptor::from(tls.server()).accept(tcp).await?;
+    let stream = tokio_rustls::TlsAcceptor::from(tls.server())
+        .accept(stream)
+        .await?;
     if let Some(certs) = stream.get_ref().1.peer_certificates() {
         tls.check_accepted(certs, remote).map_err(refused)?;
     }

@@ -2,23 +2,22 @@
 //! TLS handshake (https listeners), then the hello, then is read frame by frame into
 //! the driver's inbound queue.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use detcd_core::node::PeerMessage;
 use detcd_proto::detcdpb::{PeerEnvelope, PeerHello, PeerHelloReply};
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::conn::{self, PeerStream, SharedPeerTls};
+use super::socket::{Listener, Remote};
 use super::{wire, Identity, DIAL_TIMEOUT_MS, PEER_PROTOCOL_VERSION, RECONNECT_BACKOFF_MS_MIN};
 use crate::log::Level;
 
 pub(super) async fn accept_loop(
     identity: Identity,
-    listener: TcpListener,
+    listener: Listener,
     tls: SharedPeerTls,
     inbound: mpsc::Sender<PeerMessage>,
 ) {
@@ -33,7 +32,7 @@ pub(super) async fn accept_loop(
                     readers.spawn(async move {
                         let accepted = tokio::time::timeout(
                             Duration::from_millis(DIAL_TIMEOUT_MS),
-                            conn::accept(stream, addr, tls.as_ref()),
+                            conn::accept(stream, &addr, tls.as_ref()),
                         );
                         match accepted.await {
                             Ok(Ok(stream)) => read_loop(identity, stream, addr, inbound).await,
@@ -88,12 +87,7 @@ fn check_hello(identity: Identity, hello: &PeerHello) -> Option<String> {
     None
 }
 
-async fn read_loop(
-    identity: Identity,
-    stream: PeerStream,
-    addr: SocketAddr,
-    inbound: mpsc::Sender<PeerMessage>,
-) {
+async fn read_loop(identity: Identity, stream: PeerStream, addr: Remote, inbound: mpsc::Sender<PeerMessage>) {
     let (reader, mut writer) = tokio::io::split(stream);
     let mut reader = tokio::io::BufReader::new(reader);
     let handshake = tokio::time::timeout(

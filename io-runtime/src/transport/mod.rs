@@ -48,21 +48,21 @@
 
 pub mod conn;
 mod inbound;
+pub mod socket;
 pub mod wire;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use detcd_core::node::PeerMessage;
 use detcd_proto::detcdpb::{PeerHello, PeerHelloReply};
 use detcd_proto::raftpb::MessageType;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use self::conn::{PeerStream, SharedPeerTls};
+use self::socket::{Address, Listener, Local, StaleSocket};
 use crate::driver::{Internal, StartError};
 use crate::log::Level;
 
@@ -93,36 +93,25 @@ pub struct Identity {
     pub cluster_id: u64,
 }
 
-/// `http://host:port` (or `https://`, or bare `host:port`) -> `host:port`. Whether
-/// an https URL can be used is decided where it is served or dialed ([`conn`]).
-pub fn parse_url(url: &str) -> Result<String, StartError> {
-    let bad = || StartError::BadUrl { url: url.to_string() };
-    if url.contains("://") && !url.starts_with("http://") && !conn::wants_tls(url) {
-        return Err(bad());
-    }
-    let rest = url
-        .strip_prefix("http://")
-        .or_else(|| url.strip_prefix("https://"))
-        .unwrap_or(url);
-    let authority = rest.split('/').next().unwrap_or("");
-    let (host, port) = authority.rsplit_once(':').ok_or_else(bad)?;
-    if host.is_empty() || port.parse::<u16>().is_err() {
-        return Err(bad());
-    }
-    Ok(authority.to_string())
+/// `http://host:port` (or `https://`, or bare `host:port`) -> TCP `host:port`;
+/// `unix://name` (or `unixs://`) -> the socket file `name`. Whether a TLS URL can be
+/// used is decided where it is served or dialed ([`conn`]).
+pub fn parse_url(url: &str) -> Result<Address, StartError> {
+    Address::of_url(url).ok_or_else(|| StartError::BadUrl { url: url.to_string() })
 }
 
 /// One bound peer listener.
 #[derive(Debug)]
 pub struct PeerListener {
-    pub listener: TcpListener,
-    pub addr: SocketAddr,
-    /// An `https://` URL: connections complete a TLS handshake first.
+    pub listener: Listener,
+    pub local: Local,
+    /// An `https://` or `unixs://` URL: connections complete a TLS handshake first.
     pub tls: bool,
 }
 
-/// Binds a listener for each URL; a port in use fails with the URL named, an https
-/// URL without `tls` is refused.
+/// Binds a listener for each URL; a port in use fails with the URL named, a TLS URL
+/// without `tls` is refused. A unix socket's stale file is removed first, as etcd's
+/// peer listeners do.
 pub async fn bind(urls: &[String], tls: &SharedPeerTls) -> Result<Vec<PeerListener>, StartError> {
     let mut listeners = Vec::with_capacity(urls.len());
     for url in urls {
@@ -130,19 +119,22 @@ pub async fn bind(urls: &[String], tls: &SharedPeerTls) -> Result<Vec<PeerListen
         if conn::wants_tls(url) && tls.is_none() {
             return Err(StartError::BadUrl { url: url.clone() });
         }
-        let listener = TcpListener::bind(&addr)
-            .await
-            .map_err(|source| StartError::Bind {
-                url: url.clone(),
-                source,
-            })?;
-        let local = listener.local_addr().map_err(|source| StartError::Bind {
+        let bind_error = |source| StartError::Bind {
             url: url.clone(),
             source,
-        })?;
+        };
+        let listener = match &addr {
+            Address::Tcp(a) => Listener::Tcp(
+                tokio::net::TcpListener::bind(a.as_str())
+                    .await
+                    .map_err(bind_error)?,
+            ),
+            Address::Unix(path) => Listener::bind_unix(path, StaleSocket::Remove).map_err(bind_error)?,
+        };
+        let local = listener.local().map_err(bind_error)?;
         listeners.push(PeerListener {
             listener,
-            addr: local,
+            local,
             tls: conn::wants_tls(url),
         });
     }
@@ -184,7 +176,7 @@ impl Transport {
         let mut tasks = JoinSet::new();
         for PeerListener {
             listener,
-            addr,
+            local: addr,
             tls: secure,
         } in listeners
         {
@@ -291,18 +283,20 @@ async fn handshake(
     identity: Identity,
     to: u64,
     url: &str,
-    addr: &str,
+    addr: &Address,
     tls: &SharedPeerTls,
 ) -> Result<PeerStream, DialError> {
-    let failed = |e: &dyn std::fmt::Display| DialError::Failed(format!("{addr}: {e}"));
-    let mut stream = conn::dial(url, addr, tls).await.map_err(|e| {
-        // A refused certificate or a missing TLS setup will not heal by itself.
+    // A refused certificate or a missing TLS setup will not heal by itself. Under TLS
+    // 1.3 the listener's refusal of this member's certificate arrives as an alert on
+    // the first read after the handshake, so the reply's read is judged the same way.
+    let failed = |e: std::io::Error| {
         if e.kind() == std::io::ErrorKind::PermissionDenied || e.kind() == std::io::ErrorKind::InvalidData {
             DialError::Refused(format!("{addr}: {e}"))
         } else {
-            failed(&e)
+            DialError::Failed(format!("{addr}: {e}"))
         }
-    })?;
+    };
+    let mut stream = conn::dial(url, addr, tls).await.map_err(failed)?;
     let hello = PeerHello {
         protocol_version: PEER_PROTOCOL_VERSION,
         cluster_id: identity.cluster_id,
@@ -311,8 +305,11 @@ async fn handshake(
     };
     let mut buf = Vec::new();
     wire::put_frame(&mut buf, &hello);
-    stream.write_all(&buf).await.map_err(|e| failed(&e))?;
-    let reply: PeerHelloReply = wire::read_frame(&mut stream).await.map_err(|e| failed(&e))?;
+    stream.write_all(&buf).await.map_err(failed)?;
+    let reply: PeerHelloReply = wire::read_frame(&mut stream).await.map_err(|e| match e {
+        wire::FrameError::Io(e) => failed(e),
+        other => DialError::Failed(format!("{addr}: {other}")),
+    })?;
     if !reply.accepted {
         return Err(DialError::Refused(format!("{addr} refused: {}", reply.reason)));
     }
@@ -488,11 +485,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn urls_keep_host_and_port() {
-        assert_eq!(parse_url("http://127.0.0.1:2380").expect("ok"), "127.0.0.1:2380");
-        assert_eq!(parse_url("https://n1:2380/").expect("ok"), "n1:2380");
-        assert!(parse_url("unixs://n1:2380").is_err());
-        assert_eq!(parse_url("localhost:1").expect("ok"), "localhost:1");
+    fn urls_name_tcp_addresses_or_sockets() {
+        let tcp = |a: &str| Address::Tcp(a.to_string());
+        assert_eq!(
+            parse_url("http://127.0.0.1:2380").expect("ok"),
+            tcp("127.0.0.1:2380")
+        );
+        assert_eq!(parse_url("https://n1:2380/").expect("ok"), tcp("n1:2380"));
+        assert_eq!(
+            parse_url("unixs://n1:2380").expect("ok"),
+            Address::Unix("n1:2380".into())
+        );
+        assert_eq!(parse_url("localhost:1").expect("ok"), tcp("localhost:1"));
         assert!(parse_url("http://nohost").is_err());
         assert!(parse_url("http://:80").is_err());
         assert!(parse_url("http://h:port").is_err());

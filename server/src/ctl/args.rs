@@ -40,6 +40,9 @@ pub const fn value_flag(long: &'static str) -> FlagSpec {
 pub struct Parsed {
     pub flags: BTreeMap<String, String>,
     pub args: Vec<String>,
+    /// How many positional arguments came before a `--` (pflag's `ArgsLenAtDash`), if
+    /// one was given.
+    pub dash: Option<usize>,
 }
 
 impl Parsed {
@@ -106,9 +109,10 @@ pub fn parse(
             parsed.args.push(arg.clone());
             continue;
         }
-        if arg == "--" {
+        if arg == "--" && !only_positional {
             only_positional = true;
             path_done = true;
+            parsed.dash = Some(parsed.args.len());
             continue;
         }
         let specs = specs_for(&path);
@@ -219,6 +223,7 @@ mod tests {
         assert_eq!(p.value("write-out"), Some("fields"));
         assert!(p.bool("interactive").unwrap());
         assert_eq!(p.args, s(&["--prefix"]));
+        assert_eq!(p.dash, Some(0));
     }
 
     #[test]

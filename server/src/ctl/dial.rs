@@ -6,15 +6,21 @@
 //!   the CA bundle that checks the server (else the system's anchors).
 //!   `--insecure-transport=false` asks for TLS without any of them.
 //!   `--insecure-skip-tls-verify` skips the server check of that configuration.
-//! - `https://` endpoints always use TLS (that configuration, else the system's
-//!   anchors); `http://` endpoints never; a bare `host:port` uses TLS exactly when a
-//!   configuration was made.
+//! - `https://` and `unixs://` endpoints always use TLS (that configuration, else the
+//!   system's anchors); `http://` endpoints never; a bare `host:port` and a `unix://`
+//!   endpoint use TLS exactly when a configuration was made (etcd's clientv3
+//!   `processCreds`).
+//! - `unix://name` and `unixs://name` dial the unix socket `name` (relative to the
+//!   working directory, as etcd's `unix://localhost:2379` endpoints are).
 //! - The server's name is checked against the endpoint's host (a DNS name or an IP
-//!   address); a failed handshake is a failed dial.
+//!   address; for a socket, the host of its `host:port` name); a failed handshake is a
+//!   failed dial.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use detcd_io::transport::conn::PeerStream;
+use detcd_io::transport::socket::{self, Address};
 use hyper_util::rt::TokioIo;
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
@@ -96,7 +102,8 @@ impl ClientTls {
         if endpoint.starts_with("http://") {
             return Ok(None);
         }
-        if endpoint.starts_with("https://") && self.configured.is_none() {
+        let always = endpoint.starts_with("https://") || endpoint.starts_with("unixs://");
+        if always && self.configured.is_none() {
             let config = client_config(&TlsInfo::default(), &ServerCheck::System, ALPN_H2)
                 .map_err(|e| CtlError::new(EXIT_ERROR, e))?;
             return Ok(Some(Arc::new(config)));
@@ -105,98 +112,121 @@ impl ClientTls {
     }
 }
 
-/// Dials one endpoint (`host:port`, `http://host:port` or `https://host:port`).
-pub async fn connect(endpoint: &str, dial_timeout: Duration, tls: &ClientTls) -> Result<Channel, CtlError> {
-    connect_with_keepalive(endpoint, dial_timeout, None, tls).await
+/// etcdctl's `--keepalive-time` and `--keepalive-timeout`: an HTTP/2 ping after `time`
+/// without activity while calls are open, the connection closed when none is answered
+/// within `timeout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keepalive {
+    pub time: Duration,
+    pub timeout: Duration,
 }
 
-/// [`connect`] with HTTP/2 keepalive pings: every `keepalive.0` while the connection is
-/// idle, the connection dropped when one is not answered within `keepalive.1`.
+impl Default for Keepalive {
+    /// etcdctl's defaults.
+    fn default() -> Self {
+        Keepalive {
+            time: Duration::from_secs(2),
+            timeout: Duration::from_secs(6),
+        }
+    }
+}
+
+/// grpc-go raises a client's keepalive time below this to it ("Adjusting keepalive ping
+/// interval to minimum period of 10s").
+const KEEPALIVE_TIME_MIN: Duration = Duration::from_secs(10);
+
+/// [`connect`] with keepalive given as (time, timeout), as v3 discovery's flags give it.
 pub async fn connect_with_keepalive(
     endpoint: &str,
     dial_timeout: Duration,
     keepalive: Option<(Duration, Duration)>,
     tls: &ClientTls,
 ) -> Result<Channel, CtlError> {
-    let authority = match endpoint.split_once("://") {
-        Some(("http" | "https", rest)) => rest,
-        Some(_) => {
-            return Err(CtlError::new(
-                EXIT_BAD_ARGS,
-                format!("unsupported endpoint {endpoint:?} (http or https)"),
-            ))
-        }
-        None => endpoint,
-    }
-    .trim_end_matches('/')
-    .to_string();
+    let keepalive = keepalive.map(|(time, timeout)| Keepalive { time, timeout });
+    connect(endpoint, dial_timeout, tls, keepalive).await
+}
+
+/// Dials one endpoint (`host:port`, `http://host:port`, `https://host:port`,
+/// `unix://name` or `unixs://name`), with HTTP/2 keepalive pings when asked.
+pub async fn connect(
+    endpoint: &str,
+    dial_timeout: Duration,
+    tls: &ClientTls,
+    keepalive: Option<Keepalive>,
+) -> Result<Channel, CtlError> {
+    let (scheme, rest) = endpoint.split_once("://").unwrap_or(("", endpoint));
+    let rest = rest.trim_end_matches('/').to_string();
     // SRV targets end in a dot (`host.example.:2379`); the system's resolver and TLS
     // names want the host without it, as Go's dialer does.
-    let authority = match authority.rsplit_once(':') {
-        Some((host, port)) if host.ends_with('.') => format!("{}:{port}", host.trim_end_matches('.')),
-        _ => authority,
+    let rest = match rest.rsplit_once(':') {
+        Some((host, port)) if host.ends_with('.') && !scheme.starts_with("unix") => {
+            format!("{}:{port}", host.trim_end_matches('.'))
+        }
+        _ => rest,
     };
-    // tonic sees a plain URL; TLS, when wanted, is done by the connector below.
-    let ep = Endpoint::from_shared(format!("http://{authority}"))
+    let address = match scheme {
+        "" | "http" | "https" => Address::Tcp(rest.clone()),
+        "unix" | "unixs" => Address::Unix(rest.clone().into()),
+        _ => {
+            return Err(CtlError::new(
+                EXIT_BAD_ARGS,
+                format!("unsupported endpoint {endpoint:?} (http, https, unix or unixs)"),
+            ))
+        }
+    };
+    // tonic sees a plain URL (its authority is what the server sees); the connector
+    // below reaches the address, with TLS when wanted.
+    let authority = if scheme.starts_with("unix") && Uri::try_from(format!("http://{rest}")).is_err() {
+        "localhost".to_string()
+    } else {
+        rest
+    };
+    let mut ep = Endpoint::from_shared(format!("http://{authority}"))
         .map_err(|e| CtlError::new(EXIT_BAD_ARGS, format!("bad endpoint {endpoint:?}: {e}")))?
         .connect_timeout(dial_timeout);
-    let ep = match keepalive {
-        Some((time, timeout)) if !time.is_zero() => ep
-            .http2_keep_alive_interval(time)
-            .keep_alive_timeout(timeout)
-            .keep_alive_while_idle(true),
-        _ => ep,
-    };
-    let deadline = || CtlError::new(EXIT_ERROR, "context deadline exceeded");
-    let connected = match tls.for_endpoint(endpoint)? {
-        None => tokio::time::timeout(dial_timeout, ep.connect()).await,
+    if let Some(k) = keepalive.filter(|k| !k.time.is_zero()) {
+        ep = ep
+            .http2_keep_alive_interval(k.time.max(KEEPALIVE_TIME_MIN))
+            .keep_alive_timeout(k.timeout)
+            .keep_alive_while_idle(false);
+    }
+    let tls = match tls.for_endpoint(endpoint)? {
+        None => None,
         Some(config) => {
-            let host = tls.server_name.clone().unwrap_or_else(|| host_of(&authority));
+            let host = tls.server_name.clone().unwrap_or_else(|| address.tls_host());
             let name = ServerName::try_from(host.clone()).map_err(|_| {
                 CtlError::new(
                     EXIT_BAD_ARGS,
                     format!("bad endpoint {endpoint:?}: bad host {host:?}"),
                 )
             })?;
-            let connector = tower::service_fn(move |_: Uri| {
-                let (config, name, authority) = (config.clone(), name.clone(), authority.clone());
-                async move {
-                    let tcp = tokio::net::TcpStream::connect(authority.as_str()).await?;
-                    let _ = tcp.set_nodelay(true);
-                    let stream = tokio_rustls::TlsConnector::from(config)
-                        .connect(name, tcp)
-                        .await?;
-                    Ok::<_, std::io::Error>(TokioIo::new(stream))
-                }
-            });
-            tokio::time::timeout(dial_timeout, ep.connect_with_connector(connector)).await
+            Some((config, name))
         }
     };
-    match connected {
+    let connector = tower::service_fn(move |_: Uri| {
+        let (address, tls) = (address.clone(), tls.clone());
+        async move {
+            let stream = socket::connect(&address).await?;
+            let stream: PeerStream = match tls {
+                None => Box::new(stream),
+                Some((config, name)) => Box::new(
+                    tokio_rustls::TlsConnector::from(config)
+                        .connect(name, stream)
+                        .await?,
+                ),
+            };
+            Ok::<_, std::io::Error>(TokioIo::new(stream))
+        }
+    });
+    match tokio::time::timeout(dial_timeout, ep.connect_with_connector(connector)).await {
         Ok(Ok(channel)) => Ok(channel),
-        _ => Err(deadline()),
+        _ => Err(CtlError::new(EXIT_ERROR, "context deadline exceeded")),
     }
-}
-
-/// The host of `host:port` or `[v6]:port`, without brackets.
-fn host_of(authority: &str) -> String {
-    let host = match authority.rsplit_once(':') {
-        Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) => host,
-        _ => authority,
-    };
-    host.trim_start_matches('[').trim_end_matches(']').to_string()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hosts_of_authorities() {
-        assert_eq!(host_of("127.0.0.1:2379"), "127.0.0.1");
-        assert_eq!(host_of("[::1]:2379"), "::1");
-        assert_eq!(host_of("localhost"), "localhost");
-    }
 
     #[test]
     fn cert_without_key_is_etcds_error() {

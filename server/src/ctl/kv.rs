@@ -1,22 +1,20 @@
-//! The key-value commands: `put`, `get`, `del`, `txn`, `compaction` and `watch`, with
+//! The key-value commands: `put`, `get`, `del`, `txn` and `compaction` (`watch` is in
+//! [`super::watch`]), with
 //! etcdctl 3.4's argument checks and messages (`etcdctl/ctlv3/command/*_command.go`).
 
 use std::io::{BufRead, Read};
 
 use detcd_proto::etcdserverpb::kv_client::KvClient;
-use detcd_proto::etcdserverpb::watch_client::WatchClient;
 use detcd_proto::etcdserverpb::{
-    range_request, request_op, watch_request, CompactionRequest, DeleteRangeRequest, PutRequest,
-    RangeRequest, RangeResponse, RequestOp, TxnRequest, WatchCreateRequest, WatchRequest, WatchResponse,
+    range_request, request_op, CompactionRequest, DeleteRangeRequest, PutRequest, RangeRequest,
+    RangeResponse, RequestOp, TxnRequest,
 };
 use prost::Message;
-use tonic::codegen::tokio_stream::Stream;
 
 use super::args::{bool_flag, value_flag, FlagSpec, Parsed};
-use super::error::{CtlError, EXIT_BAD_FEATURE, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_INVALID_INPUT};
-use super::format::JsonObject;
+use super::error::{CtlError, EXIT_BAD_FEATURE, EXIT_ERROR, EXIT_INVALID_INPUT};
 use super::print::{self, Format, KvStyle};
-use super::{err_line, out, out_bytes, Ctx};
+use super::{out, out_bytes, Ctx};
 
 pub const PUT_FLAGS: &[FlagSpec] = &[
     bool_flag("prev-kv"),
@@ -35,8 +33,19 @@ pub const GET_FLAGS: &[FlagSpec] = &[
     bool_flag("keys-only"),
     bool_flag("count-only"),
     bool_flag("print-value-only"),
+    value_flag("min-create-rev"),
+    value_flag("max-create-rev"),
+    value_flag("min-mod-rev"),
+    value_flag("max-mod-rev"),
 ];
-pub const DEL_FLAGS: &[FlagSpec] = &[bool_flag("prefix"), bool_flag("prev-kv"), bool_flag("from-key")];
+/// `--range` (etcdctl 3.5+) only silences 3.5's warning about an explicit range end;
+/// etcdctl 3.4 has no such warning, so it changes nothing here.
+pub const DEL_FLAGS: &[FlagSpec] = &[
+    bool_flag("prefix"),
+    bool_flag("prev-kv"),
+    bool_flag("from-key"),
+    bool_flag("range"),
+];
 
 /// The end of the range holding every key with `prefix` (clientv3 `GetPrefixRangeEnd`).
 pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
@@ -54,7 +63,7 @@ fn parse_i64(v: &str, radix: u32) -> Result<i64, String> {
     i64::from_str_radix(v, radix).map_err(|_| format!("strconv.ParseInt: parsing {v:?}: invalid syntax"))
 }
 
-fn int_flag(p: &Parsed, name: &str) -> Result<i64, CtlError> {
+pub(super) fn int_flag(p: &Parsed, name: &str) -> Result<i64, CtlError> {
     match p.value(name) {
         None => Ok(0),
         Some(v) => v.parse().map_err(|_| {
@@ -174,11 +183,29 @@ pub fn get_request(p: &Parsed) -> Result<RangeRequest, CtlError> {
     apply_range_flags(&mut req.key, &mut req.range_end, prefix, from_key);
     req.keys_only = p.bool("keys-only")?;
     req.count_only = p.bool("count-only")?;
+    // etcdctl 3.5+: the revision filters, each sent only when positive.
+    let (min_create, max_create) = (int_flag(p, "min-create-rev")?, int_flag(p, "max-create-rev")?);
+    let (min_mod, max_mod) = (int_flag(p, "min-mod-rev")?, int_flag(p, "max-mod-rev")?);
+    for (what, min, max) in [
+        ("CreateRev", min_create, max_create),
+        ("ModRev", min_mod, max_mod),
+    ] {
+        if max > 0 && min > max {
+            return Err(CtlError::new(
+                EXIT_BAD_FEATURE,
+                format!("getMin{what}(={min}) > getMax{what}(={max})"),
+            ));
+        }
+    }
+    req.min_create_revision = min_create.max(0);
+    req.max_create_revision = max_create.max(0);
+    req.min_mod_revision = min_mod.max(0);
+    req.max_mod_revision = max_mod.max(0);
     Ok(req)
 }
 
 /// clientv3's `WithPrefix` / `WithFromKey` on an op's key and range end.
-fn apply_range_flags(key: &mut Vec<u8>, end: &mut Vec<u8>, prefix: bool, from_key: bool) {
+pub(super) fn apply_range_flags(key: &mut Vec<u8>, end: &mut Vec<u8>, prefix: bool, from_key: bool) {
     if prefix {
         if key.is_empty() {
             *key = vec![0];
@@ -231,7 +258,7 @@ fn read_stdin_all() -> Option<String> {
     Some(s)
 }
 
-fn style(ctx: &Ctx) -> KvStyle {
+pub(super) fn style(ctx: &Ctx) -> KvStyle {
     KvStyle {
         hex: ctx.globals.hex,
         value_only: false,
@@ -443,160 +470,6 @@ pub async fn compaction(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
     .await?;
     out(&format!("compacted revision {revision}\n"));
     Ok(())
-}
-
-/// Keeps the watch request stream open for as long as the command runs.
-struct RequestStream(tokio::sync::mpsc::Receiver<WatchRequest>);
-
-impl Stream for RequestStream {
-    type Item = WatchRequest;
-
-    fn poll_next(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<WatchRequest>> {
-        self.0.poll_recv(cx)
-    }
-}
-
-pub async fn watch(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
-    if p.bool("interactive")? {
-        return Err(CtlError::new(
-            EXIT_BAD_FEATURE,
-            "interactive watch is not supported by detcdctl",
-        ));
-    }
-    if p.args.is_empty() || p.args.len() > 2 {
-        return Err(CtlError::bad_args("bad number of arguments"));
-    }
-    let prefix = p.bool("prefix")?;
-    let mut key = p.args[0].clone().into_bytes();
-    let mut range_end = Vec::new();
-    if let Some(end) = p.args.get(1) {
-        if prefix {
-            return Err(CtlError::bad_args("unexpected range_end with --prefix"));
-        }
-        range_end = end.clone().into_bytes();
-    }
-    apply_range_flags(&mut key, &mut range_end, prefix, false);
-    let create = WatchCreateRequest {
-        key,
-        range_end,
-        start_revision: int_flag(p, "rev")?,
-        progress_notify: p.bool("progress-notify")?,
-        prev_kv: p.bool("prev-kv")?,
-        ..Default::default()
-    };
-    let format = ctx.globals.format;
-    if format == Format::Table {
-        return Err(Format::Table.unsupported());
-    }
-    let (tx, rx) = tokio::sync::mpsc::channel(4);
-    tx.send(WatchRequest {
-        request_union: Some(watch_request::RequestUnion::CreateRequest(create)),
-    })
-    .await
-    .map_err(|_| CtlError::new(EXIT_ERROR, "watch request channel closed"))?;
-    let mut client = WatchClient::new(ctx.channel().await?);
-    let mut stream = client
-        .watch(RequestStream(rx))
-        .await
-        .map_err(|s| CtlError::from_status(&s))?
-        .into_inner();
-    let style = style(ctx);
-    loop {
-        let resp = match stream.message().await {
-            Ok(Some(r)) => r,
-            Ok(None) => break,
-            Err(status) => {
-                err_line(&format!(
-                    "watch was canceled ({})\n",
-                    CtlError::from_status(&status).message
-                ));
-                break;
-            }
-        };
-        // clientv3 consumes the creation acknowledgement itself.
-        if resp.created && !resp.canceled && resp.events.is_empty() {
-            continue;
-        }
-        print_watch_response(format, style, &resp);
-        if resp.canceled {
-            let reason = if resp.compact_revision != 0 {
-                "etcdserver: mvcc: required revision has been compacted".to_string()
-            } else {
-                resp.cancel_reason.clone()
-            };
-            err_line(&format!("watch was canceled ({reason})\n"));
-            break;
-        }
-    }
-    drop(tx);
-    Err(CtlError::new(EXIT_INTERRUPTED, "watch is canceled by the server"))
-}
-
-fn print_watch_response(format: Format, style: KvStyle, resp: &WatchResponse) {
-    let progress = resp.events.is_empty()
-        && !resp.canceled
-        && !resp.created
-        && resp.compact_revision == 0
-        && resp.header.as_ref().is_some_and(|h| h.revision != 0);
-    let mut s = String::new();
-    if progress {
-        s.push_str(&format!(
-            "progress notify: {}\n",
-            resp.header.as_ref().map_or(0, |h| h.revision)
-        ));
-    }
-    match format {
-        Format::Simple => {
-            for e in &resp.events {
-                s.push_str(if e.r#type == 1 { "DELETE\n" } else { "PUT\n" });
-                if let Some(kv) = &e.prev_kv {
-                    print::simple_kv(&mut s, style, kv);
-                }
-                print::simple_kv(&mut s, style, &e.kv.clone().unwrap_or_default());
-            }
-        }
-        Format::Json => {
-            let events: Vec<String> = resp.events.iter().map(print::event_json).collect();
-            let line = JsonObject::new()
-                .raw("Header", &print::header_json(&resp.header.unwrap_or_default()))
-                .raw(
-                    "Events",
-                    &if events.is_empty() {
-                        "null".to_string()
-                    } else {
-                        super::format::json_array(&events)
-                    },
-                )
-                .int("CompactRevision", resp.compact_revision)
-                .boolean("Canceled", resp.canceled)
-                .boolean("Created", resp.created)
-                .finish();
-            s.push_str(&line);
-            s.push('\n');
-        }
-        Format::Fields => {
-            print::fields_header(&mut s, &resp.header);
-            for e in &resp.events {
-                s.push_str(if e.r#type == 1 {
-                    "\"Type\" : DELETE\n"
-                } else {
-                    "\"Type\" : PUT\n"
-                });
-                if let Some(kv) = &e.prev_kv {
-                    print::fields_kv(&mut s, "Prev", kv);
-                }
-                print::fields_kv(&mut s, "", &e.kv.clone().unwrap_or_default());
-            }
-        }
-        Format::Protobuf => {
-            out_bytes(&resp.encode_to_vec());
-        }
-        Format::Table => {}
-    }
-    out(&s);
 }
 
 #[cfg(test)]

@@ -9,15 +9,20 @@
 pub mod admin;
 pub mod args;
 pub mod auth;
+pub mod check;
+pub mod completion;
 pub mod concurrency;
+pub mod debug;
 pub mod dial;
 pub mod error;
 pub mod format;
 pub mod kv;
+pub mod mirror;
 pub mod print;
 pub mod restore;
 pub mod snapshot;
 pub mod txn_parse;
+pub mod watch;
 
 use std::future::Future;
 use std::io::Write;
@@ -87,20 +92,7 @@ const COMMANDS: &[(&[&str], &[FlagSpec])] = &[
         }],
     ),
     (&["compaction"], &[bool_flag("physical")]),
-    (
-        &["watch"],
-        &[
-            FlagSpec {
-                long: "interactive",
-                short: Some('i'),
-                takes_value: false,
-            },
-            bool_flag("prefix"),
-            value_flag("rev"),
-            bool_flag("prev-kv"),
-            bool_flag("progress-notify"),
-        ],
-    ),
+    (&["watch"], watch::WATCH_FLAGS),
     (&["lease"], &[]),
     (&["lease", "grant"], &[]),
     (&["lease", "revoke"], &[]),
@@ -128,6 +120,11 @@ const COMMANDS: &[(&[&str], &[FlagSpec])] = &[
     (&["snapshot", "status"], &[]),
     (&["snapshot", "restore"], restore::RESTORE_FLAGS),
     (&["move-leader"], &[]),
+    (&["make-mirror"], mirror::MIRROR_FLAGS),
+    (&["check"], &[]),
+    (&["check", "perf"], check::PERF_FLAGS),
+    (&["check", "datascale"], check::DATASCALE_FLAGS),
+    (&["completion"], &[]),
     (&["defrag"], &[bool_flag("cluster"), value_flag("data-dir")]),
     (&["alarm"], &[]),
     (&["alarm", "list"], &[]),
@@ -206,6 +203,10 @@ pub struct Globals {
     pub tls: dial::ClientTls,
     /// `--user` (and `--password`): the user and password to authenticate as.
     pub user: Option<(String, String)>,
+    /// `--keepalive-time` and `--keepalive-timeout`: HTTP/2 pings on open connections.
+    pub keepalive: dial::Keepalive,
+    /// `--debug`: the flag values etcdctl prints to stderr first.
+    pub debug_lines: Option<String>,
     /// `--discovery-srv` (`-d`), `--discovery-srv-name`, `--insecure-discovery`: the
     /// endpoints come from `_etcd-client-ssl` / `_etcd-client` SRV records.
     pub discovery: Option<SrvEndpoints>,
@@ -274,7 +275,7 @@ impl Globals {
         }
         let merged = Parsed {
             flags: values,
-            args: Vec::new(),
+            ..Parsed::default()
         };
         let endpoints = merged
             .value("endpoints")
@@ -315,6 +316,13 @@ impl Globals {
             hex: merged.bool("hex")?,
             tls: dial::ClientTls::from_flags(&merged)?,
             user: auth::user_from_flags(merged.value("user"), merged.value("password"))?,
+            keepalive: dial::Keepalive {
+                time: duration("keepalive-time", dial::Keepalive::default().time)?,
+                timeout: duration("keepalive-timeout", dial::Keepalive::default().timeout)?,
+            },
+            debug_lines: merged
+                .bool("debug")?
+                .then(|| debug::flag_lines(GLOBAL_FLAGS, &merged)),
         })
     }
 }
@@ -428,7 +436,13 @@ impl Ctx {
 
 /// Dials one endpoint with the global dial timeout and TLS flags (see [`dial`]).
 pub async fn connect(endpoint: &str, globals: &Globals) -> Result<Channel, CtlError> {
-    dial::connect(endpoint, globals.dial_timeout, &globals.tls).await
+    dial::connect(
+        endpoint,
+        globals.dial_timeout,
+        &globals.tls,
+        Some(globals.keepalive),
+    )
+    .await
 }
 
 /// Writes to stdout, ignoring a closed pipe (as a Go program killed by SIGPIPE would stop).
@@ -473,6 +487,9 @@ async fn run(args: Vec<String>, env: Vec<(String, String)>) -> Result<(), CtlErr
     let (path, parsed) = args::parse(&args, is_command, specs_for)?;
     let mut globals = Globals::from_parsed(&parsed, &env)?;
     globals.discover_endpoints().await?;
+    if let Some(lines) = &globals.debug_lines {
+        err_line(lines);
+    }
     let path: Vec<&str> = path.iter().map(String::as_str).collect();
     if path.is_empty() {
         if let Some(word) = parsed.args.first() {
@@ -495,7 +512,7 @@ async fn run(args: Vec<String>, env: Vec<(String, String)>) -> Result<(), CtlErr
         ["del"] => kv::del(&mut ctx, &parsed).await,
         ["txn"] => kv::txn(&mut ctx, &parsed).await,
         ["compaction"] => kv::compaction(&mut ctx, &parsed).await,
-        ["watch"] => kv::watch(&mut ctx, &parsed).await,
+        ["watch"] => watch::watch(&mut ctx, &parsed).await,
         ["lease", "grant"] => admin::lease_grant(&mut ctx, &parsed).await,
         ["lease", "revoke"] => admin::lease_revoke(&mut ctx, &parsed).await,
         ["lease", "timetolive"] => admin::lease_timetolive(&mut ctx, &parsed).await,
@@ -513,6 +530,10 @@ async fn run(args: Vec<String>, env: Vec<(String, String)>) -> Result<(), CtlErr
         ["snapshot", "status"] => snapshot::status(&ctx, &parsed),
         ["snapshot", "restore"] => restore::restore(&parsed),
         ["move-leader"] => admin::move_leader(&mut ctx, &parsed).await,
+        ["make-mirror"] => mirror::make_mirror(&mut ctx, &parsed).await,
+        ["check", "perf"] => check::perf(&mut ctx, &parsed).await,
+        ["check", "datascale"] => check::datascale(&mut ctx, &parsed).await,
+        ["completion"] => completion::run(&parsed.args, COMMANDS, GLOBAL_FLAGS),
         ["defrag"] => admin::defrag(&mut ctx, &parsed).await,
         ["alarm", "list"] => admin::alarm_list(&mut ctx, &parsed).await,
         ["alarm", "disarm"] => admin::alarm_disarm(&mut ctx, &parsed).await,

@@ -7,10 +7,11 @@
 //! host name, and etcd's address check below); the dialer checks the listener's (CA,
 //! CRL, the URL's host, the same allowed CN / host name) and presents its own.
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::ToSocketAddrs;
 use std::sync::Arc;
 
 use detcd_io::transport::conn::PeerTls;
+use detcd_io::transport::socket::Remote;
 use rustls::{ClientConfig, ServerConfig};
 use rustls_pki_types::CertificateDer;
 use x509_parser::extensions::GeneralName;
@@ -52,7 +53,7 @@ impl PeerTls for MemberPeerTls {
         self.client.get()
     }
 
-    fn check_accepted(&self, certificates: &[CertificateDer<'_>], remote: SocketAddr) -> Result<(), String> {
+    fn check_accepted(&self, certificates: &[CertificateDer<'_>], remote: &Remote) -> Result<(), String> {
         match certificates.first() {
             Some(cert) if !self.skip_client_san_verification => check_san(cert, remote),
             _ => Ok(()),
@@ -61,8 +62,12 @@ impl PeerTls for MemberPeerTls {
 }
 
 /// etcd's `checkSAN`: a dialer's certificate that names addresses must name the one it
-/// connects from: one of its IP addresses, or a DNS name that resolves to it.
-fn check_san(cert: &CertificateDer<'_>, remote: SocketAddr) -> Result<(), String> {
+/// connects from: one of its IP addresses, or a DNS name that resolves to it. A unix
+/// socket's dialer has no address: as in etcd (Go's `net.SplitHostPort` of its empty
+/// address fails), a certificate naming addresses is then refused; etcd's
+/// `--peer-skip-client-san-verification` is the way to unix peers with such
+/// certificates.
+fn check_san(cert: &CertificateDer<'_>, remote: &Remote) -> Result<(), String> {
     let Ok((_, parsed)) = x509_parser::parse_x509_certificate(cert.as_ref()) else {
         return Err("tls: cannot parse the peer certificate".into());
     };
@@ -77,6 +82,12 @@ fn check_san(cert: &CertificateDer<'_>, remote: SocketAddr) -> Result<(), String
             }
         }
     }
+    if ips.is_empty() && names.is_empty() {
+        return Ok(());
+    }
+    let Some(remote) = remote.socket_addr() else {
+        return Err(format!("address {remote}: missing port in address"));
+    };
     let host = remote.ip();
     let octets = match host {
         std::net::IpAddr::V4(v4) => v4.octets().to_vec(),
@@ -137,8 +148,8 @@ mod tests {
 
     #[test]
     fn dialer_addresses_must_match_the_certificate() {
-        let local: SocketAddr = "127.0.0.1:5000".parse().expect("addr");
-        let other: SocketAddr = "10.9.8.7:5000".parse().expect("addr");
+        let local = &Remote::Tcp("127.0.0.1:5000".parse().expect("addr"));
+        let other = &Remote::Tcp("10.9.8.7:5000".parse().expect("addr"));
         assert!(check_san(&cert(&["127.0.0.1"]), local).is_ok());
         assert_eq!(
             check_san(&cert(&["127.0.0.1"]), other).unwrap_err(),
@@ -146,5 +157,10 @@ mod tests {
         );
         assert!(check_san(&cert(&["localhost"]), local).is_ok());
         assert!(check_san(&cert(&[]), other).is_ok());
+        assert_eq!(
+            check_san(&cert(&["localhost"]), &Remote::Unix).unwrap_err(),
+            "address @: missing port in address"
+        );
+        assert!(check_san(&cert(&[]), &Remote::Unix).is_ok());
     }
 }

@@ -82,6 +82,18 @@ pub(super) struct Member {
     pub(super) log: PathBuf,
 }
 
+impl Member {
+    /// Stops the member as an operator would (SIGTERM) and waits for it to exit.
+    pub(super) fn terminate(mut self) {
+        super::harness::signal(self.child.id(), "TERM");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.child.try_wait().expect("wait").is_none() {
+            assert!(Instant::now() < deadline, "member did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
 impl Drop for Member {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -99,13 +111,19 @@ pub(super) struct Spec<'a> {
     pub(super) peer_url: &'a str,
     pub(super) initial_cluster: &'a str,
     pub(super) state: &'a str,
+    /// The working directory (unix socket URLs name files relative to it).
+    pub(super) cwd: Option<&'a Path>,
 }
 
 /// Starts a member in `dir` with `spec` and more `flags`.
 pub(super) fn spawn(dir: &Path, spec: &Spec<'_>, flags: &[&str]) -> Member {
     std::fs::create_dir_all(dir).expect("member dir");
     let log = dir.join("member.log");
-    let child = Command::new(DETCD)
+    let mut command = Command::new(DETCD);
+    if let Some(cwd) = spec.cwd {
+        command.current_dir(cwd);
+    }
+    let child = command
         .env("DETCD_WAL_SEGMENT_BYTES", "4000000")
         .args(["--name", spec.name, "--data-dir"])
         .arg(dir.join("data"))
@@ -133,17 +151,24 @@ pub(super) fn start(dir: &Path, client_urls: &str, flags: &[&str]) -> Member {
         peer_url: &peer,
         initial_cluster: &format!("default={peer}"),
         state: "new",
+        cwd: None,
     };
     spawn(dir, &spec, flags)
 }
 
 /// Runs the real etcdctl (API v3) with short timeouts.
 pub(super) fn etcdctl(args: &[&str]) -> Output {
+    etcdctl_in(Path::new("."), args)
+}
+
+/// [`etcdctl`] in the working directory `cwd`.
+pub(super) fn etcdctl_in(cwd: &Path, args: &[&str]) -> Output {
     assert!(
         on_path("etcdctl"),
         "etcdctl is not on PATH (Debian: apt-get install etcd-client); the TLS tests need it"
     );
     Command::new("etcdctl")
+        .current_dir(cwd)
         .env("ETCDCTL_API", "3")
         .args(["--dial-timeout=1s", "--command-timeout=2s"])
         .args(args)
@@ -402,7 +427,11 @@ fn tls_without_client_certificates() {
 
 /// Runs a member that must refuse to start; returns its stderr.
 fn refused_start(dir: &Path, client_urls: &str, flags: &[&str]) -> String {
-    let mut member = start(dir, client_urls, flags);
+    refused(start(dir, client_urls, flags))
+}
+
+/// Waits for a member that must refuse to start to exit non-zero; returns its stderr.
+pub(super) fn refused(mut member: Member) -> String {
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
         if let Some(status) = member.child.try_wait().expect("wait") {

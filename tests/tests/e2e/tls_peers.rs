@@ -31,6 +31,7 @@ fn start_peer_member(
         peer_url: &format!("https://127.0.0.1:{own}"),
         initial_cluster: &cluster,
         state,
+        cwd: None,
     };
     spawn(&dir.join(name), &spec, flags)
 }
