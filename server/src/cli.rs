@@ -28,6 +28,10 @@ use crate::{log, member, serve};
 /// Runs `detcd` with this process's arguments and environment; returns the exit status.
 pub fn detcd_main() -> i32 {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // etcd's two proxies are subcommands of the server binary, as in etcd.
+    if let Some(which @ ("gateway" | "grpc-proxy")) = args.first().map(String::as_str) {
+        return crate::proxy::proxy_main(which, &args[1..]);
+    }
     let env: Vec<(String, String)> = std::env::vars().collect();
     let read = |path: &str| std::fs::read_to_string(path).map_err(|e| e.to_string());
     let code = match Config::load(&args, &env, &read) {
@@ -242,7 +246,7 @@ fn notify(state: NotifyState<'_>) {
 }
 
 /// Resolves with the name of the first SIGTERM or SIGINT.
-async fn termination() -> &'static str {
+pub(crate) async fn termination() -> &'static str {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
     else {

@@ -81,7 +81,7 @@ impl ClientTls {
     }
 
     /// The TLS configuration for `endpoint`, or `None` for plain TCP.
-    fn for_endpoint(&self, endpoint: &str) -> Result<Option<Arc<ClientConfig>>, CtlError> {
+    pub(crate) fn for_endpoint(&self, endpoint: &str) -> Result<Option<Arc<ClientConfig>>, CtlError> {
         if endpoint.starts_with("http://") {
             return Ok(None);
         }
@@ -144,7 +144,7 @@ pub async fn connect(endpoint: &str, dial_timeout: Duration, tls: &ClientTls) ->
 }
 
 /// The host of `host:port` or `[v6]:port`, without brackets.
-fn host_of(authority: &str) -> String {
+pub(crate) fn host_of(authority: &str) -> String {
     let host = match authority.rsplit_once(':') {
         Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) => host,
         _ => authority,

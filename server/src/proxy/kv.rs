@@ -1,0 +1,143 @@
+//! The proxy's `etcdserverpb.KV`: each request up through the namespace, answered from
+//! the range cache when it can be ([`super::cache`]), the cache kept in step with the
+//! writes that go through (etcd's `grpcproxy/kv.go`).
+
+use detcd_proto::etcdserverpb::kv_client::KvClient;
+use detcd_proto::etcdserverpb::kv_server::Kv;
+use detcd_proto::etcdserverpb::request_op::Request as Op;
+use detcd_proto::etcdserverpb::response_op::Response as OpAnswer;
+use detcd_proto::etcdserverpb::{
+    CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse,
+    RangeRequest, RangeResponse, RequestOp, ResponseOp, TxnRequest, TxnResponse,
+};
+use tonic::{Request as Rpc, Response as Reply, Status};
+
+use super::cache::{Miss, RangeCache};
+use super::upstream::Retry;
+use super::Proxy;
+
+/// etcd's `ErrGRPCCompacted`.
+const COMPACTED: &str = "etcdserver: mvcc: required revision has been compacted";
+
+impl Proxy {
+    fn cache(&self) -> std::sync::MutexGuard<'_, RangeCache> {
+        self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Keeps the cache in step with the answered ops of a txn branch (etcd's `txnToCache`).
+    fn txn_to_cache(&self, ops: &[RequestOp], answers: &[ResponseOp]) {
+        for (op, answer) in ops.iter().zip(answers) {
+            match (&op.request, &answer.response) {
+                (Some(Op::RequestPut(p)), Some(OpAnswer::ResponsePut(_))) => self.cache().invalidate(&p.key, &[]),
+                (Some(Op::RequestDeleteRange(d)), Some(OpAnswer::ResponseDeleteRange(_))) => {
+                    self.cache().invalidate(&d.key, &d.range_end)
+                }
+                (Some(Op::RequestRange(r)), Some(OpAnswer::ResponseRange(a))) => self.cache().add(r, a),
+                (Some(Op::RequestTxn(t)), Some(OpAnswer::ResponseTxn(a))) => {
+                    for c in &t.compare {
+                        self.cache().invalidate(&c.key, &c.range_end);
+                    }
+                    let branch = if a.succeeded { &t.success } else { &t.failure };
+                    self.txn_to_cache(branch, &a.responses);
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Kv for Proxy {
+    async fn range(&self, r: Rpc<RangeRequest>) -> Result<Reply<RangeResponse>, Status> {
+        let request = r.get_ref().clone();
+        if request.serializable {
+            match self.cache().get(&request) {
+                Ok(answer) => {
+                    self.metrics.cache_hits.inc();
+                    return Ok(Reply::new(answer));
+                }
+                Err(Miss::Compacted) => {
+                    self.metrics.cache_hits.inc();
+                    return Err(Status::out_of_range(COMPACTED));
+                }
+                Err(Miss::Absent) => self.metrics.cache_misses.inc(),
+            }
+        }
+        let r = r.map(|mut m| {
+            self.ns.range_up(&mut m);
+            m
+        });
+        let mut answer = self
+            .up
+            .unary(r, Retry::Read, |ch, r| async move { KvClient::new(ch).range(r).await })
+            .await?
+            .into_inner();
+        self.ns.range_down(&mut answer);
+        self.cache().add(&request, &answer);
+        Ok(Reply::new(answer))
+    }
+
+    async fn put(&self, r: Rpc<PutRequest>) -> Result<Reply<PutResponse>, Status> {
+        self.cache().invalidate(&r.get_ref().key, &[]);
+        let r = r.map(|mut m| {
+            self.ns.put_up(&mut m);
+            m
+        });
+        let mut answer = self
+            .up
+            .unary(r, Retry::Write, |ch, r| async move { KvClient::new(ch).put(r).await })
+            .await?
+            .into_inner();
+        self.ns.put_down(&mut answer);
+        Ok(Reply::new(answer))
+    }
+
+    async fn delete_range(&self, r: Rpc<DeleteRangeRequest>) -> Result<Reply<DeleteRangeResponse>, Status> {
+        self.cache().invalidate(&r.get_ref().key, &r.get_ref().range_end);
+        let r = r.map(|mut m| {
+            self.ns.delete_up(&mut m);
+            m
+        });
+        let mut answer = self
+            .up
+            .unary(r, Retry::Write, |ch, r| async move { KvClient::new(ch).delete_range(r).await })
+            .await?
+            .into_inner();
+        self.ns.delete_down(&mut answer);
+        Ok(Reply::new(answer))
+    }
+
+    async fn txn(&self, r: Rpc<TxnRequest>) -> Result<Reply<TxnResponse>, Status> {
+        let request = r.get_ref().clone();
+        let r = r.map(|mut m| {
+            self.ns.txn_up(&mut m);
+            m
+        });
+        let mut answer = self
+            .up
+            .unary(r, Retry::Write, |ch, r| async move { KvClient::new(ch).txn(r).await })
+            .await?
+            .into_inner();
+        self.ns.txn_down(&mut answer);
+        for c in &request.compare {
+            self.cache().invalidate(&c.key, &c.range_end);
+        }
+        let branch = if answer.succeeded {
+            &request.success
+        } else {
+            &request.failure
+        };
+        self.txn_to_cache(branch, &answer.responses);
+        Ok(Reply::new(answer))
+    }
+
+    async fn compact(&self, r: Rpc<CompactionRequest>) -> Result<Reply<CompactionResponse>, Status> {
+        let revision = r.get_ref().revision;
+        let answer = self
+            .up
+            .unary(r, Retry::Write, |ch, r| async move { KvClient::new(ch).compact(r).await })
+            .await?;
+        self.cache().compact(revision);
+        Ok(answer)
+    }
+}

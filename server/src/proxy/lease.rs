@@ -1,0 +1,244 @@
+//! The proxy's `etcdserverpb.Lease`.
+//!
+//! Grant, Revoke, TimeToLive and Leases pass through (TimeToLive's keys through the
+//! namespace). Keepalives are coalesced, as etcd's lease proxy does: the proxy keeps one
+//! upstream keepalive stream for all its clients, and at most one renewal per lease is
+//! in flight on it. A client's renewal of a lease that another client (or stream) is
+//! already renewing waits for that renewal's answer and gets it too: a hundred clients
+//! keeping one lease alive cost the cluster one renewal at a time.
+//!
+//! When the upstream stream breaks (its member went away) it is opened again at the next
+//! endpoint and the renewals still waiting are sent again.
+
+use std::collections::BTreeMap;
+use std::pin::Pin;
+use std::time::Duration;
+
+use detcd_proto::etcdserverpb::lease_client::LeaseClient;
+use detcd_proto::etcdserverpb::lease_server::Lease;
+use detcd_proto::etcdserverpb::{
+    LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseLeasesRequest,
+    LeaseLeasesResponse, LeaseRevokeRequest, LeaseRevokeResponse, LeaseTimeToLiveRequest,
+    LeaseTimeToLiveResponse,
+};
+use tokio::sync::{mpsc, oneshot};
+use tonic::codegen::tokio_stream::wrappers::ReceiverStream;
+use tonic::codegen::tokio_stream::Stream;
+use tonic::metadata::MetadataMap;
+use tonic::{Request as Rpc, Response as Reply, Status, Streaming};
+
+use super::upstream::{forwarded, with_metadata, Retry, Upstream};
+use super::Proxy;
+
+/// Renewals waiting for the shared stream.
+const ASKS_QUEUED_MAX: usize = 1024;
+/// Answers one client stream buffers.
+const KEEPALIVE_RESPONSES_MAX: usize = 16;
+/// How long a renewal waits for the cluster's answer before the client's stream fails.
+const RENEWAL_TIMEOUT: Duration = Duration::from_secs(10);
+
+type Answer = Result<LeaseKeepAliveResponse, Status>;
+
+/// One client's renewal of lease `id`.
+#[derive(Debug)]
+struct Ask {
+    id: i64,
+    metadata: MetadataMap,
+    reply: oneshot::Sender<Answer>,
+}
+
+/// The handle of the shared upstream keepalive stream's task.
+#[derive(Debug, Clone)]
+pub struct KeepAlives {
+    asks: mpsc::Sender<Ask>,
+}
+
+impl KeepAlives {
+    /// Starts the task that owns the upstream keepalive stream.
+    pub fn start(up: Upstream, metrics: super::metrics::ProxyMetrics) -> KeepAlives {
+        let (asks, rx) = mpsc::channel(ASKS_QUEUED_MAX);
+        tokio::spawn(run(up, rx, metrics));
+        KeepAlives { asks }
+    }
+
+    /// Renews lease `id` (sharing a renewal already in flight).
+    async fn renew(&self, id: i64, metadata: MetadataMap) -> Answer {
+        let (reply, answer) = oneshot::channel();
+        self.asks
+            .send(Ask { id, metadata, reply })
+            .await
+            .map_err(|_| Status::unavailable("grpc-proxy: lease keepalive stopped"))?;
+        match tokio::time::timeout(RENEWAL_TIMEOUT, answer).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(_)) => Err(Status::unavailable("grpc-proxy: lease keepalive stopped")),
+            Err(_) => Err(Status::unavailable("grpc-proxy: lease keepalive timed out")),
+        }
+    }
+}
+
+/// The shared upstream stream: its request side and its answers.
+struct Shared {
+    send: mpsc::Sender<LeaseKeepAliveRequest>,
+    answers: Streaming<LeaseKeepAliveResponse>,
+}
+
+/// Opens the shared stream at the current endpoint, moving on from endpoints that
+/// cannot be reached.
+async fn open(up: &Upstream, metadata: &MetadataMap) -> Result<Shared, Status> {
+    let mut last = Status::unavailable("no endpoints available");
+    for _ in 0..up.len() {
+        let (at, channel) = up.current();
+        let (send, rx) = mpsc::channel(ASKS_QUEUED_MAX);
+        let mut request = with_metadata(ReceiverStream::new(rx), metadata);
+        request.metadata_mut().insert("hasleader", "true".parse().expect("ascii"));
+        match LeaseClient::new(channel).lease_keep_alive(request).await {
+            Ok(answers) => {
+                return Ok(Shared {
+                    send,
+                    answers: answers.into_inner(),
+                })
+            }
+            Err(e) => {
+                up.failed(at);
+                last = e;
+            }
+        }
+    }
+    Err(last)
+}
+
+async fn next_answer(shared: &mut Option<Shared>) -> Option<Answer> {
+    match shared {
+        Some(s) => s.answers.message().await.transpose(),
+        None => std::future::pending().await,
+    }
+}
+
+/// The task of the shared stream: one renewal per lease in flight, answers to everyone
+/// waiting for that lease.
+async fn run(up: Upstream, mut asks: mpsc::Receiver<Ask>, metrics: super::metrics::ProxyMetrics) {
+    let mut waiting: BTreeMap<i64, Vec<oneshot::Sender<Answer>>> = BTreeMap::new();
+    let mut shared: Option<Shared> = None;
+    let mut metadata = MetadataMap::new();
+    loop {
+        tokio::select! {
+            ask = asks.recv() => {
+                let Some(ask) = ask else { return };
+                let in_flight = waiting.contains_key(&ask.id);
+                waiting.entry(ask.id).or_default().push(ask.reply);
+                if in_flight {
+                    metrics.keepalives_coalesced.inc();
+                    continue;
+                }
+                metadata = ask.metadata;
+                if let Err(e) = send_renewal(&up, &mut shared, &metadata, ask.id).await {
+                    fail_all(&mut waiting, &e);
+                }
+            }
+            answer = next_answer(&mut shared) => match answer {
+                Some(Ok(answer)) => {
+                    for reply in waiting.remove(&answer.id).unwrap_or_default() {
+                        let _ = reply.send(Ok(answer.clone()));
+                    }
+                }
+                Some(Err(_)) | None => {
+                    // The member went away: again on a new stream for what is waiting.
+                    shared = None;
+                    let ids: Vec<i64> = waiting.keys().copied().collect();
+                    for id in ids {
+                        if let Err(e) = send_renewal(&up, &mut shared, &metadata, id).await {
+                            fail_all(&mut waiting, &e);
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Sends a renewal of `id` on the shared stream, opening it first when needed.
+async fn send_renewal(
+    up: &Upstream,
+    shared: &mut Option<Shared>,
+    metadata: &MetadataMap,
+    id: i64,
+) -> Result<(), Status> {
+    for _ in 0..2 {
+        if shared.is_none() {
+            *shared = Some(open(up, metadata).await?);
+        }
+        if let Some(s) = shared {
+            if s.send.send(LeaseKeepAliveRequest { id }).await.is_ok() {
+                return Ok(());
+            }
+        }
+        *shared = None;
+    }
+    Err(Status::unavailable("grpc-proxy: cannot reach the cluster to renew the lease"))
+}
+
+fn fail_all(waiting: &mut BTreeMap<i64, Vec<oneshot::Sender<Answer>>>, e: &Status) {
+    for (_, replies) in std::mem::take(waiting) {
+        for reply in replies {
+            let _ = reply.send(Err(e.clone()));
+        }
+    }
+}
+
+type KeepAliveStream = Pin<Box<dyn Stream<Item = Answer> + Send>>;
+
+#[tonic::async_trait]
+impl Lease for Proxy {
+    async fn lease_grant(&self, r: Rpc<LeaseGrantRequest>) -> Result<Reply<LeaseGrantResponse>, Status> {
+        self.up
+            .unary(r, Retry::Write, |ch, r| async move { LeaseClient::new(ch).lease_grant(r).await })
+            .await
+    }
+
+    async fn lease_revoke(&self, r: Rpc<LeaseRevokeRequest>) -> Result<Reply<LeaseRevokeResponse>, Status> {
+        self.up
+            .unary(r, Retry::Write, |ch, r| async move { LeaseClient::new(ch).lease_revoke(r).await })
+            .await
+    }
+
+    type LeaseKeepAliveStream = KeepAliveStream;
+
+    async fn lease_keep_alive(
+        &self,
+        r: Rpc<Streaming<LeaseKeepAliveRequest>>,
+    ) -> Result<Reply<KeepAliveStream>, Status> {
+        let metadata = forwarded(r.metadata());
+        let mut inbound = r.into_inner();
+        let (tx, rx) = mpsc::channel(KEEPALIVE_RESPONSES_MAX);
+        let keepalives = self.keepalives.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(request)) = inbound.message().await {
+                let answer = keepalives.renew(request.id, metadata.clone()).await;
+                let failed = answer.is_err();
+                if tx.send(answer).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+        Ok(Reply::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn lease_time_to_live(
+        &self,
+        r: Rpc<LeaseTimeToLiveRequest>,
+    ) -> Result<Reply<LeaseTimeToLiveResponse>, Status> {
+        let mut answer = self
+            .up
+            .unary(r, Retry::Read, |ch, r| async move { LeaseClient::new(ch).lease_time_to_live(r).await })
+            .await?;
+        self.ns.lease_keys_down(&mut answer.get_mut().keys);
+        Ok(answer)
+    }
+
+    async fn lease_leases(&self, r: Rpc<LeaseLeasesRequest>) -> Result<Reply<LeaseLeasesResponse>, Status> {
+        self.up
+            .unary(r, Retry::Read, |ch, r| async move { LeaseClient::new(ch).lease_leases(r).await })
+            .await
+    }
+}
