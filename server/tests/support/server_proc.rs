@@ -29,6 +29,13 @@ pub struct Server {
     pub endpoint: String,
 }
 
+impl Server {
+    /// A server the caller started (`child`, serving on `endpoint`, files in `dir`).
+    pub fn new(child: Child, dir: PathBuf, endpoint: String) -> Server {
+        Server { child, dir, endpoint }
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -1,0 +1,427 @@
+//! `detcd grpc-proxy start` and `detcd gateway start` driven by the real etcdctl 3.4.
+//!
+//! - An etcdctl session (put, get, serializable get after a write, txn both ways, del,
+//!   lease grant / keep-alive / timetolive / revoke, a watch) through detcd's proxy in
+//!   front of detcd, compared with the same session through etcd 3.4's own grpc-proxy in
+//!   front of etcd 3.4 (lease IDs and remaining seconds masked); member list and endpoint
+//!   status through the proxy.
+//! - Watch coalescing, measured: 20 etcdctl watchers of one key through detcd's proxy
+//!   in front of etcd 3.4 add exactly one watcher to etcd's own
+//!   `etcd_debugging_mvcc_watcher_total`, and every watcher sees the event.
+//! - `--namespace`: keys prefixed on the way up and stripped on the way down (get,
+//!   watch, txn compares, lease keys), keys outside the namespace invisible.
+//! - A 3-member detcd cluster loses the member the proxy talks to: puts, gets, an open
+//!   watch and lease keep-alives go on through the proxy.
+//! - The L4 gateway: etcdctl through it, with a dead endpoint first in the list.
+//! - The start-up refusals and etcd's argument checks.
+//!
+//! Skipped (with a notice) without `etcd` and `etcdctl` on PATH; a failure under CI.
+
+#[path = "support/server_proc.rs"]
+mod server_proc;
+
+use std::io::Write as _;
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use server_proc::{etcdctl, etcdctl_ok, free_port, member_command, on_path, start_server, wait_healthy, Server};
+
+const DETCD: &str = env!("CARGO_BIN_EXE_detcd");
+
+/// A proxy or gateway process, killed on drop.
+struct Proc {
+    child: Child,
+    pub addr: String,
+    log: std::path::PathBuf,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+impl Proc {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// Starts `program` `kind start` (`kind`: grpc-proxy or gateway) on a free port with
+/// `args`; waits until the port takes connections.
+fn start_proxy(program: &str, kind: &str, args: &[String]) -> Proc {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let log = std::env::temp_dir().join(format!("detcd-proxy-{}-{}.log", std::process::id(), free_port()));
+    let child = Command::new(program)
+        .args([kind, "start", &format!("--listen-addr={addr}")])
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {program} {kind}: {e}"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(&addr).is_err() {
+        assert!(Instant::now() < deadline, "{kind} did not listen on {addr}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Proc { child, addr, log }
+}
+
+fn grpc_proxy(program: &str, endpoints: &str, extra: &[&str]) -> Proc {
+    let mut args = vec![format!("--endpoints={endpoints}")];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    start_proxy(program, "grpc-proxy", &args)
+}
+
+fn tools_present(test: &str) -> bool {
+    if on_path("etcd") && on_path("etcdctl") {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "etcd and etcdctl are required under CI (apt-get install etcd-server etcd-client)"
+    );
+    eprintln!("NOTICE: etcd/etcdctl not on PATH; skipping {test}");
+    false
+}
+
+/// etcdctl with `stdin` as its input.
+fn etcdctl_stdin(endpoint: &str, args: &[&str], stdin: &str) -> String {
+    let mut child = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .env_remove("ETCDCTL_ENDPOINTS")
+        .arg(format!("--endpoints={endpoint}"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run etcdctl");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    let out = child.wait_with_output().expect("etcdctl output");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A background `etcdctl watch` for `secs` seconds; its output when it ends.
+fn watch_for(endpoint: &str, args: &[&str], secs: u32) -> Child {
+    Command::new("timeout")
+        .arg(secs.to_string())
+        .arg("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .env_remove("ETCDCTL_ENDPOINTS")
+        .arg(format!("--endpoints={endpoint}"))
+        .arg("watch")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run etcdctl watch")
+}
+
+fn output_of(child: Child) -> String {
+    let out = child.wait_with_output().expect("watch output");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Lease IDs (16 hex digits) and remaining seconds masked.
+fn mask(text: &str, lease: &str) -> String {
+    let text = text.replace(lease, "<lease>");
+    let mut out = String::new();
+    let mut rest = text.as_str();
+    while let Some(at) = rest.find("remaining(") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at..];
+        let end = after.find(')').map_or(after.len(), |e| e + 1);
+        out.push_str("remaining(<s>)");
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The everyday etcdctl session, each step's output (IDs masked).
+fn session(endpoint: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut step = |name: &str, text: String| out.push((name.to_string(), text));
+    let run = |args: &[&str]| {
+        let o = etcdctl(endpoint, args);
+        format!(
+            "{}{}[{}]",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr),
+            o.status.code().unwrap_or(-1)
+        )
+    };
+    step("put", run(&["put", "foo", "bar"]));
+    step("get", run(&["get", "foo"]));
+    step("serializable get", run(&["get", "foo", "--consistency=s"]));
+    step("put again", run(&["put", "foo", "bar2", "--prev-kv"]));
+    step("serializable get after a write", run(&["get", "foo", "--consistency=s"]));
+    step(
+        "txn success",
+        etcdctl_stdin(endpoint, &["txn"], "value(\"foo\") = \"bar2\"\n\nput foo bar3\n\nget foo\n\n"),
+    );
+    step(
+        "txn failure",
+        etcdctl_stdin(endpoint, &["txn"], "value(\"foo\") = \"nope\"\n\nput foo x\n\nget foo\n\n"),
+    );
+    step("put a", run(&["put", "a", "1"]));
+    step("get from key", run(&["get", "a", "--from-key"]));
+    step("del", run(&["del", "foo", "--prev-kv"]));
+    step("get deleted", run(&["get", "foo"]));
+    let granted = run(&["lease", "grant", "60"]);
+    let lease = granted.split_whitespace().nth(1).unwrap_or("").to_string();
+    step("lease grant", mask(&granted, &lease));
+    step("put with lease", run(&["put", "k", "v", &format!("--lease={lease}")]));
+    step(
+        "timetolive",
+        mask(&run(&["lease", "timetolive", &lease, "--keys"]), &lease),
+    );
+    step(
+        "keep-alive once",
+        mask(&run(&["lease", "keep-alive", "--once", &lease]), &lease),
+    );
+    step("revoke", mask(&run(&["lease", "revoke", &lease]), &lease));
+    step("get revoked key", run(&["get", "k"]));
+    let watcher = watch_for(endpoint, &["--prefix", "w"], 4);
+    std::thread::sleep(Duration::from_millis(1500));
+    run(&["put", "w1", "x"]);
+    run(&["put", "w2", "y"]);
+    run(&["del", "w1"]);
+    step("watch", output_of(watcher));
+    out
+}
+
+#[test]
+fn etcdctl_session_through_the_proxy_matches_etcds_proxy() {
+    if !tools_present("etcdctl_session_through_the_proxy_matches_etcds_proxy") {
+        return;
+    }
+    let etcd = start_server("etcd", "gp-etcd");
+    let etcd_proxy = grpc_proxy("etcd", &etcd.endpoint, &[]);
+    let expected = session(&etcd_proxy.addr);
+    drop(etcd_proxy);
+    drop(etcd);
+    let detcd = start_server(DETCD, "gp-detcd");
+    let proxy = grpc_proxy(DETCD, &detcd.endpoint, &[]);
+    let got = session(&proxy.addr);
+    let mut failures = Vec::new();
+    for ((name, e), (_, g)) in expected.iter().zip(&got) {
+        if e != g {
+            failures.push(format!("{name}:\n  etcd:  {e:?}\n  detcd: {g:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}\nproxy log:\n{}", failures.join("\n"), proxy.log());
+    // Member list and endpoint status answer through the proxy, about the member.
+    let members = etcdctl_ok(&proxy.addr, &["member", "list"]);
+    assert!(members.contains(&format!("http://{}", detcd.endpoint)), "{members}");
+    let id = members.split(',').next().unwrap_or("").trim().to_string();
+    let status = etcdctl_ok(&proxy.addr, &["endpoint", "status"]);
+    assert!(status.starts_with(&format!("{}, {id}, ", proxy.addr)), "{status}");
+    let health = etcdctl(&proxy.addr, &["endpoint", "health"]);
+    let said = String::from_utf8_lossy(&health.stderr).into_owned() + &String::from_utf8_lossy(&health.stdout);
+    assert!(health.status.success() && said.contains("is healthy"), "{said}");
+}
+
+/// A series' value in Prometheus text.
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or_else(|| panic!("no {name} in metrics"))
+}
+
+fn scrape(endpoint: &str) -> String {
+    let out = Command::new("curl")
+        .args(["-s", &format!("http://{endpoint}/metrics")])
+        .output()
+        .expect("run curl");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn many_watchers_of_one_key_cost_one_upstream_watch() {
+    if !tools_present("many_watchers_of_one_key_cost_one_upstream_watch") || !on_path("curl") {
+        return;
+    }
+    const WATCHERS: usize = 20;
+    // The upstream is etcd 3.4: its own gauge counts the watches the proxy makes.
+    let etcd = start_server("etcd", "gp-coalesce");
+    let proxy = grpc_proxy(DETCD, &etcd.endpoint, &[]);
+    let before = metric(&scrape(&etcd.endpoint), "etcd_debugging_mvcc_watcher_total");
+    let watchers: Vec<Child> = (0..WATCHERS).map(|_| watch_for(&proxy.addr, &["hot"], 6)).collect();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while metric(&scrape(&proxy.addr), "detcd_grpc_proxy_watchers") < WATCHERS as f64 {
+        assert!(Instant::now() < deadline, "the proxy did not get {WATCHERS} watchers");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let upstream = metric(&scrape(&etcd.endpoint), "etcd_debugging_mvcc_watcher_total") - before;
+    let proxy_metrics = scrape(&proxy.addr);
+    eprintln!(
+        "MEASURED: {WATCHERS} client watchers of one key through the proxy -> {upstream} upstream watch(es) on etcd (etcd_debugging_mvcc_watcher_total), proxy says {} upstream",
+        metric(&proxy_metrics, "detcd_grpc_proxy_upstream_watches")
+    );
+    assert_eq!(upstream, 1.0, "{WATCHERS} watchers cost {upstream} upstream watches");
+    assert_eq!(metric(&proxy_metrics, "detcd_grpc_proxy_upstream_watches"), 1.0);
+    etcdctl_ok(&proxy.addr, &["put", "hot", "v1"]);
+    for w in watchers {
+        assert_eq!(output_of(w), "PUT\nhot\nv1\n");
+    }
+    // All gone: the upstream watch ends with the last of them.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while metric(&scrape(&etcd.endpoint), "etcd_debugging_mvcc_watcher_total") > before {
+        assert!(Instant::now() < deadline, "the upstream watch outlived its watchers");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn namespace_isolates_the_proxys_clients() {
+    if !tools_present("namespace_isolates_the_proxys_clients") {
+        return;
+    }
+    let detcd = start_server(DETCD, "gp-ns");
+    let proxy = grpc_proxy(DETCD, &detcd.endpoint, &["--namespace=app/"]);
+    let (up, ns) = (detcd.endpoint.as_str(), proxy.addr.as_str());
+    etcdctl_ok(up, &["put", "outside", "o"]);
+    let watcher = watch_for(ns, &["--prefix", "k", "--prev-kv"], 4);
+    std::thread::sleep(Duration::from_millis(1500));
+    etcdctl_ok(ns, &["put", "k1", "v1"]);
+    assert_eq!(etcdctl_ok(up, &["get", "app/k1"]), "app/k1\nv1\n");
+    assert_eq!(etcdctl_ok(ns, &["get", "", "--prefix"]), "k1\nv1\n");
+    assert_eq!(etcdctl_ok(ns, &["get", "outside"]), "");
+    // A write outside the namespace, under the watched prefix's upstream name: unseen.
+    etcdctl_ok(up, &["put", "k1", "unseen"]);
+    let txn = etcdctl_stdin(ns, &["txn"], "value(\"k1\") = \"v1\"\n\nput k1 v2\n\n\n");
+    assert_eq!(txn, "SUCCESS\n\nOK\n");
+    assert_eq!(etcdctl_ok(up, &["get", "app/k1", "--print-value-only"]), "v2\n");
+    let lease = etcdctl_ok(ns, &["lease", "grant", "60"]);
+    let lease = lease.split_whitespace().nth(1).expect("lease id").to_string();
+    etcdctl_ok(ns, &["put", "k2", "v", &format!("--lease={lease}")]);
+    let ttl = etcdctl_ok(ns, &["lease", "timetolive", &lease, "--keys"]);
+    assert!(ttl.ends_with("attached keys([k2])\n"), "{ttl}");
+    assert_eq!(etcdctl_ok(ns, &["del", "", "--from-key"]), "2\n");
+    assert_eq!(etcdctl_ok(up, &["get", "", "--from-key", "--keys-only"]), "k1\n\noutside\n\n");
+    // Keys stripped in events and their prev_kv (etcdctl prints the previous pair first);
+    // the upstream's own "k1" never shows.
+    assert_eq!(
+        output_of(watcher),
+        "PUT\nk1\nv1\nPUT\nk1\nv1\nk1\nv2\nPUT\nk2\nv\nDELETE\nk1\nv2\nk1\n\nDELETE\nk2\nv\nk2\n\n"
+    );
+}
+
+/// A 3-member detcd cluster on free ports; `Server`s in member order.
+fn three_members(tag: &str) -> Vec<Server> {
+    let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
+    let cluster = ports
+        .iter()
+        .enumerate()
+        .map(|(i, (_, p))| format!("m{i}=http://127.0.0.1:{p}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut servers = Vec::new();
+    for (i, (c, p)) in ports.iter().enumerate() {
+        let dir = std::env::temp_dir().join(format!("detcd-{tag}-{i}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let child = member_command(
+            DETCD,
+            &format!("m{i}"),
+            &dir.join("data"),
+            &format!("http://127.0.0.1:{c}"),
+            &format!("http://127.0.0.1:{p}"),
+        )
+        .args(["--initial-cluster", &cluster, "--initial-cluster-token", tag])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("server.log")).expect("log"))
+        .spawn()
+        .expect("start detcd");
+        servers.push(Server::new(child, dir, format!("127.0.0.1:{c}")));
+    }
+    for s in &servers {
+        wait_healthy(&s.endpoint);
+    }
+    servers
+}
+
+#[test]
+fn the_proxy_survives_a_member_going_away() {
+    if !tools_present("the_proxy_survives_a_member_going_away") {
+        return;
+    }
+    let mut members = three_members("gp-fail");
+    let endpoints = members.iter().map(|m| m.endpoint.clone()).collect::<Vec<_>>().join(",");
+    let proxy = grpc_proxy(DETCD, &endpoints, &[]);
+    let p = proxy.addr.as_str();
+    etcdctl_ok(p, &["put", "before", "1"]);
+    let lease = etcdctl_ok(p, &["lease", "grant", "60"]);
+    let lease = lease.split_whitespace().nth(1).expect("lease id").to_string();
+    let watcher = watch_for(p, &["--prefix", "x"], 8);
+    std::thread::sleep(Duration::from_millis(1500));
+    etcdctl_ok(p, &["put", "x1", "a"]);
+    // The member the proxy talks to (the first endpoint) goes away.
+    drop(members.remove(0));
+    std::thread::sleep(Duration::from_millis(500));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !etcdctl(p, &["put", "x2", "b"]).status.success() {
+        assert!(Instant::now() < deadline, "puts through the proxy never recovered:\n{}", proxy.log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(etcdctl_ok(p, &["get", "before", "--print-value-only"]), "1\n");
+    let kept = etcdctl_ok(p, &["lease", "keep-alive", "--once", &lease]);
+    assert!(kept.contains("keepalived with TTL(60)"), "{kept}");
+    assert_eq!(output_of(watcher), "PUT\nx1\na\nPUT\nx2\nb\n", "proxy log:\n{}", proxy.log());
+}
+
+#[test]
+fn gateway_passes_connections_through_and_skips_a_dead_endpoint() {
+    if !tools_present("gateway_passes_connections_through_and_skips_a_dead_endpoint") {
+        return;
+    }
+    let detcd = start_server(DETCD, "gw-l4");
+    let dead = format!("127.0.0.1:{}", free_port());
+    let gateway = start_proxy(
+        DETCD,
+        "gateway",
+        &[format!("--endpoints={dead},http://{}", detcd.endpoint), "--retry-delay=1m".into()],
+    );
+    for i in 0..4 {
+        etcdctl_ok(&gateway.addr, &["put", &format!("g{i}"), "v"]);
+    }
+    assert_eq!(etcdctl_ok(&gateway.addr, &["get", "g", "--prefix", "--keys-only"]), "g0\n\ng1\n\ng2\n\ng3\n\n");
+    let log = gateway.log();
+    assert!(log.contains(&format!("deactivated endpoint [{dead}]")), "{log}");
+}
+
+#[test]
+fn start_up_checks_and_refusals() {
+    let run = |args: &[&str]| {
+        let out = Command::new(DETCD).args(args).output().expect("run detcd");
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (code, err) = run(&["grpc-proxy", "start", "--resolver-prefix=p"]);
+    assert_eq!((code, err.as_str()), (Some(1), "invalid resolver-ttl 0\n"));
+    let (code, err) = run(&["grpc-proxy", "start", "--discovery-srv=example.com"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("--discovery-srv is not yet supported"), "{err}");
+    let (code, err) = run(&["grpc-proxy", "start", "--cert-file=/nonexistent.crt", "--listen-addr=127.0.0.1:0"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("KeyFile and CertFile must both be present[key: , cert: /nonexistent.crt]"), "{err}");
+    let (code, err) = run(&["gateway", "start", "--endpoints=127.0.0.1:23790"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("should not resolve to the gateway listen addr (127.0.0.1:23790)"), "{err}");
+    let (code, err) = run(&["gateway", "start", "--bogus"]);
+    assert_eq!(code, Some(1));
+    assert!(err.starts_with("Error: unknown flag: --bogus"), "{err}");
+}
