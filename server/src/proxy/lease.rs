@@ -242,3 +242,104 @@ impl Lease for Proxy {
             .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use detcd_proto::etcdserverpb::lease_server::LeaseServer;
+    use tonic::service::RoutesBuilder;
+
+    use super::*;
+    use crate::serve::{bind_client_urls, ClientServers};
+    use crate::urls::Url;
+
+    /// An upstream whose keepalives count renewals and answer each after a pause.
+    #[derive(Debug, Clone, Default)]
+    struct Counting {
+        renewals: Arc<AtomicUsize>,
+    }
+
+    const UPSTREAM_DELAY: Duration = Duration::from_millis(300);
+
+    #[tonic::async_trait]
+    impl Lease for Counting {
+        async fn lease_grant(&self, _: Rpc<LeaseGrantRequest>) -> Result<Reply<LeaseGrantResponse>, Status> {
+            Err(Status::unimplemented("test upstream"))
+        }
+
+        async fn lease_revoke(&self, _: Rpc<LeaseRevokeRequest>) -> Result<Reply<LeaseRevokeResponse>, Status> {
+            Err(Status::unimplemented("test upstream"))
+        }
+
+        type LeaseKeepAliveStream = KeepAliveStream;
+
+        async fn lease_keep_alive(
+            &self,
+            r: Rpc<Streaming<LeaseKeepAliveRequest>>,
+        ) -> Result<Reply<KeepAliveStream>, Status> {
+            let mut inbound = r.into_inner();
+            let (tx, rx) = mpsc::channel(16);
+            let renewals = self.renewals.clone();
+            tokio::spawn(async move {
+                while let Ok(Some(request)) = inbound.message().await {
+                    renewals.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(UPSTREAM_DELAY).await;
+                    let answer = LeaseKeepAliveResponse {
+                        id: request.id,
+                        ttl: 60,
+                        ..LeaseKeepAliveResponse::default()
+                    };
+                    if tx.send(Ok(answer)).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            Ok(Reply::new(Box::pin(ReceiverStream::new(rx))))
+        }
+
+        async fn lease_time_to_live(
+            &self,
+            _: Rpc<LeaseTimeToLiveRequest>,
+        ) -> Result<Reply<LeaseTimeToLiveResponse>, Status> {
+            Err(Status::unimplemented("test upstream"))
+        }
+
+        async fn lease_leases(&self, _: Rpc<LeaseLeasesRequest>) -> Result<Reply<LeaseLeasesResponse>, Status> {
+            Err(Status::unimplemented("test upstream"))
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_renewals_of_one_lease_cost_one_upstream_renewal() {
+        let url = Url {
+            scheme: "http".into(),
+            host: "127.0.0.1:0".into(),
+        };
+        let listeners = bind_client_urls(&[url], None).await.expect("bind");
+        let addr = listeners[0].local_addr().expect("addr");
+        let upstream = Counting::default();
+        let mut routes = RoutesBuilder::default();
+        routes.add_service(LeaseServer::new(upstream.clone()));
+        let servers = ClientServers::start(listeners, routes.routes());
+        let up = Upstream::new(&[addr.to_string()], &crate::ctl::dial::ClientTls::default()).expect("upstream");
+        let metrics = crate::proxy::metrics::ProxyMetrics::new();
+        let keepalives = KeepAlives::start(up, metrics.clone());
+        let mut clients = tokio::task::JoinSet::new();
+        for _ in 0..10 {
+            let k = keepalives.clone();
+            clients.spawn(async move { k.renew(7, MetadataMap::new()).await });
+        }
+        while let Some(answer) = clients.join_next().await {
+            let answer = answer.expect("task").expect("renewed");
+            assert_eq!((answer.id, answer.ttl), (7, 60));
+        }
+        assert_eq!(upstream.renewals.load(Ordering::SeqCst), 1);
+        assert_eq!(metrics.keepalives_coalesced.get(), 9);
+        // The next renewal is a renewal of its own.
+        keepalives.renew(7, MetadataMap::new()).await.expect("renewed");
+        assert_eq!(upstream.renewals.load(Ordering::SeqCst), 2);
+        servers.shutdown(async {}).await;
+    }
+}
