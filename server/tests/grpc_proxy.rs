@@ -25,7 +25,9 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use server_proc::{etcdctl, etcdctl_ok, free_port, member_command, on_path, start_server, wait_healthy, Server};
+use server_proc::{
+    etcdctl, etcdctl_ok, free_port, member_command, on_path, start_server, wait_healthy, Server,
+};
 
 const DETCD: &str = env!("CARGO_BIN_EXE_detcd");
 
@@ -168,14 +170,25 @@ fn session(endpoint: &str) -> Vec<(String, String)> {
     step("get", run(&["get", "foo"]));
     step("serializable get", run(&["get", "foo", "--consistency=s"]));
     step("put again", run(&["put", "foo", "bar2", "--prev-kv"]));
-    step("serializable get after a write", run(&["get", "foo", "--consistency=s"]));
+    step(
+        "serializable get after a write",
+        run(&["get", "foo", "--consistency=s"]),
+    );
     step(
         "txn success",
-        etcdctl_stdin(endpoint, &["txn"], "value(\"foo\") = \"bar2\"\n\nput foo bar3\n\nget foo\n\n"),
+        etcdctl_stdin(
+            endpoint,
+            &["txn"],
+            "value(\"foo\") = \"bar2\"\n\nput foo bar3\n\nget foo\n\n",
+        ),
     );
     step(
         "txn failure",
-        etcdctl_stdin(endpoint, &["txn"], "value(\"foo\") = \"nope\"\n\nput foo x\n\nget foo\n\n"),
+        etcdctl_stdin(
+            endpoint,
+            &["txn"],
+            "value(\"foo\") = \"nope\"\n\nput foo x\n\nget foo\n\n",
+        ),
     );
     step("put a", run(&["put", "a", "1"]));
     step("get from key", run(&["get", "a", "--from-key"]));
@@ -184,7 +197,10 @@ fn session(endpoint: &str) -> Vec<(String, String)> {
     let granted = run(&["lease", "grant", "60"]);
     let lease = granted.split_whitespace().nth(1).unwrap_or("").to_string();
     step("lease grant", mask(&granted, &lease));
-    step("put with lease", run(&["put", "k", "v", &format!("--lease={lease}")]));
+    step(
+        "put with lease",
+        run(&["put", "k", "v", &format!("--lease={lease}")]),
+    );
     step(
         "timetolive",
         mask(&run(&["lease", "timetolive", &lease, "--keys"]), &lease),
@@ -223,15 +239,24 @@ fn etcdctl_session_through_the_proxy_matches_etcds_proxy() {
             failures.push(format!("{name}:\n  etcd:  {e:?}\n  detcd: {g:?}"));
         }
     }
-    assert!(failures.is_empty(), "{}\nproxy log:\n{}", failures.join("\n"), proxy.log());
+    assert!(
+        failures.is_empty(),
+        "{}\nproxy log:\n{}",
+        failures.join("\n"),
+        proxy.log()
+    );
     // Member list and endpoint status answer through the proxy, about the member.
     let members = etcdctl_ok(&proxy.addr, &["member", "list"]);
-    assert!(members.contains(&format!("http://{}", detcd.endpoint)), "{members}");
+    assert!(
+        members.contains(&format!("http://{}", detcd.endpoint)),
+        "{members}"
+    );
     let id = members.split(',').next().unwrap_or("").trim().to_string();
     let status = etcdctl_ok(&proxy.addr, &["endpoint", "status"]);
     assert!(status.starts_with(&format!("{}, {id}, ", proxy.addr)), "{status}");
     let health = etcdctl(&proxy.addr, &["endpoint", "health"]);
-    let said = String::from_utf8_lossy(&health.stderr).into_owned() + &String::from_utf8_lossy(&health.stdout);
+    let said =
+        String::from_utf8_lossy(&health.stderr).into_owned() + &String::from_utf8_lossy(&health.stdout);
     assert!(health.status.success() && said.contains("is healthy"), "{said}");
 }
 
@@ -260,10 +285,15 @@ fn many_watchers_of_one_key_cost_one_upstream_watch() {
     let etcd = start_server("etcd", "gp-coalesce");
     let proxy = grpc_proxy(DETCD, &etcd.endpoint, &[]);
     let before = metric(&scrape(&etcd.endpoint), "etcd_debugging_mvcc_watcher_total");
-    let watchers: Vec<Child> = (0..WATCHERS).map(|_| watch_for(&proxy.addr, &["hot"], 6)).collect();
+    let watchers: Vec<Child> = (0..WATCHERS)
+        .map(|_| watch_for(&proxy.addr, &["hot"], 6))
+        .collect();
     let deadline = Instant::now() + Duration::from_secs(5);
     while metric(&scrape(&proxy.addr), "detcd_grpc_proxy_watchers") < WATCHERS as f64 {
-        assert!(Instant::now() < deadline, "the proxy did not get {WATCHERS} watchers");
+        assert!(
+            Instant::now() < deadline,
+            "the proxy did not get {WATCHERS} watchers"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let upstream = metric(&scrape(&etcd.endpoint), "etcd_debugging_mvcc_watcher_total") - before;
@@ -272,7 +302,10 @@ fn many_watchers_of_one_key_cost_one_upstream_watch() {
         "MEASURED: {WATCHERS} client watchers of one key through the proxy -> {upstream} upstream watch(es) on etcd (etcd_debugging_mvcc_watcher_total), proxy says {} upstream",
         metric(&proxy_metrics, "detcd_grpc_proxy_upstream_watches")
     );
-    assert_eq!(upstream, 1.0, "{WATCHERS} watchers cost {upstream} upstream watches");
+    assert_eq!(
+        upstream, 1.0,
+        "{WATCHERS} watchers cost {upstream} upstream watches"
+    );
     assert_eq!(metric(&proxy_metrics, "detcd_grpc_proxy_upstream_watches"), 1.0);
     etcdctl_ok(&proxy.addr, &["put", "hot", "v1"]);
     for w in watchers {
@@ -281,7 +314,10 @@ fn many_watchers_of_one_key_cost_one_upstream_watch() {
     // All gone: the upstream watch ends with the last of them.
     let deadline = Instant::now() + Duration::from_secs(5);
     while metric(&scrape(&etcd.endpoint), "etcd_debugging_mvcc_watcher_total") > before {
-        assert!(Instant::now() < deadline, "the upstream watch outlived its watchers");
+        assert!(
+            Instant::now() < deadline,
+            "the upstream watch outlived its watchers"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -312,7 +348,10 @@ fn namespace_isolates_the_proxys_clients() {
     let ttl = etcdctl_ok(ns, &["lease", "timetolive", &lease, "--keys"]);
     assert!(ttl.ends_with("attached keys([k2])\n"), "{ttl}");
     assert_eq!(etcdctl_ok(ns, &["del", "", "--from-key"]), "2\n");
-    assert_eq!(etcdctl_ok(up, &["get", "", "--from-key", "--keys-only"]), "k1\n\noutside\n\n");
+    assert_eq!(
+        etcdctl_ok(up, &["get", "", "--from-key", "--keys-only"]),
+        "k1\n\noutside\n\n"
+    );
     // Keys stripped in events and their prev_kv (etcdctl prints the previous pair first);
     // the upstream's own "k1" never shows.
     assert_eq!(
@@ -358,7 +397,10 @@ fn serializable_reads_are_cached_as_etcds_proxy_caches_them() {
     assert_eq!(got, expected);
     // Two reads came from the cache (etcd's proxy answers /metrics with its upstream's
     // series, so its own count cannot be compared).
-    assert_eq!(metric(&scrape(&proxy.addr), "etcd_grpc_proxy_cache_hits_total"), 2.0);
+    assert_eq!(
+        metric(&scrape(&proxy.addr), "etcd_grpc_proxy_cache_hits_total"),
+        2.0
+    );
 }
 
 /// A 3-member detcd cluster on free ports; `Server`s in member order.
@@ -401,7 +443,11 @@ fn the_proxy_survives_a_member_going_away() {
         return;
     }
     let mut members = three_members("gp-fail");
-    let endpoints = members.iter().map(|m| m.endpoint.clone()).collect::<Vec<_>>().join(",");
+    let endpoints = members
+        .iter()
+        .map(|m| m.endpoint.clone())
+        .collect::<Vec<_>>()
+        .join(",");
     let proxy = grpc_proxy(DETCD, &endpoints, &[]);
     let p = proxy.addr.as_str();
     etcdctl_ok(p, &["put", "before", "1"]);
@@ -415,13 +461,22 @@ fn the_proxy_survives_a_member_going_away() {
     std::thread::sleep(Duration::from_millis(500));
     let deadline = Instant::now() + Duration::from_secs(15);
     while !etcdctl(p, &["put", "x2", "b"]).status.success() {
-        assert!(Instant::now() < deadline, "puts through the proxy never recovered:\n{}", proxy.log());
+        assert!(
+            Instant::now() < deadline,
+            "puts through the proxy never recovered:\n{}",
+            proxy.log()
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(etcdctl_ok(p, &["get", "before", "--print-value-only"]), "1\n");
     let kept = etcdctl_ok(p, &["lease", "keep-alive", "--once", &lease]);
     assert!(kept.contains("keepalived with TTL(60)"), "{kept}");
-    assert_eq!(output_of(watcher), "PUT\nx1\na\nPUT\nx2\nb\n", "proxy log:\n{}", proxy.log());
+    assert_eq!(
+        output_of(watcher),
+        "PUT\nx1\na\nPUT\nx2\nb\n",
+        "proxy log:\n{}",
+        proxy.log()
+    );
 }
 
 #[test]
@@ -434,12 +489,18 @@ fn gateway_passes_connections_through_and_skips_a_dead_endpoint() {
     let gateway = start_proxy(
         DETCD,
         "gateway",
-        &[format!("--endpoints={dead},http://{}", detcd.endpoint), "--retry-delay=1m".into()],
+        &[
+            format!("--endpoints={dead},http://{}", detcd.endpoint),
+            "--retry-delay=1m".into(),
+        ],
     );
     for i in 0..4 {
         etcdctl_ok(&gateway.addr, &["put", &format!("g{i}"), "v"]);
     }
-    assert_eq!(etcdctl_ok(&gateway.addr, &["get", "g", "--prefix", "--keys-only"]), "g0\n\ng1\n\ng2\n\ng3\n\n");
+    assert_eq!(
+        etcdctl_ok(&gateway.addr, &["get", "g", "--prefix", "--keys-only"]),
+        "g0\n\ng1\n\ng2\n\ng3\n\n"
+    );
     let log = gateway.log();
     assert!(log.contains(&format!("deactivated endpoint [{dead}]")), "{log}");
 }
@@ -448,19 +509,33 @@ fn gateway_passes_connections_through_and_skips_a_dead_endpoint() {
 fn start_up_checks_and_refusals() {
     let run = |args: &[&str]| {
         let out = Command::new(DETCD).args(args).output().expect("run detcd");
-        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     let (code, err) = run(&["grpc-proxy", "start", "--resolver-prefix=p"]);
     assert_eq!((code, err.as_str()), (Some(1), "invalid resolver-ttl 0\n"));
     let (code, err) = run(&["grpc-proxy", "start", "--discovery-srv=example.com"]);
     assert_eq!(code, Some(1));
     assert!(err.contains("--discovery-srv is not yet supported"), "{err}");
-    let (code, err) = run(&["grpc-proxy", "start", "--cert-file=/nonexistent.crt", "--listen-addr=127.0.0.1:0"]);
+    let (code, err) = run(&[
+        "grpc-proxy",
+        "start",
+        "--cert-file=/nonexistent.crt",
+        "--listen-addr=127.0.0.1:0",
+    ]);
     assert_eq!(code, Some(1));
-    assert!(err.contains("KeyFile and CertFile must both be present[key: , cert: /nonexistent.crt]"), "{err}");
+    assert!(
+        err.contains("KeyFile and CertFile must both be present[key: , cert: /nonexistent.crt]"),
+        "{err}"
+    );
     let (code, err) = run(&["gateway", "start", "--endpoints=127.0.0.1:23790"]);
     assert_eq!(code, Some(1));
-    assert!(err.contains("should not resolve to the gateway listen addr (127.0.0.1:23790)"), "{err}");
+    assert!(
+        err.contains("should not resolve to the gateway listen addr (127.0.0.1:23790)"),
+        "{err}"
+    );
     let (code, err) = run(&["gateway", "start", "--bogus"]);
     assert_eq!(code, Some(1));
     assert!(err.starts_with("Error: unknown flag: --bogus"), "{err}");

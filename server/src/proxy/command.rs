@@ -123,7 +123,9 @@ pub fn parse_command(which: &str, args: &[String]) -> Result<ProxyCommand, Comma
         return Ok(ProxyCommand::Help(usage.to_string()));
     }
     if let Some(extra) = flags.args.first() {
-        return Err(fail(format!("Error: unknown command {extra:?} for \"detcd {which} start\"")));
+        return Err(fail(format!(
+            "Error: unknown command {extra:?} for \"detcd {which} start\""
+        )));
     }
     let value = |name: &str, default: &str| flags.value(name).unwrap_or(default).to_string();
     let flag = |name: &str| flags.bool(name).map_err(|e| fail(e.message));
@@ -148,14 +150,20 @@ pub fn parse_command(which: &str, args: &[String]) -> Result<ProxyCommand, Comma
             retry_delay,
         }));
     }
-    check_resolver(&value("resolver-prefix", ""), &value("resolver-ttl", "0"), &value("advertise-client-url", "127.0.0.1:23790"))?;
+    check_resolver(
+        &value("resolver-prefix", ""),
+        &value("resolver-ttl", "0"),
+        &value("advertise-client-url", "127.0.0.1:23790"),
+    )?;
     for (name, why) in [
         ("enable-pprof", "runtime profiling is Go's"),
         ("experimental-serializable-ordering", "not implemented"),
         ("debug", "not implemented"),
     ] {
         if flag(name)? {
-            return Err(fail(format!("--{name} is not supported by detcd's grpc-proxy ({why})")));
+            return Err(fail(format!(
+                "--{name} is not supported by detcd's grpc-proxy ({why})"
+            )));
         }
     }
     if flags.is_set("experimental-leasing-prefix") {
@@ -191,6 +199,12 @@ pub fn parse_command(which: &str, args: &[String]) -> Result<ProxyCommand, Comma
         if let Some(v) = flags.value(name) {
             upstream_tls.flags.insert(name.to_string(), v.to_string());
         }
+    }
+    // etcd: `--insecure-skip-tls-verify` alone still dials with TLS (unverified).
+    if flag("insecure-skip-tls-verify")? {
+        upstream_tls
+            .flags
+            .insert("insecure-transport".into(), "false".into());
     }
     Ok(ProxyCommand::GrpcProxy(Box::new(GrpcProxyConfig {
         listen_addr: value("listen-addr", "127.0.0.1:23790"),
@@ -252,9 +266,14 @@ mod tests {
 
     #[test]
     fn gateway_flags_and_defaults() {
-        let c = parse_command("gateway", &args(&["start", "--endpoints=http://a:1,b:2", "--retry-delay", "2s"]))
-            .expect("parses");
-        let ProxyCommand::Gateway(g) = c else { panic!("gateway") };
+        let c = parse_command(
+            "gateway",
+            &args(&["start", "--endpoints=http://a:1,b:2", "--retry-delay", "2s"]),
+        )
+        .expect("parses");
+        let ProxyCommand::Gateway(g) = c else {
+            panic!("gateway")
+        };
         assert_eq!(g.endpoints, vec!["a:1", "b:2"]);
         assert_eq!(g.listen_addr, "127.0.0.1:23790");
         assert_eq!(g.retry_delay, Duration::from_secs(2));
@@ -267,7 +286,11 @@ mod tests {
 
     #[test]
     fn etcds_resolver_checks_then_refusals() {
-        let e = |a: &[&str]| parse_command("grpc-proxy", &args(a)).expect_err("refused").message;
+        let e = |a: &[&str]| {
+            parse_command("grpc-proxy", &args(a))
+                .expect_err("refused")
+                .message
+        };
         assert_eq!(e(&["start", "--resolver-prefix=p"]), "invalid resolver-ttl 0");
         assert_eq!(e(&["start", "--resolver-ttl=3"]), "invalid resolver-prefix \"\"");
         assert!(e(&["start", "--resolver-prefix=p", "--resolver-ttl=3"]).contains("not supported"));
@@ -278,13 +301,17 @@ mod tests {
 
     #[test]
     fn grpc_proxy_defaults_and_help() {
-        let ProxyCommand::GrpcProxy(c) = parse_command("grpc-proxy", &args(&["start", "--namespace=app/"])).expect("parses")
+        let ProxyCommand::GrpcProxy(c) =
+            parse_command("grpc-proxy", &args(&["start", "--namespace=app/"])).expect("parses")
         else {
             panic!("grpc-proxy")
         };
         assert_eq!(c.listen_addr, "127.0.0.1:23790");
         assert_eq!(c.namespace, "app/");
         assert_eq!(c.max_send_bytes, 1536 * 1024);
-        assert!(matches!(parse_command("grpc-proxy", &[]), Ok(ProxyCommand::Help(_))));
+        assert!(matches!(
+            parse_command("grpc-proxy", &[]),
+            Ok(ProxyCommand::Help(_))
+        ));
     }
 }

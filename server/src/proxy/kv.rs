@@ -21,14 +21,18 @@ const COMPACTED: &str = "etcdserver: mvcc: required revision has been compacted"
 
 impl Proxy {
     fn cache(&self) -> std::sync::MutexGuard<'_, RangeCache> {
-        self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Keeps the cache in step with the answered ops of a txn branch (etcd's `txnToCache`).
     fn txn_to_cache(&self, ops: &[RequestOp], answers: &[ResponseOp]) {
         for (op, answer) in ops.iter().zip(answers) {
             match (&op.request, &answer.response) {
-                (Some(Op::RequestPut(p)), Some(OpAnswer::ResponsePut(_))) => self.cache().invalidate(&p.key, &[]),
+                (Some(Op::RequestPut(p)), Some(OpAnswer::ResponsePut(_))) => {
+                    self.cache().invalidate(&p.key, &[])
+                }
                 (Some(Op::RequestDeleteRange(d)), Some(OpAnswer::ResponseDeleteRange(_))) => {
                     self.cache().invalidate(&d.key, &d.range_end)
                 }
@@ -69,7 +73,11 @@ impl Kv for Proxy {
         });
         let mut answer = self
             .up
-            .unary(r, Retry::Read, |ch, r| async move { KvClient::new(ch).range(r).await })
+            .unary(
+                r,
+                Retry::Read,
+                |ch, r| async move { KvClient::new(ch).range(r).await },
+            )
             .await?
             .into_inner();
         self.ns.range_down(&mut answer);
@@ -85,7 +93,11 @@ impl Kv for Proxy {
         });
         let mut answer = self
             .up
-            .unary(r, Retry::Write, |ch, r| async move { KvClient::new(ch).put(r).await })
+            .unary(
+                r,
+                Retry::Write,
+                |ch, r| async move { KvClient::new(ch).put(r).await },
+            )
             .await?
             .into_inner();
         self.ns.put_down(&mut answer);
@@ -100,7 +112,9 @@ impl Kv for Proxy {
         });
         let mut answer = self
             .up
-            .unary(r, Retry::Write, |ch, r| async move { KvClient::new(ch).delete_range(r).await })
+            .unary(r, Retry::Write, |ch, r| async move {
+                KvClient::new(ch).delete_range(r).await
+            })
             .await?
             .into_inner();
         self.ns.delete_down(&mut answer);
@@ -115,7 +129,11 @@ impl Kv for Proxy {
         });
         let mut answer = self
             .up
-            .unary(r, Retry::Write, |ch, r| async move { KvClient::new(ch).txn(r).await })
+            .unary(
+                r,
+                Retry::Write,
+                |ch, r| async move { KvClient::new(ch).txn(r).await },
+            )
             .await?
             .into_inner();
         self.ns.txn_down(&mut answer);
@@ -135,7 +153,9 @@ impl Kv for Proxy {
         let revision = r.get_ref().revision;
         let answer = self
             .up
-            .unary(r, Retry::Write, |ch, r| async move { KvClient::new(ch).compact(r).await })
+            .unary(r, Retry::Write, |ch, r| async move {
+                KvClient::new(ch).compact(r).await
+            })
             .await?;
         self.cache().compact(revision);
         Ok(answer)

@@ -90,7 +90,9 @@ async fn open(up: &Upstream, metadata: &MetadataMap) -> Result<Shared, Status> {
         let (at, channel) = up.current();
         let (send, rx) = mpsc::channel(ASKS_QUEUED_MAX);
         let mut request = with_metadata(ReceiverStream::new(rx), metadata);
-        request.metadata_mut().insert("hasleader", "true".parse().expect("ascii"));
+        request
+            .metadata_mut()
+            .insert("hasleader", "true".parse().expect("ascii"));
         match LeaseClient::new(channel).lease_keep_alive(request).await {
             Ok(answers) => {
                 return Ok(Shared {
@@ -138,7 +140,7 @@ async fn run(up: Upstream, mut asks: mpsc::Receiver<Ask>, metrics: super::metric
             answer = next_answer(&mut shared) => match answer {
                 Some(Ok(answer)) => {
                     for reply in waiting.remove(&answer.id).unwrap_or_default() {
-                        let _ = reply.send(Ok(answer.clone()));
+                        let _ = reply.send(Ok(answer));
                     }
                 }
                 Some(Err(_)) | None => {
@@ -175,7 +177,9 @@ async fn send_renewal(
         }
         *shared = None;
     }
-    Err(Status::unavailable("grpc-proxy: cannot reach the cluster to renew the lease"))
+    Err(Status::unavailable(
+        "grpc-proxy: cannot reach the cluster to renew the lease",
+    ))
 }
 
 fn fail_all(waiting: &mut BTreeMap<i64, Vec<oneshot::Sender<Answer>>>, e: &Status) {
@@ -192,13 +196,17 @@ type KeepAliveStream = Pin<Box<dyn Stream<Item = Answer> + Send>>;
 impl Lease for Proxy {
     async fn lease_grant(&self, r: Rpc<LeaseGrantRequest>) -> Result<Reply<LeaseGrantResponse>, Status> {
         self.up
-            .unary(r, Retry::Write, |ch, r| async move { LeaseClient::new(ch).lease_grant(r).await })
+            .unary(r, Retry::Write, |ch, r| async move {
+                LeaseClient::new(ch).lease_grant(r).await
+            })
             .await
     }
 
     async fn lease_revoke(&self, r: Rpc<LeaseRevokeRequest>) -> Result<Reply<LeaseRevokeResponse>, Status> {
         self.up
-            .unary(r, Retry::Write, |ch, r| async move { LeaseClient::new(ch).lease_revoke(r).await })
+            .unary(r, Retry::Write, |ch, r| async move {
+                LeaseClient::new(ch).lease_revoke(r).await
+            })
             .await
     }
 
@@ -230,7 +238,9 @@ impl Lease for Proxy {
     ) -> Result<Reply<LeaseTimeToLiveResponse>, Status> {
         let mut answer = self
             .up
-            .unary(r, Retry::Read, |ch, r| async move { LeaseClient::new(ch).lease_time_to_live(r).await })
+            .unary(r, Retry::Read, |ch, r| async move {
+                LeaseClient::new(ch).lease_time_to_live(r).await
+            })
             .await?;
         self.ns.lease_keys_down(&mut answer.get_mut().keys);
         Ok(answer)
@@ -238,7 +248,9 @@ impl Lease for Proxy {
 
     async fn lease_leases(&self, r: Rpc<LeaseLeasesRequest>) -> Result<Reply<LeaseLeasesResponse>, Status> {
         self.up
-            .unary(r, Retry::Read, |ch, r| async move { LeaseClient::new(ch).lease_leases(r).await })
+            .unary(r, Retry::Read, |ch, r| async move {
+                LeaseClient::new(ch).lease_leases(r).await
+            })
             .await
     }
 }
@@ -269,7 +281,10 @@ mod tests {
             Err(Status::unimplemented("test upstream"))
         }
 
-        async fn lease_revoke(&self, _: Rpc<LeaseRevokeRequest>) -> Result<Reply<LeaseRevokeResponse>, Status> {
+        async fn lease_revoke(
+            &self,
+            _: Rpc<LeaseRevokeRequest>,
+        ) -> Result<Reply<LeaseRevokeResponse>, Status> {
             Err(Status::unimplemented("test upstream"))
         }
 
@@ -306,7 +321,10 @@ mod tests {
             Err(Status::unimplemented("test upstream"))
         }
 
-        async fn lease_leases(&self, _: Rpc<LeaseLeasesRequest>) -> Result<Reply<LeaseLeasesResponse>, Status> {
+        async fn lease_leases(
+            &self,
+            _: Rpc<LeaseLeasesRequest>,
+        ) -> Result<Reply<LeaseLeasesResponse>, Status> {
             Err(Status::unimplemented("test upstream"))
         }
     }
@@ -323,7 +341,8 @@ mod tests {
         let mut routes = RoutesBuilder::default();
         routes.add_service(LeaseServer::new(upstream.clone()));
         let servers = ClientServers::start(listeners, routes.routes());
-        let up = Upstream::new(&[addr.to_string()], &crate::ctl::dial::ClientTls::default()).expect("upstream");
+        let up =
+            Upstream::new(&[addr.to_string()], &crate::ctl::dial::ClientTls::default()).expect("upstream");
         let metrics = crate::proxy::metrics::ProxyMetrics::new();
         let keepalives = KeepAlives::start(up, metrics.clone());
         let mut clients = tokio::task::JoinSet::new();

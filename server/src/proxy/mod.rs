@@ -118,13 +118,18 @@ async fn health(up: Upstream) -> axum::response::Response {
         ..RangeRequest::default()
     });
     let answer = up
-        .unary(read, Retry::Read, |ch, r| async move { KvClient::new(ch).range(r).await })
+        .unary(read, Retry::Read, |ch, r| async move {
+            KvClient::new(ch).range(r).await
+        })
         .await;
     let (code, body) = match answer {
         Ok(_) => (StatusCode::OK, r#"{"health":"true","reason":""}"#.to_string()),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            format!(r#"{{"health":"false","reason":"{}"}}"#, e.message().replace('"', "'")),
+            format!(
+                r#"{{"health":"false","reason":"{}"}}"#,
+                e.message().replace('"', "'")
+            ),
         ),
     };
     (code, [(header::CONTENT_TYPE, "application/json")], body).into_response()
@@ -215,7 +220,14 @@ async fn run_grpc_proxy(c: GrpcProxyConfig) -> Result<(), String> {
     };
     if !tls_wanted && c.auto_tls {
         let dir = std::path::Path::new(&c.data_dir).join("fixtures").join("proxy");
-        crate::tls::auto::apply(&mut tls, true, &dir, std::slice::from_ref(&listen_https), 1, "proxy")?;
+        crate::tls::auto::apply(
+            &mut tls,
+            true,
+            &dir,
+            std::slice::from_ref(&listen_https),
+            1,
+            "proxy",
+        )?;
     }
     let server_tls = if tls_wanted || c.auto_tls {
         if tls.cert_file.is_empty() || tls.key_file.is_empty() {
@@ -224,7 +236,10 @@ async fn run_grpc_proxy(c: GrpcProxyConfig) -> Result<(), String> {
                 tls.key_file, tls.cert_file
             ));
         }
-        Some(crate::tls::reloading_server("grpc-proxy TLS", &tls).map_err(|e| format!("failed to create TLS listener: {e}"))?)
+        Some(
+            crate::tls::reloading_server("grpc-proxy TLS", &tls)
+                .map_err(|e| format!("failed to create TLS listener: {e}"))?,
+        )
     } else {
         None
     };
@@ -233,7 +248,10 @@ async fn run_grpc_proxy(c: GrpcProxyConfig) -> Result<(), String> {
         host: c.listen_addr.clone(),
     };
     let listeners = bind_client_urls(std::slice::from_ref(&listen), server_tls.clone()).await?;
-    crate::log(&format!("listening for gRPC proxy client requests on {}", c.listen_addr));
+    crate::log(&format!(
+        "listening for gRPC proxy client requests on {}",
+        c.listen_addr
+    ));
     let upstream_tls = crate::ctl::dial::ClientTls::from_flags(&c.upstream_tls).map_err(|e| e.message)?;
     let up = Upstream::new(&c.endpoints, &upstream_tls)?;
     let proxy = Proxy::new(up, &c.namespace);
@@ -241,15 +259,26 @@ async fn run_grpc_proxy(c: GrpcProxyConfig) -> Result<(), String> {
         max_concurrent_streams: c.max_concurrent_streams,
         ..Http2Settings::default()
     };
-    let servers = ClientServers::start_with(listeners, proxy.router(c.max_send_bytes, c.max_recv_bytes).into(), http2);
+    let servers = ClientServers::start_with(
+        listeners,
+        proxy.router(c.max_send_bytes, c.max_recv_bytes).into(),
+        http2,
+    );
     let metrics_servers = if c.metrics_addr.is_empty() {
         None
     } else {
         let url = crate::urls::parse_url(&c.metrics_addr)?;
-        let tls = if url.scheme == "https" { server_tls.clone() } else { None };
+        let tls = if url.scheme == "https" {
+            server_tls.clone()
+        } else {
+            None
+        };
         let listeners = bind_client_urls(std::slice::from_ref(&url), tls).await?;
         crate::log(&format!("gRPC proxy server metrics URL serving on {url}"));
-        Some(ClientServers::start(listeners, proxy.http_routes(axum::Router::new()).into()))
+        Some(ClientServers::start(
+            listeners,
+            proxy.http_routes(axum::Router::new()).into(),
+        ))
     };
     crate::log(&format!(
         "started gRPC proxy on {} for {}{}",

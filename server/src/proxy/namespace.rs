@@ -92,7 +92,10 @@ impl Namespace {
 
     pub fn txn_up(&self, t: &mut TxnRequest) {
         t.compare.iter_mut().for_each(|c| self.compare_up(c));
-        t.success.iter_mut().chain(t.failure.iter_mut()).for_each(|op| self.op_up(op));
+        t.success
+            .iter_mut()
+            .chain(t.failure.iter_mut())
+            .for_each(|op| self.op_up(op));
     }
 
     pub fn txn_down(&self, t: &mut TxnResponse) {
@@ -176,7 +179,10 @@ mod tests {
         assert_eq!(ns.interval(b"\0", b"\0"), (b"app/\0".to_vec(), b"app0".to_vec()));
         assert_eq!(ns.strip(b"app/x"), Some(&b"x"[..]));
         assert_eq!(ns.strip(b"other"), None);
-        assert_eq!(Namespace::default().interval(b"a", b"\0"), (b"a".to_vec(), vec![0]));
+        assert_eq!(
+            Namespace::default().interval(b"a", b"\0"),
+            (b"a".to_vec(), vec![0])
+        );
         assert_eq!(prefix_end(b"a\xff"), b"b".to_vec());
         assert_eq!(prefix_end(b"\xff"), vec![0]);
     }

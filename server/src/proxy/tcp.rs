@@ -120,7 +120,12 @@ impl TcpProxy {
             tokio::time::sleep(self.retry_delay).await;
             let inactive: Vec<String> = {
                 let guard = self.remotes.lock().unwrap_or_else(PoisonError::into_inner);
-                guard.0.iter().filter(|r| !r.active).map(|r| r.addr.clone()).collect()
+                guard
+                    .0
+                    .iter()
+                    .filter(|r| !r.active)
+                    .map(|r| r.addr.clone())
+                    .collect()
             };
             for addr in inactive {
                 match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&addr)).await {
@@ -144,7 +149,10 @@ mod tests {
 
     #[test]
     fn round_robin_skips_inactive_endpoints() {
-        let p = TcpProxy::new(&["a:1".into(), "b:2".into(), "c:3".into()], Duration::from_secs(1));
+        let p = TcpProxy::new(
+            &["a:1".into(), "b:2".into(), "c:3".into()],
+            Duration::from_secs(1),
+        );
         assert_eq!(p.pick().as_deref(), Some("a:1"));
         assert_eq!(p.pick().as_deref(), Some("b:2"));
         p.set_active("c:3", false);

@@ -94,7 +94,12 @@ impl Upstream {
 
     /// Makes the call `call` (a client method on a channel) with `request`, at the
     /// current endpoint and then, as `retry` allows, at the others in turn.
-    pub async fn unary<Q, R, F, Fut>(&self, request: Request<Q>, retry: Retry, call: F) -> Result<Response<R>, Status>
+    pub async fn unary<Q, R, F, Fut>(
+        &self,
+        request: Request<Q>,
+        retry: Retry,
+        call: F,
+    ) -> Result<Response<R>, Status>
     where
         Q: Clone,
         F: Fn(Channel, Request<Q>) -> Fut,
@@ -171,13 +176,16 @@ fn lazy_channel(endpoint: &str, tls: &ClientTls) -> Result<Channel, String> {
         return Ok(ep.connect_lazy());
     };
     let host = host_of(&authority);
-    let name = ServerName::try_from(host.clone()).map_err(|_| format!("bad endpoint {endpoint:?}: bad host {host:?}"))?;
+    let name = ServerName::try_from(host.clone())
+        .map_err(|_| format!("bad endpoint {endpoint:?}: bad host {host:?}"))?;
     let connector = tower::service_fn(move |_: Uri| {
         let (config, name, authority) = (config.clone(), name.clone(), authority.clone());
         async move {
             let tcp = tokio::net::TcpStream::connect(authority.as_str()).await?;
             let _ = tcp.set_nodelay(true);
-            let stream = tokio_rustls::TlsConnector::from(config).connect(name, tcp).await?;
+            let stream = tokio_rustls::TlsConnector::from(config)
+                .connect(name, tcp)
+                .await?;
             Ok::<_, std::io::Error>(TokioIo::new(stream))
         }
     });

@@ -296,23 +296,17 @@ impl WatchHub {
                 })
                 .await;
             let mut request = with_metadata(ReceiverStream::new(rx), &metadata);
-            request.metadata_mut().insert("hasleader", "true".parse().expect("ascii"));
-            match WatchClient::new(channel).watch(request).await {
-                Ok(answers) => {
-                    let mut answers = answers.into_inner();
-                    loop {
-                        match answers.message().await {
-                            Ok(Some(answer)) => {
-                                if !self.dispatch(bid, answer, reconnected) {
-                                    return;
-                                }
-                            }
-                            Ok(None) | Err(_) => break,
-                        }
+            request
+                .metadata_mut()
+                .insert("hasleader", "true".parse().expect("ascii"));
+            if let Ok(answers) = WatchClient::new(channel).watch(request).await {
+                let mut answers = answers.into_inner();
+                while let Ok(Some(answer)) = answers.message().await {
+                    if !self.dispatch(bid, answer, reconnected) {
+                        return;
                     }
-                    drop(send);
                 }
-                Err(_) => {}
+                drop(send);
             }
             self.up.failed(at);
             // Again from the first revision no watcher has seen.
@@ -334,7 +328,8 @@ impl WatchHub {
 /// What watcher `r` (ID `id`) gets of an upstream `answer` (etcd's `watcher.send`).
 fn deliver(r: &mut Receiver, id: i64, answer: &WatchResponse) -> Option<WatchResponse> {
     let header = answer.header.unwrap_or_default();
-    let progress = answer.events.is_empty() && !answer.created && !answer.canceled && answer.compact_revision == 0;
+    let progress =
+        answer.events.is_empty() && !answer.created && !answer.canceled && answer.compact_revision == 0;
     if progress && !r.progress {
         return None;
     }
@@ -429,17 +424,15 @@ impl Watch for Proxy {
                                     metadata: metadata.clone(),
                                 });
                             }
-                            Some(RequestUnion::CancelRequest(c)) => {
-                                if hub.remove(stream, c.watch_id) {
-                                    let canceled = WatchResponse {
-                                        header: Some(hub.last_header()),
-                                        watch_id: c.watch_id,
-                                        canceled: true,
-                                        ..WatchResponse::default()
-                                    };
-                                    if tx.send(Ok(canceled)).await.is_err() {
-                                        break;
-                                    }
+                            Some(RequestUnion::CancelRequest(c)) if hub.remove(stream, c.watch_id) => {
+                                let canceled = WatchResponse {
+                                    header: Some(hub.last_header()),
+                                    watch_id: c.watch_id,
+                                    canceled: true,
+                                    ..WatchResponse::default()
+                                };
+                                if tx.send(Ok(canceled)).await.is_err() {
+                                    break;
                                 }
                             }
                             Some(RequestUnion::ProgressRequest(_)) => {
@@ -452,7 +445,7 @@ impl Watch for Proxy {
                                     break;
                                 }
                             }
-                            None => {}
+                            Some(RequestUnion::CancelRequest(_)) | None => {}
                         }
                     }
                     () = overflow.notified() => {
@@ -520,7 +513,11 @@ mod tests {
         let (mut r, _rx) = receiver(6);
         let out = deliver(&mut r, 3, &answer(7, vec![put_at(5), put_at(6), put_at(7)])).expect("events");
         assert_eq!(out.watch_id, 3);
-        let revs: Vec<i64> = out.events.iter().map(|e| e.kv.as_ref().expect("kv").mod_revision).collect();
+        let revs: Vec<i64> = out
+            .events
+            .iter()
+            .map(|e| e.kv.as_ref().expect("kv").mod_revision)
+            .collect();
         assert_eq!(revs, vec![6, 7]);
         assert!(out.events.iter().all(|e| e.prev_kv.is_none()));
         assert_eq!(r.nextrev, 8);
