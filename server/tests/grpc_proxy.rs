@@ -1,5 +1,6 @@
 //! `detcd grpc-proxy start` and `detcd gateway start` driven by the real etcdctl 3.4.
 //!
+//! - Serializable reads from the proxy's cache, compared with etcd 3.4's proxy.
 //! - An etcdctl session (put, get, serializable get after a write, txn both ways, del,
 //!   lease grant / keep-alive / timetolive / revoke, a watch) through detcd's proxy in
 //!   front of detcd, compared with the same session through etcd 3.4's own grpc-proxy in
@@ -10,6 +11,8 @@
 //!   `etcd_debugging_mvcc_watcher_total`, and every watcher sees the event.
 //! - `--namespace`: keys prefixed on the way up and stripped on the way down (get,
 //!   watch, txn compares, lease keys), keys outside the namespace invisible.
+//! - Auth through the proxy: a user's token travels up; cached answers and shared
+//!   watches are never given to a user the cluster would refuse.
 //! - A 3-member detcd cluster loses the member the proxy talks to: puts, gets, an open
 //!   watch and lease keep-alives go on through the proxy.
 //! - The L4 gateway: etcdctl through it, with a dead endpoint first in the list.
@@ -401,6 +404,56 @@ fn serializable_reads_are_cached_as_etcds_proxy_caches_them() {
         metric(&scrape(&proxy.addr), "etcd_grpc_proxy_cache_hits_total"),
         2.0
     );
+}
+
+#[test]
+fn auth_decides_for_each_client_through_the_shared_cache_and_watches() {
+    if !tools_present("auth_decides_for_each_client_through_the_shared_cache_and_watches") {
+        return;
+    }
+    let detcd = start_server(DETCD, "gp-auth");
+    let up = detcd.endpoint.as_str();
+    for args in [
+        &["user", "add", "root:rootpw"][..],
+        &["user", "grant-role", "root", "root"],
+        &["user", "add", "bob:bobpw"],
+        &["auth", "enable"],
+    ] {
+        etcdctl_ok(up, args);
+    }
+    let proxy = grpc_proxy(DETCD, up, &[]);
+    let p = proxy.addr.as_str();
+    etcdctl_ok(p, &["--user=root:rootpw", "put", "secret", "s"]);
+    // Root's answer is cached; bob's serializable read is still the cluster's to decide.
+    assert_eq!(
+        etcdctl_ok(p, &["--user=root:rootpw", "get", "secret"]),
+        "secret\ns\n"
+    );
+    let bob = etcdctl(p, &["--user=bob:bobpw", "get", "secret", "--consistency=s"]);
+    assert!(!bob.status.success());
+    assert!(String::from_utf8_lossy(&bob.stderr).contains("Error: etcdserver: permission denied"));
+    // Root's watch does not let bob's join it.
+    let root_watch = watch_for(p, &["--user=root:rootpw", "secret"], 4);
+    std::thread::sleep(Duration::from_millis(1000));
+    let bob_watch = Command::new("timeout")
+        .args([
+            "4",
+            "etcdctl",
+            "--user=bob:bobpw",
+            &format!("--endpoints={p}"),
+            "watch",
+            "secret",
+        ])
+        .env("ETCDCTL_API", "3")
+        .output()
+        .expect("bob's watch");
+    assert!(
+        String::from_utf8_lossy(&bob_watch.stderr).contains("permission denied"),
+        "{}",
+        String::from_utf8_lossy(&bob_watch.stderr)
+    );
+    etcdctl_ok(p, &["--user=root:rootpw", "put", "secret", "s2"]);
+    assert_eq!(output_of(root_watch), "PUT\nsecret\ns2\n");
 }
 
 /// A 3-member detcd cluster on free ports; `Server`s in member order.

@@ -1,6 +1,7 @@
 //! The grpc-proxy's cache of range answers (etcd's `grpcproxy/cache`).
 //!
-//! Serializable ranges are answered from it when the same request was answered before;
+//! Serializable ranges are answered from it when the same request with the same
+//! credentials was answered before (a user never gets an answer the cluster gave another);
 //! every range answer the proxy forwards is stored under its request made serializable.
 //! Writes through the proxy (put, delete, txn, and the keys a txn compares) drop the
 //! entries whose key range they touch; a compaction drops the entries below it and makes
@@ -56,11 +57,15 @@ impl Default for RangeCache {
     }
 }
 
-/// The cache key of a request: its encoding with `serializable` set.
-fn cache_key(request: &RangeRequest) -> Vec<u8> {
+/// The cache key of a request from `who` ([`super::upstream::identity`]): who, then the
+/// request's encoding with `serializable` set.
+fn cache_key(who: &[u8], request: &RangeRequest) -> Vec<u8> {
     let mut r = request.clone();
     r.serializable = true;
-    r.encode_to_vec()
+    let mut key = (who.len() as u64).to_be_bytes().to_vec();
+    key.extend_from_slice(who);
+    key.extend_from_slice(&r.encode_to_vec());
+    key
 }
 
 /// Whether `[a, a_end)` and `[b, b_end)` share a key (an empty end: the one key; `"\0"`:
@@ -100,9 +105,9 @@ impl RangeCache {
         self.entries.is_empty()
     }
 
-    /// The cached answer to `request`.
-    pub fn get(&mut self, request: &RangeRequest) -> Result<RangeResponse, Miss> {
-        let key = cache_key(request);
+    /// The cached answer to `request` from `who`.
+    pub fn get(&mut self, who: &[u8], request: &RangeRequest) -> Result<RangeResponse, Miss> {
+        let key = cache_key(who, request);
         if request.revision > 0 && request.revision < self.compacted {
             self.entries.remove(&key);
             return Err(Miss::Compacted);
@@ -118,8 +123,8 @@ impl RangeCache {
         }
     }
 
-    /// Stores `answer` to `request`.
-    pub fn add(&mut self, request: &RangeRequest, answer: &RangeResponse) {
+    /// Stores `answer` to `request` from `who`.
+    pub fn add(&mut self, who: &[u8], request: &RangeRequest, answer: &RangeResponse) {
         if request.revision != 0 && request.revision < self.compacted {
             return;
         }
@@ -135,7 +140,7 @@ impl RangeCache {
         }
         self.clock += 1;
         self.entries.insert(
-            cache_key(request),
+            cache_key(who, request),
             Entry {
                 answer: answer.clone(),
                 key: request.key.clone(),
@@ -184,41 +189,51 @@ mod tests {
     #[test]
     fn writes_drop_overlapping_answers_only() {
         let mut c = RangeCache::default();
-        c.add(&range("a", "", 0), &answer(1));
-        c.add(&range("b", "d", 0), &answer(2));
-        c.add(&range("x", "\0", 0), &answer(3));
-        c.add(&range("c", "", 5), &answer(4));
-        assert_eq!(c.get(&range("a", "", 0)).map(|r| r.count), Ok(1));
+        c.add(b"", &range("a", "", 0), &answer(1));
+        c.add(b"", &range("b", "d", 0), &answer(2));
+        c.add(b"", &range("x", "\0", 0), &answer(3));
+        c.add(b"", &range("c", "", 5), &answer(4));
+        assert_eq!(c.get(b"", &range("a", "", 0)).map(|r| r.count), Ok(1));
         c.invalidate(b"c", b"");
-        assert_eq!(c.get(&range("b", "d", 0)), Err(Miss::Absent));
-        assert_eq!(c.get(&range("a", "", 0)).map(|r| r.count), Ok(1));
+        assert_eq!(c.get(b"", &range("b", "d", 0)), Err(Miss::Absent));
+        assert_eq!(c.get(b"", &range("a", "", 0)).map(|r| r.count), Ok(1));
         // A request at a fixed revision stays.
-        assert_eq!(c.get(&range("c", "", 5)).map(|r| r.count), Ok(4));
+        assert_eq!(c.get(b"", &range("c", "", 5)).map(|r| r.count), Ok(4));
         c.invalidate(b"y", b"");
-        assert_eq!(c.get(&range("x", "\0", 0)), Err(Miss::Absent));
+        assert_eq!(c.get(b"", &range("x", "\0", 0)), Err(Miss::Absent));
         c.invalidate(b"\0", b"\0");
-        assert_eq!(c.get(&range("a", "", 0)), Err(Miss::Absent));
+        assert_eq!(c.get(b"", &range("a", "", 0)), Err(Miss::Absent));
     }
 
     #[test]
     fn compaction_refuses_old_revisions() {
         let mut c = RangeCache::default();
-        c.add(&range("a", "", 3), &answer(1));
+        c.add(b"", &range("a", "", 3), &answer(1));
         c.compact(5);
-        assert_eq!(c.get(&range("a", "", 3)), Err(Miss::Compacted));
-        c.add(&range("a", "", 4), &answer(1));
-        assert_eq!(c.get(&range("a", "", 4)), Err(Miss::Compacted));
+        assert_eq!(c.get(b"", &range("a", "", 3)), Err(Miss::Compacted));
+        c.add(b"", &range("a", "", 4), &answer(1));
+        assert_eq!(c.get(b"", &range("a", "", 4)), Err(Miss::Compacted));
     }
 
     #[test]
     fn least_recently_used_goes_first() {
         let mut c = RangeCache::with_capacity(2);
-        c.add(&range("a", "", 0), &answer(1));
-        c.add(&range("b", "", 0), &answer(2));
-        let _ = c.get(&range("a", "", 0));
-        c.add(&range("c", "", 0), &answer(3));
-        assert!(c.get(&range("a", "", 0)).is_ok());
-        assert_eq!(c.get(&range("b", "", 0)), Err(Miss::Absent));
+        c.add(b"", &range("a", "", 0), &answer(1));
+        c.add(b"", &range("b", "", 0), &answer(2));
+        let _ = c.get(b"", &range("a", "", 0));
+        c.add(b"", &range("c", "", 0), &answer(3));
+        assert!(c.get(b"", &range("a", "", 0)).is_ok());
+        assert_eq!(c.get(b"", &range("b", "", 0)), Err(Miss::Absent));
         assert_eq!(c.len(), 2);
+    }
+
+    #[test]
+    fn answers_are_kept_per_credentials() {
+        let mut c = RangeCache::default();
+        c.add(b"token=alice", &range("a", "", 0), &answer(1));
+        assert_eq!(c.get(b"token=bob", &range("a", "", 0)), Err(Miss::Absent));
+        assert_eq!(c.get(b"token=alice", &range("a", "", 0)).map(|r| r.count), Ok(1));
+        c.invalidate(b"a", b"");
+        assert_eq!(c.get(b"token=alice", &range("a", "", 0)), Err(Miss::Absent));
     }
 }

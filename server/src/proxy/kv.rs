@@ -13,21 +13,51 @@ use detcd_proto::etcdserverpb::{
 use tonic::{Request as Rpc, Response as Reply, Status};
 
 use super::cache::{Miss, RangeCache};
-use super::upstream::Retry;
+use super::upstream::{identity, Retry};
 use super::Proxy;
+
+/// The locked cache; `etcd_grpc_proxy_cache_keys_total` follows its size when released.
+struct CacheGuard<'a> {
+    cache: std::sync::MutexGuard<'a, RangeCache>,
+    keys: &'a prometheus::IntGauge,
+}
+
+impl std::ops::Deref for CacheGuard<'_> {
+    type Target = RangeCache;
+
+    fn deref(&self) -> &RangeCache {
+        &self.cache
+    }
+}
+
+impl std::ops::DerefMut for CacheGuard<'_> {
+    fn deref_mut(&mut self) -> &mut RangeCache {
+        &mut self.cache
+    }
+}
+
+impl Drop for CacheGuard<'_> {
+    fn drop(&mut self) {
+        self.keys.set(self.cache.len() as i64);
+    }
+}
 
 /// etcd's `ErrGRPCCompacted`.
 const COMPACTED: &str = "etcdserver: mvcc: required revision has been compacted";
 
 impl Proxy {
-    fn cache(&self) -> std::sync::MutexGuard<'_, RangeCache> {
-        self.cache
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn cache(&self) -> CacheGuard<'_> {
+        CacheGuard {
+            cache: self
+                .cache
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+            keys: &self.metrics.cache_keys,
+        }
     }
 
     /// Keeps the cache in step with the answered ops of a txn branch (etcd's `txnToCache`).
-    fn txn_to_cache(&self, ops: &[RequestOp], answers: &[ResponseOp]) {
+    fn txn_to_cache(&self, who: &[u8], ops: &[RequestOp], answers: &[ResponseOp]) {
         for (op, answer) in ops.iter().zip(answers) {
             match (&op.request, &answer.response) {
                 (Some(Op::RequestPut(p)), Some(OpAnswer::ResponsePut(_))) => {
@@ -36,13 +66,13 @@ impl Proxy {
                 (Some(Op::RequestDeleteRange(d)), Some(OpAnswer::ResponseDeleteRange(_))) => {
                     self.cache().invalidate(&d.key, &d.range_end)
                 }
-                (Some(Op::RequestRange(r)), Some(OpAnswer::ResponseRange(a))) => self.cache().add(r, a),
+                (Some(Op::RequestRange(r)), Some(OpAnswer::ResponseRange(a))) => self.cache().add(who, r, a),
                 (Some(Op::RequestTxn(t)), Some(OpAnswer::ResponseTxn(a))) => {
                     for c in &t.compare {
                         self.cache().invalidate(&c.key, &c.range_end);
                     }
                     let branch = if a.succeeded { &t.success } else { &t.failure };
-                    self.txn_to_cache(branch, &a.responses);
+                    self.txn_to_cache(who, branch, &a.responses);
                 }
                 _ => {}
             }
@@ -54,8 +84,9 @@ impl Proxy {
 impl Kv for Proxy {
     async fn range(&self, r: Rpc<RangeRequest>) -> Result<Reply<RangeResponse>, Status> {
         let request = r.get_ref().clone();
+        let who = identity(r.metadata());
         if request.serializable {
-            match self.cache().get(&request) {
+            match self.cache().get(&who, &request) {
                 Ok(answer) => {
                     self.metrics.cache_hits.inc();
                     return Ok(Reply::new(answer));
@@ -81,7 +112,7 @@ impl Kv for Proxy {
             .await?
             .into_inner();
         self.ns.range_down(&mut answer);
-        self.cache().add(&request, &answer);
+        self.cache().add(&who, &request, &answer);
         Ok(Reply::new(answer))
     }
 
@@ -123,6 +154,7 @@ impl Kv for Proxy {
 
     async fn txn(&self, r: Rpc<TxnRequest>) -> Result<Reply<TxnResponse>, Status> {
         let request = r.get_ref().clone();
+        let who = identity(r.metadata());
         let r = r.map(|mut m| {
             self.ns.txn_up(&mut m);
             m
@@ -145,7 +177,7 @@ impl Kv for Proxy {
         } else {
             &request.failure
         };
-        self.txn_to_cache(branch, &answer.responses);
+        self.txn_to_cache(&who, branch, &answer.responses);
         Ok(Reply::new(answer))
     }
 

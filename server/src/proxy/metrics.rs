@@ -10,6 +10,7 @@ pub struct ProxyMetrics {
     registry: Registry,
     pub cache_hits: IntCounter,
     pub cache_misses: IntCounter,
+    pub cache_keys: IntGauge,
     /// Client watchers being served.
     pub watchers: IntGauge,
     /// Upstream watches open (one per broadcast).
@@ -62,6 +63,11 @@ impl ProxyMetrics {
                 &registry,
                 "etcd_grpc_proxy_cache_misses_total",
                 "Total number of cache misses",
+            ),
+            cache_keys: gauge(
+                &registry,
+                "etcd_grpc_proxy_cache_keys_total",
+                "Total number of keys/ranges cached",
             ),
             watchers: gauge(
                 &registry,

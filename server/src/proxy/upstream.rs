@@ -151,6 +151,22 @@ pub fn forwarded(metadata: &MetadataMap) -> MetadataMap {
     out
 }
 
+/// Who a request's credentials say it comes from (its token or authorization header,
+/// empty without): watchers and cached answers are shared only between requests with
+/// the same credentials, so auth decides for each client as if it asked the cluster.
+pub fn identity(metadata: &MetadataMap) -> Vec<u8> {
+    let mut who = Vec::new();
+    for key in FORWARDED_METADATA {
+        if let Some(value) = metadata.get(*key) {
+            who.extend_from_slice(key.as_bytes());
+            who.push(b'=');
+            who.extend_from_slice(value.as_bytes());
+            who.push(0);
+        }
+    }
+    who
+}
+
 /// `message` as a request carrying `metadata`.
 pub fn with_metadata<Q>(message: Q, metadata: &MetadataMap) -> Request<Q> {
     let mut request = Request::new(message);

@@ -12,7 +12,8 @@
 //! - either joins a broadcast still being created when it asks for the same start, and
 //!   gets the upstream's own `created` answer.
 //!
-//! Otherwise a new broadcast is made: its upstream watch always asks for `prev_kv` and
+//! Only watchers with the same credentials share a broadcast (with auth on, each user's
+//! watches are checked by the cluster). Otherwise a new broadcast is made: its upstream watch always asks for `prev_kv` and
 //! progress notifications, and each watcher gets what it asked for (its filters, its
 //! `prev_kv`, progress only if wanted, events from its own next revision). So N clients
 //! watching one key cost one upstream watch, whatever N is.
@@ -43,7 +44,7 @@ use tonic::{Request as Rpc, Response as Reply, Status, Streaming};
 
 use super::metrics::ProxyMetrics;
 use super::namespace::Namespace;
-use super::upstream::{forwarded, with_metadata, Upstream};
+use super::upstream::{forwarded, identity, with_metadata, Upstream};
 use super::Proxy;
 
 /// Answers one client stream buffers (as detcd's own watch streams).
@@ -72,6 +73,9 @@ struct Receiver {
 struct Broadcast {
     key: Vec<u8>,
     end: Vec<u8>,
+    /// The credentials the upstream watch was made with ([`identity`]): only watchers
+    /// with the same ones join, so the cluster's permission check holds for each.
+    who: Vec<u8>,
     /// The first revision the upstream has not reported yet (0: not yet known).
     nextrev: i64,
     /// Answers received from the upstream.
@@ -143,9 +147,10 @@ impl WatchHub {
             no_put: has(FilterType::Noput),
             no_delete: has(FilterType::Nodelete),
         };
+        let who = identity(&w.metadata);
         let mut hub = self.lock();
         let joinable = hub.broadcasts.iter().find_map(|(id, b)| {
-            let same_range = b.key == c.key && b.end == c.range_end;
+            let same_range = b.key == c.key && b.end == c.range_end && b.who == who;
             let established = b.responses > 0;
             let fits = if established {
                 c.start_revision == 0 || b.nextrev <= c.start_revision
@@ -197,6 +202,7 @@ impl WatchHub {
             Broadcast {
                 key: c.key.clone(),
                 end: c.range_end.clone(),
+                who,
                 nextrev: c.start_revision,
                 responses: 0,
                 last_header: ResponseHeader::default(),
