@@ -13,6 +13,8 @@
 //!   watch, txn compares, lease keys), keys outside the namespace invisible.
 //! - Auth through the proxy: a user's token travels up; cached answers and shared
 //!   watches are never given to a user the cluster would refuse.
+//! - TLS: the proxy dials an https member with `--cacert` and serves TLS requiring client
+//!   certificates (`--cert-file`, `--key-file`, `--trusted-ca-file`).
 //! - A 3-member detcd cluster loses the member the proxy talks to: puts, gets, an open
 //!   watch and lease keep-alives go on through the proxy.
 //! - The L4 gateway: etcdctl through it, with a dead endpoint first in the list.
@@ -454,6 +456,87 @@ fn auth_decides_for_each_client_through_the_shared_cache_and_watches() {
     );
     etcdctl_ok(p, &["--user=root:rootpw", "put", "secret", "s2"]);
     assert_eq!(output_of(root_watch), "PUT\nsecret\ns2\n");
+}
+
+#[test]
+fn tls_to_the_cluster_and_to_the_clients() {
+    if !tools_present("tls_to_the_cluster_and_to_the_clients") {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("detcd-gp-tls-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let d = dir.to_str().expect("utf-8 path");
+    let certs = env!("CARGO_BIN_EXE_detcd-certs");
+    for args in [
+        &["ca", d][..],
+        &["cert", d, "server", "127.0.0.1"],
+        &["cert", d, "client", "127.0.0.1"],
+    ] {
+        assert!(Command::new(certs)
+            .args(args)
+            .output()
+            .expect("detcd-certs")
+            .status
+            .success());
+    }
+    let file = |name: &str| format!("{d}/{name}");
+    let (client, peer) = (free_port(), free_port());
+    let client_url = format!("https://127.0.0.1:{client}");
+    let peer_url = format!("http://127.0.0.1:{peer}");
+    let child = member_command(DETCD, "n1", &dir.join("data"), &client_url, &peer_url)
+        .args(["--initial-cluster", &format!("n1={peer_url}")])
+        .args([
+            "--cert-file",
+            &file("server.crt"),
+            "--key-file",
+            &file("server.key"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start detcd");
+    let _member = Server::new(child, dir.clone(), format!("127.0.0.1:{client}"));
+    let proxy = grpc_proxy(
+        DETCD,
+        &client_url,
+        &[
+            &format!("--cacert={}", file("ca.crt")),
+            &format!("--cert-file={}", file("server.crt")),
+            &format!("--key-file={}", file("server.key")),
+            &format!("--trusted-ca-file={}", file("ca.crt")),
+        ],
+    );
+    let tls = |with_client_cert: bool| {
+        let mut args = vec![format!("--cacert={}", file("ca.crt"))];
+        if with_client_cert {
+            args.push(format!("--cert={}", file("client.crt")));
+            args.push(format!("--key={}", file("client.key")));
+        }
+        args
+    };
+    let ctl = |with_client_cert: bool, rest: &[&str]| {
+        let mut args: Vec<String> = tls(with_client_cert);
+        args.extend(rest.iter().map(|s| s.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        etcdctl(&format!("https://{}", proxy.addr), &args)
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ctl(true, &["put", "t", "v"]).status.success() {
+        assert!(
+            Instant::now() < deadline,
+            "no TLS put through the proxy:\n{}",
+            proxy.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let got = ctl(true, &["get", "t", "--print-value-only"]);
+    assert_eq!(String::from_utf8_lossy(&got.stdout), "v\n");
+    // --trusted-ca-file: a client without a certificate is turned away.
+    assert!(
+        !ctl(false, &["get", "t", "--dial-timeout=2s", "--command-timeout=2s"])
+            .status
+            .success()
+    );
 }
 
 /// A 3-member detcd cluster on free ports; `Server`s in member order.
