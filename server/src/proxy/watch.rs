@@ -51,6 +51,8 @@ use super::Proxy;
 pub const WATCH_RESPONSES_BUFFERED_MAX: usize = crate::grpc::watch::WATCH_RESPONSES_BUFFERED_MAX;
 /// Pause before a broken upstream watch is made again.
 const REWATCH_DELAY: Duration = Duration::from_millis(100);
+/// The longest pause between attempts while no upstream watch can be made.
+const REWATCH_DELAY_MAX: Duration = Duration::from_secs(2);
 
 type Out = mpsc::Sender<Result<WatchResponse, Status>>;
 
@@ -293,6 +295,7 @@ impl WatchHub {
     /// makes it again from where it stopped when it breaks.
     async fn upstream_watch(self, bid: u64, mut create: WatchCreateRequest, metadata: MetadataMap) {
         let mut reconnected = false;
+        let mut delay = REWATCH_DELAY;
         loop {
             let (at, channel) = self.up.current();
             let (send, rx) = mpsc::channel(1);
@@ -305,9 +308,11 @@ impl WatchHub {
             request
                 .metadata_mut()
                 .insert("hasleader", "true".parse().expect("ascii"));
+            let mut answered = false;
             if let Ok(answers) = WatchClient::new(channel).watch(request).await {
                 let mut answers = answers.into_inner();
                 while let Ok(Some(answer)) = answers.message().await {
+                    answered = true;
                     if !self.dispatch(bid, answer, reconnected) {
                         return;
                     }
@@ -316,12 +321,21 @@ impl WatchHub {
             }
             self.up.failed(at);
             // Again from the first revision no watcher has seen.
-            let Some(nextrev) = self.lock().broadcasts.get(&bid).map(|b| b.nextrev) else {
+            let Some((nextrev, responses)) =
+                self.lock().broadcasts.get(&bid).map(|b| (b.nextrev, b.responses))
+            else {
                 return;
             };
             create.start_revision = nextrev;
-            reconnected = nextrev != 0 || reconnected;
-            tokio::time::sleep(REWATCH_DELAY).await;
+            // Watchers that had their `created` must not get another.
+            reconnected = responses > 0;
+            // Quickly after a break; backing off while the cluster refuses the watch.
+            delay = if answered {
+                REWATCH_DELAY
+            } else {
+                (delay * 2).min(REWATCH_DELAY_MAX)
+            };
+            tokio::time::sleep(delay).await;
         }
     }
 
