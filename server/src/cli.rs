@@ -239,7 +239,7 @@ async fn announce_ready(handle: MemberHandle) {
 }
 
 /// Tells systemd `state` when it asked to be told (`NOTIFY_SOCKET`).
-fn notify(state: NotifyState<'_>) {
+pub(crate) fn notify(state: NotifyState<'_>) {
     if let Err(e) = sd_notify::notify(&[state]) {
         log(&format!("cannot notify systemd: {e}"));
     }

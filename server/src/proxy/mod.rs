@@ -204,6 +204,8 @@ async fn run_gateway(c: GatewayConfig) -> Result<(), String> {
         .await
         .map_err(|e| format!("listen tcp {}: {e}", c.listen_addr))?;
     let gateway = tokio::spawn(tcp::TcpProxy::new(&c.endpoints, c.retry_delay).run(listener));
+    // As etcd: ready for systemd once listening.
+    crate::cli::notify(sd_notify::NotifyState::Ready);
     let signal = crate::cli::termination().await;
     crate::log(&format!("received {signal}, stopping the gateway"));
     gateway.abort();
@@ -290,6 +292,7 @@ async fn run_grpc_proxy(c: GrpcProxyConfig) -> Result<(), String> {
             format!(" (namespace {:?})", c.namespace)
         }
     ));
+    crate::cli::notify(sd_notify::NotifyState::Ready);
     let signal = crate::cli::termination().await;
     crate::log(&format!("received {signal}, stopping the gRPC proxy"));
     if let Some(m) = metrics_servers {
