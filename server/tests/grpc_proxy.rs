@@ -17,7 +17,8 @@
 //!   certificates (`--cert-file`, `--key-file`, `--trusted-ca-file`).
 //! - A 3-member detcd cluster loses the member the proxy talks to: puts, gets, an open
 //!   watch and lease keep-alives go on through the proxy.
-//! - The L4 gateway: etcdctl through it, with a dead endpoint first in the list.
+//! - The L4 gateway: etcdctl through it, with a dead endpoint first in the list, and in
+//!   front of the 3-member cluster losing a member.
 //! - The start-up refusals and etcd's argument checks.
 //!
 //! Skipped (with a notice) without `etcd` and `etcdctl` on PATH; a failure under CI.
@@ -586,6 +587,11 @@ fn the_proxy_survives_a_member_going_away() {
         .join(",");
     let proxy = grpc_proxy(DETCD, &endpoints, &[]);
     let p = proxy.addr.as_str();
+    // The L4 gateway in front of the same members.
+    let gateway = start_proxy(DETCD, "gateway", &[format!("--endpoints={endpoints}")]);
+    for i in 0..3 {
+        etcdctl_ok(&gateway.addr, &["put", &format!("gw{i}"), "v"]);
+    }
     etcdctl_ok(p, &["put", "before", "1"]);
     let lease = etcdctl_ok(p, &["lease", "grant", "60"]);
     let lease = lease.split_whitespace().nth(1).expect("lease id").to_string();
