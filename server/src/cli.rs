@@ -36,7 +36,7 @@ pub fn detcd_main() -> i32 {
     let read = |path: &str| std::fs::read_to_string(path).map_err(|e| e.to_string());
     let code = match Config::load(&args, &env, &read) {
         Ok(Invocation::Help) => {
-            println!("usage: detcd [flags]\n\nflags, ETCD_* variables and --config-file as etcd's (see `etcd --help`).");
+            println!("usage: detcd [flags]\n       detcd gateway start [flags]\n       detcd grpc-proxy start [flags]\n\nflags, ETCD_* variables and --config-file as etcd's (see `etcd --help`).");
             0
         }
         Ok(Invocation::Version) => {

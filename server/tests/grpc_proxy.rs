@@ -217,6 +217,8 @@ fn session(endpoint: &str) -> Vec<(String, String)> {
     );
     step("revoke", mask(&run(&["lease", "revoke", &lease]), &lease));
     step("get revoked key", run(&["get", "k"]));
+    // etcdctl's lock: a lease with keepalives, a txn and a watch through the proxy.
+    step("lock", run(&["lock", "mylock", "--", "echo", "locked"]));
     let watcher = watch_for(endpoint, &["--prefix", "w"], 4);
     std::thread::sleep(Duration::from_millis(1500));
     run(&["put", "w1", "x"]);
