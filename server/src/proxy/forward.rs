@@ -27,7 +27,7 @@ use detcd_proto::v3lockpb::{LockRequest, LockResponse, UnlockRequest, UnlockResp
 use tonic::codegen::tokio_stream::Stream;
 use tonic::{Request as Rpc, Response as Reply, Status};
 
-use super::upstream::Retry;
+use super::upstream::{client, Retry};
 use super::Proxy;
 
 /// `impl $service for Proxy`: each listed unary method passed through with `$client`'s
@@ -40,7 +40,7 @@ macro_rules! pass {
             $(
                 async fn $method(&self, r: Rpc<$req>) -> Result<Reply<$resp>, Status> {
                     self.up
-                        .unary(r, Retry::$retry, |ch, r| async move { $client::new(ch).$method(r).await })
+                        .unary(r, Retry::$retry, |ch, r| async move { client!($client, ch).$method(r).await })
                         .await
                 }
             )*
@@ -73,7 +73,7 @@ pass!(Maintenance, MaintenanceClient, [
     async fn snapshot(&self, r: Rpc<SnapshotRequest>) -> Result<Reply<Self::SnapshotStream>, Status> {
         let upstream = self
             .up
-            .unary(r, Retry::Read, |ch, r| async move { MaintenanceClient::new(ch).snapshot(r).await })
+            .unary(r, Retry::Read, |ch, r| async move { client!(MaintenanceClient, ch).snapshot(r).await })
             .await?
             .into_inner();
         Ok(Reply::new(Box::pin(upstream)))
@@ -116,7 +116,7 @@ pass!(Election, ElectionClient, [
     async fn observe(&self, r: Rpc<LeaderRequest>) -> Result<Reply<Self::ObserveStream>, Status> {
         let upstream = self
             .up
-            .unary(r, Retry::Read, |ch, r| async move { ElectionClient::new(ch).observe(r).await })
+            .unary(r, Retry::Read, |ch, r| async move { client!(ElectionClient, ch).observe(r).await })
             .await?
             .into_inner();
         Ok(Reply::new(Box::pin(upstream)))

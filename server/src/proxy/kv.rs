@@ -13,7 +13,7 @@ use detcd_proto::etcdserverpb::{
 use tonic::{Request as Rpc, Response as Reply, Status};
 
 use super::cache::{Miss, RangeCache};
-use super::upstream::{identity, Retry};
+use super::upstream::{client, identity, Retry};
 use super::Proxy;
 
 /// The locked cache; `etcd_grpc_proxy_cache_keys_total` follows its size when released.
@@ -104,11 +104,9 @@ impl Kv for Proxy {
         });
         let mut answer = self
             .up
-            .unary(
-                r,
-                Retry::Read,
-                |ch, r| async move { KvClient::new(ch).range(r).await },
-            )
+            .unary(r, Retry::Read, |ch, r| async move {
+                client!(KvClient, ch).range(r).await
+            })
             .await?
             .into_inner();
         self.ns.range_down(&mut answer);
@@ -124,11 +122,9 @@ impl Kv for Proxy {
         });
         let mut answer = self
             .up
-            .unary(
-                r,
-                Retry::Write,
-                |ch, r| async move { KvClient::new(ch).put(r).await },
-            )
+            .unary(r, Retry::Write, |ch, r| async move {
+                client!(KvClient, ch).put(r).await
+            })
             .await?
             .into_inner();
         self.ns.put_down(&mut answer);
@@ -144,7 +140,7 @@ impl Kv for Proxy {
         let mut answer = self
             .up
             .unary(r, Retry::Write, |ch, r| async move {
-                KvClient::new(ch).delete_range(r).await
+                client!(KvClient, ch).delete_range(r).await
             })
             .await?
             .into_inner();
@@ -161,11 +157,9 @@ impl Kv for Proxy {
         });
         let mut answer = self
             .up
-            .unary(
-                r,
-                Retry::Write,
-                |ch, r| async move { KvClient::new(ch).txn(r).await },
-            )
+            .unary(r, Retry::Write, |ch, r| async move {
+                client!(KvClient, ch).txn(r).await
+            })
             .await?
             .into_inner();
         self.ns.txn_down(&mut answer);
@@ -186,7 +180,7 @@ impl Kv for Proxy {
         let answer = self
             .up
             .unary(r, Retry::Write, |ch, r| async move {
-                KvClient::new(ch).compact(r).await
+                client!(KvClient, ch).compact(r).await
             })
             .await?;
         self.cache().compact(revision);

@@ -27,7 +27,7 @@ use tonic::codegen::tokio_stream::Stream;
 use tonic::metadata::MetadataMap;
 use tonic::{Request as Rpc, Response as Reply, Status, Streaming};
 
-use super::upstream::{forwarded, with_metadata, Retry, Upstream};
+use super::upstream::{client, forwarded, with_metadata, Retry, Upstream};
 use super::Proxy;
 
 /// Renewals waiting for the shared stream.
@@ -93,7 +93,7 @@ async fn open(up: &Upstream, metadata: &MetadataMap) -> Result<Shared, Status> {
         request
             .metadata_mut()
             .insert("hasleader", "true".parse().expect("ascii"));
-        match LeaseClient::new(channel).lease_keep_alive(request).await {
+        match client!(LeaseClient, channel).lease_keep_alive(request).await {
             Ok(answers) => {
                 return Ok(Shared {
                     send,
@@ -197,7 +197,7 @@ impl Lease for Proxy {
     async fn lease_grant(&self, r: Rpc<LeaseGrantRequest>) -> Result<Reply<LeaseGrantResponse>, Status> {
         self.up
             .unary(r, Retry::Write, |ch, r| async move {
-                LeaseClient::new(ch).lease_grant(r).await
+                client!(LeaseClient, ch).lease_grant(r).await
             })
             .await
     }
@@ -205,7 +205,7 @@ impl Lease for Proxy {
     async fn lease_revoke(&self, r: Rpc<LeaseRevokeRequest>) -> Result<Reply<LeaseRevokeResponse>, Status> {
         self.up
             .unary(r, Retry::Write, |ch, r| async move {
-                LeaseClient::new(ch).lease_revoke(r).await
+                client!(LeaseClient, ch).lease_revoke(r).await
             })
             .await
     }
@@ -239,7 +239,7 @@ impl Lease for Proxy {
         let mut answer = self
             .up
             .unary(r, Retry::Read, |ch, r| async move {
-                LeaseClient::new(ch).lease_time_to_live(r).await
+                client!(LeaseClient, ch).lease_time_to_live(r).await
             })
             .await?;
         self.ns.lease_keys_down(&mut answer.get_mut().keys);
@@ -249,7 +249,7 @@ impl Lease for Proxy {
     async fn lease_leases(&self, r: Rpc<LeaseLeasesRequest>) -> Result<Reply<LeaseLeasesResponse>, Status> {
         self.up
             .unary(r, Retry::Read, |ch, r| async move {
-                LeaseClient::new(ch).lease_leases(r).await
+                client!(LeaseClient, ch).lease_leases(r).await
             })
             .await
     }

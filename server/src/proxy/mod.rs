@@ -43,7 +43,7 @@ use tonic::service::RoutesBuilder;
 
 use self::command::{parse_command, GatewayConfig, GrpcProxyConfig, ProxyCommand};
 use self::namespace::Namespace;
-use self::upstream::{Retry, Upstream};
+use self::upstream::{client, Retry, Upstream};
 use crate::serve::{bind_client_urls, ClientServers, Http2Settings};
 use crate::urls::Url;
 
@@ -119,7 +119,7 @@ async fn health(up: Upstream) -> axum::response::Response {
     });
     let answer = up
         .unary(read, Retry::Read, |ch, r| async move {
-            KvClient::new(ch).range(r).await
+            client!(KvClient, ch).range(r).await
         })
         .await;
     let (code, body) = match answer {

@@ -30,6 +30,22 @@ pub const DIAL_TIMEOUT: Duration = Duration::from_secs(5);
 /// Metadata a client request carries that the upstream must see too.
 const FORWARDED_METADATA: &[&str] = &["token", "authorization"];
 
+/// The largest message the proxy sends to or takes from the cluster: etcd's proxy
+/// client default (`--max-recv-bytes`, `math.MaxInt32`), not tonic's 4 MiB. What the
+/// proxy's own clients may send and receive is bounded by `--max-send-bytes` and
+/// `--max-recv-bytes` on the serving side.
+pub const UPSTREAM_MESSAGE_BYTES_MAX: usize = i32::MAX as usize;
+
+/// A generated gRPC client (`$client`) on `$channel`, with the proxy's message limits.
+macro_rules! client {
+    ($client:ident, $channel:expr) => {
+        $client::new($channel)
+            .max_decoding_message_size($crate::proxy::upstream::UPSTREAM_MESSAGE_BYTES_MAX)
+            .max_encoding_message_size($crate::proxy::upstream::UPSTREAM_MESSAGE_BYTES_MAX)
+    };
+}
+pub(crate) use client;
+
 /// Whether a failed call may be tried at another endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Retry {

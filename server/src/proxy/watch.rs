@@ -44,7 +44,7 @@ use tonic::{Request as Rpc, Response as Reply, Status, Streaming};
 
 use super::metrics::ProxyMetrics;
 use super::namespace::Namespace;
-use super::upstream::{forwarded, identity, with_metadata, Upstream};
+use super::upstream::{client, forwarded, identity, with_metadata, Upstream};
 use super::Proxy;
 
 /// Answers one client stream buffers (as detcd's own watch streams).
@@ -309,7 +309,7 @@ impl WatchHub {
                 .metadata_mut()
                 .insert("hasleader", "true".parse().expect("ascii"));
             let mut answered = false;
-            if let Ok(answers) = WatchClient::new(channel).watch(request).await {
+            if let Ok(answers) = client!(WatchClient, channel).watch(request).await {
                 let mut answers = answers.into_inner();
                 while let Ok(Some(answer)) = answers.message().await {
                     answered = true;
