@@ -542,6 +542,23 @@ fn tls_to_the_cluster_and_to_the_clients() {
     );
 }
 
+#[test]
+fn answers_larger_than_tonics_default_limit_pass_through() {
+    if !tools_present("answers_larger_than_tonics_default_limit_pass_through") {
+        return;
+    }
+    let detcd = start_server(DETCD, "gp-large");
+    let proxy = grpc_proxy(DETCD, &detcd.endpoint, &[]);
+    let value = "x".repeat(1_000_000);
+    for i in 0..5 {
+        let out = etcdctl_stdin(&proxy.addr, &["put", &format!("big{i}")], &value);
+        assert_eq!(out, "OK\n");
+    }
+    // 5 MB in one answer: over tonic's 4 MiB default, under etcd's MaxInt32.
+    let got = etcdctl_ok(&proxy.addr, &["get", "big", "--prefix", "--print-value-only"]);
+    assert_eq!(got.len(), 5 * (value.len() + 1));
+}
+
 /// A 3-member detcd cluster on free ports; `Server`s in member order.
 fn three_members(tag: &str) -> Vec<Server> {
     let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
