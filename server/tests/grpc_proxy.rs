@@ -1,11 +1,11 @@
-//! `detcd grpc-proxy start` and `detcd gateway start` driven by the real etcdctl 3.4.
+//! `detcd grpc-proxy start` driven by the real etcdctl 3.4.
 //!
-//! - Serializable reads from the proxy's cache, compared with etcd 3.4's proxy.
 //! - An etcdctl session (put, get, serializable get after a write, txn both ways, del,
-//!   lease grant / keep-alive / timetolive / revoke, a watch) through detcd's proxy in
-//!   front of detcd, compared with the same session through etcd 3.4's own grpc-proxy in
-//!   front of etcd 3.4 (lease IDs and remaining seconds masked); member list and endpoint
-//!   status through the proxy.
+//!   lease grant / keep-alive / timetolive / revoke, lock, a watch) through detcd's proxy
+//!   in front of detcd, compared with the same session through etcd 3.4's own grpc-proxy
+//!   in front of etcd 3.4 (lease IDs and remaining seconds masked); member list, endpoint
+//!   status and endpoint health through the proxy.
+//! - Serializable reads from the proxy's cache, compared with etcd 3.4's proxy.
 //! - Watch coalescing, measured: 20 etcdctl watchers of one key through detcd's proxy
 //!   in front of etcd 3.4 add exactly one watcher to etcd's own
 //!   `etcd_debugging_mvcc_watcher_total`, and every watcher sees the event.
@@ -15,133 +15,25 @@
 //!   watches are never given to a user the cluster would refuse.
 //! - TLS: the proxy dials an https member with `--cacert` and serves TLS requiring client
 //!   certificates (`--cert-file`, `--key-file`, `--trusted-ca-file`).
+//! - Answers over tonic's default 4 MiB message limit pass through.
 //! - A 3-member detcd cluster loses the member the proxy talks to: puts, gets, an open
-//!   watch and lease keep-alives go on through the proxy.
-//! - The L4 gateway: etcdctl through it, with a dead endpoint first in the list, and in
-//!   front of the 3-member cluster losing a member.
-//! - The start-up refusals and etcd's argument checks.
+//!   watch and lease keep-alives go on through the proxy, and through an L4 gateway in
+//!   front of the same members.
 //!
 //! Skipped (with a notice) without `etcd` and `etcdctl` on PATH; a failure under CI.
 
+#[path = "support/proxy_proc.rs"]
+mod proxy_proc;
 #[path = "support/server_proc.rs"]
 mod server_proc;
 
-use std::io::Write as _;
-use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use server_proc::{
-    etcdctl, etcdctl_ok, free_port, member_command, on_path, start_server, wait_healthy, Server,
+use proxy_proc::{
+    etcdctl_stdin, grpc_proxy, output_of, start_proxy, three_members, tools_present, watch_for, DETCD,
 };
-
-const DETCD: &str = env!("CARGO_BIN_EXE_detcd");
-
-/// A proxy or gateway process, killed on drop.
-struct Proc {
-    child: Child,
-    pub addr: String,
-    log: std::path::PathBuf,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.log);
-    }
-}
-
-impl Proc {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-/// Starts `program` `kind start` (`kind`: grpc-proxy or gateway) on a free port with
-/// `args`; waits until the port takes connections.
-fn start_proxy(program: &str, kind: &str, args: &[String]) -> Proc {
-    let addr = format!("127.0.0.1:{}", free_port());
-    let log = std::env::temp_dir().join(format!("detcd-proxy-{}-{}.log", std::process::id(), free_port()));
-    let child = Command::new(program)
-        .args([kind, "start", &format!("--listen-addr={addr}")])
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log file"))
-        .spawn()
-        .unwrap_or_else(|e| panic!("start {program} {kind}: {e}"));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(&addr).is_err() {
-        assert!(Instant::now() < deadline, "{kind} did not listen on {addr}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Proc { child, addr, log }
-}
-
-fn grpc_proxy(program: &str, endpoints: &str, extra: &[&str]) -> Proc {
-    let mut args = vec![format!("--endpoints={endpoints}")];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    start_proxy(program, "grpc-proxy", &args)
-}
-
-fn tools_present(test: &str) -> bool {
-    if on_path("etcd") && on_path("etcdctl") {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "etcd and etcdctl are required under CI (apt-get install etcd-server etcd-client)"
-    );
-    eprintln!("NOTICE: etcd/etcdctl not on PATH; skipping {test}");
-    false
-}
-
-/// etcdctl with `stdin` as its input.
-fn etcdctl_stdin(endpoint: &str, args: &[&str], stdin: &str) -> String {
-    let mut child = Command::new("etcdctl")
-        .env("ETCDCTL_API", "3")
-        .env_remove("ETCDCTL_ENDPOINTS")
-        .arg(format!("--endpoints={endpoint}"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run etcdctl");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes())
-        .expect("write stdin");
-    let out = child.wait_with_output().expect("etcdctl output");
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// A background `etcdctl watch` for `secs` seconds; its output when it ends.
-fn watch_for(endpoint: &str, args: &[&str], secs: u32) -> Child {
-    Command::new("timeout")
-        .arg(secs.to_string())
-        .arg("etcdctl")
-        .env("ETCDCTL_API", "3")
-        .env_remove("ETCDCTL_ENDPOINTS")
-        .arg(format!("--endpoints={endpoint}"))
-        .arg("watch")
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run etcdctl watch")
-}
-
-fn output_of(child: Child) -> String {
-    let out = child.wait_with_output().expect("watch output");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use server_proc::{etcdctl, etcdctl_ok, free_port, member_command, on_path, start_server, Server};
 
 /// Lease IDs (16 hex digits) and remaining seconds masked.
 fn mask(text: &str, lease: &str) -> String {
@@ -559,40 +451,6 @@ fn answers_larger_than_tonics_default_limit_pass_through() {
     assert_eq!(got.len(), 5 * (value.len() + 1));
 }
 
-/// A 3-member detcd cluster on free ports; `Server`s in member order.
-fn three_members(tag: &str) -> Vec<Server> {
-    let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
-    let cluster = ports
-        .iter()
-        .enumerate()
-        .map(|(i, (_, p))| format!("m{i}=http://127.0.0.1:{p}"))
-        .collect::<Vec<_>>()
-        .join(",");
-    let mut servers = Vec::new();
-    for (i, (c, p)) in ports.iter().enumerate() {
-        let dir = std::env::temp_dir().join(format!("detcd-{tag}-{i}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let child = member_command(
-            DETCD,
-            &format!("m{i}"),
-            &dir.join("data"),
-            &format!("http://127.0.0.1:{c}"),
-            &format!("http://127.0.0.1:{p}"),
-        )
-        .args(["--initial-cluster", &cluster, "--initial-cluster-token", tag])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("server.log")).expect("log"))
-        .spawn()
-        .expect("start detcd");
-        servers.push(Server::new(child, dir, format!("127.0.0.1:{c}")));
-    }
-    for s in &servers {
-        wait_healthy(&s.endpoint);
-    }
-    servers
-}
-
 #[test]
 fn the_proxy_survives_a_member_going_away() {
     if !tools_present("the_proxy_survives_a_member_going_away") {
@@ -638,66 +496,4 @@ fn the_proxy_survives_a_member_going_away() {
         "proxy log:\n{}",
         proxy.log()
     );
-}
-
-#[test]
-fn gateway_passes_connections_through_and_skips_a_dead_endpoint() {
-    if !tools_present("gateway_passes_connections_through_and_skips_a_dead_endpoint") {
-        return;
-    }
-    let detcd = start_server(DETCD, "gw-l4");
-    let dead = format!("127.0.0.1:{}", free_port());
-    let gateway = start_proxy(
-        DETCD,
-        "gateway",
-        &[
-            format!("--endpoints={dead},http://{}", detcd.endpoint),
-            "--retry-delay=1m".into(),
-        ],
-    );
-    for i in 0..4 {
-        etcdctl_ok(&gateway.addr, &["put", &format!("g{i}"), "v"]);
-    }
-    assert_eq!(
-        etcdctl_ok(&gateway.addr, &["get", "g", "--prefix", "--keys-only"]),
-        "g0\n\ng1\n\ng2\n\ng3\n\n"
-    );
-    let log = gateway.log();
-    assert!(log.contains(&format!("deactivated endpoint [{dead}]")), "{log}");
-}
-
-#[test]
-fn start_up_checks_and_refusals() {
-    let run = |args: &[&str]| {
-        let out = Command::new(DETCD).args(args).output().expect("run detcd");
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
-    let (code, err) = run(&["grpc-proxy", "start", "--resolver-prefix=p"]);
-    assert_eq!((code, err.as_str()), (Some(1), "invalid resolver-ttl 0\n"));
-    let (code, err) = run(&["grpc-proxy", "start", "--discovery-srv=example.com"]);
-    assert_eq!(code, Some(1));
-    assert!(err.contains("--discovery-srv is not yet supported"), "{err}");
-    let (code, err) = run(&[
-        "grpc-proxy",
-        "start",
-        "--cert-file=/nonexistent.crt",
-        "--listen-addr=127.0.0.1:0",
-    ]);
-    assert_eq!(code, Some(1));
-    assert!(
-        err.contains("KeyFile and CertFile must both be present[key: , cert: /nonexistent.crt]"),
-        "{err}"
-    );
-    let (code, err) = run(&["gateway", "start", "--endpoints=127.0.0.1:23790"]);
-    assert_eq!(code, Some(1));
-    assert!(
-        err.contains("should not resolve to the gateway listen addr (127.0.0.1:23790)"),
-        "{err}"
-    );
-    let (code, err) = run(&["gateway", "start", "--bogus"]);
-    assert_eq!(code, Some(1));
-    assert!(err.starts_with("Error: unknown flag: --bogus"), "{err}");
 }

@@ -1,0 +1,155 @@
+//! Proxies and gateways of detcd or etcd as processes for tests, the 3-member detcd
+//! cluster they sit in front of, and the etcdctl runs those tests make.
+//! Include after `support/server_proc.rs` (as `mod server_proc`).
+
+// Each test file includes this module and uses part of it.
+#![allow(dead_code)]
+
+use std::io::Write as _;
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::server_proc::{free_port, member_command, on_path, wait_healthy, Server};
+
+pub const DETCD: &str = env!("CARGO_BIN_EXE_detcd");
+
+/// A proxy or gateway process, killed on drop.
+pub struct Proc {
+    child: Child,
+    pub addr: String,
+    log: std::path::PathBuf,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+impl Proc {
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// Starts `program` `kind start` (`kind`: grpc-proxy or gateway) on a free port with
+/// `args`; waits until the port takes connections.
+pub fn start_proxy(program: &str, kind: &str, args: &[String]) -> Proc {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let log = std::env::temp_dir().join(format!("detcd-proxy-{}-{}.log", std::process::id(), free_port()));
+    let child = Command::new(program)
+        .args([kind, "start", &format!("--listen-addr={addr}")])
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {program} {kind}: {e}"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(&addr).is_err() {
+        assert!(Instant::now() < deadline, "{kind} did not listen on {addr}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Proc { child, addr, log }
+}
+
+pub fn grpc_proxy(program: &str, endpoints: &str, extra: &[&str]) -> Proc {
+    let mut args = vec![format!("--endpoints={endpoints}")];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    start_proxy(program, "grpc-proxy", &args)
+}
+
+pub fn tools_present(test: &str) -> bool {
+    if on_path("etcd") && on_path("etcdctl") {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "etcd and etcdctl are required under CI (apt-get install etcd-server etcd-client)"
+    );
+    eprintln!("NOTICE: etcd/etcdctl not on PATH; skipping {test}");
+    false
+}
+
+/// etcdctl with `stdin` as its input.
+pub fn etcdctl_stdin(endpoint: &str, args: &[&str], stdin: &str) -> String {
+    let mut child = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .env_remove("ETCDCTL_ENDPOINTS")
+        .arg(format!("--endpoints={endpoint}"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run etcdctl");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    let out = child.wait_with_output().expect("etcdctl output");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A background `etcdctl watch` for `secs` seconds; its output when it ends.
+pub fn watch_for(endpoint: &str, args: &[&str], secs: u32) -> Child {
+    Command::new("timeout")
+        .arg(secs.to_string())
+        .arg("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .env_remove("ETCDCTL_ENDPOINTS")
+        .arg(format!("--endpoints={endpoint}"))
+        .arg("watch")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run etcdctl watch")
+}
+
+pub fn output_of(child: Child) -> String {
+    let out = child.wait_with_output().expect("watch output");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A 3-member detcd cluster on free ports; `Server`s in member order.
+pub fn three_members(tag: &str) -> Vec<Server> {
+    let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
+    let cluster = ports
+        .iter()
+        .enumerate()
+        .map(|(i, (_, p))| format!("m{i}=http://127.0.0.1:{p}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut servers = Vec::new();
+    for (i, (c, p)) in ports.iter().enumerate() {
+        let dir = std::env::temp_dir().join(format!("detcd-{tag}-{i}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let child = member_command(
+            DETCD,
+            &format!("m{i}"),
+            &dir.join("data"),
+            &format!("http://127.0.0.1:{c}"),
+            &format!("http://127.0.0.1:{p}"),
+        )
+        .args(["--initial-cluster", &cluster, "--initial-cluster-token", tag])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("server.log")).expect("log"))
+        .spawn()
+        .expect("start detcd");
+        servers.push(Server::new(child, dir, format!("127.0.0.1:{c}")));
+    }
+    for s in &servers {
+        wait_healthy(&s.endpoint);
+    }
+    servers
+}
