@@ -10,7 +10,7 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::server_proc::{free_port, member_command, on_path, wait_healthy, Server};
+use super::server_proc::{free_port, member_command, require_tools, wait_healthy, Server};
 
 pub const DETCD: &str = env!("CARGO_BIN_EXE_detcd");
 
@@ -61,16 +61,9 @@ pub fn grpc_proxy(program: &str, endpoints: &str, extra: &[&str]) -> Proc {
     start_proxy(program, "grpc-proxy", &args)
 }
 
+/// etcd and etcdctl on PATH (see [`require_tools`]).
 pub fn tools_present(test: &str) -> bool {
-    if on_path("etcd") && on_path("etcdctl") {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "etcd and etcdctl are required under CI (apt-get install etcd-server etcd-client)"
-    );
-    eprintln!("NOTICE: etcd/etcdctl not on PATH; skipping {test}");
-    false
+    require_tools(&["etcd", "etcdctl"], test)
 }
 
 /// etcdctl with `stdin` as its input.
