@@ -207,10 +207,15 @@ fn many_watchers_of_one_key_cost_one_upstream_watch() {
         "{WATCHERS} watchers cost {upstream} upstream watches"
     );
     assert_eq!(metric(&proxy_metrics, "detcd_grpc_proxy_upstream_watches"), 1.0);
+    let coalescing = "etcd_grpc_proxy_watchers_coalescing_total";
+    assert_eq!(metric(&proxy_metrics, coalescing), (WATCHERS - 1) as f64);
     etcdctl_ok(&proxy.addr, &["put", "hot", "v1"]);
     for w in watchers {
         assert_eq!(output_of(w), "PUT\nhot\nv1\n");
     }
+    // One event from the cluster, sent to 20 watchers: 19 the cluster did not send.
+    let events = "etcd_grpc_proxy_events_coalescing_total";
+    assert_eq!(metric(&scrape(&proxy.addr), events), (WATCHERS - 1) as f64);
     // All gone: the upstream watch ends with the last of them.
     let deadline = Instant::now() + Duration::from_secs(5);
     while metric(&scrape(&etcd.endpoint), "etcd_debugging_mvcc_watcher_total") > before {

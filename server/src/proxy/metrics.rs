@@ -17,6 +17,10 @@ pub struct ProxyMetrics {
     pub upstream_watches: IntGauge,
     /// Client watchers that joined an upstream watch already open.
     pub watchers_coalesced: IntCounter,
+    /// etcd's: client watchers beyond the first of each upstream watch.
+    pub watchers_coalescing: IntGauge,
+    /// etcd's: events sent to client watchers beyond the first of each upstream watch.
+    pub events_coalescing: IntCounter,
     /// Client renewals answered by a renewal already in flight.
     pub keepalives_coalesced: IntCounter,
 }
@@ -84,6 +88,16 @@ impl ProxyMetrics {
                 "detcd_grpc_proxy_watchers_coalesced_total",
                 "Client watchers that joined an upstream watch already open",
             ),
+            watchers_coalescing: gauge(
+                &registry,
+                "etcd_grpc_proxy_watchers_coalescing_total",
+                "Total number of current watchers coalescing",
+            ),
+            events_coalescing: counter(
+                &registry,
+                "etcd_grpc_proxy_events_coalescing_total",
+                "Total number of events coalescing",
+            ),
             keepalives_coalesced: counter(
                 &registry,
                 "detcd_grpc_proxy_keepalives_coalesced_total",
@@ -91,6 +105,12 @@ impl ProxyMetrics {
             ),
             registry,
         }
+    }
+
+    /// Sets etcd's coalescing gauge from the watcher and upstream watch counts.
+    pub fn watchers_changed(&self) {
+        self.watchers_coalescing
+            .set(self.watchers.get() - self.upstream_watches.get());
     }
 
     /// Every series in the Prometheus text format.

@@ -183,6 +183,7 @@ impl WatchHub {
             }
             b.receivers.insert((w.stream, w.id), receiver);
             self.metrics.watchers_coalesced.inc();
+            self.metrics.watchers_changed();
             return;
         }
         hub.next_broadcast += 1;
@@ -213,6 +214,7 @@ impl WatchHub {
             },
         );
         self.metrics.upstream_watches.inc();
+        self.metrics.watchers_changed();
     }
 
     /// Removes watcher `id` of client stream `stream`; a broadcast left without
@@ -235,6 +237,7 @@ impl WatchHub {
             hub.broadcasts.remove(&bid);
             self.metrics.upstream_watches.dec();
         }
+        self.metrics.watchers_changed();
         true
     }
 
@@ -274,18 +277,25 @@ impl WatchHub {
         }
         b.responses += 1;
         b.last_header = header;
+        let mut events_sent = 0;
         for ((_, id), r) in b.receivers.iter_mut() {
             if let Some(out) = deliver(r, *id, &answer) {
+                events_sent += out.events.len() as u64;
                 if r.out.try_send(Ok(out)).is_err() {
                     r.overflow.notify_one();
                 }
             }
         }
+        // What the cluster would have sent again without coalescing.
+        self.metrics
+            .events_coalescing
+            .inc_by(events_sent.saturating_sub(answer.events.len() as u64));
         if answer.canceled {
             let n = b.receivers.len() as i64;
             hub.broadcasts.remove(&bid);
             self.metrics.upstream_watches.dec();
             self.metrics.watchers.sub(n);
+            self.metrics.watchers_changed();
             return false;
         }
         true
