@@ -97,7 +97,8 @@ impl Proxy {
         self.http_routes(builder.routes().prepare().into_axum_router())
     }
 
-    /// `/metrics` and `/health` (a linearizable read through the proxy's upstream).
+    /// `/metrics` and `/health` (a linearizable read through the proxy's upstream); any
+    /// other path Go's 404, an unknown gRPC service gRPC's Unimplemented.
     pub fn http_routes(&self, router: axum::Router) -> axum::Router {
         let (m, h) = (self.metrics.clone(), self.up.clone());
         router
@@ -108,6 +109,7 @@ impl Proxy {
                 }),
             )
             .route("/health", get(move || health(h.clone())))
+            .fallback(crate::http::not_found)
     }
 }
 
