@@ -55,9 +55,35 @@ pass!(Cluster, ClusterClient, [
     member_add(MemberAddRequest) -> MemberAddResponse, Write;
     member_remove(MemberRemoveRequest) -> MemberRemoveResponse, Write;
     member_update(MemberUpdateRequest) -> MemberUpdateResponse, Write;
-    member_list(MemberListRequest) -> MemberListResponse, Read;
     member_promote(MemberPromoteRequest) -> MemberPromoteResponse, Write;
-]);
+]
+    /// etcd's proxy: with an advertised URL (`--advertise-client-url`, set by default) the
+    /// proxy lists itself, named after the host, so clients that sync their endpoints
+    /// from the member list keep talking to the proxy; with an empty one, the cluster's
+    /// members.
+    async fn member_list(&self, r: Rpc<MemberListRequest>) -> Result<Reply<MemberListResponse>, Status> {
+        if !self.advertise.is_empty() {
+            return Ok(Reply::new(MemberListResponse {
+                members: vec![Member {
+                    name: hostname(),
+                    client_ur_ls: vec![self.advertise.clone()],
+                    ..Member::default()
+                }],
+                ..MemberListResponse::default()
+            }));
+        }
+        self.up
+            .unary(r, Retry::Read, |ch, r| async move { client!(ClusterClient, ch).member_list(r).await })
+            .await
+    }
+);
+
+/// The host's name, as Go's `os.Hostname` reads it on Linux.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
+}
 
 pass!(Maintenance, MaintenanceClient, [
     alarm(AlarmRequest) -> AlarmResponse, Write;

@@ -56,12 +56,15 @@ pub struct Proxy {
     watches: watch::WatchHub,
     keepalives: lease::KeepAlives,
     metrics: metrics::ProxyMetrics,
+    /// `--advertise-client-url` (empty: MemberList answers with the cluster's members).
+    advertise: String,
 }
 
 impl Proxy {
-    /// The services for `up`, serving `namespace` (empty: the whole key space). Starts
-    /// the shared keepalive task: call inside a tokio runtime.
-    pub fn new(up: Upstream, namespace: &str) -> Proxy {
+    /// The services for `up`, serving `namespace` (empty: the whole key space),
+    /// advertising `advertise` as the cluster's one member (empty: the cluster's own
+    /// members). Starts the shared keepalive task: call inside a tokio runtime.
+    pub fn new(up: Upstream, namespace: &str, advertise: &str) -> Proxy {
         let metrics = metrics::ProxyMetrics::new();
         let ns = Namespace::new(namespace);
         Proxy {
@@ -71,6 +74,7 @@ impl Proxy {
             metrics,
             ns,
             up,
+            advertise: advertise.to_string(),
         }
     }
 
@@ -258,7 +262,7 @@ async fn run_grpc_proxy(c: GrpcProxyConfig) -> Result<(), String> {
     ));
     let upstream_tls = crate::ctl::dial::ClientTls::from_flags(&c.upstream_tls).map_err(|e| e.message)?;
     let up = Upstream::new(&c.endpoints, &upstream_tls)?;
-    let proxy = Proxy::new(up, &c.namespace);
+    let proxy = Proxy::new(up, &c.namespace, &c.advertise_client_url);
     let http2 = Http2Settings {
         max_concurrent_streams: c.max_concurrent_streams,
         ..Http2Settings::default()
