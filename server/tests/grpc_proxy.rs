@@ -17,6 +17,8 @@
 //! - TLS: the proxy dials an https member with `--cacert` and serves TLS requiring client
 //!   certificates (`--cert-file`, `--key-file`, `--trusted-ca-file`).
 //! - Answers over tonic's default 4 MiB message limit pass through.
+//! - `--resolver-prefix`: the registration key and value are etcd's proxy's, and member
+//!   list through the proxy lists the registered proxies.
 //! - A 3-member detcd cluster loses the member the proxy talks to: puts, gets, an open
 //!   watch and lease keep-alives go on through the proxy, and through an L4 gateway in
 //!   front of the same members.
@@ -459,6 +461,54 @@ fn answers_larger_than_tonics_default_limit_pass_through() {
     // 5 MB in one answer: over tonic's 4 MiB default, under etcd's MaxInt32.
     let got = etcdctl_ok(&proxy.addr, &["get", "big", "--prefix", "--print-value-only"]);
     assert_eq!(got.len(), 5 * (value.len() + 1));
+}
+
+#[test]
+fn proxies_register_under_a_resolver_prefix_as_etcds_do() {
+    if !tools_present("proxies_register_under_a_resolver_prefix_as_etcds_do") {
+        return;
+    }
+    let detcd = start_server(DETCD, "gp-resolver");
+    let up = detcd.endpoint.as_str();
+    let with_prefix = |program: &str| {
+        let port = free_port();
+        let addr = format!("127.0.0.1:{port}");
+        let args = [
+            format!("--endpoints={up}"),
+            format!("--advertise-client-url={addr}"),
+            "--resolver-prefix=proxies".to_string(),
+            "--resolver-ttl=5".to_string(),
+        ];
+        (start_proxy(program, "grpc-proxy", &args), addr)
+    };
+    let (ours, ours_addr) = with_prefix(DETCD);
+    let (theirs, theirs_addr) = with_prefix("etcd");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let registered = || etcdctl_ok(up, &["get", "proxies/", "--prefix"]);
+    while registered().lines().count() < 4 {
+        assert!(
+            Instant::now() < deadline,
+            "not registered: {}\n{}",
+            registered(),
+            ours.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The same key and value format as etcd's proxy (gRPC naming's update).
+    let value_of = |addr: &str| {
+        let kv = etcdctl_ok(up, &["get", &format!("proxies/{addr}"), "--print-value-only"]);
+        kv.replace(addr, "<addr>")
+    };
+    assert_eq!(value_of(&ours_addr), value_of(&theirs_addr));
+    assert!(value_of(&ours_addr).starts_with("{\"Op\":0,\"Addr\":\"<addr>\",\"Metadata\":"));
+    // Member list through our proxy: both registered proxies.
+    let members = etcdctl_ok(&ours.addr, &["member", "list"]);
+    let mut urls: Vec<&str> = members.lines().filter_map(|l| l.split(", ").nth(4)).collect();
+    urls.sort();
+    let mut expected = vec![ours_addr.as_str(), theirs_addr.as_str()];
+    expected.sort();
+    assert_eq!(urls, expected, "{members}");
+    drop(theirs);
 }
 
 #[test]

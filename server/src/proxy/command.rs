@@ -34,6 +34,9 @@ pub struct GrpcProxyConfig {
     pub endpoints: Vec<String>,
     pub advertise_client_url: String,
     pub namespace: String,
+    /// `--resolver-prefix` (empty: the proxy does not register) and `--resolver-ttl`.
+    pub resolver_prefix: String,
+    pub resolver_ttl: i64,
     pub metrics_addr: String,
     pub data_dir: String,
     pub max_send_bytes: usize,
@@ -150,7 +153,7 @@ pub fn parse_command(which: &str, args: &[String]) -> Result<ProxyCommand, Comma
             retry_delay,
         }));
     }
-    check_resolver(
+    let resolver_ttl = check_resolver(
         &value("resolver-prefix", ""),
         &value("resolver-ttl", "0"),
         &value("advertise-client-url", "127.0.0.1:23790"),
@@ -211,6 +214,8 @@ pub fn parse_command(which: &str, args: &[String]) -> Result<ProxyCommand, Comma
         endpoints,
         advertise_client_url: value("advertise-client-url", "127.0.0.1:23790"),
         namespace: value("namespace", ""),
+        resolver_prefix: value("resolver-prefix", ""),
+        resolver_ttl,
         metrics_addr: value("metrics-addr", ""),
         data_dir: value("data-dir", "default.proxy"),
         max_send_bytes: number("max-send-bytes", 3 * 512 * 1024)? as usize,
@@ -223,9 +228,8 @@ pub fn parse_command(which: &str, args: &[String]) -> Result<ProxyCommand, Comma
     })))
 }
 
-/// etcd's `checkArgs`, then detcd's refusal: registering the proxy under a prefix is not
-/// implemented.
-fn check_resolver(prefix: &str, ttl: &str, advertise: &str) -> Result<(), CommandError> {
+/// etcd's `checkArgs` of the resolver flags; the TTL.
+fn check_resolver(prefix: &str, ttl: &str, advertise: &str) -> Result<i64, CommandError> {
     let ttl: i64 = ttl.parse().map_err(|_| {
         fail(format!(
             "Error: invalid argument {ttl:?} for \"--resolver-ttl\" flag: strconv.ParseInt: parsing {ttl:?}: invalid syntax"
@@ -240,12 +244,7 @@ fn check_resolver(prefix: &str, ttl: &str, advertise: &str) -> Result<(), Comman
     if !prefix.is_empty() && advertise.is_empty() {
         return Err(fail(format!("invalid advertise-client-url {advertise:?}")));
     }
-    if !prefix.is_empty() {
-        return Err(fail(
-            "--resolver-prefix is not supported by detcd's grpc-proxy (registering proxies for discovery is not implemented)",
-        ));
-    }
-    Ok(())
+    Ok(ttl)
 }
 
 /// `host:port` of an endpoint given as a URL (etcd's `stripSchema`).
@@ -293,7 +292,15 @@ mod tests {
         };
         assert_eq!(e(&["start", "--resolver-prefix=p"]), "invalid resolver-ttl 0");
         assert_eq!(e(&["start", "--resolver-ttl=3"]), "invalid resolver-prefix \"\"");
-        assert!(e(&["start", "--resolver-prefix=p", "--resolver-ttl=3"]).contains("not supported"));
+        assert_eq!(
+            e(&[
+                "start",
+                "--resolver-prefix=p",
+                "--resolver-ttl=3",
+                "--advertise-client-url="
+            ]),
+            "invalid advertise-client-url \"\""
+        );
         assert!(e(&["start", "--enable-pprof"]).contains("--enable-pprof is not supported"));
         assert!(e(&["start", "--discovery-srv=example.com"]).contains("not yet supported"));
         assert!(e(&["start", "--bogus"]).starts_with("Error: unknown flag: --bogus"));

@@ -58,14 +58,23 @@ pass!(Cluster, ClusterClient, [
     member_promote(MemberPromoteRequest) -> MemberPromoteResponse, Write;
 ]
     /// etcd's proxy: with an advertised URL (`--advertise-client-url`, set by default) the
-    /// proxy lists itself, named after the host, so clients that sync their endpoints
-    /// from the member list keep talking to the proxy; with an empty one, the cluster's
-    /// members.
+    /// proxy lists the proxies registered under `--resolver-prefix`, or else itself, named
+    /// after the host, so clients that sync their endpoints from the member list keep
+    /// talking to proxies; with an empty one, the cluster's members.
     async fn member_list(&self, r: Rpc<MemberListRequest>) -> Result<Reply<MemberListResponse>, Status> {
+        if !self.advertise.is_empty() && !self.resolver_prefix.is_empty() {
+            let members = super::register::registered(&self.up, &self.ns, &self.resolver_prefix).await?;
+            if !members.is_empty() {
+                return Ok(Reply::new(MemberListResponse {
+                    members,
+                    ..MemberListResponse::default()
+                }));
+            }
+        }
         if !self.advertise.is_empty() {
             return Ok(Reply::new(MemberListResponse {
                 members: vec![Member {
-                    name: hostname(),
+                    name: super::hostname(),
                     client_ur_ls: vec![self.advertise.clone()],
                     ..Member::default()
                 }],
@@ -77,13 +86,6 @@ pass!(Cluster, ClusterClient, [
             .await
     }
 );
-
-/// The host's name, as Go's `os.Hostname` reads it on Linux.
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_default()
-}
 
 pass!(Maintenance, MaintenanceClient, [
     alarm(AlarmRequest) -> AlarmResponse, Write;

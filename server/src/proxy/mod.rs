@@ -20,6 +20,7 @@ pub mod kv;
 pub mod lease;
 pub mod metrics;
 pub mod namespace;
+pub mod register;
 pub mod tcp;
 pub mod upstream;
 pub mod watch;
@@ -58,6 +59,8 @@ pub struct Proxy {
     metrics: metrics::ProxyMetrics,
     /// `--advertise-client-url` (empty: MemberList answers with the cluster's members).
     advertise: String,
+    /// `--resolver-prefix` (empty: none): MemberList lists the proxies registered there.
+    resolver_prefix: String,
 }
 
 impl Proxy {
@@ -75,7 +78,24 @@ impl Proxy {
             ns,
             up,
             advertise: advertise.to_string(),
+            resolver_prefix: String::new(),
         }
+    }
+
+    /// Registers the proxy under `prefix` for `ttl_s` seconds (`--resolver-prefix`,
+    /// `--resolver-ttl`) and lists the proxies registered there as the members.
+    pub fn with_registration(mut self, prefix: &str, ttl_s: i64) -> Proxy {
+        self.resolver_prefix = prefix.to_string();
+        let registration = register::Registration {
+            up: self.up.clone(),
+            ns: self.ns.clone(),
+            prefix: prefix.to_string(),
+            addr: self.advertise.clone(),
+            ttl_s,
+            host: hostname(),
+        };
+        tokio::spawn(registration.run());
+        self
     }
 
     /// The gRPC services with `/metrics` and `/health` beside them.
@@ -115,6 +135,13 @@ impl Proxy {
             .route("/health", get(move || health(h.clone())))
             .fallback(crate::http::not_found)
     }
+}
+
+/// The host's name, as Go's `os.Hostname` reads it on Linux.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
 }
 
 /// etcd's proxy `/health`: healthy when the cluster answers a read.
@@ -262,7 +289,10 @@ async fn run_grpc_proxy(c: GrpcProxyConfig) -> Result<(), String> {
     ));
     let upstream_tls = crate::ctl::dial::ClientTls::from_flags(&c.upstream_tls).map_err(|e| e.message)?;
     let up = Upstream::new(&c.endpoints, &upstream_tls)?;
-    let proxy = Proxy::new(up, &c.namespace, &c.advertise_client_url);
+    let mut proxy = Proxy::new(up, &c.namespace, &c.advertise_client_url);
+    if !c.resolver_prefix.is_empty() {
+        proxy = proxy.with_registration(&c.resolver_prefix, c.resolver_ttl);
+    }
     let http2 = Http2Settings {
         max_concurrent_streams: c.max_concurrent_streams,
         ..Http2Settings::default()
