@@ -48,6 +48,9 @@ pub struct GrpcProxyConfig {
     /// `--listen-cipher-suites`.
     pub serve_tls: crate::tls::TlsInfo,
     pub auto_tls: bool,
+    /// `--debug`: debug-level logging (each upstream watch made and ended, each watcher
+    /// joining one).
+    pub debug: bool,
 }
 
 const GATEWAY_FLAGS: &[FlagSpec] = &[
@@ -161,7 +164,6 @@ pub fn parse_command(which: &str, args: &[String]) -> Result<ProxyCommand, Comma
     for (name, why) in [
         ("enable-pprof", "runtime profiling is Go's"),
         ("experimental-serializable-ordering", "not implemented"),
-        ("debug", "not implemented"),
     ] {
         if flag(name)? {
             return Err(fail(format!(
@@ -225,6 +227,7 @@ pub fn parse_command(which: &str, args: &[String]) -> Result<ProxyCommand, Comma
         upstream_tls,
         serve_tls,
         auto_tls: flag("auto-tls")?,
+        debug: flag("debug")?,
     })))
 }
 

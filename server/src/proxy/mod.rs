@@ -247,6 +247,12 @@ async fn run_gateway(c: GatewayConfig) -> Result<(), String> {
 
 /// The grpc-proxy until a signal.
 async fn run_grpc_proxy(c: GrpcProxyConfig) -> Result<(), String> {
+    let level = if c.debug {
+        detcd_io::log::Level::Debug
+    } else {
+        detcd_io::log::Level::Info
+    };
+    detcd_io::log::configure(level, &["stderr".to_string()], false)?;
     let mut tls = c.serve_tls.clone();
     let tls_wanted = !tls.cert_file.is_empty() || !tls.key_file.is_empty() || !tls.trusted_ca_file.is_empty();
     let listen_https = Url {

@@ -184,6 +184,14 @@ impl WatchHub {
             b.receivers.insert((w.stream, w.id), receiver);
             self.metrics.watchers_coalesced.inc();
             self.metrics.watchers_changed();
+            detcd_io::log!(
+                detcd_io::log::Level::Debug,
+                "grpc-proxy",
+                "watcher {} of stream {} joins upstream watch {id} ({} watchers)",
+                w.id,
+                w.stream,
+                b.receivers.len()
+            );
             return;
         }
         hub.next_broadcast += 1;
@@ -215,6 +223,14 @@ impl WatchHub {
         );
         self.metrics.upstream_watches.inc();
         self.metrics.watchers_changed();
+        detcd_io::log!(
+            detcd_io::log::Level::Debug,
+            "grpc-proxy",
+            "upstream watch {id} made for watcher {} of stream {} (start revision {})",
+            w.id,
+            w.stream,
+            c.start_revision
+        );
     }
 
     /// Removes watcher `id` of client stream `stream`; a broadcast left without
@@ -236,6 +252,11 @@ impl WatchHub {
             }
             hub.broadcasts.remove(&bid);
             self.metrics.upstream_watches.dec();
+            detcd_io::log!(
+                detcd_io::log::Level::Debug,
+                "grpc-proxy",
+                "upstream watch {bid} ended: no watcher left"
+            );
         }
         self.metrics.watchers_changed();
         true
