@@ -34,9 +34,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use proxy_proc::{
-    etcdctl_stdin, grpc_proxy, output_of, start_proxy, three_members, tools_present, watch_for, DETCD,
+    etcdctl_stdin, grpc_proxy, metric, output_of, scrape, start_proxy, three_members, tools_present,
+    wait_watchers, watch_for, DETCD,
 };
-use server_proc::{etcdctl, etcdctl_ok, free_port, member_command, on_path, start_server, Server};
+use server_proc::{etcdctl, etcdctl_ok, free_port, member_command, start_server, Server};
 
 /// Lease IDs (16 hex digits) and remaining seconds masked.
 fn mask(text: &str, lease: &str) -> String {
@@ -117,7 +118,7 @@ fn session(endpoint: &str) -> Vec<(String, String)> {
     // etcdctl's lock: a lease with keepalives, a txn and a watch through the proxy.
     step("lock", run(&["lock", "mylock", "--", "echo", "locked"]));
     let watcher = watch_for(endpoint, &["--prefix", "w"], 4);
-    std::thread::sleep(Duration::from_millis(1500));
+    wait_watchers(endpoint, 1);
     run(&["put", "w1", "x"]);
     run(&["put", "w2", "y"]);
     run(&["del", "w1"]);
@@ -167,24 +168,9 @@ fn etcdctl_session_through_the_proxy_matches_etcds_proxy() {
     assert!(health.status.success() && said.contains("is healthy"), "{said}");
 }
 
-/// A series' value in Prometheus text.
-fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
-        .unwrap_or_else(|| panic!("no {name} in metrics"))
-}
-
-fn scrape(endpoint: &str) -> String {
-    let out = Command::new("curl")
-        .args(["-s", &format!("http://{endpoint}/metrics")])
-        .output()
-        .expect("run curl");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 #[test]
 fn many_watchers_of_one_key_cost_one_upstream_watch() {
-    if !tools_present("many_watchers_of_one_key_cost_one_upstream_watch") || !on_path("curl") {
+    if !tools_present("many_watchers_of_one_key_cost_one_upstream_watch") {
         return;
     }
     const WATCHERS: usize = 20;
@@ -195,14 +181,7 @@ fn many_watchers_of_one_key_cost_one_upstream_watch() {
     let watchers: Vec<Child> = (0..WATCHERS)
         .map(|_| watch_for(&proxy.addr, &["hot"], 6))
         .collect();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while metric(&scrape(&proxy.addr), "detcd_grpc_proxy_watchers") < WATCHERS as f64 {
-        assert!(
-            Instant::now() < deadline,
-            "the proxy did not get {WATCHERS} watchers"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_watchers(&proxy.addr, WATCHERS);
     let upstream = metric(&scrape(&etcd.endpoint), "etcd_debugging_mvcc_watcher_total") - before;
     let proxy_metrics = scrape(&proxy.addr);
     eprintln!(
@@ -244,7 +223,7 @@ fn namespace_isolates_the_proxys_clients() {
     let (up, ns) = (detcd.endpoint.as_str(), proxy.addr.as_str());
     etcdctl_ok(up, &["put", "outside", "o"]);
     let watcher = watch_for(ns, &["--prefix", "k", "--prev-kv"], 4);
-    std::thread::sleep(Duration::from_millis(1500));
+    wait_watchers(ns, 1);
     etcdctl_ok(ns, &["put", "k1", "v1"]);
     assert_eq!(etcdctl_ok(up, &["get", "app/k1"]), "app/k1\nv1\n");
     assert_eq!(etcdctl_ok(ns, &["get", "", "--prefix"]), "k1\nv1\n");
@@ -292,7 +271,7 @@ fn cache_session(proxy: &str, upstream: &str) -> Vec<String> {
 
 #[test]
 fn serializable_reads_are_cached_as_etcds_proxy_caches_them() {
-    if !tools_present("serializable_reads_are_cached_as_etcds_proxy_caches_them") || !on_path("curl") {
+    if !tools_present("serializable_reads_are_cached_as_etcds_proxy_caches_them") {
         return;
     }
     let etcd = start_server("etcd", "gp-cache-etcd");
@@ -343,7 +322,7 @@ fn auth_decides_for_each_client_through_the_shared_cache_and_watches() {
     assert!(String::from_utf8_lossy(&bob.stderr).contains("Error: etcdserver: permission denied"));
     // Root's watch does not let bob's join it.
     let root_watch = watch_for(p, &["--user=root:rootpw", "secret"], 4);
-    std::thread::sleep(Duration::from_millis(1000));
+    wait_watchers(p, 1);
     let bob_watch = Command::new("timeout")
         .args([
             "4",
@@ -533,7 +512,7 @@ fn the_proxy_survives_a_member_going_away() {
     let lease = etcdctl_ok(p, &["lease", "grant", "60"]);
     let lease = lease.split_whitespace().nth(1).expect("lease id").to_string();
     let watcher = watch_for(p, &["--prefix", "x"], 8);
-    std::thread::sleep(Duration::from_millis(1500));
+    wait_watchers(p, 1);
     etcdctl_ok(p, &["put", "x1", "a"]);
     // The member the proxy talks to (the first endpoint) goes away.
     drop(members.remove(0));

@@ -61,6 +61,46 @@ pub fn grpc_proxy(program: &str, endpoints: &str, extra: &[&str]) -> Proc {
     start_proxy(program, "grpc-proxy", &args)
 }
 
+/// A series' value in Prometheus text.
+pub fn metric(text: &str, name: &str) -> f64 {
+    try_metric(text, name).unwrap_or_else(|| panic!("no {name} in metrics"))
+}
+
+fn try_metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+}
+
+/// `GET /metrics` of `endpoint` (HTTP/1.0: the whole body, then the connection closes).
+pub fn scrape(endpoint: &str) -> String {
+    use std::io::Read as _;
+    let Ok(mut conn) = TcpStream::connect(endpoint) else {
+        return String::new();
+    };
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = conn.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n");
+    let mut text = String::new();
+    let _ = conn.read_to_string(&mut text);
+    text
+}
+
+/// Waits (up to 10 s) until `endpoint` (a proxy) serves at least `n` watchers: detcd's
+/// proxy counts them itself; etcd 3.4's relays its upstream's count of watchers.
+pub fn wait_watchers(endpoint: &str, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = scrape(endpoint);
+        let seen = try_metric(&text, "detcd_grpc_proxy_watchers ")
+            .or_else(|| try_metric(&text, "etcd_debugging_mvcc_watcher_total "))
+            .unwrap_or(0.0);
+        if seen >= n as f64 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{endpoint} never had {n} watchers");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// etcd and etcdctl on PATH (see [`require_tools`]).
 pub fn tools_present(test: &str) -> bool {
     require_tools(&["etcd", "etcdctl"], test)
