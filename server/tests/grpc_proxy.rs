@@ -19,9 +19,10 @@
 //! - Answers over tonic's default 4 MiB message limit pass through.
 //! - `--resolver-prefix`: the registration key and value are etcd's proxy's, and member
 //!   list through the proxy lists the registered proxies.
-//! - A 3-member detcd cluster loses the member the proxy talks to: puts, gets, an open
-//!   watch and lease keep-alives go on through the proxy, and through an L4 gateway in
-//!   front of the same members.
+//! - A 3-member detcd cluster loses the member the proxy talks to: puts, gets
+//!   (serializable ones with `--experimental-serializable-ordering`), an open watch and
+//!   lease keep-alives go on through the proxy, and through an L4 gateway in front of the
+//!   same members.
 //!
 //! Skipped (with a notice) without `etcd` and `etcdctl` on PATH; a failure under CI.
 
@@ -501,7 +502,7 @@ fn the_proxy_survives_a_member_going_away() {
         .map(|m| m.endpoint.clone())
         .collect::<Vec<_>>()
         .join(",");
-    let proxy = grpc_proxy(DETCD, &endpoints, &[]);
+    let proxy = grpc_proxy(DETCD, &endpoints, &["--experimental-serializable-ordering"]);
     let p = proxy.addr.as_str();
     // The L4 gateway in front of the same members.
     let gateway = start_proxy(DETCD, "gateway", &[format!("--endpoints={endpoints}")]);
@@ -527,6 +528,11 @@ fn the_proxy_survives_a_member_going_away() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(etcdctl_ok(p, &["get", "before", "--print-value-only"]), "1\n");
+    // Serializable reads keep their order across the switch of member.
+    assert_eq!(
+        etcdctl_ok(p, &["get", "x", "--prefix", "--consistency=s", "--keys-only"]),
+        "x1\n\nx2\n\n"
+    );
     let kept = etcdctl_ok(p, &["lease", "keep-alive", "--once", &lease]);
     assert!(kept.contains("keepalived with TTL(60)"), "{kept}");
     assert_eq!(

@@ -51,6 +51,8 @@ pub struct GrpcProxyConfig {
     /// `--debug`: debug-level logging (each upstream watch made and ended, each watcher
     /// joining one).
     pub debug: bool,
+    /// `--experimental-serializable-ordering`.
+    pub serializable_ordering: bool,
 }
 
 const GATEWAY_FLAGS: &[FlagSpec] = &[
@@ -161,10 +163,7 @@ pub fn parse_command(which: &str, args: &[String]) -> Result<ProxyCommand, Comma
         &value("resolver-ttl", "0"),
         &value("advertise-client-url", "127.0.0.1:23790"),
     )?;
-    for (name, why) in [
-        ("enable-pprof", "runtime profiling is Go's"),
-        ("experimental-serializable-ordering", "not implemented"),
-    ] {
+    for (name, why) in [("enable-pprof", "runtime profiling is Go's")] {
         if flag(name)? {
             return Err(fail(format!(
                 "--{name} is not supported by detcd's grpc-proxy ({why})"
@@ -228,6 +227,7 @@ pub fn parse_command(which: &str, args: &[String]) -> Result<ProxyCommand, Comma
         serve_tls,
         auto_tls: flag("auto-tls")?,
         debug: flag("debug")?,
+        serializable_ordering: flag("experimental-serializable-ordering")?,
     })))
 }
 

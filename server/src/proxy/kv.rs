@@ -1,6 +1,11 @@
 //! The proxy's `etcdserverpb.KV`: each request up through the namespace, answered from
 //! the range cache when it can be ([`super::cache`]), the cache kept in step with the
 //! writes that go through (etcd's `grpcproxy/kv.go`).
+//!
+//! With `--experimental-serializable-ordering` a serializable range that answers with a
+//! revision below one the proxy already returned is asked again at the next endpoint
+//! (etcd's `clientv3/ordering`); when no endpoint has caught up, etcd's
+//! `ErrNoGreaterRev`.
 
 use detcd_proto::etcdserverpb::kv_client::KvClient;
 use detcd_proto::etcdserverpb::kv_server::Kv;
@@ -10,10 +15,12 @@ use detcd_proto::etcdserverpb::{
     CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse,
     RangeRequest, RangeResponse, RequestOp, ResponseOp, TxnRequest, TxnResponse,
 };
+use std::sync::atomic::Ordering;
+
 use tonic::{Request as Rpc, Response as Reply, Status};
 
 use super::cache::{Miss, RangeCache};
-use super::upstream::{client, identity, Retry};
+use super::upstream::{client, forwarded, identity, with_metadata, Retry};
 use super::Proxy;
 
 /// The locked cache; `etcd_grpc_proxy_cache_keys_total` follows its size when released.
@@ -41,6 +48,10 @@ impl Drop for CacheGuard<'_> {
         self.keys.set(self.cache.len() as i64);
     }
 }
+
+/// etcd's `ordering.ErrNoGreaterRev` (`--experimental-serializable-ordering`).
+pub const NO_GREATER_REVISION: &str =
+    "etcdclient: no cluster members have a revision higher than the previously received revision";
 
 /// etcd's `ErrGRPCCompacted`.
 const COMPACTED: &str = "etcdserver: mvcc: required revision has been compacted";
@@ -98,17 +109,33 @@ impl Kv for Proxy {
                 Err(Miss::Absent) => self.metrics.cache_misses.inc(),
             }
         }
-        let r = r.map(|mut m| {
-            self.ns.range_up(&mut m);
-            m
-        });
-        let mut answer = self
-            .up
-            .unary(r, Retry::Read, |ch, r| async move {
-                client!(KvClient, ch).range(r).await
-            })
-            .await?
-            .into_inner();
+        let metadata = forwarded(r.metadata());
+        let mut message = r.into_inner();
+        self.ns.range_up(&mut message);
+        let mut attempts = 0;
+        let mut answer = loop {
+            let answer = self
+                .up
+                .unary(
+                    with_metadata(message.clone(), &metadata),
+                    Retry::Read,
+                    |ch, r| async move { client!(KvClient, ch).range(r).await },
+                )
+                .await?
+                .into_inner();
+            let Some(seen) = &self.ordering else { break answer };
+            let revision = answer.header.as_ref().map_or(0, |h| h.revision);
+            if !request.serializable || revision >= seen.load(Ordering::Relaxed) {
+                seen.fetch_max(revision, Ordering::Relaxed);
+                break answer;
+            }
+            // An endpoint behind what a client already saw: ask the next one.
+            attempts += 1;
+            if attempts >= self.up.len() {
+                return Err(Status::unknown(NO_GREATER_REVISION));
+            }
+            self.up.failed(self.up.current().0);
+        };
         self.ns.range_down(&mut answer);
         self.cache().add(&who, &request, &answer);
         Ok(Reply::new(answer))

@@ -61,6 +61,8 @@ pub struct Proxy {
     advertise: String,
     /// `--resolver-prefix` (empty: none): MemberList lists the proxies registered there.
     resolver_prefix: String,
+    /// `--experimental-serializable-ordering`: the highest revision a range answered.
+    ordering: Option<Arc<std::sync::atomic::AtomicI64>>,
 }
 
 impl Proxy {
@@ -79,6 +81,7 @@ impl Proxy {
             up,
             advertise: advertise.to_string(),
             resolver_prefix: String::new(),
+            ordering: None,
         }
     }
 
@@ -96,6 +99,39 @@ impl Proxy {
         };
         tokio::spawn(registration.run());
         self
+    }
+
+    /// `--experimental-serializable-ordering`: waits for a linearizable read to answer
+    /// (the revision to keep ordered from), as etcd's proxy does at start-up.
+    pub async fn with_ordering(mut self) -> Proxy {
+        crate::log("waiting for linearized read from cluster to recover ordering");
+        loop {
+            let read = tonic::Request::new(RangeRequest {
+                key: b"_".to_vec(),
+                keys_only: true,
+                ..RangeRequest::default()
+            });
+            let answer = self
+                .up
+                .unary(read, Retry::Read, |ch, r| async move {
+                    client!(KvClient, ch).range(r).await
+                })
+                .await;
+            match answer {
+                Ok(a) => {
+                    let revision = a.get_ref().header.as_ref().map_or(0, |h| h.revision);
+                    self.ordering = Some(Arc::new(std::sync::atomic::AtomicI64::new(revision)));
+                    return self;
+                }
+                Err(e) => {
+                    crate::log(&format!(
+                        "ordering recovery failed, retrying in 1s: {}",
+                        e.message()
+                    ));
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+            }
+        }
     }
 
     /// The gRPC services with `/metrics` and `/health` beside them.
@@ -296,6 +332,9 @@ async fn run_grpc_proxy(c: GrpcProxyConfig) -> Result<(), String> {
     let upstream_tls = crate::ctl::dial::ClientTls::from_flags(&c.upstream_tls).map_err(|e| e.message)?;
     let up = Upstream::new(&c.endpoints, &upstream_tls)?;
     let mut proxy = Proxy::new(up, &c.namespace, &c.advertise_client_url);
+    if c.serializable_ordering {
+        proxy = proxy.with_ordering().await;
+    }
     if !c.resolver_prefix.is_empty() {
         proxy = proxy.with_registration(&c.resolver_prefix, c.resolver_ttl);
     }
