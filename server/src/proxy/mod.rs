@@ -8,8 +8,9 @@
 //!   ([`upstream`]: lazily connected channels, the next endpoint when one goes away). It
 //!   coalesces identical watchers into one upstream watch ([`watch`]), keeps one
 //!   upstream keepalive stream with one renewal per lease in flight ([`lease`]), caches
-//!   range answers ([`cache`]) and serves a key namespace ([`namespace`]). `/metrics`
-//!   ([`metrics`]) and `/health` are served on its port beside gRPC, as etcd's are.
+//!   range answers ([`cache`]) and serves a key namespace ([`namespace`]); it can register
+//!   itself in the cluster for clients to find ([`register`]). `/metrics` ([`metrics`])
+//!   and `/health` are served on its port beside gRPC, as etcd's are.
 //!
 //! [`command`] reads both command lines; [`proxy_main`] runs them.
 
