@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::pin::Pin;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use detcd_proto::etcdserverpb::lease_client::LeaseClient;
 use detcd_proto::etcdserverpb::lease_server::Lease;
@@ -38,6 +38,9 @@ const KEEPALIVE_RESPONSES_MAX: usize = 16;
 const RENEWAL_TIMEOUT: Duration = Duration::from_secs(10);
 
 type Answer = Result<LeaseKeepAliveResponse, Status>;
+
+/// By lease: when its renewal was sent (`None`: not yet), and who waits for the answer.
+type Waiting = BTreeMap<i64, (Option<Instant>, Vec<oneshot::Sender<Answer>>)>;
 
 /// One client's renewal of lease `id`.
 #[derive(Debug)]
@@ -119,19 +122,22 @@ async fn next_answer(shared: &mut Option<Shared>) -> Option<Answer> {
 /// The task of the shared stream: one renewal per lease in flight, answers to everyone
 /// waiting for that lease.
 async fn run(up: Upstream, mut asks: mpsc::Receiver<Ask>, metrics: super::metrics::ProxyMetrics) {
-    let mut waiting: BTreeMap<i64, Vec<oneshot::Sender<Answer>>> = BTreeMap::new();
+    let mut waiting: Waiting = BTreeMap::new();
     let mut shared: Option<Shared> = None;
     let mut metadata = MetadataMap::new();
     loop {
         tokio::select! {
             ask = asks.recv() => {
                 let Some(ask) = ask else { return };
-                let in_flight = waiting.contains_key(&ask.id);
-                waiting.entry(ask.id).or_default().push(ask.reply);
-                if in_flight {
+                let (sent, replies) = waiting.entry(ask.id).or_insert_with(|| (None, Vec::new()));
+                replies.push(ask.reply);
+                // A renewal in flight answers this one too, unless its answer is overdue
+                // (lost with a stalled stream): then it is sent again.
+                if sent.is_some_and(|at| at.elapsed() < RENEWAL_TIMEOUT) {
                     metrics.keepalives_coalesced.inc();
                     continue;
                 }
+                *sent = Some(Instant::now());
                 metadata = ask.metadata;
                 if let Err(e) = send_renewal(&up, &mut shared, &metadata, ask.id).await {
                     fail_all(&mut waiting, &e);
@@ -139,7 +145,8 @@ async fn run(up: Upstream, mut asks: mpsc::Receiver<Ask>, metrics: super::metric
             }
             answer = next_answer(&mut shared) => match answer {
                 Some(Ok(answer)) => {
-                    for reply in waiting.remove(&answer.id).unwrap_or_default() {
+                    let (_, replies) = waiting.remove(&answer.id).unwrap_or_default();
+                    for reply in replies {
                         let _ = reply.send(Ok(answer));
                     }
                 }
@@ -151,6 +158,9 @@ async fn run(up: Upstream, mut asks: mpsc::Receiver<Ask>, metrics: super::metric
                         if let Err(e) = send_renewal(&up, &mut shared, &metadata, id).await {
                             fail_all(&mut waiting, &e);
                             break;
+                        }
+                        if let Some((sent, _)) = waiting.get_mut(&id) {
+                            *sent = Some(Instant::now());
                         }
                     }
                 }
@@ -182,8 +192,8 @@ async fn send_renewal(
     ))
 }
 
-fn fail_all(waiting: &mut BTreeMap<i64, Vec<oneshot::Sender<Answer>>>, e: &Status) {
-    for (_, replies) in std::mem::take(waiting) {
+fn fail_all(waiting: &mut Waiting, e: &Status) {
+    for (_, (_, replies)) in std::mem::take(waiting) {
         for reply in replies {
             let _ = reply.send(Err(e.clone()));
         }
