@@ -7,6 +7,8 @@
 //!   proxy itself, as etcd's lists itself) included; with an empty
 //!   `--advertise-client-url` the cluster's members; endpoint status and health.
 //! - Serializable reads from the proxy's cache, compared with etcd 3.4's proxy.
+//! - `/health` with the cluster reachable (in the session) and unreachable, compared with
+//!   etcd 3.4's proxy.
 //! - Watch coalescing, measured: 20 etcdctl watchers of one key through detcd's proxy
 //!   in front of etcd 3.4 add exactly one watcher to etcd's own
 //!   `etcd_debugging_mvcc_watcher_total`, and every watcher sees the event.
@@ -35,8 +37,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use proxy_proc::{
-    etcdctl_stdin, grpc_proxy, metric, output_of, scrape, start_proxy, three_members, tools_present,
-    wait_watchers, watch_for, DETCD,
+    etcdctl_stdin, grpc_proxy, http_get, metric, output_of, scrape, start_proxy, three_members,
+    tools_present, wait_watchers, watch_for, DETCD,
 };
 use server_proc::{etcdctl, etcdctl_ok, free_port, member_command, start_server, Server};
 
@@ -70,6 +72,7 @@ fn session(endpoint: &str) -> Vec<(String, String)> {
         )
     };
     step("put", run(&["put", "foo", "bar"]));
+    step("/health", format!("{:?}", http_get(endpoint, "/health")));
     // etcd's proxy lists itself (the host's name, --advertise-client-url's default).
     step("member list", run(&["member", "list"]));
     step("get", run(&["get", "foo"]));
@@ -167,6 +170,19 @@ fn etcdctl_session_through_the_proxy_matches_etcds_proxy() {
     let said =
         String::from_utf8_lossy(&health.stderr).into_owned() + &String::from_utf8_lossy(&health.stdout);
     assert!(health.status.success() && said.contains("is healthy"), "{said}");
+}
+
+#[test]
+fn an_unreachable_cluster_is_unhealthy_as_through_etcds_proxy() {
+    if !tools_present("an_unreachable_cluster_is_unhealthy_as_through_etcds_proxy") {
+        return;
+    }
+    let nowhere = format!("127.0.0.1:{}", free_port());
+    let theirs = grpc_proxy("etcd", &nowhere, &[]);
+    let ours = grpc_proxy(DETCD, &nowhere, &[]);
+    let expected = http_get(&theirs.addr, "/health");
+    assert_eq!(expected, (503, "{\"health\":\"false\"}\n".to_string()));
+    assert_eq!(http_get(&ours.addr, "/health"), expected);
 }
 
 #[test]

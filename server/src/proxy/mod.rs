@@ -181,28 +181,41 @@ pub fn hostname() -> String {
         .unwrap_or_default()
 }
 
-/// etcd's proxy `/health`: healthy when the cluster answers a read.
+/// How long `/health`'s read may take (etcd's proxy: one second).
+const HEALTH_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// etcd 3.4's proxy `/health`: healthy when the cluster answers a read of `a` within a
+/// second (a permission error is an answer); `{"health":"true"}`, else 503 with
+/// `{"health":"false"}` as Go's `http.Error` writes it.
 async fn health(up: Upstream) -> axum::response::Response {
     let read = tonic::Request::new(RangeRequest {
-        key: b"health".to_vec(),
+        key: b"a".to_vec(),
         ..RangeRequest::default()
     });
-    let answer = up
-        .unary(read, Retry::Read, |ch, r| async move {
-            client!(KvClient, ch).range(r).await
-        })
-        .await;
-    let (code, body) = match answer {
-        Ok(_) => (StatusCode::OK, r#"{"health":"true","reason":""}"#.to_string()),
-        Err(e) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!(
-                r#"{{"health":"false","reason":"{}"}}"#,
-                e.message().replace('"', "'")
-            ),
-        ),
+    let answer = up.unary(read, Retry::Read, |ch, r| async move {
+        client!(KvClient, ch).range(r).await
+    });
+    let healthy = match tokio::time::timeout(HEALTH_READ_TIMEOUT, answer).await {
+        Ok(Ok(_)) => true,
+        Ok(Err(e)) => e.code() == tonic::Code::PermissionDenied,
+        Err(_) => false,
     };
-    (code, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+    if healthy {
+        (StatusCode::OK, r#"{"health":"true"}"#).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [
+                (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+                (
+                    header::HeaderName::from_static("x-content-type-options"),
+                    "nosniff",
+                ),
+            ],
+            "{\"health\":\"false\"}\n",
+        )
+            .into_response()
+    }
 }
 
 /// Runs `detcd gateway ...` or `detcd grpc-proxy ...` (`which`); the exit status.

@@ -71,17 +71,29 @@ fn try_metric(text: &str, name: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
 }
 
-/// `GET /metrics` of `endpoint` (HTTP/1.0: the whole body, then the connection closes).
-pub fn scrape(endpoint: &str) -> String {
+/// `GET path` of `endpoint` over HTTP/1.0 (the whole answer, then the connection
+/// closes): the status code and the body.
+pub fn http_get(endpoint: &str, path: &str) -> (u16, String) {
     use std::io::Read as _;
     let Ok(mut conn) = TcpStream::connect(endpoint) else {
-        return String::new();
+        return (0, String::new());
     };
     let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
-    let _ = conn.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n");
+    let _ = conn.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes());
     let mut text = String::new();
     let _ = conn.read_to_string(&mut text);
-    text
+    let code = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_string();
+    (code, body)
+}
+
+/// `GET /metrics` of `endpoint`.
+pub fn scrape(endpoint: &str) -> String {
+    http_get(endpoint, "/metrics").1
 }
 
 /// Waits (up to 10 s) until `endpoint` (a proxy) serves at least `n` watchers: detcd's
