@@ -239,7 +239,14 @@ pub fn proxy_main(which: &str, args: &[String]) -> i32 {
             println!("{usage}");
             return 0;
         }
-        ProxyCommand::Gateway(c) => runtime.block_on(run_gateway(c)),
+        ProxyCommand::Gateway(c) => match runtime.block_on(gateway_checks(&c)) {
+            // etcd prints these on stdout.
+            Err(e) => {
+                println!("{e}");
+                return 1;
+            }
+            Ok(()) => runtime.block_on(run_gateway(c)),
+        },
         ProxyCommand::GrpcProxy(c) => runtime.block_on(run_grpc_proxy(*c)),
     };
     match outcome {
@@ -251,8 +258,8 @@ pub fn proxy_main(which: &str, args: &[String]) -> i32 {
     }
 }
 
-/// etcd's start-up checks of the gateway, then the gateway until a signal.
-async fn run_gateway(c: GatewayConfig) -> Result<(), String> {
+/// etcd's start-up checks of the gateway's addresses.
+async fn gateway_checks(c: &GatewayConfig) -> Result<(), String> {
     let Some((lhost, lport)) = c.listen_addr.rsplit_once(':') else {
         return Err(format!("failed to validate listen address: {}", c.listen_addr));
     };
@@ -283,6 +290,11 @@ async fn run_gateway(c: GatewayConfig) -> Result<(), String> {
     if c.endpoints.is_empty() {
         return Err("no endpoints found".into());
     }
+    Ok(())
+}
+
+/// The gateway until a signal.
+async fn run_gateway(c: GatewayConfig) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(&c.listen_addr)
         .await
         .map_err(|e| format!("listen tcp {}: {e}", c.listen_addr))?;
