@@ -1,5 +1,6 @@
 //! `detcd gateway start`, etcd's L4 gateway, with the real etcdctl 3.4: connections pass
-//! through to a member while a dead endpoint in the list is skipped (and marked inactive);
+//! through to a member while a dead endpoint in the list is skipped (marked inactive, and
+//! active again at a retry once it takes connections);
 //! and the start-up checks and refusals of both proxies' command lines (the gateway's
 //! address checks compared with etcd 3.4's).
 //! (The gateway in front of a cluster losing a member: `grpc_proxy.rs`.)
@@ -28,7 +29,7 @@ fn gateway_passes_connections_through_and_skips_a_dead_endpoint() {
         "gateway",
         &[
             format!("--endpoints={dead},http://{}", detcd.endpoint),
-            "--retry-delay=1m".into(),
+            "--retry-delay=300ms".into(),
         ],
     );
     for i in 0..4 {
@@ -40,6 +41,13 @@ fn gateway_passes_connections_through_and_skips_a_dead_endpoint() {
     );
     let log = gateway.log();
     assert!(log.contains(&format!("deactivated endpoint [{dead}]")), "{log}");
+    // Once the endpoint takes connections again, the next retry makes it active.
+    let _back = std::net::TcpListener::bind(&dead).expect("the dead endpoint's port");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !gateway.log().contains(&format!("activated {dead}")) {
+        assert!(std::time::Instant::now() < deadline, "{}", gateway.log());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 #[test]
