@@ -17,7 +17,7 @@
 //! - Auth through the proxy: a user's token travels up; cached answers and shared
 //!   watches are never given to a user the cluster would refuse.
 //! - TLS: the proxy dials an https member with `--cacert` and serves TLS requiring client
-//!   certificates (`--cert-file`, `--key-file`, `--trusted-ca-file`).
+//!   certificates (`--cert-file`, `--key-file`, `--trusted-ca-file`), or with `--auto-tls`.
 //! - Answers over tonic's default 4 MiB message limit pass through.
 //! - `--resolver-prefix`: the registration key and value are etcd's proxy's, and member
 //!   list through the proxy lists the registered proxies.
@@ -440,6 +440,28 @@ fn tls_to_the_cluster_and_to_the_clients() {
             .status
             .success()
     );
+    // --auto-tls: a self-signed certificate under --data-dir/fixtures/proxy.
+    let auto = grpc_proxy(
+        DETCD,
+        &client_url,
+        &[
+            &format!("--cacert={}", file("ca.crt")),
+            "--auto-tls",
+            &format!("--data-dir={d}/proxy-data"),
+        ],
+    );
+    let got = etcdctl(
+        &format!("https://{}", auto.addr),
+        &[
+            "--insecure-transport=false",
+            "--insecure-skip-tls-verify",
+            "get",
+            "t",
+            "--print-value-only",
+        ],
+    );
+    assert_eq!(String::from_utf8_lossy(&got.stdout), "v\n", "{}", auto.log());
+    assert!(dir.join("proxy-data/fixtures/proxy/cert.pem").is_file());
 }
 
 #[test]
