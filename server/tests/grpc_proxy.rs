@@ -33,12 +33,12 @@ mod proxy_proc;
 #[path = "support/server_proc.rs"]
 mod server_proc;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use proxy_proc::{
-    etcdctl_stdin, grpc_proxy, http_get, metric, output_of, scrape, start_proxy, three_members,
-    tools_present, wait_watchers, watch_for, DETCD,
+    etcdctl_stdin, grpc_proxy, http_get, lines_of, metric, scrape, start_proxy, three_members, tools_present,
+    wait_watchers, watch_for, DETCD,
 };
 use server_proc::{etcdctl, etcdctl_ok, free_port, member_command, start_server, Server};
 
@@ -126,7 +126,8 @@ fn session(endpoint: &str) -> Vec<(String, String)> {
     run(&["put", "w1", "x"]);
     run(&["put", "w2", "y"]);
     run(&["del", "w1"]);
-    step("watch", output_of(watcher));
+    // Three events of three lines each (type, key, value).
+    step("watch", lines_of(watcher, 9));
     out
 }
 
@@ -195,7 +196,7 @@ fn many_watchers_of_one_key_cost_one_upstream_watch() {
     let etcd = start_server("etcd", "gp-coalesce");
     let proxy = grpc_proxy(DETCD, &etcd.endpoint, &[]);
     let before = metric(&scrape(&etcd.endpoint), "etcd_debugging_mvcc_watcher_total");
-    let watchers: Vec<Child> = (0..WATCHERS)
+    let watchers: Vec<_> = (0..WATCHERS)
         .map(|_| watch_for(&proxy.addr, &["hot"], 6))
         .collect();
     wait_watchers(&proxy.addr, WATCHERS);
@@ -214,7 +215,7 @@ fn many_watchers_of_one_key_cost_one_upstream_watch() {
     assert_eq!(metric(&proxy_metrics, coalescing), (WATCHERS - 1) as f64);
     etcdctl_ok(&proxy.addr, &["put", "hot", "v1"]);
     for w in watchers {
-        assert_eq!(output_of(w), "PUT\nhot\nv1\n");
+        assert_eq!(lines_of(w, 3), "PUT\nhot\nv1\n");
     }
     // One event from the cluster, sent to 20 watchers: 19 the cluster did not send.
     let events = "etcd_grpc_proxy_events_coalescing_total";
@@ -262,10 +263,9 @@ fn namespace_isolates_the_proxys_clients() {
     );
     // Keys stripped in events and their prev_kv (etcdctl prints the previous pair first);
     // the upstream's own "k1" never shows.
-    assert_eq!(
-        output_of(watcher),
-        "PUT\nk1\nv1\nPUT\nk1\nv1\nk1\nv2\nPUT\nk2\nv\nDELETE\nk1\nv2\nk1\n\nDELETE\nk2\nv\nk2\n\n"
-    );
+    let expected =
+        "PUT\nk1\nv1\nPUT\nk1\nv1\nk1\nv2\nPUT\nk2\nv\nDELETE\nk1\nv2\nk1\n\nDELETE\nk2\nv\nk2\n\n";
+    assert_eq!(lines_of(watcher, expected.lines().count()), expected);
 }
 
 /// Reads through `proxy` around writes that bypass it (to `upstream`) and go through it:
@@ -358,7 +358,7 @@ fn auth_decides_for_each_client_through_the_shared_cache_and_watches() {
         String::from_utf8_lossy(&bob_watch.stderr)
     );
     etcdctl_ok(p, &["--user=root:rootpw", "put", "secret", "s2"]);
-    assert_eq!(output_of(root_watch), "PUT\nsecret\ns2\n");
+    assert_eq!(lines_of(root_watch, 3), "PUT\nsecret\ns2\n");
 }
 
 #[test]
@@ -574,7 +574,7 @@ fn the_proxy_survives_a_member_going_away() {
     let kept = etcdctl_ok(p, &["lease", "keep-alive", "--once", &lease]);
     assert!(kept.contains("keepalived with TTL(60)"), "{kept}");
     assert_eq!(
-        output_of(watcher),
+        lines_of(watcher, 6),
         "PUT\nx1\na\nPUT\nx2\nb\n",
         "proxy log:\n{}",
         proxy.log()

@@ -144,25 +144,65 @@ pub fn etcdctl_stdin(endpoint: &str, args: &[&str], stdin: &str) -> String {
     )
 }
 
-/// A background `etcdctl watch` for `secs` seconds; its output when it ends.
-pub fn watch_for(endpoint: &str, args: &[&str], secs: u32) -> Child {
-    Command::new("timeout")
-        .arg(secs.to_string())
-        .arg("etcdctl")
+/// A background `etcdctl watch`, stopped (killed) when its lines are read or at its
+/// time limit, and in any case when dropped.
+pub struct Watching {
+    child: Child,
+    until: Instant,
+}
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `etcdctl watch <args>` against `endpoint`, for at most `secs` seconds.
+pub fn watch_for(endpoint: &str, args: &[&str], secs: u64) -> Watching {
+    let child = Command::new("etcdctl")
         .env("ETCDCTL_API", "3")
         .env_remove("ETCDCTL_ENDPOINTS")
         .arg(format!("--endpoints={endpoint}"))
         .arg("watch")
         .args(args)
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
-        .expect("run etcdctl watch")
+        .expect("run etcdctl watch");
+    Watching {
+        child,
+        until: Instant::now() + Duration::from_secs(secs),
+    }
 }
 
-pub fn output_of(child: Child) -> String {
-    let out = child.wait_with_output().expect("watch output");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+/// The first `lines` lines the watch prints (fewer if its time runs out first); then it
+/// is stopped, so a test waits only as long as the events take.
+pub fn lines_of(mut watching: Watching, lines: usize) -> String {
+    use std::io::BufRead as _;
+    let (tx, rx) = std::sync::mpsc::channel();
+    if let Some(stdout) = watching.child.stdout.take() {
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    let mut text = String::new();
+    for _ in 0..lines {
+        let left = watching.until.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                text.push_str(&line);
+                text.push('\n');
+            }
+            Err(_) => break,
+        }
+    }
+    text
 }
 
 /// A 3-member detcd cluster on free ports; `Server`s in member order.
