@@ -28,11 +28,15 @@ use crate::{log, member, serve};
 /// Runs `detcd` with this process's arguments and environment; returns the exit status.
 pub fn detcd_main() -> i32 {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // etcd's two proxies are subcommands of the server binary, as in etcd.
+    if let Some(which @ ("gateway" | "grpc-proxy")) = args.first().map(String::as_str) {
+        return crate::proxy::proxy_main(which, &args[1..]);
+    }
     let env: Vec<(String, String)> = std::env::vars().collect();
     let read = |path: &str| std::fs::read_to_string(path).map_err(|e| e.to_string());
     let code = match Config::load(&args, &env, &read) {
         Ok(Invocation::Help) => {
-            println!("usage: detcd [flags]\n\nflags, ETCD_* variables and --config-file as etcd's (see `etcd --help`).");
+            println!("usage: detcd [flags]\n       detcd gateway start [flags]\n       detcd grpc-proxy start [flags]\n\nflags, ETCD_* variables and --config-file as etcd's (see `etcd --help`).");
             0
         }
         Ok(Invocation::Version) => {
@@ -240,14 +244,14 @@ async fn announce_ready(handle: MemberHandle) {
 }
 
 /// Tells systemd `state` when it asked to be told (`NOTIFY_SOCKET`).
-fn notify(state: NotifyState<'_>) {
+pub(crate) fn notify(state: NotifyState<'_>) {
     if let Err(e) = sd_notify::notify(&[state]) {
         log(&format!("cannot notify systemd: {e}"));
     }
 }
 
 /// Resolves with the name of the first SIGTERM or SIGINT.
-async fn termination() -> &'static str {
+pub(crate) async fn termination() -> &'static str {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
     else {

@@ -11,6 +11,7 @@
 //!   [`gateway`]: etcd's JSON gateway (`/v3/...`) in front of the gRPC services;
 //!   [`http_access`]: `--host-whitelist` and `--cors` for the HTTP requests.
 //! - [`ctl`]: the detcdctl client.
+//! - [`proxy`]: `detcd gateway start` and `detcd grpc-proxy start`, etcd's two proxies.
 
 pub mod auth_token;
 pub mod cli;
@@ -29,6 +30,7 @@ pub mod join;
 pub mod member;
 pub mod metrics;
 pub mod process;
+pub mod proxy;
 pub mod serve;
 pub mod tls;
 pub mod urls;

@@ -98,7 +98,7 @@ impl ClientTls {
     }
 
     /// The TLS configuration for `endpoint`, or `None` for plain TCP.
-    fn for_endpoint(&self, endpoint: &str) -> Result<Option<Arc<ClientConfig>>, CtlError> {
+    pub(crate) fn for_endpoint(&self, endpoint: &str) -> Result<Option<Arc<ClientConfig>>, CtlError> {
         if endpoint.starts_with("http://") {
             return Ok(None);
         }
@@ -222,6 +222,15 @@ pub async fn connect(
         Ok(Ok(channel)) => Ok(channel),
         _ => Err(CtlError::new(EXIT_ERROR, "context deadline exceeded")),
     }
+}
+
+/// The host of `host:port` or `[v6]:port`, without brackets.
+pub(crate) fn host_of(authority: &str) -> String {
+    let host = match authority.rsplit_once(':') {
+        Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) => host,
+        _ => authority,
+    };
+    host.trim_start_matches('[').trim_end_matches(']').to_string()
 }
 
 #[cfg(test)]

@@ -15,6 +15,21 @@ pub fn on_path(tool: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// Whether every one of `tools` is on PATH; without them a test is skipped with a
+/// notice, except under CI (`CI` set), where a missing tool is a failure.
+pub fn require_tools(tools: &[&str], test: &str) -> bool {
+    let missing: Vec<&str> = tools.iter().copied().filter(|t| !on_path(t)).collect();
+    if missing.is_empty() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{missing:?} required under CI (apt-get install etcd-server etcd-client curl)"
+    );
+    eprintln!("NOTICE: {missing:?} not on PATH; skipping {test}");
+    false
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -27,6 +42,13 @@ pub struct Server {
     child: Child,
     pub dir: PathBuf,
     pub endpoint: String,
+}
+
+impl Server {
+    /// A server the caller started (`child`, serving on `endpoint`, files in `dir`).
+    pub fn new(child: Child, dir: PathBuf, endpoint: String) -> Server {
+        Server { child, dir, endpoint }
+    }
 }
 
 impl Drop for Server {

@@ -1,0 +1,100 @@
+//! `detcd gateway start`, etcd's L4 gateway, with the real etcdctl 3.4: connections pass
+//! through to a member while a dead endpoint in the list is skipped (marked inactive, and
+//! active again at a retry once it takes connections);
+//! and the start-up checks and refusals of both proxies' command lines (the gateway's
+//! address checks compared with etcd 3.4's).
+//! (The gateway in front of a cluster losing a member: `grpc_proxy.rs`.)
+//!
+//! Skipped (with a notice) without `etcd` and `etcdctl` on PATH; a failure under CI.
+
+#[path = "support/proxy_proc.rs"]
+mod proxy_proc;
+#[path = "support/server_proc.rs"]
+mod server_proc;
+
+use std::process::Command;
+
+use proxy_proc::{start_proxy, tools_present, DETCD};
+use server_proc::{etcdctl_ok, free_port, start_server};
+
+#[test]
+fn gateway_passes_connections_through_and_skips_a_dead_endpoint() {
+    if !tools_present("gateway_passes_connections_through_and_skips_a_dead_endpoint") {
+        return;
+    }
+    let detcd = start_server(DETCD, "gw-l4");
+    let dead = format!("127.0.0.1:{}", free_port());
+    let gateway = start_proxy(
+        DETCD,
+        "gateway",
+        &[
+            format!("--endpoints={dead},http://{}", detcd.endpoint),
+            "--retry-delay=300ms".into(),
+        ],
+    );
+    for i in 0..4 {
+        etcdctl_ok(&gateway.addr, &["put", &format!("g{i}"), "v"]);
+    }
+    assert_eq!(
+        etcdctl_ok(&gateway.addr, &["get", "g", "--prefix", "--keys-only"]),
+        "g0\n\ng1\n\ng2\n\ng3\n\n"
+    );
+    let log = gateway.log();
+    assert!(log.contains(&format!("deactivated endpoint [{dead}]")), "{log}");
+    // Once the endpoint takes connections again, the next retry makes it active.
+    let _back = std::net::TcpListener::bind(&dead).expect("the dead endpoint's port");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !gateway.log().contains(&format!("activated {dead}")) {
+        assert!(std::time::Instant::now() < deadline, "{}", gateway.log());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn start_up_checks_and_refusals() {
+    let run = |args: &[&str]| {
+        let out = Command::new(DETCD).args(args).output().expect("run detcd");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = run(&["grpc-proxy", "start", "--resolver-prefix=p"]);
+    assert_eq!((code, err.as_str()), (Some(1), "invalid resolver-ttl 0\n"));
+    let (code, err) = run(&["grpc-proxy", "start", "--discovery-srv=example.com"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("--discovery-srv is not yet supported"), "{err}");
+    let (code, err) = run(&[
+        "grpc-proxy",
+        "start",
+        "--cert-file=/nonexistent.crt",
+        "--listen-addr=127.0.0.1:0",
+    ]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("KeyFile and CertFile must both be present[key: , cert: /nonexistent.crt]"),
+        "{err}"
+    );
+    // The gateway's address checks: etcd's words on stdout, exit status 1.
+    for args in [
+        &["gateway", "start", "--endpoints=127.0.0.1:23790"][..],
+        &["gateway", "start", "--listen-addr=bad"],
+        &["grpc-proxy", "start", "--resolver-prefix=p"],
+    ] {
+        let answer = |program: &str| {
+            let out = Command::new(program).args(args).output().expect("run");
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+            )
+        };
+        let ours = answer(DETCD);
+        assert_eq!(ours.0, Some(1), "{args:?}");
+        if tools_present("start_up_checks_and_refusals") {
+            assert_eq!(ours, answer("etcd"), "{args:?}");
+        }
+    }
+    let (code, err) = run(&["gateway", "start", "--bogus"]);
+    assert_eq!(code, Some(1));
+    assert!(err.starts_with("Error: unknown flag: --bogus"), "{err}");
+}
