@@ -30,6 +30,7 @@ pub mod process;
 pub mod serve;
 pub mod tls;
 pub mod urls;
+pub mod v2;
 pub mod yaml;
 
 /// One informational line in the driver's log format (`INFO detcd: ...` on stderr).

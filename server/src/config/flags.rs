@@ -78,6 +78,7 @@ pub(super) const FLAGS: &[(&str, Kind, &str)] = &[
     ("auth-token-ttl", Kind::Uint, "300"),
     ("bcrypt-cost", Kind::Uint, "10"),
     ("enable-grpc-gateway", Kind::Bool, "true"),
+    ("enable-v2", Kind::Bool, "false"),
     ("cors", Kind::Str, ""),
     ("host-whitelist", Kind::Str, ""),
     ("listen-client-http-urls", Kind::Str, ""),
