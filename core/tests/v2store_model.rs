@@ -24,6 +24,23 @@ struct Model {
     nodes: BTreeMap<String, Entry>,
     index: u64,
     events: Vec<Event>,
+    /// The time of the request being applied.
+    now: u64,
+}
+
+fn ttl_at(expire: Option<u64>, now: u64) -> i64 {
+    match expire {
+        None => 0,
+        Some(at) => {
+            let left = at as i64 - now as i64;
+            let whole = left / 1000;
+            if left > whole * 1000 {
+                whole + 1
+            } else {
+                whole
+            }
+        }
+    }
 }
 
 fn parent_of(path: &str) -> &str {
@@ -98,6 +115,7 @@ impl Model {
             value: (!dir).then_some(value),
             dir,
             expire_unix_ms: expire,
+            ttl: ttl_at(expire, self.now),
             nodes,
             modified_index: modified,
             created_index: created,
@@ -214,7 +232,8 @@ impl Model {
         Err(self.err(code::TEST_FAILED, &cause))
     }
 
-    fn apply(&mut self, op: &Op) -> Result<Option<Event>, V2Error> {
+    fn apply(&mut self, op: &Op, now: u64) -> Result<Option<Event>, V2Error> {
+        self.now = now;
         match op.clone() {
             Op::Get(p, r) => self.get(&p, r).map(Some),
             Op::Set(p, dir, v, ttl) => {
@@ -325,6 +344,7 @@ impl Model {
                 Ok(Some(self.record(e)))
             }
             Op::Sync(now) => {
+                self.now = now;
                 let mut due: Vec<(u64, String)> = self
                     .nodes
                     .iter()
@@ -406,6 +426,7 @@ fn ttl() -> impl Strategy<Value = Ttl> {
         |(expire_unix_ms, refresh)| Ttl {
             expire_unix_ms,
             refresh: refresh && expire_unix_ms.is_some(),
+            now_unix_ms: 0,
         },
     )
 }
@@ -425,15 +446,19 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-fn apply(store: &mut Store, op: &Op) -> Result<Option<Event>, V2Error> {
+fn apply(store: &mut Store, op: &Op, now: u64) -> Result<Option<Event>, V2Error> {
+    let at = |ttl: Ttl| Ttl {
+        now_unix_ms: now,
+        ..ttl
+    };
     match op.clone() {
-        Op::Get(p, r) => store.get(&p, r).map(Some),
-        Op::Set(p, d, v, t) => store.set(&p, d, &v, t).map(Some),
-        Op::Create(p, d, v, u, t) => store.create(&p, d, &v, u, t).map(Some),
-        Op::Update(p, v, t) => store.update(&p, &v, t).map(Some),
-        Op::Cas(p, pv, pi, v, t) => store.compare_and_swap(&p, &pv, pi, &v, t).map(Some),
-        Op::Delete(p, d, r) => store.delete(&p, d, r).map(Some),
-        Op::Cad(p, pv, pi) => store.compare_and_delete(&p, &pv, pi).map(Some),
+        Op::Get(p, r) => store.get(&p, r, now).map(Some),
+        Op::Set(p, d, v, t) => store.set(&p, d, &v, at(t)).map(Some),
+        Op::Create(p, d, v, u, t) => store.create(&p, d, &v, u, at(t)).map(Some),
+        Op::Update(p, v, t) => store.update(&p, &v, at(t)).map(Some),
+        Op::Cas(p, pv, pi, v, t) => store.compare_and_swap(&p, &pv, pi, &v, at(t)).map(Some),
+        Op::Delete(p, d, r) => store.delete(&p, d, r, now).map(Some),
+        Op::Cad(p, pv, pi) => store.compare_and_delete(&p, &pv, pi, now).map(Some),
         Op::Sync(now) => {
             store.delete_expired(now);
             Ok(None)
@@ -446,12 +471,13 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
-    fn store_matches_model(ops in prop::collection::vec(op(), 1..60)) {
+    fn store_matches_model(ops in prop::collection::vec((op(), prop::sample::select(vec![0, 999, 1_500, 4_000])), 1..60)) {
         let mut store = Store::default();
         let mut model = Model::default();
-        for (i, op) in ops.iter().enumerate() {
-            let got = apply(&mut store, op);
-            let want = model.apply(op);
+        for (i, (op, at)) in ops.iter().enumerate() {
+            let now = Y2000_MS + at;
+            let got = apply(&mut store, op, now);
+            let want = model.apply(op, now);
             prop_assert_eq!(&got, &want, "op {} {:?}", i, op);
             prop_assert_eq!(store.index(), model.index);
         }

@@ -198,8 +198,13 @@ pub enum Request {
     AdminCheck,
     /// A v2 write, quorum get or sync, through raft (see [`V2Request`]).
     V2(V2Request),
-    /// A v2 get from this member's store (etcd's non-quorum GET).
-    V2Get { path: String, recursive: bool },
+    /// A v2 get from this member's store (etcd's non-quorum GET); TTLs shown
+    /// as at `now_unix_ms`.
+    V2Get {
+        path: String,
+        recursive: bool,
+        now_unix_ms: u64,
+    },
     /// A v2 wait: the first event at or after `since` (0: the next index) under
     /// `path`, or none yet (the driver asks again; see [`V2Reply::since`]).
     V2Watch { path: String, recursive: bool, since: u64 },

@@ -320,7 +320,11 @@ impl Node {
                 self.respond(id, Ok(Response::Watch));
             }
             Request::V2(r) => self.propose_v2(id, r),
-            Request::V2Get { path, recursive } => self.serve_v2_get(id, &path, recursive),
+            Request::V2Get {
+                path,
+                recursive,
+                now_unix_ms,
+            } => self.serve_v2_get(id, &path, recursive, now_unix_ms),
             Request::V2Watch {
                 path,
                 recursive,

@@ -35,8 +35,8 @@ impl Node {
         self.propose_write(id, raft_request::Request::V2(request), cost);
     }
 
-    pub(crate) fn serve_v2_get(&mut self, id: ClientRequestId, path: &str, recursive: bool) {
-        let reply = self.v2_reply(self.v2.get(path, recursive).map(Some));
+    pub(crate) fn serve_v2_get(&mut self, id: ClientRequestId, path: &str, recursive: bool, now_unix_ms: u64) {
+        let reply = self.v2_reply(self.v2.get(path, recursive, now_unix_ms).map(Some));
         self.respond(id, Ok(Response::V2(reply)));
     }
 
@@ -65,7 +65,9 @@ impl Node {
         let ttl = Ttl {
             expire_unix_ms: (r.expiration_unix_ms != 0).then_some(r.expiration_unix_ms),
             refresh: r.refresh,
+            now_unix_ms: r.time_unix_ms,
         };
+        let now = r.time_unix_ms;
         let compare = r.prev_index > 0 || !r.prev_value.is_empty();
         let store = &mut self.v2;
         let result = match r.method.as_str() {
@@ -78,9 +80,9 @@ impl Node {
                 _ => store.set(&r.path, r.dir, &r.val, ttl),
             }
             .map(Some),
-            "DELETE" if compare => store.compare_and_delete(&r.path, &r.prev_value, r.prev_index).map(Some),
-            "DELETE" => store.delete(&r.path, r.dir, r.recursive).map(Some),
-            "QGET" => store.get(&r.path, r.recursive).map(Some),
+            "DELETE" if compare => store.compare_and_delete(&r.path, &r.prev_value, r.prev_index, now).map(Some),
+            "DELETE" => store.delete(&r.path, r.dir, r.recursive, now).map(Some),
+            "QGET" => store.get(&r.path, r.recursive, now).map(Some),
             "SYNC" => {
                 store.delete_expired(r.time_unix_ms);
                 Ok(None)

@@ -66,6 +66,7 @@ fn put_view(out: &mut Vec<u8>, v: &NodeView) {
     }
     out.push(u8::from(v.dir));
     put_opt(out, v.expire_unix_ms);
+    out.extend_from_slice(&v.ttl.to_le_bytes());
     put_u64(out, v.modified_index);
     put_u64(out, v.created_index);
     put_len(out, v.nodes.len());
@@ -149,6 +150,7 @@ impl<'a> Reader<'a> {
         let value = if self.flag()? { Some(self.string()?) } else { None };
         let dir = self.flag()?;
         let expire_unix_ms = self.opt()?;
+        let ttl = self.u64()? as i64;
         let modified_index = self.u64()?;
         let created_index = self.u64()?;
         let mut nodes = Vec::new();
@@ -160,6 +162,7 @@ impl<'a> Reader<'a> {
             value,
             dir,
             expire_unix_ms,
+            ttl,
             nodes,
             modified_index,
             created_index,

@@ -7,8 +7,9 @@
 //! order. Time never comes from a clock: an expiry is an absolute Unix time in
 //! milliseconds the proposer computed, and keys expire only when the leader
 //! proposes a sync with its time ([`Store::delete_expired`]), as etcd's SYNC
-//! request does. Remaining TTLs are computed by whoever renders a node, from
-//! [`NodeView::expire_unix_ms`].
+//! request does. The TTL a node shows is computed at the time its request
+//! carries (a write's proposer's clock, a local get's reader's clock), so an
+//! event in the history shows the TTL it had when it happened, as in etcd.
 
 mod codec;
 mod history;
@@ -160,6 +161,9 @@ pub struct NodeView {
     pub dir: bool,
     /// Absolute expiry, Unix milliseconds; `None` when permanent.
     pub expire_unix_ms: Option<u64>,
+    /// Seconds left (rounded up) at the time of the request that produced the
+    /// view (its proposer's clock, carried in the log); 0 when permanent.
+    pub ttl: i64,
     /// A directory's listed children (hidden ones, `_name`, left out).
     pub nodes: Vec<NodeView>,
     pub modified_index: u64,
@@ -192,6 +196,8 @@ pub struct Ttl {
     pub expire_unix_ms: Option<u64>,
     /// Only the expiry changes: the value stays, and watchers are not told.
     pub refresh: bool,
+    /// The request's time (its proposer's clock), for the TTLs the answer shows.
+    pub now_unix_ms: u64,
 }
 
 /// etcd's `path.Clean(path.Join("/", p))`.

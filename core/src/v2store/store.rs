@@ -82,10 +82,11 @@ fn split(path: &str) -> (&str, &str) {
 }
 
 /// etcd's `Repr`: a node, and below it (when `recursive`) its whole subtree.
-fn view(node: &Node, key: &str, recursive: bool) -> NodeView {
+fn view(node: &Node, key: &str, recursive: bool, now: u64) -> NodeView {
     let mut v = NodeView {
         key: key.to_string(),
         expire_unix_ms: node.expire,
+        ttl: ttl_at(node.expire, now),
         modified_index: node.modified,
         created_index: node.created,
         ..NodeView::default()
@@ -95,28 +96,36 @@ fn view(node: &Node, key: &str, recursive: bool) -> NodeView {
         Kind::Dir(children) => {
             v.dir = true;
             if recursive {
-                v.nodes = list(children, key, true);
+                v.nodes = list(children, key, true, now);
             }
         }
     }
     v
 }
 
-fn list(children: &BTreeMap<String, Node>, key: &str, recursive: bool) -> Vec<NodeView> {
+fn list(children: &BTreeMap<String, Node>, key: &str, recursive: bool, now: u64) -> Vec<NodeView> {
     children
         .iter()
         .filter(|(name, _)| !name.starts_with('_'))
-        .map(|(name, child)| view(child, &join(key, name), recursive))
+        .map(|(name, child)| view(child, &join(key, name), recursive, now))
         .collect()
 }
 
 /// etcd's `loadInternalNode`: a directory always lists its children.
-fn load(node: &Node, key: &str, recursive: bool) -> NodeView {
-    let mut v = view(node, key, false);
+fn load(node: &Node, key: &str, recursive: bool, now: u64) -> NodeView {
+    let mut v = view(node, key, false, now);
     if let Kind::Dir(children) = &node.kind {
-        v.nodes = list(children, key, recursive);
+        v.nodes = list(children, key, recursive, now);
     }
     v
+}
+
+/// etcd's remaining TTL at `now`: whole seconds rounded up, 0 when permanent.
+fn ttl_at(expire: Option<u64>, now: u64) -> i64 {
+    let Some(at) = expire else { return 0 };
+    let left = i128::from(at) - i128::from(now);
+    let secs = left / 1000 + i128::from(left % 1000 > 0);
+    i64::try_from(secs).unwrap_or(if secs > 0 { i64::MAX } else { i64::MIN })
 }
 
 /// etcd's compare-failure cause.
@@ -208,12 +217,12 @@ impl Store {
     }
 
     /// A get: the node, a directory with its children (all levels when `recursive`).
-    pub fn get(&self, path: &str, recursive: bool) -> Result<Event, V2Error> {
+    pub fn get(&self, path: &str, recursive: bool, now_unix_ms: u64) -> Result<Event, V2Error> {
         let path = clean_path(path);
         let node = self.node(&path)?;
         Ok(Event {
             action: Action::Get,
-            node: load(node, &path, recursive),
+            node: load(node, &path, recursive, now_unix_ms),
             prev_node: None,
             etcd_index: self.index,
             refresh: false,
@@ -229,6 +238,7 @@ impl Store {
         replace: bool,
         expire: Option<u64>,
         action: Action,
+        now: u64,
     ) -> Result<Event, V2Error> {
         let (current, next) = (self.index, self.index + 1);
         if path == "/" {
@@ -268,7 +278,7 @@ impl Store {
             if existing.is_dir() {
                 return Err(V2Error::new(code::NOT_FILE, path, current));
             }
-            prev_node = Some(view(existing, path, false));
+            prev_node = Some(view(existing, path, false, now));
         }
         let kind = if dir {
             Kind::Dir(BTreeMap::new())
@@ -276,7 +286,7 @@ impl Store {
             Kind::File(value.to_string())
         };
         let node = Node::new(next, expire, kind);
-        let event_node = view(&node, path, false);
+        let event_node = view(&node, path, false, now);
         children.insert(name.to_string(), node);
         self.index = next;
         Ok(Event {
@@ -296,7 +306,7 @@ impl Store {
             path = format!("{path}/{:020}", self.index + 1);
         }
         let path = clean_path(&path);
-        let event = self.create_node(&path, dir, value, false, ttl.expire_unix_ms, Action::Create)?;
+        let event = self.create_node(&path, dir, value, false, ttl.expire_unix_ms, Action::Create, ttl.now_unix_ms)?;
         Ok(self.record(event))
     }
 
@@ -308,12 +318,12 @@ impl Store {
             Err(e) if e.code == code::KEY_NOT_FOUND && !ttl.refresh => None,
             Err(e) => return Err(e),
         };
-        let prev = existing.map(|n| load(n, &path, false));
+        let prev = existing.map(|n| load(n, &path, false, ttl.now_unix_ms));
         let value = match existing {
             Some(n) if ttl.refresh => n.value().to_string(),
             _ => value.to_string(),
         };
-        let mut event = self.create_node(&path, dir, &value, true, ttl.expire_unix_ms, Action::Set)?;
+        let mut event = self.create_node(&path, dir, &value, true, ttl.expire_unix_ms, Action::Set, ttl.now_unix_ms)?;
         if prev.is_some() {
             event.prev_node = prev;
         }
@@ -337,7 +347,7 @@ impl Store {
         } else {
             value.to_string()
         };
-        let prev = view(node, &path, false);
+        let prev = view(node, &path, false, ttl.now_unix_ms);
         let node = self.node_mut(&path);
         if let Kind::File(v) = &mut node.kind {
             v.clone_from(&value);
@@ -349,6 +359,7 @@ impl Store {
             value: (!node.is_dir()).then_some(value),
             dir: node.is_dir(),
             expire_unix_ms: node.expire,
+            ttl: ttl_at(node.expire, ttl.now_unix_ms),
             nodes: Vec::new(),
             modified_index: next,
             created_index: node.created,
@@ -388,14 +399,14 @@ impl Store {
         } else {
             value.to_string()
         };
-        let prev = view(node, &path, false);
+        let prev = view(node, &path, false, ttl.now_unix_ms);
         self.index += 1;
         let index = self.index;
         let node = self.node_mut(&path);
         node.kind = Kind::File(value);
         node.modified = index;
         node.expire = ttl.expire_unix_ms;
-        let event_node = view(node, &path, false);
+        let event_node = view(node, &path, false, ttl.now_unix_ms);
         Ok(self.record(Event {
             action: Action::CompareAndSwap,
             node: event_node,
@@ -406,7 +417,7 @@ impl Store {
     }
 
     /// A delete of a key, an empty directory (`dir`), or a whole subtree (`recursive`).
-    pub fn delete(&mut self, path: &str, dir: bool, recursive: bool) -> Result<Event, V2Error> {
+    pub fn delete(&mut self, path: &str, dir: bool, recursive: bool, now_unix_ms: u64) -> Result<Event, V2Error> {
         let path = clean_path(path);
         if path == "/" {
             return Err(self.root_read_only());
@@ -421,12 +432,12 @@ impl Store {
                 return Err(V2Error::new(code::DIR_NOT_EMPTY, path, self.index));
             }
         }
-        let event = self.removal(&path, Action::Delete);
+        let event = self.removal(&path, Action::Delete, now_unix_ms);
         Ok(self.record(event))
     }
 
     /// Removes the node at `path` (known to exist) as the next change.
-    fn removal(&mut self, path: &str, action: Action) -> Event {
+    fn removal(&mut self, path: &str, action: Action, now: u64) -> Event {
         self.index += 1;
         let node = self.remove(path);
         Event {
@@ -438,14 +449,20 @@ impl Store {
                 created_index: node.created,
                 ..NodeView::default()
             },
-            prev_node: Some(view(&node, path, false)),
+            prev_node: Some(view(&node, path, false, now)),
             etcd_index: self.index,
             refresh: false,
         }
     }
 
     /// A compare-and-delete of a key.
-    pub fn compare_and_delete(&mut self, path: &str, prev_value: &str, prev_index: u64) -> Result<Event, V2Error> {
+    pub fn compare_and_delete(
+        &mut self,
+        path: &str,
+        prev_value: &str,
+        prev_index: u64,
+        now_unix_ms: u64,
+    ) -> Result<Event, V2Error> {
         let path = clean_path(path);
         let node = self.node(&path)?;
         if node.is_dir() {
@@ -454,7 +471,7 @@ impl Store {
         if let Some(cause) = compare_cause(node, prev_value, prev_index) {
             return Err(V2Error::new(code::TEST_FAILED, cause, self.index));
         }
-        let event = self.removal(&path, Action::CompareAndDelete);
+        let event = self.removal(&path, Action::CompareAndDelete, now_unix_ms);
         Ok(self.record(event))
     }
 
@@ -468,7 +485,7 @@ impl Store {
         for (_, path) in expiring {
             // Gone already when a directory above it expired first.
             if self.node(&path).is_ok() {
-                let event = self.removal(&path, Action::Expire);
+                let event = self.removal(&path, Action::Expire, cutoff_unix_ms);
                 events.push(self.record(event));
             }
         }

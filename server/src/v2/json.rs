@@ -62,18 +62,7 @@ pub fn rfc3339(unix_ms: u64) -> String {
     )
 }
 
-/// etcd's remaining TTL: whole seconds, rounded up.
-fn ttl_seconds(expire_ms: u64, now_ms: u64) -> i64 {
-    let left = expire_ms as i64 - now_ms as i64;
-    let secs = left.div_euclid(1000);
-    if left.rem_euclid(1000) > 0 {
-        secs + 1
-    } else {
-        secs
-    }
-}
-
-fn push_node(out: &mut String, n: &NodeView, now_ms: u64) {
+fn push_node(out: &mut String, n: &NodeView) {
     let mut fields = Vec::new();
     // The root's key is the keys prefix itself, which etcd trims to nothing.
     if n.key != "/" {
@@ -87,10 +76,9 @@ fn push_node(out: &mut String, n: &NodeView, now_ms: u64) {
     }
     if let Some(at) = n.expire_unix_ms {
         fields.push(format!("\"expiration\":\"{}\"", rfc3339(at)));
-        let ttl = ttl_seconds(at, now_ms);
-        if ttl != 0 {
-            fields.push(format!("\"ttl\":{ttl}"));
-        }
+    }
+    if n.ttl != 0 {
+        fields.push(format!("\"ttl\":{}", n.ttl));
     }
     if !n.nodes.is_empty() {
         let mut nodes = String::from("\"nodes\":[");
@@ -98,7 +86,7 @@ fn push_node(out: &mut String, n: &NodeView, now_ms: u64) {
             if i > 0 {
                 nodes.push(',');
             }
-            push_node(&mut nodes, child, now_ms);
+            push_node(&mut nodes, child);
         }
         nodes.push(']');
         fields.push(nodes);
@@ -116,14 +104,14 @@ fn push_node(out: &mut String, n: &NodeView, now_ms: u64) {
 
 /// An event as etcd's `json.Encoder` writes it (with the trailing newline);
 /// `no_value` leaves the nodes out (`noValueOnSuccess`).
-pub fn event(e: &Event, now_ms: u64, no_value: bool) -> String {
+pub fn event(e: &Event, no_value: bool) -> String {
     let mut out = format!("{{\"action\":\"{}\"", e.action.as_str());
     if !no_value {
         out.push_str(",\"node\":");
-        push_node(&mut out, &e.node, now_ms);
+        push_node(&mut out, &e.node);
         if let Some(prev) = &e.prev_node {
             out.push_str(",\"prevNode\":");
-            push_node(&mut out, prev, now_ms);
+            push_node(&mut out, prev);
         }
     }
     if e.refresh {
@@ -153,8 +141,5 @@ mod tests {
         assert_eq!(rfc3339(1_780_000_000_120), "2026-05-28T20:26:40.12Z");
         assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00Z");
         assert_eq!(string("a<b>&\"\n\u{1}"), r#""a\u003cb\u003e\u0026\"\n\u0001""#);
-        assert_eq!(ttl_seconds(10_001, 0), 11);
-        assert_eq!(ttl_seconds(10_000, 0), 10);
-        assert_eq!(ttl_seconds(0, 1_500), -1);
     }
 }

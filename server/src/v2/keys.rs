@@ -99,7 +99,7 @@ fn parse(method: &Method, path: &str, form: &Form, now_ms: u64) -> Result<KeyReq
             recursive,
             sorted,
             refresh,
-            time_unix_ms: 0,
+            time_unix_ms: now_ms,
         },
         wait,
         since,
@@ -145,7 +145,7 @@ fn event_response(event: &Event, reply: &V2Reply, cluster: &str, no_value: bool)
             event.action,
             Action::Set | Action::CompareAndSwap | Action::Create | Action::Update
         );
-    let body = json::event(event, now_unix_ms(), no_value);
+    let body = json::event(event, no_value);
     json_response(status, index_headers(cluster, event.etcd_index, reply), body)
 }
 
@@ -172,6 +172,7 @@ pub async fn serve(services: Services, method: Method, uri: Uri, headers: Header
         Method::GET | Method::HEAD => Request::V2Get {
             path: path.clone(),
             recursive: request.v2.recursive,
+            now_unix_ms: request.v2.time_unix_ms,
         },
         _ => Request::V2(request.v2.clone()),
     };
@@ -221,7 +222,7 @@ async fn wait(services: Services, request: KeyRequest, path: &str, cluster: Stri
         loop {
             if let Some(event) = found.take() {
                 since = event.index() + 1;
-                let line = json::event(&event, now_unix_ms(), false);
+                let line = json::event(&event, false);
                 if tx.send(Ok(Bytes::from(line))).await.is_err() || !stream {
                     return;
                 }
