@@ -114,9 +114,7 @@ pub fn event(e: &Event, no_value: bool) -> String {
             push_node(&mut out, prev);
         }
     }
-    if e.refresh {
-        out.push_str(",\"refresh\":true");
-    }
+    // etcd's handler writes a clone of the event, which drops its refresh flag.
     out.push_str("}\n");
     out
 }

@@ -88,7 +88,11 @@ pub async fn serve(services: Services, (method, uri, headers, body): Parts) -> R
         .trim_start_matches('/')
         .to_string();
     let id = || u64::from_str_radix(&rest, 16).ok();
-    let no_such = || http_error(StatusCode::NOT_FOUND, &format!("No such member: {rest}"));
+    // etcd names the member by its parsed ID (hex, no leading zeros).
+    let no_such = || {
+        let name = id().map_or_else(|| rest.clone(), |id| format!("{id:x}"));
+        http_error(StatusCode::NOT_FOUND, &format!("No such member: {name}"))
+    };
     match method {
         Method::GET => {
             let members = match list(&services).await {
