@@ -94,7 +94,9 @@ pub fn mask_ports(text: &str) -> String {
         out.push_str(&rest[..at + 10]);
         rest = &rest[at + 10..];
         let digits = rest.chars().take_while(char::is_ascii_digit).count();
-        out.push_str("<port>");
+        if digits > 0 {
+            out.push_str("<port>");
+        }
         rest = &rest[digits..];
     }
     out.push_str(rest);
