@@ -106,12 +106,19 @@ fn v2_writes_apply_through_raft_and_survive_a_restart_from_a_snapshot() {
     }
     let r = m.v2("PUT", "/dir/k0", "w", |r| r.prev_exist = PREV_EXIST_FALSE);
     let err = r.result.expect_err("exists");
-    assert_eq!((err.code, err.cause.as_str(), err.index), (code::NODE_EXIST, "/dir/k0", 6));
+    assert_eq!(
+        (err.code, err.cause.as_str(), err.index),
+        (code::NODE_EXIST, "/dir/k0", 6)
+    );
     let r = m.v2("PUT", "/tmp", "t", |r| {
         r.expiration_unix_ms = NOW_MS + 1_000;
         r.time_unix_ms = NOW_MS - 1_500;
     });
-    assert_eq!(r.result.expect("set").expect("an event").node.ttl, 3, "2.5 s rounded up");
+    assert_eq!(
+        r.result.expect("set").expect("an event").node.ttl,
+        3,
+        "2.5 s rounded up"
+    );
     let status = m.call(Request::V2Status);
     assert!(status.has_ttl_keys);
     assert_eq!(status.node_count, 8);

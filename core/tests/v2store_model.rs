@@ -371,7 +371,11 @@ impl Model {
             let cause = format!("the requested history has been cleared [{start}/{since}]");
             return Err(self.err(code::EVENT_INDEX_CLEARED, &cause));
         }
-        let under = if path == "/" { "/".to_string() } else { format!("{path}/") };
+        let under = if path == "/" {
+            "/".to_string()
+        } else {
+            format!("{path}/")
+        };
         let hidden_below = |key: &str| key[path.len()..].split('/').any(|s| s.starts_with('_'));
         let found = kept.iter().find(|e| {
             let k = &e.node.key;
@@ -380,7 +384,9 @@ impl Model {
                 && (k == path
                     || (recursive && k.starts_with(&under) && !hidden_below(k))
                     || (matches!(e.action, Action::Delete | Action::Expire)
-                        && e.prev_node.as_ref().is_some_and(|p| p.dir && path.starts_with(&p.key))))
+                        && e.prev_node
+                            .as_ref()
+                            .is_some_and(|p| p.dir && path.starts_with(&p.key))))
         });
         Ok(found.map(|e| Event {
             etcd_index: self.index,
@@ -422,13 +428,15 @@ fn value() -> impl Strategy<Value = String> {
 }
 
 fn ttl() -> impl Strategy<Value = Ttl> {
-    (prop::sample::select(vec![None, Some(5), Some(Y2000_MS + 1000), Some(Y2000_MS + 3000)]), any::<bool>()).prop_map(
-        |(expire_unix_ms, refresh)| Ttl {
+    (
+        prop::sample::select(vec![None, Some(5), Some(Y2000_MS + 1000), Some(Y2000_MS + 3000)]),
+        any::<bool>(),
+    )
+        .prop_map(|(expire_unix_ms, refresh)| Ttl {
             expire_unix_ms,
             refresh: refresh && expire_unix_ms.is_some(),
             now_unix_ms: 0,
-        },
-    )
+        })
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -493,11 +501,16 @@ proptest! {
 fn history_keeps_the_last_thousand_events() {
     let mut store = Store::default();
     for i in 0..1005 {
-        store.set("/k", false, &i.to_string(), Ttl::default()).expect("set");
+        store
+            .set("/k", false, &i.to_string(), Ttl::default())
+            .expect("set");
     }
     let err = store.watch("/k", false, 3).expect_err("cleared");
     assert_eq!(err.code, code::EVENT_INDEX_CLEARED);
-    assert_eq!(err.message(), "The event in requested index is outdated and cleared");
+    assert_eq!(
+        err.message(),
+        "The event in requested index is outdated and cleared"
+    );
     assert_eq!(err.cause, "the requested history has been cleared [6/3]");
     assert_eq!(err.index, 1005);
     let (_, found) = store.watch("/k", false, 6).expect("kept");
@@ -510,7 +523,9 @@ fn history_keeps_the_last_thousand_events() {
 fn in_order_keys_are_the_padded_index() {
     let mut store = Store::default();
     store.set("/q/x", false, "", Ttl::default()).expect("set");
-    let e = store.create("/q", false, "job", true, Ttl::default()).expect("post");
+    let e = store
+        .create("/q", false, "job", true, Ttl::default())
+        .expect("post");
     assert_eq!(e.node.key, "/q/00000000000000000002");
     assert_eq!(e.action.as_str(), "create");
 }

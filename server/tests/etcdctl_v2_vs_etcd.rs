@@ -80,7 +80,10 @@ impl Session<'_> {
                 }
                 // Errors end with the store index: "Error:  100: Key not found (/x) [12]".
                 if let (true, Some(open)) = (line.starts_with("Error:"), line.rfind('[')) {
-                    if let Some(n) = line[open + 1..].strip_suffix(']').and_then(|n| n.parse::<u64>().ok()) {
+                    if let Some(n) = line[open + 1..]
+                        .strip_suffix(']')
+                        .and_then(|n| n.parse::<u64>().ok())
+                    {
                         return format!("{}[{}]", &line[..open], f(n));
                     }
                 }
@@ -153,7 +156,10 @@ fn session(endpoint: &str) -> Vec<String> {
     )
     .expect("members json");
     let own_id = members["members"][0]["id"].as_str().expect("id").to_string();
-    let peer = members["members"][0]["peerURLs"][0].as_str().expect("peer").to_string();
+    let peer = members["members"][0]["peerURLs"][0]
+        .as_str()
+        .expect("peer")
+        .to_string();
     let mut s = Session {
         endpoint,
         offset: index - 1,
@@ -190,7 +196,10 @@ fn session(endpoint: &str) -> Vec<String> {
     s.record("set /w one", &one);
     let after = modified_index(&one).to_string();
     s.step(&["set", "/w", "two"]);
-    s.step_as("watch --after-index <set one> /w", &["watch", "--after-index", &after, "/w"]);
+    s.step_as(
+        "watch --after-index <set one> /w",
+        &["watch", "--after-index", &after, "/w"],
+    );
     s.step_with_writer(&["watch", "/w2"], "/w2", "live", 1_000);
     s.step_with_writer(&["watch", "--recursive", "/wd"], "/wd/k", "deep", 1_000);
     // (etcdctl 3.4's exec-watch of a single key never fires, on etcd too: watch a directory.)
@@ -215,7 +224,11 @@ fn session(endpoint: &str) -> Vec<String> {
     // Last: a second voter that never starts takes the quorum away.
     let added = run(endpoint, &["member", "add", "n2", "http://127.0.0.1:1"]);
     let text = String::from_utf8_lossy(&added.stdout).into_owned();
-    if let Some(id) = text.split("with ID ").nth(1).and_then(|r| r.split_whitespace().next()) {
+    if let Some(id) = text
+        .split("with ID ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+    {
         s.ids.push(id.to_string());
     }
     s.record("member add n2", &added);
@@ -244,9 +257,20 @@ fn etcdctl_v2_commands_match_etcd() {
         .filter(|(e, g)| e != g)
         .map(|(e, g)| format!("etcd:  {e}\ndetcd: {g}"))
         .collect();
-    assert!(failures.is_empty(), "{} steps differ:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} steps differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     let all = got.join("\n");
-    for wanted in ["out: two", "out: live", "out: [set] /wd/k\ndeep", "out: set /ew/k ran", "cluster is healthy"] {
+    for wanted in [
+        "out: two",
+        "out: live",
+        "out: [set] /wd/k\ndeep",
+        "out: set /ew/k ran",
+        "cluster is healthy",
+    ] {
         assert!(all.contains(wanted), "{wanted:?} missing from:\n{all}");
     }
 }

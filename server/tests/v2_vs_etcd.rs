@@ -27,7 +27,10 @@ fn http(endpoint: &str, method: &str, path: &str, form: &str, json: bool) -> (u1
             c.args(["-H", "Content-Type: application/json"]);
         }
     }
-    let out = c.arg(format!("http://{endpoint}{path}")).output().expect("run curl");
+    let out = c
+        .arg(format!("http://{endpoint}{path}"))
+        .output()
+        .expect("run curl");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let status = head
@@ -59,7 +62,10 @@ impl Session<'_> {
     fn step_as(&mut self, label: &str, method: &str, path: &str, form: &str, json: bool) -> String {
         let (status, index, body) = http(self.endpoint, method, path, form, json);
         let index = index.map(|i| if i > self.offset { i - self.offset } else { i });
-        let line = format!("{label}: {status} {index:?} {}", v2_norm::body(body.trim_end(), self.offset));
+        let line = format!(
+            "{label}: {status} {index:?} {}",
+            v2_norm::body(body.trim_end(), self.offset)
+        );
         self.steps.push(line);
         body
     }
@@ -73,7 +79,9 @@ impl Session<'_> {
 /// The `node.modifiedIndex` of an answer.
 fn modified_index(body: &str) -> u64 {
     let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
-    v["node"]["modifiedIndex"].as_u64().unwrap_or_else(|| panic!("no index in {body}"))
+    v["node"]["modifiedIndex"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no index in {body}"))
 }
 
 fn session(endpoint: &str) -> Vec<String> {
@@ -99,18 +107,48 @@ fn session(endpoint: &str) -> Vec<String> {
     s.step("hidden read", "GET", "/v2/keys/dir/_hidden", "");
     // Compare-and-swap.
     let swapped = s.step("cas value", "PUT", "/v2/keys/dir/a", "prevValue=vb&value=vc");
-    s.step("cas value fails", "PUT", "/v2/keys/dir/a", "prevValue=nope&value=vd");
+    s.step(
+        "cas value fails",
+        "PUT",
+        "/v2/keys/dir/a",
+        "prevValue=nope&value=vd",
+    );
     let right = modified_index(&swapped);
-    s.step("cas index", "PUT", &format!("/v2/keys/dir/a?prevIndex={right}"), "value=ve");
+    s.step(
+        "cas index",
+        "PUT",
+        &format!("/v2/keys/dir/a?prevIndex={right}"),
+        "value=ve",
+    );
     s.step("cas index fails", "PUT", "/v2/keys/dir/a?prevIndex=2", "value=vf");
-    s.step("cas both fail", "PUT", "/v2/keys/dir/a?prevIndex=2&prevValue=no", "value=vf");
+    s.step(
+        "cas both fail",
+        "PUT",
+        "/v2/keys/dir/a?prevIndex=2&prevValue=no",
+        "value=vf",
+    );
     s.step("cas missing", "PUT", "/v2/keys/nokey?prevValue=a", "value=vf");
     s.step("cas dir", "PUT", "/v2/keys/dir?prevValue=a", "value=vf");
-    s.step("create exists", "PUT", "/v2/keys/dir/a?prevExist=false", "value=c");
+    s.step(
+        "create exists",
+        "PUT",
+        "/v2/keys/dir/a?prevExist=false",
+        "value=c",
+    );
     s.step("create", "PUT", "/v2/keys/dir/c?prevExist=false", "value=c");
-    s.step("update missing", "PUT", "/v2/keys/dir/nope?prevExist=true", "value=u");
+    s.step(
+        "update missing",
+        "PUT",
+        "/v2/keys/dir/nope?prevExist=true",
+        "value=u",
+    );
     s.step("update", "PUT", "/v2/keys/dir/c?prevExist=true", "value=u");
-    s.step("no value on success", "PUT", "/v2/keys/dir/c?noValueOnSuccess=true", "value=w");
+    s.step(
+        "no value on success",
+        "PUT",
+        "/v2/keys/dir/c?noValueOnSuccess=true",
+        "value=w",
+    );
     // Compare-and-delete and deletes.
     s.step("cad fails", "DELETE", "/v2/keys/dir/c?prevValue=x", "");
     s.step("cad", "DELETE", "/v2/keys/dir/c?prevValue=w", "");
@@ -122,16 +160,31 @@ fn session(endpoint: &str) -> Vec<String> {
     s.step("delete recursive", "DELETE", "/v2/keys/dir?recursive=true", "");
     // TTLs.
     s.step("ttl", "PUT", "/v2/keys/t", "value=x&ttl=100");
-    s.step("refresh", "PUT", "/v2/keys/t?refresh=true&prevExist=true", "ttl=200");
+    s.step(
+        "refresh",
+        "PUT",
+        "/v2/keys/t?refresh=true&prevExist=true",
+        "ttl=200",
+    );
     s.step("get ttl", "GET", "/v2/keys/t", "");
     s.step("ttl removed", "PUT", "/v2/keys/t?prevExist=true", "value=y&ttl=");
     let expiring = s.step("expiring", "PUT", "/v2/keys/e", "value=1&ttl=1");
     std::thread::sleep(Duration::from_millis(2_600));
     s.step("expired", "GET", "/v2/keys/e", "");
     let set_at = modified_index(&expiring);
-    s.step("wait old", "GET", &format!("/v2/keys/e?wait=true&waitIndex={set_at}"), "");
+    s.step(
+        "wait old",
+        "GET",
+        &format!("/v2/keys/e?wait=true&waitIndex={set_at}"),
+        "",
+    );
     let expired_at = set_at + 1;
-    s.step("wait expiry", "GET", &format!("/v2/keys/e?wait=true&waitIndex={expired_at}"), "");
+    s.step(
+        "wait expiry",
+        "GET",
+        &format!("/v2/keys/e?wait=true&waitIndex={expired_at}"),
+        "",
+    );
     // In-order keys.
     s.step("post", "POST", "/v2/keys/queue", "value=j1");
     s.step("post again", "POST", "/v2/keys/queue", "value=j2");
@@ -145,7 +198,12 @@ fn session(endpoint: &str) -> Vec<String> {
     s.step("wait next", "GET", "/v2/keys/w?wait=true&recursive=true", "");
     writer.join().expect("writer");
     let from = s.at(1);
-    s.step("wait recursive history", "GET", &format!("/v2/keys/dir?wait=true&recursive=true&waitIndex={from}"), "");
+    s.step(
+        "wait recursive history",
+        "GET",
+        &format!("/v2/keys/dir?wait=true&recursive=true&waitIndex={from}"),
+        "",
+    );
     // Errors.
     s.step("get missing", "GET", "/v2/keys/nothing", "");
     s.step("not a directory", "GET", "/v2/keys/base/x", "");
@@ -158,7 +216,12 @@ fn session(endpoint: &str) -> Vec<String> {
     s.step("bad index", "GET", "/v2/keys/x?wait=true&waitIndex=x", "");
     s.step("bad bool", "GET", "/v2/keys/x?recursive=maybe", "");
     s.step("refresh without ttl", "PUT", "/v2/keys/t?refresh=true", "");
-    s.step("refresh with value", "PUT", "/v2/keys/t?refresh=true&ttl=5", "value=v");
+    s.step(
+        "refresh with value",
+        "PUT",
+        "/v2/keys/t?refresh=true&ttl=5",
+        "value=v",
+    );
     s.step("method", "PATCH", "/v2/keys/x", "");
     // The history keeps the last 1000 events.
     let urls: String = (0..1_000)
@@ -175,17 +238,34 @@ fn session(endpoint: &str) -> Vec<String> {
     assert!(bulk.success());
     let _ = std::fs::remove_file(&config);
     let old = s.at(1);
-    s.step("history cleared", "GET", &format!("/v2/keys/base?wait=true&waitIndex={old}"), "");
+    s.step(
+        "history cleared",
+        "GET",
+        &format!("/v2/keys/base?wait=true&waitIndex={old}"),
+        "",
+    );
     // Members and machines.
     s.step("members", "GET", "/v2/members", "");
     s.step("leader", "GET", "/v2/members/leader", "");
     s.step("member unknown path", "GET", "/v2/members/nope", "");
     s.step("machines", "GET", "/v2/machines", "");
     s.step("stats leader", "GET", "/v2/stats/leader", "");
-    s.step_as("member add bad type", "POST", "/v2/members", r#"{"peerURLs":["http://127.0.0.1:1"]}"#, false);
+    s.step_as(
+        "member add bad type",
+        "POST",
+        "/v2/members",
+        r#"{"peerURLs":["http://127.0.0.1:1"]}"#,
+        false,
+    );
     s.step_as("member remove missing", "DELETE", "/v2/members/abc", "", false);
     s.step_as("member remove bad id", "DELETE", "/v2/members/xyz", "", false);
-    s.step_as("member update missing", "PUT", "/v2/members/abc", r#"{"peerURLs":["http://127.0.0.1:1"]}"#, true);
+    s.step_as(
+        "member update missing",
+        "PUT",
+        "/v2/members/abc",
+        r#"{"peerURLs":["http://127.0.0.1:1"]}"#,
+        true,
+    );
     s.steps
 }
 
@@ -219,13 +299,43 @@ fn v2_session_matches_etcd() {
         .collect();
     assert_eq!(expected.len(), got.len());
     // The session reached what it is about (not only errors on both sides).
-    let step = |label: &str| got.iter().find(|l| l.starts_with(&format!("{label}:"))).expect(label).clone();
-    assert!(step("wait expiry").contains(r#""action":"expire""#), "{}", step("wait expiry"));
-    assert!(step("wait next").contains(r#""key":"/w/k""#), "{}", step("wait next"));
-    assert!(step("history cleared").contains(r#""errorCode":401"#), "{}", step("history cleared"));
-    assert!(step("cas index").contains("compareAndSwap"), "{}", step("cas index"));
-    assert!(step("post").contains("/queue/00000000000000000"), "{}", step("post"));
-    assert!(failures.is_empty(), "{} steps differ:\n{}", failures.len(), failures.join("\n"));
+    let step = |label: &str| {
+        got.iter()
+            .find(|l| l.starts_with(&format!("{label}:")))
+            .expect(label)
+            .clone()
+    };
+    assert!(
+        step("wait expiry").contains(r#""action":"expire""#),
+        "{}",
+        step("wait expiry")
+    );
+    assert!(
+        step("wait next").contains(r#""key":"/w/k""#),
+        "{}",
+        step("wait next")
+    );
+    assert!(
+        step("history cleared").contains(r#""errorCode":401"#),
+        "{}",
+        step("history cleared")
+    );
+    assert!(
+        step("cas index").contains("compareAndSwap"),
+        "{}",
+        step("cas index")
+    );
+    assert!(
+        step("post").contains("/queue/00000000000000000"),
+        "{}",
+        step("post")
+    );
+    assert!(
+        failures.is_empty(),
+        "{} steps differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]

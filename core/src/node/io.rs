@@ -207,7 +207,11 @@ pub enum Request {
     },
     /// A v2 wait: the first event at or after `since` (0: the next index) under
     /// `path`, or none yet (the driver asks again; see [`V2Reply::since`]).
-    V2Watch { path: String, recursive: bool, since: u64 },
+    V2Watch {
+        path: String,
+        recursive: bool,
+        since: u64,
+    },
     /// The v2 store's index, node count and whether keys have a TTL (for the
     /// leader's syncs and `/v2/stats/store`).
     V2Status,

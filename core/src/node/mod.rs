@@ -47,12 +47,12 @@ use detcd_proto::etcdserverpb::{Member, ResponseHeader};
 use detcd_proto::raftpb::{ConfState, Message, Snapshot};
 
 use crate::auth::{AuthStore, SimpleTokens};
-use crate::v2store::Store as V2Store;
 use crate::lease::{Lessor, LessorConfig};
 use crate::mutation::{is_active, Mutation};
 use crate::mvcc::{Store, StoreConfig};
 use crate::raft::{self, RawNode, RecoveredState, Role, SoftState};
 use crate::rng::Rng;
+use crate::v2store::Store as V2Store;
 use crate::watch::{Hub, HubConfig};
 
 pub use applied_requests::{APPLIED_REQUEST_IDS_PER_PROPOSER_MAX, APPLIED_REQUEST_PROPOSERS_MAX};
@@ -60,12 +60,12 @@ pub use auto_compact::AutoCompaction;
 pub use config::{NodeConfig, NodeError, NodeStart};
 pub use import::{ImportTarget, Importer};
 pub use io::{
-    AuthResponse, ClientRequestId, Credentials, ForwardRequest, Input, Output, PeerMessage, Request, Response,
-    V2Reply,
+    AuthResponse, ClientRequestId, Credentials, ForwardRequest, Input, Output, PeerMessage, Request,
+    Response, V2Reply,
 };
-pub use v2::{PREV_EXIST_FALSE, PREV_EXIST_TRUE};
 pub use portable::{PortableBound, PortableError, PortableHead, PortableRecord};
 pub use state::STATE_FORMAT_VERSION;
+pub use v2::{PREV_EXIST_FALSE, PREV_EXIST_TRUE};
 
 use applied_requests::AppliedRequests;
 use reads::Reads;

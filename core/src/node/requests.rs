@@ -388,7 +388,12 @@ impl Node {
     }
 
     /// Proposes a client write that needs no permission (Compact, LeaseGrant, Alarm).
-    pub(crate) fn propose_write(&mut self, id: ClientRequestId, request: raft_request::Request, cost_bytes: u64) {
+    pub(crate) fn propose_write(
+        &mut self,
+        id: ClientRequestId,
+        request: raft_request::Request,
+        cost_bytes: u64,
+    ) {
         self.propose_write_as(id, request, cost_bytes, AuthHeader::default());
     }
 

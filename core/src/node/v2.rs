@@ -35,7 +35,13 @@ impl Node {
         self.propose_write(id, raft_request::Request::V2(request), cost);
     }
 
-    pub(crate) fn serve_v2_get(&mut self, id: ClientRequestId, path: &str, recursive: bool, now_unix_ms: u64) {
+    pub(crate) fn serve_v2_get(
+        &mut self,
+        id: ClientRequestId,
+        path: &str,
+        recursive: bool,
+        now_unix_ms: u64,
+    ) {
         let reply = self.v2_reply(self.v2.get(path, recursive, now_unix_ms).map(Some));
         self.respond(id, Ok(Response::V2(reply)));
     }
@@ -80,7 +86,9 @@ impl Node {
                 _ => store.set(&r.path, r.dir, &r.val, ttl),
             }
             .map(Some),
-            "DELETE" if compare => store.compare_and_delete(&r.path, &r.prev_value, r.prev_index, now).map(Some),
+            "DELETE" if compare => store
+                .compare_and_delete(&r.path, &r.prev_value, r.prev_index, now)
+                .map(Some),
             "DELETE" => store.delete(&r.path, r.dir, r.recursive, now).map(Some),
             "QGET" => store.get(&r.path, r.recursive, now).map(Some),
             "SYNC" => {

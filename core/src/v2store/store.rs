@@ -236,15 +236,15 @@ impl Store {
         dir: bool,
         value: &str,
         replace: bool,
-        expire: Option<u64>,
+        ttl: Ttl,
         action: Action,
-        now: u64,
     ) -> Result<Event, V2Error> {
+        let now = ttl.now_unix_ms;
         let (current, next) = (self.index, self.index + 1);
         if path == "/" {
             return Err(self.root_read_only());
         }
-        let expire = expire.filter(|&at| at >= MIN_EXPIRE_UNIX_MS);
+        let expire = ttl.expire_unix_ms.filter(|&at| at >= MIN_EXPIRE_UNIX_MS);
         let (parent, name) = split(path);
         // Check the walk first, then make the missing directories.
         let mut at = "/".to_string();
@@ -300,13 +300,20 @@ impl Store {
 
     /// A create (`prevExist=false`, or a POST with `unique`: the key is the new
     /// index, zero-padded to 20 digits, under `path`).
-    pub fn create(&mut self, path: &str, dir: bool, value: &str, unique: bool, ttl: Ttl) -> Result<Event, V2Error> {
+    pub fn create(
+        &mut self,
+        path: &str,
+        dir: bool,
+        value: &str,
+        unique: bool,
+        ttl: Ttl,
+    ) -> Result<Event, V2Error> {
         let mut path = path.to_string();
         if unique {
             path = format!("{path}/{:020}", self.index + 1);
         }
         let path = clean_path(&path);
-        let event = self.create_node(&path, dir, value, false, ttl.expire_unix_ms, Action::Create, ttl.now_unix_ms)?;
+        let event = self.create_node(&path, dir, value, false, ttl, Action::Create)?;
         Ok(self.record(event))
     }
 
@@ -323,7 +330,7 @@ impl Store {
             Some(n) if ttl.refresh => n.value().to_string(),
             _ => value.to_string(),
         };
-        let mut event = self.create_node(&path, dir, &value, true, ttl.expire_unix_ms, Action::Set, ttl.now_unix_ms)?;
+        let mut event = self.create_node(&path, dir, &value, true, ttl, Action::Set)?;
         if prev.is_some() {
             event.prev_node = prev;
         }
@@ -417,7 +424,13 @@ impl Store {
     }
 
     /// A delete of a key, an empty directory (`dir`), or a whole subtree (`recursive`).
-    pub fn delete(&mut self, path: &str, dir: bool, recursive: bool, now_unix_ms: u64) -> Result<Event, V2Error> {
+    pub fn delete(
+        &mut self,
+        path: &str,
+        dir: bool,
+        recursive: bool,
+        now_unix_ms: u64,
+    ) -> Result<Event, V2Error> {
         let path = clean_path(path);
         if path == "/" {
             return Err(self.root_read_only());

@@ -398,8 +398,7 @@ fn the_sample_config_file_loads() {
     )
     .unwrap_err();
     assert!(
-        e.to_string()
-            .starts_with("--proxy=on is not supported by detcd"),
+        e.to_string().starts_with("--proxy=on is not supported by detcd"),
         "{e}"
     );
 }

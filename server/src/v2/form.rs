@@ -17,16 +17,14 @@ fn decode(s: &str, plus_is_space: bool) -> String {
     while i < bytes.len() {
         let hex = |b: u8| (b as char).to_digit(16);
         match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                    (Some(h), Some(l)) => {
-                        out.push((h * 16 + l) as u8);
-                        i += 3;
-                        continue;
-                    }
-                    _ => out.push(b'%'),
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 3;
+                    continue;
                 }
-            }
+                _ => out.push(b'%'),
+            },
             b'+' if plus_is_space => out.push(b' '),
             b => out.push(b),
         }
@@ -62,7 +60,9 @@ impl Form {
         let form_body = headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| ct.split(';').next().unwrap_or("").trim() == "application/x-www-form-urlencoded");
+            .is_some_and(|ct| {
+                ct.split(';').next().unwrap_or("").trim() == "application/x-www-form-urlencoded"
+            });
         if (method == Method::PUT || method == Method::POST || method == Method::PATCH) && form_body {
             parse_pairs(&String::from_utf8_lossy(body), &mut pairs);
         }

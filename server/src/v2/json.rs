@@ -31,7 +31,10 @@ pub fn string(s: &str) -> String {
 
 /// A list of strings, `[]` when empty.
 pub fn strings(list: &[String]) -> String {
-    format!("[{}]", list.iter().map(|s| string(s)).collect::<Vec<_>>().join(","))
+    format!(
+        "[{}]",
+        list.iter().map(|s| string(s)).collect::<Vec<_>>().join(",")
+    )
 }
 
 /// `unix_ms` as Go writes a UTC `time.Time` (RFC 3339, fraction without trailing zeros).
@@ -50,7 +53,11 @@ pub fn rfc3339(unix_ms: u64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    let mut frac = if ms == 0 { String::new() } else { format!(".{ms:03}") };
+    let mut frac = if ms == 0 {
+        String::new()
+    } else {
+        format!(".{ms:03}")
+    };
     while frac.ends_with('0') {
         frac.pop();
     }

@@ -41,10 +41,16 @@ fn bad(code: u32, cause: &str) -> V2Error {
 
 /// etcd's `parseKeyRequest`.
 fn parse(method: &Method, path: &str, form: &Form, now_ms: u64) -> Result<KeyRequest, V2Error> {
-    let uint = |key: &str| form.uint(key).map_err(|_| bad(code::INDEX_NAN, &format!("invalid value for \"{key}\"")));
+    let uint = |key: &str| {
+        form.uint(key)
+            .map_err(|_| bad(code::INDEX_NAN, &format!("invalid value for \"{key}\"")))
+    };
     let prev_index = uint("prevIndex")?;
     let since = uint("waitIndex")?;
-    let flag = |key: &str| form.bool(key).map_err(|_| bad(code::INVALID_FIELD, &format!("invalid value for \"{key}\"")));
+    let flag = |key: &str| {
+        form.bool(key)
+            .map_err(|_| bad(code::INVALID_FIELD, &format!("invalid value for \"{key}\"")))
+    };
     let recursive = flag("recursive")?;
     let sorted = flag("sorted")?;
     let wait = flag("wait")?;
@@ -52,7 +58,10 @@ fn parse(method: &Method, path: &str, form: &Form, now_ms: u64) -> Result<KeyReq
     let quorum = flag("quorum")?;
     let stream = flag("stream")?;
     if wait && method != Method::GET {
-        return Err(bad(code::INVALID_FIELD, "\"wait\" can only be used with GET requests"));
+        return Err(bad(
+            code::INVALID_FIELD,
+            "\"wait\" can only be used with GET requests",
+        ));
     }
     let prev_value = form.value("prevValue").unwrap_or_default();
     if form.has("prevValue") && prev_value.is_empty() {
@@ -68,13 +77,15 @@ fn parse(method: &Method, path: &str, form: &Form, now_ms: u64) -> Result<KeyReq
     };
     let mut prev_exist = 0;
     if form.has("prevExist") {
-        let b = form.bool("prevExist")
+        let b = form
+            .bool("prevExist")
             .map_err(|_| bad(code::INVALID_FIELD, "invalid value for prevExist"))?;
         prev_exist = if b { PREV_EXIST_TRUE } else { PREV_EXIST_FALSE };
     }
     let mut refresh = false;
     if form.has("refresh") {
-        refresh = form.bool("refresh")
+        refresh = form
+            .bool("refresh")
             .map_err(|_| bad(code::INVALID_FIELD, "invalid value for refresh"))?;
         if refresh {
             if form.value("value").is_some_and(|v| !v.is_empty()) {
@@ -124,7 +135,10 @@ fn json_response(status: StatusCode, headers: Vec<(&'static str, String)>, body:
 /// A v2 error as etcd writes it (`v2error.Error.WriteTo`).
 pub fn error_response(e: &V2Error, cluster: &str) -> Response {
     let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
-    let headers = vec![("x-etcd-cluster-id", cluster.to_string()), ("x-etcd-index", e.index.to_string())];
+    let headers = vec![
+        ("x-etcd-cluster-id", cluster.to_string()),
+        ("x-etcd-index", e.index.to_string()),
+    ];
     json_response(status, headers, json::error(e))
 }
 
@@ -138,8 +152,13 @@ fn index_headers(cluster: &str, etcd_index: u64, reply: &V2Reply) -> Vec<(&'stat
 }
 
 fn event_response(event: &Event, reply: &V2Reply, cluster: &str, no_value: bool) -> Response {
-    let created = event.action == Action::Create || (event.action == Action::Set && event.prev_node.is_none());
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let created =
+        event.action == Action::Create || (event.action == Action::Set && event.prev_node.is_none());
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     let no_value = no_value
         && matches!(
             event.action,
@@ -150,8 +169,22 @@ fn event_response(event: &Event, reply: &V2Reply, cluster: &str, no_value: bool)
 }
 
 /// Serves one `/v2/keys` request.
-pub async fn serve(services: Services, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
-    if ![Method::HEAD, Method::GET, Method::PUT, Method::POST, Method::DELETE].contains(&method) {
+pub async fn serve(
+    services: Services,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if ![
+        Method::HEAD,
+        Method::GET,
+        Method::PUT,
+        Method::POST,
+        Method::DELETE,
+    ]
+    .contains(&method)
+    {
         return super::method_not_allowed("HEAD,GET,PUT,POST,DELETE");
     }
     let cluster = format!("{:x}", services.handle().cluster_id());
@@ -191,7 +224,11 @@ pub async fn serve(services: Services, method: Method, uri: Uri, headers: Header
 pub async fn call(services: &Services, request: Request) -> Result<V2Reply, V2Error> {
     match services.handle().call(request).await {
         Ok(NodeResponse::V2(reply)) => Ok(reply),
-        Ok(other) => Err(V2Error::new(code::RAFT_INTERNAL, format!("unexpected answer {other:?}"), 0)),
+        Ok(other) => Err(V2Error::new(
+            code::RAFT_INTERNAL,
+            format!("unexpected answer {other:?}"),
+            0,
+        )),
         Err(e) => Err(V2Error::new(code::RAFT_INTERNAL, e.message.to_string(), 0)),
     }
 }
@@ -237,7 +274,9 @@ async fn wait(services: Services, request: KeyRequest, path: &str, cluster: Stri
                 since,
             };
             match call(&services, request).await {
-                Ok(V2Reply { result: Ok(event), .. }) => found = event,
+                Ok(V2Reply {
+                    result: Ok(event), ..
+                }) => found = event,
                 Ok(V2Reply { result: Err(e), .. }) | Err(e) => {
                     let _ = tx.send(Ok(Bytes::from(json::error(&e)))).await;
                     return;

@@ -32,7 +32,7 @@ fn json_ok(status: StatusCode, cluster: &str, body: String) -> Response {
     r
 }
 
-async fn list(services: &Services) -> Result<Vec<Member>, Response> {
+async fn list(services: &Services) -> Result<Vec<Member>, Box<Response>> {
     match services
         .handle()
         .call(Request::MemberList(MemberListRequest { linearizable: false }))
@@ -43,12 +43,15 @@ async fn list(services: &Services) -> Result<Vec<Member>, Response> {
             members.sort_by_key(|m| m.id);
             Ok(members)
         }
-        _ => Err(http_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")),
+        _ => Err(Box::new(http_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal Server Error",
+        ))),
     }
 }
 
 /// The JSON body's `peerURLs` (`httptypes.MemberCreateRequest`), each a valid URL.
-fn peer_urls(headers: &axum::http::HeaderMap, body: &[u8]) -> Result<Vec<String>, Response> {
+fn peer_urls(headers: &axum::http::HeaderMap, body: &[u8]) -> Result<Vec<String>, Box<Response>> {
     let ctype = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -58,20 +61,20 @@ fn peer_urls(headers: &axum::http::HeaderMap, body: &[u8]) -> Result<Vec<String>
         None => ctype.to_string(),
     };
     if ctype != "application/json" {
-        return Err(http_error(
+        return Err(Box::new(http_error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             &format!("Bad Content-Type {ctype}, accept application/json"),
-        ));
+        )));
     }
-    let value: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| http_error(StatusCode::BAD_REQUEST, &e.to_string()))?;
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| Box::new(http_error(StatusCode::BAD_REQUEST, &e.to_string())))?;
     let urls: Vec<String> = value
         .get("peerURLs")
         .and_then(|u| u.as_array())
         .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
         .unwrap_or_default();
     for u in &urls {
-        crate::urls::parse_url(u).map_err(|e| http_error(StatusCode::BAD_REQUEST, &e))?;
+        crate::urls::parse_url(u).map_err(|e| Box::new(http_error(StatusCode::BAD_REQUEST, &e)))?;
     }
     Ok(urls)
 }
@@ -97,7 +100,7 @@ pub async fn serve(services: Services, (method, uri, headers, body): Parts) -> R
         Method::GET => {
             let members = match list(&services).await {
                 Ok(m) => m,
-                Err(r) => return r,
+                Err(r) => return *r,
             };
             match rest.as_str() {
                 "" => {
@@ -121,7 +124,7 @@ pub async fn serve(services: Services, (method, uri, headers, body): Parts) -> R
         Method::POST => {
             let urls = match peer_urls(&headers, &body) {
                 Ok(u) => u,
-                Err(r) => return r,
+                Err(r) => return *r,
             };
             let add = MemberAddRequest {
                 peer_ur_ls: urls,
@@ -135,7 +138,9 @@ pub async fn serve(services: Services, (method, uri, headers, body): Parts) -> R
                 Err(e) if e == error::PEER_URL_EXISTS => {
                     http_error(StatusCode::CONFLICT, "membership: peerURL exists")
                 }
-                Err(e) if e == error::MEMBER_EXISTS => http_error(StatusCode::CONFLICT, "membership: ID exists"),
+                Err(e) if e == error::MEMBER_EXISTS => {
+                    http_error(StatusCode::CONFLICT, "membership: ID exists")
+                }
                 _ => http_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"),
             }
         }
@@ -157,7 +162,7 @@ pub async fn serve(services: Services, (method, uri, headers, body): Parts) -> R
             let Some(id) = id() else { return no_such() };
             let urls = match peer_urls(&headers, &body) {
                 Ok(u) => u,
-                Err(r) => return r,
+                Err(r) => return *r,
             };
             let update = MemberUpdateRequest { id, peer_ur_ls: urls };
             match services.handle().call(Request::MemberUpdate(update)).await {
@@ -195,6 +200,6 @@ pub async fn machines(services: Services, method: Method) -> Response {
             let urls: Vec<String> = members.into_iter().flat_map(|m| m.client_ur_ls).collect();
             urls.join(", ").into_response()
         }
-        Err(r) => r,
+        Err(r) => *r,
     }
 }

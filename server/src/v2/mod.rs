@@ -82,8 +82,14 @@ pub fn routes(router: axum::Router, services: Services) -> axum::Router {
         .route("/v2/members", any(members.clone()))
         .route("/v2/members/", any(members.clone()))
         .route("/v2/members/{*rest}", any(members))
-        .route("/v2/machines", any(move |m: Method| members::machines(s1.clone(), m)))
-        .route("/v2/stats/self", get(move || stats::self_stats(s2.clone(), started_ms)))
+        .route(
+            "/v2/machines",
+            any(move |m: Method| members::machines(s1.clone(), m)),
+        )
+        .route(
+            "/v2/stats/self",
+            get(move || stats::self_stats(s2.clone(), started_ms)),
+        )
         .route("/v2/stats/leader", get(move || stats::leader_stats(s3.clone())))
         .route("/v2/stats/store", get(move || stats::store_stats(s4.clone())))
         .route("/v2/auth", any(auth_not_supported))
@@ -117,7 +123,9 @@ pub fn spawn_sync(handle: MemberHandle) {
                     time_unix_ms: now_unix_ms(),
                     ..V2Request::default()
                 };
-                if let Err(detcd_core::error::EtcdError { message, .. }) = handle.call(Request::V2(sync)).await {
+                if let Err(detcd_core::error::EtcdError { message, .. }) =
+                    handle.call(Request::V2(sync)).await
+                {
                     if message == detcd_core::error::STOPPED.message {
                         return;
                     }
