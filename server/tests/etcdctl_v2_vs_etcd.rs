@@ -245,7 +245,8 @@ fn etcdctl_v2_commands_match_etcd() {
         eprintln!("NOTICE: etcd/etcdctl/curl not on PATH; skipping etcdctl_v2_commands_match_etcd");
         return;
     }
-    let etcd = start_server_with("etcd", "ctl2-etcd", &["--enable-v2"]);
+    let etcd34 = v2_norm::etcd34().expect("etcd 3.4 (etcd --version) on PATH or at /usr/bin/etcd");
+    let etcd = start_server_with(&etcd34, "ctl2-etcd", &["--enable-v2"]);
     let expected = session(&etcd.endpoint);
     drop(etcd);
     let detcd = start_server_with(env!("CARGO_BIN_EXE_detcd"), "ctl2-detcd", &["--enable-v2"]);

@@ -286,7 +286,8 @@ fn v2_session_matches_etcd() {
     if !tools_present("v2_session_matches_etcd") {
         return;
     }
-    let etcd = start_server_with("etcd", "v2-etcd", &["--enable-v2"]);
+    let etcd34 = v2_norm::etcd34().expect("etcd 3.4 (etcd --version) on PATH or at /usr/bin/etcd");
+    let etcd = start_server_with(&etcd34, "v2-etcd", &["--enable-v2"]);
     let expected = session(&etcd.endpoint);
     drop(etcd);
     let detcd = start_server_with(env!("CARGO_BIN_EXE_detcd"), "v2-detcd", &["--enable-v2"]);

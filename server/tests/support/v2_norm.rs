@@ -117,3 +117,18 @@ pub fn body(text: &str, offset: u64) -> String {
     }
     mask_ports(&t)
 }
+
+/// The etcd 3.4 to compare with: `etcd` on PATH when it is 3.4, else Debian's
+/// `/usr/bin/etcd` when that is (another etcd earlier on PATH, e.g. a 3.5 from pip,
+/// answers v2 differently); `None` when neither is.
+pub fn etcd34() -> Option<String> {
+    ["etcd", "/usr/bin/etcd"].into_iter().find_map(|program| {
+        let out = std::process::Command::new(program)
+            .arg("--version")
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&out.stdout)
+            .contains("etcd Version: 3.4.")
+            .then(|| program.to_string())
+    })
+}
