@@ -16,5 +16,6 @@ pub mod mvcc;
 pub mod node;
 pub mod raft;
 pub mod rng;
+pub mod v2store;
 pub mod wal;
 pub mod watch;

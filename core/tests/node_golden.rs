@@ -426,6 +426,7 @@ fn render(r: &Response) -> String {
         Response::Auth(r) => format!("auth {r:?}"),
         Response::AuthPasswordCheck(c) => format!("password-check rev={}", c.revision),
         Response::AdminCheck => "admin".to_string(),
+        Response::V2(r) => format!("v2 {:?}", r.result),
     }
 }
 

@@ -155,6 +155,7 @@ async fn serve_member(mut config: Config) -> Result<(), String> {
             serve::Serve::GrpcOnly
         },
         gateway: config.enable_grpc_gateway,
+        v2: config.enable_v2,
         access: crate::http_access::AccessRules {
             host_whitelist: config.host_whitelist.clone(),
             cors: config.cors.clone(),
@@ -198,6 +199,7 @@ async fn serve_member(mut config: Config) -> Result<(), String> {
         handle.cluster_id(),
         addrs.join(", ")
     ));
+    crate::v2::spawn_sync(handle.clone());
     let ready = tokio::spawn(announce_ready(handle.clone()));
     let outcome = tokio::select! {
         signal = termination() => {

@@ -34,6 +34,7 @@ pub mod proxy;
 pub mod serve;
 pub mod tls;
 pub mod urls;
+pub mod v2;
 pub mod yaml;
 
 /// One informational line in the driver's log format (`INFO detcd: ...` on stderr).

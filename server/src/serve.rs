@@ -192,6 +192,11 @@ pub fn routes(services: Services, max_request_bytes: u64, http: &HttpOptions) ->
     } else {
         router
     };
+    let router = if http.v2 && http.serve != Serve::GrpcOnly {
+        crate::v2::routes(router, services.clone())
+    } else {
+        router
+    };
     let router = if http.serve == Serve::GrpcOnly {
         router.fallback(crate::http::not_found)
     } else {
@@ -230,6 +235,8 @@ pub struct HttpOptions {
     pub serve: Serve,
     /// `--enable-grpc-gateway`.
     pub gateway: bool,
+    /// `--enable-v2`.
+    pub v2: bool,
     /// `--host-whitelist` and `--cors`.
     pub access: crate::http_access::AccessRules,
 }

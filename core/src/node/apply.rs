@@ -192,6 +192,7 @@ impl Node {
                 return None;
             }
             raft_request::Request::Alarm(a) => Ok(Response::Alarm(self.apply_alarm(&a))),
+            raft_request::Request::V2(r) => Ok(self.apply_v2(r)),
             raft_request::Request::MemberAttributes(a) => {
                 if let Some(m) = self.members.get_mut(&a.member_id) {
                     m.name = a.name;

@@ -182,6 +182,7 @@ impl Importer {
             &lessor,
             &AppliedRequests::default(),
             &auth,
+            &crate::v2store::Store::default(),
         );
         while !encoder.step(&self.store, usize::MAX) {}
         Ok(encoder.finish())

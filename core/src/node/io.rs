@@ -3,7 +3,7 @@
 //! Requests and responses are etcd's wire types, so the server only moves them
 //! between gRPC and the node; every decision about them is taken in the node.
 
-use detcd_proto::detcdpb::auth_raft_request;
+use detcd_proto::detcdpb::{auth_raft_request, V2Request};
 use detcd_proto::etcdserverpb::{
     AlarmRequest, AlarmResponse, CompactionRequest, CompactionResponse, DeleteRangeRequest,
     DeleteRangeResponse, HashKvRequest, HashKvResponse, LeaseGrantRequest, LeaseGrantResponse,
@@ -26,6 +26,7 @@ use detcd_proto::raftpb::{Entry, HardState, Message, Snapshot};
 use crate::auth::PasswordCheck;
 use crate::error::EtcdError;
 use crate::raft::Role;
+use crate::v2store::{Event, V2Error};
 use crate::watch::StreamId;
 
 /// The driver's name for one client request, unique per node while it is pending.
@@ -195,6 +196,25 @@ pub enum Request {
     /// Whether the request's user may run admin-only RPCs that the driver serves
     /// itself (Snapshot, Defragment, Hash).
     AdminCheck,
+    /// A v2 write, quorum get or sync, through raft (see [`V2Request`]).
+    V2(V2Request),
+    /// A v2 get from this member's store (etcd's non-quorum GET); TTLs shown
+    /// as at `now_unix_ms`.
+    V2Get {
+        path: String,
+        recursive: bool,
+        now_unix_ms: u64,
+    },
+    /// A v2 wait: the first event at or after `since` (0: the next index) under
+    /// `path`, or none yet (the driver asks again; see [`V2Reply::since`]).
+    V2Watch {
+        path: String,
+        recursive: bool,
+        since: u64,
+    },
+    /// The v2 store's index, node count and whether keys have a TTL (for the
+    /// leader's syncs and `/v2/stats/store`).
+    V2Status,
 }
 
 /// The answer to an Auth RPC.
@@ -247,4 +267,24 @@ pub enum Response {
     AuthPasswordCheck(PasswordCheck),
     /// The user may run admin-only RPCs.
     AdminCheck,
+    /// Every v2 request's answer.
+    V2(V2Reply),
+}
+
+/// The answer to a v2 request: the store's result (a v2 error is an answer too,
+/// the v2 API reports it in its own JSON), with the raft position for etcd's
+/// `X-Raft-Index` and `X-Raft-Term` headers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct V2Reply {
+    /// `None` for a wait that found no event yet, a sync and a status.
+    pub result: Result<Option<Event>, V2Error>,
+    /// The `since` a wait used (its `since`, or the next index for 0).
+    pub since: u64,
+    /// The v2 store's index (the `X-Etcd-Index` header of a wait or a status).
+    pub etcd_index: u64,
+    pub raft_index: u64,
+    pub raft_term: u64,
+    /// V2Status: whether any node has a TTL, and how many nodes there are.
+    pub has_ttl_keys: bool,
+    pub node_count: usize,
 }

@@ -39,6 +39,7 @@ pub mod portable;
 mod reads;
 mod requests;
 mod state;
+mod v2;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -51,6 +52,7 @@ use crate::mutation::{is_active, Mutation};
 use crate::mvcc::{Store, StoreConfig};
 use crate::raft::{self, RawNode, RecoveredState, Role, SoftState};
 use crate::rng::Rng;
+use crate::v2store::Store as V2Store;
 use crate::watch::{Hub, HubConfig};
 
 pub use applied_requests::{APPLIED_REQUEST_IDS_PER_PROPOSER_MAX, APPLIED_REQUEST_PROPOSERS_MAX};
@@ -58,10 +60,12 @@ pub use auto_compact::AutoCompaction;
 pub use config::{NodeConfig, NodeError, NodeStart};
 pub use import::{ImportTarget, Importer};
 pub use io::{
-    AuthResponse, ClientRequestId, Credentials, ForwardRequest, Input, Output, PeerMessage, Request, Response,
+    AuthResponse, ClientRequestId, Credentials, ForwardRequest, Input, Output, PeerMessage, Request,
+    Response, V2Reply,
 };
 pub use portable::{PortableBound, PortableError, PortableHead, PortableRecord, PortableSlice};
 pub use state::STATE_FORMAT_VERSION;
+pub use v2::{PREV_EXIST_FALSE, PREV_EXIST_TRUE};
 
 use applied_requests::AppliedRequests;
 use reads::Reads;
@@ -125,6 +129,8 @@ pub struct Node {
     hub: Hub,
     /// Users, roles, permissions: replicated, part of the state snapshot.
     auth: AuthStore,
+    /// The v2 key space (`--enable-v2`).
+    v2: V2Store,
     /// Simple tokens installed on this member (not replicated state: each member
     /// installs them as the Authenticate entries apply, and a restart drops them).
     tokens: SimpleTokens,
@@ -264,6 +270,7 @@ impl Node {
             lessor: Lessor::new(lessor_config, lessor_rng),
             hub: Hub::new(HubConfig::default()),
             auth: AuthStore::default(),
+            v2: V2Store::default(),
             tokens: SimpleTokens::new(config.auth_token_ttl_ms, config.auth_tokens_max),
             members: BTreeMap::new(),
             removed_members: BTreeSet::new(),
@@ -556,6 +563,7 @@ impl Node {
             self.store = Store::new(self.store.config());
             self.lessor = Lessor::new(self.lessor.config().clone(), self.rng.fork());
             self.auth = AuthStore::default();
+            self.v2 = V2Store::default();
             self.reset_members(meta.conf_state.as_ref());
             self.removed_members.clear();
             self.alarms.clear();
@@ -586,6 +594,7 @@ impl Node {
             };
             self.lessor = s.lessor;
             self.auth = s.auth;
+            self.v2 = s.v2;
             self.members = s.members;
             self.removed_members = s.removed;
             self.alarms = s.alarms;
@@ -938,6 +947,7 @@ impl Node {
             &self.lessor,
             &self.applied_requests,
             &self.auth,
+            &self.v2,
         )
     }
 

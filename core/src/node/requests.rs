@@ -116,7 +116,8 @@ impl Request {
             | Request::MemberUpdate(_)
             | Request::MemberPromote(_)
             | Request::Alarm(_)
-            | Request::Auth(_) => true,
+            | Request::Auth(_)
+            | Request::V2(_) => true,
             Request::Txn(t) => !txn_is_read_only(t),
             _ => false,
         }
@@ -318,6 +319,18 @@ impl Node {
                 self.hub.request_progress(stream);
                 self.respond(id, Ok(Response::Watch));
             }
+            Request::V2(r) => self.propose_v2(id, r),
+            Request::V2Get {
+                path,
+                recursive,
+                now_unix_ms,
+            } => self.serve_v2_get(id, &path, recursive, now_unix_ms),
+            Request::V2Watch {
+                path,
+                recursive,
+                since,
+            } => self.serve_v2_watch(id, &path, recursive, since),
+            Request::V2Status => self.serve_v2_status(id),
         }
     }
 
@@ -375,7 +388,12 @@ impl Node {
     }
 
     /// Proposes a client write that needs no permission (Compact, LeaseGrant, Alarm).
-    fn propose_write(&mut self, id: ClientRequestId, request: raft_request::Request, cost_bytes: u64) {
+    pub(crate) fn propose_write(
+        &mut self,
+        id: ClientRequestId,
+        request: raft_request::Request,
+        cost_bytes: u64,
+    ) {
         self.propose_write_as(id, request, cost_bytes, AuthHeader::default());
     }
 

@@ -4,12 +4,12 @@
 //! Layout (little-endian): the magic `detcdsnp`, a `u32` format version, then
 //! length-prefixed (`u32`) sections: metadata, the lessor (its own codec), the
 //! applied request IDs (see `applied_requests`), the auth store (its own codec,
-//! from version 4); then the MVCC store (its own
+//! from version 4), the v2 store (its own codec, from version 5); then the MVCC store (its own
 //! checksummed codec) up to the last four bytes, which are a CRC-32C of every byte
 //! before them. The store comes last, unprefixed, so it can be encoded in steps
 //! straight into the output ([`StateEncoder`]). Versions 1 and 2 (store second,
-//! length-prefixed; version 1 without request IDs) and 3 (no auth store: auth
-//! disabled, no users) still decode.
+//! length-prefixed; version 1 without request IDs), 3 (no auth store: auth
+//! disabled, no users) and 4 (no v2 store: an empty one) still decode.
 //! Metadata: applied index, applied term, cluster ID, approximate database size,
 //! the members (each a length-prefixed `etcdserverpb.Member`), the removed member
 //! IDs and the active alarms. Decoding checks the magic, version and checksum
@@ -27,10 +27,11 @@ use crate::lease::{Lessor, LessorConfig};
 use crate::mvcc::snapshot::SnapshotEncoder;
 use crate::mvcc::Store;
 use crate::rng::Rng;
+use crate::v2store::Store as V2Store;
 
 const MAGIC: &[u8; 8] = b"detcdsnp";
 /// Version of this layout; bumped on any change.
-pub const STATE_FORMAT_VERSION: u32 = 4;
+pub const STATE_FORMAT_VERSION: u32 = 5;
 /// The oldest version [`decode`] still reads.
 const STATE_FORMAT_VERSION_MIN: u32 = 1;
 
@@ -49,6 +50,7 @@ pub(crate) struct State {
     pub(crate) lessor: Lessor,
     pub(crate) applied_requests: AppliedRequests,
     pub(crate) auth: AuthStore,
+    pub(crate) v2: V2Store,
 }
 
 fn put_u32(out: &mut Vec<u8>, n: usize) {
@@ -81,6 +83,7 @@ pub(crate) fn encoder(
     lessor: &Lessor,
     applied_requests: &AppliedRequests,
     auth: &AuthStore,
+    v2: &V2Store,
 ) -> StateEncoder {
     let mut meta = Vec::new();
     for n in [applied_index, applied_term, cluster_id, db_size_bytes] {
@@ -109,6 +112,9 @@ pub(crate) fn encoder(
     let mut auth_bytes = Vec::new();
     auth.encode(&mut auth_bytes);
     put_section(&mut out, &auth_bytes);
+    let mut v2_bytes = Vec::new();
+    v2.encode(&mut v2_bytes);
+    put_section(&mut out, &v2_bytes);
     StateEncoder {
         store: store.snapshot_encoder_after(out),
     }
@@ -182,11 +188,15 @@ pub(crate) fn decode(bytes: &[u8], lessor_config: LessorConfig, rng: Rng) -> Res
     }
     let meta = r.section()?;
     let mut auth_bytes = None;
+    let mut v2_bytes = None;
     let (store_bytes, lessor_bytes, requests_bytes) = if version >= 3 {
         let lessor_bytes = r.section()?;
         let requests_bytes = r.section()?;
         if version >= 4 {
             auth_bytes = Some(r.section()?);
+        }
+        if version >= 5 {
+            v2_bytes = Some(r.section()?);
         }
         (&body[r.at..], lessor_bytes, Some(requests_bytes))
     } else {
@@ -227,6 +237,10 @@ pub(crate) fn decode(bytes: &[u8], lessor_config: LessorConfig, rng: Rng) -> Res
         Some(bytes) => AuthStore::decode(bytes)?,
         None => AuthStore::default(),
     };
+    let v2 = match v2_bytes {
+        Some(bytes) => V2Store::decode(bytes)?,
+        None => V2Store::default(),
+    };
     Ok(State {
         applied_index,
         applied_term,
@@ -239,5 +253,6 @@ pub(crate) fn decode(bytes: &[u8], lessor_config: LessorConfig, rng: Rng) -> Res
         lessor,
         applied_requests,
         auth,
+        v2,
     })
 }

@@ -21,7 +21,7 @@ use Support::{DefaultOnly, NoEffect};
 
 const BBOLT: &str = "detcd's store is not bbolt";
 const BATCH: &str = "detcd's store has no backend transaction batching to tune";
-const NO_V2: &str = "detcd serves only the v3 API; the v2 API and v2 store are gone (etcd 3.6)";
+const NO_V2: &str = "detcd serves etcd 3.4's v2 API with --enable-v2 only, not the v2-on-v3 emulation nor 3.6's v2 deprecation stages";
 const NO_PROXY: &str = "the v2 proxy is gone (etcd 3.6); run detcd as a member";
 const NO_TRACING: &str = "distributed tracing (OpenTelemetry) is not implemented";
 const NO_COMPACTION_BATCH: &str = "detcd compacts in one step within the apply, not in batches";
@@ -87,7 +87,6 @@ pub(super) const OTHER_FLAGS: &[(&str, Kind, &str, Support)] = &[
         NoEffect("detcd always persists lease checkpoints"),
     ),
     // v2 API and v2 proxy.
-    ("enable-v2", Kind::Bool, "false", DefaultOnly(NO_V2)),
     ("experimental-enable-v2v3", Kind::Str, "", DefaultOnly(NO_V2)),
     (
         "v2-deprecation",

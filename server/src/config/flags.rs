@@ -99,6 +99,7 @@ pub(super) const FLAGS: &[(&str, Kind, &str)] = &[
     ("auth-token-ttl", Kind::Uint, "300"),
     ("bcrypt-cost", Kind::Uint, "10"),
     ("enable-grpc-gateway", Kind::Bool, "true"),
+    ("enable-v2", Kind::Bool, "false"),
     ("cors", Kind::UrlsOrStar, "*"),
     ("host-whitelist", Kind::Str, ""),
     ("listen-client-http-urls", Kind::Str, ""),

@@ -143,6 +143,8 @@ pub struct Config {
     pub log_level: String,
     /// `--enable-grpc-gateway`: the JSON gateway under `/v3/` on the client port.
     pub enable_grpc_gateway: bool,
+    /// `--enable-v2`: etcd 3.4's v2 API (`/v2/keys`, `/v2/members`, ...) on the client port.
+    pub enable_v2: bool,
     /// `--cors`: origins allowed cross-origin (empty: all).
     pub cors: Vec<String>,
     /// `--host-whitelist`: hosts plain-HTTP requests may name (empty: all).
@@ -354,6 +356,7 @@ impl Config {
             strict_reconfig_check: parse_bool(&get("strict-reconfig-check")).unwrap_or(true),
             force_new_cluster: parse_bool(&get("force-new-cluster")).unwrap_or(false),
             enable_grpc_gateway: parse_bool(&get("enable-grpc-gateway")).unwrap_or(true),
+            enable_v2: parse_bool(&get("enable-v2")).unwrap_or(false),
             cors: crate::http_access::parse_list(&get("cors")),
             host_whitelist: crate::http_access::parse_list(&get("host-whitelist")),
             listen_client_http_urls: match get("listen-client-http-urls") {

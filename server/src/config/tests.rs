@@ -390,7 +390,7 @@ fn the_sample_config_file_loads() {
     );
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
     // A value that asks for what detcd does not serve is refused naming the key.
-    let refused = sample.replace("enable-v2: false", "enable-v2: true");
+    let refused = sample.replace("proxy: 'off'", "proxy: 'on'");
     let e = load_file(
         &["--config-file=/c.yml"],
         &[],
@@ -398,8 +398,7 @@ fn the_sample_config_file_loads() {
     )
     .unwrap_err();
     assert!(
-        e.to_string()
-            .starts_with("--enable-v2=true is not supported by detcd"),
+        e.to_string().starts_with("--proxy=on is not supported by detcd"),
         "{e}"
     );
 }

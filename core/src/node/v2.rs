@@ -1,0 +1,106 @@
+//! The v2 API's requests on a member (etcd's `applierV2store` and v2 reads):
+//! writes, quorum gets and syncs apply from the log; plain gets, waits and the
+//! store's status are served from this member's store.
+
+use detcd_proto::detcdpb::{raft_request, V2Request};
+
+use super::io::{ClientRequestId, Response, V2Reply};
+use super::requests::RECORD_OVERHEAD_BYTES;
+use super::Node;
+use crate::v2store::{Event, Ttl, V2Error};
+
+/// `prevExist` as [`V2Request::prev_exist`] carries it.
+pub const PREV_EXIST_TRUE: u32 = 1;
+pub const PREV_EXIST_FALSE: u32 = 2;
+
+impl Node {
+    fn v2_reply(&self, result: Result<Option<Event>, V2Error>) -> V2Reply {
+        V2Reply {
+            result,
+            since: 0,
+            etcd_index: self.v2.index(),
+            raft_index: self.applied_index,
+            raft_term: self.term,
+            has_ttl_keys: false,
+            node_count: 0,
+        }
+    }
+
+    /// Proposes a v2 request (a write, a quorum get or a sync).
+    pub(crate) fn propose_v2(&mut self, id: ClientRequestId, request: V2Request) {
+        let cost = match request.method.as_str() {
+            "PUT" | "POST" => (request.path.len() + request.val.len()) as u64 + RECORD_OVERHEAD_BYTES,
+            _ => 0,
+        };
+        self.propose_write(id, raft_request::Request::V2(request), cost);
+    }
+
+    pub(crate) fn serve_v2_get(
+        &mut self,
+        id: ClientRequestId,
+        path: &str,
+        recursive: bool,
+        now_unix_ms: u64,
+    ) {
+        let reply = self.v2_reply(self.v2.get(path, recursive, now_unix_ms).map(Some));
+        self.respond(id, Ok(Response::V2(reply)));
+    }
+
+    pub(crate) fn serve_v2_watch(&mut self, id: ClientRequestId, path: &str, recursive: bool, since: u64) {
+        let reply = match self.v2.watch(path, recursive, since) {
+            Ok((since, event)) => V2Reply {
+                since,
+                ..self.v2_reply(Ok(event))
+            },
+            Err(e) => self.v2_reply(Err(e)),
+        };
+        self.respond(id, Ok(Response::V2(reply)));
+    }
+
+    pub(crate) fn serve_v2_status(&mut self, id: ClientRequestId) {
+        let reply = V2Reply {
+            has_ttl_keys: self.v2.has_ttl_keys(),
+            node_count: self.v2.node_count(),
+            ..self.v2_reply(Ok(None))
+        };
+        self.respond(id, Ok(Response::V2(reply)));
+    }
+
+    /// etcd's `applyV2Request`.
+    pub(crate) fn apply_v2(&mut self, r: V2Request) -> Response {
+        let ttl = Ttl {
+            expire_unix_ms: (r.expiration_unix_ms != 0).then_some(r.expiration_unix_ms),
+            refresh: r.refresh,
+            now_unix_ms: r.time_unix_ms,
+        };
+        let now = r.time_unix_ms;
+        let compare = r.prev_index > 0 || !r.prev_value.is_empty();
+        let store = &mut self.v2;
+        let result = match r.method.as_str() {
+            "POST" => store.create(&r.path, r.dir, &r.val, true, ttl).map(Some),
+            "PUT" => match r.prev_exist {
+                PREV_EXIST_TRUE if !compare => store.update(&r.path, &r.val, ttl),
+                PREV_EXIST_TRUE => store.compare_and_swap(&r.path, &r.prev_value, r.prev_index, &r.val, ttl),
+                PREV_EXIST_FALSE => store.create(&r.path, r.dir, &r.val, false, ttl),
+                _ if compare => store.compare_and_swap(&r.path, &r.prev_value, r.prev_index, &r.val, ttl),
+                _ => store.set(&r.path, r.dir, &r.val, ttl),
+            }
+            .map(Some),
+            "DELETE" if compare => store
+                .compare_and_delete(&r.path, &r.prev_value, r.prev_index, now)
+                .map(Some),
+            "DELETE" => store.delete(&r.path, r.dir, r.recursive, now).map(Some),
+            "QGET" => store.get(&r.path, r.recursive, now).map(Some),
+            "SYNC" => {
+                store.delete_expired(r.time_unix_ms);
+                Ok(None)
+            }
+            other => Err(V2Error::new(
+                crate::v2store::code::RAFT_INTERNAL,
+                format!("unknown method {other}"),
+                store.index(),
+            )),
+        };
+        Response::V2(self.v2_reply(result))
+    }
+}

@@ -1,0 +1,162 @@
+//! The v2 store on a member: writes go through raft and answer their client,
+//! quorum gets and syncs too (a sync expires keys by the time it carries), waits
+//! and gets read the member's store, and the store is in the member's snapshots,
+//! so a restart from a compacted log has it all.
+
+#[path = "support/mem_disk.rs"]
+mod mem_disk;
+
+use detcd_core::node::{
+    Credentials, Input, Node, NodeConfig, NodeStart, Output, Request, Response, V2Reply, PREV_EXIST_FALSE,
+};
+use detcd_core::v2store::{code, Action};
+use detcd_proto::detcdpb::V2Request;
+use detcd_proto::etcdserverpb::Member;
+use mem_disk::MemDisk;
+
+const NOW_MS: u64 = 1_800_000_000_000;
+
+struct Member1 {
+    node: Node,
+    now_ms: u64,
+    disk: MemDisk,
+    next_client: u64,
+    answers: Vec<(u64, Response)>,
+}
+
+impl Member1 {
+    fn start(start: NodeStart) -> Member1 {
+        let member = Member {
+            id: 1,
+            name: "n1".to_string(),
+            peer_ur_ls: vec!["http://n1:2380".to_string()],
+            ..Default::default()
+        };
+        let mut config = NodeConfig::new(1, 0xc1, "n1", vec![member]);
+        config.seed = 5;
+        config.snapshot_count = 4;
+        let mut m = Member1 {
+            node: Node::new(config, start).expect("starts"),
+            now_ms: 0,
+            disk: MemDisk::default(),
+            next_client: 1,
+            answers: Vec::new(),
+        };
+        m.drain();
+        while m.node.soft_state().leader == 0 {
+            m.now_ms += 100;
+            m.node.handle(Input::Tick { now_ms: m.now_ms });
+            m.drain();
+        }
+        m
+    }
+
+    fn drain(&mut self) {
+        while let Some(output) = self.node.poll() {
+            if let Some(Output::Respond { id, result }) = self.disk.serve(&mut self.node, output) {
+                self.answers.push((id, result.expect("a member answer")));
+            }
+        }
+    }
+
+    fn call(&mut self, request: Request) -> V2Reply {
+        let id = self.next_client;
+        self.next_client += 1;
+        self.node.handle(Input::Client {
+            id,
+            request,
+            credentials: Credentials::None,
+        });
+        self.drain();
+        let at = self.answers.iter().position(|(i, _)| *i == id).expect("answered");
+        match self.answers.remove(at).1 {
+            Response::V2(reply) => reply,
+            other => panic!("not a v2 answer: {other:?}"),
+        }
+    }
+
+    fn v2(&mut self, method: &str, path: &str, val: &str, tune: impl FnOnce(&mut V2Request)) -> V2Reply {
+        let mut r = V2Request {
+            method: method.to_string(),
+            path: path.to_string(),
+            val: val.to_string(),
+            ..V2Request::default()
+        };
+        tune(&mut r);
+        self.call(Request::V2(r))
+    }
+
+    fn get(&mut self, path: &str) -> V2Reply {
+        self.call(Request::V2Get {
+            path: path.to_string(),
+            recursive: true,
+            now_unix_ms: NOW_MS,
+        })
+    }
+}
+
+#[test]
+fn v2_writes_apply_through_raft_and_survive_a_restart_from_a_snapshot() {
+    let mut m = Member1::start(NodeStart::Found);
+    for i in 0..6 {
+        let r = m.v2("PUT", &format!("/dir/k{i}"), "v", |_| {});
+        let e = r.result.expect("set").expect("an event");
+        assert_eq!((e.action, e.node.modified_index), (Action::Set, i + 1));
+        assert!(r.raft_index > 0 && r.raft_term > 0);
+    }
+    let r = m.v2("PUT", "/dir/k0", "w", |r| r.prev_exist = PREV_EXIST_FALSE);
+    let err = r.result.expect_err("exists");
+    assert_eq!(
+        (err.code, err.cause.as_str(), err.index),
+        (code::NODE_EXIST, "/dir/k0", 6)
+    );
+    let r = m.v2("PUT", "/tmp", "t", |r| {
+        r.expiration_unix_ms = NOW_MS + 1_000;
+        r.time_unix_ms = NOW_MS - 1_500;
+    });
+    assert_eq!(
+        r.result.expect("set").expect("an event").node.ttl,
+        3,
+        "2.5 s rounded up"
+    );
+    let status = m.call(Request::V2Status);
+    assert!(status.has_ttl_keys);
+    assert_eq!(status.node_count, 8);
+    // A wait for the next change, answered once it happened.
+    let waiting = m.call(Request::V2Watch {
+        path: "/dir".to_string(),
+        recursive: true,
+        since: 0,
+    });
+    assert_eq!((waiting.since, waiting.result.clone()), (8, Ok(None)));
+    m.v2("DELETE", "/dir/k5", "", |_| {});
+    let found = m.call(Request::V2Watch {
+        path: "/dir".to_string(),
+        recursive: true,
+        since: waiting.since,
+    });
+    let e = found.result.expect("scan").expect("the delete");
+    assert_eq!((e.action, e.node.key.as_str()), (Action::Delete, "/dir/k5"));
+    // A sync before the expiry keeps the key, one after removes it.
+    m.v2("SYNC", "", "", |r| r.time_unix_ms = NOW_MS + 999);
+    assert!(m.get("/tmp").result.is_ok());
+    m.v2("SYNC", "", "", |r| r.time_unix_ms = NOW_MS + 1_000);
+    let err = m.get("/tmp").result.expect_err("expired");
+    assert_eq!((err.code, err.index), (code::KEY_NOT_FOUND, 9));
+    let q = m.v2("QGET", "/dir", "", |r| r.recursive = true);
+    let before = q.result.expect("qget").expect("an event");
+    assert_eq!(before.node.nodes.len(), 5);
+
+    assert!(m.disk.snapshot_index() > 0, "snapshots were taken");
+    let mut restarted = Member1::start(m.disk.recover());
+    let after = restarted.get("/dir").result.expect("get").expect("an event");
+    assert_eq!(after.node, before.node);
+    assert_eq!(after.etcd_index, 9);
+    let replay = restarted.call(Request::V2Watch {
+        path: "/tmp".to_string(),
+        recursive: false,
+        since: 9,
+    });
+    let e = replay.result.expect("history kept").expect("the expiry");
+    assert_eq!(e.action, Action::Expire);
+}

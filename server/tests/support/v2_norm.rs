@@ -1,0 +1,134 @@
+//! Normalising v2 API answers so that etcd's and detcd's can be compared: v2
+//! indexes made relative to the first write (etcd's own membership keys take the
+//! first few), times, member IDs and ports masked.
+
+#![allow(dead_code)]
+
+/// Rewrites every number in `text` that follows `"field":` with `f`.
+fn rewrite_field_numbers(text: &str, field: &str, f: &dyn Fn(u64) -> u64) -> String {
+    let pat = format!("\"{field}\":");
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find(&pat) {
+        out.push_str(&rest[..at + pat.len()]);
+        rest = &rest[at + pat.len()..];
+        let digits = rest.chars().take_while(char::is_ascii_digit).count();
+        if digits > 0 {
+            let n: u64 = rest[..digits].parse().expect("number");
+            out.push_str(&f(n).to_string());
+            rest = &rest[digits..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Replaces the string value of `"field":"..."` with `with`.
+fn mask_field_string(text: &str, field: &str, with: &str) -> String {
+    let pat = format!("\"{field}\":\"");
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find(&pat) {
+        out.push_str(&rest[..at + pat.len()]);
+        rest = &rest[at + pat.len()..];
+        let end = rest.find('"').unwrap_or(rest.len());
+        out.push_str(with);
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Rewrites each run of digits inside the string value of `"field":"..."`.
+fn rewrite_digits_in_field(text: &str, field: &str, f: &dyn Fn(u64) -> u64) -> String {
+    let pat = format!("\"{field}\":\"");
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find(&pat) {
+        out.push_str(&rest[..at + pat.len()]);
+        rest = &rest[at + pat.len()..];
+        let end = rest.find('"').unwrap_or(rest.len());
+        out.push_str(&rewrite_digit_runs(&rest[..end], 1, f));
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Rewrites every run of at least `min_len` digits (a 20-digit run keeps its width).
+pub fn rewrite_digit_runs(text: &str, min_len: usize, f: &dyn Fn(u64) -> u64) -> String {
+    let mut out = String::new();
+    let chars: Vec<char> = text.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i].is_ascii_digit() {
+            let start = i;
+            while i < chars.len() && chars[i].is_ascii_digit() {
+                i += 1;
+            }
+            let run: String = chars[start..i].iter().collect();
+            match run.parse::<u64>() {
+                Ok(n) if run.len() >= min_len => {
+                    let v = f(n);
+                    if run.len() == 20 {
+                        out.push_str(&format!("{v:020}"));
+                    } else {
+                        out.push_str(&v.to_string());
+                    }
+                }
+                _ => out.push_str(&run),
+            }
+        } else {
+            out.push(chars[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Masks every `127.0.0.1:<port>`.
+pub fn mask_ports(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("127.0.0.1:") {
+        out.push_str(&rest[..at + 10]);
+        rest = &rest[at + 10..];
+        let digits = rest.chars().take_while(char::is_ascii_digit).count();
+        if digits > 0 {
+            out.push_str("<port>");
+        }
+        rest = &rest[digits..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A v2 JSON body with indexes relative to `offset` and times, IDs and ports masked.
+pub fn body(text: &str, offset: u64) -> String {
+    let f = move |n: u64| if n > offset { n - offset } else { n };
+    let mut t = text.to_string();
+    for field in ["modifiedIndex", "createdIndex", "index"] {
+        t = rewrite_field_numbers(&t, field, &f);
+    }
+    t = rewrite_digits_in_field(&t, "cause", &f);
+    t = rewrite_digit_runs(&t, 20, &f);
+    for field in ["expiration", "id", "leader", "startTime", "uptime"] {
+        t = mask_field_string(&t, field, "<masked>");
+    }
+    mask_ports(&t)
+}
+
+/// The etcd 3.4 to compare with: `etcd` on PATH when it is 3.4, else Debian's
+/// `/usr/bin/etcd` when that is (another etcd earlier on PATH, e.g. a 3.5 from pip,
+/// answers v2 differently); `None` when neither is.
+pub fn etcd34() -> Option<String> {
+    ["etcd", "/usr/bin/etcd"].into_iter().find_map(|program| {
+        let out = std::process::Command::new(program)
+            .arg("--version")
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&out.stdout)
+            .contains("etcd Version: 3.4.")
+            .then(|| program.to_string())
+    })
+}
