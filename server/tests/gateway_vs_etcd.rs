@@ -287,6 +287,15 @@ fn session(endpoint: &str) -> Vec<(String, u16, String)> {
         post(endpoint, "/v3/kv/range", r#"{"key":"Zm9vMg=="}"#, Some(&token)),
     );
     step(
+        "range with the token in Grpc-Metadata-Token (grpc-gateway's metadata headers)",
+        curl::post_with(
+            endpoint,
+            "/v3/kv/range",
+            r#"{"key":"Zm9vMg=="}"#,
+            &[format!("Grpc-Metadata-Token: {token}")],
+        ),
+    );
+    step(
         "user list with token",
         post(endpoint, "/v3/auth/user/list", "{}", Some(&token)),
     );

@@ -17,13 +17,30 @@ pub fn curl(
     token: Option<&str>,
     max_time_s: Option<f64>,
 ) -> (u16, String) {
+    let headers: Vec<String> = token.iter().map(|t| format!("Authorization: {t}")).collect();
+    curl_with(endpoint, method, path, body, &headers, max_time_s)
+}
+
+/// `curl -X POST` of `body` to `path` with extra request `headers` (`Name: value`).
+pub fn post_with(endpoint: &str, path: &str, body: &str, headers: &[String]) -> (u16, String) {
+    curl_with(endpoint, "POST", path, body, headers, None)
+}
+
+fn curl_with(
+    endpoint: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+    headers: &[String],
+    max_time_s: Option<f64>,
+) -> (u16, String) {
     let mut c = Command::new("curl");
     c.args(["-s", "-N", "-X", method, "-w", "\n%{http_code}"]);
     if !body.is_empty() {
         c.args(["-d", body]);
     }
-    if let Some(t) = token {
-        c.args(["-H", &format!("Authorization: {t}")]);
+    for h in headers {
+        c.args(["-H", h]);
     }
     if let Some(s) = max_time_s {
         c.args(["--max-time", &s.to_string()]);

@@ -139,13 +139,13 @@ async fn kubeadm_flags_start_and_the_metrics_listener_serves_probes_and_series()
 #[test]
 fn refused_flags_name_themselves_and_exit_1() {
     let o = Command::new(DETCD)
-        .args(["--enable-v2=true"])
+        .args(["--experimental-enable-v2v3=/v2"])
         .output()
         .expect("run");
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
-        err.contains("--enable-v2=true is not supported by detcd: "),
+        err.contains("--experimental-enable-v2v3=/v2 is not supported by detcd: "),
         "{err}"
     );
 }
