@@ -149,7 +149,10 @@ fn v2_writes_apply_through_raft_and_survive_a_restart_from_a_snapshot() {
     assert_eq!(before.node.nodes.len(), 5);
     // The member's statistics: writes, quorum gets and expiries as applied, gets
     // as served.
-    let stats = m.call(Request::V2Status).stats;
+    let stats = m
+        .call(Request::V2Status)
+        .stats
+        .expect("a status carries the stats");
     assert_eq!(
         (stats.sets_success, stats.create_fail, stats.delete_success),
         (7, 1, 1)

@@ -23,7 +23,7 @@ impl Node {
             raft_term: self.term,
             has_ttl_keys: false,
             node_count: 0,
-            stats: crate::v2store::Stats::default(),
+            stats: None,
         }
     }
 
@@ -64,7 +64,7 @@ impl Node {
         let reply = V2Reply {
             has_ttl_keys: self.v2.has_ttl_keys(),
             node_count: self.v2.node_count(),
-            stats: self.v2_stats,
+            stats: Some(Box::new(self.v2_stats)),
             ..self.v2_reply(Ok(None))
         };
         self.respond(id, Ok(Response::V2(reply)));

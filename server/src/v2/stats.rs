@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use detcd_core::node::{Request, Response as NodeResponse};
+use detcd_core::node::{Request, Response as NodeResponse, V2Reply as NodeV2Reply};
 use detcd_proto::etcdserverpb::{Member, MemberListRequest};
 
 use super::{http_error, json, now_unix_ms};
@@ -144,7 +144,9 @@ impl Drop for Waiting {
 /// [`detcd_core::v2store::Stats`]) and [`LocalStats`].
 pub async fn store_stats(services: Services, local: LocalStats) -> Response {
     let mut stats = match services.handle().call(Request::V2Status).await {
-        Ok(NodeResponse::V2(reply)) => reply.stats,
+        Ok(NodeResponse::V2(NodeV2Reply {
+            stats: Some(stats), ..
+        })) => *stats,
         _ => {
             return http_error(
                 StatusCode::INTERNAL_SERVER_ERROR,
