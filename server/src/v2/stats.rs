@@ -110,9 +110,10 @@ pub async fn leader_stats(services: Services) -> Response {
 }
 
 /// The parts of `/v2/stats/store` the HTTP layer counts: the v2 waits this member
-/// holds (etcd's watcher hub count, `watchers`), and the `/v2/keys` requests, for
-/// each of which etcd reads its v2 auth switch from the store, a get that fails
-/// while v2 auth is off (detcd has no v2 auth; it counts the same failed get).
+/// holds (etcd's watcher hub count, `watchers`), and the `/v2/keys` requests and
+/// `/v2/members` writes, for each of which etcd reads its v2 auth switch from the
+/// store, a get that fails while v2 auth is off (detcd has no v2 auth; it counts
+/// the same failed get).
 #[derive(Clone, Debug, Default)]
 pub struct LocalStats {
     watchers: Arc<AtomicU64>,
@@ -128,7 +129,7 @@ impl LocalStats {
         Waiting(self.watchers.clone())
     }
 
-    /// A `/v2/keys` request whose form was valid.
+    /// A `/v2/keys` request whose form was valid, or a `/v2/members` write.
     pub fn count_auth_lookup(&self) {
         self.auth_lookups.fetch_add(1, Ordering::Relaxed);
     }
