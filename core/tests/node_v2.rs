@@ -1,7 +1,8 @@
 //! The v2 store on a member: writes go through raft and answer their client,
 //! quorum gets and syncs too (a sync expires keys by the time it carries), waits
 //! and gets read the member's store, and the store is in the member's snapshots,
-//! so a restart from a compacted log has it all.
+//! so a restart from a compacted log has it all; the member counts what it applies
+//! and serves (`/v2/stats/store`).
 
 #[path = "support/mem_disk.rs"]
 mod mem_disk;
@@ -146,6 +147,21 @@ fn v2_writes_apply_through_raft_and_survive_a_restart_from_a_snapshot() {
     let q = m.v2("QGET", "/dir", "", |r| r.recursive = true);
     let before = q.result.expect("qget").expect("an event");
     assert_eq!(before.node.nodes.len(), 5);
+    // The member's statistics: writes, quorum gets and expiries as applied, gets
+    // as served.
+    let stats = m
+        .call(Request::V2Status)
+        .stats
+        .expect("a status carries the stats");
+    assert_eq!(
+        (stats.sets_success, stats.create_fail, stats.delete_success),
+        (7, 1, 1)
+    );
+    assert_eq!(
+        (stats.gets_success, stats.gets_fail, stats.expire_count),
+        (2, 1, 1)
+    );
+    assert_eq!(stats.fields().iter().map(|(_, n)| n).sum::<u64>(), 13);
 
     assert!(m.disk.snapshot_index() > 0, "snapshots were taken");
     let mut restarted = Member1::start(m.disk.recover());

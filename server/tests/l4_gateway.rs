@@ -61,9 +61,6 @@ fn start_up_checks_and_refusals() {
     };
     let (code, err) = run(&["grpc-proxy", "start", "--resolver-prefix=p"]);
     assert_eq!((code, err.as_str()), (Some(1), "invalid resolver-ttl 0\n"));
-    let (code, err) = run(&["grpc-proxy", "start", "--discovery-srv=example.com"]);
-    assert_eq!(code, Some(1));
-    assert!(err.contains("--discovery-srv is not yet supported"), "{err}");
     let (code, err) = run(&[
         "grpc-proxy",
         "start",

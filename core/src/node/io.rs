@@ -287,4 +287,6 @@ pub struct V2Reply {
     /// V2Status: whether any node has a TTL, and how many nodes there are.
     pub has_ttl_keys: bool,
     pub node_count: usize,
+    /// V2Status: this member's v2 store statistics (boxed: replies stay small).
+    pub stats: Option<Box<crate::v2store::Stats>>,
 }

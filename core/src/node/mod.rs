@@ -131,6 +131,8 @@ pub struct Node {
     auth: AuthStore,
     /// The v2 key space (`--enable-v2`).
     v2: V2Store,
+    /// This member's v2 store statistics (not replicated; see [`crate::v2store::Stats`]).
+    v2_stats: crate::v2store::Stats,
     /// Simple tokens installed on this member (not replicated state: each member
     /// installs them as the Authenticate entries apply, and a restart drops them).
     tokens: SimpleTokens,
@@ -271,6 +273,7 @@ impl Node {
             hub: Hub::new(HubConfig::default()),
             auth: AuthStore::default(),
             v2: V2Store::default(),
+            v2_stats: crate::v2store::Stats::default(),
             tokens: SimpleTokens::new(config.auth_token_ttl_ms, config.auth_tokens_max),
             members: BTreeMap::new(),
             removed_members: BTreeSet::new(),

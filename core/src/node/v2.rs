@@ -7,7 +7,7 @@ use detcd_proto::detcdpb::{raft_request, V2Request};
 use super::io::{ClientRequestId, Response, V2Reply};
 use super::requests::RECORD_OVERHEAD_BYTES;
 use super::Node;
-use crate::v2store::{Event, Ttl, V2Error};
+use crate::v2store::{code, Event, Op, Ttl, V2Error};
 
 /// `prevExist` as [`V2Request::prev_exist`] carries it.
 pub const PREV_EXIST_TRUE: u32 = 1;
@@ -23,6 +23,7 @@ impl Node {
             raft_term: self.term,
             has_ttl_keys: false,
             node_count: 0,
+            stats: None,
         }
     }
 
@@ -42,7 +43,9 @@ impl Node {
         recursive: bool,
         now_unix_ms: u64,
     ) {
-        let reply = self.v2_reply(self.v2.get(path, recursive, now_unix_ms).map(Some));
+        let result = self.v2.get(path, recursive, now_unix_ms);
+        self.v2_stats.record(Op::Get, &result);
+        let reply = self.v2_reply(result.map(Some));
         self.respond(id, Ok(Response::V2(reply)));
     }
 
@@ -61,6 +64,7 @@ impl Node {
         let reply = V2Reply {
             has_ttl_keys: self.v2.has_ttl_keys(),
             node_count: self.v2.node_count(),
+            stats: Some(Box::new(self.v2_stats)),
             ..self.v2_reply(Ok(None))
         };
         self.respond(id, Ok(Response::V2(reply)));
@@ -76,31 +80,53 @@ impl Node {
         let now = r.time_unix_ms;
         let compare = r.prev_index > 0 || !r.prev_value.is_empty();
         let store = &mut self.v2;
-        let result = match r.method.as_str() {
-            "POST" => store.create(&r.path, r.dir, &r.val, true, ttl).map(Some),
-            "PUT" => match r.prev_exist {
-                PREV_EXIST_TRUE if !compare => store.update(&r.path, &r.val, ttl),
-                PREV_EXIST_TRUE => store.compare_and_swap(&r.path, &r.prev_value, r.prev_index, &r.val, ttl),
-                PREV_EXIST_FALSE => store.create(&r.path, r.dir, &r.val, false, ttl),
-                _ if compare => store.compare_and_swap(&r.path, &r.prev_value, r.prev_index, &r.val, ttl),
-                _ => store.set(&r.path, r.dir, &r.val, ttl),
+        let (op, result) = match r.method.as_str() {
+            "POST" => (
+                Op::Create,
+                store.create(&r.path, r.dir, &r.val, true, ttl).map(Some),
+            ),
+            "PUT" => {
+                let (op, result) = match r.prev_exist {
+                    PREV_EXIST_TRUE if !compare => (Op::Update, store.update(&r.path, &r.val, ttl)),
+                    PREV_EXIST_TRUE => (
+                        Op::CompareAndSwap,
+                        store.compare_and_swap(&r.path, &r.prev_value, r.prev_index, &r.val, ttl),
+                    ),
+                    PREV_EXIST_FALSE => (Op::Create, store.create(&r.path, r.dir, &r.val, false, ttl)),
+                    _ if compare => (
+                        Op::CompareAndSwap,
+                        store.compare_and_swap(&r.path, &r.prev_value, r.prev_index, &r.val, ttl),
+                    ),
+                    _ => (Op::Set, store.set(&r.path, r.dir, &r.val, ttl)),
+                };
+                (op, result.map(Some))
             }
-            .map(Some),
-            "DELETE" if compare => store
-                .compare_and_delete(&r.path, &r.prev_value, r.prev_index, now)
-                .map(Some),
-            "DELETE" => store.delete(&r.path, r.dir, r.recursive, now).map(Some),
-            "QGET" => store.get(&r.path, r.recursive, now).map(Some),
+            "DELETE" if compare => (
+                Op::CompareAndDelete,
+                store
+                    .compare_and_delete(&r.path, &r.prev_value, r.prev_index, now)
+                    .map(Some),
+            ),
+            "DELETE" => (
+                Op::Delete,
+                store.delete(&r.path, r.dir, r.recursive, now).map(Some),
+            ),
+            "QGET" => (Op::Get, store.get(&r.path, r.recursive, now).map(Some)),
             "SYNC" => {
-                store.delete_expired(r.time_unix_ms);
-                Ok(None)
+                let expired = store.delete_expired(r.time_unix_ms);
+                self.v2_stats.count_expired(expired.len());
+                return Response::V2(self.v2_reply(Ok(None)));
             }
-            other => Err(V2Error::new(
-                crate::v2store::code::RAFT_INTERNAL,
-                format!("unknown method {other}"),
-                store.index(),
-            )),
+            other => {
+                let e = V2Error::new(
+                    code::RAFT_INTERNAL,
+                    format!("unknown method {other}"),
+                    store.index(),
+                );
+                return Response::V2(self.v2_reply(Err(e)));
+            }
         };
+        self.v2_stats.record(op, &result);
         Response::V2(self.v2_reply(result))
     }
 }

@@ -13,9 +13,11 @@
 
 mod codec;
 mod history;
+mod stats;
 mod store;
 
 pub use history::HISTORY_CAPACITY;
+pub use stats::{Op, Stats};
 pub use store::Store;
 
 /// etcd's v2 error codes (`v2error`) that the store and the HTTP layer answer.

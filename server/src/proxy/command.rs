@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use super::discover::SrvDiscovery;
 use crate::ctl::args::{bool_flag, parse, value_flag, FlagSpec, Parsed};
 
 /// What a `detcd gateway ...` or `detcd grpc-proxy ...` command line asks for.
@@ -25,6 +26,9 @@ pub struct GatewayConfig {
     /// `host:port` of each endpoint (schemes stripped, as etcd does).
     pub endpoints: Vec<String>,
     pub retry_delay: Duration,
+    /// `--discovery-srv` (with `--discovery-srv-name`, `--insecure-discovery` and
+    /// `--trusted-ca-file`): endpoints from SRV records, `endpoints` the fallback.
+    pub discovery: Option<SrvDiscovery>,
 }
 
 /// `detcd grpc-proxy start`.
@@ -32,6 +36,9 @@ pub struct GatewayConfig {
 pub struct GrpcProxyConfig {
     pub listen_addr: String,
     pub endpoints: Vec<String>,
+    /// `--discovery-srv` (with `--discovery-srv-name`, `--insecure-discovery` and
+    /// `--cacert`): endpoints from SRV records, `endpoints` the fallback.
+    pub discovery: Option<SrvDiscovery>,
     pub advertise_client_url: String,
     pub namespace: String,
     /// `--resolver-prefix` (empty: the proxy does not register) and `--resolver-ttl`.
@@ -101,10 +108,6 @@ const GRPC_PROXY_FLAGS: &[FlagSpec] = &[
 pub const GATEWAY_USAGE: &str = "Usage:\n  detcd gateway start [flags]\n\nstart the gateway (an L4 TCP proxy to the etcd cluster)\n\nFlags: --endpoints, --listen-addr, --retry-delay, --discovery-srv, --discovery-srv-name, --insecure-discovery, --trusted-ca-file (as etcd's)\n";
 pub const GRPC_PROXY_USAGE: &str = "Usage:\n  detcd grpc-proxy start [flags]\n\nstart the grpc proxy\n\nFlags: as etcd 3.4's `etcd grpc-proxy start` (see README)\n";
 
-/// The message for SRV discovery, which detcd's proxies do not have yet.
-const SRV_NOT_SUPPORTED: &str =
-    "--discovery-srv is not yet supported by detcd's proxies (the DNS SRV resolver is not there yet); give --endpoints";
-
 /// A refused or malformed command line: what to print, the exit status.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommandError {
@@ -137,9 +140,24 @@ pub fn parse_command(which: &str, args: &[String]) -> Result<ProxyCommand, Comma
     }
     let value = |name: &str, default: &str| flags.value(name).unwrap_or(default).to_string();
     let flag = |name: &str| flags.bool(name).map_err(|e| fail(e.message));
-    if !value("discovery-srv", "").is_empty() {
-        return Err(fail(SRV_NOT_SUPPORTED));
-    }
+    let domain = value("discovery-srv", "");
+    let discovery = if domain.is_empty() {
+        None
+    } else {
+        Some(SrvDiscovery {
+            domain,
+            service_name: value("discovery-srv-name", ""),
+            insecure: flag("insecure-discovery")?,
+            ca_file: value(
+                if which == "gateway" {
+                    "trusted-ca-file"
+                } else {
+                    "cacert"
+                },
+                "",
+            ),
+        })
+    };
     let endpoints: Vec<String> = value("endpoints", "127.0.0.1:2379")
         .split(',')
         .map(|e| e.trim().to_string())
@@ -156,6 +174,7 @@ pub fn parse_command(which: &str, args: &[String]) -> Result<ProxyCommand, Comma
             listen_addr: value("listen-addr", "127.0.0.1:23790"),
             endpoints: endpoints.iter().map(|e| strip_scheme(e)).collect(),
             retry_delay,
+            discovery,
         }));
     }
     let resolver_ttl = check_resolver(
@@ -213,6 +232,7 @@ pub fn parse_command(which: &str, args: &[String]) -> Result<ProxyCommand, Comma
     Ok(ProxyCommand::GrpcProxy(Box::new(GrpcProxyConfig {
         listen_addr: value("listen-addr", "127.0.0.1:23790"),
         endpoints,
+        discovery,
         advertise_client_url: value("advertise-client-url", "127.0.0.1:23790"),
         namespace: value("namespace", ""),
         resolver_prefix: value("resolver-prefix", ""),
@@ -251,7 +271,7 @@ fn check_resolver(prefix: &str, ttl: &str, advertise: &str) -> Result<i64, Comma
 }
 
 /// `host:port` of an endpoint given as a URL (etcd's `stripSchema`).
-fn strip_scheme(endpoint: &str) -> String {
+pub(super) fn strip_scheme(endpoint: &str) -> String {
     match endpoint.split_once("://") {
         Some((_, rest)) => rest.trim_end_matches('/').to_string(),
         None => endpoint.to_string(),
@@ -284,6 +304,37 @@ mod tests {
         };
         assert_eq!(g.retry_delay, Duration::from_secs(60));
         assert_eq!(g.endpoints, vec!["127.0.0.1:2379"]);
+        assert_eq!(g.discovery, None);
+        let ProxyCommand::Gateway(g) = parse_command(
+            "gateway",
+            &args(&["start", "--discovery-srv=example.com", "--trusted-ca-file=ca.crt"]),
+        )
+        .expect("parses") else {
+            panic!("gateway")
+        };
+        let d = g.discovery.expect("discovery");
+        assert_eq!(
+            (d.domain.as_str(), d.ca_file.as_str(), d.insecure),
+            ("example.com", "ca.crt", false)
+        );
+        let ProxyCommand::GrpcProxy(c) = parse_command(
+            "grpc-proxy",
+            &args(&[
+                "start",
+                "--discovery-srv=example.com",
+                "--discovery-srv-name=blue",
+                "--insecure-discovery",
+                "--cacert=up.crt",
+            ]),
+        )
+        .expect("parses") else {
+            panic!("grpc-proxy")
+        };
+        let d = c.discovery.expect("discovery");
+        assert_eq!(
+            (d.service_name.as_str(), d.ca_file.as_str(), d.insecure),
+            ("blue", "up.crt", true)
+        );
     }
 
     #[test]
@@ -305,7 +356,6 @@ mod tests {
             "invalid advertise-client-url \"\""
         );
         assert!(e(&["start", "--enable-pprof"]).contains("--enable-pprof is not supported"));
-        assert!(e(&["start", "--discovery-srv=example.com"]).contains("not yet supported"));
         assert!(e(&["start", "--bogus"]).starts_with("Error: unknown flag: --bogus"));
     }
 

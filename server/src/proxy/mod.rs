@@ -16,6 +16,7 @@
 
 pub mod cache;
 pub mod command;
+pub mod discover;
 pub mod forward;
 pub mod kv;
 pub mod lease;
@@ -239,7 +240,7 @@ pub fn proxy_main(which: &str, args: &[String]) -> i32 {
             println!("{usage}");
             return 0;
         }
-        ProxyCommand::Gateway(c) => match runtime.block_on(gateway_checks(&c)) {
+        ProxyCommand::Gateway(mut c) => match runtime.block_on(gateway_endpoints(&mut c)) {
             // etcd prints these on stdout.
             Err(e) => {
                 println!("{e}");
@@ -247,7 +248,13 @@ pub fn proxy_main(which: &str, args: &[String]) -> i32 {
             }
             Ok(()) => runtime.block_on(run_gateway(c)),
         },
-        ProxyCommand::GrpcProxy(c) => runtime.block_on(run_grpc_proxy(*c)),
+        ProxyCommand::GrpcProxy(mut c) => match runtime.block_on(grpc_proxy_endpoints(&mut c)) {
+            Err(e) => {
+                eprintln!("{e}");
+                return 1;
+            }
+            Ok(()) => runtime.block_on(run_grpc_proxy(*c)),
+        },
     };
     match outcome {
         Ok(()) => 0,
@@ -256,6 +263,35 @@ pub fn proxy_main(which: &str, args: &[String]) -> i32 {
             1
         }
     }
+}
+
+/// The gateway's endpoints: discovered through SRV records when asked (a lookup error
+/// goes to stderr, etcd's exit), then etcd's checks of its addresses (on stdout).
+async fn gateway_endpoints(c: &mut GatewayConfig) -> Result<(), String> {
+    if let Some(d) = &c.discovery {
+        let found = match discover::discover_endpoints(d).await {
+            Ok(found) => found,
+            Err(e) => {
+                eprintln!("{e}");
+                std::process::exit(1);
+            }
+        };
+        if !found.is_empty() {
+            c.endpoints = found.iter().map(|e| command::strip_scheme(e)).collect();
+        }
+    }
+    gateway_checks(c).await
+}
+
+/// The grpc-proxy's upstream endpoints, discovered through SRV records when asked.
+async fn grpc_proxy_endpoints(c: &mut GrpcProxyConfig) -> Result<(), String> {
+    if let Some(d) = &c.discovery {
+        let found = discover::discover_endpoints(d).await?;
+        if !found.is_empty() {
+            c.endpoints = found;
+        }
+    }
+    Ok(())
 }
 
 /// etcd's start-up checks of the gateway's addresses.

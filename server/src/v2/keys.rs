@@ -16,6 +16,7 @@ use detcd_core::v2store::{code, Action, Event, V2Error};
 use detcd_proto::detcdpb::V2Request;
 
 use super::form::Form;
+use super::stats::LocalStats;
 use super::{json, now_unix_ms};
 use crate::grpc::Services;
 
@@ -171,6 +172,7 @@ fn event_response(event: &Event, reply: &V2Reply, cluster: &str, no_value: bool)
 /// Serves one `/v2/keys` request.
 pub async fn serve(
     services: Services,
+    local: LocalStats,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -195,8 +197,11 @@ pub async fn serve(
         Ok(r) => r,
         Err(e) => return error_response(&e, &cluster),
     };
+    local.count_auth_lookup();
     let node_request = match method {
-        Method::GET | Method::HEAD if request.wait => return wait(services, request, &path, cluster).await,
+        Method::GET | Method::HEAD if request.wait => {
+            return wait(services, local, request, &path, cluster).await
+        }
         Method::GET | Method::HEAD if request.quorum => {
             let mut v2 = request.v2.clone();
             v2.method = "QGET".to_string();
@@ -234,7 +239,13 @@ pub async fn call(services: &Services, request: Request) -> Result<V2Reply, V2Er
 }
 
 /// A wait: headers now, then the first matching event (or every one, `stream=true`).
-async fn wait(services: Services, request: KeyRequest, path: &str, cluster: String) -> Response {
+async fn wait(
+    services: Services,
+    local: LocalStats,
+    request: KeyRequest,
+    path: &str,
+    cluster: String,
+) -> Response {
     let watch = |since: u64| Request::V2Watch {
         path: path.to_string(),
         recursive: request.v2.recursive,
@@ -253,7 +264,10 @@ async fn wait(services: Services, request: KeyRequest, path: &str, cluster: Stri
     let path = path.to_string();
     let recursive = request.v2.recursive;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    // As etcd's watcher hub: a wait answered from the history never waits.
+    let waiting = found.is_none().then(|| local.enter_wait());
     tokio::spawn(async move {
+        let _waiting = waiting;
         let mut since = since;
         let mut found = found;
         loop {

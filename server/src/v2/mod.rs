@@ -65,14 +65,15 @@ type Parts = (Method, Uri, HeaderMap, Bytes);
 /// Adds the v2 endpoints to `router`.
 pub fn routes(router: axum::Router, services: Services) -> axum::Router {
     let started_ms = now_unix_ms();
-    let s = services.clone();
+    let local = stats::LocalStats::default();
+    let (s, l) = (services.clone(), local.clone());
     let keys = move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
-        keys::serve(s.clone(), method, uri, headers, body)
+        keys::serve(s.clone(), l.clone(), method, uri, headers, body)
     };
-    let s = services.clone();
+    let (s, l) = (services.clone(), local.clone());
     let members = move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
         let parts: Parts = (method, uri, headers, body);
-        members::serve(s.clone(), parts)
+        members::serve(s.clone(), l.clone(), parts)
     };
     let (s1, s2, s3, s4) = (services.clone(), services.clone(), services.clone(), services);
     router
@@ -91,7 +92,10 @@ pub fn routes(router: axum::Router, services: Services) -> axum::Router {
             get(move || stats::self_stats(s2.clone(), started_ms)),
         )
         .route("/v2/stats/leader", get(move || stats::leader_stats(s3.clone())))
-        .route("/v2/stats/store", get(move || stats::store_stats(s4.clone())))
+        .route(
+            "/v2/stats/store",
+            get(move || stats::store_stats(s4.clone(), local.clone())),
+        )
         .route("/v2/auth", any(auth_not_supported))
         .route("/v2/auth/{*rest}", any(auth_not_supported))
 }

@@ -1,11 +1,14 @@
 //! `/v2/stats/self`, `/v2/stats/leader` and `/v2/stats/store` in etcd 3.4's JSON
-//! shapes. detcd measures no per-follower latency nor per-operation v2 counts:
-//! those numbers (and the store's counts) are 0, as the README says; the names,
-//! IDs, state, leader and times are real.
+//! shapes. detcd measures no per-follower latency: those numbers are 0, as the
+//! README says; the names, IDs, state, leader and times are real, and so are the
+//! store's counts (this member's, as in etcd).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use detcd_core::node::{Request, Response as NodeResponse};
+use detcd_core::node::{Request, Response as NodeResponse, V2Reply as NodeV2Reply};
 use detcd_proto::etcdserverpb::{Member, MemberListRequest};
 
 use super::{http_error, json, now_unix_ms};
@@ -106,26 +109,59 @@ pub async fn leader_stats(services: Services) -> Response {
     ))
 }
 
-pub async fn store_stats(_services: Services) -> Response {
-    const FIELDS: [&str; 16] = [
-        "getsSuccess",
-        "getsFail",
-        "setsSuccess",
-        "setsFail",
-        "deleteSuccess",
-        "deleteFail",
-        "updateSuccess",
-        "updateFail",
-        "createSuccess",
-        "createFail",
-        "compareAndSwapSuccess",
-        "compareAndSwapFail",
-        "compareAndDeleteSuccess",
-        "compareAndDeleteFail",
-        "expireCount",
-        "watchers",
-    ];
-    let body: Vec<String> = FIELDS.iter().map(|f| format!("\"{f}\":0")).collect();
+/// The parts of `/v2/stats/store` the HTTP layer counts: the v2 waits this member
+/// holds (etcd's watcher hub count, `watchers`), and the `/v2/keys` requests and
+/// `/v2/members` writes, for each of which etcd reads its v2 auth switch from the
+/// store, a get that fails while v2 auth is off (detcd has no v2 auth; it counts
+/// the same failed get).
+#[derive(Clone, Debug, Default)]
+pub struct LocalStats {
+    watchers: Arc<AtomicU64>,
+    auth_lookups: Arc<AtomicU64>,
+}
+
+/// One wait counted in [`LocalStats`] until dropped.
+pub struct Waiting(Arc<AtomicU64>);
+
+impl LocalStats {
+    pub fn enter_wait(&self) -> Waiting {
+        self.watchers.fetch_add(1, Ordering::Relaxed);
+        Waiting(self.watchers.clone())
+    }
+
+    /// A `/v2/keys` request whose form was valid, or a `/v2/members` write.
+    pub fn count_auth_lookup(&self) {
+        self.auth_lookups.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// `/v2/stats/store`: this member's counts of v2 operations (see
+/// [`detcd_core::v2store::Stats`]) and [`LocalStats`].
+pub async fn store_stats(services: Services, local: LocalStats) -> Response {
+    let mut stats = match services.handle().call(Request::V2Status).await {
+        Ok(NodeResponse::V2(NodeV2Reply {
+            stats: Some(stats), ..
+        })) => *stats,
+        _ => {
+            return http_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "cannot read the v2 store's statistics",
+            )
+        }
+    };
+    stats.gets_fail += local.auth_lookups.load(Ordering::Relaxed);
+    let mut body: Vec<String> = stats
+        .fields()
+        .iter()
+        .map(|(f, n)| format!("\"{f}\":{n}"))
+        .collect();
+    body.push(format!("\"watchers\":{}", local.watchers.load(Ordering::Relaxed)));
     json_body(format!("{{{}}}", body.join(",")))
 }
 

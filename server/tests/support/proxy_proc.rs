@@ -38,11 +38,17 @@ impl Proc {
 /// Starts `program` `kind start` (`kind`: grpc-proxy or gateway) on a free port with
 /// `args`; waits until the port takes connections.
 pub fn start_proxy(program: &str, kind: &str, args: &[String]) -> Proc {
+    start_proxy_env(program, kind, args, &[])
+}
+
+/// [`start_proxy`] with `env` set for the proxy.
+pub fn start_proxy_env(program: &str, kind: &str, args: &[String], env: &[(&str, &str)]) -> Proc {
     let addr = format!("127.0.0.1:{}", free_port());
     let log = std::env::temp_dir().join(format!("detcd-proxy-{}-{}.log", std::process::id(), free_port()));
     let child = Command::new(program)
         .args([kind, "start", &format!("--listen-addr={addr}")])
         .args(args)
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).expect("log file"))
         .spawn()

@@ -1,0 +1,196 @@
+//! `/v2/stats/store` against etcd 3.4's (`--enable-v2`): a fixed sequence of v2
+//! operations (sets, gets local and quorum, creates, updates, compare-and-swap and
+//! -delete, deletes, each succeeding and failing, counted as etcd counts them, some
+//! failures as successes; a set and a create under a file; a form error; a member
+//! list; a key expiring) run against a real etcd and against detcd, and how much
+//! each counter moved compared; then `watchers` while a wait is pending and after
+//! it is answered.
+//!
+//! Deltas, not absolute counts: etcd keeps its membership in the v2 store, so its
+//! own reads and writes of it count there too (at start-up, and at member changes,
+//! which this test therefore leaves out); detcd's membership lives elsewhere.
+//!
+//! Skipped (with a notice) without `etcd` and `curl` on PATH, a failure under CI.
+
+#[path = "support/server_proc.rs"]
+mod server_proc;
+#[path = "support/v2_norm.rs"]
+mod v2_norm;
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use server_proc::{on_path, start_server_with};
+
+/// `curl -X method` with `form`; the HTTP status.
+fn curl(endpoint: &str, method: &str, path: &str, form: &str) -> u16 {
+    let mut c = Command::new("curl");
+    c.args([
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "--max-time",
+        "10",
+        "-X",
+        method,
+    ]);
+    if !form.is_empty() {
+        c.args(["--data-binary", form]);
+    }
+    let out = c
+        .arg(format!("http://{endpoint}{path}"))
+        .output()
+        .expect("run curl");
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0)
+}
+
+/// `/v2/stats/store` as field -> count.
+fn stats(endpoint: &str) -> BTreeMap<String, i64> {
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "--max-time",
+            "10",
+            &format!("http://{endpoint}/v2/stats/store"),
+        ])
+        .output()
+        .expect("run curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let inner = text.trim().trim_start_matches('{').trim_end_matches('}');
+    inner
+        .split(',')
+        .filter_map(|kv| {
+            let (k, v) = kv.split_once(':')?;
+            Some((k.trim_matches('"').to_string(), v.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+fn delta(after: &BTreeMap<String, i64>, before: &BTreeMap<String, i64>) -> BTreeMap<String, i64> {
+    after
+        .iter()
+        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0)))
+        .collect()
+}
+
+/// Waits until the server's cluster version is decided (etcd sets it in its v2 store
+/// shortly after start; counting starts after that).
+fn settle(endpoint: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        let out = Command::new("curl")
+            .args(["-s", "--max-time", "5", &format!("http://{endpoint}/version")])
+            .output()
+            .expect("run curl");
+        let text = String::from_utf8_lossy(&out.stdout);
+        if text.contains("etcdcluster") && !text.contains("not_decided") {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The sequence; the counters' deltas, then `watchers` while a wait is pending and
+/// after it was answered.
+fn session(endpoint: &str) -> (BTreeMap<String, i64>, i64, i64) {
+    settle(endpoint);
+    let before = stats(endpoint);
+    let steps: &[(&str, &str, &str, u16)] = &[
+        ("PUT", "/v2/keys/a", "value=1", 201),
+        ("PUT", "/v2/keys/a/b", "value=x", 400),
+        ("GET", "/v2/keys/a", "", 200),
+        ("GET", "/v2/keys/missing", "", 404),
+        ("GET", "/v2/keys/a?quorum=true", "", 200),
+        ("GET", "/v2/keys/missing?quorum=true", "", 404),
+        ("PUT", "/v2/keys/c?prevExist=false", "value=1", 201),
+        ("PUT", "/v2/keys/c?prevExist=false", "value=1", 412),
+        ("POST", "/v2/keys/q", "value=1", 201),
+        ("POST", "/v2/keys/a", "value=1", 400),
+        ("PUT", "/v2/keys/a?prevExist=true", "value=2", 200),
+        ("PUT", "/v2/keys/nope?prevExist=true", "value=2", 404),
+        ("PUT", "/v2/keys/a?prevValue=2", "value=3", 200),
+        ("PUT", "/v2/keys/a?prevValue=9", "value=4", 412),
+        ("PUT", "/v2/keys/a?prevIndex=1&prevExist=true", "value=4", 412),
+        ("DELETE", "/v2/keys/a?prevValue=9", "", 412),
+        ("DELETE", "/v2/keys/a?prevValue=3", "", 200),
+        ("DELETE", "/v2/keys/gone?prevValue=1", "", 404),
+        ("DELETE", "/v2/keys/c", "", 200),
+        ("DELETE", "/v2/keys/c", "", 404),
+        ("PUT", "/v2/keys/dir?dir=true", "", 201),
+        ("DELETE", "/v2/keys/dir", "", 403),
+        ("PUT", "/v2/keys/bad", "value=1&ttl=abc", 400),
+        ("PUT", "/v2/keys/t", "value=1&ttl=1", 201),
+        ("GET", "/v2/members", "", 200),
+    ];
+    for (method, path, form, status) in steps {
+        assert_eq!(
+            curl(endpoint, method, path, form),
+            *status,
+            "{method} {path} {form}"
+        );
+    }
+    // The key with a TTL expires at the leader's next sync.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while stats(endpoint)["expireCount"] <= before["expireCount"] {
+        assert!(Instant::now() < deadline, "t did not expire");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let counts = delta(&stats(endpoint), &before);
+    // A pending wait is a watcher until answered.
+    let mut wait: Child = Command::new("curl")
+        .args([
+            "-s",
+            "--max-time",
+            "10",
+            &format!("http://{endpoint}/v2/keys/w?wait=true"),
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("run curl");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut pending = stats(endpoint)["watchers"];
+    while pending == before["watchers"] && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        pending = stats(endpoint)["watchers"];
+    }
+    assert_eq!(curl(endpoint, "PUT", "/v2/keys/w", "value=1"), 201);
+    wait.wait().expect("wait answered");
+    // etcd drops an answered watcher at once; detcd when its poll sends the event.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut after = stats(endpoint)["watchers"];
+    while after != before["watchers"] && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        after = stats(endpoint)["watchers"];
+    }
+    (counts, pending - before["watchers"], after - before["watchers"])
+}
+
+#[test]
+fn store_stats_count_as_etcds() {
+    if !(on_path("etcd") && on_path("curl")) {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "etcd and curl are required under CI (apt-get install etcd-server curl)"
+        );
+        eprintln!("NOTICE: etcd/curl not on PATH; skipping store_stats_count_as_etcds");
+        return;
+    }
+    let etcd34 = v2_norm::etcd34().expect("etcd 3.4 (etcd --version) on PATH or at /usr/bin/etcd");
+    let etcd = start_server_with(&etcd34, "v2-stats-etcd", &["--enable-v2"]);
+    let expected = session(&etcd.endpoint);
+    drop(etcd);
+    let detcd = start_server_with(env!("CARGO_BIN_EXE_detcd"), "v2-stats-detcd", &["--enable-v2"]);
+    let got = session(&detcd.endpoint);
+    assert_eq!(got, expected);
+    // The sequence reached what it is about.
+    let (counts, pending, _) = &got;
+    assert_eq!(counts.len(), 16, "{counts:?}");
+    assert!(
+        counts.iter().all(|(k, v)| *v > 0 || k == "watchers"),
+        "{counts:?}"
+    );
+    assert_eq!(*pending, 1);
+}
