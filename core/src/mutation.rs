@@ -259,9 +259,15 @@ mod tests {
         for (m, name) in Mutation::ALL.iter().zip(&names) {
             assert_eq!(Mutation::from_name(name), Some(*m));
             assert_eq!(m.to_string(), *name);
-            assert!(name.chars().all(|c| c.is_ascii_lowercase() || c == '-'), "{name}");
             assert!(
-                !name.starts_with('-') && !name.ends_with('-') && !name.contains("--"),
+                name.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+                "{name}"
+            );
+            assert!(
+                name.starts_with(|c: char| c.is_ascii_lowercase())
+                    && !name.ends_with('-')
+                    && !name.contains("--"),
                 "{name}"
             );
         }
