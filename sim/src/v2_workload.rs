@@ -30,7 +30,7 @@ pub const SYNC_INTERVAL_MS: u64 = 500;
 
 /// Keys the clients write, plain and with a TTL, and the directory's children.
 const KEYS: u64 = 4;
-const TTL_KEYS: u64 = 2;
+const TTL_KEYS: u64 = 8;
 const DIR: &str = "/v2/d";
 const DIR_CHILDREN: u64 = 2;
 /// Waits watch this prefix, recursively.
@@ -133,9 +133,10 @@ impl V2Workload {
                 }
             },
             62..=77 => {
-                // A key with a TTL of a few sync intervals, or its refresh.
+                // A key with a TTL of up to two sync intervals (so that many
+                // expire between writes), or its refresh.
                 r.path = format!("/v2/t{}", rng.range(0, TTL_KEYS));
-                r.expiration_unix_ms = now_ms + rng.range(SYNC_INTERVAL_MS, 6 * SYNC_INTERVAL_MS);
+                r.expiration_unix_ms = now_ms + rng.range(100, 2 * SYNC_INTERVAL_MS);
                 if pick >= 72 {
                     r.prev_exist = PREV_EXIST_TRUE;
                     r.refresh = true;
