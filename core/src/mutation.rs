@@ -93,6 +93,10 @@ pub enum Mutation {
     /// `node::auth` (`check_read`): a follower serves a serializable read without
     /// checking permissions (only the leader checks them).
     AuthFollowerSerializableUnchecked,
+    /// `v2store::Store::compare_and_swap`: a v2 compare-and-swap ignores
+    /// `prevIndex` (only `prevValue` is compared), so a client's swap on a key it
+    /// read before another client's write succeeds over that write.
+    V2CasIgnoresPrevIndex,
 }
 
 impl Mutation {
@@ -122,6 +126,7 @@ impl Mutation {
         Mutation::AuthTxnFailureBranchUnchecked,
         Mutation::AuthRangeEndIgnored,
         Mutation::AuthFollowerSerializableUnchecked,
+        Mutation::V2CasIgnoresPrevIndex,
     ];
 
     /// The kebab-case name (what `detcd-sim --mutation NAME` takes).
@@ -151,6 +156,7 @@ impl Mutation {
             Mutation::AuthTxnFailureBranchUnchecked => "auth-txn-failure-branch-unchecked",
             Mutation::AuthRangeEndIgnored => "auth-range-end-ignored",
             Mutation::AuthFollowerSerializableUnchecked => "auth-follower-serializable-unchecked",
+            Mutation::V2CasIgnoresPrevIndex => "v2-cas-ignores-prev-index",
         }
     }
 
@@ -253,9 +259,15 @@ mod tests {
         for (m, name) in Mutation::ALL.iter().zip(&names) {
             assert_eq!(Mutation::from_name(name), Some(*m));
             assert_eq!(m.to_string(), *name);
-            assert!(name.chars().all(|c| c.is_ascii_lowercase() || c == '-'), "{name}");
             assert!(
-                !name.starts_with('-') && !name.ends_with('-') && !name.contains("--"),
+                name.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+                "{name}"
+            );
+            assert!(
+                name.starts_with(|c: char| c.is_ascii_lowercase())
+                    && !name.ends_with('-')
+                    && !name.contains("--"),
                 "{name}"
             );
         }
@@ -272,7 +284,7 @@ mod tests {
         sorted.sort_unstable();
         assert_eq!(sorted, Mutation::ALL, "ALL is in declaration (Ord) order");
         // Adding a variant without listing it fails to compile in `name` and here.
-        let last = Mutation::AuthFollowerSerializableUnchecked;
+        let last = Mutation::V2CasIgnoresPrevIndex;
         assert_eq!(Mutation::ALL.last(), Some(&last));
     }
 

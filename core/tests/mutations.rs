@@ -264,3 +264,19 @@ fn watch_resumes_late_skips_the_start_revision() {
     assert_eq!(clean, vec![2, 3, 4]);
     assert_eq!(mutated, vec![3, 4], "the mutation starts one revision late");
 }
+
+#[test]
+fn v2_cas_ignores_prev_index_swaps_over_a_newer_write() {
+    use detcd_core::v2store::{Store as V2Store, Ttl};
+    let (clean, mutated) = without_and_with(Mutation::V2CasIgnoresPrevIndex, || {
+        let mut store = V2Store::default();
+        let first = store.set("/k", false, "a", Ttl::default()).expect("set");
+        store.set("/k", false, "b", Ttl::default()).expect("set");
+        store
+            .compare_and_swap("/k", "", first.index(), "c", Ttl::default())
+            .map(|e| e.node.value)
+            .map_err(|e| e.code)
+    });
+    assert_eq!(clean, Err(detcd_core::v2store::code::TEST_FAILED));
+    assert_eq!(mutated, Ok(Some("c".to_string())));
+}

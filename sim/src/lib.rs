@@ -15,6 +15,7 @@
 //! - [`queue`]: the virtual-time event queue.
 //! - [`trace`]: the trace hash that proves determinism.
 //! - [`mutations`]: the catalogue of planted bugs.
+//! - [`v2_workload`], [`v2_check`]: v2 store requests and their checks (`--v2`).
 //! - [`membership`]: the membership fault's operator (add learner, promote, remove).
 
 /// Client-history checkers: the history recorder and the linearizability check of KV histories.
@@ -33,5 +34,7 @@ pub mod run;
 pub mod sim;
 pub mod storage;
 pub mod trace;
+pub mod v2_check;
+pub mod v2_workload;
 pub mod watch_check;
 pub mod workload;

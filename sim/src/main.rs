@@ -43,6 +43,10 @@ struct Args {
     /// the other clients mix in requests as a user, checked by the auth checker.
     #[arg(long)]
     auth: bool,
+    /// Run the v2 workload (drawn for a quarter of the seeds anyway): a third of
+    /// the requests go to the v2 store, checked by the v2 checker.
+    #[arg(long)]
+    v2: bool,
     /// Print the mutation names, one per line, and exit.
     #[arg(long)]
     list_mutations: bool,
@@ -104,6 +108,7 @@ fn main() -> ExitCode {
             opts.nodes = adjusted.nodes;
         }
         opts.auth = args.auth || adjusted.auth;
+        opts.v2 = args.v2 || adjusted.v2;
         let report = run(&opts, mutations);
         sim_ms += report.sim_ms;
         wall_s += report.wall.as_secs_f64();
@@ -150,6 +155,9 @@ fn replay_command(args: &Args, seed: u64) -> String {
     }
     if args.auth {
         cmd.push_str(" --auth");
+    }
+    if args.v2 {
+        cmd.push_str(" --v2");
     }
     if let Some(m) = &args.mutation {
         cmd.push_str(&format!(" --mutation {m}"));

@@ -49,6 +49,8 @@ pub struct Mutation {
     pub min_nodes: usize,
     /// Whether the bug can only show under the auth workload (turned on for it).
     pub auth: bool,
+    /// Whether the bug can only show under the v2 workload (turned on for it).
+    pub v2: bool,
 }
 
 const fn sim(
@@ -65,6 +67,7 @@ const fn sim(
         needs,
         min_nodes: 1,
         auth: false,
+        v2: false,
     }
 }
 
@@ -84,6 +87,22 @@ const fn core(
         needs,
         min_nodes,
         auth: false,
+        v2: false,
+    }
+}
+
+/// A planted v2 store bug: a core mutation that needs the v2 workload.
+const fn core_v2(m: CoreMutation, name: &'static str, description: &'static str) -> Mutation {
+    Mutation {
+        name,
+        description,
+        layer: Layer::Core(m),
+        caught_by:
+            "v2 check: a compare-and-swap succeeded on a key whose modified index differed from prevIndex",
+        needs: &[],
+        min_nodes: 1,
+        auth: false,
+        v2: true,
     }
 }
 
@@ -97,6 +116,7 @@ const fn core_auth(m: CoreMutation, name: &'static str, description: &'static st
         needs: &[],
         min_nodes: 1,
         auth: true,
+        v2: false,
     }
 }
 
@@ -299,6 +319,11 @@ pub const CATALOGUE: &[Mutation] = &[
         "auth-follower-serializable-unchecked",
         "a follower serves a serializable read without checking permissions",
     ),
+    core_v2(
+        CoreMutation::V2CasIgnoresPrevIndex,
+        "v2-cas-ignores-prev-index",
+        "a v2 compare-and-swap ignores prevIndex and compares prevValue only",
+    ),
 ];
 
 /// Looks a mutation up by name.
@@ -355,6 +380,7 @@ impl Mutations {
         }
         opts.nodes = opts.nodes.max(m.min_nodes);
         opts.auth |= m.auth;
+        opts.v2 |= m.v2;
     }
 }
 

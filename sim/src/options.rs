@@ -251,6 +251,11 @@ pub struct Options {
     /// changes permissions while the others mix in requests as a user. Never
     /// drawn from the seed, so seeds without it run as they always did.
     pub auth: bool,
+    /// The v2 workload (`--v2`, a planted v2 bug, or drawn for a quarter of the
+    /// seeds, last of all draws so that seeds without it run as they always did):
+    /// a third of the clients' requests go to the v2 store, checked by
+    /// [`crate::v2_check`].
+    pub v2: bool,
 }
 
 impl Options {
@@ -328,6 +333,7 @@ impl Options {
             snapshot_step_bytes: detcd_core::node::SNAPSHOT_STEP_BYTES,
             snapshot_size_free_bytes: detcd_core::node::SNAPSHOT_SIZE_FREE_BYTES,
             auth: false,
+            v2: false,
         };
         opts.reader_clients = rng.range(0, opts.clients as u64 / 2 + 1) as usize;
         opts.value_bytes_max = [0, 0, 2048][rng.range(0, 3) as usize];
@@ -354,6 +360,7 @@ impl Options {
             },
             _ => AutoCompaction::Off,
         };
+        opts.v2 = rng.chance(1, 4);
         opts
     }
 
@@ -438,6 +445,9 @@ impl fmt::Display for Options {
         )?;
         if self.auth {
             write!(f, "\nauth:        on (client 0 changes permissions; a third of the others' requests run as a user)")?;
+        }
+        if self.v2 {
+            write!(f, "\nv2:          on (a third of the requests go to the v2 store; the leader syncs its clock for TTLs)")?;
         }
         Ok(())
     }

@@ -42,6 +42,8 @@ pub struct Report {
     pub auth_user_ops: (usize, usize, usize),
     /// The auth workload's admin: (acknowledged auth off/on changes, bob generations).
     pub auth_admin: (u64, u64),
+    /// The v2 workload's counts, one line (`--v2`).
+    pub v2_summary: Option<String>,
     pub lin_steps: u64,
     pub liveness_ms: Option<u64>,
     pub membership: MembershipCounters,
@@ -83,6 +85,7 @@ pub fn run(opts: &Options, mutations: Mutations) -> Report {
             .auth
             .as_ref()
             .map_or((0, 0), |a| (a.toggles_ok, a.bob_generations())),
+        v2_summary: sim.workload.v2.as_ref().map(|v| v.summary()),
         watch_sessions: sim.workload.sessions.len(),
         watch_events: sim.workload.sessions.iter().map(|s| s.events.len()).sum(),
         lin_steps: 0,
@@ -202,6 +205,7 @@ fn phases(sim: &mut Sim) -> (u64, Option<u64>) {
         sim.fail(format!("watch guarantee broken: {why}"));
         return (steps, liveness_ms);
     }
+    check_v2(sim);
     if let Some(auth) = &sim.workload.auth {
         let violations = auth.history.check();
         if let Some(first) = violations.first() {
@@ -266,6 +270,9 @@ pub fn render(opts: &Options, mutations: Mutations, report: &Report, verbose: bo
                 report.auth_admin.1.saturating_sub(1)
             ));
         }
+        if let Some(v2) = &report.v2_summary {
+            out.push_str(&format!("v2:          {v2}\n"));
+        }
         out.push_str(&format!(
             "checks:      {} invariant checks; liveness after heal {}\n",
             c.invariant_checks,
@@ -282,4 +289,30 @@ pub fn render(opts: &Options, mutations: Mutations, report: &Report, verbose: bo
     }
     out.push_str(&format!("trace-hash: {:016x}\n", report.trace_hash));
     out
+}
+
+/// The v2 checks' verdict: the violations found during the run, then the final
+/// store (of the member that applied the most) against the acknowledged writes.
+fn check_v2(sim: &mut Sim) {
+    let Some(mut v2) = sim.workload.v2.take() else {
+        return;
+    };
+    let last = sim
+        .member_ids()
+        .into_iter()
+        .filter_map(|id| sim.node(id).map(|n| (n.applied_index(), id)))
+        .max();
+    if let Some((_, id)) = last {
+        let now = sim.wall_ms(id);
+        if let Some(node) = sim.node(id) {
+            v2.history.final_check(node.v2_store(), now);
+        }
+    }
+    if let Some(first) = v2.history.violations.first() {
+        sim.fail(format!(
+            "v2 check: {} violation(s); the first: {first}",
+            v2.history.violations.len()
+        ));
+    }
+    sim.workload.v2 = Some(v2);
 }

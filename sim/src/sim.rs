@@ -171,6 +171,8 @@ pub(crate) struct Host {
     parked_disk: Option<Disk>,
     pub inc: u64,
     clock_offset_ms: u64,
+    /// When this member's process next looks whether to propose a v2 sync.
+    v2_sync_at_us: u64,
     /// While `now_us` is below this, the member's process is paused: what it
     /// would handle is held back until then (the pause fault).
     paused_until_us: u64,
@@ -216,6 +218,7 @@ impl Host {
             parked_disk: None,
             inc: 0,
             clock_offset_ms: 0,
+            v2_sync_at_us: 0,
             paused_until_us: 0,
             crash_armed: false,
             disk_free_at_us: 0,
@@ -249,6 +252,8 @@ pub(crate) enum Route {
     Scenario,
     /// The membership operator (the `membership` fault).
     Operator,
+    /// A member's own v2 sync (its answer is dropped, as the server's sync task does).
+    V2Sync,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -422,6 +427,38 @@ impl Sim {
 
     pub fn now_ms(&self) -> u64 {
         self.now_us / 1000
+    }
+
+    /// `member`'s wall clock as Unix milliseconds (the simulator's time plus its
+    /// clock jumps), for the v2 store's request times and expiries.
+    pub fn wall_ms(&self, member: u64) -> u64 {
+        let offset = self.hosts.get(&member).map_or(0, |h| h.clock_offset_ms);
+        crate::v2_workload::EPOCH_UNIX_MS + self.now_ms() + offset
+    }
+
+    /// The server's v2 sync task on `id`: every sync interval, a leader whose v2
+    /// store has keys with a TTL proposes its clock, so they expire.
+    fn maybe_v2_sync(&mut self, id: u64) {
+        let Some(host) = self.hosts.get_mut(&id) else {
+            return;
+        };
+        if self.now_us < host.v2_sync_at_us {
+            return;
+        }
+        host.v2_sync_at_us = self.now_us + crate::v2_workload::SYNC_INTERVAL_MS * 1000;
+        let Some(node) = host.node.as_ref() else { return };
+        if node.raft_status().role != Role::Leader || !node.v2_store().has_ttl_keys() {
+            return;
+        }
+        let sync = detcd_proto::detcdpb::V2Request {
+            method: "SYNC".to_string(),
+            time_unix_ms: self.wall_ms(id),
+            ..Default::default()
+        };
+        self.submit(id, Request::V2(sync), Route::V2Sync);
+        if let Some(v2) = self.workload.v2.as_mut() {
+            v2.syncs += 1;
+        }
     }
 
     fn start_node(&mut self, id: u64, start: NodeStart) {
@@ -807,7 +844,13 @@ impl Sim {
         };
         host.was_leader = is_leader;
         self.counters.invariant_checks += 1;
-        if let Err(why) = self.invariants.check(view, &mut host.cursors) {
+        let mut result = self.invariants.check(view, &mut host.cursors);
+        if let (Ok(()), Some(v2)) = (&result, self.workload.v2.as_mut()) {
+            result = v2
+                .history
+                .observe_state(id, node.applied_index(), node.v2_store());
+        }
+        if let Err(why) = result {
             self.fail(why);
         }
     }
@@ -870,6 +913,9 @@ impl Sim {
                         self.now_us + self.opts.tick_ms * 1000,
                         Event::Tick { member, inc },
                     );
+                    if self.opts.v2 {
+                        self.maybe_v2_sync(member);
+                    }
                 }
             }
             Event::Deliver { from, to, message } => {
@@ -996,7 +1042,7 @@ impl Sim {
                 }
                 Some(Route::Client { client, .. }) => self.client_response(client, request_id, result),
                 Some(Route::Operator) => self.operator_response(request_id, result),
-                None => {}
+                Some(Route::V2Sync) | None => {}
             },
             Event::WatchToClient {
                 member,

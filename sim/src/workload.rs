@@ -25,6 +25,7 @@ use crate::auth_workload::{AuthPending, AuthWorkload, Outcome};
 use crate::check::history::{History, KvOp, KvResult, OpId};
 use crate::options::{Options, WorkloadMix};
 use crate::sim::{outcome_unknown, Phase, Route, Sim};
+use crate::v2_workload::{V2Pending, V2Workload};
 use crate::watch_check::{WatchEvent, WatchSession};
 
 /// What a client is waiting for.
@@ -49,6 +50,8 @@ enum Pending {
     },
     /// The auth workload's admin or user request (`--auth`).
     Auth(AuthPending),
+    /// A v2 workload request (`--v2`).
+    V2(V2Pending),
 }
 
 #[derive(Clone, Debug)]
@@ -95,6 +98,8 @@ pub struct Workload {
     pub probe: Option<ProbeState>,
     /// The auth workload, with `--auth`: client 0 is its admin.
     pub auth: Option<AuthWorkload>,
+    /// The v2 workload, with `--v2`.
+    pub v2: Option<V2Workload>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -128,6 +133,7 @@ impl Workload {
             ops_failed: 0,
             probe: None,
             auth: opts.auth.then(AuthWorkload::new),
+            v2: opts.v2.then(V2Workload::default),
         }
     }
 
@@ -278,6 +284,8 @@ impl Sim {
             )
         } else if let Some(op) = self.auth_op(client) {
             op
+        } else if let Some((request, pending)) = self.v2_op(client, member) {
+            (request, pending, false, self.default_credentials())
         } else {
             let (request, pending, serializable) = self.next_op(client);
             (request, pending, serializable, self.default_credentials())
@@ -558,6 +566,19 @@ impl Sim {
         Some((request, Pending::Auth(pending), serializable, credentials))
     }
 
+    /// The v2 workload's next request for `client` to `member`, for a third of
+    /// the requests (nothing drawn without `--v2`).
+    fn v2_op(&mut self, client: usize, member: u64) -> Option<(Request, Pending)> {
+        self.workload.v2.as_ref()?;
+        if !self.workload.rng.chance(1, 3) {
+            return None;
+        }
+        let now = self.wall_ms(member);
+        let w = &mut self.workload;
+        let (request, pending) = w.v2.as_mut()?.op(&mut w.rng, client, now);
+        Some((request, Pending::V2(pending)))
+    }
+
     /// `member` answers `request_id`, a serializable read of `client`: if it is the
     /// auth workload user's, the checker learns what the member's auth state allowed.
     pub(crate) fn observe_auth_serve(&mut self, client: usize, request_id: u64, member: u64) {
@@ -592,6 +613,19 @@ impl Sim {
             return;
         };
         let pending = inflight.pending.clone();
+        if let (Pending::V2(p), Some(v2)) = (&pending, self.workload.v2.as_mut()) {
+            v2.settle(p, &result);
+            match &result {
+                Ok(_) => self.workload.ops_ok += 1,
+                Err(e) if outcome_unknown(e) => self.workload.ops_unknown += 1,
+                Err(_) => self.workload.ops_failed += 1,
+            }
+            if result.is_err() {
+                self.rotate(client);
+            }
+            self.think(client);
+            return;
+        }
         if let Pending::Auth(p) = &pending {
             let outcome = Outcome::of(&result);
             match outcome {

@@ -203,3 +203,26 @@ fn auth_mutations_are_caught_within_five_seeds() {
         assert!(caught.is_some(), "{name} not caught within 5 seeds");
     }
 }
+
+/// The v2 checker's planted bug (a compare-and-swap that ignores prevIndex), in
+/// every `--features mutations` run: caught within five seeds of the v2
+/// workload, while the same options pass unmutated.
+#[test]
+fn v2_mutation_is_caught_within_five_seeds() {
+    let mutations = Mutations::select("v2-cas-ignores-prev-index").expect("catalogued");
+    let caught = (1..=5).find(|&seed| {
+        let opts = options(seed, mutations);
+        assert!(opts.v2, "the v2 mutation turns the v2 workload on");
+        run(&opts, mutations)
+            .failure
+            .is_some_and(|why| why.contains("v2 check"))
+    });
+    let seed = caught.expect("v2-cas-ignores-prev-index not caught within 5 seeds");
+    let opts = options(seed, mutations);
+    let unmutated = run(&opts, Mutations::NONE);
+    assert!(
+        unmutated.failure.is_none(),
+        "seed {seed} fails unmutated: {:?}",
+        unmutated.failure
+    );
+}

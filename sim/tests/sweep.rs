@@ -5,6 +5,8 @@
 //! two loaded cores, core and sim being built with opt-level 2) and
 //! `DETCD_SIM_FIRST_SEED` where it starts (default 0); the README's long mode raises
 //! the count. Any failure fails the sweep, with a replay command for that one seed.
+//! About a quarter of the seeds draw the v2 workload (`Options::v2`), so the v2
+//! checks run in the sweep at no extra length.
 
 use detcd_sim::mutations::Mutations;
 use detcd_sim::options::Options;
@@ -128,5 +130,16 @@ fn auth_sweep() {
     assert!(
         toggles >= 16 && users >= 32,
         "auth off/on {toggles}, bob generations {users}"
+    );
+}
+
+/// The v2 workload is drawn for about a quarter of the seeds, so the sweep runs
+/// the v2 checks on dozens of seeds without lengthening it.
+#[test]
+fn sweep_draws_the_v2_workload_for_a_quarter_of_seeds() {
+    let drawn = (0..SWEEP_SEEDS_DEFAULT).filter(|&seed| opts(seed).v2).count();
+    assert!(
+        (30..=70).contains(&drawn),
+        "{drawn} of {SWEEP_SEEDS_DEFAULT} seeds draw v2"
     );
 }

@@ -413,6 +413,11 @@ impl Node {
         &self.store
     }
 
+    /// The member's v2 store (read-only), for checkers and tests.
+    pub fn v2_store(&self) -> &V2Store {
+        &self.v2
+    }
+
     /// The member's auth store (read-only), for checkers and tests.
     pub fn auth_store(&self) -> &AuthStore {
         &self.auth

@@ -398,6 +398,11 @@ impl Store {
         if node.is_dir() {
             return Err(V2Error::new(code::NOT_FILE, path, self.index));
         }
+        let prev_index = if crate::mutation::is_active(crate::mutation::Mutation::V2CasIgnoresPrevIndex) {
+            0
+        } else {
+            prev_index
+        };
         if let Some(cause) = compare_cause(node, prev_value, prev_index) {
             return Err(V2Error::new(code::TEST_FAILED, cause, self.index));
         }
