@@ -4,29 +4,10 @@
 
 use detcd_core::v2store::{Event, NodeView, V2Error};
 
-/// Appends `s` as a JSON string, escaped as Go's encoder escapes it.
-pub fn push_str(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
-/// A JSON string literal.
+/// A JSON string literal, escaped as Go's encoder escapes it (the one escaper
+/// detcdctl's output uses too).
 pub fn string(s: &str) -> String {
-    let mut out = String::new();
-    push_str(&mut out, s);
-    out
+    crate::ctl::format::json_string(s)
 }
 
 /// A list of strings, `[]` when empty.
