@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use curl::{curl, field, post};
 
-use server_proc::{on_path, start_server};
+use server_proc::start_server;
 
 /// Keys whose values differ between two clusters with the same history.
 const MASKED: &[&str] = &[
@@ -311,15 +311,7 @@ fn session(endpoint: &str) -> Vec<(String, u16, String)> {
 }
 
 fn tools_present(test: &str) -> bool {
-    if on_path("etcd") && on_path("etcdctl") && on_path("curl") {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "etcd, etcdctl and curl are required under CI (apt-get install etcd-server etcd-client curl)"
-    );
-    eprintln!("NOTICE: etcd/etcdctl/curl not on PATH; skipping {test}");
-    false
+    server_proc::require_tools(&["etcd", "etcdctl", "curl"], test)
 }
 
 #[test]

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use curl::{curl, field, post};
-use server_proc::{on_path, start_server};
+use server_proc::start_server;
 
 /// The tests of this file run one at a time: each spawns many etcdctl processes, and
 /// under a loaded machine their timing assumptions (a resign on SIGINT landing within
@@ -34,15 +34,7 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 }
 
 fn tools_present(test: &str) -> bool {
-    if on_path("etcdctl") && on_path("curl") {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "etcdctl and curl are required under CI (apt-get install etcd-client curl)"
-    );
-    eprintln!("NOTICE: etcdctl/curl not on PATH; skipping {test}");
-    false
+    server_proc::require_tools(&["etcdctl", "curl"], test)
 }
 
 fn b64(s: &str) -> String {

@@ -18,7 +18,7 @@ mod server_proc;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use server_proc::{etcdctl, etcdctl_ok, free_port, member_command, on_path, start_server, wait_healthy};
+use server_proc::{etcdctl, etcdctl_ok, free_port, member_command, start_server, wait_healthy};
 
 fn ok(endpoint: &str, args: &[&str]) -> String {
     etcdctl_ok(endpoint, args)
@@ -58,15 +58,7 @@ impl Drop for Etcd {
 }
 
 fn tools_present() -> bool {
-    if on_path("etcd") && on_path("etcdctl") {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "etcd and etcdctl are required under CI (apt-get install etcd-server etcd-client)"
-    );
-    eprintln!("NOTICE: etcd/etcdctl not on PATH; skipping snapshot_etcd");
-    false
+    server_proc::require_tools(&["etcd", "etcdctl"], "snapshot_etcd")
 }
 
 /// `etcdctl txn` with `input` on its standard input; must succeed.

@@ -15,7 +15,7 @@ mod v2_norm;
 use std::process::Command;
 use std::time::Duration;
 
-use server_proc::{on_path, start_server, start_server_with};
+use server_proc::{start_server, start_server_with};
 
 /// One HTTP exchange: status, X-Etcd-Index (when sent) and body.
 fn http(endpoint: &str, method: &str, path: &str, form: &str, json: bool) -> (u16, Option<u64>, String) {
@@ -270,15 +270,7 @@ fn session(endpoint: &str) -> Vec<String> {
 }
 
 fn tools_present(test: &str) -> bool {
-    if on_path("etcd") && on_path("etcdctl") && on_path("curl") {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "etcd, etcdctl and curl are required under CI (apt-get install etcd-server etcd-client curl)"
-    );
-    eprintln!("NOTICE: etcd/etcdctl/curl not on PATH; skipping {test}");
-    false
+    server_proc::require_tools(&["etcd", "etcdctl", "curl"], test)
 }
 
 #[test]

@@ -76,14 +76,6 @@ pub fn wait_for_started(endpoint: &str, n: usize) -> Vec<String> {
 /// Whether etcdctl (and `more` tools) are on PATH; without them the test is skipped
 /// with a notice, which is a failure under CI.
 pub fn tools_present(more: &[&str]) -> bool {
-    let missing: Vec<&str> = std::iter::once("etcdctl")
-        .chain(more.iter().copied())
-        .filter(|t| !super::server_proc::on_path(t))
-        .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    assert!(std::env::var_os("CI").is_none(), "{missing:?} required under CI");
-    eprintln!("skipped: {missing:?} not on PATH");
-    false
+    let tools: Vec<&str> = std::iter::once("etcdctl").chain(more.iter().copied()).collect();
+    super::server_proc::require_tools(&tools, "this test")
 }
