@@ -156,13 +156,11 @@ pub async fn connect(
 ) -> Result<Channel, CtlError> {
     let (scheme, rest) = endpoint.split_once("://").unwrap_or(("", endpoint));
     let rest = rest.trim_end_matches('/').to_string();
-    // SRV targets end in a dot (`host.example.:2379`); the system's resolver and TLS
-    // names want the host without it, as Go's dialer does.
-    let rest = match rest.rsplit_once(':') {
-        Some((host, port)) if host.ends_with('.') && !scheme.starts_with("unix") => {
-            format!("{}:{port}", host.trim_end_matches('.'))
-        }
-        _ => rest,
+    // SRV targets end in a dot (`host.example.:2379`).
+    let rest = if scheme.starts_with("unix") {
+        rest
+    } else {
+        crate::discovery::srv::without_final_dot(&rest)
     };
     let address = match scheme {
         "" | "http" | "https" => Address::Tcp(rest.clone()),

@@ -118,6 +118,16 @@ pub async fn cluster_from_dns(
 
 /// The client endpoints from `_etcd-client-ssl[-name]` (https) and `_etcd-client[-name]`
 /// (http) records (`srv.GetClient`): an error only when both lookups fail.
+/// `host.:port` (an SRV target as DNS writes it, ending in the root's dot) as
+/// `host:port`, as Go's dialer treats it; the system's resolver and TLS names want the
+/// host without the dot. Anything else (a scheme prefix included) is kept as it is.
+pub fn without_final_dot(authority: &str) -> String {
+    match authority.rsplit_once(':') {
+        Some((host, port)) if host.ends_with('.') => format!("{}:{port}", host.trim_end_matches('.')),
+        _ => authority.to_string(),
+    }
+}
+
 pub async fn client_endpoints(dns: &Dns, domain: &str, service_name: &str) -> Result<Vec<String>, String> {
     let mut endpoints = Vec::new();
     let mut errors = Vec::new();

@@ -16,7 +16,7 @@ use std::time::Duration;
 use rustls_pki_types::ServerName;
 
 use crate::discovery::dns::Dns;
-use crate::discovery::srv::client_endpoints;
+use crate::discovery::srv::{client_endpoints, without_final_dot};
 use crate::tls::{client_config, ServerCheck, TlsInfo};
 
 /// How long one validating TLS dial may take (etcd's 5 s transport timeout).
@@ -120,14 +120,6 @@ async fn handshake(config: Arc<rustls::ClientConfig>, host_port: &str, domain: &
     tokio::time::timeout(VALIDATE_TIMEOUT, dial)
         .await
         .map_err(|_| format!("dial tcp {host_port}: i/o timeout"))?
-}
-
-/// `scheme://host.:port` as `scheme://host:port`.
-fn without_final_dot(endpoint: &str) -> String {
-    match endpoint.rsplit_once(':') {
-        Some((host, port)) if host.ends_with('.') => format!("{}:{port}", host.trim_end_matches('.')),
-        _ => endpoint.to_string(),
-    }
 }
 
 #[cfg(test)]
