@@ -17,6 +17,7 @@
 pub mod frames;
 mod go_json_errors;
 pub mod json;
+pub mod websocket;
 
 use std::convert::Infallible;
 
@@ -335,7 +336,12 @@ async fn serve(route: Route, request: axum::extract::Request) -> Response {
     let (parts, body) = request.into_parts();
     let inner_body = match route.kind {
         Kind::Unary | Kind::ServerStream => {
-            let bytes = match axum::body::to_bytes(body, route.body_limit).await {
+            let whole = if parts.extensions.get::<websocket::FromWebSocket>().is_some() {
+                Ok(first_value(body).await)
+            } else {
+                axum::body::to_bytes(body, route.body_limit).await
+            };
+            let bytes = match whole {
                 Ok(b) => b,
                 Err(e) => return error_response(&tonic::Status::invalid_argument(e.to_string())),
             };
@@ -362,6 +368,22 @@ async fn serve(route: Route, request: axum::extract::Request) -> Response {
         Kind::Unary => unary_answer(&route, response.into_body()).await,
         _ => streamed_answer(route, response.into_body()),
     }
+}
+
+/// What Go's JSON decoder reads of a body that does not end (a WebSocket's messages):
+/// the first value, or what came up to a syntax error, or all there was at its end.
+async fn first_value(body: Body) -> Bytes {
+    let mut splitter = json::ValueSplitter::default();
+    let mut data = body.into_data_stream();
+    while let Some(Ok(chunk)) = tokio_stream::StreamExt::next(&mut data).await {
+        splitter.push(&chunk);
+        match splitter.next_value() {
+            Ok(Some(value)) => return Bytes::from(value),
+            Ok(None) => {}
+            Err(_) => break,
+        }
+    }
+    Bytes::from(splitter.into_rest())
 }
 
 /// The request body as a gRPC body: each JSON object of it, as it arrives, one frame.
