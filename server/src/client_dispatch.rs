@@ -110,7 +110,10 @@ impl Dispatch {
             request.extensions_mut().insert(info.clone());
             router.clone().oneshot(request.map(axum::body::Body::new))
         });
-        let served = self.http1.serve_connection(TokioIo::new(conn), service).with_upgrades();
+        let served = self
+            .http1
+            .serve_connection(TokioIo::new(conn), service)
+            .with_upgrades();
         tokio::pin!(served);
         let mut stopping = false;
         loop {

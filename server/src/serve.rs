@@ -43,8 +43,8 @@ use tonic::service::{Routes, RoutesBuilder};
 use tonic::transport::server::Connected;
 use tonic::transport::Server;
 
-use crate::grpc::{Services, GRPC_OVERHEAD_BYTES};
 use crate::client_dispatch::Dispatch;
+use crate::grpc::{Services, GRPC_OVERHEAD_BYTES};
 use crate::tls::{Reloading, TlsInfo};
 use crate::urls::Url;
 
@@ -201,13 +201,6 @@ pub fn routes(services: Services, max_request_bytes: u64, http: &HttpOptions) ->
     } else {
         crate::http::routes(router, services.clone(), gateway)
     };
-    // WebSocket requests under the gateway's prefixes, whatever the path (etcd's proxy
-    // wraps the whole gateway, its 404 included).
-    let router = if gateway && http.serve != Serve::GrpcOnly {
-        router.layer(axum::middleware::from_fn(crate::gateway::websocket::upgrade))
-    } else {
-        router
-    };
     let router = router
         .layer(axum::middleware::from_fn_with_state(
             services.clone(),
@@ -352,7 +345,11 @@ impl Drop for AbortOnDrop {
 /// its own; with `tls`, that task first completes the handshake (a slow client delays
 /// nobody). A failed handshake is logged as etcd logs it and the connection dropped:
 /// nothing is ever served in plain text on a TLS listener.
-async fn accept_loop(listener: Listener, tls: Option<Arc<Reloading<rustls::ServerConfig>>>, dispatch: Arc<Dispatch>) {
+async fn accept_loop(
+    listener: Listener,
+    tls: Option<Arc<Reloading<rustls::ServerConfig>>>,
+    dispatch: Arc<Dispatch>,
+) {
     loop {
         let (stream, remote) = match listener.accept().await {
             Ok(accepted) => accepted,

@@ -68,7 +68,10 @@ fn mask_election_keys(v: &mut serde_json::Value) {
 
 /// What a client saw next: a message (masked), the server's close frame, the connection
 /// dropped without one, or nothing within the wait.
-async fn next_event<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream<S>, wait: Duration) -> String {
+async fn next_event<S: AsyncRead + AsyncWrite + Unpin>(
+    ws: &mut WebSocketStream<S>,
+    wait: Duration,
+) -> String {
     loop {
         let event = match tokio::time::timeout(wait, ws.next()).await {
             Err(_) => "nothing".to_string(),
@@ -95,8 +98,9 @@ async fn connect(endpoint: &str, path: &str) -> WebSocketStream<tokio::net::TcpS
     ws
 }
 
+/// Sends a text message; a send that fails shows in the next event the client sees.
 async fn send<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream<S>, text: &str) {
-    ws.send(Message::text(text)).await.expect("send");
+    let _ = ws.send(Message::text(text)).await;
 }
 
 /// Another client's write, through etcdctl.
@@ -107,11 +111,18 @@ fn etcdctl(endpoint: &str, args: &[&str]) {
 /// The session against one server: each step's label and what the client saw.
 async fn session(endpoint: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    let mut step = |label: &str, event: String| out.push((label.to_string(), event));
+    let mut step = |label: &str, event: String| {
+        eprintln!("{label}: {event}");
+        out.push((label.to_string(), event));
+    };
 
     // Watch: a prefix watch, events from another client, a second watch, a cancel.
     let mut watch = connect(endpoint, "/v3/watch").await;
-    send(&mut watch, r#"{"create_request":{"key":"Zm9v","range_end":"Zm9w"}}"#).await;
+    send(
+        &mut watch,
+        r#"{"create_request":{"key":"Zm9v","range_end":"Zm9w"}}"#,
+    )
+    .await;
     step("watch created", next_event(&mut watch, WAIT).await);
     etcdctl(endpoint, &["put", "foo1", "a"]);
     step("put foo1", next_event(&mut watch, WAIT).await);
@@ -132,9 +143,16 @@ async fn session(endpoint: &str) -> Vec<(String, String)> {
     step("bad JSON", next_event(&mut watch, QUIET).await);
     etcdctl(endpoint, &["put", "bar", "f"]);
     step("put bar after bad JSON", next_event(&mut watch, WAIT).await);
-    watch.close(None).await.expect("close");
-    step("client closed", next_event(&mut watch, WAIT).await);
-    step("after close", next_event(&mut watch, WAIT).await);
+    // (etcd's proxy is stuck from here on: its reader waits for the gateway to read the
+    // newline after the bad message, so it no longer sees a close frame.)
+    drop(watch);
+    // The client closing a watch.
+    let mut closing = connect(endpoint, "/v3/watch").await;
+    send(&mut closing, r#"{"create_request":{"key":"YmFy"}}"#).await;
+    step("watch to close created", next_event(&mut closing, WAIT).await);
+    closing.close(None).await.expect("close");
+    step("client closed", next_event(&mut closing, WAIT).await);
+    step("after close", next_event(&mut closing, WAIT).await);
 
     // Lease keepalive: two renewals on one socket, then a bad message.
     let (code, grant) = post(endpoint, "/v3/lease/grant", r#"{"TTL":"60"}"#, None);
@@ -169,7 +187,11 @@ async fn session(endpoint: &str) -> Vec<(String, String)> {
     step("range", next_event(&mut range, WAIT).await);
     step("after range", next_event(&mut range, WAIT).await);
     let mut beta = connect(endpoint, "/v3beta/kv/range").await;
-    send(&mut beta, "{\"key\":\"Zm9v\",\"range_end\":\"Zm9w\",\"count_only\":true}").await;
+    send(
+        &mut beta,
+        "{\"key\":\"Zm9v\",\"range_end\":\"Zm9w\",\"count_only\":true}",
+    )
+    .await;
     step("v3beta range", next_event(&mut beta, WAIT).await);
     let mut bad = connect(endpoint, "/v3/kv/put").await;
     send(&mut bad, r#"{"key":1}"#).await;
@@ -237,11 +259,21 @@ async fn websocket_over_tls_with_client_certificates() {
         path.to_string_lossy().into_owned()
     };
     let ca = Ca::new("ws CA").expect("ca");
-    let server = ca.issue(&Leaf::new("server", &["127.0.0.1"], 1)).expect("server cert");
-    let client = ca.issue(&Leaf::new("client", &["127.0.0.1"], 2)).expect("client cert");
+    let server = ca
+        .issue(&Leaf::new("server", &["127.0.0.1"], 1))
+        .expect("server cert");
+    let client = ca
+        .issue(&Leaf::new("client", &["127.0.0.1"], 2))
+        .expect("client cert");
     let ca_file = write("ca.crt", &ca.cert_pem);
-    let (server_cert, server_key) = (write("server.crt", &server.cert_pem), write("server.key", &server.key_pem));
-    let (client_cert, client_key) = (write("client.crt", &client.cert_pem), write("client.key", &client.key_pem));
+    let (server_cert, server_key) = (
+        write("server.crt", &server.cert_pem),
+        write("server.key", &server.key_pem),
+    );
+    let (client_cert, client_key) = (
+        write("client.crt", &client.cert_pem),
+        write("client.key", &client.key_pem),
+    );
 
     let (port, http_port, peer) = (
         server_proc::free_port(),
@@ -304,7 +336,9 @@ async fn websocket_over_tls_with_client_certificates() {
     let created = next_event(&mut watch, WAIT).await;
     assert!(created.contains(r#""created":true"#), "{created}");
     // A unary call over wss writes the key the watch sees.
-    let mut put = connect_tls(with_cert.clone(), "/v3/kv/put").await.expect("wss put");
+    let mut put = connect_tls(with_cert.clone(), "/v3/kv/put")
+        .await
+        .expect("wss put");
     send(&mut put, r#"{"key":"d3Nz","value":"dGxz"}"#).await;
     let answer = next_event(&mut put, WAIT).await;
     assert!(answer.starts_with("text {\"header\""), "{answer}");
@@ -317,7 +351,10 @@ async fn websocket_over_tls_with_client_certificates() {
     send(&mut plain, r#"{"key":"d3Nz"}"#).await;
     let range = next_event(&mut plain, WAIT).await;
     assert!(range.contains(r#""value":"dGxz""#), "{range}");
-    assert_eq!(etcdctl_ok(&member.endpoint, &["get", "wss", "--print-value-only"]), "tls\n");
+    assert_eq!(
+        etcdctl_ok(&member.endpoint, &["get", "wss", "--print-value-only"]),
+        "tls\n"
+    );
     watch.close(None).await.expect("close");
     assert!(next_event(&mut watch, WAIT).await.starts_with("close frame"));
 }

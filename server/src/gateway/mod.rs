@@ -267,11 +267,16 @@ pub fn routes(mut router: axum::Router, grpc: axum::Router, body_limit: usize) -
             body_limit,
         };
         for prefix in PREFIXES {
-            let route = route.clone();
-            router = router.route(
-                &format!("{prefix}{path}"),
-                axum::routing::post(move |request: axum::extract::Request| serve(route, request)),
-            );
+            let (route, other) = (route.clone(), route.clone());
+            // Other methods: a WebSocket handshake (a GET), else the router's 405.
+            let methods = axum::routing::post(move |request: axum::extract::Request| serve(route, request))
+                .fallback(move |request: axum::extract::Request| async move {
+                    if websocket::is_websocket_request(request.headers()) {
+                        return websocket::accept(request, move |inner| serve(other, inner));
+                    }
+                    crate::http::method_not_allowed().await
+                });
+            router = router.route(&format!("{prefix}{path}"), methods);
         }
     }
     router
@@ -280,6 +285,16 @@ pub fn routes(mut router: axum::Router, grpc: axum::Router, body_limit: usize) -
 /// Whether `path` is under a gateway prefix (an unknown one answers the gateway's 404).
 pub fn is_gateway_path(path: &str) -> bool {
     PREFIXES.iter().any(|p| path.starts_with(p))
+}
+
+/// The answer to `request`, an unknown path under the gateway's prefixes: a WebSocket
+/// handshake gets its socket (etcd's proxy wraps the whole gateway) and the 404 as a
+/// message, any other request the 404.
+pub fn unknown_path(request: axum::extract::Request) -> Response {
+    if websocket::is_websocket_request(request.headers()) {
+        return websocket::accept(request, |_| async { not_found() });
+    }
+    not_found()
 }
 
 /// The gateway's answer to an unknown path under its prefixes (grpc-gateway's text).
@@ -333,6 +348,15 @@ fn grpc_status(headers: &HeaderMap) -> Option<tonic::Status> {
 }
 
 async fn serve(route: Route, request: axum::extract::Request) -> Response {
+    if websocket::is_websocket_request(request.headers()) {
+        // A WebSocket handshake must be a GET: refused as the proxy refuses it.
+        return websocket::accept(request, move |inner| serve_json(route, inner));
+    }
+    serve_json(route, request).await
+}
+
+/// The gateway's own work: a JSON request through the gRPC method, its answer as JSON.
+async fn serve_json(route: Route, request: axum::extract::Request) -> Response {
     let (parts, body) = request.into_parts();
     let inner_body = match route.kind {
         Kind::Unary | Kind::ServerStream => {

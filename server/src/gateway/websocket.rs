@@ -25,11 +25,11 @@
 //! - No pings from the server (etcd sets no ping interval); pings are answered.
 
 use std::convert::Infallible;
+use std::future::Future;
 
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
-use axum::middleware::Next;
 use axum::response::Response;
 use bytes::{Bytes, BytesMut};
 use futures_util::{SinkExt as _, StreamExt as _};
@@ -56,18 +56,10 @@ const FORWARDED: [HeaderName; 2] = [header::ORIGIN, header::REFERER];
 /// Client messages waiting for the gateway to read them.
 const MESSAGES_QUEUED_MAX: usize = 16;
 
-/// Middleware of the client port's router: WebSocket requests under the gateway's
-/// prefixes are taken over here, every other request goes on unchanged.
-pub async fn upgrade(request: Request, next: Next) -> Response {
-    if !super::is_gateway_path(request.uri().path()) || !is_websocket_request(request.headers()) {
-        return next.run(request).await;
-    }
-    accept(request, next)
-}
-
 /// grpc-websocket-proxy's test: `Connection` lists `upgrade`, `Upgrade` lists `websocket`.
-fn is_websocket_request(headers: &HeaderMap) -> bool {
-    lists_token(headers, &header::CONNECTION, "upgrade") && lists_token(headers, &header::UPGRADE, "websocket")
+pub fn is_websocket_request(headers: &HeaderMap) -> bool {
+    lists_token(headers, &header::CONNECTION, "upgrade")
+        && lists_token(headers, &header::UPGRADE, "websocket")
 }
 
 /// Whether a comma-separated header lists `token` (case-insensitively), in any of its values.
@@ -87,13 +79,21 @@ fn refusal(status: StatusCode) -> Response {
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert("sec-websocket-version", HeaderValue::from_static("13"));
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
     response
 }
 
-/// Checks the handshake, answers 101 and bridges the connection in a task of its own.
-fn accept(mut request: Request, next: Next) -> Response {
+/// Checks the handshake of `request` (a WebSocket request), answers 101 and bridges the
+/// connection, in a task of its own, to the gateway request `serve` answers.
+pub fn accept<F, A>(mut request: Request, serve: F) -> Response
+where
+    F: FnOnce(Request) -> A + Send + 'static,
+    A: Future<Output = Response> + Send,
+{
     if request.method() != Method::GET {
         return refusal(StatusCode::METHOD_NOT_ALLOWED);
     }
@@ -118,7 +118,7 @@ fn accept(mut request: Request, next: Next) -> Response {
             return;
         };
         let socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
-        bridge(socket, next, inner).await;
+        bridge(socket, serve, inner).await;
     });
     let mut response = Response::new(Body::empty());
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
@@ -146,7 +146,11 @@ fn gateway_request(outer: &Request) -> Request {
     *inner.extensions_mut() = outer.extensions().clone();
     inner.extensions_mut().insert(FromWebSocket);
     let headers = inner.headers_mut();
-    if let Some(protocol) = outer.headers().get(header::SEC_WEBSOCKET_PROTOCOL).filter(|p| !p.is_empty()) {
+    if let Some(protocol) = outer
+        .headers()
+        .get(header::SEC_WEBSOCKET_PROTOCOL)
+        .filter(|p| !p.is_empty())
+    {
         if let Ok(value) = HeaderValue::from_str(&bearer_from_protocol(protocol.to_str().unwrap_or(""))) {
             headers.insert(header::AUTHORIZATION, value);
         }
@@ -187,9 +191,11 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 /// Runs the gateway request with the client's messages as its body and sends each line
 /// of its answer back as a message, until either side ends.
-async fn bridge<S>(socket: WebSocketStream<S>, next: Next, mut request: Request)
+async fn bridge<S, F, A>(socket: WebSocketStream<S>, serve: F, mut request: Request)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    F: FnOnce(Request) -> A,
+    A: Future<Output = Response>,
 {
     let (mut sink, mut stream) = socket.split();
     let (messages, body) = mpsc::channel::<Result<Bytes, Infallible>>(MESSAGES_QUEUED_MAX);
@@ -214,7 +220,7 @@ where
         let _ = gone.send(());
     }));
     let answer = tokio::select! {
-        answer = next.run(request) => answer,
+        answer = serve(request) => answer,
         _ = &mut client_gone => return close(sink).await,
     };
     let mut body = answer.into_body();
@@ -326,7 +332,10 @@ mod tests {
     #[test]
     fn websocket_requests_are_told_by_their_tokens() {
         let mut headers = HeaderMap::new();
-        headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, Upgrade"));
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, Upgrade"),
+        );
         assert!(!is_websocket_request(&headers));
         headers.insert(header::UPGRADE, HeaderValue::from_static("WebSocket"));
         assert!(is_websocket_request(&headers));
