@@ -83,6 +83,12 @@ impl Dispatch {
         (Arc::new(dispatch), drained)
     }
 
+    /// Resolves once the listener stops (its accept loop then ends, closing the socket).
+    pub async fn stopping(&self) {
+        let mut stopped = self.stopped.clone();
+        let _ = stopped.wait_for(|s| *s).await;
+    }
+
     /// Serves one accepted connection (call it in a task of the connection's own).
     pub async fn serve(self: Arc<Self>, conn: ClientConn) {
         let mut conn = AuthorityFix::new(conn);

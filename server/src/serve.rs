@@ -341,9 +341,9 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Accepts connections and hands each, as a [`ClientConn`], to `dispatch` in a task of
-/// its own; with `tls`, that task first completes the handshake (a slow client delays
-/// nobody). A failed handshake is logged as etcd logs it and the connection dropped:
+/// Accepts connections, until the listener stops, and hands each, as a [`ClientConn`],
+/// to `dispatch` in a task of its own; with `tls`, that task first completes the
+/// handshake (a slow client delays nobody). A failed handshake is logged as etcd logs it and the connection dropped:
 /// nothing is ever served in plain text on a TLS listener.
 async fn accept_loop(
     listener: Listener,
@@ -351,7 +351,11 @@ async fn accept_loop(
     dispatch: Arc<Dispatch>,
 ) {
     loop {
-        let (stream, remote) = match listener.accept().await {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = dispatch.stopping() => return,
+        };
+        let (stream, remote) = match accepted {
             Ok(accepted) => accepted,
             Err(e) => {
                 detcd_io::log!(detcd_io::log::Level::Warn, "detcd", "accept failed: {e}");
