@@ -4,6 +4,7 @@
 //! a watch created, fed by another client's puts, a second watch, a cancel, a bad JSON
 //! message, the client closing; lease keepalives and a bad keepalive message; election
 //! observe; a unary call; an unknown path; handshakes refused (wrong method, no version).
+//! With auth on: the token from the subprotocol or a cookie, not from `Authorization`.
 //!
 //! Then detcd alone: wss with client certificates (`--client-cert-auth`), a client
 //! without a certificate refused, plain HTTP and gRPC still served beside it.
@@ -357,4 +358,88 @@ async fn websocket_over_tls_with_client_certificates() {
     );
     watch.close(None).await.expect("close");
     assert!(next_event(&mut watch, WAIT).await.starts_with("close frame"));
+}
+
+/// With auth enabled: the token as the proxy takes it, from `Sec-WebSocket-Protocol:
+/// Bearer, <token>` (the subprotocol `Bearer` answered) or a `token` cookie; an
+/// `Authorization` header does not pass. Each case: the answered subprotocol and the
+/// answer to a range.
+async fn auth_session(endpoint: &str) -> Vec<(String, String)> {
+    etcdctl(endpoint, &["user", "add", "root", "--new-user-password=pw"]);
+    etcdctl(endpoint, &["auth", "enable"]);
+    let (code, answer) = post(
+        endpoint,
+        "/v3/auth/authenticate",
+        r#"{"name":"root","password":"pw"}"#,
+        None,
+    );
+    assert_eq!(code, 200, "{answer}");
+    let token = field(&answer, "token");
+    let mut out = Vec::new();
+    let cases = [
+        ("no credentials", None),
+        (
+            "subprotocol",
+            Some(("sec-websocket-protocol", format!("Bearer, {token}"))),
+        ),
+        (
+            "subprotocol without a token",
+            Some(("sec-websocket-protocol", "Bearer".to_string())),
+        ),
+        ("cookie", Some(("cookie", format!("theme=dark; token={token}")))),
+        ("authorization header", Some(("authorization", token.clone()))),
+    ];
+    for (label, header) in cases {
+        let tcp = tokio::net::TcpStream::connect(endpoint).await.expect("connect");
+        let mut request = format!("ws://{endpoint}/v3/kv/range")
+            .into_client_request()
+            .expect("request");
+        if let Some((name, value)) = header {
+            request
+                .headers_mut()
+                .insert(name, value.parse().expect("header value"));
+        }
+        let (mut ws, response) = tokio_tungstenite::client_async(request, tcp)
+            .await
+            .unwrap_or_else(|e| panic!("{label}: {e}"));
+        let protocol = response
+            .headers()
+            .get("sec-websocket-protocol")
+            .map(|v| v.to_str().unwrap_or("?").to_string());
+        send(&mut ws, r#"{"key":"YQ=="}"#).await;
+        let event = next_event(&mut ws, WAIT).await;
+        eprintln!("{label}: {protocol:?} {event}");
+        out.push((label.to_string(), format!("{protocol:?} {event}")));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_credentials_match_etcd() {
+    if !tools_present("websocket_credentials_match_etcd") {
+        return;
+    }
+    let etcd = start_server("etcd", "ws-auth-etcd");
+    let expected = auth_session(&etcd.endpoint).await;
+    drop(etcd);
+    let detcd = start_server(env!("CARGO_BIN_EXE_detcd"), "ws-auth-detcd");
+    let got = auth_session(&detcd.endpoint).await;
+    assert_eq!(expected.len(), got.len());
+    for (e, g) in expected.iter().zip(&got) {
+        if g.0 == "subprotocol" || g.0 == "cookie" {
+            // etcd 3.4 takes `Bearer <token>` as the token itself and refuses it; etcd 3.6
+            // (whose token lookup detcd follows) drops the `Bearer ` prefix, so the
+            // proxy's token works there and here.
+            assert!(e.1.contains("invalid auth token"), "etcd, {}: {}", e.0, e.1);
+            assert!(
+                g.1.starts_with("Some(\"Bearer\") text {\"header\"")
+                    || (g.0 == "cookie" && g.1.starts_with("None text {\"header\"")),
+                "detcd, {}: {}",
+                g.0,
+                g.1
+            );
+        } else {
+            assert_eq!(e, g);
+        }
+    }
 }
