@@ -164,7 +164,7 @@ async fn session(endpoint: &str) -> Vec<(String, String)> {
         send(&mut keepalive, &format!(r#"{{"ID":"{id}"}}"#)).await;
         step(&format!("keepalive {n}"), next_event(&mut keepalive, WAIT).await);
     }
-    send(&mut keepalive, "[1,").await;
+    send(&mut keepalive, r#"{"ID": nope}"#).await;
     step("keepalive bad JSON", next_event(&mut keepalive, WAIT).await);
     step("keepalive after bad JSON", next_event(&mut keepalive, WAIT).await);
 
