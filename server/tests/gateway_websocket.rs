@@ -187,6 +187,11 @@ async fn session(endpoint: &str) -> Vec<(String, String)> {
     send(&mut range, r#"{"key":"YmFy"}"#).await;
     step("range", next_event(&mut range, WAIT).await);
     step("after range", next_event(&mut range, WAIT).await);
+    let mut beta_watch = connect(endpoint, "/v3beta/watch").await;
+    send(&mut beta_watch, r#"{"create_request":{"key":"YmFy","start_revision":"7"}}"#).await;
+    step("v3beta watch created", next_event(&mut beta_watch, WAIT).await);
+    step("v3beta watch history", next_event(&mut beta_watch, WAIT).await);
+    drop(beta_watch);
     let mut beta = connect(endpoint, "/v3beta/kv/range").await;
     send(
         &mut beta,
