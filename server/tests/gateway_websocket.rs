@@ -6,8 +6,9 @@
 //! observe; a unary call; an unknown path; handshakes refused (wrong method, no version).
 //! With auth on: the token from the subprotocol or a cookie, not from `Authorization`.
 //!
-//! Then detcd alone: wss with client certificates (`--client-cert-auth`), a client
-//! without a certificate refused, plain HTTP and gRPC still served beside it.
+//! Then detcd alone: wss with client certificates (`--client-cert-auth`) on an https
+//! `--listen-client-http-urls` listener, a client without a certificate refused, no
+//! WebSocket on the then gRPC-only client URLs, where gRPC still works.
 //!
 //! Skipped (with a notice) without `etcd`, `etcdctl` or `curl` on PATH, a failure under CI.
 
@@ -188,7 +189,11 @@ async fn session(endpoint: &str) -> Vec<(String, String)> {
     step("range", next_event(&mut range, WAIT).await);
     step("after range", next_event(&mut range, WAIT).await);
     let mut beta_watch = connect(endpoint, "/v3beta/watch").await;
-    send(&mut beta_watch, r#"{"create_request":{"key":"YmFy","start_revision":"7"}}"#).await;
+    send(
+        &mut beta_watch,
+        r#"{"create_request":{"key":"YmFy","start_revision":"7"}}"#,
+    )
+    .await;
     step("v3beta watch created", next_event(&mut beta_watch, WAIT).await);
     step("v3beta watch history", next_event(&mut beta_watch, WAIT).await);
     drop(beta_watch);
@@ -247,7 +252,7 @@ async fn websocket_session_matches_etcd() {
     );
 }
 
-/// TLS: a WebSocket over an https client URL with `--client-cert-auth`.
+/// TLS: a WebSocket over an https HTTP listener with `--client-cert-auth`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_over_tls_with_client_certificates() {
     use detcd_server::tls::certs::{Ca, Leaf};
@@ -281,7 +286,8 @@ async fn websocket_over_tls_with_client_certificates() {
         write("client.key", &client.key_pem),
     );
 
-    let (port, http_port, peer) = (
+    let (port, http_port, peer, http_only_port) = (
+        server_proc::free_port(),
         server_proc::free_port(),
         server_proc::free_port(),
         server_proc::free_port(),
@@ -298,6 +304,10 @@ async fn websocket_over_tls_with_client_certificates() {
     .args(["--initial-cluster", &format!("n1={peer_url}")])
     .args(["--cert-file", &server_cert, "--key-file", &server_key])
     .args(["--trusted-ca-file", &ca_file, "--client-cert-auth"])
+    .args([
+        "--listen-client-http-urls",
+        &format!("https://127.0.0.1:{http_only_port}"),
+    ])
     .stdout(std::process::Stdio::null())
     .stderr(std::fs::File::create(dir.join("server.log")).expect("log"))
     .spawn()
@@ -315,12 +325,12 @@ async fn websocket_over_tls_with_client_certificates() {
     let connect_tls = |info: TlsInfo, path: &'static str| {
         let config = client_config(&info, &check, alpn).expect("client config");
         async move {
-            let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+            let tcp = tokio::net::TcpStream::connect(("127.0.0.1", http_only_port)).await?;
             let name = rustls_pki_types::ServerName::try_from("127.0.0.1").expect("name");
             let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
                 .connect(name, tcp)
                 .await?;
-            let request = format!("wss://127.0.0.1:{port}{path}")
+            let request = format!("wss://127.0.0.1:{http_only_port}{path}")
                 .into_client_request()
                 .expect("request");
             tokio_tungstenite::client_async(request, tls)
@@ -352,11 +362,18 @@ async fn websocket_over_tls_with_client_certificates() {
     assert!(event.contains(r#""value":"dGxz""#), "{event}");
     // Without a client certificate the TLS handshake fails: no WebSocket.
     assert!(connect_tls(TlsInfo::default(), "/v3/watch").await.is_err());
-    // The plain HTTP URL beside it serves WebSockets too, and gRPC still works on both.
-    let mut plain = connect(&member.endpoint, "/v3/kv/range").await;
-    send(&mut plain, r#"{"key":"d3Nz"}"#).await;
-    let range = next_event(&mut plain, WAIT).await;
-    assert!(range.contains(r#""value":"dGxz""#), "{range}");
+    // With --listen-client-http-urls, the HTTP listeners (here the https one above) serve
+    // WebSockets and the client URLs gRPC alone: there the handshake finds no route.
+    let tcp = tokio::net::TcpStream::connect(&member.endpoint)
+        .await
+        .expect("connect");
+    let request = format!("ws://{}/v3/watch", member.endpoint)
+        .into_client_request()
+        .expect("request");
+    match tokio_tungstenite::client_async(request, tcp).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => assert_eq!(response.status(), 404),
+        other => panic!("a WebSocket on a gRPC-only URL: {other:?}"),
+    }
     assert_eq!(
         etcdctl_ok(&member.endpoint, &["get", "wss", "--print-value-only"]),
         "tls\n"
