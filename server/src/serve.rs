@@ -343,8 +343,8 @@ impl Drop for AbortOnDrop {
 
 /// Accepts connections, until the listener stops, and hands each, as a [`ClientConn`],
 /// to `dispatch` in a task of its own; with `tls`, that task first completes the
-/// handshake (a slow client delays nobody). A failed handshake is logged as etcd logs it and the connection dropped:
-/// nothing is ever served in plain text on a TLS listener.
+/// handshake (a slow client delays nobody). A failed handshake is logged as etcd logs
+/// it and the connection dropped: nothing is ever served in plain text on a TLS listener.
 async fn accept_loop(
     listener: Listener,
     tls: Option<Arc<Reloading<rustls::ServerConfig>>>,
