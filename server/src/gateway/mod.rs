@@ -361,13 +361,15 @@ async fn serve_json(route: Route, request: axum::extract::Request) -> Response {
     let inner_body = match route.kind {
         Kind::Unary | Kind::ServerStream => {
             let whole = if parts.extensions.get::<websocket::FromWebSocket>().is_some() {
-                Ok(first_value(body).await)
+                first_value(body, route.body_limit).await
             } else {
-                axum::body::to_bytes(body, route.body_limit).await
+                axum::body::to_bytes(body, route.body_limit)
+                    .await
+                    .map_err(|e| e.to_string())
             };
             let bytes = match whole {
                 Ok(b) => b,
-                Err(e) => return error_response(&tonic::Status::invalid_argument(e.to_string())),
+                Err(e) => return error_response(&tonic::Status::invalid_argument(e)),
             };
             match json::request_to_proto(&route.types.input, &bytes) {
                 Ok(proto) => Body::from(frames::frame(&proto)),
@@ -396,18 +398,24 @@ async fn serve_json(route: Route, request: axum::extract::Request) -> Response {
 
 /// What Go's JSON decoder reads of a body that does not end (a WebSocket's messages):
 /// the first value, or what came up to a syntax error, or all there was at its end.
-async fn first_value(body: Body) -> Bytes {
+/// More than `limit` bytes without a whole value is refused as a body over the limit is.
+async fn first_value(body: Body, limit: usize) -> Result<Bytes, String> {
     let mut splitter = json::ValueSplitter::default();
     let mut data = body.into_data_stream();
+    let mut read = 0usize;
     while let Some(Ok(chunk)) = tokio_stream::StreamExt::next(&mut data).await {
+        read = read.saturating_add(chunk.len());
+        if read > limit {
+            return Err("length limit exceeded".to_string());
+        }
         splitter.push(&chunk);
         match splitter.next_value() {
-            Ok(Some(value)) => return Bytes::from(value),
+            Ok(Some(value)) => return Ok(Bytes::from(value)),
             Ok(None) => {}
             Err(_) => break,
         }
     }
-    Bytes::from(splitter.into_rest())
+    Ok(Bytes::from(splitter.into_rest()))
 }
 
 /// The request body as a gRPC body: each JSON object of it, as it arrives, one frame.
