@@ -37,7 +37,7 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, ReadBuf};
 
 use crate::hpack::{self, Decoder};
 
@@ -151,6 +151,8 @@ struct PendingBlock {
 /// [`Rewriter::buffer`]), the bytes for h2 come out of [`Rewriter::output`].
 pub struct Rewriter {
     mode: Mode,
+    /// Whether the client's first bytes were the whole HTTP/2 preface.
+    saw_preface: bool,
     /// Output made by the adapter (a re-encoded block); it goes before `buf[..ready]`.
     made: BytesMut,
     /// `buf[..ready]` is output; `buf[ready..]` is input not yet handled.
@@ -190,6 +192,7 @@ impl Rewriter {
     pub fn new() -> Rewriter {
         Rewriter {
             mode: Mode::Preface,
+            saw_preface: false,
             made: BytesMut::new(),
             buf: BytesMut::new(),
             ready: 0,
@@ -279,6 +282,7 @@ impl Rewriter {
         }
         self.ready = PREFACE.len();
         self.mode = Mode::Following;
+        self.saw_preface = true;
         true
     }
 
@@ -532,6 +536,27 @@ impl<S> AuthorityFix<S> {
 
     pub fn get_ref(&self) -> &S {
         &self.inner
+    }
+
+    /// Reads until the connection's first bytes tell whether it speaks HTTP/2 (they are
+    /// the preface) or not (an HTTP/1 request, or a connection closed before the preface
+    /// was complete). What was read stays here for the reads that follow, so the server
+    /// that takes the connection sees every byte.
+    pub async fn starts_with_preface(&mut self) -> io::Result<bool>
+    where
+        S: AsyncRead + Unpin,
+    {
+        while self.rewriter.mode == Mode::Preface && !self.closed {
+            let buf = self.rewriter.buffer();
+            buf.reserve(READ_CHUNK);
+            if self.inner.read_buf(buf).await? == 0 {
+                self.closed = true;
+                self.rewriter.finish();
+            } else {
+                self.rewriter.process();
+            }
+        }
+        Ok(self.rewriter.saw_preface)
     }
 }
 

@@ -40,7 +40,7 @@ pub fn routes(router: axum::Router, services: Services, gateway: bool) -> axum::
         .fallback(move |request: axum::extract::Request| async move {
             if gateway && !is_grpc(request.headers()) && crate::gateway::is_gateway_path(request.uri().path())
             {
-                return crate::gateway::not_found();
+                return crate::gateway::unknown_path(request);
             }
             not_found(request).await
         })

@@ -15,6 +15,7 @@
 
 pub mod auth_token;
 pub mod cli;
+pub mod client_dispatch;
 pub mod config;
 pub mod corruption;
 pub mod ctl;

@@ -4,11 +4,11 @@
 //! Choice: one tonic server with `accept_http1(true)` over a router that holds both.
 //! tonic 0.14's [`Routes`] is an axum router underneath; the HTTP endpoints are added to
 //! it as ordinary axum routes ([`crate::http::routes`]) and the whole router goes back
-//! into tonic. hyper's automatic protocol detection (HTTP/2 preface or HTTP/1.1) then
-//! decides per connection, and the path decides per request: `/etcdserverpb.KV/Range`
-//! reaches the gRPC service, `GET /health` the handler. No content-type sniffing, no
-//! second HTTP stack, no proxying between two servers: the same code path etcd clients
-//! and `curl` already exercise in tonic and axum.
+//! into tonic. The connection's first bytes (the HTTP/2 preface or not) decide which
+//! server takes it ([`crate::client_dispatch`]): tonic's, for HTTP/2, or hyper's HTTP/1
+//! server with upgrades (so the gateway's WebSockets can complete), over the same router;
+//! the path decides per request: `/etcdserverpb.KV/Range` reaches the gRPC service,
+//! `GET /health` the handler. No content-type sniffing, no proxying between two servers.
 //!
 //! TLS: an `https://` listener completes the TLS handshake (ALPN `h2` and `http/1.1`)
 //! before the connection reaches tonic; plain and TLS connections are produced as one
@@ -39,13 +39,12 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_stream::wrappers::ReceiverStream;
-use tokio_stream::StreamExt as _;
 use tonic::service::{Routes, RoutesBuilder};
 use tonic::transport::server::Connected;
 use tonic::transport::Server;
 
+use crate::client_dispatch::Dispatch;
 use crate::grpc::{Services, GRPC_OVERHEAD_BYTES};
-use crate::h2_authority::AuthorityFix;
 use crate::tls::{Reloading, TlsInfo};
 use crate::urls::Url;
 
@@ -291,10 +290,13 @@ impl ClientServers {
             let mut stopped = stopped.clone();
             tasks.spawn(async move {
                 let (queue, incoming) = mpsc::channel(ACCEPT_QUEUE_CONNS_MAX);
-                let acceptor = AbortOnDrop(tokio::spawn(accept_loop(listener, tls, queue)));
-                // Each connection, plain or after its TLS handshake, through the
-                // `:authority` repair (crate::h2_authority).
-                let incoming = ReceiverStream::new(incoming).map(|conn| conn.map(AuthorityFix::new));
+                // HTTP/2 connections (after the `:authority` repair, crate::h2_authority)
+                // go to tonic's server below, HTTP/1 ones to hyper's with upgrades
+                // (crate::client_dispatch), both over the same router.
+                let router = routes.clone().prepare().into_axum_router();
+                let (dispatch, http1_drained) = Dispatch::new(router, queue, stopped.clone());
+                let acceptor = AbortOnDrop(tokio::spawn(accept_loop(listener, tls, dispatch)));
+                let incoming = ReceiverStream::new(incoming);
                 let shutdown = async move {
                     let _ = stopped.wait_for(|s| *s).await;
                 };
@@ -309,6 +311,7 @@ impl ClientServers {
                     crate::log(&format!("client server on {url} failed: {e}"));
                 }
                 drop(acceptor);
+                http1_drained.wait().await;
             });
         }
         ClientServers { tasks, stop }
@@ -338,17 +341,21 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Accepts connections and passes them on as [`ClientConn`]s; with `tls`, each one
-/// first completes its handshake in a task of its own (a slow client delays nobody).
-/// A failed handshake is logged as etcd logs it and the connection dropped: nothing is
-/// ever served in plain text on a TLS listener.
+/// Accepts connections, until the listener stops, and hands each, as a [`ClientConn`],
+/// to `dispatch` in a task of its own; with `tls`, that task first completes the
+/// handshake (a slow client delays nobody). A failed handshake is logged as etcd logs
+/// it and the connection dropped: nothing is ever served in plain text on a TLS listener.
 async fn accept_loop(
     listener: Listener,
     tls: Option<Arc<Reloading<rustls::ServerConfig>>>,
-    queue: mpsc::Sender<Result<ClientConn, std::io::Error>>,
+    dispatch: Arc<Dispatch>,
 ) {
     loop {
-        let (stream, remote) = match listener.accept().await {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = dispatch.stopping() => return,
+        };
+        let (stream, remote) = match accepted {
             Ok(accepted) => accepted,
             Err(e) => {
                 detcd_io::log!(detcd_io::log::Level::Warn, "detcd", "accept failed: {e}");
@@ -357,22 +364,18 @@ async fn accept_loop(
             }
         };
         let Some(tls) = &tls else {
-            if queue.send(Ok(ClientConn::plain(stream, remote))).await.is_err() {
-                return;
-            }
+            tokio::spawn(dispatch.clone().serve(ClientConn::plain(stream, remote)));
             continue;
         };
         let acceptor = tokio_rustls::TlsAcceptor::from(tls.get());
-        let queue = queue.clone();
+        let dispatch = dispatch.clone();
         tokio::spawn(async move {
             let handshake = tokio::time::timeout(
                 Duration::from_millis(TLS_HANDSHAKE_TIMEOUT_MS),
                 acceptor.accept(stream),
             );
             match handshake.await {
-                Ok(Ok(stream)) => {
-                    let _ = queue.send(Ok(ClientConn::tls(stream, remote))).await;
-                }
+                Ok(Ok(stream)) => dispatch.serve(ClientConn::tls(stream, remote)).await,
                 Ok(Err(e)) => {
                     detcd_io::log!(
                         detcd_io::log::Level::Warn,
@@ -417,6 +420,11 @@ pub struct ClientConnInfo {
 }
 
 impl ClientConn {
+    /// What requests on this connection learn about it.
+    pub fn info(&self) -> &ClientConnInfo {
+        &self.info
+    }
+
     fn plain(stream: socket::Stream, remote_addr: Remote) -> Self {
         Self {
             stream: Stream::Plain(stream),

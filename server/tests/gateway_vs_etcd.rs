@@ -11,56 +11,17 @@
 
 #[path = "support/curl.rs"]
 mod curl;
+#[path = "support/gateway_mask.rs"]
+mod gateway_mask;
 #[path = "support/server_proc.rs"]
 mod server_proc;
 
 use std::time::Duration;
 
 use curl::{curl, field, post};
+use gateway_mask::mask;
 
 use server_proc::start_server;
-
-/// Keys whose values differ between two clusters with the same history.
-const MASKED: &[&str] = &[
-    "cluster_id",
-    "member_id",
-    "raft_term",
-    "ID",
-    "lease",
-    "token",
-    "peerURLs",
-    "clientURLs",
-];
-
-fn mask_value(v: &mut serde_json::Value) {
-    match v {
-        serde_json::Value::Object(map) => {
-            for (k, val) in map.iter_mut() {
-                if MASKED.contains(&k.as_str()) {
-                    *val = serde_json::Value::String("<masked>".into());
-                } else {
-                    mask_value(val);
-                }
-            }
-        }
-        serde_json::Value::Array(items) => items.iter_mut().for_each(mask_value),
-        _ => {}
-    }
-}
-
-/// Each line of a body with masked values (a line that is not JSON as it is).
-fn mask(body: &str) -> String {
-    body.lines()
-        .map(|line| match serde_json::from_str::<serde_json::Value>(line) {
-            Ok(mut v) => {
-                mask_value(&mut v);
-                v.to_string()
-            }
-            Err(_) => line.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
 
 /// The guide's session against one server: each step's label, status and masked body.
 fn session(endpoint: &str) -> Vec<(String, u16, String)> {

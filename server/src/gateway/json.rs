@@ -170,6 +170,11 @@ impl ValueSplitter {
         }
     }
 
+    /// Everything not yet returned as a value.
+    pub fn into_rest(self) -> Vec<u8> {
+        self.buffered
+    }
+
     /// Whether anything but whitespace is left over.
     pub fn has_partial(&self) -> bool {
         self.buffered.iter().any(|b| !b.is_ascii_whitespace())

@@ -17,6 +17,7 @@
 pub mod frames;
 mod go_json_errors;
 pub mod json;
+pub mod websocket;
 
 use std::convert::Infallible;
 
@@ -266,11 +267,16 @@ pub fn routes(mut router: axum::Router, grpc: axum::Router, body_limit: usize) -
             body_limit,
         };
         for prefix in PREFIXES {
-            let route = route.clone();
-            router = router.route(
-                &format!("{prefix}{path}"),
-                axum::routing::post(move |request: axum::extract::Request| serve(route, request)),
-            );
+            let (route, other) = (route.clone(), route.clone());
+            // Other methods: a WebSocket handshake (a GET), else the router's 405.
+            let methods = axum::routing::post(move |request: axum::extract::Request| serve(route, request))
+                .fallback(move |request: axum::extract::Request| async move {
+                    if websocket::is_websocket_request(request.headers()) {
+                        return websocket::accept(request, move |inner| serve(other, inner));
+                    }
+                    crate::http::method_not_allowed().await
+                });
+            router = router.route(&format!("{prefix}{path}"), methods);
         }
     }
     router
@@ -279,6 +285,16 @@ pub fn routes(mut router: axum::Router, grpc: axum::Router, body_limit: usize) -
 /// Whether `path` is under a gateway prefix (an unknown one answers the gateway's 404).
 pub fn is_gateway_path(path: &str) -> bool {
     PREFIXES.iter().any(|p| path.starts_with(p))
+}
+
+/// The answer to `request`, an unknown path under the gateway's prefixes: a WebSocket
+/// handshake gets its socket (etcd's proxy wraps the whole gateway) and the 404 as a
+/// message, any other request the 404.
+pub fn unknown_path(request: axum::extract::Request) -> Response {
+    if websocket::is_websocket_request(request.headers()) {
+        return websocket::accept(request, |_| async { not_found() });
+    }
+    not_found()
 }
 
 /// The gateway's answer to an unknown path under its prefixes (grpc-gateway's text).
@@ -332,12 +348,28 @@ fn grpc_status(headers: &HeaderMap) -> Option<tonic::Status> {
 }
 
 async fn serve(route: Route, request: axum::extract::Request) -> Response {
+    if websocket::is_websocket_request(request.headers()) {
+        // A WebSocket handshake must be a GET: refused as the proxy refuses it.
+        return websocket::accept(request, move |inner| serve_json(route, inner));
+    }
+    serve_json(route, request).await
+}
+
+/// The gateway's own work: a JSON request through the gRPC method, its answer as JSON.
+async fn serve_json(route: Route, request: axum::extract::Request) -> Response {
     let (parts, body) = request.into_parts();
     let inner_body = match route.kind {
         Kind::Unary | Kind::ServerStream => {
-            let bytes = match axum::body::to_bytes(body, route.body_limit).await {
+            let whole = if parts.extensions.get::<websocket::FromWebSocket>().is_some() {
+                first_value(body, route.body_limit).await
+            } else {
+                axum::body::to_bytes(body, route.body_limit)
+                    .await
+                    .map_err(|e| e.to_string())
+            };
+            let bytes = match whole {
                 Ok(b) => b,
-                Err(e) => return error_response(&tonic::Status::invalid_argument(e.to_string())),
+                Err(e) => return error_response(&tonic::Status::invalid_argument(e)),
             };
             match json::request_to_proto(&route.types.input, &bytes) {
                 Ok(proto) => Body::from(frames::frame(&proto)),
@@ -362,6 +394,28 @@ async fn serve(route: Route, request: axum::extract::Request) -> Response {
         Kind::Unary => unary_answer(&route, response.into_body()).await,
         _ => streamed_answer(route, response.into_body()),
     }
+}
+
+/// What Go's JSON decoder reads of a body that does not end (a WebSocket's messages):
+/// the first value, or what came up to a syntax error, or all there was at its end.
+/// More than `limit` bytes without a whole value is refused as a body over the limit is.
+async fn first_value(body: Body, limit: usize) -> Result<Bytes, String> {
+    let mut splitter = json::ValueSplitter::default();
+    let mut data = body.into_data_stream();
+    let mut read = 0usize;
+    while let Some(Ok(chunk)) = tokio_stream::StreamExt::next(&mut data).await {
+        read = read.saturating_add(chunk.len());
+        if read > limit {
+            return Err("length limit exceeded".to_string());
+        }
+        splitter.push(&chunk);
+        match splitter.next_value() {
+            Ok(Some(value)) => return Ok(Bytes::from(value)),
+            Ok(None) => {}
+            Err(_) => break,
+        }
+    }
+    Ok(Bytes::from(splitter.into_rest()))
 }
 
 /// The request body as a gRPC body: each JSON object of it, as it arrives, one frame.

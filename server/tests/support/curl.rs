@@ -26,7 +26,7 @@ pub fn post_with(endpoint: &str, path: &str, body: &str, headers: &[String]) -> 
     curl_with(endpoint, "POST", path, body, headers, None)
 }
 
-fn curl_with(
+pub fn curl_with(
     endpoint: &str,
     method: &str,
     path: &str,
