@@ -4,13 +4,14 @@
 //! Every method etcd's member registers is resolved once, at start-up, to its own
 //! counters (go-grpc-prometheus pre-initializes them too, so they show at 0): a
 //! request finds its method by a binary search of the sorted paths and touches only
-//! atomics. Methods outside the table (lock, election) take the label lookup.
+//! atomics. Lock's and election's are resolved on their first use; other paths
+//! (answered Unimplemented) are not counted.
 //!
 //! Messages and bytes are counted from the gRPC frames of the request and response
 //! bodies ([`super::grpc_body`]); a call is handled, with the `grpc-status` it ends
 //! with, when its response ends (a stream's trailers), and its handling time taken then.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry};
@@ -94,6 +95,18 @@ const METHODS: &[(&str, &str, bool, bool)] = &[
     ("grpc.health.v1.Health", "Watch", false, true),
 ];
 
+/// Lock and election, served on the same port: etcd registers them after
+/// go-grpc-prometheus initialized its series, so theirs appear on first use.
+const LATER_METHODS: &[(&str, &str, bool, bool)] = &[
+    ("v3lockpb.Lock", "Lock", false, false),
+    ("v3lockpb.Lock", "Unlock", false, false),
+    ("v3electionpb.Election", "Campaign", false, false),
+    ("v3electionpb.Election", "Proclaim", false, false),
+    ("v3electionpb.Election", "Leader", false, false),
+    ("v3electionpb.Election", "Observe", false, true),
+    ("v3electionpb.Election", "Resign", false, false),
+];
+
 /// go-grpc-prometheus's `grpc_type` label.
 fn grpc_type(client_stream: bool, server_stream: bool) -> &'static str {
     match (client_stream, server_stream) {
@@ -159,6 +172,8 @@ pub struct GrpcMetrics {
     client_requests: IntCounterVec,
     /// `(path, series)` sorted by path, for every method of [`METHODS`].
     methods: Vec<(String, Arc<MethodSeries>)>,
+    /// `(path, index in LATER_METHODS, series once used)`, sorted by path.
+    later: Vec<(String, usize, OnceLock<Arc<MethodSeries>>)>,
     /// Per entry of [`CLIENT_VERSIONS`]: the unary and the stream counter.
     client_versions: Vec<[IntCounter; 2]>,
     pub(crate) received_bytes: IntCounter,
@@ -224,6 +239,7 @@ impl GrpcMetrics {
             }),
             client_requests,
             methods: Vec::new(),
+            later: Vec::new(),
             client_versions,
             received_bytes: counter(
                 "etcd_network_client_grpc_received_bytes_total",
@@ -243,6 +259,13 @@ impl GrpcMetrics {
             .collect();
         methods.sort_by(|a, b| a.0.cmp(&b.0));
         metrics.methods = methods;
+        let mut later: Vec<_> = LATER_METHODS
+            .iter()
+            .enumerate()
+            .map(|(i, (service, method, _, _))| (format!("/{service}/{method}"), i, OnceLock::new()))
+            .collect();
+        later.sort_by(|a, b| a.0.cmp(&b.0));
+        metrics.later = later;
         metrics
     }
 
@@ -260,16 +283,22 @@ impl GrpcMetrics {
         Ok(())
     }
 
-    /// The series of the method at `path` (`/service/method`): the table's, or
-    /// made now for a method outside it.
-    fn series(&self, path: &str) -> Arc<MethodSeries> {
+    /// The series of the method at `path` (`/service/method`); none for a path etcd
+    /// serves no method at (answered Unimplemented, and not counted, as grpc-go does).
+    fn series(&self, path: &str) -> Option<Arc<MethodSeries>> {
         if let Ok(i) = self.methods.binary_search_by(|(p, _)| p.as_str().cmp(path)) {
-            return self.methods[i].1.clone();
+            return Some(self.methods[i].1.clone());
         }
-        let trimmed = path.trim_start_matches('/');
-        let (service, method) = trimmed.split_once('/').unwrap_or((trimmed, ""));
-        // Lock and election are unary; anything else unknown is answered Unimplemented.
-        Arc::new(MethodSeries::new(self, service, method, "unary"))
+        let i = self
+            .later
+            .binary_search_by(|(p, _, _)| p.as_str().cmp(path))
+            .ok()?;
+        let (_, index, series) = &self.later[i];
+        let series = series.get_or_init(|| {
+            let (service, method, cs, ss) = LATER_METHODS[*index];
+            Arc::new(MethodSeries::new(self, service, method, grpc_type(cs, ss)))
+        });
+        Some(series.clone())
     }
 
     fn count_client_version(&self, version: &str, stream: bool) {
@@ -306,7 +335,9 @@ pub async fn count(
         return next.run(request).await;
     }
     let metrics = services.metrics().grpc.clone();
-    let series = metrics.series(request.uri().path());
+    let Some(series) = metrics.series(request.uri().path()) else {
+        return next.run(request).await;
+    };
     series.started.inc();
     let version = request
         .headers()
