@@ -97,6 +97,10 @@ pub enum Mutation {
     /// `prevIndex` (only `prevValue` is compared), so a client's swap on a key it
     /// read before another client's write succeeds over that write.
     V2CasIgnoresPrevIndex,
+    /// `node::apply` (Put): the member with the highest ID stores every value put
+    /// with one more byte than the entry says, a silent divergence the corruption
+    /// check must raise the CORRUPT alarm for.
+    CorruptAppliedPut,
 }
 
 impl Mutation {
@@ -127,6 +131,7 @@ impl Mutation {
         Mutation::AuthRangeEndIgnored,
         Mutation::AuthFollowerSerializableUnchecked,
         Mutation::V2CasIgnoresPrevIndex,
+        Mutation::CorruptAppliedPut,
     ];
 
     /// The kebab-case name (what `detcd-sim --mutation NAME` takes).
@@ -157,6 +162,7 @@ impl Mutation {
             Mutation::AuthRangeEndIgnored => "auth-range-end-ignored",
             Mutation::AuthFollowerSerializableUnchecked => "auth-follower-serializable-unchecked",
             Mutation::V2CasIgnoresPrevIndex => "v2-cas-ignores-prev-index",
+            Mutation::CorruptAppliedPut => "corrupt-applied-put",
         }
     }
 

@@ -11,6 +11,18 @@ pub const WAL_FSYNC_BUCKETS_SECONDS: [f64; 14] = [
     0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.024, 2.048, 4.096, 8.192,
 ];
 
+/// etcd's backend commit buckets (the same exponential series as the WAL's).
+pub const BACKEND_COMMIT_BUCKETS_SECONDS: [f64; 14] = WAL_FSYNC_BUCKETS_SECONDS;
+
+/// etcd's snapshot save buckets (`ExponentialBuckets(0.001, 2, 14)`).
+pub const SNAP_SAVE_BUCKETS_SECONDS: [f64; 14] = WAL_FSYNC_BUCKETS_SECONDS;
+
+/// etcd's lease TTL buckets in seconds (`ExponentialBuckets(1, 2, 24)`).
+pub const LEASE_TTL_BUCKETS_SECONDS: [f64; 24] = [
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0, 8192.0, 16384.0,
+    32768.0, 65536.0, 131072.0, 262144.0, 524288.0, 1048576.0, 2097152.0, 4194304.0, 8388608.0,
+];
+
 /// A duration histogram with fixed bucket bounds (non-cumulative counts).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Histogram {
@@ -91,6 +103,70 @@ pub struct Metrics {
     /// `etcd_network_peer_sent_failures_total`: messages dropped because a peer's
     /// queue was full or no URL was known for it.
     pub peer_sends_dropped: u64,
+    /// `etcd_server_is_learner`.
+    pub is_learner: bool,
+    /// `etcd_server_heartbeat_send_failures_total`: heartbeats the transport dropped.
+    pub heartbeat_send_failures: u64,
+    /// `etcd_server_slow_apply_total`: turns that applied entries and took longer
+    /// than etcd's 100 ms apply warning.
+    pub slow_applies: u64,
+    /// `etcd_server_read_indexes_failed_total`: linearizable reads that failed.
+    pub read_indexes_failed: u64,
+    /// `etcd_server_slow_read_indexes_total`: linearizable reads answered after
+    /// more than etcd's 500 ms read-index retry time.
+    pub slow_read_indexes: u64,
+    /// `etcd_server_learner_promote_successes`: promotions this member made as leader.
+    pub learner_promote_successes: u64,
+    /// `etcd_mvcc_put_total` and the other operation counts, for requests this
+    /// member's clients made (a txn's operations in the branch it took).
+    pub mvcc: MvccCounts,
+    /// `etcd_debugging_mvcc_current_revision`.
+    pub current_revision: i64,
+    /// `etcd_debugging_mvcc_compact_revision` (-1 before the first compaction).
+    pub compact_revision: i64,
+    /// `etcd_debugging_mvcc_keys_total` (refreshed about once a second).
+    pub keys_total: u64,
+    /// `etcd_debugging_auth_revision`.
+    pub auth_revision: u64,
+    /// `etcd_debugging_lease_*`: leases granted, revoked and renewed through this member.
+    pub leases_granted: u64,
+    pub leases_revoked: u64,
+    pub leases_renewed: u64,
+    /// `etcd_debugging_lease_ttl_total`: the TTLs granted.
+    pub lease_ttl: Histogram,
+    /// `etcd_debugging_mvcc_events_total`: watch events sent to this member's watchers.
+    pub watch_events: u64,
+    /// `etcd_debugging_mvcc_watch_stream_total`: open watch streams.
+    pub watch_streams: u64,
+    /// `etcd_disk_wal_write_bytes_total`: bytes the WAL made durable.
+    pub wal_write_bytes: u64,
+    /// `etcd_disk_backend_commit_duration_seconds`: each write batch (WAL appends,
+    /// then the sync) that made applied state durable.
+    pub backend_commit: Histogram,
+    /// `etcd_debugging_snap_save_total_duration_seconds`: snapshot files saved.
+    pub snap_save: Histogram,
+}
+
+/// Operations counted as etcd's mvcc layer counts them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MvccCounts {
+    pub puts: u64,
+    pub ranges: u64,
+    pub deletes: u64,
+    /// Transactions of more than one operation.
+    pub txns: u64,
+    /// `etcd_debugging_mvcc_total_put_size_in_bytes`: key plus value bytes put.
+    pub put_bytes: u64,
+}
+
+impl MvccCounts {
+    pub fn add(&mut self, other: &MvccCounts) {
+        self.puts += other.puts;
+        self.ranges += other.ranges;
+        self.deletes += other.deletes;
+        self.txns += other.txns;
+        self.put_bytes += other.put_bytes;
+    }
 }
 
 impl Default for Metrics {
@@ -111,6 +187,26 @@ impl Default for Metrics {
             entries_synced: 0,
             persists: 0,
             peer_sends_dropped: 0,
+            is_learner: false,
+            heartbeat_send_failures: 0,
+            slow_applies: 0,
+            read_indexes_failed: 0,
+            slow_read_indexes: 0,
+            learner_promote_successes: 0,
+            mvcc: MvccCounts::default(),
+            current_revision: 0,
+            compact_revision: -1,
+            keys_total: 0,
+            auth_revision: 0,
+            leases_granted: 0,
+            leases_revoked: 0,
+            leases_renewed: 0,
+            lease_ttl: Histogram::new(&LEASE_TTL_BUCKETS_SECONDS),
+            watch_events: 0,
+            watch_streams: 0,
+            wal_write_bytes: 0,
+            backend_commit: Histogram::new(&BACKEND_COMMIT_BUCKETS_SECONDS),
+            snap_save: Histogram::new(&SNAP_SAVE_BUCKETS_SECONDS),
         }
     }
 }

@@ -17,30 +17,30 @@
 //!   member 0 (etcd 3.5 cannot tell which side is wrong, and neither can this check),
 //!   and a compaction revision checked on every peer is not checked again.
 //!
-//! Peers are asked over their advertised client URLs (gRPC `Maintenance.HashKV`, with
-//! this member's client TLS files when the URL is https); a peer that cannot be asked
-//! is skipped with a warning, as etcd skips it.
+//! Peers are asked as etcd asks them: `GET /members/hashkv` on their peer URLs, with
+//! this member's peer TLS when the URL is https and the cluster ID in
+//! `X-Etcd-Cluster-ID` (served by [`detcd_io::transport::peer_http`]). The peer port
+//! needs no client credentials, so the checks work while auth is enabled. A peer that
+//! cannot be asked is skipped with a warning, as etcd skips it.
 //!
 //! Test-only fault switch: in debug builds, `DETCD_TEST_FAULT_CORRUPT_HASH=1` in a
 //! member's environment makes it report a wrong hash (a planted divergence); release
-//! builds have no such switch.
+//! builds have no such switch ([`detcd_io::transport::peer_http::plant_hash_fault`]).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use detcd_core::node::{Request, Response};
 use detcd_io::driver::MemberHandle;
 use detcd_io::log::Level;
-use detcd_proto::etcdserverpb::maintenance_client::MaintenanceClient;
+use detcd_io::transport::conn::{self, SharedPeerTls};
+use detcd_io::transport::peer_http::{self, CLUSTER_ID_HEADER, HASHKV_PATH};
 use detcd_proto::etcdserverpb::{
     alarm_request::AlarmAction, AlarmRequest, AlarmType, HashKvRequest, HashKvResponse, Member,
+    ResponseHeader,
 };
+use http_body_util::{BodyExt, Full};
 
 use crate::config::Config;
-use crate::ctl::dial::ClientTls;
-
-/// The fault switch's variable (debug builds only).
-pub const FAULT_ENV: &str = "DETCD_TEST_FAULT_CORRUPT_HASH";
 
 /// How long the initial check waits for the member to catch up.
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -48,29 +48,16 @@ const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long asking one peer may take.
 const PEER_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Whether the fault switch is on in this process.
-#[cfg(debug_assertions)]
-fn fault_planted() -> bool {
-    std::env::var(FAULT_ENV).is_ok_and(|v| v == "1")
-}
-
-#[cfg(not(debug_assertions))]
-fn fault_planted() -> bool {
-    false
-}
-
 /// Applies the fault switch to a HashKV answer this member gives.
 pub fn plant(response: &mut HashKvResponse) {
-    if fault_planted() {
-        response.hash ^= 0x5a5a_5a5a;
-    }
+    peer_http::plant_hash_fault(response);
 }
 
 /// What the checks need: the member and how to reach its peers.
 #[derive(Clone)]
 pub struct Checker {
     handle: MemberHandle,
-    tls: ClientTls,
+    peer_tls: SharedPeerTls,
 }
 
 impl std::fmt::Debug for Checker {
@@ -88,27 +75,35 @@ enum Finding {
     PeerAhead(u64),
 }
 
+/// A HashKVResponse from etcd's JSON (`/members/hashkv`).
+fn parse_hashkv(bytes: &[u8]) -> Result<HashKvResponse, String> {
+    let v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    let revision = v["header"]["revision"].as_i64().unwrap_or(0);
+    Ok(HashKvResponse {
+        header: Some(ResponseHeader {
+            revision,
+            ..ResponseHeader::default()
+        }),
+        hash: v["hash"].as_u64().map_or(0, |h| h as u32),
+        compact_revision: v["compact_revision"].as_i64().unwrap_or(0),
+        hash_revision: v["hash_revision"].as_i64().unwrap_or(0),
+    })
+}
+
 impl Checker {
     pub fn new(config: &Config, handle: MemberHandle) -> Result<Checker, String> {
-        let tls = if config.client_tls.is_empty() {
-            ClientTls::default()
-        } else {
-            let check = if config.client_tls.trusted_ca_file.is_empty() {
-                crate::tls::ServerCheck::System
-            } else {
-                crate::tls::ServerCheck::CaFile(config.client_tls.trusted_ca_file.clone())
-            };
-            let client = crate::tls::client_config(&config.client_tls, &check, &[b"h2"])?;
-            ClientTls::from_config(Arc::new(client))
-        };
-        Ok(Checker { handle, tls })
+        let peer_tls = crate::member::peer_tls(config).map_err(|e| e.to_string())?;
+        Ok(Checker { handle, peer_tls })
     }
 
     /// This member's HashKV at `revision` (0: the current one).
     async fn local_hash(&self, revision: i64) -> Result<HashKvResponse, String> {
         match self
             .handle
-            .call(Request::HashKv(HashKvRequest { revision }))
+            .call_as(
+                Request::HashKv(HashKvRequest { revision }),
+                peer_http::as_member(),
+            )
             .await
         {
             Ok(Response::HashKv(mut h)) => {
@@ -141,7 +136,7 @@ impl Checker {
     /// `peer`'s HashKV at `revision`; `None` (with etcd's warning) when it cannot
     /// be asked.
     async fn ask(&self, peer: &Member, revision: i64) -> Option<HashKvResponse> {
-        let url = peer.client_ur_ls.first()?;
+        let url = peer.peer_ur_ls.first()?;
         match self.peer_hash(url, revision).await {
             Ok(h) => Some(h),
             Err(e) => {
@@ -176,15 +171,46 @@ impl Checker {
     }
 
     async fn peer_hash(&self, url: &str, revision: i64) -> Result<HashKvResponse, String> {
-        let channel = crate::ctl::dial::connect(url, PEER_TIMEOUT, &self.tls, None)
+        tokio::time::timeout(PEER_TIMEOUT, self.peer_hash_now(url, revision))
+            .await
+            .map_err(|_| "timed out".to_string())?
+    }
+
+    /// etcd's `getPeerHashKVHTTP`: the peer's `/members/hashkv` answer.
+    async fn peer_hash_now(&self, url: &str, revision: i64) -> Result<HashKvResponse, String> {
+        let addr = detcd_io::transport::parse_url(url).map_err(|e| e.to_string())?;
+        let stream = conn::dial(url, &addr, &self.peer_tls)
             .await
             .map_err(|e| e.to_string())?;
-        let mut client = MaintenanceClient::new(channel);
-        match tokio::time::timeout(PEER_TIMEOUT, client.hash_kv(HashKvRequest { revision })).await {
-            Ok(Ok(r)) => Ok(r.into_inner()),
-            Ok(Err(status)) => Err(status.message().to_string()),
-            Err(_) => Err("timed out".to_string()),
+        let (mut sender, connection) = hyper::client::conn::http1::handshake::<_, Full<bytes::Bytes>>(
+            hyper_util::rt::TokioIo::new(stream),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        tokio::spawn(connection);
+        let host = url.split("://").nth(1).unwrap_or(url).trim_end_matches('/');
+        let body = format!(r#"{{"revision":{revision}}}"#);
+        let request = axum::http::Request::get(HASHKV_PATH)
+            .header(axum::http::header::HOST, host)
+            .header(CLUSTER_ID_HEADER, format!("{:x}", self.handle.cluster_id()))
+            .header(axum::http::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(bytes::Bytes::from(body)))
+            .map_err(|e| e.to_string())?;
+        let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
+        let status = response.status();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        if !status.is_success() {
+            return Err(format!(
+                "{status}: {}",
+                String::from_utf8_lossy(&bytes).trim_end()
+            ));
         }
+        parse_hashkv(&bytes)
     }
 
     /// The initial check: `Err` with etcd's message when a peer diverged. It first
@@ -202,7 +228,12 @@ impl Checker {
             ..Default::default()
         };
         let caught_up = async {
-            while self.handle.call(Request::Range(read.clone())).await.is_err() {
+            while self
+                .handle
+                .call_as(Request::Range(read.clone()), peer_http::as_member())
+                .await
+                .is_err()
+            {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         };
@@ -284,7 +315,11 @@ impl Checker {
                     member_id: 0,
                     alarm: AlarmType::Corrupt as i32,
                 };
-                if let Err(e) = self.handle.call(Request::Alarm(alarm)).await {
+                if let Err(e) = self
+                    .handle
+                    .call_as(Request::Alarm(alarm), peer_http::as_member())
+                    .await
+                {
                     detcd_io::log!(Level::Warn, "detcd", "cannot raise the CORRUPT alarm: {e}");
                 }
                 return Ok(None);
@@ -334,7 +369,11 @@ impl Checker {
                             member_id: culprit,
                             alarm: AlarmType::Corrupt as i32,
                         };
-                        if let Err(e) = self.handle.call(Request::Alarm(alarm)).await {
+                        if let Err(e) = self
+                            .handle
+                            .call_as(Request::Alarm(alarm), peer_http::as_member())
+                            .await
+                        {
                             detcd_io::log!(Level::Warn, "detcd", "cannot raise the CORRUPT alarm: {e}");
                         }
                     }

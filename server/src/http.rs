@@ -123,7 +123,13 @@ fn wants_serializable(query: Option<&str>) -> bool {
 
 async fn health(services: Services, query: Option<String>) -> Response {
     let q = query.as_deref();
-    let (code, body) = match check_health(&services, q, wants_serializable(q)).await {
+    let checked = check_health(&services, q, wants_serializable(q)).await;
+    let series = &services.metrics().service;
+    match &checked {
+        Ok(()) => series.health_success.inc(),
+        Err(_) => series.health_failures.inc(),
+    }
+    let (code, body) = match checked {
         Ok(()) => (StatusCode::OK, r#"{"health":"true","reason":""}"#.to_string()),
         Err(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,

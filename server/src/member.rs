@@ -220,16 +220,20 @@ fn recorded_identity(dir: &Path, wal_dir: &Path) -> Result<Identity, StartupErro
     })
 }
 
+/// The member's peer TLS (`--peer-*` files), none without them.
+pub fn peer_tls(config: &Config) -> Result<detcd_io::transport::conn::SharedPeerTls, StartupError> {
+    if config.peer_tls.is_empty() {
+        return Ok(None);
+    }
+    let tls =
+        crate::tls::peer::MemberPeerTls::new(&config.peer_tls, config.peer_skip_client_san_verification)
+            .map_err(StartupError::Tls)?;
+    Ok(Some(std::sync::Arc::new(tls)))
+}
+
 /// Starts the member the configuration describes.
 pub async fn start(config: &Config) -> Result<(driver::Member, MemberHandle), StartupError> {
-    let peer_tls: detcd_io::transport::conn::SharedPeerTls = if config.peer_tls.is_empty() {
-        None
-    } else {
-        let tls =
-            crate::tls::peer::MemberPeerTls::new(&config.peer_tls, config.peer_skip_client_san_verification)
-                .map_err(StartupError::Tls)?;
-        Some(std::sync::Arc::new(tls))
-    };
+    let peer_tls = peer_tls(config)?;
     let data_dir = PathBuf::from(&config.data_dir);
     prepare_data_dir(&data_dir)?;
     import_etcd_data_dir(&data_dir, config)?;

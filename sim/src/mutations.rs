@@ -324,6 +324,14 @@ pub const CATALOGUE: &[Mutation] = &[
         "v2-cas-ignores-prev-index",
         "a v2 compare-and-swap ignores prevIndex and compares prevValue only",
     ),
+    core(
+        CoreMutation::CorruptAppliedPut,
+        "corrupt-applied-put",
+        "the member with the highest ID stores every put's value with a byte more",
+        "the corruption check: the CORRUPT alarm raised for the diverged member",
+        &[],
+        2,
+    ),
 ];
 
 /// Looks a mutation up by name.

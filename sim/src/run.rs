@@ -1,7 +1,7 @@
 //! One seeded run: build the cluster, run the faulty safety phase with the
 //! workload, heal, require progress within ten election timeouts (the liveness
 //! probe), let the workload run on, stop it, read every key back linearizably,
-//! then check the history and the watches. The report carries everything `main`
+//! then check the history and the watches, and run etcd's corruption check. The report carries everything `main`
 //! prints.
 
 use std::collections::BTreeMap;
@@ -12,6 +12,7 @@ use detcd_core::mutation::ActiveGuard;
 
 use crate::check::history::{KvOp, KvResult, Outcome};
 use crate::check::kv::{check_kv, CheckConfig, CheckOutcome};
+use crate::corruption_check;
 use crate::lost_writes::{self, Resolved};
 use crate::membership::MembershipCounters;
 use crate::mutations::Mutations;
@@ -206,6 +207,12 @@ fn phases(sim: &mut Sim) -> (u64, Option<u64>) {
         return (steps, liveness_ms);
     }
     check_v2(sim);
+    // etcd's periodic corruption check, once, on the quiet cluster; then its verdict.
+    corruption_check::periodic(sim);
+    if let Err(why) = corruption_check::check(sim) {
+        sim.fail(why);
+        return (steps, liveness_ms);
+    }
     if let Some(auth) = &sim.workload.auth {
         let violations = auth.history.check();
         if let Some(first) = violations.first() {

@@ -117,9 +117,17 @@ impl Node {
         }
         let result = match request {
             raft_request::Request::Auth(a) => self.apply_auth(a.request?, index),
-            raft_request::Request::Put(p) => {
+            raft_request::Request::Put(mut p) => {
                 if self.nospace_active() {
                     return Some(Err(error::NO_SPACE));
+                }
+                if is_active(Mutation::CorruptAppliedPut)
+                    && self.members.keys().next_back() == Some(&self.config.member_id)
+                    && self.members.len() > 1
+                {
+                    // The planted bug: this one member stores another value than
+                    // the entry says (a silent divergence of its key space).
+                    p.value.push(b'!');
                 }
                 let lessor = &self.lessor;
                 self.store.put(&p, &|id| lessor.contains(id)).map(|applied| {

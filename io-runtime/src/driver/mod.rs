@@ -33,6 +33,7 @@
 
 mod persist;
 mod run;
+mod tally;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -362,6 +363,7 @@ pub async fn start(options: MemberOptions) -> Result<(Member, MemberHandle), Sta
         peer_tx,
         internal_tx.clone(),
         options.peer_tls.clone(),
+        commands_tx.clone(),
     );
     let persister = persist::Persister::start(storage, internal_tx.clone());
     let driver = run::Driver::new(node, persister, transport, metrics.clone(), options.tick_ms);

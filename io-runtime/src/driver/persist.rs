@@ -49,8 +49,9 @@ pub(crate) enum Job {
     },
     SaveSnapshot(Snapshot),
     ReleaseWal(u64),
-    /// From the snapshot writer: this application snapshot's file is durable.
-    SnapshotFileSaved(SnapshotMetadata),
+    /// From the snapshot writer: this application snapshot's file is durable
+    /// (saving it took the seconds given).
+    SnapshotFileSaved(SnapshotMetadata, f64),
     /// From the snapshot writer: a file could not be saved.
     SnapshotFileFailed(String),
 }
@@ -88,6 +89,12 @@ pub(crate) struct Done {
     pub(crate) entries: u64,
     /// Persists the batch wrote.
     pub(crate) persists: u64,
+    /// How long the batch's WAL appends and sync took, when it wrote any.
+    pub(crate) commit_seconds: Option<f64>,
+    /// Bytes the WAL has made durable since it opened (after this batch).
+    pub(crate) wal_bytes_synced: Option<u64>,
+    /// Seconds each snapshot file of the batch took to save.
+    pub(crate) snapshot_save_seconds: Vec<f64>,
     /// A failure stops the member: a failed sync is never retried.
     pub(crate) error: Option<String>,
 }
@@ -238,8 +245,12 @@ fn write_snapshot_files(
     while let Ok(item) = work.recv() {
         match item {
             FileWork::Save(snapshot) => {
+                let started = Instant::now();
                 let job = match snapshotter.save(&snapshot) {
-                    Ok(_) => Job::SnapshotFileSaved(snapshot.metadata.unwrap_or_default()),
+                    Ok(_) => Job::SnapshotFileSaved(
+                        snapshot.metadata.unwrap_or_default(),
+                        started.elapsed().as_secs_f64(),
+                    ),
                     Err(e) => Job::SnapshotFileFailed(e.to_string()),
                 };
                 if reports.send(ToStorage::FileReport(job)).is_err() {
@@ -261,6 +272,9 @@ impl Done {
             sync_seconds: None,
             entries: 0,
             persists: 0,
+            commit_seconds: None,
+            wal_bytes_synced: None,
+            snapshot_save_seconds: Vec::new(),
             error: Some(error),
         }
     }
@@ -341,9 +355,13 @@ impl StorageThread {
             sync_seconds: None,
             entries: 0,
             persists: 0,
+            commit_seconds: None,
+            wal_bytes_synced: None,
+            snapshot_save_seconds: Vec::new(),
             error: None,
         };
         let mut must_sync = false;
+        let batch_started = Instant::now();
         let result = || -> Result<(), String> {
             for job in batch {
                 match job {
@@ -368,7 +386,8 @@ impl StorageThread {
                         done.persisted = Some(ready_number);
                     }
                     Job::SaveSnapshot(snapshot) => self.send_file(FileWork::Save(snapshot))?,
-                    Job::SnapshotFileSaved(metadata) => {
+                    Job::SnapshotFileSaved(metadata, seconds) => {
+                        done.snapshot_save_seconds.push(seconds);
                         // The marker's sync also covers the Persists appended before it.
                         if metadata.index > self.marked {
                             self.mark(&metadata)?;
@@ -388,6 +407,10 @@ impl StorageThread {
                 let started = Instant::now();
                 self.storage()?.wal_mut().sync().map_err(|e| e.to_string())?;
                 done.sync_seconds = Some(started.elapsed().as_secs_f64());
+                done.wal_bytes_synced = Some(self.storage()?.wal().stats().bytes_synced);
+            }
+            if done.persists > 0 {
+                done.commit_seconds = Some(batch_started.elapsed().as_secs_f64());
             }
             Ok(())
         };

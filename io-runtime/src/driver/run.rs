@@ -8,10 +8,12 @@ use detcd_core::error::{self as etcd_error, EtcdError};
 use detcd_core::node::{ClientRequestId, Input, Node, Output, PeerMessage, Response};
 use detcd_core::raft::Role;
 use detcd_core::watch::StreamId;
+use detcd_proto::raftpb::MessageType;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::MissedTickBehavior;
 
 use super::persist::{Done, Job, Persister};
+use super::tally::Tally;
 use super::{Command, Internal, StopReason, StreamSink, TURN_EVENTS_MAX};
 use crate::log::Level;
 use crate::metrics::{Metrics, SharedMetrics};
@@ -32,7 +34,16 @@ enum Event {
 struct Waiter {
     reply: oneshot::Sender<Result<Response, EtcdError>>,
     write: bool,
+    /// What the answer counts for in the member's series.
+    tally: Tally,
 }
+
+/// etcd's `warnApplyDuration`: a turn that applied entries and took longer counts
+/// as a slow apply.
+const SLOW_APPLY: Duration = Duration::from_millis(100);
+
+/// How often the live key count (a walk of the index) is refreshed.
+const KEYS_REFRESH: Duration = Duration::from_secs(1);
 
 pub(crate) struct Driver {
     node: Node,
@@ -50,6 +61,8 @@ pub(crate) struct Driver {
     deferred: Vec<Input>,
     metrics: Metrics,
     shared_metrics: SharedMetrics,
+    /// When the key count was last refreshed.
+    keys_counted: Option<Instant>,
     stop: Option<StopReason>,
 }
 
@@ -74,6 +87,7 @@ impl Driver {
             deferred: Vec::new(),
             metrics: Metrics::default(),
             shared_metrics,
+            keys_counted: None,
             stop: None,
         }
     }
@@ -104,7 +118,10 @@ impl Driver {
                 Some(command) = commands.recv() => Event::Command(command),
             };
             // The one clock read of this turn.
-            let now_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            let turn_started = Instant::now();
+            let applied_before = self.node.applied_index();
+            let now_ms =
+                u64::try_from(turn_started.duration_since(self.started).as_millis()).unwrap_or(u64::MAX);
             self.feed(first, now_ms);
             // Take what else is ready now, so this turn's proposals share a Ready
             // and its Persist.
@@ -121,6 +138,9 @@ impl Driver {
                 self.feed(event, now_ms);
             }
             self.drain();
+            if self.node.applied_index() > applied_before && turn_started.elapsed() > SLOW_APPLY {
+                self.metrics.slow_applies += 1;
+            }
             self.after_turn();
         }
         self.finish(&stopped, &mut commands).await;
@@ -143,7 +163,8 @@ impl Driver {
             }) => {
                 let id = self.client_id();
                 let write = request.is_write();
-                self.waiters.insert(id, Waiter { reply, write });
+                let tally = Tally::of(&request);
+                self.waiters.insert(id, Waiter { reply, write, tally });
                 self.node.handle(Input::Client {
                     id,
                     request,
@@ -191,6 +212,15 @@ impl Driver {
             );
             self.stop = Some(StopReason::Failed(error));
             return;
+        }
+        if let Some(seconds) = done.commit_seconds {
+            self.metrics.backend_commit.observe(seconds);
+        }
+        if let Some(bytes) = done.wal_bytes_synced {
+            self.metrics.wal_write_bytes = bytes;
+        }
+        for seconds in &done.snapshot_save_seconds {
+            self.metrics.snap_save.observe(*seconds);
         }
         if let Some(seconds) = done.sync_seconds {
             self.metrics.wal_fsync.observe(seconds);
@@ -249,6 +279,7 @@ impl Driver {
                 let Some(sink) = self.streams.get(&stream) else {
                     return;
                 };
+                self.metrics.watch_events += response.events.len() as u64;
                 if sink.responses.try_send(response).is_err() {
                     // Full (or the receiver is gone): drop the stream rather than
                     // block the member. See `WatchStream`.
@@ -305,8 +336,13 @@ impl Driver {
             return;
         };
         let urls = self.node.members().get(&to).map(|m| m.peer_ur_ls.as_slice());
+        let heartbeat =
+            matches!(&message, PeerMessage::Raft(m) if m.r#type == MessageType::MsgHeartbeat as i32);
         if let Sent::Dropped { snapshot } = transport.send(to, message, urls) {
             self.metrics.peer_sends_dropped += 1;
+            if heartbeat {
+                self.metrics.heartbeat_send_failures += 1;
+            }
             if snapshot {
                 self.deferred.push(Input::SnapshotReport {
                     peer: to,
@@ -321,10 +357,11 @@ impl Driver {
     }
 
     fn respond(&mut self, id: ClientRequestId, result: Result<Response, EtcdError>) {
-        if let Some(Waiter { reply, write }) = self.waiters.remove(&id) {
+        if let Some(Waiter { reply, write, tally }) = self.waiters.remove(&id) {
             if write && result.is_err() {
                 self.metrics.proposals_failed += 1;
             }
+            tally.count(&result, &mut self.metrics);
             let _ = reply.send(result);
         }
     }
@@ -366,6 +403,17 @@ impl Driver {
         self.metrics.proposals_applied = self.node.applied_index();
         self.metrics.proposals_pending = self.node.pending_requests() as u64;
         self.metrics.db_size_bytes = self.node.db_size_bytes();
+        let me = self.node.member_id();
+        self.metrics.is_learner = self.node.members().get(&me).is_some_and(|m| m.is_learner);
+        let store = self.node.store();
+        self.metrics.current_revision = store.revision();
+        self.metrics.compact_revision = store.compact_revision();
+        if self.keys_counted.is_none_or(|at| at.elapsed() >= KEYS_REFRESH) {
+            self.metrics.keys_total = store.live_keys() as u64;
+            self.keys_counted = Some(Instant::now());
+        }
+        self.metrics.auth_revision = self.node.auth_store().revision();
+        self.metrics.watch_streams = self.streams.len() as u64;
         self.shared_metrics.set(&self.metrics);
     }
 

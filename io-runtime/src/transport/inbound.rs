@@ -6,13 +6,15 @@ use std::time::Duration;
 
 use detcd_core::node::PeerMessage;
 use detcd_proto::detcdpb::{PeerEnvelope, PeerHello, PeerHelloReply};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::conn::{self, PeerStream, SharedPeerTls};
+use super::peer_http;
 use super::socket::{Listener, Remote};
 use super::{wire, Identity, DIAL_TIMEOUT_MS, PEER_PROTOCOL_VERSION, RECONNECT_BACKOFF_MS_MIN};
+use crate::driver::Command;
 use crate::log::Level;
 
 pub(super) async fn accept_loop(
@@ -20,6 +22,7 @@ pub(super) async fn accept_loop(
     listener: Listener,
     tls: SharedPeerTls,
     inbound: mpsc::Sender<PeerMessage>,
+    commands: mpsc::Sender<Command>,
 ) {
     // Readers live in this set: aborting the accept loop (shutdown) drops it,
     // which aborts every reader.
@@ -28,14 +31,14 @@ pub(super) async fn accept_loop(
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, addr)) => {
-                    let (tls, inbound) = (tls.clone(), inbound.clone());
+                    let (tls, inbound, commands) = (tls.clone(), inbound.clone(), commands.clone());
                     readers.spawn(async move {
                         let accepted = tokio::time::timeout(
                             Duration::from_millis(DIAL_TIMEOUT_MS),
                             conn::accept(stream, &addr, tls.as_ref()),
                         );
                         match accepted.await {
-                            Ok(Ok(stream)) => read_loop(identity, stream, addr, inbound).await,
+                            Ok(Ok(stream)) => read_loop(identity, stream, addr, inbound, commands).await,
                             Ok(Err(e)) => crate::log!(
                                 Level::Error,
                                 "transport",
@@ -87,7 +90,23 @@ fn check_hello(identity: Identity, hello: &PeerHello) -> Option<String> {
     None
 }
 
-async fn read_loop(identity: Identity, stream: PeerStream, addr: Remote, inbound: mpsc::Sender<PeerMessage>) {
+async fn read_loop(
+    identity: Identity,
+    stream: PeerStream,
+    addr: Remote,
+    inbound: mpsc::Sender<PeerMessage>,
+    commands: mpsc::Sender<Command>,
+) {
+    let mut stream = tokio::io::BufReader::new(stream);
+    let first = tokio::time::timeout(Duration::from_millis(DIAL_TIMEOUT_MS), stream.fill_buf());
+    match first.await {
+        Ok(Ok(bytes)) if peer_http::is_http(bytes) => {
+            peer_http::serve(stream, identity, commands).await;
+            return;
+        }
+        Ok(Ok(_)) => {}
+        Ok(Err(_)) | Err(_) => return,
+    }
     let (reader, mut writer) = tokio::io::split(stream);
     let mut reader = tokio::io::BufReader::new(reader);
     let handshake = tokio::time::timeout(

@@ -48,6 +48,7 @@
 
 pub mod conn;
 mod inbound;
+pub mod peer_http;
 pub mod socket;
 pub mod wire;
 
@@ -172,6 +173,7 @@ impl Transport {
         inbound: mpsc::Sender<PeerMessage>,
         reports: mpsc::UnboundedSender<Internal>,
         tls: SharedPeerTls,
+        commands: mpsc::Sender<crate::driver::Command>,
     ) -> Transport {
         let mut tasks = JoinSet::new();
         for PeerListener {
@@ -193,6 +195,7 @@ impl Transport {
                 listener,
                 accept_tls,
                 inbound.clone(),
+                commands.clone(),
             ));
         }
         Transport {

@@ -71,7 +71,10 @@ pub(super) const OTHER_FLAGS: &[(&str, Kind, &str, Support)] = &[
         "grpc-keepalive-min-time",
         Kind::Duration,
         "5s",
-        NoEffect("the HTTP/2 server answers client pings without policing how often they come"),
+        DefaultOnly(
+            "the HTTP/2 server (h2) cannot police how often a client pings (grpc-go's \
+             GOAWAY ENHANCE_YOUR_CALM \"too_many_pings\"); only etcd's default 5s is accepted",
+        ),
     ),
     // Lease checkpoints: detcd always checkpoints and persists remaining TTLs.
     (

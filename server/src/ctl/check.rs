@@ -200,7 +200,7 @@ pub async fn datascale(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
         ));
         Err(CtlError::new(EXIT_ERROR, ""))
     };
-    let before = resident_memory(&endpoint).await;
+    let before = resident_memory(&endpoint, &ctx.globals.tls).await;
     if before == 0.0 {
         return failed("before");
     }
@@ -216,7 +216,7 @@ pub async fn datascale(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
         pace: Pace::Count(limit),
     };
     let results = run_load(ctx, &run).await?;
-    let after = resident_memory(&endpoint).await;
+    let after = resident_memory(&endpoint, &ctx.globals.tls).await;
     if after == 0.0 {
         return failed("after");
     }
@@ -236,26 +236,64 @@ pub async fn datascale(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
     Ok(())
 }
 
-/// The endpoint's `process_resident_memory_bytes` from its `/metrics` (HTTP/1.0 over
-/// plain TCP), or 0 with etcdctl's kind of message when it cannot be read.
-async fn resident_memory(endpoint: &str) -> f64 {
+/// `GET /metrics` (HTTP/1.0) over `stream`; the whole answer.
+async fn fetch_metrics<S>(mut stream: S, host: &str) -> std::io::Result<String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    const KEY: &str = "process_resident_memory_bytes";
-    let host = endpoint.strip_prefix("http://").unwrap_or(endpoint);
-    if host.contains("://") {
-        out(&format!(
-            "fetch error: detcdctl reads {endpoint}/metrics over http only\n"
-        ));
-        return 0.0;
+    let request = format!("GET /metrics HTTP/1.0\r\nHost: {host}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    let mut body = Vec::new();
+    // A TLS server may close without close_notify after an HTTP/1.0 answer.
+    match stream.read_to_end(&mut body).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !body.is_empty() => {}
+        Err(e) => return Err(e),
     }
-    let fetched = async {
-        let mut stream = tokio::net::TcpStream::connect(host).await?;
-        let request = format!("GET /metrics HTTP/1.0\r\nHost: {host}\r\n\r\n");
-        stream.write_all(request.as_bytes()).await?;
-        let mut body = Vec::new();
-        stream.read_to_end(&mut body).await?;
-        Ok::<_, std::io::Error>(String::from_utf8_lossy(&body).into_owned())
+    Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
+/// The endpoint's `/metrics` over plain TCP (`host:port`, `http://`) or TLS
+/// (`https://`, with the TLS flags etcdctl's `secureCfg` carries).
+async fn metrics_text(endpoint: &str, tls: &super::dial::ClientTls) -> Result<String, String> {
+    let host = endpoint
+        .split_once("://")
+        .map_or(endpoint, |(_, rest)| rest)
+        .trim_end_matches('/');
+    let tcp = tokio::net::TcpStream::connect(host)
+        .await
+        .map_err(|e| e.to_string())?;
+    let config = if endpoint.starts_with("http://") || !endpoint.contains("://") {
+        None
+    } else if endpoint.starts_with("https://") {
+        tls.for_endpoint(endpoint).map_err(|e| e.to_string())?
+    } else {
+        return Err(format!(
+            "detcdctl reads {endpoint}/metrics over http or https only"
+        ));
     };
+    let Some(config) = config else {
+        return fetch_metrics(tcp, host).await.map_err(|e| e.to_string());
+    };
+    // The gRPC configuration offers h2 alone; /metrics is read over HTTP/1.
+    let mut config = (*config).clone();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let name = host.rsplit_once(':').map_or(host, |(h, _)| h);
+    let name = name.trim_start_matches('[').trim_end_matches(']').to_string();
+    let name = rustls_pki_types::ServerName::try_from(name).map_err(|e| e.to_string())?;
+    let stream = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .map_err(|e| e.to_string())?;
+    fetch_metrics(stream, host).await.map_err(|e| e.to_string())
+}
+
+/// The endpoint's `process_resident_memory_bytes` from its `/metrics`, or 0 with
+/// etcdctl's kind of message when it cannot be read.
+async fn resident_memory(endpoint: &str, tls: &super::dial::ClientTls) -> f64 {
+    const KEY: &str = "process_resident_memory_bytes";
+    let fetched = metrics_text(endpoint, tls);
     let text = match tokio::time::timeout(Duration::from_secs(10), fetched).await {
         Ok(Ok(text)) => text,
         Ok(Err(e)) => {

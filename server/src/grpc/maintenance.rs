@@ -29,6 +29,7 @@ use tonic::codegen::tokio_stream::Stream;
 use tonic::{Request as Rpc, Response as Reply, Status};
 
 use super::{mismatch, unwrap_response, Services};
+use crate::metrics::service::Timer;
 
 /// Blob bytes per Snapshot message (etcd's `snapshotSendBufferSize`).
 pub const SNAPSHOT_CHUNK_BYTES: usize = 32 * 1024;
@@ -95,6 +96,7 @@ impl Maintenance for Services {
 
     async fn hash(&self, _r: Rpc<HashRequest>) -> Result<Reply<HashResponse>, Status> {
         self.call(Request::AdminCheck).await?;
+        let _timer = Timer::start(&self.metrics().service.hash);
         let (mut header, _) = self.status_header().await?;
         let (hash, revision) = super::snapshot_export::backend_hash(&self.handle).await?;
         header.revision = revision;
@@ -105,6 +107,7 @@ impl Maintenance for Services {
     }
 
     async fn hash_kv(&self, r: Rpc<HashKvRequest>) -> Result<Reply<HashKvResponse>, Status> {
+        let _timer = Timer::start(&self.metrics().service.hash_rev);
         let mut reply = unwrap_response!(self.call(Request::HashKv(r.into_inner())).await, HashKv)?;
         crate::corruption::plant(reply.get_mut());
         Ok(reply)
@@ -115,7 +118,9 @@ impl Maintenance for Services {
     async fn snapshot(&self, _r: Rpc<SnapshotRequest>) -> Result<Reply<SnapshotStream>, Status> {
         self.call(Request::AdminCheck).await?;
         let (header, version) = self.status_header().await?;
+        let timer = Timer::start(&self.metrics().service.snapshot);
         let export = super::snapshot_export::export(&self.handle, &self.scratch_dir).await?;
+        drop(timer);
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         tokio::task::spawn_blocking(move || stream_file(export, header, version, tx));
         Ok(Reply::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(

@@ -106,7 +106,7 @@ fn histogram(name: &str, help: &str, h: &Histogram) -> MetricFamily {
 pub fn families(m: &Metrics, member_id: u64) -> Vec<MetricFamily> {
     let b = |v: bool| if v { 1.0 } else { 0.0 };
     let id = format!("{member_id:x}");
-    vec![
+    let mut all = vec![
         gauge(
             "etcd_server_has_leader",
             "Whether or not a leader exists. 1 is existence, 0 is not.",
@@ -187,6 +187,161 @@ pub fn families(m: &Metrics, member_id: u64) -> Vec<MetricFamily> {
             "etcd_network_peer_sent_failures_total",
             "The total number of send failures from peers.",
             m.peer_sends_dropped,
+        ),
+    ];
+    all.extend(server_families(m));
+    all.extend(mvcc_families(m));
+    all.extend(disk_families(m));
+    all
+}
+
+fn server_families(m: &Metrics) -> Vec<MetricFamily> {
+    let b = |v: bool| if v { 1.0 } else { 0.0 };
+    vec![
+        gauge(
+            "etcd_server_is_learner",
+            "Whether or not this member is a learner. 1 if is, 0 otherwise.",
+            b(m.is_learner),
+        ),
+        counter(
+            "etcd_server_heartbeat_send_failures_total",
+            "The total number of leader heartbeat send failures (likely overloaded from slow disk).",
+            m.heartbeat_send_failures,
+        ),
+        counter(
+            "etcd_server_slow_apply_total",
+            "The total number of slow apply requests (likely overloaded from slow disk).",
+            m.slow_applies,
+        ),
+        counter(
+            "etcd_server_read_indexes_failed_total",
+            "The total number of failed read indexes seen.",
+            m.read_indexes_failed,
+        ),
+        counter(
+            "etcd_server_slow_read_indexes_total",
+            "The total number of pending read indexes not in sync with leader's or timed out read index requests.",
+            m.slow_read_indexes,
+        ),
+        counter(
+            "etcd_server_learner_promote_successes",
+            "The total number of successful learner promotions while this member is leader.",
+            m.learner_promote_successes,
+        ),
+        // A snapshot from the leader is applied within one turn of the member's loop,
+        // so between turns (when this is read) none is ever in progress.
+        gauge(
+            "etcd_server_snapshot_apply_in_progress_total",
+            "1 if the server is applying the incoming snapshot. 0 if none.",
+            0.0,
+        ),
+        gauge(
+            "etcd_debugging_auth_revision",
+            "The current revision of auth store.",
+            m.auth_revision as f64,
+        ),
+        counter(
+            "etcd_debugging_lease_granted_total",
+            "The total number of granted leases.",
+            m.leases_granted,
+        ),
+        counter(
+            "etcd_debugging_lease_revoked_total",
+            "The total number of revoked leases.",
+            m.leases_revoked,
+        ),
+        counter(
+            "etcd_debugging_lease_renewed_total",
+            "The number of renewed leases seen by the leader.",
+            m.leases_renewed,
+        ),
+        histogram(
+            "etcd_debugging_lease_ttl_total",
+            "Bucketed histogram of lease TTLs.",
+            &m.lease_ttl,
+        ),
+    ]
+}
+
+/// The mvcc series: etcd has each both as `etcd_mvcc_*` and `etcd_debugging_mvcc_*`.
+fn mvcc_families(m: &Metrics) -> Vec<MetricFamily> {
+    let c = &m.mvcc;
+    let mut all = Vec::new();
+    for (name, help, value) in [
+        ("put_total", "Total number of puts seen by this member.", c.puts),
+        (
+            "range_total",
+            "Total number of ranges seen by this member.",
+            c.ranges,
+        ),
+        (
+            "delete_total",
+            "Total number of deletes seen by this member.",
+            c.deletes,
+        ),
+        ("txn_total", "Total number of txns seen by this member.", c.txns),
+    ] {
+        all.push(counter(&format!("etcd_mvcc_{name}"), help, value));
+        all.push(counter(&format!("etcd_debugging_mvcc_{name}"), help, value));
+    }
+    all.extend([
+        // No free pages: everything the store holds is in use.
+        gauge(
+            "etcd_mvcc_db_total_size_in_use_in_bytes",
+            "Total size of the underlying database logically in use in bytes.",
+            m.db_size_bytes as f64,
+        ),
+        gauge(
+            "etcd_debugging_mvcc_total_put_size_in_bytes",
+            "The total size of put kv pairs seen by this member.",
+            c.put_bytes as f64,
+        ),
+        gauge(
+            "etcd_debugging_mvcc_keys_total",
+            "Total number of keys.",
+            m.keys_total as f64,
+        ),
+        gauge(
+            "etcd_debugging_mvcc_current_revision",
+            "The current revision of store.",
+            m.current_revision as f64,
+        ),
+        gauge(
+            "etcd_debugging_mvcc_compact_revision",
+            "The revision of the last compaction in store.",
+            m.compact_revision as f64,
+        ),
+        counter(
+            "etcd_debugging_mvcc_events_total",
+            "Total number of events sent by this member.",
+            m.watch_events,
+        ),
+        gauge(
+            "etcd_debugging_mvcc_watch_stream_total",
+            "Total number of watch streams.",
+            m.watch_streams as f64,
+        ),
+    ]);
+    all
+}
+
+fn disk_families(m: &Metrics) -> Vec<MetricFamily> {
+    vec![
+        // A gauge in etcd 3.4 (a counter from 3.5).
+        gauge(
+            "etcd_disk_wal_write_bytes_total",
+            "Total number of bytes written in WAL.",
+            m.wal_write_bytes as f64,
+        ),
+        histogram(
+            "etcd_disk_backend_commit_duration_seconds",
+            "The latency distributions of commit called by backend.",
+            &m.backend_commit,
+        ),
+        histogram(
+            "etcd_debugging_snap_save_total_duration_seconds",
+            "The total latency distributions of save called by snapshot.",
+            &m.snap_save,
         ),
     ]
 }

@@ -6,12 +6,16 @@
 //! - The gRPC series (`grpc_server_*`, as go-grpc-prometheus names them) are counted by
 //!   a middleware around every gRPC request ([`grpc`]); the handling-time histogram only
 //!   with `--metrics extensive`, as etcd.
+//! - The handlers' own series (health checks, hashes, snapshots, scrapes) and
+//!   `os_fd_*` ([`service`]).
 //! - `process_*` comes from the crate's process collector.
 //!
 //! The README lists the etcd series detcd does not provide and why.
 
 pub mod grpc;
+mod grpc_body;
 pub mod member;
+pub mod service;
 
 use std::sync::Arc;
 
@@ -23,6 +27,7 @@ use prometheus::{Encoder as _, Registry, TextEncoder};
 pub struct ServerMetrics {
     registry: Registry,
     pub(crate) grpc: Arc<grpc::GrpcMetrics>,
+    pub(crate) service: Arc<service::ServiceMetrics>,
 }
 
 impl std::fmt::Debug for ServerMetrics {
@@ -40,18 +45,26 @@ impl ServerMetrics {
         let grpc = Arc::new(grpc::GrpcMetrics::new(extensive));
         // Registration fails only for duplicate names, which this fixed set has none of.
         let _ = grpc.register(&registry);
+        let service = Arc::new(service::ServiceMetrics::new());
+        let _ = service.register(&registry);
         let _ = registry.register(Box::new(member::MemberCollector::new(handle, quota_bytes)));
         #[cfg(target_os = "linux")]
         let _ = registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
         ));
-        ServerMetrics { registry, grpc }
+        ServerMetrics {
+            registry,
+            grpc,
+            service,
+        }
     }
 
     /// Every series in the Prometheus text format.
     pub fn render(&self) -> String {
-        let mut out = Vec::new();
-        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
-        String::from_utf8(out).unwrap_or_default()
+        self.service.scrape(|| {
+            let mut out = Vec::new();
+            let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+            String::from_utf8(out).unwrap_or_default()
+        })
     }
 }

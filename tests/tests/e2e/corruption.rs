@@ -143,3 +143,64 @@ async fn the_compaction_hash_check_compares_each_compaction_once_and_catches_a_d
     let e = c.put("k", "v7", None).await.expect_err("put under CORRUPT");
     assert!(e.to_string().contains("corrupt cluster"), "{e}");
 }
+
+/// The peers are asked on their peer URLs (`/members/hashkv`), which need no client
+/// credentials: with auth enabled the initial and periodic checks still catch the
+/// planted divergence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_checks_ask_the_peer_port_and_work_while_auth_is_enabled() {
+    let mut cluster = Cluster::start_with(
+        "corrupt-auth",
+        3,
+        &["--experimental-corrupt-check-time=1s", "--bcrypt-cost", "4"],
+    )
+    .await;
+    let leader = cluster.wait_leader().await;
+    let mut admin = cluster.client(leader).await;
+    admin.put("k", "v", None).await.expect("put");
+    admin.user_add("root", "rootpw", None).await.expect("add root");
+    admin.user_grant_role("root", "root").await.expect("grant root");
+    admin.auth_enable().await.expect("enable");
+    let options = etcd_client::ConnectOptions::new()
+        .with_user("root", "rootpw")
+        .with_timeout(Duration::from_secs(10));
+    let mut root = etcd_client::Client::connect([cluster.members[leader].endpoint()], Some(options))
+        .await
+        .expect("root login");
+    let victim = (leader + 1) % 3;
+    let victim_id = cluster.member_id(victim).await;
+
+    cluster.members[victim].terminate();
+    cluster.members[victim].env.push((FAULT_ENV.into(), "1".into()));
+    cluster.members[victim]
+        .extra_args
+        .push("--experimental-initial-corrupt-check=true".into());
+    cluster.members[victim].spawn();
+    let status = cluster.members[victim]
+        .wait_exit(Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("the diverged member kept running\n{}", cluster.logs()));
+    assert_eq!(status.code(), Some(1));
+    let logs = cluster.logs();
+    assert!(logs.contains("found data inconsistency with peers"), "{logs}");
+
+    cluster.members[victim].extra_args.pop();
+    cluster.members[victim].spawn();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let alarms = root
+            .alarm(AlarmAction::Get, AlarmType::None, None)
+            .await
+            .expect("alarm list");
+        if alarms
+            .alarms()
+            .iter()
+            .any(|a| a.alarm() == AlarmType::Corrupt && a.member_id() == victim_id)
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no CORRUPT alarm\n{}", cluster.logs());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let e = root.put("k", "v2", None).await.expect_err("put under CORRUPT");
+    assert!(e.to_string().contains("corrupt cluster"), "{e}");
+}

@@ -497,3 +497,56 @@ fn tls_misconfiguration_is_refused_at_start_up() {
     assert!(log.contains("KeyFile and CertFile are not presented"), "{log}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `check datascale` reads the member's `/metrics` over https with the TLS flags, as
+/// etcdctl's `secureCfg` does.
+#[test]
+fn check_datascale_reads_metrics_over_https() {
+    let dir = test_dir("tls-datascale");
+    let certs = make_certs(&dir);
+    let https = format!("https://127.0.0.1:{}", free_port());
+    let member = start(
+        &dir,
+        &https,
+        &["--cert-file", &certs.server.0, "--key-file", &certs.server.1],
+    );
+    wait_until("member serves TLS", || {
+        etcdctl(&["--endpoints", &https, "--cacert", &certs.ca, "put", "a", "1"])
+            .status
+            .success()
+    });
+    let out = Command::new(env!("CARGO_BIN_EXE_detcdctl-e2e"))
+        .args(["--endpoints", &https, "--cacert", &certs.ca])
+        .args(["check", "datascale", "--count", "200"])
+        .output()
+        .expect("detcdctl");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines[0],
+        "Start data scale check for work load [200 key-value pairs, 1024 bytes per key-value, 50 concurrent clients]."
+    );
+    assert!(
+        lines[1].starts_with("PASS: Approximate system memory used : "),
+        "{stdout}"
+    );
+    // --insecure-skip-tls-verify instead of the CA reads it too.
+    let out = Command::new(env!("CARGO_BIN_EXE_detcdctl-e2e"))
+        .args([
+            "--endpoints",
+            &https,
+            "--insecure-skip-tls-verify",
+            "--insecure-transport=false",
+        ])
+        .args(["check", "datascale", "--count", "10"])
+        .output()
+        .expect("detcdctl");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    drop(member);
+    let _ = std::fs::remove_dir_all(&dir);
+}

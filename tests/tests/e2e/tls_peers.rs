@@ -64,6 +64,9 @@ fn three_members_with_peer_tls_and_client_cert_auth() {
             "--peer-client-cert-auth",
             "--peer-cert-allowed-cn",
             "member",
+            // The leader asks its peers' /members/hashkv over peer TLS every second.
+            "--experimental-corrupt-check-time",
+            "1s",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -107,6 +110,13 @@ fn three_members_with_peer_tls_and_client_cert_auth() {
             .stdout
             .starts_with(b"over-tls")
         });
+    }
+    // The corruption check reached every peer over peer TLS.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    for m in &members {
+        let log = read(&m.log);
+        assert!(!log.contains("failed hash kv request"), "{log}");
+        assert!(!log.contains("CORRUPT"), "{log}");
     }
     // The peer port speaks no plain text: a TLS alert (record type 21) at most.
     let hello = plain_http(peers[0].1);

@@ -1,0 +1,202 @@
+//! etcd's peer HTTP endpoint `/members/hashkv`, on the peer listener (after its TLS
+//! handshake, as etcd serves it behind peer TLS): the corruption checks of other
+//! members ask it for this member's HashKV at a revision, with no client credentials,
+//! so the checks work while auth is enabled.
+//!
+//! A peer connection whose first bytes are an HTTP request line is served here;
+//! everything else is the framed peer protocol. As etcd's handler: `GET` only (405
+//! with `Allow: GET` otherwise), the `X-Etcd-Cluster-ID` header must name this
+//! member's cluster (412 "clusterID mismatch"), the body is the JSON of a
+//! HashKVRequest (`{"revision":N}`), the answer the JSON of a HashKVResponse, and a
+//! hash that cannot be computed (a compacted revision) is a 400 with the error text.
+
+use std::convert::Infallible;
+
+use bytes::Bytes;
+use detcd_core::node::{Credentials, Request, Response};
+use detcd_proto::etcdserverpb::{HashKvRequest, HashKvResponse};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::{Method, StatusCode};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{mpsc, oneshot};
+
+use super::Identity;
+use crate::driver::Command;
+
+/// The path etcd serves HashKV at on the peer port.
+pub const HASHKV_PATH: &str = "/members/hashkv";
+
+/// The header etcd's peer requests carry their cluster ID in (hexadecimal).
+pub const CLUSTER_ID_HEADER: &str = "X-Etcd-Cluster-ID";
+
+/// The largest request body read.
+const BODY_BYTES_MAX: usize = 64 * 1024;
+
+/// The credentials of a member's own requests that etcd makes below its auth layer
+/// (HashKV for the corruption checks: etcd hashes its store directly): root's, the
+/// user every auth-enabled cluster has and that keeps the root role.
+pub fn as_member() -> Credentials {
+    Credentials::Verified {
+        user: "root".to_string(),
+        revision: None,
+    }
+}
+
+/// Whether the first bytes of a peer connection start an HTTP request.
+pub(super) fn is_http(first: &[u8]) -> bool {
+    [&b"GET "[..], b"POST ", b"PUT ", b"HEAD ", b"DELETE "]
+        .iter()
+        .any(|m| first.starts_with(m) || (first.len() < m.len() && m.starts_with(first) && !first.is_empty()))
+}
+
+/// Test-only fault switch (debug builds): a member whose environment has
+/// `DETCD_TEST_FAULT_CORRUPT_HASH=1` reports a wrong hash, a planted divergence for
+/// the corruption checks' tests. Release builds have no such switch.
+pub fn plant_hash_fault(response: &mut HashKvResponse) {
+    #[cfg(debug_assertions)]
+    if std::env::var("DETCD_TEST_FAULT_CORRUPT_HASH").is_ok_and(|v| v == "1") {
+        response.hash ^= 0x5a5a_5a5a;
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = response;
+}
+
+/// The JSON etcd's handler writes for a HashKVResponse (Go's encoding of the
+/// gogo-protobuf struct: snake_case names, zero values left out).
+pub fn hashkv_json(response: &HashKvResponse) -> String {
+    let mut fields = Vec::new();
+    if let Some(h) = response.header.as_ref().filter(|h| h.revision != 0) {
+        fields.push(format!(r#""header":{{"revision":{}}}"#, h.revision));
+    }
+    if response.hash != 0 {
+        fields.push(format!(r#""hash":{}"#, response.hash));
+    }
+    if response.compact_revision != 0 {
+        fields.push(format!(r#""compact_revision":{}"#, response.compact_revision));
+    }
+    if response.hash_revision != 0 {
+        fields.push(format!(r#""hash_revision":{}"#, response.hash_revision));
+    }
+    format!("{{{}}}", fields.join(","))
+}
+
+/// The revision of a HashKVRequest's JSON (`{}` or `{"revision":N}`).
+fn parse_revision(body: &[u8]) -> Option<i64> {
+    let text = std::str::from_utf8(body).ok()?.trim();
+    let inner = text.strip_prefix('{')?.strip_suffix('}')?.trim();
+    if inner.is_empty() {
+        return Some(0);
+    }
+    let (key, value) = inner.split_once(':')?;
+    (key.trim() == "\"revision\"").then_some(())?;
+    value.trim().parse().ok()
+}
+
+fn text(status: StatusCode, body: &str) -> hyper::Response<Full<Bytes>> {
+    let mut r = hyper::Response::new(Full::new(Bytes::from(format!("{body}\n"))));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+async fn handle(
+    request: hyper::Request<hyper::body::Incoming>,
+    identity: Identity,
+    commands: mpsc::Sender<Command>,
+) -> hyper::Response<Full<Bytes>> {
+    if request.uri().path() != HASHKV_PATH {
+        return text(StatusCode::NOT_FOUND, "404 page not found");
+    }
+    if request.method() != Method::GET {
+        let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
+        r.headers_mut().insert(
+            hyper::header::ALLOW,
+            hyper::header::HeaderValue::from_static("GET"),
+        );
+        return r;
+    }
+    let cluster = format!("{:x}", identity.cluster_id);
+    let named = request
+        .headers()
+        .get(CLUSTER_ID_HEADER)
+        .and_then(|v| v.to_str().ok());
+    if named != Some(cluster.as_str()) {
+        return text(StatusCode::PRECONDITION_FAILED, "clusterID mismatch");
+    }
+    let body = match Limited::new(request.into_body(), BODY_BYTES_MAX).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => return text(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    let Some(revision) = parse_revision(&body) else {
+        return text(StatusCode::BAD_REQUEST, "error unmarshalling request");
+    };
+    let (reply, answer) = oneshot::channel();
+    let call = Command::Call {
+        request: Request::HashKv(HashKvRequest { revision }),
+        credentials: as_member(),
+        reply,
+    };
+    if commands.send(call).await.is_err() {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "etcdserver: server stopped");
+    }
+    let mut hash = match answer.await {
+        Ok(Ok(Response::HashKv(h))) => h,
+        Ok(Ok(_)) => return text(StatusCode::INTERNAL_SERVER_ERROR, "unexpected answer to HashKV"),
+        Ok(Err(e)) => return text(StatusCode::BAD_REQUEST, &e.to_string()),
+        Err(_) => return text(StatusCode::SERVICE_UNAVAILABLE, "etcdserver: server stopped"),
+    };
+    plant_hash_fault(&mut hash);
+    let mut r = hyper::Response::new(Full::new(Bytes::from(hashkv_json(&hash))));
+    let headers = r.headers_mut();
+    headers.insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    if let Ok(v) = hyper::header::HeaderValue::from_str(&cluster) {
+        headers.insert(CLUSTER_ID_HEADER, v);
+    }
+    r
+}
+
+/// Serves the HTTP requests of one peer connection.
+pub(super) async fn serve<I>(io: I, identity: Identity, commands: mpsc::Sender<Command>)
+where
+    I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let service = hyper::service::service_fn(move |request| {
+        let commands = commands.clone();
+        async move { Ok::<_, Infallible>(handle(request, identity, commands).await) }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(hyper_util::rt::TokioIo::new(io), service)
+        .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use detcd_proto::etcdserverpb::ResponseHeader;
+
+    #[test]
+    fn requests_and_answers_are_etcd_json() {
+        assert_eq!(parse_revision(br#"{"revision":12}"#), Some(12));
+        assert_eq!(parse_revision(b"{}"), Some(0));
+        assert_eq!(parse_revision(b"nope"), None);
+        let answer = HashKvResponse {
+            header: Some(ResponseHeader {
+                revision: 7,
+                ..ResponseHeader::default()
+            }),
+            hash: 42,
+            compact_revision: 0,
+            ..HashKvResponse::default()
+        };
+        assert_eq!(hashkv_json(&answer), r#"{"header":{"revision":7},"hash":42}"#);
+        assert!(is_http(b"GET /members/hashkv HTTP/1.1"));
+        assert!(is_http(b"GE"));
+        assert!(!is_http(&[0, 0, 0, 12]));
+    }
+}

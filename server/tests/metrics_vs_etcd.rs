@@ -1,0 +1,206 @@
+//! `/metrics` against etcd 3.4's: the same small workload on a single etcd and a
+//! single detcd, then every series family etcd shows must be in detcd's, with the
+//! same type and the same label names, except the ones the README's "Metrics"
+//! table lists as having no detcd equivalent (read from the README itself, so the
+//! table is the one list). A few values are checked too.
+//!
+//! Skipped (with a notice) without `etcd`, `etcdctl` and `curl` on PATH, a failure under CI.
+
+#[path = "support/server_proc.rs"]
+mod server_proc;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Command;
+
+use server_proc::{etcdctl_ok, require_tools, start_server};
+
+/// One family as the text format shows it: its type and its label names.
+#[derive(Debug, PartialEq)]
+struct Family {
+    kind: String,
+    labels: BTreeSet<String>,
+}
+
+/// The families of a `/metrics` text and the samples (name with labels -> value).
+fn parse(text: &str) -> (BTreeMap<String, Family>, BTreeMap<String, f64>) {
+    let mut families = BTreeMap::new();
+    let mut samples = BTreeMap::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').expect("TYPE line");
+            families.insert(
+                name.to_string(),
+                Family {
+                    kind: kind.to_string(),
+                    labels: BTreeSet::new(),
+                },
+            );
+            continue;
+        }
+        if line.starts_with('#') || line.is_empty() {
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').expect("sample line");
+        samples.insert(series.to_string(), value.parse().unwrap_or(f64::NAN));
+        let (name, labels) = match series.split_once('{') {
+            Some((n, l)) => (n, l.trim_end_matches('}')),
+            None => (series, ""),
+        };
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s).filter(|f| families.contains_key(*f)))
+            .unwrap_or(name);
+        let Some(f) = families.get_mut(family) else {
+            continue;
+        };
+        for pair in labels.split("\",").filter(|p| !p.is_empty()) {
+            let label = pair.split('=').next().unwrap_or_default();
+            if label != "le" {
+                f.labels.insert(label.to_string());
+            }
+        }
+    }
+    (families, samples)
+}
+
+/// The series the README's Metrics table names in its first column (`name`, or
+/// `prefix*` for a whole group).
+fn documented_exceptions() -> Vec<String> {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).expect("README");
+    let section = readme
+        .split("\n## Metrics\n")
+        .nth(1)
+        .expect("README has a Metrics section")
+        .split("\n## ")
+        .next()
+        .unwrap_or_default();
+    let mut names = Vec::new();
+    for row in section.lines().filter(|l| l.starts_with("| `")) {
+        let first = row.split('|').nth(1).unwrap_or_default();
+        for part in first.split('`').skip(1).step_by(2) {
+            names.push(part.to_string());
+        }
+    }
+    assert!(
+        !names.is_empty(),
+        "no exceptions table in the README's Metrics section"
+    );
+    names
+}
+
+fn excepted(name: &str, exceptions: &[String]) -> bool {
+    exceptions.iter().any(|e| match e.strip_suffix('*') {
+        Some(prefix) => name.starts_with(prefix),
+        None => name == e,
+    })
+}
+
+fn scrape_path(endpoint: &str, path: &str) -> String {
+    let out = Command::new("curl")
+        .args(["-s", "--max-time", "10", &format!("http://{endpoint}{path}")])
+        .output()
+        .expect("curl");
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+fn scrape(endpoint: &str) -> String {
+    scrape_path(endpoint, "/metrics")
+}
+
+/// The same requests on either server: puts, a get, a delete, a lease, a
+/// compaction, a hash and health checks.
+fn workload(endpoint: &str) {
+    etcdctl_ok(endpoint, &["put", "a", "1"]);
+    etcdctl_ok(endpoint, &["put", "b", "22"]);
+    etcdctl_ok(endpoint, &["get", "a"]);
+    etcdctl_ok(endpoint, &["del", "b"]);
+    etcdctl_ok(endpoint, &["lease", "grant", "100"]);
+    etcdctl_ok(endpoint, &["compact", "2"]);
+    etcdctl_ok(endpoint, &["endpoint", "hashkv"]);
+    etcdctl_ok(endpoint, &["endpoint", "health"]);
+    let health = scrape_path(endpoint, "/health");
+    assert!(health.contains(r#""health":"true""#), "{health}");
+}
+
+fn value(samples: &BTreeMap<String, f64>, series: &str) -> f64 {
+    *samples
+        .get(series)
+        .unwrap_or_else(|| panic!("no sample {series}"))
+}
+
+#[test]
+fn every_etcd_series_is_there_with_its_type_and_labels() {
+    if !require_tools(&["etcd", "etcdctl", "curl"], "metrics_vs_etcd") {
+        return;
+    }
+    let exceptions = documented_exceptions();
+    let etcd = start_server("etcd", "metrics-etcd");
+    let detcd = start_server(env!("CARGO_BIN_EXE_detcd"), "metrics-detcd");
+    workload(&etcd.endpoint);
+    workload(&detcd.endpoint);
+    let (theirs, _) = parse(&scrape(&etcd.endpoint));
+    // detcd counts its keys about once a second.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let (ours, samples) = loop {
+        let (ours, samples) = parse(&scrape(&detcd.endpoint));
+        if samples.get("etcd_debugging_mvcc_keys_total") == Some(&1.0) || std::time::Instant::now() > deadline
+        {
+            break (ours, samples);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert!(theirs.len() > 50, "etcd's /metrics: {} families", theirs.len());
+
+    let mut problems = Vec::new();
+    for (name, family) in &theirs {
+        if excepted(name, &exceptions) {
+            continue;
+        }
+        match ours.get(name) {
+            None => problems.push(format!("{name}: missing")),
+            Some(f) if f != family => problems.push(format!("{name}: etcd {family:?}, detcd {f:?}")),
+            Some(_) => {}
+        }
+    }
+    // The table lists only series detcd does not have.
+    for name in exceptions.iter().filter(|e| !e.ends_with('*')) {
+        if ours.contains_key(name) {
+            problems.push(format!("{name}: documented as missing but present"));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+
+    assert_eq!(value(&samples, "etcd_server_is_leader"), 1.0);
+    assert_eq!(value(&samples, "etcd_server_is_learner"), 0.0);
+    assert_eq!(value(&samples, "etcd_mvcc_put_total"), 2.0);
+    assert_eq!(value(&samples, "etcd_mvcc_delete_total"), 1.0);
+    assert_eq!(value(&samples, "etcd_debugging_lease_granted_total"), 1.0);
+    assert_eq!(value(&samples, "etcd_debugging_mvcc_compact_revision"), 2.0);
+    assert_eq!(value(&samples, "etcd_debugging_mvcc_keys_total"), 1.0);
+    assert!(value(&samples, "etcd_server_health_success") >= 1.0);
+    assert!(value(&samples, "etcd_disk_wal_write_bytes_total") > 0.0);
+    // "put a 1" and "put b 22" carry 6 and 8 payload bytes among the rest.
+    assert!(value(&samples, "etcd_network_client_grpc_received_bytes_total") >= 14.0);
+    assert!(value(&samples, "etcd_network_client_grpc_sent_bytes_total") > 0.0);
+    // The sum of a family's samples whose labels include every one of `labels`.
+    let sum = |family: &str, labels: &[&str]| {
+        samples
+            .iter()
+            .filter(|(k, _)| k.starts_with(&format!("{family}{{")) && labels.iter().all(|l| k.contains(l)))
+            .map(|(_, v)| *v)
+            .sum::<f64>()
+    };
+    let put = [
+        r#"grpc_method="Put""#,
+        r#"grpc_service="etcdserverpb.KV""#,
+        r#"grpc_type="unary""#,
+    ];
+    assert_eq!(sum("grpc_server_started_total", &put), 2.0);
+    assert_eq!(sum("grpc_server_msg_received_total", &put), 2.0);
+    assert_eq!(sum("grpc_server_msg_sent_total", &put), 2.0);
+    let put_ok = [put[0], put[1], put[2], r#"grpc_code="OK""#];
+    assert_eq!(sum("grpc_server_handled_total", &put_ok), 2.0);
+    let v34 = [r#"client_api_version="3.4""#, r#"type="unary""#];
+    assert!(sum("etcd_server_client_requests_total", &v34) >= 8.0);
+}
