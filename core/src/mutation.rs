@@ -97,6 +97,10 @@ pub enum Mutation {
     /// `prevIndex` (only `prevValue` is compared), so a client's swap on a key it
     /// read before another client's write succeeds over that write.
     V2CasIgnoresPrevIndex,
+    /// `v2store::Store::get`: a get treats a node whose expiry has passed by the
+    /// member's own clock (the request's time) as gone, before the leader's sync
+    /// has expired it through raft.
+    V2ExpiryByLocalClock,
 }
 
 impl Mutation {
@@ -127,6 +131,7 @@ impl Mutation {
         Mutation::AuthRangeEndIgnored,
         Mutation::AuthFollowerSerializableUnchecked,
         Mutation::V2CasIgnoresPrevIndex,
+        Mutation::V2ExpiryByLocalClock,
     ];
 
     /// The kebab-case name (what `detcd-sim --mutation NAME` takes).
@@ -157,6 +162,7 @@ impl Mutation {
             Mutation::AuthRangeEndIgnored => "auth-range-end-ignored",
             Mutation::AuthFollowerSerializableUnchecked => "auth-follower-serializable-unchecked",
             Mutation::V2CasIgnoresPrevIndex => "v2-cas-ignores-prev-index",
+            Mutation::V2ExpiryByLocalClock => "v2-expiry-by-local-clock",
         }
     }
 
@@ -284,7 +290,7 @@ mod tests {
         sorted.sort_unstable();
         assert_eq!(sorted, Mutation::ALL, "ALL is in declaration (Ord) order");
         // Adding a variant without listing it fails to compile in `name` and here.
-        let last = Mutation::V2CasIgnoresPrevIndex;
+        let last = Mutation::V2ExpiryByLocalClock;
         assert_eq!(Mutation::ALL.last(), Some(&last));
     }
 
