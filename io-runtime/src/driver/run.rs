@@ -50,6 +50,9 @@ pub(crate) struct Driver {
     deferred: Vec<Input>,
     metrics: Metrics,
     shared_metrics: SharedMetrics,
+    /// The v2 store's index, published after every turn that changed it (v2 waits
+    /// look again when it moves).
+    v2_index: watch::Sender<u64>,
     stop: Option<StopReason>,
 }
 
@@ -59,6 +62,7 @@ impl Driver {
         persister: Persister,
         transport: Transport,
         shared_metrics: SharedMetrics,
+        v2_index: watch::Sender<u64>,
         tick_ms: u64,
     ) -> Driver {
         Driver {
@@ -74,6 +78,7 @@ impl Driver {
             deferred: Vec::new(),
             metrics: Metrics::default(),
             shared_metrics,
+            v2_index,
             stop: None,
         }
     }
@@ -367,6 +372,12 @@ impl Driver {
         self.metrics.proposals_pending = self.node.pending_requests() as u64;
         self.metrics.db_size_bytes = self.node.db_size_bytes();
         self.shared_metrics.set(&self.metrics);
+        let v2_index = self.node.v2_store().index();
+        self.v2_index.send_if_modified(|known| {
+            let moved = *known != v2_index;
+            *known = v2_index;
+            moved
+        });
     }
 
     /// Stops everything the driver started: callers answered STOPPED, streams
