@@ -395,6 +395,16 @@ fn refused(s: &KeyState, input: &V2Input, code: u32, index: u64) -> Option<KeySt
     Some(next)
 }
 
+/// Whether the previous node a compare answered passes the compare.
+fn compared(prev: &Seen, prev_index: u64, prev_value: &str) -> bool {
+    let node = Held {
+        value: prev.value.clone(),
+        modified: prev.modified,
+        ttl: false,
+    };
+    node.passes(prev_index, prev_value) == Some(true)
+}
+
 /// A request done at `index`, answering `node` (after) and `prev` (before).
 fn done(
     s: &KeyState,
@@ -428,33 +438,11 @@ fn done(
             prev_index,
             prev_value,
             value,
-        } => {
-            let p = prev?;
-            let compared = Held {
-                value: p.value.clone(),
-                modified: p.modified,
-                ttl: false,
-            };
-            if compared.passes(*prev_index, prev_value) != Some(true) {
-                return None;
-            }
-            held(value, index, false)
-        }
+        } if compared(prev?, *prev_index, prev_value) => held(value, index, false),
         V2Input::Cad {
             prev_index,
             prev_value,
-        } => {
-            let p = prev?;
-            let compared = Held {
-                value: p.value.clone(),
-                modified: p.modified,
-                ttl: false,
-            };
-            if compared.passes(*prev_index, prev_value) != Some(true) {
-                return None;
-            }
-            None
-        }
+        } if compared(prev?, *prev_index, prev_value) => None,
         V2Input::Delete if prev.is_some() => None,
         V2Input::Expire if s.node.as_ref().is_some_and(|n| n.ttl) => None,
         _ => return None,
