@@ -101,6 +101,10 @@ pub enum Mutation {
     /// with one more byte than the entry says, a silent divergence the corruption
     /// check must raise the CORRUPT alarm for.
     CorruptAppliedPut,
+    /// `v2store::Store::get`: a get treats a node whose expiry has passed by the
+    /// member's own clock (the request's time) as gone, before the leader's sync
+    /// has expired it through raft.
+    V2ExpiryByLocalClock,
 }
 
 impl Mutation {
@@ -132,6 +136,7 @@ impl Mutation {
         Mutation::AuthFollowerSerializableUnchecked,
         Mutation::V2CasIgnoresPrevIndex,
         Mutation::CorruptAppliedPut,
+        Mutation::V2ExpiryByLocalClock,
     ];
 
     /// The kebab-case name (what `detcd-sim --mutation NAME` takes).
@@ -163,6 +168,7 @@ impl Mutation {
             Mutation::AuthFollowerSerializableUnchecked => "auth-follower-serializable-unchecked",
             Mutation::V2CasIgnoresPrevIndex => "v2-cas-ignores-prev-index",
             Mutation::CorruptAppliedPut => "corrupt-applied-put",
+            Mutation::V2ExpiryByLocalClock => "v2-expiry-by-local-clock",
         }
     }
 
@@ -290,7 +296,7 @@ mod tests {
         sorted.sort_unstable();
         assert_eq!(sorted, Mutation::ALL, "ALL is in declaration (Ord) order");
         // Adding a variant without listing it fails to compile in `name` and here.
-        let last = Mutation::V2CasIgnoresPrevIndex;
+        let last = Mutation::V2ExpiryByLocalClock;
         assert_eq!(Mutation::ALL.last(), Some(&last));
     }
 

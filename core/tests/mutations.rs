@@ -280,3 +280,25 @@ fn v2_cas_ignores_prev_index_swaps_over_a_newer_write() {
     assert_eq!(clean, Err(detcd_core::v2store::code::TEST_FAILED));
     assert_eq!(mutated, Ok(Some("c".to_string())));
 }
+
+#[test]
+fn v2_expiry_by_local_clock_hides_a_key_raft_still_holds() {
+    use detcd_core::v2store::{Store as V2Store, Ttl};
+    const NOW: u64 = 1_700_000_000_000;
+    let (clean, mutated) = without_and_with(Mutation::V2ExpiryByLocalClock, || {
+        let mut store = V2Store::default();
+        let ttl = Ttl {
+            expire_unix_ms: Some(NOW + 1_000),
+            refresh: false,
+            now_unix_ms: NOW,
+        };
+        store.set("/k", false, "a", ttl).expect("set");
+        // Past the expiry by this member's clock, before any sync expired it.
+        store
+            .get("/k", false, NOW + 2_000)
+            .map(|e| e.node.value)
+            .map_err(|e| e.code)
+    });
+    assert_eq!(clean, Ok(Some("a".to_string())));
+    assert_eq!(mutated, Err(detcd_core::v2store::code::KEY_NOT_FOUND));
+}

@@ -158,42 +158,73 @@ fn detcd(dir: &std::path::Path, name: &str, dns: &DnsServer, args: &[String]) ->
 #[test]
 fn three_members_bootstrap_from_srv_records() {
     if tools_present(&[]) {
-        bootstrap_three("http", "srv", &[]);
+        bootstrap_three("http", "srv", &[], &[]);
     }
 }
 
-#[test]
-fn three_members_bootstrap_from_ssl_srv_records_with_peer_tls() {
+/// A fresh CA and a peer certificate for `hosts` it signed, as files in `dir`: the
+/// CA's file, and the `--peer-cert-file` / `--peer-key-file` flags.
+fn peer_certs(dir: &std::path::Path, hosts: &[&str]) -> (String, Vec<String>) {
     use detcd_server::tls::certs::{Ca, Leaf};
-    if !tools_present(&[]) {
-        return;
-    }
-    let dir = members::temp_dir("srv-ssl-certs");
     let ca = Ca::new("srv peer CA").expect("ca");
-    let issued = ca
-        .issue(&Leaf::new("peer", &["localhost", "127.0.0.1"], 2))
-        .expect("issue");
+    let issued = ca.issue(&Leaf::new("peer", hosts, 2)).expect("issue");
     let write = |name: &str, text: &str| {
         let path = dir.join(name);
         std::fs::write(&path, text).unwrap();
         path.to_string_lossy().into_owned()
     };
-    let tls = [
-        "--peer-trusted-ca-file".to_string(),
-        write("ca.crt", &ca.cert_pem),
-        "--peer-cert-file".into(),
+    let flags = vec![
+        "--peer-cert-file".to_string(),
         write("peer.crt", &issued.cert_pem),
         "--peer-key-file".into(),
         write("peer.key", &issued.key_pem),
-        "--peer-client-cert-auth".into(),
     ];
-    bootstrap_three("https", "srv-ssl", &tls);
+    (write("ca.crt", &ca.cert_pem), flags)
+}
+
+#[test]
+fn three_members_bootstrap_from_ssl_srv_records_with_peer_tls() {
+    if !tools_present(&[]) {
+        return;
+    }
+    let dir = members::temp_dir("srv-ssl-certs");
+    let (ca, mut tls) = peer_certs(&dir, &["localhost", "127.0.0.1"]);
+    tls.extend([
+        "--peer-trusted-ca-file".to_string(),
+        ca,
+        "--peer-client-cert-auth".into(),
+    ]);
+    bootstrap_three("https", "srv-ssl", &tls, &[]);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Three members found through `_etcd-server[-ssl]._tcp` records for `scheme` peers;
-/// checks their IDs, names and URLs and that they form one cluster.
-fn bootstrap_three(scheme: &str, tag: &str, extra: &[String]) {
+/// etcd's rule for https peers found through SRV records without
+/// `--peer-trusted-ca-file`: their certificates are checked, against the system's
+/// roots, for the SRV domain (not for each record's target). The certificates here
+/// name only the domain; the CA is the system's through `SSL_CERT_FILE` (as Go reads
+/// it), so the members can only reach each other by checking the domain.
+#[test]
+fn https_srv_peers_without_a_ca_file_are_checked_against_the_domain() {
+    if !tools_present(&[]) {
+        return;
+    }
+    let dir = members::temp_dir("srv-ssl-domain-certs");
+    let (ca, tls) = peer_certs(&dir, &[DOMAIN]);
+    bootstrap_three("https", "srv-ssl-domain", &tls, &[("SSL_CERT_FILE", ca)]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Three members started from `_etcd-server[-ssl]._tcp` records for `scheme` peers.
+struct Three {
+    dir: std::path::PathBuf,
+    members: Vec<Member>,
+    peers: Vec<u16>,
+    clients: Vec<u16>,
+    endpoints: Vec<String>,
+    _dns: DnsServer,
+}
+
+fn start_three(scheme: &str, tag: &str, extra: &[String], env: &[(&str, String)]) -> Three {
     let dir = members::temp_dir(tag);
     let peers: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let clients: Vec<u16> = (0..3).map(|_| free_port()).collect();
@@ -230,13 +261,36 @@ fn bootstrap_three(scheme: &str, tag: &str, extra: &[String]) {
             client,
         ];
         args.extend(extra.iter().cloned());
-        let child = detcd(&dir, &name, &server, &args).spawn().expect("spawn detcd");
+        let mut command = detcd(&dir, &name, &server, &args);
+        command.envs(env.iter().map(|(k, v)| (k, v)));
+        let child = command.spawn().expect("spawn detcd");
         members.push(Member(child));
     }
     let endpoints: Vec<String> = clients.iter().map(|c| format!("127.0.0.1:{c}")).collect();
     for ep in &endpoints {
         wait_healthy(ep);
     }
+    Three {
+        dir,
+        members,
+        peers,
+        clients,
+        endpoints,
+        _dns: server,
+    }
+}
+
+/// Three members found through `_etcd-server[-ssl]._tcp` records for `scheme` peers;
+/// checks their IDs, names and URLs and that they form one cluster.
+fn bootstrap_three(scheme: &str, tag: &str, extra: &[String], env: &[(&str, String)]) {
+    let Three {
+        dir,
+        members,
+        peers,
+        clients,
+        endpoints,
+        _dns,
+    } = start_three(scheme, tag, extra, env);
     let listed = wait_for_started(&endpoints[0], 3);
     // The IDs are etcd's for the URLs as the records spell them and the token.
     let mut expected: Vec<String> = (0..3)
@@ -259,6 +313,69 @@ fn bootstrap_three(scheme: &str, tag: &str, extra: &[String]) {
     assert_eq!(got.trim(), "v");
     drop(members);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// etcd's `--discovery-srv` with `--initial-cluster-state existing`: a member added
+/// to a cluster bootstrapped from SRV records finds the cluster in the records (now
+/// listing it too) and joins.
+#[test]
+fn a_member_added_later_joins_through_srv_records_with_state_existing() {
+    if !tools_present(&[]) {
+        return;
+    }
+    let three = start_three("http", "srv-existing", &[], &[]);
+    wait_for_started(&three.endpoints[0], 3);
+    let (peer, client) = (free_port(), free_port());
+    etcdctl_ok(
+        &three.endpoints[0],
+        &[
+            "member",
+            "add",
+            "m4",
+            &format!("--peer-urls=http://localhost:{peer}"),
+        ],
+    );
+    let mut records: Vec<Rec> = three
+        .peers
+        .iter()
+        .chain([&peer])
+        .map(|p| srv("etcd-server", *p, "localhost."))
+        .collect();
+    records.push(Rec::A("localhost".into(), LOCAL));
+    let dns = DnsServer::start(records);
+    let client_url = format!("http://127.0.0.1:{client}");
+    let args: Vec<String> = vec![
+        "--discovery-srv".into(),
+        DOMAIN.into(),
+        "--initial-cluster-token".into(),
+        "srv-test".into(),
+        "--initial-cluster-state".into(),
+        "existing".into(),
+        "--listen-peer-urls".into(),
+        format!("http://127.0.0.1:{peer}"),
+        "--initial-advertise-peer-urls".into(),
+        format!("http://localhost:{peer}"),
+        "--listen-client-urls".into(),
+        client_url.clone(),
+        "--advertise-client-urls".into(),
+        client_url,
+    ];
+    let m4 = Member(detcd(&three.dir, "m4", &dns, &args).spawn().expect("spawn detcd"));
+    let endpoint = format!("127.0.0.1:{client}");
+    wait_healthy(&endpoint);
+    let listed = wait_for_started(&three.endpoints[0], 4);
+    assert!(
+        listed
+            .iter()
+            .any(|l| l.contains(&format!(", m4, http://localhost:{peer}, "))),
+        "{listed:?}"
+    );
+    etcdctl_ok(&three.endpoints[1], &["put", "srv-existing", "v"]);
+    let got = etcdctl_ok(&endpoint, &["get", "srv-existing", "--print-value-only"]);
+    assert_eq!(got.trim(), "v");
+    drop(m4);
+    drop(three.members);
+    let _ = std::fs::remove_dir_all(&three.dir);
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! The v2 API (`--enable-v2`) against etcd 3.4's: one curl session (set, get, dirs,
 //! compare-and-swap and -delete, TTL and refresh, expiry, in-order keys, waits with
-//! and without a waitIndex, the history limit, errors, members, machines, stats)
+//! and without a waitIndex, streams (`stream=true`) from now and from the history, the history limit, errors, members, machines, stats)
 //! run against a real etcd and against detcd, each answer's status, X-Etcd-Index
 //! and body compared after making indexes relative to the first write and masking
 //! times, IDs and ports. Then: without the flag, `/v2/keys` is 404 as in etcd 3.4.
@@ -19,32 +19,7 @@ use server_proc::{start_server, start_server_with};
 
 /// One HTTP exchange: status, X-Etcd-Index (when sent) and body.
 fn http(endpoint: &str, method: &str, path: &str, form: &str, json: bool) -> (u16, Option<u64>, String) {
-    let mut c = Command::new("curl");
-    c.args(["-s", "-i", "--max-time", "10", "-X", method]);
-    if !form.is_empty() {
-        c.args(["--data-binary", form]);
-        if json {
-            c.args(["-H", "Content-Type: application/json"]);
-        }
-    }
-    let out = c
-        .arg(format!("http://{endpoint}{path}"))
-        .output()
-        .expect("run curl");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let index = head.lines().find_map(|l| {
-        let (name, value) = l.split_once(':')?;
-        name.eq_ignore_ascii_case("x-etcd-index")
-            .then(|| value.trim().parse().ok())
-            .flatten()
-    });
-    (status, index, body.to_string())
+    v2_norm::exchange(&format!("http://{endpoint}{path}"), method, form, json)
 }
 
 struct Session<'a> {
@@ -74,6 +49,15 @@ impl Session<'_> {
     fn at(&self, relative: u64) -> u64 {
         relative + self.offset
     }
+}
+
+/// A streaming GET of `url` cut after `secs` seconds (its output so far is the answer).
+fn stream_for(url: &str, secs: &str) -> std::process::Child {
+    Command::new("curl")
+        .args(["-s", "-N", "--max-time", secs, url])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run curl")
 }
 
 /// The `node.modifiedIndex` of an answer.
@@ -204,6 +188,32 @@ fn session(endpoint: &str) -> Vec<String> {
         &format!("/v2/keys/dir?wait=true&recursive=true&waitIndex={from}"),
         "",
     );
+    // Streams: from now (two changes by another client), and from the history
+    // (etcd's answers its one event from the history, then nothing).
+    let url = format!(
+        "http://{}/v2/keys/st?wait=true&stream=true&recursive=true",
+        s.endpoint
+    );
+    let streaming = stream_for(&url, "2");
+    std::thread::sleep(Duration::from_millis(400));
+    let first = http(s.endpoint, "PUT", "/v2/keys/st/a", "value=1", false).2;
+    http(s.endpoint, "PUT", "/v2/keys/st/b", "value=2", false);
+    let body = streaming.wait_with_output().expect("curl").stdout;
+    let line = format!(
+        "stream now: {}",
+        v2_norm::body(String::from_utf8_lossy(&body).trim_end(), s.offset)
+    );
+    s.steps.push(line);
+    let from = modified_index(&first);
+    let body = stream_for(&format!("{url}&waitIndex={from}"), "1")
+        .wait_with_output()
+        .expect("curl")
+        .stdout;
+    let line = format!(
+        "stream history: {}",
+        v2_norm::body(String::from_utf8_lossy(&body).trim_end(), s.offset)
+    );
+    s.steps.push(line);
     // Errors.
     s.step("get missing", "GET", "/v2/keys/nothing", "");
     s.step("not a directory", "GET", "/v2/keys/base/x", "");

@@ -92,13 +92,17 @@ const fn core(
 }
 
 /// A planted v2 store bug: a core mutation that needs the v2 workload.
-const fn core_v2(m: CoreMutation, name: &'static str, description: &'static str) -> Mutation {
+const fn core_v2(
+    m: CoreMutation,
+    name: &'static str,
+    description: &'static str,
+    caught_by: &'static str,
+) -> Mutation {
     Mutation {
         name,
         description,
         layer: Layer::Core(m),
-        caught_by:
-            "v2 check: a compare-and-swap succeeded on a key whose modified index differed from prevIndex",
+        caught_by,
         needs: &[],
         min_nodes: 1,
         auth: false,
@@ -323,6 +327,13 @@ pub const CATALOGUE: &[Mutation] = &[
         CoreMutation::V2CasIgnoresPrevIndex,
         "v2-cas-ignores-prev-index",
         "a v2 compare-and-swap ignores prevIndex and compares prevValue only",
+        "v2 check: the swap is not linearizable (its key's modified index differed from prevIndex)",
+    ),
+    core_v2(
+        CoreMutation::V2ExpiryByLocalClock,
+        "v2-expiry-by-local-clock",
+        "a v2 get treats a key past its expiry by the member's own clock as gone, before the leader's sync expires it through raft",
+        "v2 check: not linearizable: a get finds no key that raft still holds (a later expire event, refresh or get shows it)",
     ),
     core(
         CoreMutation::CorruptAppliedPut,

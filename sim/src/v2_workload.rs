@@ -8,16 +8,21 @@
 //! times come from the receiving member's clock (the simulator's time plus its
 //! clock jumps), as a server's HTTP handler computes them; the leader proposes a
 //! sync with its clock while keys have a TTL ([`crate::sim::Sim`]'s tick). Every
-//! answer goes to [`crate::v2_check`].
+//! answer goes to [`crate::v2_check`]; the single-key requests (all but the
+//! directory's and the waits) and the `expire` events waits report are recorded,
+//! with their simulated times, for the linearizability check
+//! ([`crate::check::v2`]).
 
 use std::collections::BTreeMap;
 
 use detcd_core::error::EtcdError;
 use detcd_core::node::{Request, Response, PREV_EXIST_FALSE, PREV_EXIST_TRUE};
 use detcd_core::rng::Rng;
-use detcd_core::v2store::{code, Action};
+use detcd_core::v2store::{code, Action, Event, NodeView};
 use detcd_proto::detcdpb::V2Request;
 
+use crate::check::v2::{Seen, V2Input, V2LinHistory, V2Output};
+use crate::sim::outcome_unknown;
 use crate::v2_check::V2History;
 
 /// The Unix time the simulator's clock 0 stands for (expiries before 2000 are
@@ -40,13 +45,11 @@ pub const PREFIX: &str = "/v2";
 #[derive(Clone, Debug)]
 pub enum V2Pending {
     Write {
-        prev_index: u64,
-        prev_value: String,
-        create: bool,
+        /// Its id in the linearizability history (not the directory's requests).
+        lin: Option<usize>,
     },
     QGet {
-        key: String,
-        floor: u64,
+        lin: usize,
     },
     Watch {
         since: u64,
@@ -57,6 +60,8 @@ pub enum V2Pending {
 #[derive(Debug, Default)]
 pub struct V2Workload {
     pub history: V2History,
+    /// The single-key requests, for the linearizability check.
+    pub lin: V2LinHistory,
     /// Per key, the modified index and value last seen in an answer.
     seen: BTreeMap<String, (u64, String)>,
     /// The highest v2 index any answer showed.
@@ -68,6 +73,8 @@ pub struct V2Workload {
     /// Expirations (by a leader's sync) that waits reported.
     pub expires_seen: u64,
     pub syncs: u64,
+    /// Steps the linearizability search took.
+    pub lin_steps: u64,
 }
 
 fn key(rng: &mut Rng) -> String {
@@ -75,8 +82,9 @@ fn key(rng: &mut Rng) -> String {
 }
 
 impl V2Workload {
-    /// The next request, with the receiving member's Unix time `now_ms`.
-    pub fn op(&mut self, rng: &mut Rng, client: usize, now_ms: u64) -> (Request, V2Pending) {
+    /// The next request, with the receiving member's Unix time `now_ms`, invoked at
+    /// simulated time `now_us`.
+    pub fn op(&mut self, rng: &mut Rng, client: usize, now_ms: u64, now_us: u64) -> (Request, V2Pending) {
         self.seq += 1;
         let value = format!("c{client}-{}", self.seq);
         let mut r = V2Request {
@@ -85,14 +93,12 @@ impl V2Workload {
             time_unix_ms: now_ms,
             ..V2Request::default()
         };
-        let mut create = false;
         let pick = rng.range(0, 100);
         match pick {
             0..=14 => r.path = key(rng),
             15..=24 => {
                 r.path = key(rng);
                 r.prev_exist = PREV_EXIST_FALSE;
-                create = true;
             }
             25..=31 => {
                 r.path = key(rng);
@@ -149,14 +155,14 @@ impl V2Workload {
                 } else {
                     key(rng)
                 };
-                let floor = self.history.floor(&key);
                 let request = V2Request {
                     method: "QGET".to_string(),
                     path: key.clone(),
                     time_unix_ms: now_ms,
                     ..V2Request::default()
                 };
-                return (Request::V2(request), V2Pending::QGet { key, floor });
+                let lin = self.lin.invoke(client as u64, &key, V2Input::Get, now_us);
+                return (Request::V2(request), V2Pending::QGet { lin });
             }
             _ => {
                 let since = self.index_seen.saturating_sub(rng.range(0, 6)).max(1);
@@ -168,30 +174,54 @@ impl V2Workload {
                 return (request, V2Pending::Watch { since });
             }
         }
-        let pending = V2Pending::Write {
-            prev_index: r.prev_index,
-            prev_value: r.prev_value.clone(),
-            create,
-        };
+        let lin = input_of(&r).map(|input| self.lin.invoke(client as u64, &r.path, input, now_us));
+        let pending = V2Pending::Write { lin };
         (Request::V2(r), pending)
     }
 
     /// The counts a report shows.
     pub fn summary(&self) -> String {
         format!(
-            "{} writes acknowledged, {} quorum gets, {} waits answered with an event ({} expirations), {} syncs proposed, {} stores compared at equal applied indexes",
+            "{} writes acknowledged, {} quorum gets, {} waits answered with an event ({} expirations), {} syncs proposed, {} stores compared at equal applied indexes, {} requests checked for linearizability in {} steps",
             self.writes_ok,
             self.qgets_ok,
             self.waits_with_event,
             self.expires_seen,
             self.syncs,
-            self.history.state_matches
+            self.history.state_matches,
+            self.lin.len(),
+            self.lin_steps
         )
     }
 
-    /// An answer to `pending`; errors and timeouts teach nothing (an unanswered
-    /// write may apply any time later, which the checks allow).
-    pub fn settle(&mut self, pending: &V2Pending, result: &Result<Response, EtcdError>) {
+    /// `pending` never left its client (connection refused).
+    pub fn not_sent(&mut self, pending: &V2Pending) {
+        if let Some(id) = lin_id(pending) {
+            self.lin.fail(id);
+        }
+    }
+
+    /// An answer to `pending` at simulated time `now_us`. A request refused before
+    /// it was proposed leaves the linearizability check; an unanswered write may
+    /// apply any time later, which the checks allow.
+    pub fn settle(&mut self, pending: &V2Pending, result: &Result<Response, EtcdError>, now_us: u64) {
+        if let Some(id) = lin_id(pending) {
+            match result {
+                Ok(Response::V2(reply)) => match &reply.result {
+                    Ok(Some(event)) => self.lin.complete(id, output_of(event), now_us),
+                    Ok(None) => {}
+                    Err(e) => {
+                        let refused = V2Output::Err {
+                            code: e.code,
+                            index: e.index,
+                        };
+                        self.lin.complete(id, refused, now_us);
+                    }
+                },
+                Err(e) if !outcome_unknown(e) => self.lin.fail(id),
+                _ => {}
+            }
+        }
         let Ok(Response::V2(reply)) = result else { return };
         self.index_seen = self.index_seen.max(reply.etcd_index);
         if let Ok(Some(event)) = &reply.result {
@@ -203,25 +233,23 @@ impl V2Workload {
             }
         }
         match pending {
-            V2Pending::Write {
-                prev_index,
-                prev_value,
-                create,
-            } => {
+            V2Pending::Write { .. } => {
                 if let Ok(Some(event)) = &reply.result {
                     self.writes_ok += 1;
-                    self.history.write_acked(*prev_index, prev_value, *create, event);
+                    self.history.write_acked(event);
                 }
             }
-            V2Pending::QGet { key, floor } => {
-                self.qgets_ok += 1;
-                self.history.qget_answered(key, *floor, &reply.result);
-            }
+            V2Pending::QGet { .. } => self.qgets_ok += 1,
             V2Pending::Watch { since } => match &reply.result {
                 Ok(event) => {
                     if let Some(e) = event {
                         self.waits_with_event += 1;
                         self.expires_seen += u64::from(e.action == Action::Expire);
+                        if let (Action::Expire, Some(prev)) = (e.action, &e.prev_node) {
+                            if let Some(prev) = seen(prev).filter(|_| !e.node.key.starts_with(DIR)) {
+                                self.lin.expired(&e.node.key, e.index(), prev, now_us);
+                            }
+                        }
                     }
                     self.history.watch_answered(PREFIX, *since, event.as_ref());
                 }
@@ -232,5 +260,56 @@ impl V2Workload {
                     .push(format!("wait from {since} failed: {e}")),
             },
         }
+    }
+}
+
+fn lin_id(pending: &V2Pending) -> Option<usize> {
+    match pending {
+        V2Pending::Write { lin, .. } => *lin,
+        V2Pending::QGet { lin } => Some(*lin),
+        V2Pending::Watch { .. } => None,
+    }
+}
+
+/// The model's view of a single-key request (`None`: the directory's, not checked).
+fn input_of(r: &V2Request) -> Option<V2Input> {
+    if r.path.starts_with(DIR) {
+        return None;
+    }
+    let compare = r.prev_index != 0 || !r.prev_value.is_empty();
+    let (value, ttl) = (r.val.clone(), r.expiration_unix_ms != 0);
+    let input = match (r.method.as_str(), r.prev_exist) {
+        ("DELETE", _) if compare => V2Input::Cad {
+            prev_index: r.prev_index,
+            prev_value: r.prev_value.clone(),
+        },
+        ("DELETE", _) => V2Input::Delete,
+        ("PUT", PREV_EXIST_TRUE) if r.refresh => V2Input::Refresh,
+        ("PUT", PREV_EXIST_FALSE) => V2Input::Create { value, ttl },
+        ("PUT", _) if compare => V2Input::Cas {
+            prev_index: r.prev_index,
+            prev_value: r.prev_value.clone(),
+            value,
+        },
+        ("PUT", PREV_EXIST_TRUE) => V2Input::Update { value, ttl },
+        ("PUT", _) => V2Input::Set { value, ttl },
+        _ => return None,
+    };
+    Some(input)
+}
+
+/// A key's node as an answer shows it (`None` for a directory or a removal).
+fn seen(node: &NodeView) -> Option<Seen> {
+    node.value.as_ref().map(|value| Seen {
+        value: value.clone(),
+        modified: node.modified_index,
+    })
+}
+
+fn output_of(event: &Event) -> V2Output {
+    V2Output::Ok {
+        index: event.etcd_index,
+        node: seen(&event.node),
+        prev: event.prev_node.as_ref().and_then(seen),
     }
 }

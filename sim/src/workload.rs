@@ -527,6 +527,9 @@ impl Sim {
         if let Pending::Kv(id) = pending {
             self.workload.history.fail_definite(*id);
         }
+        if let (Pending::V2(p), Some(v2)) = (pending, self.workload.v2.as_mut()) {
+            v2.not_sent(p);
+        }
         self.settle_auth(pending, Outcome::NotSent);
     }
 
@@ -573,9 +576,9 @@ impl Sim {
         if !self.workload.rng.chance(1, 3) {
             return None;
         }
-        let now = self.wall_ms(member);
+        let (now, now_us) = (self.wall_ms(member), self.now_us);
         let w = &mut self.workload;
-        let (request, pending) = w.v2.as_mut()?.op(&mut w.rng, client, now);
+        let (request, pending) = w.v2.as_mut()?.op(&mut w.rng, client, now, now_us);
         Some((request, Pending::V2(pending)))
     }
 
@@ -614,7 +617,7 @@ impl Sim {
         };
         let pending = inflight.pending.clone();
         if let (Pending::V2(p), Some(v2)) = (&pending, self.workload.v2.as_mut()) {
-            v2.settle(p, &result);
+            v2.settle(p, &result, self.now_us);
             match &result {
                 Ok(_) => self.workload.ops_ok += 1,
                 Err(e) if outcome_unknown(e) => self.workload.ops_unknown += 1,

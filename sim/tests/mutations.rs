@@ -204,25 +204,28 @@ fn auth_mutations_are_caught_within_five_seeds() {
     }
 }
 
-/// The v2 checker's planted bug (a compare-and-swap that ignores prevIndex), in
-/// every `--features mutations` run: caught within five seeds of the v2
-/// workload, while the same options pass unmutated.
+/// The v2 checker's planted bugs (a compare-and-swap that ignores prevIndex; a
+/// get that expires keys by the member's own clock), in every `--features
+/// mutations` run: each caught within five seeds of the v2 workload by the v2
+/// linearizability check, while the same options pass unmutated.
 #[test]
-fn v2_mutation_is_caught_within_five_seeds() {
-    let mutations = Mutations::select("v2-cas-ignores-prev-index").expect("catalogued");
-    let caught = (1..=5).find(|&seed| {
+fn v2_mutations_are_caught_within_five_seeds() {
+    for name in ["v2-cas-ignores-prev-index", "v2-expiry-by-local-clock"] {
+        let mutations = Mutations::select(name).expect("catalogued");
+        let caught = (1..=5).find(|&seed| {
+            let opts = options(seed, mutations);
+            assert!(opts.v2, "{name} turns the v2 workload on");
+            run(&opts, mutations)
+                .failure
+                .is_some_and(|why| why.contains("v2 check: not linearizable"))
+        });
+        let seed = caught.unwrap_or_else(|| panic!("{name} not caught within 5 seeds"));
         let opts = options(seed, mutations);
-        assert!(opts.v2, "the v2 mutation turns the v2 workload on");
-        run(&opts, mutations)
-            .failure
-            .is_some_and(|why| why.contains("v2 check"))
-    });
-    let seed = caught.expect("v2-cas-ignores-prev-index not caught within 5 seeds");
-    let opts = options(seed, mutations);
-    let unmutated = run(&opts, Mutations::NONE);
-    assert!(
-        unmutated.failure.is_none(),
-        "seed {seed} fails unmutated: {:?}",
-        unmutated.failure
-    );
+        let unmutated = run(&opts, Mutations::NONE);
+        assert!(
+            unmutated.failure.is_none(),
+            "{name}: seed {seed} fails unmutated: {:?}",
+            unmutated.failure
+        );
+    }
 }

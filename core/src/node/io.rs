@@ -282,6 +282,7 @@ pub struct V2Reply {
     pub since: u64,
     /// The v2 store's index (the `X-Etcd-Index` header of a wait or a status).
     pub etcd_index: u64,
+    /// The member's raft commit index (etcd's `X-Raft-Index`).
     pub raft_index: u64,
     pub raft_term: u64,
     /// V2Status: whether any node has a TTL, and how many nodes there are.

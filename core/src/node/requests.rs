@@ -87,6 +87,9 @@ fn supported_on_learner(request: &Request) -> bool {
     match request {
         Request::Status => true,
         Request::Range(r) => r.serializable,
+        // etcd 3.4's learner serves the v2 keys API as a follower does: its writes
+        // and quorum gets are forwarded to the leader through raft.
+        Request::V2(_) | Request::V2Get { .. } | Request::V2Watch { .. } | Request::V2Status => true,
         _ => false,
     }
 }

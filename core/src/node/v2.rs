@@ -19,7 +19,7 @@ impl Node {
             result,
             since: 0,
             etcd_index: self.v2.index(),
-            raft_index: self.applied_index,
+            raft_index: self.commit,
             raft_term: self.term,
             has_ttl_keys: false,
             node_count: 0,

@@ -220,6 +220,11 @@ impl Store {
     pub fn get(&self, path: &str, recursive: bool, now_unix_ms: u64) -> Result<Event, V2Error> {
         let path = clean_path(path);
         let node = self.node(&path)?;
+        if crate::mutation::is_active(crate::mutation::Mutation::V2ExpiryByLocalClock)
+            && node.expire.is_some_and(|at| at <= now_unix_ms)
+        {
+            return Err(V2Error::new(code::KEY_NOT_FOUND, path, self.index));
+        }
         Ok(Event {
             action: Action::Get,
             node: load(node, &path, recursive, now_unix_ms),

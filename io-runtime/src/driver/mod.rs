@@ -252,6 +252,7 @@ struct Shared {
     internal: mpsc::UnboundedSender<Internal>,
     metrics: SharedMetrics,
     next_stream: AtomicU64,
+    v2_index: watch::Receiver<u64>,
 }
 
 /// Opens `options.data_dir` (recovering what is there), binds the peer
@@ -366,7 +367,15 @@ pub async fn start(options: MemberOptions) -> Result<(Member, MemberHandle), Sta
         commands_tx.clone(),
     );
     let persister = persist::Persister::start(storage, internal_tx.clone());
-    let driver = run::Driver::new(node, persister, transport, metrics.clone(), options.tick_ms);
+    let (v2_index_tx, v2_index) = watch::channel(node.v2_store().index());
+    let driver = run::Driver::new(
+        node,
+        persister,
+        transport,
+        metrics.clone(),
+        v2_index_tx,
+        options.tick_ms,
+    );
     let task = tokio::spawn(driver.run(commands_rx, internal_rx, peer_rx, shutdown_rx, stopped_tx));
     crate::log!(
         crate::log::Level::Info,
@@ -381,6 +390,7 @@ pub async fn start(options: MemberOptions) -> Result<(Member, MemberHandle), Sta
             internal: internal_tx,
             metrics,
             next_stream: AtomicU64::new(1),
+            v2_index,
         }),
     };
     let member = Member {
@@ -524,6 +534,12 @@ impl MemberHandle {
             responses,
             overflowed,
         }
+    }
+
+    /// The member's v2 store index, told each time it moves (a v2 wait looks at the
+    /// history again then, instead of polling).
+    pub fn v2_index(&self) -> watch::Receiver<u64> {
+        self.shared.v2_index.clone()
     }
 
     /// A copy of the member's counters.

@@ -63,6 +63,9 @@ pub(crate) struct Driver {
     shared_metrics: SharedMetrics,
     /// When the key count was last refreshed.
     keys_counted: Option<Instant>,
+    /// The v2 store's index, published after every turn that changed it (v2 waits
+    /// look again when it moves).
+    v2_index: watch::Sender<u64>,
     stop: Option<StopReason>,
 }
 
@@ -72,6 +75,7 @@ impl Driver {
         persister: Persister,
         transport: Transport,
         shared_metrics: SharedMetrics,
+        v2_index: watch::Sender<u64>,
         tick_ms: u64,
     ) -> Driver {
         Driver {
@@ -88,6 +92,7 @@ impl Driver {
             metrics: Metrics::default(),
             shared_metrics,
             keys_counted: None,
+            v2_index,
             stop: None,
         }
     }
@@ -415,6 +420,12 @@ impl Driver {
         self.metrics.auth_revision = self.node.auth_store().revision();
         self.metrics.watch_streams = self.streams.len() as u64;
         self.shared_metrics.set(&self.metrics);
+        let v2_index = self.node.v2_store().index();
+        self.v2_index.send_if_modified(|known| {
+            let moved = *known != v2_index;
+            *known = v2_index;
+            moved
+        });
     }
 
     /// Stops everything the driver started: callers answered STOPPED, streams

@@ -25,6 +25,13 @@ pub trait PeerTls: Send + Sync + std::fmt::Debug {
         certificates: &[rustls_pki_types::CertificateDer<'_>],
         remote: &Remote,
     ) -> Result<(), String>;
+    /// The name a dialed peer's certificate must be valid for, when it is not the
+    /// dialed URL's host (etcd's `TLSInfo.ServerName`: the SRV domain of peers found
+    /// through `_etcd-server-ssl` records without `--peer-trusted-ca-file`); it is
+    /// also the name sent in the handshake.
+    fn server_name(&self) -> Option<String> {
+        None
+    }
 }
 
 /// The shared form a member holds.
@@ -58,7 +65,7 @@ pub async fn dial(url: &str, addr: &Address, tls: &SharedPeerTls) -> std::io::Re
             "{url} is https but peer TLS (--peer-cert-file, --peer-key-file) is not configured"
         )));
     };
-    let host = addr.tls_host();
+    let host = tls.server_name().unwrap_or_else(|| addr.tls_host());
     let name = rustls_pki_types::ServerName::try_from(host.clone())
         .map_err(|_| refused(format!("{url}: {host:?} is not a host name or address")))?;
     let stream = tokio_rustls::TlsConnector::from(tls.client())

@@ -314,6 +314,7 @@ impl Config {
                 allowed_cn: String::new(),
                 allowed_hostname: get("client-cert-allowed-hostname"),
                 self_signed: false,
+                server_name: String::new(),
                 common: common.clone(),
             },
             auto_tls: parse_bool(&get("auto-tls")).unwrap_or(false),
@@ -330,6 +331,7 @@ impl Config {
                 allowed_cn: get("peer-cert-allowed-cn"),
                 allowed_hostname: get("peer-cert-allowed-hostname"),
                 self_signed: false,
+                server_name: String::new(),
                 common,
             },
             peer_skip_client_san_verification: parse_bool(&get("peer-skip-client-san-verification"))

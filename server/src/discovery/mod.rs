@@ -60,6 +60,8 @@ pub async fn resolve_initial_cluster(config: &mut Config, has_data: bool) -> Res
                 crate::log(&format!("got bootstrap from DNS for etcd-server: {p}"));
             }
             set_cluster(config, &parts.join(","))?;
+            config.peer_tls.server_name =
+                srv::peer_server_name(&parts, &srv.domain, &config.peer_tls.trusted_ca_file);
             let Some(listed) = config.initial_cluster.get(&config.name) else {
                 return Err(format!(
                     "cannot find local etcd member {:?} in SRV records",

@@ -116,6 +116,20 @@ pub async fn cluster_from_dns(
     Ok(found)
 }
 
+/// The name peers' certificates are checked against when the cluster came from SRV
+/// records (etcd's `PeerURLsMapAndToken`): the SRV `domain` when an https peer is
+/// among `cluster` (`name=url` parts) and no `--peer-trusted-ca-file` is given (the
+/// system's roots then vouch for the domain, not for each target's host); empty
+/// (the dialed host) otherwise.
+pub fn peer_server_name(cluster: &[String], domain: &str, trusted_ca_file: &str) -> String {
+    let https = cluster.iter().any(|p| p.contains("https://"));
+    if https && trusted_ca_file.is_empty() {
+        domain.to_string()
+    } else {
+        String::new()
+    }
+}
+
 /// The client endpoints from `_etcd-client-ssl[-name]` (https) and `_etcd-client[-name]`
 /// (http) records (`srv.GetClient`): an error only when both lookups fail.
 /// `host.:port` (an SRV target as DNS writes it, ending in the root's dot) as
@@ -146,4 +160,22 @@ pub async fn client_endpoints(dns: &Dns, domain: &str, service_name: &str) -> Re
         return Err(format!("dns lookup errors: {} and {}", errors[0], errors[1]));
     }
     Ok(endpoints)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn https_peers_without_a_ca_file_are_checked_against_the_srv_domain() {
+        let https = [
+            "m1=https://a.example.com:2380".to_string(),
+            "m2=http://b.example.com:2380".to_string(),
+        ];
+        assert_eq!(peer_server_name(&https, "example.com", ""), "example.com");
+        // A CA file given: each peer's certificate is checked for its own host.
+        assert_eq!(peer_server_name(&https, "example.com", "/ca.crt"), "");
+        // Plain http peers only: no TLS to check.
+        assert_eq!(peer_server_name(&https[1..], "example.com", ""), "");
+    }
 }

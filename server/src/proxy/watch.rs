@@ -5,8 +5,9 @@
 //! that range that can share it. A new watcher joins a broadcast of the same range when
 //! it would see exactly the events it asked for:
 //! - a watcher from "now" (start revision 0) joins a broadcast that is established (the
-//!   upstream has answered): it takes the broadcast's next revision as its own, and gets
-//!   a `created` answer from the proxy;
+//!   upstream has answered): it starts after the upstream's current revision (asked with
+//!   a `Status` call, as the broadcast's next revision may lag when its range is quiet),
+//!   and gets a `created` answer from the proxy at that revision;
 //! - a watcher from revision `r` joins an established broadcast whose next revision is
 //!   at most `r` (it then skips the events below `r`);
 //! - either joins a broadcast still being created when it asks for the same start, and
@@ -23,18 +24,22 @@
 //! delay. A compaction or cancel from upstream cancels every watcher of the broadcast
 //! with the same answer. A client stream whose reader falls behind by more than
 //! [`WATCH_RESPONSES_BUFFERED_MAX`] answers is dropped with `Unavailable`, as detcd's own
-//! watch streams are (clients then watch again from their last revision).
+//! watch streams are (clients then watch again from their last revision). A progress
+//! request is answered with the upstream's current header (a `Status` call).
 
 use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use detcd_proto::etcdserverpb::maintenance_client::MaintenanceClient;
 use detcd_proto::etcdserverpb::watch_client::WatchClient;
 use detcd_proto::etcdserverpb::watch_create_request::FilterType;
 use detcd_proto::etcdserverpb::watch_request::RequestUnion;
 use detcd_proto::etcdserverpb::watch_server::Watch;
-use detcd_proto::etcdserverpb::{ResponseHeader, WatchCreateRequest, WatchRequest, WatchResponse};
+use detcd_proto::etcdserverpb::{
+    ResponseHeader, StatusRequest, WatchCreateRequest, WatchRequest, WatchResponse,
+};
 use detcd_proto::mvccpb::event::EventType;
 use tokio::sync::{mpsc, Notify};
 use tonic::codegen::tokio_stream::wrappers::ReceiverStream;
@@ -44,7 +49,7 @@ use tonic::{Request as Rpc, Response as Reply, Status, Streaming};
 
 use super::metrics::ProxyMetrics;
 use super::namespace::Namespace;
-use super::upstream::{client, forwarded, identity, with_metadata, Upstream};
+use super::upstream::{client, forwarded, identity, with_metadata, Retry, Upstream};
 use super::Proxy;
 
 /// Answers one client stream buffers (as detcd's own watch streams).
@@ -114,6 +119,8 @@ struct Wanted {
     out: Out,
     overflow: Arc<Notify>,
     metadata: MetadataMap,
+    /// For a watcher from "now": the upstream's header when it asked (if known).
+    now: Option<ResponseHeader>,
 }
 
 impl WatchHub {
@@ -165,13 +172,19 @@ impl WatchHub {
         if let Some(id) = joinable {
             let b = hub.broadcasts.get_mut(&id).expect("found above");
             if b.responses > 0 {
+                let mut header = b.last_header;
                 if receiver.nextrev == 0 {
-                    receiver.nextrev = b.nextrev;
+                    // From now: after what the broadcast saw and what the cluster has.
+                    let now = w.now.unwrap_or_default();
+                    receiver.nextrev = b.nextrev.max(now.revision + 1);
+                    if now.revision + 1 >= b.nextrev {
+                        header = now;
+                    }
                 }
                 let created = WatchResponse {
                     header: Some(ResponseHeader {
-                        revision: b.nextrev - 1,
-                        ..b.last_header
+                        revision: receiver.nextrev - 1,
+                        ..header
                     }),
                     watch_id: w.id,
                     created: true,
@@ -370,9 +383,37 @@ impl WatchHub {
         }
     }
 
-    /// The header of the last upstream answer (progress requests).
+    /// The header of the last upstream answer.
     fn last_header(&self) -> ResponseHeader {
         self.lock().last_header
+    }
+
+    /// Whether a watcher of `create` with `metadata` would join an established
+    /// broadcast from "now" (it then needs the upstream's current revision).
+    fn joins_from_now(&self, create: &WatchCreateRequest, metadata: &MetadataMap) -> bool {
+        if create.start_revision != 0 {
+            return false;
+        }
+        let who = identity(metadata);
+        self.lock()
+            .broadcasts
+            .values()
+            .any(|b| b.key == create.key && b.end == create.range_end && b.who == who && b.responses > 0)
+    }
+
+    /// The upstream's current header (a `Status` call with the client's credentials);
+    /// the last one seen when the upstream does not answer.
+    async fn upstream_header(&self, metadata: &MetadataMap) -> Option<ResponseHeader> {
+        let answer = self
+            .up
+            .unary(
+                with_metadata(StatusRequest::default(), metadata),
+                Retry::Read,
+                |ch, r| async move { client!(MaintenanceClient, ch).status(r).await },
+            )
+            .await
+            .ok()?;
+        answer.into_inner().header
     }
 }
 
@@ -381,7 +422,8 @@ fn deliver(r: &mut Receiver, id: i64, answer: &WatchResponse) -> Option<WatchRes
     let header = answer.header.unwrap_or_default();
     let progress =
         answer.events.is_empty() && !answer.created && !answer.canceled && answer.compact_revision == 0;
-    if progress && !r.progress {
+    // Progress below where the watcher starts would take it backwards.
+    if progress && (!r.progress || r.nextrev > header.revision + 1) {
         return None;
     }
     if r.nextrev > header.revision && !answer.events.is_empty() {
@@ -466,6 +508,11 @@ impl Watch for Proxy {
                                 }
                                 let id = next_id;
                                 next_id += 1;
+                                let now = if hub.joins_from_now(&create, &metadata) {
+                                    hub.upstream_header(&metadata).await
+                                } else {
+                                    None
+                                };
                                 hub.add(Wanted {
                                     stream,
                                     id,
@@ -473,6 +520,7 @@ impl Watch for Proxy {
                                     out: tx.clone(),
                                     overflow: overflow.clone(),
                                     metadata: metadata.clone(),
+                                    now,
                                 });
                             }
                             Some(RequestUnion::CancelRequest(c)) if hub.remove(stream, c.watch_id) => {
@@ -487,8 +535,12 @@ impl Watch for Proxy {
                                 }
                             }
                             Some(RequestUnion::ProgressRequest(_)) => {
+                                let header = match hub.upstream_header(&metadata).await {
+                                    Some(header) => header,
+                                    None => hub.last_header(),
+                                };
                                 let progress = WatchResponse {
-                                    header: Some(hub.last_header()),
+                                    header: Some(header),
                                     watch_id: -1,
                                     ..WatchResponse::default()
                                 };

@@ -45,6 +45,9 @@ pub struct TlsInfo {
     pub allowed_hostname: String,
     /// The certificate was made by auto-TLS: a dialer with it cannot check servers.
     pub self_signed: bool,
+    /// A dialer checks servers' certificates against this name instead of the dialed
+    /// host (etcd's `TLSInfo.ServerName`; set by SRV discovery, no flag).
+    pub server_name: String,
     /// `--cipher-suites`, `--tls-min-version`, `--tls-max-version` (shared by both sides).
     pub common: suites::TlsCommon,
 }
@@ -229,12 +232,19 @@ pub fn client_config(info: &TlsInfo, check: &ServerCheck, alpn: &[&[u8]]) -> Res
 /// The system's trust anchors (`/etc/ssl/certs` and the like); empty when none are found.
 fn system_roots() -> RootCertStore {
     let mut roots = RootCertStore::empty();
-    for candidate in [
+    let defaults = [
         "/etc/ssl/certs/ca-certificates.crt",
         "/etc/pki/tls/certs/ca-bundle.crt",
         "/etc/ssl/ca-bundle.pem",
         "/etc/ssl/cert.pem",
-    ] {
+    ];
+    // As Go's system roots on Linux: `SSL_CERT_FILE` replaces the default files.
+    let chosen = std::env::var("SSL_CERT_FILE").ok().filter(|f| !f.is_empty());
+    let candidates: Vec<&str> = match &chosen {
+        Some(file) => vec![file.as_str()],
+        None => defaults.to_vec(),
+    };
+    for candidate in candidates {
         if let Ok(certs) = read_certs(candidate) {
             let _ = roots.add_parsable_certificates(certs);
             break;

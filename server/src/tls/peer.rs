@@ -24,6 +24,7 @@ pub struct MemberPeerTls {
     server: Arc<Reloading<ServerConfig>>,
     client: Arc<Reloading<ClientConfig>>,
     skip_client_san_verification: bool,
+    server_name: Option<String>,
 }
 
 impl MemberPeerTls {
@@ -40,6 +41,7 @@ impl MemberPeerTls {
             server: reloading_server("peer TLS", info)?,
             client: reloading_client("peer TLS (dialing)", info, check, &[])?,
             skip_client_san_verification,
+            server_name: (!info.server_name.is_empty()).then(|| info.server_name.clone()),
         })
     }
 }
@@ -58,6 +60,10 @@ impl PeerTls for MemberPeerTls {
             Some(cert) if !self.skip_client_san_verification => check_san(cert, remote),
             _ => Ok(()),
         }
+    }
+
+    fn server_name(&self) -> Option<String> {
+        self.server_name.clone()
     }
 }
 
@@ -162,5 +168,52 @@ mod tests {
             "address @: missing port in address"
         );
         assert!(check_san(&cert(&[]), &Remote::Unix).is_ok());
+    }
+
+    /// The peer TLS of a member whose certificate names `peers.example.test` only,
+    /// trusting the test CA (injected as a CA file: etcd's SRV rule sets the server
+    /// name only without one, trusting the system's roots), with `server_name`.
+    fn member_tls(dir: &std::path::Path, server_name: &str) -> Arc<dyn PeerTls> {
+        let ca = Ca::new("ca").expect("ca");
+        let issued = ca
+            .issue(&Leaf::new("m", &["peers.example.test"], 1))
+            .expect("issue");
+        let file = |name: &str, text: &str| {
+            let path = dir.join(name);
+            std::fs::write(&path, text).expect("write");
+            path.to_string_lossy().into_owned()
+        };
+        let info = TlsInfo {
+            cert_file: file("peer.crt", &issued.cert_pem),
+            key_file: file("peer.key", &issued.key_pem),
+            trusted_ca_file: file("ca.crt", &ca.cert_pem),
+            server_name: server_name.to_string(),
+            ..TlsInfo::default()
+        };
+        Arc::new(MemberPeerTls::new(&info, true).expect("peer tls"))
+    }
+
+    #[tokio::test]
+    async fn a_server_name_replaces_the_dialed_host_in_the_certificate_check() {
+        use detcd_io::transport::conn::dial;
+        use detcd_io::transport::socket::Address;
+        let dir = std::env::temp_dir().join(format!("detcd-peer-server-name-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        for (name, dials) in [("peers.example.test", true), ("", false)] {
+            let tls = member_tls(&dir, name);
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let port = listener.local_addr().expect("addr").port();
+            let acceptor = tokio_rustls::TlsAcceptor::from(tls.server());
+            let serving = tokio::spawn(async move {
+                if let Ok((stream, _)) = listener.accept().await {
+                    let _ = acceptor.accept(stream).await;
+                }
+            });
+            let url = format!("https://127.0.0.1:{port}");
+            let dialed = dial(&url, &Address::Tcp(format!("127.0.0.1:{port}")), &Some(tls)).await;
+            assert_eq!(dialed.is_ok(), dials, "server name {name:?}: {:?}", dialed.err());
+            serving.abort();
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -3,10 +3,9 @@
 //! member's v2 store, answered with etcd's JSON, status and index headers.
 //!
 //! A wait (`wait=true`) answers its headers at once and its event when one comes:
-//! the member's event history is scanned from the wait's index every
-//! [`WAIT_POLL_MS`] until an event matches or the client goes away.
-
-use std::time::Duration;
+//! the member's event history is scanned from the wait's index each time the
+//! member's v2 store index moves (the member publishes it after applying; no
+//! polling), until an event matches or the client goes away.
 
 use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
@@ -19,9 +18,6 @@ use super::form::Form;
 use super::stats::LocalStats;
 use super::{json, now_unix_ms};
 use crate::grpc::Services;
-
-/// How often a wait scans the history for its event.
-pub const WAIT_POLL_MS: u64 = 50;
 
 const PREFIX: &str = "/v2/keys";
 
@@ -251,6 +247,10 @@ async fn wait(
         recursive: request.v2.recursive,
         since,
     };
+    // Told when the member's v2 store moves (subscribed before the first look, so
+    // no change is missed): the history is looked at again then, never on a timer.
+    let mut changed = services.handle().v2_index();
+    changed.mark_unchanged();
     let first = match call(&services, watch(request.since)).await {
         Ok(reply) => reply,
         Err(e) => return error_response(&e, &cluster),
@@ -264,8 +264,11 @@ async fn wait(
     let path = path.to_string();
     let recursive = request.v2.recursive;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
-    // As etcd's watcher hub: a wait answered from the history never waits.
-    let waiting = found.is_none().then(|| local.enter_wait());
+    // As etcd's watcher hub: a wait answered from the history never waits, and is
+    // never told of later events (a stream from the history gets its one event and
+    // then nothing until the client goes away).
+    let from_history = found.is_some();
+    let waiting = (!from_history).then(|| local.enter_wait());
     tokio::spawn(async move {
         let _waiting = waiting;
         let mut since = since;
@@ -277,10 +280,19 @@ async fn wait(
                 if tx.send(Ok(Bytes::from(line))).await.is_err() || !stream {
                     return;
                 }
+                if from_history {
+                    tx.closed().await;
+                    return;
+                }
             }
             tokio::select! {
                 () = tx.closed() => return,
-                () = tokio::time::sleep(Duration::from_millis(WAIT_POLL_MS)) => {}
+                moved = changed.changed() => {
+                    if moved.is_err() {
+                        // The member stopped: end the answer as a dropped connection would.
+                        return;
+                    }
+                }
             }
             let request = Request::V2Watch {
                 path: path.clone(),

@@ -4,6 +4,36 @@
 
 #![allow(dead_code)]
 
+use std::process::Command;
+
+/// One HTTP exchange with curl (`json`: the form is a JSON body): the status, the
+/// X-Etcd-Index header (when sent) and the body.
+pub fn exchange(url: &str, method: &str, form: &str, json: bool) -> (u16, Option<u64>, String) {
+    let mut c = Command::new("curl");
+    c.args(["-s", "-i", "--max-time", "10", "-X", method]);
+    if !form.is_empty() {
+        c.args(["--data-binary", form]);
+        if json {
+            c.args(["-H", "Content-Type: application/json"]);
+        }
+    }
+    let out = c.arg(url).output().expect("run curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let index = head.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.eq_ignore_ascii_case("x-etcd-index")
+            .then(|| value.trim().parse().ok())
+            .flatten()
+    });
+    (status, index, body.to_string())
+}
+
 /// Rewrites every number in `text` that follows `"field":` with `f`.
 fn rewrite_field_numbers(text: &str, field: &str, f: &dyn Fn(u64) -> u64) -> String {
     let pat = format!("\"{field}\":");

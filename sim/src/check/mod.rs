@@ -6,10 +6,13 @@
 //!   any sequential [`linearizability::Model`].
 //! - [`kv`]: etcd's single-key semantics as such a model, per-key partitioning, cross-key
 //!   revision checks and readable violation reports. [`check_kv`] is the entry point.
+//! - [`v2`]: the v2 store's single-key semantics as such a model, with the v2 workload's
+//!   recorder ([`v2::V2LinHistory`]).
 
 pub mod history;
 pub mod kv;
 pub mod linearizability;
+pub mod v2;
 
 pub use history::{ClientId, History, KvOp, KvResult, OpId, Operation, Outcome};
 pub use kv::{check_kv, CheckConfig, CheckOutcome, CheckReport, Violation, ViolationKind};
