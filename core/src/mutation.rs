@@ -97,6 +97,9 @@ pub enum Mutation {
     /// `prevIndex` (only `prevValue` is compared), so a client's swap on a key it
     /// read before another client's write succeeds over that write.
     V2CasIgnoresPrevIndex,
+    /// `recipe::lock::Lock`: a Lock that finds an older waiter does not wait for
+    /// its deletion and takes the lock at once (after checking its own key).
+    LockIgnoresOlderWaiter,
 }
 
 impl Mutation {
@@ -127,6 +130,7 @@ impl Mutation {
         Mutation::AuthRangeEndIgnored,
         Mutation::AuthFollowerSerializableUnchecked,
         Mutation::V2CasIgnoresPrevIndex,
+        Mutation::LockIgnoresOlderWaiter,
     ];
 
     /// The kebab-case name (what `detcd-sim --mutation NAME` takes).
@@ -157,6 +161,7 @@ impl Mutation {
             Mutation::AuthRangeEndIgnored => "auth-range-end-ignored",
             Mutation::AuthFollowerSerializableUnchecked => "auth-follower-serializable-unchecked",
             Mutation::V2CasIgnoresPrevIndex => "v2-cas-ignores-prev-index",
+            Mutation::LockIgnoresOlderWaiter => "lock-ignores-older-waiter",
         }
     }
 
@@ -284,7 +289,7 @@ mod tests {
         sorted.sort_unstable();
         assert_eq!(sorted, Mutation::ALL, "ALL is in declaration (Ord) order");
         // Adding a variant without listing it fails to compile in `name` and here.
-        let last = Mutation::V2CasIgnoresPrevIndex;
+        let last = Mutation::LockIgnoresOlderWaiter;
         assert_eq!(Mutation::ALL.last(), Some(&last));
     }
 
