@@ -9,7 +9,9 @@
 //!
 //! A lease is certainly alive until its grant was sent plus its TTL, less every
 //! forward clock jump of any member since (a leader whose clock jumps expires its
-//! leases early by as much).
+//! leases early by as much), less a slack: a member applies a grant with the time
+//! of its last tick, which lags by up to a tick, and by up to a whole pause when
+//! the grant is handled before the first tick after its process was paused.
 
 use crate::lock_check::{self, Hold};
 
@@ -31,6 +33,8 @@ pub struct Tenure {
     pub ttl_us: u64,
     /// The members' summed clock offsets when the grant was sent.
     pub offsets_at_grant_ms: u64,
+    /// How much earlier than its TTL a lease may expire besides clock jumps.
+    pub slack_us: u64,
 }
 
 impl Tenure {
@@ -38,7 +42,7 @@ impl Tenure {
     /// offsets `offsets_now_ms` (offsets only grow).
     pub fn lease_alive_until_us(&self, offsets_now_ms: u64) -> u64 {
         let jumped_us = offsets_now_ms.saturating_sub(self.offsets_at_grant_ms) * 1000;
-        (self.grant_sent_us + self.ttl_us).saturating_sub(jumped_us)
+        (self.grant_sent_us + self.ttl_us).saturating_sub(jumped_us + self.slack_us)
     }
 
     /// Whether the holder still certainly holds at `at_us`.
@@ -153,6 +157,7 @@ mod tests {
             grant_sent_us: 0,
             ttl_us: 1_000_000,
             offsets_at_grant_ms: 0,
+            slack_us: 0,
         }
     }
 

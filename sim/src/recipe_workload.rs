@@ -230,6 +230,19 @@ impl Sim {
         self.hosts.keys().map(|&id| self.wall_ms(id) - now).sum()
     }
 
+    /// How much earlier than its TTL a member may expire a lease, clock jumps
+    /// aside: a grant is applied with the time of the member's last tick, up to a
+    /// tick old, or as old as the longest pause when applied before the first
+    /// tick after one.
+    fn lease_slack_us(&self) -> u64 {
+        let pause_ms = if self.opts.faults.has(crate::options::FaultKind::Pause) {
+            self.opts.pause_ms_max
+        } else {
+            0
+        };
+        (self.opts.tick_ms + pause_ms) * 1000
+    }
+
     /// `client`'s next request of a Lock or Election session: the one its session
     /// is at, or for a quarter of the other requests a new session's grant. Only
     /// the first two clients (and one more per four) run sessions, so that the
@@ -253,7 +266,7 @@ impl Sim {
                 grant_sent_us: 0,
                 offsets_at_grant_ms: 0,
                 ttl_us: 0,
-                election: rng.chance(1, 2),
+                election: rng.chance(1, 3),
                 phase: Phase::Grant,
                 sent_us: 0,
                 tenure: None,
@@ -424,6 +437,7 @@ impl Sim {
         let now = self.now_us;
         let offsets = self.clock_offsets_ms();
         let hold_us = self.workload.rng.range(0, HOLD_US_MAX);
+        let slack_us = self.lease_slack_us();
         let recipes = self.workload.recipes.as_mut()?;
         recipes.session(client);
         let RecipeWorkload {
@@ -457,6 +471,7 @@ impl Sim {
                     grant_sent_us: s.grant_sent_us,
                     ttl_us: s.ttl_us,
                     offsets_at_grant_ms: s.offsets_at_grant_ms,
+                    slack_us,
                 };
                 s.phase = Phase::Hold;
                 history.tenures.push(t);
@@ -475,6 +490,7 @@ impl Sim {
                     grant_sent_us: s.grant_sent_us,
                     ttl_us: s.ttl_us,
                     offsets_at_grant_ms: s.offsets_at_grant_ms,
+                    slack_us,
                 };
                 s.leader = Some(leader);
                 s.phase = Phase::Hold;
