@@ -78,14 +78,14 @@ enum Ended {
 /// What feeds a machine next.
 enum Feed {
     Start,
-    Answer(Response),
+    Answer(Box<Response>),
     Deleted,
 }
 
 fn step<R: Recipe>(recipe: &mut R, feed: Feed) -> Action<R::Output> {
     match feed {
         Feed::Start => recipe.start(),
-        Feed::Answer(answer) => recipe.on_answer(answer),
+        Feed::Answer(answer) => recipe.on_answer(*answer),
         Feed::Deleted => recipe.on_deleted(),
     }
 }
@@ -119,8 +119,8 @@ enum Phase {
     /// A recipe runs: `send` is its next request; `polling`, the key its wait
     /// reads until it is gone.
     Run {
-        machine: Machine,
-        send: Option<Request>,
+        machine: Box<Machine>,
+        send: Option<Box<Request>>,
         polling: Option<Vec<u8>>,
     },
     /// Holding (a lock or a leadership) until the next step.
@@ -204,15 +204,15 @@ fn started(mut machine: Machine) -> (Phase, Option<Result<Answer, RecipeError>>)
     match machine.feed(Feed::Start) {
         Next::Call(request) => (
             Phase::Run {
-                machine,
-                send: Some(request),
+                machine: Box::new(machine),
+                send: Some(Box::new(request)),
                 polling: None,
             },
             None,
         ),
         Next::WaitDeleted(key) => (
             Phase::Run {
-                machine,
+                machine: Box::new(machine),
                 send: None,
                 polling: Some(key),
             },
@@ -329,7 +329,7 @@ impl Sim {
                 }
                 Some(read)
             }
-            Phase::Run { send, .. } => send.take(),
+            Phase::Run { send, .. } => send.take().map(|request| *request),
             Phase::Hold => None,
         }
     }
@@ -405,11 +405,11 @@ impl Sim {
                     *polling = None;
                     machine.feed(Feed::Deleted)
                 } else {
-                    machine.feed(Feed::Answer(answer))
+                    machine.feed(Feed::Answer(Box::new(answer)))
                 };
                 match next {
                     Next::Call(request) => {
-                        *send = Some(request);
+                        *send = Some(Box::new(request));
                         None
                     }
                     Next::WaitDeleted(key) => {

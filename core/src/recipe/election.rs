@@ -155,7 +155,7 @@ impl Recipe for Campaign {
                 Found::Clear(_) => {
                     self.armed = false;
                     let answer = CampaignResponse {
-                        header: self.header.clone(),
+                        header: self.header,
                         leader: Some(LeaderKey {
                             name: self.name.clone(),
                             key: self.key.clone(),
@@ -359,7 +359,7 @@ impl Observe {
             prefix: false,
             from: header.revision + 1,
         };
-        self.step = ObserveStep::Following(header.clone());
+        self.step = ObserveStep::Following(header);
         self.emits.push_back(LeaderResponse {
             header: Some(header),
             kv: Some(kv),
@@ -411,14 +411,14 @@ impl Observe {
                 if let Some(h) = response.header {
                     *header = h;
                 }
-                let header = header.clone();
+                let header = *header;
                 for event in response.events {
                     if event.r#type == EventType::Delete as i32 {
                         self.then = Some(self.read());
                         return self.next();
                     }
                     self.emits.push_back(LeaderResponse {
-                        header: Some(header.clone()),
+                        header: Some(header),
                         kv: event.kv,
                     });
                 }
