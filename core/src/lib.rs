@@ -15,6 +15,7 @@ pub mod mutation;
 pub mod mvcc;
 pub mod node;
 pub mod raft;
+pub mod recipe;
 pub mod rng;
 pub mod v2store;
 pub mod wal;

@@ -105,6 +105,9 @@ pub enum Mutation {
     /// member's own clock (the request's time) as gone, before the leader's sync
     /// has expired it through raft.
     V2ExpiryByLocalClock,
+    /// `recipe::lock::Lock`: a Lock that finds an older waiter does not wait for
+    /// its deletion and takes the lock at once (after checking its own key).
+    LockIgnoresOlderWaiter,
 }
 
 impl Mutation {
@@ -137,6 +140,7 @@ impl Mutation {
         Mutation::V2CasIgnoresPrevIndex,
         Mutation::CorruptAppliedPut,
         Mutation::V2ExpiryByLocalClock,
+        Mutation::LockIgnoresOlderWaiter,
     ];
 
     /// The kebab-case name (what `detcd-sim --mutation NAME` takes).
@@ -169,6 +173,7 @@ impl Mutation {
             Mutation::V2CasIgnoresPrevIndex => "v2-cas-ignores-prev-index",
             Mutation::CorruptAppliedPut => "corrupt-applied-put",
             Mutation::V2ExpiryByLocalClock => "v2-expiry-by-local-clock",
+            Mutation::LockIgnoresOlderWaiter => "lock-ignores-older-waiter",
         }
     }
 
@@ -296,7 +301,7 @@ mod tests {
         sorted.sort_unstable();
         assert_eq!(sorted, Mutation::ALL, "ALL is in declaration (Ord) order");
         // Adding a variant without listing it fails to compile in `name` and here.
-        let last = Mutation::V2ExpiryByLocalClock;
+        let last = Mutation::LockIgnoresOlderWaiter;
         assert_eq!(Mutation::ALL.last(), Some(&last));
     }
 

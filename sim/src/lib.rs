@@ -16,6 +16,8 @@
 //! - [`trace`]: the trace hash that proves determinism.
 //! - [`mutations`]: the catalogue of planted bugs.
 //! - [`v2_workload`], [`v2_check`]: v2 store requests and their checks (`--v2`).
+//! - [`recipe_workload`], [`recipe_check`]: Lock and Election sessions through core's
+//!   recipe machines and their checks (`--recipes`).
 //! - [`membership`]: the membership fault's operator (add learner, promote, remove).
 
 /// Client-history checkers: the history recorder and the linearizability check of KV histories.
@@ -31,6 +33,8 @@ pub mod membership;
 pub mod mutations;
 pub mod options;
 pub mod queue;
+pub mod recipe_check;
+pub mod recipe_workload;
 pub mod run;
 pub mod sim;
 pub mod storage;

@@ -47,6 +47,10 @@ struct Args {
     /// the requests go to the v2 store, checked by the v2 checker.
     #[arg(long)]
     v2: bool,
+    /// Run the Lock and Election workload (drawn for a quarter of the seeds
+    /// anyway): clients run Lock and Election sessions, checked by the recipe checker.
+    #[arg(long)]
+    recipes: bool,
     /// Print the mutation names, one per line, and exit.
     #[arg(long)]
     list_mutations: bool,
@@ -109,6 +113,7 @@ fn main() -> ExitCode {
         }
         opts.auth = args.auth || adjusted.auth;
         opts.v2 = args.v2 || adjusted.v2;
+        opts.recipes = args.recipes || adjusted.recipes;
         let report = run(&opts, mutations);
         sim_ms += report.sim_ms;
         wall_s += report.wall.as_secs_f64();
@@ -158,6 +163,9 @@ fn replay_command(args: &Args, seed: u64) -> String {
     }
     if args.v2 {
         cmd.push_str(" --v2");
+    }
+    if args.recipes {
+        cmd.push_str(" --recipes");
     }
     if let Some(m) = &args.mutation {
         cmd.push_str(&format!(" --mutation {m}"));

@@ -51,6 +51,8 @@ pub struct Mutation {
     pub auth: bool,
     /// Whether the bug can only show under the v2 workload (turned on for it).
     pub v2: bool,
+    /// Whether the bug can only show under the Lock and Election workload.
+    pub recipes: bool,
 }
 
 const fn sim(
@@ -68,6 +70,7 @@ const fn sim(
         min_nodes: 1,
         auth: false,
         v2: false,
+        recipes: false,
     }
 }
 
@@ -88,6 +91,7 @@ const fn core(
         min_nodes,
         auth: false,
         v2: false,
+        recipes: false,
     }
 }
 
@@ -107,6 +111,7 @@ const fn core_v2(
         min_nodes: 1,
         auth: false,
         v2: true,
+        recipes: false,
     }
 }
 
@@ -121,6 +126,22 @@ const fn core_auth(m: CoreMutation, name: &'static str, description: &'static st
         min_nodes: 1,
         auth: true,
         v2: false,
+        recipes: false,
+    }
+}
+
+/// A planted recipe bug: a core mutation that needs the Lock and Election workload.
+const fn core_recipe(m: CoreMutation, name: &'static str, description: &'static str) -> Mutation {
+    Mutation {
+        name,
+        description,
+        layer: Layer::Core(m),
+        caught_by: "recipe check: two tenures of one lock overlap while their leases live",
+        needs: &[],
+        min_nodes: 1,
+        auth: false,
+        v2: false,
+        recipes: true,
     }
 }
 
@@ -343,6 +364,11 @@ pub const CATALOGUE: &[Mutation] = &[
         &[],
         2,
     ),
+    core_recipe(
+        CoreMutation::LockIgnoresOlderWaiter,
+        "lock-ignores-older-waiter",
+        "a Lock that finds an older waiter takes the lock without waiting for its deletion",
+    ),
 ];
 
 /// Looks a mutation up by name.
@@ -400,6 +426,7 @@ impl Mutations {
         opts.nodes = opts.nodes.max(m.min_nodes);
         opts.auth |= m.auth;
         opts.v2 |= m.v2;
+        opts.recipes |= m.recipes;
     }
 }
 

@@ -256,6 +256,11 @@ pub struct Options {
     /// a third of the clients' requests go to the v2 store, checked by
     /// [`crate::v2_check`].
     pub v2: bool,
+    /// The Lock and Election workload (`--recipes`, a planted recipe bug, or drawn
+    /// for a quarter of the seeds, after every other draw so that seeds without it
+    /// run as they always did): clients run Lock and Election sessions through
+    /// core's recipe machines, checked by [`crate::recipe_check`].
+    pub recipes: bool,
 }
 
 impl Options {
@@ -334,6 +339,7 @@ impl Options {
             snapshot_size_free_bytes: detcd_core::node::SNAPSHOT_SIZE_FREE_BYTES,
             auth: false,
             v2: false,
+            recipes: false,
         };
         opts.reader_clients = rng.range(0, opts.clients as u64 / 2 + 1) as usize;
         opts.value_bytes_max = [0, 0, 2048][rng.range(0, 3) as usize];
@@ -361,6 +367,7 @@ impl Options {
             _ => AutoCompaction::Off,
         };
         opts.v2 = rng.chance(1, 4);
+        opts.recipes = rng.chance(1, 4);
         opts
     }
 
@@ -448,6 +455,12 @@ impl fmt::Display for Options {
         }
         if self.v2 {
             write!(f, "\nv2:          on (a third of the requests go to the v2 store; the leader syncs its clock for TTLs)")?;
+        }
+        if self.recipes {
+            write!(
+                f,
+                "\nrecipes:     on (clients run Lock and Election sessions through core's recipe machines)"
+            )?;
         }
         Ok(())
     }

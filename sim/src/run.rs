@@ -45,6 +45,8 @@ pub struct Report {
     pub auth_admin: (u64, u64),
     /// The v2 workload's counts, one line (`--v2`).
     pub v2_summary: Option<String>,
+    /// The Lock and Election workload's counts, one line (`--recipes`).
+    pub recipe_summary: Option<String>,
     pub lin_steps: u64,
     pub liveness_ms: Option<u64>,
     pub membership: MembershipCounters,
@@ -87,6 +89,7 @@ pub fn run(opts: &Options, mutations: Mutations) -> Report {
             .as_ref()
             .map_or((0, 0), |a| (a.toggles_ok, a.bob_generations())),
         v2_summary: sim.workload.v2.as_ref().map(|v| v.summary()),
+        recipe_summary: sim.workload.recipes.as_ref().map(|r| r.summary()),
         watch_sessions: sim.workload.sessions.len(),
         watch_events: sim.workload.sessions.iter().map(|s| s.events.len()).sum(),
         lin_steps: 0,
@@ -213,6 +216,11 @@ fn phases(sim: &mut Sim) -> (u64, Option<u64>) {
         sim.fail(why);
         return (steps, liveness_ms);
     }
+    if let Some(recipes) = &sim.workload.recipes {
+        if let Err(why) = recipes.history.check(sim.clock_offsets_ms()) {
+            sim.fail(format!("recipe check: {why}"));
+        }
+    }
     if let Some(auth) = &sim.workload.auth {
         let violations = auth.history.check();
         if let Some(first) = violations.first() {
@@ -279,6 +287,9 @@ pub fn render(opts: &Options, mutations: Mutations, report: &Report, verbose: bo
         }
         if let Some(v2) = &report.v2_summary {
             out.push_str(&format!("v2:          {v2}\n"));
+        }
+        if let Some(recipes) = &report.recipe_summary {
+            out.push_str(&format!("recipes:     {recipes}\n"));
         }
         out.push_str(&format!(
             "checks:      {} invariant checks; liveness after heal {}\n",

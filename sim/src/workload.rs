@@ -24,6 +24,7 @@ use detcd_proto::mvccpb::event::EventType;
 use crate::auth_workload::{AuthPending, AuthWorkload, Outcome};
 use crate::check::history::{History, KvOp, KvResult, OpId};
 use crate::options::{Options, WorkloadMix};
+use crate::recipe_workload::RecipeWorkload;
 use crate::sim::{outcome_unknown, Phase, Route, Sim};
 use crate::v2_workload::{V2Pending, V2Workload};
 use crate::watch_check::{WatchEvent, WatchSession};
@@ -52,6 +53,10 @@ enum Pending {
     Auth(AuthPending),
     /// A v2 workload request (`--v2`).
     V2(V2Pending),
+    /// A request of `client`'s Lock or Election session (`--recipes`).
+    Recipe {
+        client: usize,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -81,7 +86,7 @@ struct Client {
 /// All clients and what they recorded.
 #[derive(Debug)]
 pub struct Workload {
-    rng: Rng,
+    pub(crate) rng: Rng,
     clients: Vec<Client>,
     pub history: History,
     pub sessions: Vec<WatchSession>,
@@ -100,6 +105,8 @@ pub struct Workload {
     pub auth: Option<AuthWorkload>,
     /// The v2 workload, with `--v2`.
     pub v2: Option<V2Workload>,
+    /// The Lock and Election workload, with `--recipes`.
+    pub recipes: Option<RecipeWorkload>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -134,6 +141,7 @@ impl Workload {
             probe: None,
             auth: opts.auth.then(AuthWorkload::new),
             v2: opts.v2.then(V2Workload::default),
+            recipes: opts.recipes.then(RecipeWorkload::default),
         }
     }
 
@@ -284,6 +292,13 @@ impl Sim {
             )
         } else if let Some(op) = self.auth_op(client) {
             op
+        } else if let Some(request) = self.recipe_op(client) {
+            (
+                request,
+                Pending::Recipe { client },
+                false,
+                self.default_credentials(),
+            )
         } else if let Some((request, pending)) = self.v2_op(client, member) {
             (request, pending, false, self.default_credentials())
         } else {
@@ -515,6 +530,7 @@ impl Sim {
 
     fn settle_unknown(&mut self, pending: &Pending) {
         self.workload.ops_unknown += 1;
+        self.settle_recipe(pending);
         if let Pending::Kv(id) = pending {
             let at = self.now_us;
             self.workload.history.fail_unknown(*id, at);
@@ -524,6 +540,7 @@ impl Sim {
 
     fn settle_definite(&mut self, pending: &Pending) {
         self.workload.ops_failed += 1;
+        self.settle_recipe(pending);
         if let Pending::Kv(id) = pending {
             self.workload.history.fail_definite(*id);
         }
@@ -531,6 +548,14 @@ impl Sim {
             v2.not_sent(p);
         }
         self.settle_auth(pending, Outcome::NotSent);
+    }
+
+    /// A recipe request timed out or was never sent: its recipe fails.
+    fn settle_recipe(&mut self, pending: &Pending) {
+        if let Pending::Recipe { client } = *pending {
+            let failed = detcd_core::error::TIMEOUT;
+            let _ = self.recipe_answer(client, Err(failed));
+        }
     }
 
     fn settle_auth(&mut self, pending: &Pending, outcome: Outcome<'_>) {
@@ -616,6 +641,26 @@ impl Sim {
             return;
         };
         let pending = inflight.pending.clone();
+        if let Pending::Recipe { .. } = pending {
+            match &result {
+                Ok(_) => self.workload.ops_ok += 1,
+                Err(e) if outcome_unknown(e) => self.workload.ops_unknown += 1,
+                Err(_) => self.workload.ops_failed += 1,
+            }
+            if result.is_err() {
+                self.rotate(client);
+            }
+            match self.recipe_answer(client, result) {
+                Some(at) => {
+                    let c = &mut self.workload.clients[client];
+                    c.token += 1;
+                    let token = c.token;
+                    self.schedule_wake(client, at, token);
+                }
+                None => self.think(client),
+            }
+            return;
+        }
         if let (Pending::V2(p), Some(v2)) = (&pending, self.workload.v2.as_mut()) {
             v2.settle(p, &result, self.now_us);
             match &result {

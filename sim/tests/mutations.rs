@@ -229,3 +229,26 @@ fn v2_mutations_are_caught_within_five_seeds() {
         );
     }
 }
+
+/// The planted recipe bug (a Lock that does not wait for the older waiter) is
+/// caught by the recipe checker within five seeds of the Lock and Election
+/// workload, while the same options pass unmutated.
+#[test]
+fn recipe_mutation_is_caught_within_five_seeds() {
+    let mutations = Mutations::select("lock-ignores-older-waiter").expect("catalogued");
+    let caught = (1..=5).find(|&seed| {
+        let opts = options(seed, mutations);
+        assert!(opts.recipes, "the recipe mutation turns the recipe workload on");
+        run(&opts, mutations)
+            .failure
+            .is_some_and(|why| why.contains("recipe check"))
+    });
+    let seed = caught.expect("lock-ignores-older-waiter not caught within 5 seeds");
+    let opts = options(seed, mutations);
+    let unmutated = run(&opts, Mutations::NONE);
+    assert!(
+        unmutated.failure.is_none(),
+        "seed {seed} fails unmutated: {:?}",
+        unmutated.failure
+    );
+}
