@@ -33,6 +33,7 @@ pub mod io;
 mod applied_requests;
 mod apply;
 mod auth;
+mod export;
 pub mod force_new_cluster;
 pub mod import;
 pub mod portable;
@@ -60,8 +61,8 @@ pub use auto_compact::AutoCompaction;
 pub use config::{NodeConfig, NodeError, NodeStart};
 pub use import::{ImportTarget, Importer};
 pub use io::{
-    AuthResponse, ClientRequestId, Credentials, ForwardRequest, Input, Output, PeerMessage, Request,
-    Response, V2Reply,
+    AuthResponse, ClientRequestId, Credentials, ExportProgress, ForwardRequest, Input, Output, PeerMessage,
+    Persist, Request, Response, V2Reply,
 };
 pub use portable::{PortableBound, PortableError, PortableHead, PortableRecord, PortableSlice};
 pub use state::STATE_FORMAT_VERSION;
@@ -152,6 +153,10 @@ pub struct Node {
     applied_bytes_since_snapshot: u64,
     /// The application snapshot being encoded, a slice per input.
     snapshot_job: Option<SnapshotJob>,
+    /// Exports of the application state asked for by the driver, by export.
+    exports: export::Exports,
+    /// The peer URLs last announced with [`Output::PeerUrls`].
+    announced_peer_urls: Option<BTreeMap<u64, Vec<String>>>,
     auto_compaction: auto_compact::AutoCompactDuty,
     db_size_bytes: u64,
     now_ms: u64,
@@ -285,6 +290,8 @@ impl Node {
             snapshot_bytes: 0,
             applied_bytes_since_snapshot: 0,
             snapshot_job: None,
+            exports: export::Exports::default(),
+            announced_peer_urls: None,
             auto_compaction: auto_compact::AutoCompactDuty::default(),
             db_size_bytes: 0,
             now_ms: 0,
@@ -334,6 +341,7 @@ impl Node {
                 node.applied_term = meta.term;
             }
         }
+        node.announce_peer_urls();
         node.drive();
         node.after_input();
         Ok(node)
@@ -363,6 +371,7 @@ impl Node {
             Input::StreamClosed { stream } => self.hub.close_stream(stream),
             Input::PeerUnreachable { peer } => self.raft.report_unreachable(peer),
             Input::SnapshotReport { peer, delivered } => self.raft.report_snapshot(peer, delivered),
+            Input::ExportSnapshot { export } => self.step_export(export),
         }
         self.drive();
         self.after_input();
@@ -374,7 +383,7 @@ impl Node {
             let output = self.outputs.pop_front()?;
             let disk_work = matches!(
                 output,
-                Output::Persist { .. } | Output::SaveSnapshot { .. } | Output::ReleaseWal { .. }
+                Output::Persist(_) | Output::SaveSnapshot { .. } | Output::ReleaseWal { .. }
             );
             if self.conf_commit_unpersisted.is_none() || disk_work {
                 return Some(output);
@@ -566,6 +575,8 @@ impl Node {
 
     /// Replaces the application state by a snapshot's (from the leader, or at restart).
     fn install_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), NodeError> {
+        // Exports in progress still read the store this replaces.
+        self.exports.finish_all(&self.store);
         let meta = snapshot.metadata.clone().unwrap_or_default();
         if snapshot.data.is_empty() {
             self.store = Store::new(self.store.config());
@@ -817,14 +828,14 @@ impl Node {
                 early = now;
                 messages = rest;
             }
-            self.outputs.push_back(Output::Persist {
+            self.outputs.push_back(Output::Persist(Persist {
                 ready_number: rd.number,
                 snapshot: rd.snapshot,
                 entries: rd.entries,
                 hard_state: rd.hard_state,
                 // A committed configuration change: see `conf_commit_unpersisted`.
                 must_sync: rd.must_sync || commits_conf_change,
-            });
+            }));
             for m in early {
                 self.outputs.push_back(Output::Send {
                     to: m.to,
@@ -840,6 +851,7 @@ impl Node {
                     return;
                 }
             }
+            self.announce_peer_urls();
             self.reads.on_read_states(rd.read_states);
             self.serve_confirmed_reads();
         }
@@ -921,6 +933,29 @@ impl Node {
         if self.snapshot_job.is_some() {
             self.step_snapshot(usize::MAX);
         }
+        self.exports.finish_all(&self.store);
+    }
+
+    /// Queues [`Output::PeerUrls`] when the members' peer URLs differ from the
+    /// ones last announced.
+    fn announce_peer_urls(&mut self) {
+        let same = self.announced_peer_urls.as_ref().is_some_and(|announced| {
+            announced.len() == self.members.len()
+                && announced
+                    .iter()
+                    .zip(self.members.values())
+                    .all(|((id, urls), m)| *id == m.id && *urls == m.peer_ur_ls)
+        });
+        if same {
+            return;
+        }
+        let urls: BTreeMap<u64, Vec<String>> = self
+            .members
+            .values()
+            .map(|m| (m.id, m.peer_ur_ls.clone()))
+            .collect();
+        self.announced_peer_urls = Some(urls.clone());
+        self.outputs.push_back(Output::PeerUrls { urls });
     }
 
     fn step_snapshot(&mut self, budget_bytes: usize) {
