@@ -38,6 +38,7 @@ pub mod force_new_cluster;
 pub mod import;
 pub mod portable;
 mod reads;
+mod release;
 mod requests;
 mod snapshots;
 mod state;
@@ -370,21 +371,6 @@ impl Node {
         }
         self.drive();
         self.after_input();
-    }
-
-    /// The next output, or `None` when there is nothing left to do.
-    pub fn poll(&mut self) -> Option<Output> {
-        loop {
-            let output = self.outputs.pop_front()?;
-            let disk_work = matches!(
-                output,
-                Output::Persist(_) | Output::SaveSnapshot { .. } | Output::ReleaseWal { .. }
-            );
-            if self.conf_commit_unpersisted.is_none() || disk_work {
-                return Some(output);
-            }
-            self.gated.push_back(output);
-        }
     }
 
     /// This member's ID.
@@ -721,31 +707,6 @@ impl Node {
             } => self.on_forward(from, forward_id, request),
             PeerMessage::ForwardReply { forward_id, result } => self.on_forward_reply(forward_id, result),
         }
-    }
-
-    fn on_persisted(&mut self, ready_number: u64) {
-        self.raft.advance(ready_number);
-        if self.term_vote_unpersisted.is_some_and(|n| n <= ready_number) {
-            self.term_vote_unpersisted = None;
-        }
-        if self.conf_commit_unpersisted.is_some_and(|n| n <= ready_number) {
-            self.conf_commit_unpersisted = None;
-            // What waited was produced before anything still queued.
-            while let Some(output) = self.gated.pop_back() {
-                self.outputs.push_front(output);
-            }
-        }
-        while self.held.front().is_some_and(|(n, _)| *n <= ready_number) {
-            let (_, messages) = self.held.pop_front().expect("checked");
-            for m in messages {
-                self.outputs.push_back(Output::Send {
-                    to: m.to,
-                    message: PeerMessage::Raft(m),
-                });
-            }
-        }
-        self.drive();
-        self.maybe_snapshot();
     }
 
     /// Takes every Ready raft has, applies what it can, and queues the outputs.
