@@ -12,7 +12,7 @@ mod support;
 
 use detcd_core::mutation::{is_active, set_active, ActiveGuard, Mutation};
 use detcd_core::mvcc::Store;
-use detcd_core::node::{Input, Node, NodeConfig, NodeStart, Output, PeerMessage};
+use detcd_core::node::{Input, Node, NodeConfig, NodeStart, Output, PeerMessage, Persist};
 use detcd_core::raft::{RawNode, Role, Start};
 use detcd_core::watch::Hub;
 use detcd_proto::etcdserverpb::{Member, PutRequest, WatchCreateRequest};
@@ -198,7 +198,7 @@ fn vote_before_persist_sends_the_vote_ahead_of_the_disk() {
         let mut node = Node::new(config, NodeStart::Found).expect("node starts");
         // Settle the bootstrap Ready.
         while let Some(out) = node.poll() {
-            if let Output::Persist { ready_number, .. } = out {
+            if let Output::Persist(Persist { ready_number, .. }) = out {
                 node.handle(Input::Persisted { ready_number });
             }
         }

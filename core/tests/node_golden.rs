@@ -48,6 +48,11 @@ struct Cluster {
     snapshot_count: u64,
     /// Raft message types the network delivers twice (e.g. "MsgProp").
     duplicate: BTreeSet<String>,
+    /// Members whose Persists are written but not acknowledged until
+    /// `release-persist`; what they send meanwhile is written to the transcript.
+    holding: BTreeSet<u64>,
+    /// The newest Persist each holding member wrote and has not had acknowledged.
+    held: BTreeMap<u64, u64>,
 }
 
 fn member(id: u64, learner: bool) -> Member {
@@ -80,6 +85,8 @@ impl Cluster {
             out: String::new(),
             snapshot_count: 10_000,
             duplicate: BTreeSet::new(),
+            holding: BTreeSet::new(),
+            held: BTreeMap::new(),
         }
     }
 
@@ -136,14 +143,10 @@ impl Cluster {
                 continue;
             };
             match out {
-                Output::Persist {
-                    ready_number,
-                    snapshot,
-                    entries,
-                    hard_state,
-                    ..
-                } => {
-                    let index = snapshot
+                Output::Persist(persist) => {
+                    let ready_number = persist.ready_number;
+                    let index = persist
+                        .snapshot
                         .as_ref()
                         .and_then(|s| s.metadata.as_ref())
                         .map_or(0, |m| m.index);
@@ -152,10 +155,29 @@ impl Cluster {
                             "n{id}: installing the leader's snapshot at index {index}"
                         ));
                     }
-                    member.disk.persist(snapshot, entries, hard_state);
-                    acks.push_back(Input::Persisted { ready_number });
+                    if self.holding.contains(&id) {
+                        lines.push(format!(
+                            "n{id}: persist ready={ready_number} written ({} entries{}), not acknowledged",
+                            persist.entries.len(),
+                            if persist.hard_state.is_some() {
+                                ", hard state"
+                            } else {
+                                ""
+                            }
+                        ));
+                        member.disk.persist(persist);
+                        self.held.insert(id, ready_number);
+                    } else {
+                        member.disk.persist(persist);
+                        acks.push_back(Input::Persisted { ready_number });
+                    }
                 }
                 Output::Send { to, message } => {
+                    if self.holding.contains(&id) {
+                        if let PeerMessage::Raft(m) = &message {
+                            lines.push(format!("n{id}: send {:?} to n{to}", m.r#type()));
+                        }
+                    }
                     if !self.cut.contains(&(id, to)) {
                         if let PeerMessage::Raft(m) = &message {
                             if self.duplicate.contains(&format!("{:?}", m.r#type())) {
@@ -210,6 +232,7 @@ impl Cluster {
                         "n{id}: auto compaction to {revision}, completed={completed}"
                     ));
                 }
+                Output::PeerUrls { .. } | Output::SnapshotExport { .. } => {}
                 Output::Removed => {
                     lines.push(format!("n{id}: removed, stopping"));
                     member.node = None;
@@ -484,6 +507,23 @@ fn run(c: &mut Cluster, cmd: &Command) -> String {
             }
         }
         "heal" => c.cut.clear(),
+        "hold-persist" => {
+            // hold-persist 2 3: their Persists are written but not acknowledged.
+            c.holding.extend(cmd.ids());
+        }
+        "release-persist" => {
+            // release-persist 2: acknowledges what it wrote (every Persist up to
+            // the newest) and stops holding.
+            // What the acknowledgement releases is still written out.
+            for id in cmd.ids() {
+                while let Some(ready_number) = c.held.remove(&id) {
+                    c.line(format!("n{id}: persisted ready={ready_number}"));
+                    c.input(id, Input::Persisted { ready_number });
+                }
+                c.holding.remove(&id);
+            }
+            c.deliver();
+        }
         "duplicate" => {
             // duplicate type=MsgProp | duplicate off
             match cmd.get("type") {

@@ -3,7 +3,7 @@
 //! a CORRUPT alarm.
 
 use detcd_core::error::{self, EtcdError};
-use detcd_core::node::{Credentials, Input, Node, NodeConfig, NodeStart, Output, Request, Response};
+use detcd_core::node::{Credentials, Input, Node, NodeConfig, NodeStart, Output, Persist, Request, Response};
 use detcd_proto::etcdserverpb::{
     alarm_request::AlarmAction, AlarmRequest, AlarmType, Member, PutRequest, RangeRequest,
 };
@@ -43,7 +43,9 @@ impl Solo {
     fn drain(&mut self) {
         while let Some(output) = self.node.poll() {
             match output {
-                Output::Persist { ready_number, .. } => self.node.handle(Input::Persisted { ready_number }),
+                Output::Persist(Persist { ready_number, .. }) => {
+                    self.node.handle(Input::Persisted { ready_number })
+                }
                 Output::Respond { id, result } => self.answers.push((id, result)),
                 _ => {}
             }

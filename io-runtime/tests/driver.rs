@@ -18,8 +18,8 @@ use detcd_io::transport::{wire, PEER_PROTOCOL_VERSION};
 use detcd_proto::detcdpb::{PeerHello, PeerHelloReply};
 use detcd_proto::etcdserverpb::{
     compare, request_op, Compare, DeleteRangeRequest, LeaseGrantRequest, LeaseKeepAliveRequest,
-    Member as PbMember, MemberAddRequest, PutRequest, RangeRequest, RequestOp, TxnRequest,
-    WatchCreateRequest,
+    Member as PbMember, MemberAddRequest, MemberUpdateRequest, PutRequest, RangeRequest, RequestOp,
+    TxnRequest, WatchCreateRequest,
 };
 use tokio::io::AsyncWriteExt;
 use tokio::time::{sleep, timeout, Instant};
@@ -578,4 +578,53 @@ async fn a_member_added_at_runtime_joins_with_start_mode_existing() {
     assert_eq!(get(&h1, "after", false).await.as_deref(), Some("2"));
     m2.shutdown().await;
     m1.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_moved_to_another_peer_port_is_reached_without_restarting_the_others() {
+    let (dir, ports) = three("driver-move");
+    let (m1, h1) = start(options(&dir, 1, &ports, 10_000)).await;
+    let (m2, h2) = start(options(&dir, 2, &ports, 10_000)).await;
+    let (m3, h3) = start(options(&dir, 3, &ports, 10_000)).await;
+    leader_of(&[&h1, &h2, &h3]).await;
+    put(&h1, "a", "1").await;
+
+    // Member 2 stops; the cluster is told its peer URL moves to a new port.
+    m2.shutdown().await;
+    let new_port = free_port();
+    let update = Request::MemberUpdate(MemberUpdateRequest {
+        id: 2,
+        peer_ur_ls: vec![url(new_port)],
+    });
+    let deadline = Instant::now() + Duration::from_millis(WAIT_MS);
+    loop {
+        match h1.call(update.clone()).await {
+            Ok(Response::MemberUpdate(_)) => break,
+            Err(e) if e.code == error::Code::Unavailable && Instant::now() < deadline => {
+                sleep(Duration::from_millis(20)).await;
+            }
+            other => panic!("member update answered {other:?}"),
+        }
+    }
+    put(&h1, "b", "2").await;
+
+    // Member 2 comes back on the new port. Members 1 and 3 keep running with the
+    // old port in their options: they must reach it from the updated member list.
+    let mut moved = ports.clone();
+    moved.insert(2, new_port);
+    let (m2, h2) = start(options(&dir, 2, &moved, 10_000)).await;
+    let deadline = Instant::now() + Duration::from_millis(WAIT_MS);
+    // A serializable read on member 2 sees only what the leader replicated to it.
+    while get(&h2, "b", true).await.as_deref() != Some("2") {
+        assert!(
+            Instant::now() < deadline,
+            "member 2 was not reached at its new port"
+        );
+        sleep(Duration::from_millis(20)).await;
+    }
+    put(&h2, "c", "3").await;
+    assert_eq!(get(&h3, "c", false).await.as_deref(), Some("3"));
+    for m in [m1, m2, m3] {
+        m.shutdown().await;
+    }
 }

@@ -17,14 +17,11 @@
 
 use std::time::Duration;
 
-use detcd_io::transport::conn::{self, SharedPeerTls};
-use detcd_io::transport::socket::Address;
-use detcd_io::transport::wire::{put_frame, read_frame};
+use detcd_io::transport::conn::SharedPeerTls;
+use detcd_io::transport::handshake::{probe, read_hello};
 use detcd_io::transport::PeerListener;
-use detcd_io::transport::PEER_PROTOCOL_VERSION;
-use detcd_proto::detcdpb::{PeerHello, PeerHelloReply};
+use detcd_proto::detcdpb::PeerHello;
 use detcd_proto::etcdserverpb::Member as MemberInfo;
-use tokio::io::AsyncWriteExt;
 
 use crate::config::Config;
 use crate::member::{Identity, StartupError};
@@ -40,30 +37,6 @@ pub struct Joined {
     pub identity: Identity,
     /// The members it could reach (with their real IDs) and itself.
     pub members: Vec<MemberInfo>,
-}
-
-/// Where `url` is dialed or listened on (a TCP `host:port` or a unix socket).
-fn address(url: &crate::urls::Url) -> std::io::Result<Address> {
-    Address::of_url(&url.to_string())
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("bad peer URL {url}")))
-}
-
-/// Greets the member at `url` with a hello it must refuse, for its IDs (over TLS when
-/// the URL is https).
-async fn probe(url: &crate::urls::Url, tls: &SharedPeerTls) -> std::io::Result<PeerHelloReply> {
-    let mut stream = conn::dial(&url.to_string(), &address(url)?, tls).await?;
-    let hello = PeerHello {
-        protocol_version: PEER_PROTOCOL_VERSION,
-        cluster_id: 0,
-        from: 0,
-        to: 0,
-    };
-    let mut buf = Vec::new();
-    put_frame(&mut buf, &hello);
-    stream.write_all(&buf).await?;
-    read_frame::<PeerHelloReply>(&mut stream)
-        .await
-        .map_err(|e| std::io::Error::other(e.to_string()))
 }
 
 /// Learns this member's ID and its cluster from the members already running.
@@ -85,7 +58,11 @@ pub async fn discover(config: &Config, tls: &SharedPeerTls) -> Result<Joined, St
             continue;
         }
         for url in urls {
-            let reply = tokio::time::timeout(Duration::from_millis(PROBE_TIMEOUT_MS), probe(url, tls)).await;
+            let reply = tokio::time::timeout(
+                Duration::from_millis(PROBE_TIMEOUT_MS),
+                probe(&url.to_string(), tls),
+            )
+            .await;
             match reply {
                 Ok(Ok(reply)) if reply.member_id != 0 => {
                     crate::log(&format!(
@@ -176,14 +153,10 @@ async fn wait_for_leader(listeners: &[PeerListener], tls: &SharedPeerTls, cluste
             continue;
         };
         let tls = if secure { tls.as_ref() } else { None };
-        let read = tokio::time::timeout(Duration::from_millis(PROBE_TIMEOUT_MS), async {
-            let mut stream = conn::accept(stream, &addr, tls)
-                .await
-                .map_err(|e| e.to_string())?;
-            read_frame::<PeerHello>(&mut stream)
-                .await
-                .map_err(|e| e.to_string())
-        })
+        let read = tokio::time::timeout(
+            Duration::from_millis(PROBE_TIMEOUT_MS),
+            read_hello(stream, &addr, tls),
+        )
         .await;
         if let Ok(Ok(hello)) = read {
             let right_cluster = cluster.is_none_or(|c| c == hello.cluster_id);

@@ -39,6 +39,16 @@ pub struct CrashPolicy {
     pub garbage: bool,
 }
 
+/// A fault beyond crashes, aimed at one file of a member that is down (the
+/// snapshot-loss fault): the file is gone, or one of its bytes is flipped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Damage {
+    /// The name is gone, durably (an operator's mistake, a lost block).
+    Lost,
+    /// The byte at `offset` (modulo the file's length) is flipped, durably.
+    Corrupt { offset: usize },
+}
+
 /// What the faults did, for the run's counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DiskStats {
@@ -54,6 +64,8 @@ pub struct DiskStats {
     pub dir_syncs: u64,
     /// Directories whose unsynced entries a crash undid.
     pub dirs_reverted: u64,
+    /// Files lost or corrupted by [`Disk::damage`].
+    pub files_damaged: u64,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -204,6 +216,34 @@ impl Disk {
 
     pub fn read(&self, inode: u64) -> Option<&[u8]> {
         self.inodes.get(&inode).map(|f| f.content.as_slice())
+    }
+
+    /// Damages the file `name` (see [`Damage`]); false when there is no such file
+    /// or it is empty.
+    pub fn damage(&mut self, name: &str, damage: Damage) -> bool {
+        let Some(inode) = self.names.get(name).copied() else {
+            return false;
+        };
+        match damage {
+            Damage::Lost => {
+                self.names.remove(name);
+                self.durable_names.remove(name);
+                self.inodes.remove(&inode);
+            }
+            Damage::Corrupt { offset } => {
+                let file = self.inodes.get_mut(&inode).expect("named inode");
+                if file.content.is_empty() {
+                    return false;
+                }
+                let at = offset % file.content.len();
+                file.content[at] ^= 0x5a;
+                if at < file.durable.len() {
+                    file.durable[at] ^= 0x5a;
+                }
+            }
+        }
+        self.stats.files_damaged += 1;
+        true
     }
 
     /// Bytes held (volatile view), for memory accounting.

@@ -33,7 +33,7 @@ struct Args {
     nodes: Option<usize>,
     /// Comma list of fault kinds to enable (replaces the swarm draw): partition,
     /// one-way, drop, duplicate, delay, crash, torn, slow-fsync, clock-jump,
-    /// membership, or all / none.
+    /// membership, pause, snapshot-loss, or all / none.
     #[arg(long)]
     faults: Option<String>,
     /// Length of the faulty phase in simulated seconds (drawn from the seed when absent).

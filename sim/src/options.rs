@@ -37,10 +37,14 @@ pub enum FaultKind {
     /// Process pauses (a stop-the-world stall, a frozen VM): the member handles
     /// nothing for a while, then everything that queued up meanwhile, in order.
     Pause,
+    /// A crashed member's snapshot file is lost or corrupted while it is down: it
+    /// must restart from an older snapshot or refuse to start, never lose
+    /// acknowledged writes.
+    SnapshotLoss,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 11] = [
+    pub const ALL: [FaultKind; 12] = [
         FaultKind::Partition,
         FaultKind::OneWay,
         FaultKind::Drop,
@@ -52,6 +56,7 @@ impl FaultKind {
         FaultKind::ClockJump,
         FaultKind::Membership,
         FaultKind::Pause,
+        FaultKind::SnapshotLoss,
     ];
 
     pub fn name(self) -> &'static str {
@@ -67,6 +72,7 @@ impl FaultKind {
             FaultKind::ClockJump => "clock-jump",
             FaultKind::Membership => "membership",
             FaultKind::Pause => "pause",
+            FaultKind::SnapshotLoss => "snapshot-loss",
         }
     }
 
@@ -274,7 +280,11 @@ impl Options {
         // Each kind is on in about 60% of seeds. Kinds added later are drawn at
         // the end, so that adding them left every earlier draw as it was.
         const DRAWN_LATE: [FaultKind; 1] = [FaultKind::Pause];
-        for kind in FaultKind::ALL.into_iter().filter(|k| !DRAWN_LATE.contains(k)) {
+        const DRAWN_LAST: [FaultKind; 1] = [FaultKind::SnapshotLoss];
+        for kind in FaultKind::ALL
+            .into_iter()
+            .filter(|k| !DRAWN_LATE.contains(k) && !DRAWN_LAST.contains(k))
+        {
             if rng.chance(3, 5) {
                 faults = faults.with(kind);
             }
@@ -368,6 +378,11 @@ impl Options {
         };
         opts.v2 = rng.chance(1, 4);
         opts.recipes = rng.chance(1, 4);
+        // After every other draw, so that seeds without it run as they did before
+        // it existed; in a quarter of the seeds.
+        if forced.is_none() && rng.chance(1, 4) {
+            opts.faults = opts.faults.with(FaultKind::SnapshotLoss);
+        }
         opts
     }
 

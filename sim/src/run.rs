@@ -257,6 +257,12 @@ pub fn render(opts: &Options, mutations: Mutations, report: &Report, verbose: bo
             c.crashes, c.crashes_aimed, c.restarts, c.torn_tails_recovered, c.slow_fsyncs, c.clock_jumps, c.pauses, c.events_held, c.persists, c.snapshots_saved,
             c.snapshots_installed, c.auto_compactions, c.leader_changes
         ));
+        if c.snapshot_files_damaged > 0 {
+            out.push_str(&format!(
+                "snapshots:   files lost or corrupted {}; restarts after that recovered {}, refused {}\n",
+                c.snapshot_files_damaged, c.snapshot_damage_recovered, c.snapshot_refusals
+            ));
+        }
         let m = &report.membership;
         if m.requests > 0 {
             out.push_str(&format!(

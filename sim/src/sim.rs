@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use detcd_core::error::{Code, EtcdError};
 use detcd_core::node::{
-    Credentials, Input, Node, NodeConfig, NodeStart, Output, PeerMessage, Request, Response,
+    Credentials, Input, Node, NodeConfig, NodeStart, Output, PeerMessage, Persist, Request, Response,
 };
 use detcd_core::raft::Role;
 use detcd_core::rng::Rng;
@@ -24,7 +24,7 @@ use detcd_proto::etcdserverpb::{Member, WatchResponse};
 use detcd_proto::raftpb::{HardState, MessageType};
 use prost::Message as _;
 
-use crate::disk::{CrashPolicy, Disk};
+use crate::disk::{CrashPolicy, Damage, Disk};
 use crate::invariants::{Cursors, Invariants, LogMirror, MemberView};
 use crate::lost_writes::WriteLog;
 use crate::membership::{MembershipCounters, Operator};
@@ -61,6 +61,13 @@ pub struct Counters {
     pub crashes_aimed: u64,
     pub restarts: u64,
     pub torn_tails_recovered: u64,
+    /// Snapshot files lost or corrupted while their member was down (snapshot-loss).
+    pub snapshot_files_damaged: u64,
+    /// Restarts after such damage that recovered (from an older snapshot, or the
+    /// damaged file was not needed).
+    pub snapshot_damage_recovered: u64,
+    /// Restarts after such damage that were refused: the member stays down.
+    pub snapshot_refusals: u64,
     pub slow_fsyncs: u64,
     pub clock_jumps: u64,
     pub pauses: u64,
@@ -206,6 +213,10 @@ pub(crate) struct Host {
     term_at_crash: u64,
     /// The index of the newest snapshot written into the WAL.
     wal_snapshot_index: u64,
+    /// A snapshot file of this member was damaged since it last started.
+    snapshot_damaged: bool,
+    /// Its start-up was refused after that damage: it stays down for good.
+    refused: bool,
 }
 
 impl Host {
@@ -238,6 +249,8 @@ impl Host {
             overwrites_at_crash: Vec::new(),
             term_at_crash: 0,
             wal_snapshot_index: 0,
+            snapshot_damaged: false,
+            refused: false,
         }
     }
 }
@@ -542,8 +555,12 @@ impl Sim {
             };
             let Some(node) = host.node.as_mut() else { return };
             let Some(output) = node.poll() else { break };
-            self.counters.outputs += 1;
-            hash_output(&mut self.trace, id, &output);
+            if !matches!(output, Output::PeerUrls { .. }) {
+                // Peer URLs mean nothing to the simulated network; left out of the
+                // counters and the trace so that recorded hashes keep their meaning.
+                self.counters.outputs += 1;
+                hash_output(&mut self.trace, id, &output);
+            }
             self.carry_out(id, output);
         }
         self.check_member(id);
@@ -551,13 +568,13 @@ impl Sim {
 
     fn carry_out(&mut self, id: u64, output: Output) {
         match output {
-            Output::Persist {
+            Output::Persist(Persist {
                 ready_number,
                 snapshot,
                 entries,
                 hard_state,
                 must_sync,
-            } => {
+            }) => {
                 self.counters.persists += 1;
                 let host = self.hosts.get_mut(&id).expect("host");
                 let storage = host.storage.as_mut().expect("running member has storage");
@@ -706,6 +723,8 @@ impl Sim {
                     self.maybe_isolate_new_leader(id, term);
                 }
             }
+            // The simulated network needs no addresses, and nothing asks for exports.
+            Output::PeerUrls { .. } | Output::SnapshotExport { .. } => {}
             Output::Removed => {
                 let host = self.hosts.get_mut(&id).expect("host");
                 host.removed = true;
@@ -1129,6 +1148,7 @@ impl Sim {
     /// synced (maybe tearing the last write).
     pub fn crash(&mut self, id: u64) {
         let torn = self.faults_on && self.opts.faults.has(FaultKind::TornWrite);
+        let snapshot_loss = self.snapshot_loss_allowed();
         let Some(host) = self.hosts.get_mut(&id) else {
             return;
         };
@@ -1147,6 +1167,29 @@ impl Sim {
             garbage: torn,
         };
         disk.crash(&mut self.rng, policy, &member_storage::accepts_garbage);
+        let files = member_storage::snapshot_files(&disk);
+        if snapshot_loss && !files.is_empty() && self.rng.chance(1, 3) {
+            let name = &files[self.rng.range(0, files.len() as u64) as usize];
+            let damage = if self.rng.chance(1, 2) {
+                Damage::Lost
+            } else {
+                Damage::Corrupt {
+                    offset: self.rng.range(0, 1 << 20) as usize,
+                }
+            };
+            if disk.damage(name, damage) {
+                host.snapshot_damaged = true;
+                self.counters.snapshot_files_damaged += 1;
+                self.trace
+                    .event("snapshot-damage", format!("{id}:{name}:{damage:?}").as_bytes());
+                if self.verbose {
+                    eprintln!(
+                        "[{:>10} us] member {id:x}: snapshot file {name}: {damage:?}",
+                        self.now_us
+                    );
+                }
+            }
+        }
         host.parked_disk = Some(disk);
         host.durable_at_crash = (host.durable_last_term, host.durable_last_index);
         host.overwrites_at_crash = std::mem::take(&mut host.overwrites_pending)
@@ -1188,6 +1231,11 @@ impl Sim {
             }) => {
                 if torn_tail {
                     self.counters.torn_tails_recovered += 1;
+                }
+                if std::mem::take(&mut self.hosts.get_mut(&id).expect("host").snapshot_damaged) {
+                    // Recovered: the checks below and the cluster's say whether
+                    // anything acknowledged was lost.
+                    self.counters.snapshot_damage_recovered += 1;
                 }
                 if let Some(NodeStart::Recover {
                     snapshot,
@@ -1243,8 +1291,28 @@ impl Sim {
                 });
                 self.start_node(id, start);
             }
+            Err(e) if self.hosts[&id].snapshot_damaged && member_storage::is_snapshot_refusal(&e) => {
+                // The damaged file was the one the WAL needs: refusing is the only
+                // correct answer (the member must be replaced, as in etcd).
+                self.counters.snapshot_refusals += 1;
+                self.trace.event("refused", &id.to_le_bytes());
+                self.log(format_args!("member {id:x} refused to start: {e}"));
+                self.hosts.get_mut(&id).expect("host").refused = true;
+            }
             Err(e) => self.fail(format!("member {id:x} cannot restart: {e}")),
         }
+    }
+
+    /// Whether a crash may damage a snapshot file now (the snapshot-loss fault): one
+    /// member at a time, and none after a refusal, whose refusal to start the cluster survives (three
+    /// members or more, and no membership changes that could leave it without a
+    /// quorum).
+    fn snapshot_loss_allowed(&self) -> bool {
+        self.faults_on
+            && self.opts.faults.has(FaultKind::SnapshotLoss)
+            && self.opts.nodes >= 3
+            && !self.opts.faults.has(FaultKind::Membership)
+            && !self.hosts.values().any(|h| h.snapshot_damaged || h.refused)
     }
 
     /// Whether a planted bug is allowed to lose acknowledged writes (the sim's own
@@ -1580,13 +1648,13 @@ fn hash_output(trace: &mut TraceHash, id: u64, output: &Output) {
             bytes.extend_from_slice(&m.encode_to_vec());
             trace.event("send", &bytes);
         }
-        Output::Persist {
+        Output::Persist(Persist {
             ready_number,
             entries,
             hard_state,
             snapshot,
             must_sync,
-        } => {
+        }) => {
             let mut bytes = id.to_le_bytes().to_vec();
             bytes.extend_from_slice(&ready_number.to_le_bytes());
             bytes.push(u8::from(*must_sync));

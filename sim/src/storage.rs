@@ -213,6 +213,28 @@ pub fn open(disk: Disk, options: &StorageOptions) -> Result<Opened, StorageError
     })
 }
 
+/// The snapshot files on `disk` (full names), oldest first.
+pub fn snapshot_files(disk: &Disk) -> Vec<String> {
+    let dir = format!("{DATA_DIR}/member/snap");
+    disk.list(&dir)
+        .into_iter()
+        .filter(|n| n.ends_with(".snap"))
+        .map(|n| format!("{dir}/{n}"))
+        .collect()
+}
+
+/// Whether `e` is start-up refusing a data directory whose snapshots do not fit
+/// its WAL (a snapshot file lost or damaged), rather than another failure.
+pub fn is_snapshot_refusal(e: &StorageError) -> bool {
+    matches!(
+        e,
+        StorageError::SnapshotMissing { .. }
+            | StorageError::SnapshotMismatch { .. }
+            | StorageError::SnapshotAfterWalEnd { .. }
+            | StorageError::WalStartsLate { .. }
+    )
+}
+
 /// The disk under `storage`, taken out of it (the storage is closed).
 pub fn into_disk(storage: Storage) -> Disk {
     let fs = storage.wal().fs().clone();
@@ -235,7 +257,7 @@ pub fn accepts_garbage(name: &str, bytes: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::disk::CrashPolicy;
+    use crate::disk::{CrashPolicy, Damage};
     use detcd_core::rng::Rng;
     use detcd_proto::raftpb::{Entry, SnapshotMetadata};
 
@@ -315,6 +337,70 @@ mod tests {
             }
         }
         assert!(torn > 0, "some crash tears the tail");
+    }
+
+    /// A member with snapshots at 20 and 40 (both marked) and synced entries to 50,
+    /// and (`orphan`) a newer snapshot file at 45 whose marker never came (a crash
+    /// between).
+    fn member_with_snapshots(options: &StorageOptions, orphan: bool) -> Disk {
+        let mut storage = open(Disk::new(), options).expect("fresh").storage;
+        storage
+            .save_snapshot(&snapshot_at(1))
+            .expect("bootstrap snapshot");
+        for i in 2..=50 {
+            storage.save(None, &[entry(i)], true).expect("append");
+            if i == 20 || i == 40 {
+                storage.save_snapshot(&snapshot_at(i)).expect("snapshot");
+            }
+        }
+        if orphan {
+            storage.snapshotter().save(&snapshot_at(45)).expect("orphan file");
+        }
+        into_disk(storage)
+    }
+
+    fn file_at(disk: &Disk, index: u64) -> String {
+        let suffix = format!("{index:016x}.snap");
+        let files = snapshot_files(disk);
+        files
+            .into_iter()
+            .find(|n| n.ends_with(&suffix))
+            .expect("the file is there")
+    }
+
+    /// Damage to a snapshot file the WAL does not need (the orphan ahead of the
+    /// marker, an older kept file) leaves start-up recovering every synced entry;
+    /// damage to the file the WAL's marker names is refused, naming it, since the
+    /// entries before it were released.
+    #[test]
+    fn a_lost_or_corrupt_snapshot_file_is_survived_or_refused() {
+        let options = options(1, 9, 8192, 5);
+        for damage in [Damage::Lost, Damage::Corrupt { offset: 30 }] {
+            // (damaged file, the snapshot start-up then uses)
+            for (index, used) in [(45, 40), (20, 45)] {
+                let mut disk = member_with_snapshots(&options, true);
+                let name = file_at(&disk, index);
+                assert!(disk.damage(&name, damage));
+                let opened = open(disk, &options).unwrap_or_else(|e| panic!("{damage:?} at {index}: {e}"));
+                let Some(NodeStart::Recover {
+                    snapshot, entries, ..
+                }) = opened.start
+                else {
+                    panic!("{damage:?} at {index}: recovers")
+                };
+                assert_eq!(
+                    snapshot.metadata.map(|m| m.index),
+                    Some(used),
+                    "{damage:?} at {index}"
+                );
+                assert_eq!(entries.last().map(|e| e.index), Some(50), "{damage:?} at {index}");
+            }
+            let mut disk = member_with_snapshots(&options, false);
+            let name = file_at(&disk, 40);
+            assert!(disk.damage(&name, damage));
+            let e = open(disk, &options).expect_err("the marked snapshot is gone");
+            assert!(is_snapshot_refusal(&e), "{damage:?}: {e}");
+        }
     }
 
     /// The planted bug rename-without-dir-sync: a crash can forget a segment

@@ -3,6 +3,8 @@
 //! Requests and responses are etcd's wire types, so the server only moves them
 //! between gRPC and the node; every decision about them is taken in the node.
 
+use std::collections::BTreeMap;
+
 use detcd_proto::detcdpb::{auth_raft_request, V2Request};
 use detcd_proto::etcdserverpb::{
     AlarmRequest, AlarmResponse, CompactionRequest, CompactionResponse, DeleteRangeRequest,
@@ -58,22 +60,16 @@ pub enum Input {
     PeerUnreachable { peer: u64 },
     /// A raft snapshot message to `peer` was (`delivered`) or was not delivered.
     SnapshotReport { peer: u64, delivered: bool },
+    /// Start (or go on with) encoding the application state for `export`, one
+    /// slice per input; answered by [`Output::SnapshotExport`].
+    ExportSnapshot { export: u64 },
 }
 
 /// Everything a node asks its driver to do, drained with [`Node::poll`](super::Node::poll).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Output {
-    /// Write `snapshot` (if any), then `entries` (replacing stored entries at the same
-    /// or later indexes), then `hard_state` (if any); sync when `must_sync`; then
-    /// answer [`Input::Persisted`] with `ready_number`. Messages that depend on these
-    /// writes are only released after that answer.
-    Persist {
-        ready_number: u64,
-        snapshot: Option<Snapshot>,
-        entries: Vec<Entry>,
-        hard_state: Option<HardState>,
-        must_sync: bool,
-    },
+    /// Write it durably, then answer [`Input::Persisted`] (see [`Persist`]).
+    Persist(Persist),
     /// Deliver `message` to member `to` (best effort: raft retries).
     Send { to: u64, message: PeerMessage },
     /// The answer to the client request `id`.
@@ -100,6 +96,37 @@ pub enum Output {
     /// This member was removed from the cluster: the driver stops it. The node
     /// answers nothing further.
     Removed,
+    /// The peer URLs of every member, as this member has applied them: the first
+    /// output of a node, and again each time a member is added, removed or its
+    /// peer URLs change. The transport dials these (and closes the links of
+    /// members no longer listed).
+    PeerUrls { urls: BTreeMap<u64, Vec<String>> },
+    /// Progress of the export asked for by [`Input::ExportSnapshot`].
+    SnapshotExport { export: u64, progress: ExportProgress },
+}
+
+/// One Ready's disk work: write `snapshot` (if any), then `entries` (replacing
+/// stored entries at the same or later indexes), then `hard_state` (if any); sync
+/// when `must_sync`; then answer [`Input::Persisted`] with `ready_number`.
+/// Messages that depend on these writes are only released after that answer.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Persist {
+    pub ready_number: u64,
+    pub snapshot: Option<Snapshot>,
+    pub entries: Vec<Entry>,
+    pub hard_state: Option<HardState>,
+    pub must_sync: bool,
+}
+
+/// Where an export of the application state stands.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ExportProgress {
+    /// A slice was encoded; answer [`Input::ExportSnapshot`] with the same export
+    /// again (after other work, so a large state does not stall the member).
+    Pending,
+    /// The whole state as of the applied index when the export started, in the
+    /// snapshot encoding (what Maintenance/Snapshot streams).
+    Done(Vec<u8>),
 }
 
 /// What members say to each other: raft messages plus requests that only the

@@ -33,11 +33,14 @@ pub mod io;
 mod applied_requests;
 mod apply;
 mod auth;
+mod export;
 pub mod force_new_cluster;
 pub mod import;
 pub mod portable;
 mod reads;
+mod release;
 mod requests;
+mod snapshots;
 mod state;
 mod v2;
 
@@ -60,8 +63,8 @@ pub use auto_compact::AutoCompaction;
 pub use config::{NodeConfig, NodeError, NodeStart};
 pub use import::{ImportTarget, Importer};
 pub use io::{
-    AuthResponse, ClientRequestId, Credentials, ForwardRequest, Input, Output, PeerMessage, Request,
-    Response, V2Reply,
+    AuthResponse, ClientRequestId, Credentials, ExportProgress, ForwardRequest, Input, Output, PeerMessage,
+    Persist, Request, Response, V2Reply,
 };
 pub use portable::{PortableBound, PortableError, PortableHead, PortableRecord, PortableSlice};
 pub use state::STATE_FORMAT_VERSION;
@@ -70,6 +73,7 @@ pub use v2::{PREV_EXIST_FALSE, PREV_EXIST_TRUE};
 use applied_requests::AppliedRequests;
 use reads::Reads;
 use requests::{Forwarded, MoveLeader, Proposal};
+use snapshots::SnapshotJob;
 
 /// How often idle watchers with `progress_notify` get a progress response
 /// (etcd's `--watch-progress-notify-interval` default, 10 minutes).
@@ -84,13 +88,6 @@ pub const SNAPSHOT_SIZE_FREE_BYTES: u64 = 4 << 20;
 /// Default `NodeConfig::snapshot_step_bytes`: bytes of the state a snapshot in
 /// progress encodes per input, so no input waits for a whole large state.
 pub const SNAPSHOT_STEP_BYTES: usize = 256 << 10;
-
-/// An application snapshot being encoded at `index` (see `Node::maybe_snapshot`).
-#[derive(Debug)]
-struct SnapshotJob {
-    index: u64,
-    encoder: state::StateEncoder,
-}
 
 /// One etcd member.
 ///
@@ -152,6 +149,10 @@ pub struct Node {
     applied_bytes_since_snapshot: u64,
     /// The application snapshot being encoded, a slice per input.
     snapshot_job: Option<SnapshotJob>,
+    /// Exports of the application state asked for by the driver, by export.
+    exports: export::Exports,
+    /// The peer URLs last announced with [`Output::PeerUrls`].
+    announced_peer_urls: Option<BTreeMap<u64, Vec<String>>>,
     auto_compaction: auto_compact::AutoCompactDuty,
     db_size_bytes: u64,
     now_ms: u64,
@@ -285,6 +286,8 @@ impl Node {
             snapshot_bytes: 0,
             applied_bytes_since_snapshot: 0,
             snapshot_job: None,
+            exports: export::Exports::default(),
+            announced_peer_urls: None,
             auto_compaction: auto_compact::AutoCompactDuty::default(),
             db_size_bytes: 0,
             now_ms: 0,
@@ -334,6 +337,7 @@ impl Node {
                 node.applied_term = meta.term;
             }
         }
+        node.announce_peer_urls();
         node.drive();
         node.after_input();
         Ok(node)
@@ -363,24 +367,10 @@ impl Node {
             Input::StreamClosed { stream } => self.hub.close_stream(stream),
             Input::PeerUnreachable { peer } => self.raft.report_unreachable(peer),
             Input::SnapshotReport { peer, delivered } => self.raft.report_snapshot(peer, delivered),
+            Input::ExportSnapshot { export } => self.step_export(export),
         }
         self.drive();
         self.after_input();
-    }
-
-    /// The next output, or `None` when there is nothing left to do.
-    pub fn poll(&mut self) -> Option<Output> {
-        loop {
-            let output = self.outputs.pop_front()?;
-            let disk_work = matches!(
-                output,
-                Output::Persist { .. } | Output::SaveSnapshot { .. } | Output::ReleaseWal { .. }
-            );
-            if self.conf_commit_unpersisted.is_none() || disk_work {
-                return Some(output);
-            }
-            self.gated.push_back(output);
-        }
     }
 
     /// This member's ID.
@@ -566,6 +556,8 @@ impl Node {
 
     /// Replaces the application state by a snapshot's (from the leader, or at restart).
     fn install_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), NodeError> {
+        // Exports in progress still read the store this replaces.
+        self.exports.finish_all(&self.store);
         let meta = snapshot.metadata.clone().unwrap_or_default();
         if snapshot.data.is_empty() {
             self.store = Store::new(self.store.config());
@@ -717,31 +709,6 @@ impl Node {
         }
     }
 
-    fn on_persisted(&mut self, ready_number: u64) {
-        self.raft.advance(ready_number);
-        if self.term_vote_unpersisted.is_some_and(|n| n <= ready_number) {
-            self.term_vote_unpersisted = None;
-        }
-        if self.conf_commit_unpersisted.is_some_and(|n| n <= ready_number) {
-            self.conf_commit_unpersisted = None;
-            // What waited was produced before anything still queued.
-            while let Some(output) = self.gated.pop_back() {
-                self.outputs.push_front(output);
-            }
-        }
-        while self.held.front().is_some_and(|(n, _)| *n <= ready_number) {
-            let (_, messages) = self.held.pop_front().expect("checked");
-            for m in messages {
-                self.outputs.push_back(Output::Send {
-                    to: m.to,
-                    message: PeerMessage::Raft(m),
-                });
-            }
-        }
-        self.drive();
-        self.maybe_snapshot();
-    }
-
     /// Takes every Ready raft has, applies what it can, and queues the outputs.
     fn drive(&mut self) {
         while !self.removed && self.raft.has_ready() {
@@ -817,14 +784,14 @@ impl Node {
                 early = now;
                 messages = rest;
             }
-            self.outputs.push_back(Output::Persist {
+            self.outputs.push_back(Output::Persist(Persist {
                 ready_number: rd.number,
                 snapshot: rd.snapshot,
                 entries: rd.entries,
                 hard_state: rd.hard_state,
                 // A committed configuration change: see `conf_commit_unpersisted`.
                 must_sync: rd.must_sync || commits_conf_change,
-            });
+            }));
             for m in early {
                 self.outputs.push_back(Output::Send {
                     to: m.to,
@@ -840,6 +807,7 @@ impl Node {
                     return;
                 }
             }
+            self.announce_peer_urls();
             self.reads.on_read_states(rd.read_states);
             self.serve_confirmed_reads();
         }
@@ -884,85 +852,26 @@ impl Node {
         });
     }
 
-    /// Takes an application snapshot every `snapshot_count` applied entries, once
-    /// raft has acknowledged everything applied (the snapshot must describe exactly
-    /// the state at its index).
-    /// Starts an application snapshot when one is due, or encodes the next slice
-    /// of the one in progress; a finished one compacts raft's log and is saved.
-    ///
-    /// Due means `snapshot_count` entries applied since the last one and, once the
-    /// state is over `snapshot_size_free_bytes`, at least as many bytes of entries
-    /// applied as the last snapshot held: a snapshot costs its whole state, so
-    /// taking one per fixed number of entries would cost a large store more in
-    /// snapshots than in the writes themselves (etcd's snapshot is cheap because
-    /// its state is already on disk; here the state is written out whole). The
-    /// WAL kept between snapshots is then bounded by about the state's size.
-    fn maybe_snapshot(&mut self) {
-        if self.snapshot_job.is_none() {
-            let due = self.applied_index >= self.snapshot_index + self.config.snapshot_count
-                && (self.snapshot_bytes <= self.config.snapshot_size_free_bytes
-                    || self.applied_bytes_since_snapshot >= self.snapshot_bytes);
-            if !due {
-                return;
-            }
-            self.snapshot_job = Some(SnapshotJob {
-                index: self.applied_index,
-                encoder: self.state_encoder(),
-            });
-            self.applied_bytes_since_snapshot = 0;
-        }
-        self.step_snapshot(self.config.snapshot_step_bytes);
-    }
-
-    /// Finishes the snapshot in progress, if any, at once: before applying what
-    /// would change the state the encoder still reads (a compaction, which
-    /// removes records) or what raft refuses to compact past (a conf change).
-    pub(crate) fn finish_snapshot(&mut self) {
-        if self.snapshot_job.is_some() {
-            self.step_snapshot(usize::MAX);
-        }
-    }
-
-    fn step_snapshot(&mut self, budget_bytes: usize) {
-        let Some(job) = self.snapshot_job.as_mut() else {
-            return;
-        };
-        if !job.encoder.step(&self.store, budget_bytes) {
+    /// Queues [`Output::PeerUrls`] when the members' peer URLs differ from the
+    /// ones last announced.
+    fn announce_peer_urls(&mut self) {
+        let same = self.announced_peer_urls.as_ref().is_some_and(|announced| {
+            announced.len() == self.members.len()
+                && announced
+                    .iter()
+                    .zip(self.members.values())
+                    .all(|((id, urls), m)| *id == m.id && *urls == m.peer_ur_ls)
+        });
+        if same {
             return;
         }
-        let job = self.snapshot_job.take().expect("checked");
-        let data = job.encoder.finish();
-        let bytes = data.len() as u64;
-        if self.raft.compact(job.index, data).is_ok() {
-            self.snapshot_index = job.index;
-            self.snapshot_bytes = bytes;
-            self.outputs.push_back(Output::SaveSnapshot {
-                snapshot: self.raft.snapshot().clone(),
-            });
-        }
-    }
-
-    fn state_encoder(&self) -> state::StateEncoder {
-        state::encoder(
-            self.applied_index,
-            self.applied_term,
-            self.config.cluster_id,
-            self.db_size_bytes,
-            &self.members,
-            &self.removed_members,
-            &self.alarms,
-            &self.store,
-            &self.lessor,
-            &self.applied_requests,
-            &self.auth,
-            &self.v2,
-        )
-    }
-
-    fn encode_state(&self) -> Vec<u8> {
-        let mut encoder = self.state_encoder();
-        while !encoder.step(&self.store, usize::MAX) {}
-        encoder.finish()
+        let urls: BTreeMap<u64, Vec<String>> = self
+            .members
+            .values()
+            .map(|m| (m.id, m.peer_ur_ls.clone()))
+            .collect();
+        self.announced_peer_urls = Some(urls.clone());
+        self.outputs.push_back(Output::PeerUrls { urls });
     }
 
     /// Moves every queued watch response out, with the member's header.

@@ -2,7 +2,7 @@
 //! with an in-memory disk that is durable as soon as written: the latest
 //! snapshot, the hard state, and the entries after the snapshot.
 
-use detcd_core::node::{Input, Node, NodeStart, Output};
+use detcd_core::node::{Input, Node, NodeStart, Output, Persist};
 use detcd_proto::raftpb::{Entry, HardState, Snapshot};
 
 #[derive(Clone, Debug, Default)]
@@ -19,12 +19,13 @@ impl MemDisk {
 
     /// An `Output::Persist`: a leader's snapshot replaces everything, entries
     /// overwrite from their first index, the hard state replaces the old one.
-    pub fn persist(
-        &mut self,
-        snapshot: Option<Snapshot>,
-        entries: Vec<Entry>,
-        hard_state: Option<HardState>,
-    ) {
+    pub fn persist(&mut self, persist: Persist) {
+        let Persist {
+            snapshot,
+            entries,
+            hard_state,
+            ..
+        } = persist;
         if let Some(s) = snapshot {
             self.snapshot = s;
             self.entries.clear();
@@ -54,14 +55,9 @@ impl MemDisk {
     #[allow(dead_code)]
     pub fn serve(&mut self, node: &mut Node, output: Output) -> Option<Output> {
         match output {
-            Output::Persist {
-                ready_number,
-                snapshot,
-                entries,
-                hard_state,
-                ..
-            } => {
-                self.persist(snapshot, entries, hard_state);
+            Output::Persist(persist) => {
+                let ready_number = persist.ready_number;
+                self.persist(persist);
                 node.handle(Input::Persisted { ready_number });
                 None
             }

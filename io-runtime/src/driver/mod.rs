@@ -189,6 +189,15 @@ impl fmt::Display for StartError {
 
 impl std::error::Error for StartError {}
 
+impl From<transport::TransportError> for StartError {
+    fn from(e: transport::TransportError) -> StartError {
+        match e {
+            transport::TransportError::BadUrl { url } => StartError::BadUrl { url },
+            transport::TransportError::Bind { url, source } => StartError::Bind { url, source },
+        }
+    }
+}
+
 /// Why a member stopped.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StopReason {
@@ -241,8 +250,6 @@ pub(crate) struct StreamSink {
 pub(crate) enum Internal {
     StreamClosed(StreamId),
     Stored(persist::Done),
-    PeerUnreachable(u64),
-    SnapshotReport { peer: u64, delivered: bool },
 }
 
 struct Shared {
@@ -344,6 +351,7 @@ pub async fn start(options: MemberOptions) -> Result<(Member, MemberHandle), Sta
     let (commands_tx, commands_rx) = mpsc::channel(COMMAND_QUEUE_MAX);
     let (internal_tx, internal_rx) = mpsc::unbounded_channel();
     let (peer_tx, peer_rx) = mpsc::channel(transport::INBOUND_QUEUE_MSGS_MAX);
+    let (reports_tx, reports_rx) = mpsc::unbounded_channel();
     let (shutdown_tx, shutdown_rx) = oneshot::channel();
     let (stopped_tx, stopped_rx) = watch::channel(None);
     let metrics = SharedMetrics::default();
@@ -362,7 +370,7 @@ pub async fn start(options: MemberOptions) -> Result<(Member, MemberHandle), Sta
         listeners,
         options.peers.clone(),
         peer_tx,
-        internal_tx.clone(),
+        reports_tx,
         options.peer_tls.clone(),
         commands_tx.clone(),
     );
@@ -376,7 +384,14 @@ pub async fn start(options: MemberOptions) -> Result<(Member, MemberHandle), Sta
         v2_index_tx,
         options.tick_ms,
     );
-    let task = tokio::spawn(driver.run(commands_rx, internal_rx, peer_rx, shutdown_rx, stopped_tx));
+    let channels = run::Channels {
+        commands: commands_rx,
+        internal: internal_rx,
+        reports: reports_rx,
+        peers: peer_rx,
+        shutdown: shutdown_rx,
+    };
+    let task = tokio::spawn(driver.run(channels, stopped_tx));
     crate::log!(
         crate::log::Level::Info,
         "driver",

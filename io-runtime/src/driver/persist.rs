@@ -30,7 +30,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use detcd_proto::raftpb::{Entry, HardState, Snapshot, SnapshotMetadata};
+use detcd_core::node::Persist;
+use detcd_proto::raftpb::{Snapshot, SnapshotMetadata};
 use tokio::sync::mpsc;
 
 use super::Internal;
@@ -40,13 +41,8 @@ use crate::storage::Storage;
 /// One piece of disk work, as the node's outputs describe it.
 #[derive(Debug)]
 pub(crate) enum Job {
-    Persist {
-        ready_number: u64,
-        snapshot: Option<Snapshot>,
-        entries: Vec<Entry>,
-        hard_state: Option<HardState>,
-        must_sync: bool,
-    },
+    /// The node's [`Output::Persist`](detcd_core::node::Output::Persist), as it came.
+    Persist(Persist),
     SaveSnapshot(Snapshot),
     ReleaseWal(u64),
     /// From the snapshot writer: this application snapshot's file is durable
@@ -190,11 +186,11 @@ impl Persister {
     /// where overlapping the sync with the driver's work pays more).
     pub(crate) fn write_inline(&self, batch: Vec<Job>) -> Result<Done, Vec<Job>> {
         let small = batch.iter().try_fold(0usize, |entries, job| match job {
-            Job::Persist {
+            Job::Persist(Persist {
                 snapshot: None,
                 entries: e,
                 ..
-            } => Some(entries + e.len()),
+            }) => Some(entries + e.len()),
             _ => None,
         });
         if small.is_none_or(|n| n > INLINE_ENTRIES_MAX) || self.submitted.load(Ordering::Acquire) != 0 {
@@ -365,13 +361,13 @@ impl StorageThread {
         let result = || -> Result<(), String> {
             for job in batch {
                 match job {
-                    Job::Persist {
+                    Job::Persist(Persist {
                         ready_number,
                         snapshot,
                         entries,
                         hard_state,
                         must_sync: sync,
-                    } => {
+                    }) => {
                         // A snapshot from the leader (or the bootstrap one) goes first:
                         // the entries that follow continue after it.
                         if let Some(snapshot) = &snapshot {

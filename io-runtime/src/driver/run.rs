@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use detcd_core::error::{self as etcd_error, EtcdError};
-use detcd_core::node::{ClientRequestId, Input, Node, Output, PeerMessage, Response};
+use detcd_core::node::{ClientRequestId, ExportProgress, Input, Node, Output, PeerMessage, Response};
 use detcd_core::raft::Role;
 use detcd_core::watch::StreamId;
 use detcd_proto::raftpb::MessageType;
@@ -17,7 +17,7 @@ use super::tally::Tally;
 use super::{Command, Internal, StopReason, StreamSink, TURN_EVENTS_MAX};
 use crate::log::Level;
 use crate::metrics::{Metrics, SharedMetrics};
-use crate::transport::{Sent, Transport};
+use crate::transport::{Report, Sent, Transport};
 
 /// Inline writes one turn may make before handing the rest to the storage thread.
 const INLINE_ROUNDS_MAX: usize = 4;
@@ -27,7 +27,19 @@ enum Event {
     Tick,
     Command(Command),
     Internal(Internal),
+    Transport(Report),
     Peer(PeerMessage),
+    /// Work the driver put off to the next turn (the next slice of an export).
+    Continue,
+}
+
+/// Where the driver's events come from.
+pub(crate) struct Channels {
+    pub(crate) commands: mpsc::Receiver<Command>,
+    pub(crate) internal: mpsc::UnboundedReceiver<Internal>,
+    pub(crate) reports: mpsc::UnboundedReceiver<Report>,
+    pub(crate) peers: mpsc::Receiver<PeerMessage>,
+    pub(crate) shutdown: oneshot::Receiver<()>,
 }
 
 /// A client waiting for its request's answer.
@@ -59,6 +71,11 @@ pub(crate) struct Driver {
     /// Inputs the driver itself produced while acting (transport drops), fed
     /// before the turn ends.
     deferred: Vec<Input>,
+    /// Inputs put off to the next turn, after what else is waiting by then.
+    next_turn: Vec<Input>,
+    /// Maintenance snapshots being encoded by the node, by export number.
+    exports: BTreeMap<u64, oneshot::Sender<Vec<u8>>>,
+    next_export: u64,
     metrics: Metrics,
     shared_metrics: SharedMetrics,
     /// When the key count was last refreshed.
@@ -89,6 +106,9 @@ impl Driver {
             next_client_id: 1,
             streams: BTreeMap::new(),
             deferred: Vec::new(),
+            next_turn: Vec::new(),
+            exports: BTreeMap::new(),
+            next_export: 1,
             metrics: Metrics::default(),
             shared_metrics,
             keys_counted: None,
@@ -97,14 +117,14 @@ impl Driver {
         }
     }
 
-    pub(crate) async fn run(
-        mut self,
-        mut commands: mpsc::Receiver<Command>,
-        mut internal: mpsc::UnboundedReceiver<Internal>,
-        mut peers: mpsc::Receiver<PeerMessage>,
-        mut shutdown: oneshot::Receiver<()>,
-        stopped: watch::Sender<Option<StopReason>>,
-    ) {
+    pub(crate) async fn run(mut self, channels: Channels, stopped: watch::Sender<Option<StopReason>>) {
+        let Channels {
+            mut commands,
+            mut internal,
+            mut reports,
+            mut peers,
+            mut shutdown,
+        } = channels;
         let mut ticker = tokio::time::interval(Duration::from_millis(self.tick_ms));
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         // Node::new may already have outputs (the bootstrap Persist).
@@ -118,9 +138,11 @@ impl Driver {
                     break;
                 }
                 Some(event) = internal.recv() => Event::Internal(event),
+                Some(report) = reports.recv() => Event::Transport(report),
                 _ = ticker.tick() => Event::Tick,
                 Some(message) = peers.recv() => Event::Peer(message),
                 Some(command) = commands.recv() => Event::Command(command),
+                () = std::future::ready(()), if !self.next_turn.is_empty() => Event::Continue,
             };
             // The one clock read of this turn.
             let turn_started = Instant::now();
@@ -133,6 +155,8 @@ impl Driver {
             for _ in 0..TURN_EVENTS_MAX {
                 let event = if let Ok(e) = internal.try_recv() {
                     Event::Internal(e)
+                } else if let Ok(r) = reports.try_recv() {
+                    Event::Transport(r)
                 } else if let Ok(m) = peers.try_recv() {
                     Event::Peer(m)
                 } else if let Ok(c) = commands.try_recv() {
@@ -180,7 +204,15 @@ impl Driver {
                 self.streams.insert(stream, sink);
             }
             Event::Command(Command::SnapshotBytes { reply }) => {
-                let _ = reply.send(self.node.app_snapshot());
+                let export = self.next_export;
+                self.next_export += 1;
+                self.exports.insert(export, reply);
+                self.node.handle(Input::ExportSnapshot { export });
+            }
+            Event::Continue => {
+                for input in std::mem::take(&mut self.next_turn) {
+                    self.node.handle(input);
+                }
             }
             Event::Command(Command::PortableHead { reply }) => {
                 let _ = reply.send(self.node.portable_head());
@@ -198,10 +230,10 @@ impl Driver {
                 self.node.handle(Input::StreamClosed { stream });
             }
             Event::Internal(Internal::Stored(done)) => self.on_stored(done),
-            Event::Internal(Internal::PeerUnreachable(peer)) => {
+            Event::Transport(Report::PeerUnreachable(peer)) => {
                 self.node.handle(Input::PeerUnreachable { peer });
             }
-            Event::Internal(Internal::SnapshotReport { peer, delivered }) => {
+            Event::Transport(Report::SnapshotReport { peer, delivered }) => {
                 self.node.handle(Input::SnapshotReport { peer, delivered });
             }
         }
@@ -263,21 +295,7 @@ impl Driver {
 
     fn act(&mut self, output: Output) {
         match output {
-            Output::Persist {
-                ready_number,
-                snapshot,
-                entries,
-                hard_state,
-                must_sync,
-            } => {
-                self.jobs.push_back(Job::Persist {
-                    ready_number,
-                    snapshot,
-                    entries,
-                    hard_state,
-                    must_sync,
-                });
-            }
+            Output::Persist(persist) => self.jobs.push_back(Job::Persist(persist)),
             Output::Send { to, message } => self.send(to, message),
             Output::Respond { id, result } => self.respond(id, result),
             Output::Watch { stream, response } => {
@@ -324,6 +342,21 @@ impl Driver {
                     "{what} auto compaction at revision {revision}"
                 );
             }
+            Output::PeerUrls { urls } => {
+                if let Some(transport) = self.transport.as_mut() {
+                    transport.set_peer_urls(urls);
+                }
+            }
+            Output::SnapshotExport { export, progress } => match progress {
+                // The next slice waits for the next turn: what queued meanwhile
+                // (client requests, raft messages) goes first.
+                ExportProgress::Pending => self.next_turn.push(Input::ExportSnapshot { export }),
+                ExportProgress::Done(data) => {
+                    if let Some(reply) = self.exports.remove(&export) {
+                        let _ = reply.send(data);
+                    }
+                }
+            },
             Output::Removed => {
                 crate::log!(
                     Level::Warn,
@@ -340,10 +373,9 @@ impl Driver {
         let Some(transport) = self.transport.as_mut() else {
             return;
         };
-        let urls = self.node.members().get(&to).map(|m| m.peer_ur_ls.as_slice());
         let heartbeat =
             matches!(&message, PeerMessage::Raft(m) if m.r#type == MessageType::MsgHeartbeat as i32);
-        if let Sent::Dropped { snapshot } = transport.send(to, message, urls) {
+        if let Sent::Dropped { snapshot } = transport.send(to, message) {
             self.metrics.peer_sends_dropped += 1;
             if heartbeat {
                 self.metrics.heartbeat_send_failures += 1;

@@ -5,15 +5,16 @@
 use std::time::Duration;
 
 use detcd_core::node::PeerMessage;
-use detcd_proto::detcdpb::{PeerEnvelope, PeerHello, PeerHelloReply};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use detcd_proto::detcdpb::PeerEnvelope;
+use tokio::io::AsyncBufReadExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::conn::{self, PeerStream, SharedPeerTls};
+use super::handshake::{self, Answered};
 use super::peer_http;
 use super::socket::{Listener, Remote};
-use super::{wire, Identity, DIAL_TIMEOUT_MS, PEER_PROTOCOL_VERSION, RECONNECT_BACKOFF_MS_MIN};
+use super::{wire, Identity, DIAL_TIMEOUT_MS, RECONNECT_BACKOFF_MS_MIN};
 use crate::driver::Command;
 use crate::log::Level;
 
@@ -64,32 +65,6 @@ pub(super) async fn accept_loop(
     }
 }
 
-/// Why a hello is refused, or `None` to accept it.
-fn check_hello(identity: Identity, hello: &PeerHello) -> Option<String> {
-    if hello.protocol_version != PEER_PROTOCOL_VERSION {
-        return Some(format!(
-            "protocol version {} is not {PEER_PROTOCOL_VERSION}",
-            hello.protocol_version
-        ));
-    }
-    if hello.cluster_id != identity.cluster_id {
-        return Some(format!(
-            "cluster ID mismatch: member {:x} is in cluster {:x}, the dialer {:x} in {:x}",
-            identity.member_id, identity.cluster_id, hello.from, hello.cluster_id
-        ));
-    }
-    if hello.to != identity.member_id {
-        return Some(format!(
-            "member ID mismatch: the dialer {:x} wanted member {:x}, this is member {:x}",
-            hello.from, hello.to, identity.member_id
-        ));
-    }
-    if hello.from == identity.member_id || hello.from == 0 {
-        return Some(format!("the dialer claims member ID {:x}", hello.from));
-    }
-    None
-}
-
 async fn read_loop(
     identity: Identity,
     stream: PeerStream,
@@ -109,43 +84,22 @@ async fn read_loop(
     }
     let (reader, mut writer) = tokio::io::split(stream);
     let mut reader = tokio::io::BufReader::new(reader);
-    let handshake = tokio::time::timeout(
-        Duration::from_millis(DIAL_TIMEOUT_MS),
-        wire::read_frame::<PeerHello>(&mut reader),
-    );
-    let hello = match handshake.await {
-        Ok(Ok(hello)) => hello,
-        Ok(Err(e)) => {
-            crate::log!(Level::Warn, "transport", "handshake from {addr} failed: {e}");
+    let from = match handshake::answer(identity, &mut reader, &mut writer).await {
+        Answered::Accepted { from } => from,
+        Answered::Refused(why) => {
+            crate::log!(
+                Level::Error,
+                "transport",
+                "member {:x}: refused peer connection from {addr}: {why}",
+                identity.member_id
+            );
             return;
         }
-        Err(_) => {
-            crate::log!(Level::Warn, "transport", "handshake from {addr} timed out");
+        Answered::Failed(why) => {
+            crate::log!(Level::Warn, "transport", "handshake from {addr} {why}");
             return;
         }
     };
-    let refusal = check_hello(identity, &hello);
-    let reply = PeerHelloReply {
-        accepted: refusal.is_none(),
-        cluster_id: identity.cluster_id,
-        member_id: identity.member_id,
-        reason: refusal.clone().unwrap_or_default(),
-    };
-    let mut buf = Vec::new();
-    wire::put_frame(&mut buf, &reply);
-    if writer.write_all(&buf).await.is_err() {
-        return;
-    }
-    if let Some(why) = refusal {
-        crate::log!(
-            Level::Error,
-            "transport",
-            "member {:x}: refused peer connection from {addr}: {why}",
-            identity.member_id
-        );
-        return;
-    }
-    let from = hello.from;
     crate::log!(
         Level::Debug,
         "transport",
@@ -178,43 +132,5 @@ async fn read_loop(
         if inbound.send(message).await.is_err() {
             return;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hellos_of_another_cluster_or_member_are_refused() {
-        let me = Identity {
-            member_id: 1,
-            cluster_id: 7,
-        };
-        let good = PeerHello {
-            protocol_version: PEER_PROTOCOL_VERSION,
-            cluster_id: 7,
-            from: 2,
-            to: 1,
-        };
-        assert_eq!(check_hello(me, &good), None);
-        assert!(check_hello(
-            me,
-            &PeerHello {
-                cluster_id: 8,
-                ..good
-            }
-        )
-        .is_some());
-        assert!(check_hello(me, &PeerHello { to: 3, ..good }).is_some());
-        assert!(check_hello(me, &PeerHello { from: 1, ..good }).is_some());
-        assert!(check_hello(
-            me,
-            &PeerHello {
-                protocol_version: 2,
-                ..good
-            }
-        )
-        .is_some());
     }
 }

@@ -47,24 +47,25 @@
 //!   reader whose dialer vanished without a FIN stays until the member stops.
 
 pub mod conn;
+pub mod handshake;
 mod inbound;
 pub mod peer_http;
 pub mod socket;
 pub mod wire;
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::time::Duration;
 
 use detcd_core::node::PeerMessage;
-use detcd_proto::detcdpb::{PeerHello, PeerHelloReply};
 use detcd_proto::raftpb::MessageType;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
+use tokio::task::{AbortHandle, JoinSet};
 
 use self::conn::{PeerStream, SharedPeerTls};
+use self::handshake::DialError;
 use self::socket::{Address, Listener, Local, StaleSocket};
-use crate::driver::{Internal, StartError};
 use crate::log::Level;
 
 /// The protocol version in every hello; a listener refuses any other.
@@ -87,6 +88,38 @@ pub const DIAL_TIMEOUT_MS: u64 = 1000;
 /// exempt, since they may legitimately take longer.
 pub const WRITE_TIMEOUT_MS: u64 = 5000;
 
+/// What the transport tells its owner about delivery.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Report {
+    /// Messages to `peer` could not be delivered (its link is down or full).
+    PeerUnreachable(u64),
+    /// A raft snapshot message to `peer` was (`delivered`) or was not written.
+    SnapshotReport { peer: u64, delivered: bool },
+}
+
+/// Why the transport cannot use a URL.
+#[derive(Debug)]
+pub enum TransportError {
+    /// A peer URL is not `http://host:port` (or a TLS URL without TLS configured).
+    BadUrl { url: String },
+    /// A peer listener could not bind (port in use, address not local, ...).
+    Bind { url: String, source: std::io::Error },
+}
+
+impl fmt::Display for TransportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TransportError::BadUrl { url } => write!(
+                f,
+                "peer URL {url:?} is not http(s)://host:port or unix(s)://socket (with TLS configured for https and unixs)"
+            ),
+            TransportError::Bind { url, source } => write!(f, "cannot listen for peers on {url}: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for TransportError {}
+
 /// Who this member is, as its hello says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Identity {
@@ -97,8 +130,8 @@ pub struct Identity {
 /// `http://host:port` (or `https://`, or bare `host:port`) -> TCP `host:port`;
 /// `unix://name` (or `unixs://`) -> the socket file `name`. Whether a TLS URL can be
 /// used is decided where it is served or dialed ([`conn`]).
-pub fn parse_url(url: &str) -> Result<Address, StartError> {
-    Address::of_url(url).ok_or_else(|| StartError::BadUrl { url: url.to_string() })
+pub fn parse_url(url: &str) -> Result<Address, TransportError> {
+    Address::of_url(url).ok_or_else(|| TransportError::BadUrl { url: url.to_string() })
 }
 
 /// One bound peer listener.
@@ -113,14 +146,14 @@ pub struct PeerListener {
 /// Binds a listener for each URL; a port in use fails with the URL named, a TLS URL
 /// without `tls` is refused. A unix socket's stale file is removed first, as etcd's
 /// peer listeners do.
-pub async fn bind(urls: &[String], tls: &SharedPeerTls) -> Result<Vec<PeerListener>, StartError> {
+pub async fn bind(urls: &[String], tls: &SharedPeerTls) -> Result<Vec<PeerListener>, TransportError> {
     let mut listeners = Vec::with_capacity(urls.len());
     for url in urls {
         let addr = parse_url(url)?;
         if conn::wants_tls(url) && tls.is_none() {
-            return Err(StartError::BadUrl { url: url.clone() });
+            return Err(TransportError::BadUrl { url: url.clone() });
         }
-        let bind_error = |source| StartError::Bind {
+        let bind_error = |source| TransportError::Bind {
             url: url.clone(),
             source,
         };
@@ -146,11 +179,23 @@ pub async fn bind(urls: &[String], tls: &SharedPeerTls) -> Result<Vec<PeerListen
 #[derive(Debug)]
 pub struct Transport {
     identity: Identity,
-    urls: BTreeMap<u64, Vec<String>>,
-    links: BTreeMap<u64, mpsc::Sender<PeerMessage>>,
-    reports: mpsc::UnboundedSender<Internal>,
+    /// The peer URLs the options name: used for members the node's list has
+    /// none for.
+    fallback_urls: BTreeMap<u64, Vec<String>>,
+    /// The peer URLs of the node's member list (its latest `Output::PeerUrls`).
+    member_urls: BTreeMap<u64, Vec<String>>,
+    links: BTreeMap<u64, Link>,
+    reports: mpsc::UnboundedSender<Report>,
     tasks: JoinSet<()>,
     tls: SharedPeerTls,
+}
+
+/// One peer's outbound connection: its queue, its writer task, the URLs it dials.
+#[derive(Debug)]
+struct Link {
+    queue: mpsc::Sender<PeerMessage>,
+    writer: AbortHandle,
+    urls: Vec<String>,
 }
 
 /// What happened to one `Transport::send`.
@@ -166,12 +211,12 @@ pub enum Sent {
 impl Transport {
     /// Starts accepting on `listeners`; inbound messages go to `inbound`, reports
     /// (unreachable peers, snapshot delivery) to `reports`.
-    pub(crate) fn start(
+    pub fn start(
         identity: Identity,
         listeners: Vec<PeerListener>,
-        urls: BTreeMap<u64, Vec<String>>,
+        fallback_urls: BTreeMap<u64, Vec<String>>,
         inbound: mpsc::Sender<PeerMessage>,
-        reports: mpsc::UnboundedSender<Internal>,
+        reports: mpsc::UnboundedSender<Report>,
         tls: SharedPeerTls,
         commands: mpsc::Sender<crate::driver::Command>,
     ) -> Transport {
@@ -200,7 +245,8 @@ impl Transport {
         }
         Transport {
             identity,
-            urls,
+            fallback_urls,
+            member_urls: BTreeMap::new(),
             links: BTreeMap::new(),
             reports,
             tasks,
@@ -208,39 +254,65 @@ impl Transport {
         }
     }
 
-    /// Queues `message` for member `to` without waiting. `member_urls` are the
-    /// peer URLs the node's member list has for `to`, used when the options name
-    /// none.
-    pub(crate) fn send(&mut self, to: u64, message: PeerMessage, member_urls: Option<&[String]>) -> Sent {
+    /// The member list's peer URLs changed: links to members no longer listed, or
+    /// listed at other URLs, are closed (a later send dials the new URLs).
+    pub fn set_peer_urls(&mut self, urls: BTreeMap<u64, Vec<String>>) {
+        self.member_urls = urls;
+        let stale: Vec<u64> = self
+            .links
+            .iter()
+            .filter(|(id, link)| self.urls_of(**id).is_none_or(|urls| *urls != link.urls))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in stale {
+            let link = self.links.remove(&id).expect("listed");
+            link.writer.abort();
+            crate::log!(
+                Level::Info,
+                "transport",
+                "member {:x}: closed the link to peer {id:x} (its peer URLs changed or it left)",
+                self.identity.member_id
+            );
+        }
+    }
+
+    /// Where member `id` is reached: the member list's URLs, else (for a listed
+    /// member without URLs, or before the list is known) the options'. A member the
+    /// list no longer holds is not reached.
+    fn urls_of(&self, id: u64) -> Option<&Vec<String>> {
+        match self.member_urls.get(&id) {
+            Some(urls) if !urls.is_empty() => Some(urls),
+            None if !self.member_urls.is_empty() => None,
+            _ => self.fallback_urls.get(&id).filter(|u| !u.is_empty()),
+        }
+    }
+
+    /// Queues `message` for member `to` without waiting.
+    pub fn send(&mut self, to: u64, message: PeerMessage) -> Sent {
         let snapshot = is_snapshot(&message);
         if !self.links.contains_key(&to) {
-            let urls = match self.urls.get(&to) {
-                Some(urls) if !urls.is_empty() => urls.clone(),
-                _ => match member_urls {
-                    Some(urls) if !urls.is_empty() => urls.to_vec(),
-                    _ => return Sent::Dropped { snapshot },
-                },
+            let Some(urls) = self.urls_of(to).cloned() else {
+                return Sent::Dropped { snapshot };
             };
             let (queue, receiver) = mpsc::channel(PEER_QUEUE_MSGS_MAX);
-            self.tasks.spawn(write_loop(
+            let writer = self.tasks.spawn(write_loop(
                 self.identity,
                 to,
-                urls,
+                urls.clone(),
                 self.tls.clone(),
                 receiver,
                 self.reports.clone(),
             ));
-            self.links.insert(to, queue);
+            self.links.insert(to, Link { queue, writer, urls });
         }
-        let queue = &self.links[&to];
-        match queue.try_send(message) {
+        match self.links[&to].queue.try_send(message) {
             Ok(()) => Sent::Queued,
             Err(_) => Sent::Dropped { snapshot },
         }
     }
 
     /// Closes every connection and listener and waits for their tasks.
-    pub(crate) async fn stop(mut self) {
+    pub async fn stop(mut self) {
         self.links.clear();
         self.tasks.shutdown().await;
     }
@@ -250,93 +322,18 @@ fn is_snapshot(message: &PeerMessage) -> bool {
     matches!(message, PeerMessage::Raft(m) if m.r#type == MessageType::MsgSnap as i32)
 }
 
-/// Dials `to` (each URL in turn) and shakes hands.
-async fn dial(
-    identity: Identity,
-    to: u64,
-    urls: &[String],
-    tls: &SharedPeerTls,
-) -> Result<PeerStream, DialError> {
-    let mut last = DialError::Failed("no peer URL".into());
-    for url in urls {
-        let Ok(addr) = parse_url(url) else {
-            last = DialError::Failed(format!("bad peer URL {url}"));
-            continue;
-        };
-        let attempt = tokio::time::timeout(
-            Duration::from_millis(DIAL_TIMEOUT_MS),
-            handshake(identity, to, url, &addr, tls),
-        );
-        match attempt.await {
-            Ok(Ok(stream)) => return Ok(stream),
-            Ok(Err(e)) => last = e,
-            Err(_) => last = DialError::Failed(format!("{addr}: timed out")),
-        }
-    }
-    Err(last)
-}
-
-#[derive(Debug)]
-enum DialError {
-    Failed(String),
-    Refused(String),
-}
-
-async fn handshake(
-    identity: Identity,
-    to: u64,
-    url: &str,
-    addr: &Address,
-    tls: &SharedPeerTls,
-) -> Result<PeerStream, DialError> {
-    // A refused certificate or a missing TLS setup will not heal by itself. Under TLS
-    // 1.3 the listener's refusal of this member's certificate arrives as an alert on
-    // the first read after the handshake, so the reply's read is judged the same way.
-    let failed = |e: std::io::Error| {
-        if e.kind() == std::io::ErrorKind::PermissionDenied || e.kind() == std::io::ErrorKind::InvalidData {
-            DialError::Refused(format!("{addr}: {e}"))
-        } else {
-            DialError::Failed(format!("{addr}: {e}"))
-        }
-    };
-    let mut stream = conn::dial(url, addr, tls).await.map_err(failed)?;
-    let hello = PeerHello {
-        protocol_version: PEER_PROTOCOL_VERSION,
-        cluster_id: identity.cluster_id,
-        from: identity.member_id,
-        to,
-    };
-    let mut buf = Vec::new();
-    wire::put_frame(&mut buf, &hello);
-    stream.write_all(&buf).await.map_err(failed)?;
-    let reply: PeerHelloReply = wire::read_frame(&mut stream).await.map_err(|e| match e {
-        wire::FrameError::Io(e) => failed(e),
-        other => DialError::Failed(format!("{addr}: {other}")),
-    })?;
-    if !reply.accepted {
-        return Err(DialError::Refused(format!("{addr} refused: {}", reply.reason)));
-    }
-    if reply.cluster_id != identity.cluster_id || reply.member_id != to {
-        return Err(DialError::Refused(format!(
-            "{addr} is member {:x} of cluster {:x}, expected member {to:x} of cluster {:x}",
-            reply.member_id, reply.cluster_id, identity.cluster_id
-        )));
-    }
-    Ok(stream)
-}
-
 async fn write_loop(
     identity: Identity,
     to: u64,
     urls: Vec<String>,
     tls: SharedPeerTls,
     mut queue: mpsc::Receiver<PeerMessage>,
-    reports: mpsc::UnboundedSender<Internal>,
+    reports: mpsc::UnboundedSender<Report>,
 ) {
     let mut backoff_ms = RECONNECT_BACKOFF_MS_MIN;
     let mut failures = 0u64;
     loop {
-        match dial(identity, to, &urls, &tls).await {
+        match handshake::dial(identity, to, &urls, &tls).await {
             Ok(stream) => {
                 if failures > 0 {
                     crate::log!(
@@ -357,7 +354,7 @@ async fn write_loop(
                             "member {:x}: connection to peer {to:x} lost: {e}",
                             identity.member_id
                         );
-                        let _ = reports.send(Internal::PeerUnreachable(to));
+                        let _ = reports.send(Report::PeerUnreachable(to));
                     }
                 }
             }
@@ -393,10 +390,10 @@ async fn write_loop(
                 message = queue.recv() => {
                     let Some(message) = message else { return };
                     if is_snapshot(&message) {
-                        let _ = reports.send(Internal::SnapshotReport { peer: to, delivered: false });
+                        let _ = reports.send(Report::SnapshotReport { peer: to, delivered: false });
                     }
                     if !reported {
-                        let _ = reports.send(Internal::PeerUnreachable(to));
+                        let _ = reports.send(Report::PeerUnreachable(to));
                         reported = true;
                     }
                 }
@@ -418,7 +415,7 @@ async fn pump(
     stream: PeerStream,
     queue: &mut mpsc::Receiver<PeerMessage>,
     to: u64,
-    reports: &mpsc::UnboundedSender<Internal>,
+    reports: &mpsc::UnboundedSender<Report>,
 ) -> Pumped {
     let (mut reader, mut stream) = tokio::io::split(stream);
     let mut buf = Vec::new();
@@ -467,7 +464,7 @@ async fn pump(
         };
         if let Err(e) = written {
             for _ in 0..snapshots {
-                let _ = reports.send(Internal::SnapshotReport {
+                let _ = reports.send(Report::SnapshotReport {
                     peer: to,
                     delivered: false,
                 });
@@ -475,7 +472,7 @@ async fn pump(
             return Pumped::Broken(e);
         }
         for _ in 0..snapshots {
-            let _ = reports.send(Internal::SnapshotReport {
+            let _ = reports.send(Report::SnapshotReport {
                 peer: to,
                 delivered: true,
             });
@@ -503,5 +500,76 @@ mod tests {
         assert!(parse_url("http://nohost").is_err());
         assert!(parse_url("http://:80").is_err());
         assert!(parse_url("http://h:port").is_err());
+    }
+
+    fn heartbeat(to: u64) -> PeerMessage {
+        PeerMessage::Raft(detcd_proto::raftpb::Message {
+            r#type: MessageType::MsgHeartbeat as i32,
+            from: 1,
+            to,
+            term: 1,
+            ..Default::default()
+        })
+    }
+
+    /// Accepts member 1's dial on `listener` as member `id` of cluster 7 and reads
+    /// its first frame; returns the connection's reading half.
+    async fn accept_as(
+        listener: &tokio::net::TcpListener,
+        id: u64,
+    ) -> (tokio::net::tcp::OwnedReadHalf, tokio::net::tcp::OwnedWriteHalf) {
+        let (stream, _) = listener.accept().await.expect("accept");
+        let (mut reader, mut writer) = stream.into_split();
+        let me = Identity {
+            member_id: id,
+            cluster_id: 7,
+        };
+        match handshake::answer(me, &mut reader, &mut writer).await {
+            handshake::Answered::Accepted { from: 1 } => {}
+            _ => panic!("member 1's hello was not accepted"),
+        }
+        let envelope: detcd_proto::detcdpb::PeerEnvelope =
+            wire::read_frame(&mut reader).await.expect("a frame");
+        assert_eq!(wire::decode(envelope), Some(heartbeat(id)));
+        (reader, writer)
+    }
+
+    /// True once the dialer closed the connection.
+    async fn closed(reader: &mut tokio::net::tcp::OwnedReadHalf) -> bool {
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_secs(5), reader.read(&mut byte)).await;
+        matches!(read, Ok(Ok(0) | Err(_)))
+    }
+
+    #[tokio::test]
+    async fn a_moved_or_removed_member_has_its_link_closed() {
+        let listen = || tokio::net::TcpListener::bind("127.0.0.1:0");
+        let (old, new) = (listen().await.expect("bind"), listen().await.expect("bind"));
+        let at = |l: &tokio::net::TcpListener| vec![format!("http://{}", l.local_addr().expect("addr"))];
+        let (inbound, _inbound) = mpsc::channel(8);
+        let (reports, _reports) = mpsc::unbounded_channel();
+        let me = Identity {
+            member_id: 1,
+            cluster_id: 7,
+        };
+        // The options name member 2 at `old`; the member list agrees.
+        let fallback = BTreeMap::from([(2, at(&old))]);
+        let mut transport = Transport::start(me, Vec::new(), fallback, inbound, reports, None);
+        transport.set_peer_urls(BTreeMap::from([(1, Vec::new()), (2, at(&old))]));
+        assert_eq!(transport.send(2, heartbeat(2)), Sent::Queued);
+        let (mut first, _w) = accept_as(&old, 2).await;
+
+        // Member 2 moves: the old link closes and the next message dials the new
+        // URL, although the options still name the old one.
+        transport.set_peer_urls(BTreeMap::from([(1, Vec::new()), (2, at(&new))]));
+        assert!(closed(&mut first).await, "the link to the old URL is closed");
+        assert_eq!(transport.send(2, heartbeat(2)), Sent::Queued);
+        let (mut second, _w) = accept_as(&new, 2).await;
+
+        // Member 2 leaves: its link closes too.
+        transport.set_peer_urls(BTreeMap::from([(1, Vec::new())]));
+        assert!(closed(&mut second).await, "the removed member's link is closed");
+        assert_eq!(transport.send(2, heartbeat(2)), Sent::Dropped { snapshot: false });
+        transport.stop().await;
     }
 }
