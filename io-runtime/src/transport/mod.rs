@@ -211,7 +211,7 @@ pub enum Sent {
 impl Transport {
     /// Starts accepting on `listeners`; inbound messages go to `inbound`, reports
     /// (unreachable peers, snapshot delivery) to `reports`.
-    pub fn start(
+    pub(crate) fn start(
         identity: Identity,
         listeners: Vec<PeerListener>,
         fallback_urls: BTreeMap<u64, Vec<String>>,
@@ -554,7 +554,7 @@ mod tests {
         };
         // The options name member 2 at `old`; the member list agrees.
         let fallback = BTreeMap::from([(2, at(&old))]);
-        let mut transport = Transport::start(me, Vec::new(), fallback, inbound, reports, None);
+        let mut transport = Transport::start(me, Vec::new(), fallback, inbound, reports, None, mpsc::channel(1).0);
         transport.set_peer_urls(BTreeMap::from([(1, Vec::new()), (2, at(&old))]));
         assert_eq!(transport.send(2, heartbeat(2)), Sent::Queued);
         let (mut first, _w) = accept_as(&old, 2).await;
