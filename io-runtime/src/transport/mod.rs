@@ -554,7 +554,15 @@ mod tests {
         };
         // The options name member 2 at `old`; the member list agrees.
         let fallback = BTreeMap::from([(2, at(&old))]);
-        let mut transport = Transport::start(me, Vec::new(), fallback, inbound, reports, None, mpsc::channel(1).0);
+        let mut transport = Transport::start(
+            me,
+            Vec::new(),
+            fallback,
+            inbound,
+            reports,
+            None,
+            mpsc::channel(1).0,
+        );
         transport.set_peer_urls(BTreeMap::from([(1, Vec::new()), (2, at(&old))]));
         assert_eq!(transport.send(2, heartbeat(2)), Sent::Queued);
         let (mut first, _w) = accept_as(&old, 2).await;
