@@ -209,6 +209,30 @@ pub enum StopReason {
     Failed(String),
 }
 
+/// HashKVs asked for on the peer port (the corruption checks of other members)
+/// become calls to this member, with the credentials etcd's own checks have.
+fn hashkv_calls(commands: mpsc::Sender<Command>) -> mpsc::Sender<transport::peer_http::HashKvCall> {
+    let (calls, mut asked) = mpsc::channel::<transport::peer_http::HashKvCall>(HASHKV_CALLS_QUEUED_MAX);
+    tokio::spawn(async move {
+        while let Some(call) = asked.recv().await {
+            let command = Command::Call {
+                request: Request::HashKv(detcd_proto::etcdserverpb::HashKvRequest {
+                    revision: call.revision,
+                }),
+                credentials: transport::peer_http::as_member(),
+                reply: call.reply,
+            };
+            if commands.send(command).await.is_err() {
+                return;
+            }
+        }
+    });
+    calls
+}
+
+/// HashKVs from the peer port waiting for the driver (a few peers, one check at a time).
+const HASHKV_CALLS_QUEUED_MAX: usize = 16;
+
 /// What the handle asks of the driver task.
 pub(crate) enum Command {
     Call {
@@ -372,7 +396,7 @@ pub async fn start(options: MemberOptions) -> Result<(Member, MemberHandle), Sta
         peer_tx,
         reports_tx,
         options.peer_tls.clone(),
-        commands_tx.clone(),
+        hashkv_calls(commands_tx.clone()),
     );
     let persister = persist::Persister::start(storage, internal_tx.clone());
     let (v2_index_tx, v2_index) = watch::channel(node.v2_store().index());

@@ -12,10 +12,9 @@ use tokio::task::JoinSet;
 
 use super::conn::{self, PeerStream, SharedPeerTls};
 use super::handshake::{self, Answered};
-use super::peer_http;
+use super::peer_http::{self, HashKvCall};
 use super::socket::{Listener, Remote};
 use super::{wire, Identity, DIAL_TIMEOUT_MS, RECONNECT_BACKOFF_MS_MIN};
-use crate::driver::Command;
 use crate::log::Level;
 
 pub(super) async fn accept_loop(
@@ -23,7 +22,7 @@ pub(super) async fn accept_loop(
     listener: Listener,
     tls: SharedPeerTls,
     inbound: mpsc::Sender<PeerMessage>,
-    commands: mpsc::Sender<Command>,
+    hashkv_calls: mpsc::Sender<HashKvCall>,
 ) {
     // Readers live in this set: aborting the accept loop (shutdown) drops it,
     // which aborts every reader.
@@ -32,14 +31,14 @@ pub(super) async fn accept_loop(
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, addr)) => {
-                    let (tls, inbound, commands) = (tls.clone(), inbound.clone(), commands.clone());
+                    let (tls, inbound, hashkv_calls) = (tls.clone(), inbound.clone(), hashkv_calls.clone());
                     readers.spawn(async move {
                         let accepted = tokio::time::timeout(
                             Duration::from_millis(DIAL_TIMEOUT_MS),
                             conn::accept(stream, &addr, tls.as_ref()),
                         );
                         match accepted.await {
-                            Ok(Ok(stream)) => read_loop(identity, stream, addr, inbound, commands).await,
+                            Ok(Ok(stream)) => read_loop(identity, stream, addr, inbound, hashkv_calls).await,
                             Ok(Err(e)) => crate::log!(
                                 Level::Error,
                                 "transport",
@@ -70,13 +69,13 @@ async fn read_loop(
     stream: PeerStream,
     addr: Remote,
     inbound: mpsc::Sender<PeerMessage>,
-    commands: mpsc::Sender<Command>,
+    hashkv_calls: mpsc::Sender<HashKvCall>,
 ) {
     let mut stream = tokio::io::BufReader::new(stream);
     let first = tokio::time::timeout(Duration::from_millis(DIAL_TIMEOUT_MS), stream.fill_buf());
     match first.await {
         Ok(Ok(bytes)) if peer_http::is_http(bytes) => {
-            peer_http::serve(stream, identity, commands).await;
+            peer_http::serve(stream, identity, hashkv_calls).await;
             return;
         }
         Ok(Ok(_)) => {}

@@ -218,7 +218,7 @@ impl Transport {
         inbound: mpsc::Sender<PeerMessage>,
         reports: mpsc::UnboundedSender<Report>,
         tls: SharedPeerTls,
-        commands: mpsc::Sender<crate::driver::Command>,
+        hashkv_calls: mpsc::Sender<peer_http::HashKvCall>,
     ) -> Transport {
         let mut tasks = JoinSet::new();
         for PeerListener {
@@ -240,7 +240,7 @@ impl Transport {
                 listener,
                 accept_tls,
                 inbound.clone(),
-                commands.clone(),
+                hashkv_calls.clone(),
             ));
         }
         Transport {

@@ -13,15 +13,15 @@
 use std::convert::Infallible;
 
 use bytes::Bytes;
-use detcd_core::node::{Credentials, Request, Response};
-use detcd_proto::etcdserverpb::{HashKvRequest, HashKvResponse};
+use detcd_core::error::EtcdError;
+use detcd_core::node::{Credentials, Response};
+use detcd_proto::etcdserverpb::HashKvResponse;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::{Method, StatusCode};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot};
 
 use super::Identity;
-use crate::driver::Command;
 
 /// The path etcd serves HashKV at on the peer port.
 pub const HASHKV_PATH: &str = "/members/hashkv";
@@ -40,6 +40,14 @@ pub fn as_member() -> Credentials {
         user: "root".to_string(),
         revision: None,
     }
+}
+
+/// A HashKV asked for on the peer port, for the member to answer on `reply` (the
+/// transport owns this type; the driver turns it into its own call).
+#[derive(Debug)]
+pub struct HashKvCall {
+    pub revision: i64,
+    pub reply: oneshot::Sender<Result<Response, EtcdError>>,
 }
 
 /// Whether the first bytes of a peer connection start an HTTP request.
@@ -105,7 +113,7 @@ fn text(status: StatusCode, body: &str) -> hyper::Response<Full<Bytes>> {
 async fn handle(
     request: hyper::Request<hyper::body::Incoming>,
     identity: Identity,
-    commands: mpsc::Sender<Command>,
+    calls: mpsc::Sender<HashKvCall>,
 ) -> hyper::Response<Full<Bytes>> {
     if request.uri().path() != HASHKV_PATH {
         return text(StatusCode::NOT_FOUND, "404 page not found");
@@ -134,12 +142,7 @@ async fn handle(
         return text(StatusCode::BAD_REQUEST, "error unmarshalling request");
     };
     let (reply, answer) = oneshot::channel();
-    let call = Command::Call {
-        request: Request::HashKv(HashKvRequest { revision }),
-        credentials: as_member(),
-        reply,
-    };
-    if commands.send(call).await.is_err() {
+    if calls.send(HashKvCall { revision, reply }).await.is_err() {
         return text(StatusCode::SERVICE_UNAVAILABLE, "etcdserver: server stopped");
     }
     let mut hash = match answer.await {
@@ -162,13 +165,13 @@ async fn handle(
 }
 
 /// Serves the HTTP requests of one peer connection.
-pub(super) async fn serve<I>(io: I, identity: Identity, commands: mpsc::Sender<Command>)
+pub(super) async fn serve<I>(io: I, identity: Identity, calls: mpsc::Sender<HashKvCall>)
 where
     I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     let service = hyper::service::service_fn(move |request| {
-        let commands = commands.clone();
-        async move { Ok::<_, Infallible>(handle(request, identity, commands).await) }
+        let calls = calls.clone();
+        async move { Ok::<_, Infallible>(handle(request, identity, calls).await) }
     });
     let _ = hyper::server::conn::http1::Builder::new()
         .serve_connection(hyper_util::rt::TokioIo::new(io), service)
