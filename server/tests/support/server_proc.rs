@@ -30,11 +30,21 @@ pub fn require_tools(tools: &[&str], test: &str) -> bool {
     false
 }
 
+/// A port free now and not handed out before in this test process: the kernel
+/// can give a just-released port to the next `bind(0)`, and one member got the
+/// same port for its client and peer URLs that way.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        if GIVEN.lock().unwrap_or_else(|e| e.into_inner()).insert(port) {
+            return port;
+        }
+    }
 }
 
 /// A running server; killed and its directory removed on drop.
