@@ -20,23 +20,8 @@ async fn a_planted_divergence_is_caught_by_the_initial_and_periodic_checks() {
     let victim = (leader + 1) % 3;
     let victim_id = cluster.member_id(victim).await;
 
-    // The initial check: the member with the planted divergence does not start.
-    cluster.members[victim].terminate();
-    cluster.members[victim].env.push((FAULT_ENV.into(), "1".into()));
-    cluster.members[victim]
-        .extra_args
-        .push("--experimental-initial-corrupt-check=true".into());
-    cluster.members[victim].spawn();
-    let status = cluster.members[victim]
-        .wait_exit(Duration::from_secs(20))
-        .unwrap_or_else(|| panic!("the diverged member kept running\n{}", cluster.logs()));
-    assert_eq!(status.code(), Some(1));
-    let logs = cluster.logs();
-    assert!(logs.contains("found data inconsistency with peers"), "{logs}");
-
-    // The periodic check: started without the initial check, the leader finds it.
-    cluster.members[victim].extra_args.pop();
-    cluster.members[victim].spawn();
+    // The initial check refuses it; the periodic check must find it.
+    refused_by_the_initial_check_then_restarted(&mut cluster, victim);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let alarms = c
@@ -170,21 +155,7 @@ async fn the_checks_ask_the_peer_port_and_work_while_auth_is_enabled() {
     let victim = (leader + 1) % 3;
     let victim_id = cluster.member_id(victim).await;
 
-    cluster.members[victim].terminate();
-    cluster.members[victim].env.push((FAULT_ENV.into(), "1".into()));
-    cluster.members[victim]
-        .extra_args
-        .push("--experimental-initial-corrupt-check=true".into());
-    cluster.members[victim].spawn();
-    let status = cluster.members[victim]
-        .wait_exit(Duration::from_secs(20))
-        .unwrap_or_else(|| panic!("the diverged member kept running\n{}", cluster.logs()));
-    assert_eq!(status.code(), Some(1));
-    let logs = cluster.logs();
-    assert!(logs.contains("found data inconsistency with peers"), "{logs}");
-
-    cluster.members[victim].extra_args.pop();
-    cluster.members[victim].spawn();
+    refused_by_the_initial_check_then_restarted(&mut cluster, victim);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let alarms = root
@@ -203,4 +174,23 @@ async fn the_checks_ask_the_peer_port_and_work_while_auth_is_enabled() {
     }
     let e = root.put("k", "v2", None).await.expect_err("put under CORRUPT");
     assert!(e.to_string().contains("corrupt cluster"), "{e}");
+}
+
+/// Plants the divergence in `victim`, restarts it with the initial check (it must
+/// refuse to start with etcd's message), then starts it again without that check.
+fn refused_by_the_initial_check_then_restarted(cluster: &mut Cluster, victim: usize) {
+    cluster.members[victim].terminate();
+    cluster.members[victim].env.push((FAULT_ENV.into(), "1".into()));
+    cluster.members[victim]
+        .extra_args
+        .push("--experimental-initial-corrupt-check=true".into());
+    cluster.members[victim].spawn();
+    let status = cluster.members[victim]
+        .wait_exit(Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("the diverged member kept running\n{}", cluster.logs()));
+    assert_eq!(status.code(), Some(1));
+    let logs = cluster.logs();
+    assert!(logs.contains("found data inconsistency with peers"), "{logs}");
+    cluster.members[victim].extra_args.pop();
+    cluster.members[victim].spawn();
 }
