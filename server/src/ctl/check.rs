@@ -166,7 +166,7 @@ async fn clean_up(ctx: &mut Ctx, p: &Parsed, prefix: &str) -> Result<(), CtlErro
         super::kv::compaction(ctx, &compact).await?;
     }
     if p.bool("auto-defrag")? {
-        super::admin::defrag(ctx, &Parsed::default()).await?;
+        super::defrag::defrag(ctx, &Parsed::default()).await?;
     }
     Ok(())
 }

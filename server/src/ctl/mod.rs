@@ -3,21 +3,28 @@
 //! It speaks to detcd or to etcd itself and reproduces etcdctl 3.4's commands, flags, exit
 //! codes and output formats byte for byte, so scripts written for etcdctl keep working.
 //! `args` parses the command line with pflag's rules; `print` and `format` hold the output
-//! encodings; `kv`, `admin` and `concurrency` (lock, elect) hold the commands;
+//! encodings; the commands live one family to a file, as etcdctl keeps them (`kv`, `lease`,
+//! `member`, `endpoint`, `snapshot`, `defrag`, `move_leader`, `alarm`, `concurrency` for lock
+//! and elect, ...);
 //! `txn_parse` reads the `txn` grammar.
 
-pub mod admin;
+pub mod alarm;
 pub mod args;
 pub mod auth;
 pub mod check;
 pub mod completion;
 pub mod concurrency;
 pub mod debug;
+pub mod defrag;
 pub mod dial;
+pub mod endpoint;
 pub mod error;
 pub mod format;
 pub mod kv;
+pub mod lease;
+pub mod member;
 pub mod mirror;
+pub mod move_leader;
 pub mod print;
 pub mod restore;
 pub mod snapshot;
@@ -513,30 +520,30 @@ async fn run(args: Vec<String>, env: Vec<(String, String)>) -> Result<(), CtlErr
         ["txn"] => kv::txn(&mut ctx, &parsed).await,
         ["compaction"] => kv::compaction(&mut ctx, &parsed).await,
         ["watch"] => watch::watch(&mut ctx, &parsed).await,
-        ["lease", "grant"] => admin::lease_grant(&mut ctx, &parsed).await,
-        ["lease", "revoke"] => admin::lease_revoke(&mut ctx, &parsed).await,
-        ["lease", "timetolive"] => admin::lease_timetolive(&mut ctx, &parsed).await,
-        ["lease", "list"] => admin::lease_list(&mut ctx, &parsed).await,
-        ["lease", "keep-alive"] => admin::lease_keep_alive(&mut ctx, &parsed).await,
-        ["member", "add"] => admin::member_add(&mut ctx, &parsed).await,
-        ["member", "remove"] => admin::member_remove(&mut ctx, &parsed).await,
-        ["member", "update"] => admin::member_update(&mut ctx, &parsed).await,
-        ["member", "list"] => admin::member_list(&mut ctx, &parsed).await,
-        ["member", "promote"] => admin::member_promote(&mut ctx, &parsed).await,
-        ["endpoint", "health"] => admin::endpoint_health(&mut ctx, &parsed).await,
-        ["endpoint", "status"] => admin::endpoint_status(&mut ctx, &parsed).await,
-        ["endpoint", "hashkv"] => admin::endpoint_hashkv(&mut ctx, &parsed).await,
-        ["snapshot", "save"] => admin::snapshot_save(&mut ctx, &parsed).await,
+        ["lease", "grant"] => lease::grant(&mut ctx, &parsed).await,
+        ["lease", "revoke"] => lease::revoke(&mut ctx, &parsed).await,
+        ["lease", "timetolive"] => lease::timetolive(&mut ctx, &parsed).await,
+        ["lease", "list"] => lease::list(&mut ctx, &parsed).await,
+        ["lease", "keep-alive"] => lease::keep_alive(&mut ctx, &parsed).await,
+        ["member", "add"] => member::add(&mut ctx, &parsed).await,
+        ["member", "remove"] => member::remove(&mut ctx, &parsed).await,
+        ["member", "update"] => member::update(&mut ctx, &parsed).await,
+        ["member", "list"] => member::list(&mut ctx, &parsed).await,
+        ["member", "promote"] => member::promote(&mut ctx, &parsed).await,
+        ["endpoint", "health"] => endpoint::health(&mut ctx, &parsed).await,
+        ["endpoint", "status"] => endpoint::status(&mut ctx, &parsed).await,
+        ["endpoint", "hashkv"] => endpoint::hashkv(&mut ctx, &parsed).await,
+        ["snapshot", "save"] => snapshot::save(&mut ctx, &parsed).await,
         ["snapshot", "status"] => snapshot::status(&ctx, &parsed),
         ["snapshot", "restore"] => restore::restore(&parsed),
-        ["move-leader"] => admin::move_leader(&mut ctx, &parsed).await,
+        ["move-leader"] => move_leader::move_leader(&mut ctx, &parsed).await,
         ["make-mirror"] => mirror::make_mirror(&mut ctx, &parsed).await,
         ["check", "perf"] => check::perf(&mut ctx, &parsed).await,
         ["check", "datascale"] => check::datascale(&mut ctx, &parsed).await,
         ["completion"] => completion::run(&parsed.args, COMMANDS, GLOBAL_FLAGS),
-        ["defrag"] => admin::defrag(&mut ctx, &parsed).await,
-        ["alarm", "list"] => admin::alarm_list(&mut ctx, &parsed).await,
-        ["alarm", "disarm"] => admin::alarm_disarm(&mut ctx, &parsed).await,
+        ["defrag"] => defrag::defrag(&mut ctx, &parsed).await,
+        ["alarm", "list"] => alarm::list(&mut ctx, &parsed).await,
+        ["alarm", "disarm"] => alarm::disarm(&mut ctx, &parsed).await,
         ["auth", _] | ["user", _] | ["role", _] => auth::run(&mut ctx, &path, &parsed).await,
         ["version"] => {
             out(&format!(

@@ -1,11 +1,16 @@
-//! `snapshot status` and `snapshot restore`: reading a snapshot file (etcd's bbolt
-//! backend, with or without the SHA-256 trailer of the Snapshot stream) without
-//! a server, as etcdctl 3.4 and etcdutl do.
+//! `snapshot save`, which streams a member's snapshot to a file and checks its SHA-256
+//! trailer, and `snapshot status` (with `restore`): reading a snapshot file (etcd's bbolt
+//! backend, with or without the SHA-256 trailer of the Snapshot stream) without a server,
+//! as etcdctl 3.4 and etcdutl do (`snapshot_command.go`).
 
+use std::io::Write;
+
+use detcd_proto::etcdserverpb::maintenance_client::MaintenanceClient;
+use detcd_proto::etcdserverpb::SnapshotRequest;
 use sha2::Digest as _;
 
-use super::error::{CtlError, EXIT_BAD_FEATURE, EXIT_ERROR};
-use super::format::{humanize_bytes, table};
+use super::error::{CtlError, EXIT_BAD_FEATURE, EXIT_ERROR, EXIT_IO};
+use super::format::{go_string_slice, humanize_bytes, table};
 use super::print::Format;
 use super::{out, Ctx};
 use crate::ctl::args::Parsed;
@@ -28,6 +33,75 @@ fn bolt_error(e: BoltError) -> CtlError {
         BoltError::InvalidDatabase(_) => error("invalid database"),
         BoltError::Corrupt(why) => error(format!("snapshot file integrity check failed: {why}")),
     }
+}
+
+pub async fn save(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
+    let [path] = p.args.as_slice() else {
+        return Err(CtlError::bad_args("snapshot save expects one argument"));
+    };
+    if ctx.globals.endpoints.len() != 1 {
+        return Err(CtlError::new(
+            EXIT_BAD_FEATURE,
+            format!(
+                "snapshot must be requested to one selected node, not multiple {}",
+                go_string_slice(&ctx.globals.endpoints)
+            ),
+        ));
+    }
+    let part = format!("{path}.part");
+    let io = |e: std::io::Error| CtlError::new(EXIT_IO, e.to_string());
+    let mut file = open_private(&part).map_err(io)?;
+    let mut m = MaintenanceClient::new(ctx.channel().await?);
+    let mut stream = ctx.call(m.snapshot(SnapshotRequest {})).await?;
+    // Everything but the last 32 bytes is hashed; those 32 bytes must equal the hash.
+    let mut hasher = sha2::Sha256::new();
+    let mut tail: Vec<u8> = Vec::new();
+    loop {
+        match stream.message().await {
+            Ok(Some(chunk)) => {
+                file.write_all(&chunk.blob).map_err(io)?;
+                tail.extend_from_slice(&chunk.blob);
+                if tail.len() > HASH_BYTES {
+                    let cut = tail.len() - HASH_BYTES;
+                    hasher.update(&tail[..cut]);
+                    tail.drain(..cut);
+                }
+            }
+            Ok(None) => break,
+            Err(s) => {
+                let _ = std::fs::remove_file(&part);
+                return Err(CtlError::from_status(&s));
+            }
+        }
+    }
+    file.sync_all().map_err(io)?;
+    drop(file);
+    if tail.len() != HASH_BYTES || hasher.finalize()[..] != tail[..] {
+        let _ = std::fs::remove_file(&part);
+        return Err(CtlError::new(
+            EXIT_ERROR,
+            "snapshot stream failed its SHA-256 integrity check",
+        ));
+    }
+    std::fs::rename(&part, path).map_err(io)?;
+    out(&format!("Snapshot saved at {path}\n"));
+    Ok(())
+}
+
+#[cfg(unix)]
+fn open_private(path: &str) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+}
+
+#[cfg(not(unix))]
+fn open_private(path: &str) -> std::io::Result<std::fs::File> {
+    std::fs::File::create(path)
 }
 
 /// Reads a snapshot file: its bytes, and whether it ends with the trailer.
