@@ -16,6 +16,11 @@
 //! - `apply`: applying committed entries (KV, leases, alarms, membership).
 //! - `auth`: who a request comes from, the permission checks, applying Auth RPCs.
 //! - `state`: the application snapshot codec.
+//! - `drive`: the drive step, each Ready turned into outputs in a fixed order.
+//! - `release`: what waits for the disk (held and gated outputs, released by
+//!   [`Input::Persisted`]).
+//! - `snapshots`: when an application snapshot is taken, a slice per input.
+//! - `install`: replacing the application state by a snapshot.
 //!
 //! Simplifications against etcd, each deliberate:
 //! - Every raft message of a Ready waits for that Ready's persistence, except the
@@ -33,9 +38,11 @@ pub mod io;
 mod applied_requests;
 mod apply;
 mod auth;
+mod drive;
 mod export;
 pub mod force_new_cluster;
 pub mod import;
+mod install;
 pub mod portable;
 mod reads;
 mod release;
@@ -47,7 +54,7 @@ mod v2;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use detcd_proto::etcdserverpb::{Member, ResponseHeader};
-use detcd_proto::raftpb::{ConfState, Message, Snapshot};
+use detcd_proto::raftpb::{ConfState, Message};
 
 use crate::auth::{AuthStore, SimpleTokens};
 use crate::lease::{Lessor, LessorConfig};
@@ -518,106 +525,6 @@ impl Node {
         self.check_invariants();
     }
 
-    /// The membership of an empty-data snapshot (the bootstrap snapshot at index 1):
-    /// the members its configuration names, described by `initial_members` where
-    /// they appear there. Names and client URLs come later, published through raft.
-    fn reset_members(&mut self, conf: Option<&ConfState>) {
-        let initial: BTreeMap<u64, Member> = self
-            .config
-            .initial_members
-            .iter()
-            .map(|m| (m.id, m.clone()))
-            .collect();
-        self.members = match conf {
-            None => initial,
-            Some(cs) => {
-                let mut members = BTreeMap::new();
-                for (&id, learner) in cs
-                    .voters
-                    .iter()
-                    .map(|id| (id, false))
-                    .chain(cs.learners.iter().map(|id| (id, true)))
-                {
-                    let mut m = initial.get(&id).cloned().unwrap_or(Member {
-                        id,
-                        ..Default::default()
-                    });
-                    m.is_learner = learner;
-                    members.insert(id, m);
-                }
-                members
-            }
-        };
-        for m in self.members.values_mut() {
-            m.name.clear();
-            m.client_ur_ls.clear();
-        }
-    }
-
-    /// Replaces the application state by a snapshot's (from the leader, or at restart).
-    fn install_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), NodeError> {
-        // Exports in progress still read the store this replaces.
-        self.exports.finish_all(&self.store);
-        let meta = snapshot.metadata.clone().unwrap_or_default();
-        if snapshot.data.is_empty() {
-            self.store = Store::new(self.store.config());
-            self.lessor = Lessor::new(self.lessor.config().clone(), self.rng.fork());
-            self.auth = AuthStore::default();
-            self.v2 = V2Store::default();
-            self.reset_members(meta.conf_state.as_ref());
-            self.removed_members.clear();
-            self.alarms.clear();
-            self.applied_requests = AppliedRequests::default();
-            self.db_size_bytes = 0;
-        } else {
-            let s = state::decode(&snapshot.data, self.lessor.config().clone(), self.rng.fork())
-                .map_err(NodeError::Snapshot)?;
-            if s.applied_index != meta.index {
-                return Err(NodeError::Snapshot(format!(
-                    "state applied index {} differs from snapshot index {}",
-                    s.applied_index, meta.index
-                )));
-            }
-            if s.cluster_id != self.config.cluster_id {
-                return Err(NodeError::Snapshot(format!(
-                    "snapshot of cluster {:x}, member of cluster {:x}",
-                    s.cluster_id, self.config.cluster_id
-                )));
-            }
-            debug_assert_eq!(
-                s.applied_term, meta.term,
-                "state and snapshot metadata agree on the term"
-            );
-            self.store = s.store;
-            self.store.config = StoreConfig {
-                txn_ops_max: self.config.txn_ops_max,
-            };
-            self.lessor = s.lessor;
-            self.auth = s.auth;
-            self.v2 = s.v2;
-            self.members = s.members;
-            self.removed_members = s.removed;
-            self.alarms = s.alarms;
-            self.applied_requests = s.applied_requests;
-            self.db_size_bytes = s.db_size_bytes;
-        }
-        if self.soft.role == Role::Leader {
-            self.lessor
-                .promote(self.now_ms, self.config.election_timeout_ms());
-        }
-        self.applied_index = meta.index;
-        self.applied_term = meta.term;
-        self.snapshot_index = meta.index;
-        self.snapshot_bytes = snapshot.data.len() as u64;
-        self.applied_bytes_since_snapshot = 0;
-        // A snapshot being encoded describes a state this one replaces.
-        self.snapshot_job = None;
-        // Synced watchers were fed up to the old store's revision: they catch up
-        // from the restored store's history (or are canceled if it is compacted).
-        self.hub.restore(&self.store);
-        Ok(())
-    }
-
     fn header(&self, revision: i64) -> Option<ResponseHeader> {
         Some(ResponseHeader {
             cluster_id: self.config.cluster_id,
@@ -706,183 +613,6 @@ impl Node {
                 request,
             } => self.on_forward(from, forward_id, request),
             PeerMessage::ForwardReply { forward_id, result } => self.on_forward_reply(forward_id, result),
-        }
-    }
-
-    /// Takes every Ready raft has, applies what it can, and queues the outputs.
-    fn drive(&mut self) {
-        while !self.removed && self.raft.has_ready() {
-            let rd = self.raft.ready();
-            if let Some(hs) = &rd.hard_state {
-                self.term = hs.term;
-                self.commit = hs.commit;
-                if (hs.term, hs.vote) != self.term_vote {
-                    self.term_vote = (hs.term, hs.vote);
-                    self.term_vote_unpersisted = Some(rd.number);
-                }
-            }
-            let commits_conf_change = rd.committed_entries.iter().any(|e| {
-                use detcd_proto::raftpb::EntryType::{EntryConfChange, EntryConfChangeV2};
-                matches!(e.r#type(), EntryConfChange | EntryConfChangeV2)
-            });
-            if commits_conf_change {
-                self.conf_commit_unpersisted = Some(rd.number);
-            }
-            if let Some(soft) = rd.soft_state {
-                self.on_soft_state(soft);
-            }
-            if let Some(snapshot) = &rd.snapshot {
-                let index = snapshot.metadata.as_ref().map_or(0, |m| m.index);
-                if index > self.applied_index {
-                    if let Err(e) = self.install_snapshot(snapshot) {
-                        panic!(
-                            "member {:x}: snapshot from the leader: {e}",
-                            self.config.member_id
-                        );
-                    }
-                }
-            }
-            let mut messages = rd.messages;
-            if is_active(Mutation::VoteBeforePersist) {
-                // Planted bug: a vote reply is taken for a plain reply and leaves
-                // at once, before the hard state holding the vote is durable.
-                let (votes, rest): (Vec<Message>, Vec<Message>) = messages
-                    .into_iter()
-                    .partition(|m| m.r#type() == detcd_proto::raftpb::MessageType::MsgVoteResp);
-                for m in votes {
-                    self.outputs.push_back(Output::Send {
-                        to: m.to,
-                        message: PeerMessage::Raft(m),
-                    });
-                }
-                messages = rest;
-            }
-            let mut early = Vec::new();
-            if self.term_vote_unpersisted.is_none() && self.conf_commit_unpersisted.is_none() {
-                // A leader's appends, heartbeats and snapshots leave at once, in
-                // parallel with its own write (Raft thesis 10.2.1, as etcd). Safe:
-                // - They claim nothing about the leader's durable state. Its own log
-                //   counts toward commit only once persisted (raft advances the
-                //   leader's own match in `on_persisted`, after `advance`), so an
-                //   entry commits only when a quorum holds it durably, whether or not
-                //   the leader is part of that quorum.
-                // - If the leader crashes before its write, the entries it sent may
-                //   survive on followers only; that is the same as a leader crashing
-                //   after sending, and they are entries of its term, which it owns.
-                // - Not while a Ready that changed term or vote is unpersisted: after
-                //   a crash the member could restart at the old term, win the new
-                //   term again and send different entries under the same term and
-                //   index. Then everything waits, as before. Nor while a Ready that
-                //   commits a configuration change is unpersisted (its commit index
-                //   must be durable here before a peer learns of it).
-                // Everything else (vote requests and replies, append and heartbeat
-                // responses, read-index replies) still waits for persistence.
-                let (now, rest): (Vec<Message>, Vec<Message>) = messages.into_iter().partition(|m| {
-                    use detcd_proto::raftpb::MessageType::{MsgApp, MsgHeartbeat, MsgSnap};
-                    matches!(m.r#type(), MsgApp | MsgHeartbeat | MsgSnap)
-                });
-                early = now;
-                messages = rest;
-            }
-            self.outputs.push_back(Output::Persist(Persist {
-                ready_number: rd.number,
-                snapshot: rd.snapshot,
-                entries: rd.entries,
-                hard_state: rd.hard_state,
-                // A committed configuration change: see `conf_commit_unpersisted`.
-                must_sync: rd.must_sync || commits_conf_change,
-            }));
-            for m in early {
-                self.outputs.push_back(Output::Send {
-                    to: m.to,
-                    message: PeerMessage::Raft(m),
-                });
-            }
-            if !messages.is_empty() {
-                self.held.push_back((rd.number, messages));
-            }
-            for entry in rd.committed_entries {
-                self.apply_entry(entry);
-                if self.removed {
-                    return;
-                }
-            }
-            self.announce_peer_urls();
-            self.reads.on_read_states(rd.read_states);
-            self.serve_confirmed_reads();
-        }
-        self.flush_watch();
-    }
-
-    fn on_soft_state(&mut self, soft: SoftState) {
-        let before = self.soft;
-        self.soft = soft;
-        if before.leader != soft.leader {
-            self.leader_since_ms = self.now_ms;
-            let failed = self.reads.on_leader_change();
-            for id in failed {
-                self.respond(id, Err(crate::error::LEADER_CHANGED));
-            }
-        }
-        let was_leader = before.role == Role::Leader;
-        let is_leader = soft.role == Role::Leader;
-        if is_leader && !was_leader {
-            self.lessor
-                .promote(self.now_ms, self.config.election_timeout_ms());
-        }
-        if was_leader && !is_leader {
-            self.lessor.demote();
-        }
-        if let Some(ml) = &self.move_leader {
-            if soft.leader == ml.target {
-                let ml = self.move_leader.take().expect("checked");
-                let header = self.header(self.store.revision());
-                self.respond(
-                    ml.client,
-                    Ok(Response::MoveLeader(
-                        detcd_proto::etcdserverpb::MoveLeaderResponse { header },
-                    )),
-                );
-            }
-        }
-        self.outputs.push_back(Output::RoleChanged {
-            leader: soft.leader,
-            role: soft.role,
-            term: self.term,
-        });
-    }
-
-    /// Queues [`Output::PeerUrls`] when the members' peer URLs differ from the
-    /// ones last announced.
-    fn announce_peer_urls(&mut self) {
-        let same = self.announced_peer_urls.as_ref().is_some_and(|announced| {
-            announced.len() == self.members.len()
-                && announced
-                    .iter()
-                    .zip(self.members.values())
-                    .all(|((id, urls), m)| *id == m.id && *urls == m.peer_ur_ls)
-        });
-        if same {
-            return;
-        }
-        let urls: BTreeMap<u64, Vec<String>> = self
-            .members
-            .values()
-            .map(|m| (m.id, m.peer_ur_ls.clone()))
-            .collect();
-        self.announced_peer_urls = Some(urls.clone());
-        self.outputs.push_back(Output::PeerUrls { urls });
-    }
-
-    /// Moves every queued watch response out, with the member's header.
-    fn flush_watch(&mut self) {
-        if self.hub.needs_sync() {
-            self.hub.sync(&self.store);
-        }
-        while let Some((stream, mut response)) = self.hub.poll_any() {
-            let revision = response.header.as_ref().map_or(0, |h| h.revision);
-            response.header = self.header(revision);
-            self.outputs.push_back(Output::Watch { stream, response });
         }
     }
 }
