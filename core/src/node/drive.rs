@@ -170,16 +170,20 @@ impl Node {
         });
     }
 
-    /// Queues [`Output::PeerUrls`] when the members' peer URLs differ from the
-    /// ones last announced.
+    /// Queues [`Output::PeerUrls`] when the members' peer URLs, or the removed
+    /// members, differ from the ones last announced.
     pub(super) fn announce_peer_urls(&mut self) {
-        let same = self.announced_peer_urls.as_ref().is_some_and(|announced| {
-            announced.len() == self.members.len()
-                && announced
-                    .iter()
-                    .zip(self.members.values())
-                    .all(|((id, urls), m)| *id == m.id && *urls == m.peer_ur_ls)
-        });
+        let same = self
+            .announced_peer_urls
+            .as_ref()
+            .is_some_and(|(announced, removed)| {
+                announced.len() == self.members.len()
+                    && announced
+                        .iter()
+                        .zip(self.members.values())
+                        .all(|((id, urls), m)| *id == m.id && *urls == m.peer_ur_ls)
+                    && *removed == self.removed_members
+            });
         if same {
             return;
         }
@@ -188,8 +192,9 @@ impl Node {
             .values()
             .map(|m| (m.id, m.peer_ur_ls.clone()))
             .collect();
-        self.announced_peer_urls = Some(urls.clone());
-        self.outputs.push_back(Output::PeerUrls { urls });
+        let removed = self.removed_members.clone();
+        self.announced_peer_urls = Some((urls.clone(), removed.clone()));
+        self.outputs.push_back(Output::PeerUrls { urls, removed });
     }
 
     /// Moves every queued watch response out, with the member's header.

@@ -3,7 +3,7 @@
 //! Requests and responses are etcd's wire types, so the server only moves them
 //! between gRPC and the node; every decision about them is taken in the node.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use detcd_proto::detcdpb::{auth_raft_request, V2Request};
 use detcd_proto::etcdserverpb::{
@@ -96,11 +96,16 @@ pub enum Output {
     /// This member was removed from the cluster: the driver stops it. The node
     /// answers nothing further.
     Removed,
-    /// The peer URLs of every member, as this member has applied them: the first
-    /// output of a node, and again each time a member is added, removed or its
-    /// peer URLs change. The transport dials these (and closes the links of
-    /// members no longer listed).
-    PeerUrls { urls: BTreeMap<u64, Vec<String>> },
+    /// The peer URLs of every member, as this member has applied them, and the
+    /// members removed from the cluster: the first output of a node, and again
+    /// each time a member is added, removed or its peer URLs change. The transport
+    /// dials these URLs, closes the links of members no longer listed, and closes
+    /// and refuses the connections of removed members (etcd answers their streams
+    /// 410 Gone).
+    PeerUrls {
+        urls: BTreeMap<u64, Vec<String>>,
+        removed: BTreeSet<u64>,
+    },
     /// Progress of the export asked for by [`Input::ExportSnapshot`].
     SnapshotExport { export: u64, progress: ExportProgress },
 }

@@ -158,8 +158,8 @@ pub struct Node {
     snapshot_job: Option<SnapshotJob>,
     /// Exports of the application state asked for by the driver, by export.
     exports: export::Exports,
-    /// The peer URLs last announced with [`Output::PeerUrls`].
-    announced_peer_urls: Option<BTreeMap<u64, Vec<String>>>,
+    /// The peer URLs and removed members last announced with [`Output::PeerUrls`].
+    announced_peer_urls: Option<(BTreeMap<u64, Vec<String>>, BTreeSet<u64>)>,
     auto_compaction: auto_compact::AutoCompactDuty,
     db_size_bytes: u64,
     now_ms: u64,

@@ -342,9 +342,9 @@ impl Driver {
                     "{what} auto compaction at revision {revision}"
                 );
             }
-            Output::PeerUrls { urls } => {
+            Output::PeerUrls { urls, removed } => {
                 if let Some(transport) = self.transport.as_mut() {
-                    transport.set_peer_urls(urls);
+                    transport.set_peer_urls(urls, removed);
                 }
             }
             Output::SnapshotExport { export, progress } => match progress {

@@ -99,8 +99,17 @@ async fn greet(
     Ok(stream)
 }
 
-/// Why a hello is refused, or `None` to accept it.
-pub(super) fn check_hello(identity: Identity, hello: &PeerHello) -> Option<String> {
+/// Why a removed member's hello is refused, in etcd's words (rafthttp answers its
+/// streams 410 Gone with `errMemberRemoved`).
+pub const MEMBER_REMOVED: &str = "the member has been permanently removed from the cluster";
+
+/// Why a hello is refused, or `None` to accept it. `is_removed` tells the members
+/// removed from the cluster.
+pub(super) fn check_hello(
+    identity: Identity,
+    hello: &PeerHello,
+    is_removed: impl Fn(u64) -> bool,
+) -> Option<String> {
     if hello.protocol_version != PEER_PROTOCOL_VERSION {
         return Some(format!(
             "protocol version {} is not {PEER_PROTOCOL_VERSION}",
@@ -112,6 +121,9 @@ pub(super) fn check_hello(identity: Identity, hello: &PeerHello) -> Option<Strin
             "cluster ID mismatch: member {:x} is in cluster {:x}, the dialer {:x} in {:x}",
             identity.member_id, identity.cluster_id, hello.from, hello.cluster_id
         ));
+    }
+    if is_removed(hello.from) {
+        return Some(MEMBER_REMOVED.to_string());
     }
     if hello.to != identity.member_id {
         return Some(format!(
@@ -135,8 +147,14 @@ pub(super) enum Answered {
     Failed(String),
 }
 
-/// The listener's side: reads the hello (within [`DIAL_TIMEOUT_MS`]) and answers it.
-pub(super) async fn answer<R, W>(identity: Identity, reader: &mut R, writer: &mut W) -> Answered
+/// The listener's side: reads the hello (within [`DIAL_TIMEOUT_MS`]) and answers it;
+/// `is_removed` tells the members removed from the cluster, whose hellos are refused.
+pub(super) async fn answer<R, W>(
+    identity: Identity,
+    is_removed: impl Fn(u64) -> bool,
+    reader: &mut R,
+    writer: &mut W,
+) -> Answered
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -150,7 +168,7 @@ where
         Ok(Err(e)) => return Answered::Failed(format!("failed: {e}")),
         Err(_) => return Answered::Failed("timed out".into()),
     };
-    let refusal = check_hello(identity, &hello);
+    let refusal = check_hello(identity, &hello, is_removed);
     let reply = PeerHelloReply {
         accepted: refusal.is_none(),
         cluster_id: identity.cluster_id,
@@ -219,24 +237,33 @@ mod tests {
             from: 2,
             to: 1,
         };
-        assert_eq!(check_hello(me, &good), None);
+        let none = |_| false;
+        assert_eq!(check_hello(me, &good, none), None);
         assert!(check_hello(
             me,
             &PeerHello {
                 cluster_id: 8,
                 ..good
-            }
+            },
+            none
         )
         .is_some());
-        assert!(check_hello(me, &PeerHello { to: 3, ..good }).is_some());
-        assert!(check_hello(me, &PeerHello { from: 1, ..good }).is_some());
+        assert!(check_hello(me, &PeerHello { to: 3, ..good }, none).is_some());
+        assert!(check_hello(me, &PeerHello { from: 1, ..good }, none).is_some());
         assert!(check_hello(
             me,
             &PeerHello {
                 protocol_version: 2,
                 ..good
-            }
+            },
+            none
         )
         .is_some());
+        assert_eq!(
+            check_hello(me, &good, |id| id == 2).as_deref(),
+            Some(MEMBER_REMOVED),
+            "a removed member is refused in etcd's words"
+        );
+        assert_eq!(check_hello(me, &good, |id| id == 3), None);
     }
 }

@@ -1,13 +1,15 @@
 //! The accepting side of the peer transport: each accepted connection completes its
 //! TLS handshake (https listeners), then the hello, then is read frame by frame into
-//! the driver's inbound queue.
+//! the driver's inbound queue. A member removed from the cluster is refused at the
+//! hello, and the connections it already has are closed when its removal is known.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use detcd_core::node::PeerMessage;
 use detcd_proto::detcdpb::PeerEnvelope;
 use tokio::io::AsyncBufReadExt;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use super::conn::{self, PeerStream, SharedPeerTls};
@@ -17,12 +19,16 @@ use super::socket::{Listener, Remote};
 use super::{wire, Identity, DIAL_TIMEOUT_MS, RECONNECT_BACKOFF_MS_MIN};
 use crate::log::Level;
 
+/// The members removed from the cluster, as the transport's owner last said.
+pub(super) type Removed = watch::Receiver<BTreeSet<u64>>;
+
 pub(super) async fn accept_loop(
     identity: Identity,
     listener: Listener,
     tls: SharedPeerTls,
     inbound: mpsc::Sender<PeerMessage>,
     hashkv_calls: mpsc::Sender<HashKvCall>,
+    removed: Removed,
 ) {
     // Readers live in this set: aborting the accept loop (shutdown) drops it,
     // which aborts every reader.
@@ -32,13 +38,16 @@ pub(super) async fn accept_loop(
             accepted = listener.accept() => match accepted {
                 Ok((stream, addr)) => {
                     let (tls, inbound, hashkv_calls) = (tls.clone(), inbound.clone(), hashkv_calls.clone());
+                    let removed = removed.clone();
                     readers.spawn(async move {
                         let accepted = tokio::time::timeout(
                             Duration::from_millis(DIAL_TIMEOUT_MS),
                             conn::accept(stream, &addr, tls.as_ref()),
                         );
                         match accepted.await {
-                            Ok(Ok(stream)) => read_loop(identity, stream, addr, inbound, hashkv_calls).await,
+                            Ok(Ok(stream)) => {
+                                read_loop(identity, stream, addr, inbound, hashkv_calls, removed).await;
+                            }
                             Ok(Err(e)) => crate::log!(
                                 Level::Error,
                                 "transport",
@@ -70,6 +79,7 @@ async fn read_loop(
     addr: Remote,
     inbound: mpsc::Sender<PeerMessage>,
     hashkv_calls: mpsc::Sender<HashKvCall>,
+    mut removed: Removed,
 ) {
     let mut stream = tokio::io::BufReader::new(stream);
     let first = tokio::time::timeout(Duration::from_millis(DIAL_TIMEOUT_MS), stream.fill_buf());
@@ -83,7 +93,8 @@ async fn read_loop(
     }
     let (reader, mut writer) = tokio::io::split(stream);
     let mut reader = tokio::io::BufReader::new(reader);
-    let from = match handshake::answer(identity, &mut reader, &mut writer).await {
+    let is_removed = |id| removed.borrow().contains(&id);
+    let from = match handshake::answer(identity, is_removed, &mut reader, &mut writer).await {
         Answered::Accepted { from } => from,
         Answered::Refused(why) => {
             crate::log!(
@@ -105,8 +116,35 @@ async fn read_loop(
         "member {:x} accepted peer {from:x} from {addr}",
         identity.member_id
     );
+    tokio::select! {
+        () = read_frames(identity, from, &mut reader, &inbound) => {}
+        () = removal(&mut removed, from) => crate::log!(
+            Level::Info,
+            "transport",
+            "member {:x}: closed the connection from peer {from:x}: {}",
+            identity.member_id,
+            handshake::MEMBER_REMOVED
+        ),
+    }
+}
+
+/// Resolves once member `from` is removed from the cluster; never if the transport
+/// stops first.
+async fn removal(removed: &mut Removed, from: u64) {
+    if removed.wait_for(|set| set.contains(&from)).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Reads member `from`'s frames into the inbound queue until the connection ends.
+async fn read_frames<R: tokio::io::AsyncRead + Unpin>(
+    identity: Identity,
+    from: u64,
+    reader: &mut R,
+    inbound: &mpsc::Sender<PeerMessage>,
+) {
     loop {
-        let envelope = match wire::read_frame::<PeerEnvelope>(&mut reader).await {
+        let envelope = match wire::read_frame::<PeerEnvelope>(reader).await {
             Ok(envelope) => envelope,
             Err(wire::FrameError::Io(_)) => return,
             Err(e) => {

@@ -42,6 +42,10 @@
 //!   `SnapshotReport { delivered: true }`, on failure `delivered: false`. Unlike
 //!   etcd, which sends snapshots on a separate pipeline connection, a large
 //!   snapshot here delays the messages queued behind it for that one peer.
+//! - **Removed members**: the owner passes the members removed from the cluster
+//!   with the peer URLs ([`Transport::set_peer_urls`]). Their inbound connections
+//!   close, and their hellos are refused with etcd's words for it
+//!   ([`handshake::MEMBER_REMOVED`]; etcd answers their streams 410 Gone).
 //! - **Dead peers**: a batch write has [`WRITE_TIMEOUT_MS`]. Inbound connections
 //!   have no read timeout (raft traffic between two followers may be idle); a
 //!   reader whose dialer vanished without a FIN stays until the member stops.
@@ -53,14 +57,14 @@ pub mod peer_http;
 pub mod socket;
 pub mod wire;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Duration;
 
 use detcd_core::node::PeerMessage;
 use detcd_proto::raftpb::MessageType;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::{AbortHandle, JoinSet};
 
 use self::conn::{PeerStream, SharedPeerTls};
@@ -185,6 +189,9 @@ pub struct Transport {
     /// The peer URLs of the node's member list (its latest `Output::PeerUrls`).
     member_urls: BTreeMap<u64, Vec<String>>,
     links: BTreeMap<u64, Link>,
+    /// The members removed from the cluster: the accept loops refuse them and
+    /// close their connections.
+    removed: watch::Sender<BTreeSet<u64>>,
     reports: mpsc::UnboundedSender<Report>,
     tasks: JoinSet<()>,
     tls: SharedPeerTls,
@@ -221,6 +228,7 @@ impl Transport {
         hashkv_calls: mpsc::Sender<peer_http::HashKvCall>,
     ) -> Transport {
         let mut tasks = JoinSet::new();
+        let (removed, removed_watch) = watch::channel(BTreeSet::new());
         for PeerListener {
             listener,
             local: addr,
@@ -241,6 +249,7 @@ impl Transport {
                 accept_tls,
                 inbound.clone(),
                 hashkv_calls.clone(),
+                removed_watch.clone(),
             ));
         }
         Transport {
@@ -248,16 +257,24 @@ impl Transport {
             fallback_urls,
             member_urls: BTreeMap::new(),
             links: BTreeMap::new(),
+            removed,
             reports,
             tasks,
             tls,
         }
     }
 
-    /// The member list's peer URLs changed: links to members no longer listed, or
-    /// listed at other URLs, are closed (a later send dials the new URLs).
-    pub fn set_peer_urls(&mut self, urls: BTreeMap<u64, Vec<String>>) {
+    /// The member list's peer URLs or its removed members changed: links to
+    /// members no longer listed, or listed at other URLs, are closed (a later send
+    /// dials the new URLs), and so are the connections from removed members, whose
+    /// new connections are refused.
+    pub fn set_peer_urls(&mut self, urls: BTreeMap<u64, Vec<String>>, removed: BTreeSet<u64>) {
         self.member_urls = urls;
+        self.removed.send_if_modified(|known| {
+            let changed = *known != removed;
+            *known = removed;
+            changed
+        });
         let stale: Vec<u64> = self
             .links
             .iter()
@@ -524,7 +541,7 @@ mod tests {
             member_id: id,
             cluster_id: 7,
         };
-        match handshake::answer(me, &mut reader, &mut writer).await {
+        match handshake::answer(me, |_| false, &mut reader, &mut writer).await {
             handshake::Answered::Accepted { from: 1 } => {}
             _ => panic!("member 1's hello was not accepted"),
         }
@@ -563,21 +580,105 @@ mod tests {
             None,
             mpsc::channel(1).0,
         );
-        transport.set_peer_urls(BTreeMap::from([(1, Vec::new()), (2, at(&old))]));
+        let none = BTreeSet::new;
+        transport.set_peer_urls(BTreeMap::from([(1, Vec::new()), (2, at(&old))]), none());
         assert_eq!(transport.send(2, heartbeat(2)), Sent::Queued);
         let (mut first, _w) = accept_as(&old, 2).await;
 
         // Member 2 moves: the old link closes and the next message dials the new
         // URL, although the options still name the old one.
-        transport.set_peer_urls(BTreeMap::from([(1, Vec::new()), (2, at(&new))]));
+        transport.set_peer_urls(BTreeMap::from([(1, Vec::new()), (2, at(&new))]), none());
         assert!(closed(&mut first).await, "the link to the old URL is closed");
         assert_eq!(transport.send(2, heartbeat(2)), Sent::Queued);
         let (mut second, _w) = accept_as(&new, 2).await;
 
         // Member 2 leaves: its link closes too.
-        transport.set_peer_urls(BTreeMap::from([(1, Vec::new())]));
+        transport.set_peer_urls(BTreeMap::from([(1, Vec::new())]), BTreeSet::from([2]));
         assert!(closed(&mut second).await, "the removed member's link is closed");
         assert_eq!(transport.send(2, heartbeat(2)), Sent::Dropped { snapshot: false });
+        transport.stop().await;
+    }
+
+    /// Dials member 1 at `url` as member `from` of cluster 7.
+    async fn dial_as(from: u64, url: &str) -> Result<PeerStream, DialError> {
+        let me = Identity {
+            member_id: from,
+            cluster_id: 7,
+        };
+        handshake::dial(me, 1, &[url.to_string()], &None).await
+    }
+
+    /// Writes one heartbeat frame to member 1.
+    async fn send_heartbeat(stream: &mut PeerStream) {
+        let mut buf = Vec::new();
+        assert!(wire::put_frame(&mut buf, &wire::encode(heartbeat(1))));
+        stream.write_all(&buf).await.expect("frame written");
+    }
+
+    async fn received(inbound: &mut mpsc::Receiver<PeerMessage>) -> PeerMessage {
+        tokio::time::timeout(Duration::from_secs(5), inbound.recv())
+            .await
+            .expect("a message within 5 s")
+            .expect("inbound open")
+    }
+
+    #[tokio::test]
+    async fn a_removed_members_connections_are_closed_and_refused() {
+        let listeners = bind(&["http://127.0.0.1:0".to_string()], &None)
+            .await
+            .expect("bind");
+        let Local::Tcp(addr) = listeners[0].local.clone() else {
+            panic!("a TCP listener")
+        };
+        let url = format!("http://{addr}");
+        let (inbound, mut inbound_rx) = mpsc::channel(8);
+        let (reports, _reports) = mpsc::unbounded_channel();
+        let me = Identity {
+            member_id: 1,
+            cluster_id: 7,
+        };
+        let mut transport = Transport::start(
+            me,
+            listeners,
+            BTreeMap::new(),
+            inbound,
+            reports,
+            None,
+            mpsc::channel(1).0,
+        );
+        let members = |ids: &[u64]| ids.iter().map(|id| (*id, Vec::new())).collect::<BTreeMap<_, _>>();
+        transport.set_peer_urls(members(&[1, 2, 3]), BTreeSet::new());
+
+        // Members 2 and 3 connect and are heard.
+        let mut two = dial_as(2, &url).await.expect("member 2 accepted");
+        let mut three = dial_as(3, &url).await.expect("member 3 accepted");
+        send_heartbeat(&mut two).await;
+        assert_eq!(received(&mut inbound_rx).await, heartbeat(1));
+        send_heartbeat(&mut three).await;
+        assert_eq!(received(&mut inbound_rx).await, heartbeat(1));
+
+        // Member 2 is removed: its connection is closed from this end.
+        transport.set_peer_urls(members(&[1, 3]), BTreeSet::from([2]));
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_secs(5), two.read(&mut byte)).await;
+        assert!(
+            matches!(read, Ok(Ok(0) | Err(_))),
+            "the removed member's inbound connection is closed: {read:?}"
+        );
+
+        // A new connection from it is refused, in etcd's words.
+        match dial_as(2, &url).await {
+            Err(DialError::Refused(why)) => assert!(
+                why.ends_with(handshake::MEMBER_REMOVED),
+                "refused as removed: {why}"
+            ),
+            Err(DialError::Failed(why)) => panic!("refused as removed, not failed: {why}"),
+            Ok(_) => panic!("a removed member's connection is refused"),
+        }
+
+        // Member 3, still a member, keeps its connection.
+        send_heartbeat(&mut three).await;
+        assert_eq!(received(&mut inbound_rx).await, heartbeat(1));
         transport.stop().await;
     }
 }
