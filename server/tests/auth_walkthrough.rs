@@ -10,13 +10,10 @@
 //! Needs `etcd` and `etcdctl` on PATH (Debian's `etcd-server` and `etcd-client`);
 //! without them the test fails rather than passing untested.
 
-#[path = "support/server_proc.rs"]
-mod server_proc;
-
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use server_proc::{on_path, start_server, start_server_with};
+use detcd_testkit::{on_path, start_server, start_server_with};
 
 #[derive(Debug, PartialEq, Eq)]
 struct Outcome {

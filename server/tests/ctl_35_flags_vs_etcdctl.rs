@@ -5,15 +5,12 @@
 //! values, bad values' errors): stdout, stderr and the exit code must be the same.
 //!
 //! Skipped (with a notice) without etcd and etcdctl on PATH or etcd 3.5's binaries (see
-//! `server_proc::etcd35_dir`); a failure under CI.
-
-#[path = "support/server_proc.rs"]
-mod server_proc;
+//! `detcd_testkit::etcd35_dir`); a failure under CI.
 
 use std::path::Path;
 use std::process::Command;
 
-use server_proc::{etcd35_dir, etcdctl_ok, require_tools, start_server};
+use detcd_testkit::{etcd35_dir, etcdctl_ok, require_tools, start_server};
 
 fn run(program: &Path, endpoint: &str, args: &[&str]) -> (Option<i32>, String, String) {
     let out = Command::new(program)

@@ -4,12 +4,9 @@
 //! prefix that has keys) are compared with the real etcdctl 3.4 word for word. etcd and
 //! etcdctl must be on PATH.
 
-#[path = "support/server_proc.rs"]
-mod server_proc;
-
 use std::process::Command;
 
-use server_proc::{etcdctl_ok, on_path, start_server};
+use detcd_testkit::{etcdctl_ok, on_path, start_server};
 
 fn run(name: &str, endpoint: &str, args: &[&str]) -> (Option<i32>, String, String) {
     let program = if name == "detcdctl" {

@@ -4,14 +4,11 @@
 //! by key and revision by revision (one destination transaction per source revision).
 //! The argument errors are compared too. etcd and etcdctl must be on PATH.
 
-#[path = "support/server_proc.rs"]
-mod server_proc;
-
 use std::io::Write;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use server_proc::{etcdctl, etcdctl_ok, on_path, start_server};
+use detcd_testkit::{etcdctl, etcdctl_ok, on_path, start_server};
 
 fn program(name: &str) -> &'static str {
     if name == "detcdctl" {

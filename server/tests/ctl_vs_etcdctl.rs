@@ -7,14 +7,11 @@
 //! status. Reads run against the same state and must match exactly; writes run once per
 //! tool, so revision numbers (and IDs a server picks) are masked before comparing.
 
-#[path = "support/server_proc.rs"]
-mod server_proc;
-
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use server_proc::{on_path, start_server};
+use detcd_testkit::{on_path, start_server};
 
 #[derive(Debug, PartialEq, Eq)]
 struct Outcome {

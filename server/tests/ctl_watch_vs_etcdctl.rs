@@ -4,14 +4,11 @@
 //! nothing depends on timing but the end of `watch -i`'s input; numbers (revisions, which
 //! differ between the two runs) are masked. etcd and etcdctl must be on PATH (CI installs them).
 
-#[path = "support/server_proc.rs"]
-mod server_proc;
-
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use server_proc::{etcdctl_ok, on_path, start_server};
+use detcd_testkit::{etcdctl_ok, on_path, start_server};
 
 #[derive(Debug, PartialEq, Eq)]
 struct Outcome {

@@ -10,8 +10,6 @@
 mod dns;
 #[path = "support/members.rs"]
 mod members;
-#[path = "support/server_proc.rs"]
-mod server_proc;
 
 use std::net::Ipv4Addr;
 use std::process::{Command, Stdio};
@@ -19,9 +17,9 @@ use std::process::{Command, Stdio};
 use detcd_server::discovery::dns::{Dns, TEST_DNS_SERVER_ENV};
 use detcd_server::discovery::srv::{client_endpoints, cluster_from_dns};
 use detcd_server::urls::parse_url;
+use detcd_testkit::{etcdctl_ok, free_port, wait_healthy};
 use dns::{DnsServer, Rec};
 use members::{tools_present, wait_for_started, Member};
-use server_proc::{etcdctl_ok, free_port, wait_healthy};
 
 const DOMAIN: &str = "example.test";
 const LOCAL: Ipv4Addr = Ipv4Addr::LOCALHOST;
@@ -460,7 +458,7 @@ fn detcdctl_finds_its_endpoints_in_client_srv_records() {
     if !tools_present(&[]) {
         return;
     }
-    let member = server_proc::start_server(env!("CARGO_BIN_EXE_detcd"), "srv-client");
+    let member = detcd_testkit::start_server(env!("CARGO_BIN_EXE_detcd"), "srv-client");
     let port: u16 = member.endpoint.rsplit_once(':').unwrap().1.parse().unwrap();
     let server = DnsServer::start(vec![
         srv("etcd-client", port, "localhost."),

@@ -10,8 +10,6 @@
 mod curl;
 #[path = "support/members.rs"]
 mod members;
-#[path = "support/server_proc.rs"]
-mod server_proc;
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -19,8 +17,8 @@ use std::time::{Duration, Instant};
 use curl::curl;
 use detcd_server::config::member_id;
 use detcd_server::urls::parse_url;
+use detcd_testkit::{etcdctl_ok, free_port, start_server_with, wait_healthy};
 use members::{detcd, loopback_urls, tools_present, wait_for_started, Member};
-use server_proc::{etcdctl_ok, free_port, start_server_with, wait_healthy};
 
 /// Creates the token's directory with its size, as the guide does.
 fn prepare(endpoint: &str, token: &str, size: u32) -> String {

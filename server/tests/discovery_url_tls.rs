@@ -8,8 +8,6 @@
 
 #[path = "support/members.rs"]
 mod members;
-#[path = "support/server_proc.rs"]
-mod server_proc;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
@@ -19,8 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use detcd_server::tls::certs::{Ca, Leaf};
+use detcd_testkit::{free_port, wait_healthy};
 use members::{detcd, loopback_urls, tools_present, Member};
-use server_proc::{free_port, wait_healthy};
 
 /// curl over https trusting `ca`: the status and the body.
 fn curl(ca: &str, method: &str, url: &str, form: &str) -> (u16, String) {

@@ -9,15 +9,13 @@
 
 #[path = "support/members.rs"]
 mod members;
-#[path = "support/server_proc.rs"]
-mod server_proc;
 
 use std::process::Stdio;
 
 use detcd_server::config::member_id;
 use detcd_server::urls::parse_url;
+use detcd_testkit::{etcdctl, etcdctl_ok, free_port, start_server, wait_healthy};
 use members::{detcd, loopback_urls, tools_present, wait_for_started, Member};
-use server_proc::{etcdctl, etcdctl_ok, free_port, start_server, wait_healthy};
 
 /// Starts `n` members through `token` on `service` with `extra` flags; their client
 /// endpoints and peer ports.

@@ -8,15 +8,13 @@
 //!
 //! Skipped (with a notice) without `etcd` or `etcdctl` on PATH, a failure under CI.
 
-#[path = "support/server_proc.rs"]
-mod server_proc;
 #[path = "support/v2_norm.rs"]
 mod v2_norm;
 
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use server_proc::{on_path, start_server_with};
+use detcd_testkit::{on_path, start_server_with};
 
 fn ctl(endpoint: &str, args: &[&str]) -> Command {
     let mut c = Command::new("etcdctl");

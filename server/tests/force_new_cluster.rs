@@ -5,13 +5,10 @@
 //! Needs `etcdctl` (the guide's tool) on PATH; skipped with a notice without it
 //! (under CI a missing tool is a failure).
 
-#[path = "support/server_proc.rs"]
-mod server_proc;
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 
-use server_proc::{etcdctl_ok, free_port, member_command, on_path, wait_healthy};
+use detcd_testkit::{etcdctl_ok, free_port, member_command, on_path, wait_healthy};
 
 fn ok(endpoint: &str, args: &[&str]) -> String {
     etcdctl_ok(endpoint, args)

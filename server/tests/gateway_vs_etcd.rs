@@ -13,15 +13,13 @@
 mod curl;
 #[path = "support/gateway_mask.rs"]
 mod gateway_mask;
-#[path = "support/server_proc.rs"]
-mod server_proc;
 
 use std::time::Duration;
 
 use curl::{curl, field, post};
 use gateway_mask::mask;
 
-use server_proc::start_server;
+use detcd_testkit::start_server;
 
 /// The guide's session against one server: each step's label, status and masked body.
 fn session(endpoint: &str) -> Vec<(String, u16, String)> {
@@ -272,7 +270,7 @@ fn session(endpoint: &str) -> Vec<(String, u16, String)> {
 }
 
 fn tools_present(test: &str) -> bool {
-    server_proc::require_tools(&["etcd", "etcdctl", "curl"], test)
+    detcd_testkit::require_tools(&["etcd", "etcdctl", "curl"], test)
 }
 
 #[test]

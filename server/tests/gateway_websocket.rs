@@ -16,8 +16,6 @@
 mod curl;
 #[path = "support/gateway_mask.rs"]
 mod gateway_mask;
-#[path = "support/server_proc.rs"]
-mod server_proc;
 
 use std::time::{Duration, Instant};
 
@@ -29,7 +27,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 use curl::{field, post, post_with};
-use server_proc::{etcdctl_ok, start_server};
+use detcd_testkit::{etcdctl_ok, start_server};
 
 /// How long a message may take to arrive.
 const WAIT: Duration = Duration::from_secs(5);
@@ -224,7 +222,7 @@ async fn session(endpoint: &str) -> Vec<(String, String)> {
 }
 
 fn tools_present(test: &str) -> bool {
-    server_proc::require_tools(&["etcd", "etcdctl", "curl"], test)
+    detcd_testkit::require_tools(&["etcd", "etcdctl", "curl"], test)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -287,14 +285,14 @@ async fn websocket_over_tls_with_client_certificates() {
     );
 
     let (port, http_port, peer, http_only_port) = (
-        server_proc::free_port(),
-        server_proc::free_port(),
-        server_proc::free_port(),
-        server_proc::free_port(),
+        detcd_testkit::free_port(),
+        detcd_testkit::free_port(),
+        detcd_testkit::free_port(),
+        detcd_testkit::free_port(),
     );
     let urls = format!("https://127.0.0.1:{port},http://127.0.0.1:{http_port}");
     let peer_url = format!("http://127.0.0.1:{peer}");
-    let child = server_proc::member_command(
+    let child = detcd_testkit::member_command(
         env!("CARGO_BIN_EXE_detcd"),
         "n1",
         &dir.join("data"),
@@ -312,8 +310,8 @@ async fn websocket_over_tls_with_client_certificates() {
     .stderr(std::fs::File::create(dir.join("server.log")).expect("log"))
     .spawn()
     .expect("start detcd");
-    let member = server_proc::Server::new(child, dir.clone(), format!("127.0.0.1:{http_port}"));
-    server_proc::wait_healthy(&member.endpoint);
+    let member = detcd_testkit::Server::new(child, dir.clone(), format!("127.0.0.1:{http_port}"));
+    detcd_testkit::wait_healthy(&member.endpoint);
 
     let with_cert = TlsInfo {
         cert_file: client_cert,

@@ -30,17 +30,15 @@
 
 #[path = "support/proxy_proc.rs"]
 mod proxy_proc;
-#[path = "support/server_proc.rs"]
-mod server_proc;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use detcd_testkit::{etcdctl, etcdctl_ok, free_port, member_command, start_server, Server};
 use proxy_proc::{
     etcdctl_stdin, grpc_proxy, http_get, lines_of, metric, scrape, start_proxy, three_members, tools_present,
     wait_watchers, watch_for, DETCD,
 };
-use server_proc::{etcdctl, etcdctl_ok, free_port, member_command, start_server, Server};
 
 /// Lease IDs (16 hex digits) and remaining seconds masked.
 fn mask(text: &str, lease: &str) -> String {

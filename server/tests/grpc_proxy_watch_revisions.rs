@@ -8,16 +8,14 @@
 
 #[path = "support/proxy_proc.rs"]
 mod proxy_proc;
-#[path = "support/server_proc.rs"]
-mod server_proc;
 
 use std::time::Duration;
 
 use detcd_proto::etcdserverpb::watch_client::WatchClient;
 use detcd_proto::etcdserverpb::watch_request::RequestUnion;
 use detcd_proto::etcdserverpb::{WatchCreateRequest, WatchProgressRequest, WatchRequest, WatchResponse};
+use detcd_testkit::{etcdctl_ok, start_server};
 use proxy_proc::{grpc_proxy, tools_present, DETCD};
-use server_proc::{etcdctl_ok, start_server};
 use tokio::sync::mpsc;
 use tonic::codegen::tokio_stream::wrappers::ReceiverStream;
 use tonic::Streaming;

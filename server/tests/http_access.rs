@@ -9,12 +9,9 @@
 //!
 //! Skipped (with a notice) without `etcd`, `etcdctl` or `curl` on PATH, a failure under CI.
 
-#[path = "support/server_proc.rs"]
-mod server_proc;
-
 use std::process::Command;
 
-use server_proc::{free_port, on_path, start_server_with};
+use detcd_testkit::{free_port, on_path, start_server_with};
 
 /// Status, the CORS origin header (if any) and the first body line of one request.
 fn request(endpoint: &str, method: &str, path: &str, headers: &[&str]) -> (String, String, String) {

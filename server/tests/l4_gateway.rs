@@ -9,13 +9,11 @@
 
 #[path = "support/proxy_proc.rs"]
 mod proxy_proc;
-#[path = "support/server_proc.rs"]
-mod server_proc;
 
 use std::process::Command;
 
+use detcd_testkit::{etcdctl_ok, free_port, start_server};
 use proxy_proc::{start_proxy, tools_present, DETCD};
-use server_proc::{etcdctl_ok, free_port, start_server};
 
 #[test]
 fn gateway_passes_connections_through_and_skips_a_dead_endpoint() {

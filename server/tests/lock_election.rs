@@ -13,8 +13,6 @@
 
 #[path = "support/curl.rs"]
 mod curl;
-#[path = "support/server_proc.rs"]
-mod server_proc;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
@@ -23,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use curl::{curl, field, post};
-use server_proc::start_server;
+use detcd_testkit::start_server;
 
 /// The tests of this file run one at a time: each spawns many etcdctl processes, and
 /// under a loaded machine their timing assumptions (a resign on SIGINT landing within
@@ -34,7 +32,7 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 }
 
 fn tools_present(test: &str) -> bool {
-    server_proc::require_tools(&["etcdctl", "curl"], test)
+    detcd_testkit::require_tools(&["etcdctl", "curl"], test)
 }
 
 fn b64(s: &str) -> String {

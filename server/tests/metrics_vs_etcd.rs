@@ -6,13 +6,10 @@
 //!
 //! Skipped (with a notice) without `etcd`, `etcdctl` and `curl` on PATH, a failure under CI.
 
-#[path = "support/server_proc.rs"]
-mod server_proc;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 
-use server_proc::{etcdctl_ok, require_tools, start_server};
+use detcd_testkit::{etcdctl_ok, require_tools, start_server};
 
 /// One family as the text format shows it: its type and its label names.
 #[derive(Debug, PartialEq)]

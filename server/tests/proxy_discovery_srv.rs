@@ -15,15 +15,13 @@ mod dns;
 mod members;
 #[path = "support/proxy_proc.rs"]
 mod proxy_proc;
-#[path = "support/server_proc.rs"]
-mod server_proc;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use detcd_testkit::{etcdctl_ok, free_port, start_server};
 use dns::{DnsServer, Rec};
 use proxy_proc::{start_proxy_env, tools_present, DETCD};
-use server_proc::{etcdctl_ok, free_port, start_server};
 
 const DOMAIN: &str = "proxy.test";
 const DNS_ENV: &str = "DETCD_TEST_DNS_SERVER";
@@ -204,7 +202,7 @@ fn without_insecure_discovery_the_gateway_keeps_servers_valid_for_the_domain() {
     // domain, not the gateway's address).
     let tls = ["--insecure-transport=false", "--insecure-skip-tls-verify"];
     let deadline = Instant::now() + Duration::from_secs(20);
-    while server_proc::etcdctl(&gateway.addr, &[&tls[..], &["put", "tls-k", "v"]].concat())
+    while detcd_testkit::etcdctl(&gateway.addr, &[&tls[..], &["put", "tls-k", "v"]].concat())
         .status
         .code()
         != Some(0)

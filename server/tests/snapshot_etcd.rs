@@ -12,13 +12,11 @@
 
 #[path = "support/curl.rs"]
 mod curl;
-#[path = "support/server_proc.rs"]
-mod server_proc;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use server_proc::{etcd35_dir, etcdctl, etcdctl_ok, free_port, member_command, start_server, wait_healthy};
+use detcd_testkit::{etcd35_dir, etcdctl, etcdctl_ok, free_port, member_command, start_server, wait_healthy};
 
 fn ok(endpoint: &str, args: &[&str]) -> String {
     etcdctl_ok(endpoint, args)
@@ -58,7 +56,7 @@ impl Drop for Etcd {
 }
 
 fn tools_present() -> bool {
-    server_proc::require_tools(&["etcd", "etcdctl"], "snapshot_etcd")
+    detcd_testkit::require_tools(&["etcd", "etcdctl"], "snapshot_etcd")
 }
 
 /// `etcdctl txn` with `input` on its standard input; must succeed.

@@ -7,15 +7,13 @@
 //!
 //! Skipped (with a notice) without `etcd`, `etcdctl` or `curl` on PATH, a failure under CI.
 
-#[path = "support/server_proc.rs"]
-mod server_proc;
 #[path = "support/v2_norm.rs"]
 mod v2_norm;
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use server_proc::{etcdctl_ok, free_port, member_command, start_server_with, Server};
+use detcd_testkit::{etcdctl_ok, free_port, member_command, start_server_with, Server};
 
 /// One HTTP exchange: status, X-Etcd-Index (when sent) and the body, trimmed.
 fn http(url: &str, method: &str, form: &str) -> (u16, Option<u64>, String) {
@@ -107,7 +105,7 @@ fn session(learner: &str) -> Vec<String> {
 
 #[test]
 fn v2_on_a_learner_matches_etcd() {
-    if !server_proc::require_tools(&["etcd", "etcdctl", "curl"], "v2_on_a_learner_matches_etcd") {
+    if !detcd_testkit::require_tools(&["etcd", "etcdctl", "curl"], "v2_on_a_learner_matches_etcd") {
         return;
     }
     let etcd34 = v2_norm::etcd34().expect("etcd 3.4 (etcd --version) on PATH or at /usr/bin/etcd");

@@ -12,8 +12,6 @@
 //!
 //! Skipped (with a notice) without `etcd` and `curl` on PATH, a failure under CI.
 
-#[path = "support/server_proc.rs"]
-mod server_proc;
 #[path = "support/v2_norm.rs"]
 mod v2_norm;
 
@@ -21,7 +19,7 @@ use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use server_proc::{on_path, start_server_with};
+use detcd_testkit::{on_path, start_server_with};
 
 /// `curl -X method` with `form`; the HTTP status.
 fn curl(endpoint: &str, method: &str, path: &str, form: &str) -> u16 {

@@ -7,15 +7,13 @@
 //!
 //! Skipped (with a notice) without `etcd`, `etcdctl` or `curl` on PATH, a failure under CI.
 
-#[path = "support/server_proc.rs"]
-mod server_proc;
 #[path = "support/v2_norm.rs"]
 mod v2_norm;
 
 use std::process::Command;
 use std::time::Duration;
 
-use server_proc::{start_server, start_server_with};
+use detcd_testkit::{start_server, start_server_with};
 
 /// One HTTP exchange: status, X-Etcd-Index (when sent) and body.
 fn http(endpoint: &str, method: &str, path: &str, form: &str, json: bool) -> (u16, Option<u64>, String) {
@@ -280,7 +278,7 @@ fn session(endpoint: &str) -> Vec<String> {
 }
 
 fn tools_present(test: &str) -> bool {
-    server_proc::require_tools(&["etcd", "etcdctl", "curl"], test)
+    detcd_testkit::require_tools(&["etcd", "etcdctl", "curl"], test)
 }
 
 #[test]

@@ -62,7 +62,7 @@ pub fn temp_dir(tag: &str) -> std::path::PathBuf {
 pub fn wait_for_started(endpoint: &str, n: usize) -> Vec<String> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let out = super::server_proc::etcdctl_ok(endpoint, &["member", "list"]);
+        let out = detcd_testkit::etcdctl_ok(endpoint, &["member", "list"]);
         let mut lines: Vec<String> = out.lines().map(str::to_string).collect();
         lines.sort();
         if lines.len() == n && lines.iter().all(|l| l.contains(", started, ")) {
@@ -77,5 +77,5 @@ pub fn wait_for_started(endpoint: &str, n: usize) -> Vec<String> {
 /// with a notice, which is a failure under CI.
 pub fn tools_present(more: &[&str]) -> bool {
     let tools: Vec<&str> = std::iter::once("etcdctl").chain(more.iter().copied()).collect();
-    super::server_proc::require_tools(&tools, "this test")
+    detcd_testkit::require_tools(&tools, "this test")
 }

@@ -1,6 +1,5 @@
 //! Proxies and gateways of detcd or etcd as processes for tests, the 3-member detcd
 //! cluster they sit in front of, and the etcdctl runs those tests make.
-//! Include after `support/server_proc.rs` (as `mod server_proc`).
 
 // Each test file includes this module and uses part of it.
 #![allow(dead_code)]
@@ -10,7 +9,7 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::server_proc::{free_port, member_command, require_tools, wait_healthy, Server};
+use detcd_testkit::{free_port, member_command, require_tools, wait_healthy, Server};
 
 pub const DETCD: &str = env!("CARGO_BIN_EXE_detcd");
 

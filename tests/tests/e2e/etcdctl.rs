@@ -7,10 +7,12 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::harness::{free_port, on_path, test_dir, Cluster};
+use detcd_testkit::{on_path, start_server};
+
+use super::harness::{test_dir, Cluster};
 
 /// Every command of the session, with its stdin.
 const SESSION: &[(&[&str], &str)] = &[
@@ -96,36 +98,6 @@ fn dial_one_endpoint(endpoint: &str, cwd: &Path) -> Vec<String> {
         }
     }
     problems
-}
-
-struct Etcd {
-    child: Child,
-}
-
-impl Drop for Etcd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_etcd(dir: &Path) -> (Etcd, String) {
-    let (client, peer) = (free_port(), free_port());
-    let (c, p) = (
-        format!("http://127.0.0.1:{client}"),
-        format!("http://127.0.0.1:{peer}"),
-    );
-    let child = Command::new("etcd")
-        .args(["--name", "e0", "--data-dir"])
-        .arg(dir.join("etcd-data"))
-        .args(["--listen-client-urls", &c, "--advertise-client-urls", &c])
-        .args(["--listen-peer-urls", &p, "--initial-advertise-peer-urls", &p])
-        .args(["--initial-cluster", &format!("e0={p}")])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("etcd.log")).expect("log"))
-        .spawn()
-        .expect("start etcd");
-    (Etcd { child }, format!("127.0.0.1:{client}"))
 }
 
 /// (exit code, stdout, stderr) of one etcdctl command, with what differs between servers
@@ -246,7 +218,10 @@ async fn etcdctl_session_matches_etcd() {
     let (etcd_dir, detcd_dir) = (dir.join("etcd-cwd"), dir.join("detcd-cwd"));
     std::fs::create_dir_all(&etcd_dir).expect("dir");
     std::fs::create_dir_all(&detcd_dir).expect("dir");
-    let (_etcd, etcd_ep) = start_etcd(&dir);
+    let etcd = tokio::task::spawn_blocking(|| start_server("etcd", "e2e-etcdctl"))
+        .await
+        .expect("start etcd");
+    let etcd_ep = etcd.endpoint.clone();
     let detcd_ep = format!("127.0.0.1:{}", cluster.members[0].client_port);
     let (e, d) = (etcd_ep.clone(), detcd_ep.clone());
     let (ed, dd) = (etcd_dir.clone(), detcd_dir.clone());

@@ -2,12 +2,12 @@
 //! directory under a per-test temporary directory (removed when the test passes; kept,
 //! with every member's log printed, when it fails).
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use detcd_testkit::free_port;
 use etcd_client::Client;
 
 /// The server under test.
@@ -19,23 +19,6 @@ pub const ELECTION_MS: u64 = 750;
 pub const WAL_SEGMENT_BYTES: usize = 4_000_000;
 /// How long a member gets to become ready.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// A port free now and not handed out before in this test process: the kernel
-/// can give a just-released port to the next `bind(0)`, and one member got the
-/// same port for its client and peer URLs that way.
-pub fn free_port() -> u16 {
-    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
-        std::sync::Mutex::new(std::collections::BTreeSet::new());
-    loop {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("free port");
-        if GIVEN.lock().unwrap_or_else(|e| e.into_inner()).insert(port) {
-            return port;
-        }
-    }
-}
 
 /// A fresh directory for one test.
 pub fn test_dir(tag: &str) -> PathBuf {
@@ -373,13 +356,6 @@ pub fn http_get(port: u16, path: &str) -> (u16, String) {
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
     (code, body)
-}
-
-/// Whether `tool` is on PATH.
-pub fn on_path(tool: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-        .unwrap_or(false)
 }
 
 /// Reads `path` to a string (empty when missing).

@@ -5,7 +5,9 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use super::harness::{free_port, http_get, signal, test_dir, DETCD};
+use detcd_testkit::free_port;
+
+use super::harness::{http_get, signal, test_dir, DETCD};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubeadm_flags_start_and_the_metrics_listener_serves_probes_and_series() {

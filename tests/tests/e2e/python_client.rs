@@ -11,7 +11,9 @@
 
 use std::process::Command;
 
-use super::harness::{free_port, test_dir, Cluster};
+use detcd_testkit::free_port;
+
+use super::harness::{test_dir, Cluster};
 use super::tls::{etcdctl, make_certs, start, start_client_cert_auth, wait_until, with_cert};
 
 const SCRIPT: &str = r#"

@@ -5,7 +5,9 @@
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use super::harness::{free_port, http_get, signal, test_dir, Cluster, DETCD};
+use detcd_testkit::free_port;
+
+use super::harness::{http_get, signal, test_dir, Cluster, DETCD};
 
 fn run(args: &[&str]) -> Output {
     Command::new(DETCD)

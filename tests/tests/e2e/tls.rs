@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use detcd_server::tls::certs::{Ca, Leaf};
 
-use super::harness::{free_port, on_path, read, test_dir, DETCD};
+use detcd_testkit::{free_port, on_path};
+
+use super::harness::{read, test_dir, DETCD};
 
 /// Writes `text` to `dir/name` (atomically, by renaming, as rotation tools do).
 pub(super) fn put(dir: &Path, name: &str, text: &str) -> String {

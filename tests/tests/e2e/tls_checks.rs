@@ -9,7 +9,9 @@ use std::path::Path;
 
 use detcd_server::tls::certs::{Ca, Leaf};
 
-use super::harness::{free_port, read, test_dir};
+use detcd_testkit::free_port;
+
+use super::harness::{read, test_dir};
 use super::tls::{etcdctl, issue, ok, put, spawn, start, wait_until, with_cert, Member, Spec};
 
 #[test]

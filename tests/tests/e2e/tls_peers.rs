@@ -7,7 +7,9 @@ use std::path::Path;
 
 use detcd_server::tls::certs::{Ca, Leaf};
 
-use super::harness::{free_port, read, test_dir};
+use detcd_testkit::free_port;
+
+use super::harness::{read, test_dir};
 use super::tls::{etcdctl, issue, ok, plain_http, put, spawn, wait_until, Member, Spec};
 
 /// Starts member `name` of a peer-TLS cluster whose members' peer ports are `peers`.

@@ -1,8 +1,10 @@
-//! A single-member etcd or detcd on free loopback ports in a temporary directory,
-//! for tests that drive it with command-line tools; and running such a tool.
-
-// Each test file includes this module and uses part of it.
-#![allow(dead_code)]
+//! Test-only helpers shared by the server's tests and the end-to-end suite: free
+//! loopback ports, the tools on PATH, and a single-member etcd (or detcd, which takes
+//! etcd's flags) on free ports in a temporary directory, for tests that drive it with
+//! command-line tools; and running etcdctl against it.
+//!
+//! One launcher for a real etcd process: the tests that compare detcd with etcd start
+//! both the same way.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -48,6 +50,7 @@ pub fn free_port() -> u16 {
 }
 
 /// A running server; killed and its directory removed on drop.
+#[derive(Debug)]
 pub struct Server {
     child: Child,
     pub dir: PathBuf,
