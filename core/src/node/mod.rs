@@ -96,6 +96,9 @@ pub const SNAPSHOT_SIZE_FREE_BYTES: u64 = 4 << 20;
 /// progress encodes per input, so no input waits for a whole large state.
 pub const SNAPSHOT_STEP_BYTES: usize = 256 << 10;
 
+/// The members' peer URLs and the removed members, as [`Output::PeerUrls`] says them.
+type AnnouncedPeers = (BTreeMap<u64, Vec<String>>, BTreeSet<u64>);
+
 /// One etcd member.
 ///
 /// # Driving it
@@ -159,7 +162,7 @@ pub struct Node {
     /// Exports of the application state asked for by the driver, by export.
     exports: export::Exports,
     /// The peer URLs and removed members last announced with [`Output::PeerUrls`].
-    announced_peer_urls: Option<(BTreeMap<u64, Vec<String>>, BTreeSet<u64>)>,
+    announced_peer_urls: Option<AnnouncedPeers>,
     auto_compaction: auto_compact::AutoCompactDuty,
     db_size_bytes: u64,
     now_ms: u64,
