@@ -399,7 +399,8 @@ pub async fn start(options: MemberOptions) -> Result<(Member, MemberHandle), Sta
         hashkv_calls(commands_tx.clone()),
     );
     let persister = persist::Persister::start(storage, internal_tx.clone());
-    let (v2_index_tx, v2_index) = watch::channel(node.v2_store().index());
+    // The first status output (of the driver's first drain) sets it.
+    let (v2_index_tx, v2_index) = watch::channel(0);
     let driver = run::Driver::new(
         node,
         persister,
