@@ -99,9 +99,6 @@ pub struct Metrics {
     pub entries_synced: u64,
     /// Persist outputs written (each is one raft Ready).
     pub persists: u64,
-    /// `etcd_network_peer_sent_failures_total`: messages dropped because a peer's
-    /// queue was full or no URL was known for it.
-    pub peer_sends_dropped: u64,
     /// `etcd_server_is_learner`.
     pub is_learner: bool,
     /// `etcd_server_heartbeat_send_failures_total`: heartbeats the transport dropped.
@@ -166,7 +163,6 @@ impl Default for Metrics {
             syncs: 0,
             entries_synced: 0,
             persists: 0,
-            peer_sends_dropped: 0,
             is_learner: false,
             heartbeat_send_failures: 0,
             slow_applies: 0,

@@ -282,6 +282,8 @@ struct Shared {
     commands: mpsc::Sender<Command>,
     internal: mpsc::UnboundedSender<Internal>,
     metrics: SharedMetrics,
+    /// What the peer transport counts, per peer.
+    peer_metrics: transport::counters::PeerMetrics,
     next_stream: AtomicU64,
     v2_index: watch::Receiver<u64>,
 }
@@ -379,6 +381,7 @@ pub async fn start(options: MemberOptions) -> Result<(Member, MemberHandle), Sta
     let (shutdown_tx, shutdown_rx) = oneshot::channel();
     let (stopped_tx, stopped_rx) = watch::channel(None);
     let metrics = SharedMetrics::default();
+    let peer_metrics = transport::counters::PeerMetrics::default();
     let peer_addrs = listeners
         .iter()
         .filter_map(|l| match l.local {
@@ -397,6 +400,7 @@ pub async fn start(options: MemberOptions) -> Result<(Member, MemberHandle), Sta
         reports_tx,
         options.peer_tls.clone(),
         hashkv_calls(commands_tx.clone()),
+        peer_metrics.clone(),
     );
     let persister = persist::Persister::start(storage, internal_tx.clone());
     // The first status output (of the driver's first drain) sets it.
@@ -429,6 +433,7 @@ pub async fn start(options: MemberOptions) -> Result<(Member, MemberHandle), Sta
             commands: commands_tx,
             internal: internal_tx,
             metrics,
+            peer_metrics,
             next_stream: AtomicU64::new(1),
             v2_index,
         }),
@@ -585,6 +590,11 @@ impl MemberHandle {
     /// A copy of the member's counters.
     pub fn metrics(&self) -> Metrics {
         self.shared.metrics.get()
+    }
+
+    /// A copy of the peer transport's counters, by peer member ID.
+    pub fn peer_metrics(&self) -> BTreeMap<u64, transport::counters::PeerCounters> {
+        self.shared.peer_metrics.snapshot()
     }
 
     pub fn member_id(&self) -> u64 {

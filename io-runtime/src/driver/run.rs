@@ -411,7 +411,6 @@ impl Driver {
         let heartbeat =
             matches!(&message, PeerMessage::Raft(m) if m.r#type == MessageType::MsgHeartbeat as i32);
         if let Sent::Dropped { snapshot } = transport.send(to, message) {
-            self.metrics.peer_sends_dropped += 1;
             if heartbeat {
                 self.metrics.heartbeat_send_failures += 1;
             }

@@ -11,10 +11,11 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::conn::{self, PeerStream, SharedPeerTls};
+use super::counters::{LinkEvent, PeerMetrics};
 use super::handshake::{self, Answered};
 use super::peer_http::{self, HashKvCall};
 use super::socket::{Listener, Remote};
-use super::{wire, Identity, DIAL_TIMEOUT_MS, RECONNECT_BACKOFF_MS_MIN};
+use super::{is_snapshot, wire, Connected, Identity, DIAL_TIMEOUT_MS, RECONNECT_BACKOFF_MS_MIN};
 use crate::log::Level;
 
 pub(super) async fn accept_loop(
@@ -23,6 +24,7 @@ pub(super) async fn accept_loop(
     tls: SharedPeerTls,
     inbound: mpsc::Sender<PeerMessage>,
     hashkv_calls: mpsc::Sender<HashKvCall>,
+    counters: PeerMetrics,
 ) {
     // Readers live in this set: aborting the accept loop (shutdown) drops it,
     // which aborts every reader.
@@ -32,13 +34,16 @@ pub(super) async fn accept_loop(
             accepted = listener.accept() => match accepted {
                 Ok((stream, addr)) => {
                     let (tls, inbound, hashkv_calls) = (tls.clone(), inbound.clone(), hashkv_calls.clone());
+                    let counters = counters.clone();
                     readers.spawn(async move {
                         let accepted = tokio::time::timeout(
                             Duration::from_millis(DIAL_TIMEOUT_MS),
                             conn::accept(stream, &addr, tls.as_ref()),
                         );
                         match accepted.await {
-                            Ok(Ok(stream)) => read_loop(identity, stream, addr, inbound, hashkv_calls).await,
+                            Ok(Ok(stream)) => {
+                                read_loop(identity, stream, addr, inbound, hashkv_calls, &counters).await;
+                            }
                             Ok(Err(e)) => crate::log!(
                                 Level::Error,
                                 "transport",
@@ -70,6 +75,7 @@ async fn read_loop(
     addr: Remote,
     inbound: mpsc::Sender<PeerMessage>,
     hashkv_calls: mpsc::Sender<HashKvCall>,
+    counters: &PeerMetrics,
 ) {
     let mut stream = tokio::io::BufReader::new(stream);
     let first = tokio::time::timeout(Duration::from_millis(DIAL_TIMEOUT_MS), stream.fill_buf());
@@ -105,11 +111,13 @@ async fn read_loop(
         "member {:x} accepted peer {from:x} from {addr}",
         identity.member_id
     );
+    let _open = Connected::new(counters, from, LinkEvent::InboundOpen, LinkEvent::InboundClosed);
     loop {
-        let envelope = match wire::read_frame::<PeerEnvelope>(&mut reader).await {
-            Ok(envelope) => envelope,
+        let (envelope, read) = match wire::read_frame_measured::<PeerEnvelope>(&mut reader).await {
+            Ok(frame) => frame,
             Err(wire::FrameError::Io(_)) => return,
             Err(e) => {
+                counters.update(from, |c| c.received_failures += 1);
                 crate::log!(
                     Level::Warn,
                     "transport",
@@ -119,6 +127,7 @@ async fn read_loop(
                 return;
             }
         };
+        counters.update(from, |c| c.received_bytes += read.bytes as u64);
         let Some(message) = wire::decode(envelope) else {
             crate::log!(
                 Level::Warn,
@@ -126,8 +135,15 @@ async fn read_loop(
                 "member {:x}: peer {from:x} sent an empty or unknown envelope",
                 identity.member_id
             );
+            counters.update(from, |c| c.received_failures += 1);
             continue;
         };
+        if is_snapshot(&message) {
+            counters.update(from, |c| {
+                c.snapshot_receive_success += 1;
+                c.snapshot_receive_seconds.observe(read.body_seconds);
+            });
+        }
         if inbound.send(message).await.is_err() {
             return;
         }

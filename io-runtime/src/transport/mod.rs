@@ -47,6 +47,7 @@
 //!   reader whose dialer vanished without a FIN stays until the member stops.
 
 pub mod conn;
+pub mod counters;
 pub mod handshake;
 mod inbound;
 pub mod peer_http;
@@ -64,6 +65,7 @@ use tokio::sync::mpsc;
 use tokio::task::{AbortHandle, JoinSet};
 
 use self::conn::{PeerStream, SharedPeerTls};
+use self::counters::{LinkEvent, PeerMetrics};
 use self::handshake::DialError;
 use self::socket::{Address, Listener, Local, StaleSocket};
 use crate::log::Level;
@@ -188,6 +190,7 @@ pub struct Transport {
     reports: mpsc::UnboundedSender<Report>,
     tasks: JoinSet<()>,
     tls: SharedPeerTls,
+    counters: PeerMetrics,
 }
 
 /// One peer's outbound connection: its queue, its writer task, the URLs it dials.
@@ -219,6 +222,7 @@ impl Transport {
         reports: mpsc::UnboundedSender<Report>,
         tls: SharedPeerTls,
         hashkv_calls: mpsc::Sender<peer_http::HashKvCall>,
+        counters: PeerMetrics,
     ) -> Transport {
         let mut tasks = JoinSet::new();
         for PeerListener {
@@ -241,6 +245,7 @@ impl Transport {
                 accept_tls,
                 inbound.clone(),
                 hashkv_calls.clone(),
+                counters.clone(),
             ));
         }
         Transport {
@@ -251,6 +256,7 @@ impl Transport {
             reports,
             tasks,
             tls,
+            counters,
         }
     }
 
@@ -292,6 +298,7 @@ impl Transport {
         let snapshot = is_snapshot(&message);
         if !self.links.contains_key(&to) {
             let Some(urls) = self.urls_of(to).cloned() else {
+                self.dropped(to, snapshot);
                 return Sent::Dropped { snapshot };
             };
             let (queue, receiver) = mpsc::channel(PEER_QUEUE_MSGS_MAX);
@@ -302,19 +309,55 @@ impl Transport {
                 self.tls.clone(),
                 receiver,
                 self.reports.clone(),
+                self.counters.clone(),
             ));
             self.links.insert(to, Link { queue, writer, urls });
         }
         match self.links[&to].queue.try_send(message) {
             Ok(()) => Sent::Queued,
-            Err(_) => Sent::Dropped { snapshot },
+            Err(_) => {
+                self.dropped(to, snapshot);
+                Sent::Dropped { snapshot }
+            }
         }
+    }
+
+    fn dropped(&self, to: u64, snapshot: bool) {
+        self.counters.update(to, |c| {
+            c.sent_failures += 1;
+            c.snapshot_send_failures += u64::from(snapshot);
+        });
     }
 
     /// Closes every connection and listener and waits for their tasks.
     pub async fn stop(mut self) {
         self.links.clear();
         self.tasks.shutdown().await;
+    }
+}
+
+/// One connection to or from a peer while it lasts (closed when dropped, also by
+/// an aborted task).
+pub(crate) struct Connected<'a> {
+    counters: &'a PeerMetrics,
+    peer: u64,
+    closed: LinkEvent,
+}
+
+impl<'a> Connected<'a> {
+    pub(crate) fn new(counters: &'a PeerMetrics, peer: u64, opened: LinkEvent, closed: LinkEvent) -> Self {
+        counters.link(peer, opened);
+        Connected {
+            counters,
+            peer,
+            closed,
+        }
+    }
+}
+
+impl Drop for Connected<'_> {
+    fn drop(&mut self) {
+        self.counters.link(self.peer, self.closed);
     }
 }
 
@@ -329,6 +372,7 @@ async fn write_loop(
     tls: SharedPeerTls,
     mut queue: mpsc::Receiver<PeerMessage>,
     reports: mpsc::UnboundedSender<Report>,
+    counters: PeerMetrics,
 ) {
     let mut backoff_ms = RECONNECT_BACKOFF_MS_MIN;
     let mut failures = 0u64;
@@ -345,7 +389,10 @@ async fn write_loop(
                 }
                 failures = 0;
                 backoff_ms = RECONNECT_BACKOFF_MS_MIN;
-                match pump(stream, &mut queue, to, &reports).await {
+                let up = Connected::new(&counters, to, LinkEvent::OutboundUp, LinkEvent::OutboundDown);
+                let pumped = pump(stream, &mut queue, to, &reports, &counters).await;
+                drop(up);
+                match pumped {
                     Pumped::QueueClosed => return,
                     Pumped::Broken(e) => {
                         crate::log!(
@@ -389,7 +436,12 @@ async fn write_loop(
                 () = &mut wait => break,
                 message = queue.recv() => {
                     let Some(message) = message else { return };
-                    if is_snapshot(&message) {
+                    let snapshot = is_snapshot(&message);
+                    counters.update(to, |c| {
+                        c.sent_failures += 1;
+                        c.snapshot_send_failures += u64::from(snapshot);
+                    });
+                    if snapshot {
                         let _ = reports.send(Report::SnapshotReport { peer: to, delivered: false });
                     }
                     if !reported {
@@ -416,6 +468,7 @@ async fn pump(
     queue: &mut mpsc::Receiver<PeerMessage>,
     to: u64,
     reports: &mpsc::UnboundedSender<Report>,
+    counters: &PeerMetrics,
 ) -> Pumped {
     let (mut reader, mut stream) = tokio::io::split(stream);
     let mut buf = Vec::new();
@@ -438,17 +491,25 @@ async fn pump(
         }
         buf.clear();
         let mut snapshots = 0;
+        let mut messages = 0;
         for message in batch.drain(..) {
             if is_snapshot(&message) {
                 snapshots += 1;
             }
-            if !wire::put_frame(&mut buf, &wire::encode(message)) {
+            if wire::put_frame(&mut buf, &wire::encode(message)) {
+                messages += 1;
+            } else {
+                counters.update(to, |c| c.sent_failures += 1);
                 crate::log!(
                     Level::Error,
                     "transport",
                     "dropped a message to peer {to:x} above the frame limit"
                 );
             }
+        }
+        let started = std::time::Instant::now();
+        if snapshots > 0 {
+            counters.update(to, |c| c.snapshot_send_inflights = snapshots);
         }
         let written = if snapshots > 0 {
             stream.write_all(&buf).await
@@ -462,6 +523,21 @@ async fn pump(
                     ))
                 })
         };
+        let seconds = started.elapsed().as_secs_f64();
+        let ok = written.is_ok();
+        counters.update(to, |c| {
+            c.snapshot_send_inflights = 0;
+            if ok {
+                c.sent_bytes += buf.len() as u64;
+                c.snapshot_send_success += snapshots;
+                for _ in 0..snapshots {
+                    c.snapshot_send_seconds.observe(seconds);
+                }
+            } else {
+                c.sent_failures += messages;
+                c.snapshot_send_failures += snapshots;
+            }
+        });
         if let Err(e) = written {
             for _ in 0..snapshots {
                 let _ = reports.send(Report::SnapshotReport {
@@ -562,6 +638,7 @@ mod tests {
             reports,
             None,
             mpsc::channel(1).0,
+            PeerMetrics::default(),
         );
         transport.set_peer_urls(BTreeMap::from([(1, Vec::new()), (2, at(&old))]));
         assert_eq!(transport.send(2, heartbeat(2)), Sent::Queued);
