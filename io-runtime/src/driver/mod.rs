@@ -396,11 +396,13 @@ pub async fn start(options: MemberOptions) -> Result<(Member, MemberHandle), Sta
         },
         listeners,
         options.peers.clone(),
-        peer_tx,
-        reports_tx,
         options.peer_tls.clone(),
-        hashkv_calls(commands_tx.clone()),
-        peer_metrics.clone(),
+        transport::Outlets {
+            inbound: peer_tx,
+            reports: reports_tx,
+            hashkv_calls: hashkv_calls(commands_tx.clone()),
+            counters: peer_metrics.clone(),
+        },
     );
     let persister = persist::Persister::start(storage, internal_tx.clone());
     // The first status output (of the driver's first drain) sets it.

@@ -211,19 +211,33 @@ pub enum Sent {
     },
 }
 
+/// Where the transport's traffic and news go.
+pub(crate) struct Outlets {
+    /// Messages from peers.
+    pub(crate) inbound: mpsc::Sender<PeerMessage>,
+    /// Unreachable peers, snapshot delivery.
+    pub(crate) reports: mpsc::UnboundedSender<Report>,
+    /// HashKVs asked for on the peer port.
+    pub(crate) hashkv_calls: mpsc::Sender<peer_http::HashKvCall>,
+    /// What it counts per peer.
+    pub(crate) counters: PeerMetrics,
+}
+
 impl Transport {
-    /// Starts accepting on `listeners`; inbound messages go to `inbound`, reports
-    /// (unreachable peers, snapshot delivery) to `reports`.
+    /// Starts accepting on `listeners`; what arrives and what happens goes to `outlets`.
     pub(crate) fn start(
         identity: Identity,
         listeners: Vec<PeerListener>,
         fallback_urls: BTreeMap<u64, Vec<String>>,
-        inbound: mpsc::Sender<PeerMessage>,
-        reports: mpsc::UnboundedSender<Report>,
         tls: SharedPeerTls,
-        hashkv_calls: mpsc::Sender<peer_http::HashKvCall>,
-        counters: PeerMetrics,
+        outlets: Outlets,
     ) -> Transport {
+        let Outlets {
+            inbound,
+            reports,
+            hashkv_calls,
+            counters,
+        } = outlets;
         let mut tasks = JoinSet::new();
         for PeerListener {
             listener,
@@ -630,16 +644,13 @@ mod tests {
         };
         // The options name member 2 at `old`; the member list agrees.
         let fallback = BTreeMap::from([(2, at(&old))]);
-        let mut transport = Transport::start(
-            me,
-            Vec::new(),
-            fallback,
+        let outlets = Outlets {
             inbound,
             reports,
-            None,
-            mpsc::channel(1).0,
-            PeerMetrics::default(),
-        );
+            hashkv_calls: mpsc::channel(1).0,
+            counters: PeerMetrics::default(),
+        };
+        let mut transport = Transport::start(me, Vec::new(), fallback, None, outlets);
         transport.set_peer_urls(BTreeMap::from([(1, Vec::new()), (2, at(&old))]));
         assert_eq!(transport.send(2, heartbeat(2)), Sent::Queued);
         let (mut first, _w) = accept_as(&old, 2).await;
