@@ -232,7 +232,11 @@ impl Cluster {
                         "n{id}: auto compaction to {revision}, completed={completed}"
                     ));
                 }
-                Output::PeerUrls { .. } | Output::SnapshotExport { .. } => {}
+                Output::PeerUrls { .. }
+                | Output::SnapshotExport { .. }
+                | Output::PortableHead { .. }
+                | Output::PortableRecords { .. }
+                | Output::Status(_) => {}
                 Output::Removed => {
                     lines.push(format!("n{id}: removed, stopping"));
                     member.node = None;

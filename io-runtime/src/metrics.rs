@@ -89,8 +89,7 @@ pub struct Metrics {
     pub proposals_pending: u64,
     /// `etcd_server_proposals_failed_total`: write requests answered with an error.
     pub proposals_failed: u64,
-    /// `etcd_mvcc_db_total_size_in_bytes` (the node's approximate store size,
-    /// refreshed about once a second).
+    /// `etcd_mvcc_db_total_size_in_bytes` (the node's approximate store size).
     pub db_size_bytes: u64,
     /// `etcd_disk_wal_fsync_duration_seconds`.
     pub wal_fsync: Histogram,
@@ -100,9 +99,6 @@ pub struct Metrics {
     pub entries_synced: u64,
     /// Persist outputs written (each is one raft Ready).
     pub persists: u64,
-    /// `etcd_network_peer_sent_failures_total`: messages dropped because a peer's
-    /// queue was full or no URL was known for it.
-    pub peer_sends_dropped: u64,
     /// `etcd_server_is_learner`.
     pub is_learner: bool,
     /// `etcd_server_heartbeat_send_failures_total`: heartbeats the transport dropped.
@@ -117,8 +113,8 @@ pub struct Metrics {
     pub slow_read_indexes: u64,
     /// `etcd_server_learner_promote_successes`: promotions this member made as leader.
     pub learner_promote_successes: u64,
-    /// `etcd_mvcc_put_total` and the other operation counts, for requests this
-    /// member's clients made (a txn's operations in the branch it took).
+    /// `etcd_mvcc_put_total` and the other operation counts: writes this member
+    /// applied (whoever proposed them) and ranges it served, as the node tells them.
     pub mvcc: MvccCounts,
     /// `etcd_debugging_mvcc_current_revision`.
     pub current_revision: i64,
@@ -147,27 +143,8 @@ pub struct Metrics {
     pub snap_save: Histogram,
 }
 
-/// Operations counted as etcd's mvcc layer counts them.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct MvccCounts {
-    pub puts: u64,
-    pub ranges: u64,
-    pub deletes: u64,
-    /// Transactions of more than one operation.
-    pub txns: u64,
-    /// `etcd_debugging_mvcc_total_put_size_in_bytes`: key plus value bytes put.
-    pub put_bytes: u64,
-}
-
-impl MvccCounts {
-    pub fn add(&mut self, other: &MvccCounts) {
-        self.puts += other.puts;
-        self.ranges += other.ranges;
-        self.deletes += other.deletes;
-        self.txns += other.txns;
-        self.put_bytes += other.put_bytes;
-    }
-}
+/// Operations counted as etcd's mvcc layer counts them (by the node, on every member).
+pub use detcd_core::node::MvccCounts;
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -186,7 +163,6 @@ impl Default for Metrics {
             syncs: 0,
             entries_synced: 0,
             persists: 0,
-            peer_sends_dropped: 0,
             is_learner: false,
             heartbeat_send_failures: 0,
             slow_applies: 0,

@@ -186,6 +186,7 @@ async fn serve_member(mut config: Config) -> Result<(), String> {
         .then(|| tokio::spawn(checker.periodic(config.ops.corrupt_check_time)));
     let http2 = serve::Http2Settings {
         max_concurrent_streams: config.ops.max_concurrent_streams,
+        keepalive_min_time: config.ops.grpc_keepalive_min_time,
         keepalive_interval: config.ops.grpc_keepalive_interval,
         keepalive_timeout: config.ops.grpc_keepalive_timeout,
     };

@@ -22,10 +22,12 @@ use tokio::sync::{mpsc, watch};
 use tower::ServiceExt as _;
 
 use crate::h2_authority::AuthorityFix;
+use crate::h2_pings::PingPolicing;
 use crate::serve::ClientConn;
 
-/// A connection on its way to tonic's HTTP/2 server.
-pub type Http2Conn = AuthorityFix<ClientConn>;
+/// A connection on its way to tonic's HTTP/2 server: its `:authority` repaired, its
+/// pings policed (`--grpc-keepalive-min-time`).
+pub type Http2Conn = AuthorityFix<PingPolicing<ClientConn>>;
 
 /// Hands each connection of one listener to the server that speaks its protocol.
 pub struct Dispatch {
@@ -35,6 +37,8 @@ pub struct Dispatch {
     stopped: watch::Receiver<bool>,
     /// Held by every open HTTP/1 connection; the listener waits for all to be dropped.
     open: mpsc::WeakSender<()>,
+    /// `--grpc-keepalive-min-time`.
+    ping_min_time: std::time::Duration,
 }
 
 impl std::fmt::Debug for Dispatch {
@@ -64,6 +68,7 @@ impl Dispatch {
         router: axum::Router,
         http2: mpsc::Sender<Result<Http2Conn, std::io::Error>>,
         stopped: watch::Receiver<bool>,
+        ping_min_time: std::time::Duration,
     ) -> (Arc<Dispatch>, Http1Drained) {
         let mut http1 = hyper::server::conn::http1::Builder::new();
         // As tonic's server: hyper applies its HTTP/1 header read timeout only with a timer.
@@ -75,6 +80,7 @@ impl Dispatch {
             http2,
             stopped,
             open: open.downgrade(),
+            ping_min_time,
         };
         let drained = Http1Drained {
             open: Some(open),
@@ -91,7 +97,7 @@ impl Dispatch {
 
     /// Serves one accepted connection (call it in a task of the connection's own).
     pub async fn serve(self: Arc<Self>, conn: ClientConn) {
-        let mut conn = AuthorityFix::new(conn);
+        let mut conn = AuthorityFix::new(PingPolicing::new(conn, self.ping_min_time));
         let mut stopped = self.stopped.clone();
         let http2 = tokio::select! {
             first = conn.starts_with_preface() => first,
@@ -110,7 +116,7 @@ impl Dispatch {
         let Some(_open) = self.open.upgrade() else {
             return;
         };
-        let info = conn.get_ref().info().clone();
+        let info = conn.get_ref().get_ref().info().clone();
         let router = self.router.clone();
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
             request.extensions_mut().insert(info.clone());

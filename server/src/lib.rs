@@ -24,6 +24,7 @@ pub mod etcd_import;
 pub mod gateway;
 pub mod grpc;
 pub mod h2_authority;
+pub mod h2_pings;
 pub mod hpack;
 pub mod http;
 pub mod http_access;

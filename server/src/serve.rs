@@ -256,11 +256,13 @@ impl std::fmt::Debug for ClientServers {
 }
 
 /// The HTTP/2 settings of the client servers (`--max-concurrent-streams`,
-/// `--grpc-keepalive-interval`, `--grpc-keepalive-timeout`; zero turns a keepalive
-/// setting off).
+/// `--grpc-keepalive-min-time`, `--grpc-keepalive-interval`, `--grpc-keepalive-timeout`;
+/// zero turns the interval or the timeout off).
 #[derive(Clone, Copy, Debug)]
 pub struct Http2Settings {
     pub max_concurrent_streams: u32,
+    /// Clients that ping more often get GOAWAY ENHANCE_YOUR_CALM (crate::h2_pings).
+    pub keepalive_min_time: Duration,
     pub keepalive_interval: Duration,
     pub keepalive_timeout: Duration,
 }
@@ -270,6 +272,7 @@ impl Default for Http2Settings {
     fn default() -> Self {
         Http2Settings {
             max_concurrent_streams: u32::MAX,
+            keepalive_min_time: Duration::from_secs(5),
             keepalive_interval: Duration::from_secs(2 * 3600),
             keepalive_timeout: Duration::from_secs(20),
         }
@@ -294,7 +297,8 @@ impl ClientServers {
                 // go to tonic's server below, HTTP/1 ones to hyper's with upgrades
                 // (crate::client_dispatch), both over the same router.
                 let router = routes.clone().prepare().into_axum_router();
-                let (dispatch, http1_drained) = Dispatch::new(router, queue, stopped.clone());
+                let (dispatch, http1_drained) =
+                    Dispatch::new(router, queue, stopped.clone(), http2.keepalive_min_time);
                 let acceptor = AbortOnDrop(tokio::spawn(accept_loop(listener, tls, dispatch)));
                 let incoming = ReceiverStream::new(incoming);
                 let shutdown = async move {

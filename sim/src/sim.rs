@@ -555,9 +555,10 @@ impl Sim {
             };
             let Some(node) = host.node.as_mut() else { return };
             let Some(output) = node.poll() else { break };
-            if !matches!(output, Output::PeerUrls { .. }) {
-                // Peer URLs mean nothing to the simulated network; left out of the
-                // counters and the trace so that recorded hashes keep their meaning.
+            if !matches!(output, Output::PeerUrls { .. } | Output::Status(_)) {
+                // Peer URLs mean nothing to the simulated network, and the status
+                // is for the driver's metrics; left out of the counters and the
+                // trace so that recorded hashes keep their meaning.
                 self.counters.outputs += 1;
                 hash_output(&mut self.trace, id, &output);
             }
@@ -724,7 +725,11 @@ impl Sim {
                 }
             }
             // The simulated network needs no addresses, and nothing asks for exports.
-            Output::PeerUrls { .. } | Output::SnapshotExport { .. } => {}
+            Output::PeerUrls { .. }
+            | Output::SnapshotExport { .. }
+            | Output::PortableHead { .. }
+            | Output::PortableRecords { .. }
+            | Output::Status(_) => {}
             Output::Removed => {
                 let host = self.hosts.get_mut(&id).expect("host");
                 host.removed = true;

@@ -4,6 +4,7 @@ mod e2e {
     pub mod harness;
 
     mod auth;
+    mod cluster_metrics;
     mod corruption;
     mod crash;
     mod etcdctl;

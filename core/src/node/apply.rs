@@ -18,6 +18,7 @@ use prost::Message;
 
 use super::io::{Output, Response};
 use super::requests::{txn_is_read_only, RECORD_OVERHEAD_BYTES};
+use super::status::MvccCounts;
 use super::Node;
 use crate::error::{self, EtcdError};
 use crate::mutation::{is_active, Mutation};
@@ -130,7 +131,13 @@ impl Node {
                     p.value.push(b'!');
                 }
                 let lessor = &self.lessor;
+                let put = MvccCounts {
+                    puts: 1,
+                    put_bytes: (p.key.len() + p.value.len()) as u64,
+                    ..MvccCounts::default()
+                };
                 self.store.put(&p, &|id| lessor.contains(id)).map(|applied| {
+                    self.count_mvcc(&put);
                     self.after_write(&applied.events);
                     let mut r = applied.response;
                     r.header = self.header(r.header.map_or(0, |h| h.revision));
@@ -138,6 +145,10 @@ impl Node {
                 })
             }
             raft_request::Request::DeleteRange(d) => self.store.delete_range(&d).map(|applied| {
+                self.count_mvcc(&MvccCounts {
+                    deletes: 1,
+                    ..MvccCounts::default()
+                });
                 self.after_write(&applied.events);
                 let mut r = applied.response;
                 r.header = self.header(r.header.map_or(0, |h| h.revision));
@@ -149,6 +160,7 @@ impl Node {
                 }
                 let lessor = &self.lessor;
                 self.store.txn(&t, &|id| lessor.contains(id)).map(|applied| {
+                    self.count_mvcc(&MvccCounts::of_txn(&t, &applied.response));
                     self.after_write(&applied.events);
                     let mut r = applied.response;
                     r.header = self.header(r.header.map_or(0, |h| h.revision));
@@ -182,6 +194,12 @@ impl Node {
                 let mut revision = rev;
                 // (Planted bug: the lease goes, its keys stay.)
                 if !keys.is_empty() && !is_active(Mutation::LeaseRevokeKeepsKeys) {
+                    // etcd's lessor deletes the keys one by one in one write txn.
+                    let deletes = MvccCounts {
+                        deletes: keys.len() as u64,
+                        ..MvccCounts::default()
+                    };
+                    self.count_mvcc(&deletes.as_one_txn());
                     let (after, events) = self.store.delete_keys(&keys);
                     revision = after;
                     self.after_write(&events);

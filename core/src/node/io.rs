@@ -25,8 +25,11 @@ use detcd_proto::etcdserverpb::{
 };
 use detcd_proto::raftpb::{Entry, HardState, Message, Snapshot};
 
+use super::portable::{PortableBound, PortableError, PortableHead, PortableSlice};
+use super::status::MemberStatus;
 use crate::auth::PasswordCheck;
 use crate::error::EtcdError;
+use crate::mvcc::Revision;
 use crate::raft::Role;
 use crate::v2store::{Event, V2Error};
 use crate::watch::StreamId;
@@ -63,6 +66,18 @@ pub enum Input {
     /// Start (or go on with) encoding the application state for `export`, one
     /// slice per input; answered by [`Output::SnapshotExport`].
     ExportSnapshot { export: u64 },
+    /// Asks for the head of a portable export as of the applied index; answered
+    /// by [`Output::PortableHead`] with the same `ask`.
+    PortableHead { ask: u64 },
+    /// Asks for the next slice of the portable export bounded by `bound`, from
+    /// revision `from`, at most `records_max` records; answered by
+    /// [`Output::PortableRecords`] with the same `ask`.
+    PortableRecords {
+        ask: u64,
+        bound: PortableBound,
+        from: Revision,
+        records_max: usize,
+    },
 }
 
 /// Everything a node asks its driver to do, drained with [`Node::poll`](super::Node::poll).
@@ -108,6 +123,16 @@ pub enum Output {
     },
     /// Progress of the export asked for by [`Input::ExportSnapshot`].
     SnapshotExport { export: u64, progress: ExportProgress },
+    /// The answer to [`Input::PortableHead`].
+    PortableHead { ask: u64, head: PortableHead },
+    /// The answer to [`Input::PortableRecords`].
+    PortableRecords {
+        ask: u64,
+        slice: Result<PortableSlice, PortableError>,
+    },
+    /// The member's state for metrics and waiters, when it changed: at most one
+    /// per drain, after every other output of it (see [`MemberStatus`]).
+    Status(MemberStatus),
 }
 
 /// One Ready's disk work: write `snapshot` (if any), then `entries` (replacing

@@ -49,6 +49,7 @@ mod release;
 mod requests;
 mod snapshots;
 mod state;
+mod status;
 mod v2;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -75,6 +76,7 @@ pub use io::{
 };
 pub use portable::{PortableBound, PortableError, PortableHead, PortableRecord, PortableSlice};
 pub use state::STATE_FORMAT_VERSION;
+pub use status::{MemberStatus, MvccCounts, KEYS_RECOUNT_MS};
 pub use v2::{PREV_EXIST_FALSE, PREV_EXIST_TRUE};
 
 use applied_requests::AppliedRequests;
@@ -206,6 +208,9 @@ pub struct Node {
     /// stops (`removed`, [`Output::Removed`]) at this time.
     stop_at_ms: Option<u64>,
     removed: bool,
+    /// What the driver was last told of the member's state, and the store
+    /// operations counted since start.
+    status: status::StatusDuty,
     outputs: VecDeque<Output>,
 }
 
@@ -326,6 +331,7 @@ impl Node {
             publish_retry_ms: 0,
             stop_at_ms: None,
             removed: false,
+            status: status::StatusDuty::default(),
             outputs: VecDeque::new(),
             config,
         };
@@ -378,6 +384,19 @@ impl Node {
             Input::PeerUnreachable { peer } => self.raft.report_unreachable(peer),
             Input::SnapshotReport { peer, delivered } => self.raft.report_snapshot(peer, delivered),
             Input::ExportSnapshot { export } => self.step_export(export),
+            Input::PortableHead { ask } => {
+                let head = self.portable_head();
+                self.outputs.push_back(Output::PortableHead { ask, head });
+            }
+            Input::PortableRecords {
+                ask,
+                bound,
+                from,
+                records_max,
+            } => {
+                let slice = self.portable_records(bound, from, records_max);
+                self.outputs.push_back(Output::PortableRecords { ask, slice });
+            }
         }
         self.drive();
         self.after_input();

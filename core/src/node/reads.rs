@@ -11,6 +11,7 @@
 use detcd_proto::etcdserverpb::{MemberListResponse, RangeRequest, TxnRequest};
 
 use super::io::{ClientRequestId, Response};
+use super::status::MvccCounts;
 use super::Node;
 use crate::auth::AuthInfo;
 use crate::error::EtcdError;
@@ -190,6 +191,10 @@ impl Node {
     pub(crate) fn serve_read(&mut self, kind: &ReadKind) -> Result<Response, EtcdError> {
         match kind {
             ReadKind::Range(r) => self.store.range(r).map(|mut resp| {
+                self.count_mvcc(&MvccCounts {
+                    ranges: 1,
+                    ..MvccCounts::default()
+                });
                 resp.header = self.header(resp.header.map_or(0, |h| h.revision));
                 Response::Range(resp)
             }),
@@ -197,6 +202,7 @@ impl Node {
                 let lessor = &self.lessor;
                 let applied = self.store.txn(t, &|id| lessor.contains(id))?;
                 debug_assert!(applied.events.is_empty(), "a read-only txn wrote");
+                self.count_mvcc(&MvccCounts::of_txn(t, &applied.response));
                 let mut resp = applied.response;
                 resp.header = self.header(resp.header.map_or(0, |h| h.revision));
                 Ok(Response::Txn(resp))

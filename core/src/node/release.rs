@@ -12,7 +12,9 @@ impl Node {
     /// The next output, or `None` when there is nothing left to do.
     pub fn poll(&mut self) -> Option<Output> {
         loop {
-            let output = self.outputs.pop_front()?;
+            let Some(output) = self.outputs.pop_front() else {
+                return self.status_if_changed();
+            };
             let disk_work = matches!(
                 output,
                 Output::Persist(_) | Output::SaveSnapshot { .. } | Output::ReleaseWal { .. }

@@ -282,6 +282,8 @@ struct Shared {
     commands: mpsc::Sender<Command>,
     internal: mpsc::UnboundedSender<Internal>,
     metrics: SharedMetrics,
+    /// What the peer transport counts, per peer.
+    peer_metrics: transport::counters::PeerMetrics,
     next_stream: AtomicU64,
     v2_index: watch::Receiver<u64>,
 }
@@ -379,6 +381,7 @@ pub async fn start(options: MemberOptions) -> Result<(Member, MemberHandle), Sta
     let (shutdown_tx, shutdown_rx) = oneshot::channel();
     let (stopped_tx, stopped_rx) = watch::channel(None);
     let metrics = SharedMetrics::default();
+    let peer_metrics = transport::counters::PeerMetrics::default();
     let peer_addrs = listeners
         .iter()
         .filter_map(|l| match l.local {
@@ -393,13 +396,17 @@ pub async fn start(options: MemberOptions) -> Result<(Member, MemberHandle), Sta
         },
         listeners,
         options.peers.clone(),
-        peer_tx,
-        reports_tx,
         options.peer_tls.clone(),
-        hashkv_calls(commands_tx.clone()),
+        transport::Outlets {
+            inbound: peer_tx,
+            reports: reports_tx,
+            hashkv_calls: hashkv_calls(commands_tx.clone()),
+            counters: peer_metrics.clone(),
+        },
     );
     let persister = persist::Persister::start(storage, internal_tx.clone());
-    let (v2_index_tx, v2_index) = watch::channel(node.v2_store().index());
+    // The first status output (of the driver's first drain) sets it.
+    let (v2_index_tx, v2_index) = watch::channel(0);
     let driver = run::Driver::new(
         node,
         persister,
@@ -428,6 +435,7 @@ pub async fn start(options: MemberOptions) -> Result<(Member, MemberHandle), Sta
             commands: commands_tx,
             internal: internal_tx,
             metrics,
+            peer_metrics,
             next_stream: AtomicU64::new(1),
             v2_index,
         }),
@@ -584,6 +592,11 @@ impl MemberHandle {
     /// A copy of the member's counters.
     pub fn metrics(&self) -> Metrics {
         self.shared.metrics.get()
+    }
+
+    /// A copy of the peer transport's counters, by peer member ID.
+    pub fn peer_metrics(&self) -> BTreeMap<u64, transport::counters::PeerCounters> {
+        self.shared.peer_metrics.snapshot()
     }
 
     pub fn member_id(&self) -> u64 {

@@ -5,7 +5,9 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use detcd_core::error::{self as etcd_error, EtcdError};
-use detcd_core::node::{ClientRequestId, ExportProgress, Input, Node, Output, PeerMessage, Response};
+use detcd_core::node::{
+    ClientRequestId, ExportProgress, Input, MemberStatus, Node, Output, PeerMessage, PortableHead, Response,
+};
 use detcd_core::raft::Role;
 use detcd_core::watch::StreamId;
 use detcd_proto::raftpb::MessageType;
@@ -14,7 +16,7 @@ use tokio::time::MissedTickBehavior;
 
 use super::persist::{Done, Job, Persister};
 use super::tally::Tally;
-use super::{Command, Internal, StopReason, StreamSink, TURN_EVENTS_MAX};
+use super::{Command, Internal, PortableSlice, StopReason, StreamSink, TURN_EVENTS_MAX};
 use crate::log::Level;
 use crate::metrics::{Metrics, SharedMetrics};
 use crate::transport::{Report, Sent, Transport};
@@ -54,8 +56,11 @@ struct Waiter {
 /// as a slow apply.
 const SLOW_APPLY: Duration = Duration::from_millis(100);
 
-/// How often the live key count (a walk of the index) is refreshed.
-const KEYS_REFRESH: Duration = Duration::from_secs(1);
+/// A caller waiting for the node's answer to a portable export question.
+enum PortableAsk {
+    Head(oneshot::Sender<PortableHead>),
+    Records(oneshot::Sender<PortableSlice>),
+}
 
 pub(crate) struct Driver {
     node: Node,
@@ -76,11 +81,14 @@ pub(crate) struct Driver {
     /// Maintenance snapshots being encoded by the node, by export number.
     exports: BTreeMap<u64, oneshot::Sender<Vec<u8>>>,
     next_export: u64,
+    /// Portable export questions asked of the node, by ask number.
+    portable_asks: BTreeMap<u64, PortableAsk>,
+    next_ask: u64,
     metrics: Metrics,
     shared_metrics: SharedMetrics,
-    /// When the key count was last refreshed.
-    keys_counted: Option<Instant>,
-    /// The v2 store's index, published after every turn that changed it (v2 waits
+    /// The member's state as its last [`Output::Status`] told it.
+    status: MemberStatus,
+    /// The v2 store's index, published each time a status moves it (v2 waits
     /// look again when it moves).
     v2_index: watch::Sender<u64>,
     stop: Option<StopReason>,
@@ -109,9 +117,11 @@ impl Driver {
             next_turn: Vec::new(),
             exports: BTreeMap::new(),
             next_export: 1,
+            portable_asks: BTreeMap::new(),
+            next_ask: 1,
             metrics: Metrics::default(),
             shared_metrics,
-            keys_counted: None,
+            status: MemberStatus::default(),
             v2_index,
             stop: None,
         }
@@ -146,7 +156,7 @@ impl Driver {
             };
             // The one clock read of this turn.
             let turn_started = Instant::now();
-            let applied_before = self.node.applied_index();
+            let applied_before = self.status.applied_index;
             let now_ms =
                 u64::try_from(turn_started.duration_since(self.started).as_millis()).unwrap_or(u64::MAX);
             self.feed(first, now_ms);
@@ -167,12 +177,19 @@ impl Driver {
                 self.feed(event, now_ms);
             }
             self.drain();
-            if self.node.applied_index() > applied_before && turn_started.elapsed() > SLOW_APPLY {
+            if self.status.applied_index > applied_before && turn_started.elapsed() > SLOW_APPLY {
                 self.metrics.slow_applies += 1;
             }
             self.after_turn();
         }
         self.finish(&stopped, &mut commands).await;
+    }
+
+    fn ask(&mut self, waiting: PortableAsk) -> u64 {
+        let ask = self.next_ask;
+        self.next_ask += 1;
+        self.portable_asks.insert(ask, waiting);
+        ask
     }
 
     fn client_id(&mut self) -> ClientRequestId {
@@ -215,7 +232,8 @@ impl Driver {
                 }
             }
             Event::Command(Command::PortableHead { reply }) => {
-                let _ = reply.send(self.node.portable_head());
+                let ask = self.ask(PortableAsk::Head(reply));
+                self.node.handle(Input::PortableHead { ask });
             }
             Event::Command(Command::PortableRecords {
                 bound,
@@ -223,7 +241,13 @@ impl Driver {
                 records_max,
                 reply,
             }) => {
-                let _ = reply.send(self.node.portable_records(bound, from, records_max));
+                let ask = self.ask(PortableAsk::Records(reply));
+                self.node.handle(Input::PortableRecords {
+                    ask,
+                    bound,
+                    from,
+                    records_max,
+                });
             }
             Event::Internal(Internal::StreamClosed(stream)) => {
                 self.streams.remove(&stream);
@@ -357,6 +381,17 @@ impl Driver {
                     }
                 }
             },
+            Output::PortableHead { ask, head } => {
+                if let Some(PortableAsk::Head(reply)) = self.portable_asks.remove(&ask) {
+                    let _ = reply.send(head);
+                }
+            }
+            Output::PortableRecords { ask, slice } => {
+                if let Some(PortableAsk::Records(reply)) = self.portable_asks.remove(&ask) {
+                    let _ = reply.send(slice);
+                }
+            }
+            Output::Status(status) => self.on_status(status),
             Output::Removed => {
                 crate::log!(
                     Level::Warn,
@@ -376,7 +411,6 @@ impl Driver {
         let heartbeat =
             matches!(&message, PeerMessage::Raft(m) if m.r#type == MessageType::MsgHeartbeat as i32);
         if let Sent::Dropped { snapshot } = transport.send(to, message) {
-            self.metrics.peer_sends_dropped += 1;
             if heartbeat {
                 self.metrics.heartbeat_send_failures += 1;
             }
@@ -435,29 +469,30 @@ impl Driver {
                 self.stop = Some(StopReason::Failed("the storage thread is gone".into()));
             }
         }
-        let status = self.node.raft_status();
-        self.metrics.proposals_committed = status.commit;
-        self.metrics.proposals_applied = self.node.applied_index();
-        self.metrics.proposals_pending = self.node.pending_requests() as u64;
-        self.metrics.db_size_bytes = self.node.db_size_bytes();
-        let me = self.node.member_id();
-        self.metrics.is_learner = self.node.members().get(&me).is_some_and(|m| m.is_learner);
-        let store = self.node.store();
-        self.metrics.current_revision = store.revision();
-        self.metrics.compact_revision = store.compact_revision();
-        if self.keys_counted.is_none_or(|at| at.elapsed() >= KEYS_REFRESH) {
-            self.metrics.keys_total = store.live_keys() as u64;
-            self.keys_counted = Some(Instant::now());
-        }
-        self.metrics.auth_revision = self.node.auth_store().revision();
         self.metrics.watch_streams = self.streams.len() as u64;
         self.shared_metrics.set(&self.metrics);
-        let v2_index = self.node.v2_store().index();
+    }
+
+    /// What the member told of its state goes to the counters and the v2 waiters.
+    fn on_status(&mut self, status: MemberStatus) {
+        let m = &mut self.metrics;
+        m.proposals_committed = status.commit_index;
+        m.proposals_applied = status.applied_index;
+        m.proposals_pending = status.pending_requests;
+        m.db_size_bytes = status.db_size_bytes;
+        m.is_learner = status.is_learner;
+        m.current_revision = status.revision;
+        m.compact_revision = status.compact_revision;
+        m.keys_total = status.keys;
+        m.auth_revision = status.auth_revision;
+        m.mvcc = status.mvcc;
+        let v2_index = status.v2_index;
         self.v2_index.send_if_modified(|known| {
             let moved = *known != v2_index;
             *known = v2_index;
             moved
         });
+        self.status = status;
     }
 
     /// Stops everything the driver started: callers answered STOPPED, streams

@@ -13,10 +13,11 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use super::conn::{self, PeerStream, SharedPeerTls};
+use super::counters::{LinkEvent, PeerMetrics};
 use super::handshake::{self, Answered};
 use super::peer_http::{self, HashKvCall};
 use super::socket::{Listener, Remote};
-use super::{wire, Identity, DIAL_TIMEOUT_MS, RECONNECT_BACKOFF_MS_MIN};
+use super::{is_snapshot, wire, Connected, Identity, DIAL_TIMEOUT_MS, RECONNECT_BACKOFF_MS_MIN};
 use crate::log::Level;
 
 /// The members removed from the cluster, as the transport's owner last said.
@@ -29,6 +30,7 @@ pub(super) async fn accept_loop(
     inbound: mpsc::Sender<PeerMessage>,
     hashkv_calls: mpsc::Sender<HashKvCall>,
     removed: Removed,
+    counters: PeerMetrics,
 ) {
     // Readers live in this set: aborting the accept loop (shutdown) drops it,
     // which aborts every reader.
@@ -39,6 +41,7 @@ pub(super) async fn accept_loop(
                 Ok((stream, addr)) => {
                     let (tls, inbound, hashkv_calls) = (tls.clone(), inbound.clone(), hashkv_calls.clone());
                     let removed = removed.clone();
+                    let counters = counters.clone();
                     readers.spawn(async move {
                         let accepted = tokio::time::timeout(
                             Duration::from_millis(DIAL_TIMEOUT_MS),
@@ -46,7 +49,7 @@ pub(super) async fn accept_loop(
                         );
                         match accepted.await {
                             Ok(Ok(stream)) => {
-                                read_loop(identity, stream, addr, inbound, hashkv_calls, removed).await;
+                                read_loop(identity, stream, addr, inbound, hashkv_calls, removed, &counters).await;
                             }
                             Ok(Err(e)) => crate::log!(
                                 Level::Error,
@@ -80,6 +83,7 @@ async fn read_loop(
     inbound: mpsc::Sender<PeerMessage>,
     hashkv_calls: mpsc::Sender<HashKvCall>,
     mut removed: Removed,
+    counters: &PeerMetrics,
 ) {
     let mut stream = tokio::io::BufReader::new(stream);
     let first = tokio::time::timeout(Duration::from_millis(DIAL_TIMEOUT_MS), stream.fill_buf());
@@ -116,8 +120,9 @@ async fn read_loop(
         "member {:x} accepted peer {from:x} from {addr}",
         identity.member_id
     );
+    let _open = Connected::new(counters, from, LinkEvent::InboundOpen, LinkEvent::InboundClosed);
     tokio::select! {
-        () = read_frames(identity, from, &mut reader, &inbound) => {}
+        () = read_frames(identity, from, &mut reader, &inbound, counters) => {}
         () = removal(&mut removed, from) => crate::log!(
             Level::Info,
             "transport",
@@ -136,18 +141,21 @@ async fn removal(removed: &mut Removed, from: u64) {
     }
 }
 
-/// Reads member `from`'s frames into the inbound queue until the connection ends.
+/// Reads member `from`'s frames into the inbound queue until the connection ends,
+/// counting them in `counters`.
 async fn read_frames<R: tokio::io::AsyncRead + Unpin>(
     identity: Identity,
     from: u64,
     reader: &mut R,
     inbound: &mpsc::Sender<PeerMessage>,
+    counters: &PeerMetrics,
 ) {
     loop {
-        let envelope = match wire::read_frame::<PeerEnvelope>(reader).await {
-            Ok(envelope) => envelope,
+        let (envelope, read) = match wire::read_frame_measured::<PeerEnvelope>(reader).await {
+            Ok(frame) => frame,
             Err(wire::FrameError::Io(_)) => return,
             Err(e) => {
+                counters.update(from, |c| c.received_failures += 1);
                 crate::log!(
                     Level::Warn,
                     "transport",
@@ -157,6 +165,7 @@ async fn read_frames<R: tokio::io::AsyncRead + Unpin>(
                 return;
             }
         };
+        counters.update(from, |c| c.received_bytes += read.bytes as u64);
         let Some(message) = wire::decode(envelope) else {
             crate::log!(
                 Level::Warn,
@@ -164,8 +173,15 @@ async fn read_frames<R: tokio::io::AsyncRead + Unpin>(
                 "member {:x}: peer {from:x} sent an empty or unknown envelope",
                 identity.member_id
             );
+            counters.update(from, |c| c.received_failures += 1);
             continue;
         };
+        if is_snapshot(&message) {
+            counters.update(from, |c| {
+                c.snapshot_receive_success += 1;
+                c.snapshot_receive_seconds.observe(read.body_seconds);
+            });
+        }
         if inbound.send(message).await.is_err() {
             return;
         }

@@ -51,6 +51,7 @@
 //!   reader whose dialer vanished without a FIN stays until the member stops.
 
 pub mod conn;
+pub mod counters;
 pub mod handshake;
 mod inbound;
 pub mod peer_http;
@@ -68,6 +69,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::{AbortHandle, JoinSet};
 
 use self::conn::{PeerStream, SharedPeerTls};
+use self::counters::{LinkEvent, PeerMetrics};
 use self::handshake::DialError;
 use self::socket::{Address, Listener, Local, StaleSocket};
 use crate::log::Level;
@@ -195,6 +197,7 @@ pub struct Transport {
     reports: mpsc::UnboundedSender<Report>,
     tasks: JoinSet<()>,
     tls: SharedPeerTls,
+    counters: PeerMetrics,
 }
 
 /// One peer's outbound connection: its queue, its writer task, the URLs it dials.
@@ -215,18 +218,33 @@ pub enum Sent {
     },
 }
 
+/// Where the transport's traffic and news go.
+pub(crate) struct Outlets {
+    /// Messages from peers.
+    pub(crate) inbound: mpsc::Sender<PeerMessage>,
+    /// Unreachable peers, snapshot delivery.
+    pub(crate) reports: mpsc::UnboundedSender<Report>,
+    /// HashKVs asked for on the peer port.
+    pub(crate) hashkv_calls: mpsc::Sender<peer_http::HashKvCall>,
+    /// What it counts per peer.
+    pub(crate) counters: PeerMetrics,
+}
+
 impl Transport {
-    /// Starts accepting on `listeners`; inbound messages go to `inbound`, reports
-    /// (unreachable peers, snapshot delivery) to `reports`.
+    /// Starts accepting on `listeners`; what arrives and what happens goes to `outlets`.
     pub(crate) fn start(
         identity: Identity,
         listeners: Vec<PeerListener>,
         fallback_urls: BTreeMap<u64, Vec<String>>,
-        inbound: mpsc::Sender<PeerMessage>,
-        reports: mpsc::UnboundedSender<Report>,
         tls: SharedPeerTls,
-        hashkv_calls: mpsc::Sender<peer_http::HashKvCall>,
+        outlets: Outlets,
     ) -> Transport {
+        let Outlets {
+            inbound,
+            reports,
+            hashkv_calls,
+            counters,
+        } = outlets;
         let mut tasks = JoinSet::new();
         let (removed, removed_watch) = watch::channel(BTreeSet::new());
         for PeerListener {
@@ -250,6 +268,7 @@ impl Transport {
                 inbound.clone(),
                 hashkv_calls.clone(),
                 removed_watch.clone(),
+                counters.clone(),
             ));
         }
         Transport {
@@ -261,6 +280,7 @@ impl Transport {
             reports,
             tasks,
             tls,
+            counters,
         }
     }
 
@@ -309,6 +329,7 @@ impl Transport {
         let snapshot = is_snapshot(&message);
         if !self.links.contains_key(&to) {
             let Some(urls) = self.urls_of(to).cloned() else {
+                self.dropped(to, snapshot);
                 return Sent::Dropped { snapshot };
             };
             let (queue, receiver) = mpsc::channel(PEER_QUEUE_MSGS_MAX);
@@ -319,19 +340,55 @@ impl Transport {
                 self.tls.clone(),
                 receiver,
                 self.reports.clone(),
+                self.counters.clone(),
             ));
             self.links.insert(to, Link { queue, writer, urls });
         }
         match self.links[&to].queue.try_send(message) {
             Ok(()) => Sent::Queued,
-            Err(_) => Sent::Dropped { snapshot },
+            Err(_) => {
+                self.dropped(to, snapshot);
+                Sent::Dropped { snapshot }
+            }
         }
+    }
+
+    fn dropped(&self, to: u64, snapshot: bool) {
+        self.counters.update(to, |c| {
+            c.sent_failures += 1;
+            c.snapshot_send_failures += u64::from(snapshot);
+        });
     }
 
     /// Closes every connection and listener and waits for their tasks.
     pub async fn stop(mut self) {
         self.links.clear();
         self.tasks.shutdown().await;
+    }
+}
+
+/// One connection to or from a peer while it lasts (closed when dropped, also by
+/// an aborted task).
+pub(crate) struct Connected<'a> {
+    counters: &'a PeerMetrics,
+    peer: u64,
+    closed: LinkEvent,
+}
+
+impl<'a> Connected<'a> {
+    pub(crate) fn new(counters: &'a PeerMetrics, peer: u64, opened: LinkEvent, closed: LinkEvent) -> Self {
+        counters.link(peer, opened);
+        Connected {
+            counters,
+            peer,
+            closed,
+        }
+    }
+}
+
+impl Drop for Connected<'_> {
+    fn drop(&mut self) {
+        self.counters.link(self.peer, self.closed);
     }
 }
 
@@ -346,6 +403,7 @@ async fn write_loop(
     tls: SharedPeerTls,
     mut queue: mpsc::Receiver<PeerMessage>,
     reports: mpsc::UnboundedSender<Report>,
+    counters: PeerMetrics,
 ) {
     let mut backoff_ms = RECONNECT_BACKOFF_MS_MIN;
     let mut failures = 0u64;
@@ -362,7 +420,10 @@ async fn write_loop(
                 }
                 failures = 0;
                 backoff_ms = RECONNECT_BACKOFF_MS_MIN;
-                match pump(stream, &mut queue, to, &reports).await {
+                let up = Connected::new(&counters, to, LinkEvent::OutboundUp, LinkEvent::OutboundDown);
+                let pumped = pump(stream, &mut queue, to, &reports, &counters).await;
+                drop(up);
+                match pumped {
                     Pumped::QueueClosed => return,
                     Pumped::Broken(e) => {
                         crate::log!(
@@ -406,7 +467,12 @@ async fn write_loop(
                 () = &mut wait => break,
                 message = queue.recv() => {
                     let Some(message) = message else { return };
-                    if is_snapshot(&message) {
+                    let snapshot = is_snapshot(&message);
+                    counters.update(to, |c| {
+                        c.sent_failures += 1;
+                        c.snapshot_send_failures += u64::from(snapshot);
+                    });
+                    if snapshot {
                         let _ = reports.send(Report::SnapshotReport { peer: to, delivered: false });
                     }
                     if !reported {
@@ -433,6 +499,7 @@ async fn pump(
     queue: &mut mpsc::Receiver<PeerMessage>,
     to: u64,
     reports: &mpsc::UnboundedSender<Report>,
+    counters: &PeerMetrics,
 ) -> Pumped {
     let (mut reader, mut stream) = tokio::io::split(stream);
     let mut buf = Vec::new();
@@ -455,17 +522,25 @@ async fn pump(
         }
         buf.clear();
         let mut snapshots = 0;
+        let mut messages = 0;
         for message in batch.drain(..) {
             if is_snapshot(&message) {
                 snapshots += 1;
             }
-            if !wire::put_frame(&mut buf, &wire::encode(message)) {
+            if wire::put_frame(&mut buf, &wire::encode(message)) {
+                messages += 1;
+            } else {
+                counters.update(to, |c| c.sent_failures += 1);
                 crate::log!(
                     Level::Error,
                     "transport",
                     "dropped a message to peer {to:x} above the frame limit"
                 );
             }
+        }
+        let started = std::time::Instant::now();
+        if snapshots > 0 {
+            counters.update(to, |c| c.snapshot_send_inflights = snapshots);
         }
         let written = if snapshots > 0 {
             stream.write_all(&buf).await
@@ -479,6 +554,21 @@ async fn pump(
                     ))
                 })
         };
+        let seconds = started.elapsed().as_secs_f64();
+        let ok = written.is_ok();
+        counters.update(to, |c| {
+            c.snapshot_send_inflights = 0;
+            if ok {
+                c.sent_bytes += buf.len() as u64;
+                c.snapshot_send_success += snapshots;
+                for _ in 0..snapshots {
+                    c.snapshot_send_seconds.observe(seconds);
+                }
+            } else {
+                c.sent_failures += messages;
+                c.snapshot_send_failures += snapshots;
+            }
+        });
         if let Err(e) = written {
             for _ in 0..snapshots {
                 let _ = reports.send(Report::SnapshotReport {
@@ -571,15 +661,13 @@ mod tests {
         };
         // The options name member 2 at `old`; the member list agrees.
         let fallback = BTreeMap::from([(2, at(&old))]);
-        let mut transport = Transport::start(
-            me,
-            Vec::new(),
-            fallback,
+        let outlets = Outlets {
             inbound,
             reports,
-            None,
-            mpsc::channel(1).0,
-        );
+            hashkv_calls: mpsc::channel(1).0,
+            counters: PeerMetrics::default(),
+        };
+        let mut transport = Transport::start(me, Vec::new(), fallback, None, outlets);
         let none = BTreeSet::new;
         transport.set_peer_urls(BTreeMap::from([(1, Vec::new()), (2, at(&old))]), none());
         assert_eq!(transport.send(2, heartbeat(2)), Sent::Queued);
@@ -637,15 +725,13 @@ mod tests {
             member_id: 1,
             cluster_id: 7,
         };
-        let mut transport = Transport::start(
-            me,
-            listeners,
-            BTreeMap::new(),
+        let outlets = Outlets {
             inbound,
             reports,
-            None,
-            mpsc::channel(1).0,
-        );
+            hashkv_calls: mpsc::channel(1).0,
+            counters: PeerMetrics::default(),
+        };
+        let mut transport = Transport::start(me, listeners, BTreeMap::new(), None, outlets);
         let members = |ids: &[u64]| ids.iter().map(|id| (*id, Vec::new())).collect::<BTreeMap<_, _>>();
         transport.set_peer_urls(members(&[1, 2, 3]), BTreeSet::new());
 

@@ -65,15 +65,37 @@ pub fn put_frame(buf: &mut Vec<u8>, message: &impl prost::Message) -> bool {
 pub async fn read_frame<M: prost::Message + Default>(
     reader: &mut (impl AsyncRead + Unpin),
 ) -> Result<M, FrameError> {
+    read_frame_measured(reader).await.map(|(message, _)| message)
+}
+
+/// How one frame was read: its bytes (length prefix included) and how long its
+/// body took to arrive after its length prefix.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FrameRead {
+    pub bytes: usize,
+    pub body_seconds: f64,
+}
+
+/// [`read_frame`], with what reading it took.
+pub async fn read_frame_measured<M: prost::Message + Default>(
+    reader: &mut (impl AsyncRead + Unpin),
+) -> Result<(M, FrameRead), FrameError> {
     let mut header = [0u8; FRAME_HEADER_BYTES];
     reader.read_exact(&mut header).await.map_err(FrameError::Io)?;
     let len = u32::from_be_bytes(header) as usize;
     if len > PEER_FRAME_BYTES_MAX {
         return Err(FrameError::TooLarge { bytes: len });
     }
+    let started = std::time::Instant::now();
     let mut body = vec![0u8; len];
     reader.read_exact(&mut body).await.map_err(FrameError::Io)?;
-    M::decode(body.as_slice()).map_err(FrameError::Decode)
+    let read = FrameRead {
+        bytes: FRAME_HEADER_BYTES + len,
+        body_seconds: started.elapsed().as_secs_f64(),
+    };
+    M::decode(body.as_slice())
+        .map(|message| (message, read))
+        .map_err(FrameError::Decode)
 }
 
 /// The envelope of a message.

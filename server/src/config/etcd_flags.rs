@@ -67,15 +67,6 @@ pub(super) const OTHER_FLAGS: &[(&str, Kind, &str, Support)] = &[
         "5000",
         NoEffect("detcd keeps the entries its followers still need and sends a snapshot otherwise"),
     ),
-    (
-        "grpc-keepalive-min-time",
-        Kind::Duration,
-        "5s",
-        DefaultOnly(
-            "the HTTP/2 server (h2) cannot police how often a client pings (grpc-go's \
-             GOAWAY ENHANCE_YOUR_CALM \"too_many_pings\"); only etcd's default 5s is accepted",
-        ),
-    ),
     // Lease checkpoints: detcd always checkpoints and persists remaining TTLs.
     (
         "experimental-enable-lease-checkpoint",

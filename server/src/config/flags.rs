@@ -113,6 +113,7 @@ pub(super) const FLAGS: &[(&str, Kind, &str)] = &[
     ("pre-vote", Kind::Bool, "true"),
     ("initial-election-tick-advance", Kind::Bool, "true"),
     ("max-concurrent-streams", Kind::Uint, "4294967295"),
+    ("grpc-keepalive-min-time", Kind::Duration, "5s"),
     ("grpc-keepalive-interval", Kind::Duration, "2h"),
     ("grpc-keepalive-timeout", Kind::Duration, "20s"),
     ("watch-progress-notify-interval", Kind::Duration, "10m"),

@@ -27,6 +27,9 @@ pub struct Operations {
     pub initial_election_tick_advance: bool,
     /// `--max-concurrent-streams`: HTTP/2 streams one client connection may open.
     pub max_concurrent_streams: u32,
+    /// `--grpc-keepalive-min-time`: clients pinging more often get GOAWAY
+    /// ENHANCE_YOUR_CALM (see `crate::h2_pings`).
+    pub grpc_keepalive_min_time: Duration,
     /// `--grpc-keepalive-interval` (zero: no server pings).
     pub grpc_keepalive_interval: Duration,
     /// `--grpc-keepalive-timeout`.
@@ -115,6 +118,7 @@ impl Operations {
                 .map_err(|_| {
                     ConfigError::Invalid("--max-concurrent-streams must fit in 32 bits".to_string())
                 })?,
+            grpc_keepalive_min_time: duration("grpc-keepalive-min-time")?,
             grpc_keepalive_interval: duration("grpc-keepalive-interval")?,
             grpc_keepalive_timeout: duration("grpc-keepalive-timeout")?,
             watch_progress_notify_interval,

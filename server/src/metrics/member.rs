@@ -26,19 +26,9 @@ impl MemberCollector {
 }
 
 /// One series of a family: its labels and value.
-fn metric(labels: &[(&str, &str)], value: f64, kind: MetricType) -> proto::Metric {
+pub(super) fn metric(labels: &[(&str, &str)], value: f64, kind: MetricType) -> proto::Metric {
     let mut m = proto::Metric::default();
-    m.set_label(
-        labels
-            .iter()
-            .map(|(k, v)| {
-                let mut l = proto::LabelPair::default();
-                l.set_name(k.to_string());
-                l.set_value(v.to_string());
-                l
-            })
-            .collect(),
-    );
+    m.set_label(label_pairs(labels));
     match kind {
         MetricType::COUNTER => {
             let mut c = proto::Counter::default();
@@ -54,7 +44,7 @@ fn metric(labels: &[(&str, &str)], value: f64, kind: MetricType) -> proto::Metri
     m
 }
 
-fn family(name: &str, help: &str, kind: MetricType, metrics: Vec<proto::Metric>) -> MetricFamily {
+pub(super) fn family(name: &str, help: &str, kind: MetricType, metrics: Vec<proto::Metric>) -> MetricFamily {
     let mut f = MetricFamily::default();
     f.set_name(name.to_string());
     f.set_help(help.to_string());
@@ -82,6 +72,11 @@ fn counter(name: &str, help: &str, value: u64) -> MetricFamily {
 }
 
 fn histogram(name: &str, help: &str, h: &Histogram) -> MetricFamily {
+    family(name, help, MetricType::HISTOGRAM, vec![histogram_metric(&[], h)])
+}
+
+/// One histogram series with its labels.
+pub(super) fn histogram_metric(labels: &[(&str, &str)], h: &Histogram) -> proto::Metric {
     let mut ph = proto::Histogram::default();
     ph.set_sample_count(h.count);
     ph.set_sample_sum(h.sum_seconds);
@@ -98,8 +93,21 @@ fn histogram(name: &str, help: &str, h: &Histogram) -> MetricFamily {
             .collect(),
     );
     let mut m = proto::Metric::default();
+    m.set_label(label_pairs(labels));
     m.set_histogram(ph);
-    family(name, help, MetricType::HISTOGRAM, vec![m])
+    m
+}
+
+fn label_pairs(labels: &[(&str, &str)]) -> Vec<proto::LabelPair> {
+    labels
+        .iter()
+        .map(|(k, v)| {
+            let mut l = proto::LabelPair::default();
+            l.set_name(k.to_string());
+            l.set_value(v.to_string());
+            l
+        })
+        .collect()
 }
 
 /// etcd's series for one snapshot of the member's counters.
@@ -182,11 +190,6 @@ pub fn families(m: &Metrics, member_id: u64) -> Vec<MetricFamily> {
             "etcd_disk_wal_fsync_duration_seconds",
             "The latency distributions of fsync called by WAL.",
             &m.wal_fsync,
-        ),
-        counter(
-            "etcd_network_peer_sent_failures_total",
-            "The total number of send failures from peers.",
-            m.peer_sends_dropped,
         ),
     ];
     all.extend(server_families(m));
@@ -358,6 +361,9 @@ impl Collector for MemberCollector {
             "Current backend storage quota size in bytes.",
             self.quota_bytes as f64,
         ));
+        // The peer series are read here too: the registry tells collectors apart by
+        // their descriptors, and these collectors have none.
+        all.extend(super::network::collect(&self.handle));
         all
     }
 }

@@ -3,6 +3,8 @@
 //! - The member's own counters ([`detcd_io::metrics::Metrics`], a snapshot the driver
 //!   publishes) become etcd's `etcd_server_*`, `etcd_mvcc_*`, `etcd_disk_*` and
 //!   `etcd_network_*` series at each scrape ([`member`]).
+//! - The peer transport's per-peer counters become etcd's `etcd_network_peer_*`,
+//!   `etcd_network_*_peers*` and `etcd_network_snapshot_*` series ([`network`]).
 //! - The gRPC series (`grpc_server_*`, as go-grpc-prometheus names them) are counted by
 //!   a middleware around every gRPC request ([`grpc`]); the handling-time histogram only
 //!   with `--metrics extensive`, as etcd.
@@ -15,6 +17,7 @@
 pub mod grpc;
 mod grpc_body;
 pub mod member;
+pub mod network;
 pub mod service;
 
 use std::sync::Arc;
