@@ -192,6 +192,13 @@ pub struct Node {
     gated: VecDeque<Output>,
     /// When the next attempt to publish this member's attributes may be made.
     publish_retry_ms: u64,
+    /// This start's publish proposals (retries included; the last few).
+    publish_ids: VecDeque<u64>,
+    /// One of them applied: this start's publish is done (etcd publishes at
+    /// every start, and its v2 store counts each).
+    published: bool,
+    /// When the leader may next propose the cluster version, while none is set.
+    cluster_version_retry_ms: u64,
     /// Set when this member applied its own removal: it serves no client, and
     /// stops (`removed`, [`Output::Removed`]) at this time.
     stop_at_ms: Option<u64>,
@@ -314,6 +321,9 @@ impl Node {
             conf_commit_unpersisted: None,
             gated: VecDeque::new(),
             publish_retry_ms: 0,
+            publish_ids: VecDeque::new(),
+            published: false,
+            cluster_version_retry_ms: 0,
             stop_at_ms: None,
             removed: false,
             outputs: VecDeque::new(),
@@ -521,6 +531,7 @@ impl Node {
     /// The membership of an empty-data snapshot (the bootstrap snapshot at index 1):
     /// the members its configuration names, described by `initial_members` where
     /// they appear there. Names and client URLs come later, published through raft.
+    /// The v2 store starts over with their additions (see `v2store::internal`).
     fn reset_members(&mut self, conf: Option<&ConfState>) {
         let initial: BTreeMap<u64, Member> = self
             .config
@@ -552,6 +563,13 @@ impl Node {
             m.name.clear();
             m.client_ur_ls.clear();
         }
+        // etcd's bootstrap conf changes each add a member to its v2 store.
+        self.v2 = V2Store::default();
+        self.v2_stats = crate::v2store::Stats::default();
+        let ids: Vec<u64> = self.members.keys().copied().collect();
+        for id in ids {
+            self.record_cluster_v2(crate::v2store::Record::MemberAdded(id));
+        }
     }
 
     /// Replaces the application state by a snapshot's (from the leader, or at restart).
@@ -563,7 +581,6 @@ impl Node {
             self.store = Store::new(self.store.config());
             self.lessor = Lessor::new(self.lessor.config().clone(), self.rng.fork());
             self.auth = AuthStore::default();
-            self.v2 = V2Store::default();
             self.reset_members(meta.conf_state.as_ref());
             self.removed_members.clear();
             self.alarms.clear();
@@ -682,6 +699,7 @@ impl Node {
         self.lease_duties();
         self.auto_compact();
         self.publish_attributes();
+        self.propose_cluster_version();
         self.retry_pending();
         self.expire_deadlines();
         if self.now_ms >= self.next_progress_ms {
