@@ -92,7 +92,11 @@ fn supported_on_learner(request: &Request) -> bool {
         Request::Range(r) => r.serializable,
         // etcd 3.4's learner serves the v2 keys API as a follower does: its writes
         // and quorum gets are forwarded to the leader through raft.
-        Request::V2(_) | Request::V2Get { .. } | Request::V2Watch { .. } | Request::V2Status => true,
+        Request::V2(_)
+        | Request::V2Get { .. }
+        | Request::V2Watch { .. }
+        | Request::V2Status
+        | Request::V2Members => true,
         _ => false,
     }
 }
@@ -188,7 +192,7 @@ impl Node {
                 }
             }
             Request::MemberList(r) if r.linearizable => self.enqueue_read(id, ReadKind::MemberList, info),
-            Request::MemberList(_) => {
+            Request::MemberList(_) | Request::V2Members => {
                 let result = self.serve_read(&ReadKind::MemberList);
                 self.respond(id, result);
             }
