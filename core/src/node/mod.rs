@@ -531,7 +531,6 @@ impl Node {
     /// The membership of an empty-data snapshot (the bootstrap snapshot at index 1):
     /// the members its configuration names, described by `initial_members` where
     /// they appear there. Names and client URLs come later, published through raft.
-    /// The v2 store starts over with their additions (see `v2store::internal`).
     fn reset_members(&mut self, conf: Option<&ConfState>) {
         let initial: BTreeMap<u64, Member> = self
             .config
@@ -563,13 +562,6 @@ impl Node {
             m.name.clear();
             m.client_ur_ls.clear();
         }
-        // etcd's bootstrap conf changes each add a member to its v2 store.
-        self.v2 = V2Store::default();
-        self.v2_stats = crate::v2store::Stats::default();
-        let ids: Vec<u64> = self.members.keys().copied().collect();
-        for id in ids {
-            self.record_cluster_v2(crate::v2store::Record::MemberAdded(id));
-        }
     }
 
     /// Replaces the application state by a snapshot's (from the leader, or at restart).
@@ -582,6 +574,13 @@ impl Node {
             self.lessor = Lessor::new(self.lessor.config().clone(), self.rng.fork());
             self.auth = AuthStore::default();
             self.reset_members(meta.conf_state.as_ref());
+            // etcd's bootstrap conf changes each add a member to its v2 store.
+            self.v2 = V2Store::default();
+            self.v2_stats = crate::v2store::Stats::default();
+            let ids: Vec<u64> = self.members.keys().copied().collect();
+            for id in ids {
+                self.record_cluster_v2(crate::v2store::Record::MemberAdded(id));
+            }
             self.removed_members.clear();
             self.alarms.clear();
             self.applied_requests = AppliedRequests::default();
