@@ -39,8 +39,7 @@ use std::time::{Duration, Instant};
 
 use proxy_proc::{
     etcdctl_stdin, grpc_proxy, http_get, lines_of, metric, scrape, scrape_proxy, start_proxy, three_members,
-    tools_present,
-    wait_watchers, watch_for, DETCD,
+    tools_present, wait_watchers, watch_for, DETCD,
 };
 use server_proc::{etcdctl, etcdctl_ok, free_port, member_command, start_server, Server};
 

@@ -146,18 +146,17 @@ pub async fn relay(endpoints: Vec<String>, first: usize) -> axum::response::Resp
             continue;
         };
         if let Ok(Ok(answer)) = tokio::time::timeout(RELAY_TIMEOUT, client.send("GET", &url, None)).await {
-            return (
-                [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-                answer.body,
-            )
-                .into_response();
+            return ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], answer.body).into_response();
         }
     }
     (
         StatusCode::INTERNAL_SERVER_ERROR,
         [
             (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
-            (header::HeaderName::from_static("x-content-type-options"), "nosniff"),
+            (
+                header::HeaderName::from_static("x-content-type-options"),
+                "nosniff",
+            ),
         ],
         "Internal server error\n",
     )
