@@ -24,7 +24,7 @@ use crate::grpc::Services;
 /// The server version `/version` reports (the node's Status version).
 pub const SERVER_VERSION: &str = "3.6.0";
 /// The cluster version `/version` reports (etcd writes major.minor.0).
-pub const CLUSTER_VERSION: &str = "3.6.0";
+pub const CLUSTER_VERSION: &str = detcd_core::v2store::CLUSTER_VERSION;
 
 /// Adds the HTTP endpoints to `router` (the gRPC services' router).
 /// With `gateway`, unknown paths under its prefixes answer as grpc-gateway does.

@@ -8,7 +8,8 @@
 //!   `--advertise-client-url` the cluster's members; endpoint status and health.
 //! - Serializable reads from the proxy's cache, compared with etcd 3.4's proxy.
 //! - `/health` with the cluster reachable (in the session) and unreachable, compared with
-//!   etcd 3.4's proxy.
+//!   etcd 3.4's proxy; `/metrics` relays a member's series (500 as etcd's proxy when
+//!   none answers), `/proxy/metrics` has the proxy's own.
 //! - Watch coalescing, measured: 20 etcdctl watchers of one key through detcd's proxy
 //!   in front of etcd 3.4 add exactly one watcher to etcd's own
 //!   `etcd_debugging_mvcc_watcher_total`, and every watcher sees the event.
@@ -36,8 +37,8 @@ use std::time::{Duration, Instant};
 
 use detcd_testkit::{etcdctl, etcdctl_ok, free_port, member_command, start_server, Server};
 use proxy_proc::{
-    etcdctl_stdin, grpc_proxy, http_get, lines_of, metric, scrape, start_proxy, three_members, tools_present,
-    wait_watchers, watch_for, DETCD,
+    etcdctl_stdin, grpc_proxy, http_get, lines_of, metric, scrape, scrape_proxy, start_proxy, three_members,
+    tools_present, wait_watchers, watch_for, DETCD,
 };
 
 /// Lease IDs (16 hex digits) and remaining seconds masked.
@@ -185,6 +186,35 @@ fn an_unreachable_cluster_is_unhealthy_as_through_etcds_proxy() {
 }
 
 #[test]
+fn metrics_are_the_members_relayed_and_the_proxys_own_at_proxy_metrics() {
+    if !tools_present("metrics_are_the_members_relayed_and_the_proxys_own_at_proxy_metrics") {
+        return;
+    }
+    let detcd = start_server(DETCD, "gp-metrics");
+    etcdctl_ok(&detcd.endpoint, &["put", "m", "1"]);
+    // A dead endpoint first: the relay moves on to the member that answers.
+    let nowhere = format!("127.0.0.1:{}", free_port());
+    let proxy = grpc_proxy(DETCD, &format!("{nowhere},{}", detcd.endpoint), &[]);
+    etcdctl_ok(&proxy.addr, &["get", "m", "--consistency=s"]);
+    etcdctl_ok(&proxy.addr, &["get", "m", "--consistency=s"]);
+    let relayed = scrape(&proxy.addr);
+    // The member's own series: its puts, and its proxy series at 0.
+    assert_eq!(metric(&relayed, "etcd_mvcc_put_total"), 1.0, "{relayed}");
+    assert_eq!(metric(&relayed, "etcd_server_has_leader"), 1.0);
+    assert!(!relayed.contains("detcd_grpc_proxy_"), "{relayed}");
+    let own = scrape_proxy(&proxy.addr);
+    assert!(own.contains("detcd_grpc_proxy_watchers"), "{own}");
+    assert!(metric(&own, "etcd_grpc_proxy_cache_hits_total") >= 1.0, "{own}");
+    assert!(!own.contains("etcd_mvcc_put_total"), "{own}");
+    // No member answers: Go's 500, as etcd's proxy answers it.
+    drop(detcd);
+    let theirs = grpc_proxy("etcd", &nowhere, &[]);
+    let expected = http_get(&theirs.addr, "/metrics");
+    assert_eq!(expected, (500, "Internal server error\n".to_string()));
+    assert_eq!(http_get(&proxy.addr, "/metrics"), expected);
+}
+
+#[test]
 fn many_watchers_of_one_key_cost_one_upstream_watch() {
     if !tools_present("many_watchers_of_one_key_cost_one_upstream_watch") {
         return;
@@ -199,7 +229,7 @@ fn many_watchers_of_one_key_cost_one_upstream_watch() {
         .collect();
     wait_watchers(&proxy.addr, WATCHERS);
     let upstream = metric(&scrape(&etcd.endpoint), "etcd_debugging_mvcc_watcher_total") - before;
-    let proxy_metrics = scrape(&proxy.addr);
+    let proxy_metrics = scrape_proxy(&proxy.addr);
     eprintln!(
         "MEASURED: {WATCHERS} client watchers of one key through the proxy -> {upstream} upstream watch(es) on etcd (etcd_debugging_mvcc_watcher_total), proxy says {} upstream",
         metric(&proxy_metrics, "detcd_grpc_proxy_upstream_watches")
@@ -217,7 +247,7 @@ fn many_watchers_of_one_key_cost_one_upstream_watch() {
     }
     // One event from the cluster, sent to 20 watchers: 19 the cluster did not send.
     let events = "etcd_grpc_proxy_events_coalescing_total";
-    assert_eq!(metric(&scrape(&proxy.addr), events), (WATCHERS - 1) as f64);
+    assert_eq!(metric(&scrape_proxy(&proxy.addr), events), (WATCHERS - 1) as f64);
     // All gone: the upstream watch ends with the last of them.
     let deadline = Instant::now() + Duration::from_secs(5);
     while metric(&scrape(&etcd.endpoint), "etcd_debugging_mvcc_watcher_total") > before {
@@ -304,7 +334,7 @@ fn serializable_reads_are_cached_as_etcds_proxy_caches_them() {
     // Two reads came from the cache (etcd's proxy answers /metrics with its upstream's
     // series, so its own count cannot be compared).
     assert_eq!(
-        metric(&scrape(&proxy.addr), "etcd_grpc_proxy_cache_hits_total"),
+        metric(&scrape_proxy(&proxy.addr), "etcd_grpc_proxy_cache_hits_total"),
         2.0
     );
 }

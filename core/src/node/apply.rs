@@ -23,6 +23,7 @@ use super::Node;
 use crate::error::{self, EtcdError};
 use crate::mutation::{is_active, Mutation};
 use crate::raft::conf_change::v1_to_v2;
+use crate::v2store::Record;
 
 /// How long at least a member that applied its own removal keeps taking part in
 /// raft (voting, acknowledging appends; no client is served) before it stops:
@@ -108,6 +109,7 @@ impl Node {
     /// `None` for the member's own bookkeeping requests that nobody waits for.
     fn apply_request(&mut self, request: RaftRequest, index: u64) -> Option<Result<Response, EtcdError>> {
         let rev = self.store.revision();
+        let request_id = request.id;
         let header = request.auth_header;
         let request = request.request?;
         if let Err(e) = self.check_applied(header.as_ref(), &request) {
@@ -220,10 +222,18 @@ impl Node {
             raft_request::Request::Alarm(a) => Ok(Response::Alarm(self.apply_alarm(&a))),
             raft_request::Request::V2(r) => Ok(self.apply_v2(r)),
             raft_request::Request::MemberAttributes(a) => {
+                if self.publish_ids.contains(&request_id) {
+                    self.published = true;
+                }
                 if let Some(m) = self.members.get_mut(&a.member_id) {
                     m.name = a.name;
                     m.client_ur_ls = a.client_urls;
+                    self.record_cluster_v2(Record::MemberPublished(a.member_id));
                 }
+                return None;
+            }
+            raft_request::Request::ClusterVersion(v) => {
+                self.apply_cluster_version(&v.version);
                 return None;
             }
         };
@@ -321,15 +331,22 @@ impl Node {
             ConfChangeType::ConfChangeAddNode | ConfChangeType::ConfChangeAddLearnerNode => {
                 let entry = self.members.entry(member.id).or_insert_with(|| member.clone());
                 entry.is_learner = member.is_learner;
+                self.record_cluster_v2(if promote {
+                    Record::MemberUpdated(member.id)
+                } else {
+                    Record::MemberAdded(member.id)
+                });
             }
             ConfChangeType::ConfChangeRemoveNode => {
                 self.members.remove(&member.id);
                 self.removed_members.insert(member.id);
+                self.record_cluster_v2(Record::MemberRemoved(member.id));
             }
             ConfChangeType::ConfChangeUpdateNode => {
                 if let Some(m) = self.members.get_mut(&member.id) {
                     m.peer_ur_ls = member.peer_ur_ls.clone();
                 }
+                self.record_cluster_v2(Record::MemberUpdated(member.id));
             }
         }
         let header = self.header(0);

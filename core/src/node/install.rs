@@ -61,8 +61,14 @@ impl Node {
             self.store = Store::new(self.store.config());
             self.lessor = Lessor::new(self.lessor.config().clone(), self.rng.fork());
             self.auth = AuthStore::default();
-            self.v2 = V2Store::default();
             self.reset_members(meta.conf_state.as_ref());
+            // etcd's bootstrap conf changes each add a member to its v2 store.
+            self.v2 = V2Store::default();
+            self.v2_stats = crate::v2store::Stats::default();
+            let ids: Vec<u64> = self.members.keys().copied().collect();
+            for id in ids {
+                self.record_cluster_v2(crate::v2store::Record::MemberAdded(id));
+            }
             self.removed_members.clear();
             self.alarms.clear();
             self.applied_requests = AppliedRequests::default();

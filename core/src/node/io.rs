@@ -272,6 +272,9 @@ pub enum Request {
     /// The v2 store's index, node count and whether keys have a TTL (for the
     /// leader's syncs and `/v2/stats/store`).
     V2Status,
+    /// The member list for `/v2/members` (etcd's v2 handler reads its cluster
+    /// directly, so a learner answers it too, where it refuses the v3 MemberList).
+    V2Members,
 }
 
 /// The answer to an Auth RPC.

@@ -204,6 +204,13 @@ pub struct Node {
     gated: VecDeque<Output>,
     /// When the next attempt to publish this member's attributes may be made.
     publish_retry_ms: u64,
+    /// This start's publish proposals (retries included; the last few).
+    publish_ids: VecDeque<u64>,
+    /// One of them applied: this start's publish is done (etcd publishes at
+    /// every start, and its v2 store counts each).
+    published: bool,
+    /// When the leader may next propose the cluster version, while none is set.
+    cluster_version_retry_ms: u64,
     /// Set when this member applied its own removal: it serves no client, and
     /// stops (`removed`, [`Output::Removed`]) at this time.
     stop_at_ms: Option<u64>,
@@ -329,6 +336,9 @@ impl Node {
             conf_commit_unpersisted: None,
             gated: VecDeque::new(),
             publish_retry_ms: 0,
+            publish_ids: VecDeque::new(),
+            published: false,
+            cluster_version_retry_ms: 0,
             stop_at_ms: None,
             removed: false,
             status: status::StatusDuty::default(),
@@ -611,6 +621,7 @@ impl Node {
         self.lease_duties();
         self.auto_compact();
         self.publish_attributes();
+        self.propose_cluster_version();
         self.retry_pending();
         self.expire_deadlines();
         if self.now_ms >= self.next_progress_ms {

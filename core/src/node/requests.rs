@@ -22,6 +22,9 @@ use super::Node;
 use crate::error::{self, EtcdError};
 use crate::raft::{ProposeError, Role};
 
+/// How many of a start's publish proposals are remembered (one applying ends it).
+const PUBLISH_IDS_MAX: usize = 16;
+
 /// Who waits for a proposal's result.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Origin {
@@ -89,7 +92,11 @@ fn supported_on_learner(request: &Request) -> bool {
         Request::Range(r) => r.serializable,
         // etcd 3.4's learner serves the v2 keys API as a follower does: its writes
         // and quorum gets are forwarded to the leader through raft.
-        Request::V2(_) | Request::V2Get { .. } | Request::V2Watch { .. } | Request::V2Status => true,
+        Request::V2(_)
+        | Request::V2Get { .. }
+        | Request::V2Watch { .. }
+        | Request::V2Status
+        | Request::V2Members => true,
         _ => false,
     }
 }
@@ -185,7 +192,7 @@ impl Node {
                 }
             }
             Request::MemberList(r) if r.linearizable => self.enqueue_read(id, ReadKind::MemberList, info),
-            Request::MemberList(_) => {
+            Request::MemberList(_) | Request::V2Members => {
                 let result = self.serve_read(&ReadKind::MemberList);
                 self.respond(id, result);
             }
@@ -437,9 +444,9 @@ impl Node {
         self.propose(request_id, Origin::Client(id), Payload::Normal(data));
     }
 
-    /// Proposes a request of the member itself (nobody waits for it).
-    pub(crate) fn propose_request(&mut self, origin: Origin, request: raft_request::Request) {
-        self.propose_request_inner(origin, request, None);
+    /// Proposes a request of the member itself (nobody waits for it); its ID.
+    pub(crate) fn propose_request(&mut self, origin: Origin, request: raft_request::Request) -> u64 {
+        self.propose_request_inner(origin, request, None)
     }
 
     /// Proposes a request whose apply answers nothing itself; `origin` gets
@@ -458,7 +465,7 @@ impl Node {
         origin: Origin,
         request: raft_request::Request,
         reply: Option<Response>,
-    ) {
+    ) -> u64 {
         let request_id = self.next_request_id();
         let data = RaftRequest {
             id: request_id,
@@ -470,6 +477,7 @@ impl Node {
         if let Some(p) = self.proposals.get_mut(&request_id) {
             p.reply = reply;
         }
+        request_id
     }
 
     fn propose_conf_change(&mut self, origin: Origin, kind: ConfChangeType, member: Member) {
@@ -755,12 +763,10 @@ impl Node {
     }
 
     /// etcd's `publish`: once there is a leader, replicate this member's name and
-    /// client URLs until the member list shows them.
+    /// client URLs, once per start (even when the member list shows them already:
+    /// etcd's v2 store counts every publish), retrying until one applies.
     pub(crate) fn publish_attributes(&mut self) {
-        let Some(me) = self.members.get(&self.config.member_id) else {
-            return;
-        };
-        if me.name == self.config.name && me.client_ur_ls == self.config.client_urls {
+        if self.published || !self.members.contains_key(&self.config.member_id) {
             return;
         }
         if self.soft.leader == 0 || self.now_ms < self.publish_retry_ms {
@@ -772,10 +778,32 @@ impl Node {
             name: self.config.name.clone(),
             client_urls: self.config.client_urls.clone(),
         };
-        self.propose_request(
+        let request_id = self.propose_request(
             Origin::Internal,
             raft_request::Request::MemberAttributes(attributes),
         );
+        if self.publish_ids.len() == PUBLISH_IDS_MAX {
+            self.publish_ids.pop_front();
+        }
+        self.publish_ids.push_back(request_id);
+    }
+
+    /// etcd's `monitorVersions` on a cluster without a version: the leader, once it
+    /// applied an entry of its own term, sets it (etcd's `/0/version`), retrying
+    /// until one applies.
+    pub(crate) fn propose_cluster_version(&mut self) {
+        if self.soft.role != Role::Leader
+            || self.v2.cluster_version().is_some()
+            || self.applied_term != self.term
+            || self.now_ms < self.cluster_version_retry_ms
+        {
+            return;
+        }
+        self.cluster_version_retry_ms = self.now_ms + self.config.request_timeout_ms;
+        let version = detcdpb::ClusterVersion {
+            version: crate::v2store::CLUSTER_VERSION.to_string(),
+        };
+        self.propose_request(Origin::Internal, raft_request::Request::ClusterVersion(version));
     }
 
     /// Proposals, reads and forwards that could not go out before get another try.

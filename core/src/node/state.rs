@@ -9,7 +9,11 @@
 //! before them. The store comes last, unprefixed, so it can be encoded in steps
 //! straight into the output ([`StateEncoder`]). Versions 1 and 2 (store second,
 //! length-prefixed; version 1 without request IDs), 3 (no auth store: auth
-//! disabled, no users) and 4 (no v2 store: an empty one) still decode.
+//! disabled, no users), 4 (no v2 store: an empty one) and 5 (a v2 store without
+//! the cluster version, numbered without the membership events etcd counts; see
+//! `v2store::internal`) still decode. A version 5 snapshot keeps its v2 numbering:
+//! members restored from version 5 snapshots taken at different indexes may
+//! number later v2 events differently (only the v2 API shows it).
 //! Metadata: applied index, applied term, cluster ID, approximate database size,
 //! the members (each a length-prefixed `etcdserverpb.Member`), the removed member
 //! IDs and the active alarms. Decoding checks the magic, version and checksum
@@ -31,7 +35,7 @@ use crate::v2store::Store as V2Store;
 
 const MAGIC: &[u8; 8] = b"detcdsnp";
 /// Version of this layout; bumped on any change.
-pub const STATE_FORMAT_VERSION: u32 = 5;
+pub const STATE_FORMAT_VERSION: u32 = 6;
 /// The oldest version [`decode`] still reads.
 const STATE_FORMAT_VERSION_MIN: u32 = 1;
 
@@ -238,7 +242,8 @@ pub(crate) fn decode(bytes: &[u8], lessor_config: LessorConfig, rng: Rng) -> Res
         None => AuthStore::default(),
     };
     let v2 = match v2_bytes {
-        Some(bytes) => V2Store::decode(bytes)?,
+        Some(bytes) if version >= 6 => V2Store::decode(bytes)?,
+        Some(bytes) => V2Store::decode_without_cluster_version(bytes)?,
         None => V2Store::default(),
     };
     Ok(State {

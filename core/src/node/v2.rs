@@ -7,7 +7,7 @@ use detcd_proto::detcdpb::{raft_request, V2Request};
 use super::io::{ClientRequestId, Response, V2Reply};
 use super::requests::RECORD_OVERHEAD_BYTES;
 use super::Node;
-use crate::v2store::{code, Event, Op, Ttl, V2Error};
+use crate::v2store::{code, Event, Op, Record, Ttl, V2Error};
 
 /// `prevExist` as [`V2Request::prev_exist`] carries it.
 pub const PREV_EXIST_TRUE: u32 = 1;
@@ -68,6 +68,19 @@ impl Node {
             ..self.v2_reply(Ok(None))
         };
         self.respond(id, Ok(Response::V2(reply)));
+    }
+
+    /// A change of the cluster's records, counted in the v2 store as etcd counts it.
+    pub(crate) fn record_cluster_v2(&mut self, record: Record) {
+        for op in self.v2.record_cluster(record) {
+            self.v2_stats.count(op, true);
+        }
+    }
+
+    /// Applies the cluster version the leader set (etcd's `/0/version`).
+    pub(crate) fn apply_cluster_version(&mut self, version: &str) {
+        let op = self.v2.set_cluster_version(version);
+        self.v2_stats.count(op, true);
     }
 
     /// etcd's `applyV2Request`.

@@ -1,6 +1,7 @@
 //! The v2 store as bytes, for the member's snapshots: the index, the tree (each
 //! node: created, modified, optional expiry, then a value or its children by name)
-//! and the history's events. Little-endian, length-prefixed; decoding checks every
+//! and the history's events, then (from the state format 6) the cluster version
+//! (see [`super::internal`]). Little-endian, length-prefixed; decoding checks every
 //! length and tag and answers an error, never a panic.
 
 use std::collections::BTreeMap;
@@ -189,10 +190,28 @@ impl Store {
                 None => out.push(0),
             }
         }
+        match &self.cluster_version {
+            Some(v) => {
+                out.push(1);
+                put_str(out, v);
+            }
+            None => out.push(0),
+        }
     }
 
     /// Reads bytes written by [`Store::encode`].
     pub fn decode(bytes: &[u8]) -> Result<Store, String> {
+        Store::decode_with(bytes, true)
+    }
+
+    /// Reads the v2 store of a state format 5 snapshot (written before the
+    /// cluster's records were counted: no cluster version at the end, and an
+    /// index without the membership events before it).
+    pub fn decode_without_cluster_version(bytes: &[u8]) -> Result<Store, String> {
+        Store::decode_with(bytes, false)
+    }
+
+    fn decode_with(bytes: &[u8], with_cluster_version: bool) -> Result<Store, String> {
         let mut r = Reader { bytes, at: 0 };
         let index = r.u64()?;
         let root = r.node()?;
@@ -214,9 +233,19 @@ impl Store {
                 refresh,
             });
         }
+        let cluster_version = if with_cluster_version && r.flag()? {
+            Some(r.string()?)
+        } else {
+            None
+        };
         if r.at != bytes.len() {
             return Err("v2 store: trailing bytes".to_string());
         }
-        Ok(Store { root, index, history })
+        Ok(Store {
+            root,
+            index,
+            history,
+            cluster_version,
+        })
     }
 }

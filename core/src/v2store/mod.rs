@@ -13,12 +13,18 @@
 
 mod codec;
 mod history;
+mod internal;
 mod stats;
 mod store;
 
 pub use history::HISTORY_CAPACITY;
+pub use internal::Record;
 pub use stats::{Op, Stats};
 pub use store::Store;
+
+/// The cluster version the leader sets (etcd's `/0/version`; detcd answers
+/// `/version` with it too).
+pub const CLUSTER_VERSION: &str = "3.6.0";
 
 /// etcd's v2 error codes (`v2error`) that the store and the HTTP layer answer.
 pub mod code {

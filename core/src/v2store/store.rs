@@ -51,6 +51,8 @@ pub struct Store {
     pub(super) root: Node,
     pub(super) index: u64,
     pub(super) history: History,
+    /// The cluster version the leader set (see [`super::internal`]).
+    pub(super) cluster_version: Option<String>,
 }
 
 impl Default for Store {
@@ -59,6 +61,7 @@ impl Default for Store {
             root: Node::new(0, None, Kind::Dir(BTreeMap::new())),
             index: 0,
             history: History::default(),
+            cluster_version: None,
         }
     }
 }

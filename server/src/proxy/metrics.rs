@@ -120,3 +120,45 @@ impl ProxyMetrics {
         String::from_utf8(out).unwrap_or_default()
     }
 }
+
+/// How long the relay waits for one endpoint's `/metrics`.
+const RELAY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// etcd's proxy `/metrics`: the upstream members' metrics, relayed from an
+/// endpoint's `/metrics` (a `host:port` endpoint over http); the proxy's own
+/// series are at `/proxy/metrics`. etcd asks one endpoint, drawn at start, and
+/// answers Go's 500 "Internal server error" when it fails; detcd asks the
+/// endpoints in turn from the one calls go to now, and answers that 500 only
+/// when none answers.
+pub async fn relay(endpoints: Vec<String>, first: usize) -> axum::response::Response {
+    use axum::http::{header, StatusCode};
+    use axum::response::IntoResponse;
+    let client = crate::discovery::http::Client::new("").expect("no proxy");
+    let n = endpoints.len();
+    for i in 0..n {
+        let endpoint = endpoints[(first + i) % n].trim_end_matches('/');
+        let spelled = if endpoint.starts_with("http") {
+            format!("{endpoint}/metrics")
+        } else {
+            format!("http://{endpoint}/metrics")
+        };
+        let Ok(url) = crate::discovery::http::HttpUrl::parse(&spelled) else {
+            continue;
+        };
+        if let Ok(Ok(answer)) = tokio::time::timeout(RELAY_TIMEOUT, client.send("GET", &url, None)).await {
+            return ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], answer.body).into_response();
+        }
+    }
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (
+                header::HeaderName::from_static("x-content-type-options"),
+                "nosniff",
+            ),
+        ],
+        "Internal server error\n",
+    )
+        .into_response()
+}

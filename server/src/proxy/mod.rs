@@ -159,13 +159,22 @@ impl Proxy {
         self.http_routes(builder.routes().prepare().into_axum_router())
     }
 
-    /// `/metrics` and `/health` (a linearizable read through the proxy's upstream); any
-    /// other path Go's 404, an unknown gRPC service gRPC's Unimplemented.
+    /// `/metrics` (the members', relayed from an endpoint), `/proxy/metrics` (the
+    /// proxy's own, as etcd 3.5's proxy serves them) and `/health` (a linearizable
+    /// read through the proxy's upstream); any other path Go's 404, an unknown gRPC
+    /// service gRPC's Unimplemented.
     pub fn http_routes(&self, router: axum::Router) -> axum::Router {
-        let (m, h) = (self.metrics.clone(), self.up.clone());
+        let (m, h, up) = (self.metrics.clone(), self.up.clone(), self.up.clone());
         router
             .route(
                 "/metrics",
+                get(move || {
+                    let up = up.clone();
+                    async move { metrics::relay(up.endpoints(), up.current().0).await }
+                }),
+            )
+            .route(
+                "/proxy/metrics",
                 get(move || async move {
                     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], m.render()).into_response()
                 }),

@@ -79,6 +79,11 @@ impl Upstream {
         })
     }
 
+    /// The endpoints, as given.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.endpoints.iter().map(|(e, _)| e.clone()).collect()
+    }
+
     /// The endpoint calls go to now, and its channel.
     pub fn current(&self) -> (usize, Channel) {
         let i = self.current.load(Ordering::Relaxed) % self.endpoints.len();

@@ -255,7 +255,11 @@ async fn wait(
         Ok(reply) => reply,
         Err(e) => return error_response(&e, &cluster),
     };
+    // A look that found nothing saw every event up to the index it answered at, so
+    // the next looks start after it (a wait pending through more changes than the
+    // history keeps still gets its event, as etcd's watcher does).
     let (since, found) = match &first.result {
+        Ok(None) => (first.since.max(first.etcd_index + 1), None),
         Ok(found) => (first.since, found.clone()),
         Err(e) => return error_response(e, &cluster),
     };
@@ -300,6 +304,11 @@ async fn wait(
                 since,
             };
             match call(&services, request).await {
+                Ok(V2Reply {
+                    result: Ok(None),
+                    etcd_index,
+                    ..
+                }) => since = since.max(etcd_index + 1),
                 Ok(V2Reply {
                     result: Ok(event), ..
                 }) => found = event,

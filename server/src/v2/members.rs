@@ -6,9 +6,7 @@ use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use detcd_core::error;
 use detcd_core::node::{Request, Response as NodeResponse};
-use detcd_proto::etcdserverpb::{
-    Member, MemberAddRequest, MemberListRequest, MemberRemoveRequest, MemberUpdateRequest,
-};
+use detcd_proto::etcdserverpb::{Member, MemberAddRequest, MemberRemoveRequest, MemberUpdateRequest};
 
 use super::stats::LocalStats;
 use super::{http_error, json, method_not_allowed, Parts};
@@ -34,11 +32,7 @@ fn json_ok(status: StatusCode, cluster: &str, body: String) -> Response {
 }
 
 async fn list(services: &Services) -> Result<Vec<Member>, Box<Response>> {
-    match services
-        .handle()
-        .call(Request::MemberList(MemberListRequest { linearizable: false }))
-        .await
-    {
+    match services.handle().call(Request::V2Members).await {
         Ok(NodeResponse::MemberList(l)) => {
             let mut members = l.members;
             members.sort_by_key(|m| m.id);

@@ -96,19 +96,24 @@ pub fn http_get(endpoint: &str, path: &str) -> (u16, String) {
     (code, body)
 }
 
-/// `GET /metrics` of `endpoint`.
+/// `GET /metrics` of `endpoint` (a proxy's: its upstream's, relayed).
 pub fn scrape(endpoint: &str) -> String {
     http_get(endpoint, "/metrics").1
 }
 
+/// `GET /proxy/metrics` of `endpoint` (a proxy's own series).
+pub fn scrape_proxy(endpoint: &str) -> String {
+    http_get(endpoint, "/proxy/metrics").1
+}
+
 /// Waits (up to 10 s) until `endpoint` (a proxy) serves at least `n` watchers: detcd's
-/// proxy counts them itself; etcd 3.4's relays its upstream's count of watchers.
+/// proxy counts them itself (`/proxy/metrics`); etcd 3.4's has no `/proxy/metrics`,
+/// and its `/metrics` relays its upstream's count of watchers.
 pub fn wait_watchers(endpoint: &str, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let text = scrape(endpoint);
-        let seen = try_metric(&text, "detcd_grpc_proxy_watchers ")
-            .or_else(|| try_metric(&text, "etcd_debugging_mvcc_watcher_total "))
+        let seen = try_metric(&scrape_proxy(endpoint), "detcd_grpc_proxy_watchers ")
+            .or_else(|| try_metric(&scrape(endpoint), "etcd_debugging_mvcc_watcher_total "))
             .unwrap_or(0.0);
         if seen >= n as f64 {
             return;

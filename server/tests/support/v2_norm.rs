@@ -1,6 +1,7 @@
-//! Normalising v2 API answers so that etcd's and detcd's can be compared: v2
-//! indexes made relative to the first write (etcd's own membership keys take the
-//! first few), times, member IDs and ports masked.
+//! Normalising v2 API answers so that etcd's and detcd's can be compared: times,
+//! member IDs and ports masked; v2 indexes are compared as they are (both count
+//! the cluster's own records: members added and published, the cluster version),
+//! once [`settle`] saw the store reach the index those records take.
 
 #![allow(dead_code)]
 
@@ -146,6 +147,24 @@ pub fn body(text: &str, offset: u64) -> String {
         t = mask_field_string(&t, field, "<masked>");
     }
     mask_ports(&t)
+}
+
+/// Waits (up to 20 s) until the v2 store at `endpoint` shows at least `index`
+/// (the cluster's own records, written by the members shortly after start); the
+/// index it shows then (the caller asserts it is exactly `index`).
+pub fn settle(endpoint: &str, index: u64) -> u64 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (_, shown, _) = exchange(&format!("http://{endpoint}/v2/keys/"), "GET", "", false);
+        let shown = shown.unwrap_or(0);
+        if shown >= index || std::time::Instant::now() > deadline {
+            // A moment more, so a record still on its way shows as a wrong index.
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            let (_, shown, _) = exchange(&format!("http://{endpoint}/v2/keys/"), "GET", "", false);
+            return shown.unwrap_or(0);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 /// The etcd 3.4 to compare with: `etcd` on PATH when it is 3.4, else Debian's
