@@ -12,6 +12,7 @@
 //! append acknowledged must already be covered by a Persist the member was told
 //! is durable.
 
+mod clients;
 mod durability;
 mod faults;
 mod host;
@@ -21,12 +22,13 @@ use host::{member, Host};
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use detcd_core::error::{Code, EtcdError};
+use detcd_core::error::EtcdError;
 use detcd_core::node::{Credentials, Input, Node, NodeStart, Output, PeerMessage, Request, Response};
 use detcd_core::raft::Role;
 use detcd_core::rng::Rng;
 use detcd_proto::etcdserverpb::{Member, WatchResponse};
 
+use crate::cluster::Route;
 use crate::disk::Disk;
 use crate::invariants::{Invariants, MemberView};
 use crate::lost_writes::WriteLog;
@@ -169,20 +171,6 @@ pub(crate) enum Event {
     },
 }
 
-/// Where a client request's answer goes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Route {
-    Client {
-        client: usize,
-        serializable: bool,
-    },
-    Scenario,
-    /// The membership operator (the `membership` fault).
-    Operator,
-    /// A member's own v2 sync (its answer is dropped, as the server's sync task does).
-    V2Sync,
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
     Safety,
@@ -220,8 +208,9 @@ pub struct Sim {
     /// Per member, when the last answer to a client arrives (FIFO links).
     client_links: BTreeMap<u64, u64>,
     pub(crate) operator: Operator,
-    /// What the membership operator did.
-    pub membership: MembershipCounters,
+    /// Watch streams the workload hung up, to close on their members once it
+    /// is done acting.
+    closed_streams: Vec<(u64, u64)>,
     /// Every put any member applied, to resolve lost writes after the run.
     pub write_log: WriteLog,
 }
@@ -256,7 +245,7 @@ impl Sim {
             verbose: std::env::var_os("DETCD_SIM_LOG").is_some(),
             client_links: BTreeMap::new(),
             operator: Operator::default(),
-            membership: MembershipCounters::default(),
+            closed_streams: Vec::new(),
             write_log: WriteLog::default(),
         };
         for &id in &ids {
@@ -266,15 +255,6 @@ impl Sim {
             sim.start_node(id, NodeStart::Found);
         }
         sim
-    }
-
-    pub(crate) fn queue_push(&mut self, at_us: u64, event: Event) {
-        self.queue.push(at_us, event);
-    }
-
-    /// Whether the faulty phase is under way.
-    pub(crate) fn faults_active(&self) -> bool {
-        self.faults_on
     }
 
     pub fn member_ids(&self) -> Vec<u64> {
@@ -366,7 +346,7 @@ impl Sim {
                     serializable: true,
                 }) = self.routes.get(&request_id).copied()
                 {
-                    self.observe_auth_serve(client, request_id, id);
+                    self.with_workload(|w, sim| w.observe_auth_serve(sim, client, request_id, id));
                 }
                 let host = self.hosts.get_mut(&id).expect("host");
                 if let (
@@ -570,8 +550,12 @@ impl Sim {
                 Some(Route::Scenario) => {
                     self.scenario_results.insert(request_id, result);
                 }
-                Some(Route::Client { client, .. }) => self.client_response(client, request_id, result),
-                Some(Route::Operator) => self.operator_response(request_id, result),
+                Some(Route::Client { client, .. }) => {
+                    self.with_workload(|w, sim| w.client_response(sim, client, request_id, result));
+                }
+                Some(Route::Operator) => {
+                    self.with_operator(|o, sim| o.operator_response(sim, request_id, result));
+                }
                 Some(Route::V2Sync) | None => {}
             },
             Event::WatchToClient {
@@ -586,7 +570,9 @@ impl Sim {
                     self.workload.watch_response(client, session, &response);
                 }
             }
-            Event::ClientWake { client, token } => self.client_wake(client, token),
+            Event::ClientWake { client, token } => {
+                self.with_workload(|w, sim| w.client_wake(sim, client, token));
+            }
             Event::Crash => self.crash_random(),
             Event::CrashAimed { member, inc } => {
                 if self.faults_on && self.hosts.get(&member).is_some_and(|h| h.inc == inc) {
@@ -606,21 +592,8 @@ impl Sim {
             Event::ClockJump => self.clock_jump(),
             Event::Pause => self.pause_random(),
             Event::Heal => self.heal(),
-            Event::OperatorWake { token } => self.operator_wake(token),
+            Event::OperatorWake { token } => self.with_operator(|o, sim| o.operator_wake(sim, token)),
         }
-    }
-
-    pub(crate) fn new_stream(&mut self) -> u64 {
-        self.next_stream += 1;
-        self.next_stream
-    }
-
-    pub(crate) fn schedule_wake(&mut self, client: usize, at_us: u64, token: u64) {
-        self.queue.push(at_us, Event::ClientWake { client, token });
-    }
-
-    pub(crate) fn rng(&mut self) -> &mut Rng {
-        &mut self.rng
     }
 
     /// Scenario API: sends `request` to `member`; the answer appears in
@@ -680,10 +653,13 @@ impl Sim {
     }
 }
 
-/// Whether an error leaves the outcome of a request unknown (it may still apply).
-pub fn outcome_unknown(e: &EtcdError) -> bool {
-    matches!(
-        e.code,
-        Code::Unavailable | Code::DeadlineExceeded | Code::Unknown | Code::Internal | Code::Cancelled
-    )
+impl Sim {
+    /// What the membership operator did.
+    pub fn membership(&self) -> &MembershipCounters {
+        &self.operator.counters
+    }
+
+    pub fn phase_is_done(&self) -> bool {
+        self.phase == Phase::Done
+    }
 }

@@ -135,7 +135,7 @@ impl Sim {
             let at = self.rng.range(1, 2 * self.opts.clock_jump_interval_ms + 1) * 1000;
             self.queue.push(at, Event::ClockJump);
         }
-        self.start_membership();
+        self.with_operator(|o, sim| o.start_membership(sim));
         if f.has(FaultKind::Pause) {
             // After the others, so seeds without pauses draw as they did before.
             let at = self.rng.range(1, 2 * self.opts.pause_interval_ms + 1) * 1000;

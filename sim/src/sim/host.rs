@@ -8,7 +8,8 @@ use detcd_core::raft::Role;
 use detcd_proto::etcdserverpb::Member;
 use detcd_proto::raftpb::HardState;
 
-use super::{Event, Route, Sim, CLUSTER_ID};
+use super::{Event, Sim, CLUSTER_ID};
+use crate::cluster::Route;
 use crate::disk::{CrashPolicy, Damage, Disk};
 use crate::invariants::{Cursors, LogMirror};
 use crate::options::FaultKind;

@@ -5,7 +5,8 @@ use detcd_core::node::{Credentials, Input, PeerMessage, Request};
 use detcd_core::raft::Role;
 use detcd_proto::raftpb::MessageType;
 
-use super::{Event, Route, Sim, CLIENT_LATENCY_US_MAX, CLIENT_LATENCY_US_MIN};
+use super::{Event, Sim, CLIENT_LATENCY_US_MAX, CLIENT_LATENCY_US_MIN};
+use crate::cluster::Route;
 use crate::options::FaultKind;
 
 impl Sim {
