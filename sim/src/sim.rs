@@ -17,6 +17,7 @@ mod durability;
 mod faults;
 mod host;
 mod network;
+mod scenario;
 
 use host::{member, Host};
 
@@ -29,10 +30,9 @@ use detcd_core::rng::Rng;
 use detcd_proto::etcdserverpb::{Member, WatchResponse};
 
 use crate::cluster::Route;
-use crate::disk::Disk;
 use crate::invariants::{Invariants, MemberView};
 use crate::lost_writes::WriteLog;
-use crate::membership::{MembershipCounters, Operator};
+use crate::membership::Operator;
 use crate::mutations::Mutations;
 use crate::options::Options;
 use crate::queue::EventQueue;
@@ -594,72 +594,5 @@ impl Sim {
             Event::Heal => self.heal(),
             Event::OperatorWake { token } => self.with_operator(|o, sim| o.operator_wake(sim, token)),
         }
-    }
-
-    /// Scenario API: sends `request` to `member`; the answer appears in
-    /// [`Sim::result`] under the returned id.
-    pub fn request(&mut self, member: u64, request: Request) -> u64 {
-        self.submit(member, request, Route::Scenario)
-    }
-
-    pub fn result(&self, request_id: u64) -> Option<&Result<Response, EtcdError>> {
-        self.scenario_results.get(&request_id)
-    }
-
-    /// Runs until `request_id` is answered or `timeout_ms` passes.
-    pub fn wait(&mut self, request_id: u64, timeout_ms: u64) -> Option<Result<Response, EtcdError>> {
-        let deadline = self.now_us + timeout_ms * 1000;
-        while self.failure.is_none() && self.now_us < deadline {
-            if let Some(r) = self.scenario_results.remove(&request_id) {
-                return Some(r);
-            }
-            let step = (self.now_us + 1000).min(deadline);
-            self.run_until(step);
-        }
-        self.scenario_results.remove(&request_id)
-    }
-
-    /// The current leader that every running member agrees on, if any.
-    pub fn leader(&self) -> Option<u64> {
-        let leaders: BTreeSet<u64> = self
-            .hosts
-            .values()
-            .filter_map(|h| h.node.as_ref())
-            .filter(|n| n.soft_state().role == Role::Leader)
-            .map(|n| n.member_id())
-            .collect();
-        if leaders.len() == 1 {
-            leaders.into_iter().next()
-        } else {
-            None
-        }
-    }
-
-    pub fn invariant_checks(&self) -> u64 {
-        self.invariants.checks
-    }
-
-    pub fn disk_bytes(&self) -> usize {
-        self.hosts
-            .values()
-            .map(|h| {
-                h.storage
-                    .as_ref()
-                    .map(|s| s.wal().fs().disk().bytes())
-                    .or(h.parked_disk.as_ref().map(Disk::bytes))
-                    .unwrap_or(0)
-            })
-            .sum()
-    }
-}
-
-impl Sim {
-    /// What the membership operator did.
-    pub fn membership(&self) -> &MembershipCounters {
-        &self.operator.counters
-    }
-
-    pub fn phase_is_done(&self) -> bool {
-        self.phase == Phase::Done
     }
 }
