@@ -164,7 +164,7 @@ impl Cluster {
                     lines.push(format!("n{id}: snapshot saved at index {index}"));
                     return;
                 }
-                Drained::Output(out) => out,
+                Drained::Output(out) => *out,
             };
             match out {
                 Output::Send { to, message } => {

@@ -54,10 +54,12 @@ impl Member1 {
         self.disk
             .drain(&mut self.node, false, |node, drained| match drained {
                 Drained::SnapshotSaved { index, bytes } => saved.push((index, node.applied_index(), bytes)),
-                Drained::Output(Output::SnapshotExport { export, progress }) => {
-                    exported.push((export, progress))
+                Drained::Output(out) => {
+                    if let Output::SnapshotExport { export, progress } = *out {
+                        exported.push((export, progress));
+                    }
                 }
-                _ => {}
+                Drained::Persisted { .. } => {}
             });
     }
 

@@ -11,6 +11,14 @@
 //! The simulator also checks persist-before-send itself: a vote granted or an
 //! append acknowledged must already be covered by a Persist the member was told
 //! is durable.
+//!
+//! This file holds the run's state, the event loop and the dispatch of each
+//! event and output; the rest is by concept: `host` (a member's start, crash,
+//! restart, join and retirement), `durability` (Persist and snapshot writes,
+//! their acknowledgement, and the durability oracle), `network` (peer links,
+//! partitions, delivery, client links), `faults` (fault injection and the heal),
+//! `clients` (the [`crate::cluster::Cluster`] interface the workloads and the
+//! membership operator act through) and `scenario` (the API test scenarios use).
 
 mod clients;
 mod durability;
@@ -19,8 +27,6 @@ mod host;
 mod network;
 mod scenario;
 
-use host::{member, Host};
-
 use std::collections::{BTreeMap, BTreeSet};
 
 use detcd_core::error::EtcdError;
@@ -28,6 +34,7 @@ use detcd_core::node::{Credentials, Input, Node, NodeStart, Output, PeerMessage,
 use detcd_core::raft::Role;
 use detcd_core::rng::Rng;
 use detcd_proto::etcdserverpb::{Member, WatchResponse};
+use host::{member, Host};
 
 use crate::cluster::Route;
 use crate::invariants::{Invariants, MemberView};

@@ -101,7 +101,7 @@ pub enum Drained {
     /// The member's own snapshot was saved (`bytes` of state).
     SnapshotSaved { index: u64, bytes: usize },
     /// Any other output, for the caller to carry out.
-    Output(Output),
+    Output(Box<Output>),
 }
 
 /// How a drain ended.
@@ -161,10 +161,10 @@ impl MemDisk {
                     Drained::SnapshotSaved { index, bytes }
                 }
                 Output::Removed => {
-                    sink(node, Drained::Output(Output::Removed));
+                    sink(node, Drained::Output(Box::new(Output::Removed)));
                     return DrainEnd::Removed;
                 }
-                other => Drained::Output(other),
+                other => Drained::Output(Box::new(other)),
             };
             sink(node, drained);
         }
