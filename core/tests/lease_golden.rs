@@ -5,7 +5,8 @@
 //! harness plays a small cluster: every member holds a [`Lessor`]; replicated
 //! operations (grant, revoke, attach, detach, checkpoints) are applied to every
 //! member, as raft would after commit; leader-only ones go to the leader. Time is
-//! explicit (`advance`). Run with `DETCD_REWRITE=1` to rewrite the expected output.
+//! explicit (`advance`). The files run through the shared datadriven runner
+//! (`support/datadriven.rs`): `DETCD_REWRITE=1` rewrites the expected output.
 //!
 //! Commands:
 //! - `cluster members=a,b election-ms=1000 checkpoint-ms=5000 seed=1`
@@ -18,10 +19,15 @@
 //! - `state`: every member's view of every lease
 //! - `restore from=M to=M`: snapshot one member's lessor into another
 
+#[allow(dead_code)]
+#[path = "support/datadriven.rs"]
+mod datadriven;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use datadriven::run_file;
 use detcd_core::lease::{Checkpoint, Lessor, LessorConfig};
 use detcd_core::rng::Rng;
 
@@ -261,22 +267,10 @@ fn render_keys(keys: &[Vec<u8>]) -> String {
     format!("[{}]", keys.join(", "))
 }
 
-/// `word key=value key` arguments after the command name.
+/// The `word key=value key` arguments after the command name.
 struct Args(Vec<(String, Option<String>)>);
 
 impl Args {
-    fn parse(words: &[&str]) -> Args {
-        Args(
-            words
-                .iter()
-                .map(|w| match w.split_once('=') {
-                    Some((k, v)) => (k.to_string(), Some(v.to_string())),
-                    None => (w.to_string(), None),
-                })
-                .collect(),
-        )
-    }
-
     fn get(&self, key: &str) -> Option<&str> {
         self.0
             .iter()
@@ -307,88 +301,29 @@ impl Args {
     }
 }
 
-/// One block of a transcript: comments before it, the command, the expected output.
-struct Block {
-    comments: Vec<String>,
-    command: String,
-    expected: String,
-}
-
-fn parse(text: &str, file: &Path) -> Vec<Block> {
-    let mut blocks = Vec::new();
-    let mut lines = text.lines().enumerate().peekable();
-    let mut comments = Vec::new();
-    while let Some((number, line)) = lines.next() {
-        if line.trim().is_empty() || line.starts_with('#') {
-            comments.push(line.to_string());
-            continue;
-        }
-        let command = line.to_string();
-        match lines.next() {
-            Some((_, "----")) => {}
-            _ => panic!(
-                "{}:{}: expected ---- after the command",
-                file.display(),
-                number + 1
-            ),
-        }
-        let mut expected = Vec::new();
-        while let Some((_, out)) = lines.next_if(|(_, l)| !l.is_empty()) {
-            expected.push(out);
-        }
-        blocks.push(Block {
-            comments: std::mem::take(&mut comments),
-            command,
-            expected: expected.join("\n"),
-        });
-    }
-    blocks
-}
-
-fn run_file(path: &Path) -> Result<(), String> {
-    let text = std::fs::read_to_string(path).expect("readable transcript");
-    let blocks = parse(&text, path);
+/// Runs one transcript through the shared datadriven runner: `cluster` starts
+/// the cluster the later commands run against.
+fn run_transcript(path: &Path) {
     let mut cluster: Option<Cluster> = None;
-    let mut rewritten = String::new();
-    let mut failures = Vec::new();
-    for block in &blocks {
-        let words: Vec<&str> = block.command.split_whitespace().collect();
-        let args = Args::parse(&words[1..]);
-        let actual = if words[0] == "cluster" {
+    run_file(path, |cmd| {
+        let args = Args(
+            cmd.positional
+                .iter()
+                .map(|p| (p.clone(), None))
+                .chain(cmd.keyed.iter().map(|(k, v)| (k.clone(), Some(v.clone()))))
+                .collect(),
+        );
+        if cmd.name == "cluster" {
             let (c, out) = Cluster::new(&args);
             cluster = Some(c);
-            out
-        } else {
-            let c = cluster
-                .as_mut()
-                .unwrap_or_else(|| panic!("{}: cluster first", path.display()));
-            c.run(words[0], &args)
-                .unwrap_or_else(|e| format!("harness error: {e}"))
-        };
-        for comment in &block.comments {
-            rewritten.push_str(comment);
-            rewritten.push('\n');
+            return out;
         }
-        write!(rewritten, "{}\n----\n{}\n", block.command, actual).unwrap();
-        if actual != block.expected {
-            failures.push(format!(
-                "{}: `{}`\n--- expected\n{}\n--- actual\n{}",
-                path.display(),
-                block.command,
-                block.expected,
-                actual
-            ));
-        }
-    }
-    if std::env::var_os("DETCD_REWRITE").is_some() {
-        std::fs::write(path, rewritten).expect("rewrite transcript");
-        return Ok(());
-    }
-    if failures.is_empty() {
-        Ok(())
-    } else {
-        Err(failures.join("\n\n"))
-    }
+        let c = cluster
+            .as_mut()
+            .unwrap_or_else(|| panic!("{}: cluster first", path.display()));
+        c.run(&cmd.name, &args)
+            .unwrap_or_else(|e| format!("harness error: {e}"))
+    });
 }
 
 fn transcripts() -> Vec<PathBuf> {
@@ -406,6 +341,7 @@ fn transcripts() -> Vec<PathBuf> {
 fn lease_transcripts() {
     let files = transcripts();
     assert!(!files.is_empty(), "no transcripts found");
-    let failures: Vec<String> = files.iter().filter_map(|f| run_file(f).err()).collect();
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    for f in &files {
+        run_transcript(f);
+    }
 }

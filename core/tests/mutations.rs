@@ -8,15 +8,19 @@
 
 #![cfg(feature = "mutations")]
 
+#[allow(dead_code)]
+#[path = "support/mem_disk.rs"]
+mod mem_disk;
 mod support;
 
 use detcd_core::mutation::{is_active, set_active, ActiveGuard, Mutation};
 use detcd_core::mvcc::Store;
-use detcd_core::node::{Input, Node, NodeConfig, NodeStart, Output, PeerMessage, Persist};
+use detcd_core::node::{Input, Node, NodeConfig, NodeStart, Output, PeerMessage};
 use detcd_core::raft::{RawNode, Role, Start};
 use detcd_core::watch::Hub;
 use detcd_proto::etcdserverpb::{Member, PutRequest, WatchCreateRequest};
 use detcd_proto::raftpb::{Message, MessageType};
+use mem_disk::MemDisk;
 use support::script::run_script;
 use support::{conf_state, test_config, Cluster, FIGURE8_SCRIPT};
 
@@ -197,11 +201,7 @@ fn vote_before_persist_sends_the_vote_ahead_of_the_disk() {
         let config = NodeConfig::new(2, 0xc1, "n2", initial);
         let mut node = Node::new(config, NodeStart::Found).expect("node starts");
         // Settle the bootstrap Ready.
-        while let Some(out) = node.poll() {
-            if let Output::Persist(Persist { ready_number, .. }) = out {
-                node.handle(Input::Persisted { ready_number });
-            }
-        }
+        MemDisk::default().drain(&mut node, false, |_, _| {});
         let mut vote = Message {
             from: 1,
             to: 2,

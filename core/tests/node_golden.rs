@@ -27,7 +27,7 @@ use detcd_proto::etcdserverpb::{
     MemberRemoveRequest, MoveLeaderRequest, PutRequest, RangeRequest, RequestOp, ResponseHeader, TxnRequest,
     WatchCreateRequest,
 };
-use mem_disk::MemDisk;
+use mem_disk::{DrainEnd, Drained, MemDisk};
 
 struct Host {
     node: Option<Node>,
@@ -131,70 +131,58 @@ impl Cluster {
     }
 
     fn drain_into(&mut self, id: u64, lines: &mut Vec<String>) {
-        let mut acks = VecDeque::new();
-        loop {
-            let Some(member) = self.members.get_mut(&id) else {
-                return;
-            };
-            let Some(node) = member.node.as_mut() else { return };
-            let Some(out) = node.poll() else {
-                let Some(ack) = acks.pop_front() else { return };
-                node.handle(ack);
-                continue;
+        let Some(member) = self.members.get_mut(&id) else {
+            return;
+        };
+        let Some(node) = member.node.as_mut() else { return };
+        let hold = self.holding.contains(&id);
+        let (net, cut, duplicate, held) = (&mut self.net, &self.cut, &self.duplicate, &mut self.held);
+        let end = member.disk.drain(node, hold, |_, drained| {
+            let out = match drained {
+                Drained::Persisted {
+                    ready_number,
+                    snapshot_index,
+                    entries,
+                    hard_state,
+                    acknowledged,
+                } => {
+                    if snapshot_index > 1 {
+                        lines.push(format!(
+                            "n{id}: installing the leader's snapshot at index {snapshot_index}"
+                        ));
+                    }
+                    if !acknowledged {
+                        lines.push(format!(
+                            "n{id}: persist ready={ready_number} written ({entries} entries{}), not acknowledged",
+                            if hard_state { ", hard state" } else { "" }
+                        ));
+                        held.insert(id, ready_number);
+                    }
+                    return;
+                }
+                Drained::SnapshotSaved { index, .. } => {
+                    lines.push(format!("n{id}: snapshot saved at index {index}"));
+                    return;
+                }
+                Drained::Output(out) => *out,
             };
             match out {
-                Output::Persist(persist) => {
-                    let ready_number = persist.ready_number;
-                    let index = persist
-                        .snapshot
-                        .as_ref()
-                        .and_then(|s| s.metadata.as_ref())
-                        .map_or(0, |m| m.index);
-                    if index > 1 {
-                        lines.push(format!(
-                            "n{id}: installing the leader's snapshot at index {index}"
-                        ));
-                    }
-                    if self.holding.contains(&id) {
-                        lines.push(format!(
-                            "n{id}: persist ready={ready_number} written ({} entries{}), not acknowledged",
-                            persist.entries.len(),
-                            if persist.hard_state.is_some() {
-                                ", hard state"
-                            } else {
-                                ""
-                            }
-                        ));
-                        member.disk.persist(persist);
-                        self.held.insert(id, ready_number);
-                    } else {
-                        member.disk.persist(persist);
-                        acks.push_back(Input::Persisted { ready_number });
-                    }
-                }
                 Output::Send { to, message } => {
-                    if self.holding.contains(&id) {
+                    if hold {
                         if let PeerMessage::Raft(m) = &message {
                             lines.push(format!("n{id}: send {:?} to n{to}", m.r#type()));
                         }
                     }
-                    if !self.cut.contains(&(id, to)) {
+                    if !cut.contains(&(id, to)) {
                         if let PeerMessage::Raft(m) = &message {
-                            if self.duplicate.contains(&format!("{:?}", m.r#type())) {
+                            if duplicate.contains(&format!("{:?}", m.r#type())) {
                                 lines.push(format!("net: duplicating {:?} n{id} -> n{to}", m.r#type()));
-                                self.net.push_back((id, to, message.clone()));
+                                net.push_back((id, to, message.clone()));
                             }
                         }
-                        self.net.push_back((id, to, message));
+                        net.push_back((id, to, message));
                     }
                 }
-                Output::SaveSnapshot { snapshot } => {
-                    let index = snapshot.metadata.as_ref().map_or(0, |m| m.index);
-                    member.disk.save_snapshot(snapshot);
-                    acks.push_back(Input::SnapshotSaved { index });
-                    lines.push(format!("n{id}: snapshot saved at index {index}"));
-                }
-                Output::ReleaseWal { .. } => {}
                 Output::Respond { id: cid, result } => {
                     let text = match result {
                         Ok(r) => render(&r),
@@ -232,17 +220,19 @@ impl Cluster {
                         "n{id}: auto compaction to {revision}, completed={completed}"
                     ));
                 }
-                Output::PeerUrls { .. }
+                Output::Removed => lines.push(format!("n{id}: removed, stopping")),
+                Output::ReleaseWal { .. }
+                | Output::PeerUrls { .. }
                 | Output::SnapshotExport { .. }
                 | Output::PortableHead { .. }
                 | Output::PortableRecords { .. }
-                | Output::Status(_) => {}
-                Output::Removed => {
-                    lines.push(format!("n{id}: removed, stopping"));
-                    member.node = None;
-                    return;
-                }
+                | Output::Status(_)
+                | Output::Persist(_)
+                | Output::SaveSnapshot { .. } => {}
             }
+        });
+        if end == DrainEnd::Removed {
+            member.node = None;
         }
     }
 

@@ -11,7 +11,7 @@ use detcd_core::node::{
     SNAPSHOT_SIZE_FREE_BYTES, SNAPSHOT_STEP_BYTES,
 };
 use detcd_proto::etcdserverpb::{Member, PutRequest};
-use mem_disk::MemDisk;
+use mem_disk::{Drained, MemDisk};
 
 const VALUE_BYTES: usize = 48 << 10;
 
@@ -50,24 +50,17 @@ impl Member1 {
     }
 
     fn drain(&mut self) {
-        while let Some(output) = self.node.poll() {
-            match output {
-                Output::Persist(persist) => {
-                    let ready_number = persist.ready_number;
-                    self.disk.persist(persist);
-                    self.node.handle(Input::Persisted { ready_number });
+        let (saved, exported) = (&mut self.saved, &mut self.exported);
+        self.disk
+            .drain(&mut self.node, false, |node, drained| match drained {
+                Drained::SnapshotSaved { index, bytes } => saved.push((index, node.applied_index(), bytes)),
+                Drained::Output(out) => {
+                    if let Output::SnapshotExport { export, progress } = *out {
+                        exported.push((export, progress));
+                    }
                 }
-                Output::SaveSnapshot { snapshot } => {
-                    let index = snapshot.metadata.as_ref().map_or(0, |m| m.index);
-                    self.saved
-                        .push((index, self.node.applied_index(), snapshot.data.len()));
-                    self.disk.save_snapshot(snapshot);
-                    self.node.handle(Input::SnapshotSaved { index });
-                }
-                Output::SnapshotExport { export, progress } => self.exported.push((export, progress)),
-                _ => {}
-            }
-        }
+                Drained::Persisted { .. } => {}
+            });
     }
 
     fn tick(&mut self) {

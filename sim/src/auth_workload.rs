@@ -528,7 +528,7 @@ impl Outcome<'_> {
     pub fn of<T>(result: &Result<T, EtcdError>) -> Outcome<'_> {
         match result {
             Ok(_) => Outcome::Ok,
-            Err(e) if crate::sim::outcome_unknown(e) => Outcome::Unknown,
+            Err(e) if crate::cluster::outcome_unknown(e) => Outcome::Unknown,
             Err(e) => Outcome::Refused(e),
         }
     }

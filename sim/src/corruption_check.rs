@@ -15,7 +15,8 @@ use detcd_proto::etcdserverpb::{
     alarm_request::AlarmAction, AlarmRequest, AlarmType, HashKvRequest, HashKvResponse,
 };
 
-use crate::sim::{Route, Sim};
+use crate::cluster::Route;
+use crate::sim::Sim;
 
 /// Election timeouts a check's request may take before the member is skipped.
 const ANSWER_ELECTION_TIMEOUTS: u64 = 5;

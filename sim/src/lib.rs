@@ -24,6 +24,7 @@
 pub mod auth_check;
 pub mod auth_workload;
 pub mod check;
+pub mod cluster;
 pub mod corruption_check;
 pub mod disk;
 pub mod invariants;

@@ -24,8 +24,8 @@ use detcd_proto::etcdserverpb::{
     Member, MemberAddRequest, MemberListRequest, MemberPromoteRequest, MemberRemoveRequest,
 };
 
+use crate::cluster::{outcome_unknown, Cluster, Route};
 use crate::options::FaultKind;
-use crate::sim::{outcome_unknown, Event, Route, Sim};
 
 /// Where the operator is in its cycle.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -61,6 +61,8 @@ pub(crate) struct Operator {
     joiners: u64,
     /// The voters as the last member answer listed them.
     voters: Vec<u64>,
+    /// What the operator did.
+    pub(crate) counters: MembershipCounters,
 }
 
 /// What the operator did, for the run's report.
@@ -74,49 +76,49 @@ pub struct MembershipCounters {
     pub leaders_removed: u64,
 }
 
-impl Sim {
+impl Operator {
     /// Schedules the operator's first cycle (a seed with the `membership` fault).
-    pub(crate) fn start_membership(&mut self) {
-        if self.opts.faults.has(FaultKind::Membership) {
-            let interval = self.opts.membership_interval_ms;
-            let at = self.now_us + self.rng().range(1, interval + 1) * 1000;
-            self.operator_wake_at(at);
+    pub(crate) fn start_membership(&mut self, sim: &mut impl Cluster) {
+        if sim.opts().faults.has(FaultKind::Membership) {
+            let interval = sim.opts().membership_interval_ms;
+            let at = sim.now_us() + sim.rng().range(1, interval + 1) * 1000;
+            self.operator_wake_at(sim, at);
         }
     }
 
-    fn operator_wake_at(&mut self, at_us: u64) {
-        self.operator.token += 1;
-        let token = self.operator.token;
-        self.queue_push(at_us, Event::OperatorWake { token });
+    fn operator_wake_at(&mut self, sim: &mut impl Cluster, at_us: u64) {
+        self.token += 1;
+        let token = self.token;
+        sim.wake_operator(at_us, token);
     }
 
     /// A retry after an error: one to three election timeouts later.
-    fn operator_retry(&mut self) {
-        self.membership.retries += 1;
-        let et = self.opts.election_timeout_ms() * 1000;
-        let at = self.now_us + self.rng().range(et, 3 * et + 1);
-        self.operator_wake_at(at);
+    fn operator_retry(&mut self, sim: &mut impl Cluster) {
+        self.counters.retries += 1;
+        let et = sim.opts().election_timeout_ms() * 1000;
+        let at = sim.now_us() + sim.rng().range(et, 3 * et + 1);
+        self.operator_wake_at(sim, at);
     }
 
-    pub(crate) fn operator_wake(&mut self, token: u64) {
-        if token != self.operator.token || self.failure.is_some() {
+    pub(crate) fn operator_wake(&mut self, sim: &mut impl Cluster, token: u64) {
+        if token != self.token || sim.failed() {
             return;
         }
-        if let Some(request_id) = self.operator.request.take() {
+        if let Some(request_id) = self.request.take() {
             // Timed out: the outcome is unknown.
-            self.routes.remove(&request_id);
-            self.operator_result(Err(error::TIMEOUT));
+            sim.forget(request_id);
+            self.operator_result(sim, Err(error::TIMEOUT));
             return;
         }
-        if self.operator.step == Step::Idle {
-            if !self.faults_active() {
+        if self.step == Step::Idle {
+            if !sim.faults_active() {
                 return; // no new cycles after the heal
             }
-            self.operator.joiners += 1;
-            let url = format!("http://j{}:2380", self.operator.joiners);
-            self.operator.step = Step::Add { url };
+            self.joiners += 1;
+            let url = format!("http://j{}:2380", self.joiners);
+            self.step = Step::Add { url };
         }
-        let request = match &self.operator.step {
+        let request = match &self.step {
             Step::Idle => return,
             Step::Add { url } => Request::MemberAdd(MemberAddRequest {
                 peer_ur_ls: vec![url.clone()],
@@ -126,74 +128,86 @@ impl Sim {
             Step::Promote { id } => Request::MemberPromote(MemberPromoteRequest { id: *id }),
             Step::Remove { id, .. } => Request::MemberRemove(MemberRemoveRequest { id: *id }),
         };
-        let live: Vec<u64> = self
-            .member_ids()
+        let live: Vec<u64> = sim
+            .members()
             .into_iter()
-            .filter(|id| self.is_up(*id) && !self.hosts[id].removed)
+            .filter(|id| sim.is_up(*id) && !sim.is_removed(*id))
             .collect();
         if live.is_empty() {
-            return self.operator_retry();
+            return self.operator_retry(sim);
         }
-        let target = live[self.rng().range(0, live.len() as u64) as usize];
-        self.membership.requests += 1;
-        let request_id = self.submit(target, request, Route::Operator);
-        self.operator.request = Some(request_id);
-        let timeout = self.opts.request_timeout_ms.max(self.opts.election_timeout_ms()) * 2 * 1000;
-        self.operator_wake_at(self.now_us + timeout);
+        let target = live[sim.rng().range(0, live.len() as u64) as usize];
+        self.counters.requests += 1;
+        let request_id = sim.submit(target, request, Route::Operator, sim.default_credentials());
+        self.request = Some(request_id);
+        let timeout = sim
+            .opts()
+            .request_timeout_ms
+            .max(sim.opts().election_timeout_ms())
+            * 2
+            * 1000;
+        self.operator_wake_at(sim, sim.now_us() + timeout);
     }
 
     /// The answer to the operator's request in flight.
-    pub(crate) fn operator_response(&mut self, request_id: u64, result: Result<Response, EtcdError>) {
-        if self.operator.request != Some(request_id) {
+    pub(crate) fn operator_response(
+        &mut self,
+        sim: &mut impl Cluster,
+        request_id: u64,
+        result: Result<Response, EtcdError>,
+    ) {
+        if self.request != Some(request_id) {
             return;
         }
-        self.operator.request = None;
-        self.operator.token += 1; // cancels the timeout
-        self.operator_result(result);
+        self.request = None;
+        self.token += 1; // cancels the timeout
+        self.operator_result(sim, result);
     }
 
-    fn operator_result(&mut self, result: Result<Response, EtcdError>) {
-        let et = self.opts.election_timeout_ms() * 1000;
-        match (self.operator.step.clone(), result) {
+    fn operator_result(&mut self, sim: &mut impl Cluster, result: Result<Response, EtcdError>) {
+        let et = sim.opts().election_timeout_ms() * 1000;
+        match (self.step.clone(), result) {
             (Step::Idle, _) => {}
             (Step::Add { .. }, Ok(Response::MemberAdd(r))) => {
                 let Some(member) = r.member else {
-                    return self.fail("member add answered without the member".to_string());
+                    return sim.fail("member add answered without the member".to_string());
                 };
-                self.learner_added(&member, &r.members);
+                self.learner_added(sim, &member, &r.members);
             }
             (Step::Add { url }, Err(e)) if outcome_unknown(&e) || e == error::PEER_URL_EXISTS => {
-                self.operator.step = Step::FindAdded { url };
-                self.operator_retry();
+                self.step = Step::FindAdded { url };
+                self.operator_retry(sim);
             }
             (Step::FindAdded { url }, Ok(Response::MemberList(r))) => {
                 match r.members.iter().find(|m| m.peer_ur_ls.contains(&url)) {
                     Some(member) => {
                         let member = member.clone();
-                        self.learner_added(&member, &r.members);
+                        self.learner_added(sim, &member, &r.members);
                     }
                     None => {
-                        self.operator.step = Step::Add { url };
-                        self.operator_retry();
+                        self.step = Step::Add { url };
+                        self.operator_retry(sim);
                     }
                 }
             }
             (Step::Promote { id }, Ok(Response::MemberPromote(r))) => {
-                self.membership.promoted += 1;
-                self.operator.voters = voters(&r.members);
-                self.choose_removal(id);
+                self.counters.promoted += 1;
+                self.voters = voters(&r.members);
+                self.choose_removal(sim, id);
             }
             (Step::Promote { id }, Err(e)) if e == error::MEMBER_NOT_LEARNER => {
                 // An earlier promote whose answer was lost went through.
-                self.membership.promoted += 1;
-                self.choose_removal(id);
+                self.counters.promoted += 1;
+                self.choose_removal(sim, id);
             }
             (Step::Promote { .. }, Err(e)) if e == error::MEMBER_NOT_FOUND => {
-                self.fail("member promote: the learner the operator added is not a member".to_string());
+                sim.fail("member promote: the learner the operator added is not a member".to_string());
             }
-            (Step::Remove { id, leader }, Ok(Response::MemberRemove(_))) => self.member_removed(id, leader),
+            (Step::Remove { id, leader }, Ok(Response::MemberRemove(_))) => {
+                self.member_removed(sim, id, leader)
+            }
             (Step::Remove { id, leader }, Err(e)) if e == error::MEMBER_NOT_FOUND => {
-                self.member_removed(id, leader);
+                self.member_removed(sim, id, leader);
             }
             (
                 Step::Promote { .. } | Step::Remove { .. } | Step::Add { .. } | Step::FindAdded { .. },
@@ -201,59 +215,58 @@ impl Sim {
             ) => {
                 // Not ready, no leader, not enough started members, timed out:
                 // the same step again a little later.
-                self.operator_retry();
+                self.operator_retry(sim);
             }
             (step, Ok(other)) => {
-                self.fail(format!(
+                sim.fail(format!(
                     "operator step {step:?} got an answer of the wrong kind: {other:?}"
                 ));
             }
         }
-        if self.operator.step == Step::Idle && self.failure.is_none() {
-            let interval = self.opts.membership_interval_ms;
-            let next = self.rng().range(1, 2 * interval + 1) * 1000;
-            self.operator_wake_at(self.now_us + next.max(et));
+        if self.step == Step::Idle && !sim.failed() {
+            let interval = sim.opts().membership_interval_ms;
+            let next = sim.rng().range(1, 2 * interval + 1) * 1000;
+            self.operator_wake_at(sim, sim.now_us() + next.max(et));
         }
     }
 
     /// A learner was added (or found added): start its member and plan the promote.
-    fn learner_added(&mut self, member: &Member, members: &[Member]) {
+    fn learner_added(&mut self, sim: &mut impl Cluster, member: &Member, members: &[Member]) {
         let id = member.id;
-        if !self.hosts.contains_key(&id) {
-            self.membership.learners_added += 1;
+        if !sim.has_member(id) {
+            self.counters.learners_added += 1;
             let name = member.peer_ur_ls.first().map_or("joiner", |u| {
                 u.trim_start_matches("http://").trim_end_matches(":2380")
             });
             let name = name.to_string();
-            self.add_joiner(id, &name, members.to_vec());
-            self.log(format_args!("operator: learner {id:x} added and started"));
+            sim.add_joiner(id, &name, members.to_vec());
+            sim.log(format_args!("operator: learner {id:x} added and started"));
         }
-        self.operator.voters = voters(members);
-        self.operator.step = Step::Promote { id };
+        self.voters = voters(members);
+        self.step = Step::Promote { id };
         // Give it time to catch up (sometimes long, so learners live through faults).
-        let et = self.opts.election_timeout_ms() * 1000;
-        let hold = self.opts.membership_interval_ms * 1000;
-        let at = self.now_us + self.rng().range(2 * et, 2 * et + hold);
-        self.operator_wake_at(at);
+        let et = sim.opts().election_timeout_ms() * 1000;
+        let hold = sim.opts().membership_interval_ms * 1000;
+        let at = sim.now_us() + sim.rng().range(2 * et, 2 * et + hold);
+        self.operator_wake_at(sim, at);
     }
 
-    fn choose_removal(&mut self, promoted: u64) {
-        if !self.operator.voters.contains(&promoted) {
-            self.operator.voters.push(promoted);
+    fn choose_removal(&mut self, sim: &mut impl Cluster, promoted: u64) {
+        if !self.voters.contains(&promoted) {
+            self.voters.push(promoted);
         }
         let mut candidates: Vec<u64> = self
-            .operator
             .voters
             .iter()
             .copied()
-            .filter(|&v| v != promoted && self.hosts.get(&v).is_some_and(|h| !h.removed))
+            .filter(|&v| v != promoted && sim.has_member(v) && !sim.is_removed(v))
             .collect();
         if candidates.is_empty() {
-            self.operator.step = Step::Idle;
+            self.step = Step::Idle;
             return;
         }
-        let leader = self.leader();
-        if self.operator.voters.len() <= 2 {
+        let leader = sim.leader();
+        if self.voters.len() <= 2 {
             // Two voters: removing the leader can leave the other unable to ever
             // learn that the removal committed (etcd's config changes take effect
             // when applied), with a two-member configuration and one member:
@@ -264,31 +277,31 @@ impl Sim {
                 None => candidates.clear(),
             }
             if candidates.is_empty() {
-                self.operator.step = Step::Promote { id: promoted };
-                return self.operator_retry();
+                self.step = Step::Promote { id: promoted };
+                return self.operator_retry(sim);
             }
         }
         // Half the time the leader, if it is a candidate.
         let id = match leader {
-            Some(l) if candidates.contains(&l) && self.rng().chance(1, 2) => l,
-            _ => candidates[self.rng().range(0, candidates.len() as u64) as usize],
+            Some(l) if candidates.contains(&l) && sim.rng().chance(1, 2) => l,
+            _ => candidates[sim.rng().range(0, candidates.len() as u64) as usize],
         };
-        self.operator.step = Step::Remove {
+        self.step = Step::Remove {
             id,
             leader: leader == Some(id),
         };
-        self.operator_wake_at(self.now_us);
+        self.operator_wake_at(sim, sim.now_us());
     }
 
     /// The removal is committed: the operator stops that member's process for good.
-    fn member_removed(&mut self, id: u64, leader: bool) {
-        self.membership.removed += 1;
+    fn member_removed(&mut self, sim: &mut impl Cluster, id: u64, leader: bool) {
+        self.counters.removed += 1;
         if leader {
-            self.membership.leaders_removed += 1;
+            self.counters.leaders_removed += 1;
         }
-        self.log(format_args!("operator: member {id:x} removed and stopped"));
-        self.retire(id);
-        self.operator.step = Step::Idle;
+        sim.log(format_args!("operator: member {id:x} removed and stopped"));
+        sim.retire(id);
+        self.step = Step::Idle;
     }
 }
 

@@ -20,8 +20,9 @@ use detcd_proto::etcdserverpb::{DeleteRangeRequest, LeaseGrantRequest, RangeRequ
 use detcd_proto::v3electionpb::{CampaignRequest, LeaderKey, LeaderRequest, ProclaimRequest, ResignRequest};
 use detcd_proto::v3lockpb::{LockRequest, UnlockRequest};
 
+use crate::cluster::Cluster;
 use crate::recipe_check::{RecipeHistory, Tenure};
-use crate::sim::Sim;
+use crate::workload::Workload;
 
 /// The lock's and the election's names.
 pub const LOCK_NAME: &[u8] = b"rlock";
@@ -222,39 +223,32 @@ fn started(mut machine: Machine) -> (Phase, Option<Result<Answer, RecipeError>>)
     }
 }
 
-impl Sim {
-    /// The members' clock offsets summed (they only grow): a bound on how early
-    /// any leader can expire a lease.
-    pub(crate) fn clock_offsets_ms(&self) -> u64 {
-        let now = crate::v2_workload::EPOCH_UNIX_MS + self.now_ms();
-        self.hosts.keys().map(|&id| self.wall_ms(id) - now).sum()
-    }
-
+impl Workload {
     /// How much earlier than its TTL a member may expire a lease, clock jumps
     /// aside: a grant is applied with the time of the member's last tick, up to a
     /// tick old, or as old as the longest pause when applied before the first
     /// tick after one.
-    fn lease_slack_us(&self) -> u64 {
-        let pause_ms = if self.opts.faults.has(crate::options::FaultKind::Pause) {
-            self.opts.pause_ms_max
+    fn lease_slack_us(&self, sim: &impl Cluster) -> u64 {
+        let pause_ms = if sim.opts().faults.has(crate::options::FaultKind::Pause) {
+            sim.opts().pause_ms_max
         } else {
             0
         };
-        (self.opts.tick_ms + pause_ms) * 1000
+        (sim.opts().tick_ms + pause_ms) * 1000
     }
 
     /// `client`'s next request of a Lock or Election session: the one its session
     /// is at, or for a quarter of the other requests a new session's grant. Only
     /// the first two clients (and one more per four) run sessions, so that the
     /// others keep the KV workload going.
-    pub(crate) fn recipe_op(&mut self, client: usize) -> Option<Request> {
-        self.workload.recipes.as_ref()?;
-        if client >= 2 + self.opts.clients / 4 {
+    pub(crate) fn recipe_op(&mut self, sim: &mut impl Cluster, client: usize) -> Option<Request> {
+        self.recipes.as_ref()?;
+        if client >= 2 + sim.opts().clients / 4 {
             return None;
         }
-        let now = self.now_us;
-        let offsets = self.clock_offsets_ms();
-        let w = &mut self.workload;
+        let now = sim.now_us();
+        let offsets = sim.clock_offsets_ms();
+        let w = &mut *self;
         let rng = &mut w.rng;
         let recipes = w.recipes.as_mut()?;
         if recipes.session(client).is_none() {
@@ -300,7 +294,7 @@ impl Sim {
             let (phase, refused) = started(machine);
             s.phase = phase;
             if let Some(result) = refused {
-                self.recipe_done(client, result.map_err(Ended::Recipe));
+                self.recipe_done(sim, client, result.map_err(Ended::Recipe));
                 return None;
             }
         }
@@ -310,7 +304,7 @@ impl Sim {
             Phase::Grant => {
                 s.grant_sent_us = now;
                 s.offsets_at_grant_ms = offsets;
-                let ttl = self.workload.rng.range(2, 5) as i64;
+                let ttl = self.rng.range(2, 5) as i64;
                 Some(Request::LeaseGrant(LeaseGrantRequest { ttl, id: 0 }))
             }
             Phase::Cleanup(key) => Some(Request::DeleteRange(DeleteRangeRequest {
@@ -324,7 +318,7 @@ impl Sim {
                     key: key.clone(),
                     ..RangeRequest::default()
                 });
-                if let Some(r) = self.workload.recipes.as_mut() {
+                if let Some(r) = self.recipes.as_mut() {
                     r.polls += 1;
                 }
                 Some(read)
@@ -338,18 +332,19 @@ impl Sim {
     /// (None: after the usual think time).
     pub(crate) fn recipe_answer(
         &mut self,
+        sim: &mut impl Cluster,
         client: usize,
         result: Result<Response, EtcdError>,
     ) -> Option<u64> {
-        let now = self.now_us;
+        let now = sim.now_us();
         let s = recipes_session(self, client)?;
         let answer = match result {
             Ok(answer) => answer,
             Err(_) => {
                 return match &s.phase {
-                    Phase::Run { .. } => self.recipe_done(client, Err(Ended::RequestFailed)),
+                    Phase::Run { .. } => self.recipe_done(sim, client, Err(Ended::RequestFailed)),
                     _ => {
-                        self.recipe_end(client);
+                        self.recipe_end(sim, client);
                         None
                     }
                 };
@@ -358,11 +353,11 @@ impl Sim {
         match &mut s.phase {
             Phase::Grant => {
                 let Response::LeaseGrant(g) = answer else {
-                    self.recipe_end(client);
+                    self.recipe_end(sim, client);
                     return None;
                 };
                 if !g.error.is_empty() {
-                    self.recipe_end(client);
+                    self.recipe_end(sim, client);
                     return None;
                 }
                 s.lease = g.id;
@@ -384,12 +379,12 @@ impl Sim {
                 let (phase, refused) = started(machine);
                 s.phase = phase;
                 match refused {
-                    Some(result) => self.recipe_done(client, result.map_err(Ended::Recipe)),
+                    Some(result) => self.recipe_done(sim, client, result.map_err(Ended::Recipe)),
                     None => None,
                 }
             }
             Phase::Cleanup(_) | Phase::Hold => {
-                self.recipe_end(client);
+                self.recipe_end(sim, client);
                 None
             }
             Phase::Run {
@@ -416,16 +411,16 @@ impl Sim {
                         *polling = Some(key);
                         None
                     }
-                    Next::Done(result) => self.recipe_done(client, result.map_err(Ended::Recipe)),
+                    Next::Done(result) => self.recipe_done(sim, client, result.map_err(Ended::Recipe)),
                 }
             }
         }
     }
 
     /// `client`'s session is over.
-    fn recipe_end(&mut self, client: usize) {
-        let now = self.now_us;
-        if let Some(recipes) = self.workload.recipes.as_mut() {
+    fn recipe_end(&mut self, sim: &mut impl Cluster, client: usize) {
+        let now = sim.now_us();
+        if let Some(recipes) = self.recipes.as_mut() {
             recipes.release(client, now);
             *recipes.session(client) = None;
         }
@@ -433,12 +428,17 @@ impl Sim {
 
     /// `client`'s recipe ended with `result`: the checks, then the session's next
     /// phase; when to wake the client (None: after the usual think time).
-    fn recipe_done(&mut self, client: usize, result: Result<Answer, Ended>) -> Option<u64> {
-        let now = self.now_us;
-        let offsets = self.clock_offsets_ms();
-        let hold_us = self.workload.rng.range(0, HOLD_US_MAX);
-        let slack_us = self.lease_slack_us();
-        let recipes = self.workload.recipes.as_mut()?;
+    fn recipe_done(
+        &mut self,
+        sim: &mut impl Cluster,
+        client: usize,
+        result: Result<Answer, Ended>,
+    ) -> Option<u64> {
+        let now = sim.now_us();
+        let offsets = sim.clock_offsets_ms();
+        let hold_us = self.rng.range(0, HOLD_US_MAX);
+        let slack_us = self.lease_slack_us(sim);
+        let recipes = self.recipes.as_mut()?;
         recipes.session(client);
         let RecipeWorkload {
             sessions,
@@ -558,6 +558,6 @@ fn end_tenure(history: &mut RecipeHistory, index: Option<usize>, now_us: u64) {
 }
 
 /// `client`'s session, if the workload runs and it has one.
-fn recipes_session(sim: &mut Sim, client: usize) -> Option<&mut Session> {
-    sim.workload.recipes.as_mut()?.session(client).as_mut()
+fn recipes_session(workload: &mut Workload, client: usize) -> Option<&mut Session> {
+    workload.recipes.as_mut()?.session(client).as_mut()
 }

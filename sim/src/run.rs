@@ -12,6 +12,7 @@ use detcd_core::mutation::ActiveGuard;
 
 use crate::check::history::{KvOp, KvResult, Outcome};
 use crate::check::kv::{check_kv, CheckConfig, CheckOutcome};
+use crate::cluster::Cluster as _;
 use crate::corruption_check;
 use crate::lost_writes::{self, Resolved};
 use crate::membership::MembershipCounters;
@@ -94,7 +95,7 @@ pub fn run(opts: &Options, mutations: Mutations) -> Report {
         watch_events: sim.workload.sessions.iter().map(|s| s.events.len()).sum(),
         lin_steps: 0,
         liveness_ms: None,
-        membership: sim.membership.clone(),
+        membership: sim.membership().clone(),
         failure: sim.failure.clone(),
     };
     match outcome {

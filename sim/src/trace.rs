@@ -4,6 +4,9 @@
 //! here (not `std`'s `DefaultHasher`, whose algorithm is unspecified and may change
 //! between releases) so that a hash recorded today still means something tomorrow.
 
+use detcd_core::node::{Input, Output, PeerMessage, Persist};
+use prost::Message as _;
+
 const FNV_OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
@@ -57,6 +60,56 @@ impl TraceHash {
     /// Events hashed so far.
     pub fn events(&self) -> u64 {
         self.events
+    }
+}
+
+/// Hashes `input` as fed to member `id`.
+pub(crate) fn hash_input(trace: &mut TraceHash, id: u64, input: &Input) {
+    match input {
+        Input::Tick { .. } => trace.event("tick", &id.to_le_bytes()),
+        Input::Peer(PeerMessage::Raft(m)) => {
+            let mut bytes = id.to_le_bytes().to_vec();
+            bytes.extend_from_slice(&m.encode_to_vec());
+            trace.event("raft", &bytes);
+        }
+        other => trace.event("input", format!("{id}:{other:?}").as_bytes()),
+    }
+}
+
+/// Hashes `output` as member `id` produced it.
+pub(crate) fn hash_output(trace: &mut TraceHash, id: u64, output: &Output) {
+    match output {
+        Output::Send {
+            to,
+            message: PeerMessage::Raft(m),
+        } => {
+            let mut bytes = id.to_le_bytes().to_vec();
+            bytes.extend_from_slice(&to.to_le_bytes());
+            bytes.extend_from_slice(&m.encode_to_vec());
+            trace.event("send", &bytes);
+        }
+        Output::Persist(Persist {
+            ready_number,
+            entries,
+            hard_state,
+            snapshot,
+            must_sync,
+        }) => {
+            let mut bytes = id.to_le_bytes().to_vec();
+            bytes.extend_from_slice(&ready_number.to_le_bytes());
+            bytes.push(u8::from(*must_sync));
+            for e in entries {
+                bytes.extend_from_slice(&e.encode_to_vec());
+            }
+            if let Some(hs) = hard_state {
+                bytes.extend_from_slice(&hs.encode_to_vec());
+            }
+            if let Some(s) = snapshot {
+                bytes.extend_from_slice(&s.encode_to_vec());
+            }
+            trace.event("persist", &bytes);
+        }
+        other => trace.event("output", format!("{id}:{other:?}").as_bytes()),
     }
 }
 

@@ -22,7 +22,7 @@ use detcd_core::v2store::{code, Action, Event, NodeView};
 use detcd_proto::detcdpb::V2Request;
 
 use crate::check::v2::{Seen, V2Input, V2LinHistory, V2Output};
-use crate::sim::outcome_unknown;
+use crate::cluster::outcome_unknown;
 use crate::v2_check::V2History;
 
 /// The Unix time the simulator's clock 0 stands for (expiries before 2000 are

@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 
 use detcd_core::error::EtcdError;
-use detcd_core::node::{Credentials, Input, Request, Response};
+use detcd_core::node::{Credentials, Request, Response};
 use detcd_core::rng::Rng;
 use detcd_proto::etcdserverpb::{
     compare, request_op, CompactionRequest, Compare, DeleteRangeRequest, LeaseGrantRequest,
@@ -23,9 +23,9 @@ use detcd_proto::mvccpb::event::EventType;
 
 use crate::auth_workload::{AuthPending, AuthWorkload, Outcome};
 use crate::check::history::{History, KvOp, KvResult, OpId};
+use crate::cluster::{outcome_unknown, Cluster, Route};
 use crate::options::{Options, WorkloadMix};
 use crate::recipe_workload::RecipeWorkload;
-use crate::sim::{outcome_unknown, Phase, Route, Sim};
 use crate::v2_workload::{V2Pending, V2Workload};
 use crate::watch_check::{WatchEvent, WatchSession};
 
@@ -145,6 +145,27 @@ impl Workload {
         }
     }
 
+    /// A workload with no clients, standing in while the real one acts.
+    pub(crate) fn empty() -> Workload {
+        Workload {
+            rng: Rng::new(0),
+            clients: Vec::new(),
+            history: History::new(),
+            sessions: Vec::new(),
+            lease_failures: Vec::new(),
+            active: false,
+            ops_started: 0,
+            ops_ok: 0,
+            ops_unknown: 0,
+            lost_writes: Default::default(),
+            ops_failed: 0,
+            probe: None,
+            auth: None,
+            v2: None,
+            recipes: None,
+        }
+    }
+
     pub fn clients(&self) -> usize {
         self.clients.len()
     }
@@ -214,73 +235,74 @@ impl Workload {
     }
 }
 
-impl Sim {
-    fn client_timeout_us(&self, client: usize) -> u64 {
-        if self.workload.clients[client].probe {
-            return 2 * self.opts.election_timeout_ms() * 1000;
+impl Workload {
+    fn client_timeout_us(&self, sim: &impl Cluster, client: usize) -> u64 {
+        if self.clients[client].probe {
+            return 2 * sim.opts().election_timeout_ms() * 1000;
         }
-        (self.opts.request_timeout_ms.max(self.opts.election_timeout_ms())
-            + 2 * self.opts.election_timeout_ms())
+        (sim.opts()
+            .request_timeout_ms
+            .max(sim.opts().election_timeout_ms())
+            + 2 * sim.opts().election_timeout_ms())
             * 1000
     }
 
     /// Starts every client.
-    pub fn start_workload(&mut self) {
-        for c in 0..self.workload.clients() {
-            let at = self.now_us + self.rng().range(0, 10_000);
-            self.schedule_wake(c, at, 0);
+    pub(crate) fn start_workload(&mut self, sim: &mut impl Cluster) {
+        for c in 0..self.clients() {
+            let at = sim.now_us() + sim.rng().range(0, 10_000);
+            sim.wake_client(c, at, 0);
         }
     }
 
-    fn think(&mut self, client: usize) {
-        let think_max = self.opts.think_ms_max * 1000 + 1;
-        let think = self.rng().range(0, think_max);
-        let c = &mut self.workload.clients[client];
+    fn think(&mut self, sim: &mut impl Cluster, client: usize) {
+        let think_max = sim.opts().think_ms_max * 1000 + 1;
+        let think = sim.rng().range(0, think_max);
+        let c = &mut self.clients[client];
         c.token += 1;
         let token = c.token;
-        self.schedule_wake(client, self.now_us + think, token);
+        sim.wake_client(client, sim.now_us() + think, token);
     }
 
     fn rotate(&mut self, client: usize) {
-        self.workload.clients[client].target += 1;
+        self.clients[client].target += 1;
     }
 
-    pub(crate) fn client_wake(&mut self, client: usize, token: u64) {
-        if self.workload.clients[client].token != token {
+    pub(crate) fn client_wake(&mut self, sim: &mut impl Cluster, client: usize, token: u64) {
+        if self.clients[client].token != token {
             return;
         }
-        if let Some(inflight) = self.workload.clients[client].inflight.take() {
+        if let Some(inflight) = self.clients[client].inflight.take() {
             // Timed out.
-            self.routes.remove(&inflight.request_id);
-            self.settle_unknown(&inflight.pending);
+            sim.forget(inflight.request_id);
+            self.settle_unknown(sim, &inflight.pending);
             self.rotate(client);
-            self.think(client);
+            self.think(sim, client);
             return;
         }
-        let is_final = !self.workload.clients[client].finals.is_empty();
-        let is_probe = self.workload.clients[client].probe;
-        if !self.workload.active && !is_final && !is_probe {
+        let is_final = !self.clients[client].finals.is_empty();
+        let is_probe = self.clients[client].probe;
+        if !self.active && !is_final && !is_probe {
             return;
         }
-        let ids = self.member_ids();
-        let live: Vec<u64> = ids.iter().copied().filter(|id| !self.hosts[id].removed).collect();
+        let ids = sim.members();
+        let live: Vec<u64> = ids.iter().copied().filter(|&id| !sim.is_removed(id)).collect();
         if live.is_empty() {
             return;
         }
-        let member = live[self.workload.clients[client].target % live.len()];
+        let member = live[self.clients[client].target % live.len()];
         let (request, pending, serializable, credentials) = if is_probe {
-            match self.probe_op(client) {
+            match self.probe_op(sim, client) {
                 Some((request, pending, serializable)) => {
-                    (request, pending, serializable, self.default_credentials())
+                    (request, pending, serializable, sim.default_credentials())
                 }
                 None => return,
             }
         } else if is_final {
-            let key = self.workload.clients[client].finals[0].clone();
+            let key = self.clients[client].finals[0].clone();
             let id = self
-                .workload
                 .history
-                .invoke(client as u64, KvOp::Get { key: key.clone() }, self.now_us);
+                .invoke(client as u64, KvOp::Get { key: key.clone() }, sim.now_us());
             (
                 Request::Range(RangeRequest {
                     key,
@@ -288,35 +310,35 @@ impl Sim {
                 }),
                 Pending::Kv(id),
                 false,
-                self.default_credentials(),
+                sim.default_credentials(),
             )
-        } else if let Some(op) = self.auth_op(client) {
+        } else if let Some(op) = self.auth_op(sim, client) {
             op
-        } else if let Some(request) = self.recipe_op(client) {
+        } else if let Some(request) = self.recipe_op(sim, client) {
             (
                 request,
                 Pending::Recipe { client },
                 false,
-                self.default_credentials(),
+                sim.default_credentials(),
             )
-        } else if let Some((request, pending)) = self.v2_op(client, member) {
-            (request, pending, false, self.default_credentials())
+        } else if let Some((request, pending)) = self.v2_op(sim, client, member) {
+            (request, pending, false, sim.default_credentials())
         } else {
-            let (request, pending, serializable) = self.next_op(client);
-            (request, pending, serializable, self.default_credentials())
+            let (request, pending, serializable) = self.next_op(sim, client);
+            (request, pending, serializable, sim.default_credentials())
         };
-        self.workload.ops_started += 1;
-        if !self.is_up(member) {
+        self.ops_started += 1;
+        if !sim.is_up(member) {
             // Connection refused: the request never left the client.
-            self.settle_definite(&pending);
+            self.settle_definite(sim, &pending);
             self.rotate(client);
-            self.think(client);
+            self.think(sim, client);
             return;
         }
         let route = Route::Client { client, serializable };
-        let request_id = self.submit_as(member, request, route, credentials);
-        let timeout = self.client_timeout_us(client);
-        let c = &mut self.workload.clients[client];
+        let request_id = sim.submit(member, request, route, credentials);
+        let timeout = self.client_timeout_us(sim, client);
+        let c = &mut self.clients[client];
         c.inflight = Some(InFlight {
             request_id,
             member,
@@ -324,17 +346,17 @@ impl Sim {
         });
         c.token += 1;
         let token = c.token;
-        self.schedule_wake(client, self.now_us + timeout, token);
+        sim.wake_client(client, sim.now_us() + timeout, token);
     }
 
-    fn next_op(&mut self, client: usize) -> (Request, Pending, bool) {
-        let mix = if client + self.opts.reader_clients >= self.opts.clients {
+    fn next_op(&mut self, sim: &mut impl Cluster, client: usize) -> (Request, Pending, bool) {
+        let mix = if client + sim.opts().reader_clients >= sim.opts().clients {
             WorkloadMix::READS
         } else {
-            self.opts.mix
+            sim.opts().mix
         };
-        let keys = self.opts.keys;
-        let w = &mut self.workload;
+        let keys = sim.opts().keys;
+        let w = &mut *self;
         let c_seq = {
             let c = &mut w.clients[client];
             c.seq += 1;
@@ -342,7 +364,7 @@ impl Sim {
         };
         let mut value = format!("c{client}-{c_seq}").into_bytes();
         // Values of several disk sectors make WAL writes that a crash can tear.
-        let padding = w.rng.range(0, self.opts.value_bytes_max as u64 + 1) as usize;
+        let padding = w.rng.range(0, sim.opts().value_bytes_max as u64 + 1) as usize;
         value.resize(value.len() + padding, b'.');
         let mut pick = w.rng.range(0, u64::from(mix.total().max(1))) as u32;
         let mut take = |weight: u32| {
@@ -353,7 +375,7 @@ impl Sim {
                 false
             }
         };
-        let now = self.now_us;
+        let now = sim.now_us();
         if take(mix.put) {
             let key = w.key(keys);
             let id = w.history.invoke(
@@ -481,16 +503,16 @@ impl Sim {
                 None => 0,
             };
             if let Some((member, session)) = previous {
-                self.close_watch_stream(member, client, session);
+                sim.close_watch_stream(member, client, session);
             }
-            let w = &mut self.workload;
+            let w = &mut *self;
             w.sessions.push(WatchSession {
                 start_revision,
                 prefix: PREFIX.to_vec(),
                 ..Default::default()
             });
             let session = w.sessions.len() - 1;
-            let stream = self.new_stream();
+            let stream = sim.new_stream();
             let request = WatchCreateRequest {
                 key: PREFIX.to_vec(),
                 range_end: PREFIX_END.to_vec(),
@@ -503,8 +525,8 @@ impl Sim {
                 false,
             );
         }
-        let last = self.workload.clients[client].last_revision;
-        let revision = (last - self.workload.rng.range(0, 20) as i64).max(1);
+        let last = self.clients[client].last_revision;
+        let revision = (last - self.rng.range(0, 20) as i64).max(1);
         (
             Request::Compact(CompactionRequest {
                 revision,
@@ -515,75 +537,56 @@ impl Sim {
         )
     }
 
-    /// The client hangs up the stream of its watch `session` on `member`.
-    fn close_watch_stream(&mut self, member: u64, client: usize, session: usize) {
-        let stream = self
-            .streams
-            .iter()
-            .find(|(&(m, _), &(c, s))| m == member && c == client && s == session)
-            .map(|(&(_, stream), _)| stream);
-        if let Some(stream) = stream {
-            self.streams.remove(&(member, stream));
-            self.feed(member, Input::StreamClosed { stream });
+    fn settle_unknown(&mut self, sim: &mut impl Cluster, pending: &Pending) {
+        self.ops_unknown += 1;
+        self.settle_recipe(sim, pending);
+        if let Pending::Kv(id) = pending {
+            let at = sim.now_us();
+            self.history.fail_unknown(*id, at);
         }
+        self.settle_auth(sim, pending, Outcome::Unknown);
     }
 
-    fn settle_unknown(&mut self, pending: &Pending) {
-        self.workload.ops_unknown += 1;
-        self.settle_recipe(pending);
+    fn settle_definite(&mut self, sim: &mut impl Cluster, pending: &Pending) {
+        self.ops_failed += 1;
+        self.settle_recipe(sim, pending);
         if let Pending::Kv(id) = pending {
-            let at = self.now_us;
-            self.workload.history.fail_unknown(*id, at);
+            self.history.fail_definite(*id);
         }
-        self.settle_auth(pending, Outcome::Unknown);
-    }
-
-    fn settle_definite(&mut self, pending: &Pending) {
-        self.workload.ops_failed += 1;
-        self.settle_recipe(pending);
-        if let Pending::Kv(id) = pending {
-            self.workload.history.fail_definite(*id);
-        }
-        if let (Pending::V2(p), Some(v2)) = (pending, self.workload.v2.as_mut()) {
+        if let (Pending::V2(p), Some(v2)) = (pending, self.v2.as_mut()) {
             v2.not_sent(p);
         }
-        self.settle_auth(pending, Outcome::NotSent);
+        self.settle_auth(sim, pending, Outcome::NotSent);
     }
 
     /// A recipe request timed out or was never sent: its recipe fails.
-    fn settle_recipe(&mut self, pending: &Pending) {
+    fn settle_recipe(&mut self, sim: &mut impl Cluster, pending: &Pending) {
         if let Pending::Recipe { client } = *pending {
             let failed = detcd_core::error::TIMEOUT;
-            let _ = self.recipe_answer(client, Err(failed));
+            let _ = self.recipe_answer(sim, client, Err(failed));
         }
     }
 
-    fn settle_auth(&mut self, pending: &Pending, outcome: Outcome<'_>) {
-        if let (Pending::Auth(p), Some(auth)) = (pending, self.workload.auth.as_mut()) {
-            auth.settle(p, outcome, self.now_us);
-        }
-    }
-
-    /// The credentials of every request but the auth workload's own: root under
-    /// `--auth` (auth never refuses it), none otherwise.
-    pub(crate) fn default_credentials(&self) -> Credentials {
-        if self.opts.auth {
-            crate::auth_workload::root()
-        } else {
-            Credentials::None
+    fn settle_auth(&mut self, sim: &mut impl Cluster, pending: &Pending, outcome: Outcome<'_>) {
+        if let (Pending::Auth(p), Some(auth)) = (pending, self.auth.as_mut()) {
+            auth.settle(p, outcome, sim.now_us());
         }
     }
 
     /// The auth workload's next request for `client`, if it has one: the admin's
     /// always, a third of the others' requests as the user.
-    fn auth_op(&mut self, client: usize) -> Option<(Request, Pending, bool, Credentials)> {
-        self.workload.auth.as_ref()?;
-        let now = self.now_us;
+    fn auth_op(
+        &mut self,
+        sim: &mut impl Cluster,
+        client: usize,
+    ) -> Option<(Request, Pending, bool, Credentials)> {
+        self.auth.as_ref()?;
+        let now = sim.now_us();
         let admin = client == 0;
-        if !admin && !self.workload.rng.chance(1, 3) {
+        if !admin && !self.rng.chance(1, 3) {
             return None;
         }
-        let w = &mut self.workload;
+        let w = &mut *self;
         let auth = w.auth.as_mut()?;
         let (request, pending, credentials) = if admin {
             auth.admin_op(&mut w.rng, now)
@@ -596,24 +599,30 @@ impl Sim {
 
     /// The v2 workload's next request for `client` to `member`, for a third of
     /// the requests (nothing drawn without `--v2`).
-    fn v2_op(&mut self, client: usize, member: u64) -> Option<(Request, Pending)> {
-        self.workload.v2.as_ref()?;
-        if !self.workload.rng.chance(1, 3) {
+    fn v2_op(&mut self, sim: &mut impl Cluster, client: usize, member: u64) -> Option<(Request, Pending)> {
+        self.v2.as_ref()?;
+        if !self.rng.chance(1, 3) {
             return None;
         }
-        let (now, now_us) = (self.wall_ms(member), self.now_us);
-        let w = &mut self.workload;
+        let (now, now_us) = (sim.wall_ms(member), sim.now_us());
+        let w = &mut *self;
         let (request, pending) = w.v2.as_mut()?.op(&mut w.rng, client, now, now_us);
         Some((request, Pending::V2(pending)))
     }
 
     /// `member` answers `request_id`, a serializable read of `client`: if it is the
     /// auth workload user's, the checker learns what the member's auth state allowed.
-    pub(crate) fn observe_auth_serve(&mut self, client: usize, request_id: u64, member: u64) {
-        let Some(auth) = self.workload.auth.as_mut() else {
+    pub(crate) fn observe_auth_serve(
+        &mut self,
+        sim: &impl Cluster,
+        client: usize,
+        request_id: u64,
+        member: u64,
+    ) {
+        let Some(auth) = self.auth.as_mut() else {
             return;
         };
-        let Some(inflight) = self.workload.clients[client]
+        let Some(inflight) = self.clients[client]
             .inflight
             .as_ref()
             .filter(|f| f.request_id == request_id)
@@ -623,18 +632,19 @@ impl Sim {
         let Pending::Auth(AuthPending::User(user_op)) = inflight.pending else {
             return;
         };
-        if let Some(node) = self.hosts.get(&member).and_then(|h| h.node.as_ref()) {
-            auth.observe_serve(user_op, node.auth_store());
+        if let Some(store) = sim.auth_store(member) {
+            auth.observe_serve(user_op, store);
         }
     }
 
     pub(crate) fn client_response(
         &mut self,
+        sim: &mut impl Cluster,
         client: usize,
         request_id: u64,
         result: Result<Response, EtcdError>,
     ) {
-        let Some(inflight) = self.workload.clients[client]
+        let Some(inflight) = self.clients[client]
             .inflight
             .take_if(|f| f.request_id == request_id)
         else {
@@ -643,85 +653,85 @@ impl Sim {
         let pending = inflight.pending.clone();
         if let Pending::Recipe { .. } = pending {
             match &result {
-                Ok(_) => self.workload.ops_ok += 1,
-                Err(e) if outcome_unknown(e) => self.workload.ops_unknown += 1,
-                Err(_) => self.workload.ops_failed += 1,
+                Ok(_) => self.ops_ok += 1,
+                Err(e) if outcome_unknown(e) => self.ops_unknown += 1,
+                Err(_) => self.ops_failed += 1,
             }
             if result.is_err() {
                 self.rotate(client);
             }
-            match self.recipe_answer(client, result) {
+            match self.recipe_answer(sim, client, result) {
                 Some(at) => {
-                    let c = &mut self.workload.clients[client];
+                    let c = &mut self.clients[client];
                     c.token += 1;
                     let token = c.token;
-                    self.schedule_wake(client, at, token);
+                    sim.wake_client(client, at, token);
                 }
-                None => self.think(client),
+                None => self.think(sim, client),
             }
             return;
         }
-        if let (Pending::V2(p), Some(v2)) = (&pending, self.workload.v2.as_mut()) {
-            v2.settle(p, &result, self.now_us);
+        if let (Pending::V2(p), Some(v2)) = (&pending, self.v2.as_mut()) {
+            v2.settle(p, &result, sim.now_us());
             match &result {
-                Ok(_) => self.workload.ops_ok += 1,
-                Err(e) if outcome_unknown(e) => self.workload.ops_unknown += 1,
-                Err(_) => self.workload.ops_failed += 1,
+                Ok(_) => self.ops_ok += 1,
+                Err(e) if outcome_unknown(e) => self.ops_unknown += 1,
+                Err(_) => self.ops_failed += 1,
             }
             if result.is_err() {
                 self.rotate(client);
             }
-            self.think(client);
+            self.think(sim, client);
             return;
         }
         if let Pending::Auth(p) = &pending {
             let outcome = Outcome::of(&result);
             match outcome {
-                Outcome::Ok => self.workload.ops_ok += 1,
-                Outcome::Unknown => self.workload.ops_unknown += 1,
-                Outcome::Refused(_) | Outcome::NotSent => self.workload.ops_failed += 1,
+                Outcome::Ok => self.ops_ok += 1,
+                Outcome::Unknown => self.ops_unknown += 1,
+                Outcome::Refused(_) | Outcome::NotSent => self.ops_failed += 1,
             }
-            if let Some(auth) = self.workload.auth.as_mut() {
-                auth.settle(p, outcome, self.now_us);
+            if let Some(auth) = self.auth.as_mut() {
+                auth.settle(p, outcome, sim.now_us());
             }
             if !matches!(outcome, Outcome::Ok) {
                 self.rotate(client);
             }
-            self.think(client);
+            self.think(sim, client);
             return;
         }
         let response = match result {
             Ok(r) => r,
             Err(e) => {
                 if outcome_unknown(&e) {
-                    self.settle_unknown(&pending);
+                    self.settle_unknown(sim, &pending);
                 } else {
-                    self.settle_definite(&pending);
+                    self.settle_definite(sim, &pending);
                 }
                 if let Pending::WatchCreate { session } = pending {
-                    self.workload.sessions[session].events.clear();
+                    self.sessions[session].events.clear();
                 }
                 if let Pending::LeasePut { .. } = pending {
-                    self.workload.clients[client].lease = None;
+                    self.clients[client].lease = None;
                 }
                 self.rotate(client);
-                self.think(client);
+                self.think(sim, client);
                 return;
             }
         };
-        self.workload.ops_ok += 1;
-        let now = self.now_us;
+        self.ops_ok += 1;
+        let now = sim.now_us();
         let revision = header_revision(&response);
-        let c = &mut self.workload.clients[client];
+        let c = &mut self.clients[client];
         c.last_revision = c.last_revision.max(revision);
         match (pending, response) {
             (Pending::Kv(id), response) => {
-                let op = self.workload.history.operation(id).op.clone();
+                let op = self.history.operation(id).op.clone();
                 let result = match (&op, response) {
                     (KvOp::Put { .. }, Response::Put(_)) => KvResult::PutOk { revision },
                     (KvOp::Get { key }, Response::Range(r)) => {
                         let kv = r.kvs.first();
-                        let c = &mut self.workload.clients[client];
+                        let c = &mut self.clients[client];
                         c.mod_revs.insert(key.clone(), kv.map_or(0, |kv| kv.mod_revision));
                         if c.finals.first() == Some(key) {
                             c.finals.remove(0);
@@ -742,12 +752,12 @@ impl Sim {
                         revision,
                     },
                     (op, other) => {
-                        self.fail(format!("response {other:?} does not answer {op:?}"));
+                        sim.fail(format!("response {other:?} does not answer {op:?}"));
                         return;
                     }
                 };
-                self.workload.history.complete(id, result, now);
-                if let Some(p) = self.workload.probe.as_mut() {
+                self.history.complete(id, result, now);
+                if let Some(p) = self.probe.as_mut() {
                     if op.key() == b"kprobe" {
                         if op.is_write() {
                             p.put_ok_us.get_or_insert(now);
@@ -758,11 +768,9 @@ impl Sim {
                 }
             }
             (Pending::Serializable, _) => {}
-            (Pending::LeaseGrant, Response::LeaseGrant(r)) => {
-                self.workload.clients[client].lease = Some(r.id)
-            }
+            (Pending::LeaseGrant, Response::LeaseGrant(r)) => self.clients[client].lease = Some(r.id),
             (Pending::LeasePut { lease, key }, _) => {
-                let c = &mut self.workload.clients[client];
+                let c = &mut self.clients[client];
                 c.lease = Some(lease);
                 c.lease_key = Some(key);
             }
@@ -772,16 +780,14 @@ impl Sim {
                     key: key.clone(),
                     ..Default::default()
                 });
-                let request_id = self.submit(
-                    inflight.member,
-                    request,
-                    Route::Client {
-                        client,
-                        serializable: false,
-                    },
-                );
-                let timeout = self.client_timeout_us(client);
-                let c = &mut self.workload.clients[client];
+                let route = Route::Client {
+                    client,
+                    serializable: false,
+                };
+                let credentials = sim.default_credentials();
+                let request_id = sim.submit(inflight.member, request, route, credentials);
+                let timeout = self.client_timeout_us(sim, client);
+                let c = &mut self.clients[client];
                 c.inflight = Some(InFlight {
                     request_id,
                     member: inflight.member,
@@ -789,7 +795,7 @@ impl Sim {
                 });
                 c.token += 1;
                 let token = c.token;
-                self.schedule_wake(client, self.now_us + timeout, token);
+                sim.wake_client(client, sim.now_us() + timeout, token);
                 return;
             }
             (Pending::LeaseCheck { key }, Response::Range(r)) => {
@@ -798,41 +804,41 @@ impl Sim {
                         "key {} of a revoked lease still present at revision {revision}",
                         String::from_utf8_lossy(&key)
                     );
-                    self.workload.lease_failures.push(why.clone());
-                    self.fail(why);
+                    self.lease_failures.push(why.clone());
+                    sim.fail(why);
                 }
             }
             (Pending::Compact, _) => {}
             (Pending::WatchCreate { session }, _) => {
-                self.workload.sessions[session].member = inflight.member;
-                self.workload.clients[client].watch = Some((inflight.member, session));
+                self.sessions[session].member = inflight.member;
+                self.clients[client].watch = Some((inflight.member, session));
             }
-            (pending, response) => self.fail(format!("response {response:?} does not answer {pending:?}")),
+            (pending, response) => sim.fail(format!("response {response:?} does not answer {pending:?}")),
         }
-        self.think(client);
+        self.think(sim, client);
     }
 
     /// Starts the liveness probe: a put then a linearizable read of `kprobe`,
     /// retried across members, which must both succeed within ten election timeouts.
-    pub fn start_probe(&mut self) {
-        self.workload.probe = Some(ProbeState {
-            started_us: self.now_us,
+    pub(crate) fn start_probe(&mut self, sim: &mut impl Cluster) {
+        self.probe = Some(ProbeState {
+            started_us: sim.now_us(),
             ..Default::default()
         });
-        self.workload.clients.push(Client {
+        self.clients.push(Client {
             probe: true,
             ..Default::default()
         });
-        let client = self.workload.clients.len() - 1;
-        self.schedule_wake(client, self.now_us, 0);
+        let client = self.clients.len() - 1;
+        sim.wake_client(client, sim.now_us(), 0);
     }
 
     /// The probe's next request, or None when it is done.
-    fn probe_op(&mut self, client: usize) -> Option<(Request, Pending, bool)> {
-        let probe = self.workload.probe.clone().unwrap_or_default();
+    fn probe_op(&mut self, sim: &mut impl Cluster, client: usize) -> Option<(Request, Pending, bool)> {
+        let probe = self.probe.clone().unwrap_or_default();
         let key = b"kprobe".to_vec();
-        let now = self.now_us;
-        let c = &mut self.workload.clients[client];
+        let now = sim.now_us();
+        let c = &mut self.clients[client];
         c.seq += 1;
         if probe.put_ok_us.is_none() {
             let value = format!("probe-{}", c.seq).into_bytes();
@@ -840,7 +846,7 @@ impl Sim {
                 key: key.clone(),
                 value: value.clone(),
             };
-            let id = self.workload.history.invoke(client as u64, op, now);
+            let id = self.history.invoke(client as u64, op, now);
             return Some((
                 Request::Put(PutRequest {
                     key,
@@ -853,7 +859,6 @@ impl Sim {
         }
         if probe.get_ok_us.is_none() {
             let id = self
-                .workload
                 .history
                 .invoke(client as u64, KvOp::Get { key: key.clone() }, now);
             return Some((
@@ -866,10 +871,6 @@ impl Sim {
             ));
         }
         None
-    }
-
-    pub fn phase_is_done(&self) -> bool {
-        self.phase == Phase::Done
     }
 }
 
@@ -887,12 +888,12 @@ fn header_revision(response: &Response) -> i64 {
     header.as_ref().map_or(0, |h| h.revision)
 }
 
-impl Sim {
+impl Workload {
     /// Wakes `client` now (used to start the final reader).
-    pub fn schedule_wake_now(&mut self, client: usize) {
-        let c = &mut self.workload.clients[client];
+    pub(crate) fn schedule_wake_now(&mut self, sim: &mut impl Cluster, client: usize) {
+        let c = &mut self.clients[client];
         c.token += 1;
         let token = c.token;
-        self.schedule_wake(client, self.now_us, token);
+        sim.wake_client(client, sim.now_us(), token);
     }
 }

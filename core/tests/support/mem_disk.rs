@@ -1,6 +1,9 @@
 //! What one `core::node` member has made durable, for tests that drive members
 //! with an in-memory disk that is durable as soon as written: the latest
-//! snapshot, the hard state, and the entries after the snapshot.
+//! snapshot, the hard state, and the entries after the snapshot; and the one
+//! driver those tests drain a member's outputs with ([`MemDisk::drain`]).
+
+use std::collections::VecDeque;
 
 use detcd_core::node::{Input, Node, NodeStart, Output, Persist};
 use detcd_proto::raftpb::{Entry, HardState, Snapshot};
@@ -77,6 +80,93 @@ impl MemDisk {
             snapshot: self.snapshot.clone(),
             hard_state: self.hard_state,
             entries: self.entries.clone(),
+        }
+    }
+}
+
+/// What draining a member did or gave, in the order it came out.
+#[allow(dead_code)]
+#[derive(Debug)]
+pub enum Drained {
+    /// A Persist was written; `acknowledged` is false while the caller holds
+    /// the member's Persists (it answers `Persisted` itself later).
+    Persisted {
+        ready_number: u64,
+        /// The index of the leader's snapshot it carried (0: none).
+        snapshot_index: u64,
+        entries: usize,
+        hard_state: bool,
+        acknowledged: bool,
+    },
+    /// The member's own snapshot was saved (`bytes` of state).
+    SnapshotSaved { index: u64, bytes: usize },
+    /// Any other output, for the caller to carry out.
+    Output(Box<Output>),
+}
+
+/// How a drain ended.
+#[allow(dead_code)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DrainEnd {
+    /// The member has nothing more to say.
+    Idle,
+    /// The member was removed from the cluster: its driver stops it.
+    Removed,
+}
+
+impl MemDisk {
+    /// Drains every output of `node`, doing the disk's work on this disk: a
+    /// Persist is written (and acknowledged unless `hold`), a SaveSnapshot saved
+    /// and acknowledged. The acknowledgements go in once the member has nothing
+    /// more to say, as a driver's come back after its writes complete. Every
+    /// happening goes to `sink`, in order, with the member as it is then; an
+    /// `Output::Removed` ends the drain.
+    #[allow(dead_code)]
+    pub fn drain(&mut self, node: &mut Node, hold: bool, mut sink: impl FnMut(&Node, Drained)) -> DrainEnd {
+        let mut acks = VecDeque::new();
+        loop {
+            let Some(out) = node.poll() else {
+                let Some(ack) = acks.pop_front() else {
+                    return DrainEnd::Idle;
+                };
+                node.handle(ack);
+                continue;
+            };
+            let drained = match out {
+                Output::Persist(persist) => {
+                    let ready_number = persist.ready_number;
+                    let snapshot_index = persist
+                        .snapshot
+                        .as_ref()
+                        .and_then(|s| s.metadata.as_ref())
+                        .map_or(0, |m| m.index);
+                    let (entries, hard_state) = (persist.entries.len(), persist.hard_state.is_some());
+                    self.persist(persist);
+                    if !hold {
+                        acks.push_back(Input::Persisted { ready_number });
+                    }
+                    Drained::Persisted {
+                        ready_number,
+                        snapshot_index,
+                        entries,
+                        hard_state,
+                        acknowledged: !hold,
+                    }
+                }
+                Output::SaveSnapshot { snapshot } => {
+                    let index = snapshot.metadata.as_ref().map_or(0, |m| m.index);
+                    let bytes = snapshot.data.len();
+                    self.save_snapshot(snapshot);
+                    acks.push_back(Input::SnapshotSaved { index });
+                    Drained::SnapshotSaved { index, bytes }
+                }
+                Output::Removed => {
+                    sink(node, Drained::Output(Box::new(Output::Removed)));
+                    return DrainEnd::Removed;
+                }
+                other => Drained::Output(Box::new(other)),
+            };
+            sink(node, drained);
         }
     }
 }
