@@ -499,3 +499,34 @@ fn leftover_temp_files_are_removed() {
         "{warnings:?}"
     );
 }
+
+#[test]
+fn appended_records_reach_the_file_with_the_next_sync_in_one_write() {
+    let dir = fresh_dir("wal_append");
+    {
+        let (mut wal, _, _) = open(&dir);
+        wal.save(None, &entries(1, 2, 1), true).unwrap();
+        let (path, synced, written) = wal.write_position();
+        assert_eq!(synced, written);
+        let on_disk = fs::read(&path).unwrap();
+        let state = HardState {
+            term: 1,
+            vote: 1,
+            commit: 4,
+        };
+        let syncs = wal.stats().syncs;
+        wal.append(None, &entries(3, 3, 1)).unwrap();
+        wal.append(Some(&state), &entries(4, 4, 1)).unwrap();
+        assert!(!wal.is_synced(), "appended records count as unsynced");
+        assert_eq!(wal.write_position().2, written, "kept in memory until the sync");
+        assert_eq!(fs::read(&path).unwrap(), on_disk);
+        wal.sync().unwrap();
+        assert!(wal.is_synced());
+        let (_, synced, written) = wal.write_position();
+        assert_eq!(synced, written);
+        assert_eq!(wal.stats().syncs, syncs + 1);
+    }
+    let (_, log, _) = open(&dir);
+    assert_entries(&log.entries, 1, 4);
+    assert_eq!(log.hard_state.map(|s| s.commit), Some(4));
+}

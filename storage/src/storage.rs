@@ -217,6 +217,12 @@ impl<F: Fs> Storage<F> {
         self.wal.save(hard_state, entries, must_sync)
     }
 
+    /// [`Storage::save`] without the write or the sync (see [`Wal::append`]):
+    /// the records reach the file with the next WAL sync or write.
+    pub fn append(&mut self, hard_state: Option<&HardState>, entries: &[Entry]) -> Result<(), StorageError> {
+        self.wal.append(hard_state, entries)
+    }
+
     /// Persists a snapshot the way etcd's `storage.SaveSnap` does, then releases
     /// what it covers: the snapshot file (durably), then the WAL marker (synced),
     /// then WAL segments wholly at or below its index. The file goes first so a

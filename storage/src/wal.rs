@@ -152,7 +152,7 @@ pub struct Wal<F: Fs> {
     scratch: Vec<u8>,
     /// Frames appended but not written yet: they go to the active segment at
     /// `offset` in one write, when the call that appended them ends (one
-    /// Persist, one write) or before a cut or a sync.
+    /// Persist, one write; [`Wal::append`] leaves them) or before a cut or a sync.
     pending: Vec<u8>,
     // Declared last so it is dropped last: the lock outlives the files.
     _lock: F::Lock,
@@ -314,6 +314,20 @@ impl<F: Fs> Wal<F> {
         entries: &[Entry],
         must_sync: bool,
     ) -> Result<(), StorageError> {
+        self.append(hard_state, entries)?;
+        self.flush()?;
+        if must_sync {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    /// [`Wal::save`]'s records (`entries`, then `hard_state`), kept in memory:
+    /// they reach the file with the next [`Wal::sync`] or [`Wal::write_pending`]
+    /// (or a cut), in one write with everything appended before them. A writer
+    /// that syncs many Persists at once appends them all and then syncs, one
+    /// write and one fdatasync for the lot instead of a write per Persist.
+    pub fn append(&mut self, hard_state: Option<&HardState>, entries: &[Entry]) -> Result<(), StorageError> {
         self.check_usable()?;
         for entry in entries {
             self.append_record(&Record::Entry(entry.clone()))?;
@@ -321,11 +335,13 @@ impl<F: Fs> Wal<F> {
         if let Some(state) = hard_state.filter(|_| !mutation::is_active(Mutation::WalDropsHardState)) {
             self.append_record(&Record::HardState(*state))?;
         }
-        self.flush()?;
-        if must_sync {
-            self.sync()?;
-        }
         Ok(())
+    }
+
+    /// Writes what [`Wal::append`] kept in memory to the file (not synced).
+    pub fn write_pending(&mut self) -> Result<(), StorageError> {
+        self.check_usable()?;
+        self.flush()
     }
 
     /// Appends `records` without syncing; a later [`Wal::sync`] covers them all.
@@ -502,7 +518,7 @@ impl<F: Fs> Wal<F> {
 
     /// Whether everything appended has been synced.
     pub fn is_synced(&self) -> bool {
-        self.offset == self.synced_offset
+        self.offset == self.synced_offset && self.pending.is_empty()
     }
 
     /// Paths of the live segment files, oldest first.

@@ -373,8 +373,10 @@ impl StorageThread {
                         if let Some(snapshot) = &snapshot {
                             self.save_snapshot_now(snapshot)?;
                         }
+                        // Kept in memory: the pass's Persists reach the file in
+                        // one write, with the sync below (or the write after it).
                         self.storage()?
-                            .save(hard_state.as_ref(), &entries, false)
+                            .append(hard_state.as_ref(), &entries)
                             .map_err(|e| e.to_string())?;
                         must_sync |= sync;
                         done.entries += entries.len() as u64;
@@ -404,6 +406,12 @@ impl StorageThread {
                 self.storage()?.wal_mut().sync().map_err(|e| e.to_string())?;
                 done.sync_seconds = Some(started.elapsed().as_secs_f64());
                 done.wal_bytes_synced = Some(self.storage()?.wal().stats().bytes_synced);
+            } else {
+                // Nothing asked for a sync: written, as a Persist is, not synced.
+                self.storage()?
+                    .wal_mut()
+                    .write_pending()
+                    .map_err(|e| e.to_string())?;
             }
             if done.persists > 0 {
                 done.commit_seconds = Some(batch_started.elapsed().as_secs_f64());
