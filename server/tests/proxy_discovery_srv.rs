@@ -185,6 +185,13 @@ fn without_insecure_discovery_the_gateway_keeps_servers_valid_for_the_domain() {
     .map(|s| s.to_string())
     .collect();
     let _member = members::Member(members::detcd(&dir, "tls1", &args).spawn().expect("spawn"));
+    // The gateway dials the discovered endpoints once, when it starts: the member must
+    // be listening by then, or the endpoint is dropped as unreachable.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", client)).is_err() {
+        assert!(Instant::now() < deadline, "the member listens on {client_url}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let dns = DnsServer::start(vec![client_record("etcd-client-ssl", client)]);
     let dns_addr = dns.addr.to_string();
     let dead = format!("127.0.0.1:{}", free_port());
