@@ -10,11 +10,10 @@
 mod mem_disk;
 
 use detcd_core::node::{
-    Credentials, Input, Node, NodeConfig, NodeStart, Output, Request, Response, V2Reply, PREV_EXIST_FALSE,
+    Credentials, Input, Node, NodeStart, Output, Request, Response, V2Reply, PREV_EXIST_FALSE,
 };
 use detcd_core::v2store::{code, Action};
 use detcd_proto::detcdpb::V2Request;
-use detcd_proto::etcdserverpb::Member;
 use mem_disk::MemDisk;
 
 const NOW_MS: u64 = 1_800_000_000_000;
@@ -29,14 +28,7 @@ struct Member1 {
 
 impl Member1 {
     fn start(start: NodeStart) -> Member1 {
-        let member = Member {
-            id: 1,
-            name: "n1".to_string(),
-            peer_ur_ls: vec!["http://n1:2380".to_string()],
-            ..Default::default()
-        };
-        let mut config = NodeConfig::new(1, 0xc1, "n1", vec![member]);
-        config.seed = 5;
+        let mut config = mem_disk::one_member_config(5);
         config.snapshot_count = 4;
         let mut m = Member1 {
             node: Node::new(config, start).expect("starts"),

@@ -297,6 +297,23 @@ fn compare_session(endpoint: &str, dir: &Path) {
     let mut b = tool("detcdctl", endpoint, &["nosuch"], "");
     b.stderr = b.stderr.replace("detcdctl", "etcdctl");
     s.check("nosuch", &a, &b, &[]);
+    // A flag value that does not parse: pflag's error, exit status 1. (etcdctl also
+    // prints the command's usage on stdout, which detcdctl does not: compared are
+    // the exit code and the error line.)
+    let error_line = |o: &Outcome| Outcome {
+        code: o.code,
+        stdout: String::new(),
+        stderr: o.stderr.lines().next().unwrap_or("").to_string(),
+    };
+    for args in [
+        &["get", "foo", "--limit=abc"][..],
+        &["get", "foo", "--rev=99999999999999999999"],
+        &["get", "foo", "--prefix=maybe"],
+    ] {
+        let a = tool("etcdctl", endpoint, args, "");
+        let b = tool("detcdctl", endpoint, args, "");
+        s.check(&args.join(" "), &error_line(&a), &error_line(&b), &[]);
+    }
     s.read(&["move-leader", "1234"]);
     s.read(&["member", "remove", "zz"]);
     s.read(&["member", "remove", "1234"]);

@@ -9,9 +9,9 @@
 //!
 //! A lease is certainly alive until its grant was sent plus its TTL, less every
 //! forward clock jump of any member since (a leader whose clock jumps expires its
-//! leases early by as much), less a slack: a member applies a grant with the time
-//! of its last tick, which lags by up to a tick, and by up to a whole pause when
-//! the grant is handled before the first tick after its process was paused.
+//! leases early by as much), less a slack: a member applies a grant with its
+//! clock as it is then (it is ticked before it handles anything when its clock
+//! moved), which reads whole milliseconds, so up to one behind.
 
 use crate::lock_check::{self, Hold};
 

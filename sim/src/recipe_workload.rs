@@ -223,20 +223,13 @@ fn started(mut machine: Machine) -> (Phase, Option<Result<Answer, RecipeError>>)
     }
 }
 
-impl Workload {
-    /// How much earlier than its TTL a member may expire a lease, clock jumps
-    /// aside: a grant is applied with the time of the member's last tick, up to a
-    /// tick old, or as old as the longest pause when applied before the first
-    /// tick after one.
-    fn lease_slack_us(&self, sim: &impl Cluster) -> u64 {
-        let pause_ms = if sim.opts().faults.has(crate::options::FaultKind::Pause) {
-            sim.opts().pause_ms_max
-        } else {
-            0
-        };
-        (sim.opts().tick_ms + pause_ms) * 1000
-    }
+/// How much earlier than its TTL a member may expire a lease, clock jumps
+/// aside: a member applies a grant with its clock as it is then (the simulator
+/// ticks a member whose clock moved before it handles anything), which reads
+/// whole milliseconds, so up to one millisecond behind.
+const LEASE_SLACK_US: u64 = 1000;
 
+impl Workload {
     /// `client`'s next request of a Lock or Election session: the one its session
     /// is at, or for a quarter of the other requests a new session's grant. Only
     /// the first two clients (and one more per four) run sessions, so that the
@@ -437,7 +430,7 @@ impl Workload {
         let now = sim.now_us();
         let offsets = sim.clock_offsets_ms();
         let hold_us = self.rng.range(0, HOLD_US_MAX);
-        let slack_us = self.lease_slack_us(sim);
+        let slack_us = LEASE_SLACK_US;
         let recipes = self.recipes.as_mut()?;
         recipes.session(client);
         let RecipeWorkload {

@@ -5,8 +5,24 @@
 
 use std::collections::VecDeque;
 
-use detcd_core::node::{Input, Node, NodeStart, Output, Persist};
+use detcd_core::node::{Input, Node, NodeConfig, NodeStart, Output, Persist};
+use detcd_proto::etcdserverpb::Member;
 use detcd_proto::raftpb::{Entry, HardState, Snapshot};
+
+/// The config of member 1 ("n1", cluster 0xc1) alone in its cluster, with
+/// `seed`: the one-member tests' member.
+#[allow(dead_code)]
+pub fn one_member_config(seed: u64) -> NodeConfig {
+    let member = Member {
+        id: 1,
+        name: "n1".to_string(),
+        peer_ur_ls: vec!["http://n1:2380".to_string()],
+        ..Default::default()
+    };
+    let mut config = NodeConfig::new(1, 0xc1, "n1", vec![member]);
+    config.seed = seed;
+    config
+}
 
 #[derive(Clone, Debug, Default)]
 pub struct MemDisk {
@@ -75,6 +91,7 @@ impl MemDisk {
     }
 
     /// How the member restarts from this disk.
+    #[allow(dead_code)]
     pub fn recover(&self) -> NodeStart {
         NodeStart::Recover {
             snapshot: self.snapshot.clone(),

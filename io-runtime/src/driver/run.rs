@@ -66,6 +66,8 @@ pub(crate) struct Driver {
     node: Node,
     started: Instant,
     tick_ms: u64,
+    /// The clock reading of the last `Input::Tick` fed (None before the first).
+    last_tick_ms: Option<u64>,
     persister: Option<Persister>,
     /// Disk work not yet handed to the storage thread, in node order.
     jobs: VecDeque<Job>,
@@ -107,6 +109,7 @@ impl Driver {
             node,
             started: Instant::now(),
             tick_ms,
+            last_tick_ms: None,
             persister: Some(persister),
             jobs: VecDeque::new(),
             transport: Some(transport),
@@ -154,11 +157,13 @@ impl Driver {
                 Some(command) = commands.recv() => Event::Command(command),
                 () = std::future::ready(()), if !self.next_turn.is_empty() => Event::Continue,
             };
-            // The one clock read of this turn.
+            // The clock read of this turn (a Persisted reads it afresh).
             let turn_started = Instant::now();
             let applied_before = self.status.applied_index;
-            let now_ms =
-                u64::try_from(turn_started.duration_since(self.started).as_millis()).unwrap_or(u64::MAX);
+            let now_ms = self.clock_ms(turn_started);
+            // The node's clock is fresh before it handles anything: a grant
+            // applied now counts its lease from now, not from the last tick.
+            self.tick_if_moved(now_ms);
             self.feed(first, now_ms);
             // Take what else is ready now, so this turn's proposals share a Ready
             // and its Persist.
@@ -198,9 +203,26 @@ impl Driver {
         id
     }
 
+    /// Milliseconds since the driver started, at `at`.
+    fn clock_ms(&self, at: Instant) -> u64 {
+        u64::try_from(at.duration_since(self.started).as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Feeds `Input::Tick { now_ms }` unless the node has had a Tick at this
+    /// millisecond already. A full Tick, not a bare clock move: the Tick also
+    /// expires what is past its deadline at `now_ms`.
+    fn tick_if_moved(&mut self, now_ms: u64) {
+        if self.last_tick_ms.is_some_and(|last| last >= now_ms) {
+            return;
+        }
+        self.last_tick_ms = Some(now_ms);
+        self.node.handle(Input::Tick { now_ms });
+    }
+
     fn feed(&mut self, event: Event, now_ms: u64) {
         match event {
-            Event::Tick => self.node.handle(Input::Tick { now_ms }),
+            // The turn's Tick went in before its first event.
+            Event::Tick => self.tick_if_moved(now_ms),
             Event::Peer(message) => self.node.handle(Input::Peer(message)),
             Event::Command(Command::Call {
                 request,
@@ -294,6 +316,10 @@ impl Driver {
         }
         self.metrics.persists += done.persists;
         if let Some(ready_number) = done.persisted {
+            // What this makes durable may be applied now: with the clock as it
+            // is now, however long the write took.
+            let now_ms = self.clock_ms(Instant::now());
+            self.tick_if_moved(now_ms);
             self.node.handle(Input::Persisted { ready_number });
         }
         for index in done.snapshots_saved {

@@ -6,7 +6,8 @@
 
 use std::collections::BTreeMap;
 
-use super::error::{CtlError, EXIT_BAD_ARGS};
+use super::error::CtlError;
+use super::format::go_quote;
 
 /// One flag a command accepts.
 #[derive(Debug, Clone, Copy)]
@@ -35,6 +36,23 @@ pub const fn value_flag(long: &'static str) -> FlagSpec {
     }
 }
 
+/// Go's `strconv.ParseInt`/`ParseUint` (`func`) error for `v`, which did not
+/// parse: out of range when it is all digits (after a sign, for `ParseInt`),
+/// else invalid syntax.
+fn strconv_error(func: &str, v: &str) -> String {
+    let digits = if func == "ParseInt" {
+        v.strip_prefix(['+', '-']).unwrap_or(v)
+    } else {
+        v
+    };
+    let reason = if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        "value out of range"
+    } else {
+        "invalid syntax"
+    };
+    format!("strconv.{func}: parsing {}: {reason}", go_quote(v.as_bytes()))
+}
+
 /// The flags given on the command line (last one wins) and the positional arguments.
 #[derive(Debug, Default, Clone)]
 pub struct Parsed {
@@ -56,15 +74,38 @@ impl Parsed {
 
     /// A boolean flag: absent is `false`; pflag accepts Go's `strconv.ParseBool` spellings.
     pub fn bool(&self, long: &str) -> Result<bool, CtlError> {
-        match self.flags.get(long).map(String::as_str) {
+        match self.value(long) {
             None => Ok(false),
             Some(v) => parse_go_bool(v).ok_or_else(|| {
-                CtlError::new(
-                    EXIT_BAD_ARGS,
-                    format!("invalid argument {v:?} for \"--{long}\" flag: strconv.ParseBool: parsing {v:?}: invalid syntax"),
+                CtlError::bad_flag_value(
+                    long,
+                    v,
+                    format!(
+                        "strconv.ParseBool: parsing {}: invalid syntax",
+                        go_quote(v.as_bytes())
+                    ),
                 )
             }),
         }
+    }
+
+    /// An integer flag (pflag's int64); `None` when absent.
+    pub fn int(&self, long: &str) -> Result<Option<i64>, CtlError> {
+        self.number(long, "ParseInt")
+    }
+
+    /// An unsigned integer flag (pflag's uint64); `None` when absent.
+    pub fn uint(&self, long: &str) -> Result<Option<u64>, CtlError> {
+        self.number(long, "ParseUint")
+    }
+
+    fn number<T: std::str::FromStr>(&self, long: &str, func: &str) -> Result<Option<T>, CtlError> {
+        let Some(v) = self.value(long) else {
+            return Ok(None);
+        };
+        v.parse()
+            .map(Some)
+            .map_err(|_| CtlError::bad_flag_value(long, v, strconv_error(func, v)))
     }
 }
 
@@ -234,5 +275,40 @@ mod tests {
         assert_eq!(e.message, "flag needs an argument: --rev");
         let (_, p) = parse(&s(&["get", "--prefix=maybe"]), is_cmd, specs).unwrap();
         assert!(p.bool("prefix").is_err());
+    }
+
+    #[test]
+    fn bad_flag_values_are_pflag_errors_with_exit_status_1() {
+        let (_, p) = parse(&s(&["get", "--rev=x", "--prefix=maybe"]), is_cmd, specs).unwrap();
+        let e = p.int("rev").unwrap_err();
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (
+                1,
+                r#"invalid argument "x" for "--rev" flag: strconv.ParseInt: parsing "x": invalid syntax"#
+            )
+        );
+        let e = p.bool("prefix").unwrap_err();
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (
+                1,
+                r#"invalid argument "maybe" for "--prefix" flag: strconv.ParseBool: parsing "maybe": invalid syntax"#
+            )
+        );
+        let (_, p) = parse(&s(&["get", "--rev=-99999999999999999999"]), is_cmd, specs).unwrap();
+        assert!(p
+            .int("rev")
+            .unwrap_err()
+            .message
+            .ends_with(": value out of range"));
+        let (_, p) = parse(&s(&["get", "--rev=-1"]), is_cmd, specs).unwrap();
+        assert_eq!(p.int("rev").unwrap(), Some(-1));
+        assert!(p
+            .uint("rev")
+            .unwrap_err()
+            .message
+            .ends_with(r#"ParseUint: parsing "-1": invalid syntax"#));
+        assert_eq!(p.int("write-out").unwrap(), None);
     }
 }

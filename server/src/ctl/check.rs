@@ -101,12 +101,7 @@ pub async fn perf(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
     let load = p.value("load").unwrap_or("s");
     let model =
         model(load).ok_or_else(|| CtlError::new(EXIT_BAD_FEATURE, format!("unknown load option {load}")))?;
-    let seconds = match p.value("duration") {
-        None => PERF_SECONDS_DEFAULT,
-        Some(v) => v
-            .parse()
-            .map_err(|_| CtlError::bad_args(format!("invalid argument {v:?} for \"--duration\" flag")))?,
-    };
+    let seconds = p.uint("duration")?.unwrap_or(PERF_SECONDS_DEFAULT);
     let prefix = p.value("prefix").unwrap_or(PERF_PREFIX_DEFAULT).to_string();
     refuse_used_prefix(ctx, &prefix).await?;
     let load = Load {
@@ -185,12 +180,7 @@ pub async fn datascale(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
             ))
         }
     };
-    let limit = match p.value("count") {
-        None => limit,
-        Some(v) => v
-            .parse()
-            .map_err(|_| CtlError::bad_args(format!("invalid argument {v:?} for \"--count\" flag")))?,
-    };
+    let limit = p.uint("count")?.unwrap_or(limit);
     let prefix = p.value("prefix").unwrap_or(DATASCALE_PREFIX_DEFAULT).to_string();
     refuse_used_prefix(ctx, &prefix).await?;
     let endpoint = ctx.globals.endpoints.first().cloned().unwrap_or_default();

@@ -130,12 +130,7 @@ pub async fn lock(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
             "lock takes a lock name argument and an optional command to execute",
         ));
     };
-    let ttl = match p.value("ttl") {
-        Some(v) => v
-            .parse::<i64>()
-            .map_err(|_| CtlError::bad_args(format!("invalid argument {v:?} for \"--ttl\" flag")))?,
-        None => LOCK_TTL_DEFAULT_S,
-    };
+    let ttl = p.int("ttl")?.unwrap_or(LOCK_TTL_DEFAULT_S);
     let channel = ctx.channel().await?;
     let session = Session::new(ctx, channel.clone(), ttl).await?;
     let mut locks = LockClient::new(channel.clone());

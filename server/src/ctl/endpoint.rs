@@ -277,14 +277,7 @@ pub async fn hashkv(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
     if ctx.globals.format == Format::Protobuf {
         return Err(Format::Protobuf.unsupported());
     }
-    let revision = match p.value("rev") {
-        None => 0,
-        Some(v) => v.parse::<i64>().map_err(|_| {
-            CtlError::bad_args(format!(
-                "invalid argument {v:?} for \"--rev\" flag: strconv.ParseInt: parsing {v:?}: invalid syntax"
-            ))
-        })?,
-    };
+    let revision = p.int("rev")?.unwrap_or(0);
     let mut list: Vec<(String, HashKvResponse)> = Vec::new();
     let mut last_error = None;
     for ep in &eps {

@@ -30,6 +30,17 @@ impl CtlError {
         Self::new(EXIT_BAD_ARGS, message)
     }
 
+    /// A flag whose value does not parse: pflag's message (`why` is the parser's
+    /// error), which cobra reports with exit status 1, unlike etcdctl's own
+    /// checks of its arguments (`EXIT_BAD_ARGS`).
+    pub fn bad_flag_value(flag: &str, value: &str, why: impl fmt::Display) -> Self {
+        let value = super::format::go_quote(value.as_bytes());
+        Self::new(
+            EXIT_ERROR,
+            format!("invalid argument {value} for \"--{flag}\" flag: {why}"),
+        )
+    }
+
     /// What the Go client reports for an RPC that failed: etcd's own errors by their
     /// message (`etcdserver: ...`), deadlines as Go's `context deadline exceeded`, anything
     /// else in grpc-go's `rpc error: code = X desc = Y` form.

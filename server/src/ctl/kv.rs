@@ -64,14 +64,7 @@ fn parse_i64(v: &str, radix: u32) -> Result<i64, String> {
 }
 
 pub(super) fn int_flag(p: &Parsed, name: &str) -> Result<i64, CtlError> {
-    match p.value(name) {
-        None => Ok(0),
-        Some(v) => v.parse().map_err(|_| {
-            CtlError::bad_args(format!(
-                "invalid argument {v:?} for \"--{name}\" flag: strconv.ParseInt: parsing {v:?}: invalid syntax"
-            ))
-        }),
-    }
+    Ok(p.int(name)?.unwrap_or(0))
 }
 
 /// `getPutOp`. `stdin` supplies the value when only the key is given.

@@ -295,10 +295,11 @@ impl Globals {
             match merged.value(name) {
                 None => Ok(default),
                 Some(v) => parse_go_duration(v).ok_or_else(|| {
-                    CtlError::bad_args(format!(
-                        "invalid argument {v:?} for \"--{name}\" flag: time: invalid duration {}",
-                        format::go_quote(v.as_bytes())
-                    ))
+                    CtlError::bad_flag_value(
+                        name,
+                        v,
+                        format!("time: invalid duration {}", format::go_quote(v.as_bytes())),
+                    )
                 }),
             }
         };

@@ -64,9 +64,11 @@ fn options(p: &Parsed) -> Result<RestoreOptions, CtlError> {
     let wal_dir = p.value("wal-dir").filter(|w| !w.is_empty()).map(PathBuf::from);
     let bump_revision = match p.value("bump-revision") {
         None | Some("") => 0,
-        Some(v) => v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
-            CtlError::bad_args(format!("invalid argument {v:?} for \"--bump-revision\" flag"))
-        })?,
+        // etcdutl's flag is a uint64; revisions are int64.
+        Some(_) => {
+            let n = p.uint("bump-revision")?.unwrap_or(0);
+            i64::try_from(n).map_err(|_| CtlError::bad_args(format!("--bump-revision {n} is too large")))?
+        }
     };
     let mark_compacted = p.bool("mark-compacted")?;
     if mark_compacted && bump_revision == 0 {
