@@ -13,8 +13,6 @@
 //! gRPC requests are not HTTP API calls and pass untouched, as in etcd, where the
 //! controller wraps only the HTTP handler.
 
-use std::sync::Arc;
-
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 
@@ -66,19 +64,16 @@ fn misdirected(host: &str) -> Response {
         .into_response()
 }
 
-/// Middleware applying `rules` to every HTTP request.
-pub async fn control(
-    axum::extract::State(rules): axum::extract::State<Arc<AccessRules>>,
+/// Applies `rules` to an HTTP request (not gRPC: the caller checked,
+/// [`crate::client_layer::is_grpc`]) around the rest of the stack, `inner`.
+pub async fn control<F>(
+    rules: &AccessRules,
     request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let grpc = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
-    if grpc {
-        return next.run(request).await;
-    }
+    inner: impl FnOnce(axum::extract::Request) -> F,
+) -> Response
+where
+    F: std::future::Future<Output = Response>,
+{
     let plain = request
         .extensions()
         .get::<ClientConnInfo>()
@@ -113,7 +108,7 @@ pub async fn control(
     let mut response = if request.method() == Method::OPTIONS {
         StatusCode::OK.into_response()
     } else {
-        next.run(request).await
+        inner(request).await
     };
     if let Some(origin) = origin.and_then(|o| HeaderValue::from_str(&o).ok()) {
         let headers = response.headers_mut();

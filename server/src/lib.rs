@@ -16,6 +16,7 @@
 pub mod auth_token;
 pub mod cli;
 pub mod client_dispatch;
+pub mod client_layer;
 pub mod config;
 pub mod corruption;
 pub mod ctl;

@@ -201,19 +201,13 @@ pub fn routes(services: Services, max_request_bytes: u64, http: &HttpOptions) ->
     } else {
         crate::http::routes(router, services.clone(), gateway)
     };
-    let router = router
-        .layer(axum::middleware::from_fn_with_state(
-            services.clone(),
-            crate::grpc::with_credentials,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
+    let router = router.layer(axum::middleware::from_fn_with_state(
+        Arc::new(crate::client_layer::ClientLayer::new(
             services,
-            crate::metrics::grpc::count,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            Arc::new(http.access.clone()),
-            crate::http_access::control,
-        ));
+            http.access.clone(),
+        )),
+        crate::client_layer::per_request,
+    ));
     Routes::from(router)
 }
 

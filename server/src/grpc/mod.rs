@@ -11,9 +11,10 @@
 //! [`auth`], the standard [`health`] service, and etcd's [`lock`] and [`election`]
 //! services, built on [`recipe`] (concurrency's mutex and election over the member).
 //!
-//! Who a request comes from: [`with_credentials`] wraps every request (gRPC and HTTP
-//! gateway alike) and scopes the token of its `token` or `authorization` header
-//! for the task serving it; [`Services::call`] hands it to the member with the
+//! Who a request comes from: [`serve_with_credentials`] (in the client port's
+//! per-request layer, [`crate::client_layer`], and as [`with_credentials`] around the
+//! HTTP gateway's calls) scopes the token of a request's `token` or `authorization`
+//! header for the task serving it; [`Services::call`] hands it to the member with the
 //! request.
 
 pub mod auth;
@@ -38,9 +39,15 @@ use crate::auth_token::TokenProvider;
 /// Bytes a gRPC message may exceed `--max-request-bytes` by (etcd's `grpcOverheadBytes`).
 pub const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
 
-/// The services' shared state: the member they serve.
+/// The services' shared state: the member they serve. Cloned for every request (each
+/// service and the per-request layer hold one), so it is one `Arc`: a clone is one
+/// reference count, not a clone of every field.
 #[derive(Clone, Debug)]
-pub struct Services {
+pub struct Services(std::sync::Arc<Shared>);
+
+/// What [`Services`] shares; read through `Deref`, set by the `with_*` builders.
+#[derive(Clone, Debug)]
+pub struct Shared {
     handle: MemberHandle,
     /// `--bcrypt-cost`.
     bcrypt_cost: u32,
@@ -54,6 +61,14 @@ pub struct Services {
     /// Where Snapshot writes its export file before streaming it: the data
     /// directory (the system's temporary directory when not set).
     scratch_dir: std::path::PathBuf,
+}
+
+impl std::ops::Deref for Services {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
 }
 
 tokio::task_local! {
@@ -85,6 +100,16 @@ pub async fn with_credentials(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
+    serve_with_credentials(&services, request, next).await
+}
+
+/// Runs the rest of the stack (`next`) for `request` with its credentials in scope
+/// (what [`with_credentials`] does, for the client port's one per-request layer).
+pub async fn serve_with_credentials(
+    services: &Services,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
     let mut credentials = credentials_from(request.headers(), &services.tokens);
     if credentials == Credentials::None && services.client_cert_auth {
         credentials = certificate_credentials(request.extensions());
@@ -106,7 +131,7 @@ fn certificate_credentials(extensions: &axum::http::Extensions) -> Credentials {
 
 impl Services {
     pub fn new(handle: MemberHandle) -> Services {
-        Services {
+        Services(std::sync::Arc::new(Shared {
             bcrypt_cost: crate::config::BCRYPT_COST_DEFAULT,
             tokens: std::sync::Arc::new(TokenProvider::Simple),
             metrics: crate::metrics::ServerMetrics::new(
@@ -117,13 +142,19 @@ impl Services {
             client_cert_auth: false,
             scratch_dir: std::env::temp_dir(),
             handle,
-        }
+        }))
+    }
+
+    /// The shared state to set (the builders run before any clone is taken).
+    fn shared_mut(&mut self) -> &mut Shared {
+        std::sync::Arc::make_mut(&mut self.0)
     }
 
     /// With the metrics of `--metrics` (`extensive`: the gRPC handling-time histogram)
     /// and the backend quota in force.
     pub fn with_metrics(mut self, extensive: bool, quota_bytes: u64) -> Services {
-        self.metrics = crate::metrics::ServerMetrics::new(self.handle.clone(), extensive, quota_bytes);
+        self.shared_mut().metrics =
+            crate::metrics::ServerMetrics::new(self.handle.clone(), extensive, quota_bytes);
         self
     }
 
@@ -135,7 +166,7 @@ impl Services {
     /// `--client-cert-auth`: requests without a token are served as the common
     /// name of their verified client certificate (etcd's certificate auth).
     pub fn with_client_cert_auth(mut self, on: bool) -> Services {
-        self.client_cert_auth = on;
+        self.shared_mut().client_cert_auth = on;
         self
     }
 
@@ -149,19 +180,19 @@ impl Services {
                 dir.display()
             ));
         }
-        self.scratch_dir = dir;
+        self.shared_mut().scratch_dir = dir;
         self
     }
 
     /// The `--auth-token` provider.
     pub fn with_tokens(mut self, tokens: TokenProvider) -> Services {
-        self.tokens = std::sync::Arc::new(tokens);
+        self.shared_mut().tokens = std::sync::Arc::new(tokens);
         self
     }
 
     /// The bcrypt cost new password hashes use (`--bcrypt-cost`).
     pub fn with_bcrypt_cost(mut self, cost: u32) -> Services {
-        self.bcrypt_cost = cost;
+        self.shared_mut().bcrypt_cost = cost;
         self
     }
 

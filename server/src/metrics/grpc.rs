@@ -321,22 +321,18 @@ pub(crate) fn status_code(headers: &axum::http::HeaderMap) -> Option<usize> {
         .and_then(|v| v.parse::<usize>().ok())
 }
 
-/// Counts a gRPC request around the rest of the stack.
-pub async fn count(
-    axum::extract::State(services): axum::extract::State<crate::grpc::Services>,
+/// Counts a gRPC request (the caller checked its content type,
+/// [`crate::client_layer::is_grpc`]) around the rest of the stack, `inner`.
+pub async fn count<F>(
+    metrics: &Arc<GrpcMetrics>,
     request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    let is_grpc = request
-        .headers()
-        .get(axum::http::header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
-    if !is_grpc {
-        return next.run(request).await;
-    }
-    let metrics = services.metrics().grpc.clone();
+    inner: impl FnOnce(axum::extract::Request) -> F,
+) -> axum::response::Response
+where
+    F: std::future::Future<Output = axum::response::Response>,
+{
     let Some(series) = metrics.series(request.uri().path()) else {
-        return next.run(request).await;
+        return inner(request).await;
     };
     series.started.inc();
     let version = request
@@ -348,11 +344,12 @@ pub async fn count(
     let started = Instant::now();
     let request =
         request.map(|body| axum::body::Body::new(RequestCounter::new(body, series.clone(), metrics.clone())));
-    let response = next.run(request).await;
+    let response = inner(request).await;
     if let Some(code) = status_code(response.headers()) {
         // Trailers-only: the call ended with its headers.
         series.finish(code, started);
         return response;
     }
+    let metrics = metrics.clone();
     response.map(|body| axum::body::Body::new(ResponseCounter::new(body, series, metrics, started)))
 }
