@@ -6,8 +6,10 @@
 //! - Election Safety: at most one leader per term, ever.
 //! - Committed entries never change, and Log Matching on committed prefixes: every
 //!   member's entry at a committed index equals the recorded one.
-//! - Leader Completeness: a member that becomes leader holds every entry committed
-//!   so far (above its own snapshot).
+//! - Leader Completeness: a member that becomes leader of term T holds every entry
+//!   committed in a term below T (above its own snapshot). Entries committed in T
+//!   or later need not be there: a member that won term T's votes can learn of its
+//!   victory after a later term committed entries (its vote answers were held up).
 //! - Monotonicity: per member, term never decreases (even across restarts, since
 //!   term and vote are synced before anything depends on them); commit and applied
 //!   never decrease within one incarnation.
@@ -72,8 +74,9 @@ impl LogMirror {
 #[derive(Debug, Default)]
 pub struct Invariants {
     leaders: BTreeMap<u64, u64>,
-    /// Committed entries: index -> (term, checksum).
-    committed: BTreeMap<u64, (u64, u32)>,
+    /// Committed entries: index -> (term, checksum) and the term they were
+    /// first seen committed in (the committing leader's, or later).
+    committed: BTreeMap<u64, ((u64, u32), u64)>,
     /// Highest term each member ever had.
     terms: BTreeMap<u64, u64>,
     pub checks: u64,
@@ -150,7 +153,7 @@ impl Invariants {
         while index <= view.commit {
             let Some(entry) = view.log.get(index) else { break };
             match self.committed.get(&index) {
-                Some(known) if *known != entry => {
+                Some((known, _)) if *known != entry => {
                     return Err(format!(
                         "committed entry {index} differs on member {id:x}: term {} (crc {:08x}) vs recorded term {} (crc {:08x})",
                         entry.0, entry.1, known.0, known.1
@@ -158,14 +161,17 @@ impl Invariants {
                 }
                 Some(_) => {}
                 None => {
-                    self.committed.insert(index, entry);
+                    self.committed.insert(index, (entry, view.term));
                 }
             }
             index += 1;
         }
         cursors.checked = index - 1;
         if view.became_leader {
-            for (&i, &want) in self.committed.range(view.log.snapshot_index + 1..) {
+            for (&i, &(want, seen_in)) in self.committed.range(view.log.snapshot_index + 1..) {
+                if seen_in >= view.term {
+                    continue;
+                }
                 let have = view.log.get(i);
                 if have != Some(want) {
                     return Err(format!(
