@@ -12,14 +12,14 @@ use std::time::Duration;
 use detcd_core::error;
 use detcd_core::node::{NodeConfig, Request, Response};
 use detcd_io::driver::{
-    self, Member, MemberHandle, MemberOptions, StartError, StartMode, WatchStreamRequest,
+    self, Member, MemberHandle, MemberOptions, StartError, StartMode, StopReason, WatchStreamRequest,
 };
 use detcd_io::transport::{wire, PEER_PROTOCOL_VERSION};
 use detcd_proto::detcdpb::{PeerHello, PeerHelloReply};
 use detcd_proto::etcdserverpb::{
     compare, request_op, Compare, DeleteRangeRequest, LeaseGrantRequest, LeaseKeepAliveRequest,
-    Member as PbMember, MemberAddRequest, MemberUpdateRequest, PutRequest, RangeRequest, RequestOp,
-    TxnRequest, WatchCreateRequest,
+    Member as PbMember, MemberAddRequest, MemberRemoveRequest, MemberUpdateRequest, PutRequest, RangeRequest,
+    RequestOp, TxnRequest, WatchCreateRequest,
 };
 use tokio::io::AsyncWriteExt;
 use tokio::time::{sleep, timeout, Instant};
@@ -446,6 +446,45 @@ async fn a_member_of_another_cluster_is_refused_and_a_restarted_peer_is_redialed
     leader_of(&[&h1, &h2]).await;
     put(&h2, "b", "2").await;
     assert_eq!(get(&h1, "b", false).await.as_deref(), Some("2"));
+    m1.shutdown().await;
+    m2.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_removed_while_cut_off_stops_when_its_peers_refuse_it() {
+    let (dir, ports) = three("driver-removed-cut-off");
+    let (m1, h1) = start(options(&dir, 1, &ports, 10_000)).await;
+    let (m2, h2) = start(options(&dir, 2, &ports, 10_000)).await;
+    let (m3, h3) = start(options(&dir, 3, &ports, 10_000)).await;
+    leader_of(&[&h1, &h2, &h3]).await;
+    put(&h1, "a", "1").await;
+
+    // Member 3 is down while the others remove it: it never applies its removal.
+    m3.shutdown().await;
+    let remove = Request::MemberRemove(MemberRemoveRequest { id: 3 });
+    let deadline = Instant::now() + Duration::from_millis(WAIT_MS);
+    loop {
+        match h1.call(remove.clone()).await {
+            Ok(Response::MemberRemove(_)) => break,
+            Err(e) if e.code == error::Code::Unavailable && Instant::now() < deadline => {
+                sleep(Duration::from_millis(20)).await;
+            }
+            other => panic!("member remove answered {other:?}"),
+        }
+    }
+    // Both survivors applied it (a linearizable read on member 2 waits for that).
+    put(&h1, "b", "2").await;
+    assert_eq!(get(&h2, "b", false).await.as_deref(), Some("2"));
+
+    // It comes back: its peers refuse it as removed, and it stops by itself.
+    let (m3, _h3) = start(options(&dir, 3, &ports, 10_000)).await;
+    let stopped = timeout(Duration::from_millis(WAIT_MS), m3.stopped()).await;
+    assert_eq!(stopped.expect("member 3 stopped by itself"), StopReason::Removed);
+    m3.shutdown().await;
+
+    // The two left serve on.
+    put(&h2, "c", "3").await;
+    assert_eq!(get(&h1, "c", false).await.as_deref(), Some("3"));
     m1.shutdown().await;
     m2.shutdown().await;
 }

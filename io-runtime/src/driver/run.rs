@@ -282,6 +282,19 @@ impl Driver {
             Event::Transport(Report::SnapshotReport { peer, delivered }) => {
                 self.node.handle(Input::SnapshotReport { peer, delivered });
             }
+            Event::Transport(Report::RemovedFromCluster { peer }) => {
+                // A member cut off when it was removed never applies its removal:
+                // the peers refusing it are how it learns, and, as etcd's member
+                // does on the 410 Gone, it stops.
+                crate::log!(
+                    Level::Warn,
+                    "driver",
+                    "member {:x}: peer {peer:x} says {}; stopping (the data dir used by this member must be removed)",
+                    self.node.member_id(),
+                    crate::transport::handshake::MEMBER_REMOVED
+                );
+                self.stop = Some(StopReason::Removed);
+            }
         }
     }
 

@@ -18,6 +18,9 @@ pub(super) enum DialError {
     Failed(String),
     /// Will not heal by itself (another cluster or member, a refused certificate).
     Refused(String),
+    /// The member dialed, of this cluster, says this member was removed from it
+    /// ([`MEMBER_REMOVED`]; etcd's stream dial gets 410 Gone): nothing will heal it.
+    Removed,
 }
 
 /// Dials `to` (each URL in turn) and shakes hands.
@@ -39,6 +42,7 @@ pub(super) async fn dial(
         );
         match attempt.await {
             Ok(Ok(stream)) => return Ok(stream),
+            Ok(Err(DialError::Removed)) => return Err(DialError::Removed),
             Ok(Err(e)) => last = e,
             Err(_) => last = DialError::Failed(format!("{addr}: timed out")),
         }
@@ -88,6 +92,11 @@ async fn greet(
         other => DialError::Failed(format!("{addr}: {other}")),
     })?;
     if !reply.accepted {
+        // Only the member dialed, speaking for this cluster, can say this one is gone.
+        if reply.reason == MEMBER_REMOVED && reply.cluster_id == identity.cluster_id && reply.member_id == to
+        {
+            return Err(DialError::Removed);
+        }
         return Err(DialError::Refused(format!("{addr} refused: {}", reply.reason)));
     }
     if reply.cluster_id != identity.cluster_id || reply.member_id != to {

@@ -45,7 +45,11 @@
 //! - **Removed members**: the owner passes the members removed from the cluster
 //!   with the peer URLs ([`Transport::set_peer_urls`]). Their inbound connections
 //!   close, and their hellos are refused with etcd's words for it
-//!   ([`handshake::MEMBER_REMOVED`]; etcd answers their streams 410 Gone).
+//!   ([`handshake::MEMBER_REMOVED`]; etcd answers their streams 410 Gone). On the
+//!   other end, a member told so by a peer it dials (it was cut off when it was
+//!   removed and never applied its removal) stops dialing that peer and reports
+//!   [`Report::RemovedFromCluster`], on which its owner stops it, as etcd's member
+//!   stops on the 410.
 //! - **Dead peers**: a batch write has [`WRITE_TIMEOUT_MS`]. Inbound connections
 //!   have no read timeout (raft traffic between two followers may be idle); a
 //!   reader whose dialer vanished without a FIN stays until the member stops.
@@ -101,6 +105,10 @@ pub enum Report {
     PeerUnreachable(u64),
     /// A raft snapshot message to `peer` was (`delivered`) or was not written.
     SnapshotReport { peer: u64, delivered: bool },
+    /// `peer` refused this member's hello because this member was removed from the
+    /// cluster ([`handshake::MEMBER_REMOVED`]): its link stopped redialing. etcd's
+    /// member stops on the 410 Gone that says the same.
+    RemovedFromCluster { peer: u64 },
 }
 
 /// Why the transport cannot use a URL.
@@ -436,6 +444,19 @@ async fn write_loop(
                     }
                 }
             }
+            Err(DialError::Removed) => {
+                crate::log!(
+                    Level::Error,
+                    "transport",
+                    "member {:x}: peer {to:x} refused the connection: {}",
+                    identity.member_id,
+                    handshake::MEMBER_REMOVED
+                );
+                let _ = reports.send(Report::RemovedFromCluster { peer: to });
+                // Nothing will heal it: this link stops, and what is queued for it, or
+                // sent to it later, is dropped (its queue closes with this task).
+                return;
+            }
             Err(DialError::Refused(why)) => {
                 crate::log!(
                     Level::Error,
@@ -687,6 +708,54 @@ mod tests {
         transport.stop().await;
     }
 
+    #[tokio::test]
+    async fn a_member_told_it_was_removed_reports_it_and_stops_dialing() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let (inbound, _inbound) = mpsc::channel(8);
+        let (reports, mut reports_rx) = mpsc::unbounded_channel();
+        // This is member 2; member 1 already applied its removal.
+        let me = Identity {
+            member_id: 2,
+            cluster_id: 7,
+        };
+        let outlets = Outlets {
+            inbound,
+            reports,
+            hashkv_calls: mpsc::channel(1).0,
+            counters: PeerMetrics::default(),
+        };
+        let mut transport = Transport::start(me, Vec::new(), BTreeMap::from([(1, vec![url])]), None, outlets);
+        assert_eq!(transport.send(1, heartbeat(1)), Sent::Queued);
+        let (stream, _) = listener.accept().await.expect("the first dial");
+        let (mut reader, mut writer) = stream.into_split();
+        let member_1 = Identity {
+            member_id: 1,
+            cluster_id: 7,
+        };
+        let answered = handshake::answer(member_1, |id| id == 2, &mut reader, &mut writer).await;
+        assert!(
+            matches!(answered, handshake::Answered::Refused(ref why) if why == handshake::MEMBER_REMOVED)
+        );
+        let report = tokio::time::timeout(Duration::from_secs(5), reports_rx.recv()).await;
+        assert_eq!(
+            report.expect("a report within 5 s"),
+            Some(Report::RemovedFromCluster { peer: 1 })
+        );
+
+        // Nothing redials member 1, however long past the longest backoff and
+        // whatever is sent to it.
+        for _ in 0..3 {
+            let _ = transport.send(1, heartbeat(1));
+        }
+        let redial = tokio::time::timeout(
+            Duration::from_millis(RECONNECT_BACKOFF_MS_MAX * 2),
+            listener.accept(),
+        );
+        assert!(redial.await.is_err(), "a member told it was removed redialed");
+        transport.stop().await;
+    }
+
     /// Dials member 1 at `url` as member `from` of cluster 7.
     async fn dial_as(from: u64, url: &str) -> Result<PeerStream, DialError> {
         let me = Identity {
@@ -752,13 +821,13 @@ mod tests {
             "the removed member's inbound connection is closed: {read:?}"
         );
 
-        // A new connection from it is refused, in etcd's words.
+        // A new connection from it is refused, in etcd's words, which the dialer
+        // tells from other refusals.
         match dial_as(2, &url).await {
-            Err(DialError::Refused(why)) => assert!(
-                why.ends_with(handshake::MEMBER_REMOVED),
-                "refused as removed: {why}"
-            ),
-            Err(DialError::Failed(why)) => panic!("refused as removed, not failed: {why}"),
+            Err(DialError::Removed) => {}
+            Err(DialError::Refused(why) | DialError::Failed(why)) => {
+                panic!("refused as removed, not otherwise: {why}")
+            }
             Ok(_) => panic!("a removed member's connection is refused"),
         }
 
