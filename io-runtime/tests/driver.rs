@@ -104,6 +104,21 @@ async fn get(h: &MemberHandle, key: &str, serializable: bool) -> Option<String> 
     }
 }
 
+/// Calls `request` on `h`, again while it answers Unavailable (a membership change
+/// waits for the previous one to apply), for up to [`WAIT_MS`].
+async fn call_while_unavailable(h: &MemberHandle, request: Request) -> Response {
+    let deadline = Instant::now() + Duration::from_millis(WAIT_MS);
+    loop {
+        match h.call(request.clone()).await {
+            Ok(response) => return response,
+            Err(e) if e.code == error::Code::Unavailable && Instant::now() < deadline => {
+                sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("{request:?} answered {e:?}"),
+        }
+    }
+}
+
 async fn start(o: MemberOptions) -> (Member, MemberHandle) {
     driver::start(o).await.expect("member starts")
 }
@@ -461,17 +476,11 @@ async fn a_member_removed_while_cut_off_stops_when_its_peers_refuse_it() {
 
     // Member 3 is down while the others remove it: it never applies its removal.
     m3.shutdown().await;
-    let remove = Request::MemberRemove(MemberRemoveRequest { id: 3 });
-    let deadline = Instant::now() + Duration::from_millis(WAIT_MS);
-    loop {
-        match h1.call(remove.clone()).await {
-            Ok(Response::MemberRemove(_)) => break,
-            Err(e) if e.code == error::Code::Unavailable && Instant::now() < deadline => {
-                sleep(Duration::from_millis(20)).await;
-            }
-            other => panic!("member remove answered {other:?}"),
-        }
-    }
+    let removed = call_while_unavailable(&h1, Request::MemberRemove(MemberRemoveRequest { id: 3 })).await;
+    assert!(
+        matches!(removed, Response::MemberRemove(_)),
+        "member remove answered {removed:?}"
+    );
     // Both survivors applied it (a linearizable read on member 2 waits for that).
     put(&h1, "b", "2").await;
     assert_eq!(get(&h2, "b", false).await.as_deref(), Some("2"));
@@ -635,16 +644,11 @@ async fn a_member_moved_to_another_peer_port_is_reached_without_restarting_the_o
         id: 2,
         peer_ur_ls: vec![url(new_port)],
     });
-    let deadline = Instant::now() + Duration::from_millis(WAIT_MS);
-    loop {
-        match h1.call(update.clone()).await {
-            Ok(Response::MemberUpdate(_)) => break,
-            Err(e) if e.code == error::Code::Unavailable && Instant::now() < deadline => {
-                sleep(Duration::from_millis(20)).await;
-            }
-            other => panic!("member update answered {other:?}"),
-        }
-    }
+    let updated = call_while_unavailable(&h1, update).await;
+    assert!(
+        matches!(updated, Response::MemberUpdate(_)),
+        "member update answered {updated:?}"
+    );
     put(&h1, "b", "2").await;
 
     // Member 2 comes back on the new port. Members 1 and 3 keep running with the

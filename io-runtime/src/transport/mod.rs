@@ -669,26 +669,40 @@ mod tests {
         matches!(read, Ok(Ok(0) | Err(_)))
     }
 
-    #[tokio::test]
-    async fn a_moved_or_removed_member_has_its_link_closed() {
-        let listen = || tokio::net::TcpListener::bind("127.0.0.1:0");
-        let (old, new) = (listen().await.expect("bind"), listen().await.expect("bind"));
-        let at = |l: &tokio::net::TcpListener| vec![format!("http://{}", l.local_addr().expect("addr"))];
-        let (inbound, _inbound) = mpsc::channel(8);
-        let (reports, _reports) = mpsc::unbounded_channel();
+    /// A transport for member `id` of cluster 7 on `listeners`, dialing `fallback`;
+    /// with what it receives and reports.
+    fn started(
+        id: u64,
+        listeners: Vec<PeerListener>,
+        fallback: BTreeMap<u64, Vec<String>>,
+    ) -> (
+        Transport,
+        mpsc::Receiver<PeerMessage>,
+        mpsc::UnboundedReceiver<Report>,
+    ) {
+        let (inbound, inbound_rx) = mpsc::channel(8);
+        let (reports, reports_rx) = mpsc::unbounded_channel();
         let me = Identity {
-            member_id: 1,
+            member_id: id,
             cluster_id: 7,
         };
-        // The options name member 2 at `old`; the member list agrees.
-        let fallback = BTreeMap::from([(2, at(&old))]);
         let outlets = Outlets {
             inbound,
             reports,
             hashkv_calls: mpsc::channel(1).0,
             counters: PeerMetrics::default(),
         };
-        let mut transport = Transport::start(me, Vec::new(), fallback, None, outlets);
+        let transport = Transport::start(me, listeners, fallback, None, outlets);
+        (transport, inbound_rx, reports_rx)
+    }
+
+    #[tokio::test]
+    async fn a_moved_or_removed_member_has_its_link_closed() {
+        let listen = || tokio::net::TcpListener::bind("127.0.0.1:0");
+        let (old, new) = (listen().await.expect("bind"), listen().await.expect("bind"));
+        let at = |l: &tokio::net::TcpListener| vec![format!("http://{}", l.local_addr().expect("addr"))];
+        // The options name member 2 at `old`; the member list agrees.
+        let (mut transport, _inbound, _reports) = started(1, Vec::new(), BTreeMap::from([(2, at(&old))]));
         let none = BTreeSet::new;
         transport.set_peer_urls(BTreeMap::from([(1, Vec::new()), (2, at(&old))]), none());
         assert_eq!(transport.send(2, heartbeat(2)), Sent::Queued);
@@ -712,20 +726,9 @@ mod tests {
     async fn a_member_told_it_was_removed_reports_it_and_stops_dialing() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
-        let (inbound, _inbound) = mpsc::channel(8);
-        let (reports, mut reports_rx) = mpsc::unbounded_channel();
         // This is member 2; member 1 already applied its removal.
-        let me = Identity {
-            member_id: 2,
-            cluster_id: 7,
-        };
-        let outlets = Outlets {
-            inbound,
-            reports,
-            hashkv_calls: mpsc::channel(1).0,
-            counters: PeerMetrics::default(),
-        };
-        let mut transport = Transport::start(me, Vec::new(), BTreeMap::from([(1, vec![url])]), None, outlets);
+        let (mut transport, _inbound, mut reports_rx) =
+            started(2, Vec::new(), BTreeMap::from([(1, vec![url])]));
         assert_eq!(transport.send(1, heartbeat(1)), Sent::Queued);
         let (stream, _) = listener.accept().await.expect("the first dial");
         let (mut reader, mut writer) = stream.into_split();
@@ -788,19 +791,7 @@ mod tests {
             panic!("a TCP listener")
         };
         let url = format!("http://{addr}");
-        let (inbound, mut inbound_rx) = mpsc::channel(8);
-        let (reports, _reports) = mpsc::unbounded_channel();
-        let me = Identity {
-            member_id: 1,
-            cluster_id: 7,
-        };
-        let outlets = Outlets {
-            inbound,
-            reports,
-            hashkv_calls: mpsc::channel(1).0,
-            counters: PeerMetrics::default(),
-        };
-        let mut transport = Transport::start(me, listeners, BTreeMap::new(), None, outlets);
+        let (mut transport, mut inbound_rx, _reports) = started(1, listeners, BTreeMap::new());
         let members = |ids: &[u64]| ids.iter().map(|id| (*id, Vec::new())).collect::<BTreeMap<_, _>>();
         transport.set_peer_urls(members(&[1, 2, 3]), BTreeSet::new());
 
