@@ -10,6 +10,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use super::conn::{self, PeerStream, SharedPeerTls};
 use super::socket::{self, Address, Remote};
 use super::{parse_url, wire, Identity, DIAL_TIMEOUT_MS, PEER_PROTOCOL_VERSION};
+use crate::log::Level;
 
 /// Why dialing a peer failed.
 #[derive(Debug)]
@@ -23,11 +24,13 @@ pub(super) enum DialError {
     Removed,
 }
 
-/// Dials `to` (each URL in turn) and shakes hands.
+/// Dials `to` (each URL in turn) and shakes hands; the hello names `own_urls`, this
+/// member's peer URLs, for a listener that does not know it yet.
 pub(super) async fn dial(
     identity: Identity,
     to: u64,
     urls: &[String],
+    own_urls: &[String],
     tls: &SharedPeerTls,
 ) -> Result<PeerStream, DialError> {
     let mut last = DialError::Failed("no peer URL".into());
@@ -38,7 +41,7 @@ pub(super) async fn dial(
         };
         let attempt = tokio::time::timeout(
             Duration::from_millis(DIAL_TIMEOUT_MS),
-            greet(identity, to, url, &addr, tls),
+            greet(identity, to, url, &addr, own_urls, tls),
         );
         match attempt.await {
             Ok(Ok(stream)) => return Ok(stream),
@@ -68,6 +71,7 @@ async fn greet(
     to: u64,
     url: &str,
     addr: &Address,
+    own_urls: &[String],
     tls: &SharedPeerTls,
 ) -> Result<PeerStream, DialError> {
     // A refused certificate or a missing TLS setup will not heal by itself. Under TLS
@@ -86,6 +90,7 @@ async fn greet(
         cluster_id: identity.cluster_id,
         from: identity.member_id,
         to,
+        peer_urls: own_urls.to_vec(),
     };
     let reply = exchange(&mut stream, &hello).await.map_err(|e| match e {
         wire::FrameError::Io(e) => failed(e),
@@ -105,6 +110,15 @@ async fn greet(
             reply.member_id, reply.cluster_id, identity.cluster_id
         )));
     }
+    if reply.sender_unknown {
+        // etcd's stream reader logs the 404 the same way; the messages still go.
+        crate::log!(
+            Level::Warn,
+            "transport",
+            "member {:x}: peer {to:x} failed to find this member in its member list (its log is behind?); it takes the messages and answers at this member's peer URLs",
+            identity.member_id
+        );
+    }
     Ok(stream)
 }
 
@@ -112,44 +126,63 @@ async fn greet(
 /// streams 410 Gone with `errMemberRemoved`).
 pub const MEMBER_REMOVED: &str = "the member has been permanently removed from the cluster";
 
-/// Why a hello is refused, or `None` to accept it. `is_removed` tells the members
-/// removed from the cluster.
+/// Where a dialer stands in the listener's member list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Standing {
+    /// Listed.
+    Member,
+    /// Removed from the cluster: refused.
+    Removed,
+    /// Neither: a member added after what this member applied, or no member of
+    /// this cluster at all. Its messages are taken, as etcd's pipeline takes them
+    /// (etcd refuses only its stream, 404 "error sender not found").
+    Unknown,
+}
+
+/// The dialer's standing if its hello is accepted, else why it is refused.
+/// `standing` tells where a member ID stands in the member list.
 pub(super) fn check_hello(
     identity: Identity,
     hello: &PeerHello,
-    is_removed: impl Fn(u64) -> bool,
-) -> Option<String> {
+    standing: impl Fn(u64) -> Standing,
+) -> Result<Standing, String> {
     if hello.protocol_version != PEER_PROTOCOL_VERSION {
-        return Some(format!(
+        return Err(format!(
             "protocol version {} is not {PEER_PROTOCOL_VERSION}",
             hello.protocol_version
         ));
     }
     if hello.cluster_id != identity.cluster_id {
-        return Some(format!(
+        return Err(format!(
             "cluster ID mismatch: member {:x} is in cluster {:x}, the dialer {:x} in {:x}",
             identity.member_id, identity.cluster_id, hello.from, hello.cluster_id
         ));
     }
-    if is_removed(hello.from) {
-        return Some(MEMBER_REMOVED.to_string());
+    let dialer = standing(hello.from);
+    if dialer == Standing::Removed {
+        return Err(MEMBER_REMOVED.to_string());
     }
     if hello.to != identity.member_id {
-        return Some(format!(
+        return Err(format!(
             "member ID mismatch: the dialer {:x} wanted member {:x}, this is member {:x}",
             hello.from, hello.to, identity.member_id
         ));
     }
     if hello.from == identity.member_id || hello.from == 0 {
-        return Some(format!("the dialer claims member ID {:x}", hello.from));
+        return Err(format!("the dialer claims member ID {:x}", hello.from));
     }
-    None
+    Ok(dialer)
 }
 
 /// What the listener's side of the handshake ended in.
 pub(super) enum Answered {
-    /// Accepted: frames from member `from` follow.
-    Accepted { from: u64 },
+    /// Accepted: frames from member `from` follow. `known`: the member list holds
+    /// it; if not, `peer_urls` are where its hello says it is reached.
+    Accepted {
+        from: u64,
+        known: bool,
+        peer_urls: Vec<String>,
+    },
     /// Refused (and told why).
     Refused(String),
     /// No hello came, or the reply could not be written.
@@ -157,10 +190,11 @@ pub(super) enum Answered {
 }
 
 /// The listener's side: reads the hello (within [`DIAL_TIMEOUT_MS`]) and answers it;
-/// `is_removed` tells the members removed from the cluster, whose hellos are refused.
+/// `standing` tells where a member stands in the member list (a removed member's
+/// hello is refused).
 pub(super) async fn answer<R, W>(
     identity: Identity,
-    is_removed: impl Fn(u64) -> bool,
+    standing: impl Fn(u64) -> Standing,
     reader: &mut R,
     writer: &mut W,
 ) -> Answered
@@ -177,21 +211,26 @@ where
         Ok(Err(e)) => return Answered::Failed(format!("failed: {e}")),
         Err(_) => return Answered::Failed("timed out".into()),
     };
-    let refusal = check_hello(identity, &hello, is_removed);
+    let checked = check_hello(identity, &hello, standing);
     let reply = PeerHelloReply {
-        accepted: refusal.is_none(),
+        accepted: checked.is_ok(),
         cluster_id: identity.cluster_id,
         member_id: identity.member_id,
-        reason: refusal.clone().unwrap_or_default(),
+        reason: checked.clone().err().unwrap_or_default(),
+        sender_unknown: checked == Ok(Standing::Unknown),
     };
     let mut buf = Vec::new();
     wire::put_frame(&mut buf, &reply);
     if let Err(e) = writer.write_all(&buf).await {
         return Answered::Failed(format!("reply not written: {e}"));
     }
-    match refusal {
-        Some(why) => Answered::Refused(why),
-        None => Answered::Accepted { from: hello.from },
+    match checked {
+        Err(why) => Answered::Refused(why),
+        Ok(standing) => Answered::Accepted {
+            from: hello.from,
+            known: standing == Standing::Member,
+            peer_urls: hello.peer_urls,
+        },
     }
 }
 
@@ -207,6 +246,7 @@ pub async fn probe(url: &str, tls: &SharedPeerTls) -> std::io::Result<PeerHelloR
         cluster_id: 0,
         from: 0,
         to: 0,
+        peer_urls: Vec::new(),
     };
     exchange(&mut stream, &hello).await.map_err(|e| match e {
         wire::FrameError::Io(e) => e,
@@ -235,7 +275,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hellos_of_another_cluster_or_member_are_refused() {
+    fn hellos_of_another_cluster_or_member_or_of_a_removed_one_are_refused() {
         let me = Identity {
             member_id: 1,
             cluster_id: 7,
@@ -245,34 +285,65 @@ mod tests {
             cluster_id: 7,
             from: 2,
             to: 1,
+            peer_urls: Vec::new(),
         };
-        let none = |_| false;
-        assert_eq!(check_hello(me, &good, none), None);
+        // Members 1 to 3 are listed, 4 was removed.
+        let listed = |id| match id {
+            1..=3 => Standing::Member,
+            4 => Standing::Removed,
+            _ => Standing::Unknown,
+        };
+        assert_eq!(check_hello(me, &good, listed), Ok(Standing::Member));
+        for bad in [
+            PeerHello {
+                cluster_id: 8,
+                ..good.clone()
+            },
+            PeerHello {
+                to: 3,
+                ..good.clone()
+            },
+            PeerHello {
+                from: 1,
+                ..good.clone()
+            },
+            PeerHello {
+                from: 0,
+                ..good.clone()
+            },
+            PeerHello {
+                protocol_version: 2,
+                ..good.clone()
+            },
+        ] {
+            assert!(check_hello(me, &bad, listed).is_err(), "{bad:?} accepted");
+        }
+        assert_eq!(
+            check_hello(
+                me,
+                &PeerHello {
+                    from: 4,
+                    ..good.clone()
+                },
+                listed
+            ),
+            Err(MEMBER_REMOVED.to_string()),
+            "a removed member is refused in etcd's words"
+        );
+        // A member this one does not know (yet) is taken as unknown, as etcd's
+        // pipeline takes its messages; of another cluster or to another member, it
+        // is refused like anyone.
+        let unknown = PeerHello { from: 9, ..good };
+        assert_eq!(check_hello(me, &unknown, listed), Ok(Standing::Unknown));
         assert!(check_hello(
             me,
             &PeerHello {
                 cluster_id: 8,
-                ..good
+                ..unknown.clone()
             },
-            none
+            listed
         )
-        .is_some());
-        assert!(check_hello(me, &PeerHello { to: 3, ..good }, none).is_some());
-        assert!(check_hello(me, &PeerHello { from: 1, ..good }, none).is_some());
-        assert!(check_hello(
-            me,
-            &PeerHello {
-                protocol_version: 2,
-                ..good
-            },
-            none
-        )
-        .is_some());
-        assert_eq!(
-            check_hello(me, &good, |id| id == 2).as_deref(),
-            Some(MEMBER_REMOVED),
-            "a removed member is refused in etcd's words"
-        );
-        assert_eq!(check_hello(me, &good, |id| id == 3), None);
+        .is_err());
+        assert!(check_hello(me, &PeerHello { to: 2, ..unknown }, listed).is_err());
     }
 }

@@ -30,9 +30,17 @@
 //!   frames and passes them to the driver through a bounded channel (a slow
 //!   driver slows the TCP reader, which slows the sender: backpressure).
 //! - **Handshake**: the dialer sends `PeerHello { protocol_version, cluster_id,
-//!   from, to }`; the listener answers `PeerHelloReply`. A wrong cluster, a wrong
-//!   member or another protocol version is refused, logged as an error on both
-//!   ends, and the dialer backs off for the longest delay.
+//!   from, to, peer_urls }`; the listener answers `PeerHelloReply`. A wrong
+//!   cluster, a wrong member or another protocol version is refused, logged as an
+//!   error on both ends, and the dialer backs off for the longest delay.
+//! - **Unknown members**: a dialer of this cluster the member list does not hold
+//!   (typically one added after what the listener applied) is taken, as etcd's
+//!   pipeline handler takes an unknown sender's messages (etcd refuses only its
+//!   stream, 404 "error sender not found", and adds it as a remote). Its reply says
+//!   `sender_unknown`, it counts as a connected peer only once listed, and until
+//!   then this member answers it at the `peer_urls` its hello named (a remote,
+//!   [`inbound::REMOTES_MAX`] at most). A member lagging behind a new leader thus
+//!   still hears it and answers it, and catches up.
 //! - **Reconnect**: exponential backoff from [`RECONNECT_BACKOFF_MS_MIN`] to
 //!   [`RECONNECT_BACKOFF_MS_MAX`]. While a peer is down its queued messages are
 //!   dropped (with one PeerUnreachable per wait, and a failed SnapshotReport for
@@ -199,9 +207,11 @@ pub struct Transport {
     /// The peer URLs of the node's member list (its latest `Output::PeerUrls`).
     member_urls: BTreeMap<u64, Vec<String>>,
     links: BTreeMap<u64, Link>,
-    /// The members removed from the cluster: the accept loops refuse them and
-    /// close their connections.
-    removed: watch::Sender<BTreeSet<u64>>,
+    /// The member list's members and the removed ones: the accept loops refuse
+    /// removed members and close their connections.
+    roster: watch::Sender<inbound::Roster>,
+    /// Where members the list does not hold (yet) are answered, from their hellos.
+    remotes: inbound::Remotes,
     reports: mpsc::UnboundedSender<Report>,
     tasks: JoinSet<()>,
     tls: SharedPeerTls,
@@ -254,7 +264,12 @@ impl Transport {
             counters,
         } = outlets;
         let mut tasks = JoinSet::new();
-        let (removed, removed_watch) = watch::channel(BTreeSet::new());
+        // Until the node says its member list, the options' members are the list.
+        let (roster, roster_watch) = watch::channel(inbound::Roster {
+            members: fallback_urls.keys().copied().collect(),
+            removed: BTreeSet::new(),
+        });
+        let remotes = inbound::Remotes::default();
         for PeerListener {
             listener,
             local: addr,
@@ -275,8 +290,11 @@ impl Transport {
                 accept_tls,
                 inbound.clone(),
                 hashkv_calls.clone(),
-                removed_watch.clone(),
-                counters.clone(),
+                inbound::Shared {
+                    roster: roster_watch.clone(),
+                    remotes: remotes.clone(),
+                    counters: counters.clone(),
+                },
             ));
         }
         Transport {
@@ -284,7 +302,8 @@ impl Transport {
             fallback_urls,
             member_urls: BTreeMap::new(),
             links: BTreeMap::new(),
-            removed,
+            roster,
+            remotes,
             reports,
             tasks,
             tls,
@@ -295,18 +314,23 @@ impl Transport {
     /// The member list's peer URLs or its removed members changed: links to
     /// members no longer listed, or listed at other URLs, are closed (a later send
     /// dials the new URLs), and so are the connections from removed members, whose
-    /// new connections are refused.
+    /// new connections are refused. Remotes now listed or removed are forgotten.
     pub fn set_peer_urls(&mut self, urls: BTreeMap<u64, Vec<String>>, removed: BTreeSet<u64>) {
+        let roster = inbound::Roster {
+            members: urls.keys().copied().collect(),
+            removed,
+        };
+        self.remotes.prune(&roster);
         self.member_urls = urls;
-        self.removed.send_if_modified(|known| {
-            let changed = *known != removed;
-            *known = removed;
+        self.roster.send_if_modified(|known| {
+            let changed = *known != roster;
+            *known = roster;
             changed
         });
         let stale: Vec<u64> = self
             .links
             .iter()
-            .filter(|(id, link)| self.urls_of(**id).is_none_or(|urls| *urls != link.urls))
+            .filter(|(id, link)| self.urls_of(**id).is_none_or(|urls| urls != link.urls))
             .map(|(id, _)| *id)
             .collect();
         for id in stale {
@@ -323,12 +347,18 @@ impl Transport {
 
     /// Where member `id` is reached: the member list's URLs, else (for a listed
     /// member without URLs, or before the list is known) the options'. A member the
-    /// list no longer holds is not reached.
-    fn urls_of(&self, id: u64) -> Option<&Vec<String>> {
+    /// list does not hold is reached only as a remote: at the URLs its hello named
+    /// (a member added after what this one applied; etcd's remotes).
+    fn urls_of(&self, id: u64) -> Option<Vec<String>> {
         match self.member_urls.get(&id) {
-            Some(urls) if !urls.is_empty() => Some(urls),
-            None if !self.member_urls.is_empty() => None,
-            _ => self.fallback_urls.get(&id).filter(|u| !u.is_empty()),
+            Some(urls) if !urls.is_empty() => Some(urls.clone()),
+            None if !self.member_urls.is_empty() => self.remotes.get(id),
+            _ => self
+                .fallback_urls
+                .get(&id)
+                .filter(|u| !u.is_empty())
+                .cloned()
+                .or_else(|| self.remotes.get(id)),
         }
     }
 
@@ -336,15 +366,19 @@ impl Transport {
     pub fn send(&mut self, to: u64, message: PeerMessage) -> Sent {
         let snapshot = is_snapshot(&message);
         if !self.links.contains_key(&to) {
-            let Some(urls) = self.urls_of(to).cloned() else {
+            let Some(urls) = self.urls_of(to) else {
                 self.dropped(to, snapshot);
                 return Sent::Dropped { snapshot };
             };
             let (queue, receiver) = mpsc::channel(PEER_QUEUE_MSGS_MAX);
+            let own_urls = self.urls_of(self.identity.member_id).unwrap_or_default();
             let writer = self.tasks.spawn(write_loop(
                 self.identity,
+                Urls {
+                    to: urls.clone(),
+                    own: own_urls,
+                },
                 to,
-                urls.clone(),
                 self.tls.clone(),
                 receiver,
                 self.reports.clone(),
@@ -404,10 +438,16 @@ fn is_snapshot(message: &PeerMessage) -> bool {
     matches!(message, PeerMessage::Raft(m) if m.r#type == MessageType::MsgSnap as i32)
 }
 
+/// Where a link dials, and what its hellos say this member is reached at.
+struct Urls {
+    to: Vec<String>,
+    own: Vec<String>,
+}
+
 async fn write_loop(
     identity: Identity,
+    urls: Urls,
     to: u64,
-    urls: Vec<String>,
     tls: SharedPeerTls,
     mut queue: mpsc::Receiver<PeerMessage>,
     reports: mpsc::UnboundedSender<Report>,
@@ -416,7 +456,7 @@ async fn write_loop(
     let mut backoff_ms = RECONNECT_BACKOFF_MS_MIN;
     let mut failures = 0u64;
     loop {
-        match handshake::dial(identity, to, &urls, &tls).await {
+        match handshake::dial(identity, to, &urls.to, &urls.own, &tls).await {
             Ok(stream) => {
                 if failures > 0 {
                     crate::log!(
@@ -610,6 +650,7 @@ async fn pump(
 
 #[cfg(test)]
 mod tests {
+    use super::handshake::Standing;
     use super::*;
 
     #[test]
@@ -652,8 +693,10 @@ mod tests {
             member_id: id,
             cluster_id: 7,
         };
-        match handshake::answer(me, |_| false, &mut reader, &mut writer).await {
-            handshake::Answered::Accepted { from: 1 } => {}
+        match handshake::answer(me, |_| Standing::Member, &mut reader, &mut writer).await {
+            handshake::Answered::Accepted {
+                from: 1, known: true, ..
+            } => {}
             _ => panic!("member 1's hello was not accepted"),
         }
         let envelope: detcd_proto::detcdpb::PeerEnvelope =
@@ -696,6 +739,19 @@ mod tests {
         (transport, inbound_rx, reports_rx)
     }
 
+    /// A transport for member 1 of cluster 7 listening on a loopback port; with what
+    /// it receives and the URL it listens at.
+    async fn listening_as_1() -> (Transport, mpsc::Receiver<PeerMessage>, String) {
+        let listeners = bind(&["http://127.0.0.1:0".to_string()], &None)
+            .await
+            .expect("bind");
+        let Local::Tcp(addr) = listeners[0].local.clone() else {
+            panic!("a TCP listener")
+        };
+        let (transport, inbound, _reports) = started(1, listeners, BTreeMap::new());
+        (transport, inbound, format!("http://{addr}"))
+    }
+
     #[tokio::test]
     async fn a_moved_or_removed_member_has_its_link_closed() {
         let listen = || tokio::net::TcpListener::bind("127.0.0.1:0");
@@ -732,11 +788,18 @@ mod tests {
         assert_eq!(transport.send(1, heartbeat(1)), Sent::Queued);
         let (stream, _) = listener.accept().await.expect("the first dial");
         let (mut reader, mut writer) = stream.into_split();
+        let removed_2 = |id| {
+            if id == 2 {
+                Standing::Removed
+            } else {
+                Standing::Member
+            }
+        };
         let member_1 = Identity {
             member_id: 1,
             cluster_id: 7,
         };
-        let answered = handshake::answer(member_1, |id| id == 2, &mut reader, &mut writer).await;
+        let answered = handshake::answer(member_1, removed_2, &mut reader, &mut writer).await;
         assert!(
             matches!(answered, handshake::Answered::Refused(ref why) if why == handshake::MEMBER_REMOVED)
         );
@@ -759,13 +822,68 @@ mod tests {
         transport.stop().await;
     }
 
+    #[tokio::test]
+    async fn a_member_not_listed_yet_is_heard_answered_where_its_hello_says_and_connected_once_listed() {
+        let (mut transport, mut inbound_rx, url) = listening_as_1().await;
+        let listed = |ids: &[u64]| {
+            ids.iter()
+                .map(|id| (*id, vec![format!("http://127.0.0.1:{id}")]))
+                .collect()
+        };
+        transport.set_peer_urls(listed(&[1, 2]), BTreeSet::new());
+        let active = |t: &Transport, id| t.counters.snapshot().get(&id).is_some_and(|c| c.active());
+
+        // Member 9, added after what member 1 applied, is heard but is no connected
+        // peer until member 1 lists it.
+        let mut nine = dial_as(9, &url).await.expect("member 9 taken");
+        send_heartbeat(&mut nine).await;
+        assert_eq!(received(&mut inbound_rx).await, heartbeat(1));
+        assert!(!active(&transport, 9), "an unlisted member counts as connected");
+        transport.set_peer_urls(listed(&[1, 2, 9]), BTreeSet::new());
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !active(&transport, 9) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "a listed member's connection is not counted"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+
+        // Member 8, also unlisted, is answered at the peer URL its hello named.
+        let eight_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let eight_url = format!("http://{}", eight_listener.local_addr().expect("addr"));
+        let eight = Identity {
+            member_id: 8,
+            cluster_id: 7,
+        };
+        let mut to_one = handshake::dial(eight, 1, &[url], &[eight_url], &None)
+            .await
+            .expect("member 8 taken");
+        send_heartbeat(&mut to_one).await;
+        assert_eq!(received(&mut inbound_rx).await, heartbeat(1));
+        assert_eq!(transport.send(8, heartbeat(8)), Sent::Queued);
+        let accepted = tokio::time::timeout(Duration::from_secs(5), eight_listener.accept()).await;
+        let (stream, _) = accepted.expect("member 1 dials member 8").expect("accept");
+        let (mut reader, mut writer) = stream.into_split();
+        let answered = handshake::answer(eight, |_| Standing::Member, &mut reader, &mut writer).await;
+        assert!(matches!(answered, handshake::Answered::Accepted { from: 1, .. }));
+        let envelope: detcd_proto::detcdpb::PeerEnvelope =
+            wire::read_frame(&mut reader).await.expect("a frame");
+        assert_eq!(wire::decode(envelope), Some(heartbeat(8)));
+
+        // Removed, it is answered no more.
+        transport.set_peer_urls(listed(&[1, 2, 9]), BTreeSet::from([8]));
+        assert_eq!(transport.send(8, heartbeat(8)), Sent::Dropped { snapshot: false });
+        transport.stop().await;
+    }
+
     /// Dials member 1 at `url` as member `from` of cluster 7.
     async fn dial_as(from: u64, url: &str) -> Result<PeerStream, DialError> {
         let me = Identity {
             member_id: from,
             cluster_id: 7,
         };
-        handshake::dial(me, 1, &[url.to_string()], &None).await
+        handshake::dial(me, 1, &[url.to_string()], &[], &None).await
     }
 
     /// Writes one heartbeat frame to member 1.
@@ -784,14 +902,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_removed_members_connections_are_closed_and_refused() {
-        let listeners = bind(&["http://127.0.0.1:0".to_string()], &None)
-            .await
-            .expect("bind");
-        let Local::Tcp(addr) = listeners[0].local.clone() else {
-            panic!("a TCP listener")
-        };
-        let url = format!("http://{addr}");
-        let (mut transport, mut inbound_rx, _reports) = started(1, listeners, BTreeMap::new());
+        let (mut transport, mut inbound_rx, url) = listening_as_1().await;
         let members = |ids: &[u64]| ids.iter().map(|id| (*id, Vec::new())).collect::<BTreeMap<_, _>>();
         transport.set_peer_urls(members(&[1, 2, 3]), BTreeSet::new());
 
