@@ -5,7 +5,7 @@
 //! handshake on the client port could never complete there. Rather than serving gRPC
 //! with a server of our own (and carrying over every HTTP/2 setting and tonic's per-request
 //! layers), the connection's first bytes decide: the HTTP/2 preface sends it to tonic's
-//! server exactly as before (the same [`AuthorityFix`] stream, the bytes already read kept
+//! server exactly as before (the same [`H2Conn`] stream, the bytes already read kept
 //! in it), anything else is an HTTP/1 connection served here by hyper with upgrades, over
 //! the same router. gRPC requests pay nothing per request for this; each connection
 //! waits for its first bytes in a task of its own, so a silent client delays nobody.
@@ -21,13 +21,12 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::sync::{mpsc, watch};
 use tower::ServiceExt as _;
 
-use crate::h2_authority::AuthorityFix;
-use crate::h2_pings::PingPolicing;
+use crate::h2_conn::H2Conn;
 use crate::serve::ClientConn;
 
 /// A connection on its way to tonic's HTTP/2 server: its `:authority` repaired, its
 /// pings policed (`--grpc-keepalive-min-time`).
-pub type Http2Conn = AuthorityFix<PingPolicing<ClientConn>>;
+pub type Http2Conn = H2Conn<ClientConn>;
 
 /// Hands each connection of one listener to the server that speaks its protocol.
 pub struct Dispatch {
@@ -97,7 +96,7 @@ impl Dispatch {
 
     /// Serves one accepted connection (call it in a task of the connection's own).
     pub async fn serve(self: Arc<Self>, conn: ClientConn) {
-        let mut conn = AuthorityFix::new(PingPolicing::new(conn, self.ping_min_time));
+        let mut conn = H2Conn::new(conn, self.ping_min_time);
         let mut stopped = self.stopped.clone();
         let http2 = tokio::select! {
             first = conn.starts_with_preface() => first,
@@ -116,7 +115,7 @@ impl Dispatch {
         let Some(_open) = self.open.upgrade() else {
             return;
         };
-        let info = conn.get_ref().get_ref().info().clone();
+        let info = conn.get_ref().info().clone();
         let router = self.router.clone();
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
             request.extensions_mut().insert(info.clone());

@@ -4,8 +4,8 @@
 //! passthrough resolver, which sends the whole string as the request's `:authority`. The
 //! `h2` crate under hyper parses the authority as a URI authority and resets such a stream
 //! with PROTOCOL_ERROR before any handler runs; it has no option to relax that, and etcd's
-//! Go server accepts the request. So every client connection passes through
-//! [`AuthorityFix`], which follows the client's HTTP/2 frames, decodes each header block
+//! Go server accepts the request. So every client connection passes through the
+//! [`Rewriter`] (in [`crate::h2_conn::H2Conn`]), which follows the client's HTTP/2 frames, decodes each header block
 //! and repairs an authority h2 would refuse ([`repair_authority`]: scheme and path cut off,
 //! or the field dropped when nothing valid is left). Every other byte, and every other
 //! check of h2 (frame sizes, stream states, flow control, header list limits), stays as it
@@ -29,30 +29,18 @@
 //! re-encoding, a block that does not decode is replaced by one that h2 is sure to refuse
 //! (index 0), since h2's table no longer matches the client's.
 //!
-//! The frame-following part is the sans-I/O [`Rewriter`] (bytes in, bytes out); the
-//! [`AuthorityFix`] stream only moves bytes between it and the socket.
-
-use std::io;
-use std::pin::Pin;
-use std::task::{ready, Context, Poll};
+//! The [`Rewriter`] is sans-I/O (bytes in, bytes out) and is the one walk of the client's
+//! frames: it reports every frame header it walks to an observer ([`ClientFrames`]; the
+//! ping policy in [`crate::h2_conn::H2Conn`]), those it hands to h2 untouched after giving
+//! up included.
 
 use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, ReadBuf};
 
+use crate::h2_conn::{
+    ClientFrames, FrameFollower, FrameHeader, FLAG_END_HEADERS, FLAG_END_STREAM, FLAG_PADDED, FLAG_PRIORITY,
+    FRAME_CONTINUATION, FRAME_HEADERS, FRAME_HEADER_BYTES, FRAME_PUSH_PROMISE, PREFACE,
+};
 use crate::hpack::{self, Decoder};
-
-/// The client connection preface of HTTP/2.
-const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-const FRAME_HEADER_BYTES: usize = 9;
-
-const FRAME_HEADERS: u8 = 0x1;
-const FRAME_PUSH_PROMISE: u8 = 0x5;
-const FRAME_CONTINUATION: u8 = 0x9;
-
-const FLAG_END_STREAM: u8 = 0x1;
-const FLAG_END_HEADERS: u8 = 0x4;
-const FLAG_PADDED: u8 = 0x8;
-const FLAG_PRIORITY: u8 = 0x20;
 
 /// The largest header block (all its frames, as sent) the adapter buffers to decode. Far
 /// above any header list hyper accepts (16 KiB decoded by default); a larger block goes to
@@ -67,9 +55,6 @@ const HEADER_TABLE_BYTES: usize = 4_096;
 /// Frames the adapter writes are at most this long: the smallest SETTINGS_MAX_FRAME_SIZE a
 /// peer may advertise, so h2 accepts them whatever it advertised.
 const MAX_FRAME_PAYLOAD: usize = 16_384;
-
-/// How much the adapter reads from the socket at a time.
-const READ_CHUNK: usize = 16 * 1024;
 
 /// What becomes of one `:authority` value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,8 +133,9 @@ struct PendingBlock {
 }
 
 /// The sans-I/O part: the client's bytes go in with [`Rewriter::feed`] (or straight into
-/// [`Rewriter::buffer`]), the bytes for h2 come out of [`Rewriter::output`].
-pub struct Rewriter {
+/// [`Rewriter::buffer`]), the bytes for h2 come out of [`Rewriter::output`]; each client
+/// frame header walked goes to the observer `O`.
+pub struct Rewriter<O = ()> {
     mode: Mode,
     /// Whether the client's first bytes were the whole HTTP/2 preface.
     saw_preface: bool,
@@ -169,9 +155,18 @@ pub struct Rewriter {
     fields: Vec<u8>,
     field_ends: Vec<[usize; 2]>,
     encoded: Vec<u8>,
+    observer: O,
+    /// Client bytes that left `buf` (taken as output, or replaced): `buf[0]` is byte
+    /// number `buf_start` of the connection.
+    buf_start: u64,
+    /// The frame headers up to this byte of the connection were reported.
+    walked_to: u64,
+    /// After giving up on an HTTP/2 connection: the frames passing through untouched,
+    /// still followed for the observer.
+    follower: Option<FrameFollower>,
 }
 
-impl std::fmt::Debug for Rewriter {
+impl<O> std::fmt::Debug for Rewriter<O> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Rewriter")
             .field("mode", &self.mode)
@@ -189,7 +184,15 @@ impl Default for Rewriter {
 }
 
 impl Rewriter {
+    /// A rewriter nobody observes.
     pub fn new() -> Rewriter {
+        Rewriter::observed_by(())
+    }
+}
+
+impl<O: ClientFrames> Rewriter<O> {
+    /// A rewriter that reports each client frame header it walks to `observer`.
+    pub fn observed_by(observer: O) -> Rewriter<O> {
         Rewriter {
             mode: Mode::Preface,
             saw_preface: false,
@@ -204,7 +207,50 @@ impl Rewriter {
             fields: Vec::new(),
             field_ends: Vec::new(),
             encoded: Vec::new(),
+            observer,
+            buf_start: 0,
+            walked_to: 0,
+            follower: None,
         }
+    }
+
+    pub fn observer(&self) -> &O {
+        &self.observer
+    }
+
+    pub fn observer_mut(&mut self) -> &mut O {
+        &mut self.observer
+    }
+
+    /// Whether the client speaks HTTP/2: `None` until its first bytes tell.
+    pub fn is_http2(&self) -> Option<bool> {
+        match self.mode {
+            Mode::Preface => None,
+            _ => Some(self.saw_preface),
+        }
+    }
+
+    /// Reports `header` to the observer: the frame that ends at `end` in `buf` was walked.
+    fn walked(&mut self, header: FrameHeader, end: usize) {
+        self.observer.client_frame(header);
+        self.walked_to = self.buf_start + end as u64;
+    }
+
+    /// After giving up: follows the frames in `buf` not walked yet, for the observer.
+    fn follow_passthrough(&mut self) {
+        let Some(follower) = self.follower.as_mut() else {
+            return;
+        };
+        let end = self.buf_start + self.buf.len() as u64;
+        if self.walked_to >= end {
+            return;
+        }
+        let from = usize::try_from(self.walked_to.saturating_sub(self.buf_start)).unwrap_or(usize::MAX);
+        let observer = &mut self.observer;
+        follower.follow(&self.buf[from.min(self.buf.len())..], |header| {
+            observer.client_frame(header)
+        });
+        self.walked_to = end;
     }
 
     /// Takes bytes the client sent.
@@ -233,15 +279,20 @@ impl Rewriter {
         if self.made.is_empty() {
             assert!(n <= self.ready, "consumed more than the output holds");
             self.buf.advance(n);
+            self.buf_start += n as u64;
             self.ready -= n;
         } else {
             self.made.advance(n);
         }
     }
 
-    /// Whether every further byte passes through as it comes (and nothing is buffered).
+    /// Whether every further byte passes through as it comes, unobserved (and nothing is
+    /// buffered): a connection that is not HTTP/2.
     pub fn is_transparent(&self) -> bool {
-        self.mode == Mode::Passthrough && self.buf.is_empty() && self.made.is_empty()
+        self.mode == Mode::Passthrough
+            && self.follower.is_none()
+            && self.buf.is_empty()
+            && self.made.is_empty()
     }
 
     /// How many `:authority` values were repaired on this connection.
@@ -260,6 +311,7 @@ impl Rewriter {
             let progressed = match self.mode {
                 Mode::Passthrough => {
                     self.ready = self.buf.len();
+                    self.follow_passthrough();
                     false
                 }
                 Mode::Preface => self.step_preface(),
@@ -297,9 +349,13 @@ impl Rewriter {
         let Some(header) = self.buf.get(at..at + FRAME_HEADER_BYTES) else {
             return false;
         };
-        let length = (usize::from(header[0]) << 16) | (usize::from(header[1]) << 8) | usize::from(header[2]);
-        let (kind, flags) = (header[3], header[4]);
-        let stream_id = u32::from_be_bytes([header[5], header[6], header[7], header[8]]) & 0x7fff_ffff;
+        let header = FrameHeader::parse(header.try_into().expect("9 bytes"));
+        let FrameHeader {
+            length,
+            kind,
+            flags,
+            stream: stream_id,
+        } = header;
         let in_block = self.pending.is_some();
         match kind {
             FRAME_HEADERS if !in_block => {}
@@ -310,6 +366,7 @@ impl Rewriter {
                 return false;
             }
             _ => {
+                self.walked(header, at + FRAME_HEADER_BYTES + length);
                 self.ready += FRAME_HEADER_BYTES;
                 self.passing = length;
                 return true;
@@ -351,6 +408,7 @@ impl Rewriter {
             self.joined.extend_from_slice(payload);
             pending.frame_bytes += frame_bytes;
         }
+        self.walked(header, at + frame_bytes);
         if flags & FLAG_END_HEADERS != 0 {
             self.finish_block();
         }
@@ -434,9 +492,11 @@ impl Rewriter {
         if self.ready > 0 {
             let earlier = self.buf.split_to(self.ready);
             self.made.extend_from_slice(&earlier);
+            self.buf_start += self.ready as u64;
             self.ready = 0;
         }
         self.buf.advance(block.frame_bytes);
+        self.buf_start += block.frame_bytes as u64;
         header_frames(block, fragment, &mut self.made);
     }
 
@@ -457,12 +517,17 @@ impl Rewriter {
         self.give_up();
     }
 
-    /// Stops following: everything buffered and everything after passes through.
+    /// Stops following: everything buffered and everything after passes through (its
+    /// frames still followed for the observer on an HTTP/2 connection).
     fn give_up(&mut self) {
         self.pending = None;
         self.passing = 0;
+        if self.saw_preface && self.follower.is_none() {
+            self.follower = Some(FrameFollower::default());
+        }
         self.mode = Mode::Passthrough;
         self.ready = self.buf.len();
+        self.follow_passthrough();
     }
 }
 
@@ -514,120 +579,4 @@ fn frame_header(out: &mut BytesMut, length: usize, kind: u8, flags: u8, stream_i
     out.extend_from_slice(&length.to_be_bytes()[1..]);
     out.extend_from_slice(&[kind, flags]);
     out.extend_from_slice(&stream_id.to_be_bytes());
-}
-
-/// A client connection whose HTTP/2 `:authority` values are repaired on the way in;
-/// writes go to the client unchanged.
-#[derive(Debug)]
-pub struct AuthorityFix<S> {
-    inner: S,
-    rewriter: Rewriter,
-    closed: bool,
-}
-
-impl<S> AuthorityFix<S> {
-    pub fn new(inner: S) -> AuthorityFix<S> {
-        AuthorityFix {
-            inner,
-            rewriter: Rewriter::new(),
-            closed: false,
-        }
-    }
-
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// Reads until the connection's first bytes tell whether it speaks HTTP/2 (they are
-    /// the preface) or not (an HTTP/1 request, or a connection closed before the preface
-    /// was complete). What was read stays here for the reads that follow, so the server
-    /// that takes the connection sees every byte.
-    pub async fn starts_with_preface(&mut self) -> io::Result<bool>
-    where
-        S: AsyncRead + Unpin,
-    {
-        while self.rewriter.mode == Mode::Preface && !self.closed {
-            let buf = self.rewriter.buffer();
-            buf.reserve(READ_CHUNK);
-            if self.inner.read_buf(buf).await? == 0 {
-                self.closed = true;
-                self.rewriter.finish();
-            } else {
-                self.rewriter.process();
-            }
-        }
-        Ok(self.rewriter.saw_preface)
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for AuthorityFix<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        out: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = &mut *self;
-        loop {
-            let ready = this.rewriter.output();
-            if !ready.is_empty() {
-                let n = ready.len().min(out.remaining());
-                out.put_slice(&ready[..n]);
-                this.rewriter.consume(n);
-                return Poll::Ready(Ok(()));
-            }
-            if this.closed {
-                return Poll::Ready(Ok(()));
-            }
-            if this.rewriter.is_transparent() {
-                return Pin::new(&mut this.inner).poll_read(cx, out);
-            }
-            this.rewriter.process();
-            if !this.rewriter.output().is_empty() {
-                continue;
-            }
-            let buf = this.rewriter.buffer();
-            buf.reserve(READ_CHUNK);
-            let n = ready!(tokio_util::io::poll_read_buf(Pin::new(&mut this.inner), cx, buf))?;
-            if n == 0 {
-                this.closed = true;
-                this.rewriter.finish();
-            } else {
-                this.rewriter.process();
-            }
-        }
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for AuthorityFix<S> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
-impl<S: tonic::transport::server::Connected> tonic::transport::server::Connected for AuthorityFix<S> {
-    type ConnectInfo = S::ConnectInfo;
-
-    fn connect_info(&self) -> Self::ConnectInfo {
-        self.inner.connect_info()
-    }
 }

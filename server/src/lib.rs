@@ -7,7 +7,8 @@
 //!   driver's options); [`join`]: how a member added with `member add` learns its ID.
 //! - [`grpc`]: etcd's gRPC services over the member's handle; [`http`]: `/health`,
 //!   `/version`, `/metrics`; [`serve`]: both on the client listeners, each connection
-//!   through [`h2_authority`] (repairs the `:authority` etcd's Go client sends);
+//!   through [`h2_conn`] (one walk of its HTTP/2 frames: [`h2_authority`] repairs the
+//!   `:authority` etcd's Go client sends, [`h2_pings`] polices its pings);
 //!   [`gateway`]: etcd's JSON gateway (`/v3/...`) in front of the gRPC services;
 //!   [`http_access`]: `--host-whitelist` and `--cors` for the HTTP requests.
 //! - [`ctl`]: the detcdctl client.
@@ -25,6 +26,7 @@ pub mod etcd_import;
 pub mod gateway;
 pub mod grpc;
 pub mod h2_authority;
+pub mod h2_conn;
 pub mod h2_pings;
 pub mod hpack;
 pub mod http;

@@ -287,7 +287,7 @@ impl ClientServers {
             let mut stopped = stopped.clone();
             tasks.spawn(async move {
                 let (queue, incoming) = mpsc::channel(ACCEPT_QUEUE_CONNS_MAX);
-                // HTTP/2 connections (after the `:authority` repair, crate::h2_authority)
+                // HTTP/2 connections (through crate::h2_conn: `:authority` repair, pings)
                 // go to tonic's server below, HTTP/1 ones to hyper's with upgrades
                 // (crate::client_dispatch), both over the same router.
                 let router = routes.clone().prepare().into_axum_router();

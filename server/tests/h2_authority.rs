@@ -1,5 +1,5 @@
 //! The `:authority` repair in front of h2 (server/src/h2_authority.rs), tested at its own
-//! layer: a real h2 server reads a connection through [`AuthorityFix`] while the test
+//! layer: a real h2 server reads a connection through [`H2Conn`] while the test
 //! writes the client's side as raw HTTP/2 frames with hand-made HPACK, the way grpc-go
 //! sends them (dynamic table, CONTINUATION frames, padding, priority). Each test also
 //! checks that h2 alone refuses what the adapter lets through, so none can pass by the
@@ -7,7 +7,8 @@
 
 use std::time::Duration;
 
-use detcd_server::h2_authority::{repair_authority, AuthorityFix, Repair, Rewriter};
+use detcd_server::h2_authority::{repair_authority, Repair, Rewriter};
+use detcd_server::h2_conn::H2Conn;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -109,7 +110,7 @@ async fn serve(bytes: &[u8], fix: bool) -> Seen {
     let (mut client, server) = tokio::io::duplex(1 << 22);
     let server = tokio::spawn(async move {
         if fix {
-            accept_all(AuthorityFix::new(server)).await
+            accept_all(H2Conn::new(server, Duration::from_secs(5))).await
         } else {
             accept_all(server).await
         }
