@@ -12,6 +12,7 @@ mod e2e {
     mod learner;
     mod operations;
     mod python_client;
+    mod removed;
     mod rpcs;
     mod startup;
     mod tls;

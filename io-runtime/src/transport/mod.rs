@@ -350,15 +350,21 @@ impl Transport {
     /// list does not hold is reached only as a remote: at the URLs its hello named
     /// (a member added after what this one applied; etcd's remotes).
     fn urls_of(&self, id: u64) -> Option<Vec<String>> {
+        // A hello read while the member's removal was announced may have left a remote.
+        let remote = || {
+            self.remotes
+                .get(id)
+                .filter(|_| !self.roster.borrow().removed.contains(&id))
+        };
         match self.member_urls.get(&id) {
             Some(urls) if !urls.is_empty() => Some(urls.clone()),
-            None if !self.member_urls.is_empty() => self.remotes.get(id),
+            None if !self.member_urls.is_empty() => remote(),
             _ => self
                 .fallback_urls
                 .get(&id)
                 .filter(|u| !u.is_empty())
                 .cloned()
-                .or_else(|| self.remotes.get(id)),
+                .or_else(remote),
         }
     }
 
