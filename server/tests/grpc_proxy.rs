@@ -39,8 +39,8 @@ use std::time::{Duration, Instant};
 
 use detcd_testkit::{etcdctl, etcdctl_ok, free_port, member_command, start_server, Server};
 use proxy_proc::{
-    etcdctl_stdin, grpc_proxy, http_get, lines_of, metric, scrape, scrape_proxy, start_proxy, three_members,
-    tools_present, wait_watchers, watch_for, DETCD,
+    etcdctl_stdin, grpc_proxy, http_get, lines_of, metric, own_grpc_proxy, scrape, scrape_proxy, start_proxy,
+    three_members, tools_present, wait_watchers, watch_for, DETCD,
 };
 
 /// Lease IDs (16 hex digits) and remaining seconds masked.
@@ -535,7 +535,7 @@ fn metrics_are_relayed_with_the_upstream_tls_settings() {
     let upstream_tls: Vec<&str> = upstream_tls.iter().map(String::as_str).collect();
     let bare = client_url.trim_start_matches("https://").to_string();
     for endpoint in [bare.as_str(), client_url.as_str()] {
-        let proxy = grpc_proxy(DETCD, endpoint, &upstream_tls);
+        let proxy = own_grpc_proxy(endpoint, &upstream_tls);
         // The member is up once a put through the proxy succeeds.
         let deadline = Instant::now() + Duration::from_secs(20);
         while !etcdctl(&proxy.addr, &["put", "t", "v"]).status.success() {
@@ -546,16 +546,31 @@ fn metrics_are_relayed_with_the_upstream_tls_settings() {
             );
             std::thread::sleep(Duration::from_millis(200));
         }
-        let (status, relayed) = http_get(&proxy.addr, "/metrics");
+        // The member's own series, relayed (a moment may pass before its
+        // gauges show the leader it has).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let (status, relayed) = loop {
+            let (status, relayed) = http_get(&proxy.addr, "/metrics");
+            let settled = status == 200 && relayed.contains("\netcd_server_has_leader 1\n");
+            if settled || Instant::now() > deadline {
+                break (status, relayed);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
         assert_eq!(status, 200, "{endpoint}: {relayed}\n{}", proxy.log());
-        assert_eq!(metric(&relayed, "etcd_server_has_leader"), 1.0, "{endpoint}");
+        assert_eq!(
+            metric(&relayed, "etcd_server_has_leader"),
+            1.0,
+            "{endpoint}: {relayed}\n{}",
+            proxy.log()
+        );
         assert!(
             metric(&relayed, "etcd_mvcc_put_total") >= 1.0,
             "{endpoint}: {relayed}"
         );
     }
     let no_cert = format!("--cacert={}", file("ca.crt"));
-    let proxy = grpc_proxy(DETCD, &bare, &[no_cert.as_str()]);
+    let proxy = own_grpc_proxy(&bare, &[no_cert.as_str()]);
     assert_eq!(
         http_get(&proxy.addr, "/metrics"),
         (500, "Internal server error\n".to_string())
