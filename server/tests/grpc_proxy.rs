@@ -9,7 +9,9 @@
 //! - Serializable reads from the proxy's cache, compared with etcd 3.4's proxy.
 //! - `/health` with the cluster reachable (in the session) and unreachable, compared with
 //!   etcd 3.4's proxy; `/metrics` relays a member's series (500 as etcd's proxy when
-//!   none answers), `/proxy/metrics` has the proxy's own.
+//!   none answers), `/proxy/metrics` has the proxy's own; the relay uses the proxy's
+//!   upstream TLS (`--cacert`, `--cert`, `--key`) for a member requiring client
+//!   certificates.
 //! - Watch coalescing, measured: 20 etcdctl watchers of one key through detcd's proxy
 //!   in front of etcd 3.4 add exactly one watcher to etcd's own
 //!   `etcd_debugging_mvcc_watcher_total`, and every watcher sees the event.
@@ -37,8 +39,8 @@ use std::time::{Duration, Instant};
 
 use detcd_testkit::{etcdctl, etcdctl_ok, free_port, member_command, start_server, Server};
 use proxy_proc::{
-    etcdctl_stdin, grpc_proxy, http_get, lines_of, metric, scrape, scrape_proxy, start_proxy, three_members,
-    tools_present, wait_watchers, watch_for, DETCD,
+    etcdctl_stdin, grpc_proxy, http_get, lines_of, metric, own_grpc_proxy, scrape, scrape_proxy, start_proxy,
+    three_members, tools_present, wait_watchers, watch_for, DETCD,
 };
 
 /// Lease IDs (16 hex digits) and remaining seconds masked.
@@ -389,12 +391,13 @@ fn auth_decides_for_each_client_through_the_shared_cache_and_watches() {
     assert_eq!(lines_of(root_watch, 3), "PUT\nsecret\ns2\n");
 }
 
-#[test]
-fn tls_to_the_cluster_and_to_the_clients() {
-    if !tools_present("tls_to_the_cluster_and_to_the_clients") {
-        return;
-    }
-    let dir = std::env::temp_dir().join(format!("detcd-gp-tls-{}", std::process::id()));
+/// A CA, a server and a client certificate (`ca.crt`, `server.crt`, `client.crt`
+/// and their keys) in a fresh directory named by `tag`, and a member serving its
+/// client URL over https with the server's (requiring client certificates signed by
+/// the CA when `client_cert_auth`): the member (its directory removed on drop), the
+/// directory, the client URL.
+fn tls_member(tag: &str, client_cert_auth: bool) -> (Server, std::path::PathBuf, String) {
+    let dir = std::env::temp_dir().join(format!("{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let d = dir.to_str().expect("utf-8 path");
     let certs = env!("CARGO_BIN_EXE_detcd-certs");
@@ -422,11 +425,31 @@ fn tls_to_the_cluster_and_to_the_clients() {
             "--key-file",
             &file("server.key"),
         ])
+        .args(if client_cert_auth {
+            vec![
+                "--trusted-ca-file".to_string(),
+                file("ca.crt"),
+                "--client-cert-auth".into(),
+            ]
+        } else {
+            vec![]
+        })
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("start detcd");
-    let _member = Server::new(child, dir.clone(), format!("127.0.0.1:{client}"));
+    let member = Server::new(child, dir.clone(), format!("127.0.0.1:{client}"));
+    (member, dir, client_url)
+}
+
+#[test]
+fn tls_to_the_cluster_and_to_the_clients() {
+    if !tools_present("tls_to_the_cluster_and_to_the_clients") {
+        return;
+    }
+    let (_member, dir, client_url) = tls_member("detcd-gp-tls", false);
+    let d = dir.to_str().expect("utf-8 path");
+    let file = |name: &str| format!("{d}/{name}");
     let proxy = grpc_proxy(
         DETCD,
         &client_url,
@@ -490,6 +513,68 @@ fn tls_to_the_cluster_and_to_the_clients() {
     );
     assert_eq!(String::from_utf8_lossy(&got.stdout), "v\n", "{}", auto.log());
     assert!(dir.join("proxy-data/fixtures/proxy/cert.pem").is_file());
+}
+
+/// `/metrics` is relayed with the proxy's upstream TLS (`--cacert`, `--cert`,
+/// `--key`): from a member serving https and requiring client certificates, named
+/// by a bare `host:port` (https, as the gRPC calls go) or by an `https://` URL;
+/// without a client certificate the member turns the relay away (Go's 500).
+#[test]
+fn metrics_are_relayed_with_the_upstream_tls_settings() {
+    if !tools_present("metrics_are_relayed_with_the_upstream_tls_settings") {
+        return;
+    }
+    let (_member, dir, client_url) = tls_member("detcd-gp-metrics-tls", true);
+    let d = dir.to_str().expect("utf-8 path");
+    let file = |name: &str| format!("{d}/{name}");
+    let upstream_tls = [
+        format!("--cacert={}", file("ca.crt")),
+        format!("--cert={}", file("client.crt")),
+        format!("--key={}", file("client.key")),
+    ];
+    let upstream_tls: Vec<&str> = upstream_tls.iter().map(String::as_str).collect();
+    let bare = client_url.trim_start_matches("https://").to_string();
+    for endpoint in [bare.as_str(), client_url.as_str()] {
+        let proxy = own_grpc_proxy(endpoint, &upstream_tls);
+        // The member is up once a put through the proxy succeeds.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !etcdctl(&proxy.addr, &["put", "t", "v"]).status.success() {
+            assert!(
+                Instant::now() < deadline,
+                "{endpoint}: no put through the proxy:\n{}",
+                proxy.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        // The member's own series, relayed (a moment may pass before its
+        // gauges show the leader it has).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let (status, relayed) = loop {
+            let (status, relayed) = http_get(&proxy.addr, "/metrics");
+            let settled = status == 200 && relayed.contains("\netcd_server_has_leader 1\n");
+            if settled || Instant::now() > deadline {
+                break (status, relayed);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        assert_eq!(status, 200, "{endpoint}: {relayed}\n{}", proxy.log());
+        assert_eq!(
+            metric(&relayed, "etcd_server_has_leader"),
+            1.0,
+            "{endpoint}: {relayed}\n{}",
+            proxy.log()
+        );
+        assert!(
+            metric(&relayed, "etcd_mvcc_put_total") >= 1.0,
+            "{endpoint}: {relayed}"
+        );
+    }
+    let no_cert = format!("--cacert={}", file("ca.crt"));
+    let proxy = own_grpc_proxy(&bare, &[no_cert.as_str()]);
+    assert_eq!(
+        http_get(&proxy.addr, "/metrics"),
+        (500, "Internal server error\n".to_string())
+    );
 }
 
 #[test]

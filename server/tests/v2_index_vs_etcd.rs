@@ -13,22 +13,20 @@
 mod v2_norm;
 
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use detcd_testkit::{etcdctl, etcdctl_ok, free_port, member_command};
 
-/// A member process of this test; killed on drop (its directory stays for a restart).
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn(program: &str, name: &str, dir: &Path, client: u16, peer: u16, cluster: &str, state: &str) -> Proc {
+fn spawn(
+    program: &str,
+    name: &str,
+    dir: &Path,
+    client: u16,
+    peer: u16,
+    cluster: &str,
+    state: &str,
+) -> v2_norm::Proc {
     std::fs::create_dir_all(dir).expect("member dir");
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -53,19 +51,7 @@ fn spawn(program: &str, name: &str, dir: &Path, client: u16, peer: u16, cluster:
     .stderr(log)
     .spawn()
     .unwrap_or_else(|e| panic!("start {program}: {e}"));
-    Proc(child)
-}
-
-/// A client write; the index it got.
-fn write(endpoint: &str, key: &str) -> u64 {
-    let (status, index, body) = v2_norm::exchange(
-        &format!("http://{endpoint}/v2/keys/{key}"),
-        "PUT",
-        "value=v",
-        false,
-    );
-    assert_eq!(status, 201, "{endpoint} {key}: {body}");
-    index.expect("X-Etcd-Index")
+    v2_norm::Proc(child)
 }
 
 /// Runs etcdctl until it succeeds (a promotion waits for the learner to catch up).
@@ -98,7 +84,7 @@ fn membership_history(program: &str, tag: &str) -> Vec<(String, u64)> {
     let settled = v2_norm::settle(&e1, 3);
     assert_eq!(settled, 3, "{program}: a fresh member's records");
     let mut step = |label: &str, before: u64| {
-        let index = write(&e1, &label.replace(' ', "-"));
+        let index = v2_norm::write(&e1, &label.replace(' ', "-"));
         assert!(index > before, "{program}: {label}");
         steps.push((label.to_string(), index));
         index
@@ -162,7 +148,7 @@ fn three_members(program: &str, tag: &str) -> u64 {
         .map(|(i, (_, p))| format!("m{i}=http://127.0.0.1:{p}"))
         .collect();
     let cluster = cluster.join(",");
-    let members: Vec<Proc> = ports
+    let members: Vec<v2_norm::Proc> = ports
         .iter()
         .enumerate()
         .map(|(i, &(c, p))| spawn(program, &format!("m{i}"), &dir, c, p, &cluster, "new"))
@@ -174,7 +160,7 @@ fn three_members(program: &str, tag: &str) -> u64 {
         7,
         "{program}: a fresh cluster's records"
     );
-    let index = write(&endpoint, "first");
+    let index = v2_norm::write(&endpoint, "first");
     drop(members);
     let _ = std::fs::remove_dir_all(&dir);
     index

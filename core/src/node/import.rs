@@ -170,6 +170,13 @@ impl Importer {
         )?;
         let members: BTreeMap<u64, Member> = target.members.iter().map(|m| (m.id, m.clone())).collect();
         let alarms = head.alarms.iter().copied().collect();
+        // etcd's restore writes a fresh v2 store holding each new member's
+        // `raftAttributes` (in ID order), so its index starts at the member count;
+        // the old cluster's v2 keys are not in a v3 backup.
+        let mut v2 = crate::v2store::Store::default();
+        for id in members.keys() {
+            v2.record_cluster(crate::v2store::Record::MemberAdded(*id));
+        }
         let mut encoder = state::encoder(
             target.applied_index,
             target.applied_term,
@@ -182,7 +189,7 @@ impl Importer {
             &lessor,
             &AppliedRequests::default(),
             &auth,
-            &crate::v2store::Store::default(),
+            &v2,
         );
         while !encoder.step(&self.store, usize::MAX) {}
         Ok(encoder.finish())

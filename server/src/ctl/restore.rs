@@ -4,7 +4,11 @@
 //! the new cluster restores the same file with the same `--initial-cluster` and
 //! `--initial-cluster-token`, then starts with those flags. The directory holds
 //! one raft snapshot (index = number of members, term 1, as etcd's restore) and a
-//! WAL that names it; detcd recovers from it like from any restart.
+//! WAL that names it; detcd recovers from it like from any restart. The
+//! snapshot's v2 store holds one `raftAttributes` record per new member, as the
+//! v2 store etcd's restore writes, so v2 indexes go on from there as on etcd.
+//! etcd's WAL also holds the members' configuration changes at indexes 1..N; they
+//! are at or below the snapshot, never replayed, and detcd does not write them.
 
 use std::path::{Path, PathBuf};
 

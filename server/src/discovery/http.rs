@@ -96,6 +96,8 @@ pub struct Response {
 #[derive(Debug, Clone)]
 pub struct Client {
     proxy: Option<HttpUrl>,
+    /// TLS for https URLs; the system's roots and no client certificate when unset.
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -105,7 +107,10 @@ impl Client {
     /// A client using `proxy` (`--discovery-proxy`; etcd takes `host:port` as http).
     pub fn new(proxy: &str) -> Result<Client, String> {
         if proxy.is_empty() {
-            return Ok(Client { proxy: None });
+            return Ok(Client {
+                proxy: None,
+                tls: None,
+            });
         }
         let spelled = if proxy.starts_with("http") {
             proxy.to_string()
@@ -117,7 +122,16 @@ impl Client {
             "running proxy with discovery: proxy-url {}",
             parsed.to_url()
         ));
-        Ok(Client { proxy: Some(parsed) })
+        Ok(Client {
+            proxy: Some(parsed),
+            tls: None,
+        })
+    }
+
+    /// This client with `config` for https URLs (its ALPN should offer http/1.1).
+    pub fn with_tls(mut self, config: Arc<rustls::ClientConfig>) -> Client {
+        self.tls = Some(config);
+        self
     }
 
     /// `method url` with a form body when `form` is given.
@@ -181,10 +195,17 @@ impl Client {
         if !url.https {
             return Ok((Box::new(tcp), absolute));
         }
-        let config = client_config(&TlsInfo::default(), &ServerCheck::System, &[b"http/1.1"])?;
+        let config = match &self.tls {
+            Some(config) => config.clone(),
+            None => Arc::new(client_config(
+                &TlsInfo::default(),
+                &ServerCheck::System,
+                &[b"http/1.1"],
+            )?),
+        };
         let name = rustls_pki_types::ServerName::try_from(url.host.clone())
             .map_err(|e| format!("invalid server name {}: {e}", url.host))?;
-        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        let tls = tokio_rustls::TlsConnector::from(config)
             .connect(name, tcp)
             .await
             .map_err(|e| format!("TLS handshake with {}: {e}", url.authority))?;

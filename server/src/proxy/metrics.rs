@@ -4,6 +4,8 @@
 
 use prometheus::{Encoder as _, IntCounter, IntGauge, Registry, TextEncoder};
 
+use super::upstream::MetricsTarget;
+
 /// The proxy's series.
 #[derive(Clone)]
 pub struct ProxyMetrics {
@@ -125,26 +127,27 @@ impl ProxyMetrics {
 const RELAY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// etcd's proxy `/metrics`: the upstream members' metrics, relayed from an
-/// endpoint's `/metrics` (a `host:port` endpoint over http); the proxy's own
-/// series are at `/proxy/metrics`. etcd asks one endpoint, drawn at start, and
-/// answers Go's 500 "Internal server error" when it fails; detcd asks the
-/// endpoints in turn from the one calls go to now, and answers that 500 only
+/// endpoint's `/metrics`, with the TLS the proxy's gRPC calls to it use (etcd's
+/// proxy makes its HTTP client from the same `--cacert`, `--cert` and `--key`;
+/// for a bare `host:port` it picks https when the request to the proxy came over
+/// TLS, detcd when its upstream is TLS, which is where the member's port is). The
+/// proxy's own series are at `/proxy/metrics`. etcd asks one endpoint, drawn at
+/// start, and answers Go's 500 "Internal server error" when it fails; detcd asks
+/// the endpoints in turn from the one calls go to now, and answers that 500 only
 /// when none answers.
-pub async fn relay(endpoints: Vec<String>, first: usize) -> axum::response::Response {
+pub async fn relay(targets: &[MetricsTarget], first: usize) -> axum::response::Response {
     use axum::http::{header, StatusCode};
     use axum::response::IntoResponse;
-    let client = crate::discovery::http::Client::new("").expect("no proxy");
-    let n = endpoints.len();
+    let n = targets.len();
     for i in 0..n {
-        let endpoint = endpoints[(first + i) % n].trim_end_matches('/');
-        let spelled = if endpoint.starts_with("http") {
-            format!("{endpoint}/metrics")
-        } else {
-            format!("http://{endpoint}/metrics")
-        };
-        let Ok(url) = crate::discovery::http::HttpUrl::parse(&spelled) else {
+        let target = &targets[(first + i) % n];
+        let Ok(url) = crate::discovery::http::HttpUrl::parse(&target.url) else {
             continue;
         };
+        let mut client = crate::discovery::http::Client::new("").expect("no proxy");
+        if let Some(config) = &target.tls {
+            client = client.with_tls(config.clone());
+        }
         if let Ok(Ok(answer)) = tokio::time::timeout(RELAY_TIMEOUT, client.send("GET", &url, None)).await {
             return ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], answer.body).into_response();
         }

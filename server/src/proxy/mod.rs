@@ -170,7 +170,7 @@ impl Proxy {
                 "/metrics",
                 get(move || {
                     let up = up.clone();
-                    async move { metrics::relay(up.endpoints(), up.current().0).await }
+                    async move { metrics::relay(&up.metrics_targets(), up.current().0).await }
                 }),
             )
             .route(

@@ -59,7 +59,37 @@ pub enum Retry {
 #[derive(Debug, Clone)]
 pub struct Upstream {
     endpoints: Arc<Vec<(String, Channel)>>,
+    metrics: Arc<Vec<MetricsTarget>>,
     current: Arc<AtomicUsize>,
+}
+
+/// Where the proxy's `/metrics` relay asks one endpoint, and with what TLS: as the
+/// gRPC calls to it go (the endpoint's own scheme; a bare `host:port` over https
+/// when the upstream TLS flags made a configuration), with the same client
+/// certificate and CAs (`--cert`, `--key`, `--cacert`), offering http/1.1.
+#[derive(Debug, Clone)]
+pub struct MetricsTarget {
+    pub url: String,
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl MetricsTarget {
+    fn new(endpoint: &str, tls: Option<Arc<rustls::ClientConfig>>) -> MetricsTarget {
+        let base = endpoint.trim_end_matches('/');
+        let url = if base.contains("://") {
+            format!("{base}/metrics")
+        } else if tls.is_some() {
+            format!("https://{base}/metrics")
+        } else {
+            format!("http://{base}/metrics")
+        };
+        let tls = tls.map(|config| {
+            let mut config = (*config).clone();
+            config.alpn_protocols = vec![b"http/1.1".to_vec()];
+            Arc::new(config)
+        });
+        MetricsTarget { url, tls }
+    }
 }
 
 impl Upstream {
@@ -70,13 +100,22 @@ impl Upstream {
             return Err("no endpoints found".into());
         }
         let mut channels = Vec::new();
+        let mut metrics = Vec::new();
         for endpoint in endpoints {
-            channels.push((endpoint.clone(), lazy_channel(endpoint, tls)?));
+            let config = tls.for_endpoint(endpoint).map_err(|e| e.message)?;
+            channels.push((endpoint.clone(), lazy_channel(endpoint, config.clone())?));
+            metrics.push(MetricsTarget::new(endpoint, config));
         }
         Ok(Upstream {
             endpoints: Arc::new(channels),
+            metrics: Arc::new(metrics),
             current: Arc::new(AtomicUsize::new(0)),
         })
+    }
+
+    /// Where `/metrics` is relayed from, one target per endpoint in endpoint order.
+    pub fn metrics_targets(&self) -> Arc<Vec<MetricsTarget>> {
+        self.metrics.clone()
     }
 
     /// The endpoints, as given.
@@ -195,8 +234,9 @@ pub fn with_metadata<Q>(message: Q, metadata: &MetadataMap) -> Request<Q> {
     request
 }
 
-/// A channel to `endpoint` that connects on first use and again after a failure.
-fn lazy_channel(endpoint: &str, tls: &ClientTls) -> Result<Channel, String> {
+/// A channel to `endpoint` (over TLS with `config` when given) that connects on
+/// first use and again after a failure.
+fn lazy_channel(endpoint: &str, config: Option<Arc<rustls::ClientConfig>>) -> Result<Channel, String> {
     let authority = match endpoint.split_once("://") {
         Some(("http" | "https", rest)) => rest,
         Some(_) => return Err(format!("unsupported endpoint {endpoint:?} (http or https)")),
@@ -208,7 +248,6 @@ fn lazy_channel(endpoint: &str, tls: &ClientTls) -> Result<Channel, String> {
         .map_err(|e| format!("bad endpoint {endpoint:?}: {e}"))?
         .connect_timeout(DIAL_TIMEOUT)
         .tcp_nodelay(true);
-    let config = tls.for_endpoint(endpoint).map_err(|e| e.message)?;
     let Some(config) = config else {
         return Ok(ep.connect_lazy());
     };

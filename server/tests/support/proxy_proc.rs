@@ -32,6 +32,32 @@ impl Proc {
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// Whether the process has exited.
+    pub fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+}
+
+/// A detcd grpc-proxy in front of `endpoints` that is listening itself: the free
+/// port [`start_proxy`] picks can be taken by another process before the proxy
+/// binds it (the proxy then exits, and that process answers); such a start is
+/// retried on another port.
+pub fn own_grpc_proxy(endpoints: &str, extra: &[&str]) -> Proc {
+    for _ in 0..3 {
+        let mut proxy = grpc_proxy(DETCD, endpoints, extra);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if proxy.log().contains("listening for gRPC proxy client requests") {
+                return proxy;
+            }
+            if proxy.exited() || Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    panic!("no grpc-proxy in front of {endpoints} started listening");
 }
 
 /// Starts `program` `kind start` (`kind`: grpc-proxy or gateway) on a free port with

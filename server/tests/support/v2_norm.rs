@@ -5,7 +5,29 @@
 
 #![allow(dead_code)]
 
-use std::process::Command;
+use std::process::{Child, Command};
+
+/// A member process of a test; killed on drop (its directory stays for a restart).
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A client write of `key`; the index it got.
+pub fn write(endpoint: &str, key: &str) -> u64 {
+    let (status, index, body) = exchange(
+        &format!("http://{endpoint}/v2/keys/{key}"),
+        "PUT",
+        "value=v",
+        false,
+    );
+    assert_eq!(status, 201, "{endpoint} {key}: {body}");
+    index.expect("X-Etcd-Index")
+}
 
 /// One HTTP exchange with curl (`json`: the form is a JSON body): the status, the
 /// X-Etcd-Index header (when sent) and the body.
