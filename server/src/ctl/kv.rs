@@ -9,12 +9,11 @@ use detcd_proto::etcdserverpb::{
     range_request, request_op, CompactionRequest, DeleteRangeRequest, PutRequest, RangeRequest,
     RangeResponse, RequestOp, TxnRequest,
 };
-use prost::Message;
 
 use super::args::{bool_flag, value_flag, FlagSpec, Parsed};
 use super::error::{CtlError, EXIT_BAD_FEATURE, EXIT_ERROR, EXIT_INVALID_INPUT};
-use super::print::{self, Format, KvStyle};
-use super::{out, out_bytes, Ctx};
+use super::print::{self, Format, KvStyle, Text};
+use super::{out, Ctx};
 
 pub const PUT_FLAGS: &[FlagSpec] = &[
     bool_flag("prev-kv"),
@@ -262,24 +261,20 @@ pub async fn put(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
     let req = put_request(p, &mut read_stdin_all)?;
     let mut kv = KvClient::new(ctx.channel().await?);
     let r = ctx.call(kv.put(req)).await?;
-    let mut s = String::new();
-    match ctx.globals.format {
-        Format::Simple => {
-            s.push_str("OK\n");
-            if let Some(kv) = &r.prev_kv {
-                print::simple_kv(&mut s, style(ctx), kv);
+    print::respond(ctx.globals.format, &r, |text| {
+        let mut s = String::new();
+        match text {
+            Text::Simple => {
+                s.push_str("OK\n");
+                if let Some(kv) = &r.prev_kv {
+                    print::simple_kv(&mut s, style(ctx), kv);
+                }
             }
+            Text::Json => s = print::put_json(&r) + "\n",
+            Text::Fields => print::fields_put(&mut s, &r),
         }
-        Format::Json => s = print::put_json(&r) + "\n",
-        Format::Fields => print::fields_put(&mut s, &r),
-        Format::Protobuf => {
-            out_bytes(&r.encode_to_vec());
-            return Ok(());
-        }
-        Format::Table => return Err(Format::Table.unsupported()),
-    }
-    out(&s);
-    Ok(())
+        s
+    })
 }
 
 pub async fn get(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
@@ -303,49 +298,41 @@ pub async fn get(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
 /// A Range answer as etcdctl's `display.Get` prints it in the chosen format (`get`,
 /// and `lock` and `elect`, which print their key that way).
 pub fn print_range(ctx: &Ctx, r: &RangeResponse, value_only: bool) -> Result<(), CtlError> {
-    let mut s = String::new();
-    match ctx.globals.format {
-        Format::Simple => {
-            let st = KvStyle {
-                hex: ctx.globals.hex,
-                value_only,
-            };
-            r.kvs.iter().for_each(|kv| print::simple_kv(&mut s, st, kv));
+    print::respond(ctx.globals.format, r, |text| {
+        let mut s = String::new();
+        match text {
+            Text::Simple => {
+                let st = KvStyle {
+                    hex: ctx.globals.hex,
+                    value_only,
+                };
+                r.kvs.iter().for_each(|kv| print::simple_kv(&mut s, st, kv));
+            }
+            Text::Json => s = print::range_json(r) + "\n",
+            Text::Fields => print::fields_range(&mut s, r),
         }
-        Format::Json => s = print::range_json(r) + "\n",
-        Format::Fields => print::fields_range(&mut s, r),
-        Format::Protobuf => {
-            out_bytes(&r.encode_to_vec());
-            return Ok(());
-        }
-        Format::Table => return Err(Format::Table.unsupported()),
-    }
-    out(&s);
-    Ok(())
+        s
+    })
 }
 
 pub async fn del(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
     let req = del_request(p)?;
     let mut kv = KvClient::new(ctx.channel().await?);
     let r = ctx.call(kv.delete_range(req)).await?;
-    let mut s = String::new();
-    match ctx.globals.format {
-        Format::Simple => {
-            s.push_str(&format!("{}\n", r.deleted));
-            r.prev_kvs
-                .iter()
-                .for_each(|kv| print::simple_kv(&mut s, style(ctx), kv));
+    print::respond(ctx.globals.format, &r, |text| {
+        let mut s = String::new();
+        match text {
+            Text::Simple => {
+                s.push_str(&format!("{}\n", r.deleted));
+                r.prev_kvs
+                    .iter()
+                    .for_each(|kv| print::simple_kv(&mut s, style(ctx), kv));
+            }
+            Text::Json => s = print::del_json(&r) + "\n",
+            Text::Fields => print::fields_del(&mut s, &r),
         }
-        Format::Json => s = print::del_json(&r) + "\n",
-        Format::Fields => print::fields_del(&mut s, &r),
-        Format::Protobuf => {
-            out_bytes(&r.encode_to_vec());
-            return Ok(());
-        }
-        Format::Table => return Err(Format::Table.unsupported()),
-    }
-    out(&s);
-    Ok(())
+        s
+    })
 }
 
 /// Reads a `txn` request from `input` in etcdctl's grammar.
@@ -435,19 +422,15 @@ pub async fn txn(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
     };
     let mut kv = KvClient::new(ctx.channel().await?);
     let r = ctx.call(kv.txn(req)).await?;
-    let mut s = String::new();
-    match ctx.globals.format {
-        Format::Simple => print::simple_txn(&mut s, style(ctx), &r),
-        Format::Json => s = print::txn_json(&r) + "\n",
-        Format::Fields => print::fields_txn(&mut s, &r),
-        Format::Protobuf => {
-            out_bytes(&r.encode_to_vec());
-            return Ok(());
+    print::respond(ctx.globals.format, &r, |text| {
+        let mut s = String::new();
+        match text {
+            Text::Simple => print::simple_txn(&mut s, style(ctx), &r),
+            Text::Json => s = print::txn_json(&r) + "\n",
+            Text::Fields => print::fields_txn(&mut s, &r),
         }
-        Format::Table => return Err(Format::Table.unsupported()),
-    }
-    out(&s);
-    Ok(())
+        s
+    })
 }
 
 pub async fn compaction(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
