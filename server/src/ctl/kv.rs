@@ -127,17 +127,10 @@ pub fn get_request(p: &Parsed) -> Result<RangeRequest, CtlError> {
     };
     let mut req = RangeRequest {
         key: p.args[0].clone().into_bytes(),
+        range_end: range_end_arg(p, prefix, from_key)?,
         serializable,
         ..Default::default()
     };
-    if let Some(end) = p.args.get(1) {
-        if prefix || from_key {
-            return Err(CtlError::bad_args(
-                "too many arguments, only accept one argument when `--prefix` or `--from-key` is set",
-            ));
-        }
-        req.range_end = end.clone().into_bytes();
-    }
     req.limit = int_flag(p, "limit")?;
     req.revision = int_flag(p, "rev")?.max(0);
     let order_name = p.value("order").unwrap_or("");
@@ -214,6 +207,20 @@ pub(super) fn apply_range_flags(key: &mut Vec<u8>, end: &mut Vec<u8>, prefix: bo
     }
 }
 
+/// The range end given as the second argument of `get` and `del` (empty without one),
+/// which `--prefix` and `--from-key` leave no room for.
+fn range_end_arg(p: &Parsed, prefix: bool, from_key: bool) -> Result<Vec<u8>, CtlError> {
+    let Some(end) = p.args.get(1) else {
+        return Ok(Vec::new());
+    };
+    if prefix || from_key {
+        return Err(CtlError::bad_args(
+            "too many arguments, only accept one argument when `--prefix` or `--from-key` is set",
+        ));
+    }
+    Ok(end.clone().into_bytes())
+}
+
 /// `getDelOp`.
 pub fn del_request(p: &Parsed) -> Result<DeleteRangeRequest, CtlError> {
     if p.args.is_empty() || p.args.len() > 2 {
@@ -229,16 +236,9 @@ pub fn del_request(p: &Parsed) -> Result<DeleteRangeRequest, CtlError> {
     }
     let mut req = DeleteRangeRequest {
         key: p.args[0].clone().into_bytes(),
+        range_end: range_end_arg(p, prefix, from_key)?,
         ..Default::default()
     };
-    if let Some(end) = p.args.get(1) {
-        if prefix || from_key {
-            return Err(CtlError::bad_args(
-                "too many arguments, only accept one argument when `--prefix` or `--from-key` is set",
-            ));
-        }
-        req.range_end = end.clone().into_bytes();
-    }
     apply_range_flags(&mut req.key, &mut req.range_end, prefix, from_key);
     req.prev_kv = p.bool("prev-kv")?;
     Ok(req)
@@ -492,6 +492,21 @@ mod tests {
             get_request(&parsed(GET_FLAGS, &[])).unwrap_err().code,
             EXIT_BAD_ARGS
         );
+    }
+
+    #[test]
+    fn get_and_del_take_a_range_end_unless_prefix_or_from_key() {
+        let r = get_request(&parsed(GET_FLAGS, &["a", "c"])).unwrap();
+        assert_eq!((r.key, r.range_end), (b"a".to_vec(), b"c".to_vec()));
+        let r = del_request(&parsed(DEL_FLAGS, &["a", "c"])).unwrap();
+        assert_eq!((r.key, r.range_end), (b"a".to_vec(), b"c".to_vec()));
+        let too_many = "too many arguments, only accept one argument when `--prefix` or `--from-key` is set";
+        for flag in ["--prefix", "--from-key"] {
+            let e = get_request(&parsed(GET_FLAGS, &["a", "c", flag])).unwrap_err();
+            assert_eq!((e.code, e.message.as_str()), (EXIT_BAD_ARGS, too_many));
+            let e = del_request(&parsed(DEL_FLAGS, &["a", "c", flag])).unwrap_err();
+            assert_eq!((e.code, e.message.as_str()), (EXIT_BAD_ARGS, too_many));
+        }
     }
 
     #[test]
