@@ -2,22 +2,21 @@
 
 use detcd_proto::etcdserverpb::maintenance_client::MaintenanceClient;
 use detcd_proto::etcdserverpb::{alarm_request, AlarmRequest, AlarmResponse};
-use prost::Message;
 
 use super::args::Parsed;
 use super::error::CtlError;
-use super::print::{self, Format};
-use super::{out, out_bytes, Ctx};
+use super::print::{self, Format, Text};
+use super::Ctx;
 
 fn print_alarms(format: Format, r: &AlarmResponse) -> Result<(), CtlError> {
-    match format {
-        Format::Simple => out(&r
+    print::respond(format, r, |text| match text {
+        Text::Simple => r
             .alarms
             .iter()
             .map(|a| print::alarm_text(a.member_id, a.alarm) + "\n")
-            .collect::<String>()),
-        Format::Json => out(&(print::alarm_json(r) + "\n")),
-        Format::Fields => {
+            .collect(),
+        Text::Json => print::alarm_json(r) + "\n",
+        Text::Fields => {
             let mut s = String::new();
             print::fields_header(&mut s, &r.header);
             for a in &r.alarms {
@@ -29,12 +28,9 @@ fn print_alarms(format: Format, r: &AlarmResponse) -> Result<(), CtlError> {
                     if name.is_empty() { "NONE" } else { name }
                 ));
             }
-            out(&s);
+            s
         }
-        Format::Protobuf => out_bytes(&r.encode_to_vec()),
-        Format::Table => return Err(Format::Table.unsupported()),
-    }
-    Ok(())
+    })
 }
 
 pub async fn list(ctx: &mut Ctx, _p: &Parsed) -> Result<(), CtlError> {

@@ -1,21 +1,21 @@
 //! `endpoint health|status|hashkv [--cluster]`, as etcdctl 3.4 runs and prints them
 //! (`ep_command.go`), and the endpoint list those commands and `defrag` address.
 
+use std::future::Future;
 use std::time::Instant;
 
 use detcd_proto::etcdserverpb::cluster_client::ClusterClient;
 use detcd_proto::etcdserverpb::kv_client::KvClient;
 use detcd_proto::etcdserverpb::maintenance_client::MaintenanceClient;
 use detcd_proto::etcdserverpb::{
-    AlarmRequest, HashKvRequest, HashKvResponse, MemberListRequest, RangeRequest, StatusRequest,
-    StatusResponse,
+    AlarmRequest, HashKvRequest, MemberListRequest, RangeRequest, StatusRequest, StatusResponse,
 };
 
 use super::args::Parsed;
 use super::error::{CtlError, EXIT_ERROR};
 use super::format::{go_duration, go_quote, go_string_slice, humanize_bytes, json_array, table, JsonObject};
 use super::print::{self, Format};
-use super::{connect, err_line, out, Ctx};
+use super::{connect, err_line, out, CtlChannel, Ctx};
 
 /// The endpoints a command addresses: the global list, or with `--cluster` every client URL
 /// in the member list.
@@ -165,6 +165,55 @@ pub async fn health(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
     Ok(())
 }
 
+/// Dials each endpoint and makes one Maintenance call `call` there: the answers in
+/// endpoint order, and the last failure; each failure is printed as etcdctl prints it
+/// (`Failed to get the {what} of endpoint ...`).
+async fn call_each<R, F, Fut>(
+    ctx: &mut Ctx,
+    eps: &[String],
+    what: &str,
+    mut call: F,
+) -> (Vec<(String, R)>, Option<CtlError>)
+where
+    F: FnMut(MaintenanceClient<CtlChannel>) -> Fut,
+    Fut: Future<Output = Result<tonic::Response<R>, tonic::Status>>,
+{
+    let mut answers = Vec::new();
+    let mut last_error = None;
+    for ep in eps {
+        let result = async {
+            let channel = ctx.endpoint_channel(ep).await?;
+            ctx.call(call(MaintenanceClient::new(channel))).await
+        }
+        .await;
+        match result {
+            Ok(r) => answers.push((ep.clone(), r)),
+            Err(e) => {
+                err_line(&format!(
+                    "Failed to get the {what} of endpoint {ep} ({})\n",
+                    e.message
+                ));
+                last_error = Some(e);
+            }
+        }
+    }
+    (answers, last_error)
+}
+
+/// etcdctl's JSON of the answers of several endpoints: `[{"Endpoint":..,"<name>":..},..]`.
+fn endpoints_json<R>(list: &[(String, R)], name: &str, json: impl Fn(&R) -> String) -> String {
+    let items: Vec<String> = list
+        .iter()
+        .map(|(ep, r)| {
+            JsonObject::new()
+                .string("Endpoint", ep)
+                .raw(name, &json(r))
+                .finish()
+        })
+        .collect();
+    json_array(&items) + "\n"
+}
+
 fn status_row(ep: &str, r: &StatusResponse) -> Vec<String> {
     let member = r.header.as_ref().map_or(0, |h| h.member_id);
     vec![
@@ -199,26 +248,10 @@ pub async fn status(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
     if ctx.globals.format == Format::Protobuf {
         return Err(Format::Protobuf.unsupported());
     }
-    let mut list: Vec<(String, StatusResponse)> = Vec::new();
-    let mut failed = false;
-    for ep in &eps {
-        let result = async {
-            let channel = ctx.endpoint_channel(ep).await?;
-            let mut m = MaintenanceClient::new(channel);
-            ctx.call(m.status(StatusRequest {})).await
-        }
-        .await;
-        match result {
-            Ok(r) => list.push((ep.clone(), r)),
-            Err(e) => {
-                failed = true;
-                err_line(&format!(
-                    "Failed to get the status of endpoint {ep} ({})\n",
-                    e.message
-                ));
-            }
-        }
-    }
+    let (list, failure) = call_each(ctx, &eps, "status", |mut m| async move {
+        m.status(StatusRequest {}).await
+    })
+    .await;
     let s = match ctx.globals.format {
         Format::Simple => list
             .iter()
@@ -228,18 +261,7 @@ pub async fn status(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
             &STATUS_HEADER,
             &list.iter().map(|(ep, r)| status_row(ep, r)).collect::<Vec<_>>(),
         ),
-        Format::Json => {
-            let items: Vec<String> = list
-                .iter()
-                .map(|(ep, r)| {
-                    JsonObject::new()
-                        .string("Endpoint", ep)
-                        .raw("Status", &print::status_json(r))
-                        .finish()
-                })
-                .collect();
-            json_array(&items) + "\n"
-        }
+        Format::Json => endpoints_json(&list, "Status", print::status_json),
         _ => {
             let mut s = String::new();
             for (ep, r) in &list {
@@ -264,7 +286,7 @@ pub async fn status(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
         }
     };
     out(&s);
-    if failed {
+    if failure.is_some() {
         // etcdctl exits 1 here without an `Error:` line; the failures are already printed.
         return Err(CtlError::new(EXIT_ERROR, ""));
     }
@@ -278,26 +300,10 @@ pub async fn hashkv(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
         return Err(Format::Protobuf.unsupported());
     }
     let revision = p.int("rev")?.unwrap_or(0);
-    let mut list: Vec<(String, HashKvResponse)> = Vec::new();
-    let mut last_error = None;
-    for ep in &eps {
-        let result = async {
-            let channel = ctx.endpoint_channel(ep).await?;
-            let mut m = MaintenanceClient::new(channel);
-            ctx.call(m.hash_kv(HashKvRequest { revision })).await
-        }
-        .await;
-        match result {
-            Ok(r) => list.push((ep.clone(), r)),
-            Err(e) => {
-                err_line(&format!(
-                    "Failed to get the hash of endpoint {ep} ({})\n",
-                    e.message
-                ));
-                last_error = Some(e);
-            }
-        }
-    }
+    let (list, last_error) = call_each(ctx, &eps, "hash", |mut m| async move {
+        m.hash_kv(HashKvRequest { revision }).await
+    })
+    .await;
     let s = match ctx.globals.format {
         Format::Simple => list.iter().map(|(ep, r)| format!("{ep}, {}\n", r.hash)).collect(),
         Format::Table => table(
@@ -307,18 +313,7 @@ pub async fn hashkv(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
                 .map(|(ep, r)| vec![ep.clone(), r.hash.to_string()])
                 .collect::<Vec<_>>(),
         ),
-        Format::Json => {
-            let items: Vec<String> = list
-                .iter()
-                .map(|(ep, r)| {
-                    JsonObject::new()
-                        .string("Endpoint", ep)
-                        .raw("HashKV", &print::hashkv_json(r))
-                        .finish()
-                })
-                .collect();
-            json_array(&items) + "\n"
-        }
+        Format::Json => endpoints_json(&list, "HashKV", print::hashkv_json),
         _ => {
             let mut s = String::new();
             for (ep, r) in &list {

@@ -9,12 +9,11 @@ use detcd_proto::etcdserverpb::{
     range_request, request_op, CompactionRequest, DeleteRangeRequest, PutRequest, RangeRequest,
     RangeResponse, RequestOp, TxnRequest,
 };
-use prost::Message;
 
 use super::args::{bool_flag, value_flag, FlagSpec, Parsed};
 use super::error::{CtlError, EXIT_BAD_FEATURE, EXIT_ERROR, EXIT_INVALID_INPUT};
-use super::print::{self, Format, KvStyle};
-use super::{out, out_bytes, Ctx};
+use super::print::{self, Format, KvStyle, Text};
+use super::{out, Ctx};
 
 pub const PUT_FLAGS: &[FlagSpec] = &[
     bool_flag("prev-kv"),
@@ -128,17 +127,10 @@ pub fn get_request(p: &Parsed) -> Result<RangeRequest, CtlError> {
     };
     let mut req = RangeRequest {
         key: p.args[0].clone().into_bytes(),
+        range_end: range_end_arg(p, prefix, from_key)?,
         serializable,
         ..Default::default()
     };
-    if let Some(end) = p.args.get(1) {
-        if prefix || from_key {
-            return Err(CtlError::bad_args(
-                "too many arguments, only accept one argument when `--prefix` or `--from-key` is set",
-            ));
-        }
-        req.range_end = end.clone().into_bytes();
-    }
     req.limit = int_flag(p, "limit")?;
     req.revision = int_flag(p, "rev")?.max(0);
     let order_name = p.value("order").unwrap_or("");
@@ -215,6 +207,20 @@ pub(super) fn apply_range_flags(key: &mut Vec<u8>, end: &mut Vec<u8>, prefix: bo
     }
 }
 
+/// The range end given as the second argument of `get` and `del` (empty without one),
+/// which `--prefix` and `--from-key` leave no room for.
+fn range_end_arg(p: &Parsed, prefix: bool, from_key: bool) -> Result<Vec<u8>, CtlError> {
+    let Some(end) = p.args.get(1) else {
+        return Ok(Vec::new());
+    };
+    if prefix || from_key {
+        return Err(CtlError::bad_args(
+            "too many arguments, only accept one argument when `--prefix` or `--from-key` is set",
+        ));
+    }
+    Ok(end.clone().into_bytes())
+}
+
 /// `getDelOp`.
 pub fn del_request(p: &Parsed) -> Result<DeleteRangeRequest, CtlError> {
     if p.args.is_empty() || p.args.len() > 2 {
@@ -230,16 +236,9 @@ pub fn del_request(p: &Parsed) -> Result<DeleteRangeRequest, CtlError> {
     }
     let mut req = DeleteRangeRequest {
         key: p.args[0].clone().into_bytes(),
+        range_end: range_end_arg(p, prefix, from_key)?,
         ..Default::default()
     };
-    if let Some(end) = p.args.get(1) {
-        if prefix || from_key {
-            return Err(CtlError::bad_args(
-                "too many arguments, only accept one argument when `--prefix` or `--from-key` is set",
-            ));
-        }
-        req.range_end = end.clone().into_bytes();
-    }
     apply_range_flags(&mut req.key, &mut req.range_end, prefix, from_key);
     req.prev_kv = p.bool("prev-kv")?;
     Ok(req)
@@ -262,24 +261,20 @@ pub async fn put(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
     let req = put_request(p, &mut read_stdin_all)?;
     let mut kv = KvClient::new(ctx.channel().await?);
     let r = ctx.call(kv.put(req)).await?;
-    let mut s = String::new();
-    match ctx.globals.format {
-        Format::Simple => {
-            s.push_str("OK\n");
-            if let Some(kv) = &r.prev_kv {
-                print::simple_kv(&mut s, style(ctx), kv);
+    print::respond(ctx.globals.format, &r, |text| {
+        let mut s = String::new();
+        match text {
+            Text::Simple => {
+                s.push_str("OK\n");
+                if let Some(kv) = &r.prev_kv {
+                    print::simple_kv(&mut s, style(ctx), kv);
+                }
             }
+            Text::Json => s = print::put_json(&r) + "\n",
+            Text::Fields => print::fields_put(&mut s, &r),
         }
-        Format::Json => s = print::put_json(&r) + "\n",
-        Format::Fields => print::fields_put(&mut s, &r),
-        Format::Protobuf => {
-            out_bytes(&r.encode_to_vec());
-            return Ok(());
-        }
-        Format::Table => return Err(Format::Table.unsupported()),
-    }
-    out(&s);
-    Ok(())
+        s
+    })
 }
 
 pub async fn get(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
@@ -303,49 +298,41 @@ pub async fn get(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
 /// A Range answer as etcdctl's `display.Get` prints it in the chosen format (`get`,
 /// and `lock` and `elect`, which print their key that way).
 pub fn print_range(ctx: &Ctx, r: &RangeResponse, value_only: bool) -> Result<(), CtlError> {
-    let mut s = String::new();
-    match ctx.globals.format {
-        Format::Simple => {
-            let st = KvStyle {
-                hex: ctx.globals.hex,
-                value_only,
-            };
-            r.kvs.iter().for_each(|kv| print::simple_kv(&mut s, st, kv));
+    print::respond(ctx.globals.format, r, |text| {
+        let mut s = String::new();
+        match text {
+            Text::Simple => {
+                let st = KvStyle {
+                    hex: ctx.globals.hex,
+                    value_only,
+                };
+                r.kvs.iter().for_each(|kv| print::simple_kv(&mut s, st, kv));
+            }
+            Text::Json => s = print::range_json(r) + "\n",
+            Text::Fields => print::fields_range(&mut s, r),
         }
-        Format::Json => s = print::range_json(r) + "\n",
-        Format::Fields => print::fields_range(&mut s, r),
-        Format::Protobuf => {
-            out_bytes(&r.encode_to_vec());
-            return Ok(());
-        }
-        Format::Table => return Err(Format::Table.unsupported()),
-    }
-    out(&s);
-    Ok(())
+        s
+    })
 }
 
 pub async fn del(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
     let req = del_request(p)?;
     let mut kv = KvClient::new(ctx.channel().await?);
     let r = ctx.call(kv.delete_range(req)).await?;
-    let mut s = String::new();
-    match ctx.globals.format {
-        Format::Simple => {
-            s.push_str(&format!("{}\n", r.deleted));
-            r.prev_kvs
-                .iter()
-                .for_each(|kv| print::simple_kv(&mut s, style(ctx), kv));
+    print::respond(ctx.globals.format, &r, |text| {
+        let mut s = String::new();
+        match text {
+            Text::Simple => {
+                s.push_str(&format!("{}\n", r.deleted));
+                r.prev_kvs
+                    .iter()
+                    .for_each(|kv| print::simple_kv(&mut s, style(ctx), kv));
+            }
+            Text::Json => s = print::del_json(&r) + "\n",
+            Text::Fields => print::fields_del(&mut s, &r),
         }
-        Format::Json => s = print::del_json(&r) + "\n",
-        Format::Fields => print::fields_del(&mut s, &r),
-        Format::Protobuf => {
-            out_bytes(&r.encode_to_vec());
-            return Ok(());
-        }
-        Format::Table => return Err(Format::Table.unsupported()),
-    }
-    out(&s);
-    Ok(())
+        s
+    })
 }
 
 /// Reads a `txn` request from `input` in etcdctl's grammar.
@@ -435,19 +422,15 @@ pub async fn txn(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
     };
     let mut kv = KvClient::new(ctx.channel().await?);
     let r = ctx.call(kv.txn(req)).await?;
-    let mut s = String::new();
-    match ctx.globals.format {
-        Format::Simple => print::simple_txn(&mut s, style(ctx), &r),
-        Format::Json => s = print::txn_json(&r) + "\n",
-        Format::Fields => print::fields_txn(&mut s, &r),
-        Format::Protobuf => {
-            out_bytes(&r.encode_to_vec());
-            return Ok(());
+    print::respond(ctx.globals.format, &r, |text| {
+        let mut s = String::new();
+        match text {
+            Text::Simple => print::simple_txn(&mut s, style(ctx), &r),
+            Text::Json => s = print::txn_json(&r) + "\n",
+            Text::Fields => print::fields_txn(&mut s, &r),
         }
-        Format::Table => return Err(Format::Table.unsupported()),
-    }
-    out(&s);
-    Ok(())
+        s
+    })
 }
 
 pub async fn compaction(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
@@ -509,6 +492,21 @@ mod tests {
             get_request(&parsed(GET_FLAGS, &[])).unwrap_err().code,
             EXIT_BAD_ARGS
         );
+    }
+
+    #[test]
+    fn get_and_del_take_a_range_end_unless_prefix_or_from_key() {
+        let r = get_request(&parsed(GET_FLAGS, &["a", "c"])).unwrap();
+        assert_eq!((r.key, r.range_end), (b"a".to_vec(), b"c".to_vec()));
+        let r = del_request(&parsed(DEL_FLAGS, &["a", "c"])).unwrap();
+        assert_eq!((r.key, r.range_end), (b"a".to_vec(), b"c".to_vec()));
+        let too_many = "too many arguments, only accept one argument when `--prefix` or `--from-key` is set";
+        for flag in ["--prefix", "--from-key"] {
+            let e = get_request(&parsed(GET_FLAGS, &["a", "c", flag])).unwrap_err();
+            assert_eq!((e.code, e.message.as_str()), (EXIT_BAD_ARGS, too_many));
+            let e = del_request(&parsed(DEL_FLAGS, &["a", "c", flag])).unwrap_err();
+            assert_eq!((e.code, e.message.as_str()), (EXIT_BAD_ARGS, too_many));
+        }
     }
 
     #[test]

@@ -8,14 +8,13 @@ use detcd_proto::etcdserverpb::{
     LeaseGrantRequest, LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseLeasesRequest, LeaseRevokeRequest,
     LeaseTimeToLiveRequest, ResponseHeader,
 };
-use prost::Message;
 use tonic::codegen::tokio_stream::Stream;
 
 use super::args::Parsed;
 use super::error::{CtlError, EXIT_BAD_CONNECTION};
 use super::format::{go_quote, go_string_slice, json_array, JsonObject};
-use super::print::{self, Format};
-use super::{out, out_bytes, Ctx};
+use super::print::{self, Format, Text};
+use super::{out, Ctx};
 
 fn lease_id_arg(p: &Parsed, missing: &str) -> Result<i64, CtlError> {
     let arg = p
@@ -59,9 +58,9 @@ pub async fn grant(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
         .call(c.lease_grant(LeaseGrantRequest { ttl, id: 0 }))
         .await
         .map_err(wrap("failed to grant lease"))?;
-    let s = match ctx.globals.format {
-        Format::Simple => format!("lease {:016x} granted with TTL({}s)\n", r.id, r.ttl),
-        Format::Json => {
+    print::respond(ctx.globals.format, &r, |text| match text {
+        Text::Simple => format!("lease {:016x} granted with TTL({}s)\n", r.id, r.ttl),
+        Text::Json => {
             flat(&r.header)
                 .int("ID", r.id)
                 .int("TTL", r.ttl)
@@ -69,19 +68,15 @@ pub async fn grant(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
                 .finish()
                 + "\n"
         }
-        Format::Fields => {
-            let mut s = String::new();
-            print::fields_header(&mut s, &r.header);
-            s + &format!("\"ID\" : {}\n\"TTL\" : {}\n", r.id, r.ttl)
-        }
-        Format::Protobuf => {
-            out_bytes(&r.encode_to_vec());
-            return Ok(());
-        }
-        Format::Table => return Err(Format::Table.unsupported()),
-    };
-    out(&s);
-    Ok(())
+        Text::Fields => fields_id_ttl(&r.header, r.id, r.ttl),
+    })
+}
+
+/// The `fields` text of a granted or kept-alive lease.
+fn fields_id_ttl(header: &Option<ResponseHeader>, id: i64, ttl: i64) -> String {
+    let mut s = String::new();
+    print::fields_header(&mut s, header);
+    s + &format!("\"ID\" : {id}\n\"TTL\" : {ttl}\n")
 }
 
 pub async fn revoke(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
@@ -91,27 +86,20 @@ pub async fn revoke(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
         .call(c.lease_revoke(LeaseRevokeRequest { id }))
         .await
         .map_err(wrap("failed to revoke lease"))?;
-    let s = match ctx.globals.format {
-        Format::Simple => format!("lease {id:016x} revoked\n"),
-        Format::Json => {
+    print::respond(ctx.globals.format, &r, |text| match text {
+        Text::Simple => format!("lease {id:016x} revoked\n"),
+        Text::Json => {
             JsonObject::new()
                 .raw_opt("header", r.header.as_ref().map(print::header_json))
                 .finish()
                 + "\n"
         }
-        Format::Fields => {
+        Text::Fields => {
             let mut s = String::new();
             print::fields_header(&mut s, &r.header);
             s
         }
-        Format::Protobuf => {
-            out_bytes(&r.encode_to_vec());
-            return Ok(());
-        }
-        Format::Table => return Err(Format::Table.unsupported()),
-    };
-    out(&s);
-    Ok(())
+    })
 }
 
 pub async fn timetolive(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
@@ -121,8 +109,8 @@ pub async fn timetolive(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
     let r = ctx
         .call(c.lease_time_to_live(LeaseTimeToLiveRequest { id, keys }))
         .await?;
-    let s = match ctx.globals.format {
-        Format::Simple => {
+    print::respond(ctx.globals.format, &r, |text| match text {
+        Text::Simple => {
             if r.granted_ttl == 0 && r.ttl == -1 {
                 format!("lease {:016x} already expired\n", r.id)
             } else {
@@ -141,7 +129,7 @@ pub async fn timetolive(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
                 t + "\n"
             }
         }
-        Format::Json => {
+        Text::Json => {
             flat(&r.header)
                 .int("id", r.id)
                 .int("ttl", r.ttl)
@@ -150,7 +138,7 @@ pub async fn timetolive(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
                 .finish()
                 + "\n"
         }
-        Format::Fields => {
+        Text::Fields => {
             let mut s = String::new();
             print::fields_header(&mut s, &r.header);
             s.push_str(&format!(
@@ -162,14 +150,7 @@ pub async fn timetolive(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
             }
             s
         }
-        Format::Protobuf => {
-            out_bytes(&r.encode_to_vec());
-            return Ok(());
-        }
-        Format::Table => return Err(Format::Table.unsupported()),
-    };
-    out(&s);
-    Ok(())
+    })
 }
 
 pub async fn list(ctx: &mut Ctx, _p: &Parsed) -> Result<(), CtlError> {
@@ -178,15 +159,15 @@ pub async fn list(ctx: &mut Ctx, _p: &Parsed) -> Result<(), CtlError> {
         .call(c.lease_leases(LeaseLeasesRequest {}))
         .await
         .map_err(wrap("failed to list leases"))?;
-    let s = match ctx.globals.format {
-        Format::Simple => {
+    print::respond(ctx.globals.format, &r, |text| match text {
+        Text::Simple => {
             let mut s = format!("found {} leases\n", r.leases.len());
             for l in &r.leases {
                 s.push_str(&format!("{:016x}\n", l.id));
             }
             s
         }
-        Format::Json => {
+        Text::Json => {
             let leases: Vec<String> = r
                 .leases
                 .iter()
@@ -194,7 +175,7 @@ pub async fn list(ctx: &mut Ctx, _p: &Parsed) -> Result<(), CtlError> {
                 .collect();
             flat(&r.header).raw("leases", &json_array(&leases)).finish() + "\n"
         }
-        Format::Fields => {
+        Text::Fields => {
             let mut s = String::new();
             print::fields_header(&mut s, &r.header);
             for l in &r.leases {
@@ -202,14 +183,7 @@ pub async fn list(ctx: &mut Ctx, _p: &Parsed) -> Result<(), CtlError> {
             }
             s
         }
-        Format::Protobuf => {
-            out_bytes(&r.encode_to_vec());
-            return Ok(());
-        }
-        Format::Table => return Err(Format::Table.unsupported()),
-    };
-    out(&s);
-    Ok(())
+    })
 }
 
 /// Keeps the keep-alive request stream open.
@@ -226,20 +200,11 @@ impl Stream for KeepAliveStream {
     }
 }
 
-fn keep_alive_text(format: Format, r: &LeaseKeepAliveResponse) -> Result<String, CtlError> {
-    Ok(match format {
-        Format::Simple => format!("lease {:016x} keepalived with TTL({})\n", r.id, r.ttl),
-        Format::Json => flat(&r.header).int("ID", r.id).int("TTL", r.ttl).finish() + "\n",
-        Format::Fields => {
-            let mut s = String::new();
-            print::fields_header(&mut s, &r.header);
-            s + &format!("\"ID\" : {}\n\"TTL\" : {}\n", r.id, r.ttl)
-        }
-        Format::Protobuf => {
-            out_bytes(&r.encode_to_vec());
-            String::new()
-        }
-        Format::Table => return Err(Format::Table.unsupported()),
+fn print_keep_alive(format: Format, r: &LeaseKeepAliveResponse) -> Result<(), CtlError> {
+    print::respond(format, r, |text| match text {
+        Text::Simple => format!("lease {:016x} keepalived with TTL({})\n", r.id, r.ttl),
+        Text::Json => flat(&r.header).int("ID", r.id).int("TTL", r.ttl).finish() + "\n",
+        Text::Fields => fields_id_ttl(&r.header, r.id, r.ttl),
     })
 }
 
@@ -272,7 +237,7 @@ pub async fn keep_alive(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
             }
             break;
         }
-        out(&keep_alive_text(ctx.globals.format, &r)?);
+        print_keep_alive(ctx.globals.format, &r)?;
         if once {
             return Ok(());
         }

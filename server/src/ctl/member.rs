@@ -27,6 +27,19 @@ fn member_id_arg(p: &Parsed) -> Result<u64, CtlError> {
     })
 }
 
+/// `--peer-urls` of `member add` and `member update`: a comma-separated list of URLs.
+fn peer_urls_arg(p: &Parsed) -> Result<Vec<String>, CtlError> {
+    let peer_urls = p.value("peer-urls").unwrap_or("");
+    if peer_urls.is_empty() {
+        return Err(CtlError::bad_args("member peer urls not provided"));
+    }
+    let urls: Vec<String> = peer_urls.split(',').map(str::to_string).collect();
+    for u in &urls {
+        crate::urls::parse_url(u).map_err(|e| CtlError::new(EXIT_ERROR, e))?;
+    }
+    Ok(urls)
+}
+
 pub async fn add(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
     let name = match p.args.as_slice() {
         [] => return Err(CtlError::bad_args("member name not provided")),
@@ -41,14 +54,7 @@ pub async fn add(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
             return Err(CtlError::bad_args(msg));
         }
     };
-    let peer_urls = p.value("peer-urls").unwrap_or("");
-    if peer_urls.is_empty() {
-        return Err(CtlError::bad_args("member peer urls not provided"));
-    }
-    let urls: Vec<String> = peer_urls.split(',').map(str::to_string).collect();
-    for u in &urls {
-        crate::urls::parse_url(u).map_err(|e| CtlError::new(EXIT_ERROR, e))?;
-    }
+    let urls = peer_urls_arg(p)?;
     let mut c = ClusterClient::new(ctx.channel().await?);
     let r = ctx
         .call(c.member_add(MemberAddRequest {
@@ -100,14 +106,7 @@ pub async fn remove(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
 
 pub async fn update(ctx: &mut Ctx, p: &Parsed) -> Result<(), CtlError> {
     let id = member_id_arg(p)?;
-    let peer_urls = p.value("peer-urls").unwrap_or("");
-    if peer_urls.is_empty() {
-        return Err(CtlError::bad_args("member peer urls not provided"));
-    }
-    let urls: Vec<String> = peer_urls.split(',').map(str::to_string).collect();
-    for u in &urls {
-        crate::urls::parse_url(u).map_err(|e| CtlError::new(EXIT_ERROR, e))?;
-    }
+    let urls = peer_urls_arg(p)?;
     let mut c = ClusterClient::new(ctx.channel().await?);
     let r = ctx
         .call(c.member_update(MemberUpdateRequest { id, peer_ur_ls: urls }))

@@ -9,9 +9,11 @@ use detcd_proto::etcdserverpb::{
     ResponseHeader, StatusResponse, TxnResponse,
 };
 use detcd_proto::mvccpb::{Event, KeyValue};
+use prost::Message;
 
 use super::error::{CtlError, EXIT_BAD_FEATURE};
 use super::format::{base64, go_quote, json_array, json_string, JsonObject};
+use super::{out, out_bytes};
 
 /// The `-w/--write-out` formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +54,28 @@ impl Format {
             format!("{} not supported as output format", self.name()),
         )
     }
+}
+
+/// The text formats of a printer that has no table: `simple`, `json` and `fields`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Text {
+    Simple,
+    Json,
+    Fields,
+}
+
+/// Writes a response as etcdctl's printers with no table do: the text `text` makes of it
+/// for `simple`, `json` or `fields`, its protobuf bytes for `protobuf`, and etcdctl's
+/// refusal for `table`.
+pub fn respond<M: Message>(format: Format, r: &M, text: impl FnOnce(Text) -> String) -> Result<(), CtlError> {
+    match format {
+        Format::Simple => out(&text(Text::Simple)),
+        Format::Json => out(&text(Text::Json)),
+        Format::Fields => out(&text(Text::Fields)),
+        Format::Protobuf => out_bytes(&r.encode_to_vec()),
+        Format::Table => return Err(Format::Table.unsupported()),
+    }
+    Ok(())
 }
 
 /// How `simple` prints keys and values.
