@@ -7,6 +7,7 @@ use detcd_core::node::{Input, NodeStart, Persist};
 use detcd_proto::raftpb::{MessageType, Snapshot};
 use detcd_storage::{save_in_line, PersistPass, Work};
 
+use super::host::Host;
 use super::{Event, Sim};
 
 impl Sim {
@@ -53,10 +54,8 @@ impl Sim {
     pub(super) fn save_snapshot(&mut self, id: u64, snapshot: Snapshot) {
         self.counters.snapshots_saved += 1;
         let latency = self.fsync_latency_us();
-        let host = self.hosts.get_mut(&id).expect("host");
-        let inc = host.inc;
-        let done = host.disk_free_at_us.max(self.now_us + latency);
-        host.disk_free_at_us = done;
+        let done = self.disk_busy_for(id, latency);
+        let inc = self.hosts[&id].inc;
         self.land_aimed_crash(id, done);
         let event = Event::SnapshotDone {
             member: id,
@@ -69,11 +68,7 @@ impl Sim {
     /// The snapshot writer is done: the file is saved (durably) now, and the
     /// storage thread hears so; its next pass writes the WAL marker.
     pub(super) fn snapshot_done(&mut self, member: u64, inc: u64, snapshot: Box<Snapshot>) {
-        let Some(host) = self
-            .hosts
-            .get_mut(&member)
-            .filter(|h| h.inc == inc && h.node.is_some())
-        else {
+        let Some(host) = self.running_host(member, inc) else {
             return;
         };
         let storage = host.storage.as_mut().expect("storage");
@@ -122,9 +117,8 @@ impl Sim {
             .persisted
             .filter(|_| self.mutations.is("persisted-before-sync"));
         let latency = if must_sync { self.fsync_latency_us() } else { 0 };
+        let done = self.disk_busy_for(id, latency);
         let host = self.hosts.get_mut(&id).expect("host");
-        let done = host.disk_free_at_us.max(self.now_us + latency);
-        host.disk_free_at_us = done;
         host.pass = Some(written);
         host.storage_busy = true;
         let inc = host.inc;
@@ -148,11 +142,7 @@ impl Sim {
     /// A pass's sync latency is over: the WAL is synced (if a Persist asked),
     /// and what the pass made durable is acknowledged.
     pub(super) fn pass_done(&mut self, member: u64, inc: u64) {
-        let Some(host) = self
-            .hosts
-            .get_mut(&member)
-            .filter(|h| h.inc == inc && h.node.is_some())
-        else {
+        let Some(host) = self.running_host(member, inc) else {
             return;
         };
         let written = host.pass.take().expect("a pass in flight");
@@ -184,11 +174,7 @@ impl Sim {
     /// `Persisted`), and so are the snapshots `snapshots` (`SnapshotSaved`).
     pub(super) fn acknowledge(&mut self, member: u64, inc: u64, persisted: Option<u64>, snapshots: &[u64]) {
         if let Some(ready_number) = persisted {
-            let Some(host) = self
-                .hosts
-                .get_mut(&member)
-                .filter(|h| h.inc == inc && h.node.is_some())
-            else {
+            let Some(host) = self.running_host(member, inc) else {
                 return;
             };
             host.overwrites_pending
@@ -207,6 +193,22 @@ impl Sim {
             }
             self.feed(member, Input::SnapshotSaved { index });
         }
+    }
+
+    /// The member of incarnation `inc`, if it is still the one running.
+    fn running_host(&mut self, member: u64, inc: u64) -> Option<&mut Host> {
+        self.hosts
+            .get_mut(&member)
+            .filter(|h| h.inc == inc && h.node.is_some())
+    }
+
+    /// Takes the member's disk for `latency` after the work already on it:
+    /// returns when the new work is done.
+    fn disk_busy_for(&mut self, id: u64, latency: u64) -> u64 {
+        let host = self.hosts.get_mut(&id).expect("host");
+        let done = host.disk_free_at_us.max(self.now_us + latency);
+        host.disk_free_at_us = done;
+        done
     }
 
     pub(super) fn check_persist_before_send(&mut self, id: u64, m: &detcd_proto::raftpb::Message) {
