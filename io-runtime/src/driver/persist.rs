@@ -6,11 +6,11 @@
 //! when it comes back from a sync as one pass (`detcd_storage::pass`, the order
 //! of records, writes and syncs the simulator runs too): every Persist appended,
 //! snapshot markers written where they come, one write, then one sync if any
-//! Persist needed it, then one [`Done`] back to the driver. This is the group commit, and the thread starts the next
-//! sync straight after the previous one, without a round trip through the driver
-//! task in between (with one batch in flight the disk sat idle while the driver
-//! woke up, applied and handed over the next batch: about half the time under
-//! load). [`crate::group_commit::GroupCommitter`] is not used because
+//! Persist needed it, then one [`Done`] back to the driver. This is the group
+//! commit, and the thread starts the next sync straight after the previous one,
+//! without a round trip through the driver task in between (with one batch in
+//! flight the disk sat idle while the driver woke up, applied and handed over the
+//! next batch: about half the time under load). [`crate::group_commit::GroupCommitter`] is not used because
 //! the node is already the single writer, so its multi-writer queue would add a
 //! hop and nothing else, and it does not own the snapshot files.
 //!
@@ -34,14 +34,14 @@ use std::time::Instant;
 use detcd_core::node::Persist;
 use detcd_proto::raftpb::{Snapshot, SnapshotMetadata};
 use detcd_storage::{PersistPass, Work};
-
-/// A failure of a pass: the storage's, or the snapshot writer's.
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 use tokio::sync::mpsc;
 
 use super::Internal;
 use crate::snap::Snapshotter;
 use crate::storage::Storage;
+
+/// A failure of a pass: the storage's, or the snapshot writer's.
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// One piece of disk work, as the node's outputs describe it.
 #[derive(Debug)]
