@@ -105,20 +105,19 @@ pub(crate) enum Event {
         to: u64,
         message: PeerMessage,
     },
-    PersistDone {
+    /// A storage pass's sync latency is over (see `Sim::start_pass`).
+    PassDone {
+        member: u64,
+        inc: u64,
+    },
+    /// The Persists up to `ready_number` acknowledged before their pass's sync
+    /// (the planted bug persisted-before-sync).
+    PersistedEarly {
         member: u64,
         inc: u64,
         ready_number: u64,
-        /// Whether the Persist asked for a sync: the WAL is synced now, at the end
-        /// of the simulated fsync latency.
-        sync: bool,
     },
-    /// The WAL sync of a Persist whose acknowledgement went ahead of it (the
-    /// planted bug persisted-before-sync).
-    SyncDone {
-        member: u64,
-        inc: u64,
-    },
+    /// The snapshot writer has saved a file.
     SnapshotDone {
         member: u64,
         inc: u64,
@@ -357,6 +356,9 @@ impl Sim {
             }
             self.carry_out(id, output);
         }
+        // The turn is over: its storage work goes to the storage thread, which
+        // starts a pass with it unless one is in flight.
+        self.start_pass(id);
         self.check_member(id);
     }
 
@@ -413,13 +415,7 @@ impl Sim {
                 );
             }
             Output::SaveSnapshot { snapshot } => self.save_snapshot(id, snapshot),
-            Output::ReleaseWal { index } => {
-                let host = self.hosts.get_mut(&id).expect("host");
-                let storage = host.storage.as_mut().expect("storage");
-                if let Err(e) = storage.wal_mut().release_to(index) {
-                    self.fail(format!("member {id:x} cannot release its WAL: {e}"));
-                }
-            }
+            Output::ReleaseWal { index } => self.release_wal(id, index),
             Output::AutoCompaction { completed, .. } => {
                 if completed {
                     self.counters.auto_compactions += 1;
@@ -492,13 +488,14 @@ impl Sim {
         }
     }
 
-    /// The member whose process handles `event`, for the pause fault. The disk's
-    /// own completions (`SyncDone`) and everything on the clients' side are not
+    /// The member whose process handles `event`, for the pause fault (its
+    /// storage thread and snapshot writer included). Everything on the clients' side is not
     /// held back by a paused process.
     fn handled_by(event: &Event) -> Option<u64> {
         match event {
             Event::Tick { member, .. }
-            | Event::PersistDone { member, .. }
+            | Event::PassDone { member, .. }
+            | Event::PersistedEarly { member, .. }
             | Event::SnapshotDone { member, .. }
             | Event::ToMember { member, .. } => Some(*member),
             Event::Deliver { to, .. } => Some(*to),
@@ -544,13 +541,12 @@ impl Sim {
             Event::SnapshotReport { from, to, delivered } => {
                 self.feed(from, Input::SnapshotReport { peer: to, delivered });
             }
-            Event::PersistDone {
+            Event::PassDone { member, inc } => self.pass_done(member, inc),
+            Event::PersistedEarly {
                 member,
                 inc,
                 ready_number,
-                sync,
-            } => self.persist_done(member, inc, ready_number, sync),
-            Event::SyncDone { member, inc } => self.sync_done(member, inc),
+            } => self.acknowledge(member, inc, Some(ready_number), &[]),
             Event::SnapshotDone {
                 member,
                 inc,

@@ -3,9 +3,9 @@
 //! release and purge), over [`SimFs`], the file-system interface implemented on
 //! the simulated disk.
 //!
-//! Syncs are instant. The simulator models fsync latency by calling the WAL's
-//! sync when the latency is over (and acknowledging the Persist then): a crash
-//! before loses what was not synced.
+//! Syncs are instant. The simulator models fsync latency by running a storage
+//! pass's sync (`detcd_storage::pass`) when the latency is over, and
+//! acknowledging the pass then: a crash before loses what was not synced.
 
 use std::cell::{RefCell, RefMut};
 use std::io;
@@ -258,8 +258,10 @@ pub fn accepts_garbage(name: &str, bytes: &[u8]) -> bool {
 mod tests {
     use super::*;
     use crate::disk::{CrashPolicy, Damage};
+    use detcd_core::node::Persist;
     use detcd_core::rng::Rng;
     use detcd_proto::raftpb::{Entry, SnapshotMetadata};
+    use detcd_storage::{save_in_line, PersistPass, Work};
 
     const ALL: CrashPolicy = CrashPolicy {
         lose_unsynced: true,
@@ -426,5 +428,147 @@ mod tests {
         }
         set_active(None);
         assert!(lost, "some crash forgets a renamed segment");
+    }
+
+    fn persist(ready_number: u64, entries: impl IntoIterator<Item = u64>, must_sync: bool) -> Work {
+        Work::Persist(Persist {
+            ready_number,
+            snapshot: None,
+            entries: entries.into_iter().map(entry).collect(),
+            hard_state: Some(HardState {
+                term: 1,
+                vote: 1,
+                commit: ready_number,
+            }),
+            must_sync,
+        })
+    }
+
+    fn recovered_last(opened: &Opened) -> u64 {
+        match &opened.start {
+            Some(NodeStart::Recover {
+                snapshot, entries, ..
+            }) => entries
+                .last()
+                .map_or(snapshot.metadata.as_ref().map_or(0, |m| m.index), |e| e.index),
+            _ => 0,
+        }
+    }
+
+    /// A storage pass: a leader's snapshot first (file, then marker), the
+    /// Persists' records in one write, one sync, and nothing durable before it:
+    /// a crash between the write and the sync may lose the pass, never what
+    /// earlier passes synced; after the sync every crash keeps it.
+    #[test]
+    fn a_pass_writes_once_and_is_durable_only_after_its_sync() {
+        let options = options(1, 9, 65536, 3);
+        let mut lost_before_sync = 0;
+        for seed in 0..20 {
+            let mut storage = open(Disk::new(), &options).expect("fresh").storage;
+            let bootstrap = Work::Persist(Persist {
+                ready_number: 1,
+                snapshot: Some(snapshot_at(1)),
+                entries: Vec::new(),
+                hard_state: None,
+                must_sync: true,
+            });
+            let report = storage
+                .persist_pass([bootstrap, persist(2, 2..=3, true)], &mut save_in_line)
+                .expect("pass");
+            assert_eq!(report.persisted, Some(2));
+            assert_eq!((report.persists, report.entries, report.synced), (2, 2, true));
+            assert_eq!(storage.snapshot_marked(), 1);
+
+            let mut pass = PersistPass::new();
+            for (ready, entries) in [(3, 4..=5), (4, 6..=6), (5, 7..=9)] {
+                pass.add(
+                    &mut storage,
+                    persist(ready, entries, ready != 4),
+                    &mut save_in_line,
+                )
+                .expect("add");
+            }
+            let writes = storage.wal().fs().disk().stats.writes;
+            let written = pass.write(&mut storage).expect("write");
+            assert_eq!(
+                storage.wal().fs().disk().stats.writes,
+                writes + 1,
+                "one write per pass"
+            );
+            assert!(written.needs_sync());
+            assert_eq!(written.report().persisted, Some(5));
+
+            // Crash before the sync: the first pass is kept, the second may go.
+            let mut disk = into_disk(storage);
+            let mut after_sync = disk.clone();
+            disk.crash(&mut Rng::new(seed), ALL, &accepts_garbage);
+            let opened = open(disk, &options).expect("reopen");
+            let last = recovered_last(&opened);
+            assert!((3..=9).contains(&last), "seed {seed}: recovered to {last}");
+            lost_before_sync += u32::from(last < 9);
+
+            // The same pass synced: every crash keeps it.
+            let mut storage = open(std::mem::take(&mut after_sync), &options)
+                .expect("reopen without a crash")
+                .storage;
+            let mut pass = PersistPass::new();
+            pass.add(&mut storage, persist(6, 10..=10, true), &mut save_in_line)
+                .expect("add");
+            let report = pass
+                .write(&mut storage)
+                .expect("write")
+                .sync(&mut storage)
+                .expect("sync");
+            assert_eq!((report.persisted, report.synced), (Some(6), true));
+            let opened = crash_and_open(storage, seed, &options);
+            assert_eq!(recovered_last(&opened), 10, "seed {seed}");
+        }
+        assert!(lost_before_sync > 0, "some crash before the sync loses the pass");
+    }
+
+    /// A pass whose Persists need no sync is not synced; a snapshot file
+    /// gets its marker only when it is newer than the WAL's newest (markers only
+    /// move forward), and only then is it reported saved.
+    #[test]
+    fn a_pass_syncs_when_asked_and_marks_only_newer_snapshots() {
+        let options = options(1, 9, 65536, 3);
+        let mut storage = open(Disk::new(), &options).expect("fresh").storage;
+        let report = storage
+            .persist_pass([persist(1, 1..=30, true)], &mut save_in_line)
+            .expect("pass");
+        assert!(report.synced);
+        let syncs = storage.wal().fs().disk().stats.syncs;
+        let report = storage
+            .persist_pass([persist(2, [], false)], &mut save_in_line)
+            .expect("pass");
+        assert_eq!((report.persisted, report.synced), (Some(2), false));
+        assert_eq!(
+            storage.wal().fs().disk().stats.syncs,
+            syncs,
+            "no sync asked, none made"
+        );
+
+        for index in [20, 10] {
+            storage.snapshotter().save(&snapshot_at(index)).expect("file");
+        }
+        let meta = |index| snapshot_at(index).metadata.expect("metadata");
+        let report = storage
+            .persist_pass(
+                [
+                    Work::SnapshotFileSaved(meta(20)),
+                    Work::SnapshotFileSaved(meta(10)),
+                    Work::ReleaseWal(20),
+                ],
+                &mut save_in_line,
+            )
+            .expect("pass");
+        assert_eq!(report.snapshots_marked, vec![20]);
+        assert_eq!(report.persisted, None);
+        assert_eq!(storage.snapshot_marked(), 20);
+        let opened = crash_and_open(storage, 1, &options);
+        let Some(NodeStart::Recover { snapshot, .. }) = opened.start else {
+            panic!("recovers")
+        };
+        assert_eq!(snapshot.metadata.map(|m| m.index), Some(20));
     }
 }

@@ -28,7 +28,10 @@
 //!
 //! - [`fs`]: the interface both file systems implement.
 //! - [`storage`]: [`Storage::open`] (recovery of snapshot + WAL) and the write
-//!   calls a node driver makes, in the order a Persist needs them.
+//!   calls a Persist and a snapshot need.
+//! - [`pass`]: the storage pass: how the disk work a storage thread takes in one
+//!   go becomes records, one write and at most one sync, and what is then
+//!   durable (the server's storage thread and the simulator both run it).
 //! - [`wal`]: segments, appends, sync, cuts, release.
 //! - [`snap`]: snapshot files: format, names, choice, purge.
 //! - [`error`]: typed errors (naming file and offset) and warnings.
@@ -52,6 +55,7 @@ pub mod error;
 pub mod etcd_db;
 pub mod etcd_wal;
 pub mod fs;
+pub mod pass;
 pub mod snap;
 pub mod storage;
 pub mod wal;
@@ -60,6 +64,7 @@ mod segment;
 
 pub use error::{io_err, StorageError, Warning};
 pub use fs::Fs;
+pub use pass::{save_in_line, PassReport, PersistPass, Work, WrittenPass};
 pub use snap::Snapshotter;
 pub use storage::{Recovered, Storage, StorageOptions};
 pub use wal::{Wal, WalOptions, WalStats};

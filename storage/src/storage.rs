@@ -61,6 +61,8 @@ pub struct Recovered {
 pub struct Storage<F: Fs> {
     wal: Wal<F>,
     snapshotter: Snapshotter<F>,
+    /// Index of the newest snapshot marker in the WAL (0: none).
+    snapshot_marked: u64,
 }
 
 impl<F: Fs + Default> Storage<F> {
@@ -204,7 +206,12 @@ impl<F: Fs> Storage<F> {
             metadata: wal.metadata().to_vec(),
             warnings,
         };
-        Ok((Storage { wal, snapshotter }, recovered))
+        let storage = Storage {
+            wal,
+            snapshotter,
+            snapshot_marked: marker.map_or(0, |m| m.0),
+        };
+        Ok((storage, recovered))
     }
 
     /// etcd's `Save`: entries, then the hard state; synced when `must_sync`.
@@ -218,7 +225,8 @@ impl<F: Fs> Storage<F> {
     }
 
     /// [`Storage::save`] without the write or the sync (see [`Wal::append`]):
-    /// the records reach the file with the next WAL sync or write.
+    /// the records reach the file with the next WAL sync or write (a
+    /// [`crate::pass::PersistPass`] writes them).
     pub fn append(&mut self, hard_state: Option<&HardState>, entries: &[Entry]) -> Result<(), StorageError> {
         self.wal.append(hard_state, entries)
     }
@@ -242,8 +250,14 @@ impl<F: Fs> Storage<F> {
             term: metadata.term,
             conf_state: metadata.conf_state.clone(),
         })?;
+        self.snapshot_marked = self.snapshot_marked.max(metadata.index);
         self.wal.release_to(metadata.index)?;
         self.snapshotter.purge_before(metadata.index)
+    }
+
+    /// Index of the newest snapshot marker in the WAL (0: none).
+    pub fn snapshot_marked(&self) -> u64 {
+        self.snapshot_marked
     }
 
     pub fn wal(&self) -> &Wal<F> {

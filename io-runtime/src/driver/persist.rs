@@ -3,13 +3,14 @@
 //!
 //! The driver hands over the [`Job`]s of each turn as soon as the turn ends, without
 //! waiting for the previous ones to be on disk. The thread takes everything queued
-//! when it comes back from a sync as one pass: every Persist appended, snapshots
-//! saved where they come, then one sync if any Persist needed it, then one [`Done`]
-//! back to the driver. This is the group commit, and the thread starts the next
-//! sync straight after the previous one, without a round trip through the driver
-//! task in between (with one batch in flight the disk sat idle while the driver
-//! woke up, applied and handed over the next batch: about half the time under
-//! load). [`crate::group_commit::GroupCommitter`] is not used because
+//! when it comes back from a sync as one pass (`detcd_storage::pass`, the order
+//! of records, writes and syncs the simulator runs too): every Persist appended,
+//! snapshot markers written where they come, one write, then one sync if any
+//! Persist needed it, then one [`Done`] back to the driver. This is the group
+//! commit, and the thread starts the next sync straight after the previous one,
+//! without a round trip through the driver task in between (with one batch in
+//! flight the disk sat idle while the driver woke up, applied and handed over the
+//! next batch: about half the time under load). [`crate::group_commit::GroupCommitter`] is not used because
 //! the node is already the single writer, so its multi-writer queue would add a
 //! hop and nothing else, and it does not own the snapshot files.
 //!
@@ -32,11 +33,15 @@ use std::time::Instant;
 
 use detcd_core::node::Persist;
 use detcd_proto::raftpb::{Snapshot, SnapshotMetadata};
+use detcd_storage::{PersistPass, Work};
 use tokio::sync::mpsc;
 
 use super::Internal;
 use crate::snap::Snapshotter;
 use crate::storage::Storage;
+
+/// A failure of a pass: the storage's, or the snapshot writer's.
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// One piece of disk work, as the node's outputs describe it.
 #[derive(Debug)]
@@ -124,7 +129,6 @@ impl Persister {
         let shared = Arc::new(Mutex::new(StorageThread {
             storage: Some(storage),
             files: Some(files),
-            marked: 0,
             poisoned: false,
         }));
         let submitted = Arc::new(AtomicUsize::new(0));
@@ -281,9 +285,6 @@ struct StorageThread {
     /// Taken when the storage thread ends.
     storage: Option<Storage>,
     files: Option<std_mpsc::Sender<FileWork>>,
-    /// Index of the newest snapshot whose WAL marker is written: an older file
-    /// the writer finishes later gets no marker (markers only move forward).
-    marked: u64,
     /// A write failed: every later batch fails too (a failed sync is never retried).
     poisoned: bool,
 }
@@ -291,7 +292,6 @@ struct StorageThread {
 impl fmt::Debug for StorageThread {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StorageThread")
-            .field("marked", &self.marked)
             .field("poisoned", &self.poisoned)
             .finish_non_exhaustive()
     }
@@ -318,21 +318,14 @@ impl StorageThread {
             .map_err(|_| "the snapshot writer is gone".to_string())
     }
 
-    fn save_snapshot_now(&mut self, snapshot: &Snapshot) -> Result<(), String> {
+    /// Saves a snapshot a Persist carries through the snapshot writer (one
+    /// thread writes snapshot files) and waits for it to be durable.
+    fn save_file_now(&self, snapshot: &Snapshot) -> Result<(), String> {
         let (reply, answer) = std_mpsc::channel();
         self.send_file(FileWork::SaveNow(snapshot.clone(), reply))?;
         answer
             .recv()
-            .map_err(|_| "the snapshot writer is gone".to_string())??;
-        self.mark(&snapshot.metadata.clone().unwrap_or_default())
-    }
-
-    fn mark(&mut self, metadata: &SnapshotMetadata) -> Result<(), String> {
-        self.storage()?
-            .mark_snapshot(metadata)
-            .map_err(|e| e.to_string())?;
-        self.marked = self.marked.max(metadata.index);
-        Ok(())
+            .map_err(|_| "the snapshot writer is gone".to_string())?
     }
 
     fn write_batch(&mut self, batch: Vec<Job>) -> Done {
@@ -344,6 +337,9 @@ impl StorageThread {
         done
     }
 
+    /// One storage pass ([`PersistPass`]: the policy the simulator runs too):
+    /// the batch's work appended in order, written once, synced once if a
+    /// Persist asked for it. Snapshot files go to the snapshot writer.
     fn write_batch_unpoisoned(&mut self, batch: Vec<Job>) -> Done {
         let mut done = Done {
             persisted: None,
@@ -356,66 +352,46 @@ impl StorageThread {
             snapshot_save_seconds: Vec::new(),
             error: None,
         };
-        let mut must_sync = false;
         let batch_started = Instant::now();
         let result = || -> Result<(), String> {
+            let mut pass = PersistPass::new();
             for job in batch {
-                match job {
-                    Job::Persist(Persist {
-                        ready_number,
-                        snapshot,
-                        entries,
-                        hard_state,
-                        must_sync: sync,
-                    }) => {
-                        // A snapshot from the leader (or the bootstrap one) goes first:
-                        // the entries that follow continue after it.
-                        if let Some(snapshot) = &snapshot {
-                            self.save_snapshot_now(snapshot)?;
-                        }
-                        // Kept in memory: the pass's Persists reach the file in
-                        // one write, with the sync below (or the write after it).
-                        self.storage()?
-                            .append(hard_state.as_ref(), &entries)
-                            .map_err(|e| e.to_string())?;
-                        must_sync |= sync;
-                        done.entries += entries.len() as u64;
-                        done.persists += 1;
-                        done.persisted = Some(ready_number);
+                let work = match job {
+                    Job::Persist(persist) => Work::Persist(persist),
+                    Job::SaveSnapshot(snapshot) => {
+                        self.send_file(FileWork::Save(snapshot))?;
+                        continue;
                     }
-                    Job::SaveSnapshot(snapshot) => self.send_file(FileWork::Save(snapshot))?,
                     Job::SnapshotFileSaved(metadata, seconds) => {
                         done.snapshot_save_seconds.push(seconds);
-                        // The marker's sync also covers the Persists appended before it.
-                        if metadata.index > self.marked {
-                            self.mark(&metadata)?;
-                            done.snapshots_saved.push(metadata.index);
-                        }
+                        Work::SnapshotFileSaved(metadata)
                     }
                     Job::SnapshotFileFailed(error) => return Err(error),
-                    Job::ReleaseWal(index) => {
-                        self.storage()?
-                            .wal_mut()
-                            .release_to(index)
-                            .map_err(|e| e.to_string())?;
-                    }
-                }
+                    Job::ReleaseWal(index) => Work::ReleaseWal(index),
+                };
+                let mut storage = self.storage.take().ok_or("the storage is closed")?;
+                // The snapshot writer saves a snapshot a Persist carries.
+                let save_file = &mut |_: &Snapshotter, s: &Snapshot| -> Result<(), BoxError> {
+                    Ok(self.save_file_now(s)?)
+                };
+                let added = pass.add(&mut storage, work, save_file);
+                self.storage = Some(storage);
+                added.map_err(|e| e.to_string())?;
             }
-            if must_sync {
-                let started = Instant::now();
-                self.storage()?.wal_mut().sync().map_err(|e| e.to_string())?;
+            let written = pass.write(self.storage()?).map_err(|e| e.to_string())?;
+            let started = Instant::now();
+            let report = written.sync(self.storage()?).map_err(|e| e.to_string())?;
+            if report.synced {
                 done.sync_seconds = Some(started.elapsed().as_secs_f64());
                 done.wal_bytes_synced = Some(self.storage()?.wal().stats().bytes_synced);
-            } else {
-                // Nothing asked for a sync: written, as a Persist is, not synced.
-                self.storage()?
-                    .wal_mut()
-                    .write_pending()
-                    .map_err(|e| e.to_string())?;
             }
-            if done.persists > 0 {
+            if report.persists > 0 {
                 done.commit_seconds = Some(batch_started.elapsed().as_secs_f64());
             }
+            done.persisted = report.persisted;
+            done.snapshots_saved = report.snapshots_marked;
+            done.entries = report.entries;
+            done.persists = report.persists;
             Ok(())
         };
         if let Err(e) = result() {

@@ -1,98 +1,61 @@
-//! The durability oracle: what each member was told is durable, checked
-//! against what it sends (persist before send) and what it recovers after a
-//! crash.
+//! The member's storage thread and the durability oracle: the node's disk work
+//! goes through storage passes as on a server (`detcd_storage::pass`), and what
+//! each member was told is durable is checked against what it sends (persist
+//! before send) and what it recovers after a crash.
 
 use detcd_core::node::{Input, NodeStart, Persist};
 use detcd_proto::raftpb::{MessageType, Snapshot};
+use detcd_storage::{save_in_line, PersistPass, Work};
 
+use super::host::Host;
 use super::{Event, Sim};
 
 impl Sim {
-    /// Carries out a Persist: written through the WAL now, acknowledged
-    /// (`Persisted`) once its sync is done after the simulated fsync latency.
+    /// A Persist: the oracle notes what it will make durable (in the node's
+    /// order), and it joins the member's storage queue (the server's storage
+    /// thread's), to be written by the next pass.
     pub(super) fn persist(&mut self, id: u64, persist: Persist) {
-        let Persist {
-            ready_number,
-            snapshot,
-            entries,
-            hard_state,
-            must_sync,
-        } = persist;
         self.counters.persists += 1;
         let host = self.hosts.get_mut(&id).expect("host");
-        let storage = host.storage.as_mut().expect("running member has storage");
-        // The order a server's storage thread follows: a snapshot's file
-        // (durable), its marker (synced), then entries and hard state.
-        let mut written = Ok(());
-        if let Some(s) = &snapshot {
+        if let Some(s) = &persist.snapshot {
             let index = s.metadata.as_ref().map_or(0, |m| m.index);
             host.mirror.reset(index);
-            host.wal_snapshot_index = host.wal_snapshot_index.max(index);
-            written = storage.save_snapshot(s);
             if index > 1 {
                 self.counters.snapshots_installed += 1;
             }
         }
-        if let Some(first) = entries.first().filter(|e| e.index <= host.durable_last_index) {
+        if let Some(first) = persist
+            .entries
+            .first()
+            .filter(|e| e.index <= host.durable_last_index)
+        {
             host.overwrites_pending
-                .push((ready_number, first.index, first.term));
+                .push((persist.ready_number, first.index, first.term));
         }
-        host.mirror.append(&entries);
-        written = written.and_then(|()| storage.save(hard_state.as_ref(), &entries, false));
-        if let Some(hs) = &hard_state {
+        host.mirror.append(&persist.entries);
+        if let Some(hs) = &persist.hard_state {
             host.latest_hs = *hs;
         }
         let last = host.mirror.last_index();
         let last_term = host.mirror.get(last).map_or(0, |(t, _)| t);
         host.persists
-            .push_back((ready_number, (last_term, last), host.latest_hs));
-        if let Err(e) = written {
-            self.fail(format!("member {id:x} cannot persist: {e}"));
-            return;
-        }
-        let latency = if must_sync { self.fsync_latency_us() } else { 0 };
-        let host = self.hosts.get_mut(&id).expect("host");
-        let done = host.disk_free_at_us.max(self.now_us + latency);
-        host.disk_free_at_us = done;
-        let inc = host.inc;
-        if must_sync {
-            self.land_aimed_crash(id, done);
-        }
-        if self.mutations.is("persisted-before-sync") {
-            self.queue.push(done, Event::SyncDone { member: id, inc });
-            self.queue.push(
-                self.now_us,
-                Event::PersistDone {
-                    member: id,
-                    inc,
-                    ready_number,
-                    sync: false,
-                },
-            );
-        } else {
-            self.queue.push(
-                done,
-                Event::PersistDone {
-                    member: id,
-                    inc,
-                    ready_number,
-                    sync: must_sync,
-                },
-            );
-        }
+            .push_back((persist.ready_number, (last_term, last), host.latest_hs));
+        host.storage_queue.push(Work::Persist(persist));
     }
 
-    /// A SaveSnapshot: the server's snapshot writer.
+    /// A ReleaseWal: storage work like a Persist, in the node's order.
+    pub(super) fn release_wal(&mut self, id: u64, index: u64) {
+        let host = self.hosts.get_mut(&id).expect("host");
+        host.storage_queue.push(Work::ReleaseWal(index));
+    }
+
+    /// A SaveSnapshot: the server's snapshot writer, which saves the file while
+    /// the member goes on (done after the simulated latency).
     pub(super) fn save_snapshot(&mut self, id: u64, snapshot: Snapshot) {
-        // A server's snapshot writer saves the file (durably) while the
-        // member goes on; it is done after the simulated latency, and only
-        // then is its WAL marker written.
         self.counters.snapshots_saved += 1;
         let latency = self.fsync_latency_us();
-        let host = self.hosts.get_mut(&id).expect("host");
-        let inc = host.inc;
-        let done = host.disk_free_at_us.max(self.now_us + latency);
-        host.disk_free_at_us = done;
+        let done = self.disk_busy_for(id, latency);
+        let inc = self.hosts[&id].inc;
         self.land_aimed_crash(id, done);
         let event = Event::SnapshotDone {
             member: id,
@@ -102,70 +65,150 @@ impl Sim {
         self.queue.push(done, event);
     }
 
-    /// A Persist's sync is done: what it wrote is durable; the member hears so.
-    pub(super) fn persist_done(&mut self, member: u64, inc: u64, ready_number: u64, sync: bool) {
-        let Some(host) = self
-            .hosts
-            .get_mut(&member)
-            .filter(|h| h.inc == inc && h.node.is_some())
-        else {
+    /// The snapshot writer is done: the file is saved (durably) now, and the
+    /// storage thread hears so; its next pass writes the WAL marker.
+    pub(super) fn snapshot_done(&mut self, member: u64, inc: u64, snapshot: Box<Snapshot>) {
+        let Some(host) = self.running_host(member, inc) else {
             return;
         };
         let storage = host.storage.as_mut().expect("storage");
-        if sync {
-            // The sync covers what was written before this moment, this
-            // Persist's records among them (a real disk may make them
-            // durable at any time; this is the latest).
-            if let Err(e) = storage.wal_mut().sync() {
+        let metadata = snapshot.metadata.clone().unwrap_or_default();
+        if let Err(e) = storage.snapshotter().save(&snapshot) {
+            self.fail(format!(
+                "member {member:x} cannot save snapshot {}: {e}",
+                metadata.index
+            ));
+            return;
+        }
+        host.storage_queue.push(Work::SnapshotFileSaved(metadata));
+        self.start_pass(member);
+    }
+
+    /// Starts the member's next storage pass if its storage thread is idle and
+    /// has work: everything queued goes into one pass (`detcd_storage::pass`,
+    /// as on a server), written now; its sync is done after the simulated fsync
+    /// latency ([`Sim::pass_done`]), and a crash before then loses what the
+    /// disk had not made durable.
+    pub(super) fn start_pass(&mut self, id: u64) {
+        let Some(host) = self
+            .hosts
+            .get_mut(&id)
+            .filter(|h| h.node.is_some() && !h.storage_busy && !h.storage_queue.is_empty())
+        else {
+            return;
+        };
+        let work = std::mem::take(&mut host.storage_queue);
+        let storage = host.storage.as_mut().expect("running member has storage");
+        let mut pass = PersistPass::new();
+        let written = work
+            .into_iter()
+            .try_for_each(|item| pass.add(storage, item, &mut save_in_line))
+            .and_then(|()| pass.write(storage));
+        let written = match written {
+            Ok(written) => written,
+            Err(e) => {
+                self.fail(format!("member {id:x} cannot persist: {e}"));
+                return;
+            }
+        };
+        let must_sync = written.needs_sync();
+        let early = written
+            .report()
+            .persisted
+            .filter(|_| self.mutations.is("persisted-before-sync"));
+        let latency = if must_sync { self.fsync_latency_us() } else { 0 };
+        let done = self.disk_busy_for(id, latency);
+        let host = self.hosts.get_mut(&id).expect("host");
+        host.pass = Some(written);
+        host.storage_busy = true;
+        let inc = host.inc;
+        if must_sync {
+            self.land_aimed_crash(id, done);
+        }
+        if let Some(ready_number) = early {
+            // The planted bug: the Persists are acknowledged as soon as written.
+            self.queue.push(
+                self.now_us,
+                Event::PersistedEarly {
+                    member: id,
+                    inc,
+                    ready_number,
+                },
+            );
+        }
+        self.queue.push(done, Event::PassDone { member: id, inc });
+    }
+
+    /// A pass's sync latency is over: the WAL is synced (if a Persist asked),
+    /// and what the pass made durable is acknowledged.
+    pub(super) fn pass_done(&mut self, member: u64, inc: u64) {
+        let Some(host) = self.running_host(member, inc) else {
+            return;
+        };
+        let written = host.pass.take().expect("a pass in flight");
+        let storage = host.storage.as_mut().expect("storage");
+        // The sync covers what was written before this moment, the pass's
+        // records among them (a real disk may make them durable at any time;
+        // this is the latest). The storage thread stays busy until the
+        // acknowledgements are handled, so that what they make the member do
+        // joins the next pass, as on a server.
+        let mut report = match written.sync(storage) {
+            Ok(report) => report,
+            Err(e) => {
                 self.fail(format!("member {member:x} cannot sync its WAL: {e}"));
                 return;
             }
+        };
+        if self.mutations.is("persisted-before-sync") {
+            report.persisted = None; // acknowledged already
         }
-        host.overwrites_pending
-            .retain(|&(ready, _, _)| ready > ready_number);
-        while host.persists.front().is_some_and(|p| p.0 <= ready_number) {
-            let (_, (last_term, last), hs) = host.persists.pop_front().expect("front");
-            host.durable_last_index = last;
-            host.durable_last_term = last_term;
-            host.durable_hs = hs;
-        }
-        self.feed(member, Input::Persisted { ready_number });
-    }
-
-    pub(super) fn sync_done(&mut self, member: u64, inc: u64) {
+        self.acknowledge(member, inc, report.persisted, &report.snapshots_marked);
         if let Some(host) = self.hosts.get_mut(&member).filter(|h| h.inc == inc) {
-            if let Some(storage) = host.storage.as_mut() {
-                // The planted bug's sync; a failure is not reported.
-                let _ = storage.wal_mut().sync();
-            }
+            host.storage_busy = false;
+            self.start_pass(member);
         }
     }
 
-    /// A snapshot file is durable: its WAL marker goes in, the member hears so.
-    pub(super) fn snapshot_done(&mut self, member: u64, inc: u64, snapshot: Box<Snapshot>) {
-        let Some(host) = self
-            .hosts
+    /// The one acknowledgement path: the Persists up to `persisted` are durable
+    /// (the oracle moves the member's durable state, then the member hears
+    /// `Persisted`), and so are the snapshots `snapshots` (`SnapshotSaved`).
+    pub(super) fn acknowledge(&mut self, member: u64, inc: u64, persisted: Option<u64>, snapshots: &[u64]) {
+        if let Some(ready_number) = persisted {
+            let Some(host) = self.running_host(member, inc) else {
+                return;
+            };
+            host.overwrites_pending
+                .retain(|&(ready, _, _)| ready > ready_number);
+            while host.persists.front().is_some_and(|p| p.0 <= ready_number) {
+                let (_, (last_term, last), hs) = host.persists.pop_front().expect("front");
+                host.durable_last_index = last;
+                host.durable_last_term = last_term;
+                host.durable_hs = hs;
+            }
+            self.feed(member, Input::Persisted { ready_number });
+        }
+        for &index in snapshots {
+            if self.hosts.get(&member).is_none_or(|h| h.inc != inc) {
+                return;
+            }
+            self.feed(member, Input::SnapshotSaved { index });
+        }
+    }
+
+    /// The member of incarnation `inc`, if it is still the one running.
+    fn running_host(&mut self, member: u64, inc: u64) -> Option<&mut Host> {
+        self.hosts
             .get_mut(&member)
             .filter(|h| h.inc == inc && h.node.is_some())
-        else {
-            return;
-        };
-        let storage = host.storage.as_mut().expect("storage");
-        // The marker goes into the WAL only once the file is durable, and
-        // only if no newer snapshot (one installed from the leader while
-        // this file was being written) is in the WAL already: entries after
-        // that one do not follow this marker.
-        let index = snapshot.metadata.as_ref().map_or(0, |m| m.index);
-        let mut saved = storage.snapshotter().save(&snapshot).map(|_| ());
-        if saved.is_ok() && index > host.wal_snapshot_index {
-            saved = storage.mark_snapshot(&snapshot.metadata.clone().unwrap_or_default());
-            host.wal_snapshot_index = index;
-        }
-        if let Err(e) = saved {
-            self.fail(format!("member {member:x} cannot save snapshot {index}: {e}"));
-            return;
-        }
-        self.feed(member, Input::SnapshotSaved { index });
+    }
+
+    /// Takes the member's disk for `latency` after the work already on it:
+    /// returns when the new work is done.
+    fn disk_busy_for(&mut self, id: u64, latency: u64) -> u64 {
+        let host = self.hosts.get_mut(&id).expect("host");
+        let done = host.disk_free_at_us.max(self.now_us + latency);
+        host.disk_free_at_us = done;
+        done
     }
 
     pub(super) fn check_persist_before_send(&mut self, id: u64, m: &detcd_proto::raftpb::Message) {

@@ -7,6 +7,7 @@ use detcd_core::node::{Node, NodeConfig, NodeStart, Request};
 use detcd_core::raft::Role;
 use detcd_proto::etcdserverpb::Member;
 use detcd_proto::raftpb::HardState;
+use detcd_storage::{Work, WrittenPass};
 
 use super::{Event, Sim, CLUSTER_ID};
 use crate::cluster::Route;
@@ -61,8 +62,13 @@ pub(crate) struct Host {
     pub(super) overwrites_at_crash: Vec<(u64, u64)>,
     /// The term acknowledged durable when the member last crashed.
     pub(super) term_at_crash: u64,
-    /// The index of the newest snapshot written into the WAL.
-    pub(super) wal_snapshot_index: u64,
+    /// Storage work handed over and not yet in a pass (the storage thread's
+    /// queue; lost in a crash).
+    pub(super) storage_queue: Vec<Work>,
+    /// A pass is in flight: written, its sync or acknowledgement not done.
+    pub(super) storage_busy: bool,
+    /// The pass in flight, until its sync.
+    pub(super) pass: Option<WrittenPass>,
     /// A snapshot file of this member was damaged since it last started.
     pub(super) snapshot_damaged: bool,
     /// Its start-up was refused after that damage: it stays down for good.
@@ -99,7 +105,9 @@ impl Host {
             overwrites_pending: Vec::new(),
             overwrites_at_crash: Vec::new(),
             term_at_crash: 0,
-            wal_snapshot_index: 0,
+            storage_queue: Vec::new(),
+            storage_busy: false,
+            pass: None,
             snapshot_damaged: false,
             refused: false,
         }
@@ -209,14 +217,12 @@ impl Sim {
         {
             let index = snapshot.metadata.as_ref().map_or(0, |m| m.index);
             host.mirror.reset(index);
-            host.wal_snapshot_index = index;
             host.mirror.append(entries);
             host.durable_last_index = host.mirror.last_index();
             host.durable_last_term = host.mirror.get(host.durable_last_index).map_or(0, |(t, _)| t);
             host.durable_hs = *hard_state;
             host.latest_hs = *hard_state;
         } else {
-            host.wal_snapshot_index = 0;
             host.durable_last_index = 0;
             host.durable_last_term = 0;
             host.durable_hs = HardState::default();
@@ -225,6 +231,9 @@ impl Sim {
         host.cursors = Cursors::default();
         host.was_leader = false;
         host.persists.clear();
+        host.storage_queue.clear();
+        host.storage_busy = false;
+        host.pass = None;
         host.serializable_rev_max = 0;
         host.last_tick_ms = None;
         let inc = host.inc;
@@ -302,6 +311,9 @@ impl Sim {
         host.inc += 1; // outstanding events of the old incarnation are void
         host.paused_until_us = 0;
         host.crash_armed = false;
+        host.storage_queue.clear();
+        host.storage_busy = false;
+        host.pass = None;
         self.streams.retain(|(m, _), _| *m != id);
         self.workload.member_crashed(id);
     }
