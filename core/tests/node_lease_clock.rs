@@ -1,12 +1,13 @@
-//! A lease's expiry counts from the clock of the member that applies its grant:
-//! the `now_ms` of the last `Input::Tick` when the grant is applied. The drivers
-//! (io-runtime's and the simulator's) feed a Tick with a fresh clock before a
-//! `Persisted` (and at the start of each turn), so a grant applied after the
-//! ticks stalled counts from the time it is applied, not from the stale tick.
-//! These pin that contract: with the Tick just before `Persisted`, the remaining
-//! TTL counts from the fresh time; without it, from the stale one (what the
-//! drivers now avoid). The drivers' side is checked by the simulator's recipe
-//! check, whose lease slack is one millisecond (`recipe_workload::LEASE_SLACK_US`).
+//! A lease's expiry counts from the clock of the member that applies its grant.
+//! The drivers (io-runtime's and the simulator's) feed every input with
+//! `Node::handle_at(now_ms, ..)`, their clock as it reads when the input goes
+//! in, and the member ticks itself first when that moved past its last tick; so
+//! a grant applied by a `Persisted` after the ticks stalled (a slow write, a
+//! paused process) counts from the time it is applied, not from the stale tick.
+//! These pin that contract: `Persisted` handled at `t + gap` counts the TTL from
+//! `t + gap`; handled at a clock still reading `t`, from `t`. The drivers' side
+//! is checked by the simulator's recipe check, whose lease slack is one
+//! millisecond (`recipe_workload::LEASE_SLACK_US`).
 
 #[path = "support/mem_disk.rs"]
 mod mem_disk;
@@ -67,26 +68,32 @@ impl Member1 {
 
     fn tick(&mut self, now_ms: u64) {
         self.now_ms = now_ms;
-        self.node.handle(Input::Tick { now_ms });
+        self.node.handle_at(now_ms, Input::Tick { now_ms });
         self.drain(false);
     }
 
+    /// A client request at the member's current clock.
     fn call(&mut self, request: Request, hold: bool) -> u64 {
         let id = self.next_client;
         self.next_client += 1;
-        self.node.handle(Input::Client {
-            id,
-            request,
-            credentials: Credentials::None,
-        });
+        self.node.handle_at(
+            self.now_ms,
+            Input::Client {
+                id,
+                request,
+                credentials: Credentials::None,
+            },
+        );
         self.drain(hold);
         id
     }
 
-    /// Acknowledges the held Persists, as a driver does when the write is done.
-    fn persisted(&mut self) {
+    /// Acknowledges the held Persists at the driver's clock `now_ms`, as a
+    /// driver does when the write is done.
+    fn persisted_at(&mut self, now_ms: u64) {
+        self.now_ms = now_ms;
         for ready_number in std::mem::take(&mut self.held) {
-            self.node.handle(Input::Persisted { ready_number });
+            self.node.handle_at(now_ms, Input::Persisted { ready_number });
             self.drain(false);
         }
     }
@@ -131,11 +138,11 @@ fn grant_while_the_write_is_slow() -> (Member1, u64, u64) {
 }
 
 #[test]
-fn a_grant_applied_after_a_fresh_tick_counts_its_ttl_from_then() {
+fn a_grant_made_durable_at_t_plus_gap_counts_its_ttl_from_then() {
     let (mut m, grant, t) = grant_while_the_write_is_slow();
-    // What the drivers do: the clock moved, so a Tick goes in before Persisted.
-    m.tick(t + GAP_MS);
-    m.persisted();
+    // No Tick since `t`: the write's completion itself carries the clock, and
+    // the member ticks to it before it applies the grant.
+    m.persisted_at(t + GAP_MS);
     match m.response(grant) {
         Response::LeaseGrant(r) => assert_eq!((r.id, r.ttl), (LEASE, TTL_S)),
         other => panic!("grant answered {other:?}"),
@@ -146,11 +153,12 @@ fn a_grant_applied_after_a_fresh_tick_counts_its_ttl_from_then() {
 }
 
 #[test]
-fn a_grant_applied_on_a_stale_clock_counts_from_the_last_tick() {
-    // The ordering the drivers avoid: Persisted with no Tick since `t` applies
-    // the grant at `t`, and the lease has already lost the gap once time moves.
+fn a_grant_made_durable_on_a_stale_clock_counts_from_that_clock() {
+    // A driver whose clock still reads `t` when the write completes applies
+    // the grant at `t`: the lease has lost the gap once time moves. (Why the
+    // drivers read the clock afresh for each Persisted.)
     let (mut m, _, t) = grant_while_the_write_is_slow();
-    m.persisted();
+    m.persisted_at(t);
     m.tick(t + GAP_MS);
     assert_eq!(m.remaining_ttl(), TTL_S - (GAP_MS / 1000) as i64);
 }

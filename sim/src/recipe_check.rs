@@ -10,8 +10,8 @@
 //! A lease is certainly alive until its grant was sent plus its TTL, less every
 //! forward clock jump of any member since (a leader whose clock jumps expires its
 //! leases early by as much), less a slack: a member applies a grant with its
-//! clock as it is then (it is ticked before it handles anything when its clock
-//! moved), which reads whole milliseconds, so up to one behind.
+//! clock as it is then (`Node::handle_at` ticks it before it handles anything
+//! when its clock moved), which reads whole milliseconds, so up to one behind.
 
 use crate::lock_check::{self, Hold};
 

@@ -224,9 +224,10 @@ fn started(mut machine: Machine) -> (Phase, Option<Result<Answer, RecipeError>>)
 }
 
 /// How much earlier than its TTL a member may expire a lease, clock jumps
-/// aside: a member applies a grant with its clock as it is then (the simulator
-/// ticks a member whose clock moved before it handles anything), which reads
-/// whole milliseconds, so up to one millisecond behind.
+/// aside: a member applies a grant with its clock as it is then (the member
+/// ticks itself before it handles an input at a later clock; see
+/// `Node::handle_at`), which reads whole milliseconds, so up to one
+/// millisecond behind.
 const LEASE_SLACK_US: u64 = 1000;
 
 impl Workload {

@@ -299,44 +299,24 @@ impl Sim {
         }
     }
 
-    /// Feeds one input to a running member and carries out everything it asks.
-    /// As the production driver does, the member first gets a Tick at its
-    /// clock's current millisecond when that moved since its last Tick, so that
-    /// what the input applies (a lease grant) reads a fresh clock.
+    /// Feeds one input to a running member at its clock (the simulator's time
+    /// plus its clock jumps) and carries out everything it asks. As in
+    /// production, [`Node::handle_at`] ticks the member first when its clock
+    /// moved, so that what the input applies (a lease grant) reads a fresh
+    /// clock. A Tick's own `now_ms` is replaced by the member's clock.
     pub(crate) fn feed(&mut self, id: u64, input: Input) {
-        let Some(host) = self.hosts.get(&id) else {
-            return;
-        };
-        let inc = host.inc;
-        let now_ms = self.now_us / 1000 + host.clock_offset_ms;
-        let moved = host.last_tick_ms.is_none_or(|last| now_ms > last);
-        if moved && !matches!(input, Input::Tick { .. }) {
-            self.feed_one(id, Input::Tick { now_ms: 0 });
-            // The Tick may have stopped or restarted the member: the input was
-            // for the one that was running.
-            if self.hosts.get(&id).is_none_or(|h| h.inc != inc) {
-                return;
-            }
-        }
-        self.feed_one(id, input);
-    }
-
-    fn feed_one(&mut self, id: u64, input: Input) {
         let Some(host) = self.hosts.get_mut(&id) else {
             return;
         };
         let Some(node) = host.node.as_mut() else { return };
         let now_ms = self.now_us / 1000 + host.clock_offset_ms;
-        if matches!(input, Input::Tick { .. }) {
-            host.last_tick_ms = Some(host.last_tick_ms.map_or(now_ms, |last| last.max(now_ms)));
-        }
         self.counters.inputs += 1;
         hash_input(&mut self.trace, id, &input);
         let input = match input {
             Input::Tick { .. } => Input::Tick { now_ms },
             other => other,
         };
-        node.handle(input);
+        node.handle_at(now_ms, input);
         self.drain(id);
     }
 

@@ -42,7 +42,9 @@ pub type ClientRequestId = u64;
 #[derive(Clone, Debug, PartialEq)]
 pub enum Input {
     /// The driver's monotonic clock, delivered about every `tick_ms`. Raft ticks,
-    /// request deadlines, lease expiry and checkpoints all run from it.
+    /// request deadlines, lease expiry and checkpoints all run from it. Any other
+    /// input fed with [`Node::handle_at`](super::Node::handle_at) at a later
+    /// clock runs the same tick first.
     Tick { now_ms: u64 },
     /// A message from another member.
     Peer(PeerMessage),

@@ -105,7 +105,7 @@ type AnnouncedPeers = (BTreeMap<u64, Vec<String>>, BTreeSet<u64>);
 ///
 /// # Driving it
 ///
-/// After [`Node::new`] and after every [`Node::handle`], the driver calls
+/// After [`Node::new`] and after every [`Node::handle_at`], the driver calls
 /// [`Node::poll`] until it returns `None`, and carries out each [`Output`] in the
 /// order it came out. The order is binding:
 ///
@@ -127,8 +127,10 @@ type AnnouncedPeers = (BTreeMap<u64, Vec<String>>, BTreeSet<u64>);
 /// Every [`Input::Client`] is answered by exactly one [`Output::Respond`], at the
 /// latest when `request_timeout_ms` has passed on the ticks the driver delivers.
 ///
-/// Time enters only as [`Input::Tick`]`{ now_ms }`. Given the same config (seed
-/// included) and the same inputs, a node produces the same outputs, byte for byte.
+/// Time enters only as the driver's clock reading: the `now_ms` of
+/// [`Node::handle_at`] (which ticks the member first when it moved) and of
+/// [`Input::Tick`]. Given the same config (seed included) and the same inputs
+/// at the same times, a node produces the same outputs, byte for byte.
 #[derive(Debug)]
 pub struct Node {
     config: NodeConfig,
@@ -369,8 +371,43 @@ impl Node {
         Ok(node)
     }
 
-    /// Handles one input; then drain [`Node::poll`].
+    /// Handles one input that arrived when the driver's monotonic clock read
+    /// `now_ms`; then drain [`Node::poll`]. This is how a driver feeds a member.
+    ///
+    /// Time first: when `now_ms` is past the member's clock (the latest time
+    /// it was ticked at), the member runs its tick at `now_ms` (raft ticks,
+    /// deadlines, lease expiry, the stop of a removed member) before it handles
+    /// the input, so that what the input applies (a lease grant whose write
+    /// just became durable) reads the clock as it is now, not as it was at the
+    /// last [`Input::Tick`]. If that tick stopped the member, the input is not
+    /// handled: a client request is answered STOPPED, anything else is dropped.
+    ///
+    /// An [`Input::Tick`] is that tick itself, run once at the later of the two
+    /// times. A Tick at an unchanged time runs the tick's duties again but
+    /// fires no raft tick: raft ticks count elapsed time, not Ticks.
+    pub fn handle_at(&mut self, now_ms: u64, input: Input) {
+        match input {
+            Input::Tick { now_ms: at } => self.handle_now(Input::Tick {
+                now_ms: at.max(now_ms),
+            }),
+            input => {
+                if now_ms > self.now_ms && !self.removed {
+                    self.handle_now(Input::Tick { now_ms });
+                }
+                self.handle_now(input);
+            }
+        }
+    }
+
+    /// [`Node::handle_at`] with the member's own clock: no time has passed
+    /// since its last [`Input::Tick`] (which moves the clock itself). For tests
+    /// that step time by Ticks.
     pub fn handle(&mut self, input: Input) {
+        self.handle_at(self.now_ms, input);
+    }
+
+    /// Handles one input at the member's current clock.
+    fn handle_now(&mut self, input: Input) {
         if self.removed || self.stop_at_ms.is_some() {
             if let Input::Client { id, .. } = input {
                 self.respond(id, Err(crate::error::STOPPED));

@@ -66,8 +66,6 @@ pub(crate) struct Driver {
     node: Node,
     started: Instant,
     tick_ms: u64,
-    /// The clock reading of the last `Input::Tick` fed (None before the first).
-    last_tick_ms: Option<u64>,
     persister: Option<Persister>,
     /// Disk work not yet handed to the storage thread, in node order.
     jobs: VecDeque<Job>,
@@ -109,7 +107,6 @@ impl Driver {
             node,
             started: Instant::now(),
             tick_ms,
-            last_tick_ms: None,
             persister: Some(persister),
             jobs: VecDeque::new(),
             transport: Some(transport),
@@ -157,13 +154,11 @@ impl Driver {
                 Some(command) = commands.recv() => Event::Command(command),
                 () = std::future::ready(()), if !self.next_turn.is_empty() => Event::Continue,
             };
-            // The clock read of this turn (a Persisted reads it afresh).
+            // The clock read of this turn (a Persisted reads it afresh). The
+            // node ticks itself first when it moved (`Node::handle_at`).
             let turn_started = Instant::now();
             let applied_before = self.status.applied_index;
             let now_ms = self.clock_ms(turn_started);
-            // The node's clock is fresh before it handles anything: a grant
-            // applied now counts its lease from now, not from the last tick.
-            self.tick_if_moved(now_ms);
             self.feed(first, now_ms);
             // Take what else is ready now, so this turn's proposals share a Ready
             // and its Persist.
@@ -208,22 +203,15 @@ impl Driver {
         u64::try_from(at.duration_since(self.started).as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// Feeds `Input::Tick { now_ms }` unless the node has had a Tick at this
-    /// millisecond already. A full Tick, not a bare clock move: the Tick also
-    /// expires what is past its deadline at `now_ms`.
-    fn tick_if_moved(&mut self, now_ms: u64) {
-        if self.last_tick_ms.is_some_and(|last| last >= now_ms) {
-            return;
-        }
-        self.last_tick_ms = Some(now_ms);
-        self.node.handle(Input::Tick { now_ms });
+    /// Milliseconds since the driver started, now.
+    fn now_ms(&self) -> u64 {
+        self.clock_ms(Instant::now())
     }
 
     fn feed(&mut self, event: Event, now_ms: u64) {
         match event {
-            // The turn's Tick went in before its first event.
-            Event::Tick => self.tick_if_moved(now_ms),
-            Event::Peer(message) => self.node.handle(Input::Peer(message)),
+            Event::Tick => self.node.handle_at(now_ms, Input::Tick { now_ms }),
+            Event::Peer(message) => self.node.handle_at(now_ms, Input::Peer(message)),
             Event::Command(Command::Call {
                 request,
                 credentials,
@@ -233,11 +221,14 @@ impl Driver {
                 let write = request.is_write();
                 let tally = Tally::of(&request);
                 self.waiters.insert(id, Waiter { reply, write, tally });
-                self.node.handle(Input::Client {
-                    id,
-                    request,
-                    credentials,
-                });
+                self.node.handle_at(
+                    now_ms,
+                    Input::Client {
+                        id,
+                        request,
+                        credentials,
+                    },
+                );
             }
             Event::Command(Command::OpenStream { stream, sink }) => {
                 self.streams.insert(stream, sink);
@@ -246,16 +237,16 @@ impl Driver {
                 let export = self.next_export;
                 self.next_export += 1;
                 self.exports.insert(export, reply);
-                self.node.handle(Input::ExportSnapshot { export });
+                self.node.handle_at(now_ms, Input::ExportSnapshot { export });
             }
             Event::Continue => {
                 for input in std::mem::take(&mut self.next_turn) {
-                    self.node.handle(input);
+                    self.node.handle_at(now_ms, input);
                 }
             }
             Event::Command(Command::PortableHead { reply }) => {
                 let ask = self.ask(PortableAsk::Head(reply));
-                self.node.handle(Input::PortableHead { ask });
+                self.node.handle_at(now_ms, Input::PortableHead { ask });
             }
             Event::Command(Command::PortableRecords {
                 bound,
@@ -264,23 +255,27 @@ impl Driver {
                 reply,
             }) => {
                 let ask = self.ask(PortableAsk::Records(reply));
-                self.node.handle(Input::PortableRecords {
-                    ask,
-                    bound,
-                    from,
-                    records_max,
-                });
+                self.node.handle_at(
+                    now_ms,
+                    Input::PortableRecords {
+                        ask,
+                        bound,
+                        from,
+                        records_max,
+                    },
+                );
             }
             Event::Internal(Internal::StreamClosed(stream)) => {
                 self.streams.remove(&stream);
-                self.node.handle(Input::StreamClosed { stream });
+                self.node.handle_at(now_ms, Input::StreamClosed { stream });
             }
             Event::Internal(Internal::Stored(done)) => self.on_stored(done),
             Event::Transport(Report::PeerUnreachable(peer)) => {
-                self.node.handle(Input::PeerUnreachable { peer });
+                self.node.handle_at(now_ms, Input::PeerUnreachable { peer });
             }
             Event::Transport(Report::SnapshotReport { peer, delivered }) => {
-                self.node.handle(Input::SnapshotReport { peer, delivered });
+                self.node
+                    .handle_at(now_ms, Input::SnapshotReport { peer, delivered });
             }
             Event::Transport(Report::RemovedFromCluster { peer }) => {
                 // A member cut off when it was removed never applies its removal:
@@ -328,15 +323,14 @@ impl Driver {
             }
         }
         self.metrics.persists += done.persists;
+        // What this makes durable may be applied now: with the clock as it is
+        // now, however long the write took.
+        let now_ms = self.now_ms();
         if let Some(ready_number) = done.persisted {
-            // What this makes durable may be applied now: with the clock as it
-            // is now, however long the write took.
-            let now_ms = self.clock_ms(Instant::now());
-            self.tick_if_moved(now_ms);
-            self.node.handle(Input::Persisted { ready_number });
+            self.node.handle_at(now_ms, Input::Persisted { ready_number });
         }
         for index in done.snapshots_saved {
-            self.node.handle(Input::SnapshotSaved { index });
+            self.node.handle_at(now_ms, Input::SnapshotSaved { index });
         }
     }
 
@@ -350,8 +344,9 @@ impl Driver {
             if self.deferred.is_empty() {
                 break;
             }
+            let now_ms = self.now_ms();
             for input in std::mem::take(&mut self.deferred) {
-                self.node.handle(input);
+                self.node.handle_at(now_ms, input);
             }
         }
     }

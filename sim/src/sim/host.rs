@@ -27,8 +27,6 @@ pub(crate) struct Host {
     pub(super) parked_disk: Option<Disk>,
     pub inc: u64,
     pub(super) clock_offset_ms: u64,
-    /// The clock the running node's last Tick carried (None before its first).
-    pub(super) last_tick_ms: Option<u64>,
     /// When this member's process next looks whether to propose a v2 sync.
     v2_sync_at_us: u64,
     /// While `now_us` is below this, the member's process is paused: what it
@@ -85,7 +83,6 @@ impl Host {
             parked_disk: None,
             inc: 0,
             clock_offset_ms: 0,
-            last_tick_ms: None,
             v2_sync_at_us: 0,
             paused_until_us: 0,
             crash_armed: false,
@@ -235,7 +232,6 @@ impl Sim {
         host.storage_busy = false;
         host.pass = None;
         host.serializable_rev_max = 0;
-        host.last_tick_ms = None;
         let inc = host.inc;
         match Node::new(config, start) {
             Ok(node) => host.node = Some(node),
