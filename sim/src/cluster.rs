@@ -79,7 +79,8 @@ pub(crate) trait Cluster {
     fn faults_active(&self) -> bool;
     /// Starts a member the cluster has just added, on a fresh disk.
     fn add_joiner(&mut self, id: u64, name: &str, members: Vec<Member>);
-    /// Stops a member the cluster removed, for good.
+    /// A member the cluster removed: never restarted, and stopped after the
+    /// delay a removed member keeps running in production.
     fn retire(&mut self, id: u64);
     /// Fails the run (the first failure wins).
     fn fail(&mut self, why: String);

@@ -293,13 +293,14 @@ impl Operator {
         self.operator_wake_at(sim, sim.now_us());
     }
 
-    /// The removal is committed: the operator stops that member's process for good.
+    /// The removal is committed: the operator retires that member (its process stops
+    /// after the delay a removed member keeps running in production).
     fn member_removed(&mut self, sim: &mut impl Cluster, id: u64, leader: bool) {
         self.counters.removed += 1;
         if leader {
             self.counters.leaders_removed += 1;
         }
-        sim.log(format_args!("operator: member {id:x} removed and stopped"));
+        sim.log(format_args!("operator: member {id:x} removed, retired"));
         sim.retire(id);
         self.step = Step::Idle;
     }

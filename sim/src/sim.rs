@@ -100,6 +100,11 @@ pub(crate) enum Event {
         member: u64,
         inc: u64,
     },
+    /// A member the operator removed stops (see `Sim::retire`).
+    Retire {
+        member: u64,
+        inc: u64,
+    },
     Deliver {
         from: u64,
         to: u64,
@@ -517,6 +522,7 @@ impl Sim {
                     }
                 }
             }
+            Event::Retire { member, inc } => self.stop_retired(member, inc),
             Event::Deliver { from, to, message } => self.deliver(from, to, message),
             Event::SnapshotReport { from, to, delivered } => {
                 self.feed(from, Input::SnapshotReport { peer: to, delivered });

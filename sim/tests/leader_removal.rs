@@ -3,7 +3,10 @@
 //! membership fault's removal of the then follower applied after it had become
 //! leader). The survivor has no quorum of the old configuration on its own: it
 //! needs the removed member's vote to elect itself and commit the removal, so the
-//! removed member must not stop the moment it applies its own removal.
+//! removed member must not stop the moment it applies its own removal, and must
+//! not step down from leading at once either (its log may be longer than the
+//! survivor's, so it would refuse the survivor's vote: sweep seed 1912): it hands
+//! its lead to the survivor, and keeps leading until it stops if that fails.
 
 use detcd_core::error::EtcdError;
 use detcd_core::node::{Request, Response};
@@ -54,18 +57,24 @@ fn a_leader_that_removed_itself_lets_the_survivor_learn_it() {
     let (mut sim, leader, survivor) = two_voters(99, |_| {});
 
     let remove = sim.request(leader, Request::MemberRemove(MemberRemoveRequest { id: leader }));
-    // The leader steps down when it applies the removal; what it sent in that
-    // same step (the new commit index) is still in flight: cut it off.
+    // Run until the leader has applied its own removal; what it sent in that same
+    // step (the new commit index, the transfer of its lead) is still in flight:
+    // cut it off.
     let deadline = sim.now_us + 5_000_000;
     while sim
         .node(leader)
-        .is_some_and(|n| n.raft_status().role == Role::Leader)
+        .is_some_and(|n| n.members().contains_key(&leader))
         && sim.now_us < deadline
     {
         let step = sim.now_us + 10;
         sim.run_until(step);
     }
     assert!(sim.failure.is_none(), "{:?}", sim.failure);
+    assert!(
+        sim.node(leader)
+            .is_some_and(|n| !n.members().contains_key(&leader)),
+        "the leader applied its removal"
+    );
     assert!(
         sim.node(survivor)
             .is_some_and(|n| n.members().contains_key(&leader)),

@@ -425,7 +425,7 @@ impl Node {
     /// driver is told to stop once the rest had time to learn that the removal
     /// committed (see [`REMOVED_STOP_DELAY_MS_MIN`]).
     fn stop_removed(&mut self) {
-        let delay_ms = REMOVED_STOP_DELAY_MS_MIN.max(3 * self.config.election_timeout_ms());
+        let delay_ms = self.config.removed_stop_delay_ms();
         self.stop_at_ms.get_or_insert(self.now_ms + delay_ms);
         let proposals = std::mem::take(&mut self.proposals);
         for p in proposals.into_values() {

@@ -140,6 +140,12 @@ impl NodeConfig {
         self.tick_ms.saturating_mul(self.election_ticks)
     }
 
+    /// How long a member that applied its own removal keeps running before it
+    /// stops (see `REMOVED_STOP_DELAY_MS_MIN` in the apply module).
+    pub fn removed_stop_delay_ms(&self) -> u64 {
+        super::apply::REMOVED_STOP_DELAY_MS_MIN.max(3 * self.election_timeout_ms())
+    }
+
     /// Checks each bound and the relations between them.
     pub fn validate(&self) -> Result<(), NodeError> {
         let bad = |why: &'static str| Err(NodeError::Config(why));

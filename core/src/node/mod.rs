@@ -579,8 +579,10 @@ impl Node {
             }
         }
         // A removed member stops driving raft (its soft state is frozen at
-        // removal), so the pairing only holds while it is a member.
-        if !self.removed {
+        // removal), and one that applied its own removal may still lead until it
+        // stops (handing its lead over) with its lessor demoted, so the pairing
+        // only holds while it is a member.
+        if !self.removed && self.stop_at_ms.is_none() {
             assert_eq!(
                 self.lessor.is_primary(),
                 self.soft.role == Role::Leader,

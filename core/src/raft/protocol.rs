@@ -1018,13 +1018,15 @@ impl Raft {
         self.trk.config = config;
         self.trk.progress = progress;
         let cs = self.trk.config.to_conf_state();
-        let me = self.trk.progress.get(&self.id);
-        if me.is_none_or(|p| p.is_learner) && self.role == Role::Leader {
-            // Removed or demoted: a leader that is not a voter must not keep
-            // leading (etcd's StepDownOnRemoval, always on here).
-            self.become_follower(self.term, 0);
-            return cs;
-        }
+        // A leader that applied its own removal keeps leading until its member
+        // stops (etcd 3.4's raft: no StepDownOnRemoval). It takes no proposals
+        // (not a voter) and counts for no quorum, but its appends and heartbeats
+        // still tell the remaining voters that the removal committed, and hand
+        // them the entries after it. Stepping down at once (as this did before)
+        // could leave a two-voter configuration's survivor, which missed the
+        // commit and has a shorter log, with no vote it can win: the removed
+        // member refuses it for the log, and its own quorum needs that vote
+        // (sweep seed 1912 at f110014).
         if self.role != Role::Leader || cs.voters.is_empty() {
             return cs;
         }
@@ -1047,6 +1049,23 @@ impl Raft {
         }
         if self.lead_transferee != 0 && !self.trk.config.voters.ids().contains(&self.lead_transferee) {
             self.lead_transferee = 0;
+        }
+        let voters = self.trk.config.voters.ids();
+        if !voters.contains(&self.id) && self.lead_transferee == 0 {
+            // Removed: hand the lead to the most caught-up voter (raft's transfer,
+            // so it campaigns at once with every entry this leader has), rather
+            // than leave the others waiting for this member to stop. If that
+            // fails within an election timeout, this keeps leading as above.
+            let best = self
+                .trk
+                .progress
+                .iter()
+                .filter(|(id, pr)| voters.contains(id) && !pr.is_learner)
+                .max_by_key(|(id, pr)| (pr.matched, std::cmp::Reverse(**id)))
+                .map(|(&id, _)| id);
+            if let Some(to) = best {
+                self.handle_transfer_leader(to);
+            }
         }
         cs
     }
@@ -1076,7 +1095,9 @@ impl Raft {
     }
 
     fn serve_read_index(&mut self, m: Message) {
-        if self.trk.is_singleton() || is_active(Mutation::ReadIndexWithoutQuorum) {
+        // Alone only as a voter: a leader that removed itself counts for nothing.
+        let alone = self.trk.is_singleton() && self.trk.config.voters.ids().contains(&self.id);
+        if alone || is_active(Mutation::ReadIndexWithoutQuorum) {
             // Nobody else can have committed anything: our commit index is current.
             // (Planted bug: also without being alone, skipping the quorum round.)
             let index = self.log.committed;

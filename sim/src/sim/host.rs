@@ -144,11 +144,28 @@ impl Sim {
 
     /// Stops a member the cluster removed, for good (its process is shut down; it
     /// is never restarted).
+    /// The operator saw `id`'s removal commit: the member is never restarted,
+    /// and its process is stopped after the delay a removed member keeps running
+    /// in production (so that, when it was the leader and the others missed that
+    /// the removal committed, one of them can still win an election with its
+    /// vote; stopping it at once can leave a two-voter configuration without a
+    /// quorum for good).
     pub(crate) fn retire(&mut self, id: u64) {
         let Some(host) = self.hosts.get_mut(&id) else {
             return;
         };
         host.removed = true;
+        let at = self.now_us + host.config.removed_stop_delay_ms() * 1000;
+        let inc = host.inc;
+        self.queue.push(at, Event::Retire { member: id, inc });
+    }
+
+    /// The removed member's process stops (unless it crashed or stopped by
+    /// itself meanwhile).
+    pub(super) fn stop_retired(&mut self, id: u64, inc: u64) {
+        let Some(host) = self.hosts.get_mut(&id).filter(|h| h.inc == inc) else {
+            return;
+        };
         if host.node.take().is_some() {
             host.inc += 1;
             self.workload.member_crashed(id);
