@@ -756,54 +756,33 @@ mod tests {
         assert!(h.check(10_000).violation.is_some());
     }
 
-    #[test]
-    fn a_lost_post_is_named_by_a_listing() {
+    /// A POST to the queue whose answer was lost, then a recursive listing of the
+    /// queue at 12 showing one in-order key made at 9 holding `listed`.
+    fn lost_post_then_listing(listed: &str) -> DirLinHistory {
         let mut h = DirLinHistory::default();
         let q = "/v2/d/q";
-        let lost = h.invoke(
-            2,
-            q,
-            DirInput::Post {
-                value: "p".to_string(),
-            },
-            0,
-        );
-        let _ = lost;
+        let post = DirInput::Post {
+            value: "p".to_string(),
+        };
+        h.invoke(2, q, post, 0);
         let key = format!("{q}/{:020}", 9);
         let listing = Shown {
-            nodes: vec![shown(&key, Some("p"), 9, 9)],
+            nodes: vec![shown(&key, Some(listed), 9, 9)],
             ..shown(q, None, 9, 9)
         };
-        record(
-            &mut h,
-            q,
-            DirInput::Get { recursive: true },
-            ok(12, Action::Get, listing, None),
-            20,
-        );
+        let get = DirInput::Get { recursive: true };
+        record(&mut h, q, get, ok(12, Action::Get, listing, None), 20);
+        h
+    }
+
+    #[test]
+    fn a_lost_post_is_named_by_a_listing() {
+        let mut h = lost_post_then_listing("p");
+        let q = "/v2/d/q";
         record(&mut h, q, DirInput::Rmdir, err(code::DIR_NOT_EMPTY, q, 12), 30);
         assert_eq!(h.check(10_000).violation, None);
         // A key it could not have made (another value) is not it.
-        let mut wrong = DirLinHistory::default();
-        wrong.invoke(
-            2,
-            q,
-            DirInput::Post {
-                value: "p".to_string(),
-            },
-            0,
-        );
-        let listing = Shown {
-            nodes: vec![shown(&key, Some("other"), 9, 9)],
-            ..shown(q, None, 9, 9)
-        };
-        record(
-            &mut wrong,
-            q,
-            DirInput::Get { recursive: true },
-            ok(12, Action::Get, listing, None),
-            20,
-        );
+        let wrong = lost_post_then_listing("other");
         assert!(wrong.check(10_000).violation.is_some());
     }
 
