@@ -105,6 +105,10 @@ pub enum Mutation {
     /// member's own clock (the request's time) as gone, before the leader's sync
     /// has expired it through raft.
     V2ExpiryByLocalClock,
+    /// `v2store::Store::delete`: a delete with `dir=true` (etcdctl rmdir) removes a
+    /// directory that still has children, instead of refusing it with "Directory
+    /// not empty" (108).
+    V2RmdirIgnoresChildren,
     /// `recipe::lock::Lock`: a Lock that finds an older waiter does not wait for
     /// its deletion and takes the lock at once (after checking its own key).
     LockIgnoresOlderWaiter,
@@ -140,6 +144,7 @@ impl Mutation {
         Mutation::V2CasIgnoresPrevIndex,
         Mutation::CorruptAppliedPut,
         Mutation::V2ExpiryByLocalClock,
+        Mutation::V2RmdirIgnoresChildren,
         Mutation::LockIgnoresOlderWaiter,
     ];
 
@@ -173,6 +178,7 @@ impl Mutation {
             Mutation::V2CasIgnoresPrevIndex => "v2-cas-ignores-prev-index",
             Mutation::CorruptAppliedPut => "corrupt-applied-put",
             Mutation::V2ExpiryByLocalClock => "v2-expiry-by-local-clock",
+            Mutation::V2RmdirIgnoresChildren => "v2-rmdir-ignores-children",
             Mutation::LockIgnoresOlderWaiter => "lock-ignores-older-waiter",
         }
     }

@@ -282,6 +282,22 @@ fn v2_cas_ignores_prev_index_swaps_over_a_newer_write() {
 }
 
 #[test]
+fn v2_rmdir_ignores_children_removes_a_non_empty_directory() {
+    use detcd_core::v2store::{Store as V2Store, Ttl};
+    let (clean, mutated) = without_and_with(Mutation::V2RmdirIgnoresChildren, || {
+        let mut store = V2Store::default();
+        store.set("/d/k", false, "a", Ttl::default()).expect("set");
+        let rmdir = store
+            .delete("/d", true, false, 0)
+            .map(|e| e.index())
+            .map_err(|e| e.code);
+        (rmdir, store.get("/d/k", false, 0).is_ok())
+    });
+    assert_eq!(clean, (Err(detcd_core::v2store::code::DIR_NOT_EMPTY), true));
+    assert_eq!(mutated, (Ok(2), false));
+}
+
+#[test]
 fn v2_expiry_by_local_clock_hides_a_key_raft_still_holds() {
     use detcd_core::v2store::{Store as V2Store, Ttl};
     const NOW: u64 = 1_700_000_000_000;

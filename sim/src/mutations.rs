@@ -356,6 +356,12 @@ pub const CATALOGUE: &[Mutation] = &[
         "a v2 get treats a key past its expiry by the member's own clock as gone, before the leader's sync expires it through raft",
         "v2 check: not linearizable: a get finds no key that raft still holds (a later expire event, refresh or get shows it)",
     ),
+    core_v2(
+        CoreMutation::V2RmdirIgnoresChildren,
+        "v2-rmdir-ignores-children",
+        "a v2 delete with dir=true (rmdir) removes a directory that still has children",
+        "v2 check: the directory tree is not linearizable (an rmdir of a directory the model holds children in succeeds)",
+    ),
     core(
         CoreMutation::CorruptAppliedPut,
         "corrupt-applied-put",

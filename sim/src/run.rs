@@ -316,12 +316,12 @@ pub fn render(opts: &Options, mutations: Mutations, report: &Report, verbose: bo
     out
 }
 
-/// Search steps one v2 key may take (as the KV check's budget).
+/// Search steps one v2 key (or the directory tree) may take (as the KV check's budget).
 const V2_SEARCH_STEPS_MAX_PER_KEY: u64 = 1_000_000;
 
 /// The v2 checks' verdict: the violations found during the run, then the final
 /// store (of the member that applied the most) against the acknowledged writes,
-/// then the linearizability of the single-key requests.
+/// then the linearizability of the single-key requests and of the directory tree's.
 fn check_v2(sim: &mut Sim) {
     let Some(mut v2) = sim.workload.v2.take() else {
         return;
@@ -343,16 +343,18 @@ fn check_v2(sim: &mut Sim) {
             v2.history.violations.len()
         ));
     } else {
-        let report = v2.lin.check(V2_SEARCH_STEPS_MAX_PER_KEY);
-        if let Some(why) = &report.violation {
+        let keys = v2.lin.check(V2_SEARCH_STEPS_MAX_PER_KEY);
+        let tree = v2.dir_lin.check(V2_SEARCH_STEPS_MAX_PER_KEY);
+        if let Some(why) = keys.violation.as_ref().or(tree.violation.as_ref()) {
             sim.fail(format!("v2 check: not linearizable: {why}"));
-        } else if !report.unknown.is_empty() {
+        } else if !keys.unknown.is_empty() || !tree.unknown.is_empty() {
             eprintln!(
                 "seed {}: v2 linearizability check ran out of budget on {:?}",
-                sim.opts.seed, report.unknown
+                sim.opts.seed,
+                [keys.unknown, tree.unknown].concat()
             );
         }
-        v2.lin_steps = report.search_steps;
+        v2.lin_steps = keys.search_steps + tree.search_steps;
     }
     sim.workload.v2 = Some(v2);
 }

@@ -2,16 +2,17 @@
 //! go to the v2 store as the `/v2/keys` API would send them, all through raft
 //! except the waits (served from the member's own store, as `wait=true` is):
 //! sets, creates, updates, compare-and-swaps and compare-and-deletes (on a
-//! prevIndex the clients last saw, often stale, or a prevValue), deletes, a
-//! directory made, filled and removed recursively, keys with a TTL and their
-//! refreshes, quorum gets, and `waitIndex` waits. Expirations and the request
-//! times come from the receiving member's clock (the simulator's time plus its
-//! clock jumps), as a server's HTTP handler computes them; the leader proposes a
-//! sync with its clock while keys have a TTL ([`crate::sim::Sim`]'s tick). Every
-//! answer goes to [`crate::v2_check`]; the single-key requests (all but the
-//! directory's and the waits) and the `expire` events waits report are recorded,
-//! with their simulated times, for the linearizability check
-//! ([`crate::check::v2`]).
+//! prevIndex the clients last saw, often stale, or a prevValue), deletes, keys
+//! with a TTL and their refreshes, quorum gets, `waitIndex` waits, and (a quarter
+//! of the requests) a directory tree's ([`crate::v2_dir_workload`]). Expirations
+//! and the request times come from the receiving member's clock (the simulator's
+//! time plus its clock jumps), as a server's HTTP handler computes them; the
+//! leader proposes a sync with its clock while keys have a TTL
+//! ([`crate::sim::Sim`]'s tick). Every answer goes to [`crate::v2_check`]; the
+//! single-key requests and the `expire` events waits report are recorded, with
+//! their simulated times, for the per-key linearizability check
+//! ([`crate::check::v2`]), the tree's requests for the subtree's
+//! ([`crate::check::v2_dir`]).
 
 use std::collections::BTreeMap;
 
@@ -22,8 +23,10 @@ use detcd_core::v2store::{code, Action, Event, NodeView};
 use detcd_proto::detcdpb::V2Request;
 
 use crate::check::v2::{Seen, V2Input, V2LinHistory, V2Output};
+use crate::check::v2_dir::{DirInput, DirLinHistory, DirOutput, DIR};
 use crate::cluster::outcome_unknown;
 use crate::v2_check::V2History;
+use crate::v2_dir_workload;
 
 /// The Unix time the simulator's clock 0 stands for (expiries before 2000 are
 /// none to the v2 store).
@@ -33,11 +36,9 @@ pub const EPOCH_UNIX_MS: u64 = 1_700_000_000_000;
 /// `SYNC_INTERVAL_MS`).
 pub const SYNC_INTERVAL_MS: u64 = 500;
 
-/// Keys the clients write, plain and with a TTL, and the directory's children.
+/// Keys the clients write, plain and with a TTL.
 const KEYS: u64 = 4;
 const TTL_KEYS: u64 = 8;
-const DIR: &str = "/v2/d";
-const DIR_CHILDREN: u64 = 2;
 /// Waits watch this prefix, recursively.
 pub const PREFIX: &str = "/v2";
 
@@ -45,8 +46,13 @@ pub const PREFIX: &str = "/v2";
 #[derive(Clone, Debug)]
 pub enum V2Pending {
     Write {
-        /// Its id in the linearizability history (not the directory's requests).
+        /// Its id in the linearizability history.
         lin: Option<usize>,
+    },
+    /// A request on the directory tree (`read`: a get).
+    Dir {
+        lin: usize,
+        read: bool,
     },
     QGet {
         lin: usize,
@@ -62,6 +68,8 @@ pub struct V2Workload {
     pub history: V2History,
     /// The single-key requests, for the linearizability check.
     pub lin: V2LinHistory,
+    /// The directory tree's requests, for its linearizability check.
+    pub dir_lin: DirLinHistory,
     /// Per key, the modified index and value last seen in an answer.
     seen: BTreeMap<String, (u64, String)>,
     /// The highest v2 index any answer showed.
@@ -94,6 +102,12 @@ impl V2Workload {
             ..V2Request::default()
         };
         let pick = rng.range(0, 100);
+        if (57..=61).contains(&pick) || rng.chance(1, 5) {
+            let (request, input) = v2_dir_workload::request(rng, r.val, now_ms);
+            let read = matches!(input, DirInput::Get { .. });
+            let lin = self.dir_lin.invoke(client as u64, &request.path, input, now_us);
+            return (Request::V2(request), V2Pending::Dir { lin, read });
+        }
         match pick {
             0..=14 => r.path = key(rng),
             15..=24 => {
@@ -123,21 +137,6 @@ impl V2Workload {
                 r.path = key(rng);
                 r.val.clear();
             }
-            57..=61 => match rng.range(0, 3) {
-                0 => {
-                    r.path = DIR.to_string();
-                    r.dir = true;
-                    r.val.clear();
-                }
-                1 => r.path = format!("{DIR}/c{}", rng.range(0, DIR_CHILDREN)),
-                _ => {
-                    r.method = "DELETE".to_string();
-                    r.path = DIR.to_string();
-                    r.dir = true;
-                    r.recursive = true;
-                    r.val.clear();
-                }
-            },
             62..=77 => {
                 // A key with a TTL of up to two sync intervals (so that many
                 // expire between writes), or its refresh.
@@ -182,21 +181,24 @@ impl V2Workload {
     /// The counts a report shows.
     pub fn summary(&self) -> String {
         format!(
-            "{} writes acknowledged, {} quorum gets, {} waits answered with an event ({} expirations), {} syncs proposed, {} stores compared at equal applied indexes, {} requests checked for linearizability in {} steps",
+            "{} writes acknowledged, {} quorum gets, {} waits answered with an event ({} expirations), {} syncs proposed, {} stores compared at equal applied indexes, {} requests checked for linearizability ({} on the directory tree) in {} steps",
             self.writes_ok,
             self.qgets_ok,
             self.waits_with_event,
             self.expires_seen,
             self.syncs,
             self.history.state_matches,
-            self.lin.len(),
+            self.lin.len() + self.dir_lin.len(),
+            self.dir_lin.len(),
             self.lin_steps
         )
     }
 
     /// `pending` never left its client (connection refused).
     pub fn not_sent(&mut self, pending: &V2Pending) {
-        if let Some(id) = lin_id(pending) {
+        if let V2Pending::Dir { lin, .. } = pending {
+            self.dir_lin.fail(*lin);
+        } else if let Some(id) = lin_id(pending) {
             self.lin.fail(id);
         }
     }
@@ -205,7 +207,17 @@ impl V2Workload {
     /// it was proposed leaves the linearizability check; an unanswered write may
     /// apply any time later, which the checks allow.
     pub fn settle(&mut self, pending: &V2Pending, result: &Result<Response, EtcdError>, now_us: u64) {
-        if let Some(id) = lin_id(pending) {
+        if let V2Pending::Dir { lin, .. } = pending {
+            match result {
+                Ok(Response::V2(reply)) => {
+                    if let Some(output) = DirOutput::of(&reply.result) {
+                        self.dir_lin.complete(*lin, output, now_us);
+                    }
+                }
+                Err(e) if !outcome_unknown(e) => self.dir_lin.fail(*lin),
+                _ => {}
+            }
+        } else if let Some(id) = lin_id(pending) {
             match result {
                 Ok(Response::V2(reply)) => match &reply.result {
                     Ok(Some(event)) => self.lin.complete(id, output_of(event), now_us),
@@ -233,13 +245,13 @@ impl V2Workload {
             }
         }
         match pending {
-            V2Pending::Write { .. } => {
+            V2Pending::Write { .. } | V2Pending::Dir { read: false, .. } => {
                 if let Ok(Some(event)) = &reply.result {
                     self.writes_ok += 1;
                     self.history.write_acked(event);
                 }
             }
-            V2Pending::QGet { .. } => self.qgets_ok += 1,
+            V2Pending::QGet { .. } | V2Pending::Dir { read: true, .. } => self.qgets_ok += 1,
             V2Pending::Watch { since } => match &reply.result {
                 Ok(event) => {
                     if let Some(e) = event {
@@ -267,15 +279,12 @@ fn lin_id(pending: &V2Pending) -> Option<usize> {
     match pending {
         V2Pending::Write { lin, .. } => *lin,
         V2Pending::QGet { lin } => Some(*lin),
-        V2Pending::Watch { .. } => None,
+        V2Pending::Dir { .. } | V2Pending::Watch { .. } => None,
     }
 }
 
-/// The model's view of a single-key request (`None`: the directory's, not checked).
+/// The model's view of a single-key request.
 fn input_of(r: &V2Request) -> Option<V2Input> {
-    if r.path.starts_with(DIR) {
-        return None;
-    }
     let compare = r.prev_index != 0 || !r.prev_value.is_empty();
     let (value, ttl) = (r.val.clone(), r.expiration_unix_ms != 0);
     let input = match (r.method.as_str(), r.prev_exist) {

@@ -205,12 +205,17 @@ fn auth_mutations_are_caught_within_five_seeds() {
 }
 
 /// The v2 checker's planted bugs (a compare-and-swap that ignores prevIndex; a
-/// get that expires keys by the member's own clock), in every `--features
-/// mutations` run: each caught within five seeds of the v2 workload by the v2
-/// linearizability check, while the same options pass unmutated.
+/// get that expires keys by the member's own clock; an rmdir that removes a
+/// directory with children), in every `--features mutations` run: each caught
+/// within five seeds of the v2 workload by the v2 linearizability check, while
+/// the same options pass unmutated.
 #[test]
 fn v2_mutations_are_caught_within_five_seeds() {
-    for name in ["v2-cas-ignores-prev-index", "v2-expiry-by-local-clock"] {
+    for name in [
+        "v2-cas-ignores-prev-index",
+        "v2-expiry-by-local-clock",
+        "v2-rmdir-ignores-children",
+    ] {
         let mutations = Mutations::select(name).expect("catalogued");
         let caught = (1..=5).find(|&seed| {
             let opts = options(seed, mutations);

@@ -454,7 +454,8 @@ impl Store {
             if !dir {
                 return Err(V2Error::new(code::NOT_FILE, path, self.index));
             }
-            if !children.is_empty() && !recursive {
+            let checked = !crate::mutation::is_active(crate::mutation::Mutation::V2RmdirIgnoresChildren);
+            if !children.is_empty() && !recursive && checked {
                 return Err(V2Error::new(code::DIR_NOT_EMPTY, path, self.index));
             }
         }

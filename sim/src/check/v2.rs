@@ -29,7 +29,7 @@ use std::fmt::Write as _;
 
 use detcd_core::v2store::code;
 
-use super::linearizability::{self, Call, Model, Verdict};
+use super::linearizability::{self, Call, Counterexample, Model, Verdict};
 
 /// A v2 request on one key, as the model sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -194,19 +194,7 @@ impl V2LinHistory {
                 Verdict::Unknown => report.unknown.push(key.to_string()),
                 Verdict::NotLinearizable(c) => {
                     if report.violation.is_none() {
-                        let mut why = format!(
-                            "v2 requests on {key} are not linearizable; the longest order the model accepts ({} requests) ends in state {:?} and then:",
-                            c.longest_prefix.len(),
-                            c.state_after_prefix
-                        );
-                        let _ = write!(why, "\n  must take effect: {}", self.render(ids[c.deadline]));
-                        for &i in c.longest_prefix.iter().rev().take(6).rev() {
-                            let _ = write!(why, "\n  after: {}", self.render(ids[i]));
-                        }
-                        for &i in c.candidates.iter().filter(|&&i| i != c.deadline).take(6) {
-                            let _ = write!(why, "\n  concurrent: {}", self.render(ids[i]));
-                        }
-                        report.violation = Some(why);
+                        report.violation = Some(explain(key, &c, |i| self.render(ids[i])));
                     }
                 }
             }
@@ -228,6 +216,29 @@ impl V2LinHistory {
             op.invoked_at, op.input, op.key
         )
     }
+}
+
+/// A counterexample of the search on `what`, for a human: the longest order the
+/// model accepts, the request that had to take effect next, and the last requests
+/// before it and those concurrent with it (`render` shows the call at an index).
+pub(super) fn explain<S: std::fmt::Debug>(
+    what: &str,
+    c: &Counterexample<S>,
+    render: impl Fn(usize) -> String,
+) -> String {
+    let mut why = format!(
+        "v2 requests on {what} are not linearizable; the longest order the model accepts ({} requests) ends in state {:?} and then:",
+        c.longest_prefix.len(),
+        c.state_after_prefix
+    );
+    let _ = write!(why, "\n  must take effect: {}", render(c.deadline));
+    for &i in c.longest_prefix.iter().rev().take(6).rev() {
+        let _ = write!(why, "\n  after: {}", render(i));
+    }
+    for &i in c.candidates.iter().filter(|&&i| i != c.deadline).take(6) {
+        let _ = write!(why, "\n  concurrent: {}", render(i));
+    }
+    why
 }
 
 /// The verdict on the recorded requests.

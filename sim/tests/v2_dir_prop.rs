@@ -1,0 +1,135 @@
+//! Property tests of the directory tree's linearizability check
+//! (`detcd_sim::check::v2_dir`) against core's real v2 store: the workload's
+//! directory requests run one at a time on a `Store`, each at its own instant, and
+//! the answers go to the check as the simulator records them.
+//!
+//! - Intervals widened around their instants, some answers lost (the request
+//!   applied or not), some requests refused before they were proposed: the
+//!   history is linearizable (the execution order is a witness) and must pass;
+//!   a check that rejects it has a model that differs from the store.
+//! - A sequential history with every answer known and one answer changed (another
+//!   error code, another modified index) must be rejected.
+
+use detcd_core::rng::Rng;
+use detcd_core::v2store::{code, Event, Store, Ttl, V2Error};
+use detcd_sim::check::v2_dir::{DirInput, DirLinHistory, DirOutput};
+use detcd_sim::v2_dir_workload;
+use proptest::prelude::*;
+
+const NOW_UNIX_MS: u64 = 1_700_000_000_000;
+
+/// The request on the store, as the member applies it (`node::v2`'s dispatch).
+fn apply(store: &mut Store, path: &str, input: &DirInput) -> Result<Option<Event>, V2Error> {
+    let ttl = Ttl {
+        now_unix_ms: NOW_UNIX_MS,
+        ..Ttl::default()
+    };
+    let event = match input {
+        DirInput::Set { value } => store.set(path, false, value, ttl),
+        DirInput::SetDir => store.set(path, true, "", ttl),
+        DirInput::Create { value } => store.create(path, false, value, false, ttl),
+        DirInput::Mkdir => store.create(path, true, "", false, ttl),
+        DirInput::Update { value } => store.update(path, value, ttl),
+        DirInput::Post { value } => store.create(path, false, value, true, ttl),
+        DirInput::Delete => store.delete(path, false, false, NOW_UNIX_MS),
+        DirInput::Rmdir => store.delete(path, true, false, NOW_UNIX_MS),
+        DirInput::DeleteAll => store.delete(path, false, true, NOW_UNIX_MS),
+        DirInput::Get { recursive } => store.get(path, *recursive, NOW_UNIX_MS),
+    };
+    event.map(Some)
+}
+
+/// What happens to one request.
+#[derive(Clone, Copy, Debug)]
+struct Fate {
+    /// 0..=6 answered, 7 applied with its answer lost, 8 lost before it applied,
+    /// 9 refused before it was proposed.
+    end: u8,
+    widen_before: u8,
+    widen_after: u8,
+    client: u8,
+}
+
+fn fate() -> impl Strategy<Value = Fate> {
+    (0u8..10, 0u8..40, 0u8..40, 0u8..4).prop_map(|(end, widen_before, widen_after, client)| Fate {
+        end,
+        widen_before,
+        widen_after,
+        client,
+    })
+}
+
+/// Runs the workload's requests drawn from `seed`, one per fate, at instants 100
+/// apart; the history and the answers (`None`: not answered).
+fn build(seed: u64, fates: &[Fate]) -> (DirLinHistory, Vec<(usize, Option<DirOutput>)>) {
+    let mut rng = Rng::new(seed);
+    let mut store = Store::default();
+    let mut h = DirLinHistory::default();
+    let mut answers = Vec::new();
+    for (i, f) in fates.iter().enumerate() {
+        let instant = 1_000 + 100 * i as u64;
+        let (request, input) = v2_dir_workload::request(&mut rng, format!("v{i}"), NOW_UNIX_MS);
+        let id = h.invoke(
+            u64::from(f.client),
+            &request.path,
+            input.clone(),
+            instant - u64::from(f.widen_before),
+        );
+        let output = match f.end {
+            8 => None,
+            9 => {
+                h.fail(id);
+                None
+            }
+            _ => {
+                let result = apply(&mut store, &request.path, &input);
+                DirOutput::of(&result).filter(|_| f.end < 7)
+            }
+        };
+        if let Some(output) = &output {
+            h.complete(id, output.clone(), instant + u64::from(f.widen_after));
+        }
+        answers.push((id, output));
+    }
+    (h, answers)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    #[test]
+    fn histories_of_the_real_store_pass(seed in any::<u64>(), fates in prop::collection::vec(fate(), 1..120)) {
+        let (h, _) = build(seed, &fates);
+        let report = h.check(1_000_000);
+        prop_assert_eq!(report.violation, None);
+        prop_assert!(report.unknown.is_empty());
+    }
+
+    #[test]
+    fn a_changed_answer_is_rejected(seed in any::<u64>(), len in 1usize..120, pick in any::<prop::sample::Index>()) {
+        let sequential = Fate { end: 0, widen_before: 0, widen_after: 0, client: 0 };
+        let (_, answers) = build(seed, &vec![sequential; len]);
+        let (h_ok, _) = build(seed, &vec![sequential; len]);
+        prop_assert_eq!(h_ok.check(1_000_000).violation, None);
+        // The same history with the answer of request `changed` changed.
+        let changed = pick.index(len);
+        let mut h = DirLinHistory::default();
+        let mut rng = Rng::new(seed);
+        for (i, (_, output)) in answers.iter().enumerate() {
+            let (request, input) = v2_dir_workload::request(&mut rng, format!("v{i}"), NOW_UNIX_MS);
+            let instant = 1_000 + 100 * i as u64;
+            let id = h.invoke(0, &request.path, input, instant);
+            let mut output = output.clone().expect("answered");
+            if i == changed {
+                match &mut output {
+                    DirOutput::Err { code: c, .. } => {
+                        *c = if *c == code::KEY_NOT_FOUND { code::DIR_NOT_EMPTY } else { code::KEY_NOT_FOUND };
+                    }
+                    DirOutput::Ok { node, .. } => node.modified += 1,
+                }
+            }
+            h.complete(id, output, instant);
+        }
+        prop_assert!(h.check(1_000_000).violation.is_some(), "request {} changed", changed);
+    }
+}
