@@ -49,7 +49,8 @@ use detcd_core::node::{
     Response,
 };
 use detcd_core::watch::StreamId;
-use detcd_proto::etcdserverpb::{WatchCreateRequest, WatchResponse};
+use detcd_proto::etcdserverpb::{Member as MemberInfo, MemberListResponse, WatchCreateRequest, WatchResponse};
+use prost::Message;
 use detcd_proto::raftpb::{HardState, Snapshot};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -144,14 +145,6 @@ pub enum StartError {
     Config(String),
     /// The data directory could not be opened or recovered.
     Storage(StorageError),
-    /// The data directory belongs to another member or cluster.
-    DataDirMismatch {
-        path: PathBuf,
-        found_member_id: u64,
-        found_cluster_id: u64,
-        member_id: u64,
-        cluster_id: u64,
-    },
     /// The node refused its config or recovered state.
     Node(NodeError),
     /// A peer URL is not `http://host:port`.
@@ -165,18 +158,6 @@ impl fmt::Display for StartError {
         match self {
             StartError::Config(why) => write!(f, "invalid member options: {why}"),
             StartError::Storage(e) => write!(f, "cannot open the data directory: {e}"),
-            StartError::DataDirMismatch {
-                path,
-                found_member_id,
-                found_cluster_id,
-                member_id,
-                cluster_id,
-            } => write!(
-                f,
-                "data directory {} belongs to member {found_member_id:x} of cluster \
-                 {found_cluster_id:x}, not member {member_id:x} of cluster {cluster_id:x}",
-                path.display()
-            ),
             StartError::Node(e) => write!(f, "cannot start the member: {e}"),
             StartError::BadUrl { url } => write!(
                 f,
@@ -291,10 +272,10 @@ struct Shared {
 /// Opens `options.data_dir` (recovering what is there), binds the peer
 /// listeners and spawns the driver task. Must be called inside a tokio runtime.
 ///
-/// A directory with data restarts from it whatever `options.start` says; one
-/// written by another member or cluster is refused with
-/// [`StartError::DataDirMismatch`].
-pub async fn start(options: MemberOptions) -> Result<(Member, MemberHandle), StartError> {
+/// A directory with data restarts from it whatever `options.start` says, as etcd's
+/// restart: the member and cluster IDs (and the founding members, where recorded)
+/// come from its WAL metadata, whatever `options.node` derived from the flags.
+pub async fn start(mut options: MemberOptions) -> Result<(Member, MemberHandle), StartError> {
     if options.tick_ms != options.node.tick_ms {
         return Err(StartError::Config(format!(
             "tick_ms {} differs from node.tick_ms {}",
@@ -302,12 +283,14 @@ pub async fn start(options: MemberOptions) -> Result<(Member, MemberHandle), Sta
         )));
     }
     options.node.validate().map_err(StartError::Node)?;
-    let member_id = options.node.member_id;
-    let cluster_id = options.node.cluster_id;
     let storage_options = StorageOptions {
         segment_bytes: options.segment_bytes,
         max_snapshots: options.max_snapshots,
-        metadata: encode_metadata(member_id, cluster_id),
+        metadata: encode_founding_metadata(
+            options.node.member_id,
+            options.node.cluster_id,
+            &options.node.initial_members,
+        ),
         wal_dir: options.wal_dir.clone(),
         max_wals: options.max_wals,
     };
@@ -317,17 +300,9 @@ pub async fn start(options: MemberOptions) -> Result<(Member, MemberHandle), Sta
             .await
             .map_err(|e| StartError::Config(format!("storage open panicked: {e}")))?
             .map_err(StartError::Storage)?;
-    if let Some((found_member_id, found_cluster_id)) = decode_metadata(&recovered.metadata) {
-        if (found_member_id, found_cluster_id) != (member_id, cluster_id) {
-            return Err(StartError::DataDirMismatch {
-                path: options.data_dir.clone(),
-                found_member_id,
-                found_cluster_id,
-                member_id,
-                cluster_id,
-            });
-        }
-    }
+    adopt_recorded_identity(&mut options, &recovered.metadata);
+    let member_id = options.node.member_id;
+    let cluster_id = options.node.cluster_id;
     for warning in &recovered.warnings {
         crate::log!(crate::log::Level::Warn, "storage", "{warning}");
     }
@@ -455,6 +430,56 @@ pub fn encode_metadata(member_id: u64, cluster_id: u64) -> Vec<u8> {
     let mut bytes = member_id.to_le_bytes().to_vec();
     bytes.extend_from_slice(&cluster_id.to_le_bytes());
     bytes
+}
+
+/// [`encode_metadata`] followed by the founding members (a `MemberListResponse`
+/// holding only `members`): until the first application snapshot, the membership
+/// of the bootstrap snapshot is theirs, and a restart with other flags must not
+/// change it (etcd keeps it in its store).
+fn encode_founding_metadata(member_id: u64, cluster_id: u64, members: &[MemberInfo]) -> Vec<u8> {
+    let mut bytes = encode_metadata(member_id, cluster_id);
+    let list = MemberListResponse {
+        members: members.to_vec(),
+        ..MemberListResponse::default()
+    };
+    bytes.extend_from_slice(&list.encode_to_vec());
+    bytes
+}
+
+/// The founding members recorded after the IDs, if any (older directories, and
+/// the ones `snapshot restore` writes, have none).
+fn decode_founding_members(bytes: &[u8]) -> Option<Vec<MemberInfo>> {
+    let rest = bytes.get(16..).filter(|r| !r.is_empty())?;
+    MemberListResponse::decode(rest).ok().map(|l| l.members)
+}
+
+/// As etcd's restart, a data directory's WAL metadata decides who the member is:
+/// its IDs (and founding members) replace the ones derived from the flags, with a
+/// warning when they differ.
+fn adopt_recorded_identity(options: &mut MemberOptions, metadata: &[u8]) {
+    let Some((member_id, cluster_id)) = decode_metadata(metadata) else {
+        return;
+    };
+    let node = &mut options.node;
+    if (member_id, cluster_id) != (node.member_id, node.cluster_id) {
+        crate::log!(
+            crate::log::Level::Warn,
+            "driver",
+            "data directory {} belongs to member {member_id:x} of cluster {cluster_id:x}; \
+             ignoring member {:x} of cluster {:x} derived from the initial cluster flags",
+            options.data_dir.display(),
+            node.member_id,
+            node.cluster_id
+        );
+        node.member_id = member_id;
+        node.cluster_id = cluster_id;
+    }
+    if let Some(members) = decode_founding_members(metadata) {
+        if members != node.initial_members {
+            options.peers = members.iter().map(|m| (m.id, m.peer_ur_ls.clone())).collect();
+            node.initial_members = members;
+        }
+    }
 }
 
 fn decode_metadata(bytes: &[u8]) -> Option<(u64, u64)> {
