@@ -49,9 +49,11 @@ use detcd_core::node::{
     Response,
 };
 use detcd_core::watch::StreamId;
-use detcd_proto::etcdserverpb::{Member as MemberInfo, MemberListResponse, WatchCreateRequest, WatchResponse};
-use prost::Message;
+use detcd_proto::etcdserverpb::{
+    Member as MemberInfo, MemberListResponse, WatchCreateRequest, WatchResponse,
+};
 use detcd_proto::raftpb::{HardState, Snapshot};
+use prost::Message;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
