@@ -490,10 +490,26 @@ async fn a_member_of_another_cluster_is_refused_and_a_restarted_peer_is_redialed
     assert_ne!(leader, 3);
     m3.shutdown().await;
 
-    // Restart member 2: member 1 redials it and the two form a quorum again.
+    // Restart member 2: member 1 redials it and the two form a quorum again. It is
+    // restarted with other IDs for every member and the cluster (as another
+    // --initial-cluster-token gives): its data directory's IDs and founding members
+    // are the ones used, as etcd's restart.
     m2.shutdown().await;
     sleep(Duration::from_millis(100)).await;
-    let (m2, h2) = start(options(&dir, 2, &ports, 10_000)).await;
+    let mut o = options(&dir, 2, &ports, 10_000);
+    o.node.member_id += 100;
+    o.node.cluster_id = 0xbad2;
+    for m in &mut o.node.initial_members {
+        m.id += 100;
+    }
+    o.peers = o
+        .node
+        .initial_members
+        .iter()
+        .map(|m| (m.id, m.peer_ur_ls.clone()))
+        .collect();
+    let (m2, h2) = start(o).await;
+    assert_eq!((h2.member_id(), h2.cluster_id()), (2, CLUSTER_ID));
     leader_of(&[&h1, &h2]).await;
     put(&h2, "b", "2").await;
     assert_eq!(get(&h1, "b", false).await.as_deref(), Some("2"));
