@@ -31,9 +31,13 @@
 //!
 //! [`Node::poll`]: detcd_core::node::Node::poll
 
+mod metadata;
 mod persist;
 mod run;
 mod tally;
+
+pub use metadata::encode_metadata;
+use metadata::{adopt_recorded_identity, encode_founding_metadata};
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -49,11 +53,8 @@ use detcd_core::node::{
     Response,
 };
 use detcd_core::watch::StreamId;
-use detcd_proto::etcdserverpb::{
-    Member as MemberInfo, MemberListResponse, WatchCreateRequest, WatchResponse,
-};
+use detcd_proto::etcdserverpb::{WatchCreateRequest, WatchResponse};
 use detcd_proto::raftpb::{HardState, Snapshot};
-use prost::Message;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
@@ -424,70 +425,6 @@ pub async fn start(mut options: MemberOptions) -> Result<(Member, MemberHandle),
         peer_addrs,
     };
     Ok((member, handle))
-}
-
-/// WAL metadata of a member's data directory: member ID and cluster ID, 8 bytes
-/// each, little-endian (etcd writes `etcdserverpb.Metadata{NodeID, ClusterID}`).
-pub fn encode_metadata(member_id: u64, cluster_id: u64) -> Vec<u8> {
-    let mut bytes = member_id.to_le_bytes().to_vec();
-    bytes.extend_from_slice(&cluster_id.to_le_bytes());
-    bytes
-}
-
-/// [`encode_metadata`] followed by the founding members (a `MemberListResponse`
-/// holding only `members`): until the first application snapshot, the membership
-/// of the bootstrap snapshot is theirs, and a restart with other flags must not
-/// change it (etcd keeps it in its store).
-fn encode_founding_metadata(member_id: u64, cluster_id: u64, members: &[MemberInfo]) -> Vec<u8> {
-    let mut bytes = encode_metadata(member_id, cluster_id);
-    let list = MemberListResponse {
-        members: members.to_vec(),
-        ..MemberListResponse::default()
-    };
-    bytes.extend_from_slice(&list.encode_to_vec());
-    bytes
-}
-
-/// The founding members recorded after the IDs, if any (older directories, and
-/// the ones `snapshot restore` writes, have none).
-fn decode_founding_members(bytes: &[u8]) -> Option<Vec<MemberInfo>> {
-    let rest = bytes.get(16..).filter(|r| !r.is_empty())?;
-    MemberListResponse::decode(rest).ok().map(|l| l.members)
-}
-
-/// As etcd's restart, a data directory's WAL metadata decides who the member is:
-/// its IDs (and founding members) replace the ones derived from the flags, with a
-/// warning when they differ.
-fn adopt_recorded_identity(options: &mut MemberOptions, metadata: &[u8]) {
-    let Some((member_id, cluster_id)) = decode_metadata(metadata) else {
-        return;
-    };
-    let node = &mut options.node;
-    if (member_id, cluster_id) != (node.member_id, node.cluster_id) {
-        crate::log!(
-            crate::log::Level::Warn,
-            "driver",
-            "data directory {} belongs to member {member_id:x} of cluster {cluster_id:x}; \
-             ignoring member {:x} of cluster {:x} derived from the initial cluster flags",
-            options.data_dir.display(),
-            node.member_id,
-            node.cluster_id
-        );
-        node.member_id = member_id;
-        node.cluster_id = cluster_id;
-    }
-    if let Some(members) = decode_founding_members(metadata) {
-        if members != node.initial_members {
-            options.peers = members.iter().map(|m| (m.id, m.peer_ur_ls.clone())).collect();
-            node.initial_members = members;
-        }
-    }
-}
-
-fn decode_metadata(bytes: &[u8]) -> Option<(u64, u64)> {
-    let member = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
-    let cluster = u64::from_le_bytes(bytes.get(8..16)?.try_into().ok()?);
-    Some((member, cluster))
 }
 
 /// The running member's lifecycle: stop it, or learn that it stopped.
