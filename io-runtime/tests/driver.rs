@@ -316,10 +316,11 @@ async fn restart_after_snapshots(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn start_refuses_another_members_data_dir_and_a_port_in_use() {
+async fn start_refuses_a_port_in_use_and_restarts_with_the_data_dirs_identity() {
     let (dir, ports) = one_member("driver-refusals");
     let (member, h) = start(options(&dir, 1, &ports, 10_000)).await;
     leader_of(&[&h]).await;
+    put(&h, "a", "1").await;
     // The same port while the member runs.
     let other = common::fresh_dir("driver-refusals-other");
     let e = driver::start(options(&other, 1, &ports, 10_000))
@@ -328,22 +329,33 @@ async fn start_refuses_another_members_data_dir_and_a_port_in_use() {
     assert!(matches!(e, StartError::Bind { .. }), "{e}");
     member.shutdown().await;
 
-    // The data dir of member 1, opened as member 2 (on a free port).
+    // The data dir of member 1, opened with the IDs of member 2 of another cluster
+    // (on a free port): as etcd's restart, the directory's IDs and founding members
+    // are taken, the configured ones ignored.
     let mut o = options(&dir, 1, &BTreeMap::from([(1, free_port())]), 10_000);
     o.node.member_id = 2;
+    o.node.cluster_id ^= 0xff;
     o.node.initial_members[0].id = 2;
     o.peers = BTreeMap::new();
-    let e = driver::start(o).await.expect_err("another member's dir");
-    assert!(
-        matches!(
-            e,
-            StartError::DataDirMismatch {
-                found_member_id: 1,
-                ..
-            }
-        ),
-        "{e}"
-    );
+    let (member, h) = driver::start(o).await.expect("restart from member 1's dir");
+    assert_eq!((h.member_id(), h.cluster_id()), (1, CLUSTER_ID));
+    leader_of(&[&h]).await;
+    assert_eq!(get(&h, "a", true).await, Some("1".to_string()));
+    let list = h
+        .call(Request::MemberList(MemberListRequest { linearizable: false }))
+        .await;
+    match list {
+        Ok(Response::MemberList(l)) => {
+            let ids: Vec<u64> = l.members.iter().map(|m| m.id).collect();
+            assert_eq!(ids, [1]);
+            assert_eq!(
+                l.members[0].peer_ur_ls,
+                [format!("http://127.0.0.1:{}", ports[&1])]
+            );
+        }
+        other => panic!("member list: {other:?}"),
+    }
+    member.shutdown().await;
 }
 
 fn three(name: &str) -> (PathBuf, BTreeMap<u64, u16>) {
@@ -478,10 +490,26 @@ async fn a_member_of_another_cluster_is_refused_and_a_restarted_peer_is_redialed
     assert_ne!(leader, 3);
     m3.shutdown().await;
 
-    // Restart member 2: member 1 redials it and the two form a quorum again.
+    // Restart member 2: member 1 redials it and the two form a quorum again. It is
+    // restarted with other IDs for every member and the cluster (as another
+    // --initial-cluster-token gives): its data directory's IDs and founding members
+    // are the ones used, as etcd's restart.
     m2.shutdown().await;
     sleep(Duration::from_millis(100)).await;
-    let (m2, h2) = start(options(&dir, 2, &ports, 10_000)).await;
+    let mut o = options(&dir, 2, &ports, 10_000);
+    o.node.member_id += 100;
+    o.node.cluster_id = 0xbad2;
+    for m in &mut o.node.initial_members {
+        m.id += 100;
+    }
+    o.peers = o
+        .node
+        .initial_members
+        .iter()
+        .map(|m| (m.id, m.peer_ur_ls.clone()))
+        .collect();
+    let (m2, h2) = start(o).await;
+    assert_eq!((h2.member_id(), h2.cluster_id()), (2, CLUSTER_ID));
     leader_of(&[&h1, &h2]).await;
     put(&h2, "b", "2").await;
     assert_eq!(get(&h1, "b", false).await.as_deref(), Some("2"));

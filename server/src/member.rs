@@ -2,10 +2,9 @@
 //! identity, the node's configuration and the driver's options.
 //!
 //! Identity, as etcd decides it:
-//! - A data directory with data restarts from it. With `--initial-cluster-state new` the
-//!   IDs derived from the flags must match the directory's (the driver refuses another
-//!   member's or cluster's directory); with `existing` the directory's IDs are taken as
-//!   they are, since a member added by `member add` has an ID the cluster chose.
+//! - A data directory with data restarts from it, with the IDs (and founding members)
+//!   its WAL metadata records, as etcd's restart: `--initial-cluster`,
+//!   `--initial-cluster-token` and `--initial-cluster-state` are then ignored.
 //! - An empty directory with `new` founds the cluster of `--initial-cluster`: IDs from
 //!   the peer URLs and the cluster token, as etcd computes them.
 //! - An empty directory with `existing` joins: see [`crate::join`].
@@ -247,13 +246,20 @@ pub async fn start(config: &Config) -> Result<(driver::Member, MemberHandle), St
     }
     let existing = config.initial_cluster_state == ClusterState::Existing;
     let (identity, members, mode) = if has_data(&wal_dir) {
-        // A member that discovered its cluster cannot derive the IDs from its flags
-        // alone; its data directory has them.
-        let identity = if existing || config.bootstrap.registers() {
-            recorded_identity(&data_dir, &wal_dir)?
-        } else {
-            founding
-        };
+        // As etcd's restart, the data directory's IDs are the member's: the initial
+        // cluster flags (and a discovery) only decide a first start.
+        let identity = recorded_identity(&data_dir, &wal_dir)?;
+        if identity != founding && !existing && !config.bootstrap.registers() {
+            crate::log(&format!(
+                "data directory {} belongs to member {:x} of cluster {:x}; ignoring member {:x} \
+                 of cluster {:x} derived from --initial-cluster and --initial-cluster-token",
+                data_dir.display(),
+                identity.member_id,
+                identity.cluster_id,
+                founding.member_id,
+                founding.cluster_id
+            ));
+        }
         crate::log(&format!(
             "restarting member {:x} of cluster {:x} from {}",
             identity.member_id,

@@ -31,9 +31,13 @@
 //!
 //! [`Node::poll`]: detcd_core::node::Node::poll
 
+mod metadata;
 mod persist;
 mod run;
 mod tally;
+
+pub use metadata::encode_metadata;
+use metadata::{adopt_recorded_identity, encode_founding_metadata};
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -144,14 +148,6 @@ pub enum StartError {
     Config(String),
     /// The data directory could not be opened or recovered.
     Storage(StorageError),
-    /// The data directory belongs to another member or cluster.
-    DataDirMismatch {
-        path: PathBuf,
-        found_member_id: u64,
-        found_cluster_id: u64,
-        member_id: u64,
-        cluster_id: u64,
-    },
     /// The node refused its config or recovered state.
     Node(NodeError),
     /// A peer URL is not `http://host:port`.
@@ -165,18 +161,6 @@ impl fmt::Display for StartError {
         match self {
             StartError::Config(why) => write!(f, "invalid member options: {why}"),
             StartError::Storage(e) => write!(f, "cannot open the data directory: {e}"),
-            StartError::DataDirMismatch {
-                path,
-                found_member_id,
-                found_cluster_id,
-                member_id,
-                cluster_id,
-            } => write!(
-                f,
-                "data directory {} belongs to member {found_member_id:x} of cluster \
-                 {found_cluster_id:x}, not member {member_id:x} of cluster {cluster_id:x}",
-                path.display()
-            ),
             StartError::Node(e) => write!(f, "cannot start the member: {e}"),
             StartError::BadUrl { url } => write!(
                 f,
@@ -291,10 +275,10 @@ struct Shared {
 /// Opens `options.data_dir` (recovering what is there), binds the peer
 /// listeners and spawns the driver task. Must be called inside a tokio runtime.
 ///
-/// A directory with data restarts from it whatever `options.start` says; one
-/// written by another member or cluster is refused with
-/// [`StartError::DataDirMismatch`].
-pub async fn start(options: MemberOptions) -> Result<(Member, MemberHandle), StartError> {
+/// A directory with data restarts from it whatever `options.start` says, as etcd's
+/// restart: the member and cluster IDs (and the founding members, where recorded)
+/// come from its WAL metadata, whatever `options.node` derived from the flags.
+pub async fn start(mut options: MemberOptions) -> Result<(Member, MemberHandle), StartError> {
     if options.tick_ms != options.node.tick_ms {
         return Err(StartError::Config(format!(
             "tick_ms {} differs from node.tick_ms {}",
@@ -302,12 +286,14 @@ pub async fn start(options: MemberOptions) -> Result<(Member, MemberHandle), Sta
         )));
     }
     options.node.validate().map_err(StartError::Node)?;
-    let member_id = options.node.member_id;
-    let cluster_id = options.node.cluster_id;
     let storage_options = StorageOptions {
         segment_bytes: options.segment_bytes,
         max_snapshots: options.max_snapshots,
-        metadata: encode_metadata(member_id, cluster_id),
+        metadata: encode_founding_metadata(
+            options.node.member_id,
+            options.node.cluster_id,
+            &options.node.initial_members,
+        ),
         wal_dir: options.wal_dir.clone(),
         max_wals: options.max_wals,
     };
@@ -317,17 +303,9 @@ pub async fn start(options: MemberOptions) -> Result<(Member, MemberHandle), Sta
             .await
             .map_err(|e| StartError::Config(format!("storage open panicked: {e}")))?
             .map_err(StartError::Storage)?;
-    if let Some((found_member_id, found_cluster_id)) = decode_metadata(&recovered.metadata) {
-        if (found_member_id, found_cluster_id) != (member_id, cluster_id) {
-            return Err(StartError::DataDirMismatch {
-                path: options.data_dir.clone(),
-                found_member_id,
-                found_cluster_id,
-                member_id,
-                cluster_id,
-            });
-        }
-    }
+    adopt_recorded_identity(&mut options, &recovered.metadata);
+    let member_id = options.node.member_id;
+    let cluster_id = options.node.cluster_id;
     for warning in &recovered.warnings {
         crate::log!(crate::log::Level::Warn, "storage", "{warning}");
     }
@@ -447,20 +425,6 @@ pub async fn start(options: MemberOptions) -> Result<(Member, MemberHandle), Sta
         peer_addrs,
     };
     Ok((member, handle))
-}
-
-/// WAL metadata of a member's data directory: member ID and cluster ID, 8 bytes
-/// each, little-endian (etcd writes `etcdserverpb.Metadata{NodeID, ClusterID}`).
-pub fn encode_metadata(member_id: u64, cluster_id: u64) -> Vec<u8> {
-    let mut bytes = member_id.to_le_bytes().to_vec();
-    bytes.extend_from_slice(&cluster_id.to_le_bytes());
-    bytes
-}
-
-fn decode_metadata(bytes: &[u8]) -> Option<(u64, u64)> {
-    let member = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
-    let cluster = u64::from_le_bytes(bytes.get(8..16)?.try_into().ok()?);
-    Some((member, cluster))
 }
 
 /// The running member's lifecycle: stop it, or learn that it stopped.
