@@ -184,6 +184,8 @@ impl Sim {
                 host.durable_last_index = last;
                 host.durable_last_term = last_term;
                 host.durable_hs = hs;
+                let by_term = host.durable_by_term.entry(hs.term).or_default();
+                *by_term = (*by_term).max(last);
             }
             self.feed(member, Input::Persisted { ready_number });
         }
@@ -219,7 +221,13 @@ impl Sim {
                 host.durable_hs.term < m.term
                     || (host.durable_hs.term == m.term && host.durable_hs.vote != m.to)
             }
-            MessageType::MsgAppResp if !m.reject => host.durable_last_index < m.index,
+            MessageType::MsgAppResp if !m.reject => {
+                host.durable_last_index < m.index
+                    && host
+                        .durable_by_term
+                        .get(&m.term)
+                        .is_none_or(|&last| last < m.index)
+            }
             _ => false,
         };
         if broken {

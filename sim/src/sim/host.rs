@@ -1,7 +1,7 @@
 //! A member slot and its lifecycle: start, crash (power loss), restart from its
 //! disk, join and retirement.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use detcd_core::node::{Node, NodeConfig, NodeStart, Request};
 use detcd_core::raft::Role;
@@ -44,6 +44,12 @@ pub(crate) struct Host {
     /// The term of the entry at `durable_last_index` (0 when unknown: a snapshot).
     pub(super) durable_last_term: u64,
     pub(super) durable_hs: HardState,
+    /// Per term, the highest last index of this incarnation's Persists made
+    /// durable while the member was in that term: an append answer generated in
+    /// a term may be released after a later Persist of the same storage pass cut
+    /// the log back (a newer leader's overwrite), like an answer delayed in the
+    /// network; it needs only to have been durable when generated.
+    pub(super) durable_by_term: BTreeMap<u64, u64>,
     pub(super) latest_hs: HardState,
     pub(super) serializable_rev_max: i64,
     pub(super) founder: bool,
@@ -94,6 +100,7 @@ impl Host {
             durable_last_index: 0,
             durable_last_term: 0,
             durable_hs: HardState::default(),
+            durable_by_term: BTreeMap::new(),
             latest_hs: HardState::default(),
             serializable_rev_max: 0,
             founder,
@@ -242,6 +249,7 @@ impl Sim {
             host.durable_hs = HardState::default();
             host.latest_hs = HardState::default();
         }
+        host.durable_by_term.clear();
         host.cursors = Cursors::default();
         host.was_leader = false;
         host.persists.clear();
