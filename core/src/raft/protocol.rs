@@ -278,7 +278,10 @@ impl Raft {
             // A transfer that did not finish within an election timeout failed
             // (the target is down or too slow); accept proposals again.
             if self.role == Role::Leader && self.lead_transferee != 0 {
-                self.lead_transferee = 0;
+                let failed = std::mem::take(&mut self.lead_transferee);
+                // A removed leader tries the next voter: it cannot take
+                // proposals, so while it leads nobody can write.
+                self.hand_over_if_removed(failed);
             }
         }
         if self.role != Role::Leader {
@@ -1050,24 +1053,33 @@ impl Raft {
         if self.lead_transferee != 0 && !self.trk.config.voters.ids().contains(&self.lead_transferee) {
             self.lead_transferee = 0;
         }
-        let voters = self.trk.config.voters.ids();
-        if !voters.contains(&self.id) && self.lead_transferee == 0 {
-            // Removed: hand the lead to the most caught-up voter (raft's transfer,
-            // so it campaigns at once with every entry this leader has), rather
-            // than leave the others waiting for this member to stop. If that
-            // fails within an election timeout, this keeps leading as above.
-            let best = self
-                .trk
-                .progress
-                .iter()
-                .filter(|(id, pr)| voters.contains(id) && !pr.is_learner)
-                .max_by_key(|(id, pr)| (pr.matched, std::cmp::Reverse(**id)))
-                .map(|(&id, _)| id);
-            if let Some(to) = best {
-                self.handle_transfer_leader(to);
-            }
+        if self.lead_transferee == 0 {
+            self.hand_over_if_removed(0);
         }
         cs
+    }
+
+    /// A leader that is not a voter (it applied its own removal) hands its lead
+    /// to the most caught-up voter other than `skip` (raft's transfer, so that
+    /// voter campaigns at once with every entry this leader has), rather than
+    /// leave the others waiting for this member to stop. A transfer that fails
+    /// within an election timeout is retried with the next voter.
+    fn hand_over_if_removed(&mut self, skip: u64) {
+        let voters = self.trk.config.voters.ids();
+        if self.role != Role::Leader || voters.contains(&self.id) {
+            return;
+        }
+        let best = self
+            .trk
+            .progress
+            .iter()
+            .filter(|(id, pr)| **id != skip && voters.contains(id) && !pr.is_learner)
+            .max_by_key(|(id, pr)| (pr.matched, std::cmp::Reverse(**id)))
+            .map(|(&id, _)| id)
+            .or_else(|| voters.contains(&skip).then_some(skip));
+        if let Some(to) = best {
+            self.handle_transfer_leader(to);
+        }
     }
 
     /// Folds the log up to `index` into a snapshot carrying `data`.
