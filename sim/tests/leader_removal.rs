@@ -10,7 +10,6 @@
 
 use detcd_core::error::EtcdError;
 use detcd_core::node::{Request, Response};
-use detcd_core::raft::Role;
 use detcd_proto::etcdserverpb::{MemberRemoveRequest, PutRequest};
 use detcd_sim::mutations::Mutations;
 use detcd_sim::options::Options;
