@@ -30,6 +30,7 @@ pub mod fuzz_support;
 pub mod group_commit;
 pub mod log;
 pub mod metrics;
+pub mod time_text;
 pub mod transport;
 
 pub use detcd_storage::error;

@@ -23,6 +23,25 @@ pub const LEASE_TTL_BUCKETS_SECONDS: [f64; 24] = [
     32768.0, 65536.0, 131072.0, 262144.0, 524288.0, 1048576.0, 2097152.0, 4194304.0, 8388608.0,
 ];
 
+/// etcd's `db_compaction_pause_duration_milliseconds` buckets
+/// (`ExponentialBuckets(1, 2, 13)`), 1 ms to 4.096 s, in milliseconds.
+pub const DB_COMPACTION_PAUSE_BUCKETS_MS: [f64; 13] = [
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0,
+];
+
+/// etcd's `db_compaction_total_duration_milliseconds` buckets
+/// (`ExponentialBuckets(100, 2, 14)`), 100 ms to 819.2 s, in milliseconds.
+pub const DB_COMPACTION_TOTAL_BUCKETS_MS: [f64; 14] = [
+    100.0, 200.0, 400.0, 800.0, 1600.0, 3200.0, 6400.0, 12800.0, 25600.0, 51200.0, 102400.0,
+    204800.0, 409600.0, 819200.0,
+];
+
+/// etcd's `index_compaction_pause_duration_milliseconds` buckets
+/// (`ExponentialBuckets(0.5, 2, 14)`), 0.5 ms to 4.096 s, in milliseconds.
+pub const INDEX_COMPACTION_PAUSE_BUCKETS_MS: [f64; 14] = [
+    0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0,
+];
+
 /// A duration histogram with fixed bucket bounds (non-cumulative counts).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Histogram {
@@ -141,10 +160,31 @@ pub struct Metrics {
     pub backend_commit: Histogram,
     /// `etcd_debugging_snap_save_total_duration_seconds`: snapshot files saved.
     pub snap_save: Histogram,
+    /// `etcd_debugging_mvcc_db_compaction_keys_total`: stored revisions compactions removed.
+    pub compaction_keys: u64,
+    /// `etcd_debugging_mvcc_db_compaction_total_duration_milliseconds`,
+    /// `_db_compaction_pause_duration_milliseconds` and
+    /// `_index_compaction_pause_duration_milliseconds` (in milliseconds): each the
+    /// time from the start of the driver's turn that applied a compaction until the
+    /// node told it (the compaction is one uninterrupted step of that turn).
+    pub db_compaction_total_ms: Histogram,
+    pub db_compaction_pause_ms: Histogram,
+    pub index_compaction_pause_ms: Histogram,
+    /// `etcd_debugging_mvcc_watcher_total`.
+    pub watchers: u64,
+    /// `etcd_debugging_mvcc_slow_watcher_total`: watchers catching up from history.
+    pub slow_watchers: u64,
+    /// `etcd_debugging_mvcc_pending_events_total`: events handed to watch streams
+    /// that their readers have not taken yet.
+    pub watch_pending_events: u64,
+    /// `etcd_debugging_server_lease_expired_total`.
+    pub leases_expired: u64,
+    /// `etcd_debugging_store_*`: the v2 store's operation counts.
+    pub v2: V2Counts,
 }
 
 /// Operations counted as etcd's mvcc layer counts them (by the node, on every member).
-pub use detcd_core::node::MvccCounts;
+pub use detcd_core::node::{MvccCounts, V2Counts};
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -183,6 +223,15 @@ impl Default for Metrics {
             wal_write_bytes: 0,
             backend_commit: Histogram::new(&BACKEND_COMMIT_BUCKETS_SECONDS),
             snap_save: Histogram::new(&SNAP_SAVE_BUCKETS_SECONDS),
+            compaction_keys: 0,
+            db_compaction_total_ms: Histogram::new(&DB_COMPACTION_TOTAL_BUCKETS_MS),
+            db_compaction_pause_ms: Histogram::new(&DB_COMPACTION_PAUSE_BUCKETS_MS),
+            index_compaction_pause_ms: Histogram::new(&INDEX_COMPACTION_PAUSE_BUCKETS_MS),
+            watchers: 0,
+            slow_watchers: 0,
+            watch_pending_events: 0,
+            leases_expired: 0,
+            v2: V2Counts::default(),
         }
     }
 }

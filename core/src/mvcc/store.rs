@@ -203,6 +203,12 @@ impl Store {
     /// of each key that is live then (and a tombstone at exactly `revision`, kept
     /// until the next compaction so watchers from there still see the delete).
     pub fn compact(&mut self, req: &CompactionRequest) -> Result<CompactionResponse, EtcdError> {
+        self.compact_counted(req).map(|(response, _)| response)
+    }
+
+    /// [`Store::compact`], with the number of stored revisions it removed (etcd's
+    /// `db_compaction_keys_total` counts the same: every revision dropped from storage).
+    pub fn compact_counted(&mut self, req: &CompactionRequest) -> Result<(CompactionResponse, u64), EtcdError> {
         let at = req.revision;
         if at <= self.compact_rev {
             return Err(error::COMPACTED);
@@ -228,13 +234,17 @@ impl Store {
             .map(|(rev, _)| *rev)
             .filter(|rev| !keep.contains(rev))
             .collect();
+        let removed = doomed.len() as u64;
         for rev in doomed {
             self.records.remove(&rev);
         }
         self.compact_rev = at;
-        Ok(CompactionResponse {
-            header: header(self.current_rev),
-        })
+        Ok((
+            CompactionResponse {
+                header: header(self.current_rev),
+            },
+            removed,
+        ))
     }
 
     /// The revision of the last write (1 for an empty store).

@@ -172,7 +172,8 @@ impl Node {
             raft_request::Request::Compaction(c) => {
                 // The snapshot in progress still reads records this removes.
                 self.finish_snapshot();
-                self.store.compact(&c).map(|mut r| {
+                self.store.compact_counted(&c).map(|(mut r, removed)| {
+                    self.count_compaction(removed);
                     self.db_size_bytes = self.measure_db_size();
                     r.header = self.header(r.header.map_or(0, |h| h.revision));
                     Response::Compact(r)
@@ -192,7 +193,10 @@ impl Node {
                     })
                 })
             }
-            raft_request::Request::LeaseRevoke(r) => self.lessor.revoke(r.id).map(|keys| {
+            raft_request::Request::LeaseRevoke(r) => {
+                let revoked = self.lessor.revoke(r.id);
+                self.count_revoke(r.id, revoked.is_ok());
+                revoked.map(|keys| {
                 let mut revision = rev;
                 // (Planted bug: the lease goes, its keys stay.)
                 if !keys.is_empty() && !is_active(Mutation::LeaseRevokeKeepsKeys) {
@@ -209,7 +213,8 @@ impl Node {
                 Response::LeaseRevoke(LeaseRevokeResponse {
                     header: self.header(revision),
                 })
-            }),
+                })
+            }
             raft_request::Request::LeaseCheckpoint(c) => {
                 for cp in c.checkpoints {
                     self.lessor.apply_checkpoint(crate::lease::Checkpoint {

@@ -150,6 +150,7 @@ impl Node {
         }
         if was_leader && !is_leader {
             self.lessor.demote();
+            self.forget_expiring();
         }
         if let Some(ml) = &self.move_leader {
             if soft.leader == ml.target {

@@ -76,7 +76,7 @@ pub use io::{
 };
 pub use portable::{PortableBound, PortableError, PortableHead, PortableRecord, PortableSlice};
 pub use state::STATE_FORMAT_VERSION;
-pub use status::{MemberStatus, MvccCounts, KEYS_RECOUNT_MS};
+pub use status::{CompactionCounts, MemberStatus, MvccCounts, V2Counts, WatcherCounts, KEYS_RECOUNT_MS};
 pub use v2::{PREV_EXIST_FALSE, PREV_EXIST_TRUE};
 
 use applied_requests::AppliedRequests;

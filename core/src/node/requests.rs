@@ -741,6 +741,7 @@ impl Node {
             return;
         }
         for id in self.lessor.expired(self.now_ms) {
+            self.note_expiring(id);
             self.propose_request(
                 Origin::Internal,
                 raft_request::Request::LeaseRevoke(LeaseRevokeRequest { id }),

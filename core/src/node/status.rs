@@ -5,6 +5,8 @@
 //! A status comes out when the node has no other output left and it differs
 //! from the last one that came out: at most once per drain of [`Node::poll`].
 
+use std::collections::BTreeSet;
+
 use detcd_proto::etcdserverpb::{request_op, response_op, RequestOp, ResponseOp, TxnRequest, TxnResponse};
 
 use super::io::Output;
@@ -79,6 +81,34 @@ impl MvccCounts {
     }
 }
 
+/// What the member's compactions removed (etcd's `db_compaction_keys_total`); the
+/// driver times the turns that carried them (the node reads no clock).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CompactionCounts {
+    /// Compactions this member applied.
+    pub compactions: u64,
+    /// Stored revisions they removed.
+    pub revisions_removed: u64,
+}
+
+/// The watch hub's watchers (etcd's `watcher_total` and `slow_watcher_total`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WatcherCounts {
+    /// Watchers on every watch stream.
+    pub watchers: u64,
+    /// Watchers behind the store's revision, catching up from its history (etcd's
+    /// unsynced watchers).
+    pub unsynced: u64,
+}
+
+/// The v2 store's operation counts (see [`crate::v2store::Stats`]), with the gets
+/// that were recursive (etcd's `reads_total{action="getRecursive"}`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct V2Counts {
+    pub stats: crate::v2store::Stats,
+    pub gets_recursive: u64,
+}
+
 /// The member's state as its driver shows it (metrics, v2 waiters, slow-apply
 /// detection).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -101,6 +131,13 @@ pub struct MemberStatus {
     pub v2_index: u64,
     /// Operations on the store since the member started.
     pub mvcc: MvccCounts,
+    /// Compactions applied since the member started.
+    pub compaction: CompactionCounts,
+    pub watchers: WatcherCounts,
+    /// Leases this member, as leader, revoked because they expired (etcd's
+    /// `etcd_debugging_server_lease_expired_total`).
+    pub leases_expired: u64,
+    pub v2: V2Counts,
 }
 
 /// The node's side of the status: what it last told, and the key count's age.
@@ -110,6 +147,12 @@ pub(crate) struct StatusDuty {
     keys: u64,
     keys_counted_ms: Option<u64>,
     pub(crate) mvcc: MvccCounts,
+    pub(crate) compaction: CompactionCounts,
+    pub(crate) leases_expired: u64,
+    /// Leases whose revoke this member proposed because they expired, until the
+    /// revoke applies (bounded by the leases that exist).
+    pub(crate) expiring: BTreeSet<i64>,
+    pub(crate) v2_gets_recursive: u64,
 }
 
 impl Node {
@@ -139,6 +182,16 @@ impl Node {
             auth_revision: self.auth.revision(),
             v2_index: self.v2.index(),
             mvcc: self.status.mvcc,
+            compaction: self.status.compaction,
+            watchers: WatcherCounts {
+                watchers: self.hub.watcher_count() as u64,
+                unsynced: self.hub.unsynced_count() as u64,
+            },
+            leases_expired: self.status.leases_expired,
+            v2: V2Counts {
+                stats: self.v2_stats,
+                gets_recursive: self.status.v2_gets_recursive,
+            },
         };
         if self.status.told.as_ref() == Some(&status) {
             return None;
@@ -150,6 +203,31 @@ impl Node {
     /// Counts store operations (see [`MvccCounts`]).
     pub(super) fn count_mvcc(&mut self, counts: &MvccCounts) {
         self.status.mvcc.add(counts);
+    }
+
+    /// Counts one compaction that removed `revisions_removed` stored revisions.
+    pub(super) fn count_compaction(&mut self, revisions_removed: u64) {
+        self.status.compaction.compactions += 1;
+        self.status.compaction.revisions_removed += revisions_removed;
+    }
+
+    /// This member proposes the revoke of lease `id` because it expired.
+    pub(super) fn note_expiring(&mut self, id: i64) {
+        self.status.expiring.insert(id);
+    }
+
+    /// A revoke of lease `id` applied (`revoked`: it succeeded): one this member
+    /// proposed for the lease's expiry counts as an expiry, as etcd's leader counts
+    /// each expired lease whose revoke succeeded.
+    pub(super) fn count_revoke(&mut self, id: i64, revoked: bool) {
+        if self.status.expiring.remove(&id) && revoked {
+            self.status.leases_expired += 1;
+        }
+    }
+
+    /// This member stopped leading: the expiry revokes it proposed are no longer its own.
+    pub(super) fn forget_expiring(&mut self) {
+        self.status.expiring.clear();
     }
 }
 

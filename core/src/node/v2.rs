@@ -45,6 +45,7 @@ impl Node {
     ) {
         let result = self.v2.get(path, recursive, now_unix_ms);
         self.v2_stats.record(Op::Get, &result);
+        self.status.v2_gets_recursive += u64::from(recursive);
         let reply = self.v2_reply(result.map(Some));
         self.respond(id, Ok(Response::V2(reply)));
     }
@@ -124,7 +125,10 @@ impl Node {
                 Op::Delete,
                 store.delete(&r.path, r.dir, r.recursive, now).map(Some),
             ),
-            "QGET" => (Op::Get, store.get(&r.path, r.recursive, now).map(Some)),
+            "QGET" => {
+                self.status.v2_gets_recursive += u64::from(r.recursive);
+                (Op::Get, store.get(&r.path, r.recursive, now).map(Some))
+            }
             "SYNC" => {
                 let expired = store.delete_expired(r.time_unix_ms);
                 self.v2_stats.count_expired(expired.len());

@@ -433,6 +433,17 @@ impl Hub {
         self.streams.get(&stream).map_or(0, |s| s.watchers)
     }
 
+    /// Watchers on every stream (etcd's `watcher_total`).
+    pub fn watcher_count(&self) -> usize {
+        self.watchers.len()
+    }
+
+    /// Watchers behind the store that catch up in [`Hub::sync`] (etcd's unsynced
+    /// watchers, its `slow_watcher_total`).
+    pub fn unsynced_count(&self) -> usize {
+        self.watchers.values().filter(|w| !w.synced).count()
+    }
+
     /// The store revision the hub has seen.
     pub fn revision(&self) -> i64 {
         self.current_rev

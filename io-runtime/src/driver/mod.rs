@@ -249,6 +249,8 @@ pub type PortableSlice = Result<detcd_core::node::PortableSlice, PortableError>;
 pub(crate) struct StreamSink {
     pub(crate) responses: mpsc::Sender<WatchResponse>,
     pub(crate) overflowed: Arc<AtomicBool>,
+    /// Events handed to the stream and not yet taken by its reader.
+    pub(crate) pending_events: Arc<AtomicU64>,
 }
 
 /// Things that must reach the driver without waiting (from `Drop`, the storage
@@ -528,9 +530,11 @@ impl MemberHandle {
         let id = self.shared.next_stream.fetch_add(1, Ordering::Relaxed);
         let (responses_tx, responses) = mpsc::channel(WATCH_STREAM_RESPONSES_MAX);
         let overflowed = Arc::new(AtomicBool::new(false));
+        let pending_events = Arc::new(AtomicU64::new(0));
         let sink = StreamSink {
             responses: responses_tx,
             overflowed: Arc::clone(&overflowed),
+            pending_events: Arc::clone(&pending_events),
         };
         // A stopped member drops the sink, and recv() then ends at once.
         let _ = self
@@ -544,6 +548,7 @@ impl MemberHandle {
             credentials: Credentials::None,
             responses,
             overflowed,
+            pending_events,
         }
     }
 
@@ -647,6 +652,9 @@ pub struct WatchStream {
     credentials: Credentials,
     responses: mpsc::Receiver<WatchResponse>,
     overflowed: Arc<AtomicBool>,
+    /// Events the driver handed to this stream that `recv` has not returned yet
+    /// (etcd's `pending_events_total`, summed over the streams by the driver).
+    pending_events: Arc<AtomicU64>,
 }
 
 impl fmt::Debug for WatchStream {
@@ -686,7 +694,10 @@ impl WatchStream {
     /// The next response; `None` once the member stopped or the stream was dropped
     /// for overflow.
     pub async fn recv(&mut self) -> Option<WatchResponse> {
-        self.responses.recv().await
+        let response = self.responses.recv().await?;
+        self.pending_events
+            .fetch_sub(response.events.len() as u64, Ordering::Relaxed);
+        Some(response)
     }
 
     /// True when the driver dropped this stream because its consumer fell behind.

@@ -88,6 +88,8 @@ pub(crate) struct Driver {
     shared_metrics: SharedMetrics,
     /// The member's state as its last [`Output::Status`] told it.
     status: MemberStatus,
+    /// When the turn under way started (a compaction applied in it is timed from here).
+    turn_started: Instant,
     /// The v2 store's index, published each time a status moves it (v2 waits
     /// look again when it moves).
     v2_index: watch::Sender<u64>,
@@ -122,6 +124,7 @@ impl Driver {
             metrics: Metrics::default(),
             shared_metrics,
             status: MemberStatus::default(),
+            turn_started: Instant::now(),
             v2_index,
             stop: None,
         }
@@ -157,6 +160,7 @@ impl Driver {
             // The clock read of this turn (a Persisted reads it afresh). The
             // node ticks itself first when it moved (`Node::handle_at`).
             let turn_started = Instant::now();
+            self.turn_started = turn_started;
             let applied_before = self.status.applied_index;
             let now_ms = self.clock_ms(turn_started);
             self.feed(first, now_ms);
@@ -360,8 +364,12 @@ impl Driver {
                 let Some(sink) = self.streams.get(&stream) else {
                     return;
                 };
-                self.metrics.watch_events += response.events.len() as u64;
+                let events = response.events.len() as u64;
+                self.metrics.watch_events += events;
+                // Counted before the send, so the reader never takes more than was added.
+                sink.pending_events.fetch_add(events, Ordering::Relaxed);
                 if sink.responses.try_send(response).is_err() {
+                    sink.pending_events.fetch_sub(events, Ordering::Relaxed);
                     // Full (or the receiver is gone): drop the stream rather than
                     // block the member. See `WatchStream`.
                     sink.overflowed.store(true, Ordering::Relaxed);
@@ -504,6 +512,11 @@ impl Driver {
             }
         }
         self.metrics.watch_streams = self.streams.len() as u64;
+        self.metrics.watch_pending_events = self
+            .streams
+            .values()
+            .map(|s| s.pending_events.load(Ordering::Relaxed))
+            .sum();
         self.shared_metrics.set(&self.metrics);
     }
 
@@ -520,6 +533,25 @@ impl Driver {
         m.keys_total = status.keys;
         m.auth_revision = status.auth_revision;
         m.mvcc = status.mvcc;
+        // A compaction is one step of the node inside this turn: nothing else runs
+        // while it does, so the turn so far stands for its pauses and its total.
+        let compacted = status
+            .compaction
+            .compactions
+            .saturating_sub(self.status.compaction.compactions);
+        if compacted > 0 {
+            let ms = self.turn_started.elapsed().as_secs_f64() * 1000.0;
+            for _ in 0..compacted {
+                m.db_compaction_total_ms.observe(ms);
+                m.db_compaction_pause_ms.observe(ms);
+                m.index_compaction_pause_ms.observe(ms);
+            }
+        }
+        m.compaction_keys = status.compaction.revisions_removed;
+        m.watchers = status.watchers.watchers;
+        m.slow_watchers = status.watchers.unsynced;
+        m.leases_expired = status.leases_expired;
+        m.v2 = status.v2;
         let v2_index = status.v2_index;
         self.v2_index.send_if_modified(|known| {
             let moved = *known != v2_index;

@@ -15,6 +15,12 @@ use crate::metrics::Histogram;
 pub const SNAPSHOT_TRANSFER_BUCKETS_SECONDS: [f64; 10] =
     [0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8, 25.6, 51.2];
 
+/// etcd's peer round-trip buckets (`ExponentialBuckets(0.0001, 2, 16)`), 0.1 ms to 3.2768 s.
+pub const ROUND_TRIP_BUCKETS_SECONDS: [f64; 16] = [
+    0.0001, 0.0002, 0.0004, 0.0008, 0.0016, 0.0032, 0.0064, 0.0128, 0.0256, 0.0512, 0.1024, 0.2048,
+    0.4096, 0.8192, 1.6384, 3.2768,
+];
+
 /// One peer's counters.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PeerCounters {
@@ -41,6 +47,10 @@ pub struct PeerCounters {
     /// (from the first to the last byte of the snapshot's frame).
     pub snapshot_receive_success: u64,
     pub snapshot_receive_seconds: Histogram,
+    /// `etcd_network_peer_round_trip_time_seconds{To}`: the smoothed round trip of
+    /// the `/raft/probing` requests, observed as etcd's prober reports it
+    /// ([`super::probe`]).
+    pub round_trip_seconds: Histogram,
     outbound_up: bool,
     inbound_open: u32,
 }
@@ -60,6 +70,7 @@ impl Default for PeerCounters {
             snapshot_send_seconds: Histogram::new(&SNAPSHOT_TRANSFER_BUCKETS_SECONDS),
             snapshot_receive_success: 0,
             snapshot_receive_seconds: Histogram::new(&SNAPSHOT_TRANSFER_BUCKETS_SECONDS),
+            round_trip_seconds: Histogram::new(&ROUND_TRIP_BUCKETS_SECONDS),
             outbound_up: false,
             inbound_open: 0,
         }

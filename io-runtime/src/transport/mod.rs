@@ -67,6 +67,7 @@ pub mod counters;
 pub mod handshake;
 mod inbound;
 pub mod peer_http;
+pub mod probe;
 pub mod socket;
 pub mod wire;
 
@@ -216,6 +217,8 @@ pub struct Transport {
     tasks: JoinSet<()>,
     tls: SharedPeerTls,
     counters: PeerMetrics,
+    /// The peers the prober probes, at the URL it asks ([`probe`]).
+    probe_targets: watch::Sender<BTreeMap<u64, String>>,
 }
 
 /// One peer's outbound connection: its queue, its writer task, the URLs it dials.
@@ -297,7 +300,9 @@ impl Transport {
                 },
             ));
         }
-        Transport {
+        let (probe_targets, targets) = watch::channel(BTreeMap::new());
+        tasks.spawn(probe::run(targets, tls.clone(), counters.clone()));
+        let transport = Transport {
             identity,
             fallback_urls,
             member_urls: BTreeMap::new(),
@@ -308,7 +313,30 @@ impl Transport {
             tasks,
             tls,
             counters,
-        }
+            probe_targets,
+        };
+        transport.update_probe_targets();
+        transport
+    }
+
+    /// Every other member of the list (the options' before it is known), at its
+    /// first peer URL, for the prober.
+    fn update_probe_targets(&self) {
+        let members = if self.member_urls.is_empty() {
+            &self.fallback_urls
+        } else {
+            &self.member_urls
+        };
+        let targets: BTreeMap<u64, String> = members
+            .keys()
+            .filter(|&&id| id != self.identity.member_id)
+            .filter_map(|&id| Some((id, self.urls_of(id)?.into_iter().next()?)))
+            .collect();
+        self.probe_targets.send_if_modified(|known| {
+            let changed = *known != targets;
+            *known = targets;
+            changed
+        });
     }
 
     /// The member list's peer URLs or its removed members changed: links to
@@ -327,6 +355,7 @@ impl Transport {
             *known = roster;
             changed
         });
+        self.update_probe_targets();
         let stale: Vec<u64> = self
             .links
             .iter()

@@ -1,4 +1,5 @@
-//! etcd's peer HTTP endpoint `/members/hashkv`, on the peer listener (after its TLS
+//! etcd's peer HTTP endpoints `/members/hashkv` and `/raft/probing` (see
+//! [`super::probe`]), on the peer listener (after its TLS
 //! handshake, as etcd serves it behind peer TLS): the corruption checks of other
 //! members ask it for this member's HashKV at a revision, with no client credentials,
 //! so the checks work while auth is enabled.
@@ -101,7 +102,12 @@ fn parse_revision(body: &[u8]) -> Option<i64> {
 }
 
 fn text(status: StatusCode, body: &str) -> hyper::Response<Full<Bytes>> {
-    let mut r = hyper::Response::new(Full::new(Bytes::from(format!("{body}\n"))));
+    text_raw(status, format!("{body}\n"))
+}
+
+/// A plain-text answer of exactly `body` (Go sniffs a JSON body as plain text too).
+fn text_raw(status: StatusCode, body: String) -> hyper::Response<Full<Bytes>> {
+    let mut r = hyper::Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
     r.headers_mut().insert(
         hyper::header::CONTENT_TYPE,
@@ -115,6 +121,13 @@ async fn handle(
     identity: Identity,
     calls: mpsc::Sender<HashKvCall>,
 ) -> hyper::Response<Full<Bytes>> {
+    if request.uri().path() == super::probe::PROBING_PATH {
+        // etcd's probing handler answers any method, with no further checks.
+        return text_raw(
+            StatusCode::OK,
+            super::probe::answer(std::time::SystemTime::now()),
+        );
+    }
     if request.uri().path() != HASHKV_PATH {
         return text(StatusCode::NOT_FOUND, "404 page not found");
     }

@@ -12,14 +12,17 @@ pub struct MemberCollector {
     handle: MemberHandle,
     /// `etcd_server_quota_backend_bytes`.
     quota_bytes: u64,
+    /// What the v2 handlers count, for `etcd_debugging_store_*`.
+    v2_local: crate::v2::LocalStats,
     descs: Vec<Desc>,
 }
 
 impl MemberCollector {
-    pub fn new(handle: MemberHandle, quota_bytes: u64) -> MemberCollector {
+    pub fn new(handle: MemberHandle, quota_bytes: u64, v2_local: crate::v2::LocalStats) -> MemberCollector {
         MemberCollector {
             handle,
             quota_bytes,
+            v2_local,
             descs: Vec::new(),
         }
     }
@@ -53,7 +56,7 @@ pub(super) fn family(name: &str, help: &str, kind: MetricType, metrics: Vec<prot
     f
 }
 
-fn gauge(name: &str, help: &str, value: f64) -> MetricFamily {
+pub(super) fn gauge(name: &str, help: &str, value: f64) -> MetricFamily {
     family(
         name,
         help,
@@ -62,7 +65,7 @@ fn gauge(name: &str, help: &str, value: f64) -> MetricFamily {
     )
 }
 
-fn counter(name: &str, help: &str, value: u64) -> MetricFamily {
+pub(super) fn counter(name: &str, help: &str, value: u64) -> MetricFamily {
     family(
         name,
         help,
@@ -263,6 +266,11 @@ fn server_families(m: &Metrics) -> Vec<MetricFamily> {
             "Bucketed histogram of lease TTLs.",
             &m.lease_ttl,
         ),
+        counter(
+            "etcd_debugging_server_lease_expired_total",
+            "The total number of expired leases.",
+            m.leases_expired,
+        ),
     ]
 }
 
@@ -324,6 +332,41 @@ fn mvcc_families(m: &Metrics) -> Vec<MetricFamily> {
             "Total number of watch streams.",
             m.watch_streams as f64,
         ),
+        gauge(
+            "etcd_debugging_mvcc_watcher_total",
+            "Total number of watchers.",
+            m.watchers as f64,
+        ),
+        gauge(
+            "etcd_debugging_mvcc_slow_watcher_total",
+            "Total number of unsynced slow watchers.",
+            m.slow_watchers as f64,
+        ),
+        gauge(
+            "etcd_debugging_mvcc_pending_events_total",
+            "Total number of pending events to be sent.",
+            m.watch_pending_events as f64,
+        ),
+        counter(
+            "etcd_debugging_mvcc_db_compaction_keys_total",
+            "Total number of db keys compacted.",
+            m.compaction_keys,
+        ),
+        histogram(
+            "etcd_debugging_mvcc_db_compaction_pause_duration_milliseconds",
+            "Bucketed histogram of db compaction pause duration.",
+            &m.db_compaction_pause_ms,
+        ),
+        histogram(
+            "etcd_debugging_mvcc_db_compaction_total_duration_milliseconds",
+            "Bucketed histogram of db compaction total duration.",
+            &m.db_compaction_total_ms,
+        ),
+        histogram(
+            "etcd_debugging_mvcc_index_compaction_pause_duration_milliseconds",
+            "Bucketed histogram of index compaction pause duration.",
+            &m.index_compaction_pause_ms,
+        ),
     ]);
     all
 }
@@ -355,7 +398,16 @@ impl Collector for MemberCollector {
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
-        let mut all = families(&self.handle.metrics(), self.handle.member_id());
+        let metrics = self.handle.metrics();
+        let mut all = families(&metrics, self.handle.member_id());
+        all.extend(super::v2store::families(
+            &metrics.v2,
+            &super::v2store::Local {
+                watchers: self.v2_local.watchers(),
+                watch_requests: self.v2_local.watch_requests(),
+                auth_lookups: self.v2_local.auth_lookups(),
+            },
+        ));
         all.push(gauge(
             "etcd_server_quota_backend_bytes",
             "Current backend storage quota size in bytes.",

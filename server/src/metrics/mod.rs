@@ -19,6 +19,7 @@ mod grpc_body;
 pub mod member;
 pub mod network;
 pub mod service;
+pub mod v2store;
 
 use std::sync::Arc;
 
@@ -31,6 +32,8 @@ pub struct ServerMetrics {
     registry: Registry,
     pub(crate) grpc: Arc<grpc::GrpcMetrics>,
     pub(crate) service: Arc<service::ServiceMetrics>,
+    /// What the v2 HTTP handlers count (waits, auth-switch lookups).
+    v2_local: crate::v2::LocalStats,
 }
 
 impl std::fmt::Debug for ServerMetrics {
@@ -50,7 +53,12 @@ impl ServerMetrics {
         let _ = grpc.register(&registry);
         let service = Arc::new(service::ServiceMetrics::new());
         let _ = service.register(&registry);
-        let _ = registry.register(Box::new(member::MemberCollector::new(handle, quota_bytes)));
+        let v2_local = crate::v2::LocalStats::default();
+        let _ = registry.register(Box::new(member::MemberCollector::new(
+            handle,
+            quota_bytes,
+            v2_local.clone(),
+        )));
         #[cfg(target_os = "linux")]
         let _ = registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
@@ -59,7 +67,13 @@ impl ServerMetrics {
             registry,
             grpc,
             service,
+            v2_local,
         }
+    }
+
+    /// The v2 handlers' own counts, shown by `/v2/stats/store` and as series.
+    pub fn v2_local(&self) -> &crate::v2::LocalStats {
+        &self.v2_local
     }
 
     /// Every series in the Prometheus text format.

@@ -132,7 +132,13 @@ pub fn families(local: u64, peers: &[(String, PeerCounters)]) -> Vec<MetricFamil
             |c| moved(c.disconnected),
         ),
     ];
-    let timed: [(&str, &str, Peer, Seconds); 2] = [
+    let timed: [(&str, &str, Peer, Seconds); 3] = [
+        (
+            "etcd_network_peer_round_trip_time_seconds",
+            "Round-Trip-Time histogram between peers",
+            To,
+            |c| &c.round_trip_seconds,
+        ),
         (
             "etcd_network_snapshot_send_total_duration_seconds",
             "Total latency distributions of v3 snapshot sends",
@@ -194,6 +200,7 @@ mod tests {
         a.disconnected = 1;
         a.snapshot_send_failures = 1;
         a.snapshot_receive_seconds.observe(0.3);
+        a.round_trip_seconds.observe(0.0003);
         let mut b = PeerCounters::default();
         b.received_bytes = 7;
         b.snapshot_send_inflights = 1;
@@ -216,6 +223,7 @@ mod tests {
             "etcd_network_disconnected_peers_total{Local=\"f0\",Remote=\"a1\"} 1",
             "etcd_network_snapshot_receive_total_duration_seconds_bucket{From=\"a1\",le=\"0.4\"} 1",
             "etcd_network_snapshot_receive_total_duration_seconds_count{From=\"a1\"} 1",
+            "etcd_network_peer_round_trip_time_seconds_bucket{To=\"a1\",le=\"0.0004\"} 1",
         ] {
             assert!(lines.contains(&want), "{want} missing from\n{t}");
         }

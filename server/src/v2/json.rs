@@ -19,36 +19,7 @@ pub fn strings(list: &[String]) -> String {
 }
 
 /// `unix_ms` as Go writes a UTC `time.Time` (RFC 3339, fraction without trailing zeros).
-pub fn rfc3339(unix_ms: u64) -> String {
-    let secs = unix_ms / 1000;
-    let ms = unix_ms % 1000;
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let mut frac = if ms == 0 {
-        String::new()
-    } else {
-        format!(".{ms:03}")
-    };
-    while frac.ends_with('0') {
-        frac.pop();
-    }
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}{frac}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
+pub use detcd_io::time_text::rfc3339;
 
 fn push_node(out: &mut String, n: &NodeView) {
     let mut fields = Vec::new();

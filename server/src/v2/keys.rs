@@ -272,6 +272,7 @@ async fn wait(
     // never told of later events (a stream from the history gets its one event and
     // then nothing until the client goes away).
     let from_history = found.is_some();
+    local.count_watch_request();
     let waiting = (!from_history).then(|| local.enter_wait());
     tokio::spawn(async move {
         let _waiting = waiting;

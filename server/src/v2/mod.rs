@@ -13,6 +13,7 @@ mod json;
 mod keys;
 mod members;
 mod stats;
+pub use stats::LocalStats;
 
 use std::time::Duration;
 
@@ -65,7 +66,8 @@ type Parts = (Method, Uri, HeaderMap, Bytes);
 /// Adds the v2 endpoints to `router`.
 pub fn routes(router: axum::Router, services: Services) -> axum::Router {
     let started_ms = now_unix_ms();
-    let local = stats::LocalStats::default();
+    // Shared with the metrics, which show the same counts as etcd's `etcd_debugging_store_*`.
+    let local = services.metrics().v2_local().clone();
     let (s, l) = (services.clone(), local.clone());
     let keys = move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
         keys::serve(s.clone(), l.clone(), method, uri, headers, body)

@@ -117,10 +117,12 @@ pub async fn leader_stats(services: Services) -> Response {
 #[derive(Clone, Debug, Default)]
 pub struct LocalStats {
     watchers: Arc<AtomicU64>,
+    watch_requests: Arc<AtomicU64>,
     auth_lookups: Arc<AtomicU64>,
 }
 
 /// One wait counted in [`LocalStats`] until dropped.
+#[derive(Debug)]
 pub struct Waiting(Arc<AtomicU64>);
 
 impl LocalStats {
@@ -132,6 +134,26 @@ impl LocalStats {
     /// A `/v2/keys` request whose form was valid, or a `/v2/members` write.
     pub fn count_auth_lookup(&self) {
         self.auth_lookups.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A wait asked for (etcd's `watch_requests_total`: every watch its v2 store
+    /// takes, answered from the history or not).
+    pub fn count_watch_request(&self) {
+        self.watch_requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Waits held now (etcd's `watchers`).
+    pub fn watchers(&self) -> u64 {
+        self.watchers.load(Ordering::Relaxed)
+    }
+
+    pub fn watch_requests(&self) -> u64 {
+        self.watch_requests.load(Ordering::Relaxed)
+    }
+
+    /// The failed gets of etcd's v2 auth switch (see the type's docs).
+    pub fn auth_lookups(&self) -> u64 {
+        self.auth_lookups.load(Ordering::Relaxed)
     }
 }
 

@@ -1,7 +1,8 @@
 //! A three-member cluster's series on `/metrics`: a follower counts the writes it
 //! applies in `etcd_mvcc_put_total` (as etcd's mvcc layer does on every member), and
 //! the peer transport's `etcd_network_*` series name their peers, move with the
-//! traffic, and follow a peer going away.
+//! traffic, and follow a peer going away; every member times its probes of every
+//! peer in `etcd_network_peer_round_trip_time_seconds{To}`.
 
 use std::time::{Duration, Instant};
 
@@ -21,7 +22,17 @@ fn scrape(cluster: &Cluster, i: usize) -> String {
 
 /// Scrapes member `i` until `ok` holds for its text (10 s at most).
 fn wait_for(cluster: &Cluster, i: usize, what: &str, ok: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    wait_within(cluster, i, what, Duration::from_secs(10), ok)
+}
+
+fn wait_within(
+    cluster: &Cluster,
+    i: usize,
+    what: &str,
+    within: Duration,
+    ok: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = Instant::now() + within;
     loop {
         let text = scrape(cluster, i);
         if ok(&text) {
@@ -29,7 +40,7 @@ fn wait_for(cluster: &Cluster, i: usize, what: &str, ok: impl Fn(&str) -> bool) 
         }
         assert!(
             Instant::now() < deadline,
-            "{what}: not seen on member {i} within 10 s\n{text}\n{}",
+            "{what}: not seen on member {i} within {within:?}\n{text}\n{}",
             cluster.logs()
         );
         std::thread::sleep(Duration::from_millis(100));
@@ -95,6 +106,38 @@ async fn a_follower_counts_applied_puts_and_peer_series_follow_the_traffic() {
     let text = scrape(&cluster, leader);
     for peer in [&follower_id, &other_id] {
         assert_eq!(sample(&text, &active(&leader_id, peer)), Some(1.0), "{text}");
+    }
+
+    // Each member probes each peer's /raft/probing and reports the smoothed round
+    // trip (first 5 s after it starts, as etcd): one series per peer, none for itself.
+    let ids = [&leader_id, &follower_id, &other_id];
+    for (i, me) in [(leader, &leader_id), (follower, &follower_id)] {
+        let peers: Vec<&String> = ids.iter().copied().filter(|id| *id != me).collect();
+        let rtt = |t: &str, id: &str, part: &str| {
+            sample(
+                t,
+                &format!("etcd_network_peer_round_trip_time_seconds_{part}{{To=\"{id}\"}}"),
+            )
+        };
+        let text = wait_within(&cluster, i, "round trips to every peer", Duration::from_secs(20), |t| {
+            peers
+                .iter()
+                .all(|id| rtt(t, id, "sum").is_some_and(|v| v > 0.0))
+        });
+        assert!(
+            text.contains("# TYPE etcd_network_peer_round_trip_time_seconds histogram"),
+            "{text}"
+        );
+        for id in &peers {
+            assert!(rtt(&text, id, "count").is_some_and(|n| n >= 1.0), "{text}");
+            assert!(
+                text.contains(&format!(
+                    "etcd_network_peer_round_trip_time_seconds_bucket{{To=\"{id}\",le=\"3.2768\"}}"
+                )),
+                "{text}"
+            );
+        }
+        assert!(rtt(&text, me, "count").is_none(), "{text}");
     }
 
     // A follower goes away: the leader sees it inactive, disconnected once, and
