@@ -8,7 +8,8 @@ use detcd_core::node::{
     Credentials, Input, MemberStatus, MvccCounts, Node, NodeConfig, NodeStart, Output, Persist, Request,
 };
 use detcd_proto::etcdserverpb::{
-    request_op, DeleteRangeRequest, Member, PutRequest, RangeRequest, RequestOp, TxnRequest,
+    request_op, CompactionRequest, DeleteRangeRequest, LeaseGrantRequest, LeaseRevokeRequest, Member,
+    PutRequest, RangeRequest, RequestOp, TxnRequest, WatchCreateRequest,
 };
 
 /// A lone member whose persists are acknowledged at once; every drain's outputs
@@ -176,6 +177,72 @@ fn the_status_counts_store_operations_as_etcds_mvcc_layer() {
         m.tick();
     }
     assert_eq!(m.status().keys, 2);
+}
+
+#[test]
+fn the_status_tells_what_compactions_removed() {
+    let mut m = Solo::new();
+    for v in ["1", "2", "3"] {
+        m.call(Request::Put(put("k", v)));
+    }
+    m.call(Request::Put(put("j", "1")));
+    let rev = m.status().revision;
+    // k's first two revisions go; its last and j's stay.
+    m.call(Request::Compact(CompactionRequest {
+        revision: rev,
+        ..Default::default()
+    }));
+    let c = m.status().compaction;
+    assert_eq!((c.compactions, c.revisions_removed), (1, 2));
+    m.call(Request::DeleteRange(DeleteRangeRequest {
+        key: b"k".to_vec(),
+        ..Default::default()
+    }));
+    m.call(Request::Put(put("j", "2")));
+    let rev = m.status().revision;
+    // k's last put and its delete, j's first put.
+    m.call(Request::Compact(CompactionRequest {
+        revision: rev,
+        ..Default::default()
+    }));
+    let c = m.status().compaction;
+    assert_eq!((c.compactions, c.revisions_removed), (2, 5));
+}
+
+#[test]
+fn the_status_counts_watchers_as_streams_open_and_close_them() {
+    let mut m = Solo::new();
+    let create = |stream| Request::WatchCreate {
+        stream,
+        request: WatchCreateRequest {
+            key: b"a".to_vec(),
+            ..Default::default()
+        },
+    };
+    m.call(create(1));
+    m.call(create(1));
+    m.call(create(2));
+    assert_eq!(m.status().watchers.watchers, 3);
+    assert_eq!(m.status().watchers.unsynced, 0);
+    m.input(Input::StreamClosed { stream: 1 });
+    assert_eq!(m.status().watchers.watchers, 1);
+}
+
+#[test]
+fn the_status_counts_leases_revoked_because_they_expired_not_revoked_by_clients() {
+    let mut m = Solo::new();
+    m.call(Request::LeaseGrant(LeaseGrantRequest { ttl: 1, id: 5 }));
+    m.call(Request::LeaseGrant(LeaseGrantRequest { ttl: 1000, id: 6 }));
+    m.call(Request::LeaseRevoke(LeaseRevokeRequest { id: 6 }));
+    let granted_at = m.now_ms;
+    while m.status().leases_expired == 0 {
+        assert!(m.now_ms < granted_at + 30_000, "lease 5 never expired");
+        m.tick();
+    }
+    for _ in 0..50 {
+        m.tick();
+    }
+    assert_eq!(m.status().leases_expired, 1);
 }
 
 #[test]

@@ -340,3 +340,29 @@ fn restore_past_a_compaction_cancels_with_compact_revision() {
     );
     assert_eq!(hub.watchers(1), 0);
 }
+
+#[test]
+fn the_hub_counts_its_watchers_and_the_unsynced_ones_until_they_catch_up() {
+    let mut s = Store::default();
+    let mut hub = Hub::new(HubConfig {
+        sync_events_max: 2,
+        ..HubConfig::default()
+    });
+    for v in ["1", "2", "3", "4", "5"] {
+        put(&mut s, &mut hub, "a", v);
+    }
+    hub.create(1, &watch("a", 0), s.revision());
+    hub.create(2, &watch("a", 2), s.revision());
+    assert_eq!((hub.watcher_count(), hub.unsynced_count()), (2, 1));
+    // Two revisions of history per sync: 2-3, 4-5, then caught up.
+    hub.sync(&s);
+    hub.sync(&s);
+    assert_eq!(hub.unsynced_count(), 1, "still behind after two pages");
+    hub.sync(&s);
+    assert_eq!((hub.watcher_count(), hub.unsynced_count()), (2, 0));
+    hub.close_stream(2);
+    assert_eq!(hub.watcher_count(), 1);
+    drain(&mut hub, 1);
+    hub.cancel(1, 0);
+    assert_eq!(hub.watcher_count(), 0);
+}
