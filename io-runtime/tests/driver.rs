@@ -647,6 +647,42 @@ async fn a_watch_stream_that_falls_behind_is_dropped_without_stalling_the_member
     member.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_a_watch_stream_has_not_read_are_pending_and_its_watchers_counted() {
+    let (dir, ports) = one_member("driver-pending-events");
+    let (member, h) = start(options(&dir, 1, &ports, 10_000)).await;
+    leader_of(&[&h]).await;
+    let mut watch = h.open_watch_stream().await;
+    for _ in 0..2 {
+        watch
+            .send(WatchStreamRequest::Create(WatchCreateRequest {
+                key: b"p".to_vec(),
+                ..Default::default()
+            }))
+            .await
+            .expect("watch created");
+    }
+    wait_until("two watchers", || h.metrics().watchers == 2).await;
+    for v in ["1", "2", "3"] {
+        put(&h, "p", v).await;
+    }
+    // Three events to each of the two watchers, none read yet.
+    wait_until("six pending events", || h.metrics().watch_pending_events == 6).await;
+    let mut read = 0;
+    while read < 6 {
+        let response = timeout(Duration::from_secs(5), watch.recv())
+            .await
+            .expect("a response")
+            .expect("the stream is open");
+        read += response.events.len();
+    }
+    // The count is published at the end of the member's next turn (it ticks).
+    wait_until("nothing pending", || h.metrics().watch_pending_events == 0).await;
+    drop(watch);
+    wait_until("no watchers", || h.metrics().watchers == 0).await;
+    member.shutdown().await;
+}
+
 /// Adds a voting member through `h` (of a cluster listening on `ports`) and starts
 /// it with start mode Existing: its ID, the member and its handle.
 async fn add_and_join(
