@@ -32,8 +32,8 @@ pub const DB_COMPACTION_PAUSE_BUCKETS_MS: [f64; 13] = [
 /// etcd's `db_compaction_total_duration_milliseconds` buckets
 /// (`ExponentialBuckets(100, 2, 14)`), 100 ms to 819.2 s, in milliseconds.
 pub const DB_COMPACTION_TOTAL_BUCKETS_MS: [f64; 14] = [
-    100.0, 200.0, 400.0, 800.0, 1600.0, 3200.0, 6400.0, 12800.0, 25600.0, 51200.0, 102400.0,
-    204800.0, 409600.0, 819200.0,
+    100.0, 200.0, 400.0, 800.0, 1600.0, 3200.0, 6400.0, 12800.0, 25600.0, 51200.0, 102400.0, 204800.0,
+    409600.0, 819200.0,
 ];
 
 /// etcd's `index_compaction_pause_duration_milliseconds` buckets

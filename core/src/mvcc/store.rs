@@ -208,7 +208,10 @@ impl Store {
 
     /// [`Store::compact`], with the number of stored revisions it removed (etcd's
     /// `db_compaction_keys_total` counts the same: every revision dropped from storage).
-    pub fn compact_counted(&mut self, req: &CompactionRequest) -> Result<(CompactionResponse, u64), EtcdError> {
+    pub fn compact_counted(
+        &mut self,
+        req: &CompactionRequest,
+    ) -> Result<(CompactionResponse, u64), EtcdError> {
         let at = req.revision;
         if at <= self.compact_rev {
             return Err(error::COMPACTED);

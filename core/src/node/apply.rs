@@ -197,22 +197,22 @@ impl Node {
                 let revoked = self.lessor.revoke(r.id);
                 self.count_revoke(r.id, revoked.is_ok());
                 revoked.map(|keys| {
-                let mut revision = rev;
-                // (Planted bug: the lease goes, its keys stay.)
-                if !keys.is_empty() && !is_active(Mutation::LeaseRevokeKeepsKeys) {
-                    // etcd's lessor deletes the keys one by one in one write txn.
-                    let deletes = MvccCounts {
-                        deletes: keys.len() as u64,
-                        ..MvccCounts::default()
-                    };
-                    self.count_mvcc(&deletes.as_one_txn());
-                    let (after, events) = self.store.delete_keys(&keys);
-                    revision = after;
-                    self.after_write(&events);
-                }
-                Response::LeaseRevoke(LeaseRevokeResponse {
-                    header: self.header(revision),
-                })
+                    let mut revision = rev;
+                    // (Planted bug: the lease goes, its keys stay.)
+                    if !keys.is_empty() && !is_active(Mutation::LeaseRevokeKeepsKeys) {
+                        // etcd's lessor deletes the keys one by one in one write txn.
+                        let deletes = MvccCounts {
+                            deletes: keys.len() as u64,
+                            ..MvccCounts::default()
+                        };
+                        self.count_mvcc(&deletes.as_one_txn());
+                        let (after, events) = self.store.delete_keys(&keys);
+                        revision = after;
+                        self.after_write(&events);
+                    }
+                    Response::LeaseRevoke(LeaseRevokeResponse {
+                        header: self.header(revision),
+                    })
                 })
             }
             raft_request::Request::LeaseCheckpoint(c) => {

@@ -17,8 +17,8 @@ pub const SNAPSHOT_TRANSFER_BUCKETS_SECONDS: [f64; 10] =
 
 /// etcd's peer round-trip buckets (`ExponentialBuckets(0.0001, 2, 16)`), 0.1 ms to 3.2768 s.
 pub const ROUND_TRIP_BUCKETS_SECONDS: [f64; 16] = [
-    0.0001, 0.0002, 0.0004, 0.0008, 0.0016, 0.0032, 0.0064, 0.0128, 0.0256, 0.0512, 0.1024, 0.2048,
-    0.4096, 0.8192, 1.6384, 3.2768,
+    0.0001, 0.0002, 0.0004, 0.0008, 0.0016, 0.0032, 0.0064, 0.0128, 0.0256, 0.0512, 0.1024, 0.2048, 0.4096,
+    0.8192, 1.6384, 3.2768,
 ];
 
 /// One peer's counters.

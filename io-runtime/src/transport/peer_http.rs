@@ -123,10 +123,7 @@ async fn handle(
 ) -> hyper::Response<Full<Bytes>> {
     if request.uri().path() == super::probe::PROBING_PATH {
         // etcd's probing handler answers any method, with no further checks.
-        return text_raw(
-            StatusCode::OK,
-            super::probe::answer(std::time::SystemTime::now()),
-        );
+        return text_raw(StatusCode::OK, super::probe::answer(std::time::SystemTime::now()));
     }
     if request.uri().path() != HASHKV_PATH {
         return text(StatusCode::NOT_FOUND, "404 page not found");

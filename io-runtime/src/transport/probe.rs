@@ -1,7 +1,7 @@
 //! etcd's peer probing: every [`PROBE_INTERVAL`] a member asks each peer's
 //! `/raft/probing` over HTTP (over TLS with `https://` peer URLs) and times the
-//! answer, keeping a smoothed round trip per peer (etcd's prober: `SRTT = 7/8 SRTT
-//! + 1/8 RTT`, starting from 0). As etcd's `monitorProbingStatus` does, the
+//! answer, keeping a smoothed round trip per peer (etcd's prober: `SRTT` becomes
+//! `7/8 SRTT + 1/8 RTT`, starting from 0). As etcd's `monitorProbingStatus` does, the
 //! smoothed value is observed into `etcd_network_peer_round_trip_time_seconds{To}`
 //! [`FIRST_REPORT`] after the peer is added, then every [`REPORT_INTERVAL`] while
 //! its probes succeed and every [`FIRST_REPORT`] while they fail (the value
@@ -91,7 +91,11 @@ type Probed = (u64, String, Option<Duration>, Option<SendRequest<Empty<Bytes>>>)
 
 /// Probes the peers `targets` names (member ID to the peer URL probed) until the
 /// transport stops it, observing round trips into `counters`.
-pub(super) async fn run(mut targets: watch::Receiver<BTreeMap<u64, String>>, tls: SharedPeerTls, counters: PeerMetrics) {
+pub(super) async fn run(
+    mut targets: watch::Receiver<BTreeMap<u64, String>>,
+    tls: SharedPeerTls,
+    counters: PeerMetrics,
+) {
     let mut peers: BTreeMap<u64, Peer> = BTreeMap::new();
     let mut probes: JoinSet<Probed> = JoinSet::new();
     let mut step = tokio::time::interval(STEP);

@@ -119,11 +119,13 @@ async fn a_follower_counts_applied_puts_and_peer_series_follow_the_traffic() {
                 &format!("etcd_network_peer_round_trip_time_seconds_{part}{{To=\"{id}\"}}"),
             )
         };
-        let text = wait_within(&cluster, i, "round trips to every peer", Duration::from_secs(20), |t| {
-            peers
-                .iter()
-                .all(|id| rtt(t, id, "sum").is_some_and(|v| v > 0.0))
-        });
+        let text = wait_within(
+            &cluster,
+            i,
+            "round trips to every peer",
+            Duration::from_secs(20),
+            |t| peers.iter().all(|id| rtt(t, id, "sum").is_some_and(|v| v > 0.0)),
+        );
         assert!(
             text.contains("# TYPE etcd_network_peer_round_trip_time_seconds histogram"),
             "{text}"

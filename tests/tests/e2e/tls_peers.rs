@@ -1,5 +1,6 @@
 //! TLS between members, with real processes and certificates made in the test: three
-//! members with peer client-certificate auth and an allowed CN, a learner joining over
+//! members with peer client-certificate auth and an allowed CN (probing each other's
+//! `/raft/probing` for the round-trip series), a learner joining over
 //! TLS and promoted, a member with another CN refused, auto-TLS on both sides (helpers in
 //! `tls.rs`; etcdctl must be on PATH).
 
@@ -9,7 +10,7 @@ use detcd_server::tls::certs::{Ca, Leaf};
 
 use detcd_testkit::free_port;
 
-use super::harness::{read, test_dir};
+use super::harness::{http_get, read, test_dir};
 use super::tls::{etcdctl, issue, ok, plain_http, put, spawn, wait_until, Member, Spec};
 
 /// Starts member `name` of a peer-TLS cluster whose members' peer ports are `peers`.
@@ -119,6 +120,18 @@ fn three_members_with_peer_tls_and_client_cert_auth() {
         let log = read(&m.log);
         assert!(!log.contains("failed hash kv request"), "{log}");
         assert!(!log.contains("CORRUPT"), "{log}");
+    }
+    // Each member probes its peers' /raft/probing over peer TLS and reports the round
+    // trips (a probe refused or failed leaves the smoothed value at 0).
+    for c in &clients {
+        wait_until("round trips over peer TLS", || {
+            let (_, text) = http_get(*c, "/metrics");
+            text.lines()
+                .filter_map(|l| l.strip_prefix("etcd_network_peer_round_trip_time_seconds_sum{To=\""))
+                .filter(|rest| rest.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) > Some(0.0))
+                .count()
+                == 2
+        });
     }
     // The peer port speaks no plain text: a TLS alert (record type 21) at most.
     let hello = plain_http(peers[0].1);
