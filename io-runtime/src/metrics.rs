@@ -42,10 +42,11 @@ pub const INDEX_COMPACTION_PAUSE_BUCKETS_MS: [f64; 14] = [
     0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0,
 ];
 
-/// A duration histogram with fixed bucket bounds (non-cumulative counts).
+/// A duration histogram with fixed bucket bounds (non-cumulative counts), in the
+/// unit of its series: seconds, except etcd's `*_milliseconds` compaction series.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Histogram {
-    /// Bucket upper bounds in seconds.
+    /// Bucket upper bounds (seconds, or milliseconds for a `*_milliseconds` series).
     pub bounds_seconds: &'static [f64],
     /// `counts[i]` observations fell in bucket `i` (`<= bounds_seconds[i]` and
     /// above the previous bound); the last element counts the ones above every bound.
