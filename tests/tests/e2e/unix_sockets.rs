@@ -129,6 +129,22 @@ fn clients_and_peers_over_unix_sockets() {
     let status = ok(&etcdctl(&[&tls_client[..], &["endpoint", "status"]].concat()));
     assert!(status.starts_with("unixs://localhost:2379, "), "{status}");
 
+    // The members probe each other's /raft/probing over the TLS peer sockets.
+    wait_until("round trips over unix peer sockets", || {
+        let out = Command::new("curl")
+            .args(["-s", "--max-time", "5", "--unix-socket"])
+            .arg(dir.join("localhost:2389"))
+            .arg("http://localhost/metrics")
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.strip_prefix("etcd_network_peer_round_trip_time_seconds_sum{To=\""))
+            .filter(|rest| rest.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) > Some(0.0))
+            .count()
+            == 2
+    });
+
     // The TLS socket speaks no plain text, and wants a client certificate.
     let plain = etcdctl(&get(&["--endpoints", "unix://localhost:2379"]));
     assert!(!plain.status.success(), "plain text served on a unixs socket");
