@@ -108,6 +108,13 @@ async fn a_follower_counts_applied_puts_and_peer_series_follow_the_traffic() {
         assert_eq!(sample(&text, &active(&leader_id, peer)), Some(1.0), "{text}");
     }
 
+    // The peer port answers a probe as etcd's probing handler does.
+    let (code, body) = http_get(cluster.members[follower].peer_port, "/raft/probing");
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.starts_with("{\"OK\":true,\"Now\":\"") && body.ends_with("Z\"}\n"),
+        "{body:?}"
+    );
     // Each member probes each peer's /raft/probing and reports the smoothed round
     // trip (first 5 s after it starts, as etcd): one series per peer, none for itself.
     let ids = [&leader_id, &follower_id, &other_id];
