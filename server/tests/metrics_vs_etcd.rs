@@ -239,6 +239,7 @@ struct Moves {
     leases_expired: f64,
     v2_sets: f64,
     v2_recursive_reads: f64,
+    v2_reads: f64,
     v2_watch_requests: f64,
 }
 
@@ -299,7 +300,8 @@ fn moves(endpoint: &str) -> Moves {
     let sets = r#"etcd_debugging_store_writes_total{action="set"}"#;
     let recursive = r#"etcd_debugging_store_reads_total{action="getRecursive"}"#;
     let waits = "etcd_debugging_store_watch_requests_total";
-    let before = [sets, recursive, waits].map(|s| now_value(endpoint, s));
+    let reads = r#"etcd_debugging_store_reads_total{action="get"}"#;
+    let before = [sets, recursive, waits, reads].map(|s| now_value(endpoint, s));
     let set = curl(&["-X", "PUT", &format!("{base}/foo"), "-d", "value=bar"]);
     assert!(set.contains(r#""action":"set""#), "{set}");
     let dir = curl(&[&format!("{base}/?recursive=true")]);
@@ -307,7 +309,7 @@ fn moves(endpoint: &str) -> Moves {
     // Answered at once from the history (the set above).
     let waited = curl(&[&format!("{base}/foo?wait=true&waitIndex=1")]);
     assert!(waited.contains(r#""value":"bar""#), "{waited}");
-    let after = [sets, recursive, waits].map(|s| now_value(endpoint, s));
+    let after = [sets, recursive, waits, reads].map(|s| now_value(endpoint, s));
     Moves {
         compacted_keys,
         compactions_timed,
@@ -316,6 +318,7 @@ fn moves(endpoint: &str) -> Moves {
         leases_expired,
         v2_sets: after[0] - before[0],
         v2_recursive_reads: after[1] - before[1],
+        v2_reads: after[3] - before[3],
         v2_watch_requests: after[2] - before[2],
     }
 }
@@ -344,6 +347,9 @@ fn compaction_watch_lease_and_v2_series_move_as_etcds() {
             leases_expired: 1.0,
             v2_sets: 1.0,
             v2_recursive_reads: 1.0,
+            // etcd reads its v2 auth switch from the store for each of the three
+            // requests, a plain get each.
+            v2_reads: 3.0,
             v2_watch_requests: 1.0,
         }
     );
