@@ -241,6 +241,7 @@ struct Moves {
     v2_recursive_reads: f64,
     v2_reads: f64,
     v2_watch_requests: f64,
+    v2_expired: f64,
 }
 
 /// The steps, on `endpoint`: a key written three times and deleted, a compaction
@@ -310,6 +311,23 @@ fn moves(endpoint: &str) -> Moves {
     let waited = curl(&[&format!("{base}/foo?wait=true&waitIndex=1")]);
     assert!(waited.contains(r#""value":"bar""#), "{waited}");
     let after = [sets, recursive, waits, reads].map(|s| now_value(endpoint, s));
+    // A key with a TTL, expired by the leader's v2 sync.
+    let ttl = curl(&[
+        "-X",
+        "PUT",
+        &format!("{base}/short"),
+        "-d",
+        "value=x",
+        "-d",
+        "ttl=1",
+    ]);
+    assert!(ttl.contains(r#""ttl":1"#), "{ttl}");
+    let v2_expired = wait_value(
+        endpoint,
+        "etcd_debugging_store_expires_total",
+        Duration::from_secs(10),
+        |v| v >= 1.0,
+    );
     Moves {
         compacted_keys,
         compactions_timed,
@@ -320,6 +338,7 @@ fn moves(endpoint: &str) -> Moves {
         v2_recursive_reads: after[1] - before[1],
         v2_reads: after[3] - before[3],
         v2_watch_requests: after[2] - before[2],
+        v2_expired,
     }
 }
 
@@ -351,6 +370,7 @@ fn compaction_watch_lease_and_v2_series_move_as_etcds() {
             // requests, a plain get each.
             v2_reads: 3.0,
             v2_watch_requests: 1.0,
+            v2_expired: 1.0,
         }
     );
     assert_eq!(ours, theirs, "detcd's moves, then etcd's");
