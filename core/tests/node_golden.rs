@@ -53,6 +53,9 @@ struct Cluster {
     holding: BTreeSet<u64>,
     /// The newest Persist each holding member wrote and has not had acknowledged.
     held: BTreeMap<u64, u64>,
+    /// Founding members persisting their bootstrap snapshot (not written to the
+    /// transcript: every founding member starts from one).
+    founding: BTreeSet<u64>,
 }
 
 fn member(id: u64, learner: bool) -> Member {
@@ -87,6 +90,7 @@ impl Cluster {
             duplicate: BTreeSet::new(),
             holding: BTreeSet::new(),
             held: BTreeMap::new(),
+            founding: BTreeSet::new(),
         }
     }
 
@@ -100,6 +104,9 @@ impl Cluster {
             NodeStart::Recover { .. } => self.members[&id].disk.clone(),
             _ => MemDisk::default(),
         };
+        if matches!(start, NodeStart::Found) {
+            self.founding.insert(id);
+        }
         let node = Node::new(config.clone(), start).expect("node starts");
         self.members.insert(
             id,
@@ -110,6 +117,7 @@ impl Cluster {
             },
         );
         self.drain(id);
+        self.founding.remove(&id);
     }
 
     /// Feeds one input to `id` and carries out everything it asks, acknowledging
@@ -136,6 +144,7 @@ impl Cluster {
         };
         let Some(node) = member.node.as_mut() else { return };
         let hold = self.holding.contains(&id);
+        let founding = self.founding.contains(&id);
         let (net, cut, duplicate, held) = (&mut self.net, &self.cut, &self.duplicate, &mut self.held);
         let end = member.disk.drain(node, hold, |_, drained| {
             let out = match drained {
@@ -146,7 +155,7 @@ impl Cluster {
                     hard_state,
                     acknowledged,
                 } => {
-                    if snapshot_index > 1 {
+                    if snapshot_index > 0 && !founding {
                         lines.push(format!(
                             "n{id}: installing the leader's snapshot at index {snapshot_index}"
                         ));

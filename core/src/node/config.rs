@@ -40,7 +40,8 @@ pub struct NodeConfig {
     /// `--initial-cluster` as members (ID, name, peer URLs, learner flag). A founding
     /// member bootstraps raft with them; a joining member uses them as the membership
     /// until the leader's snapshot arrives. The state of an empty-data raft snapshot
-    /// (the bootstrap snapshot at index 1) is "these members, empty store".
+    /// (the bootstrap snapshot at index N, N the number of founding members) is
+    /// "these members, empty store".
     pub initial_members: Vec<Member>,
     /// Milliseconds between ticks (`--heartbeat-interval`); one raft tick each.
     pub tick_ms: u64,

@@ -16,7 +16,7 @@ use crate::raft::Role;
 use crate::v2store::Store as V2Store;
 
 impl Node {
-    /// The membership of an empty-data snapshot (the bootstrap snapshot at index 1):
+    /// The membership of an empty-data snapshot (the bootstrap snapshot at index N):
     /// the members its configuration names, described by `initial_members` where
     /// they appear there. Names and client URLs come later, published through raft.
     pub(super) fn reset_members(&mut self, conf: Option<&ConfState>) {

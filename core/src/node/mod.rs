@@ -250,7 +250,10 @@ impl Node {
                         cs.voters.push(m.id);
                     }
                 }
-                (raft::Start::Bootstrap(cs), None)
+                // etcd's founding log: one membership entry per member at
+                // indexes 1..N, term 1, which this snapshot stands for.
+                let founding = (cs.voters.len() + cs.learners.len()) as u64;
+                (raft::Start::BootstrapAt(cs, founding), None)
             }
             NodeStart::Join => (raft::Start::Bootstrap(ConfState::default()), None),
             NodeStart::Recover {

@@ -52,8 +52,15 @@ pub enum Start {
     /// member must be given the same one, and each starts from a snapshot at index 1,
     /// term 1 holding it (handed out in the first Ready to persist). An empty
     /// `ConfState` is a node joining an existing cluster: it waits, with an empty
-    /// log, for the leader to send it the log or a snapshot.
+    /// log, for the leader to send it the log or a snapshot. The same as
+    /// `BootstrapAt(conf_state, 1)`.
     Bootstrap(ConfState),
+    /// [`Start::Bootstrap`] with the founding snapshot at `index` (at least 1; term
+    /// 1). etcd's members bootstrap their logs with one committed membership entry
+    /// per founding member at indexes 1..N, term 1; a snapshot at N stands for those
+    /// entries, so that the indexes after it are etcd's. Founding members must agree
+    /// on the index as on the configuration.
+    BootstrapAt(ConfState, u64),
     /// A member restarting from what it persisted.
     Recovered(RecoveredState),
 }
@@ -148,28 +155,35 @@ pub struct RawNode {
     conf_applied_index: u64,
 }
 
+/// The starting log of a founding member (a snapshot of `cs` at `index`, term 1,
+/// handed out to persist) or, with an empty `cs`, of a joining one (empty).
+fn bootstrap(cs: ConfState, index: u64) -> (RaftLog, u64, u64, ConfState) {
+    if cs.voters.is_empty() && cs.learners.is_empty() {
+        return (
+            RaftLog::recovered(Snapshot::default(), Vec::new(), 0, 0),
+            0,
+            0,
+            cs,
+        );
+    }
+    let snapshot = Snapshot {
+        data: Vec::new(),
+        metadata: Some(SnapshotMetadata {
+            conf_state: Some(cs.clone()),
+            index,
+            term: 1,
+        }),
+    };
+    (RaftLog::bootstrap(snapshot), 1, 0, cs)
+}
+
 impl RawNode {
     /// Builds a node from a validated config and its starting state.
     pub fn new(config: Config, start: Start) -> Result<RawNode, InitError> {
         config.validate().map_err(InitError::Config)?;
         let (log, term, vote, conf) = match start {
-            Start::Bootstrap(cs) if cs.voters.is_empty() && cs.learners.is_empty() => (
-                RaftLog::recovered(Snapshot::default(), Vec::new(), 0, 0),
-                0,
-                0,
-                cs,
-            ),
-            Start::Bootstrap(cs) => {
-                let snapshot = Snapshot {
-                    data: Vec::new(),
-                    metadata: Some(SnapshotMetadata {
-                        conf_state: Some(cs.clone()),
-                        index: 1,
-                        term: 1,
-                    }),
-                };
-                (RaftLog::bootstrap(snapshot), 1, 0, cs)
-            }
+            Start::Bootstrap(cs) => bootstrap(cs, 1),
+            Start::BootstrapAt(cs, index) => bootstrap(cs, index.max(1)),
             Start::Recovered(state) => {
                 let snap_index = state.snapshot.metadata.as_ref().map_or(0, |m| m.index);
                 for (i, e) in state.entries.iter().enumerate() {

@@ -321,7 +321,8 @@ pub async fn start(mut options: MemberOptions) -> Result<(Member, MemberHandle),
             &snapshot,
             &mut hard_state,
             &mut recovered.entries,
-        );
+        )
+        .map_err(StartError::Config)?;
         storage
             .save(Some(&hard_state), &appended, true)
             .map_err(StartError::Storage)?;
