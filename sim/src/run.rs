@@ -344,6 +344,7 @@ fn check_v2(sim: &mut Sim) {
         ));
     } else {
         let keys = v2.lin.check(V2_SEARCH_STEPS_MAX_PER_KEY);
+        v2.lost = crate::v2_lost::resolve(&mut v2.dir_lin, &v2.events);
         let tree = v2.dir_lin.check(V2_SEARCH_STEPS_MAX_PER_KEY);
         if let Some(why) = keys.violation.as_ref().or(tree.violation.as_ref()) {
             sim.fail(format!("v2 check: not linearizable: {why}"));

@@ -544,6 +544,15 @@ impl Store {
         }
     }
 
+    /// The events the history still holds from index `from` on, oldest first, and
+    /// the index of the oldest event it holds (0 when empty): checkers read what
+    /// every change did from here.
+    pub fn events_from(&self, from: u64) -> (u64, impl Iterator<Item = &Event>) {
+        let oldest = self.history.events.front().map_or(0, Event::index);
+        let start = self.history.events.partition_point(|e| e.index() < from);
+        (oldest, self.history.events.range(start..))
+    }
+
     /// How many keys and directories the store holds (the root not counted).
     pub fn node_count(&self) -> usize {
         fn count(node: &Node) -> usize {

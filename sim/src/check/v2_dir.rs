@@ -535,6 +535,26 @@ struct DirOp {
     call: Call<PathInput, DirOutput>,
     /// Refused before it could take effect: left out of the check.
     failed: bool,
+    /// Its answer was lost and the event log told what it did (see [`crate::v2_lost`]).
+    resolved: bool,
+}
+
+/// A request whose answer was lost (see [`DirLinHistory::lost`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LostDir {
+    pub id: usize,
+    pub path: String,
+    pub input: DirInput,
+    pub invoked_at: u64,
+}
+
+impl DirOutput {
+    /// The store's index the answer shows (a write's own, a read's or refusal's).
+    pub fn index(&self) -> u64 {
+        match self {
+            DirOutput::Ok { index, .. } | DirOutput::Err { index, .. } => *index,
+        }
+    }
 }
 
 /// The directory requests the v2 workload recorded.
@@ -564,6 +584,7 @@ impl DirLinHistory {
                 returned_at: None,
             },
             failed: false,
+            resolved: false,
         });
         self.ops.len() - 1
     }
@@ -577,6 +598,44 @@ impl DirLinHistory {
     /// Refused with an error that proves it never took effect.
     pub fn fail(&mut self, id: usize) {
         self.ops[id].failed = true;
+    }
+
+    /// The writes whose answer was lost (not refused before they were proposed).
+    pub fn lost(&self) -> Vec<LostDir> {
+        self.ops
+            .iter()
+            .enumerate()
+            .filter(|(_, op)| {
+                !op.failed && op.call.output.is_none() && !matches!(op.call.input.input, DirInput::Get { .. })
+            })
+            .map(|(id, op)| LostDir {
+                id,
+                path: op.call.input.path.clone(),
+                input: op.call.input.input.clone(),
+                invoked_at: op.call.invoked_at,
+            })
+            .collect()
+    }
+
+    /// Every answer: (when it came, the answer).
+    pub fn answers(&self) -> impl Iterator<Item = (u64, &DirOutput)> {
+        self.ops
+            .iter()
+            .filter_map(|op| Some((op.call.returned_at?, op.call.output.as_ref()?)))
+    }
+
+    /// What the event log told of lost request `id`: it did what `output` shows
+    /// (as its answer would have) by time `at`, or (`None`) nothing at all.
+    pub fn resolve_lost(&mut self, id: usize, outcome: Option<(DirOutput, u64)>) {
+        let op = &mut self.ops[id];
+        match outcome {
+            Some((output, at)) => {
+                op.call.output = Some(output);
+                op.call.returned_at = Some(at.max(op.call.invoked_at));
+            }
+            None => op.failed = true,
+        }
+        op.resolved = true;
     }
 
     pub fn len(&self) -> usize {
@@ -620,7 +679,10 @@ impl DirLinHistory {
         let op = &self.ops[id];
         let c = &op.call;
         let end = c.returned_at.map_or("?".to_string(), |t| t.to_string());
-        let output = c.output.as_ref().map_or("?".to_string(), |o| format!("{o:?}"));
+        let mut output = c.output.as_ref().map_or("?".to_string(), |o| format!("{o:?}"));
+        if op.resolved {
+            output.insert_str(0, "? (lost; per the event log) ");
+        }
         format!(
             "client {} [t={}..{end}] {:?} {} -> {output}",
             op.client, c.invoked_at, c.input.input, c.input.path
