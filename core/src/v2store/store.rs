@@ -53,6 +53,9 @@ pub struct Store {
     pub(super) history: History,
     /// The cluster version the leader set (see [`super::internal`]).
     pub(super) cluster_version: Option<String>,
+    /// Restored from a state format 5 snapshot and no cluster version set since:
+    /// the cluster's records take no index yet (see [`super::internal`]).
+    pub(super) legacy_numbering: bool,
 }
 
 impl Default for Store {
@@ -62,6 +65,7 @@ impl Default for Store {
             index: 0,
             history: History::default(),
             cluster_version: None,
+            legacy_numbering: false,
         }
     }
 }
