@@ -105,11 +105,14 @@ fn could_make(path: &str, input: &DirInput, event: &Event) -> bool {
         return false;
     }
     let (action, dir) = (event.action, event.node.dir);
+    let emptied = !event.refresh && event.node.value.as_deref().unwrap_or("").is_empty();
+    let expires = event.node.expire_unix_ms.is_some();
     match input {
-        DirInput::SetDir => action == Action::Set && dir,
-        DirInput::Mkdir => action == Action::Create && dir,
-        DirInput::Update { .. } => {
-            action == Action::Update && event.node.value.as_deref().unwrap_or("").is_empty()
+        DirInput::SetDir { ttl } => action == Action::Set && dir && expires == *ttl,
+        DirInput::Mkdir { ttl } => action == Action::Create && dir && expires == *ttl,
+        DirInput::Update { .. } => action == Action::Update && emptied && !expires,
+        DirInput::UpdateDir { ttl, refresh } => {
+            action == Action::Update && expires == *ttl && (if *refresh { event.refresh } else { emptied })
         }
         DirInput::Delete => action == Action::Delete && !dir,
         DirInput::Rmdir | DirInput::DeleteAll => action == Action::Delete,
@@ -198,6 +201,17 @@ pub fn resolve(history: &mut DirLinHistory, log: &V2EventLog) -> Resolved {
     resolved
 }
 
+/// Adds to `history` the tree's expiries `log` holds (which no client asked for,
+/// see [`DirInput::Expire`]); false when the log misses indexes (an expiry may be
+/// among them: the tree's check is then undecided).
+pub fn add_expiries(history: &mut DirLinHistory, log: &V2EventLog) -> bool {
+    for (event, at) in log.events.values().filter(|(e, _)| e.action == Action::Expire) {
+        let output = DirOutput::of(&Ok(Some(event.clone()))).expect("an event");
+        history.expired(&event.node.key, output, *at);
+    }
+    log.gaps.is_empty()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,7 +233,7 @@ mod tests {
         let mut store = Store::default();
         let mut log = V2EventLog::default();
         let mut h = DirLinHistory::default();
-        h.invoke(1, "/v2/d/s", DirInput::Mkdir, 0);
+        h.invoke(1, "/v2/d/s", DirInput::Mkdir { ttl: false }, 0);
         let set_value = DirInput::Set {
             value: "v1".to_string(),
         };
@@ -252,8 +266,8 @@ mod tests {
         let mut store = Store::default();
         let mut log = V2EventLog::default();
         let mut h = DirLinHistory::default();
-        h.invoke(1, "/v2/d/s", DirInput::Mkdir, 0);
-        h.invoke(2, "/v2/d/s", DirInput::Mkdir, 1);
+        h.invoke(1, "/v2/d/s", DirInput::Mkdir { ttl: false }, 0);
+        h.invoke(2, "/v2/d/s", DirInput::Mkdir { ttl: false }, 1);
         store.create("/v2/d/s", true, "", false, ttl()).expect("mkdir");
         log.observe(&store, 10);
         assert_eq!(
