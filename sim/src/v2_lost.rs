@@ -71,6 +71,8 @@ impl V2EventLog {
         to <= self.recorded && !self.gaps.iter().any(|&(a, b)| a <= to && from <= b)
     }
 
+    /// The first event showing `value` (the write that wrote it: a refresh later
+    /// shows it again).
     fn with_value(&self, value: &str) -> Option<(u64, &Event, u64)> {
         self.events
             .iter()
@@ -153,7 +155,17 @@ pub fn resolve(history: &mut DirLinHistory, log: &V2EventLog) -> Resolved {
         let floor = floor_before(op.invoked_at);
         let complete = log.complete(floor + 1, newest_seen);
         if let Some(value) = written(&op.input) {
+            // A POST names its key by its index, below its path.
+            let made_by = |e: &Event| match op.input {
+                DirInput::Post { .. } => e
+                    .node
+                    .key
+                    .strip_prefix(op.path.as_str())
+                    .is_some_and(|k| k.starts_with('/')),
+                _ => e.node.key == op.path,
+            };
             match log.with_value(value) {
+                Some((_, event, _)) if !made_by(event) => resolved.left += 1,
                 Some((_, event, at)) => {
                     let output = DirOutput::of(&Ok(Some(event.clone()))).expect("an event");
                     decisions.push((op.id, Some((output, at))));
