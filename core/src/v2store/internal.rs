@@ -148,6 +148,22 @@ mod tests {
     }
 
     #[test]
+    fn a_format_6_store_counts_records_from_its_snapshot_on() {
+        let mut s = Store::default();
+        s.record_cluster(Record::MemberAdded(1));
+        s.set_cluster_version("3.6.0");
+        let mut bytes = Vec::new();
+        s.encode(&mut bytes);
+        // Format 6: no numbering flag at the end.
+        bytes.pop();
+        let mut restored = Store::decode_format_6(&bytes).expect("decode");
+        assert_eq!(restored, s);
+        restored.record_cluster(Record::MemberPublished(1));
+        assert_eq!(restored.index(), 3);
+        assert!(Store::decode(&bytes).is_err(), "format 7 wants the flag");
+    }
+
+    #[test]
     fn a_fresh_store_counts_every_record() {
         let mut s = Store::default();
         s.record_cluster(Record::MemberAdded(1));
