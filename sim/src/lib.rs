@@ -16,7 +16,8 @@
 //! - [`trace`]: the trace hash that proves determinism.
 //! - [`mutations`]: the catalogue of planted bugs.
 //! - [`v2_workload`], [`v2_dir_workload`], [`v2_check`]: v2 store requests (keys
-//!   and a directory tree) and their checks (`--v2`).
+//!   and a directory tree) and their checks (`--v2`); [`v2_lost`]: the tree's lost
+//!   answers resolved from the members' v2 events before its check.
 //! - [`recipe_workload`], [`recipe_check`]: Lock and Election sessions through core's
 //!   recipe machines and their checks (`--recipes`).
 //! - [`membership`]: the membership fault's operator (add learner, promote, remove).
@@ -43,6 +44,7 @@ pub mod storage;
 pub mod trace;
 pub mod v2_check;
 pub mod v2_dir_workload;
+pub mod v2_lost;
 pub mod v2_workload;
 pub mod watch_check;
 pub mod workload;

@@ -434,6 +434,9 @@ impl Sim {
         };
         let Some(node) = host.node.as_ref() else { return };
         self.write_log.observe(node.store());
+        if let Some(v2) = self.workload.v2.as_mut() {
+            v2.events.observe(node.v2_store(), self.now_us);
+        }
         let status = node.raft_status();
         let is_leader = status.role == Role::Leader;
         let view = MemberView {

@@ -157,7 +157,7 @@ impl V2History {
         let skipped = self
             .acked
             .range(since..index)
-            .find(|(_, a)| !a.refresh && under(&a.key, prefix))
+            .find(|(_, a)| !a.refresh && under(&a.key, prefix) && !hidden_below(&a.key, prefix))
             .map(|(&i, a)| (i, a.clone()));
         if let Some((i, a)) = skipped {
             self.violation(format!(
@@ -202,6 +202,12 @@ impl V2History {
             self.read_answered(&key, floor, &result);
         }
     }
+}
+
+/// Whether a node of `key` below `prefix` has a hidden name (`_name`): a
+/// recursive wait on `prefix` is not told of its changes (etcd's `isHidden`).
+fn hidden_below(key: &str, prefix: &str) -> bool {
+    key.strip_prefix(prefix).is_some_and(|rest| rest.contains("/_"))
 }
 
 /// Whether `key` is `prefix` or below it.

@@ -6,22 +6,28 @@
 //! recursive deletes); keys set, created, updated and deleted in them, made with
 //! their missing parent directories; in-order keys POSTed into a queue directory;
 //! and every request also on a path below a key (`c0` is a key or a directory by
-//! turns, as is `c1`), which etcd refuses with "Not a directory". No TTLs here: expiry is the
-//! single-key check's.
+//! turns, as is `c1`), which etcd refuses with "Not a directory". Directories
+//! with a TTL (`mkdir --ttl`, `PUT dir=true ttl=`), their expiry set, refreshed or
+//! removed (`updatedir`: `PUT dir=true prevExist=true`, with `refresh=true` or a
+//! TTL or neither), and expiring at a leader's sync with everything below them;
+//! `prevExist=false` and `prevExist=true` with `dir=true` on keys and directories
+//! alike; hidden keys and directories (`_h`, read by their path, never listed).
 
 use detcd_core::node::{PREV_EXIST_FALSE, PREV_EXIST_TRUE};
 use detcd_core::rng::Rng;
 use detcd_proto::detcdpb::V2Request;
 
 use crate::check::v2_dir::{DirInput, DIR};
+use crate::v2_workload::SYNC_INTERVAL_MS;
 
 /// The queue directory most POSTs go to.
 const QUEUE: &str = "/v2/d/q";
 
 /// The paths the requests name: the subtree, keys or directories in it, a
 /// directory two levels down and a key in it, paths below `c0` and `c1` (crossing
-/// them while they are keys), and the queue.
-const PATHS: [&str; 8] = [
+/// them while they are keys), the queue, and hidden nodes (one below a hidden
+/// directory by turns).
+const PATHS: [&str; 11] = [
     DIR,
     "/v2/d/c0",
     "/v2/d/c1",
@@ -30,7 +36,15 @@ const PATHS: [&str; 8] = [
     "/v2/d/c0/x",
     "/v2/d/c1/x",
     QUEUE,
+    "/v2/d/_h",
+    "/v2/d/s/_h",
+    "/v2/d/_h/c0",
 ];
+
+/// An expiry a little ahead of `now_ms`: many pass between two requests.
+fn expiry(rng: &mut Rng, now_ms: u64) -> u64 {
+    now_ms + rng.range(100, 3 * SYNC_INTERVAL_MS)
+}
 
 fn pick<'a>(rng: &mut Rng, paths: &[&'a str]) -> &'a str {
     paths[rng.range(0, paths.len() as u64) as usize]
@@ -52,17 +66,37 @@ pub fn request(rng: &mut Rng, value: String, now_ms: u64) -> (V2Request, DirInpu
         }
         14..=17 => {
             r.dir = true;
-            DirInput::SetDir
+            let ttl = rng.chance(1, 3);
+            if ttl {
+                r.expiration_unix_ms = expiry(rng, now_ms);
+            }
+            DirInput::SetDir { ttl }
         }
         18..=25 => {
             r.val.clone_from(&value);
             r.prev_exist = PREV_EXIST_FALSE;
             DirInput::Create { value }
         }
-        26..=37 => {
+        26..=33 => {
             r.dir = true;
             r.prev_exist = PREV_EXIST_FALSE;
-            DirInput::Mkdir
+            let ttl = rng.chance(1, 2);
+            if ttl {
+                r.expiration_unix_ms = expiry(rng, now_ms);
+            }
+            DirInput::Mkdir { ttl }
+        }
+        34..=37 => {
+            // etcdctl updatedir [--ttl], or a refresh of the TTL.
+            r.dir = true;
+            r.prev_exist = PREV_EXIST_TRUE;
+            let ttl = rng.chance(2, 3);
+            let refresh = ttl && rng.chance(1, 2);
+            if ttl {
+                r.expiration_unix_ms = expiry(rng, now_ms);
+            }
+            r.refresh = refresh;
+            DirInput::UpdateDir { ttl, refresh }
         }
         38..=43 => {
             // An empty value updates a directory (etcdctl updatedir); on a key it is

@@ -27,6 +27,7 @@ use crate::check::v2_dir::{DirInput, DirLinHistory, DirOutput, DIR};
 use crate::cluster::outcome_unknown;
 use crate::v2_check::V2History;
 use crate::v2_dir_workload;
+use crate::v2_lost::{Resolved, V2EventLog};
 
 /// The Unix time the simulator's clock 0 stands for (expiries before 2000 are
 /// none to the v2 store).
@@ -70,6 +71,10 @@ pub struct V2Workload {
     pub lin: V2LinHistory,
     /// The directory tree's requests, for its linearizability check.
     pub dir_lin: DirLinHistory,
+    /// The tree's events the members applied, to resolve its lost answers.
+    pub events: V2EventLog,
+    /// What resolving them did.
+    pub lost: Resolved,
     /// Per key, the modified index and value last seen in an answer.
     seen: BTreeMap<String, (u64, String)>,
     /// The highest v2 index any answer showed.
@@ -181,7 +186,7 @@ impl V2Workload {
     /// The counts a report shows.
     pub fn summary(&self) -> String {
         format!(
-            "{} writes acknowledged, {} quorum gets, {} waits answered with an event ({} expirations), {} syncs proposed, {} stores compared at equal applied indexes, {} requests checked for linearizability ({} on the directory tree) in {} steps",
+            "{} writes acknowledged, {} quorum gets, {} waits answered with an event ({} expirations), {} syncs proposed, {} stores compared at equal applied indexes, {} requests checked for linearizability ({} on the directory tree; of its lost answers {} found applied, {} not, {} unknown) in {} steps",
             self.writes_ok,
             self.qgets_ok,
             self.waits_with_event,
@@ -190,6 +195,9 @@ impl V2Workload {
             self.history.state_matches,
             self.lin.len() + self.dir_lin.len(),
             self.dir_lin.len(),
+            self.lost.applied,
+            self.lost.not_applied,
+            self.lost.left,
             self.lin_steps
         )
     }

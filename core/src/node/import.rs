@@ -173,9 +173,13 @@ impl Importer {
         // etcd's restore writes a fresh v2 store holding each new member's
         // `raftAttributes` (in ID order), so its index starts at the member count;
         // the old cluster's v2 keys are not in a v3 backup.
+        // Its statistics, saved with it, count those creates.
         let mut v2 = crate::v2store::Store::default();
+        let mut v2_stats = crate::v2store::Stats::default();
         for id in members.keys() {
-            v2.record_cluster(crate::v2store::Record::MemberAdded(*id));
+            for op in v2.record_cluster(crate::v2store::Record::MemberAdded(*id)) {
+                v2_stats.count(op, true);
+            }
         }
         let mut encoder = state::encoder(
             target.applied_index,
@@ -190,6 +194,7 @@ impl Importer {
             &AppliedRequests::default(),
             &auth,
             &v2,
+            &v2_stats,
         );
         while !encoder.step(&self.store, usize::MAX) {}
         Ok(encoder.finish())

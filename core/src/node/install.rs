@@ -99,6 +99,8 @@ impl Node {
             self.lessor = s.lessor;
             self.auth = s.auth;
             self.v2 = s.v2;
+            // etcd's `Recovery` takes the snapshot's counts (older formats have none).
+            self.v2_stats = s.v2_stats.unwrap_or(self.v2_stats);
             self.members = s.members;
             self.removed_members = s.removed;
             self.alarms = s.alarms;

@@ -274,6 +274,11 @@ pub enum Request {
     /// The v2 store's index, node count and whether keys have a TTL (for the
     /// leader's syncs and `/v2/stats/store`).
     V2Status,
+    /// etcd's look-up of its v2 auth switch for each `/v2/keys` request with a
+    /// valid form and each `/v2/members` write: a get of a key that does not
+    /// exist, counted as a failed get in this member's v2 statistics (which its
+    /// snapshots keep). Answered with the v2 store's index.
+    V2AuthLookup,
     /// The member list for `/v2/members` (etcd's v2 handler reads its cluster
     /// directly, so a learner answers it too, where it refuses the v3 MemberList).
     V2Members,

@@ -96,6 +96,7 @@ fn supported_on_learner(request: &Request) -> bool {
         | Request::V2Get { .. }
         | Request::V2Watch { .. }
         | Request::V2Status
+        | Request::V2AuthLookup
         | Request::V2Members => true,
         _ => false,
     }
@@ -341,6 +342,7 @@ impl Node {
                 since,
             } => self.serve_v2_watch(id, &path, recursive, since),
             Request::V2Status => self.serve_v2_status(id),
+            Request::V2AuthLookup => self.serve_v2_auth_lookup(id),
         }
     }
 

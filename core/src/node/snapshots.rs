@@ -85,6 +85,7 @@ impl Node {
             &self.applied_requests,
             &self.auth,
             &self.v2,
+            &self.v2_stats,
         )
     }
 

@@ -4,16 +4,31 @@
 //! Layout (little-endian): the magic `detcdsnp`, a `u32` format version, then
 //! length-prefixed (`u32`) sections: metadata, the lessor (its own codec), the
 //! applied request IDs (see `applied_requests`), the auth store (its own codec,
-//! from version 4), the v2 store (its own codec, from version 5); then the MVCC store (its own
+//! from version 4), the v2 store (its own codec, from version 5), the member's v2
+//! store statistics (from version 7); then the MVCC store (its own
 //! checksummed codec) up to the last four bytes, which are a CRC-32C of every byte
 //! before them. The store comes last, unprefixed, so it can be encoded in steps
 //! straight into the output ([`StateEncoder`]). Versions 1 and 2 (store second,
 //! length-prefixed; version 1 without request IDs), 3 (no auth store: auth
-//! disabled, no users), 4 (no v2 store: an empty one) and 5 (a v2 store without
-//! the cluster version, numbered without the membership events etcd counts; see
-//! `v2store::internal`) still decode. A version 5 snapshot keeps its v2 numbering:
-//! members restored from version 5 snapshots taken at different indexes may
-//! number later v2 events differently (only the v2 API shows it).
+//! disabled, no users), 4 (no v2 store: an empty one), 5 (a v2 store without
+//! the cluster version, numbered without the membership events etcd counts) and
+//! 6 (no statistics: the member keeps the counts it has) still decode.
+//!
+//! The v2 statistics are this member's, not replicated state (plain gets count
+//! where they are served): they are the one member-local section, apart from the
+//! replicated ones, and no checker's comparison of members reads it (the simulator
+//! compares the v2 store's own encoding). They are here because etcd's v2 store
+//! snapshot holds them: a restart starts from the counts at the snapshot (and
+//! counts the entries it replays again), and a member installing its leader's
+//! snapshot takes the leader's counts, as etcd's `Recovery` does.
+//!
+//! A version 5 v2 store keeps the old numbering (the cluster's records take no
+//! index) until the cluster version is set, which every member applies at the
+//! same log index; so members restored from version 5 snapshots taken at
+//! different indexes hold equal stores, and no index goes back or names another
+//! event than before the restart (see `v2store::internal`, which also names the
+//! one mixed case left unsupported). The numbering flag travels in the v2 store's
+//! own section from version 7.
 //! Metadata: applied index, applied term, cluster ID, approximate database size,
 //! the members (each a length-prefixed `etcdserverpb.Member`), the removed member
 //! IDs and the active alarms. Decoding checks the magic, version and checksum
@@ -31,11 +46,11 @@ use crate::lease::{Lessor, LessorConfig};
 use crate::mvcc::snapshot::SnapshotEncoder;
 use crate::mvcc::Store;
 use crate::rng::Rng;
-use crate::v2store::Store as V2Store;
+use crate::v2store::{Stats as V2Stats, Store as V2Store};
 
 const MAGIC: &[u8; 8] = b"detcdsnp";
 /// Version of this layout; bumped on any change.
-pub const STATE_FORMAT_VERSION: u32 = 6;
+pub const STATE_FORMAT_VERSION: u32 = 7;
 /// The oldest version [`decode`] still reads.
 const STATE_FORMAT_VERSION_MIN: u32 = 1;
 
@@ -55,6 +70,9 @@ pub(crate) struct State {
     pub(crate) applied_requests: AppliedRequests,
     pub(crate) auth: AuthStore,
     pub(crate) v2: V2Store,
+    /// This member's v2 store statistics when it wrote the snapshot (from
+    /// version 7; member-local, see the module's notes).
+    pub(crate) v2_stats: Option<V2Stats>,
 }
 
 fn put_u32(out: &mut Vec<u8>, n: usize) {
@@ -88,6 +106,7 @@ pub(crate) fn encoder(
     applied_requests: &AppliedRequests,
     auth: &AuthStore,
     v2: &V2Store,
+    v2_stats: &V2Stats,
 ) -> StateEncoder {
     let mut meta = Vec::new();
     for n in [applied_index, applied_term, cluster_id, db_size_bytes] {
@@ -119,6 +138,9 @@ pub(crate) fn encoder(
     let mut v2_bytes = Vec::new();
     v2.encode(&mut v2_bytes);
     put_section(&mut out, &v2_bytes);
+    let mut stats_bytes = Vec::new();
+    v2_stats.encode(&mut stats_bytes);
+    put_section(&mut out, &stats_bytes);
     StateEncoder {
         store: store.snapshot_encoder_after(out),
     }
@@ -193,6 +215,7 @@ pub(crate) fn decode(bytes: &[u8], lessor_config: LessorConfig, rng: Rng) -> Res
     let meta = r.section()?;
     let mut auth_bytes = None;
     let mut v2_bytes = None;
+    let mut stats_bytes = None;
     let (store_bytes, lessor_bytes, requests_bytes) = if version >= 3 {
         let lessor_bytes = r.section()?;
         let requests_bytes = r.section()?;
@@ -201,6 +224,9 @@ pub(crate) fn decode(bytes: &[u8], lessor_config: LessorConfig, rng: Rng) -> Res
         }
         if version >= 5 {
             v2_bytes = Some(r.section()?);
+        }
+        if version >= 7 {
+            stats_bytes = Some(r.section()?);
         }
         (&body[r.at..], lessor_bytes, Some(requests_bytes))
     } else {
@@ -242,10 +268,12 @@ pub(crate) fn decode(bytes: &[u8], lessor_config: LessorConfig, rng: Rng) -> Res
         None => AuthStore::default(),
     };
     let v2 = match v2_bytes {
-        Some(bytes) if version >= 6 => V2Store::decode(bytes)?,
+        Some(bytes) if version >= 7 => V2Store::decode(bytes)?,
+        Some(bytes) if version == 6 => V2Store::decode_format_6(bytes)?,
         Some(bytes) => V2Store::decode_without_cluster_version(bytes)?,
         None => V2Store::default(),
     };
+    let v2_stats = stats_bytes.map(V2Stats::decode).transpose()?;
     Ok(State {
         applied_index,
         applied_term,
@@ -259,5 +287,6 @@ pub(crate) fn decode(bytes: &[u8], lessor_config: LessorConfig, rng: Rng) -> Res
         applied_requests,
         auth,
         v2,
+        v2_stats,
     })
 }

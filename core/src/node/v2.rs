@@ -71,6 +71,13 @@ impl Node {
         self.respond(id, Ok(Response::V2(reply)));
     }
 
+    /// etcd's failed get of its v2 auth switch (see [`super::Request::V2AuthLookup`]).
+    pub(crate) fn serve_v2_auth_lookup(&mut self, id: ClientRequestId) {
+        self.v2_stats.count(Op::Get, false);
+        let reply = self.v2_reply(Ok(None));
+        self.respond(id, Ok(Response::V2(reply)));
+    }
+
     /// A change of the cluster's records, counted in the v2 store as etcd counts it.
     pub(crate) fn record_cluster_v2(&mut self, record: Record) {
         for op in self.v2.record_cluster(record) {

@@ -1,7 +1,8 @@
 //! The v2 store as bytes, for the member's snapshots: the index, the tree (each
 //! node: created, modified, optional expiry, then a value or its children by name)
 //! and the history's events, then (from the state format 6) the cluster version
-//! (see [`super::internal`]). Little-endian, length-prefixed; decoding checks every
+//! and (from 7) whether the store still numbers as format 5 did (see
+//! [`super::internal`]). Little-endian, length-prefixed; decoding checks every
 //! length and tag and answers an error, never a panic.
 
 use std::collections::BTreeMap;
@@ -9,6 +10,17 @@ use std::collections::BTreeMap;
 use super::history::History;
 use super::store::{Kind, Node};
 use super::{Action, Event, NodeView, Store};
+
+/// Which state format's v2 store bytes are read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Format {
+    /// 5: no cluster version, numbered without the cluster's records.
+    Legacy,
+    /// 6: the cluster version.
+    ClusterVersion,
+    /// 7 on: the cluster version, then whether the numbering is still format 5's.
+    Numbering,
+}
 
 const FILE: u8 = 0;
 const DIR: u8 = 1;
@@ -197,21 +209,29 @@ impl Store {
             }
             None => out.push(0),
         }
+        out.push(u8::from(self.legacy_numbering));
     }
 
-    /// Reads bytes written by [`Store::encode`].
+    /// Reads bytes written by [`Store::encode`] (state format 7 on).
     pub fn decode(bytes: &[u8]) -> Result<Store, String> {
-        Store::decode_with(bytes, true)
+        Store::decode_with(bytes, Format::Numbering)
     }
 
-    /// Reads the v2 store of a state format 5 snapshot (written before the
+    /// Reads the v2 store of a state format 6 snapshot (no numbering flag: it
+    /// counted the cluster's records).
+    pub fn decode_format_6(bytes: &[u8]) -> Result<Store, String> {
+        Store::decode_with(bytes, Format::ClusterVersion)
+    }
+
+    /// Reads the v2 store of a state format 5 snapshot, written before the
     /// cluster's records were counted: no cluster version at the end, and an
-    /// index without the membership events before it).
+    /// index without the membership events before it. The store keeps that
+    /// numbering until a cluster version is set (see [`super::internal`]).
     pub fn decode_without_cluster_version(bytes: &[u8]) -> Result<Store, String> {
-        Store::decode_with(bytes, false)
+        Store::decode_with(bytes, Format::Legacy)
     }
 
-    fn decode_with(bytes: &[u8], with_cluster_version: bool) -> Result<Store, String> {
+    fn decode_with(bytes: &[u8], format: Format) -> Result<Store, String> {
         let mut r = Reader { bytes, at: 0 };
         let index = r.u64()?;
         let root = r.node()?;
@@ -233,10 +253,15 @@ impl Store {
                 refresh,
             });
         }
-        let cluster_version = if with_cluster_version && r.flag()? {
+        let cluster_version = if format != Format::Legacy && r.flag()? {
             Some(r.string()?)
         } else {
             None
+        };
+        let legacy_numbering = match format {
+            Format::Legacy => true,
+            Format::ClusterVersion => false,
+            Format::Numbering => r.flag()?,
         };
         if r.at != bytes.len() {
             return Err("v2 store: trailing bytes".to_string());
@@ -246,6 +271,7 @@ impl Store {
             index,
             history,
             cluster_version,
+            legacy_numbering,
         })
     }
 }

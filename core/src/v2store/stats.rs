@@ -3,9 +3,13 @@
 //!
 //! As in etcd they belong to one member: writes, quorum gets and expiries count as
 //! this member applies them, plain gets as it serves them. They are not replicated
-//! state: they live beside the store, outside its snapshot encoding and its
-//! equality, so members that applied the same log still have equal stores (and a
-//! member keeps its counts across a snapshot it installs). The `watchers` gauge is
+//! state: they live beside the store, outside its encoding and its equality, so
+//! members that applied the same log still have equal stores. As etcd's store
+//! snapshot holds its `Stats`, the member's state snapshot carries them in a
+//! member-local section of its own (state format 7): a member restarting from its
+//! snapshot starts from the counts it had when it took it (then counts the entries
+//! it replays again), and one installing its leader's snapshot takes the leader's,
+//! as etcd's `Recovery` does. The `watchers` gauge is
 //! the server's, which holds the waits, and so is the failed get etcd counts for
 //! each `/v2/keys` request when it looks up whether v2 auth is enabled.
 //!
@@ -84,6 +88,43 @@ impl Stats {
         self.expire_count += n as u64;
     }
 
+    /// The counts as snapshot bytes: each, in [`Stats::fields`] order, a
+    /// little-endian `u64`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        for (_, n) in self.fields() {
+            out.extend_from_slice(&n.to_le_bytes());
+        }
+    }
+
+    /// Reads bytes written by [`Stats::encode`].
+    pub fn decode(bytes: &[u8]) -> Result<Stats, String> {
+        const N: usize = 15;
+        if bytes.len() != 8 * N {
+            return Err(format!("v2 stats: {} bytes, not {}", bytes.len(), 8 * N));
+        }
+        let mut n = [0u64; N];
+        for (i, chunk) in bytes.chunks_exact(8).enumerate() {
+            n[i] = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+        }
+        Ok(Stats {
+            gets_success: n[0],
+            gets_fail: n[1],
+            sets_success: n[2],
+            sets_fail: n[3],
+            delete_success: n[4],
+            delete_fail: n[5],
+            update_success: n[6],
+            update_fail: n[7],
+            create_success: n[8],
+            create_fail: n[9],
+            compare_and_swap_success: n[10],
+            compare_and_swap_fail: n[11],
+            compare_and_delete_success: n[12],
+            compare_and_delete_fail: n[13],
+            expire_count: n[14],
+        })
+    }
+
     /// The counts by etcd's JSON names, in etcd's order (`watchers` excluded).
     pub fn fields(&self) -> [(&'static str, u64); 15] {
         [
@@ -137,6 +178,21 @@ mod tests {
         assert_eq!((s.compare_and_delete_success, s.compare_and_delete_fail), (1, 1));
         assert_eq!((s.update_success, s.update_fail), (1, 0));
         assert_eq!((s.create_fail, s.sets_fail), (1, 2));
+    }
+
+    #[test]
+    fn counts_round_trip_through_their_bytes() {
+        let mut s = Stats::default();
+        for (i, op) in [Op::Get, Op::Set, Op::CompareAndDelete].into_iter().enumerate() {
+            for _ in 0..=i {
+                s.count(op, i % 2 == 0);
+            }
+        }
+        s.count_expired(7);
+        let mut bytes = Vec::new();
+        s.encode(&mut bytes);
+        assert_eq!(Stats::decode(&bytes), Ok(s));
+        assert!(Stats::decode(&bytes[1..]).is_err());
     }
 
     #[test]

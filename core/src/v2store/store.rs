@@ -53,6 +53,9 @@ pub struct Store {
     pub(super) history: History,
     /// The cluster version the leader set (see [`super::internal`]).
     pub(super) cluster_version: Option<String>,
+    /// Restored from a state format 5 snapshot and no cluster version set since:
+    /// the cluster's records take no index yet (see [`super::internal`]).
+    pub(super) legacy_numbering: bool,
 }
 
 impl Default for Store {
@@ -62,6 +65,7 @@ impl Default for Store {
             index: 0,
             history: History::default(),
             cluster_version: None,
+            legacy_numbering: false,
         }
     }
 }
@@ -542,6 +546,15 @@ impl Store {
                 }),
             )),
         }
+    }
+
+    /// The events the history still holds from index `from` on, oldest first, and
+    /// the index of the oldest event it holds (0 when empty): checkers read what
+    /// every change did from here.
+    pub fn events_from(&self, from: u64) -> (u64, impl Iterator<Item = &Event>) {
+        let oldest = self.history.events.front().map_or(0, Event::index);
+        let start = self.history.events.partition_point(|e| e.index() < from);
+        (oldest, self.history.events.range(start..))
     }
 
     /// How many keys and directories the store holds (the root not counted).

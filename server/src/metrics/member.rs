@@ -405,7 +405,6 @@ impl Collector for MemberCollector {
             &super::v2store::Local {
                 watchers: self.v2_local.watchers(),
                 watch_requests: self.v2_local.watch_requests(),
-                auth_lookups: self.v2_local.auth_lookups(),
             },
         ));
         all.push(gauge(

@@ -19,8 +19,6 @@ pub struct Local {
     pub watchers: u64,
     /// Waits asked for.
     pub watch_requests: u64,
-    /// Failed gets of etcd's v2 auth switch (etcd reads it from its store).
-    pub auth_lookups: u64,
 }
 
 fn by_action(name: &str, help: &str, counts: &[(&str, u64)]) -> MetricFamily {
@@ -44,7 +42,7 @@ pub fn families(v2: &V2Counts, local: &Local) -> Vec<MetricFamily> {
             "etcd_debugging_store_reads_total",
             "Total number of reads action by (get/getRecursive), local to this member.",
             &[
-                ("get", gets.saturating_sub(v2.gets_recursive) + local.auth_lookups),
+                ("get", gets.saturating_sub(v2.gets_recursive)),
                 ("getRecursive", v2.gets_recursive),
             ],
         ),
@@ -102,7 +100,6 @@ mod tests {
         let local = Local {
             watchers: 2,
             watch_requests: 5,
-            auth_lookups: 10,
         };
         let mut out = Vec::new();
         TextEncoder::new()
@@ -110,7 +107,7 @@ mod tests {
             .unwrap();
         let text = String::from_utf8(out).unwrap();
         for want in [
-            "etcd_debugging_store_reads_total{action=\"get\"} 12",
+            "etcd_debugging_store_reads_total{action=\"get\"} 2",
             "etcd_debugging_store_reads_total{action=\"getRecursive\"} 2",
             "etcd_debugging_store_writes_total{action=\"set\"} 5",
             "etcd_debugging_store_writes_total{action=\"compareAndDelete\"} 0",

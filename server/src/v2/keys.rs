@@ -193,7 +193,7 @@ pub async fn serve(
         Ok(r) => r,
         Err(e) => return error_response(&e, &cluster),
     };
-    local.count_auth_lookup();
+    super::stats::count_auth_lookup(&services).await;
     let node_request = match method {
         Method::GET | Method::HEAD if request.wait => {
             return wait(services, local, request, &path, cluster).await

@@ -8,7 +8,6 @@ use detcd_core::error;
 use detcd_core::node::{Request, Response as NodeResponse};
 use detcd_proto::etcdserverpb::{Member, MemberAddRequest, MemberRemoveRequest, MemberUpdateRequest};
 
-use super::stats::LocalStats;
 use super::{http_error, json, method_not_allowed, Parts};
 use crate::grpc::Services;
 
@@ -75,13 +74,13 @@ fn peer_urls(headers: &axum::http::HeaderMap, body: &[u8]) -> Result<Vec<String>
 }
 
 /// Serves `/v2/members[/...]`.
-pub async fn serve(services: Services, local: LocalStats, (method, uri, headers, body): Parts) -> Response {
+pub async fn serve(services: Services, (method, uri, headers, body): Parts) -> Response {
     if ![Method::GET, Method::POST, Method::DELETE, Method::PUT].contains(&method) {
         return method_not_allowed("GET,POST,DELETE,PUT");
     }
     // etcd checks root access to a write, reading its v2 auth switch.
     if method != Method::GET {
-        local.count_auth_lookup();
+        super::stats::count_auth_lookup(&services).await;
     }
     let cluster = format!("{:x}", services.handle().cluster_id());
     let rest = uri

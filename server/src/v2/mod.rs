@@ -72,10 +72,10 @@ pub fn routes(router: axum::Router, services: Services) -> axum::Router {
     let keys = move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
         keys::serve(s.clone(), l.clone(), method, uri, headers, body)
     };
-    let (s, l) = (services.clone(), local.clone());
+    let s = services.clone();
     let members = move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
         let parts: Parts = (method, uri, headers, body);
-        members::serve(s.clone(), l.clone(), parts)
+        members::serve(s.clone(), parts)
     };
     let (s1, s2, s3, s4) = (services.clone(), services.clone(), services.clone(), services);
     router

@@ -16,6 +16,14 @@
 //! indexes (`at`): a write answers a new index above it, a read or a refusal one
 //! at or above it.
 //!
+//! Directories may carry an expiry (whether a node has one is part of what the
+//! model holds and an answer shows); a leader's sync removes an expired one and
+//! everything below it at an index of its own. No client asks for that: the
+//! expiries come from the members' events ([`crate::v2_lost::add_expiries`]) as
+//! requests with a known answer, pinned by their index. Hidden nodes (`_name`)
+//! are read by their path and never listed, but still keep a directory from being
+//! removed without `recursive`.
+//!
 //! A write whose answer was lost may have taken effect at an index nobody saw: the
 //! nodes it made hold 0 for their unknown indexes until an answer shows them (then
 //! the model takes them). An in-order key such a POST made has an unknown name (its
@@ -35,20 +43,27 @@ pub const DIR: &str = "/v2/d";
 const PARENT: &str = "/v2";
 /// How a placeholder's name starts: `parent/?value` (no real name holds `?`).
 const UNNAMED: char = '?';
+/// How a hidden node's name starts: readable by its path, never listed.
+const HIDDEN: char = '_';
 
 /// A request on the subtree, as the model sees it (its path recorded beside it).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DirInput {
     /// `PUT value=`: a key made or replaced.
     Set { value: String },
-    /// `PUT dir=true`: a directory made, or one replacing a key.
-    SetDir,
+    /// `PUT dir=true`: a directory made (with an expiry when `ttl`), or one
+    /// replacing a key.
+    SetDir { ttl: bool },
     /// `PUT prevExist=false value=`.
     Create { value: String },
-    /// `PUT dir=true prevExist=false` (etcdctl mkdir).
-    Mkdir,
+    /// `PUT dir=true prevExist=false` (etcdctl mkdir, with `--ttl` when `ttl`).
+    Mkdir { ttl: bool },
     /// `PUT prevExist=true value=` (an empty value on a directory: etcdctl updatedir).
     Update { value: String },
+    /// `PUT dir=true prevExist=true` (etcdctl updatedir): a directory's expiry set
+    /// (`ttl`) or removed, its value and index kept; on a key, an update to the
+    /// empty value. With `refresh` (and a TTL), only the expiry changes.
+    UpdateDir { ttl: bool, refresh: bool },
     /// `POST value=`: an in-order key, named by its index, under the path.
     Post { value: String },
     /// `DELETE`: a key (etcdctl rm).
@@ -58,8 +73,12 @@ pub enum DirInput {
     /// `DELETE recursive=true`: a node and everything below it (etcdctl rm --recursive).
     DeleteAll,
     /// A quorum get, listing a directory's children (all levels when `recursive`),
-    /// sorted (etcdctl ls --recursive --sort).
+    /// sorted (etcdctl ls --recursive --sort); hidden ones (`_name`) left out.
     Get { recursive: bool },
+    /// Not a client's request: the node's expiry removed it and everything below
+    /// it, at a leader's sync (known from the members' events, see
+    /// [`crate::v2_lost`]).
+    Expire,
 }
 
 /// A node as an answer showed it (a get's with its listing).
@@ -68,6 +87,8 @@ pub struct Shown {
     pub key: String,
     pub dir: bool,
     pub value: Option<String>,
+    /// Whether it has an expiry.
+    pub ttl: bool,
     pub created: u64,
     pub modified: u64,
     pub nodes: Vec<Shown>,
@@ -79,6 +100,7 @@ impl Shown {
             key: view.key.clone(),
             dir: view.dir,
             value: view.value.clone(),
+            ttl: view.expire_unix_ms.is_some(),
             created: view.created_index,
             modified: view.modified_index,
             nodes: view.nodes.iter().map(Shown::of).collect(),
@@ -127,6 +149,8 @@ pub struct Entry {
     pub dir: bool,
     /// Empty for a directory.
     pub value: String,
+    /// Whether it has an expiry.
+    pub ttl: bool,
     /// 0 while unknown (an unanswered write made it). A directory's modified
     /// index is its created one (an update shows a new one but keeps it).
     pub created: u64,
@@ -138,6 +162,7 @@ impl Entry {
         Entry {
             dir,
             value: if dir { String::new() } else { value.to_string() },
+            ttl: false,
             created: index,
             modified: index,
         }
@@ -149,6 +174,7 @@ impl Entry {
         let value = (!self.dir).then(|| self.value.clone());
         let same = shown.dir == self.dir
             && shown.value == value
+            && shown.ttl == self.ttl
             && (self.created == 0 || self.created == shown.created)
             && (self.modified == 0 || self.modified == shown.modified)
             && shown.created <= shown.modified
@@ -235,11 +261,13 @@ impl DirState {
 
     /// etcd's `internalCreate` at `index` (0: unknown): the missing directories on
     /// the way made, a key replaced only when `replace`, a directory never.
+    #[allow(clippy::too_many_arguments)]
     fn create(
         &self,
         path: &str,
         dir: bool,
         value: &str,
+        ttl: bool,
         replace: bool,
         index: u64,
     ) -> Result<Applied, Refusal> {
@@ -261,7 +289,10 @@ impl DirState {
         for a in ancestors {
             nodes.entry(a).or_insert_with(|| Entry::new(true, "", index));
         }
-        let node = Entry::new(dir, value, index);
+        let node = Entry {
+            ttl,
+            ..Entry::new(dir, value, index)
+        };
         nodes.insert(path.to_string(), node.clone());
         let action = if replace { Action::Set } else { Action::Create };
         Ok(Applied {
@@ -273,20 +304,21 @@ impl DirState {
         })
     }
 
-    /// Removes `path` and everything below it.
-    fn remove(&self, path: &str, index: u64) -> Applied {
+    /// Removes `path` and everything below it (a delete, or an expiry).
+    fn remove(&self, path: &str, index: u64, action: Action) -> Applied {
         let prev = self.nodes[path].clone();
         let under = below(path);
         let mut nodes = self.nodes.clone();
         nodes.retain(|k, _| k != path && !k.starts_with(&under));
         let node = Entry {
             value: String::new(),
+            ttl: false,
             modified: index,
             ..prev.clone()
         };
         Applied {
             nodes,
-            action: Action::Delete,
+            action,
             key: path.to_string(),
             node,
             prev: Some(prev),
@@ -296,19 +328,24 @@ impl DirState {
     /// What `input` on `path` does at `index` (0: unknown). A get answers its own node.
     fn apply(&self, path: &str, input: &DirInput, index: u64) -> Result<Applied, Refusal> {
         match input {
-            DirInput::Set { value } => self.create(path, false, value, true, index),
-            DirInput::SetDir => self.create(path, true, "", true, index),
-            DirInput::Create { value } => self.create(path, false, value, false, index),
-            DirInput::Mkdir => self.create(path, true, "", false, index),
+            DirInput::Set { value } => self.create(path, false, value, false, true, index),
+            DirInput::SetDir { ttl } => self.create(path, true, "", *ttl, true, index),
+            DirInput::Create { value } => self.create(path, false, value, false, false, index),
+            DirInput::Mkdir { ttl } => self.create(path, true, "", *ttl, false, index),
             DirInput::Post { value } => {
                 let name = if index == 0 {
                     format!("{path}/{UNNAMED}{value}")
                 } else {
                     format!("{path}/{index:020}")
                 };
-                self.create(&name, false, value, false, index)
+                self.create(&name, false, value, false, false, index)
             }
-            DirInput::Update { value } => {
+            DirInput::Update { .. } | DirInput::UpdateDir { .. } => {
+                let (value, ttl, refresh) = match input {
+                    DirInput::Update { value } => (value.as_str(), false, false),
+                    DirInput::UpdateDir { ttl, refresh } => ("", *ttl, *refresh),
+                    _ => unreachable!("an update"),
+                };
                 let held = self.lookup(path)?;
                 if held.dir && !value.is_empty() {
                     return Err(refusal(code::NOT_FILE, path));
@@ -316,9 +353,12 @@ impl DirState {
                 let mut nodes = self.nodes.clone();
                 let entry = nodes.get_mut(path).expect("looked up");
                 if !entry.dir {
-                    entry.value.clone_from(value);
+                    if !refresh {
+                        entry.value = value.to_string();
+                    }
                     entry.modified = index;
                 }
+                entry.ttl = ttl;
                 let node = Entry {
                     modified: index,
                     ..entry.clone()
@@ -331,6 +371,13 @@ impl DirState {
                     prev: Some(held.clone()),
                 })
             }
+            DirInput::Expire => {
+                let held = self.lookup(path)?;
+                if !held.ttl {
+                    return Err(refusal(0, "no expiry"));
+                }
+                Ok(self.remove(path, index, Action::Expire))
+            }
             DirInput::Delete | DirInput::Rmdir | DirInput::DeleteAll => {
                 let held = self.lookup(path)?;
                 if held.dir {
@@ -341,7 +388,7 @@ impl DirState {
                         return Err(refusal(code::DIR_NOT_EMPTY, path));
                     }
                 }
-                Ok(self.remove(path, index))
+                Ok(self.remove(path, index, Action::Delete))
             }
             DirInput::Get { .. } => {
                 let held = self.lookup(path)?.clone();
@@ -391,7 +438,7 @@ impl DirState {
             let direct = child
                 .key
                 .strip_prefix(&under)
-                .is_some_and(|n| !n.is_empty() && !n.contains('/'));
+                .is_some_and(|n| !n.is_empty() && !n.contains('/') && !n.starts_with(HIDDEN));
             if !direct || (!self.nodes.contains_key(&child.key) && !self.name_placeholder(&shown.key, child))
             {
                 return false;
@@ -401,7 +448,7 @@ impl DirState {
             .nodes
             .range(under.clone()..)
             .take_while(|(k, _)| k.starts_with(&under))
-            .filter(|(k, _)| !k[under.len()..].contains('/'))
+            .filter(|(k, _)| !k[under.len()..].contains('/') && !k[under.len()..].starts_with(HIDDEN))
             .count();
         sorted
             && held == shown.nodes.len()
@@ -411,6 +458,9 @@ impl DirState {
                 .all(|c| self.listing(c, recursive, false, index))
     }
 }
+
+/// The client [`DirLinHistory::expired`] records expiries as.
+const SYNC_CLIENT: u64 = u64::MAX;
 
 /// The model.
 struct DirModel;
@@ -501,11 +551,13 @@ fn done(
     if expected.created == 0 {
         expected.created = held_prev.as_ref().map_or(0, |h| h.created);
     }
-    let value = (!expected.dir && action != Action::Delete).then(|| expected.value.clone());
+    let removed = matches!(action, Action::Delete | Action::Expire);
+    let value = (!expected.dir && !removed).then(|| expected.value.clone());
     let node_fits = action == applied.action
         && node.key == applied.key
         && node.dir == expected.dir
         && node.value == value
+        && node.ttl == expected.ttl
         && node.created == expected.created
         && node.modified == index
         && node.nodes.is_empty();
@@ -535,6 +587,26 @@ struct DirOp {
     call: Call<PathInput, DirOutput>,
     /// Refused before it could take effect: left out of the check.
     failed: bool,
+    /// Its answer was lost and the event log told what it did (see [`crate::v2_lost`]).
+    resolved: bool,
+}
+
+/// A request whose answer was lost (see [`DirLinHistory::lost`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LostDir {
+    pub id: usize,
+    pub path: String,
+    pub input: DirInput,
+    pub invoked_at: u64,
+}
+
+impl DirOutput {
+    /// The store's index the answer shows (a write's own, a read's or refusal's).
+    pub fn index(&self) -> u64 {
+        match self {
+            DirOutput::Ok { index, .. } | DirOutput::Err { index, .. } => *index,
+        }
+    }
 }
 
 /// The directory requests the v2 workload recorded.
@@ -564,6 +636,7 @@ impl DirLinHistory {
                 returned_at: None,
             },
             failed: false,
+            resolved: false,
         });
         self.ops.len() - 1
     }
@@ -577,6 +650,52 @@ impl DirLinHistory {
     /// Refused with an error that proves it never took effect.
     pub fn fail(&mut self, id: usize) {
         self.ops[id].failed = true;
+    }
+
+    /// The writes whose answer was lost (not refused before they were proposed).
+    pub fn lost(&self) -> Vec<LostDir> {
+        self.ops
+            .iter()
+            .enumerate()
+            .filter(|(_, op)| {
+                !op.failed && op.call.output.is_none() && !matches!(op.call.input.input, DirInput::Get { .. })
+            })
+            .map(|(id, op)| LostDir {
+                id,
+                path: op.call.input.path.clone(),
+                input: op.call.input.input.clone(),
+                invoked_at: op.call.invoked_at,
+            })
+            .collect()
+    }
+
+    /// Every answer: (when it came, the answer).
+    pub fn answers(&self) -> impl Iterator<Item = (u64, &DirOutput)> {
+        self.ops
+            .iter()
+            .filter_map(|op| Some((op.call.returned_at?, op.call.output.as_ref()?)))
+    }
+
+    /// The expiry of `path` (its node and everything below it) that the members'
+    /// events show, first seen applied at `at`: a leader's sync, sent at no known
+    /// time, that took effect at the index `output` shows.
+    pub fn expired(&mut self, path: &str, output: DirOutput, at: u64) {
+        let id = self.invoke(SYNC_CLIENT, path, DirInput::Expire, 0);
+        self.complete(id, output, at);
+    }
+
+    /// What the event log told of lost request `id`: it did what `output` shows
+    /// (as its answer would have) by time `at`, or (`None`) nothing at all.
+    pub fn resolve_lost(&mut self, id: usize, outcome: Option<(DirOutput, u64)>) {
+        let op = &mut self.ops[id];
+        match outcome {
+            Some((output, at)) => {
+                op.call.output = Some(output);
+                op.call.returned_at = Some(at.max(op.call.invoked_at));
+            }
+            None => op.failed = true,
+        }
+        op.resolved = true;
     }
 
     pub fn len(&self) -> usize {
@@ -620,10 +739,18 @@ impl DirLinHistory {
         let op = &self.ops[id];
         let c = &op.call;
         let end = c.returned_at.map_or("?".to_string(), |t| t.to_string());
-        let output = c.output.as_ref().map_or("?".to_string(), |o| format!("{o:?}"));
+        let mut output = c.output.as_ref().map_or("?".to_string(), |o| format!("{o:?}"));
+        if op.resolved {
+            output.insert_str(0, "? (lost; per the event log) ");
+        }
+        let who = if op.client == SYNC_CLIENT {
+            "a leader's sync".to_string()
+        } else {
+            format!("client {}", op.client)
+        };
         format!(
-            "client {} [t={}..{end}] {:?} {} -> {output}",
-            op.client, c.invoked_at, c.input.input, c.input.path
+            "{who} [t={}..{end}] {:?} {} -> {output}",
+            c.invoked_at, c.input.input, c.input.path
         )
     }
 }
@@ -637,10 +764,117 @@ mod tests {
             key: key.to_string(),
             dir: value.is_none(),
             value: value.map(str::to_string),
+            ttl: false,
             created,
             modified,
             nodes: Vec::new(),
         }
+    }
+
+    fn expiring(shown: Shown) -> Shown {
+        Shown { ttl: true, ..shown }
+    }
+
+    /// `mkdir --ttl /v2/d/s` at 5, a key set in it at 6.
+    fn ttl_dir() -> DirLinHistory {
+        let mut h = DirLinHistory::default();
+        let s = expiring(shown("/v2/d/s", None, 5, 5));
+        let mkdir = DirInput::Mkdir { ttl: true };
+        record(&mut h, "/v2/d/s", mkdir, ok(5, Action::Create, s, None), 0);
+        let c0 = shown("/v2/d/s/c0", Some("a"), 6, 6);
+        record(&mut h, "/v2/d/s/c0", set("a"), ok(6, Action::Set, c0, None), 10);
+        h
+    }
+
+    #[test]
+    fn an_expiry_removes_the_directory_and_what_is_below_it() {
+        let mut h = ttl_dir();
+        let gone = ok(
+            7,
+            Action::Expire,
+            shown("/v2/d/s", None, 5, 7),
+            Some(expiring(shown("/v2/d/s", None, 5, 5))),
+        );
+        h.expired("/v2/d/s", gone, 25);
+        let get = DirInput::Get { recursive: false };
+        record(
+            &mut h,
+            "/v2/d/s/c0",
+            get,
+            err(code::KEY_NOT_FOUND, "/v2/d/s", 7),
+            30,
+        );
+        assert_eq!(h.check(10_000).violation, None);
+        // A key below it still read after the expiry is not.
+        let c0 = shown("/v2/d/s/c0", Some("a"), 6, 6);
+        let get = DirInput::Get { recursive: false };
+        record(&mut h, "/v2/d/s/c0", get, ok(7, Action::Get, c0, None), 40);
+        assert!(h.check(10_000).violation.is_some());
+    }
+
+    #[test]
+    fn a_directory_whose_ttl_an_update_removed_never_expires() {
+        let mut h = ttl_dir();
+        let update = DirInput::UpdateDir {
+            ttl: false,
+            refresh: false,
+        };
+        let now = shown("/v2/d/s", None, 5, 7);
+        let before = expiring(shown("/v2/d/s", None, 5, 5));
+        record(
+            &mut h,
+            "/v2/d/s",
+            update,
+            ok(7, Action::Update, now, Some(before)),
+            20,
+        );
+        let gone = ok(
+            8,
+            Action::Expire,
+            shown("/v2/d/s", None, 5, 8),
+            Some(shown("/v2/d/s", None, 5, 5)),
+        );
+        h.expired("/v2/d/s", gone, 35);
+        let why = h.check(10_000).violation.expect("a violation");
+        assert!(why.contains("a leader's sync"), "{why}");
+    }
+
+    #[test]
+    fn a_hidden_key_is_read_by_its_path_and_never_listed() {
+        let mut h = DirLinHistory::default();
+        let d = shown(DIR, None, 5, 5);
+        record(
+            &mut h,
+            DIR,
+            DirInput::Mkdir { ttl: false },
+            ok(5, Action::Create, d.clone(), None),
+            0,
+        );
+        let hidden = shown("/v2/d/_h", Some("a"), 6, 6);
+        record(
+            &mut h,
+            "/v2/d/_h",
+            set("a"),
+            ok(6, Action::Set, hidden.clone(), None),
+            10,
+        );
+        let get = DirInput::Get { recursive: false };
+        record(
+            &mut h,
+            "/v2/d/_h",
+            get,
+            ok(6, Action::Get, hidden.clone(), None),
+            20,
+        );
+        let get = DirInput::Get { recursive: true };
+        record(&mut h, DIR, get.clone(), ok(6, Action::Get, d.clone(), None), 30);
+        assert_eq!(h.check(10_000).violation, None);
+        let listed = Shown {
+            nodes: vec![hidden],
+            ..d
+        };
+        record(&mut h, DIR, get, ok(6, Action::Get, listed, None), 40);
+        assert!(h.check(10_000).violation.is_some());
     }
 
     fn ok(index: u64, action: Action, node: Shown, prev: Option<Shown>) -> DirOutput {
@@ -677,7 +911,7 @@ mod tests {
         record(
             &mut h,
             DIR,
-            DirInput::Mkdir,
+            DirInput::Mkdir { ttl: false },
             ok(5, Action::Create, shown(DIR, None, 5, 5), None),
             0,
         );
