@@ -71,7 +71,7 @@ fn discovery_config(
     prefix: &str,
     map: yaml_rust2::yaml::Hash,
     after: usize,
-    out: &mut Vec<(usize, String, String)>,
+    out: &mut Vec<(usize, String, Option<String>)>,
 ) -> Result<(), ConfigError> {
     for (key, value) in map {
         let key = scalar_key(&key)?;
@@ -89,13 +89,13 @@ fn discovery_config(
             out.push((
                 line,
                 format!("discovery-config.{path}"),
-                scalar_value(&value, &path)?,
+                optional(&value, &path)?,
             ));
             continue;
         };
         let value = match value {
-            Yaml::Integer(ns) if flag.ends_with("timeout") || flag.ends_with("time") => format!("{ns}ns"),
-            other => scalar_value(&other, flag)?,
+            Yaml::Integer(ns) if flag.ends_with("timeout") || flag.ends_with("time") => Some(format!("{ns}ns")),
+            other => optional(&other, flag)?,
         };
         out.push((line, (*flag).to_string(), value));
     }
@@ -103,14 +103,15 @@ fn discovery_config(
 }
 
 /// Reads etcd's YAML configuration: a mapping of flag names to values, where a list
-/// stands for its items joined by commas (`log-outputs: [stderr]`) and null for an
-/// empty value; and the two nested sections `client-transport-security:` and
+/// stands for its items joined by commas (`log-outputs: [stderr]`) and null (`key:` with
+/// nothing after it) for a key not set, as etcd reads it (its YAML goes through JSON, where
+/// a null leaves the default in place: etcd's sample has `initial-cluster:`); and the two nested sections `client-transport-security:` and
 /// `peer-transport-security:`, whose keys come back as the flags they stand for
 /// (`peer-transport-security: cert-file:` is `peer-cert-file`; an unknown one as
 /// `section.key`, which the caller refuses as unknown), and etcd 3.6's
 /// `discovery-config:` (see [`DISCOVERY_CONFIG`]). Any other nested mapping is an
 /// error naming its key. Returns `(line number, key, value)` in the file's order.
-pub fn parse_yaml(text: &str) -> Result<Vec<(usize, String, String)>, ConfigError> {
+pub fn parse_yaml(text: &str) -> Result<Vec<(usize, String, Option<String>)>, ConfigError> {
     let docs = YamlLoader::load_from_str(text).map_err(|e| ConfigError::File(format!("config file: {e}")))?;
     let mut out = Vec::new();
     let root = match docs.into_iter().next() {
@@ -141,15 +142,23 @@ pub fn parse_yaml(text: &str) -> Result<Vec<(usize, String, String)>, ConfigErro
                     Some((_, flag)) => (*flag).to_string(),
                     None => format!("{section}.{nested}"),
                 };
-                let value = scalar_value(&value, &flag)?;
+                let value = optional(&value, &flag)?;
                 out.push((line_of(text, &nested, line), flag, value));
             }
             continue;
         }
-        let value = scalar_value(&value, &key)?;
+        let value = optional(&value, &key)?;
         out.push((line, key, value));
     }
     Ok(out)
+}
+
+/// A value as the flag would take it; None for null (the key is not set).
+fn optional(value: &Yaml, key: &str) -> Result<Option<String>, ConfigError> {
+    match value {
+        Yaml::Null => Ok(None),
+        other => scalar_value(other, key).map(Some),
+    }
 }
 
 fn scalar_key(key: &Yaml) -> Result<String, ConfigError> {
@@ -210,7 +219,7 @@ mod tests {
         parse_yaml(text)
             .unwrap()
             .into_iter()
-            .map(|(_, k, v)| (k, v))
+            .map(|(_, k, v)| (k, v.unwrap_or_else(|| "<null>".to_string())))
             .collect()
     }
 
@@ -222,8 +231,8 @@ mod tests {
             ("a", "1"),
             ("b", "x # y\n"),
             ("c", "it's"),
-            ("d", ""),
-            ("e", ""),
+            ("d", "<null>"),
+            ("e", "<null>"),
             ("f", "stderr,/var/log/x"),
             ("g", "true"),
         ]
@@ -243,7 +252,10 @@ mod tests {
              peer-transport-security:\n  cert-file: /p.crt\n  allowed-cn: member\n  odd: 1\nlog-level: info\n",
         )
         .unwrap();
-        let kv: Vec<(usize, &str, &str)> = y.iter().map(|(l, k, v)| (*l, k.as_str(), v.as_str())).collect();
+        let kv: Vec<(usize, &str, &str)> = y
+            .iter()
+            .map(|(l, k, v)| (*l, k.as_str(), v.as_deref().unwrap_or("<null>")))
+            .collect();
         assert_eq!(
             kv,
             vec![

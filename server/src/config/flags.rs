@@ -132,6 +132,8 @@ pub(super) const FLAGS: &[(&str, Kind, &str)] = &[
     // Logging.
     ("logger", Kind::OneOf(&["zap", "capnslog"]), "zap"),
     ("log-outputs", Kind::Str, "default"),
+    // etcd 3.4's deprecated spelling, with its rules (`operations::deprecated_log_output`).
+    ("log-output", Kind::Str, "default"),
     ("log-format", Kind::OneOf(&["json", "console"]), "json"),
     ("debug", Kind::Bool, "false"),
     // Corruption checks and feature gates.
