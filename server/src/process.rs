@@ -40,7 +40,12 @@ pub fn log_serving(urls: &[Url]) {
         } else {
             "serving client traffic insecurely; this is strongly discouraged!"
         };
-        crate::log(&format!("{how} address={url}"));
+        // etcd's message alone in `msg`, the address a field of its own.
+        detcd_io::log::event_with(
+            detcd_io::log::Level::Info,
+            how,
+            &[("address", detcd_io::log::Field::Str(&url.host))],
+        );
     }
 }
 

@@ -81,7 +81,10 @@ async fn sigterm_shuts_down_cleanly_and_a_restart_keeps_the_data_dirs_identity()
     assert!(status.success(), "exit status {status:?}\n{}", cluster.logs());
     let log = super::harness::read(&cluster.members[0].log);
     assert!(
-        log.contains("received SIGTERM") && log.contains("shutdown complete"),
+        log.contains("received signal; shutting down")
+            && log.contains("terminated")
+            && log.contains("closing etcd server")
+            && log.contains("closed etcd server"),
         "{log}"
     );
 
