@@ -1,4 +1,4 @@
-//! Running as operators run etcd: kubeadm's flags (without TLS), the metrics listener
+//! Running as operators run etcd: kubeadm's flags without TLS (with TLS: `kubeadm.rs`), the metrics listener
 //! and its probes, `--wal-dir`, `--log-outputs` to a file in etcd's JSON shape, and
 //! gRPC and process series on `/metrics`.
 
