@@ -297,18 +297,26 @@ fn compare_session(endpoint: &str, dir: &Path) {
     let mut b = tool("detcdctl", endpoint, &["nosuch"], "");
     b.stderr = b.stderr.replace("detcdctl", "etcdctl");
     s.check("nosuch", &a, &b, &[]);
-    // A flag value that does not parse: pflag's error, exit status 1. (etcdctl also
-    // prints the command's usage on stdout, which detcdctl does not: compared are
-    // the exit code and the error line.)
+    // A flag that does not parse (unknown, a value that does not parse, a missing value,
+    // on a command or among the global flags): pflag's error, printed twice as etcdctl
+    // prints it, exit status 1. (etcdctl also prints the command's usage on stdout, which
+    // detcdctl does not: compared are the exit code and stderr.)
     let error_line = |o: &Outcome| Outcome {
         code: o.code,
         stdout: String::new(),
-        stderr: o.stderr.lines().next().unwrap_or("").to_string(),
+        stderr: o.stderr.clone(),
     };
     for args in [
         &["get", "foo", "--limit=abc"][..],
         &["get", "foo", "--rev=99999999999999999999"],
         &["get", "foo", "--prefix=maybe"],
+        &["get", "foo", "--bogus"],
+        &["--bogus=1", "get", "foo"],
+        &["get", "foo", "--limit"],
+        &["get", "foo", "-Z"],
+        &["--dial-timeout=abc", "get", "foo"],
+        &["defrag", "--cluster=x"],
+        &["watch", "foo", "--rev=x"],
     ] {
         let a = tool("etcdctl", endpoint, args, "");
         let b = tool("detcdctl", endpoint, args, "");

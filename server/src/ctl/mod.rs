@@ -483,12 +483,25 @@ pub fn main(args: Vec<String>) -> i32 {
     match runtime.block_on(run(args, env)) {
         Ok(()) => error::EXIT_SUCCESS,
         Err(e) => {
+            if is_flag_error(&e.message) {
+                // cobra prints a flag error (then the command's usage on stdout, which
+                // detcdctl has not), and etcdctl prints it again: as etcdctl 3.4's stderr.
+                err_line(&format!("Error: {}\n\n", e.message));
+            }
             if !e.message.is_empty() {
                 err_line(&format!("Error: {}\n", e.message));
             }
             e.code
         }
     }
+}
+
+/// Whether `message` is one of pflag's errors for the command line.
+fn is_flag_error(message: &str) -> bool {
+    ["unknown flag: ", "unknown shorthand flag: ", "flag needs an argument: "]
+        .iter()
+        .any(|p| message.starts_with(p))
+        || (message.starts_with("invalid argument \"") && message.contains("\" flag: "))
 }
 
 async fn run(args: Vec<String>, env: Vec<(String, String)>) -> Result<(), CtlError> {
