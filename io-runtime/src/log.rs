@@ -1,7 +1,8 @@
 //! Logging through `tracing`: detcd's own lines and the events of the libraries under it
 //! (hyper, h2, tonic, rustls) go to one subscriber that writes one line per event, by
-//! default in etcd's JSON shape (`{"level":"info","ts":...,"logger":"<target>","msg":"..."}`),
-//! or `<LEVEL> <target>: <message>` in console format. The line format is etcd's (zap's),
+//! default in etcd's JSON shape (`{"level":"info","ts":"<ISO 8601>","logger":"<target>","msg":"...",
+//! <etcd's fields>}`), or zap's console layout (tab-separated time, level, target, message,
+//! fields) with `--log-format console`; `<LEVEL> <target>: <message>` before [`configure`]. The line format is etcd's (zap's),
 //! which no formatting crate reproduces, so the subscriber is this module's own; the
 //! events themselves are plain `tracing` events ([`log!`] emits one).
 //!
@@ -185,6 +186,41 @@ pub enum Field<'a> {
     List(&'a [String]),
 }
 
+/// `--log-format console` as zap's console encoder writes etcd 3.6's lines: time, level,
+/// where (zap's caller; detcd's target), message, and the fields as a spaced JSON object,
+/// separated by tabs: `2021-08-04T09:12:01.123Z\tinfo\tdetcd\tserving\t{"address": "..."}`.
+pub fn format_console(level: Level, target: &str, message: &str, fields: &str, epoch_millis: u64) -> String {
+    let mut line = format!("{}\t{}\t{target}\t{message}", iso8601(epoch_millis), level.lower());
+    if !fields.is_empty() {
+        line.push_str(&format!("\t{{{}}}", spaced(fields)));
+    }
+    line
+}
+
+/// A JSON fragment as zap's console encoder spaces it: `"k": "v", "k2": ["a", "b"]`.
+fn spaced(fragment: &str) -> String {
+    let mut out = String::with_capacity(fragment.len() + 16);
+    let (mut in_string, mut escaped) = (false, false);
+    for c in fragment.chars() {
+        out.push(c);
+        if in_string {
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => in_string = true,
+            ':' | ',' => out.push(' '),
+            _ => {}
+        }
+    }
+    out
+}
+
 /// etcd's structured fields as a JSON fragment: `"key":"value",...` in the order given
 /// (a list as a JSON array of strings).
 pub fn encode_fields(fields: &[(&str, Field<'_>)]) -> String {
@@ -246,7 +282,11 @@ fn emit(level: Level, target: &str, message: &str, fields: &str) {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0);
-    let line = format_line(sink.json, level, target, message, fields, now) + "\n";
+    let line = if sink.json {
+        format_line(true, level, target, message, fields, now)
+    } else {
+        format_console(level, target, message, fields, now)
+    } + "\n";
     for output in &sink.outputs {
         let _ = match output {
             Output::Stderr => std::io::stderr().write_all(line.as_bytes()),
@@ -428,6 +468,14 @@ mod tests {
         assert_eq!(
             format_line(true, Level::Info, "detcd", "serving", &fields, 2_000),
             r#"{"level":"info","ts":"1970-01-01T00:00:02.000Z","logger":"detcd","msg":"serving","address":"127.0.0.1:2379","q":"\""}"#
+        );
+        assert_eq!(
+            format_console(Level::Warn, "detcd", "serving", &fields, 2_000),
+            "1970-01-01T00:00:02.000Z\twarn\tdetcd\tserving\t{\"address\": \"127.0.0.1:2379\", \"q\": \"\\\"\"}"
+        );
+        assert_eq!(
+            format_console(Level::Info, "detcd", "ready", "", 2_000),
+            "1970-01-01T00:00:02.000Z\tinfo\tdetcd\tready"
         );
         assert_eq!(
             format_line(false, Level::Info, "detcd", "serving", &fields, 2_000),
