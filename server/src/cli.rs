@@ -174,6 +174,12 @@ async fn serve_member(mut config: Config) -> Result<(), String> {
         .filter_map(|l| l.local_addr().ok())
         .map(|a| a.to_string())
         .collect();
+    // What etcd's "serving client traffic" lines name: each bound address, and whether TLS.
+    let serving: Vec<(bool, String)> = listeners
+        .iter()
+        .chain(&http_listeners)
+        .filter_map(|l| l.local_addr().ok().map(|a| (l.tls.is_some(), a.to_string())))
+        .collect();
     let checker = crate::corruption::Checker::new(&config, handle.clone())?;
     if config.ops.initial_corrupt_check {
         if let Err(e) = checker.initial().await {
@@ -193,7 +199,7 @@ async fn serve_member(mut config: Config) -> Result<(), String> {
     };
     let servers = serve::ClientServers::start_with(listeners, routes, http2);
     let http_servers = serve::ClientServers::start_with(http_listeners, http_routes, http2);
-    crate::process::log_serving(&config.listen_client_urls);
+    crate::process::log_serving(&serving);
     let metrics_servers = crate::process::serve_metrics(&config, services).await?;
     log(&format!(
         "member {:x} of cluster {:x} serving client requests on {}",

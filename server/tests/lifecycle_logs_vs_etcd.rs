@@ -153,6 +153,9 @@ fn lifecycle_lines_have_etcds_words_and_fields() {
     for log in [&etcd34, &etcd35, &detcd] {
         let line = line_of(log, "received signal; shutting down").expect("signal line");
         assert!(line.contains("\"signal\":\"terminated\""), "{line}");
+        // The bound socket's address, not the URL.
+        let line = line_of(log, LIFECYCLE[3]).expect("serving line");
+        assert!(line.contains("\"address\":\"127.0.0.1:"), "{line}");
     }
     // Timestamps as zap's ISO 8601 in all three.
     for log in [&etcd34, &etcd35, &detcd] {
