@@ -190,7 +190,11 @@ pub enum Field<'a> {
 /// where (zap's caller; detcd's target), message, and the fields as a spaced JSON object,
 /// separated by tabs: `2021-08-04T09:12:01.123Z\tinfo\tdetcd\tserving\t{"address": "..."}`.
 pub fn format_console(level: Level, target: &str, message: &str, fields: &str, epoch_millis: u64) -> String {
-    let mut line = format!("{}\t{}\t{target}\t{message}", iso8601(epoch_millis), level.lower());
+    let mut line = format!(
+        "{}\t{}\t{target}\t{message}",
+        iso8601(epoch_millis),
+        level.lower()
+    );
     if !fields.is_empty() {
         line.push_str(&format!("\t{{{}}}", spaced(fields)));
     }

@@ -268,7 +268,11 @@ impl Publish {
     fn of(config: &Config) -> Publish {
         Publish {
             name: config.name.clone(),
-            client_urls: config.advertise_client_urls.iter().map(ToString::to_string).collect(),
+            client_urls: config
+                .advertise_client_urls
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
             timeout_ms: 5_000 + 2 * config.election_timeout_ms,
         }
     }

@@ -44,10 +44,15 @@ pub fn routes(router: axum::Router, services: Services, gateway: bool) -> axum::
             "/livez/{check}",
             get(move |p: axum::extract::Path<String>, q: RawQuery| probe(s5, format!("/livez/{}", p.0), q.0)),
         )
-        .route("/readyz", get(move |q: RawQuery| probe(s3, "/readyz".into(), q.0)))
+        .route(
+            "/readyz",
+            get(move |q: RawQuery| probe(s3, "/readyz".into(), q.0)),
+        )
         .route(
             "/readyz/{check}",
-            get(move |p: axum::extract::Path<String>, q: RawQuery| probe(s6, format!("/readyz/{}", p.0), q.0)),
+            get(move |p: axum::extract::Path<String>, q: RawQuery| {
+                probe(s6, format!("/readyz/{}", p.0), q.0)
+            }),
         )
         .route("/version", get(version))
         .route("/metrics", get(move || metrics(s4)))
@@ -147,7 +152,12 @@ async fn health(services: Services, query: Option<String>) -> Response {
     // Go's http server sniffs the JSON as text/plain; a failure goes through http.Error.
     let text = (header::CONTENT_TYPE, "text/plain; charset=utf-8");
     match checked {
-        Ok(()) => (StatusCode::OK, [text], r#"{"health":"true","reason":""}"#.to_string()).into_response(),
+        Ok(()) => (
+            StatusCode::OK,
+            [text],
+            r#"{"health":"true","reason":""}"#.to_string(),
+        )
+            .into_response(),
         Err(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
             [
@@ -201,7 +211,10 @@ fn probe_checks(path: &str, query: &str) -> Option<Vec<&'static str>> {
         detcd_io::log::event_with(
             detcd_io::log::Level::Warn,
             "some health checks cannot be excluded",
-            &[("missing-health-checks", detcd_io::log::Field::Str(&unknown.join(",")))],
+            &[(
+                "missing-health-checks",
+                detcd_io::log::Field::Str(&unknown.join(",")),
+            )],
         );
     }
     Some(all.iter().copied().filter(|c| !excluded.contains(c)).collect())
@@ -220,9 +233,7 @@ async fn probe(services: Services, path: String, query: Option<String>) -> Respo
         )
             .into_response();
     };
-    let verbose = q
-        .split('&')
-        .any(|p| p == "verbose" || p.starts_with("verbose="));
+    let verbose = q.split('&').any(|p| p == "verbose" || p.starts_with("verbose="));
     let mut lines = String::new();
     let mut failed = false;
     for check in checks {
@@ -230,7 +241,9 @@ async fn probe(services: Services, path: String, query: Option<String>) -> Respo
             "data_corruption" => corrupt_alarm(&services).await,
             // Liveness does not depend on a leader: a local read answering is enough.
             "serializable_read" => local_read(&services, true).await,
-            "non_learner" if services.handle().metrics().is_learner => Err("not supported for learner".to_string()),
+            "non_learner" if services.handle().metrics().is_learner => {
+                Err("not supported for learner".to_string())
+            }
             "non_learner" => Ok(()),
             _ => check_health(&services, Some("exclude=NOSPACE"), false).await,
         };
@@ -250,7 +263,11 @@ async fn probe(services: Services, path: String, query: Option<String>) -> Respo
     if failed {
         return (StatusCode::SERVICE_UNAVAILABLE, [text, nosniff], lines + "\n").into_response();
     }
-    let body = if verbose { lines + "ok\n" } else { "ok\n".to_string() };
+    let body = if verbose {
+        lines + "ok\n"
+    } else {
+        "ok\n".to_string()
+    };
     (StatusCode::OK, [text, nosniff], body).into_response()
 }
 
@@ -284,7 +301,9 @@ async fn local_read(services: &Services, serializable: bool) -> Result<(), Strin
             };
             match services.handle().call(Request::Range(local)).await {
                 Ok(_) => Ok(()),
-                Err(e) if e == detcd_core::error::USER_EMPTY || e == detcd_core::error::PERMISSION_DENIED => Ok(()),
+                Err(e) if e == detcd_core::error::USER_EMPTY || e == detcd_core::error::PERMISSION_DENIED => {
+                    Ok(())
+                }
                 Err(e) => Err(e.to_string()),
             }
         }
@@ -320,7 +339,10 @@ mod tests {
         // An unknown exclusion is only logged.
         assert_eq!(probe_checks("/readyz", "exclude=bogus").map(|c| c.len()), Some(4));
         assert_eq!(probe_checks("/readyz/non_learner", ""), Some(vec!["non_learner"]));
-        assert_eq!(probe_checks("/livez/serializable_read", ""), Some(vec!["serializable_read"]));
+        assert_eq!(
+            probe_checks("/livez/serializable_read", ""),
+            Some(vec!["serializable_read"])
+        );
         assert_eq!(probe_checks("/livez/linearizable_read", ""), None);
         assert_eq!(probe_checks("/readyz/bogus", ""), None);
     }

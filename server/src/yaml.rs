@@ -86,15 +86,13 @@ fn discovery_config(
             continue;
         }
         let Some((_, flag)) = DISCOVERY_CONFIG.iter().find(|(p, _)| *p == path) else {
-            out.push((
-                line,
-                format!("discovery-config.{path}"),
-                optional(&value, &path)?,
-            ));
+            out.push((line, format!("discovery-config.{path}"), optional(&value, &path)?));
             continue;
         };
         let value = match value {
-            Yaml::Integer(ns) if flag.ends_with("timeout") || flag.ends_with("time") => Some(format!("{ns}ns")),
+            Yaml::Integer(ns) if flag.ends_with("timeout") || flag.ends_with("time") => {
+                Some(format!("{ns}ns"))
+            }
             other => optional(&other, flag)?,
         };
         out.push((line, (*flag).to_string(), value));

@@ -71,7 +71,11 @@ fn run_and_stop(program: &Path, tag: &str, extra: &[&str]) -> String {
     // etcd ends by raising the signal again once it has shut down; detcd exits 0.
     use std::os::unix::process::ExitStatusExt;
     let etcd_way = tag.starts_with("etcd") && status.signal() == Some(15);
-    assert!(status.success() || etcd_way, "{tag}: {status:?}\n{}", read(&log_path));
+    assert!(
+        status.success() || etcd_way,
+        "{tag}: {status:?}\n{}",
+        read(&log_path)
+    );
     let log = read(&log_path);
     let _ = std::fs::remove_dir_all(&dir);
     log
@@ -124,7 +128,10 @@ fn fields(line: &str) -> BTreeSet<String> {
 
 #[test]
 fn lifecycle_lines_have_etcds_words_and_fields() {
-    if !require_tools(&["etcd", "etcdctl"], "lifecycle_lines_have_etcds_words_and_fields") {
+    if !require_tools(
+        &["etcd", "etcdctl"],
+        "lifecycle_lines_have_etcds_words_and_fields",
+    ) {
         return;
     }
     let Some(etcd35) = etcd35_dir() else {
@@ -134,15 +141,16 @@ fn lifecycle_lines_have_etcds_words_and_fields() {
     let etcd35 = run_and_stop(&etcd35.join("etcd"), "etcd35", &[]);
     let detcd = run_and_stop(Path::new(env!("CARGO_BIN_EXE_detcd")), "detcd", &[]);
     for message in LIFECYCLE {
-        let ours = line_of(&detcd, message).unwrap_or_else(|| panic!("detcd did not log {message:?}:\n{detcd}"));
+        let ours =
+            line_of(&detcd, message).unwrap_or_else(|| panic!("detcd did not log {message:?}:\n{detcd}"));
         for (version, log) in [("3.4", &etcd34), ("3.5", &etcd35)] {
             if version == "3.4" && *message == "ready to serve client requests" {
                 // 3.4 writes this line only with its deprecated capnslog logger.
                 assert!(line_of(log, message).is_none(), "{log}");
                 continue;
             }
-            let theirs =
-                line_of(log, message).unwrap_or_else(|| panic!("etcd {version} did not log {message:?}:\n{log}"));
+            let theirs = line_of(log, message)
+                .unwrap_or_else(|| panic!("etcd {version} did not log {message:?}:\n{log}"));
             assert_eq!(
                 fields(ours),
                 fields(theirs),
@@ -161,7 +169,10 @@ fn lifecycle_lines_have_etcds_words_and_fields() {
     for log in [&etcd34, &etcd35, &detcd] {
         let line = line_of(log, "closed etcd server").expect("closed line");
         let ts = line.split("\"ts\":\"").nth(1).expect("a quoted ts");
-        assert!(ts.len() > 24 && &ts[4..5] == "-" && &ts[10..11] == "T" && &ts[19..20] == ".", "{line}");
+        assert!(
+            ts.len() > 24 && &ts[4..5] == "-" && &ts[10..11] == "T" && &ts[19..20] == ".",
+            "{line}"
+        );
     }
 }
 

@@ -403,10 +403,16 @@ fn every_flag_reads_its_etcd_variable() {
             "auto-compaction-mode" => vec!["--auto-compaction-retention=5".to_string()],
             "discovery-fallback" | "discovery-proxy" => vec!["--discovery=http://127.0.0.1:7/k".to_string()],
             "discovery-token" => vec!["--discovery-endpoints=http://127.0.0.1:7".to_string()],
-            n if n.starts_with("discovery-") && n != "discovery-srv" && n != "discovery-srv-name" && n != "discovery-endpoints" => vec![
-                "--discovery-endpoints=http://127.0.0.1:7".to_string(),
-                "--discovery-token=t".to_string(),
-            ],
+            n if n.starts_with("discovery-")
+                && n != "discovery-srv"
+                && n != "discovery-srv-name"
+                && n != "discovery-endpoints" =>
+            {
+                vec![
+                    "--discovery-endpoints=http://127.0.0.1:7".to_string(),
+                    "--discovery-token=t".to_string(),
+                ]
+            }
             _ => Vec::new(),
         }
     };
@@ -449,7 +455,10 @@ fn every_flag_reads_its_etcd_variable() {
             (f, e) => panic!("--{name}={value}: flag {f:?}, variable {e:?}"),
         }
     }
-    assert!(unchanged.is_empty(), "these variables changed nothing: {unchanged:?}");
+    assert!(
+        unchanged.is_empty(),
+        "these variables changed nothing: {unchanged:?}"
+    );
 }
 
 /// etcd 3.4's deprecated `--log-output`, by 3.4's rules.
@@ -478,7 +487,9 @@ fn the_deprecated_log_output_flag_follows_etcd_3_4() {
     let c = load(&["--log-output=stdout", "--log-outputs=stderr,/tmp/b.log"]).unwrap();
     assert_eq!(c.ops.log.outputs, vec!["stderr", "/tmp/b.log"]);
     assert_eq!(
-        load(&["--log-output=a,b", "--log-outputs=c,d"]).unwrap_err().to_string(),
+        load(&["--log-output=a,b", "--log-outputs=c,d"])
+            .unwrap_err()
+            .to_string(),
         "both '--log-output' and '--log-outputs' are set; only set '--log-outputs'"
     );
     assert_eq!(

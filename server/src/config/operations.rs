@@ -102,7 +102,9 @@ impl Operations {
         }
         if get("logger") == "capnslog" {
             // etcd 3.5's refusal (3.4 still had capnslog's line format; detcd writes zap's).
-            return Err(ConfigError::Invalid("--logger=capnslog is removed in v3.5".to_string()));
+            return Err(ConfigError::Invalid(
+                "--logger=capnslog is removed in v3.5".to_string(),
+            ));
         }
         let outputs: Vec<String> = get("log-outputs")
             .split(',')
@@ -161,7 +163,9 @@ fn unique_list(value: &str) -> Vec<String> {
 /// fewer are ignored; as many, more than one each, or the same non-default list in both, is
 /// an error; a lone non-default `--log-output` is ignored with a warning. Returns the
 /// warning lines etcd prints.
-pub(super) fn deprecated_log_output(values: &mut BTreeMap<String, String>) -> Result<Vec<String>, ConfigError> {
+pub(super) fn deprecated_log_output(
+    values: &mut BTreeMap<String, String>,
+) -> Result<Vec<String>, ConfigError> {
     let Some(old) = values.get("log-output").map(|v| unique_list(v)) else {
         return Ok(Vec::new());
     };

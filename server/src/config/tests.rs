@@ -496,9 +496,18 @@ auto-compaction-retention: \"1\"
     let e = load_file(
         &["--config-file=/c.yml"],
         &[],
-        Box::leak(FILE.replace("  auto-tls: false\ndebug", "  auto-tls: false\n  cert-fiel:\ndebug").into_boxed_str()),
+        Box::leak(
+            FILE.replace(
+                "  auto-tls: false\ndebug",
+                "  auto-tls: false\n  cert-fiel:\ndebug",
+            )
+            .into_boxed_str(),
+        ),
     )
     .unwrap_err()
     .to_string();
-    assert!(e.contains("unknown key \"peer-transport-security.cert-fiel\""), "{e}");
+    assert!(
+        e.contains("unknown key \"peer-transport-security.cert-fiel\""),
+        "{e}"
+    );
 }

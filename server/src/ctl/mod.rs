@@ -498,9 +498,13 @@ pub fn main(args: Vec<String>) -> i32 {
 
 /// Whether `message` is one of pflag's errors for the command line.
 fn is_flag_error(message: &str) -> bool {
-    ["unknown flag: ", "unknown shorthand flag: ", "flag needs an argument: "]
-        .iter()
-        .any(|p| message.starts_with(p))
+    [
+        "unknown flag: ",
+        "unknown shorthand flag: ",
+        "flag needs an argument: ",
+    ]
+    .iter()
+    .any(|p| message.starts_with(p))
         || (message.starts_with("invalid argument \"") && message.contains("\" flag: "))
 }
 

@@ -121,7 +121,10 @@ fn kubeadms_manifest_with_tls_starts_unchanged_and_its_probes_answer() {
     let loopback = format!("https://127.0.0.1:{client_port}");
     ok(&with_cert(&loopback, &["put", "/registry/ns/default", "v1"]));
     assert_eq!(
-        ok(&with_cert(&node_client, &["get", "/registry/ns/default", "--print-value-only"])),
+        ok(&with_cert(
+            &node_client,
+            &["get", "/registry/ns/default", "--print-value-only"]
+        )),
         "v1\n"
     );
     // (etcdctl 3.4 writes its health lines to stderr.)

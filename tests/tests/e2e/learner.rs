@@ -75,9 +75,15 @@ async fn learner_joins_catches_up_is_promoted_and_serves_linearizable_reads() {
     );
     assert_eq!(
         http_get(port, "/readyz/non_learner"),
-        (503, "[-]non_learner failed: not supported for learner\n\n".to_string())
+        (
+            503,
+            "[-]non_learner failed: not supported for learner\n\n".to_string()
+        )
     );
-    assert_eq!(http_get(port, "/readyz?exclude=non_learner"), (200, "ok\n".to_string()));
+    assert_eq!(
+        http_get(port, "/readyz?exclude=non_learner"),
+        (200, "ok\n".to_string())
+    );
 
     // Promote (retrying while the leader still counts it behind).
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -81,7 +81,10 @@ async fn kubeadm_flags_start_and_the_metrics_listener_serves_probes_and_series()
         (200, "ok\n".to_string())
     );
     assert_eq!(
-        http_get(metrics, "/readyz?exclude=data_corruption&exclude=non_learner&verbose"),
+        http_get(
+            metrics,
+            "/readyz?exclude=data_corruption&exclude=non_learner&verbose"
+        ),
         (
             200,
             "[+]serializable_read ok\n[+]linearizable_read ok\nok\n".to_string()
