@@ -305,14 +305,27 @@ async fn announce_ready(handle: MemberHandle, publish: Publish) {
         limit: 1,
         ..RangeRequest::default()
     };
-    while handle.call(Request::Range(read.clone())).await.is_err() {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    loop {
+        match handle.call(Request::Range(read.clone())).await {
+            Ok(_) => break,
+            // A learner refuses linearizable reads (as the API must) but is ready once it
+            // follows a leader and has applied its own publish (below), as etcd's learner.
+            Err(e) if e == detcd_core::error::LEARNER_RPC_NOT_SUPPORTED && handle.metrics().has_leader => {
+                break
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
     }
     let me = handle.member_id();
     loop {
-        let list = handle
+        let mut list = handle
             .call(Request::MemberList(MemberListRequest { linearizable: false }))
             .await;
+        if matches!(&list, Err(e) if *e == detcd_core::error::LEARNER_RPC_NOT_SUPPORTED) {
+            // A learner refuses MemberList (etcd 3.4's gRPC rule) but reads its own
+            // member list for the v2 API.
+            list = handle.call(Request::V2Members).await;
+        }
         if let Ok(NodeResponse::MemberList(list)) = list {
             if list.members.iter().any(|m| m.id == me && !m.name.is_empty()) {
                 break;

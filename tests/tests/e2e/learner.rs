@@ -84,6 +84,13 @@ async fn learner_joins_catches_up_is_promoted_and_serves_linearizable_reads() {
         http_get(port, "/readyz?exclude=non_learner"),
         (200, "ok\n".to_string())
     );
+    // A learner is ready as etcd's is (READY=1 to systemd with it): it follows a leader and
+    // its name is published, though it refuses linearizable reads.
+    let log = super::harness::read(&cluster.members[joiner].log);
+    assert!(
+        log.contains("\"msg\":\"ready to serve client requests\""),
+        "{log}"
+    );
 
     // Promote (retrying while the leader still counts it behind).
     let deadline = Instant::now() + Duration::from_secs(20);
