@@ -5,7 +5,8 @@ use yaml_rust2::{Yaml, YamlLoader};
 
 use crate::config::ConfigError;
 
-/// The nested sections etcd's file has, with each key's flag.
+/// The nested sections etcd's file has, with each key's flag (`socket-options:` is etcd
+/// 3.5's `transport.SocketOpts`).
 const SECTIONS: &[(&str, &[(&str, &str)])] = &[
     (
         "client-transport-security",
@@ -40,7 +41,20 @@ const SECTIONS: &[(&str, &[(&str, &str)])] = &[
             ),
         ],
     ),
+    (
+        "socket-options",
+        &[
+            ("reuse-port", "socket-reuse-port"),
+            ("reuse-address", "socket-reuse-address"),
+        ],
+    ),
 ];
+
+/// Keys of etcd's file spelled otherwise than their flag (etcd's JSON tag differs).
+const RENAMED_KEYS: &[(&str, &str)] = &[(
+    "experimental-snapshot-catch-up-entries",
+    "experimental-snapshot-catchup-entries",
+)];
 
 /// etcd 3.6's `discovery-config:` section (`v3discovery.DiscoveryConfig`: the token and
 /// a clientv3 `ConfigSpec`), by path, with each key's flag. Durations there are Go's
@@ -131,7 +145,7 @@ pub fn parse_yaml(text: &str) -> Result<Vec<(usize, String, Option<String>)>, Co
         if let Yaml::Hash(inner) = value {
             let Some((section, keys)) = SECTIONS.iter().find(|(name, _)| *name == key) else {
                 return Err(ConfigError::File(format!(
-                    "config file line {line}: {key:?}: nested values are supported only under client-transport-security:, peer-transport-security: and discovery-config:"
+                    "config file line {line}: {key:?}: nested values are supported only under client-transport-security:, peer-transport-security:, socket-options: and discovery-config:"
                 )));
             };
             for (nested, value) in inner {
@@ -146,6 +160,10 @@ pub fn parse_yaml(text: &str) -> Result<Vec<(usize, String, Option<String>)>, Co
             continue;
         }
         let value = optional(&value, &key)?;
+        let key = match RENAMED_KEYS.iter().find(|(k, _)| *k == key) {
+            Some((_, flag)) => (*flag).to_string(),
+            None => key,
+        };
         out.push((line, key, value));
     }
     Ok(out)
@@ -187,7 +205,7 @@ fn scalar_value(value: &Yaml, key: &str) -> Result<String, ConfigError> {
             .join(","),
         Yaml::Hash(_) => {
             return Err(ConfigError::File(format!(
-                "config file: {key}: nested values are supported only under client-transport-security: and peer-transport-security:"
+                "config file: {key}: nested values are supported only under client-transport-security:, peer-transport-security:, socket-options: and discovery-config:"
             )))
         }
         Yaml::Alias(_) | Yaml::BadValue => {
@@ -264,6 +282,19 @@ mod tests {
                 (7, "peer-cert-allowed-cn", "member"),
                 (8, "peer-transport-security.odd", "1"),
                 (9, "log-level", "info"),
+            ]
+        );
+        let y = parse_yaml(
+            "socket-options:\n  reuse-port: true\n  reuse-address: false\nexperimental-snapshot-catch-up-entries: 7\n",
+        )
+        .unwrap();
+        let kv: Vec<(&str, Option<&str>)> = y.iter().map(|(_, k, v)| (k.as_str(), v.as_deref())).collect();
+        assert_eq!(
+            kv,
+            vec![
+                ("socket-reuse-port", Some("true")),
+                ("socket-reuse-address", Some("false")),
+                ("experimental-snapshot-catchup-entries", Some("7")),
             ]
         );
         let e = parse_yaml("name: n\nlogging:\n  level: x\n")

@@ -511,3 +511,32 @@ auto-compaction-retention: \"1\"
         "{e}"
     );
 }
+
+/// etcd 3.5's keys that are not spelled as their flags: `experimental-snapshot-catch-up-entries`
+/// (its JSON tag) and the `socket-options:` section.
+#[test]
+fn etcd_3_5_file_keys_spelled_otherwise_than_their_flags_are_read() {
+    let c = load_file(
+        &["--config-file=/c.yml"],
+        &[],
+        "experimental-snapshot-catch-up-entries: 100\nsocket-options:\n  reuse-port: false\n  reuse-address: false\n",
+    )
+    .unwrap();
+    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+    assert!(
+        c.warnings[0].starts_with("--experimental-snapshot-catchup-entries=100 has no effect in detcd"),
+        "{:?}",
+        c.warnings
+    );
+    let e = load_file(
+        &["--config-file=/c.yml"],
+        &[],
+        "socket-options:\n  reuse-port: true\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.starts_with("--socket-reuse-port=true is not supported by detcd"),
+        "{e}"
+    );
+}
