@@ -257,7 +257,12 @@ fn config_file_overrides_and_ignores_flags_and_env() {
 #[test]
 fn flag_errors_use_go_flag_wording() {
     assert_eq!(invalid(&["--bogus"]), "flag provided but not defined: -bogus");
-    assert_eq!(invalid(&["extra"]), "\"extra\" is not a valid flag");
+    // etcd: "error verifying flags, 'extra' is not a valid flag. See 'etcd --help'.", exit 1.
+    assert_eq!(invalid(&["extra"]), "'extra' is not a valid flag");
+    assert!(matches!(
+        Config::load(&s(&["extra"]), &[], &|_| Err(String::new())),
+        Err(ConfigError::Invalid(_))
+    ));
     assert_eq!(
         invalid(&["--initial-cluster-state", "foo"]),
         "invalid value \"foo\" for flag -initial-cluster-state: valid values are new, existing"
