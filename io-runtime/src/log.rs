@@ -1,7 +1,8 @@
 //! Logging through `tracing`: detcd's own lines and the events of the libraries under it
 //! (hyper, h2, tonic, rustls) go to one subscriber that writes one line per event, by
-//! default in etcd's JSON shape (`{"level":"info","ts":...,"logger":"<target>","msg":"..."}`),
-//! or `<LEVEL> <target>: <message>` in console format. The line format is etcd's (zap's),
+//! default in etcd's JSON shape (`{"level":"info","ts":"<ISO 8601>","logger":"<target>","msg":"...",
+//! <etcd's fields>}`), or zap's console layout (tab-separated time, level, target, message,
+//! fields) with `--log-format console`; `<LEVEL> <target>: <message>` before [`configure`]. The line format is etcd's (zap's),
 //! which no formatting crate reproduces, so the subscriber is this module's own; the
 //! events themselves are plain `tracing` events ([`log!`] emits one).
 //!
@@ -129,17 +130,133 @@ pub fn enabled(level: Level) -> bool {
     level <= threshold()
 }
 
-/// One line in the configured format, without the newline.
-pub fn format_line(json: bool, level: Level, target: &str, message: &str, epoch_seconds: f64) -> String {
+/// One line in the configured format, without the newline. `fields` are etcd's
+/// structured fields as a JSON fragment (`"address":"127.0.0.1:2379"`, see
+/// [`event_with`]): keys of the JSON line, or an object after the message in console format.
+pub fn format_line(
+    json: bool,
+    level: Level,
+    target: &str,
+    message: &str,
+    fields: &str,
+    epoch_millis: u64,
+) -> String {
     if !json {
-        return format!("{} {target}: {message}", level.name());
+        if fields.is_empty() {
+            return format!("{} {target}: {message}", level.name());
+        }
+        return format!("{} {target}: {message} {{{fields}}}", level.name());
     }
+    let comma = if fields.is_empty() { "" } else { "," };
     format!(
-        r#"{{"level":"{}","ts":{epoch_seconds:.6},"logger":"{}","msg":"{}"}}"#,
+        r#"{{"level":"{}","ts":"{}","logger":"{}","msg":"{}"{comma}{fields}}}"#,
         level.lower(),
+        iso8601(epoch_millis),
         json_escape(target),
         json_escape(message)
     )
+}
+
+/// zap's ISO 8601 time as etcd 3.4 and 3.5 write it, in UTC: `2021-08-04T09:12:01.123Z`.
+pub fn iso8601(epoch_millis: u64) -> String {
+    let (secs, millis) = (epoch_millis / 1000, epoch_millis % 1000);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Days since 1970-01-01 to a civil date (proleptic Gregorian calendar, in 400-year eras).
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// The value of one of etcd's structured fields.
+#[derive(Clone, Copy, Debug)]
+pub enum Field<'a> {
+    Str(&'a str),
+    List(&'a [String]),
+}
+
+/// `--log-format console` as zap's console encoder writes etcd 3.6's lines: time, level,
+/// where (zap's caller; detcd's target), message, and the fields as a spaced JSON object,
+/// separated by tabs: `2021-08-04T09:12:01.123Z\tinfo\tdetcd\tserving\t{"address": "..."}`.
+pub fn format_console(level: Level, target: &str, message: &str, fields: &str, epoch_millis: u64) -> String {
+    let mut line = format!(
+        "{}\t{}\t{target}\t{message}",
+        iso8601(epoch_millis),
+        level.lower()
+    );
+    if !fields.is_empty() {
+        line.push_str(&format!("\t{{{}}}", spaced(fields)));
+    }
+    line
+}
+
+/// A JSON fragment as zap's console encoder spaces it: `"k": "v", "k2": ["a", "b"]`.
+fn spaced(fragment: &str) -> String {
+    let mut out = String::with_capacity(fragment.len() + 16);
+    let (mut in_string, mut escaped) = (false, false);
+    for c in fragment.chars() {
+        out.push(c);
+        if in_string {
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => in_string = true,
+            ':' | ',' => out.push(' '),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// etcd's structured fields as a JSON fragment: `"key":"value",...` in the order given
+/// (a list as a JSON array of strings).
+pub fn encode_fields(fields: &[(&str, Field<'_>)]) -> String {
+    let quoted = |v: &str| format!("\"{}\"", json_escape(v));
+    fields
+        .iter()
+        .map(|(k, v)| {
+            let value = match v {
+                Field::Str(v) => quoted(v),
+                Field::List(items) => format!(
+                    "[{}]",
+                    items.iter().map(|i| quoted(i)).collect::<Vec<_>>().join(",")
+                ),
+            };
+            format!("{}:{value}", quoted(k))
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// One line of detcd's (target `detcd`) with etcd's message text and etcd's structured
+/// fields as separate keys (`{"msg":"serving client traffic securely","address":"..."}`),
+/// so that tools matching etcd's `msg` exactly find it.
+pub fn event_with(level: Level, message: &str, fields: &[(&str, Field<'_>)]) {
+    install();
+    let zap = encode_fields(fields);
+    match level {
+        Level::Error => tracing::event!(target: "detcd", tracing::Level::ERROR, zap = %zap, "{}", message),
+        Level::Warn => tracing::event!(target: "detcd", tracing::Level::WARN, zap = %zap, "{}", message),
+        Level::Info => tracing::event!(target: "detcd", tracing::Level::INFO, zap = %zap, "{}", message),
+        Level::Debug => tracing::event!(target: "detcd", tracing::Level::DEBUG, zap = %zap, "{}", message),
+    }
 }
 
 fn json_escape(s: &str) -> String {
@@ -160,16 +277,20 @@ fn json_escape(s: &str) -> String {
 
 /// Writes one line to the configured outputs (stderr in console format before
 /// [`configure`]). The subscriber calls it for every event it lets through.
-fn emit(level: Level, target: &str, message: &str) {
+fn emit(level: Level, target: &str, message: &str, fields: &str) {
     let Some(sink) = SINK.get() else {
-        eprintln!("{} {target}: {message}", level.name());
+        eprintln!("{}", format_line(false, level, target, message, fields, 0));
         return;
     };
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0);
-    let line = format_line(sink.json, level, target, message, now) + "\n";
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0);
+    let line = if sink.json {
+        format_line(true, level, target, message, fields, now)
+    } else {
+        format_console(level, target, message, fields, now)
+    } + "\n";
     for output in &sink.outputs {
         let _ = match output {
             Output::Stderr => std::io::stderr().write_all(line.as_bytes()),
@@ -199,10 +320,12 @@ fn level_of(level: &tracing::Level) -> Level {
 #[derive(Debug)]
 struct LineSubscriber;
 
-/// An event's message and its other fields (`key=value`, in the order given).
+/// An event's message, etcd's structured fields ([`event_with`]'s `zap`) and its other
+/// fields (`key=value`, in the order given).
 #[derive(Default)]
 struct Fields {
     message: String,
+    zap: String,
     rest: String,
 }
 
@@ -211,6 +334,8 @@ impl tracing::field::Visit for Fields {
         use std::fmt::Write as _;
         if field.name() == "message" {
             let _ = write!(self.message, "{value:?}");
+        } else if field.name() == "zap" {
+            let _ = write!(self.zap, "{value:?}");
         } else {
             let _ = write!(self.rest, " {}={value:?}", field.name());
         }
@@ -277,6 +402,7 @@ impl tracing::Subscriber for LineSubscriber {
             level_of(metadata.level()),
             metadata.target(),
             &(fields.message + &fields.rest),
+            &fields.zap,
         );
     }
 
@@ -328,12 +454,37 @@ mod tests {
 
     #[test]
     fn json_lines_have_zaps_keys_and_escape_the_message() {
-        let line = format_line(true, Level::Warn, "detcd", "a \"b\"\n", 1.5);
+        let line = format_line(true, Level::Warn, "detcd", "a \"b\"\n", "", 1_500);
         assert_eq!(
             line,
-            r#"{"level":"warn","ts":1.500000,"logger":"detcd","msg":"a \"b\"\n"}"#
+            r#"{"level":"warn","ts":"1970-01-01T00:00:01.500Z","logger":"detcd","msg":"a \"b\"\n"}"#
         );
-        assert_eq!(format_line(false, Level::Info, "x", "y", 0.0), "INFO x: y");
+        assert_eq!(format_line(false, Level::Info, "x", "y", "", 0), "INFO x: y");
+        // Dates as zap writes them (checked against `date -u -d @SECONDS`).
+        assert_eq!(iso8601(1_796_432_982_502), "2026-12-05T01:09:42.502Z");
+        assert_eq!(iso8601(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(iso8601(4_107_542_399_999), "2100-02-28T23:59:59.999Z");
+        let fields = encode_fields(&[("address", Field::Str("127.0.0.1:2379")), ("q", Field::Str("\""))]);
+        assert_eq!(
+            encode_fields(&[("urls", Field::List(&["a".to_string(), "b".to_string()]))]),
+            r#""urls":["a","b"]"#
+        );
+        assert_eq!(
+            format_line(true, Level::Info, "detcd", "serving", &fields, 2_000),
+            r#"{"level":"info","ts":"1970-01-01T00:00:02.000Z","logger":"detcd","msg":"serving","address":"127.0.0.1:2379","q":"\""}"#
+        );
+        assert_eq!(
+            format_console(Level::Warn, "detcd", "serving", &fields, 2_000),
+            "1970-01-01T00:00:02.000Z\twarn\tdetcd\tserving\t{\"address\": \"127.0.0.1:2379\", \"q\": \"\\\"\"}"
+        );
+        assert_eq!(
+            format_console(Level::Info, "detcd", "ready", "", 2_000),
+            "1970-01-01T00:00:02.000Z\tinfo\tdetcd\tready"
+        );
+        assert_eq!(
+            format_line(false, Level::Info, "detcd", "serving", &fields, 2_000),
+            r#"INFO detcd: serving {"address":"127.0.0.1:2379","q":"\""}"#
+        );
         assert_eq!(Level::parse("fatal"), Some(Level::Error));
         assert_eq!(Level::parse("loud"), None);
     }

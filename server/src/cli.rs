@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use detcd_core::node::Request;
 use detcd_io::driver::{MemberHandle, StopReason};
+use detcd_io::log::{Field, Level};
 use detcd_proto::etcdserverpb::RangeRequest;
 use sd_notify::NotifyState;
 
@@ -173,6 +174,12 @@ async fn serve_member(mut config: Config) -> Result<(), String> {
         .filter_map(|l| l.local_addr().ok())
         .map(|a| a.to_string())
         .collect();
+    // What etcd's "serving client traffic" lines name: each bound address, and whether TLS.
+    let serving: Vec<(bool, String)> = listeners
+        .iter()
+        .chain(&http_listeners)
+        .filter_map(|l| l.local_addr().ok().map(|a| (l.tls.is_some(), a.to_string())))
+        .collect();
     let checker = crate::corruption::Checker::new(&config, handle.clone())?;
     if config.ops.initial_corrupt_check {
         if let Err(e) = checker.initial().await {
@@ -192,7 +199,7 @@ async fn serve_member(mut config: Config) -> Result<(), String> {
     };
     let servers = serve::ClientServers::start_with(listeners, routes, http2);
     let http_servers = serve::ClientServers::start_with(http_listeners, http_routes, http2);
-    crate::process::log_serving(&config.listen_client_urls);
+    crate::process::log_serving(&serving);
     let metrics_servers = crate::process::serve_metrics(&config, services).await?;
     log(&format!(
         "member {:x} of cluster {:x} serving client requests on {}",
@@ -201,10 +208,16 @@ async fn serve_member(mut config: Config) -> Result<(), String> {
         addrs.join(", ")
     ));
     crate::v2::spawn_sync(handle.clone());
-    let ready = tokio::spawn(announce_ready(handle.clone()));
+    let ready = tokio::spawn(announce_ready(handle.clone(), Publish::of(&config)));
     let outcome = tokio::select! {
         signal = termination() => {
-            log(&format!("received {signal}, shutting down"));
+            // etcd's line, with Go's name of the signal.
+            let go_name = if signal == "SIGINT" { "interrupt" } else { "terminated" };
+            detcd_io::log::event_with(
+                Level::Info,
+                "received signal; shutting down",
+                &[("signal", Field::Str(go_name))],
+            );
             Ok(())
         }
         reason = member.stopped() => match reason {
@@ -220,29 +233,131 @@ async fn serve_member(mut config: Config) -> Result<(), String> {
     for task in [periodic, compaction_check].into_iter().flatten() {
         task.abort();
     }
+    let urls = |v: &[crate::urls::Url]| v.iter().map(ToString::to_string).collect::<Vec<_>>();
+    let (peer_urls, client_urls) = (
+        urls(&config.initial_advertise_peer_urls),
+        urls(&config.advertise_client_urls),
+    );
+    let server_fields = [
+        ("name", Field::Str(&config.name)),
+        ("data-dir", Field::Str(&config.data_dir)),
+        ("advertise-peer-urls", Field::List(&peer_urls)),
+        ("advertise-client-urls", Field::List(&client_urls)),
+    ];
+    detcd_io::log::event_with(Level::Info, "closing etcd server", &server_fields);
     notify(NotifyState::Stopping);
     http_servers.shutdown(async {}).await;
     if let Some(m) = metrics_servers {
         m.shutdown(async {}).await;
     }
     servers.shutdown(member.shutdown()).await;
+    detcd_io::log::event_with(Level::Info, "closed etcd server", &server_fields);
     log("shutdown complete");
     outcome
 }
 
-/// Waits until the member answers a linearizable read, then says so in the log and to
-/// systemd.
-async fn announce_ready(handle: MemberHandle) {
+/// What etcd's "published local member to cluster through raft" line says.
+struct Publish {
+    name: String,
+    client_urls: Vec<String>,
+    /// etcd's request timeout: 5 s and two election timeouts.
+    timeout_ms: u64,
+}
+
+impl Publish {
+    fn of(config: &Config) -> Publish {
+        Publish {
+            name: config.name.clone(),
+            client_urls: config
+                .advertise_client_urls
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            timeout_ms: 5_000 + 2 * config.election_timeout_ms,
+        }
+    }
+}
+
+/// A whole number of milliseconds as Go prints a `time.Duration` (`7s`, `6.5s`, `750ms`).
+fn go_duration(ms: u64) -> String {
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let fraction = format!("{:03}", ms % 1000);
+    let fraction = fraction.trim_end_matches('0');
+    if fraction.is_empty() {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{}.{fraction}s", ms / 1000)
+    }
+}
+
+/// Waits until this member's name and client URLs are applied (etcd's publish through
+/// raft) and it answers a linearizable read, then says so in the log with etcd's lines
+/// ("published local member to cluster through raft", "enabled capabilities for
+/// version", "ready to serve client requests") and to systemd.
+async fn announce_ready(handle: MemberHandle, publish: Publish) {
+    use detcd_core::node::Response as NodeResponse;
+    use detcd_proto::etcdserverpb::MemberListRequest;
     let read = RangeRequest {
         key: b"health".to_vec(),
         keys_only: true,
         limit: 1,
         ..RangeRequest::default()
     };
-    while handle.call(Request::Range(read.clone())).await.is_err() {
+    loop {
+        match handle.call(Request::Range(read.clone())).await {
+            Ok(_) => break,
+            // A learner refuses linearizable reads (as the API must) but is ready once it
+            // follows a leader and has applied its own publish (below), as etcd's learner.
+            Err(e) if e == detcd_core::error::LEARNER_RPC_NOT_SUPPORTED && handle.metrics().has_leader => {
+                break
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    let me = handle.member_id();
+    loop {
+        let mut list = handle
+            .call(Request::MemberList(MemberListRequest { linearizable: false }))
+            .await;
+        if matches!(&list, Err(e) if *e == detcd_core::error::LEARNER_RPC_NOT_SUPPORTED) {
+            // A learner refuses MemberList (etcd 3.4's gRPC rule) but reads its own
+            // member list for the v2 API.
+            list = handle.call(Request::V2Members).await;
+        }
+        if let Ok(NodeResponse::MemberList(list)) = list {
+            if list.members.iter().any(|m| m.id == me && !m.name.is_empty()) {
+                break;
+            }
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    log("ready to serve client requests");
+    let (id, cluster) = (format!("{me:x}"), format!("{:x}", handle.cluster_id()));
+    let attributes = format!(
+        "{{Name:{} ClientURLs:[{}]}}",
+        publish.name,
+        publish.client_urls.join(" ")
+    );
+    detcd_io::log::event_with(
+        Level::Info,
+        "published local member to cluster through raft",
+        &[
+            ("local-member-id", Field::Str(&id)),
+            ("local-member-attributes", Field::Str(&attributes)),
+            ("request-path", Field::Str(&format!("/0/members/{id}/attributes"))),
+            ("cluster-id", Field::Str(&cluster)),
+            ("publish-timeout", Field::Str(&go_duration(publish.timeout_ms))),
+        ],
+    );
+    // The cluster version's major.minor, as etcd's capability line names it.
+    let version: Vec<&str> = crate::http::CLUSTER_VERSION.split('.').take(2).collect();
+    detcd_io::log::event_with(
+        Level::Info,
+        "enabled capabilities for version",
+        &[("cluster-version", Field::Str(&version.join(".")))],
+    );
+    detcd_io::log::event_with(Level::Info, "ready to serve client requests", &[]);
     notify(NotifyState::Ready);
 }
 
@@ -265,5 +380,16 @@ pub(crate) async fn termination() -> &'static str {
     tokio::select! {
         _ = term.recv() => "SIGTERM",
         _ = int.recv() => "SIGINT",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn durations_print_as_go_prints_them() {
+        assert_eq!(super::go_duration(7_000), "7s");
+        assert_eq!(super::go_duration(6_500), "6.5s");
+        assert_eq!(super::go_duration(5_050), "5.05s");
+        assert_eq!(super::go_duration(750), "750ms");
     }
 }

@@ -29,11 +29,31 @@ pub const CLUSTER_VERSION: &str = detcd_core::v2store::CLUSTER_VERSION;
 /// Adds the HTTP endpoints to `router` (the gRPC services' router).
 /// With `gateway`, unknown paths under its prefixes answer as grpc-gateway does.
 pub fn routes(router: axum::Router, services: Services, gateway: bool) -> axum::Router {
-    let (s1, s2, s3, s4) = (services.clone(), services.clone(), services.clone(), services);
+    let (s1, s2, s3, s5, s6) = (
+        services.clone(),
+        services.clone(),
+        services.clone(),
+        services.clone(),
+        services.clone(),
+    );
+    let s4 = services;
     router
         .route("/health", get(move |q: RawQuery| health(s1, q.0)))
-        .route("/livez", get(move |q: RawQuery| probe(s2, q.0, true)))
-        .route("/readyz", get(move |q: RawQuery| probe(s3, q.0, false)))
+        .route("/livez", get(move |q: RawQuery| probe(s2, "/livez".into(), q.0)))
+        .route(
+            "/livez/{check}",
+            get(move |p: axum::extract::Path<String>, q: RawQuery| probe(s5, format!("/livez/{}", p.0), q.0)),
+        )
+        .route(
+            "/readyz",
+            get(move |q: RawQuery| probe(s3, "/readyz".into(), q.0)),
+        )
+        .route(
+            "/readyz/{check}",
+            get(move |p: axum::extract::Path<String>, q: RawQuery| {
+                probe(s6, format!("/readyz/{}", p.0), q.0)
+            }),
+        )
         .route("/version", get(version))
         .route("/metrics", get(move || metrics(s4)))
         .method_not_allowed_fallback(method_not_allowed)
@@ -129,42 +149,102 @@ async fn health(services: Services, query: Option<String>) -> Response {
         Ok(()) => series.health_success.inc(),
         Err(_) => series.health_failures.inc(),
     }
-    let (code, body) = match checked {
-        Ok(()) => (StatusCode::OK, r#"{"health":"true","reason":""}"#.to_string()),
+    // Go's http server sniffs the JSON as text/plain; a failure goes through http.Error.
+    let text = (header::CONTENT_TYPE, "text/plain; charset=utf-8");
+    match checked {
+        Ok(()) => (
+            StatusCode::OK,
+            [text],
+            r#"{"health":"true","reason":""}"#.to_string(),
+        )
+            .into_response(),
         Err(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            format!(r#"{{"health":"false","reason":"{reason}"}}"#),
-        ),
-    };
-    (code, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+            [
+                text,
+                (
+                    header::HeaderName::from_static("x-content-type-options"),
+                    "nosniff",
+                ),
+            ],
+            format!("{{\"health\":\"false\",\"reason\":\"{reason}\"}}\n"),
+        )
+            .into_response(),
+    }
 }
 
-/// `/livez` (a local read answers) and `/readyz` (no CORRUPT alarm, a local and a
-/// linearizable read answer), with etcd 3.5's check names: `?exclude=<check>` skips
-/// one, `?verbose` lists each as `[+]name ok` or `[-]name failed: reason`.
-async fn probe(services: Services, query: Option<String>, live: bool) -> Response {
-    let q = query.as_deref().unwrap_or("");
-    let params: Vec<&str> = q.split('&').collect();
-    let verbose = params
-        .iter()
-        .any(|p| *p == "verbose" || p.starts_with("verbose="));
-    let excluded = |name: &str| params.iter().any(|p| *p == format!("exclude={name}"));
-    let checks: &[&str] = if live {
-        &["serializable_read"]
-    } else {
-        &["data_corruption", "serializable_read", "linearizable_read"]
+/// The checks of `/livez` and of `/readyz`, as etcd 3.5.13+ and 3.6 register them.
+const LIVEZ_CHECKS: &[&str] = &["serializable_read"];
+const READYZ_CHECKS: &[&str] = &[
+    "data_corruption",
+    "serializable_read",
+    "linearizable_read",
+    "non_learner",
+];
+
+/// The checks one probe path runs: `/livez` and `/readyz` all of theirs but those named
+/// by `?exclude=` (an unknown name is only logged, as etcd), `/livez/<check>` and
+/// `/readyz/<check>` that one; None for a path that is no probe.
+fn probe_checks(path: &str, query: &str) -> Option<Vec<&'static str>> {
+    let (root, one) = match path.trim_start_matches('/').split_once('/') {
+        Some((root, one)) => (root, Some(one)),
+        None => (path.trim_start_matches('/'), None),
     };
+    let all = match root {
+        "livez" => LIVEZ_CHECKS,
+        "readyz" => READYZ_CHECKS,
+        _ => return None,
+    };
+    if let Some(one) = one {
+        return all.iter().find(|c| **c == one).map(|c| vec![*c]);
+    }
+    let excluded: Vec<&str> = query
+        .split('&')
+        .filter_map(|p| p.strip_prefix("exclude="))
+        .collect();
+    let unknown: Vec<String> = excluded
+        .iter()
+        .filter(|e| !all.contains(e))
+        .map(|e| format!("{e:?}"))
+        .collect();
+    if !unknown.is_empty() {
+        detcd_io::log::event_with(
+            detcd_io::log::Level::Warn,
+            "some health checks cannot be excluded",
+            &[(
+                "missing-health-checks",
+                detcd_io::log::Field::Str(&unknown.join(",")),
+            )],
+        );
+    }
+    Some(all.iter().copied().filter(|c| !excluded.contains(c)).collect())
+}
+
+/// `/livez` and `/readyz` and their per-check paths, as etcd 3.5.13+ and 3.6: each check
+/// run in turn; 200 `ok` (with `?verbose`, `[+]<check> ok` lines before it), or 503 with
+/// every check's line (`[-]<check> failed: <reason>`) as Go's `http.Error` writes it.
+async fn probe(services: Services, path: String, query: Option<String>) -> Response {
+    let q = query.as_deref().unwrap_or("");
+    let Some(checks) = probe_checks(&path, q) else {
+        return (
+            StatusCode::NOT_FOUND,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            "404 page not found\n",
+        )
+            .into_response();
+    };
+    let verbose = q.split('&').any(|p| p == "verbose" || p.starts_with("verbose="));
     let mut lines = String::new();
     let mut failed = false;
     for check in checks {
-        if excluded(check) {
-            lines.push_str(&format!("[+]{check} excluded: ok\n"));
-            continue;
-        }
-        let result = match *check {
+        let result = match check {
             "data_corruption" => corrupt_alarm(&services).await,
             // Liveness does not depend on a leader: a local read answering is enough.
             "serializable_read" => local_read(&services, true).await,
+            "non_learner" if services.handle().metrics().is_learner => {
+                Err("not supported for learner".to_string())
+            }
+            "non_learner" => Ok(()),
             _ => check_health(&services, Some("exclude=NOSPACE"), false).await,
         };
         match result {
@@ -175,14 +255,20 @@ async fn probe(services: Services, query: Option<String>, live: bool) -> Respons
             }
         }
     }
-    let name = if live { "livez" } else { "readyz" };
-    let (code, last) = if failed {
-        (StatusCode::SERVICE_UNAVAILABLE, format!("{name} check failed\n"))
+    let nosniff = (
+        header::HeaderName::from_static("x-content-type-options"),
+        "nosniff",
+    );
+    let text = (header::CONTENT_TYPE, "text/plain; charset=utf-8");
+    if failed {
+        return (StatusCode::SERVICE_UNAVAILABLE, [text, nosniff], lines + "\n").into_response();
+    }
+    let body = if verbose {
+        lines + "ok\n"
     } else {
-        (StatusCode::OK, "ok\n".to_string())
+        "ok\n".to_string()
     };
-    let body = if verbose || failed { lines + &last } else { last };
-    (code, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
+    (StatusCode::OK, [text, nosniff], body).into_response()
 }
 
 /// The `data_corruption` check: no CORRUPT alarm is raised.
@@ -202,8 +288,25 @@ async fn local_read(services: &Services, serializable: bool) -> Result<(), Strin
         serializable,
         ..RangeRequest::default()
     };
-    match services.handle().call(Request::Range(read)).await {
+    match services.handle().call(Request::Range(read.clone())).await {
         Ok(_) => Ok(()),
+        // etcd's health read runs below its gRPC layer, where a learner's linearizable
+        // read goes to the leader (ReadIndex) and answers: a learner is healthy (etcd
+        // 3.5.1: /health 200). detcd's node refuses it as the gRPC API must, so on a
+        // learner the check is that it has a leader (checked before) and reads locally.
+        Err(e) if !serializable && e == detcd_core::error::LEARNER_RPC_NOT_SUPPORTED => {
+            let local = RangeRequest {
+                serializable: true,
+                ..read
+            };
+            match services.handle().call(Request::Range(local)).await {
+                Ok(_) => Ok(()),
+                Err(e) if e == detcd_core::error::USER_EMPTY || e == detcd_core::error::PERMISSION_DENIED => {
+                    Ok(())
+                }
+                Err(e) => Err(e.to_string()),
+            }
+        }
         // As etcd's checkAPI: with auth enabled the anonymous probe read is
         // refused, and that refusal came from a serving member.
         Err(e) if e == detcd_core::error::USER_EMPTY || e == detcd_core::error::PERMISSION_DENIED => Ok(()),
@@ -224,6 +327,25 @@ async fn metrics(services: Services) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn probe_paths_and_exclusions_are_etcds() {
+        assert_eq!(probe_checks("/livez", ""), Some(vec!["serializable_read"]));
+        assert_eq!(probe_checks("/readyz", "verbose").map(|c| c.len()), Some(4));
+        assert_eq!(
+            probe_checks("/readyz", "exclude=data_corruption&exclude=non_learner&verbose"),
+            Some(vec!["serializable_read", "linearizable_read"])
+        );
+        // An unknown exclusion is only logged.
+        assert_eq!(probe_checks("/readyz", "exclude=bogus").map(|c| c.len()), Some(4));
+        assert_eq!(probe_checks("/readyz/non_learner", ""), Some(vec!["non_learner"]));
+        assert_eq!(
+            probe_checks("/livez/serializable_read", ""),
+            Some(vec!["serializable_read"])
+        );
+        assert_eq!(probe_checks("/livez/linearizable_read", ""), None);
+        assert_eq!(probe_checks("/readyz/bogus", ""), None);
+    }
     use detcd_io::metrics::Metrics;
 
     async fn answer(method: &str, path: &str, content_type: &str) -> (u16, Vec<(String, String)>, String) {

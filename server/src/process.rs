@@ -7,7 +7,6 @@ use detcd_io::log::Level;
 use crate::config::Config;
 use crate::grpc::Services;
 use crate::serve::{self, ClientServers};
-use crate::urls::Url;
 
 /// Applies the process-wide settings; an error means the member must not start.
 pub fn apply(config: &Config) -> Result<(), String> {
@@ -32,15 +31,21 @@ pub fn apply(config: &Config) -> Result<(), String> {
     Ok(())
 }
 
-/// etcd's lines saying how each client URL is served.
-pub fn log_serving(urls: &[Url]) {
-    for url in urls {
-        let how = if url.scheme == "https" || url.scheme == "unixs" {
+/// etcd's lines saying how each client listener serves: `(TLS, bound address)`, the
+/// address as etcd names it (the socket's, `127.0.0.1:2379` for `localhost:2379`).
+pub fn log_serving(listeners: &[(bool, String)]) {
+    for (secure, address) in listeners {
+        let how = if *secure {
             "serving client traffic securely"
         } else {
             "serving client traffic insecurely; this is strongly discouraged!"
         };
-        crate::log(&format!("{how} address={url}"));
+        // etcd's message alone in `msg`, the address a field of its own.
+        detcd_io::log::event_with(
+            detcd_io::log::Level::Info,
+            how,
+            &[("address", detcd_io::log::Field::Str(address))],
+        );
     }
 }
 

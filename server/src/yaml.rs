@@ -5,7 +5,8 @@ use yaml_rust2::{Yaml, YamlLoader};
 
 use crate::config::ConfigError;
 
-/// The nested sections etcd's file has, with each key's flag.
+/// The nested sections etcd's file has, with each key's flag (`socket-options:` is etcd
+/// 3.5's `transport.SocketOpts`).
 const SECTIONS: &[(&str, &[(&str, &str)])] = &[
     (
         "client-transport-security",
@@ -40,7 +41,20 @@ const SECTIONS: &[(&str, &[(&str, &str)])] = &[
             ),
         ],
     ),
+    (
+        "socket-options",
+        &[
+            ("reuse-port", "socket-reuse-port"),
+            ("reuse-address", "socket-reuse-address"),
+        ],
+    ),
 ];
+
+/// Keys of etcd's file spelled otherwise than their flag (etcd's JSON tag differs).
+const RENAMED_KEYS: &[(&str, &str)] = &[(
+    "experimental-snapshot-catch-up-entries",
+    "experimental-snapshot-catchup-entries",
+)];
 
 /// etcd 3.6's `discovery-config:` section (`v3discovery.DiscoveryConfig`: the token and
 /// a clientv3 `ConfigSpec`), by path, with each key's flag. Durations there are Go's
@@ -71,7 +85,7 @@ fn discovery_config(
     prefix: &str,
     map: yaml_rust2::yaml::Hash,
     after: usize,
-    out: &mut Vec<(usize, String, String)>,
+    out: &mut Vec<(usize, String, Option<String>)>,
 ) -> Result<(), ConfigError> {
     for (key, value) in map {
         let key = scalar_key(&key)?;
@@ -86,16 +100,14 @@ fn discovery_config(
             continue;
         }
         let Some((_, flag)) = DISCOVERY_CONFIG.iter().find(|(p, _)| *p == path) else {
-            out.push((
-                line,
-                format!("discovery-config.{path}"),
-                scalar_value(&value, &path)?,
-            ));
+            out.push((line, format!("discovery-config.{path}"), optional(&value, &path)?));
             continue;
         };
         let value = match value {
-            Yaml::Integer(ns) if flag.ends_with("timeout") || flag.ends_with("time") => format!("{ns}ns"),
-            other => scalar_value(&other, flag)?,
+            Yaml::Integer(ns) if flag.ends_with("timeout") || flag.ends_with("time") => {
+                Some(format!("{ns}ns"))
+            }
+            other => optional(&other, flag)?,
         };
         out.push((line, (*flag).to_string(), value));
     }
@@ -103,14 +115,15 @@ fn discovery_config(
 }
 
 /// Reads etcd's YAML configuration: a mapping of flag names to values, where a list
-/// stands for its items joined by commas (`log-outputs: [stderr]`) and null for an
-/// empty value; and the two nested sections `client-transport-security:` and
+/// stands for its items joined by commas (`log-outputs: [stderr]`) and null (`key:` with
+/// nothing after it) for a key not set, as etcd reads it (its YAML goes through JSON, where
+/// a null leaves the default in place: etcd's sample has `initial-cluster:`); and the two nested sections `client-transport-security:` and
 /// `peer-transport-security:`, whose keys come back as the flags they stand for
 /// (`peer-transport-security: cert-file:` is `peer-cert-file`; an unknown one as
 /// `section.key`, which the caller refuses as unknown), and etcd 3.6's
 /// `discovery-config:` (see [`DISCOVERY_CONFIG`]). Any other nested mapping is an
 /// error naming its key. Returns `(line number, key, value)` in the file's order.
-pub fn parse_yaml(text: &str) -> Result<Vec<(usize, String, String)>, ConfigError> {
+pub fn parse_yaml(text: &str) -> Result<Vec<(usize, String, Option<String>)>, ConfigError> {
     let docs = YamlLoader::load_from_str(text).map_err(|e| ConfigError::File(format!("config file: {e}")))?;
     let mut out = Vec::new();
     let root = match docs.into_iter().next() {
@@ -132,7 +145,7 @@ pub fn parse_yaml(text: &str) -> Result<Vec<(usize, String, String)>, ConfigErro
         if let Yaml::Hash(inner) = value {
             let Some((section, keys)) = SECTIONS.iter().find(|(name, _)| *name == key) else {
                 return Err(ConfigError::File(format!(
-                    "config file line {line}: {key:?}: nested values are supported only under client-transport-security:, peer-transport-security: and discovery-config:"
+                    "config file line {line}: {key:?}: nested values are supported only under client-transport-security:, peer-transport-security:, socket-options: and discovery-config:"
                 )));
             };
             for (nested, value) in inner {
@@ -141,15 +154,27 @@ pub fn parse_yaml(text: &str) -> Result<Vec<(usize, String, String)>, ConfigErro
                     Some((_, flag)) => (*flag).to_string(),
                     None => format!("{section}.{nested}"),
                 };
-                let value = scalar_value(&value, &flag)?;
+                let value = optional(&value, &flag)?;
                 out.push((line_of(text, &nested, line), flag, value));
             }
             continue;
         }
-        let value = scalar_value(&value, &key)?;
+        let value = optional(&value, &key)?;
+        let key = match RENAMED_KEYS.iter().find(|(k, _)| *k == key) {
+            Some((_, flag)) => (*flag).to_string(),
+            None => key,
+        };
         out.push((line, key, value));
     }
     Ok(out)
+}
+
+/// A value as the flag would take it; None for null (the key is not set).
+fn optional(value: &Yaml, key: &str) -> Result<Option<String>, ConfigError> {
+    match value {
+        Yaml::Null => Ok(None),
+        other => scalar_value(other, key).map(Some),
+    }
 }
 
 fn scalar_key(key: &Yaml) -> Result<String, ConfigError> {
@@ -180,7 +205,7 @@ fn scalar_value(value: &Yaml, key: &str) -> Result<String, ConfigError> {
             .join(","),
         Yaml::Hash(_) => {
             return Err(ConfigError::File(format!(
-                "config file: {key}: nested values are supported only under client-transport-security: and peer-transport-security:"
+                "config file: {key}: nested values are supported only under client-transport-security:, peer-transport-security:, socket-options: and discovery-config:"
             )))
         }
         Yaml::Alias(_) | Yaml::BadValue => {
@@ -210,7 +235,7 @@ mod tests {
         parse_yaml(text)
             .unwrap()
             .into_iter()
-            .map(|(_, k, v)| (k, v))
+            .map(|(_, k, v)| (k, v.unwrap_or_else(|| "<null>".to_string())))
             .collect()
     }
 
@@ -222,8 +247,8 @@ mod tests {
             ("a", "1"),
             ("b", "x # y\n"),
             ("c", "it's"),
-            ("d", ""),
-            ("e", ""),
+            ("d", "<null>"),
+            ("e", "<null>"),
             ("f", "stderr,/var/log/x"),
             ("g", "true"),
         ]
@@ -243,7 +268,10 @@ mod tests {
              peer-transport-security:\n  cert-file: /p.crt\n  allowed-cn: member\n  odd: 1\nlog-level: info\n",
         )
         .unwrap();
-        let kv: Vec<(usize, &str, &str)> = y.iter().map(|(l, k, v)| (*l, k.as_str(), v.as_str())).collect();
+        let kv: Vec<(usize, &str, &str)> = y
+            .iter()
+            .map(|(l, k, v)| (*l, k.as_str(), v.as_deref().unwrap_or("<null>")))
+            .collect();
         assert_eq!(
             kv,
             vec![
@@ -254,6 +282,19 @@ mod tests {
                 (7, "peer-cert-allowed-cn", "member"),
                 (8, "peer-transport-security.odd", "1"),
                 (9, "log-level", "info"),
+            ]
+        );
+        let y = parse_yaml(
+            "socket-options:\n  reuse-port: true\n  reuse-address: false\nexperimental-snapshot-catch-up-entries: 7\n",
+        )
+        .unwrap();
+        let kv: Vec<(&str, Option<&str>)> = y.iter().map(|(_, k, v)| (k.as_str(), v.as_deref())).collect();
+        assert_eq!(
+            kv,
+            vec![
+                ("socket-reuse-port", Some("true")),
+                ("socket-reuse-address", Some("false")),
+                ("experimental-snapshot-catchup-entries", Some("7")),
             ]
         );
         let e = parse_yaml("name: n\nlogging:\n  level: x\n")

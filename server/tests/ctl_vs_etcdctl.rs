@@ -292,23 +292,45 @@ fn compare_session(endpoint: &str, dir: &Path) {
     s.read(&["endpoint", "hashkv", "--cluster"]);
     s.read(&["endpoint", "hashkv", "--rev", "999999"]);
     s.read(&["defrag", "--cluster"]);
-    // An unknown command: cobra's error with the program's own name, exit status 1.
-    let a = tool("etcdctl", endpoint, &["nosuch"], "");
-    let mut b = tool("detcdctl", endpoint, &["nosuch"], "");
-    b.stderr = b.stderr.replace("detcdctl", "etcdctl");
-    s.check("nosuch", &a, &b, &[]);
-    // A flag value that does not parse: pflag's error, exit status 1. (etcdctl also
-    // prints the command's usage on stdout, which detcdctl does not: compared are
-    // the exit code and the error line.)
+    // An unknown command: cobra's error with the program's own name and its suggestions,
+    // exit status 1; a unique prefix of a command is that command (etcdctl turns cobra's
+    // prefix matching on).
+    for args in [
+        &["nosuch"][..],
+        &["gett", "foo"],
+        &["c"],
+        &["e"],
+        &["lok"],
+        &["wach"],
+    ] {
+        let a = tool("etcdctl", endpoint, args, "");
+        let mut b = tool("detcdctl", endpoint, args, "");
+        b.stderr = b.stderr.replace("detcdctl", "etcdctl");
+        s.check(&args.join(" "), &a, &b, &[]);
+    }
+    s.read(&["ge", "foo"]);
+    s.read(&["memb", "li", "-w", "json"]);
+    s.read(&["end", "hashk"]);
+    // A flag that does not parse (unknown, a value that does not parse, a missing value,
+    // on a command or among the global flags): pflag's error, printed twice as etcdctl
+    // prints it, exit status 1. (etcdctl also prints the command's usage on stdout, which
+    // detcdctl does not: compared are the exit code and stderr.)
     let error_line = |o: &Outcome| Outcome {
         code: o.code,
         stdout: String::new(),
-        stderr: o.stderr.lines().next().unwrap_or("").to_string(),
+        stderr: o.stderr.clone(),
     };
     for args in [
         &["get", "foo", "--limit=abc"][..],
         &["get", "foo", "--rev=99999999999999999999"],
         &["get", "foo", "--prefix=maybe"],
+        &["get", "foo", "--bogus"],
+        &["--bogus=1", "get", "foo"],
+        &["get", "foo", "--limit"],
+        &["get", "foo", "-Z"],
+        &["--dial-timeout=abc", "get", "foo"],
+        &["defrag", "--cluster=x"],
+        &["watch", "foo", "--rev=x"],
     ] {
         let a = tool("etcdctl", endpoint, args, "");
         let b = tool("detcdctl", endpoint, args, "");

@@ -9,6 +9,7 @@ mod e2e {
     mod crash;
     mod etcdctl;
     mod failover;
+    mod kubeadm;
     mod learner;
     mod operations;
     mod python_client;

@@ -106,7 +106,14 @@ pub(super) const OTHER_FLAGS: &[(&str, Kind, &str, Support)] = &[
     ("distributed-tracing-sampling-rate", Kind::Uint, "0", DefaultOnly(NO_TRACING)),
     ("experimental-distributed-tracing-sampling-rate", Kind::Uint, "0", DefaultOnly(NO_TRACING)),
     // The rest, one reason each.
-    ("enable-pprof", Kind::Bool, "false", DefaultOnly("detcd is not a Go program; it has no pprof endpoints")),
+    // etcd's own etcd.conf.yml.sample sets `enable-pprof: true`; it must load.
+    ("enable-pprof", Kind::Bool, "false", NoEffect("detcd is not a Go program; it has no pprof endpoints")),
+    (
+        "next-cluster-version-compatible",
+        Kind::Bool,
+        "false",
+        DefaultOnly("detcd has no etcd 3.4 storage schema to make compatible with etcd 3.5's"),
+    ),
     (
         "log-package-levels",
         Kind::Str,

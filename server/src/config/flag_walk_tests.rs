@@ -2,11 +2,14 @@
 //! it, accepts it saying it has no effect, or refuses it naming it.
 
 use super::etcd_flags::{Support, OTHER_FLAGS};
-use super::flags::{parse_bool, Kind, FLAGS};
+use super::flags::{kind_of, parse_bool, Kind, FLAGS};
 use super::*;
 
-/// The union of `etcd --help` (3.4.23) and the flags registered by
-/// `server/etcdmain/config.go` and `server/embed/config.go` at v3.5.21, v3.5.33 and v3.6.9.
+/// The union of `etcd --help` (3.4.23, 3.5.1), the flags registered by `etcdmain/config.go`
+/// at v3.4.23 and v3.4.45 (`--log-output`, left out of 3.4's help text;
+/// `--next-cluster-version-compatible`, added in a later 3.4 release), and those registered by
+/// `server/etcdmain/config.go` and `server/embed/config.go` at v3.5.21, v3.5.33, v3.6.9 and
+/// v3.6.14.
 const ETCD_FLAGS: &[&str] = &[
     "advertise-client-urls",
     "auth-token",
@@ -107,6 +110,7 @@ const ETCD_FLAGS: &[&str] = &[
     "listen-peer-urls",
     "log-format",
     "log-level",
+    "log-output",
     "log-outputs",
     "log-package-levels",
     "log-rotation-config-json",
@@ -120,6 +124,7 @@ const ETCD_FLAGS: &[&str] = &[
     "memory-mlock",
     "metrics",
     "name",
+    "next-cluster-version-compatible",
     "peer-auto-tls",
     "peer-cert-allowed-cn",
     "peer-cert-allowed-hostname",
@@ -384,4 +389,111 @@ fn kubeadms_flag_list_loads() {
     v36.push("--feature-gates=InitialCorruptCheck=true".into());
     v36.push("--watch-progress-notify-interval=5s".into());
     assert!(Config::load(&v36, &[], &|_| Err(String::new())).is_ok());
+}
+
+/// Every flag of the list read from its `ETCD_*` variable means what the flag means:
+/// the same configuration (or the same refusal) as the flag with the same value, and
+/// not the defaults.
+#[test]
+fn every_flag_reads_its_etcd_variable() {
+    let read = |_: &str| -> Result<String, String> { Ok("name: from-file\n".to_string()) };
+    // Flags whose value means something only beside another one.
+    let companion = |name: &str| -> Vec<String> {
+        match name {
+            "auto-compaction-mode" => vec!["--auto-compaction-retention=5".to_string()],
+            "discovery-fallback" | "discovery-proxy" => vec!["--discovery=http://127.0.0.1:7/k".to_string()],
+            "discovery-token" => vec!["--discovery-endpoints=http://127.0.0.1:7".to_string()],
+            n if n.starts_with("discovery-")
+                && n != "discovery-srv"
+                && n != "discovery-srv-name"
+                && n != "discovery-endpoints" =>
+            {
+                vec![
+                    "--discovery-endpoints=http://127.0.0.1:7".to_string(),
+                    "--discovery-token=t".to_string(),
+                ]
+            }
+            _ => Vec::new(),
+        }
+    };
+    let mut unchanged = Vec::new();
+    for name in ETCD_FLAGS {
+        let default = match Config::load(&companion(name), &[], &read) {
+            Ok(invocation) => format!("{invocation:?}"),
+            Err(e) => e.to_string(),
+        };
+        let kind = kind_of(name).unwrap_or_else(|| panic!("--{name} has no kind"));
+        let etcd_default = FLAGS
+            .iter()
+            .find(|f| f.0 == *name)
+            .map(|f| f.2)
+            .or_else(|| OTHER_FLAGS.iter().find(|f| f.0 == *name).map(|f| f.2))
+            .expect("a default");
+        let value = match kind {
+            Kind::Urls => "http://127.0.0.1:7".to_string(),
+            _ => other_value(kind, etcd_default),
+        };
+        let mut args = companion(name);
+        args.push(format!("--{name}={value}"));
+        let by_flag = Config::load(&args, &[], &read);
+        let env = vec![(flag_to_env(name), value.clone())];
+        let by_env = Config::load(&companion(name), &env, &read);
+        match (by_flag, by_env) {
+            (Ok(f), Ok(e)) => {
+                let (f, e) = (format!("{f:?}"), format!("{e:?}"));
+                assert_eq!(f, e, "--{name}={value} and {}", env[0].0);
+                if e == default {
+                    unchanged.push(*name);
+                }
+            }
+            (Err(f), Err(e)) => assert_eq!(
+                f.to_string()
+                    .replace(&format!("for flag -{name}:"), &format!("for {}:", env[0].0)),
+                e.to_string(),
+                "--{name}={value}"
+            ),
+            (f, e) => panic!("--{name}={value}: flag {f:?}, variable {e:?}"),
+        }
+    }
+    assert!(
+        unchanged.is_empty(),
+        "these variables changed nothing: {unchanged:?}"
+    );
+}
+
+/// etcd 3.4's deprecated `--log-output`, by 3.4's rules.
+#[test]
+fn the_deprecated_log_output_flag_follows_etcd_3_4() {
+    let load = |args: &[&str]| {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        match Config::load(&args, &[], &|_| Err(String::new()))? {
+            Invocation::Run(c) => Ok::<Config, ConfigError>(*c),
+            other => panic!("{other:?}"),
+        }
+    };
+    // More outputs than --log-outputs: they replace them, with etcd's notice.
+    let c = load(&["--log-output=stdout,/tmp/a.log"]).unwrap();
+    assert_eq!(c.ops.log.outputs, vec!["/tmp/a.log", "stdout"]);
+    assert!(c
+        .warnings
+        .contains(&"'--log-output' flag has been deprecated! Please use '--log-outputs'!".to_string()));
+    // One output against --log-outputs' default: ignored, with etcd's warning.
+    let c = load(&["--log-output=stdout"]).unwrap();
+    assert_eq!(c.ops.log.outputs, vec!["default"]);
+    assert!(c
+        .warnings
+        .contains(&"[WARNING] Deprecated '--log-output' flag is set to [\"stdout\"]".to_string()));
+    // Fewer than --log-outputs: ignored.
+    let c = load(&["--log-output=stdout", "--log-outputs=stderr,/tmp/b.log"]).unwrap();
+    assert_eq!(c.ops.log.outputs, vec!["stderr", "/tmp/b.log"]);
+    assert_eq!(
+        load(&["--log-output=a,b", "--log-outputs=c,d"])
+            .unwrap_err()
+            .to_string(),
+        "both '--log-output' and '--log-outputs' are set; only set '--log-outputs'"
+    );
+    assert_eq!(
+        load(&["--log-output=stdout", "--log-outputs=stdout"]).unwrap_err().to_string(),
+        "'--log-output=[\"stdout\"]' and '--log-outputs=[\"stdout\"]' are incompatible; only set --log-outputs"
+    );
 }

@@ -132,6 +132,8 @@ pub(super) const FLAGS: &[(&str, Kind, &str)] = &[
     // Logging.
     ("logger", Kind::OneOf(&["zap", "capnslog"]), "zap"),
     ("log-outputs", Kind::Str, "default"),
+    // etcd 3.4's deprecated spelling, with its rules (`operations::deprecated_log_output`).
+    ("log-output", Kind::Str, "default"),
     ("log-format", Kind::OneOf(&["json", "console"]), "json"),
     ("debug", Kind::Bool, "false"),
     // Corruption checks and feature gates.
@@ -228,7 +230,8 @@ pub(super) fn parse_flags(args: &[String]) -> Result<Parsed, ConfigError> {
         i += 1;
         if arg == "--" {
             if let Some(next) = args.get(i) {
-                return Err(ConfigError::Flag(format!("{next:?} is not a valid flag")));
+                // etcd's check of what Go's flag package leaves over: exit status 1.
+                return Err(ConfigError::Invalid(format!("'{next}' is not a valid flag")));
             }
             break;
         }
@@ -237,7 +240,7 @@ pub(super) fn parse_flags(args: &[String]) -> Result<Parsed, ConfigError> {
             .or_else(|| arg.strip_prefix('-'))
             .filter(|b| !b.is_empty())
         else {
-            return Err(ConfigError::Flag(format!("{arg:?} is not a valid flag")));
+            return Err(ConfigError::Invalid(format!("'{arg}' is not a valid flag")));
         };
         let (name, inline) = match body.split_once('=') {
             Some((n, v)) => (n, Some(v.to_string())),

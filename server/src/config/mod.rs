@@ -184,10 +184,12 @@ impl Config {
             let text = read_file(path)
                 .map_err(|e| ConfigError::File(format!("cannot read config file {path:?}: {e}")))?;
             for (line, key, value) in parse_yaml(&text)? {
-                match kind_of(&key) {
-                    // etcd reads an empty `cors:` as not set (its `CORSJSON != ""`).
-                    Some(Kind::UrlsOrStar) if value.is_empty() => {}
-                    Some(kind) => {
+                match (kind_of(&key), value) {
+                    // A null (`key:` alone) leaves etcd's default, as etcd reads it; so does
+                    // an empty `cors:` (its `CORSJSON != ""`).
+                    (Some(_), None) => {}
+                    (Some(Kind::UrlsOrStar), Some(value)) if value.is_empty() => {}
+                    (Some(kind), Some(value)) => {
                         check_value(kind, &value).map_err(|e| {
                             ConfigError::File(format!(
                                 "{path}:{line}: invalid value {value:?} for {key}: {e}"
@@ -195,7 +197,7 @@ impl Config {
                         })?;
                         values.insert(key, value);
                     }
-                    None => {
+                    (None, _) => {
                         return Err(ConfigError::File(format!(
                             "{path}:{line}: unknown key {key:?} (not an etcd configuration key detcd knows)"
                         )))
@@ -234,6 +236,7 @@ impl Config {
             }
         }
         warnings.extend(etcd_flags::check_other_flags(values.iter())?);
+        warnings.extend(operations::deprecated_log_output(&mut values)?);
         let mut config = Self::from_values(&values)?;
         config.config_file = config_file.filter(|_| from_file);
         config.warnings = warnings;

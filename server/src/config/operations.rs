@@ -100,6 +100,12 @@ impl Operations {
                 "--watch-progress-notify-interval must be positive".to_string(),
             ));
         }
+        if get("logger") == "capnslog" {
+            // etcd 3.5's refusal (3.4 still had capnslog's line format; detcd writes zap's).
+            return Err(ConfigError::Invalid(
+                "--logger=capnslog is removed in v3.5".to_string(),
+            ));
+        }
         let outputs: Vec<String> = get("log-outputs")
             .split(',')
             .map(str::trim)
@@ -139,4 +145,61 @@ impl Operations {
             feature_gates: gates,
         })
     }
+}
+
+/// A list flag as etcd's `UniqueStringsValue` holds it: the distinct items, sorted.
+fn unique_list(value: &str) -> Vec<String> {
+    let set: std::collections::BTreeSet<String> = value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    set.into_iter().collect()
+}
+
+/// etcd 3.4's deprecated `--log-output` beside `--log-outputs`, by its rules (3.4's
+/// `setupLogging`): more outputs in `--log-output` than in `--log-outputs` replace them;
+/// fewer are ignored; as many, more than one each, or the same non-default list in both, is
+/// an error; a lone non-default `--log-output` is ignored with a warning. Returns the
+/// warning lines etcd prints.
+pub(super) fn deprecated_log_output(
+    values: &mut BTreeMap<String, String>,
+) -> Result<Vec<String>, ConfigError> {
+    let Some(old) = values.get("log-output").map(|v| unique_list(v)) else {
+        return Ok(Vec::new());
+    };
+    let new = unique_list(values.get("log-outputs").map_or("default", String::as_str));
+    let mut notes = Vec::new();
+    if old.len() > new.len() {
+        notes.push("'--log-output' flag has been deprecated! Please use '--log-outputs'!".to_string());
+        values.insert("log-outputs".to_string(), old.join(","));
+    } else if old.len() == new.len() {
+        if old.len() > 1 {
+            return Err(ConfigError::Invalid(
+                "both '--log-output' and '--log-outputs' are set; only set '--log-outputs'".to_string(),
+            ));
+        }
+        if old == new && old != ["default"] {
+            return Err(ConfigError::Invalid(format!(
+                "'--log-output={}' and '--log-outputs={}' are incompatible; only set --log-outputs",
+                go_quoted(&old),
+                go_quoted(&new)
+            )));
+        }
+        if old != ["default"] {
+            notes.push(format!(
+                "[WARNING] Deprecated '--log-output' flag is set to {}",
+                go_quoted(&old)
+            ));
+            notes.push("Please use '--log-outputs' flag".to_string());
+        }
+    }
+    Ok(notes)
+}
+
+/// Go's `%q` of a string slice: `["a" "b"]`.
+fn go_quoted(items: &[String]) -> String {
+    let quoted: Vec<String> = items.iter().map(|s| format!("{s:?}")).collect();
+    format!("[{}]", quoted.join(" "))
 }

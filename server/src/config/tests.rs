@@ -257,7 +257,12 @@ fn config_file_overrides_and_ignores_flags_and_env() {
 #[test]
 fn flag_errors_use_go_flag_wording() {
     assert_eq!(invalid(&["--bogus"]), "flag provided but not defined: -bogus");
-    assert_eq!(invalid(&["extra"]), "\"extra\" is not a valid flag");
+    // etcd: "error verifying flags, 'extra' is not a valid flag. See 'etcd --help'.", exit 1.
+    assert_eq!(invalid(&["extra"]), "'extra' is not a valid flag");
+    assert!(matches!(
+        Config::load(&s(&["extra"]), &[], &|_| Err(String::new())),
+        Err(ConfigError::Invalid(_))
+    ));
     assert_eq!(
         invalid(&["--initial-cluster-state", "foo"]),
         "invalid value \"foo\" for flag -initial-cluster-state: valid values are new, existing"
@@ -399,6 +404,144 @@ fn the_sample_config_file_loads() {
     .unwrap_err();
     assert!(
         e.to_string().starts_with("--proxy=on is not supported by detcd"),
+        "{e}"
+    );
+}
+
+/// A file with the shape and values of etcd 3.4's own `etcd.conf.yml.sample` (written
+/// here, not copied): keys left empty (etcd keeps their defaults: `initial-cluster:`
+/// is the default one-member cluster), quoted scalars, `enable-v2: true`,
+/// `enable-pprof: true`, `discovery-fallback: 'proxy'` without a discovery URL, the v2
+/// proxy keys at their defaults, both transport sections with empty paths, a list, and a
+/// quoted retention. It loads as etcd 3.4.23 loads it; an unknown key, top-level or in a
+/// section, is refused by name.
+#[test]
+fn a_file_shaped_like_etcds_sample_loads() {
+    const FILE: &str = "\
+# member
+name: 'default'
+data-dir:
+wal-dir:
+snapshot-count: 10000
+heartbeat-interval: 100
+election-timeout: 1000
+quota-backend-bytes: 0
+listen-peer-urls: http://localhost:2380
+listen-client-urls: http://localhost:2379
+max-snapshots: 5
+max-wals: 5
+cors:
+initial-advertise-peer-urls: http://localhost:2380
+advertise-client-urls: http://localhost:2379
+discovery:
+discovery-fallback: 'proxy'
+discovery-proxy:
+discovery-srv:
+initial-cluster:
+initial-cluster-token: 'etcd-cluster'
+initial-cluster-state: 'new'
+strict-reconfig-check: false
+enable-v2: true
+enable-pprof: true
+proxy: 'off'
+proxy-failure-wait: 5000
+proxy-refresh-interval: 30000
+proxy-dial-timeout: 1000
+proxy-write-timeout: 5000
+proxy-read-timeout: 0
+client-transport-security:
+  cert-file:
+  key-file:
+  client-cert-auth: false
+  trusted-ca-file:
+  auto-tls: false
+peer-transport-security:
+  cert-file:
+  key-file:
+  client-cert-auth: false
+  trusted-ca-file:
+  auto-tls: false
+debug: false
+logger: zap
+log-outputs: [stderr]
+force-new-cluster: false
+auto-compaction-mode: periodic
+auto-compaction-retention: \"1\"
+";
+    let c = load_file(&["--config-file=/etc/etcd/etcd.conf.yml"], &[], FILE).unwrap();
+    assert_eq!(c.name, "default");
+    assert_eq!(c.data_dir, "default.detcd");
+    assert_eq!(c.initial_cluster_string(), "default=http://localhost:2380");
+    assert!(c.enable_v2);
+    assert!(!c.strict_reconfig_check);
+    assert_eq!(c.cors, vec!["*".to_string()]);
+    assert_eq!(c.ops.log.outputs, vec!["stderr"]);
+    assert_eq!(
+        c.auto_compaction,
+        AutoCompaction::Periodic {
+            retention_ms: 3_600_000
+        }
+    );
+    assert_eq!(
+        c.warnings,
+        vec!["--enable-pprof=true has no effect in detcd: detcd is not a Go program; it has no pprof endpoints".to_string()]
+    );
+    // Unknown keys are refused by name, with their line.
+    let e = load_file(
+        &["--config-file=/c.yml"],
+        &[],
+        Box::leak(FILE.replace("wal-dir:\n", "wal-dri:\n").into_boxed_str()),
+    )
+    .unwrap_err()
+    .to_string();
+    assert_eq!(
+        e,
+        "/c.yml:4: unknown key \"wal-dri\" (not an etcd configuration key detcd knows)"
+    );
+    let e = load_file(
+        &["--config-file=/c.yml"],
+        &[],
+        Box::leak(
+            FILE.replace(
+                "  auto-tls: false\ndebug",
+                "  auto-tls: false\n  cert-fiel:\ndebug",
+            )
+            .into_boxed_str(),
+        ),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("unknown key \"peer-transport-security.cert-fiel\""),
+        "{e}"
+    );
+}
+
+/// etcd 3.5's keys that are not spelled as their flags: `experimental-snapshot-catch-up-entries`
+/// (its JSON tag) and the `socket-options:` section.
+#[test]
+fn etcd_3_5_file_keys_spelled_otherwise_than_their_flags_are_read() {
+    let c = load_file(
+        &["--config-file=/c.yml"],
+        &[],
+        "experimental-snapshot-catch-up-entries: 100\nsocket-options:\n  reuse-port: false\n  reuse-address: false\n",
+    )
+    .unwrap();
+    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+    assert!(
+        c.warnings[0].starts_with("--experimental-snapshot-catchup-entries=100 has no effect in detcd"),
+        "{:?}",
+        c.warnings
+    );
+    let e = load_file(
+        &["--config-file=/c.yml"],
+        &[],
+        "socket-options:\n  reuse-port: true\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.starts_with("--socket-reuse-port=true is not supported by detcd"),
         "{e}"
     );
 }

@@ -129,6 +129,21 @@ pub fn parse(
     is_command: impl Fn(&[String]) -> bool,
     specs_for: impl Fn(&[String]) -> Vec<FlagSpec>,
 ) -> Result<(Vec<String>, Parsed), CtlError> {
+    let resolve = |path: &[String], word: &str| {
+        let mut candidate = path.to_vec();
+        candidate.push(word.to_string());
+        is_command(&candidate).then(|| word.to_string())
+    };
+    parse_commands(args, resolve, specs_for)
+}
+
+/// [`parse`] where `resolve(path, word)` names the command `word` stands for after
+/// `path` (cobra's prefix matching can make `memb` mean `member`), or None.
+pub fn parse_commands(
+    args: &[String],
+    resolve: impl Fn(&[String], &str) -> Option<String>,
+    specs_for: impl Fn(&[String]) -> Vec<FlagSpec>,
+) -> Result<(Vec<String>, Parsed), CtlError> {
     let mut path: Vec<String> = Vec::new();
     let mut path_done = false;
     let mut parsed = Parsed::default();
@@ -139,10 +154,8 @@ pub fn parse(
         i += 1;
         if only_positional || arg == "-" || !arg.starts_with('-') {
             if !path_done && !only_positional {
-                let mut candidate = path.clone();
-                candidate.push(arg.clone());
-                if is_command(&candidate) {
-                    path = candidate;
+                if let Some(name) = resolve(&path, arg) {
+                    path.push(name);
                     continue;
                 }
             }

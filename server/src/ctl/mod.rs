@@ -180,10 +180,103 @@ const COMMANDS: &[(&[&str], &[FlagSpec])] = &[
     ),
 ];
 
+#[cfg(test)]
 fn is_command(path: &[String]) -> bool {
     COMMANDS
         .iter()
         .any(|(p, _)| p.len() == path.len() && p.iter().zip(path).all(|(a, b)| a == b))
+}
+
+/// The command `word` names after `path`, as etcdctl's cobra finds it (prefix matching is
+/// on in etcdctl): its exact name, or the one command whose name it begins.
+fn resolve_command(path: &[String], word: &str) -> Option<String> {
+    let names = subcommands(path);
+    if names.contains(&word) {
+        return Some(word.to_string());
+    }
+    let mut matches = names.iter().filter(|n| n.starts_with(word));
+    match (matches.next(), matches.next()) {
+        (Some(one), None) if !word.is_empty() => Some(one.to_string()),
+        _ => None,
+    }
+}
+
+/// The names of the commands directly under `path`, sorted, as cobra lists them (with
+/// cobra's `help` at the top).
+fn subcommands(path: &[String]) -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = COMMANDS
+        .iter()
+        .filter(|(p, _)| p.len() == path.len() + 1 && p.iter().zip(path).all(|(a, b)| a == b))
+        .map(|(p, _)| p[path.len()])
+        .collect();
+    if path.is_empty() {
+        names.push("help");
+    }
+    names.sort_unstable();
+    names.dedup();
+    names
+}
+
+/// The top-level commands in the order etcdctl 3.4 registers them (cobra suggests in this
+/// order; etcdctl's `migrate`, a v2-to-v3 data migration, is not offered by detcdctl).
+const REGISTRATION_ORDER: &[&str] = &[
+    "get",
+    "put",
+    "del",
+    "txn",
+    "compaction",
+    "alarm",
+    "defrag",
+    "endpoint",
+    "move-leader",
+    "watch",
+    "version",
+    "lease",
+    "member",
+    "snapshot",
+    "make-mirror",
+    "lock",
+    "elect",
+    "auth",
+    "user",
+    "role",
+    "check",
+    "completion",
+];
+
+/// cobra's "Did you mean this?" for an unknown command: the commands within two edits
+/// (ignoring case) or that begin with it, as cobra's `SuggestionsFor` picks them.
+fn suggestions(word: &str) -> String {
+    let word = word.to_lowercase();
+    let found: Vec<&str> = REGISTRATION_ORDER
+        .iter()
+        .copied()
+        .filter(|n| levenshtein(&word, n) <= 2 || n.starts_with(word.as_str()))
+        .collect();
+    if found.is_empty() {
+        return String::new();
+    }
+    let mut text = "\n\nDid you mean this?\n".to_string();
+    for name in found {
+        text.push_str(&format!("\t{name}\n"));
+    }
+    text
+}
+
+/// The edit distance between two strings (insertions, deletions, substitutions).
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous + usize::from(ca != *cb);
+            previous = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
 }
 
 fn specs_for(path: &[String]) -> Vec<FlagSpec> {
@@ -483,6 +576,11 @@ pub fn main(args: Vec<String>) -> i32 {
     match runtime.block_on(run(args, env)) {
         Ok(()) => error::EXIT_SUCCESS,
         Err(e) => {
+            if is_flag_error(&e.message) {
+                // cobra prints a flag error (then the command's usage on stdout, which
+                // detcdctl has not), and etcdctl prints it again: as etcdctl 3.4's stderr.
+                err_line(&format!("Error: {}\n\n", e.message));
+            }
             if !e.message.is_empty() {
                 err_line(&format!("Error: {}\n", e.message));
             }
@@ -491,8 +589,20 @@ pub fn main(args: Vec<String>) -> i32 {
     }
 }
 
+/// Whether `message` is one of pflag's errors for the command line.
+fn is_flag_error(message: &str) -> bool {
+    [
+        "unknown flag: ",
+        "unknown shorthand flag: ",
+        "flag needs an argument: ",
+    ]
+    .iter()
+    .any(|p| message.starts_with(p))
+        || (message.starts_with("invalid argument \"") && message.contains("\" flag: "))
+}
+
 async fn run(args: Vec<String>, env: Vec<(String, String)>) -> Result<(), CtlError> {
-    let (path, parsed) = args::parse(&args, is_command, specs_for)?;
+    let (path, parsed) = args::parse_commands(&args, resolve_command, specs_for)?;
     let mut globals = Globals::from_parsed(&parsed, &env)?;
     globals.discover_endpoints().await?;
     if let Some(lines) = &globals.debug_lines {
@@ -501,13 +611,13 @@ async fn run(args: Vec<String>, env: Vec<(String, String)>) -> Result<(), CtlErr
     let path: Vec<&str> = path.iter().map(String::as_str).collect();
     if path.is_empty() {
         if let Some(word) = parsed.args.first() {
-            // cobra's words, printed twice as etcdctl prints them.
-            let msg = format!("unknown command {word:?} for \"detcdctl\"");
+            // cobra's words (with its suggestions), printed twice as etcdctl prints them.
+            let msg = format!("unknown command {word:?} for \"detcdctl\"{}", suggestions(word));
             err_line(&format!("Error: {msg}\nRun 'detcdctl --help' for usage.\n"));
             return Err(CtlError::new(EXIT_ERROR, msg));
         }
     }
-    if parsed.bool("help")? || path.is_empty() {
+    if parsed.bool("help")? || path.is_empty() || path == ["help"] {
         out(&usage());
         return Ok(());
     }
@@ -581,6 +691,30 @@ mod tests {
     fn parsed(args: &[&str]) -> Parsed {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         args::parse(&args, is_command, specs_for).unwrap().1
+    }
+
+    #[test]
+    fn commands_resolve_by_unique_prefix_and_unknown_ones_get_cobras_suggestions() {
+        let mut top: Vec<&str> = REGISTRATION_ORDER.to_vec();
+        top.push("help");
+        top.sort_unstable();
+        assert_eq!(subcommands(&[]), top, "REGISTRATION_ORDER lists every command");
+        let path = |p: &[&str]| p.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(resolve_command(&[], "memb").as_deref(), Some("member"));
+        assert_eq!(resolve_command(&[], "get").as_deref(), Some("get"));
+        assert_eq!(resolve_command(&[], "co"), None);
+        assert_eq!(resolve_command(&path(&["member"]), "li").as_deref(), Some("list"));
+        assert_eq!(
+            resolve_command(&path(&["lease"]), "k").as_deref(),
+            Some("keep-alive")
+        );
+        assert_eq!(suggestions("gett"), "\n\nDid you mean this?\n\tget\n");
+        assert_eq!(
+            suggestions("c"),
+            "\n\nDid you mean this?\n\tcompaction\n\tcheck\n\tcompletion\n"
+        );
+        assert_eq!(suggestions("bogus"), "");
+        assert_eq!(levenshtein("kitten", "sitting"), 3);
     }
 
     #[test]

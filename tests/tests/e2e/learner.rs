@@ -1,12 +1,12 @@
 //! The learner walk-through: `member add --learner`, start the new member with
 //! `--initial-cluster-state existing`, promote it once it caught up, and read through it
-//! linearizably.
+//! linearizably; a learner's health endpoints as etcd answers them.
 
 use std::time::{Duration, Instant};
 
 use etcd_client::{Error, GetOptions, MemberAddOptions};
 
-use super::harness::Cluster;
+use super::harness::{http_get, Cluster};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn learner_joins_catches_up_is_promoted_and_serves_linearizable_reads() {
@@ -57,6 +57,40 @@ async fn learner_joins_catches_up_is_promoted_and_serves_linearizable_reads() {
         Err(Error::GRpcStatus(s)) => assert_eq!(s.message(), "etcdserver: rpc not supported for learner"),
         other => panic!("linearizable read on a learner: {other:?}"),
     }
+    // Its health as etcd reports a learner's: /health and /livez answer (etcd 3.5.1's
+    // learner: 200 to /health and /health?serializable=true); /readyz fails only its
+    // non_learner check (etcd 3.5.13+, 3.6).
+    let port = cluster.members[joiner].client_port;
+    let healthy = (200, r#"{"health":"true","reason":""}"#.to_string());
+    assert_eq!(http_get(port, "/health"), healthy);
+    assert_eq!(http_get(port, "/health?serializable=true"), healthy);
+    assert_eq!(http_get(port, "/livez"), (200, "ok\n".to_string()));
+    assert_eq!(
+        http_get(port, "/readyz"),
+        (
+            503,
+            "[+]data_corruption ok\n[+]serializable_read ok\n[+]linearizable_read ok\n[-]non_learner failed: not supported for learner\n\n"
+                .to_string()
+        )
+    );
+    assert_eq!(
+        http_get(port, "/readyz/non_learner"),
+        (
+            503,
+            "[-]non_learner failed: not supported for learner\n\n".to_string()
+        )
+    );
+    assert_eq!(
+        http_get(port, "/readyz?exclude=non_learner"),
+        (200, "ok\n".to_string())
+    );
+    // A learner is ready as etcd's is (READY=1 to systemd with it): it follows a leader and
+    // its name is published, though it refuses linearizable reads.
+    let log = super::harness::read(&cluster.members[joiner].log);
+    assert!(
+        log.contains("\"msg\":\"ready to serve client requests\""),
+        "{log}"
+    );
 
     // Promote (retrying while the leader still counts it behind).
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -82,6 +116,7 @@ async fn learner_joins_catches_up_is_promoted_and_serves_linearizable_reads() {
         .await
         .expect("linearizable read on the promoted member");
     assert_eq!(g.kvs()[0].value(), b"1");
+    assert_eq!(http_get(port, "/readyz/non_learner"), (200, "ok\n".to_string()));
     let g = l
         .get("k", Some(GetOptions::new().with_prefix().with_count_only()))
         .await

@@ -1,4 +1,4 @@
-//! Running as operators run etcd: kubeadm's flags (without TLS), the metrics listener
+//! Running as operators run etcd: kubeadm's flags without TLS (with TLS: `kubeadm.rs`), the metrics listener
 //! and its probes, `--wal-dir`, `--log-outputs` to a file in etcd's JSON shape, and
 //! gRPC and process series on `/metrics`.
 
@@ -67,9 +67,30 @@ async fn kubeadm_flags_start_and_the_metrics_listener_serves_probes_and_series()
         http_get(metrics, "/readyz?verbose"),
         (
             200,
-            "[+]data_corruption ok\n[+]serializable_read ok\n[+]linearizable_read ok\nok\n".to_string()
+            "[+]data_corruption ok\n[+]serializable_read ok\n[+]linearizable_read ok\n[+]non_learner ok\nok\n"
+                .to_string()
         )
     );
+    // Each check has its own path, as etcd 3.5.13+ and 3.6; an excluded check is left out.
+    assert_eq!(
+        http_get(metrics, "/readyz/linearizable_read?verbose"),
+        (200, "[+]linearizable_read ok\nok\n".to_string())
+    );
+    assert_eq!(
+        http_get(metrics, "/livez/serializable_read"),
+        (200, "ok\n".to_string())
+    );
+    assert_eq!(
+        http_get(
+            metrics,
+            "/readyz?exclude=data_corruption&exclude=non_learner&verbose"
+        ),
+        (
+            200,
+            "[+]serializable_read ok\n[+]linearizable_read ok\nok\n".to_string()
+        )
+    );
+    assert_eq!(http_get(metrics, "/readyz/bogus").0, 404);
     // One gRPC call, then its series (and the handling histogram of --metrics extensive).
     let mut h = detcd_proto::health::health_client::HealthClient::connect(c.clone())
         .await

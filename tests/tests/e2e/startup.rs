@@ -51,6 +51,13 @@ fn member_args(name: &str, dir: &std::path::Path, client: u16, peer: u16) -> Vec
 fn bad_flags_port_in_use_and_unusable_data_dirs_fail_clearly() {
     let o = run(&["--no-such-flag"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    // A word that is no flag: etcd's "error verifying flags", exit status 1 (etcd 3.4).
+    let o = run(&["extra"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o),
+        "detcd: error verifying flags, 'extra' is not a valid flag. See 'detcd --help'.\n"
+    );
     let o = run(&["--election-timeout", "10"]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
 
@@ -81,7 +88,10 @@ async fn sigterm_shuts_down_cleanly_and_a_restart_keeps_the_data_dirs_identity()
     assert!(status.success(), "exit status {status:?}\n{}", cluster.logs());
     let log = super::harness::read(&cluster.members[0].log);
     assert!(
-        log.contains("received SIGTERM") && log.contains("shutdown complete"),
+        log.contains("received signal; shutting down")
+            && log.contains("terminated")
+            && log.contains("closing etcd server")
+            && log.contains("closed etcd server"),
         "{log}"
     );
 
