@@ -352,6 +352,19 @@ async fn run_gateway(c: GatewayConfig) -> Result<(), String> {
     Ok(())
 }
 
+/// `--listen-addr` as Go's net.Listen("tcp", addr) judges it before resolving: a port
+/// must be there and be a number below 65536 (a name such as `http` is a service).
+fn check_listen_addr(addr: &str) -> Result<(), String> {
+    let Some((_, port)) = addr.rsplit_once(':') else {
+        return Err(format!("listen tcp: address {addr}: missing port in address"));
+    };
+    let numeric = !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit());
+    if numeric && port.parse::<u16>().is_err() {
+        return Err(format!("listen tcp: address {port}: invalid port"));
+    }
+    Ok(())
+}
+
 /// The grpc-proxy until a signal.
 async fn run_grpc_proxy(c: GrpcProxyConfig) -> Result<(), String> {
     let level = if c.debug {
@@ -377,7 +390,16 @@ async fn run_grpc_proxy(c: GrpcProxyConfig) -> Result<(), String> {
             "proxy",
         )?;
     }
+    // etcd's order of checks: the listen address (as Go's net.Listen checks it), the
+    // serving TLS files, then the cluster's client; all before the proxy listens.
+    check_listen_addr(&c.listen_addr)?;
     let server_tls = if tls_wanted || c.auto_tls {
+        if tls.cert_file.is_empty() && tls.key_file.is_empty() {
+            return Err(format!(
+                "failed to create TLS listener: cannot listen on TLS for {}: KeyFile and CertFile are not presented",
+                c.listen_addr
+            ));
+        }
         if tls.cert_file.is_empty() || tls.key_file.is_empty() {
             return Err(format!(
                 "failed to create TLS listener: KeyFile and CertFile must both be present[key: {}, cert: {}]",
@@ -391,6 +413,8 @@ async fn run_grpc_proxy(c: GrpcProxyConfig) -> Result<(), String> {
     } else {
         None
     };
+    let upstream_tls = crate::ctl::dial::ClientTls::from_flags(&c.upstream_tls).map_err(|e| e.message)?;
+    let up = Upstream::new(&c.endpoints, &upstream_tls)?;
     let listen = Url {
         scheme: if server_tls.is_some() { "https" } else { "http" }.into(),
         host: c.listen_addr.clone(),
@@ -400,8 +424,6 @@ async fn run_grpc_proxy(c: GrpcProxyConfig) -> Result<(), String> {
         "listening for gRPC proxy client requests on {}",
         c.listen_addr
     ));
-    let upstream_tls = crate::ctl::dial::ClientTls::from_flags(&c.upstream_tls).map_err(|e| e.message)?;
-    let up = Upstream::new(&c.endpoints, &upstream_tls)?;
     let mut proxy = Proxy::new(up, &c.namespace, &c.advertise_client_url);
     if c.serializable_ordering {
         proxy = proxy.with_ordering().await;
