@@ -320,3 +320,43 @@ fn etcdctl_v2_commands_match_etcd() {
         assert!(all.contains(wanted), "{wanted:?} missing from:\n{all}");
     }
 }
+
+/// v2 auth is not implemented (the README says so): every `/v2/auth` path answers 501
+/// with a JSON message in etcd's HTTPError form, and etcdctl's v2 auth commands fail.
+#[test]
+fn v2_auth_answers_not_implemented() {
+    if !detcd_testkit::require_tools(&["etcdctl", "curl"], "v2_auth_answers_not_implemented") {
+        return;
+    }
+    let detcd = start_server_with(env!("CARGO_BIN_EXE_detcd"), "ctl2-auth", &["--enable-v2"]);
+    for (method, path) in [
+        ("GET", "/v2/auth/enable"),
+        ("PUT", "/v2/auth/enable"),
+        ("GET", "/v2/auth/users"),
+        ("PUT", "/v2/auth/users/alice"),
+        ("GET", "/v2/auth/roles/root"),
+    ] {
+        let out = Command::new("curl")
+            .args(["-s", "-w", "\n%{http_code}", "-X", method])
+            .arg(format!("http://{}{path}", detcd.endpoint))
+            .output()
+            .expect("curl");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').expect("status line");
+        assert_eq!(code, "501", "{method} {path}: {text}");
+        let v: serde_json::Value = serde_json::from_str(body).expect("json body");
+        let message = v["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("v2 auth is not supported"),
+            "{method} {path}: {body}"
+        );
+    }
+    for args in [&["auth", "enable"][..], &["user", "list"], &["role", "list"]] {
+        let out = run(&detcd.endpoint, args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("[Not Implemented]"), "{args:?}: {err}");
+    }
+    // The keys API itself is unaffected.
+    assert!(run(&detcd.endpoint, &["set", "/k", "v"]).status.success());
+}
