@@ -69,9 +69,24 @@ fn three_members_bootstrap_through_a_discovery_url_and_a_fourth_finds_it_full() 
     if !tools_present(&["etcd", "curl"]) {
         return;
     }
-    let service = start_server_with("etcd", "disc-v2", &["--enable-v2"]);
+    bootstrap_through("etcd", "disc-v2");
+}
+
+/// The same with a detcd run with `--enable-v2` as the discovery service.
+#[test]
+fn a_detcd_serving_v2_is_a_discovery_service_too() {
+    if !tools_present(&["curl"]) {
+        return;
+    }
+    bootstrap_through(env!("CARGO_BIN_EXE_detcd"), "disc-v2d");
+}
+
+/// Three members bootstrap through a discovery URL on `service` (run with
+/// `--enable-v2`) and a fourth is told the cluster is full.
+fn bootstrap_through(service: &str, tag: &str) {
+    let service = start_server_with(service, tag, &["--enable-v2"]);
     let durl = prepare(&service.endpoint, "tok3", 3);
-    let dir = members::temp_dir("disc-v2");
+    let dir = members::temp_dir(tag);
     let ports: Vec<(u16, u16)> = (0..4).map(|_| (free_port(), free_port())).collect();
     let mut running = Vec::new();
     for (i, (peer, client)) in ports.iter().take(3).enumerate() {
