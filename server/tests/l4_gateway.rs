@@ -90,11 +90,22 @@ fn gateway_spreads_connections_over_live_endpoints() {
     );
 }
 
-/// grpc-proxy start-up refusals, with the error etcd 3.4's proxy exits with (status 1).
+/// Start-up refusals of both proxies, with the error etcd 3.4's exits with (status 1).
 #[test]
 fn grpc_proxy_start_up_errors_are_etcds() {
     let listen = format!("--listen-addr=127.0.0.1:{}", free_port());
-    let cases: [(&[&str], &str); 5] = [
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port to take");
+    let taken = format!("--listen-addr={}", taken.local_addr().expect("address"));
+    let cases: [(&[&str], &str); 8] = [
+        (
+            &["gateway", "--listen-addr=127.0.0.1:99999"],
+            "listen tcp: address 99999: invalid port",
+        ),
+        (
+            &["gateway", "--endpoints=127.0.0.1:1", &taken],
+            "bind: address already in use",
+        ),
+        (&["grpc-proxy", &taken], "bind: address already in use"),
         (&["--endpoints="], "etcdclient: no available endpoints"),
         (
             &["--listen-addr=bad"],
@@ -119,9 +130,14 @@ fn grpc_proxy_start_up_errors_are_etcds() {
         if with_etcd {
             programs.push("etcd");
         }
+        let (proxy, args) = match args {
+            ["gateway", rest @ ..] => ("gateway", rest),
+            ["grpc-proxy", rest @ ..] => ("grpc-proxy", rest),
+            _ => ("grpc-proxy", args),
+        };
         for program in programs {
             let out = Command::new(program)
-                .args(["grpc-proxy", "start"])
+                .args([proxy, "start"])
                 .args(args)
                 .output()
                 .expect("run");

@@ -340,9 +340,7 @@ async fn gateway_checks(c: &GatewayConfig) -> Result<(), String> {
 
 /// The gateway until a signal.
 async fn run_gateway(c: GatewayConfig) -> Result<(), String> {
-    let listener = tokio::net::TcpListener::bind(&c.listen_addr)
-        .await
-        .map_err(|e| format!("listen tcp {}: {e}", c.listen_addr))?;
+    let listener = listen_tcp(&c.listen_addr).await?;
     let gateway = tokio::spawn(tcp::TcpProxy::new(&c.endpoints, c.retry_delay).run(listener));
     // As etcd: ready for systemd once listening.
     crate::cli::notify(sd_notify::NotifyState::Ready);
@@ -350,6 +348,19 @@ async fn run_gateway(c: GatewayConfig) -> Result<(), String> {
     crate::log(&format!("received {signal}, stopping the gateway"));
     gateway.abort();
     Ok(())
+}
+
+/// Both proxies' `--listen-addr` listener, failing with Go's net.Listen words as etcd's
+/// proxies do ("listen tcp 127.0.0.1:23790: bind: address already in use").
+async fn listen_tcp(addr: &str) -> Result<tokio::net::TcpListener, String> {
+    check_listen_addr(addr)?;
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AddrInUse => format!("listen tcp {addr}: bind: address already in use"),
+            std::io::ErrorKind::PermissionDenied => format!("listen tcp {addr}: bind: permission denied"),
+            _ => format!("listen tcp {addr}: {e}"),
+        })
 }
 
 /// `--listen-addr` as Go's net.Listen("tcp", addr) judges it before resolving: a port
@@ -419,7 +430,11 @@ async fn run_grpc_proxy(c: GrpcProxyConfig) -> Result<(), String> {
         scheme: if server_tls.is_some() { "https" } else { "http" }.into(),
         host: c.listen_addr.clone(),
     };
-    let listeners = bind_client_urls(std::slice::from_ref(&listen), server_tls.clone()).await?;
+    let listeners = vec![crate::serve::ClientListener {
+        url: listen.to_string(),
+        listener: detcd_io::transport::socket::Listener::Tcp(listen_tcp(&c.listen_addr).await?),
+        tls: server_tls.clone(),
+    }];
     crate::log(&format!(
         "listening for gRPC proxy client requests on {}",
         c.listen_addr
