@@ -407,6 +407,21 @@ fn a_member_missing_from_the_records_or_half_found_and_conflicting_flags_are_ref
         stderr.contains("cannot find local etcd member \"lost\" in SRV records"),
         "{stderr}"
     );
+    // No records of either kind: both lookups' errors in Go's words, joined and
+    // prefixed as etcd 3.5 reports them (checked against etcd 3.5.1 on a real resolver).
+    let mut nowhere = base.clone();
+    nowhere[1] = "none.test".into();
+    let out = detcd(&dir, "lost", &server, &nowhere)
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run detcd");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let dns = server.addr;
+    assert!(
+        stderr.contains(&format!("error setting up initial cluster: error querying DNS SRV records for _etcd-server-ssl lookup _etcd-server-ssl._tcp.none.test on {dns}: no such host; error querying DNS SRV records for _etcd-server lookup _etcd-server._tcp.none.test on {dns}: no such host")),
+        "{stderr}"
+    );
     // Found by one advertised URL, but the records miss the other.
     let found_port = free_port();
     let server_one = DnsServer::start(vec![

@@ -69,9 +69,24 @@ fn three_members_bootstrap_through_a_discovery_url_and_a_fourth_finds_it_full() 
     if !tools_present(&["etcd", "curl"]) {
         return;
     }
-    let service = start_server_with("etcd", "disc-v2", &["--enable-v2"]);
+    bootstrap_through("etcd", "disc-v2");
+}
+
+/// The same with a detcd run with `--enable-v2` as the discovery service.
+#[test]
+fn a_detcd_serving_v2_is_a_discovery_service_too() {
+    if !tools_present(&["curl"]) {
+        return;
+    }
+    bootstrap_through(env!("CARGO_BIN_EXE_detcd"), "disc-v2d");
+}
+
+/// Three members bootstrap through a discovery URL on `service` (run with
+/// `--enable-v2`) and a fourth is told the cluster is full.
+fn bootstrap_through(service: &str, tag: &str) {
+    let service = start_server_with(service, tag, &["--enable-v2"]);
     let durl = prepare(&service.endpoint, "tok3", 3);
-    let dir = members::temp_dir("disc-v2");
+    let dir = members::temp_dir(tag);
     let ports: Vec<(u16, u16)> = (0..4).map(|_| (free_port(), free_port())).collect();
     let mut running = Vec::new();
     for (i, (peer, client)) in ports.iter().take(3).enumerate() {
@@ -190,18 +205,52 @@ fn etcd_registers_what_detcd_would_and_errors_are_etcds() {
         status.contains(&format!("{id:x}")),
         "etcd's ID is detcd's formula's: {status}"
     );
-    // A token without a size: etcd's "size key not found".
-    let missing = format!("http://{}/v2/keys/discovery/nosize", service.endpoint);
+    // Failed joins: etcd 3.4 (with --discovery-fallback exit) and detcd each try a token
+    // and must fail with the same "failed to join discovery cluster (...)" error.
     let (p, c) = (free_port(), free_port());
-    let mut args = vec!["--discovery".to_string(), missing];
-    args.extend(loopback_urls(p, c));
-    let out = detcd(&dir, "x1", &args)
-        .stderr(Stdio::piped())
-        .output()
-        .expect("run detcd");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("(discovery: size key not found)"), "{stderr}");
+    let base = format!("http://{}/v2/keys/discovery", service.endpoint);
+    for (path, form) in [
+        ("/v2/keys/discovery/nocfg/x", "value=1"),
+        ("/v2/keys/discovery/badsize/_config/size", "value=abc"),
+    ] {
+        let (code, body) = curl(&service.endpoint, "PUT", path, form, None, None);
+        assert_eq!(code, 201, "{body}");
+    }
+    for (token, what) in [
+        ("nosize", "a token never prepared"),
+        ("nocfg", "a directory without _config"),
+        ("badsize", "a size that is no number"),
+        ("tok1", "a full cluster"),
+    ] {
+        let durl = format!("{base}/{token}");
+        let mut args = vec![
+            "--discovery".to_string(),
+            durl.clone(),
+            "--discovery-fallback".into(),
+            "exit".into(),
+        ];
+        args.extend(loopback_urls(p, c));
+        let etcd = std::process::Command::new("etcd")
+            .args(["--name", "x1", "--data-dir"])
+            .arg(dir.join(format!("etcd-{token}")))
+            .args(&args)
+            .output()
+            .expect("run etcd");
+        let out = detcd(&dir, "x1", &args)
+            .stderr(Stdio::piped())
+            .output()
+            .expect("run detcd");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{what}: {stderr}");
+        assert_eq!(etcd.status.code(), Some(1), "{what}");
+        let etcds = join_error(&String::from_utf8_lossy(&etcd.stderr));
+        assert!(
+            etcds.is_some(),
+            "{what}: etcd said {:?}",
+            String::from_utf8_lossy(&etcd.stderr)
+        );
+        assert_eq!(join_error(&stderr), etcds, "{what}: {stderr}");
+    }
     // --discovery with --initial-cluster, and the v2 proxy fallback, are refused.
     let mut args = vec![
         "--discovery".to_string(),
@@ -235,6 +284,24 @@ fn etcd_registers_what_detcd_would_and_errors_are_etcds() {
         "{stderr}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The error of etcd's "failed to join discovery cluster (<error>)" in `log`.
+fn join_error(log: &str) -> Option<String> {
+    const MARK: &str = "failed to join discovery cluster (";
+    let start = log.find(MARK)? + MARK.len();
+    let mut depth = 1;
+    for (i, ch) in log[start..].char_indices() {
+        match ch {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            _ => {}
+        }
+        if depth == 0 {
+            return Some(log[start..start + i].to_string());
+        }
+    }
+    None
 }
 
 /// A forward HTTP proxy on `port` (0: any) for absolute-form requests (one request per

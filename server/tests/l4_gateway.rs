@@ -48,6 +48,111 @@ fn gateway_passes_connections_through_and_skips_a_dead_endpoint() {
     }
 }
 
+/// The member ID that answers a status request at `addr`: curl makes exactly one
+/// connection (etcdctl may make more than one, which would defeat the count).
+fn member_behind(addr: &str) -> String {
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-X",
+            "POST",
+            &format!("http://{addr}/v3/maintenance/status"),
+            "-d",
+            "{}",
+        ])
+        .output()
+        .expect("curl");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status json");
+    v["header"]["member_id"].as_str().expect("member_id").to_string()
+}
+
+#[test]
+fn gateway_spreads_connections_over_live_endpoints() {
+    if !detcd_testkit::require_tools(
+        &["etcd", "etcdctl", "curl"],
+        "gateway_spreads_connections_over_live_endpoints",
+    ) {
+        return;
+    }
+    let a = start_server(DETCD, "gw-spread-a");
+    let b = start_server(DETCD, "gw-spread-b");
+    let gateway = start_proxy(
+        DETCD,
+        "gateway",
+        &[format!("--endpoints=http://{},http://{}", a.endpoint, b.endpoint)],
+    );
+    // Two single-member clusters have two member IDs; four connections, round robin.
+    let seen: std::collections::BTreeSet<String> = (0..4).map(|_| member_behind(&gateway.addr)).collect();
+    assert_eq!(
+        seen,
+        [member_behind(&a.endpoint), member_behind(&b.endpoint)].into(),
+        "connections through the gateway reach both endpoints"
+    );
+}
+
+/// Start-up refusals of both proxies, with the error etcd 3.4's exits with (status 1).
+#[test]
+fn grpc_proxy_start_up_errors_are_etcds() {
+    let listen = format!("--listen-addr=127.0.0.1:{}", free_port());
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port to take");
+    let taken = format!("--listen-addr={}", taken.local_addr().expect("address"));
+    let cases: [(&[&str], &str); 8] = [
+        (
+            &["gateway", "--listen-addr=127.0.0.1:99999"],
+            "listen tcp: address 99999: invalid port",
+        ),
+        (
+            &["gateway", "--endpoints=127.0.0.1:1", &taken],
+            "bind: address already in use",
+        ),
+        (&["grpc-proxy", &taken], "bind: address already in use"),
+        (&["--endpoints="], "etcdclient: no available endpoints"),
+        (
+            &["--listen-addr=bad"],
+            "listen tcp: address bad: missing port in address",
+        ),
+        (
+            &["--listen-addr=127.0.0.1:99999"],
+            "listen tcp: address 99999: invalid port",
+        ),
+        (
+            &[&listen, "--trusted-ca-file=/nonexistent.ca"],
+            "KeyFile and CertFile are not presented",
+        ),
+        (
+            &[&listen, "--cacert=/nonexistent.ca"],
+            "open /nonexistent.ca: no such file or directory",
+        ),
+    ];
+    let with_etcd = tools_present("grpc_proxy_start_up_errors_are_etcds");
+    for (args, wanted) in cases {
+        let mut programs = vec![DETCD];
+        if with_etcd {
+            programs.push("etcd");
+        }
+        let (proxy, args) = match args {
+            ["gateway", rest @ ..] => ("gateway", rest),
+            ["grpc-proxy", rest @ ..] => ("grpc-proxy", rest),
+            _ => ("grpc-proxy", args),
+        };
+        for program in programs {
+            let out = Command::new(program)
+                .args([proxy, "start"])
+                .args(args)
+                .output()
+                .expect("run");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{program} {args:?}: {err}");
+            assert!(err.contains(wanted), "{program} {args:?}: {err}");
+            // detcd refuses before it listens (etcd's proxy has already logged its
+            // listener when its client fails).
+            if program == DETCD {
+                assert!(!err.contains("listening for gRPC proxy"), "{args:?}: {err}");
+            }
+        }
+    }
+}
+
 #[test]
 fn start_up_checks_and_refusals() {
     let run = |args: &[&str]| {

@@ -81,7 +81,7 @@ impl Dns {
             .resolver
             .srv_lookup(name.as_str())
             .await
-            .map_err(|e| format!("lookup {name} on DNS: {e}"))?;
+            .map_err(|e| self.go_error(&name, &e))?;
         let mut records: Vec<_> = lookup.iter().cloned().collect();
         records.sort_by_key(|r| (r.priority(), std::cmp::Reverse(r.weight())));
         Ok(records
@@ -112,13 +112,32 @@ impl Dns {
             .resolver
             .lookup_ip(name.as_str())
             .await
-            .map_err(|e| format!("lookup {host}: {e}"))?;
+            .map_err(|e| self.go_error(host, &e))?;
         let all: Vec<IpAddr> = ips.iter().collect();
         all.iter()
             .find(|ip| ip.is_ipv4())
             .or_else(|| all.first())
             .map(|ip| SocketAddr::new(*ip, port))
-            .ok_or_else(|| format!("lookup {host}: no such host"))
+            .ok_or_else(|| format!("lookup {}: no such host", host.trim_end_matches('.')))
+    }
+
+    /// A failed lookup of `name` in Go's resolver's words, as etcd and etcdctl print it:
+    /// `lookup <name> on <server>: no such host` when the name has no such records (Go
+    /// says so for NXDOMAIN and for an empty answer alike), the resolver's own text else.
+    fn go_error(&self, name: &str, e: &hickory_resolver::ResolveError) -> String {
+        let name = name.trim_end_matches('.');
+        let server = self
+            .resolver
+            .config()
+            .name_servers()
+            .first()
+            .map(|s| s.socket_addr.to_string())
+            .unwrap_or_else(|| "DNS".into());
+        if e.is_no_records_found() || e.is_nx_domain() {
+            format!("lookup {name} on {server}: no such host")
+        } else {
+            format!("lookup {name} on {server}: {e}")
+        }
     }
 
     /// Resolves `host:port` (a URL's host part).

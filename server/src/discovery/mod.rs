@@ -40,6 +40,9 @@ impl Backoff {
     }
 }
 
+/// How etcd reports a failure to find the initial cluster (embed's StartEtcd).
+const SETTING_UP: &str = "error setting up initial cluster: ";
+
 /// Fills the initial cluster of a configuration whose [`Bootstrap`] discovers it.
 /// `has_data`: the member restarts from its data directory, which already holds its
 /// cluster (the discovery services are not asked again, as in etcd; SRV records are).
@@ -55,7 +58,8 @@ pub async fn resolve_initial_cluster(config: &mut Config, has_data: bool) -> Res
                 &config.name,
                 &config.initial_advertise_peer_urls,
             )
-            .await?;
+            .await
+            .map_err(|e| format!("{SETTING_UP}{e}"))?;
             for p in &parts {
                 crate::log(&format!("got bootstrap from DNS for etcd-server: {p}"));
             }
@@ -64,7 +68,7 @@ pub async fn resolve_initial_cluster(config: &mut Config, has_data: bool) -> Res
                 srv::peer_server_name(&parts, &srv.domain, &config.peer_tls.trusted_ca_file);
             let Some(listed) = config.initial_cluster.get(&config.name) else {
                 return Err(format!(
-                    "cannot find local etcd member {:?} in SRV records",
+                    "{SETTING_UP}cannot find local etcd member {:?} in SRV records",
                     config.name
                 ));
             };

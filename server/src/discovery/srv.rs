@@ -111,7 +111,8 @@ pub async fn cluster_from_dns(
         }
     }
     if found.is_empty() {
-        return Err(errors.join("\n"));
+        // Both lookups' errors, as etcd 3.5's multierr.Combine joins them.
+        return Err(errors.join("; "));
     }
     Ok(found)
 }

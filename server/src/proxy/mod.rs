@@ -340,15 +340,39 @@ async fn gateway_checks(c: &GatewayConfig) -> Result<(), String> {
 
 /// The gateway until a signal.
 async fn run_gateway(c: GatewayConfig) -> Result<(), String> {
-    let listener = tokio::net::TcpListener::bind(&c.listen_addr)
-        .await
-        .map_err(|e| format!("listen tcp {}: {e}", c.listen_addr))?;
+    let listener = listen_tcp(&c.listen_addr).await?;
     let gateway = tokio::spawn(tcp::TcpProxy::new(&c.endpoints, c.retry_delay).run(listener));
     // As etcd: ready for systemd once listening.
     crate::cli::notify(sd_notify::NotifyState::Ready);
     let signal = crate::cli::termination().await;
     crate::log(&format!("received {signal}, stopping the gateway"));
     gateway.abort();
+    Ok(())
+}
+
+/// Both proxies' `--listen-addr` listener, failing with Go's net.Listen words as etcd's
+/// proxies do ("listen tcp 127.0.0.1:23790: bind: address already in use").
+async fn listen_tcp(addr: &str) -> Result<tokio::net::TcpListener, String> {
+    check_listen_addr(addr)?;
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AddrInUse => format!("listen tcp {addr}: bind: address already in use"),
+            std::io::ErrorKind::PermissionDenied => format!("listen tcp {addr}: bind: permission denied"),
+            _ => format!("listen tcp {addr}: {e}"),
+        })
+}
+
+/// `--listen-addr` as Go's net.Listen("tcp", addr) judges it before resolving: a port
+/// must be there and be a number below 65536 (a name such as `http` is a service).
+fn check_listen_addr(addr: &str) -> Result<(), String> {
+    let Some((_, port)) = addr.rsplit_once(':') else {
+        return Err(format!("listen tcp: address {addr}: missing port in address"));
+    };
+    let numeric = !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit());
+    if numeric && port.parse::<u16>().is_err() {
+        return Err(format!("listen tcp: address {port}: invalid port"));
+    }
     Ok(())
 }
 
@@ -377,7 +401,16 @@ async fn run_grpc_proxy(c: GrpcProxyConfig) -> Result<(), String> {
             "proxy",
         )?;
     }
+    // etcd's order of checks: the listen address (as Go's net.Listen checks it), the
+    // serving TLS files, then the cluster's client; all before the proxy listens.
+    check_listen_addr(&c.listen_addr)?;
     let server_tls = if tls_wanted || c.auto_tls {
+        if tls.cert_file.is_empty() && tls.key_file.is_empty() {
+            return Err(format!(
+                "failed to create TLS listener: cannot listen on TLS for {}: KeyFile and CertFile are not presented",
+                c.listen_addr
+            ));
+        }
         if tls.cert_file.is_empty() || tls.key_file.is_empty() {
             return Err(format!(
                 "failed to create TLS listener: KeyFile and CertFile must both be present[key: {}, cert: {}]",
@@ -391,17 +424,21 @@ async fn run_grpc_proxy(c: GrpcProxyConfig) -> Result<(), String> {
     } else {
         None
     };
+    let upstream_tls = crate::ctl::dial::ClientTls::from_flags(&c.upstream_tls).map_err(|e| e.message)?;
+    let up = Upstream::new(&c.endpoints, &upstream_tls)?;
     let listen = Url {
         scheme: if server_tls.is_some() { "https" } else { "http" }.into(),
         host: c.listen_addr.clone(),
     };
-    let listeners = bind_client_urls(std::slice::from_ref(&listen), server_tls.clone()).await?;
+    let listeners = vec![crate::serve::ClientListener {
+        url: listen.to_string(),
+        listener: detcd_io::transport::socket::Listener::Tcp(listen_tcp(&c.listen_addr).await?),
+        tls: server_tls.clone(),
+    }];
     crate::log(&format!(
         "listening for gRPC proxy client requests on {}",
         c.listen_addr
     ));
-    let upstream_tls = crate::ctl::dial::ClientTls::from_flags(&c.upstream_tls).map_err(|e| e.message)?;
-    let up = Upstream::new(&c.endpoints, &upstream_tls)?;
     let mut proxy = Proxy::new(up, &c.namespace, &c.advertise_client_url);
     if c.serializable_ordering {
         proxy = proxy.with_ordering().await;

@@ -97,7 +97,8 @@ impl Upstream {
     /// `tls` says for each; nothing is dialled until the first call.
     pub fn new(endpoints: &[String], tls: &ClientTls) -> Result<Upstream, String> {
         if endpoints.is_empty() {
-            return Err("no endpoints found".into());
+            // clientv3's ErrNoAvailableEndpoints, what etcd's proxy exits with.
+            return Err("etcdclient: no available endpoints".into());
         }
         let mut channels = Vec::new();
         let mut metrics = Vec::new();
