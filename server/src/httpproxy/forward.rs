@@ -56,6 +56,8 @@ pub struct Proxy {
     pub director: Director,
     pub readonly: bool,
     pub timeouts: Timeouts,
+    /// `--cors` (empty or `*`: any origin).
+    pub cors: Vec<String>,
 }
 
 fn full(
@@ -86,7 +88,9 @@ fn drop_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// Answers one client request.
+/// Answers one client request: a readonly proxy's refusal, or etcd's CORS wrapper
+/// around the proxy (its headers added to the member's own, as etcd's proxy repeats
+/// them; a preflight `OPTIONS` answered at once).
 pub async fn handle(
     proxy: Arc<Proxy>,
     request: hyper::Request<Incoming>,
@@ -95,6 +99,42 @@ pub async fn handle(
     if proxy.readonly && request.method() != Method::GET {
         return full(StatusCode::NOT_IMPLEMENTED, None, Bytes::new());
     }
+    let any = proxy.cors.iter().all(|c| c == "*");
+    let origin = match request
+        .headers()
+        .get(hyper::header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+    {
+        _ if any => Some("*".to_string()),
+        Some(o) if proxy.cors.iter().any(|c| c == o) => Some(o.to_string()),
+        _ => None,
+    };
+    let mut response = if request.method() == Method::OPTIONS {
+        full(StatusCode::OK, None, Bytes::new())
+    } else {
+        route(&proxy, request, remote).await
+    };
+    if let Some(origin) = origin.and_then(|o| hyper::header::HeaderValue::from_str(&o).ok()) {
+        let headers = response.headers_mut();
+        headers.append(
+            hyper::header::ACCESS_CONTROL_ALLOW_METHODS,
+            hyper::header::HeaderValue::from_static("POST, GET, OPTIONS, PUT, DELETE"),
+        );
+        headers.append(hyper::header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        headers.append(
+            hyper::header::ACCESS_CONTROL_ALLOW_HEADERS,
+            hyper::header::HeaderValue::from_static("accept, content-type, authorization"),
+        );
+    }
+    response
+}
+
+/// `/v2/config/local/proxy`, or the request forwarded.
+async fn route(
+    proxy: &Proxy,
+    request: hyper::Request<Incoming>,
+    remote: SocketAddr,
+) -> hyper::Response<Body> {
     if request.uri().path() == "/v2/config/local/proxy" {
         if request.method() != Method::GET {
             let mut r = full(
@@ -109,7 +149,8 @@ pub async fn handle(
             return r;
         }
         let body = serde_json::json!({ "endpoints": proxy.director.available() }).to_string() + "\n";
-        return full(StatusCode::OK, Some("application/json"), body);
+        // etcd writes no type; Go sniffs the JSON as plain text.
+        return full(StatusCode::OK, Some("text/plain; charset=utf-8"), body);
     }
     let (parts, body) = request.into_parts();
     let body = match Limited::new(body, BODY_BYTES_MAX).collect().await {

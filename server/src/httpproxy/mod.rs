@@ -75,6 +75,7 @@ pub async fn run(config: &Config) -> Result<(), String> {
             read: config.proxy.read_timeout,
             write: config.proxy.write_timeout,
         },
+        cors: config.cors.clone(),
     });
     let mut listeners = Vec::new();
     for u in &config.listen_client_urls {
@@ -84,6 +85,8 @@ pub async fn run(config: &Config) -> Result<(), String> {
         crate::log(&format!("proxy: listening for client requests on {u}"));
         listeners.push(l);
     }
+    // As etcd, systemd (`Type=notify`) hears `READY=1` once the proxy listens.
+    crate::cli::notify(sd_notify::NotifyState::Ready);
     let mut refresher = Refresher {
         peer_urls,
         cluster_file,
