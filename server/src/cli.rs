@@ -121,7 +121,16 @@ async fn serve_member(mut config: Config) -> Result<(), String> {
         "peer",
     )?;
     let has_data = member::has_data(&member::wal_dir(&config));
-    crate::discovery::resolve_initial_cluster(&mut config, has_data).await?;
+    // As etcd 3.4: a data directory a proxy made starts the proxy again; `--proxy`
+    // asks for one; a v2 discovery service that finds the cluster full falls back to one.
+    if !has_data && (config.proxy.is_on() || crate::httpproxy::proxy_dir(&config).is_dir()) {
+        return crate::httpproxy::run(&config).await;
+    }
+    if crate::discovery::resolve_initial_cluster(&mut config, has_data).await?
+        == crate::discovery::Resolved::Proxy
+    {
+        return crate::httpproxy::run(&config).await;
+    }
     let urls = |v: &[crate::urls::Url]| v.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
     log(&format!(
         "starting detcd {} as member {:?}: data dir {}, client URLs {}, peer URLs {}, initial cluster {}",

@@ -31,6 +31,7 @@ pub mod h2_pings;
 pub mod hpack;
 pub mod http;
 pub mod http_access;
+pub mod httpproxy;
 pub mod join;
 pub mod member;
 pub mod metrics;

@@ -1,8 +1,9 @@
 //! v2 discovery (`--discovery <url>`) with a real etcd 3.4 run with `--enable-v2` as the
 //! discovery service: the token's directory prepared with `_config/size` as etcd's
 //! clustering guide does with curl, three detcd members bootstrap through it, a fourth
-//! is told the cluster is full, and a real etcd registers itself under the same key and
-//! value a detcd with its flags would.
+//! is told the cluster is full (exiting with `--discovery-fallback exit`, running etcd
+//! 3.4's v2 proxy to the cluster by default), and a real etcd registers itself under the
+//! same key and value a detcd with its flags would.
 //!
 //! Skipped with a notice without etcd, etcdctl or curl (a failure under CI).
 
@@ -82,7 +83,8 @@ fn a_detcd_serving_v2_is_a_discovery_service_too() {
 }
 
 /// Three members bootstrap through a discovery URL on `service` (run with
-/// `--enable-v2`) and a fourth is told the cluster is full.
+/// `--enable-v2`) and a fourth is told the cluster is full: with `--discovery-fallback
+/// exit` it exits, by default it becomes a v2 proxy to the three.
 fn bootstrap_through(service: &str, tag: &str) {
     let service = start_server_with(service, tag, &["--enable-v2"]);
     let durl = prepare(&service.endpoint, "tok3", 3);
@@ -90,7 +92,7 @@ fn bootstrap_through(service: &str, tag: &str) {
     let ports: Vec<(u16, u16)> = (0..4).map(|_| (free_port(), free_port())).collect();
     let mut running = Vec::new();
     for (i, (peer, client)) in ports.iter().take(3).enumerate() {
-        let mut args = vec!["--discovery".to_string(), durl.clone()];
+        let mut args = vec!["--discovery".to_string(), durl.clone(), "--enable-v2".into()];
         args.extend(loopback_urls(*peer, *client));
         let child = detcd(&dir, &format!("d{}", i + 1), &args).spawn().expect("spawn");
         running.push(Member(child));
@@ -137,9 +139,14 @@ fn bootstrap_through(service: &str, tag: &str) {
         etcdctl_ok(&endpoints[2], &["get", "k", "--print-value-only"]).trim(),
         "v"
     );
-    // A fourth member: the cluster is full; it exits (fallback exit) with etcd's error.
+    // A fourth member: the cluster is full; with fallback exit it exits with etcd's error.
     let (peer, client) = ports[3];
-    let mut args = vec!["--discovery".to_string(), durl.clone()];
+    let mut args = vec![
+        "--discovery".to_string(),
+        durl.clone(),
+        "--discovery-fallback".into(),
+        "exit".into(),
+    ];
     args.extend(loopback_urls(peer, client));
     let out = detcd(&dir, "d4", &args)
         .stderr(Stdio::piped())
@@ -151,6 +158,48 @@ fn bootstrap_through(service: &str, tag: &str) {
         stderr.contains("failed to join discovery cluster (discovery: cluster is full)"),
         "{stderr}"
     );
+    // By default (etcd 3.4's fallback) it runs as a v2 proxy to the cluster instead.
+    let mut args = vec!["--discovery".to_string(), durl.clone()];
+    args.extend(loopback_urls(peer, client));
+    let proxy = Member(detcd(&dir, "d4", &args).spawn().expect("spawn"));
+    let via = format!("127.0.0.1:{client}");
+    wait_http_health(&via);
+    let log = std::fs::read_to_string(dir.join("d4.log")).unwrap_or_default();
+    assert!(
+        log.contains("discovery cluster full, falling back to proxy"),
+        "{log}"
+    );
+    let (code, body) = curl(&via, "PUT", "/v2/keys/through-proxy", "value=p", None, None);
+    assert_eq!(code, 201, "{body}");
+    let (code, body) = curl(&endpoints[1], "GET", "/v2/keys/through-proxy", "", None, None);
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains(r#""key":"/through-proxy","value":"p""#), "{body}");
+    let (code, body) = curl(&via, "GET", "/health", "", None, None);
+    assert_eq!((code, body.as_str()), (200, r#"{"health":"true","reason":""}"#));
+    // It learned the three members' client URLs from their peer ports, and keeps their
+    // peer URLs in <data-dir>/proxy/cluster as etcd does.
+    let (code, body) = curl(&via, "GET", "/v2/config/local/proxy", "", None, None);
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let mut found: Vec<String> = v["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap_or_default().to_string())
+        .collect();
+    found.sort();
+    let mut clients: Vec<String> = endpoints.iter().take(3).map(|e| format!("http://{e}")).collect();
+    clients.sort();
+    assert_eq!(found, clients);
+    let mut peers: Vec<String> = ports
+        .iter()
+        .take(3)
+        .map(|(p, _)| format!("http://127.0.0.1:{p}"))
+        .collect();
+    peers.sort();
+    let file = std::fs::read_to_string(dir.join("d4").join("proxy").join("cluster")).unwrap();
+    assert_eq!(file, serde_json::json!({ "PeerURLs": peers }).to_string());
+    drop(proxy);
     drop(running);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -251,7 +300,7 @@ fn etcd_registers_what_detcd_would_and_errors_are_etcds() {
         );
         assert_eq!(join_error(&stderr), etcds, "{what}: {stderr}");
     }
-    // --discovery with --initial-cluster, and the v2 proxy fallback, are refused.
+    // --discovery with --initial-cluster is refused.
     let mut args = vec![
         "--discovery".to_string(),
         durl.clone(),
@@ -268,22 +317,52 @@ fn etcd_registers_what_detcd_would_and_errors_are_etcds() {
         stderr.contains("multiple discovery or bootstrap flags are set"),
         "{stderr}"
     );
-    let args = vec![
-        "--discovery".to_string(),
-        durl,
-        "--discovery-fallback".into(),
-        "proxy".into(),
-    ];
-    let out = detcd(&dir, "x1", &args)
-        .stderr(Stdio::piped())
-        .output()
-        .expect("run detcd");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("v2 proxy is deprecated, and --discovery-fallback can't be configured as \"proxy\""),
-        "{stderr}"
-    );
+    // By default both etcd 3.4 and detcd, finding the cluster full, fall back to a v2
+    // proxy to it, and answer the same through it.
+    let mut answers = Vec::new();
+    for who in ["etcd", "detcd"] {
+        let (p, c) = (free_port(), free_port());
+        let mut args = vec!["--discovery".to_string(), durl.clone()];
+        args.extend(loopback_urls(p, c));
+        let log_path = dir.join(format!("{who}-proxy.log"));
+        let child = if who == "etcd" {
+            std::process::Command::new("etcd")
+                .args(["--name", "x2", "--data-dir"])
+                .arg(dir.join("etcd-proxy"))
+                .args(&args)
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log_path).unwrap())
+                .spawn()
+                .expect("spawn etcd")
+        } else {
+            detcd(&dir, "detcd-proxy", &args).spawn().expect("spawn detcd")
+        };
+        let _proxy = Member(child);
+        let via = format!("127.0.0.1:{c}");
+        wait_http_health(&via);
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        assert!(
+            log.contains("discovery cluster full, falling back to proxy"),
+            "{who}: {log}"
+        );
+        let health = curl(&via, "GET", "/health", "", None, None);
+        let config = curl(&via, "GET", "/v2/config/local/proxy", "", None, None);
+        let cluster = std::fs::read_to_string(dir.join(format!("{who}-proxy")).join("proxy").join("cluster"))
+            .unwrap_or_default();
+        answers.push((health, config, cluster));
+    }
+    assert_eq!(answers[0], answers[1]);
+    assert_eq!(answers[1].1 .1, format!("{{\"endpoints\":[\"{client_url}\"]}}\n"));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Waits until `/health` answers 200 over plain HTTP (a v2 proxy serves no gRPC).
+fn wait_http_health(endpoint: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while curl(endpoint, "GET", "/health", "", None, Some(2.0)).0 != 200 {
+        assert!(Instant::now() < deadline, "{endpoint} did not answer /health");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// The error of etcd's "failed to join discovery cluster (<error>)" in `log`.

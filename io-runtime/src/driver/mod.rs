@@ -193,16 +193,15 @@ pub enum StopReason {
     Failed(String),
 }
 
-/// HashKVs asked for on the peer port (the corruption checks of other members)
-/// become calls to this member, with the credentials etcd's own checks have.
-fn hashkv_calls(commands: mpsc::Sender<Command>) -> mpsc::Sender<transport::peer_http::HashKvCall> {
-    let (calls, mut asked) = mpsc::channel::<transport::peer_http::HashKvCall>(HASHKV_CALLS_QUEUED_MAX);
+/// HashKVs (the corruption checks of other members) and member lists (v2 proxies)
+/// asked for on the peer port become calls to this member, with the credentials
+/// etcd's own checks have.
+fn hashkv_calls(commands: mpsc::Sender<Command>) -> mpsc::Sender<transport::peer_http::PeerCall> {
+    let (calls, mut asked) = mpsc::channel::<transport::peer_http::PeerCall>(HASHKV_CALLS_QUEUED_MAX);
     tokio::spawn(async move {
         while let Some(call) = asked.recv().await {
             let command = Command::Call {
-                request: Request::HashKv(detcd_proto::etcdserverpb::HashKvRequest {
-                    revision: call.revision,
-                }),
+                request: call.request,
                 credentials: transport::peer_http::as_member(),
                 reply: call.reply,
             };
@@ -214,7 +213,8 @@ fn hashkv_calls(commands: mpsc::Sender<Command>) -> mpsc::Sender<transport::peer
     calls
 }
 
-/// HashKVs from the peer port waiting for the driver (a few peers, one check at a time).
+/// Peer-port calls waiting for the driver (a few peers, one check at a time, and
+/// the proxies' periodic member lists).
 const HASHKV_CALLS_QUEUED_MAX: usize = 16;
 
 /// What the handle asks of the driver task.

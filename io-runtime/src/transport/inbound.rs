@@ -23,7 +23,7 @@ use tokio::task::JoinSet;
 use super::conn::{self, PeerStream, SharedPeerTls};
 use super::counters::{LinkEvent, PeerMetrics};
 use super::handshake::{self, Answered, Standing};
-use super::peer_http::{self, HashKvCall};
+use super::peer_http::{self, PeerCall};
 use super::socket::{Listener, Remote};
 use super::{is_snapshot, wire, Connected, Identity, DIAL_TIMEOUT_MS, RECONNECT_BACKOFF_MS_MIN};
 use crate::log::Level;
@@ -103,7 +103,7 @@ pub(super) async fn accept_loop(
     listener: Listener,
     tls: SharedPeerTls,
     inbound: mpsc::Sender<PeerMessage>,
-    hashkv_calls: mpsc::Sender<HashKvCall>,
+    hashkv_calls: mpsc::Sender<PeerCall>,
     shared: Shared,
 ) {
     // Readers live in this set: aborting the accept loop (shutdown) drops it,
@@ -154,7 +154,7 @@ async fn read_loop(
     stream: PeerStream,
     addr: Remote,
     inbound: mpsc::Sender<PeerMessage>,
-    hashkv_calls: mpsc::Sender<HashKvCall>,
+    hashkv_calls: mpsc::Sender<PeerCall>,
     shared: Shared,
 ) {
     let Shared {

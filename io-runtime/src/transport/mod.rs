@@ -246,7 +246,7 @@ pub(crate) struct Outlets {
     /// Unreachable peers, snapshot delivery.
     pub(crate) reports: mpsc::UnboundedSender<Report>,
     /// HashKVs asked for on the peer port.
-    pub(crate) hashkv_calls: mpsc::Sender<peer_http::HashKvCall>,
+    pub(crate) hashkv_calls: mpsc::Sender<peer_http::PeerCall>,
     /// What it counts per peer.
     pub(crate) counters: PeerMetrics,
 }

@@ -1,4 +1,5 @@
-//! etcd's peer HTTP endpoints `/members/hashkv` and `/raft/probing` (see
+//! etcd's peer HTTP endpoints `/members` (the member list etcd 3.4's v2 proxy and
+//! joining members read), `/members/hashkv` and `/raft/probing` (see
 //! [`super::probe`]), on the peer listener (after its TLS
 //! handshake, as etcd serves it behind peer TLS): the corruption checks of other
 //! members ask it for this member's HashKV at a revision, with no client credentials,
@@ -10,13 +11,16 @@
 //! member's cluster (412 "clusterID mismatch"), the body is the JSON of a
 //! HashKVRequest (`{"revision":N}`), the answer the JSON of a HashKVResponse, and a
 //! hash that cannot be computed (a compacted revision) is a 400 with the error text.
+//! `GET /members` needs no cluster header and answers the member list as etcd's
+//! peer handler encodes it (see [`members_json`]).
 
 use std::convert::Infallible;
 
 use bytes::Bytes;
 use detcd_core::error::EtcdError;
+use detcd_core::node::Request;
 use detcd_core::node::{Credentials, Response};
-use detcd_proto::etcdserverpb::HashKvResponse;
+use detcd_proto::etcdserverpb::{HashKvRequest, HashKvResponse, Member};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::{Method, StatusCode};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -26,6 +30,9 @@ use super::Identity;
 
 /// The path etcd serves HashKV at on the peer port.
 pub const HASHKV_PATH: &str = "/members/hashkv";
+
+/// The path etcd serves its member list at on the peer port.
+pub const MEMBERS_PATH: &str = "/members";
 
 /// The header etcd's peer requests carry their cluster ID in (hexadecimal).
 pub const CLUSTER_ID_HEADER: &str = "X-Etcd-Cluster-ID";
@@ -43,11 +50,12 @@ pub fn as_member() -> Credentials {
     }
 }
 
-/// A HashKV asked for on the peer port, for the member to answer on `reply` (the
-/// transport owns this type; the driver turns it into its own call).
+/// A request asked on the peer port (a HashKV, the member list), for the member to
+/// answer on `reply` with the credentials of [`as_member`] (the transport owns this
+/// type; the driver turns it into its own call).
 #[derive(Debug)]
-pub struct HashKvCall {
-    pub revision: i64,
+pub struct PeerCall {
+    pub request: Request,
     pub reply: oneshot::Sender<Result<Response, EtcdError>>,
 }
 
@@ -101,6 +109,90 @@ fn parse_revision(body: &[u8]) -> Option<i64> {
     value.trim().parse().ok()
 }
 
+/// The JSON etcd's peer handler writes for its member list (Go's encoding of
+/// `[]*membership.Member`, sorted by ID): `id` as a number, `peerURLs`, `isLearner`
+/// only when true, `name` and `clientURLs` only when set (a member that has not
+/// started yet has neither), and the encoder's newline.
+pub fn members_json(members: &[Member]) -> String {
+    let mut sorted: Vec<&Member> = members.iter().collect();
+    sorted.sort_by_key(|m| m.id);
+    let strings = |v: &[String]| {
+        let quoted: Vec<String> = v.iter().map(|s| go_json_string(s)).collect();
+        format!("[{}]", quoted.join(","))
+    };
+    let items: Vec<String> = sorted
+        .iter()
+        .map(|m| {
+            let mut fields = vec![
+                format!(r#""id":{}"#, m.id),
+                format!(r#""peerURLs":{}"#, strings(&m.peer_ur_ls)),
+            ];
+            if m.is_learner {
+                fields.push(r#""isLearner":true"#.to_string());
+            }
+            if !m.name.is_empty() {
+                fields.push(format!(r#""name":{}"#, go_json_string(&m.name)));
+            }
+            if !m.client_ur_ls.is_empty() {
+                fields.push(format!(r#""clientURLs":{}"#, strings(&m.client_ur_ls)));
+            }
+            format!("{{{}}}", fields.join(","))
+        })
+        .collect();
+    format!("[{}]\n", items.join(","))
+}
+
+/// A JSON string as Go's encoder writes it (HTML characters escaped too).
+fn go_json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 || matches!(c, '<' | '>' | '&' | '\u{2028}' | '\u{2029}') => {
+                out.push_str(&format!("\\u{:04x}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Asks the member `request` on its behalf.
+async fn ask(calls: &mpsc::Sender<PeerCall>, request: Request) -> Result<Result<Response, EtcdError>, ()> {
+    let (reply, answer) = oneshot::channel();
+    calls.send(PeerCall { request, reply }).await.map_err(|_| ())?;
+    answer.await.map_err(|_| ())
+}
+
+/// A JSON answer carrying this member's cluster ID, as etcd's peer handlers write.
+fn json_answer(body: String, cluster: &str) -> hyper::Response<Full<Bytes>> {
+    let mut r = hyper::Response::new(Full::new(Bytes::from(body)));
+    let headers = r.headers_mut();
+    headers.insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    if let Ok(v) = hyper::header::HeaderValue::from_str(cluster) {
+        headers.insert(CLUSTER_ID_HEADER, v);
+    }
+    r
+}
+
+fn not_allowed() -> hyper::Response<Full<Bytes>> {
+    let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
+    r.headers_mut().insert(
+        hyper::header::ALLOW,
+        hyper::header::HeaderValue::from_static("GET"),
+    );
+    r
+}
+
 fn text(status: StatusCode, body: &str) -> hyper::Response<Full<Bytes>> {
     text_raw(status, format!("{body}\n"))
 }
@@ -119,24 +211,33 @@ fn text_raw(status: StatusCode, body: String) -> hyper::Response<Full<Bytes>> {
 async fn handle(
     request: hyper::Request<hyper::body::Incoming>,
     identity: Identity,
-    calls: mpsc::Sender<HashKvCall>,
+    calls: mpsc::Sender<PeerCall>,
 ) -> hyper::Response<Full<Bytes>> {
     if request.uri().path() == super::probe::PROBING_PATH {
         // etcd's probing handler answers any method, with no further checks.
         return text_raw(StatusCode::OK, super::probe::answer(std::time::SystemTime::now()));
     }
+    let cluster = format!("{:x}", identity.cluster_id);
+    if request.uri().path() == MEMBERS_PATH {
+        if request.method() != Method::GET {
+            return not_allowed();
+        }
+        return match ask(&calls, Request::V2Members).await {
+            Ok(Ok(Response::MemberList(list))) => json_answer(members_json(&list.members), &cluster),
+            Ok(Ok(_)) => text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "unexpected answer to the member list",
+            ),
+            Ok(Err(e)) => text(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+            Err(()) => text(StatusCode::SERVICE_UNAVAILABLE, "etcdserver: server stopped"),
+        };
+    }
     if request.uri().path() != HASHKV_PATH {
         return text(StatusCode::NOT_FOUND, "404 page not found");
     }
     if request.method() != Method::GET {
-        let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
-        r.headers_mut().insert(
-            hyper::header::ALLOW,
-            hyper::header::HeaderValue::from_static("GET"),
-        );
-        return r;
+        return not_allowed();
     }
-    let cluster = format!("{:x}", identity.cluster_id);
     let named = request
         .headers()
         .get(CLUSTER_ID_HEADER)
@@ -151,31 +252,18 @@ async fn handle(
     let Some(revision) = parse_revision(&body) else {
         return text(StatusCode::BAD_REQUEST, "error unmarshalling request");
     };
-    let (reply, answer) = oneshot::channel();
-    if calls.send(HashKvCall { revision, reply }).await.is_err() {
-        return text(StatusCode::SERVICE_UNAVAILABLE, "etcdserver: server stopped");
-    }
-    let mut hash = match answer.await {
+    let mut hash = match ask(&calls, Request::HashKv(HashKvRequest { revision })).await {
         Ok(Ok(Response::HashKv(h))) => h,
         Ok(Ok(_)) => return text(StatusCode::INTERNAL_SERVER_ERROR, "unexpected answer to HashKV"),
         Ok(Err(e)) => return text(StatusCode::BAD_REQUEST, &e.to_string()),
-        Err(_) => return text(StatusCode::SERVICE_UNAVAILABLE, "etcdserver: server stopped"),
+        Err(()) => return text(StatusCode::SERVICE_UNAVAILABLE, "etcdserver: server stopped"),
     };
     plant_hash_fault(&mut hash);
-    let mut r = hyper::Response::new(Full::new(Bytes::from(hashkv_json(&hash))));
-    let headers = r.headers_mut();
-    headers.insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/json"),
-    );
-    if let Ok(v) = hyper::header::HeaderValue::from_str(&cluster) {
-        headers.insert(CLUSTER_ID_HEADER, v);
-    }
-    r
+    json_answer(hashkv_json(&hash), &cluster)
 }
 
 /// Serves the HTTP requests of one peer connection.
-pub(super) async fn serve<I>(io: I, identity: Identity, calls: mpsc::Sender<HashKvCall>)
+pub(super) async fn serve<I>(io: I, identity: Identity, calls: mpsc::Sender<PeerCall>)
 where
     I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
@@ -209,6 +297,38 @@ mod tests {
         };
         assert_eq!(hashkv_json(&answer), r#"{"header":{"revision":7},"hash":42}"#);
         assert!(is_http(b"GET /members/hashkv HTTP/1.1"));
+        let members = [
+            Member {
+                id: 20,
+                name: "b".into(),
+                peer_ur_ls: vec!["http://127.0.0.1:2".into()],
+                client_ur_ls: vec!["http://127.0.0.1:1".into(), "http://127.0.0.1:3".into()],
+                is_learner: true,
+            },
+            Member {
+                id: 13668033151171901709,
+                name: "a".into(),
+                peer_ur_ls: vec!["http://127.0.0.1:23801".into()],
+                client_ur_ls: vec!["http://127.0.0.1:23791".into()],
+                is_learner: false,
+            },
+            Member {
+                id: 3,
+                peer_ur_ls: vec!["http://127.0.0.1:4".into()],
+                ..Member::default()
+            },
+        ];
+        assert_eq!(go_json_string("a\"<b>\\\u{1}"), r#""a\"\u003cb\u003e\\\u0001""#);
+        // The second entry is etcd 3.4's answer for a one-member cluster, byte for byte.
+        assert_eq!(
+            members_json(&members),
+            concat!(
+                r#"[{"id":3,"peerURLs":["http://127.0.0.1:4"]},"#,
+                r#"{"id":20,"peerURLs":["http://127.0.0.1:2"],"isLearner":true,"name":"b","clientURLs":["http://127.0.0.1:1","http://127.0.0.1:3"]},"#,
+                r#"{"id":13668033151171901709,"peerURLs":["http://127.0.0.1:23801"],"name":"a","clientURLs":["http://127.0.0.1:23791"]}]"#,
+                "\n"
+            )
+        );
         assert!(is_http(b"GE"));
         assert!(!is_http(&[0, 0, 0, 12]));
     }

@@ -34,8 +34,7 @@ pub struct SrvDiscovery {
     pub service_name: String,
 }
 
-/// `--discovery`, `--discovery-proxy` (`--discovery-fallback` can only be `exit`: a
-/// member that finds the cluster full exits).
+/// `--discovery`, `--discovery-proxy` (`--discovery-fallback` is `Config::discovery_fallback`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct V2Discovery {
     /// The discovery URL (`http://host/v2/keys/<dir>/<token>`).
@@ -89,11 +88,12 @@ impl Bootstrap {
         };
         let invalid = |m: &str| Err(ConfigError::Invalid(m.to_string()));
         let durl = get("discovery");
-        // Only a discovery service can find the cluster full, so only then does the
-        // fallback matter (etcd's sample file says `proxy` with no discovery set).
-        let registering = !durl.is_empty() || values.contains_key("discovery-endpoints");
-        if registering && get("discovery-fallback") == "proxy" {
-            return invalid("v2 proxy is deprecated, and --discovery-fallback can't be configured as \"proxy\" (detcd has no v2 proxy; use --discovery-fallback exit)");
+        // etcd 3.6's v3 discovery has no v2 proxy to fall back to (etcd 3.6's message);
+        // a v2 discovery URL falls back to etcd 3.4's proxy (`crate::httpproxy`).
+        if values.contains_key("discovery-endpoints")
+            && values.get("discovery-fallback").is_some_and(|f| f == "proxy")
+        {
+            return invalid("v2 proxy is deprecated, and --discovery-fallback can't be configured as \"proxy\" (detcd's v2 proxy serves v2 discovery URLs only; use --discovery-fallback exit)");
         }
         let srv = get("discovery-srv");
         let srv_name = get("discovery-srv-name");

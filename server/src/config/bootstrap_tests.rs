@@ -148,11 +148,31 @@ fn conflicting_bootstrap_flags_are_refused_with_etcds_messages() {
         err(&["--discovery-endpoints", "http://a:2379"]),
         "token for discovery cannot be empty"
     );
-    assert!(
-        err(&["--discovery", "http://d/x", "--discovery-fallback", "proxy"])
-            .starts_with("v2 proxy is deprecated, and --discovery-fallback can't be configured as \"proxy\"")
+    assert!(err(&[
+        "--discovery-endpoints",
+        "http://a:2379",
+        "--discovery-token",
+        "t",
+        "--discovery-fallback",
+        "proxy"
+    ])
+    .starts_with("v2 proxy is deprecated, and --discovery-fallback can't be configured as \"proxy\""));
+    use crate::config::Fallback;
+    let fallback = |args: &[&str]| load(args).unwrap().discovery_fallback;
+    // etcd 3.4's default for a v2 discovery URL is the proxy; v3 discovery's is exit.
+    assert_eq!(fallback(&["--discovery", "http://d/x"]), Fallback::Proxy);
+    assert_eq!(
+        fallback(&["--discovery", "http://d/x", "--discovery-fallback", "proxy"]),
+        Fallback::Proxy
     );
-    load(&["--discovery", "http://d/x", "--discovery-fallback", "exit"]).unwrap();
+    assert_eq!(
+        fallback(&["--discovery", "http://d/x", "--discovery-fallback", "exit"]),
+        Fallback::Exit
+    );
+    assert_eq!(
+        fallback(&["--discovery-endpoints", "http://a:2379", "--discovery-token", "t"]),
+        Fallback::Exit
+    );
 }
 
 #[test]

@@ -22,7 +22,6 @@ use Support::{DefaultOnly, NoEffect};
 const BBOLT: &str = "detcd's store is not bbolt";
 const BATCH: &str = "detcd's store has no backend transaction batching to tune";
 const NO_V2: &str = "detcd serves etcd 3.4's v2 API with --enable-v2 only, not the v2-on-v3 emulation nor 3.6's v2 deprecation stages";
-const NO_PROXY: &str = "the v2 proxy is gone (etcd 3.6); run detcd as a member";
 const NO_TRACING: &str = "distributed tracing (OpenTelemetry) is not implemented";
 const NO_COMPACTION_BATCH: &str = "detcd compacts in one step within the apply, not in batches";
 
@@ -80,7 +79,7 @@ pub(super) const OTHER_FLAGS: &[(&str, Kind, &str, Support)] = &[
         "false",
         NoEffect("detcd always persists lease checkpoints"),
     ),
-    // v2 API and v2 proxy.
+    // v2 API.
     ("experimental-enable-v2v3", Kind::Str, "", DefaultOnly(NO_V2)),
     (
         "v2-deprecation",
@@ -88,12 +87,6 @@ pub(super) const OTHER_FLAGS: &[(&str, Kind, &str, Support)] = &[
         "write-only",
         DefaultOnly(NO_V2),
     ),
-    ("proxy", Kind::OneOf(&["off", "readonly", "on"]), "off", DefaultOnly(NO_PROXY)),
-    ("proxy-failure-wait", Kind::Uint, "5000", DefaultOnly(NO_PROXY)),
-    ("proxy-refresh-interval", Kind::Uint, "30000", DefaultOnly(NO_PROXY)),
-    ("proxy-dial-timeout", Kind::Uint, "1000", DefaultOnly(NO_PROXY)),
-    ("proxy-write-timeout", Kind::Uint, "5000", DefaultOnly(NO_PROXY)),
-    ("proxy-read-timeout", Kind::Uint, "0", DefaultOnly(NO_PROXY)),
     // Distributed tracing.
     ("enable-distributed-tracing", Kind::Bool, "false", DefaultOnly(NO_TRACING)),
     ("experimental-enable-distributed-tracing", Kind::Bool, "false", DefaultOnly(NO_TRACING)),

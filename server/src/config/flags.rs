@@ -61,7 +61,8 @@ pub(super) const FLAGS: &[(&str, Kind, &str)] = &[
     ("initial-cluster-token", Kind::Str, "etcd-cluster"),
     // Discovery (config/bootstrap.rs): DNS SRV, v2 discovery URL, v3 discovery (3.6).
     ("discovery", Kind::Str, ""),
-    ("discovery-fallback", Kind::OneOf(&["exit", "proxy"]), "exit"),
+    // etcd 3.4's default: a member a v2 discovery service finds full runs as a proxy.
+    ("discovery-fallback", Kind::OneOf(&["exit", "proxy"]), "proxy"),
     ("discovery-proxy", Kind::Str, ""),
     ("discovery-srv", Kind::Str, ""),
     ("discovery-srv-name", Kind::Str, ""),
@@ -78,6 +79,13 @@ pub(super) const FLAGS: &[(&str, Kind, &str)] = &[
     ("discovery-cacert", Kind::Str, ""),
     ("discovery-user", Kind::Str, ""),
     ("discovery-password", Kind::Str, ""),
+    // etcd 3.4's v2 HTTP proxy (config/proxy.rs, crate::httpproxy).
+    ("proxy", Kind::OneOf(&["off", "readonly", "on"]), "off"),
+    ("proxy-failure-wait", Kind::Uint, "5000"),
+    ("proxy-refresh-interval", Kind::Uint, "30000"),
+    ("proxy-dial-timeout", Kind::Uint, "1000"),
+    ("proxy-write-timeout", Kind::Uint, "5000"),
+    ("proxy-read-timeout", Kind::Uint, "0"),
     ("snapshot-count", Kind::Uint, "10000"),
     ("heartbeat-interval", Kind::Uint, "100"),
     ("election-timeout", Kind::Uint, "1000"),

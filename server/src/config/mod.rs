@@ -26,6 +26,7 @@ mod flag_walk_tests;
 mod flags;
 mod ids;
 mod operations;
+mod proxy;
 #[cfg(test)]
 mod tests;
 mod validate;
@@ -40,6 +41,7 @@ pub use flags::flag_to_env;
 use flags::{check_value, kind_of, parse_bool, parse_flags, parse_retention_ms, Kind, Parsed, FLAGS};
 pub use ids::{cluster_id, member_id, parse_initial_cluster};
 pub use operations::{LogSettings, Operations};
+pub use proxy::{Fallback, ProxyMode, ProxySettings};
 
 use crate::tls::suites::TlsCommon;
 use crate::tls::TlsInfo;
@@ -118,6 +120,10 @@ pub struct Config {
     pub initial_cluster: BTreeMap<String, Vec<Url>>,
     /// Where the initial cluster comes from.
     pub bootstrap: Bootstrap,
+    /// `--discovery-fallback`.
+    pub discovery_fallback: Fallback,
+    /// `--proxy` and its `--proxy-*` timings: etcd 3.4's v2 HTTP proxy.
+    pub proxy: ProxySettings,
     pub initial_cluster_state: ClusterState,
     pub initial_cluster_token: String,
     pub snapshot_count: u64,
@@ -304,6 +310,8 @@ impl Config {
                 BTreeMap::new()
             },
             bootstrap,
+            discovery_fallback: Fallback::from_values(values, &get),
+            proxy: ProxySettings::from_values(&get)?,
             data_dir,
             wal_dir: get("wal-dir"),
             listen_client_urls: urls("listen-client-urls")?,

@@ -394,18 +394,19 @@ fn the_sample_config_file_loads() {
         }
     );
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
-    // A value that asks for what detcd does not serve is refused naming the key.
-    let refused = sample.replace("proxy: 'off'", "proxy: 'on'");
-    let e = load_file(
+    assert_eq!(c.proxy.mode, crate::config::ProxyMode::Off);
+    // `proxy: 'readonly'` runs etcd 3.4's v2 proxy, its timings read in milliseconds.
+    let readonly = sample
+        .replace("proxy: 'off'", "proxy: 'readonly'")
+        .replace("proxy-failure-wait: 5000", "proxy-failure-wait: 250");
+    let c = load_file(
         &["--config-file=/c.yml"],
         &[],
-        Box::leak(refused.into_boxed_str()),
+        Box::leak(readonly.into_boxed_str()),
     )
-    .unwrap_err();
-    assert!(
-        e.to_string().starts_with("--proxy=on is not supported by detcd"),
-        "{e}"
-    );
+    .unwrap();
+    assert_eq!(c.proxy.mode, crate::config::ProxyMode::Readonly);
+    assert_eq!(c.proxy.failure_wait, std::time::Duration::from_millis(250));
 }
 
 /// A file with the shape and values of etcd 3.4's own `etcd.conf.yml.sample` (written

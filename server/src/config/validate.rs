@@ -47,6 +47,11 @@ impl Config {
             // The initial cluster is learned at start-up; `check_initial_cluster` runs then.
             return Ok(());
         }
+        if self.proxy.is_on() {
+            // A proxy learns the members from the initial cluster's peers; it is no
+            // member itself (etcd checks nothing more for one).
+            return Ok(());
+        }
         if crate::member::has_data(&crate::member::wal_dir(self)) {
             // As etcd: a member with a WAL restarts from it, and the initial cluster
             // flags (checked only when bootstrapping) are ignored.

@@ -11,7 +11,7 @@ pub mod v3;
 
 use std::time::Duration;
 
-use crate::config::{Bootstrap, Config, ConfigError};
+use crate::config::{Bootstrap, Config, ConfigError, Fallback};
 
 /// etcd's retry schedule for an unreachable discovery service: 2^n seconds after the
 /// n-th failure in a row, at most 2^8 s (`maxExponentialRetries`), retrying forever.
@@ -43,10 +43,44 @@ impl Backoff {
 /// How etcd reports a failure to find the initial cluster (embed's StartEtcd).
 const SETTING_UP: &str = "error setting up initial cluster: ";
 
+/// What start-up goes on with once the initial cluster is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolved {
+    /// Start the member.
+    Member,
+    /// The v2 discovery service found the cluster full and `--discovery-fallback` is
+    /// `proxy`: run etcd 3.4's v2 proxy instead (`crate::httpproxy`).
+    Proxy,
+}
+
 /// Fills the initial cluster of a configuration whose [`Bootstrap`] discovers it.
 /// `has_data`: the member restarts from its data directory, which already holds its
 /// cluster (the discovery services are not asked again, as in etcd; SRV records are).
-pub async fn resolve_initial_cluster(config: &mut Config, has_data: bool) -> Result<(), String> {
+pub async fn resolve_initial_cluster(config: &mut Config, has_data: bool) -> Result<Resolved, String> {
+    match config.bootstrap.clone() {
+        Bootstrap::V2(v2) if !has_data => join_v2(config, &v2).await,
+        _ => resolve(config, has_data).await.map(|()| Resolved::Member),
+    }
+}
+
+/// Registers with a v2 discovery URL; a full cluster is etcd's error, or the proxy
+/// with `--discovery-fallback proxy`.
+async fn join_v2(config: &mut Config, v2: &crate::config::V2Discovery) -> Result<Resolved, String> {
+    config.initial_cluster_token = v2.url.clone();
+    let (own, urls) = self_entry(config);
+    match v2::join_cluster(v2, config.member_id_for(&urls), &own).await {
+        Ok(cluster) => adopt_discovered(config, &cluster).map(|()| Resolved::Member),
+        Err(e)
+            if e.error == v2::DiscoveryError::FullCluster && config.discovery_fallback == Fallback::Proxy =>
+        {
+            crate::log("discovery cluster full, falling back to proxy");
+            Ok(Resolved::Proxy)
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+async fn resolve(config: &mut Config, has_data: bool) -> Result<(), String> {
     match config.bootstrap.clone() {
         Bootstrap::Static => Ok(()),
         Bootstrap::Srv(srv) => {
@@ -102,14 +136,7 @@ pub async fn resolve_initial_cluster(config: &mut Config, has_data: bool) -> Res
             config.initial_cluster_token = token;
             set_cluster(config, &cluster)
         }
-        Bootstrap::V2(v2) => {
-            config.initial_cluster_token = v2.url.clone();
-            let (own, urls) = self_entry(config);
-            let cluster = v2::join_cluster(&v2, config.member_id_for(&urls), &own)
-                .await
-                .map_err(|e| e.to_string())?;
-            adopt_discovered(config, &cluster)
-        }
+        Bootstrap::V2(v2) => join_v2(config, &v2).await.map(|_| ()),
         Bootstrap::V3(v3) => {
             config.initial_cluster_token = v3.token.clone();
             let (own, urls) = self_entry(config);

@@ -133,25 +133,7 @@ struct Discovery {
 /// waits until the cluster is complete; returns the cluster as `name=url,...`.
 pub async fn join_cluster(settings: &V2Discovery, id: u64, own: &str) -> Result<String, JoinError> {
     let fail = |error| JoinError { error };
-    let url = HttpUrl::parse(&settings.url).map_err(|e| fail(DiscoveryError::Other(e)))?;
-    let client = Client::new(&settings.proxy).map_err(|e| fail(DiscoveryError::Other(e)))?;
-    let cluster = url
-        .path
-        .split('?')
-        .next()
-        .unwrap_or_default()
-        .trim_end_matches('/')
-        .to_string();
-    let mut d = Discovery {
-        client,
-        base: HttpUrl {
-            path: String::new(),
-            ..url
-        },
-        cluster,
-        id,
-        backoff: super::Backoff::default(),
-    };
+    let mut d = Discovery::new(settings, id).map_err(fail)?;
     crate::log(&format!(
         "joining v2 discovery cluster {} as {id:x}",
         settings.url
@@ -163,7 +145,47 @@ pub async fn join_cluster(settings: &V2Discovery, id: u64, own: &str) -> Result<
     nodes_to_cluster(&all, size).map_err(fail)
 }
 
+/// The cluster a discovery URL holds, without registering (etcd's `GetCluster`, for a
+/// proxy): the first `size` members, waiting until that many registered.
+pub async fn get_cluster(settings: &V2Discovery) -> Result<String, DiscoveryError> {
+    let mut d = Discovery::new(settings, 0)?;
+    let (nodes, size, index) = loop {
+        match d.listing_once().await {
+            Ok(found) => break found,
+            Err(Failure::Fatal(e)) => return Err(e),
+            Err(Failure::Unreachable(why)) => d.backoff("cluster status check", &why).await,
+        }
+    };
+    if nodes.len() as u64 >= size {
+        return nodes_to_cluster(&nodes, size);
+    }
+    let all = d.wait_nodes(nodes, size, index).await?;
+    nodes_to_cluster(&all, size)
+}
+
 impl Discovery {
+    fn new(settings: &V2Discovery, id: u64) -> Result<Discovery, DiscoveryError> {
+        let url = HttpUrl::parse(&settings.url).map_err(DiscoveryError::Other)?;
+        let client = Client::new(&settings.proxy).map_err(DiscoveryError::Other)?;
+        let cluster = url
+            .path
+            .split('?')
+            .next()
+            .unwrap_or_default()
+            .trim_end_matches('/')
+            .to_string();
+        Ok(Discovery {
+            client,
+            base: HttpUrl {
+                path: String::new(),
+                ..url
+            },
+            cluster,
+            id,
+            backoff: super::Backoff::default(),
+        })
+    }
+
     fn self_key(&self) -> String {
         format!("{}/{:x}", self.cluster, self.id)
     }
@@ -232,6 +254,22 @@ impl Discovery {
     }
 
     async fn check_cluster_once(&self) -> Result<(Vec<Node>, u64, u64), Failure> {
+        let (nodes, size, index) = self.listing_once().await?;
+        let me = self.self_key();
+        for (i, n) in nodes.iter().enumerate() {
+            if base_name(&n.key) == base_name(&me) {
+                break;
+            }
+            if i as u64 >= size.saturating_sub(1) {
+                return Err(Failure::Fatal(DiscoveryError::FullCluster));
+            }
+        }
+        Ok((nodes, size, index))
+    }
+
+    /// The size and the registered members by creation index, with the index to
+    /// wait from.
+    async fn listing_once(&self) -> Result<(Vec<Node>, u64, u64), Failure> {
         let size_key = format!("{}/_config/size", self.cluster);
         let size = match self
             .request("GET", &size_key, None, Some(REQUEST_TIMEOUT))
@@ -259,15 +297,6 @@ impl Discovery {
             .filter(|n| base_name(&n.key) != "_config")
             .collect();
         nodes.sort_by_key(|n| n.created_index);
-        let me = self.self_key();
-        for (i, n) in nodes.iter().enumerate() {
-            if base_name(&n.key) == base_name(&me) {
-                break;
-            }
-            if i as u64 >= size.saturating_sub(1) {
-                return Err(Failure::Fatal(DiscoveryError::FullCluster));
-            }
-        }
         Ok((nodes, size, index))
     }
 

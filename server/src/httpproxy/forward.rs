@@ -1,0 +1,364 @@
+//! Forwarding one client request (etcd 3.4's `httpproxy` reverse proxy): the body read
+//! whole, hop-by-hop headers dropped, `X-Forwarded-For` added, the available endpoints
+//! tried in turn (one that fails is marked and the next tried), the answer streamed
+//! back. A readonly proxy answers anything but GET with an empty 501, and
+//! `/v2/config/local/proxy` lists the endpoints, as etcd's do.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{HeaderMap, Method, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::time::Sleep;
+
+use super::director::Director;
+use crate::discovery::http::HttpUrl;
+
+pub type Body = BoxBody<Bytes, hyper::Error>;
+
+/// The largest request body the proxy reads (etcd reads any; detcd's members refuse
+/// more than this anyway).
+const BODY_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// The headers that concern one connection only (Go's `httputil` list, as etcd's).
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailers",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// `--proxy-dial-timeout`, `--proxy-read-timeout`, `--proxy-write-timeout` (zero: none).
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub dial: Duration,
+    pub read: Duration,
+    pub write: Duration,
+}
+
+/// What every request of a proxy shares.
+#[derive(Debug)]
+pub struct Proxy {
+    pub director: Director,
+    pub readonly: bool,
+    pub timeouts: Timeouts,
+    /// `--cors` (empty or `*`: any origin).
+    pub cors: Vec<String>,
+}
+
+fn full(
+    status: StatusCode,
+    content_type: Option<&'static str>,
+    body: impl Into<Bytes>,
+) -> hyper::Response<Body> {
+    let mut r = hyper::Response::new(Full::new(body.into()).map_err(|never| match never {}).boxed());
+    *r.status_mut() = status;
+    if let Some(t) = content_type {
+        r.headers_mut().insert(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static(t),
+        );
+    }
+    r
+}
+
+/// etcd's `httptypes.HTTPError` answer.
+fn http_error(status: StatusCode, message: &str) -> hyper::Response<Body> {
+    let body = serde_json::json!({ "message": format!("httpproxy: {message}") }).to_string();
+    full(status, Some("application/json"), body)
+}
+
+fn drop_hop_by_hop(headers: &mut HeaderMap) {
+    for h in HOP_BY_HOP {
+        headers.remove(*h);
+    }
+}
+
+/// Answers one client request: a readonly proxy's refusal, or etcd's CORS wrapper
+/// around the proxy (its headers added to the member's own, as etcd's proxy repeats
+/// them; a preflight `OPTIONS` answered at once).
+pub async fn handle(
+    proxy: Arc<Proxy>,
+    request: hyper::Request<Incoming>,
+    remote: SocketAddr,
+) -> hyper::Response<Body> {
+    if proxy.readonly && request.method() != Method::GET {
+        return full(StatusCode::NOT_IMPLEMENTED, None, Bytes::new());
+    }
+    let any = proxy.cors.iter().all(|c| c == "*");
+    let origin = match request
+        .headers()
+        .get(hyper::header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+    {
+        _ if any => Some("*".to_string()),
+        Some(o) if proxy.cors.iter().any(|c| c == o) => Some(o.to_string()),
+        _ => None,
+    };
+    let mut response = if request.method() == Method::OPTIONS {
+        full(StatusCode::OK, None, Bytes::new())
+    } else {
+        route(&proxy, request, remote).await
+    };
+    if let Some(origin) = origin.and_then(|o| hyper::header::HeaderValue::from_str(&o).ok()) {
+        let headers = response.headers_mut();
+        headers.append(
+            hyper::header::ACCESS_CONTROL_ALLOW_METHODS,
+            hyper::header::HeaderValue::from_static("POST, GET, OPTIONS, PUT, DELETE"),
+        );
+        headers.append(hyper::header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        headers.append(
+            hyper::header::ACCESS_CONTROL_ALLOW_HEADERS,
+            hyper::header::HeaderValue::from_static("accept, content-type, authorization"),
+        );
+    }
+    response
+}
+
+/// `/v2/config/local/proxy`, or the request forwarded.
+async fn route(
+    proxy: &Proxy,
+    request: hyper::Request<Incoming>,
+    remote: SocketAddr,
+) -> hyper::Response<Body> {
+    if request.uri().path() == "/v2/config/local/proxy" {
+        if request.method() != Method::GET {
+            let mut r = full(
+                StatusCode::METHOD_NOT_ALLOWED,
+                Some("text/plain; charset=utf-8"),
+                "Method Not Allowed\n",
+            );
+            r.headers_mut().insert(
+                hyper::header::ALLOW,
+                hyper::header::HeaderValue::from_static("GET"),
+            );
+            return r;
+        }
+        let body = serde_json::json!({ "endpoints": proxy.director.available() }).to_string() + "\n";
+        // etcd writes no type; Go sniffs the JSON as plain text.
+        return full(StatusCode::OK, Some("text/plain; charset=utf-8"), body);
+    }
+    let (parts, body) = request.into_parts();
+    let body = match Limited::new(body, BODY_BYTES_MAX).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            let message = format!("failed to read request body: {e}");
+            crate::log(&message);
+            return http_error(StatusCode::INTERNAL_SERVER_ERROR, &message);
+        }
+    };
+    let mut headers = parts.headers.clone();
+    drop_hop_by_hop(&mut headers);
+    let forwarded = match headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect::<Vec<_>>()
+    {
+        prior if prior.is_empty() => remote.ip().to_string(),
+        prior => format!("{}, {}", prior.join(", "), remote.ip()),
+    };
+    if let Ok(v) = hyper::header::HeaderValue::from_str(&forwarded) {
+        headers.insert("x-forwarded-for", v);
+    }
+    let target = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "/".into());
+    let endpoints = proxy.director.available();
+    if endpoints.is_empty() {
+        crate::log("zero endpoints currently available");
+        return http_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "zero endpoints currently available",
+        );
+    }
+    for endpoint in &endpoints {
+        match send(
+            &proxy.timeouts,
+            endpoint,
+            &parts.method,
+            &target,
+            &headers,
+            body.clone(),
+        )
+        .await
+        {
+            Ok(response) => {
+                let (mut parts, body) = response.into_parts();
+                drop_hop_by_hop(&mut parts.headers);
+                return hyper::Response::from_parts(parts, body.boxed());
+            }
+            Err(e) => {
+                crate::log(&format!("failed to direct request to {endpoint}: {e}"));
+                proxy.director.failed(endpoint);
+            }
+        }
+    }
+    let message = format!("unable to get response from {} endpoint(s)", endpoints.len());
+    crate::log(&message);
+    http_error(StatusCode::BAD_GATEWAY, &message)
+}
+
+/// Sends the request to one endpoint over a new connection.
+async fn send(
+    timeouts: &Timeouts,
+    endpoint: &str,
+    method: &Method,
+    target: &str,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<hyper::Response<Incoming>, String> {
+    let url = HttpUrl::parse(endpoint)?;
+    if url.https {
+        return Err("https endpoints are not supported by detcd's v2 proxy".to_string());
+    }
+    let connect = TcpStream::connect(url.authority.clone());
+    let tcp = if timeouts.dial.is_zero() {
+        connect.await
+    } else {
+        tokio::time::timeout(timeouts.dial, connect)
+            .await
+            .map_err(|_| format!("dial tcp {}: i/o timeout", url.authority))?
+    }
+    .map_err(|e| format!("dial tcp {}: {e}", url.authority))?;
+    let io = TimeoutIo::new(tcp, timeouts.read, timeouts.write);
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    let mut request = hyper::Request::builder().method(method.clone()).uri(target);
+    if let Some(h) = request.headers_mut() {
+        *h = headers.clone();
+    }
+    let request = request.body(Full::new(body)).map_err(|e| e.to_string())?;
+    sender.send_request(request).await.map_err(|e| e.to_string())
+}
+
+/// A connection whose every read and every write must finish within its timeout
+/// (Go's deadline per call, as etcd's timeout transport sets them; zero: none).
+struct TimeoutIo<T> {
+    inner: T,
+    read: Duration,
+    write: Duration,
+    read_timer: Option<Pin<Box<Sleep>>>,
+    write_timer: Option<Pin<Box<Sleep>>>,
+}
+
+impl<T> TimeoutIo<T> {
+    fn new(inner: T, read: Duration, write: Duration) -> Self {
+        TimeoutIo {
+            inner,
+            read,
+            write,
+            read_timer: None,
+            write_timer: None,
+        }
+    }
+}
+
+/// Polls `timer` (armed on first use) for a call still pending.
+fn expired(timer: &mut Option<Pin<Box<Sleep>>>, limit: Duration, cx: &mut Context<'_>) -> bool {
+    if limit.is_zero() {
+        return false;
+    }
+    let t = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+    if t.as_mut().poll(cx).is_ready() {
+        *timer = None;
+        return true;
+    }
+    false
+}
+
+fn timed_out() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::TimedOut, "i/o timeout")
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for TimeoutIo<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(r) => {
+                this.read_timer = None;
+                Poll::Ready(r)
+            }
+            Poll::Pending if expired(&mut this.read_timer, this.read, cx) => Poll::Ready(Err(timed_out())),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for TimeoutIo<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_write(cx, data) {
+            Poll::Ready(r) => {
+                this.write_timer = None;
+                Poll::Ready(r)
+            }
+            Poll::Pending if expired(&mut this.write_timer, this.write, cx) => Poll::Ready(Err(timed_out())),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_read_that_waits_past_the_read_timeout_fails() {
+        let (a, _b) = tokio::io::duplex(64);
+        let mut io = TimeoutIo::new(a, Duration::from_millis(50), Duration::ZERO);
+        let mut buf = [0u8; 4];
+        let e = tokio::io::AsyncReadExt::read(&mut io, &mut buf)
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+        let (a, mut b) = tokio::io::duplex(64);
+        let mut io = TimeoutIo::new(a, Duration::ZERO, Duration::ZERO);
+        tokio::io::AsyncWriteExt::write_all(&mut b, b"ok").await.unwrap();
+        assert_eq!(tokio::io::AsyncReadExt::read(&mut io, &mut buf).await.unwrap(), 2);
+    }
+
+    #[test]
+    fn hop_by_hop_headers_are_dropped() {
+        let mut h = HeaderMap::new();
+        h.insert("connection", "close".parse().unwrap());
+        h.insert("transfer-encoding", "chunked".parse().unwrap());
+        h.insert("x-etcd-index", "3".parse().unwrap());
+        drop_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+    }
+}

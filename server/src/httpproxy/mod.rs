@@ -1,0 +1,276 @@
+//! etcd 3.4's v2 HTTP proxy (`--proxy on|readonly`, and `--discovery-fallback proxy`
+//! for a member a v2 discovery service finds full): it learns the cluster's client
+//! URLs from the members' peer ports (`GET /members`), asks again every
+//! `--proxy-refresh-interval`, and forwards the HTTP/1 requests of
+//! `--listen-client-urls` to a live one ([`forward`], [`director`]).
+//!
+//! As etcd, it keeps the peer URLs it last learned in `<data-dir>/proxy/cluster`
+//! (`{"PeerURLs":[...]}`) and starts from them on a restart, the discovery flags then
+//! ignored; a data directory with a `proxy` directory starts as a proxy again.
+
+mod director;
+mod forward;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Bootstrap, Config, ProxyMode};
+use director::Director;
+use forward::{Proxy, Timeouts};
+
+/// How long asking one peer for the member list may take (etcd's 10 s).
+const MEMBERS_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest member list read.
+const MEMBERS_BYTES_MAX: usize = 1024 * 1024;
+
+/// The proxy's directory under the data directory.
+pub fn proxy_dir(config: &Config) -> PathBuf {
+    Path::new(&config.data_dir).join("proxy")
+}
+
+/// etcd's cluster file.
+#[derive(Debug, Serialize, Deserialize)]
+struct ClusterFile {
+    #[serde(rename = "PeerURLs")]
+    peer_urls: Vec<String>,
+}
+
+/// One member as a peer's `GET /members` lists it.
+#[derive(Debug, Deserialize)]
+struct PeerMember {
+    #[serde(rename = "peerURLs", default)]
+    peer_urls: Vec<String>,
+    #[serde(rename = "clientURLs", default)]
+    client_urls: Vec<String>,
+}
+
+/// Runs the proxy until the process ends.
+pub async fn run(config: &Config) -> Result<(), String> {
+    crate::log("proxy: this proxy supports v2 API only!");
+    for u in &config.listen_client_urls {
+        if u.scheme != "http" {
+            return Err(format!(
+                "--proxy serving {u} is not supported by detcd: its v2 proxy serves plain http client URLs only"
+            ));
+        }
+    }
+    let dir = proxy_dir(config);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+    }
+    let cluster_file = dir.join("cluster");
+    let peer_urls = initial_peer_urls(config, &cluster_file).await?;
+    let director = Director::new(config.proxy.failure_wait);
+    let proxy = Arc::new(Proxy {
+        director: director.clone(),
+        readonly: config.proxy.mode == ProxyMode::Readonly,
+        timeouts: Timeouts {
+            dial: config.proxy.dial_timeout,
+            read: config.proxy.read_timeout,
+            write: config.proxy.write_timeout,
+        },
+        cors: config.cors.clone(),
+    });
+    let mut listeners = Vec::new();
+    for u in &config.listen_client_urls {
+        let l = tokio::net::TcpListener::bind(&u.host)
+            .await
+            .map_err(|e| format!("listen tcp {}: {e}", u.host))?;
+        crate::log(&format!("proxy: listening for client requests on {u}"));
+        listeners.push(l);
+    }
+    // As etcd, systemd (`Type=notify`) hears `READY=1` once the proxy listens.
+    crate::cli::notify(sd_notify::NotifyState::Ready);
+    let mut refresher = Refresher {
+        peer_urls,
+        cluster_file,
+    };
+    director.set(refresher.client_urls().await);
+    let interval = config.proxy.refresh_interval;
+    tokio::spawn(async move {
+        let mut announced = false;
+        loop {
+            let found = director.available();
+            if !found.is_empty() && !announced {
+                announced = true;
+                crate::log(&format!("proxy: endpoints found {found:?}"));
+            }
+            tokio::time::sleep(director.next_refresh(interval)).await;
+            director.set(refresher.client_urls().await);
+        }
+    });
+    let mut tasks = tokio::task::JoinSet::new();
+    for listener in listeners {
+        tasks.spawn(accept_loop(listener, proxy.clone()));
+    }
+    match tasks.join_next().await {
+        Some(Ok(Err(e))) => Err(e),
+        _ => Err("proxy: a listener stopped".to_string()),
+    }
+}
+
+/// The peer URLs to ask first: the cluster file's, or the discovery URL's cluster,
+/// or `--initial-cluster`'s.
+async fn initial_peer_urls(config: &Config, cluster_file: &Path) -> Result<Vec<String>, String> {
+    match std::fs::read(cluster_file) {
+        Ok(bytes) => {
+            if !matches!(config.bootstrap, Bootstrap::Static) {
+                crate::log(&format!(
+                    "discovery ignored since the proxy has already been initialized. Valid cluster file found at {:?}",
+                    cluster_file.display().to_string()
+                ));
+            }
+            let file: ClusterFile =
+                serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", cluster_file.display()))?;
+            crate::log(&format!(
+                "proxy: using peer urls {:?} from cluster file {:?}",
+                file.peer_urls,
+                cluster_file.display().to_string()
+            ));
+            Ok(file.peer_urls)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let cluster = match &config.bootstrap {
+                Bootstrap::Static => config.initial_cluster.clone(),
+                Bootstrap::V2(v2) => {
+                    let text = crate::discovery::v2::get_cluster(v2).await.map_err(|e| e.to_string())?;
+                    crate::config::parse_initial_cluster(&text).map_err(|e| e.to_string())?
+                }
+                Bootstrap::Srv(_) => {
+                    return Err("--proxy with --discovery-srv is not supported by detcd: give the proxy --initial-cluster or --discovery".to_string())
+                }
+                Bootstrap::V3(_) => {
+                    return Err("--proxy with --discovery-endpoints is not supported by detcd: etcd 3.6's v3 discovery has no v2 proxy".to_string())
+                }
+            };
+            let mut urls: Vec<String> = cluster.values().flatten().map(ToString::to_string).collect();
+            urls.sort();
+            crate::log(&format!("proxy: using peer urls {urls:?}"));
+            Ok(urls)
+        }
+        Err(e) => Err(format!("{}: {e}", cluster_file.display())),
+    }
+}
+
+/// Asks the peers for the cluster, keeping the cluster file up to date.
+struct Refresher {
+    peer_urls: Vec<String>,
+    cluster_file: PathBuf,
+}
+
+impl Refresher {
+    /// The cluster's client URLs (none when no peer answered).
+    async fn client_urls(&mut self) -> Vec<String> {
+        let Some(members) = self.members().await else {
+            crate::log(&format!(
+                "proxy: could not retrieve cluster information from the given URLs {:?}",
+                self.peer_urls
+            ));
+            return Vec::new();
+        };
+        let mut clients: Vec<String> = members.iter().flat_map(|m| m.client_urls.clone()).collect();
+        clients.sort();
+        let mut peers: Vec<String> = members.iter().flat_map(|m| m.peer_urls.clone()).collect();
+        peers.sort();
+        if let Err(e) = self.write_cluster_file(&peers) {
+            crate::log(&format!("proxy: error on writing urls {e}"));
+            return clients;
+        }
+        if peers != self.peer_urls {
+            crate::log(&format!(
+                "proxy: updated peer urls in cluster file from {:?} to {peers:?}",
+                self.peer_urls
+            ));
+        }
+        self.peer_urls = peers;
+        clients
+    }
+
+    /// The member list of the first peer that answers it.
+    async fn members(&self) -> Option<Vec<PeerMember>> {
+        let client = crate::discovery::http::Client::new("").ok()?;
+        for peer in &self.peer_urls {
+            let Ok(url) =
+                crate::discovery::http::HttpUrl::parse(&format!("{}/members", peer.trim_end_matches('/')))
+            else {
+                continue;
+            };
+            let answer = match tokio::time::timeout(MEMBERS_TIMEOUT, client.send("GET", &url, None)).await {
+                Ok(Ok(a)) => a,
+                Ok(Err(e)) => {
+                    crate::log(&format!("proxy: could not get cluster response from {peer}: {e}"));
+                    continue;
+                }
+                Err(_) => {
+                    crate::log(&format!(
+                        "proxy: could not get cluster response from {peer}: timed out"
+                    ));
+                    continue;
+                }
+            };
+            if answer.status != 200 || answer.body.len() > MEMBERS_BYTES_MAX {
+                crate::log(&format!(
+                    "proxy: peer {peer} answered {} to GET /members",
+                    answer.status
+                ));
+                continue;
+            }
+            if !answer.headers.contains_key("x-etcd-cluster-id") {
+                crate::log(&format!(
+                    "proxy: could not parse the cluster ID from cluster res from {peer}"
+                ));
+                continue;
+            }
+            match serde_json::from_slice::<Vec<PeerMember>>(&answer.body) {
+                Ok(members) => return Some(members),
+                Err(e) => crate::log(&format!(
+                    "proxy: could not unmarshal cluster response from {peer}: {e}"
+                )),
+            }
+        }
+        None
+    }
+
+    /// Writes the peer URLs to the cluster file (a new file renamed over the old).
+    fn write_cluster_file(&self, peers: &[String]) -> Result<(), String> {
+        let text = serde_json::to_string(&ClusterFile {
+            peer_urls: peers.to_vec(),
+        })
+        .map_err(|e| e.to_string())?;
+        let bak = self.cluster_file.with_extension("bak");
+        let write = || -> std::io::Result<()> {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&bak)?;
+            f.write_all(text.as_bytes())?;
+            f.sync_all()?;
+            std::fs::rename(&bak, &self.cluster_file)
+        };
+        write().map_err(|e| e.to_string())
+    }
+}
+
+/// Serves one listener's connections.
+async fn accept_loop(listener: tokio::net::TcpListener, proxy: Arc<Proxy>) -> Result<(), String> {
+    loop {
+        let (stream, remote) = listener
+            .accept()
+            .await
+            .map_err(|e| format!("proxy: accept: {e}"))?;
+        let proxy = proxy.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request| {
+                let proxy = proxy.clone();
+                async move { Ok::<_, std::convert::Infallible>(forward::handle(proxy, request, remote).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}

@@ -1,0 +1,122 @@
+//! etcd 3.4's v2 HTTP proxy (`detcd --proxy on|readonly`) in front of a detcd member:
+//! it learns the member's client URL from the peer port's `GET /members`, forwards
+//! HTTP/1 requests, refuses writes when readonly with etcd's empty 501, restarts from
+//! `<data-dir>/proxy/cluster` without `--initial-cluster`, and answers etcd's 502 and 503
+//! once the member is gone (an endpoint that failed is left out for the failure wait).
+//!
+//! Skipped with a notice without etcdctl or curl (a failure under CI).
+
+#[path = "support/curl.rs"]
+mod curl;
+#[path = "support/members.rs"]
+mod members;
+
+use std::time::{Duration, Instant};
+
+use curl::curl;
+use detcd_testkit::{free_port, wait_healthy};
+use members::{detcd, loopback_urls, tools_present, Member};
+
+/// Waits until `/health` answers 200 over plain HTTP (the proxy serves no gRPC).
+fn wait_http_health(endpoint: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while curl(endpoint, "GET", "/health", "", None, Some(2.0)).0 != 200 {
+        assert!(Instant::now() < deadline, "{endpoint} did not answer /health");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn proxy_args(client: u16, more: &[&str]) -> Vec<String> {
+    let url = format!("http://127.0.0.1:{client}");
+    let mut args: Vec<String> = vec![
+        "--listen-client-urls".into(),
+        url.clone(),
+        "--advertise-client-urls".into(),
+        url,
+        "--proxy-failure-wait".into(),
+        "60000".into(),
+    ];
+    args.extend(more.iter().map(|s| s.to_string()));
+    args
+}
+
+#[test]
+fn a_proxy_forwards_to_the_member_it_learns_from_the_peer_port() {
+    if !tools_present(&["curl"]) {
+        return;
+    }
+    let dir = members::temp_dir("v2proxy");
+    let (peer, client) = (free_port(), free_port());
+    let mut args = vec![
+        "--enable-v2".to_string(),
+        "--initial-cluster".into(),
+        format!("m1=http://127.0.0.1:{peer}"),
+    ];
+    args.extend(loopback_urls(peer, client));
+    let member = Member(detcd(&dir, "m1", &args).spawn().expect("spawn"));
+    let direct = format!("127.0.0.1:{client}");
+    wait_healthy(&direct);
+    let (code, body) = curl(&direct, "PUT", "/v2/keys/k", "value=v", None, None);
+    assert_eq!(code, 201, "{body}");
+
+    let via_port = free_port();
+    let via = format!("127.0.0.1:{via_port}");
+    let initial = format!("m1=http://127.0.0.1:{peer}");
+    let readonly = Member(
+        detcd(
+            &dir,
+            "p",
+            &proxy_args(via_port, &["--proxy", "readonly", "--initial-cluster", &initial]),
+        )
+        .spawn()
+        .expect("spawn"),
+    );
+    wait_http_health(&via);
+    assert_eq!(
+        curl(&via, "PUT", "/v2/keys/k", "value=w", None, None),
+        (501, String::new())
+    );
+    let (code, body) = curl(&via, "GET", "/v2/keys/k", "", None, None);
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains(r#""key":"/k","value":"v""#), "{body}");
+    assert_eq!(
+        curl(&via, "GET", "/v2/config/local/proxy", "", None, None),
+        (200, format!("{{\"endpoints\":[\"http://{direct}\"]}}\n"))
+    );
+    drop(readonly);
+
+    // Restarted with no --initial-cluster: the data directory's proxy/cluster names the
+    // member's peer URL; writes pass now.
+    let cluster = std::fs::read_to_string(dir.join("p").join("proxy").join("cluster")).unwrap();
+    assert_eq!(cluster, format!("{{\"PeerURLs\":[\"http://127.0.0.1:{peer}\"]}}"));
+    let proxy = Member(
+        detcd(&dir, "p", &proxy_args(via_port, &["--proxy", "on"]))
+            .spawn()
+            .expect("spawn"),
+    );
+    wait_http_health(&via);
+    let (code, body) = curl(&via, "PUT", "/v2/keys/k", "value=w", None, None);
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = curl(&direct, "GET", "/v2/keys/k", "", None, None);
+    assert!(code == 200 && body.contains(r#""value":"w""#), "{body}");
+
+    // The member gone: the request fails on its only endpoint (502), which is then left
+    // out for the failure wait (503), in etcd's words.
+    drop(member);
+    assert_eq!(
+        curl(&via, "GET", "/v2/keys/k", "", None, None),
+        (
+            502,
+            r#"{"message":"httpproxy: unable to get response from 1 endpoint(s)"}"#.to_string()
+        )
+    );
+    assert_eq!(
+        curl(&via, "GET", "/v2/keys/k", "", None, None),
+        (
+            503,
+            r#"{"message":"httpproxy: zero endpoints currently available"}"#.to_string()
+        )
+    );
+    drop(proxy);
+    let _ = std::fs::remove_dir_all(&dir);
+}
