@@ -12,6 +12,7 @@ pub mod alarm;
 pub mod args;
 pub mod auth;
 pub mod check;
+pub mod commands;
 pub mod completion;
 pub mod concurrency;
 pub mod debug;
@@ -20,6 +21,7 @@ pub mod dial;
 pub mod endpoint;
 pub mod error;
 pub mod format;
+pub mod help;
 pub mod kv;
 pub mod lease;
 pub mod member;
@@ -39,7 +41,8 @@ use tonic::metadata::AsciiMetadataValue;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
-use args::{bool_flag, value_flag, FlagSpec, Parsed};
+use args::{FlagSpec, Parsed};
+use commands::{COMMANDS, GLOBAL_FLAGS};
 use error::{CtlError, EXIT_BAD_ARGS, EXIT_ERROR};
 use print::Format;
 
@@ -51,140 +54,11 @@ pub const DIAL_TIMEOUT_DEFAULT: Duration = Duration::from_secs(2);
 /// Per-request timeout when `--command-timeout` is not given (etcdctl's default).
 pub const COMMAND_TIMEOUT_DEFAULT: Duration = Duration::from_secs(5);
 
-const GLOBAL_FLAGS: &[FlagSpec] = &[
-    value_flag("endpoints"),
-    value_flag("dial-timeout"),
-    value_flag("command-timeout"),
-    value_flag("keepalive-time"),
-    value_flag("keepalive-timeout"),
-    FlagSpec {
-        long: "write-out",
-        short: Some('w'),
-        takes_value: true,
-    },
-    bool_flag("hex"),
-    bool_flag("debug"),
-    bool_flag("insecure-transport"),
-    bool_flag("insecure-skip-tls-verify"),
-    bool_flag("insecure-discovery"),
-    value_flag("cert"),
-    value_flag("key"),
-    value_flag("cacert"),
-    value_flag("user"),
-    value_flag("password"),
-    FlagSpec {
-        long: "discovery-srv",
-        short: Some('d'),
-        takes_value: true,
-    },
-    value_flag("discovery-srv-name"),
-    FlagSpec {
-        long: "help",
-        short: Some('h'),
-        takes_value: false,
-    },
-];
-
-/// Every command path and its own flags. Parent paths (`lease`) have none.
-const COMMANDS: &[(&[&str], &[FlagSpec])] = &[
-    (&["put"], kv::PUT_FLAGS),
-    (&["get"], kv::GET_FLAGS),
-    (&["del"], kv::DEL_FLAGS),
-    (
-        &["txn"],
-        &[FlagSpec {
-            long: "interactive",
-            short: Some('i'),
-            takes_value: false,
-        }],
-    ),
-    (&["compaction"], &[bool_flag("physical")]),
-    (&["watch"], watch::WATCH_FLAGS),
-    (&["lease"], &[]),
-    (&["lease", "grant"], &[]),
-    (&["lease", "revoke"], &[]),
-    (&["lease", "timetolive"], &[bool_flag("keys")]),
-    (&["lease", "list"], &[]),
-    (&["lease", "keep-alive"], &[bool_flag("once")]),
-    (&["member"], &[]),
-    (
-        &["member", "add"],
-        &[value_flag("peer-urls"), bool_flag("learner")],
-    ),
-    (&["member", "remove"], &[]),
-    (&["member", "update"], &[value_flag("peer-urls")]),
-    (&["member", "list"], &[value_flag("consistency")]),
-    (&["member", "promote"], &[]),
-    (&["endpoint"], &[bool_flag("cluster")]),
-    (&["endpoint", "health"], &[bool_flag("cluster")]),
-    (&["endpoint", "status"], &[bool_flag("cluster")]),
-    (
-        &["endpoint", "hashkv"],
-        &[bool_flag("cluster"), value_flag("rev")],
-    ),
-    (&["snapshot"], &[]),
-    (&["snapshot", "save"], &[]),
-    (&["snapshot", "status"], &[]),
-    (&["snapshot", "restore"], restore::RESTORE_FLAGS),
-    (&["move-leader"], &[]),
-    (&["make-mirror"], mirror::MIRROR_FLAGS),
-    (&["check"], &[]),
-    (&["check", "perf"], check::PERF_FLAGS),
-    (&["check", "datascale"], check::DATASCALE_FLAGS),
-    (&["completion"], &[]),
-    (&["defrag"], &[bool_flag("cluster"), value_flag("data-dir")]),
-    (&["alarm"], &[]),
-    (&["alarm", "list"], &[]),
-    (&["alarm", "disarm"], &[]),
-    (&["version"], &[]),
-    (&["lock"], &[value_flag("ttl")]),
-    (
-        &["elect"],
-        &[FlagSpec {
-            long: "listen",
-            short: Some('l'),
-            takes_value: false,
-        }],
-    ),
-    (&["auth"], &[]),
-    (&["auth", "enable"], &[]),
-    (&["auth", "disable"], &[]),
-    (&["auth", "status"], &[]),
-    (&["user"], &[]),
-    (
-        &["user", "add"],
-        &[
-            bool_flag("interactive"),
-            value_flag("new-user-password"),
-            bool_flag("no-password"),
-        ],
-    ),
-    (&["user", "delete"], &[]),
-    (&["user", "get"], &[bool_flag("detail")]),
-    (&["user", "list"], &[]),
-    (&["user", "passwd"], &[bool_flag("interactive")]),
-    (&["user", "grant-role"], &[]),
-    (&["user", "revoke-role"], &[]),
-    (&["role"], &[]),
-    (&["role", "add"], &[]),
-    (&["role", "delete"], &[]),
-    (&["role", "get"], &[]),
-    (&["role", "list"], &[]),
-    (
-        &["role", "grant-permission"],
-        &[bool_flag("prefix"), bool_flag("from-key")],
-    ),
-    (
-        &["role", "revoke-permission"],
-        &[bool_flag("prefix"), bool_flag("from-key")],
-    ),
-];
-
 #[cfg(test)]
 fn is_command(path: &[String]) -> bool {
     COMMANDS
         .iter()
-        .any(|(p, _)| p.len() == path.len() && p.iter().zip(path).all(|(a, b)| a == b))
+        .any(|c| c.path.len() == path.len() && c.path.iter().zip(path).all(|(a, b)| a == b))
 }
 
 /// The command `word` names after `path`, as etcdctl's cobra finds it (prefix matching is
@@ -201,20 +75,10 @@ fn resolve_command(path: &[String], word: &str) -> Option<String> {
     }
 }
 
-/// The names of the commands directly under `path`, sorted, as cobra lists them (with
-/// cobra's `help` at the top).
+/// The names of the commands directly under `path`, sorted, as cobra lists them.
 fn subcommands(path: &[String]) -> Vec<&'static str> {
-    let mut names: Vec<&'static str> = COMMANDS
-        .iter()
-        .filter(|(p, _)| p.len() == path.len() + 1 && p.iter().zip(path).all(|(a, b)| a == b))
-        .map(|(p, _)| p[path.len()])
-        .collect();
-    if path.is_empty() {
-        names.push("help");
-    }
-    names.sort_unstable();
-    names.dedup();
-    names
+    let path: Vec<&str> = path.iter().map(String::as_str).collect();
+    commands::children(&path).iter().map(|c| c.name()).collect()
 }
 
 /// The top-level commands in the order etcdctl 3.4 registers them (cobra suggests in this
@@ -282,12 +146,67 @@ fn levenshtein(a: &str, b: &str) -> usize {
 fn specs_for(path: &[String]) -> Vec<FlagSpec> {
     let mut specs = GLOBAL_FLAGS.to_vec();
     // A command's flags, and those of its parents (`endpoint --cluster`).
-    for (p, flags) in COMMANDS {
-        if p.len() <= path.len() && p.iter().zip(path).all(|(a, b)| a == b) {
-            specs.extend_from_slice(flags);
+    for c in COMMANDS {
+        if c.path.len() <= path.len() && c.path.iter().zip(path).all(|(a, b)| a == b) {
+            specs.extend_from_slice(c.flags);
         }
     }
     specs
+}
+
+/// The command whose usage cobra prints after a flag error: the one its `Find` reaches
+/// by skipping flags (`stripFlags`: a flag it does not know as a boolean, written
+/// without `=`, is taken to have its value in the next word) and walking the words.
+fn usage_path(args: &[String]) -> Vec<String> {
+    let mut path: Vec<String> = Vec::new();
+    let mut rest: Vec<String> = args.to_vec();
+    loop {
+        let specs = specs_for(&path);
+        let Some(word) = strip_flags(&rest, &specs).into_iter().next() else {
+            return path;
+        };
+        let Some(name) = resolve_command(&path, &word) else {
+            return path;
+        };
+        if let Some(at) = rest.iter().position(|a| *a == word) {
+            rest.remove(at);
+        }
+        path.push(name);
+    }
+}
+
+/// cobra's `stripFlags`: the words of `args` that are not flags or flag values.
+fn strip_flags(args: &[String], specs: &[FlagSpec]) -> Vec<String> {
+    let is_bool = |f: Option<&FlagSpec>| f.is_some_and(|f| !f.takes_value);
+    let mut words = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        let s = &args[i];
+        i += 1;
+        if s == "--" {
+            break;
+        }
+        let takes_next = if let Some(long) = s.strip_prefix("--") {
+            !s.contains('=') && !is_bool(specs.iter().find(|f| f.long == long))
+        } else if let Some(short) = s.strip_prefix('-') {
+            let mut chars = short.chars();
+            match (chars.next(), chars.next()) {
+                (Some(c), None) => !is_bool(specs.iter().find(|f| f.short == Some(c))),
+                _ => false,
+            }
+        } else {
+            false
+        };
+        if takes_next {
+            if args.len() - i <= 1 {
+                break;
+            }
+            i += 1;
+        } else if !s.is_empty() && !s.starts_with('-') {
+            words.push(s.clone());
+        }
+    }
+    words
 }
 
 /// The global options every command shares.
@@ -573,13 +492,25 @@ pub fn main(args: Vec<String>) -> i32 {
             return error::EXIT_IO;
         }
     };
-    match runtime.block_on(run(args, env)) {
+    match runtime.block_on(run(args.clone(), env)) {
         Ok(()) => error::EXIT_SUCCESS,
         Err(e) => {
+            let mut e = e;
             if is_flag_error(&e.message) {
-                // cobra prints a flag error (then the command's usage on stdout, which
-                // detcdctl has not), and etcdctl prints it again: as etcdctl 3.4's stderr.
-                err_line(&format!("Error: {}\n\n", e.message));
+                let path = usage_path(&args);
+                let stray = strip_flags(&args, &specs_for(&[])).into_iter().next();
+                match stray.filter(|_| path.is_empty()) {
+                    // cobra finds the command before it parses flags: a word the root
+                    // does not know is its error, not the flag.
+                    Some(word) => e = unknown_command(&word),
+                    None => {
+                        // cobra prints a flag error, then the command's usage on stdout,
+                        // and etcdctl prints the error again.
+                        err_line(&format!("Error: {}\n\n", e.message));
+                        let path: Vec<&str> = path.iter().map(String::as_str).collect();
+                        out(&help::help(&path, true));
+                    }
+                }
             }
             if !e.message.is_empty() {
                 err_line(&format!("Error: {}\n", e.message));
@@ -587,6 +518,14 @@ pub fn main(args: Vec<String>) -> i32 {
             e.code
         }
     }
+}
+
+/// cobra's error for a first word that names no command (with its suggestions): printed
+/// here with cobra's hint, and once more by `main` as etcdctl prints it.
+fn unknown_command(word: &str) -> CtlError {
+    let msg = format!("unknown command {word:?} for \"detcdctl\"{}", suggestions(word));
+    err_line(&format!("Error: {msg}\nRun 'detcdctl --help' for usage.\n"));
+    CtlError::new(EXIT_ERROR, msg)
 }
 
 /// Whether `message` is one of pflag's errors for the command line.
@@ -611,14 +550,19 @@ async fn run(args: Vec<String>, env: Vec<(String, String)>) -> Result<(), CtlErr
     let path: Vec<&str> = path.iter().map(String::as_str).collect();
     if path.is_empty() {
         if let Some(word) = parsed.args.first() {
-            // cobra's words (with its suggestions), printed twice as etcdctl prints them.
-            let msg = format!("unknown command {word:?} for \"detcdctl\"{}", suggestions(word));
-            err_line(&format!("Error: {msg}\nRun 'detcdctl --help' for usage.\n"));
-            return Err(CtlError::new(EXIT_ERROR, msg));
+            return Err(unknown_command(word));
         }
     }
-    if parsed.bool("help")? || path.is_empty() || path == ["help"] {
-        out(&usage());
+    if parsed.bool("help")? || path.is_empty() {
+        out(&help::help(&path, true));
+        return Ok(());
+    }
+    if path == ["help"] {
+        return help_command(&parsed.args);
+    }
+    if !commands::children(&path).is_empty() && path != ["completion"] {
+        // A group runs nothing: cobra prints its help (also after an unknown subcommand).
+        out(&help::help(&path, true));
         return Ok(());
     }
     let mut ctx = Ctx::new(globals);
@@ -651,7 +595,12 @@ async fn run(args: Vec<String>, env: Vec<(String, String)>) -> Result<(), CtlErr
         ["make-mirror"] => mirror::make_mirror(&mut ctx, &parsed).await,
         ["check", "perf"] => check::perf(&mut ctx, &parsed).await,
         ["check", "datascale"] => check::datascale(&mut ctx, &parsed).await,
+        ["completion"] if parsed.args.is_empty() => {
+            out(&help::help(&path, true));
+            Ok(())
+        }
         ["completion"] => completion::run(&parsed.args, COMMANDS, GLOBAL_FLAGS),
+        ["completion", shell] => completion::run(&[shell.to_string()], COMMANDS, GLOBAL_FLAGS),
         ["defrag"] => defrag::defrag(&mut ctx, &parsed).await,
         ["alarm", "list"] => alarm::list(&mut ctx, &parsed).await,
         ["alarm", "disarm"] => alarm::disarm(&mut ctx, &parsed).await,
@@ -664,24 +613,40 @@ async fn run(args: Vec<String>, env: Vec<(String, String)>) -> Result<(), CtlErr
             Ok(())
         }
         _ => {
-            out(&usage());
+            out(&help::help(&path, true));
             Ok(())
         }
     }
 }
 
-fn usage() -> String {
-    let mut s =
-        String::from("NAME:\n\tdetcdctl - an etcdctl-compatible client for etcd's v3 API\n\nCOMMANDS:\n");
-    for (path, flags) in COMMANDS {
-        if path.len() == 1 && COMMANDS.iter().any(|(p, _)| p.len() == 2 && p[0] == path[0]) {
-            continue;
+/// `help [command]`: that command's help; for a first word that names no command,
+/// cobra's notice on stderr and the root's usage (which lacks the `--help` line there).
+fn help_command(words: &[String]) -> Result<(), CtlError> {
+    let mut path: Vec<String> = Vec::new();
+    for word in words {
+        match resolve_command(&path, word) {
+            Some(name) => path.push(name),
+            None if path.is_empty() => {
+                let quoted: Vec<String> = words
+                    .iter()
+                    .map(|w| {
+                        if w.contains('`') || w.chars().any(char::is_control) {
+                            format::go_quote(w.as_bytes())
+                        } else {
+                            format!("`{w}`")
+                        }
+                    })
+                    .collect();
+                err_line(&format!("Unknown help topic [{}]\n", quoted.join(" ")));
+                out(&help::help(&[], false));
+                return Ok(());
+            }
+            None => break,
         }
-        let names: Vec<String> = flags.iter().map(|f| format!("--{}", f.long)).collect();
-        s.push_str(&format!("\t{}\t{}\n", path.join(" "), names.join(" ")));
     }
-    s.push_str("\nGLOBAL OPTIONS:\n\t--endpoints --dial-timeout --command-timeout -w/--write-out --hex\n");
-    s
+    let path: Vec<&str> = path.iter().map(String::as_str).collect();
+    out(&help::help(&path, true));
+    Ok(())
 }
 
 #[cfg(test)]
