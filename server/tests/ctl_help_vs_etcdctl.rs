@@ -182,6 +182,13 @@ const OTHER_CASES: &[&[&str]] = &[
     &["-x", "get"],
     &["--bogus", "member", "list"],
     &["put", "--lease"],
+    &["get", "foo", "--limit=abc"],
+    &["get", "foo", "--prefix=maybe"],
+    &["--bogus=1", "get", "foo"],
+    &["get", "foo", "-Z"],
+    &["--dial-timeout=abc", "get", "foo"],
+    &["defrag", "--cluster=x"],
+    &["watch", "foo", "--rev=x"],
 ];
 
 struct Output {

@@ -44,7 +44,15 @@ fn bash(commands: &[Command], globals: &[FlagSpec]) -> String {
             .filter(|s| s.path.len() == path.len() + 1 && s.path.starts_with(path))
             .map(|s| s.path[path.len()])
             .collect();
-        let words = [subs.join(" "), flag_words(c.flags)].join(" ");
+        // Its own flags and those its parents share with it (`endpoint --cluster`).
+        let mut flags = c.flags.to_vec();
+        for parent in commands
+            .iter()
+            .filter(|p| p.persistent && p.path.len() < path.len() && path.starts_with(p.path))
+        {
+            flags.extend_from_slice(parent.flags);
+        }
+        let words = [subs.join(" "), flag_words(&flags)].join(" ");
         cases.push_str(&format!(
             "        \"{}\") words=\"{}\" ;;\n",
             path.join(" "),
@@ -118,6 +126,8 @@ mod tests {
             &["member"],
             &["member", "add"],
             &["member", "list"],
+            &["endpoint"],
+            &["endpoint", "health"],
             &["completion"],
             &["completion", "bash"],
             &["completion", "zsh"],
@@ -145,6 +155,11 @@ mod tests {
             "--prefix --endpoints"
         );
         assert_eq!(complete(&bash, &["detcdctl", "completion", "z"]), "zsh");
+        assert_eq!(
+            complete(&bash, &["detcdctl", "endpoint", "health", "--c"]),
+            "--cluster",
+            "a group's shared flag completes on its subcommands"
+        );
         assert!(script("zsh", commands, &[])
             .expect("zsh")
             .starts_with("#compdef detcdctl\n"));
