@@ -313,8 +313,8 @@ fn compare_session(endpoint: &str, dir: &Path) {
     s.read(&["end", "hashk"]);
     // A flag that does not parse (unknown, a value that does not parse, a missing value,
     // on a command or among the global flags): pflag's error, printed twice as etcdctl
-    // prints it, exit status 1. (etcdctl also prints the command's usage on stdout, which
-    // detcdctl does not: compared are the exit code and stderr.)
+    // prints it, exit status 1. (Both also print the command's usage on stdout, which
+    // ctl_help_vs_etcdctl compares: compared here are the exit code and stderr.)
     let error_line = |o: &Outcome| Outcome {
         code: o.code,
         stdout: String::new(),

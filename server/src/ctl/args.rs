@@ -9,13 +9,65 @@ use std::collections::BTreeMap;
 use super::error::CtlError;
 use super::format::go_quote;
 
-/// One flag a command accepts.
+/// One flag a command accepts, with what its help shows (pflag's default and usage).
 #[derive(Debug, Clone, Copy)]
 pub struct FlagSpec {
     pub long: &'static str,
     pub short: Option<char>,
     /// `false` for boolean flags, which take no separate value.
     pub takes_value: bool,
+    /// The default as help shows it.
+    pub default: Shown,
+    /// The flag's one-line description.
+    pub usage: &'static str,
+}
+
+/// A flag's default as pflag prints it in a help: `[=false]` for a boolean (its value
+/// when given bare is true), `="text"` for a string (Go-quoted), `=value` otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shown {
+    Bool(bool),
+    Str(&'static str),
+    Plain(&'static str),
+}
+
+impl FlagSpec {
+    /// The same flag with a one-line description.
+    pub const fn about(self, usage: &'static str) -> Self {
+        Self { usage, ..self }
+    }
+
+    /// The same flag with a string default (shown quoted).
+    pub const fn default_str(self, value: &'static str) -> Self {
+        Self {
+            default: Shown::Str(value),
+            ..self
+        }
+    }
+
+    /// The same flag with a non-string default (a number, a duration, a list).
+    pub const fn default_plain(self, value: &'static str) -> Self {
+        Self {
+            default: Shown::Plain(value),
+            ..self
+        }
+    }
+
+    /// The same boolean flag, true unless set otherwise.
+    pub const fn default_true(self) -> Self {
+        Self {
+            default: Shown::Bool(true),
+            ..self
+        }
+    }
+
+    /// The same flag with a one-letter shorthand (`-w`).
+    pub const fn shorthand(self, c: char) -> Self {
+        Self {
+            short: Some(c),
+            ..self
+        }
+    }
 }
 
 /// Shorthand for a boolean flag spec.
@@ -24,6 +76,8 @@ pub const fn bool_flag(long: &'static str) -> FlagSpec {
         long,
         short: None,
         takes_value: false,
+        default: Shown::Bool(false),
+        usage: "",
     }
 }
 
@@ -33,6 +87,8 @@ pub const fn value_flag(long: &'static str) -> FlagSpec {
         long,
         short: None,
         takes_value: true,
+        default: Shown::Str(""),
+        usage: "",
     }
 }
 
@@ -234,16 +290,8 @@ mod tests {
 
     fn specs(_: &[String]) -> Vec<FlagSpec> {
         vec![
-            FlagSpec {
-                long: "write-out",
-                short: Some('w'),
-                takes_value: true,
-            },
-            FlagSpec {
-                long: "interactive",
-                short: Some('i'),
-                takes_value: false,
-            },
+            value_flag("write-out").shorthand('w'),
+            bool_flag("interactive").shorthand('i'),
             bool_flag("prefix"),
             value_flag("rev"),
         ]

@@ -26,20 +26,37 @@ use super::error::{CtlError, EXIT_BAD_FEATURE, EXIT_ERROR, EXIT_INVALID_INPUT};
 use super::kv::prefix_end;
 use super::{out, Ctx};
 
+/// The flags both checks share.
+const AUTO_COMPACT: FlagSpec =
+    bool_flag("auto-compact").about("Compact storage with last revision after test is finished.");
+const AUTO_DEFRAG: FlagSpec = bool_flag("auto-defrag").about("Defragment storage after test is finished.");
+
 pub const PERF_FLAGS: &[FlagSpec] = &[
-    value_flag("load"),
-    value_flag("prefix"),
-    bool_flag("auto-compact"),
-    bool_flag("auto-defrag"),
-    value_flag("duration"),
+    value_flag("load")
+        .default_str("s")
+        .about("The performance check's workload model. Accepted workloads: s(small), m(medium), l(large), xl(xLarge)"),
+    value_flag("prefix")
+        .default_str(PERF_PREFIX_DEFAULT)
+        .about("The prefix for writing the performance check's keys."),
+    AUTO_COMPACT,
+    AUTO_DEFRAG,
+    value_flag("duration")
+        .default_plain("60")
+        .about("How many seconds the check writes for (detcdctl's own flag)"),
 ];
 
 pub const DATASCALE_FLAGS: &[FlagSpec] = &[
-    value_flag("load"),
-    value_flag("prefix"),
-    bool_flag("auto-compact"),
-    bool_flag("auto-defrag"),
-    value_flag("count"),
+    value_flag("load").default_str("s").about(
+        "The datascale check's workload model. Accepted workloads: s(small), m(medium), l(large), xl(xLarge)",
+    ),
+    value_flag("prefix")
+        .default_str(DATASCALE_PREFIX_DEFAULT)
+        .about("The prefix for writing the datascale check's keys."),
+    AUTO_COMPACT,
+    AUTO_DEFRAG,
+    value_flag("count")
+        .default_plain("0")
+        .about("How many keys to write; 0 is the load's own count (detcdctl's own flag)"),
 ];
 
 const PERF_PREFIX_DEFAULT: &str = "/etcdctl-check-perf/";

@@ -5,16 +5,13 @@
 //! `fish` and `powershell` (which etcdctl also offers) are refused by name.
 
 use super::args::FlagSpec;
+use super::commands::Command;
 use super::error::CtlError;
 use super::out;
 
 /// The script for `shell`, from `commands` (every command path and its own flags) and
 /// the global flags.
-pub fn script(
-    shell: &str,
-    commands: &[(&[&str], &[FlagSpec])],
-    globals: &[FlagSpec],
-) -> Result<String, CtlError> {
+pub fn script(shell: &str, commands: &[Command], globals: &[FlagSpec]) -> Result<String, CtlError> {
     let body = bash(commands, globals);
     match shell {
         "bash" => Ok(body),
@@ -36,17 +33,26 @@ fn flag_words(flags: &[FlagSpec]) -> String {
     words.join(" ")
 }
 
-fn bash(commands: &[(&[&str], &[FlagSpec])], globals: &[FlagSpec]) -> String {
-    let mut top: Vec<&str> = commands.iter().map(|(p, _)| p[0]).collect();
+fn bash(commands: &[Command], globals: &[FlagSpec]) -> String {
+    let mut top: Vec<&str> = commands.iter().map(|c| c.path[0]).collect();
     top.dedup();
     let mut cases = String::new();
-    for (path, flags) in commands.iter().filter(|(p, _)| p[..] != ["completion"]) {
+    for c in commands {
+        let path = c.path;
         let subs: Vec<&str> = commands
             .iter()
-            .filter(|(p, _)| p.len() == path.len() + 1 && p.starts_with(path))
-            .map(|(p, _)| p[path.len()])
+            .filter(|s| s.path.len() == path.len() + 1 && s.path.starts_with(path))
+            .map(|s| s.path[path.len()])
             .collect();
-        let words = [subs.join(" "), flag_words(flags)].join(" ");
+        // Its own flags and those its parents share with it (`endpoint --cluster`).
+        let mut flags = c.flags.to_vec();
+        for parent in commands
+            .iter()
+            .filter(|p| p.persistent && p.path.len() < path.len() && path.starts_with(p.path))
+        {
+            flags.extend_from_slice(parent.flags);
+        }
+        let words = [subs.join(" "), flag_words(&flags)].join(" ");
         cases.push_str(&format!(
             "        \"{}\") words=\"{}\" ;;\n",
             path.join(" "),
@@ -66,7 +72,6 @@ _detcdctl() {{
     local words=""
     case "$path" in
         "") words="{top}" ;;
-        "completion") words="bash zsh" ;;
 {cases}    esac
     words="$words {global}"
     COMPREPLY=($(compgen -W "$words" -- "$cur"))
@@ -79,11 +84,7 @@ complete -F _detcdctl detcdctl
 }
 
 /// `detcdctl completion <shell>`.
-pub fn run(
-    args: &[String],
-    commands: &[(&[&str], &[FlagSpec])],
-    globals: &[FlagSpec],
-) -> Result<(), CtlError> {
+pub fn run(args: &[String], commands: &[Command], globals: &[FlagSpec]) -> Result<(), CtlError> {
     let [shell] = args else {
         return Err(CtlError::bad_args("completion takes one argument: bash or zsh"));
     };
@@ -94,6 +95,7 @@ pub fn run(
 #[cfg(test)]
 mod tests {
     use super::super::args::{bool_flag, value_flag};
+    use super::super::commands::COMMANDS;
     use super::*;
 
     /// Sources the script in bash and completes `words` (the last one being typed).
@@ -113,13 +115,30 @@ mod tests {
 
     #[test]
     fn bash_completes_commands_subcommands_and_flags() {
-        let commands: &[(&[&str], &[FlagSpec])] = &[
-            (&["get"], &[bool_flag("prefix")]),
-            (&["member"], &[]),
-            (&["member", "add"], &[value_flag("peer-urls")]),
-            (&["member", "list"], &[]),
-            (&["completion"], &[]),
-        ];
+        let only = |names: &[&[&str]]| -> Vec<Command> {
+            COMMANDS
+                .iter()
+                .filter(|c| names.contains(&c.path))
+                .copied()
+                .collect()
+        };
+        let mut commands = only(&[
+            &["member"],
+            &["member", "add"],
+            &["member", "list"],
+            &["endpoint"],
+            &["endpoint", "health"],
+            &["completion"],
+            &["completion", "bash"],
+            &["completion", "zsh"],
+        ]);
+        const GET: &[FlagSpec] = &[bool_flag("prefix")];
+        let get = Command {
+            flags: GET,
+            ..COMMANDS[0]
+        };
+        commands.insert(0, get);
+        let commands = commands.as_slice();
         let bash = script("bash", commands, &[value_flag("endpoints")]).expect("bash");
         assert_eq!(complete(&bash, &["detcdctl", "me"]), "member");
         assert_eq!(complete(&bash, &["detcdctl", "co"]), "completion");
@@ -128,7 +147,7 @@ mod tests {
             "add list --endpoints"
         );
         assert_eq!(
-            complete(&bash, &["detcdctl", "member", "add", "--p"]),
+            complete(&bash, &["detcdctl", "member", "add", "--pe"]),
             "--peer-urls"
         );
         assert_eq!(
@@ -136,6 +155,11 @@ mod tests {
             "--prefix --endpoints"
         );
         assert_eq!(complete(&bash, &["detcdctl", "completion", "z"]), "zsh");
+        assert_eq!(
+            complete(&bash, &["detcdctl", "endpoint", "health", "--c"]),
+            "--cluster",
+            "a group's shared flag completes on its subcommands"
+        );
         assert!(script("zsh", commands, &[])
             .expect("zsh")
             .starts_with("#compdef detcdctl\n"));

@@ -16,34 +16,52 @@ use super::print::{self, Format, KvStyle, Text};
 use super::{out, Ctx};
 
 pub const PUT_FLAGS: &[FlagSpec] = &[
-    bool_flag("prev-kv"),
-    value_flag("lease"),
-    bool_flag("ignore-value"),
-    bool_flag("ignore-lease"),
+    bool_flag("prev-kv").about("return the previous key-value pair before modification"),
+    value_flag("lease")
+        .default_str("0")
+        .about("lease ID (in hexadecimal) to attach to the key"),
+    bool_flag("ignore-value").about("updates the key using its current value"),
+    bool_flag("ignore-lease").about("updates the key using its current lease"),
 ];
 pub const GET_FLAGS: &[FlagSpec] = &[
-    value_flag("consistency"),
-    value_flag("order"),
-    value_flag("sort-by"),
-    value_flag("limit"),
-    bool_flag("prefix"),
-    bool_flag("from-key"),
-    value_flag("rev"),
-    bool_flag("keys-only"),
-    bool_flag("count-only"),
-    bool_flag("print-value-only"),
-    value_flag("min-create-rev"),
-    value_flag("max-create-rev"),
-    value_flag("min-mod-rev"),
-    value_flag("max-mod-rev"),
+    value_flag("consistency")
+        .default_str("l")
+        .about("Linearizable(l) or Serializable(s)"),
+    value_flag("order").about("Order of results; ASCEND or DESCEND (ASCEND by default)"),
+    value_flag("sort-by").about("Sort target; CREATE, KEY, MODIFY, VALUE, or VERSION"),
+    value_flag("limit")
+        .default_plain("0")
+        .about("Maximum number of results"),
+    bool_flag("prefix").about("Get keys with matching prefix"),
+    bool_flag("from-key")
+        .about("Get keys that are greater than or equal to the given key using byte compare"),
+    value_flag("rev")
+        .default_plain("0")
+        .about("Specify the kv revision"),
+    bool_flag("keys-only").about("Get only the keys"),
+    bool_flag("count-only").about("Get only the count"),
+    bool_flag("print-value-only").about("Only write values when using the \"simple\" output format"),
+    value_flag("min-create-rev")
+        .default_plain("0")
+        .about("Minimum create revision"),
+    value_flag("max-create-rev")
+        .default_plain("0")
+        .about("Maximum create revision"),
+    value_flag("min-mod-rev")
+        .default_plain("0")
+        .about("Minimum modification revision"),
+    value_flag("max-mod-rev")
+        .default_plain("0")
+        .about("Maximum modification revision"),
 ];
 /// `--range` (etcdctl 3.5+) only silences 3.5's warning about an explicit range end;
 /// etcdctl 3.4 has no such warning, so it changes nothing here.
 pub const DEL_FLAGS: &[FlagSpec] = &[
-    bool_flag("prefix"),
-    bool_flag("prev-kv"),
-    bool_flag("from-key"),
-    bool_flag("range"),
+    bool_flag("prefix").about("delete keys with matching prefix"),
+    bool_flag("prev-kv").about("return deleted key-value pairs"),
+    bool_flag("from-key")
+        .about("delete keys that are greater than or equal to the given key using byte compare"),
+    bool_flag("range").about("delete range of keys"),
 ];
 
 /// The end of the range holding every key with `prefix` (clientv3 `GetPrefixRangeEnd`).

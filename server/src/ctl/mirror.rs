@@ -22,13 +22,17 @@ use super::kv::prefix_end;
 use super::{dial, out, Ctx};
 
 pub const MIRROR_FLAGS: &[FlagSpec] = &[
-    value_flag("prefix"),
-    value_flag("dest-prefix"),
-    bool_flag("no-dest-prefix"),
-    value_flag("dest-cert"),
-    value_flag("dest-key"),
-    value_flag("dest-cacert"),
-    bool_flag("dest-insecure-transport"),
+    value_flag("prefix").about("Key-value prefix to mirror"),
+    value_flag("dest-prefix")
+        .about("destination prefix to mirror a prefix to a different prefix in the destination cluster"),
+    bool_flag("no-dest-prefix").about("mirror key-values to the root of the destination cluster"),
+    value_flag("dest-cert")
+        .about("Identify secure client using this TLS certificate file for the destination cluster"),
+    value_flag("dest-key").about("Identify secure client using this TLS key file"),
+    value_flag("dest-cacert").about("Verify certificates of TLS enabled secure servers using this CA bundle"),
+    bool_flag("dest-insecure-transport")
+        .default_true()
+        .about("Disable transport security for client connections"),
 ];
 
 /// clientv3 mirror's batch size for the base copy.

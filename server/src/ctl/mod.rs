@@ -6,12 +6,15 @@
 //! encodings; the commands live one family to a file, as etcdctl keeps them (`kv`, `lease`,
 //! `member`, `endpoint`, `snapshot`, `defrag`, `move_leader`, `alarm`, `concurrency` for lock
 //! and elect, ...);
-//! `txn_parse` reads the `txn` grammar.
+//! `txn_parse` reads the `txn` grammar. `commands` is the table of commands and flags
+//! (with their help texts), `help` renders etcdctl's help from it, and `find` resolves a
+//! command line to a command as cobra does.
 
 pub mod alarm;
 pub mod args;
 pub mod auth;
 pub mod check;
+pub mod commands;
 pub mod completion;
 pub mod concurrency;
 pub mod debug;
@@ -19,7 +22,9 @@ pub mod defrag;
 pub mod dial;
 pub mod endpoint;
 pub mod error;
+pub mod find;
 pub mod format;
+pub mod help;
 pub mod kv;
 pub mod lease;
 pub mod member;
@@ -39,8 +44,10 @@ use tonic::metadata::AsciiMetadataValue;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
-use args::{bool_flag, value_flag, FlagSpec, Parsed};
+use args::Parsed;
+use commands::{COMMANDS, GLOBAL_FLAGS};
 use error::{CtlError, EXIT_BAD_ARGS, EXIT_ERROR};
+use find::{resolve_command, specs_for, strip_flags, unknown_command, usage_path};
 use print::Format;
 
 /// The version `detcdctl version` reports as its API version: the etcd API it speaks.
@@ -50,245 +57,6 @@ pub const API_VERSION: &str = "3.6";
 pub const DIAL_TIMEOUT_DEFAULT: Duration = Duration::from_secs(2);
 /// Per-request timeout when `--command-timeout` is not given (etcdctl's default).
 pub const COMMAND_TIMEOUT_DEFAULT: Duration = Duration::from_secs(5);
-
-const GLOBAL_FLAGS: &[FlagSpec] = &[
-    value_flag("endpoints"),
-    value_flag("dial-timeout"),
-    value_flag("command-timeout"),
-    value_flag("keepalive-time"),
-    value_flag("keepalive-timeout"),
-    FlagSpec {
-        long: "write-out",
-        short: Some('w'),
-        takes_value: true,
-    },
-    bool_flag("hex"),
-    bool_flag("debug"),
-    bool_flag("insecure-transport"),
-    bool_flag("insecure-skip-tls-verify"),
-    bool_flag("insecure-discovery"),
-    value_flag("cert"),
-    value_flag("key"),
-    value_flag("cacert"),
-    value_flag("user"),
-    value_flag("password"),
-    FlagSpec {
-        long: "discovery-srv",
-        short: Some('d'),
-        takes_value: true,
-    },
-    value_flag("discovery-srv-name"),
-    FlagSpec {
-        long: "help",
-        short: Some('h'),
-        takes_value: false,
-    },
-];
-
-/// Every command path and its own flags. Parent paths (`lease`) have none.
-const COMMANDS: &[(&[&str], &[FlagSpec])] = &[
-    (&["put"], kv::PUT_FLAGS),
-    (&["get"], kv::GET_FLAGS),
-    (&["del"], kv::DEL_FLAGS),
-    (
-        &["txn"],
-        &[FlagSpec {
-            long: "interactive",
-            short: Some('i'),
-            takes_value: false,
-        }],
-    ),
-    (&["compaction"], &[bool_flag("physical")]),
-    (&["watch"], watch::WATCH_FLAGS),
-    (&["lease"], &[]),
-    (&["lease", "grant"], &[]),
-    (&["lease", "revoke"], &[]),
-    (&["lease", "timetolive"], &[bool_flag("keys")]),
-    (&["lease", "list"], &[]),
-    (&["lease", "keep-alive"], &[bool_flag("once")]),
-    (&["member"], &[]),
-    (
-        &["member", "add"],
-        &[value_flag("peer-urls"), bool_flag("learner")],
-    ),
-    (&["member", "remove"], &[]),
-    (&["member", "update"], &[value_flag("peer-urls")]),
-    (&["member", "list"], &[value_flag("consistency")]),
-    (&["member", "promote"], &[]),
-    (&["endpoint"], &[bool_flag("cluster")]),
-    (&["endpoint", "health"], &[bool_flag("cluster")]),
-    (&["endpoint", "status"], &[bool_flag("cluster")]),
-    (
-        &["endpoint", "hashkv"],
-        &[bool_flag("cluster"), value_flag("rev")],
-    ),
-    (&["snapshot"], &[]),
-    (&["snapshot", "save"], &[]),
-    (&["snapshot", "status"], &[]),
-    (&["snapshot", "restore"], restore::RESTORE_FLAGS),
-    (&["move-leader"], &[]),
-    (&["make-mirror"], mirror::MIRROR_FLAGS),
-    (&["check"], &[]),
-    (&["check", "perf"], check::PERF_FLAGS),
-    (&["check", "datascale"], check::DATASCALE_FLAGS),
-    (&["completion"], &[]),
-    (&["defrag"], &[bool_flag("cluster"), value_flag("data-dir")]),
-    (&["alarm"], &[]),
-    (&["alarm", "list"], &[]),
-    (&["alarm", "disarm"], &[]),
-    (&["version"], &[]),
-    (&["lock"], &[value_flag("ttl")]),
-    (
-        &["elect"],
-        &[FlagSpec {
-            long: "listen",
-            short: Some('l'),
-            takes_value: false,
-        }],
-    ),
-    (&["auth"], &[]),
-    (&["auth", "enable"], &[]),
-    (&["auth", "disable"], &[]),
-    (&["auth", "status"], &[]),
-    (&["user"], &[]),
-    (
-        &["user", "add"],
-        &[
-            bool_flag("interactive"),
-            value_flag("new-user-password"),
-            bool_flag("no-password"),
-        ],
-    ),
-    (&["user", "delete"], &[]),
-    (&["user", "get"], &[bool_flag("detail")]),
-    (&["user", "list"], &[]),
-    (&["user", "passwd"], &[bool_flag("interactive")]),
-    (&["user", "grant-role"], &[]),
-    (&["user", "revoke-role"], &[]),
-    (&["role"], &[]),
-    (&["role", "add"], &[]),
-    (&["role", "delete"], &[]),
-    (&["role", "get"], &[]),
-    (&["role", "list"], &[]),
-    (
-        &["role", "grant-permission"],
-        &[bool_flag("prefix"), bool_flag("from-key")],
-    ),
-    (
-        &["role", "revoke-permission"],
-        &[bool_flag("prefix"), bool_flag("from-key")],
-    ),
-];
-
-#[cfg(test)]
-fn is_command(path: &[String]) -> bool {
-    COMMANDS
-        .iter()
-        .any(|(p, _)| p.len() == path.len() && p.iter().zip(path).all(|(a, b)| a == b))
-}
-
-/// The command `word` names after `path`, as etcdctl's cobra finds it (prefix matching is
-/// on in etcdctl): its exact name, or the one command whose name it begins.
-fn resolve_command(path: &[String], word: &str) -> Option<String> {
-    let names = subcommands(path);
-    if names.contains(&word) {
-        return Some(word.to_string());
-    }
-    let mut matches = names.iter().filter(|n| n.starts_with(word));
-    match (matches.next(), matches.next()) {
-        (Some(one), None) if !word.is_empty() => Some(one.to_string()),
-        _ => None,
-    }
-}
-
-/// The names of the commands directly under `path`, sorted, as cobra lists them (with
-/// cobra's `help` at the top).
-fn subcommands(path: &[String]) -> Vec<&'static str> {
-    let mut names: Vec<&'static str> = COMMANDS
-        .iter()
-        .filter(|(p, _)| p.len() == path.len() + 1 && p.iter().zip(path).all(|(a, b)| a == b))
-        .map(|(p, _)| p[path.len()])
-        .collect();
-    if path.is_empty() {
-        names.push("help");
-    }
-    names.sort_unstable();
-    names.dedup();
-    names
-}
-
-/// The top-level commands in the order etcdctl 3.4 registers them (cobra suggests in this
-/// order; etcdctl's `migrate`, a v2-to-v3 data migration, is not offered by detcdctl).
-const REGISTRATION_ORDER: &[&str] = &[
-    "get",
-    "put",
-    "del",
-    "txn",
-    "compaction",
-    "alarm",
-    "defrag",
-    "endpoint",
-    "move-leader",
-    "watch",
-    "version",
-    "lease",
-    "member",
-    "snapshot",
-    "make-mirror",
-    "lock",
-    "elect",
-    "auth",
-    "user",
-    "role",
-    "check",
-    "completion",
-];
-
-/// cobra's "Did you mean this?" for an unknown command: the commands within two edits
-/// (ignoring case) or that begin with it, as cobra's `SuggestionsFor` picks them.
-fn suggestions(word: &str) -> String {
-    let word = word.to_lowercase();
-    let found: Vec<&str> = REGISTRATION_ORDER
-        .iter()
-        .copied()
-        .filter(|n| levenshtein(&word, n) <= 2 || n.starts_with(word.as_str()))
-        .collect();
-    if found.is_empty() {
-        return String::new();
-    }
-    let mut text = "\n\nDid you mean this?\n".to_string();
-    for name in found {
-        text.push_str(&format!("\t{name}\n"));
-    }
-    text
-}
-
-/// The edit distance between two strings (insertions, deletions, substitutions).
-fn levenshtein(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut previous = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = previous + usize::from(ca != *cb);
-            previous = row[j + 1];
-            row[j + 1] = substitution.min(row[j] + 1).min(row[j + 1] + 1);
-        }
-    }
-    row[b.len()]
-}
-
-fn specs_for(path: &[String]) -> Vec<FlagSpec> {
-    let mut specs = GLOBAL_FLAGS.to_vec();
-    // A command's flags, and those of its parents (`endpoint --cluster`).
-    for (p, flags) in COMMANDS {
-        if p.len() <= path.len() && p.iter().zip(path).all(|(a, b)| a == b) {
-            specs.extend_from_slice(flags);
-        }
-    }
-    specs
-}
 
 /// The global options every command shares.
 #[derive(Debug, Clone)]
@@ -573,13 +341,25 @@ pub fn main(args: Vec<String>) -> i32 {
             return error::EXIT_IO;
         }
     };
-    match runtime.block_on(run(args, env)) {
+    match runtime.block_on(run(args.clone(), env)) {
         Ok(()) => error::EXIT_SUCCESS,
         Err(e) => {
+            let mut e = e;
             if is_flag_error(&e.message) {
-                // cobra prints a flag error (then the command's usage on stdout, which
-                // detcdctl has not), and etcdctl prints it again: as etcdctl 3.4's stderr.
-                err_line(&format!("Error: {}\n\n", e.message));
+                let path = usage_path(&args);
+                let stray = strip_flags(&args, &specs_for(&[])).into_iter().next();
+                match stray.filter(|_| path.is_empty()) {
+                    // cobra finds the command before it parses flags: a word the root
+                    // does not know is its error, not the flag.
+                    Some(word) => e = unknown_command(&word),
+                    None => {
+                        // cobra prints a flag error, then the command's usage on stdout,
+                        // and etcdctl prints the error again.
+                        err_line(&format!("Error: {}\n\n", e.message));
+                        let path: Vec<&str> = path.iter().map(String::as_str).collect();
+                        out(&help::help(&path, true));
+                    }
+                }
             }
             if !e.message.is_empty() {
                 err_line(&format!("Error: {}\n", e.message));
@@ -611,14 +391,19 @@ async fn run(args: Vec<String>, env: Vec<(String, String)>) -> Result<(), CtlErr
     let path: Vec<&str> = path.iter().map(String::as_str).collect();
     if path.is_empty() {
         if let Some(word) = parsed.args.first() {
-            // cobra's words (with its suggestions), printed twice as etcdctl prints them.
-            let msg = format!("unknown command {word:?} for \"detcdctl\"{}", suggestions(word));
-            err_line(&format!("Error: {msg}\nRun 'detcdctl --help' for usage.\n"));
-            return Err(CtlError::new(EXIT_ERROR, msg));
+            return Err(unknown_command(word));
         }
     }
-    if parsed.bool("help")? || path.is_empty() || path == ["help"] {
-        out(&usage());
+    if parsed.bool("help")? || path.is_empty() {
+        out(&help::help(&path, true));
+        return Ok(());
+    }
+    if path == ["help"] {
+        return help_command(&parsed.args);
+    }
+    if !commands::children(&path).is_empty() && path != ["completion"] {
+        // A group runs nothing: cobra prints its help (also after an unknown subcommand).
+        out(&help::help(&path, true));
         return Ok(());
     }
     let mut ctx = Ctx::new(globals);
@@ -651,7 +436,12 @@ async fn run(args: Vec<String>, env: Vec<(String, String)>) -> Result<(), CtlErr
         ["make-mirror"] => mirror::make_mirror(&mut ctx, &parsed).await,
         ["check", "perf"] => check::perf(&mut ctx, &parsed).await,
         ["check", "datascale"] => check::datascale(&mut ctx, &parsed).await,
+        ["completion"] if parsed.args.is_empty() => {
+            out(&help::help(&path, true));
+            Ok(())
+        }
         ["completion"] => completion::run(&parsed.args, COMMANDS, GLOBAL_FLAGS),
+        ["completion", shell] => completion::run(&[shell.to_string()], COMMANDS, GLOBAL_FLAGS),
         ["defrag"] => defrag::defrag(&mut ctx, &parsed).await,
         ["alarm", "list"] => alarm::list(&mut ctx, &parsed).await,
         ["alarm", "disarm"] => alarm::disarm(&mut ctx, &parsed).await,
@@ -664,57 +454,50 @@ async fn run(args: Vec<String>, env: Vec<(String, String)>) -> Result<(), CtlErr
             Ok(())
         }
         _ => {
-            out(&usage());
+            out(&help::help(&path, true));
             Ok(())
         }
     }
 }
 
-fn usage() -> String {
-    let mut s =
-        String::from("NAME:\n\tdetcdctl - an etcdctl-compatible client for etcd's v3 API\n\nCOMMANDS:\n");
-    for (path, flags) in COMMANDS {
-        if path.len() == 1 && COMMANDS.iter().any(|(p, _)| p.len() == 2 && p[0] == path[0]) {
-            continue;
+/// `help [command]`: that command's help; for a first word that names no command,
+/// cobra's notice on stderr and the root's usage (which lacks the `--help` line there).
+fn help_command(words: &[String]) -> Result<(), CtlError> {
+    let mut path: Vec<String> = Vec::new();
+    for word in words {
+        match resolve_command(&path, word) {
+            Some(name) => path.push(name),
+            None if path.is_empty() => {
+                let quoted: Vec<String> = words
+                    .iter()
+                    .map(|w| {
+                        if w.contains('`') || w.chars().any(char::is_control) {
+                            format::go_quote(w.as_bytes())
+                        } else {
+                            format!("`{w}`")
+                        }
+                    })
+                    .collect();
+                err_line(&format!("Unknown help topic [{}]\n", quoted.join(" ")));
+                out(&help::help(&[], false));
+                return Ok(());
+            }
+            None => break,
         }
-        let names: Vec<String> = flags.iter().map(|f| format!("--{}", f.long)).collect();
-        s.push_str(&format!("\t{}\t{}\n", path.join(" "), names.join(" ")));
     }
-    s.push_str("\nGLOBAL OPTIONS:\n\t--endpoints --dial-timeout --command-timeout -w/--write-out --hex\n");
-    s
+    let path: Vec<&str> = path.iter().map(String::as_str).collect();
+    out(&help::help(&path, true));
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
+    use super::find::is_command;
     use super::*;
 
     fn parsed(args: &[&str]) -> Parsed {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         args::parse(&args, is_command, specs_for).unwrap().1
-    }
-
-    #[test]
-    fn commands_resolve_by_unique_prefix_and_unknown_ones_get_cobras_suggestions() {
-        let mut top: Vec<&str> = REGISTRATION_ORDER.to_vec();
-        top.push("help");
-        top.sort_unstable();
-        assert_eq!(subcommands(&[]), top, "REGISTRATION_ORDER lists every command");
-        let path = |p: &[&str]| p.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(resolve_command(&[], "memb").as_deref(), Some("member"));
-        assert_eq!(resolve_command(&[], "get").as_deref(), Some("get"));
-        assert_eq!(resolve_command(&[], "co"), None);
-        assert_eq!(resolve_command(&path(&["member"]), "li").as_deref(), Some("list"));
-        assert_eq!(
-            resolve_command(&path(&["lease"]), "k").as_deref(),
-            Some("keep-alive")
-        );
-        assert_eq!(suggestions("gett"), "\n\nDid you mean this?\n\tget\n");
-        assert_eq!(
-            suggestions("c"),
-            "\n\nDid you mean this?\n\tcompaction\n\tcheck\n\tcompletion\n"
-        );
-        assert_eq!(suggestions("bogus"), "");
-        assert_eq!(levenshtein("kitten", "sitting"), 3);
     }
 
     #[test]

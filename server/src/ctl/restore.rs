@@ -28,15 +28,27 @@ use crate::config::{cluster_id, member_id, parse_initial_cluster};
 
 /// etcdutl's `snapshot restore` flags.
 pub const RESTORE_FLAGS: &[FlagSpec] = &[
-    value_flag("data-dir"),
-    value_flag("wal-dir"),
-    value_flag("name"),
-    value_flag("initial-cluster"),
-    value_flag("initial-cluster-token"),
-    value_flag("initial-advertise-peer-urls"),
-    bool_flag("skip-hash-check"),
-    value_flag("bump-revision"),
-    bool_flag("mark-compacted"),
+    value_flag("data-dir").about("Path to the data directory"),
+    value_flag("wal-dir").about("Path to the WAL directory (use --data-dir if none given)"),
+    value_flag("name")
+        .default_str("default")
+        .about("Human-readable name for this member"),
+    value_flag("initial-cluster")
+        .default_str("default=http://localhost:2380")
+        .about("Initial cluster configuration for restore bootstrap"),
+    value_flag("initial-cluster-token")
+        .default_str("etcd-cluster")
+        .about("Initial cluster token for the etcd cluster during restore bootstrap"),
+    value_flag("initial-advertise-peer-urls")
+        .default_str("http://localhost:2380")
+        .about("List of this member's peer URLs to advertise to the rest of the cluster"),
+    bool_flag("skip-hash-check")
+        .about("Ignore snapshot integrity hash value (required if copied from data directory)"),
+    value_flag("bump-revision")
+        .default_plain("0")
+        .about("How much to increase the latest revision after restore"),
+    bool_flag("mark-compacted")
+        .about("Mark the latest revision after restore as the point of scheduled compaction (required if --bump-revision > 0, disallowed otherwise)"),
 ];
 
 fn error(message: impl Into<String>) -> CtlError {

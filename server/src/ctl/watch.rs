@@ -24,15 +24,13 @@ use super::print::{self, Format, KvStyle};
 use super::{err_line, out, out_bytes, Ctx};
 
 pub const WATCH_FLAGS: &[FlagSpec] = &[
-    FlagSpec {
-        long: "interactive",
-        short: Some('i'),
-        takes_value: false,
-    },
-    bool_flag("prefix"),
-    value_flag("rev"),
-    bool_flag("prev-kv"),
-    bool_flag("progress-notify"),
+    bool_flag("interactive").shorthand('i').about("Interactive mode"),
+    bool_flag("prefix").about("Watch on a prefix if prefix is set"),
+    value_flag("rev")
+        .default_plain("0")
+        .about("Revision to start watching"),
+    bool_flag("prev-kv").about("get the previous key-value pair before the event happens"),
+    bool_flag("progress-notify").about("get periodic watch progress notification from server"),
 ];
 
 const BAD_ARGS_NUM: &str = "bad number of arguments";
