@@ -6,13 +6,14 @@
 //!
 //! Skipped with a notice without etcdctl or curl (a failure under CI).
 
+#[path = "support/curl.rs"]
+mod curl;
 #[path = "support/members.rs"]
 mod members;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,25 +23,7 @@ use members::{detcd, loopback_urls, tools_present, Member};
 
 /// curl over https trusting `ca`: the status and the body.
 fn curl(ca: &str, method: &str, url: &str, form: &str) -> (u16, String) {
-    let mut c = Command::new("curl");
-    c.args([
-        "-s",
-        "--max-time",
-        "10",
-        "--cacert",
-        ca,
-        "-X",
-        method,
-        "-w",
-        "\n%{http_code}",
-    ]);
-    if !form.is_empty() {
-        c.args(["-d", form]);
-    }
-    let out = c.arg(url).output().expect("run curl");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
-    (code.trim().parse().unwrap_or(0), body.to_string())
+    curl::curl_url(&["--cacert", ca], method, url, form)
 }
 
 /// The discovery service: a detcd serving https on 127.0.0.1 with a certificate of

@@ -13,7 +13,7 @@ mod members;
 
 use std::time::{Duration, Instant};
 
-use curl::curl;
+use curl::{curl, curl_url};
 use detcd_testkit::{free_port, wait_healthy};
 use members::{detcd, loopback_urls, tools_present, Member};
 
@@ -118,5 +118,142 @@ fn a_proxy_forwards_to_the_member_it_learns_from_the_peer_port() {
         )
     );
     drop(proxy);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// curl over https trusting `tls.0` (the CA) with the client certificate `tls.1`, key
+/// `tls.2`: the status and the body.
+fn curl_https(tls: &(String, String, String), method: &str, url: &str, form: &str) -> (u16, String) {
+    curl_url(
+        &["--cacert", &tls.0, "--cert", &tls.1, "--key", &tls.2],
+        method,
+        url,
+        form,
+    )
+}
+
+/// etcd's proxy with TLS on every side: it serves https with `--cert-file`/`--key-file`
+/// (client certificates required by `--trusted-ca-file`), dials the member's https
+/// client URL presenting that same certificate, and asks the https peer URL for the
+/// members with the `--peer-*` set. Plain http to its https listener gets no answer.
+#[test]
+fn a_proxy_serves_https_in_front_of_a_member_with_https_urls() {
+    if !tools_present(&["curl"]) {
+        return;
+    }
+    use detcd_server::tls::certs::{Ca, Leaf};
+    let dir = members::temp_dir("v2proxytls");
+    let ca = Ca::new("proxy test CA").expect("ca");
+    let write = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).expect("write");
+        path.to_string_lossy().into_owned()
+    };
+    let ca_file = write("ca.crt", &ca.cert_pem);
+    let files = |name: &str, serial: u64| {
+        let issued = ca.issue(&Leaf::new(name, &["127.0.0.1"], serial)).expect("issue");
+        (
+            write(&format!("{name}.crt"), &issued.cert_pem),
+            write(&format!("{name}.key"), &issued.key_pem),
+        )
+    };
+    let (member_cert, member_key) = files("member", 2);
+    let (proxy_cert, proxy_key) = files("proxy", 3);
+    let (peer_cert, peer_key) = files("peer", 4);
+    let (user_cert, user_key) = files("user", 5);
+    let tls_args = |cert: &str, key: &str| -> Vec<String> {
+        [
+            "--cert-file",
+            cert,
+            "--key-file",
+            key,
+            "--trusted-ca-file",
+            &ca_file,
+            "--client-cert-auth",
+            "--peer-cert-file",
+            &peer_cert,
+            "--peer-key-file",
+            &peer_key,
+            "--peer-trusted-ca-file",
+            &ca_file,
+            "--peer-client-cert-auth",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+
+    let (peer, client) = (free_port(), free_port());
+    let peer_url = format!("https://127.0.0.1:{peer}");
+    let client_url = format!("https://127.0.0.1:{client}");
+    let mut args: Vec<String> = vec![
+        "--enable-v2".into(),
+        "--initial-cluster".into(),
+        format!("m1={peer_url}"),
+        "--listen-peer-urls".into(),
+        peer_url.clone(),
+        "--initial-advertise-peer-urls".into(),
+        peer_url.clone(),
+        "--listen-client-urls".into(),
+        client_url.clone(),
+        "--advertise-client-urls".into(),
+        client_url.clone(),
+    ];
+    args.extend(tls_args(&member_cert, &member_key));
+    let member = Member(detcd(&dir, "m1", &args).spawn().expect("spawn"));
+    let user = (ca_file.clone(), user_cert, user_key);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while curl_https(&user, "GET", &format!("{client_url}/health"), "").0 != 200 {
+        assert!(Instant::now() < deadline, "the member did not answer /health");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    let via_port = free_port();
+    let via_url = format!("https://127.0.0.1:{via_port}");
+    let mut args: Vec<String> = vec![
+        "--proxy".into(),
+        "on".into(),
+        "--initial-cluster".into(),
+        format!("m1={peer_url}"),
+        "--listen-client-urls".into(),
+        via_url.clone(),
+        "--advertise-client-urls".into(),
+        via_url.clone(),
+    ];
+    args.extend(tls_args(&proxy_cert, &proxy_key));
+    let proxy = Member(detcd(&dir, "p", &args).spawn().expect("spawn"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (code, body) = curl_https(&user, "GET", &format!("{via_url}/v2/config/local/proxy"), "");
+        if code == 200 && body.contains("https://") {
+            assert_eq!(body, format!("{{\"endpoints\":[\"{client_url}\"]}}\n"));
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the proxy found no endpoint: {code} {body}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (code, body) = curl_https(&user, "PUT", &format!("{via_url}/v2/keys/k"), "value=v");
+    assert_eq!(code, 201, "{body}");
+    let (code, body) = curl_https(&user, "GET", &format!("{via_url}/v2/keys/k"), "");
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains(r#""key":"/k","value":"v""#), "{body}");
+    // Written through the proxy: the member has it.
+    let (code, body) = curl_https(&user, "GET", &format!("{client_url}/v2/keys/k"), "");
+    assert!(code == 200 && body.contains(r#""value":"v""#), "{body}");
+    // Plain http to the https listener: no HTTP answer.
+    let (code, _) = curl(
+        &format!("127.0.0.1:{via_port}"),
+        "GET",
+        "/v2/keys/k",
+        "",
+        None,
+        Some(5.0),
+    );
+    assert_eq!(code, 0);
+    drop(proxy);
+    drop(member);
     let _ = std::fs::remove_dir_all(&dir);
 }

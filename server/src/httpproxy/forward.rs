@@ -23,6 +23,8 @@ use tokio::time::Sleep;
 
 use super::director::Director;
 use crate::discovery::http::HttpUrl;
+use crate::tls::Reloading;
+use rustls_pki_types::ServerName;
 
 pub type Body = BoxBody<Bytes, hyper::Error>;
 
@@ -58,6 +60,8 @@ pub struct Proxy {
     pub timeouts: Timeouts,
     /// `--cors` (empty or `*`: any origin).
     pub cors: Vec<String>,
+    /// For the members' https client URLs.
+    pub tls: Arc<Reloading<rustls::ClientConfig>>,
 }
 
 fn full(
@@ -189,16 +193,7 @@ async fn route(
         );
     }
     for endpoint in &endpoints {
-        match send(
-            &proxy.timeouts,
-            endpoint,
-            &parts.method,
-            &target,
-            &headers,
-            body.clone(),
-        )
-        .await
-        {
+        match send(proxy, endpoint, &parts.method, &target, &headers, body.clone()).await {
             Ok(response) => {
                 let (mut parts, body) = response.into_parts();
                 drop_hop_by_hop(&mut parts.headers);
@@ -215,19 +210,17 @@ async fn route(
     http_error(StatusCode::BAD_GATEWAY, &message)
 }
 
-/// Sends the request to one endpoint over a new connection.
+/// Sends the request to one endpoint over a new connection (TLS for an https one).
 async fn send(
-    timeouts: &Timeouts,
+    proxy: &Proxy,
     endpoint: &str,
     method: &Method,
     target: &str,
     headers: &HeaderMap,
     body: Bytes,
 ) -> Result<hyper::Response<Incoming>, String> {
+    let timeouts = &proxy.timeouts;
     let url = HttpUrl::parse(endpoint)?;
-    if url.https {
-        return Err("https endpoints are not supported by detcd's v2 proxy".to_string());
-    }
     let connect = TcpStream::connect(url.authority.clone());
     let tcp = if timeouts.dial.is_zero() {
         connect.await
@@ -238,15 +231,37 @@ async fn send(
     }
     .map_err(|e| format!("dial tcp {}: {e}", url.authority))?;
     let io = TimeoutIo::new(tcp, timeouts.read, timeouts.write);
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
-        .await
-        .map_err(|e| e.to_string())?;
-    tokio::spawn(conn);
     let mut request = hyper::Request::builder().method(method.clone()).uri(target);
     if let Some(h) = request.headers_mut() {
         *h = headers.clone();
     }
     let request = request.body(Full::new(body)).map_err(|e| e.to_string())?;
+    if !url.https {
+        return exchange(io, request).await;
+    }
+    let name = ServerName::try_from(url.host.clone())
+        .map_err(|e| format!("invalid server name {}: {e}", url.host))?;
+    let handshake = tokio_rustls::TlsConnector::from(proxy.tls.get()).connect(name, io);
+    let tls = if timeouts.dial.is_zero() {
+        handshake.await
+    } else {
+        tokio::time::timeout(timeouts.dial, handshake)
+            .await
+            .map_err(|_| "net/http: TLS handshake timeout".to_string())?
+    }
+    .map_err(|e| format!("TLS handshake with {}: {e}", url.authority))?;
+    exchange(tls, request).await
+}
+
+/// One HTTP/1 request and its answer on a connection.
+async fn exchange<T>(io: T, request: hyper::Request<Full<Bytes>>) -> Result<hyper::Response<Incoming>, String>
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
     sender.send_request(request).await.map_err(|e| e.to_string())
 }
 

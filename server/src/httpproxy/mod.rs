@@ -15,9 +15,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Bootstrap, Config, ProxyMode};
+use crate::tls::Reloading;
 use director::Director;
 use forward::{Proxy, Timeouts};
 
@@ -25,6 +27,8 @@ use forward::{Proxy, Timeouts};
 const MEMBERS_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest member list read.
 const MEMBERS_BYTES_MAX: usize = 1024 * 1024;
+/// The proxy speaks HTTP/1 on both sides (as etcd's, whose transports have no HTTP/2).
+const HTTP1: &[&[u8]] = &[b"http/1.1"];
 
 /// The proxy's directory under the data directory.
 pub fn proxy_dir(config: &Config) -> PathBuf {
@@ -51,12 +55,33 @@ struct PeerMember {
 pub async fn run(config: &Config) -> Result<(), String> {
     crate::log("proxy: this proxy supports v2 API only!");
     for u in &config.listen_client_urls {
-        if u.scheme != "http" {
+        if u.scheme != "http" && u.scheme != "https" {
             return Err(format!(
-                "--proxy serving {u} is not supported by detcd: its v2 proxy serves plain http client URLs only"
+                "--proxy serving {u} is not supported by detcd: its v2 proxy serves http and https client URLs only"
             ));
         }
     }
+    // As etcd: the https listeners serve the client certificate (`--cert-file`...); the
+    // members' client URLs are dialed with it too, or with the peer one when no client
+    // one is given (etcd's old proxy behaviour); the peers' `/members` with the peer one.
+    let listen_tls = crate::serve::client_tls(&config.listen_client_urls, &config.client_tls)?;
+    let endpoint_info = if config.client_tls.is_empty() {
+        &config.peer_tls
+    } else {
+        &config.client_tls
+    };
+    let endpoint_tls = crate::tls::reloading_client(
+        "proxy TLS (dialing members)",
+        endpoint_info,
+        crate::tls::ServerCheck::dialing(endpoint_info),
+        HTTP1,
+    )?;
+    let peer_tls = crate::tls::reloading_client(
+        "proxy peer TLS (dialing)",
+        &config.peer_tls,
+        crate::tls::ServerCheck::dialing(&config.peer_tls),
+        HTTP1,
+    )?;
     let dir = proxy_dir(config);
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     #[cfg(unix)]
@@ -76,20 +101,27 @@ pub async fn run(config: &Config) -> Result<(), String> {
             write: config.proxy.write_timeout,
         },
         cors: config.cors.clone(),
+        tls: endpoint_tls,
     });
     let mut listeners = Vec::new();
     for u in &config.listen_client_urls {
+        let tls = if u.scheme == "https" {
+            listen_tls.clone()
+        } else {
+            None
+        };
         let l = tokio::net::TcpListener::bind(&u.host)
             .await
             .map_err(|e| format!("listen tcp {}: {e}", u.host))?;
         crate::log(&format!("proxy: listening for client requests on {u}"));
-        listeners.push(l);
+        listeners.push((l, tls));
     }
     // As etcd, systemd (`Type=notify`) hears `READY=1` once the proxy listens.
     crate::cli::notify(sd_notify::NotifyState::Ready);
     let mut refresher = Refresher {
         peer_urls,
         cluster_file,
+        tls: peer_tls,
     };
     director.set(refresher.client_urls().await);
     let interval = config.proxy.refresh_interval;
@@ -106,8 +138,8 @@ pub async fn run(config: &Config) -> Result<(), String> {
         }
     });
     let mut tasks = tokio::task::JoinSet::new();
-    for listener in listeners {
-        tasks.spawn(accept_loop(listener, proxy.clone()));
+    for (listener, tls) in listeners {
+        tasks.spawn(accept_loop(listener, tls, proxy.clone()));
     }
     match tasks.join_next().await {
         Some(Ok(Err(e))) => Err(e),
@@ -162,6 +194,8 @@ async fn initial_peer_urls(config: &Config, cluster_file: &Path) -> Result<Vec<S
 struct Refresher {
     peer_urls: Vec<String>,
     cluster_file: PathBuf,
+    /// The peer TLS, for https peer URLs.
+    tls: Arc<Reloading<rustls::ClientConfig>>,
 }
 
 impl Refresher {
@@ -194,7 +228,9 @@ impl Refresher {
 
     /// The member list of the first peer that answers it.
     async fn members(&self) -> Option<Vec<PeerMember>> {
-        let client = crate::discovery::http::Client::new("").ok()?;
+        let client = crate::discovery::http::Client::new("")
+            .ok()?
+            .with_tls(self.tls.get());
         for peer in &self.peer_urls {
             let Ok(url) =
                 crate::discovery::http::HttpUrl::parse(&format!("{}/members", peer.trim_end_matches('/')))
@@ -255,22 +291,44 @@ impl Refresher {
     }
 }
 
-/// Serves one listener's connections.
-async fn accept_loop(listener: tokio::net::TcpListener, proxy: Arc<Proxy>) -> Result<(), String> {
+/// Serves one listener's connections (after a TLS handshake for an https one).
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    tls: Option<Arc<Reloading<rustls::ServerConfig>>>,
+    proxy: Arc<Proxy>,
+) -> Result<(), String> {
     loop {
         let (stream, remote) = listener
             .accept()
             .await
             .map_err(|e| format!("proxy: accept: {e}"))?;
         let proxy = proxy.clone();
+        let tls = tls.as_ref().map(|t| t.get());
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |request| {
                 let proxy = proxy.clone();
                 async move { Ok::<_, std::convert::Infallible>(forward::handle(proxy, request, remote).await) }
             });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                .await;
+            let http = hyper::server::conn::http1::Builder::new();
+            match tls {
+                None => {
+                    let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                }
+                Some(config) => {
+                    // The server's configuration offers h2 too; the proxy serves HTTP/1 only.
+                    let mut config = (*config).clone();
+                    config.alpn_protocols = HTTP1.iter().map(|p| p.to_vec()).collect();
+                    match tokio_rustls::TlsAcceptor::from(Arc::new(config))
+                        .accept(stream)
+                        .await
+                    {
+                        Ok(stream) => {
+                            let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                        }
+                        Err(e) => crate::log(&format!("proxy: TLS handshake from {remote}: {e}")),
+                    }
+                }
+            }
         });
     }
 }

@@ -192,6 +192,20 @@ pub enum ServerCheck {
     Skip,
 }
 
+impl ServerCheck {
+    /// How a member (or proxy) dialing with `info` checks servers: not at all with an
+    /// auto-TLS certificate, against `info`'s CA file, else the system's anchors.
+    pub fn dialing(info: &TlsInfo) -> ServerCheck {
+        if info.self_signed {
+            ServerCheck::Skip
+        } else if info.trusted_ca_file.is_empty() {
+            ServerCheck::System
+        } else {
+            ServerCheck::CaFile(info.trusted_ca_file.clone())
+        }
+    }
+}
+
 /// A client configuration: `info`'s certificate and key (when given) as the client's
 /// identity; the server checked as `check` says.
 pub fn client_config(info: &TlsInfo, check: &ServerCheck, alpn: &[&[u8]]) -> Result<ClientConfig, String> {

@@ -30,13 +30,7 @@ pub struct MemberPeerTls {
 impl MemberPeerTls {
     /// Reads the files once (an error here stops the member from starting).
     pub fn new(info: &TlsInfo, skip_client_san_verification: bool) -> Result<Self, String> {
-        let check = if info.self_signed {
-            ServerCheck::Skip
-        } else if info.trusted_ca_file.is_empty() {
-            ServerCheck::System
-        } else {
-            ServerCheck::CaFile(info.trusted_ca_file.clone())
-        };
+        let check = ServerCheck::dialing(info);
         Ok(Self {
             server: reloading_server("peer TLS", info)?,
             client: reloading_client("peer TLS (dialing)", info, check, &[])?,

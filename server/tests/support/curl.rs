@@ -60,3 +60,18 @@ pub fn field(body: &str, name: &str) -> String {
     let f = &v[name];
     f.as_str().map_or_else(|| f.to_string(), str::to_string)
 }
+
+/// curl of a full `url` with `options` before it (`--cacert`, `--cert`...), at most 10 s:
+/// the status (0 with no HTTP answer) and the body.
+pub fn curl_url(options: &[&str], method: &str, url: &str, form: &str) -> (u16, String) {
+    let mut c = Command::new("curl");
+    c.args(["-s", "--max-time", "10", "-X", method, "-w", "\n%{http_code}"]);
+    c.args(options);
+    if !form.is_empty() {
+        c.args(["-d", form]);
+    }
+    let out = c.arg(url).output().expect("run curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
