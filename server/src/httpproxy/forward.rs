@@ -1,7 +1,7 @@
 //! Forwarding one client request (etcd 3.4's `httpproxy` reverse proxy): the body read
 //! whole, hop-by-hop headers dropped, `X-Forwarded-For` added, the available endpoints
-//! tried in turn (one that fails is marked and the next tried), the answer streamed
-//! back. A readonly proxy answers anything but GET with an empty 501, and
+//! tried in turn (one that fails is marked and the next tried) on kept connections
+//! ([`super::pool`]), the answer streamed back. A readonly proxy answers anything but GET with an empty 501, and
 //! `/v2/config/local/proxy` lists the endpoints, as etcd's do.
 
 use std::future::Future;
@@ -22,6 +22,7 @@ use tokio::net::TcpStream;
 use tokio::time::Sleep;
 
 use super::director::Director;
+use super::pool::{Pool, Sender};
 use crate::discovery::http::HttpUrl;
 use crate::tls::Reloading;
 use rustls_pki_types::ServerName;
@@ -62,6 +63,8 @@ pub struct Proxy {
     pub cors: Vec<String>,
     /// For the members' https client URLs.
     pub tls: Arc<Reloading<rustls::ClientConfig>>,
+    /// The connections to the members.
+    pub pool: Pool,
 }
 
 fn full(
@@ -210,7 +213,7 @@ async fn route(
     http_error(StatusCode::BAD_GATEWAY, &message)
 }
 
-/// Sends the request to one endpoint over a new connection (TLS for an https one).
+/// Sends the request to one endpoint, on a kept connection or a new one.
 async fn send(
     proxy: &Proxy,
     endpoint: &str,
@@ -219,6 +222,38 @@ async fn send(
     headers: &HeaderMap,
     body: Bytes,
 ) -> Result<hyper::Response<Incoming>, String> {
+    let request = || {
+        let mut request = hyper::Request::builder().method(method.clone()).uri(target);
+        if let Some(h) = request.headers_mut() {
+            *h = headers.clone();
+        }
+        request.body(Full::new(body.clone())).map_err(|e| e.to_string())
+    };
+    if let Some(mut sender) = proxy.pool.take(endpoint) {
+        match sender.send_request(request()?).await {
+            Ok(response) => {
+                proxy.pool.put(endpoint, sender);
+                return Ok(response);
+            }
+            // A kept connection the member closed meanwhile: as Go's transport, a
+            // request never sent, or one safe to repeat, goes again on a new one.
+            Err(e) if e.is_canceled() || replayable(method) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    let mut sender = dial(proxy, endpoint).await?;
+    let response = sender.send_request(request()?).await.map_err(|e| e.to_string())?;
+    proxy.pool.put(endpoint, sender);
+    Ok(response)
+}
+
+/// Go's `isReplayable` methods (the request has no body to lose).
+fn replayable(method: &Method) -> bool {
+    [Method::GET, Method::HEAD, Method::OPTIONS, Method::TRACE].contains(method)
+}
+
+/// A new HTTP/1 connection to one endpoint (TLS for an https one).
+async fn dial(proxy: &Proxy, endpoint: &str) -> Result<Sender, String> {
     let timeouts = &proxy.timeouts;
     let url = HttpUrl::parse(endpoint)?;
     let connect = TcpStream::connect(url.authority.clone());
@@ -231,38 +266,33 @@ async fn send(
     }
     .map_err(|e| format!("dial tcp {}: {e}", url.authority))?;
     let io = TimeoutIo::new(tcp, timeouts.read, timeouts.write);
-    let mut request = hyper::Request::builder().method(method.clone()).uri(target);
-    if let Some(h) = request.headers_mut() {
-        *h = headers.clone();
-    }
-    let request = request.body(Full::new(body)).map_err(|e| e.to_string())?;
     if !url.https {
-        return exchange(io, request).await;
+        return handshake(io).await;
     }
     let name = ServerName::try_from(url.host.clone())
         .map_err(|e| format!("invalid server name {}: {e}", url.host))?;
-    let handshake = tokio_rustls::TlsConnector::from(proxy.tls.get()).connect(name, io);
+    let connect = tokio_rustls::TlsConnector::from(proxy.tls.get()).connect(name, io);
     let tls = if timeouts.dial.is_zero() {
-        handshake.await
+        connect.await
     } else {
-        tokio::time::timeout(timeouts.dial, handshake)
+        tokio::time::timeout(timeouts.dial, connect)
             .await
             .map_err(|_| "net/http: TLS handshake timeout".to_string())?
     }
     .map_err(|e| format!("TLS handshake with {}: {e}", url.authority))?;
-    exchange(tls, request).await
+    handshake(tls).await
 }
 
-/// One HTTP/1 request and its answer on a connection.
-async fn exchange<T>(io: T, request: hyper::Request<Full<Bytes>>) -> Result<hyper::Response<Incoming>, String>
+/// HTTP/1 on a connection, its task spawned.
+async fn handshake<T>(io: T) -> Result<Sender, String>
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
         .await
         .map_err(|e| e.to_string())?;
     tokio::spawn(conn);
-    sender.send_request(request).await.map_err(|e| e.to_string())
+    Ok(sender)
 }
 
 /// A connection whose every read and every write must finish within its timeout
@@ -365,6 +395,92 @@ mod tests {
         let mut io = TimeoutIo::new(a, Duration::ZERO, Duration::ZERO);
         tokio::io::AsyncWriteExt::write_all(&mut b, b"ok").await.unwrap();
         assert_eq!(tokio::io::AsyncReadExt::read(&mut io, &mut buf).await.unwrap(), 2);
+    }
+
+    /// An answer that never ends (a v2 watch waiting).
+    struct Waiting;
+
+    impl hyper::body::Body for Waiting {
+        type Data = Bytes;
+        type Error = hyper::Error;
+
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>> {
+            Poll::Pending
+        }
+    }
+
+    /// A member stand-in answering `ok` (`/wait`: an answer that never ends) to everything; counts its connections.
+    async fn counting_server() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = count.clone();
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let service =
+                        hyper::service::service_fn(|request: hyper::Request<Incoming>| async move {
+                            let body: Body = if request.uri().path() == "/wait" {
+                                Waiting.boxed()
+                            } else {
+                                Full::new(Bytes::from("ok"))
+                                    .map_err(|never| match never {})
+                                    .boxed()
+                            };
+                            Ok::<_, std::convert::Infallible>(hyper::Response::new(body))
+                        });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        (endpoint, count)
+    }
+
+    #[tokio::test]
+    async fn a_connection_is_reused_once_its_answer_is_read() {
+        let (endpoint, count) = counting_server().await;
+        let proxy = Proxy {
+            director: Director::new(Duration::from_secs(1)),
+            readonly: false,
+            timeouts: Timeouts {
+                dial: Duration::ZERO,
+                read: Duration::ZERO,
+                write: Duration::ZERO,
+            },
+            cors: Vec::new(),
+            tls: crate::tls::reloading_client(
+                "test",
+                &crate::tls::TlsInfo::default(),
+                crate::tls::ServerCheck::System,
+                &[],
+            )
+            .unwrap(),
+            pool: Pool::default(),
+        };
+        let headers = HeaderMap::new();
+        let get = || send(&proxy, &endpoint, &Method::GET, "/", &headers, Bytes::new());
+        // A connection streaming an answer is busy: the next request dials.
+        let waiting = send(&proxy, &endpoint, &Method::GET, "/wait", &headers, Bytes::new())
+            .await
+            .unwrap();
+        let read = get().await.unwrap();
+        assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 2);
+        assert_eq!(read.into_body().collect().await.unwrap().to_bytes(), "ok");
+        drop(waiting);
+        // Once read, a connection goes to the next request.
+        for _ in 0..3 {
+            let r = get().await.unwrap();
+            assert_eq!(r.into_body().collect().await.unwrap().to_bytes(), "ok");
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 
     #[test]

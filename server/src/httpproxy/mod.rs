@@ -2,7 +2,8 @@
 //! for a member a v2 discovery service finds full): it learns the cluster's client
 //! URLs from the members' peer ports (`GET /members`), asks again every
 //! `--proxy-refresh-interval`, and forwards the HTTP/1 requests of
-//! `--listen-client-urls` to a live one ([`forward`], [`director`]).
+//! `--listen-client-urls` to a live one ([`forward`], [`director`], [`pool`]). https
+//! works on every side with the flags etcd's `startProxy` uses (see [`run`]).
 //!
 //! As etcd, it keeps the peer URLs it last learned in `<data-dir>/proxy/cluster`
 //! (`{"PeerURLs":[...]}`) and starts from them on a restart, the discovery flags then
@@ -10,6 +11,7 @@
 
 mod director;
 mod forward;
+mod pool;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -102,6 +104,7 @@ pub async fn run(config: &Config) -> Result<(), String> {
         },
         cors: config.cors.clone(),
         tls: endpoint_tls,
+        pool: pool::Pool::default(),
     });
     let mut listeners = Vec::new();
     for u in &config.listen_client_urls {
@@ -125,6 +128,7 @@ pub async fn run(config: &Config) -> Result<(), String> {
     };
     director.set(refresher.client_urls().await);
     let interval = config.proxy.refresh_interval;
+    let refreshed = proxy.clone();
     tokio::spawn(async move {
         let mut announced = false;
         loop {
@@ -134,7 +138,11 @@ pub async fn run(config: &Config) -> Result<(), String> {
                 crate::log(&format!("proxy: endpoints found {found:?}"));
             }
             tokio::time::sleep(director.next_refresh(interval)).await;
-            director.set(refresher.client_urls().await);
+            let urls = refresher.client_urls().await;
+            if !urls.is_empty() {
+                refreshed.pool.keep_only(&urls);
+            }
+            director.set(urls);
         }
     });
     let mut tasks = tokio::task::JoinSet::new();
