@@ -2,8 +2,9 @@
 //! for a member a v2 discovery service finds full): it learns the cluster's client
 //! URLs from the members' peer ports (`GET /members`), asks again every
 //! `--proxy-refresh-interval`, and forwards the HTTP/1 requests of
-//! `--listen-client-urls` to a live one ([`forward`], [`director`]; kept connections: `pool`). https
-//! works on every side with the flags etcd's `startProxy` uses (see [`run`]).
+//! `--listen-client-urls` to a live one ([`forward`], [`director`]; kept connections:
+//! `pool`). https works on every side with the flags etcd's `startProxy` uses (see
+//! [`run`]).
 //!
 //! As etcd, it keeps the peer URLs it last learned in `<data-dir>/proxy/cluster`
 //! (`{"PeerURLs":[...]}`) and starts from them on a restart, the discovery flags then
