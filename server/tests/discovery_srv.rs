@@ -1,11 +1,14 @@
 //! DNS SRV discovery against an in-process DNS server on loopback (support/dns.rs):
 //! the SRV lookups themselves (https and http records combined, members named as etcd
 //! names them, scheme mismatches, client endpoints), then three detcd members
-//! bootstrapping a cluster from `_etcd-server._tcp` records, and etcd's errors.
+//! bootstrapping a cluster from `_etcd-server._tcp` records, etcd's errors, and etcd
+//! 3.4's v2 proxy (`--proxy on`) finding its cluster in the same records.
 //!
 //! The cluster tests need `etcdctl` (skipped with a notice without it, a failure under
 //! CI).
 
+#[path = "support/curl.rs"]
+mod curl;
 #[path = "support/dns.rs"]
 mod dns;
 #[path = "support/members.rs"]
@@ -622,5 +625,73 @@ fn without_insecure_discovery_servers_are_checked_against_the_domain() {
         ],
     );
     assert!(!out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// etcd 3.4's v2 proxy takes its cluster from the `_etcd-server._tcp` records as a
+/// member does (`PeerURLsMapAndToken("proxy")`), without being among them: a proxy
+/// with `--discovery-srv` in front of a member the records name forwards v2 requests
+/// to it.
+#[test]
+fn a_v2_proxy_finds_its_cluster_in_srv_records() {
+    if !tools_present(&["curl"]) {
+        return;
+    }
+    let dir = members::temp_dir("srv-v2proxy");
+    let (peer, client, via_port) = (free_port(), free_port(), free_port());
+    let server = DnsServer::start(vec![
+        srv("etcd-server", peer, "localhost."),
+        Rec::A("localhost".into(), LOCAL),
+    ]);
+    let url = |port: u16| format!("http://127.0.0.1:{port}");
+    let member_args: Vec<String> = vec![
+        "--enable-v2".into(),
+        "--discovery-srv".into(),
+        DOMAIN.into(),
+        "--listen-peer-urls".into(),
+        url(peer),
+        "--initial-advertise-peer-urls".into(),
+        format!("http://localhost:{peer}"),
+        "--listen-client-urls".into(),
+        url(client),
+        "--advertise-client-urls".into(),
+        url(client),
+    ];
+    let member = Member(detcd(&dir, "m1", &server, &member_args).spawn().expect("spawn"));
+    let direct = format!("127.0.0.1:{client}");
+    wait_healthy(&direct);
+    let proxy_args: Vec<String> = vec![
+        "--proxy".into(),
+        "on".into(),
+        "--discovery-srv".into(),
+        DOMAIN.into(),
+        "--listen-client-urls".into(),
+        url(via_port),
+        "--advertise-client-urls".into(),
+        url(via_port),
+    ];
+    let proxy = Member(detcd(&dir, "p", &server, &proxy_args).spawn().expect("spawn"));
+    let via = format!("127.0.0.1:{via_port}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while curl::curl(&via, "GET", "/health", "", None, Some(2.0)).0 != 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the proxy did not answer /health"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let (code, body) = curl::curl(&via, "PUT", "/v2/keys/srv", "value=v", None, None);
+    assert_eq!(code, 201, "{body}");
+    let (code, body) = curl::curl(&via, "GET", "/v2/keys/srv", "", None, None);
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains(r#""key":"/srv","value":"v""#), "{body}");
+    // The member has the key: the proxy wrote through to it.
+    let (code, body) = curl::curl(&direct, "GET", "/v2/keys/srv", "", None, None);
+    assert!(code == 200 && body.contains(r#""value":"v""#), "{body}");
+    // The peer URL as the record spells it is kept for a restart.
+    let cluster = std::fs::read_to_string(dir.join("p").join("proxy").join("cluster")).unwrap();
+    assert_eq!(cluster, format!("{{\"PeerURLs\":[\"http://localhost:{peer}\"]}}"));
+    drop(proxy);
+    drop(member);
     let _ = std::fs::remove_dir_all(&dir);
 }

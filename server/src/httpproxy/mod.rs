@@ -157,7 +157,7 @@ pub async fn run(config: &Config) -> Result<(), String> {
 }
 
 /// The peer URLs to ask first: the cluster file's, or the discovery URL's cluster,
-/// or `--initial-cluster`'s.
+/// or the DNS SRV records', or `--initial-cluster`'s.
 async fn initial_peer_urls(config: &Config, cluster_file: &Path) -> Result<Vec<String>, String> {
     match std::fs::read(cluster_file) {
         Ok(bytes) => {
@@ -183,8 +183,24 @@ async fn initial_peer_urls(config: &Config, cluster_file: &Path) -> Result<Vec<S
                     let text = crate::discovery::v2::get_cluster(v2).await.map_err(|e| e.to_string())?;
                     crate::config::parse_initial_cluster(&text).map_err(|e| e.to_string())?
                 }
-                Bootstrap::Srv(_) => {
-                    return Err("--proxy with --discovery-srv is not supported by detcd: give the proxy --initial-cluster or --discovery".to_string())
+                // As etcd's `PeerURLsMapAndToken("proxy")`: the `_etcd-server[-ssl]`
+                // records' members (the proxy need not be among them). etcd sets the
+                // peer TLS server name to the SRV domain only after the proxy built its
+                // transports, so it is left as it is here too.
+                Bootstrap::Srv(srv) => {
+                    let dns = crate::discovery::dns::Dns::from_env()?;
+                    let parts = crate::discovery::srv::cluster_from_dns(
+                        &dns,
+                        &srv.domain,
+                        &srv.service_name,
+                        &config.name,
+                        &config.initial_advertise_peer_urls,
+                    )
+                    .await?;
+                    for p in &parts {
+                        crate::log(&format!("got bootstrap from DNS for etcd-server: {p}"));
+                    }
+                    crate::config::parse_initial_cluster(&parts.join(",")).map_err(|e| e.to_string())?
                 }
                 Bootstrap::V3(_) => {
                     return Err("--proxy with --discovery-endpoints is not supported by detcd: etcd 3.6's v3 discovery has no v2 proxy".to_string())
