@@ -257,3 +257,104 @@ fn a_proxy_serves_https_in_front_of_a_member_with_https_urls() {
     drop(member);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Waits until a proxy lists an endpoint (`/v2/config/local/proxy`, which the proxy's
+/// series do not count, unlike `/health`).
+fn wait_endpoints(endpoint: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !curl(endpoint, "GET", "/v2/config/local/proxy", "", None, Some(2.0))
+        .1
+        .contains("http://")
+    {
+        assert!(Instant::now() < deadline, "{endpoint} found no endpoint");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A proxy's `etcd_proxy_*` lines, sorted (series order is no part of the format), the
+/// timing-dependent histogram buckets and sums without their values.
+fn proxy_series(endpoint: &str) -> Vec<String> {
+    let (code, text) = curl(endpoint, "GET", "/metrics", "", None, None);
+    assert_eq!(code, 200, "{text}");
+    let mut lines: Vec<String> = text
+        .lines()
+        .filter(|l| l.contains("etcd_proxy_"))
+        .map(|l| {
+            let timed = l.starts_with("etcd_proxy_handling_duration_seconds_bucket")
+                || l.starts_with("etcd_proxy_handling_duration_seconds_sum");
+            match l.rsplit_once(' ') {
+                Some((series, _)) if timed => series.to_string(),
+                _ => l.to_string(),
+            }
+        })
+        .collect();
+    lines.sort();
+    lines
+}
+
+/// etcd 3.4's proxy answers `/metrics` itself with its `etcd_proxy_*` series: a detcd
+/// proxy and an etcd 3.4 proxy in front of the same member, given the same requests,
+/// show the same series (names, help, types, labels, counts). The member's own series
+/// are not among them (`/metrics` is not forwarded).
+#[test]
+fn a_proxys_metrics_are_etcd_3_4_proxys() {
+    if !tools_present(&["curl", "etcd"]) {
+        return;
+    }
+    let dir = members::temp_dir("v2proxymetrics");
+    let (peer, client) = (free_port(), free_port());
+    let initial = format!("m1=http://127.0.0.1:{peer}");
+    let mut args = vec![
+        "--enable-v2".to_string(),
+        "--initial-cluster".into(),
+        initial.clone(),
+    ];
+    args.extend(loopback_urls(peer, client));
+    let member = Member(detcd(&dir, "m1", &args).spawn().expect("spawn"));
+    wait_healthy(&format!("127.0.0.1:{client}"));
+    let (ours, theirs) = (free_port(), free_port());
+    let detcd_proxy = Member(
+        detcd(
+            &dir,
+            "p",
+            &proxy_args(ours, &["--proxy", "on", "--initial-cluster", &initial]),
+        )
+        .spawn()
+        .expect("spawn"),
+    );
+    let etcd_proxy = Member(
+        std::process::Command::new("etcd")
+            .args(["--name", "e", "--data-dir"])
+            .arg(dir.join("e"))
+            .args(proxy_args(
+                theirs,
+                &["--proxy", "on", "--initial-cluster", &initial],
+            ))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn etcd"),
+    );
+    let mut found = Vec::new();
+    for (i, port) in [ours, theirs].into_iter().enumerate() {
+        let via = format!("127.0.0.1:{port}");
+        wait_endpoints(&via);
+        let key = format!("/v2/keys/m{i}");
+        assert_eq!(curl(&via, "PUT", &key, "value=v", None, None).0, 201);
+        assert_eq!(curl(&via, "GET", &key, "", None, None).0, 200);
+        assert_eq!(curl(&via, "GET", "/v2/keys/missing", "", None, None).0, 404);
+        found.push(proxy_series(&via));
+    }
+    assert!(
+        found[0].contains(&"etcd_proxy_handled_total{code=\"404\",method=\"GET\"} 1".to_string()),
+        "{:#?}",
+        found[0]
+    );
+    assert_eq!(found[0], found[1]);
+    let (_, text) = curl(&format!("127.0.0.1:{ours}"), "GET", "/metrics", "", None, None);
+    assert!(!text.contains("etcd_server_"), "{text}");
+    drop(etcd_proxy);
+    drop(detcd_proxy);
+    drop(member);
+    let _ = std::fs::remove_dir_all(&dir);
+}

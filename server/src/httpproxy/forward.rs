@@ -1,7 +1,8 @@
 //! Forwarding one client request (etcd 3.4's `httpproxy` reverse proxy): the body read
 //! whole, hop-by-hop headers dropped, `X-Forwarded-For` added, the available endpoints
 //! tried in turn (one that fails is marked and the next tried) on kept connections
-//! ([`super::pool`]), the answer streamed back. A readonly proxy answers anything but GET with an empty 501, and
+//! ([`super::pool`]), the answer streamed back, each step counted in etcd's series
+//! (`super::metrics`). A readonly proxy answers anything but GET with an empty 501, and
 //! `/v2/config/local/proxy` lists the endpoints, as etcd's do.
 
 use std::future::Future;
@@ -22,6 +23,7 @@ use tokio::net::TcpStream;
 use tokio::time::Sleep;
 
 use super::director::Director;
+use super::metrics::{Dropped, Metrics};
 use super::pool::{Pool, Sender};
 use crate::discovery::http::HttpUrl;
 use crate::tls::Reloading;
@@ -65,6 +67,8 @@ pub struct Proxy {
     pub tls: Arc<Reloading<rustls::ClientConfig>>,
     /// The connections to the members.
     pub pool: Pool,
+    /// The proxy's own series.
+    pub metrics: Metrics,
 }
 
 fn full(
@@ -95,14 +99,22 @@ fn drop_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// Answers one client request: a readonly proxy's refusal, or etcd's CORS wrapper
-/// around the proxy (its headers added to the member's own, as etcd's proxy repeats
-/// them; a preflight `OPTIONS` answered at once).
+/// Answers one client request: the proxy's own `/metrics` (any method, readonly or
+/// not, as etcd's listener mux serves it ahead of the proxy), a readonly proxy's
+/// refusal, or etcd's CORS wrapper around the proxy (its headers added to the
+/// member's own, as etcd's proxy repeats them; a preflight `OPTIONS` answered at once).
 pub async fn handle(
     proxy: Arc<Proxy>,
     request: hyper::Request<Incoming>,
     remote: SocketAddr,
 ) -> hyper::Response<Body> {
+    if request.uri().path() == "/metrics" {
+        return full(
+            StatusCode::OK,
+            Some("text/plain; version=0.0.4; charset=utf-8"),
+            proxy.metrics.render(),
+        );
+    }
     if proxy.readonly && request.method() != Method::GET {
         return full(StatusCode::NOT_IMPLEMENTED, None, Bytes::new());
     }
@@ -159,6 +171,9 @@ async fn route(
         // etcd writes no type; Go sniffs the JSON as plain text.
         return full(StatusCode::OK, Some("text/plain; charset=utf-8"), body);
     }
+    let started = std::time::Instant::now();
+    let method = request.method().as_str().to_string();
+    proxy.metrics.incoming(&method);
     let (parts, body) = request.into_parts();
     let body = match Limited::new(body, BODY_BYTES_MAX).collect().await {
         Ok(b) => b.to_bytes(),
@@ -190,6 +205,7 @@ async fn route(
     let endpoints = proxy.director.available();
     if endpoints.is_empty() {
         crate::log("zero endpoints currently available");
+        proxy.metrics.dropped(&method, Dropped::ZeroEndpoints);
         return http_error(
             StatusCode::SERVICE_UNAVAILABLE,
             "zero endpoints currently available",
@@ -198,18 +214,24 @@ async fn route(
     for endpoint in &endpoints {
         match send(proxy, endpoint, &parts.method, &target, &headers, body.clone()).await {
             Ok(response) => {
+                let seconds = started.elapsed().as_secs_f64();
+                proxy
+                    .metrics
+                    .handled(&method, response.status().as_u16(), seconds);
                 let (mut parts, body) = response.into_parts();
                 drop_hop_by_hop(&mut parts.headers);
                 return hyper::Response::from_parts(parts, body.boxed());
             }
             Err(e) => {
                 crate::log(&format!("failed to direct request to {endpoint}: {e}"));
+                proxy.metrics.dropped(&method, Dropped::FailedSendingRequest);
                 proxy.director.failed(endpoint);
             }
         }
     }
     let message = format!("unable to get response from {} endpoint(s)", endpoints.len());
     crate::log(&message);
+    proxy.metrics.dropped(&method, Dropped::FailedGettingResponse);
     http_error(StatusCode::BAD_GATEWAY, &message)
 }
 
@@ -463,6 +485,7 @@ mod tests {
             )
             .unwrap(),
             pool: Pool::default(),
+            metrics: Metrics::new(),
         };
         let headers = HeaderMap::new();
         let get = || send(&proxy, &endpoint, &Method::GET, "/", &headers, Bytes::new());

@@ -3,7 +3,7 @@
 //! URLs from the members' peer ports (`GET /members`), asks again every
 //! `--proxy-refresh-interval`, and forwards the HTTP/1 requests of
 //! `--listen-client-urls` to a live one ([`forward`], [`director`]; kept connections:
-//! `pool`). https works on every side with the flags etcd's `startProxy` uses (see
+//! `pool`; its own `/metrics`: `metrics`). https works on every side with the flags etcd's `startProxy` uses (see
 //! [`run`]).
 //!
 //! As etcd, it keeps the peer URLs it last learned in `<data-dir>/proxy/cluster`
@@ -12,6 +12,7 @@
 
 mod director;
 mod forward;
+mod metrics;
 mod pool;
 
 use std::path::{Path, PathBuf};
@@ -106,6 +107,7 @@ pub async fn run(config: &Config) -> Result<(), String> {
         cors: config.cors.clone(),
         tls: endpoint_tls,
         pool: pool::Pool::default(),
+        metrics: metrics::Metrics::new(),
     });
     let mut listeners = Vec::new();
     for u in &config.listen_client_urls {

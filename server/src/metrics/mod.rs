@@ -26,6 +26,16 @@ use std::sync::Arc;
 use detcd_io::driver::MemberHandle;
 use prometheus::{Encoder as _, Registry, TextEncoder};
 
+/// Adds the `process_*` series (the crate's process collector, on Linux) to `registry`.
+pub fn register_process(registry: &Registry) {
+    #[cfg(target_os = "linux")]
+    let _ = registry.register(Box::new(
+        prometheus::process_collector::ProcessCollector::for_self(),
+    ));
+    #[cfg(not(target_os = "linux"))]
+    let _ = registry;
+}
+
 /// One member's registry.
 #[derive(Clone)]
 pub struct ServerMetrics {
@@ -59,10 +69,7 @@ impl ServerMetrics {
             quota_bytes,
             v2_local.clone(),
         )));
-        #[cfg(target_os = "linux")]
-        let _ = registry.register(Box::new(
-            prometheus::process_collector::ProcessCollector::for_self(),
-        ));
+        register_process(&registry);
         ServerMetrics {
             registry,
             grpc,

@@ -55,10 +55,7 @@ impl Default for ProxyMetrics {
 impl ProxyMetrics {
     pub fn new() -> ProxyMetrics {
         let registry = Registry::new();
-        #[cfg(target_os = "linux")]
-        let _ = registry.register(Box::new(
-            prometheus::process_collector::ProcessCollector::for_self(),
-        ));
+        crate::metrics::register_process(&registry);
         ProxyMetrics {
             cache_hits: counter(
                 &registry,
