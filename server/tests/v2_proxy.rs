@@ -243,7 +243,10 @@ fn a_proxy_serves_https_in_front_of_a_member_with_https_urls() {
     // Written through the proxy: the member has it.
     let (code, body) = curl_https(&user, "GET", &format!("{client_url}/v2/keys/k"), "");
     assert!(code == 200 && body.contains(r#""value":"v""#), "{body}");
-    // Plain http to the https listener: no HTTP answer.
+    // Plain http to the https listener: no HTTP answer, as etcd 3.4.23's proxy (and
+    // member) gives none: its TLS listener does the handshake before Go's net/http sees
+    // the connection, so net/http's `400 Client sent an HTTP request to an HTTPS server.`
+    // is never written (checked with curl against both).
     let (code, _) = curl(
         &format!("127.0.0.1:{via_port}"),
         "GET",
