@@ -27,6 +27,7 @@
 pub mod driver;
 pub mod fs;
 pub mod fuzz_support;
+pub mod go_json;
 pub mod group_commit;
 pub mod log;
 pub mod metrics;

@@ -157,27 +157,7 @@ pub fn format_line(
     )
 }
 
-/// zap's ISO 8601 time as etcd 3.4 and 3.5 write it, in UTC: `2021-08-04T09:12:01.123Z`.
-pub fn iso8601(epoch_millis: u64) -> String {
-    let (secs, millis) = (epoch_millis / 1000, epoch_millis % 1000);
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Days since 1970-01-01 to a civil date (proleptic Gregorian calendar, in 400-year eras).
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
+pub use crate::time_text::iso8601;
 
 /// The value of one of etcd's structured fields.
 #[derive(Clone, Copy, Debug)]

@@ -98,26 +98,50 @@ pub struct Resolved {
     pub left: u64,
 }
 
+/// The newest revision (or v2 index) any answer had shown by a given moment: a
+/// request invoked then cannot have taken effect at or below it.
+pub(crate) struct AnsweredFloor<T> {
+    /// (answered at, highest value answered by then), in time order.
+    answers: Vec<(u64, T)>,
+}
+
+impl<T: Copy + Ord + Default> AnsweredFloor<T> {
+    /// From (answered at, value shown) pairs in any order.
+    pub(crate) fn new(mut answers: Vec<(u64, T)>) -> AnsweredFloor<T> {
+        answers.sort_unstable();
+        let mut newest_seen = T::default();
+        for answer in &mut answers {
+            newest_seen = newest_seen.max(answer.1);
+            answer.1 = newest_seen;
+        }
+        AnsweredFloor { answers }
+    }
+
+    /// The highest value any answer showed (the default when none did).
+    pub(crate) fn newest(&self) -> T {
+        self.answers.last().map_or_else(T::default, |a| a.1)
+    }
+
+    /// The highest value answered strictly before `t` (the default when none was).
+    pub(crate) fn before(&self, t: u64) -> T {
+        match self.answers.partition_point(|&(at, _)| at < t) {
+            0 => T::default(),
+            n => self.answers[n - 1].1,
+        }
+    }
+}
+
 /// Resolves the lost puts and compare-and-swaps of `history` against `log`.
 pub fn resolve(history: &mut History, log: &WriteLog) -> Resolved {
     let ops = history.operations();
     // (answered at, highest revision answered by then), in time order.
-    let mut answers: Vec<(u64, i64)> = ops
-        .iter()
-        .filter_map(|op| Some((op.returned_at()?, op.result()?.revision())))
-        .collect();
-    answers.sort_unstable();
-    let mut newest_seen = 0;
-    for answer in &mut answers {
-        newest_seen = newest_seen.max(answer.1);
-        answer.1 = newest_seen;
-    }
-    let floor_before = |t: u64| -> i64 {
-        match answers.partition_point(|&(at, _)| at < t) {
-            0 => 0,
-            n => answers[n - 1].1,
-        }
-    };
+    let answers = AnsweredFloor::new(
+        ops.iter()
+            .filter_map(|op| Some((op.returned_at()?, op.result()?.revision())))
+            .collect(),
+    );
+    let newest_seen = answers.newest();
+    let floor_before = |t: u64| answers.before(t);
     let mut resolved = Resolved::default();
     let mut decisions: Vec<(OpId, Option<i64>)> = Vec::new();
     for (i, op) in ops.iter().enumerate() {

@@ -32,6 +32,7 @@ use std::collections::BTreeMap;
 use detcd_core::v2store::{Action, Event, Store};
 
 use crate::check::v2_dir::{DirInput, DirLinHistory, DirOutput, LostDir, DIR};
+use crate::lost_writes::AnsweredFloor;
 
 /// The tree's events every member applied, by index, with the time first seen.
 #[derive(Clone, Debug, Default)]
@@ -126,7 +127,7 @@ fn could_make(path: &str, input: &DirInput, event: &Event) -> bool {
 pub fn resolve(history: &mut DirLinHistory, log: &V2EventLog) -> Resolved {
     // (answered at, highest index answered by then), in time order; the indexes
     // answered writes made.
-    let mut answers: Vec<(u64, u64)> = history.answers().map(|(at, o)| (at, o.index())).collect();
+    let answers = AnsweredFloor::new(history.answers().map(|(at, o)| (at, o.index())).collect());
     let made: std::collections::BTreeSet<u64> = history
         .answers()
         .filter_map(|(_, o)| match o {
@@ -134,18 +135,8 @@ pub fn resolve(history: &mut DirLinHistory, log: &V2EventLog) -> Resolved {
             _ => None,
         })
         .collect();
-    answers.sort_unstable();
-    let mut newest_seen = 0;
-    for answer in &mut answers {
-        newest_seen = newest_seen.max(answer.1);
-        answer.1 = newest_seen;
-    }
-    let floor_before = |t: u64| -> u64 {
-        match answers.partition_point(|&(at, _)| at < t) {
-            0 => 0,
-            n => answers[n - 1].1,
-        }
-    };
+    let newest_seen = answers.newest();
+    let floor_before = |t: u64| answers.before(t);
     let lost = history.lost();
     let mut resolved = Resolved::default();
     let mut decisions: Vec<(usize, Option<(DirOutput, u64)>)> = Vec::new();

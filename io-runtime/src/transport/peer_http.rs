@@ -117,7 +117,7 @@ pub fn members_json(members: &[Member]) -> String {
     let mut sorted: Vec<&Member> = members.iter().collect();
     sorted.sort_by_key(|m| m.id);
     let strings = |v: &[String]| {
-        let quoted: Vec<String> = v.iter().map(|s| go_json_string(s)).collect();
+        let quoted: Vec<String> = v.iter().map(|s| crate::go_json::string(s)).collect();
         format!("[{}]", quoted.join(","))
     };
     let items: Vec<String> = sorted
@@ -131,7 +131,7 @@ pub fn members_json(members: &[Member]) -> String {
                 fields.push(r#""isLearner":true"#.to_string());
             }
             if !m.name.is_empty() {
-                fields.push(format!(r#""name":{}"#, go_json_string(&m.name)));
+                fields.push(format!(r#""name":{}"#, crate::go_json::string(&m.name)));
             }
             if !m.client_ur_ls.is_empty() {
                 fields.push(format!(r#""clientURLs":{}"#, strings(&m.client_ur_ls)));
@@ -140,27 +140,6 @@ pub fn members_json(members: &[Member]) -> String {
         })
         .collect();
     format!("[{}]\n", items.join(","))
-}
-
-/// A JSON string as Go's encoder writes it (HTML characters escaped too).
-fn go_json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || matches!(c, '<' | '>' | '&' | '\u{2028}' | '\u{2029}') => {
-                out.push_str(&format!("\\u{:04x}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// Asks the member `request` on its behalf.
@@ -318,7 +297,10 @@ mod tests {
                 ..Member::default()
             },
         ];
-        assert_eq!(go_json_string("a\"<b>\\\u{1}"), r#""a\"\u003cb\u003e\\\u0001""#);
+        assert_eq!(
+            crate::go_json::string("a\"<b>\\\u{1}"),
+            r#""a\"\u003cb\u003e\\\u0001""#
+        );
         // The second entry is etcd 3.4's answer for a one-member cluster, byte for byte.
         assert_eq!(
             members_json(&members),

@@ -98,25 +98,8 @@ pub fn json_array(items: &[String]) -> String {
     format!("[{}]", items.join(","))
 }
 
-/// A JSON string as `encoding/json` writes it (HTML-safe escaping, invalid UTF-8 as U+FFFD).
-pub fn json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
+/// A JSON string as `encoding/json` writes it (HTML-safe escaping).
+pub use detcd_io::go_json::string as json_string;
 
 /// Standard base64 with padding, as `encoding/json` encodes `[]byte`.
 pub fn base64(data: &[u8]) -> String {
