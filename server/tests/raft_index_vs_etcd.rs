@@ -18,78 +18,28 @@
 //!
 //! Skipped (with a notice) without `etcd`, `etcdctl` or `curl` on PATH, a failure under CI.
 
+#[path = "support/restore_members.rs"]
+mod restore_members;
 #[path = "support/v2_norm.rs"]
 mod v2_norm;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use detcd_testkit::{etcdctl, etcdctl_ok, free_port, member_command};
-
-/// A member's name and ports.
-struct Spec {
-    name: String,
-    client: u16,
-    peer: u16,
-}
-
-impl Spec {
-    fn new(name: &str) -> Spec {
-        Spec {
-            name: name.to_string(),
-            client: free_port(),
-            peer: free_port(),
-        }
-    }
-
-    fn endpoint(&self) -> String {
-        format!("127.0.0.1:{}", self.client)
-    }
-
-    fn peer_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.peer)
-    }
-}
-
-fn initial_cluster(specs: &[&Spec]) -> String {
-    let pairs: Vec<String> = specs
-        .iter()
-        .map(|s| format!("{}={}", s.name, s.peer_url()))
-        .collect();
-    pairs.join(",")
-}
+use detcd_testkit::{etcdctl, etcdctl_ok};
+use restore_members::{detcdctl, etcdctl34, initial_cluster, Launcher, Spec};
 
 /// The server and the restore tool under test, and the steps seen so far.
 struct Flavour {
-    server: String,
-    restore: fn() -> Command,
-    dir: PathBuf,
+    launch: Launcher,
     steps: Vec<(String, u64)>,
 }
 
 impl Flavour {
     fn start(&self, s: &Spec, cluster: &str, state: &str, extra: &[&str]) -> v2_norm::Proc {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join(format!("{}.log", s.name)))
-            .expect("log file");
-        let child = member_command(
-            &self.server,
-            &s.name,
-            &self.dir.join(&s.name),
-            &format!("http://{}", s.endpoint()),
-            &s.peer_url(),
-        )
-        .args(["--initial-cluster", cluster, "--initial-cluster-state", state])
-        .arg("--enable-v2")
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap_or_else(|e| panic!("start {}: {e}", self.server));
-        v2_norm::Proc(child)
+        let mut args = vec!["--initial-cluster-state", state];
+        args.extend_from_slice(extra);
+        self.launch.start(s, cluster, &args)
     }
 
     /// Waits until `endpoint`'s raft index reaches `at_least` and stays put; records it.
@@ -214,7 +164,7 @@ fn terminate(mut p: v2_norm::Proc) {
 fn one_member(f: &mut Flavour) {
     let (n1, l1) = (Spec::new("n1"), Spec::new("l1"));
     let e1 = n1.endpoint();
-    let alone = initial_cluster(&[&n1]);
+    let alone = initial_cluster([&n1]);
     let p1 = f.start(&n1, &alone, "new", &[]);
     let at = f.settled("fresh", &e1, 4);
     f.write("fresh", &e1);
@@ -229,7 +179,7 @@ fn one_member(f: &mut Flavour) {
         ],
     );
     let at = f.settled("learner added", &e1, at + 2);
-    let pl = f.start(&l1, &initial_cluster(&[&n1, &l1]), "existing", &[]);
+    let pl = f.start(&l1, &initial_cluster([&n1, &l1]), "existing", &[]);
     // The learner's publish.
     let at = f.settled("learner started", &e1, at + 1);
     etcdctl_retry(&e1, &["member", "promote", &added_id(&added)]);
@@ -256,7 +206,7 @@ fn one_member(f: &mut Flavour) {
 fn three_members(f: &mut Flavour) {
     let specs: Vec<Spec> = (0..3).map(|i| Spec::new(&format!("m{i}"))).collect();
     let all: Vec<&Spec> = specs.iter().collect();
-    let cluster = initial_cluster(&all);
+    let cluster = initial_cluster(all.iter().copied());
     let mut procs: Vec<Option<v2_norm::Proc>> = specs
         .iter()
         .map(|s| Some(f.start(s, &cluster, "new", &[])))
@@ -283,7 +233,7 @@ fn three_members(f: &mut Flavour) {
     );
     let pv = f.start(
         &v,
-        &initial_cluster(&[&specs[0], &specs[1], &specs[2], &v]),
+        &initial_cluster([&specs[0], &specs[1], &specs[2], &v]),
         "existing",
         &[],
     );
@@ -293,7 +243,7 @@ fn three_members(f: &mut Flavour) {
     f.settled("voter removed", &e0, at + 1);
     drop(pv);
     at = f.write("voter removed", &e0);
-    let backup = f.dir.join("backup.db");
+    let backup = f.launch.dir.join("backup.db");
     etcdctl_ok(&e0, &["snapshot", "save", backup.to_str().expect("utf-8 path")]);
     // Every member learns the last commit index, then all stop, the leader last.
     std::thread::sleep(Duration::from_millis(500));
@@ -310,7 +260,7 @@ fn three_members(f: &mut Flavour) {
     for names in [&["r0"][..], &["t0", "t1", "t2"][..]] {
         let label = format!("restored {}", names.len());
         let specs: Vec<Spec> = names.iter().map(|n| Spec::new(n)).collect();
-        let procs = restore_and_start(f, &backup, &specs);
+        let procs = f.launch.restore_and_start(&backup, &specs);
         let endpoint = specs[0].endpoint();
         f.settled(&label, &endpoint, 2 * names.len() as u64 + 2);
         f.write(&label, &endpoint);
@@ -318,52 +268,16 @@ fn three_members(f: &mut Flavour) {
     }
 }
 
-/// Restores `backup` into each member's data directory, then starts them.
-fn restore_and_start(f: &Flavour, backup: &Path, specs: &[Spec]) -> Vec<v2_norm::Proc> {
-    let cluster = initial_cluster(&specs.iter().collect::<Vec<_>>());
-    for s in specs {
-        let out = (f.restore)()
-            .args(["snapshot", "restore"])
-            .arg(backup)
-            .args(["--name", &s.name, "--data-dir"])
-            .arg(f.dir.join(&s.name))
-            .args(["--initial-cluster", &cluster])
-            .args(["--initial-advertise-peer-urls", &s.peer_url()])
-            .output()
-            .expect("run snapshot restore");
-        assert!(
-            out.status.success(),
-            "{}: restore {}: {}",
-            f.server,
-            s.name,
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    specs.iter().map(|s| f.start(s, &cluster, "new", &[])).collect()
-}
-
-fn etcdctl34() -> Command {
-    let mut c = Command::new("etcdctl");
-    c.env("ETCDCTL_API", "3");
-    c
-}
-
-fn detcdctl() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_detcdctl"))
-}
-
 fn history(server: String, restore: fn() -> Command, tag: &str, run: fn(&mut Flavour)) -> Vec<(String, u64)> {
     let dir = std::env::temp_dir().join(format!("detcd-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("test dir");
     let mut f = Flavour {
-        server,
-        restore,
-        dir,
+        launch: Launcher { server, restore, dir },
         steps: Vec::new(),
     };
     run(&mut f);
-    let _ = std::fs::remove_dir_all(&f.dir);
+    let _ = std::fs::remove_dir_all(&f.launch.dir);
     f.steps
 }
 

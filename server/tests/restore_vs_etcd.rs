@@ -13,102 +13,13 @@
 //!
 //! Skipped (with a notice) without `etcd`, `etcdctl` or `curl` on PATH, a failure under CI.
 
+#[path = "support/restore_members.rs"]
+mod restore_members;
 #[path = "support/v2_norm.rs"]
 mod v2_norm;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-
-use detcd_testkit::{etcdctl_ok, free_port, member_command};
-
-/// A member's name and ports.
-struct Spec {
-    name: String,
-    client: u16,
-    peer: u16,
-}
-
-impl Spec {
-    fn new(name: &str) -> Spec {
-        Spec {
-            name: name.to_string(),
-            client: free_port(),
-            peer: free_port(),
-        }
-    }
-
-    fn endpoint(&self) -> String {
-        format!("127.0.0.1:{}", self.client)
-    }
-
-    fn peer_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.peer)
-    }
-}
-
-fn initial_cluster(specs: &[Spec]) -> String {
-    let pairs: Vec<String> = specs
-        .iter()
-        .map(|s| format!("{}={}", s.name, s.peer_url()))
-        .collect();
-    pairs.join(",")
-}
-
-/// The server and the restore tool under test.
-struct Flavour {
-    server: String,
-    /// The restore command, before `snapshot restore`'s arguments.
-    restore: fn() -> Command,
-    dir: PathBuf,
-}
-
-impl Flavour {
-    fn start(&self, s: &Spec, cluster: &str, extra: &[&str]) -> v2_norm::Proc {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join(format!("{}.log", s.name)))
-            .expect("log file");
-        let child = member_command(
-            &self.server,
-            &s.name,
-            &self.dir.join(&s.name),
-            &format!("http://{}", s.endpoint()),
-            &s.peer_url(),
-        )
-        .args(["--initial-cluster", cluster, "--enable-v2"])
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap_or_else(|e| panic!("start {}: {e}", self.server));
-        v2_norm::Proc(child)
-    }
-
-    /// Restores `backup` into each member's data directory, then starts them.
-    fn restore_and_start(&self, backup: &Path, specs: &[Spec]) -> Vec<v2_norm::Proc> {
-        let cluster = initial_cluster(specs);
-        for s in specs {
-            let out = (self.restore)()
-                .args(["snapshot", "restore"])
-                .arg(backup)
-                .args(["--name", &s.name, "--data-dir"])
-                .arg(self.dir.join(&s.name))
-                .args(["--initial-cluster", &cluster])
-                .args(["--initial-advertise-peer-urls", &s.peer_url()])
-                .output()
-                .expect("run snapshot restore");
-            assert!(
-                out.status.success(),
-                "{}: restore {}: {}",
-                self.server,
-                s.name,
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        specs.iter().map(|s| self.start(s, &cluster, &[])).collect()
-    }
-}
+use detcd_testkit::etcdctl_ok;
+use restore_members::{detcdctl, etcdctl34, initial_cluster, Launcher, Spec};
 
 /// `member list` with IDs and ports masked, in name order.
 fn member_list(endpoint: &str) -> Vec<String> {
@@ -157,7 +68,7 @@ fn observe(label: &str, endpoint: &str, settle_at: u64, out: &mut Vec<String>) -
     written
 }
 
-fn history(f: &Flavour) -> Vec<String> {
+fn history(f: &Launcher) -> Vec<String> {
     let _ = std::fs::remove_dir_all(&f.dir);
     std::fs::create_dir_all(&f.dir).expect("test dir");
     let mut out = Vec::new();
@@ -200,26 +111,6 @@ fn history(f: &Flavour) -> Vec<String> {
     out
 }
 
-fn etcdctl34() -> Command {
-    let program = ["etcdctl", "/usr/bin/etcdctl"]
-        .into_iter()
-        .find(|p| {
-            Command::new(p)
-                .env("ETCDCTL_API", "3")
-                .arg("version")
-                .output()
-                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("etcdctl version: 3.4."))
-        })
-        .expect("etcdctl 3.4 on PATH or at /usr/bin/etcdctl");
-    let mut c = Command::new(program);
-    c.env("ETCDCTL_API", "3");
-    c
-}
-
-fn detcdctl() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_detcdctl"))
-}
-
 /// The (settled, write) indexes of a history, in step order.
 fn write_indexes(history: &[String]) -> Vec<(u64, u64)> {
     history
@@ -243,7 +134,7 @@ fn restore_and_force_new_cluster_write_member_records_as_etcd() {
     let etcd34 = v2_norm::etcd34().expect("etcd 3.4 (etcd --version) on PATH or at /usr/bin/etcd");
     let tmp = std::env::temp_dir();
     let pid = std::process::id();
-    let expected = history(&Flavour {
+    let expected = history(&Launcher {
         server: etcd34,
         restore: etcdctl34,
         dir: tmp.join(format!("detcd-restore-etcd-{pid}")),
@@ -253,7 +144,7 @@ fn restore_and_force_new_cluster_write_member_records_as_etcd() {
         [(7, 8), (13, 14), (3, 4), (7, 8)],
         "etcd 3.4: {expected:#?}"
     );
-    let got = history(&Flavour {
+    let got = history(&Launcher {
         server: env!("CARGO_BIN_EXE_detcd").to_string(),
         restore: detcdctl,
         dir: tmp.join(format!("detcd-restore-detcd-{pid}")),
