@@ -26,7 +26,7 @@ mod v2_norm;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use detcd_testkit::{etcdctl, etcdctl_ok};
+use detcd_testkit::{etcdctl, etcdctl_ok, etcdctl_retry};
 use restore_members::{detcdctl, etcdctl34, initial_cluster, Launcher, Spec};
 
 /// The server and the restore tool under test, and the steps seen so far.
@@ -117,23 +117,6 @@ fn v2_write_raft_index(endpoint: &str, key: &str) -> u64 {
                 .flatten()
         })
         .unwrap_or_else(|| panic!("no X-Raft-Index: {text}"))
-}
-
-/// Runs etcdctl until it succeeds (etcd refuses a promotion or removal for a while).
-fn etcdctl_retry(endpoint: &str, args: &[&str]) -> String {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let out = etcdctl(endpoint, args);
-        if out.status.success() {
-            return String::from_utf8_lossy(&out.stdout).into_owned();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "etcdctl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 /// The ID in `member add`'s "Member <id> added to cluster <id>".

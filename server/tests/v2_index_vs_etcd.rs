@@ -14,9 +14,8 @@ mod v2_norm;
 
 use std::path::Path;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
 
-use detcd_testkit::{etcdctl, etcdctl_ok, free_port, member_command};
+use detcd_testkit::{etcdctl_ok, etcdctl_retry, free_port, member_command};
 
 fn spawn(
     program: &str,
@@ -52,23 +51,6 @@ fn spawn(
     .spawn()
     .unwrap_or_else(|e| panic!("start {program}: {e}"));
     v2_norm::Proc(child)
-}
-
-/// Runs etcdctl until it succeeds (a promotion waits for the learner to catch up).
-fn etcdctl_retry(endpoint: &str, args: &[&str]) -> String {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let out = etcdctl(endpoint, args);
-        if out.status.success() {
-            return String::from_utf8_lossy(&out.stdout).into_owned();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "etcdctl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 /// One member, then a learner added, started, promoted, its peer URLs updated,

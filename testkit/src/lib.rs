@@ -171,6 +171,24 @@ pub fn etcdctl_ok(endpoint: &str, args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("utf-8")
 }
 
+/// [`etcdctl`] run until it succeeds, for up to 20 s (a promotion waits for the
+/// learner to catch up); its stdout.
+pub fn etcdctl_retry(endpoint: &str, args: &[&str]) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = etcdctl(endpoint, args);
+        if out.status.success() {
+            return String::from_utf8_lossy(&out.stdout).into_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "etcdctl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// Waits (up to 30 s) until etcdctl finds `endpoint` healthy.
 pub fn wait_healthy(endpoint: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
